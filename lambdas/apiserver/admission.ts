@@ -1,0 +1,60 @@
+// The admission chain: plugins that see every write after authorization and before storage, as
+// kube-apiserver's admission plugins do. Defaulting and validation of each kind run inside the
+// registry's write path (Kubernetes' "strategy"), so they also guard writes that bypass HTTP.
+
+import type { ResourceInfo } from '../machinery/resources.ts';
+import { findResource } from '../machinery/resources.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import { ApiError, errors } from '../machinery/status.ts';
+import type { Registry } from './registry.ts';
+import type { UserInfo } from './auth.ts';
+
+export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+
+export interface AdmissionRequest {
+  operation: Operation;
+  resource: ResourceInfo;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  /** The incoming object (CREATE/UPDATE); plugins may mutate it. */
+  object?: KubeObject;
+  user: UserInfo;
+}
+
+export interface AdmissionPlugin {
+  name: string;
+  admit(req: AdmissionRequest, registry: Registry): Promise<void>;
+}
+
+const namespaces = findResource('', 'v1', 'namespaces')!;
+
+/** NamespaceLifecycle: objects may only be created in a namespace that exists and is not terminating. */
+export const namespaceLifecycle: AdmissionPlugin = {
+  name: 'NamespaceLifecycle',
+  async admit(req, registry) {
+    if (req.operation !== 'CREATE' || !req.resource.namespaced || !req.namespace) return;
+    // Subresource creates (pods/binding) act on an existing object; its namespace was checked then.
+    if (req.subresource) return;
+    let ns: KubeObject;
+    try {
+      ns = await registry.get(namespaces, undefined, req.namespace);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 404) throw errors.notFound('namespaces', '', req.namespace);
+      throw e;
+    }
+    if (ns.metadata.deletionTimestamp || ns.status?.phase === 'Terminating') {
+      throw new ApiError(
+        'Forbidden',
+        `${req.resource.resource} "${req.object?.metadata?.name ?? req.object?.metadata?.generateName ?? ''}" is forbidden: unable to create new content in namespace ${req.namespace} because it is being terminated`,
+        { name: req.object?.metadata?.name, kind: req.resource.resource, causes: [{ reason: 'NamespaceTerminating', message: `namespace ${req.namespace} is being terminated`, field: 'metadata.namespace' }] },
+      );
+    }
+  },
+};
+
+export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle];
+
+export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
+  for (const p of chain) await p.admit(req, registry);
+}

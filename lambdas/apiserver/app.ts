@@ -1,0 +1,539 @@
+// The apiserver request pipeline, independent of transport:
+//   parse path (requestInfo) → authenticate → authorize → decode body → admission → registry → encode.
+// handler.ts puts it behind Lambda (Function URL / API Gateway v2 events); the local cluster serves the
+// same Lambda handler over HTTPS.
+
+import { parse as parseYaml } from 'yaml';
+import type { Backend } from '../storage/backend.ts';
+import { ApiError, errors, successStatus } from '../machinery/status.ts';
+import { apiVersionOf, findResource, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import { isObject } from '../machinery/types.ts';
+import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
+import { toTable } from '../machinery/table.ts';
+import { applyPatch } from '../machinery/patch.ts';
+import {
+  aggregatedDiscovery,
+  apiGroup,
+  apiGroupList,
+  apiResourceList,
+  coreApiVersions,
+  negotiateDiscovery,
+  versionInfo,
+} from './discovery.ts';
+import { openapiV3Document, openapiV3Index } from './openapi.ts';
+import { allowAuthenticated, TokenAuthenticator, type Authorizer, type UserInfo } from './auth.ts';
+import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
+import { Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
+import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
+
+export interface ApiServerOptions {
+  backend: Backend;
+  authorizer?: Authorizer;
+  admission?: AdmissionPlugin[];
+  /** Requests with larger bodies get 413 (Kubernetes' default limit is 3 MiB). */
+  maxBodyBytes?: number;
+  /** Upper bound on a watch's life; Lambda functions cannot stream longer than their timeout. */
+  maxWatchSeconds?: number;
+  /** How often an idle watch checks for progress (and sends a bookmark if asked). */
+  watchProgressMs?: number;
+}
+
+/** What the path says: Kubernetes' RequestInfo. */
+export interface RequestInfo {
+  resource: ResourceInfo;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  /** get, list, watch, create, update, patch, delete, deletecollection */
+  verb: string;
+}
+
+const PUBLIC_PATHS = new Set(['/version', '/healthz', '/livez', '/readyz']);
+
+export class ApiServer {
+  readonly registry: Registry;
+  private authn: TokenAuthenticator;
+  private authz: Authorizer;
+  private chain: AdmissionPlugin[];
+  private maxBody: number;
+  private maxWatchSeconds: number;
+  private watchProgressMs: number;
+
+  constructor(opts: ApiServerOptions) {
+    this.registry = new Registry(opts.backend);
+    this.authn = new TokenAuthenticator(opts.backend);
+    this.authz = opts.authorizer ?? allowAuthenticated;
+    this.chain = opts.admission ?? defaultAdmissionChain;
+    this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
+    this.maxWatchSeconds = opts.maxWatchSeconds ?? 1800;
+    this.watchProgressMs = opts.watchProgressMs ?? 5000;
+  }
+
+  async handle(req: ApiRequest): Promise<ApiResponse> {
+    try {
+      return await this.route(req);
+    } catch (e) {
+      return errorResponse(e);
+    }
+  }
+
+  private async route(req: ApiRequest): Promise<ApiResponse> {
+    const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
+    if (PUBLIC_PATHS.has(path)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw errors.methodNotAllowed();
+      if (path === '/version') return jsonResponse(200, versionInfo());
+      return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'ok' };
+    }
+    const user = await this.authn.authenticate(req.headers['authorization']);
+    const segs = path.split('/').filter(Boolean);
+
+    // Discovery and OpenAPI: read-only documents.
+    if (segs[0] === 'openapi' || (segs[0] === 'api' && segs.length <= 2) || (segs[0] === 'apis' && segs.length <= 3)) {
+      if (req.method !== 'GET') throw errors.methodNotAllowed();
+      await this.authorize(user, { verb: 'get', path });
+      return this.discovery(segs, req);
+    }
+
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (segs[0] === 'api') {
+      group = '';
+      version = segs[1]!;
+      rest = segs.slice(2);
+    } else if (segs[0] === 'apis') {
+      group = segs[1]!;
+      version = segs[2]!;
+      rest = segs.slice(3);
+    } else {
+      throw errors.pageNotFound();
+    }
+    const info = requestInfo(req, group, version, rest);
+    await this.authorize(user, {
+      verb: info.verb,
+      path,
+      namespace: info.namespace,
+      group,
+      resource: info.resource.resource,
+      subresource: info.subresource,
+      name: info.name,
+    });
+    if (req.body.length > this.maxBody) throw errors.tooLarge(this.maxBody);
+    return this.serveResource(req, info, user);
+  }
+
+  private async authorize(user: UserInfo, a: { verb: string; path: string; namespace?: string; group?: string; resource?: string; subresource?: string; name?: string }) {
+    const d = await this.authz.authorize({ user, ...a });
+    if (!d.allowed) {
+      const what = a.resource
+        ? `cannot ${a.verb} resource "${a.resource}${a.subresource ? '/' + a.subresource : ''}" in API group "${a.group ?? ''}"${a.namespace ? ` in the namespace "${a.namespace}"` : ' at the cluster scope'}`
+        : `cannot ${a.verb} path "${a.path}"`;
+      throw errors.forbidden(`${a.resource ?? a.path} ${a.name ? `"${a.name}" ` : ''}is forbidden: User "${user.username}" ${what}${d.reason ? `: ${d.reason}` : ''}`);
+    }
+  }
+
+  // ---- discovery ----
+
+  private discovery(segs: string[], req: ApiRequest): ApiResponse {
+    const accept = req.headers['accept'] ?? '';
+    if (segs[0] === 'openapi') {
+      if (segs[1] === 'v3') {
+        if (segs.length === 2) return jsonResponse(200, openapiV3Index());
+        const doc = openapiV3Document(segs.slice(2).join('/'));
+        if (doc) return jsonResponse(200, doc, { etag: `"${req.query.get('hash') ?? 'skiff'}"` });
+      }
+      throw errors.pageNotFound();
+    }
+    if (segs.length === 1) {
+      const which = segs[0] === 'api' ? 'api' : 'apis';
+      const mode = negotiateDiscovery(accept);
+      if (mode.kind !== 'legacy') {
+        return {
+          status: 200,
+          headers: { 'content-type': mode.contentType, vary: 'Accept' },
+          body: JSON.stringify(aggregatedDiscovery(which, mode.kind)),
+        };
+      }
+      return jsonResponse(200, which === 'api' ? coreApiVersions() : apiGroupList(), { vary: 'Accept' });
+    }
+    if (segs[0] === 'api') {
+      if (segs[1] !== 'v1') throw errors.pageNotFound();
+      return jsonResponse(200, apiResourceList('', 'v1'));
+    }
+    const g = apiGroup(segs[1]!);
+    if (!g) throw errors.pageNotFound();
+    if (segs.length === 2) return jsonResponse(200, g);
+    const list = apiResourceList(segs[1]!, segs[2]!);
+    if (!list) throw errors.pageNotFound();
+    return jsonResponse(200, list);
+  }
+
+  // ---- resources ----
+
+  private async serveResource(req: ApiRequest, info: RequestInfo, user: UserInfo): Promise<ApiResponse> {
+    const { resource: res, namespace: ns, name, subresource: sub } = info;
+    const reg = this.registry;
+    const dryRun = req.query.getAll('dryRun').includes('All');
+    switch (info.verb) {
+      case 'get': {
+        if (sub === 'scale') return jsonResponse(200, toScale(await reg.get(res, ns, name!)));
+        const obj = await reg.get(res, ns, name!);
+        return this.render(req, res, obj);
+      }
+      case 'list': {
+        const list = await reg.list(res, ns, listParams(req, res));
+        return this.renderList(req, res, list);
+      }
+      case 'watch':
+        return this.watch(req, res, ns, name);
+      case 'create': {
+        if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
+        const obj = decodeBody(req, res);
+        if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
+          throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
+        }
+        await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user }, reg);
+        const created = await reg.create(res, ns, obj, { dryRun });
+        return jsonResponse(201, created);
+      }
+      case 'update': {
+        if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
+        const obj = decodeBody(req, res);
+        await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user }, reg);
+        const status = sub === 'status' || (res.kind === 'Namespace' && sub === 'finalize') ? sub : undefined;
+        if (status === 'finalize') {
+          // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
+          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun }, (cur) => ({
+            ...cur,
+            spec: { ...(cur.spec ?? {}), finalizers: obj.spec?.finalizers ?? [] },
+          }));
+          return jsonResponse(200, out);
+        }
+        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined });
+        return jsonResponse(200, out);
+      }
+      case 'patch': {
+        const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        const body = req.body.toString('utf8');
+        if (sub === 'scale') {
+          return jsonResponse(200, await this.updateScale(res, ns, name!, (cur) => applyPatch(ct, res, cur as KubeObject, body) as any));
+        }
+        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun }, (cur) => {
+          const patched = applyPatch(ct, res, cur, body);
+          if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
+            throw errors.staleResourceVersion(res.resource, res.group, name!);
+          }
+          if (sub === 'status') return { ...cur, status: patched.status };
+          // The main resource does not change status for kinds with a status subresource.
+          if (res.subresources.includes('status') && res.kind !== 'Node') return { ...patched, status: cur.status };
+          return patched;
+        });
+        return jsonResponse(200, out);
+      }
+      case 'delete': {
+        const opts = deleteOptions(req);
+        const { object, deleted } = await reg.delete(res, ns, name!, { ...opts, dryRun });
+        if (deleted) return jsonResponse(200, object);
+        return jsonResponse(200, object);
+      }
+      case 'deletecollection': {
+        const opts = deleteOptions(req);
+        const list = await reg.deleteCollection(res, ns, listParams(req, res), { ...opts, dryRun });
+        return jsonResponse(200, list);
+      }
+    }
+    throw errors.methodNotAllowed();
+  }
+
+  /** pods/binding: assigns a pod to a node, once (the scheduler's only write to pods). */
+  private async bind(req: ApiRequest, res: ResourceInfo, ns: string, name: string): Promise<unknown> {
+    const body = parseBody(req);
+    const target = isObject(body) && isObject(body.target) ? body.target : undefined;
+    if (!target || typeof target.name !== 'string' || !target.name) {
+      throw errors.invalid('Binding', '', name, [{ reason: 'FieldValueRequired', field: 'target.name', message: 'Required value' }]);
+    }
+    await this.registry.guaranteedUpdate(res, ns, name, undefined, {}, (pod) => {
+      if (pod.metadata.deletionTimestamp) throw errors.conflict(res.resource, '', name, 'pod is being deleted, cannot be assigned to a host');
+      if (pod.spec?.nodeName) {
+        throw errors.conflict(res.resource, '', name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
+      }
+      const uid = isObject(body) && isObject(body.metadata) ? body.metadata.uid : undefined;
+      if (uid && uid !== pod.metadata.uid) throw errors.conflict(res.resource, '', name, 'the UID in the binding does not match the pod');
+      pod.spec.nodeName = target.name;
+      const conds: any[] = (pod.status?.conditions ?? []).filter((c: any) => c.type !== 'PodScheduled');
+      conds.push({ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') });
+      pod.status = { ...(pod.status ?? {}), conditions: conds };
+      return pod;
+    });
+    return { ...successStatus(), code: 201 };
+  }
+
+  private async updateScale(res: ResourceInfo, ns: string | undefined, name: string, next: (cur: unknown) => any): Promise<unknown> {
+    if (res.kind !== 'ReplicationController') throw errors.pageNotFound();
+    const out = await this.registry.guaranteedUpdate(res, ns, name, undefined, {}, (rc) => {
+      const scale = next(toScale(rc));
+      const replicas = scale?.spec?.replicas;
+      if (!Number.isInteger(replicas) || replicas < 0) {
+        throw errors.invalid('Scale', 'autoscaling', name, [
+          { reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` },
+        ]);
+      }
+      const rv = scale?.metadata?.resourceVersion;
+      if (rv && rv !== rc.metadata.resourceVersion) throw errors.staleResourceVersion(res.resource, res.group, name);
+      rc.spec = { ...rc.spec, replicas };
+      return rc;
+    });
+    return toScale(out);
+  }
+
+  private async watch(req: ApiRequest, res: ResourceInfo, ns: string | undefined, name: string | undefined): Promise<ApiResponse> {
+    const p = listParams(req, res);
+    // A watch on one name (kubectl get pod x -w, or /watch/.../name) is a field selector on the name.
+    if (name) p.fieldSelector = parseFieldSelector(`metadata.name=${name}`, res);
+    const timeoutParam = req.query.get('timeoutSeconds');
+    const timeout = Math.min(timeoutParam && /^\d+$/.test(timeoutParam) ? Number(timeoutParam) : this.maxWatchSeconds, this.maxWatchSeconds);
+    const asTable = wantsTable(req.headers['accept']);
+    const includeObject = (req.query.get('includeObject') as 'None' | 'Metadata' | 'Object' | null) ?? 'Metadata';
+    const ctl = new AbortController();
+    const stop = () => ctl.abort();
+    req.signal?.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(stop, timeout * 1000);
+    const events = this.registry.watch(
+      res,
+      ns,
+      {
+        labelSelector: p.labelSelector,
+        fieldSelector: p.fieldSelector,
+        resourceVersion: req.query.get('resourceVersion') ?? undefined,
+        allowBookmarks: req.query.get('allowWatchBookmarks') === 'true',
+        progressIntervalMs: this.watchProgressMs,
+      },
+      ctl.signal,
+    );
+    // Open the watch before answering 200, so a too-old resourceVersion or bad selector is a clean error.
+    const first = await events.next();
+    const body = (async function* () {
+      try {
+        let r = first;
+        while (!r.done) {
+          yield encodeEvent(r.value, res, asTable, includeObject) + '\n';
+          if (ctl.signal.aborted) break;
+          r = await events.next();
+        }
+      } finally {
+        clearTimeout(timer);
+        req.signal?.removeEventListener('abort', stop);
+        ctl.abort();
+        await events.return(undefined);
+      }
+    })();
+    return { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache, private' }, body };
+  }
+
+  private render(req: ApiRequest, res: ResourceInfo, obj: KubeObject): ApiResponse {
+    if (wantsTable(req.headers['accept'])) {
+      return jsonResponse(200, toTable(res, [obj], { includeObject: includeObjectParam(req) }));
+    }
+    return jsonResponse(200, obj);
+  }
+
+  private renderList(req: ApiRequest, res: ResourceInfo, list: import('../machinery/types.ts').KubeList): ApiResponse {
+    if (wantsTable(req.headers['accept'])) {
+      // Table rows carry their object with apiVersion/kind, as Kubernetes sends them.
+      const items = list.items.map((it) => ({ apiVersion: apiVersionOf(res), kind: res.kind, ...it }) as KubeObject);
+      return jsonResponse(200, toTable(res, items, { includeObject: includeObjectParam(req), listMeta: list.metadata }));
+    }
+    return jsonResponse(200, list);
+  }
+}
+
+// ---- request parsing ----
+
+function requestInfo(req: ApiRequest, group: string, version: string, rest: string[]): RequestInfo {
+  let watchPath = false;
+  if (rest[0] === 'watch') {
+    watchPath = true;
+    rest = rest.slice(1);
+  }
+  let namespace: string | undefined;
+  let resourceName: string | undefined;
+  let name: string | undefined;
+  let subresource: string | undefined;
+  // /namespaces/{ns}/{resource}/... is a namespaced path, except /namespaces/{name}/{status|finalize}.
+  if (rest[0] === 'namespaces' && rest.length >= 3 && !(rest.length === 3 && (rest[2] === 'status' || rest[2] === 'finalize') && group === '')) {
+    namespace = rest[1];
+    [resourceName, name, subresource] = rest.slice(2);
+    if (rest.length > 5) throw errors.pageNotFound();
+  } else {
+    [resourceName, name, subresource] = rest;
+    if (rest.length > 3) throw errors.pageNotFound();
+  }
+  if (!resourceName) throw errors.pageNotFound();
+  const res = findResource(group, version, resourceName);
+  if (!res) throw errors.pageNotFound();
+  if (res.namespaced && namespace === undefined && name !== undefined) throw errors.pageNotFound();
+  if (!res.namespaced && namespace !== undefined) throw errors.pageNotFound();
+  if (subresource && !res.subresources.includes(subresource)) throw errors.pageNotFound();
+  const m = req.method;
+  let verb: string;
+  const isWatch = watchPath || req.query.get('watch') === 'true' || req.query.get('watch') === '1';
+  if (name === undefined) {
+    if (m === 'GET') verb = isWatch ? 'watch' : 'list';
+    else if (m === 'POST') verb = 'create';
+    else if (m === 'DELETE') verb = 'deletecollection';
+    else throw errors.methodNotAllowed();
+  } else if (subresource === 'binding') {
+    if (m !== 'POST') throw errors.methodNotAllowed();
+    verb = 'create';
+  } else {
+    if (m === 'GET') verb = isWatch ? 'watch' : 'get';
+    else if (m === 'PUT') verb = 'update';
+    else if (m === 'PATCH') verb = 'patch';
+    else if (m === 'DELETE' && !subresource) verb = 'delete';
+    else throw errors.methodNotAllowed();
+  }
+  if (!res.verbs.includes(verb) && !subresource) throw errors.methodNotAllowed();
+  if (verb === 'watch' && subresource) throw errors.methodNotAllowed();
+  return { resource: res, namespace, name, subresource, verb };
+}
+
+function parseBody(req: ApiRequest): unknown {
+  const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  const text = req.body.toString('utf8');
+  if (!text.trim()) throw errors.badRequest('the request body is empty; an object is required');
+  if (ct === 'application/json' || ct === '' || ct === '*/*') {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw errors.badRequest(`couldn't get version/kind; json parse error: ${(e as Error).message}`);
+    }
+  }
+  if (ct === 'application/yaml' || ct === 'application/x-yaml' || ct === 'text/yaml') {
+    try {
+      return parseYaml(text);
+    } catch (e) {
+      throw errors.badRequest(`error converting YAML to JSON: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw errors.unsupportedMediaType(ct);
+}
+
+/** Decodes a write body and checks it is the kind this path serves. */
+function decodeBody(req: ApiRequest, res: ResourceInfo): KubeObject {
+  const body = parseBody(req);
+  if (!isObject(body)) throw errors.badRequest('the request body must be a JSON object');
+  const want = apiVersionOf(res);
+  if (body.kind === undefined || body.kind === '') {
+    throw errors.badRequest(`Object 'Kind' is missing in '${truncate(JSON.stringify(body), 200)}'`);
+  }
+  if (body.apiVersion !== undefined && body.apiVersion !== want) {
+    throw errors.badRequest(`the API version in the data (${body.apiVersion}) does not match the expected API version (${want})`);
+  }
+  if (body.kind !== res.kind) {
+    throw errors.badRequest(`the kind in the data (${String(body.kind)}) does not match the expected kind (${res.kind}) for resource ${res.resource}`);
+  }
+  if (body.metadata === undefined) body.metadata = {};
+  if (!isObject(body.metadata)) throw errors.badRequest('metadata must be an object');
+  return body as KubeObject;
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n) + '...' : s;
+}
+
+function rvOf(obj: KubeObject): number | undefined {
+  const rv = obj.metadata?.resourceVersion;
+  return rv && /^\d+$/.test(rv) ? Number(rv) : undefined;
+}
+
+function listParams(req: ApiRequest, res: ResourceInfo): ListParams {
+  const q = req.query;
+  const limit = q.get('limit');
+  if (limit !== null && !/^\d+$/.test(limit)) throw errors.badRequest(`invalid limit: ${JSON.stringify(limit)}`);
+  const ls = q.get('labelSelector');
+  const fs = q.get('fieldSelector');
+  return {
+    labelSelector: ls ? parseLabelSelector(ls) : undefined,
+    fieldSelector: fs ? parseFieldSelector(fs, res) : undefined,
+    limit: limit ? Number(limit) : undefined,
+    continue: q.get('continue') ?? undefined,
+    resourceVersion: q.get('resourceVersion') ?? undefined,
+  };
+}
+
+function deleteOptions(req: ApiRequest): DeleteOptions {
+  let body: Record<string, any> = {};
+  if (req.body.length && req.body.toString('utf8').trim()) {
+    const b = parseBody(req);
+    if (!isObject(b)) throw errors.badRequest('DeleteOptions must be an object');
+    body = b;
+  }
+  const q = req.query;
+  const grace = q.get('gracePeriodSeconds') ?? body.gracePeriodSeconds;
+  let policy = q.get('propagationPolicy') ?? body.propagationPolicy;
+  if (policy === undefined && body.orphanDependents !== undefined) policy = body.orphanDependents ? 'Orphan' : 'Background';
+  if (policy !== undefined && !['Orphan', 'Background', 'Foreground'].includes(policy)) {
+    throw errors.badRequest(`DeleteOptions.propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"`);
+  }
+  if (grace !== undefined && grace !== null && !/^-?\d+$/.test(String(grace))) throw errors.badRequest(`invalid gracePeriodSeconds: ${grace}`);
+  return {
+    preconditions: isObject(body.preconditions) ? body.preconditions : undefined,
+    gracePeriodSeconds: grace !== undefined && grace !== null ? Number(grace) : undefined,
+    propagationPolicy: policy,
+  };
+}
+
+function wantsTable(accept: string | undefined): boolean {
+  return !!accept && /as=Table/.test(accept) && /g=meta\.k8s\.io/.test(accept);
+}
+
+function includeObjectParam(req: ApiRequest): 'None' | 'Metadata' | 'Object' {
+  const v = req.query.get('includeObject');
+  return v === 'None' || v === 'Object' ? v : 'Metadata';
+}
+
+function encodeEvent(ev: WatchEventOut, res: ResourceInfo, asTable: boolean, includeObject: 'None' | 'Metadata' | 'Object'): string {
+  if (asTable && (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED')) {
+    return JSON.stringify({ type: ev.type, object: toTable(res, [ev.object as KubeObject], { includeObject }) });
+  }
+  return JSON.stringify(ev);
+}
+
+function toScale(rc: KubeObject): unknown {
+  const sel = rc.spec?.selector ?? {};
+  return {
+    kind: 'Scale',
+    apiVersion: 'autoscaling/v1',
+    metadata: {
+      name: rc.metadata.name,
+      namespace: rc.metadata.namespace,
+      uid: rc.metadata.uid,
+      resourceVersion: rc.metadata.resourceVersion,
+      creationTimestamp: rc.metadata.creationTimestamp,
+    },
+    spec: { replicas: rc.spec?.replicas ?? 0 },
+    status: {
+      replicas: rc.status?.replicas ?? 0,
+      selector: Object.entries(sel)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    },
+  };
+}
+
+function decodeScale(req: ApiRequest): any {
+  const b = parseBody(req);
+  if (!isObject(b)) throw errors.badRequest('the request body must be a Scale object');
+  return b;
+}
+
+export function errorResponse(e: unknown): ApiResponse {
+  if (e instanceof ApiError) return jsonResponse(e.code, e.status);
+  // Anything else is our bug: log it, answer with a Status (never a bare crash).
+  console.error('apiserver: internal error', e);
+  const err = errors.internal(e instanceof Error ? e.message : String(e));
+  return jsonResponse(500, err.status);
+}
+
+export { RESOURCES };

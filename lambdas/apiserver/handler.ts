@@ -1,0 +1,60 @@
+// The apiserver as an AWS Lambda handler (middy, response streaming), for Function URL and API Gateway
+// v2 events. Watches are streamed responses; everything else is a single body. The local cluster runs
+// this same handler behind its HTTPS server (lambdas/local/server.ts) with a small stand-in for the
+// Lambda streaming runtime (lambdas/local/lambda-runtime.ts).
+
+import middy from '@middy/core';
+import { Readable } from 'node:stream';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ApiServer } from './app.ts';
+import { errorResponse } from './app.ts';
+import type { ApiRequest, ApiResponse } from './http.ts';
+
+/** What the local runtime adds to the Lambda context: an abort signal for client disconnects. */
+export interface SkiffContext {
+  signal?: AbortSignal;
+}
+
+export function eventToRequest(event: APIGatewayProxyEventV2, signal?: AbortSignal): ApiRequest {
+  const headers: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(event.headers ?? {})) headers[k.toLowerCase()] = v;
+  const body = event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : Buffer.alloc(0);
+  return {
+    method: (event.requestContext?.http?.method ?? 'GET').toUpperCase(),
+    path: event.rawPath || '/',
+    query: new URLSearchParams(event.rawQueryString ?? ''),
+    headers,
+    body,
+    signal,
+  };
+}
+
+export interface StreamingResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string | Readable;
+}
+
+export function toStreamingResult(res: ApiResponse): StreamingResult {
+  const body = typeof res.body === 'string' ? res.body : Readable.from(res.body, { objectMode: false });
+  return { statusCode: res.status, headers: res.headers, body };
+}
+
+/**
+ * Builds the streaming Lambda handler around an ApiServer. `server` is a promise so a cold start can
+ * open storage once and reuse it across invocations.
+ */
+export function createHandler(server: () => Promise<ApiServer>) {
+  return middy<APIGatewayProxyEventV2, StreamingResult>({ streamifyResponse: true })
+    .use({
+      // Last line of defence: whatever escapes the pipeline still answers with a Status, never a crash.
+      onError: async (request) => {
+        request.response = toStreamingResult(errorResponse(request.error));
+      },
+    })
+    .handler(async (event, context) => {
+      const api = await server();
+      const req = eventToRequest(event, (context as unknown as SkiffContext).signal);
+      return toStreamingResult(await api.handle(req));
+    });
+}

@@ -1,0 +1,510 @@
+// The generic REST store: Kubernetes object semantics on top of the storage Backend. It is what
+// kube-apiserver's genericregistry.Store is to etcd: resourceVersion from revisions, metadata defaults,
+// generateName, optimistic concurrency, the status subresource, finalizers and deletionTimestamp,
+// selectors, paging and watch. Kind-specific rules come from the machinery (defaulting, validation).
+
+import { randomUUID, randomInt } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
+import { StorageError } from '../storage/backend.ts';
+import { ApiError, errors } from '../machinery/status.ts';
+import { apiVersionOf, findResource, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import type { KubeList, KubeObject } from '../machinery/types.ts';
+import { isObject } from '../machinery/types.ts';
+import { applyDefaults } from '../machinery/defaulting.ts';
+import { validateObject } from '../machinery/validation.ts';
+import type { FieldSelector, LabelSelector } from '../machinery/selectors.ts';
+
+export interface ListParams {
+  labelSelector?: LabelSelector;
+  fieldSelector?: FieldSelector;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+}
+
+export interface WatchParams {
+  labelSelector?: LabelSelector;
+  fieldSelector?: FieldSelector;
+  /** Unset or "0": start with ADDED events for the current state. Otherwise: changes after it. */
+  resourceVersion?: string;
+  allowBookmarks?: boolean;
+  /** Interval of progress checks from the backend (bookmarks are sent on them). */
+  progressIntervalMs?: number;
+}
+
+export interface WatchEventOut {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: KubeObject | Record<string, unknown>;
+}
+
+export interface DeleteOptions {
+  preconditions?: { uid?: string; resourceVersion?: string };
+  gracePeriodSeconds?: number;
+  propagationPolicy?: 'Orphan' | 'Background' | 'Foreground';
+  dryRun?: boolean;
+}
+
+export interface WriteOptions {
+  dryRun?: boolean;
+}
+
+// Kubernetes' generateName suffix alphabet (no vowels, no confusable characters).
+const NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+function randomSuffix(): string {
+  let s = '';
+  for (let i = 0; i < 5; i++) s += NAME_ALPHABET[randomInt(NAME_ALPHABET.length)];
+  return s;
+}
+
+function nowRFC3339(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The stored bytes carry no resourceVersion: it is the storage revision, set when reading. */
+export function encode(obj: KubeObject): string {
+  const { resourceVersion: _rv, ...meta } = obj.metadata;
+  return JSON.stringify({ ...obj, metadata: meta });
+}
+
+export function decode(kv: KeyValue): KubeObject {
+  const obj = JSON.parse(kv.value) as KubeObject;
+  obj.metadata.resourceVersion = String(kv.modRevision);
+  return obj;
+}
+
+function hasSpec(obj: KubeObject): boolean {
+  return obj.spec !== undefined;
+}
+
+/** Everything but metadata and status: what "the spec changed" means for metadata.generation. */
+function specPart(obj: KubeObject): Record<string, unknown> {
+  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = obj;
+  return rest;
+}
+
+function parseRV(rv: string | undefined, what = 'resourceVersion'): number | undefined {
+  if (rv === undefined || rv === '') return undefined;
+  if (!/^\d+$/.test(rv)) throw errors.badRequest(`invalid ${what}: ${JSON.stringify(rv)}`);
+  return Number(rv);
+}
+
+interface ContinueToken {
+  v: 'meta.k8s.io/v1';
+  rv: number;
+  start: string;
+}
+
+function encodeContinue(rv: number, lastKey: string): string {
+  const tok: ContinueToken = { v: 'meta.k8s.io/v1', rv, start: lastKey };
+  return Buffer.from(JSON.stringify(tok)).toString('base64url');
+}
+
+function decodeContinue(s: string): ContinueToken {
+  try {
+    const tok = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as ContinueToken;
+    if (tok.v !== 'meta.k8s.io/v1' || typeof tok.rv !== 'number' || typeof tok.start !== 'string') throw new Error();
+    return tok;
+  } catch {
+    throw errors.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+  }
+}
+
+/** Kinds whose status is only written through the status subresource (create resets it). */
+function hasStatusSubresource(res: ResourceInfo): boolean {
+  return res.subresources.includes('status');
+}
+
+export class Registry {
+  constructor(readonly backend: Backend) {}
+
+  // ---- reads ----
+
+  async get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject> {
+    const kv = await this.backend.get(storageKey(res, namespace, name));
+    if (!kv) throw errors.notFound(res.resource, res.group, name);
+    return this.withTypeMeta(res, decode(kv));
+  }
+
+  async list(res: ResourceInfo, namespace: string | undefined, p: ListParams = {}): Promise<KubeList> {
+    const prefix = storagePrefix(res, namespace);
+    let startAfter: string | undefined;
+    let revision: number | undefined;
+    if (p.continue) {
+      const tok = decodeContinue(p.continue);
+      startAfter = prefix + tok.start;
+      revision = tok.rv;
+    } else if (p.resourceVersion && p.resourceVersion !== '0') {
+      // An exact older resourceVersion is honoured where the backend can (SQLite); "0" means any.
+      revision = parseRV(p.resourceVersion);
+    }
+    const filter = this.matcher(p);
+    let result;
+    try {
+      result = await this.backend.list(prefix, {
+        limit: p.limit && p.limit > 0 ? p.limit : undefined,
+        startAfter,
+        revision,
+        filter: filter ? (kv) => filter(decode(kv)) : undefined,
+      });
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'Compacted') {
+        throw errors.gone(
+          p.continue
+            ? 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.'
+            : `too old resource version: ${revision} (${e.revision ?? 0})`,
+        );
+      }
+      throw e;
+    }
+    const items = result.kvs.map((kv) => this.withTypeMeta(res, decode(kv)));
+    // Items in a list carry no apiVersion/kind in Kubernetes' JSON; the list has them.
+    for (const it of items) {
+      delete it.apiVersion;
+      delete it.kind;
+    }
+    const last = result.kvs[result.kvs.length - 1];
+    const meta: KubeList['metadata'] = { resourceVersion: String(result.revision) };
+    if (result.more && last) meta.continue = encodeContinue(result.revision, last.key.slice(prefix.length));
+    return { apiVersion: apiVersionOf(res), kind: res.listKind, metadata: meta, items };
+  }
+
+  // ---- writes ----
+
+  async create(res: ResourceInfo, namespace: string | undefined, input: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    const obj = structuredClone(input);
+    obj.apiVersion = apiVersionOf(res);
+    obj.kind = res.kind;
+    const meta = obj.metadata;
+    if (res.namespaced) meta.namespace = namespace;
+    else delete meta.namespace;
+    delete meta.resourceVersion;
+    delete meta.deletionTimestamp;
+    delete meta.deletionGracePeriodSeconds;
+    delete meta.managedFields;
+    meta.uid = randomUUID();
+    meta.creationTimestamp = nowRFC3339();
+    if (hasSpec(obj)) meta.generation = 1;
+    else delete meta.generation;
+    if (hasStatusSubresource(res) && res.kind !== 'Node') delete obj.status;
+    applyDefaults(res, obj);
+    const generated = !meta.name && !!meta.generateName;
+    // Validate with a placeholder name when generating, so the generated name's rules are checked once.
+    if (generated) meta.name = `${meta.generateName}${randomSuffix()}`;
+    validateObject(res, obj);
+    if (opts.dryRun) return this.withTypeMeta(res, obj);
+    // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const kv = await this.backend.create(storageKey(res, namespace, meta.name!), encode(obj));
+        return this.withTypeMeta(res, decode(kv));
+      } catch (e) {
+        if (e instanceof StorageError && e.code === 'KeyExists') {
+          if (generated && attempt < 5) {
+            meta.name = `${meta.generateName}${randomSuffix()}`;
+            continue;
+          }
+          throw errors.alreadyExists(res.resource, res.group, meta.name!);
+        }
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * PUT semantics. `subresource` "status" takes only .status from the input; the main resource keeps
+   * the stored status. A resourceVersion in the input is a precondition; without one the update is
+   * unconditional (retried on concurrent writes), as Kubernetes allows for these kinds.
+   */
+  async update(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    input: KubeObject,
+    opts: WriteOptions & { subresource?: 'status' } = {},
+  ): Promise<KubeObject> {
+    if (input.metadata?.name !== undefined && input.metadata.name !== name) {
+      throw errors.badRequest(`the name of the object (${input.metadata.name}) does not match the name on the URL (${name})`);
+    }
+    if (res.namespaced && input.metadata?.namespace !== undefined && input.metadata.namespace !== namespace) {
+      throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    }
+    const precondition = parseRV(input.metadata?.resourceVersion);
+    return this.guaranteedUpdate(res, namespace, name, precondition, opts, (old) => {
+      const obj = structuredClone(input);
+      if (opts.subresource === 'status') {
+        // Only status changes through /status; everything else stays as stored.
+        return { ...old, status: obj.status };
+      }
+      obj.metadata = { ...obj.metadata };
+      if (hasStatusSubresource(res) && res.kind !== 'Node') obj.status = old.status;
+      if (res.kind === 'Node' && obj.status === undefined) obj.status = old.status;
+      return obj;
+    });
+  }
+
+  /**
+   * Read-modify-write with compare-and-swap, retried on conflicts when the caller gave no
+   * resourceVersion precondition. `mutate` gets the current object (with resourceVersion) and returns
+   * the desired one; system metadata is carried over here, so callers cannot forge it.
+   */
+  async guaranteedUpdate(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    precondition: number | undefined,
+    opts: WriteOptions,
+    mutate: (current: KubeObject) => KubeObject,
+  ): Promise<KubeObject> {
+    const key = storageKey(res, namespace, name);
+    for (let attempt = 0; ; attempt++) {
+      const kv = await this.backend.get(key);
+      if (!kv) throw errors.notFound(res.resource, res.group, name);
+      if (precondition !== undefined && precondition !== kv.modRevision) {
+        throw errors.staleResourceVersion(res.resource, res.group, name);
+      }
+      const old = this.withTypeMeta(res, decode(kv));
+      const obj = mutate(structuredClone(old));
+      if (!isObject(obj) || !isObject(obj.metadata)) throw errors.badRequest('object has no metadata');
+      obj.apiVersion = apiVersionOf(res);
+      obj.kind = res.kind;
+      const m = obj.metadata;
+      const om = old.metadata;
+      // Fields the system owns: immutable (validation reports attempts to change name/namespace).
+      m.uid = m.uid ?? om.uid;
+      m.creationTimestamp = m.creationTimestamp ?? om.creationTimestamp;
+      if (res.namespaced) m.namespace = m.namespace ?? namespace;
+      m.name = m.name ?? name;
+      // deletionTimestamp can only be set by delete, and never cleared.
+      if (om.deletionTimestamp) {
+        m.deletionTimestamp = om.deletionTimestamp;
+        m.deletionGracePeriodSeconds = om.deletionGracePeriodSeconds;
+      } else {
+        delete m.deletionTimestamp;
+        delete m.deletionGracePeriodSeconds;
+      }
+      delete m.managedFields;
+      if (om.generation !== undefined || hasSpec(obj)) {
+        const gen = om.generation ?? 1;
+        m.generation = isDeepStrictEqual(specPart(obj), specPart(old)) ? gen : gen + 1;
+      }
+      applyDefaults(res, obj);
+      validateObject(res, obj, old);
+      // A write that removes the last finalizer of an object being deleted completes the delete.
+      const finishDelete = !!om.deletionTimestamp && !(m.finalizers?.length) && !pendingNamespaceFinalizers(res, obj);
+      const unchanged = isDeepStrictEqual(stripRV(obj), stripRV(old));
+      if (opts.dryRun || (unchanged && !finishDelete)) {
+        // No-op updates do not advance the revision (Kubernetes skips the write as well).
+        return unchanged ? old : this.withTypeMeta(res, obj);
+      }
+      try {
+        if (finishDelete) {
+          const deleted = await this.backend.delete(key, kv.modRevision);
+          const out = this.withTypeMeta(res, decode({ ...deleted, value: encode(obj) }));
+          return out;
+        }
+        const written = await this.backend.update(key, encode(obj), kv.modRevision);
+        return this.withTypeMeta(res, decode(written));
+      } catch (e) {
+        if (e instanceof StorageError && (e.code === 'Conflict' || e.code === 'NotFound')) {
+          if (e.code === 'NotFound') throw errors.notFound(res.resource, res.group, name);
+          if (precondition !== undefined) throw errors.staleResourceVersion(res.resource, res.group, name);
+          if (attempt < 100) continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * DELETE. Objects with finalizers (or a namespace with spec.finalizers, or a pod on a node that
+   * needs graceful termination) get deletionTimestamp and stay until those are done; others go now.
+   * Returns the object as it was deleted or as it now is, and whether it is gone.
+   */
+  async delete(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    opts: DeleteOptions = {},
+  ): Promise<{ object: KubeObject; deleted: boolean }> {
+    const key = storageKey(res, namespace, name);
+    for (let attempt = 0; ; attempt++) {
+      const kv = await this.backend.get(key);
+      if (!kv) throw errors.notFound(res.resource, res.group, name);
+      const cur = this.withTypeMeta(res, decode(kv));
+      const pre = opts.preconditions;
+      if (pre?.uid && pre.uid !== cur.metadata.uid) {
+        throw errors.conflict(
+          res.resource,
+          res.group,
+          name,
+          `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.metadata.uid}`,
+        );
+      }
+      if (pre?.resourceVersion && pre.resourceVersion !== cur.metadata.resourceVersion) {
+        throw errors.conflict(
+          res.resource,
+          res.group,
+          name,
+          `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cur.metadata.resourceVersion}`,
+        );
+      }
+      const next = structuredClone(cur);
+      const m = next.metadata;
+      // Propagation policy becomes a finalizer that the garbage collector acts on.
+      const finalizers = new Set(m.finalizers ?? []);
+      if (!m.deletionTimestamp) {
+        if (opts.propagationPolicy === 'Orphan') finalizers.add('orphan');
+        if (opts.propagationPolicy === 'Foreground') finalizers.add('foregroundDeletion');
+      }
+      const graceful = gracefulPeriod(res, cur, opts.gracePeriodSeconds);
+      const mustWait = finalizers.size > 0 || pendingNamespaceFinalizers(res, cur) || graceful > 0;
+      if (!mustWait) {
+        if (opts.dryRun) return { object: cur, deleted: true };
+        try {
+          const deleted = await this.backend.delete(key, kv.modRevision);
+          return { object: this.withTypeMeta(res, decode(deleted)), deleted: true };
+        } catch (e) {
+          if (e instanceof StorageError && e.code === 'Conflict' && attempt < 100) continue;
+          if (e instanceof StorageError && e.code === 'NotFound') throw errors.notFound(res.resource, res.group, name);
+          throw e;
+        }
+      }
+      if (m.deletionTimestamp && isDeepStrictEqual([...finalizers], m.finalizers ?? [])) {
+        // Already being deleted: a second delete changes nothing (except a shorter grace period).
+        if (graceful >= (m.deletionGracePeriodSeconds ?? 0) || res.kind !== 'Pod') return { object: cur, deleted: false };
+      }
+      if (finalizers.size) m.finalizers = [...finalizers];
+      if (!m.deletionTimestamp) {
+        m.deletionTimestamp = new Date(Date.now() + graceful * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      }
+      m.deletionGracePeriodSeconds = graceful;
+      if (res.kind === 'Namespace') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
+      if (opts.dryRun) return { object: next, deleted: false };
+      try {
+        const written = await this.backend.update(key, encode(next), kv.modRevision);
+        return { object: this.withTypeMeta(res, decode(written)), deleted: false };
+      } catch (e) {
+        if (e instanceof StorageError && e.code === 'Conflict' && attempt < 100) continue;
+        if (e instanceof StorageError && e.code === 'NotFound') throw errors.notFound(res.resource, res.group, name);
+        throw e;
+      }
+    }
+  }
+
+  /** DELETE on a collection: every matching object, as Kubernetes' deletecollection does. */
+  async deleteCollection(res: ResourceInfo, namespace: string | undefined, p: ListParams, opts: DeleteOptions): Promise<KubeList> {
+    const list = await this.list(res, namespace, { labelSelector: p.labelSelector, fieldSelector: p.fieldSelector });
+    const items: KubeObject[] = [];
+    for (const it of list.items) {
+      try {
+        const r = await this.delete(res, it.metadata.namespace, it.metadata.name!, opts);
+        items.push(r.object);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === 404)) throw e;
+      }
+    }
+    return { ...list, items };
+  }
+
+  // ---- watch ----
+
+  /**
+   * A stream of watch events as kube-apiserver sends them. Selectors are applied to both the old and
+   * new object, so an object that stops matching is reported DELETED and one that starts matching ADDED.
+   */
+  async *watch(res: ResourceInfo, namespace: string | undefined, p: WatchParams, signal: AbortSignal): AsyncGenerator<WatchEventOut> {
+    const prefix = storagePrefix(res, namespace);
+    const match = this.matcher(p);
+    const matches = (o: KubeObject) => (match ? match(o) : true);
+    let from: number;
+    const rv = p.resourceVersion;
+    if (rv === undefined || rv === '' || rv === '0') {
+      // Start with the current state as ADDED events, then follow (Kubernetes' "send initial events").
+      const list = await this.list(res, namespace, { labelSelector: p.labelSelector, fieldSelector: p.fieldSelector });
+      for (const it of list.items) yield { type: 'ADDED', object: this.withTypeMeta(res, it) };
+      from = Number(list.metadata.resourceVersion);
+    } else {
+      from = parseRV(rv)!;
+    }
+    let lastSent = from;
+    let iter: AsyncIterable<import('../storage/backend.ts').WatchBatch>;
+    try {
+      iter = this.backend.watch(prefix, from, signal, p.progressIntervalMs);
+      for await (const batch of iter) {
+        for (const ev of batch.events) {
+          const out = this.translate(res, ev, matches);
+          if (out) yield out;
+        }
+        if (batch.events.length === 0 && p.allowBookmarks && batch.revision > lastSent) {
+          lastSent = batch.revision;
+          yield {
+            type: 'BOOKMARK',
+            object: { kind: res.kind, apiVersion: apiVersionOf(res), metadata: { resourceVersion: String(batch.revision) } },
+          };
+        }
+      }
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'Compacted') {
+        yield { type: 'ERROR', object: errors.gone(`too old resource version: ${from} (${e.revision ?? 0})`).status as unknown as KubeObject };
+        return;
+      }
+      throw e;
+    }
+  }
+
+  private translate(res: ResourceInfo, ev: WatchEvent, matches: (o: KubeObject) => boolean): WatchEventOut | undefined {
+    const cur = this.withTypeMeta(res, decode(ev.kv));
+    const prev = ev.prevKv ? this.withTypeMeta(res, decode(ev.prevKv)) : undefined;
+    if (ev.type === 'delete') {
+      if (!(prev ? matches(prev) : matches(cur))) return undefined;
+      return { type: 'DELETED', object: cur };
+    }
+    const nowMatches = matches(cur);
+    const wasMatching = prev ? matches(prev) : false;
+    if (ev.type === 'create') return nowMatches ? { type: 'ADDED', object: cur } : undefined;
+    if (nowMatches && wasMatching) return { type: 'MODIFIED', object: cur };
+    if (nowMatches) return { type: 'ADDED', object: cur };
+    if (wasMatching) return { type: 'DELETED', object: cur };
+    return undefined;
+  }
+
+  // ---- helpers ----
+
+  private matcher(p: { labelSelector?: LabelSelector; fieldSelector?: FieldSelector }): ((o: KubeObject) => boolean) | undefined {
+    const ls = p.labelSelector && !p.labelSelector.empty ? p.labelSelector : undefined;
+    const fs = p.fieldSelector && !p.fieldSelector.empty ? p.fieldSelector : undefined;
+    if (!ls && !fs) return undefined;
+    return (o) => (!ls || ls.matches(o.metadata.labels)) && (!fs || fs.matches(o));
+  }
+
+  private withTypeMeta(res: ResourceInfo, obj: KubeObject): KubeObject {
+    // apiVersion and kind first, as Kubernetes serializes them.
+    const { apiVersion: _a, kind: _k, ...rest } = obj;
+    return { apiVersion: apiVersionOf(res), kind: res.kind, ...rest } as KubeObject;
+  }
+}
+
+function stripRV(o: KubeObject): KubeObject {
+  const { resourceVersion: _rv, ...m } = o.metadata;
+  return { ...o, metadata: m };
+}
+
+/** Namespaces stay Terminating until the namespace controller empties them and clears spec.finalizers. */
+function pendingNamespaceFinalizers(res: ResourceInfo, obj: KubeObject): boolean {
+  return res.kind === 'Namespace' && Array.isArray(obj.spec?.finalizers) && obj.spec.finalizers.length > 0;
+}
+
+/**
+ * Graceful deletion applies to pods bound to a node: the kubelet stops the containers and then
+ * deletes with grace period 0. Unbound pods, and every other kind, are deleted at once.
+ */
+function gracefulPeriod(res: ResourceInfo, obj: KubeObject, requested: number | undefined): number {
+  if (res.kind !== 'Pod') return 0;
+  if (!obj.spec?.nodeName) return 0;
+  if (obj.status?.phase === 'Succeeded' || obj.status?.phase === 'Failed') return 0;
+  const g = requested ?? obj.spec?.terminationGracePeriodSeconds ?? 30;
+  return Math.max(0, g);
+}
+
+export { findResource };

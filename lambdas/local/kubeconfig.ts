@@ -1,0 +1,30 @@
+// Writes a kubeconfig for a cluster: one cluster (server URL + CA), one user (bearer token), one context.
+
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+
+export interface KubeconfigParams {
+  server: string;
+  caCert: string; // PEM
+  token: string;
+  clusterName?: string;
+  userName?: string;
+}
+
+export function renderKubeconfig(p: KubeconfigParams): string {
+  const cluster = p.clusterName ?? 'skiff';
+  const user = p.userName ?? 'skiff-admin';
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: cluster, cluster: { server: p.server, 'certificate-authority-data': Buffer.from(p.caCert).toString('base64') } }],
+    users: [{ name: user, user: { token: p.token } }],
+    contexts: [{ name: cluster, context: { cluster, user, namespace: 'default' } }],
+    'current-context': cluster,
+    preferences: {},
+  });
+}
+
+export function writeKubeconfig(path: string, p: KubeconfigParams): void {
+  writeFileSync(path, renderKubeconfig(p), { mode: 0o600 });
+}

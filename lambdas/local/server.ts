@@ -1,0 +1,174 @@
+// The local cluster's control plane: the apiserver Lambda handler served over HTTPS on loopback, with
+// the embedded SQLite store in the data dir. Each HTTP request becomes the same Function URL event
+// Lambda would receive; the response is streamed back as Lambda response streaming would.
+
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { installLocalLambdaRuntime } from './lambda-runtime.ts';
+import { loadOrCreateCerts } from './certs.ts';
+import { writeKubeconfig } from './kubeconfig.ts';
+import { SqliteBackend } from '../storage/sqlite.ts';
+import type { Backend } from '../storage/backend.ts';
+import { ApiServer } from '../apiserver/app.ts';
+import { createHandler } from '../apiserver/handler.ts';
+import { newToken, storeToken } from '../apiserver/auth.ts';
+import { findResource } from '../machinery/resources.ts';
+import { ApiError } from '../machinery/status.ts';
+
+export interface LocalClusterOptions {
+  dataDir: string;
+  port?: number; // 0 picks a free port
+  host?: string;
+  /** Largest request body accepted (bytes). */
+  maxBodyBytes?: number;
+  maxWatchSeconds?: number;
+  watchProgressMs?: number;
+}
+
+export interface LocalCluster {
+  url: string;
+  port: number;
+  kubeconfigPath: string;
+  token: string;
+  caCert: string;
+  backend: Backend;
+  api: ApiServer;
+  close(): Promise<void>;
+}
+
+/** Namespaces every cluster starts with, as kube-apiserver creates them. */
+const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
+
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+  installLocalLambdaRuntime();
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const host = opts.host ?? '127.0.0.1';
+  const maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
+  const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1'])]);
+  const backend = new SqliteBackend(join(dataDir, 'skiff.db'));
+  const api = new ApiServer({ backend, maxBodyBytes: maxBody, maxWatchSeconds: opts.maxWatchSeconds, watchProgressMs: opts.watchProgressMs });
+
+  // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.
+  const kubeconfigPath = join(dataDir, 'kubeconfig');
+  const token = existingToken(kubeconfigPath) ?? newToken();
+  await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
+  await ensureNamespaces(api);
+
+  const handler = createHandler(async () => api) as unknown as (
+    event: APIGatewayProxyEventV2,
+    stream: ServerResponse,
+    context: { signal: AbortSignal },
+  ) => Promise<void>;
+
+  const sockets = new Set<import('node:net').Socket>();
+  const server = https.createServer({ cert: certs.serverCert, key: certs.serverKey }, (req, res) => {
+    void serve(req, res, handler, maxBody);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(opts.port ?? 6443, host, () => ok());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  writeKubeconfig(kubeconfigPath, { server: url, caCert: certs.caCert, token });
+
+  let closed = false;
+  return {
+    url,
+    port,
+    kubeconfigPath,
+    token,
+    caCert: certs.caCert,
+    backend,
+    api,
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Watches hold connections open: end them, then stop listening, then close the store.
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((ok) => server.close(() => ok()));
+      await backend.close();
+    },
+  };
+}
+
+function existingToken(kubeconfigPath: string): string | undefined {
+  if (!existsSync(kubeconfigPath)) return undefined;
+  try {
+    const cfg = parseYaml(readFileSync(kubeconfigPath, 'utf8'));
+    const t = cfg?.users?.[0]?.user?.token;
+    return typeof t === 'string' && t ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function ensureNamespaces(api: ApiServer): Promise<void> {
+  const ns = findResource('', 'v1', 'namespaces')!;
+  for (const name of SYSTEM_NAMESPACES) {
+    try {
+      await api.registry.create(ns, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    }
+  }
+}
+
+/** One HTTP request → one Function URL event → the Lambda handler streaming into the response. */
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  handler: (event: APIGatewayProxyEventV2, stream: ServerResponse, context: { signal: AbortSignal }) => Promise<void>,
+  maxBody: number,
+): Promise<void> {
+  const ctl = new AbortController();
+  res.on('close', () => ctl.abort());
+  try {
+    // Read at most maxBody+1 bytes: enough for the apiserver to answer 413, without buffering a flood.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      if (size <= maxBody) {
+        chunks.push(c as Buffer);
+        size += (c as Buffer).length;
+      }
+    }
+    const body = Buffer.concat(chunks);
+    const u = new URL(req.url ?? '/', 'https://local');
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+    const event = {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: u.pathname,
+      rawQueryString: u.search.slice(1),
+      headers,
+      requestContext: {
+        http: { method: req.method ?? 'GET', path: u.pathname, protocol: 'HTTP/1.1', sourceIp: req.socket.remoteAddress ?? '', userAgent: headers['user-agent'] ?? '' },
+        timeEpoch: Date.now(),
+      },
+      body: body.length ? body.toString('base64') : undefined,
+      isBase64Encoded: body.length > 0,
+    } as unknown as APIGatewayProxyEventV2;
+    await handler(event, res, { signal: ctl.signal });
+  } catch (e) {
+    // A client that went away mid-stream is normal for watches; anything else is logged.
+    if (!ctl.signal.aborted) console.error('skiff: request failed', e);
+    if (!res.headersSent) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'internal error', reason: 'InternalError', code: 500 }));
+    } else {
+      res.destroy();
+    }
+  }
+}

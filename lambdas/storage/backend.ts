@@ -1,0 +1,100 @@
+// The storage contract, shaped after k3s' kine Backend: opaque values under string keys, one global
+// revision that every write advances, and a watch that replays every change after a revision in order.
+// Everything Kubernetes-specific (resourceVersion, selectors, finalizers) lives above this line, in the
+// apiserver's registry; a backend only stores bytes and revisions.
+//
+// Two implementations: sqlite.ts (embedded, local clusters) and dynamodb.ts (production). Both pass the
+// same contract suite in test/storage.contract.test.ts.
+
+export interface KeyValue {
+  key: string;
+  /** The stored bytes (UTF-8 JSON for Skiff objects). */
+  value: string;
+  /** Revision of the write that created this key (survives updates). */
+  createRevision: number;
+  /** Revision of the last write to this key. For a delete event: the revision of the delete. */
+  modRevision: number;
+}
+
+export type WatchEventType = 'create' | 'update' | 'delete';
+
+export interface WatchEvent {
+  type: WatchEventType;
+  /** For create/update: the new value. For delete: the last value, with modRevision = the delete's revision. */
+  kv: KeyValue;
+  /** The value before this change (update and delete only). */
+  prevKv?: KeyValue;
+}
+
+export interface WatchBatch {
+  /** Changes under the watched prefix, in revision order, each exactly once. */
+  events: WatchEvent[];
+  /**
+   * Every change up to and including this revision has been delivered (to this or an earlier batch).
+   * A batch with no events is a progress notification: the apiserver turns it into a watch BOOKMARK.
+   */
+  revision: number;
+}
+
+export interface ListOptions {
+  /** At most this many matching items; 0 or absent means all. */
+  limit?: number;
+  /** Return keys strictly greater than this one (the continue position). */
+  startAfter?: string;
+  /** Read as of this revision (for consistent paging); absent means the latest. */
+  revision?: number;
+  /** Only items for which this returns true are returned and counted against limit. */
+  filter?: (kv: KeyValue) => boolean;
+}
+
+export interface ListResult {
+  /** Sorted by key. */
+  kvs: KeyValue[];
+  /** The revision this list reflects: a watch from it misses nothing and repeats nothing. */
+  revision: number;
+  /** True when more matching keys follow the last one returned (only when a limit was given). */
+  more: boolean;
+}
+
+export type StorageErrorCode =
+  | 'KeyExists' // create of a key that exists
+  | 'NotFound' // update/delete of a key that does not exist
+  | 'Conflict' // update/delete whose expected modRevision is not the stored one
+  | 'Compacted'; // read or watch from a revision older than the backend still keeps
+
+export class StorageError extends Error {
+  constructor(
+    readonly code: StorageErrorCode,
+    readonly key: string,
+    message?: string,
+    /** For Compacted: the oldest revision still available. For Conflict: the stored modRevision. */
+    readonly revision?: number,
+  ) {
+    super(message ?? `${code}: ${key}`);
+    this.name = 'StorageError';
+  }
+}
+
+export interface Backend {
+  /** The revision of the latest write (0 for an empty store). */
+  currentRevision(): Promise<number>;
+  get(key: string): Promise<KeyValue | undefined>;
+  /** Keys that start with prefix, sorted by key. */
+  list(prefix: string, opts?: ListOptions): Promise<ListResult>;
+  /** Fails with KeyExists when the key is present. */
+  create(key: string, value: string): Promise<KeyValue>;
+  /** Compare-and-swap on modRevision. Fails with NotFound or Conflict (carrying the stored revision). */
+  update(key: string, value: string, expectedModRevision: number): Promise<KeyValue>;
+  /**
+   * Deletes the key; with expectedModRevision, only if it still has that revision. Returns the deleted
+   * value with modRevision set to the revision of the delete.
+   */
+  delete(key: string, expectedModRevision?: number): Promise<KeyValue>;
+  /**
+   * Every change under prefix with revision > fromRevision, in order, each once, then live changes,
+   * until signal aborts. Throws Compacted (before yielding) if fromRevision is too old to replay.
+   * Emits an empty batch at least every progressIntervalMs (default 5 s) while idle.
+   */
+  watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs?: number): AsyncIterable<WatchBatch>;
+  close(): Promise<void>;
+}
