@@ -1,0 +1,378 @@
+// PATCH semantics: strategic merge patch cases modeled on k8s.io/apimachinery strategicpatch's tests
+// (merge by key, directives, ordering), the patches kubectl apply/patch/label/annotate/scale send, RFC
+// 6902 and RFC 7386 patches, and the Status errors Kubernetes returns for bad bodies.
+import { describe, expect, it } from 'vitest';
+import { applyPatch, goJsonSyntaxError } from '../lambdas/machinery/patch.ts';
+import { findResource, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+
+const pods = findResource('', 'v1', 'pods')!;
+const services = findResource('', 'v1', 'services')!;
+const endpoints = findResource('', 'v1', 'endpoints')!;
+const rcs = findResource('', 'v1', 'replicationcontrollers')!;
+
+const SMP = 'application/strategic-merge-patch+json';
+const MERGE = 'application/merge-patch+json';
+const JSONPATCH = 'application/json-patch+json';
+const APPLY = 'application/apply-patch+yaml';
+
+function pod(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'default', resourceVersion: '7', labels: { app: 'web', tier: 'front' }, ...metadata },
+    spec: {
+      containers: [
+        { name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }] },
+        { name: 'b', image: 'b:1' },
+      ],
+      ...spec,
+    },
+  };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+function patch(type: string, res: ResourceInfo, original: KubeObject, body: unknown): KubeObject {
+  return applyPatch(type, res, deepFreeze(structuredClone(original)), typeof body === 'string' ? body : JSON.stringify(body));
+}
+
+function failure(type: string, res: ResourceInfo, original: KubeObject, body: string): ApiError {
+  try {
+    applyPatch(type, res, original, body);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ApiError);
+    return e as ApiError;
+  }
+  throw new Error('patch unexpectedly succeeded');
+}
+
+const names = (list: { name: string }[]) => list.map((c) => c.name);
+
+describe('strategic merge patch', () => {
+  it('merges containers by name and keeps the others in place', () => {
+    const out = patch(SMP, pods, pod(), { spec: { containers: [{ name: 'b', image: 'b:2' }] } });
+    expect(out.spec.containers).toEqual([
+      { name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }] },
+      { name: 'b', image: 'b:2' },
+    ]);
+  });
+
+  it('puts a new list item first, as Kubernetes does without $setElementOrder', () => {
+    const out = patch(SMP, pods, pod(), { spec: { containers: [{ name: 'c', image: 'c:1' }] } });
+    expect(names(out.spec.containers)).toEqual(['c', 'a', 'b']);
+  });
+
+  it('orders the list by $setElementOrder', () => {
+    const out = patch(SMP, pods, pod(), {
+      spec: { '$setElementOrder/containers': [{ name: 'a' }, { name: 'c' }, { name: 'b' }], containers: [{ name: 'c', image: 'c:1' }] },
+    });
+    expect(names(out.spec.containers)).toEqual(['a', 'c', 'b']);
+    expect(out.spec['$setElementOrder/containers']).toBeUndefined();
+  });
+
+  it('$setElementOrder alone reorders without changing items', () => {
+    const out = patch(SMP, pods, pod(), { spec: { '$setElementOrder/containers': [{ name: 'b' }, { name: 'a' }] } });
+    expect(names(out.spec.containers)).toEqual(['b', 'a']);
+    expect(out.spec.containers[1].env).toHaveLength(2);
+  });
+
+  it('rejects a patch list whose order contradicts $setElementOrder', () => {
+    const e = failure(SMP, pods, pod(), JSON.stringify({ spec: { '$setElementOrder/containers': [{ name: 'a' }, { name: 'b' }], containers: [{ name: 'b', image: 'x' }, { name: 'a', image: 'y' }] } }));
+    expect(e.code).toBe(400);
+    expect(e.message).toContain("doesn't match $setElementOrder list");
+  });
+
+  it('merges env of a container by name (nested merge lists)', () => {
+    const out = patch(SMP, pods, pod(), { spec: { containers: [{ name: 'a', env: [{ name: 'Y', value: '3' }, { name: 'Z', value: '4' }] }] } });
+    const a = out.spec.containers.find((c: any) => c.name === 'a');
+    expect(a.image).toBe('a:1');
+    expect(a.env).toEqual([
+      { name: 'X', value: '1' },
+      { name: 'Y', value: '3' },
+      { name: 'Z', value: '4' },
+    ]);
+  });
+
+  it('deletes list items with {$patch: delete}', () => {
+    const out = patch(SMP, pods, pod(), { spec: { containers: [{ $patch: 'delete', name: 'a' }] } });
+    expect(names(out.spec.containers)).toEqual(['b']);
+  });
+
+  it('replaces a list with {$patch: replace}', () => {
+    const out = patch(SMP, pods, pod(), { spec: { containers: [{ name: 'z', image: 'z:1' }, { $patch: 'replace' }] } });
+    expect(out.spec.containers).toEqual([{ name: 'z', image: 'z:1' }]);
+  });
+
+  it('replaces and deletes maps with $patch', () => {
+    const base = pod({ nodeSelector: { disk: 'ssd', zone: 'a' } });
+    expect(patch(SMP, pods, base, { spec: { nodeSelector: { $patch: 'replace', region: 'eu' } } }).spec.nodeSelector).toEqual({ region: 'eu' });
+    expect(patch(SMP, pods, base, { metadata: { labels: { $patch: 'delete' } } }).metadata.labels).toEqual({});
+  });
+
+  it('removes labels set to null and adds others (kubectl label)', () => {
+    const out = patch(SMP, pods, pod(), { metadata: { labels: { tier: null, version: 'v2' } } });
+    expect(out.metadata.labels).toEqual({ app: 'web', version: 'v2' });
+    // a null for a key that is not there is ignored, not stored
+    const added = patch(SMP, pods, pod({}, { annotations: undefined }), { metadata: { annotations: { a: 'x', b: null } } });
+    expect(added.metadata.annotations).toEqual({ a: 'x' });
+  });
+
+  it('merges finalizers as a set and removes with $deleteFromPrimitiveList', () => {
+    const base = pod({}, { finalizers: ['a', 'b'] });
+    expect(patch(SMP, pods, base, { metadata: { finalizers: ['b', 'c'] } }).metadata.finalizers).toEqual(['a', 'b', 'c']);
+    expect(patch(SMP, pods, base, { metadata: { '$deleteFromPrimitiveList/finalizers': ['a'] } }).metadata.finalizers).toEqual(['b']);
+  });
+
+  it('replaces lists without a patch strategy (tolerations, command)', () => {
+    const base = pod({ tolerations: [{ key: 'k1', operator: 'Exists' }] });
+    const out = patch(SMP, pods, base, { spec: { tolerations: [{ key: 'k2', operator: 'Exists' }], containers: [{ name: 'b', command: ['sh'] }] } });
+    expect(out.spec.tolerations).toEqual([{ key: 'k2', operator: 'Exists' }]);
+    const again = patch(SMP, pods, out, { spec: { containers: [{ name: 'b', command: ['bash', '-c'] }] } });
+    expect(again.spec.containers.find((c: any) => c.name === 'b').command).toEqual(['bash', '-c']);
+  });
+
+  it('merges container ports by containerPort and volumeMounts by mountPath', () => {
+    const base = pod({ containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 80, name: 'http' }], volumeMounts: [{ name: 'v', mountPath: '/data' }] }] });
+    const out = patch(SMP, pods, base, {
+      spec: { containers: [{ name: 'a', ports: [{ containerPort: 80, name: 'web' }], volumeMounts: [{ name: 'w', mountPath: '/data', readOnly: true }] }] },
+    });
+    expect(out.spec.containers[0].ports).toEqual([{ containerPort: 80, name: 'web' }]);
+    expect(out.spec.containers[0].volumeMounts).toEqual([{ name: 'w', mountPath: '/data', readOnly: true }]);
+  });
+
+  it('merges Service ports by port, not by name', () => {
+    const svc: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 's' },
+      spec: { ports: [{ name: 'http', port: 80, targetPort: 80 }, { name: 'https', port: 443 }] },
+    };
+    const out = patch(SMP, services, svc, { spec: { ports: [{ name: 'web', port: 80, targetPort: 8080 }] } });
+    expect(out.spec.ports).toEqual([{ name: 'web', port: 80, targetPort: 8080 }, { name: 'https', port: 443 }]);
+  });
+
+  it('replaces Endpoints subsets whole (atomic)', () => {
+    const ep: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 's' },
+      subsets: [{ addresses: [{ ip: '10.0.0.1' }], ports: [{ port: 80 }] }],
+    };
+    const out = patch(SMP, endpoints, ep, { subsets: [{ addresses: [{ ip: '10.0.0.2' }] }] });
+    expect(out.subsets).toEqual([{ addresses: [{ ip: '10.0.0.2' }] }]);
+  });
+
+  it('merges ownerReferences by uid and status conditions by type', () => {
+    const base = pod({}, { ownerReferences: [{ apiVersion: 'v1', kind: 'ReplicationController', name: 'rc', uid: 'u1' }] });
+    base.status = { phase: 'Pending', conditions: [{ type: 'Ready', status: 'False' }, { type: 'PodScheduled', status: 'True' }] };
+    const out = patch(SMP, pods, base, {
+      metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ReplicationController', name: 'rc', uid: 'u1', controller: true }] },
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    expect(out.metadata.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'ReplicationController', name: 'rc', uid: 'u1', controller: true }]);
+    expect(out.status.conditions).toEqual([{ type: 'Ready', status: 'True' }, { type: 'PodScheduled', status: 'True' }]);
+  });
+
+  it('clears keys missing from $retainKeys (volumes: merge,retainKeys)', () => {
+    const base = pod({ volumes: [{ name: 'v', emptyDir: {} }, { name: 'w', emptyDir: {} }] });
+    const out = patch(SMP, pods, base, { spec: { volumes: [{ $retainKeys: ['hostPath', 'name'], name: 'v', hostPath: { path: '/x' } }] } });
+    expect(out.spec.volumes).toEqual([{ name: 'v', hostPath: { path: '/x' } }, { name: 'w', emptyDir: {} }]);
+    const e = failure(SMP, pods, base, JSON.stringify({ spec: { volumes: [{ $retainKeys: ['name'], name: 'v', hostPath: { path: '/x' } }] } }));
+    expect(e.code).toBe(400);
+    expect(e.message).toBe('invalid patch format of retainKeys');
+  });
+
+  it('applies what kubectl apply sends (3-way patch with last-applied and $setElementOrder)', () => {
+    const last = JSON.stringify(pod());
+    const body = {
+      metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': last } },
+      spec: {
+        '$setElementOrder/containers': [{ name: 'a' }, { name: 'b' }],
+        containers: [{ '$setElementOrder/env': [{ name: 'X' }], env: [{ $patch: 'delete', name: 'Y' }], image: 'a:2', name: 'a' }],
+      },
+    };
+    const out = patch(SMP, pods, pod(), body);
+    expect(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']).toBe(last);
+    expect(out.spec.containers).toEqual([
+      { name: 'a', image: 'a:2', env: [{ name: 'X', value: '1' }] },
+      { name: 'b', image: 'b:1' },
+    ]);
+  });
+
+  it('sets fields the original lacks, resolving directives inside them', () => {
+    const base = pod();
+    delete (base.spec as any).volumes;
+    const out = patch(SMP, pods, base, { spec: { volumes: [{ name: 'v', emptyDir: {} }, { name: 'gone', $patch: 'delete' }], hostAliases: [{ ip: '1.2.3.4', hostnames: ['x'] }] } });
+    expect(out.spec.volumes).toEqual([{ name: 'v', emptyDir: {} }]);
+    expect(out.spec.hostAliases).toEqual([{ ip: '1.2.3.4', hostnames: ['x'] }]);
+  });
+
+  it('does not mutate the original object', () => {
+    const original = deepFreeze(pod());
+    const copy = structuredClone(original);
+    applyPatch(SMP, pods, original, JSON.stringify({ metadata: { labels: { app: null } }, spec: { containers: [{ name: 'a', image: 'z' }] } }));
+    expect(original).toEqual(copy);
+  });
+
+  it('keeps "__proto__" an ordinary key', () => {
+    const out = patch(SMP, pods, pod(), '{"metadata":{"labels":{"__proto__":"x"}}}');
+    expect(Object.getPrototypeOf(out.metadata.labels)).toBe(Object.prototype);
+    expect(Object.hasOwn(out.metadata.labels!, '__proto__')).toBe(true);
+  });
+
+  it('answers malformed bodies with 400 BadRequest', () => {
+    let e = failure(SMP, pods, pod(), '{"spec": ');
+    expect(e.code).toBe(400);
+    expect(e.status.reason).toBe('BadRequest');
+    expect(e.message).toBe('unexpected end of JSON input');
+    e = failure(SMP, pods, pod(), '[1]');
+    expect(e.message).toBe('json: cannot unmarshal array into Go value of type map[string]interface {}');
+    e = failure(SMP, pods, pod(), JSON.stringify({ spec: { containers: [{ image: 'x' }] } }));
+    expect(e.code).toBe(400);
+    expect(e.message).toBe('map: map[image:x] does not contain declared merge key: name');
+    e = failure(SMP, pods, pod(), JSON.stringify({ metadata: { labels: { $patch: 'explode' } } }));
+    expect(e.code).toBe(400);
+    expect(e.message).toBe('unknown patch type: explode in map: map[$patch:explode]');
+    e = failure(SMP, pods, pod(), JSON.stringify({ metadata: { '$deleteFromPrimitiveList/finalizers': 'a' } }));
+    expect(e.message).toBe('invalid patch format of primitive list');
+  });
+
+  it('answers lists of lists with 422 as Kubernetes does', () => {
+    const e = failure(SMP, pods, pod(), JSON.stringify({ metadata: { finalizers: [['x']] } }));
+    expect(e.code).toBe(422);
+    expect(e.status.reason).toBe('Invalid');
+  });
+
+  it('treats a null body as an empty patch', () => {
+    expect(patch(SMP, pods, pod(), 'null')).toEqual(pod());
+  });
+});
+
+describe('JSON patch (RFC 6902)', () => {
+  it('applies add, replace, remove, test, copy and move', () => {
+    const out = patch(JSONPATCH, pods, pod(), [
+      { op: 'test', path: '/metadata/labels/app', value: 'web' },
+      { op: 'replace', path: '/spec/containers/0/image', value: 'a:9' },
+      { op: 'add', path: '/metadata/labels/new', value: 'yes' },
+      { op: 'remove', path: '/metadata/labels/tier' },
+      { op: 'add', path: '/spec/containers/-', value: { name: 'c', image: 'c' } },
+      { op: 'copy', from: '/metadata/labels/app', path: '/metadata/labels/copy' },
+      { op: 'move', from: '/metadata/labels/copy', path: '/metadata/labels/moved' },
+    ]);
+    expect(out.spec.containers[0].image).toBe('a:9');
+    expect(names(out.spec.containers)).toEqual(['a', 'b', 'c']);
+    expect(out.metadata.labels).toEqual({ app: 'web', new: 'yes', moved: 'web' });
+  });
+
+  it('answers operations that do not apply with 422 Invalid', () => {
+    for (const ops of [
+      [{ op: 'test', path: '/metadata/labels/app', value: 'db' }],
+      [{ op: 'remove', path: '/metadata/labels/missing' }],
+      [{ op: 'replace', path: '/spec/nothing/here', value: 1 }],
+      [{ op: 'frobnicate', path: '/spec' }],
+    ]) {
+      const e = failure(JSONPATCH, pods, pod(), JSON.stringify(ops));
+      expect(e.code).toBe(422);
+      expect(e.status.reason).toBe('Invalid');
+      expect(e.message).toBe('the server rejected our request due to an error in our request');
+    }
+  });
+
+  it('answers bodies that are not a list of operations with 400', () => {
+    let e = failure(JSONPATCH, pods, pod(), '{"op":"add"}');
+    expect(e.code).toBe(400);
+    expect(e.message).toBe('json: cannot unmarshal object into Go value of type jsonpatch.Patch');
+    e = failure(JSONPATCH, pods, pod(), '["add"]');
+    expect(e.message).toBe('json: cannot unmarshal string into Go value of type jsonpatch.Operation');
+    e = failure(JSONPATCH, pods, pod(), '[{"op": "add",}]');
+    expect(e.code).toBe(400);
+    expect(e.message).toBe("invalid character '}' looking for beginning of object key string");
+  });
+
+  it('rejects a result that is not an object', () => {
+    const e = failure(JSONPATCH, pods, pod(), '[{"op":"replace","path":"","value":[1]}]');
+    expect(e.code).toBe(422);
+  });
+});
+
+describe('JSON merge patch (RFC 7386)', () => {
+  it('merges objects, deletes nulls and replaces lists', () => {
+    const out = patch(MERGE, pods, pod(), { metadata: { labels: { tier: null, x: 'y' } }, spec: { containers: [{ name: 'only', image: 'o' }] } });
+    expect(out.metadata.labels).toEqual({ app: 'web', x: 'y' });
+    expect(out.spec.containers).toEqual([{ name: 'only', image: 'o' }]);
+  });
+
+  it('scales a replication controller the way kubectl scale patches it', () => {
+    const rc: KubeObject = { apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'r' }, spec: { replicas: 1, selector: { app: 'web' } } };
+    expect(patch(MERGE, rcs, rc, { spec: { replicas: 3 } }).spec).toEqual({ replicas: 3, selector: { app: 'web' } });
+  });
+
+  it('answers malformed and null bodies with 400', () => {
+    let e = failure(MERGE, pods, pod(), '{"metadata": nope}');
+    expect(e.code).toBe(400);
+    expect(e.message).toBe("error decoding patch: invalid character 'o' in literal null (expecting 'u')");
+    e = failure(MERGE, pods, pod(), 'null');
+    expect(e.code).toBe(400);
+    expect(e.message).toBe('Invalid JSON Patch');
+  });
+});
+
+describe('server-side apply (simplified)', () => {
+  it('merges a YAML apply configuration into the live object', () => {
+    const body = [
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata:',
+      '  name: p',
+      '  labels:',
+      '    extra: "1"',
+      'spec:',
+      '  containers:',
+      '  - name: b',
+      '    image: b:2',
+    ].join('\n');
+    const out = patch(APPLY, pods, pod(), body);
+    expect(out.metadata.labels).toEqual({ app: 'web', tier: 'front', extra: '1' });
+    expect(out.spec.containers.find((c: any) => c.name === 'b').image).toBe('b:2');
+    expect(out.spec.containers).toHaveLength(2);
+  });
+
+  it('answers malformed YAML with 400', () => {
+    const e = failure(APPLY, pods, pod(), 'metadata: [unclosed');
+    expect(e.code).toBe(400);
+    expect(e.message).toMatch(/^error decoding YAML: /);
+  });
+});
+
+describe('content types', () => {
+  it('accepts parameters and answers unknown types with 415', () => {
+    expect(patch(`${MERGE}; charset=utf-8`, pods, pod(), { metadata: { labels: { a: 'b' } } }).metadata.labels!.a).toBe('b');
+    const e = failure('application/xml', pods, pod(), '<x/>');
+    expect(e.code).toBe(415);
+    expect(e.status.reason).toBe('UnsupportedMediaType');
+  });
+});
+
+describe('Go JSON syntax error messages', () => {
+  it.each([
+    ['', 'unexpected end of JSON input'],
+    ['{"a":}', "invalid character '}' looking for beginning of value"],
+    ['{"a" 1}', "invalid character '1' after object key"],
+    ['{"a":1 "b":2}', `invalid character '"' after object key:value pair`],
+    ['[1 2]', "invalid character '2' after array element"],
+    ['trux', "invalid character 'x' in literal true (expecting 'e')"],
+    ['{}x', "invalid character 'x' after top-level value"],
+    ['-x', "invalid character 'x' in numeric literal"],
+    ['"a\\q"', "invalid character 'q' in string escape code"],
+  ])('%j', (input, message) => {
+    expect(goJsonSyntaxError(input)).toBe(message);
+  });
+});
