@@ -200,7 +200,7 @@ describe('strategic merge patch', () => {
       },
     };
     const out = patch(SMP, pods, pod(), body);
-    expect(out.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']).toBe(last);
+    expect(out.metadata.annotations!['kubectl.kubernetes.io/last-applied-configuration']).toBe(last);
     expect(out.spec.containers).toEqual([
       { name: 'a', image: 'a:2', env: [{ name: 'X', value: '1' }] },
       { name: 'b', image: 'b:1' },
