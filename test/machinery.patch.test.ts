@@ -3,7 +3,8 @@
 // 6902 and RFC 7386 patches, and the Status errors Kubernetes returns for bad bodies.
 import { describe, expect, it } from 'vitest';
 import { applyPatch, goJsonSyntaxError } from '../lambdas/machinery/patch.ts';
-import { findResource, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import { findResource, RESOURCES, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import { describePatchStrategies, kindSchema, pruneUnknownFields, unknownFields } from '../lambdas/machinery/schema.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 
@@ -374,5 +375,47 @@ describe('Go JSON syntax error messages', () => {
     ['"a\\q"', "invalid character 'q' in string escape code"],
   ])('%j', (input, message) => {
     expect(goJsonSyntaxError(input)).toBe(message);
+  });
+});
+
+describe('schema.ts (the description patch and validation share)', () => {
+  it('reads merge rules from the upstream types', () => {
+    const rules = describePatchStrategies({ group: '', version: 'v1', kind: 'Pod' });
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        'spec.containers: merge by name',
+        'spec.initContainers: merge by name',
+        'spec.containers[].env: merge by name',
+        'spec.containers[].ports: merge by containerPort',
+        'spec.containers[].volumeMounts: merge by mountPath',
+        'spec.volumes: merge by name (retainKeys)',
+        'spec.imagePullSecrets: merge by name',
+        'spec.hostAliases: merge by ip',
+        'spec.tolerations: replace',
+        'metadata.finalizers: merge as set',
+        'metadata.ownerReferences: merge by uid',
+        'status.conditions: merge by type',
+      ]),
+    );
+    expect(describePatchStrategies({ group: '', version: 'v1', kind: 'Service' })).toContain('spec.ports: merge by port');
+    expect(describePatchStrategies({ group: '', version: 'v1', kind: 'Node' })).toContain('spec.taints: replace');
+    expect(describePatchStrategies({ group: '', version: 'v1', kind: 'Endpoints' })).toContain('subsets: replace');
+  });
+
+  it('has a schema for every served kind', () => {
+    for (const r of RESOURCES) expect(kindSchema(r), r.kind).toBeDefined();
+  });
+
+  it('names unknown fields as strict decoding does, and prunes them', () => {
+    const obj = pod();
+    (obj as any).spex = {};
+    (obj.spec.containers[0] as any).imagePullPolicyy = 'Always';
+    (obj.metadata as any).labelz = {};
+    expect(unknownFields(pods, obj)).toEqual(['metadata.labelz', 'spec.containers[0].imagePullPolicyy', 'spex']);
+    const pruned = pruneUnknownFields(pods, deepFreeze(obj));
+    expect(unknownFields(pods, pruned)).toEqual([]);
+    expect(pruned.metadata.labels).toEqual({ app: 'web', tier: 'front' });
+    expect(pruned.spec.containers[0]).toEqual({ name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }] });
+    expect(unknownFields(pods, pod())).toEqual([]);
   });
 });

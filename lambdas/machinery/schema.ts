@@ -219,3 +219,27 @@ export function unknownFields(res: Pick<ResourceInfo, 'group' | 'version' | 'kin
   if (name) walk(SCHEMAS[name], obj, '');
   return out;
 }
+
+/**
+ * A copy of `obj` without the fields its kind's schema does not declare: what decoding into the Go type
+ * does to unknown fields under fieldValidation=Ignore (and Warn). Kinds without a schema are copied as-is.
+ */
+export function pruneUnknownFields<T>(res: Pick<ResourceInfo, 'group' | 'version' | 'kind'>, obj: T): T {
+  const walk = (s: OpenAPISchema | undefined, v: unknown): unknown => {
+    const d = deref(s);
+    if (!d || d['x-kubernetes-preserve-unknown-fields']) return structuredClone(v);
+    if (Array.isArray(v)) return v.map((el) => walk(d.items, el));
+    if (!isObject(v)) return v;
+    const out: Record<string, unknown> = {};
+    if (d.properties) {
+      for (const [k, child] of Object.entries(v)) if (Object.hasOwn(d.properties, k)) out[k] = walk(d.properties[k], child);
+    } else if (isObject(d.additionalProperties)) {
+      for (const [k, child] of Object.entries(v)) Object.defineProperty(out, k, { value: walk(d.additionalProperties as OpenAPISchema, child), enumerable: true, writable: true, configurable: true });
+    } else {
+      return structuredClone(v);
+    }
+    return out;
+  };
+  const name = schemaName(res);
+  return (name ? walk(SCHEMAS[name], obj) : structuredClone(obj)) as T;
+}
