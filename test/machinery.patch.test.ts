@@ -2,9 +2,10 @@
 // (merge by key, directives, ordering), the patches kubectl apply/patch/label/annotate/scale send, RFC
 // 6902 and RFC 7386 patches, and the Status errors Kubernetes returns for bad bodies.
 import { describe, expect, it } from 'vitest';
-import { applyPatch, goJsonSyntaxError } from '../lambdas/machinery/patch.ts';
+import { parse as parseYaml } from 'yaml';
+import { applyPatch, goJsonSyntaxError, strategicMerge } from '../lambdas/machinery/patch.ts';
 import { findResource, RESOURCES, type ResourceInfo } from '../lambdas/machinery/resources.ts';
-import { describePatchStrategies, kindSchema, pruneUnknownFields, unknownFields } from '../lambdas/machinery/schema.ts';
+import { describePatchStrategies, kindSchema, pruneUnknownFields, unknownFields, type OpenAPISchema } from '../lambdas/machinery/schema.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 
@@ -417,5 +418,88 @@ describe('schema.ts (the description patch and validation share)', () => {
     expect(pruned.metadata.labels).toEqual({ app: 'web', tier: 'front' });
     expect(pruned.spec.containers[0]).toEqual({ name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }] });
     expect(unknownFields(pods, pod())).toEqual([]);
+  });
+});
+
+// Apply-side cases from k8s.io/apimachinery/pkg/util/strategicpatch/patch_test.go
+// (StrategicMergePatchRawTestCaseData: Current + ThreeWay patch = Result), on its test type mergeItem.
+describe('upstream strategicpatch cases', () => {
+  const item: OpenAPISchema = { type: 'object', properties: {} };
+  const mergeByName = { type: 'array', items: item, 'x-kubernetes-patch-strategy': 'merge', 'x-kubernetes-patch-merge-key': 'name' };
+  item.properties = {
+    name: { type: 'string' },
+    value: { type: 'string' },
+    other: { type: 'string' },
+    mergingList: mergeByName,
+    mergeItemPtr: mergeByName,
+    nonMergingList: { type: 'array', items: item },
+    mergingIntList: { type: 'array', items: { type: 'integer' }, 'x-kubernetes-patch-strategy': 'merge' },
+    nonMergingIntList: { type: 'array', items: { type: 'integer' } },
+    simpleMap: { type: 'object', additionalProperties: { type: 'string' } },
+    retainKeysMap: { type: 'object', properties: { name: { type: 'string' }, value: { type: 'string' }, other: { type: 'string' } }, 'x-kubernetes-patch-strategy': 'retainKeys' },
+    retainKeysMergingList: { ...mergeByName, 'x-kubernetes-patch-strategy': 'merge,retainKeys' },
+  };
+
+  const cases: [string, string, string, string][] = [
+    [
+      'merge lists of maps',
+      'mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}]',
+      '{$setElementOrder/mergingList: [{name: 4}, {name: 1}, {name: 2}, {name: 3}], mergingList: [{name: 4, value: 4}, {name: 3, value: 3}]}',
+      'mergingList: [{name: 4, value: 4}, {name: 1, other: a}, {name: 2, value: 2, other: b}, {name: 3, value: 3}]',
+    ],
+    [
+      'replace non merging list nested in merging list',
+      'mergingList: [{name: 1, other: a, nonMergingList: [{name: 1}, {name: 2, value: 2}]}, {name: 2, other: b}]',
+      '{$setElementOrder/mergingList: [{name: 1}, {name: 2}], mergingList: [{name: 1, nonMergingList: [{name: 1, value: 1}]}]}',
+      'mergingList: [{name: 1, other: a, nonMergingList: [{name: 1, value: 1}]}, {name: 2, other: b}]',
+    ],
+    [
+      'add field to map in merging list nested in merging list with deletion conflict (reordered)',
+      'mergingList: [{name: 1, other: a, mergingList: [{name: 2, value: 2, other: d}]}, {name: 2, other: b}]',
+      '{$setElementOrder/mergingList: [{name: 1}, {name: 2}], mergingList: [{$setElementOrder/mergingList: [{name: 2}, {name: 1}], name: 1, mergingList: [{name: 1, value: 1}]}]}',
+      'mergingList: [{name: 1, other: a, mergingList: [{name: 2, value: 2, other: d}, {name: 1, value: 1}]}, {name: 2, other: b}]',
+    ],
+    [
+      'add map to merging list by pointer',
+      'mergeItemPtr: [{name: 1, other: a}, {name: 3}]',
+      '{$setElementOrder/mergeItemPtr: [{name: 1}, {name: 2}], mergeItemPtr: [{name: 2}]}',
+      'mergeItemPtr: [{name: 1, other: a}, {name: 2}, {name: 3}]',
+    ],
+    ['merge lists of scalars', 'mergingIntList: [1, 2, 4]', '{$setElementOrder/mergingIntList: [1, 2, 3], mergingIntList: [3]}', 'mergingIntList: [1, 2, 3, 4]'],
+    ['add an item in a list of primitives and preserve order', 'mergingIntList: [1, 4, 2]', '{$setElementOrder/mergingIntList: [3, 1, 2], mergingIntList: [3]}', 'mergingIntList: [3, 1, 4, 2]'],
+    ['delete an item in a list of primitives and preserve order', 'mergingIntList: [1, 2, 3]', '{$setElementOrder/mergingIntList: [2, 1], $deleteFromPrimitiveList/mergingIntList: [3]}', 'mergingIntList: [2, 1]'],
+    [
+      'delete an item in a list and preserve order',
+      'mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}, {name: 3, value: 3}]',
+      '{$setElementOrder/mergingList: [{name: 2}, {name: 1}], mergingList: [{name: 3, $patch: delete}]}',
+      'mergingList: [{name: 2, value: 2, other: b}, {name: 1, other: a}]',
+    ],
+    [
+      'add and delete an item in a list and preserve order',
+      'mergingList: [{name: 1, other: a}, {name: 2, value: 2, other: b}, {name: 3, value: 3}]',
+      '{$setElementOrder/mergingList: [{name: 4}, {name: 2}, {name: 1}], mergingList: [{name: 4, value: 4}, {name: 3, $patch: delete}]}',
+      'mergingList: [{name: 4, value: 4}, {name: 2, value: 2, other: b}, {name: 1, other: a}]',
+    ],
+    [
+      'set elements order in a list with server-only items 3',
+      'mergingList: [{name: 1, other: a}, {name: 2, value: 2}, {name: 7}, {name: 9}, {name: 8}, {name: 3, value: 3}, {name: 4, value: 4}]',
+      '{$setElementOrder/mergingList: [{name: 2}, {name: 1}, {name: 4}, {name: 3}]}',
+      'mergingList: [{name: 2, value: 2}, {name: 1, other: a}, {name: 7}, {name: 9}, {name: 8}, {name: 4, value: 4}, {name: 3, value: 3}]',
+    ],
+    ['set elements order in a int list with server-only items 2', 'mergingIntList: [1, 2, 9, 3, 4]', '{$setElementOrder/mergingIntList: [2, 1, 4, 3]}', 'mergingIntList: [2, 1, 9, 4, 3]'],
+    ['add and delete an item in a int list and preserve order', 'mergingIntList: [1, 2, 3]', '{$setElementOrder/mergingIntList: [4, 2, 1], mergingIntList: [4], $deleteFromPrimitiveList/mergingIntList: [3]}', 'mergingIntList: [4, 2, 1]'],
+    [
+      'behavior of set element order for a merging list with duplicate',
+      'mergingList: [{name: 1}, {name: 2, value: dup1}, {name: 3}, {name: 2, value: dup2}, {name: 4}]',
+      '{$setElementOrder/mergingList: [{name: 2}, {name: 1}, {name: 4}, {name: 3}, {name: 2}]}',
+      'mergingList: [{name: 2, value: dup1}, {name: 2, value: dup2}, {name: 1}, {name: 4}, {name: 3}]',
+    ],
+    ['retainKeys map should clear defaulted field with conflict (discriminated union)', 'retainKeysMap: {name: type1, value: foo}', '{retainKeysMap: {$retainKeys: [name, other], name: type2, other: bar}}', 'retainKeysMap: {name: type2, other: bar}'],
+    ['retainKeys map deletes a field and clears a field', 'retainKeysMap: {name: foo, value: bar, other: a}', '{retainKeysMap: {$retainKeys: [name], value: null}}', 'retainKeysMap: {name: foo}'],
+  ];
+
+  it.each(cases)('%s', (_, current, threeWay, result) => {
+    const out = strategicMerge(parseYaml(current), parseYaml(threeWay), item);
+    expect(out).toEqual(parseYaml(result));
   });
 });

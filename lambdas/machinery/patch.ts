@@ -142,8 +142,16 @@ const ErrNoMergeKey = (m: unknown, k: string) => new SmpError(`map: ${goFmt(m)} 
 const ErrBadPatchType = (t: unknown, m: unknown) => new SmpError(`unknown patch type: ${goFmt(t)} in map: ${goFmt(m)}`);
 
 function strategicMergePatch(res: ResourceInfo, original: KubeObject, patch: Obj): unknown {
+  return strategicMerge(original, patch, kindSchema(res));
+}
+
+/**
+ * Strategic merge of a decoded patch into a copy of `original`, with the patch rules `schema` declares
+ * (a kind's schema from schema.ts; undefined merges maps and replaces lists). Neither input is changed.
+ */
+export function strategicMerge(original: Obj, patch: Obj, schema: OpenAPISchema | undefined): Obj {
   try {
-    return mergeMap(structuredClone(original) as Obj, patch, kindSchema(res));
+    return mergeMap(structuredClone(original), structuredClone(patch), schema);
   } catch (e) {
     if (!(e instanceof SmpError)) throw e;
     if (e.code === 422) invalidPatch();
