@@ -21,7 +21,7 @@ import {
   negotiateDiscovery,
   versionInfo,
 } from './discovery.ts';
-import { openapiV3Document, openapiV3Index } from './openapi.ts';
+import { openapiV3Response } from './openapi.ts';
 import { allowAuthenticated, TokenAuthenticator, type Authorizer, type UserInfo } from './auth.ts';
 import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
 import { Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
@@ -138,11 +138,8 @@ export class ApiServer {
   private discovery(segs: string[], req: ApiRequest): ApiResponse {
     const accept = req.headers['accept'] ?? '';
     if (segs[0] === 'openapi') {
-      if (segs[1] === 'v3') {
-        if (segs.length === 2) return jsonResponse(200, openapiV3Index());
-        const doc = openapiV3Document(segs.slice(2).join('/'));
-        if (doc) return jsonResponse(200, doc, { etag: `"${req.query.get('hash') ?? 'skiff'}"` });
-      }
+      const res = segs[1] === 'v3' ? openapiV3Response(segs.slice(2).join('/'), req.query, req.headers) : undefined;
+      if (res) return res;
       throw errors.pageNotFound();
     }
     if (segs.length === 1) {

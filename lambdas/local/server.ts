@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
   maxBodyBytes?: number;
   maxWatchSeconds?: number;
   watchProgressMs?: number;
+  /** Storage to serve from; default: SQLite at <dataDir>/skiff.db. */
+  backend?: Backend;
 }
 
 export interface LocalCluster {
@@ -51,7 +53,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const host = opts.host ?? '127.0.0.1';
   const maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
   const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1'])]);
-  const backend = new SqliteBackend(join(dataDir, 'skiff.db'));
+  const backend = opts.backend ?? new SqliteBackend(join(dataDir, 'skiff.db'));
   const api = new ApiServer({ backend, maxBodyBytes: maxBody, maxWatchSeconds: opts.maxWatchSeconds, watchProgressMs: opts.watchProgressMs });
 
   // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.

@@ -1,0 +1,232 @@
+// The apiserver over real HTTPS: authentication, bad input (always a 4xx metav1.Status, store
+// unchanged), subresources, watch semantics and dry-run, as raw HTTP clients see them.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import https from 'node:https';
+import { startTestCluster, type TestCluster } from './support/cluster.ts';
+
+let c: TestCluster;
+
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+}
+
+function call(method: string, path: string, opts: { body?: string | Buffer; contentType?: string; token?: string | null; accept?: string } = {}): Promise<Res> {
+  const u = new URL(path, c.url);
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    const token = opts.token === undefined ? c.token : opts.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
+    if (opts.accept) headers.accept = opts.accept;
+    const req = https.request(u, { method, headers, ca: c.caCert }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: any;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode!, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+
+/** Opens a watch and collects its events until stopped. */
+function watch(path: string) {
+  const events: any[] = [];
+  const u = new URL(path, c.url);
+  let status = 0;
+  const req = https.request(u, { headers: { authorization: `Bearer ${c.token}` }, ca: c.caCert }, (res) => {
+    status = res.statusCode!;
+    let buf = '';
+    res.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        events.push(JSON.parse(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+      }
+    });
+    res.on('error', () => {});
+  });
+  req.on('error', () => {});
+  req.end();
+  return {
+    events,
+    status: () => status,
+    stop: () => req.destroy(),
+    async until(n: number, ms = 5000) {
+      const end = Date.now() + ms;
+      while (events.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      return events;
+    },
+  };
+}
+
+const cm = (name: string, extra: Record<string, unknown> = {}) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { a: '1' }, ...extra });
+
+beforeAll(async () => {
+  c = await startTestCluster();
+  await call('POST', '/api/v1/namespaces', { body: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 't' } }) });
+});
+afterAll(async () => {
+  await c?.destroy();
+});
+
+async function storeSnapshot(): Promise<string> {
+  return JSON.stringify((await call('GET', '/api/v1/configmaps')).json.items);
+}
+
+describe('authentication', () => {
+  it('anonymous and bad tokens get 401; /version and /healthz are public', async () => {
+    const anon = await call('GET', '/api/v1/namespaces', { token: null });
+    expect(anon.status).toBe(401);
+    expect(anon.json).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Unauthorized', code: 401 });
+    expect((await call('GET', '/api/v1/namespaces', { token: 'wrong' })).status).toBe(401);
+    expect((await call('GET', '/version', { token: null })).json.major).toBe('1');
+    expect((await call('GET', '/healthz', { token: null })).text).toBe('ok');
+  });
+});
+
+describe('bad input gets a 4xx Status and changes nothing', () => {
+  const cases: [string, string, string, { body?: string; contentType?: string }, number, string][] = [
+    ['malformed JSON', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion": "v1", kind: }' }, 400, 'BadRequest'],
+    ['malformed YAML', 'POST', '/api/v1/namespaces/t/configmaps', { body: 'kind: [unclosed', contentType: 'application/yaml' }, 400, 'BadRequest'],
+    ['a JSON array', 'POST', '/api/v1/namespaces/t/configmaps', { body: '[1,2]' }, 400, 'BadRequest'],
+    ['missing kind', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"v1","metadata":{"name":"x"}}' }, 400, 'BadRequest'],
+    ['wrong kind for the path', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}' }, 400, 'BadRequest'],
+    ['wrong apiVersion', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}' }, 400, 'BadRequest'],
+    ['unknown resource', 'POST', '/api/v1/namespaces/t/widgets', { body: cm('x') }, 404, 'NotFound'],
+    ['unknown group', 'GET', '/apis/example.com/v1/widgets', {}, 404, 'NotFound'],
+    ['invalid name', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('Not_Valid') }, 422, 'Invalid'],
+    ['unsupported media type', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('x'), contentType: 'text/plain' }, 415, 'UnsupportedMediaType'],
+    ['method not allowed', 'POST', '/api/v1/namespaces/t/configmaps/x', { body: cm('x') }, 405, 'MethodNotAllowed'],
+    ['bad label selector', 'GET', '/api/v1/configmaps?labelSelector=a%20in%20(', {}, 400, 'BadRequest'],
+    ['unsupported field selector', 'GET', '/api/v1/configmaps?fieldSelector=spec.nothing%3Dx', {}, 400, 'BadRequest'],
+    ['malformed patch', 'PATCH', '/api/v1/namespaces/default/configmaps/x', { body: '{', contentType: 'application/merge-patch+json' }, 404, 'NotFound'],
+  ];
+  for (const [what, method, path, opts, code, reason] of cases) {
+    it(what, async () => {
+      const before = await storeSnapshot();
+      const r = await call(method, path, opts);
+      expect(r.status).toBe(code);
+      expect(r.json).toMatchObject({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code });
+      expect(typeof r.json.message).toBe('string');
+      expect(await storeSnapshot()).toBe(before);
+    });
+  }
+
+  it('a body over the limit gets 413', async () => {
+    const big = cm('big', { data: { a: 'x'.repeat(4 * 1024 * 1024) } });
+    const r = await call('POST', '/api/v1/namespaces/t/configmaps', { body: big });
+    expect(r.status).toBe(413);
+    expect(r.json).toMatchObject({ kind: 'Status', reason: 'RequestEntityTooLarge', code: 413 });
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/big')).status).toBe(404);
+  });
+
+  it('a malformed patch of an existing object is 400 and leaves it as it was', async () => {
+    await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('p') });
+    const before = (await call('GET', '/api/v1/namespaces/t/configmaps/p')).json;
+    for (const [ct, body] of [
+      ['application/merge-patch+json', '{'],
+      ['application/json-patch+json', '{"op":"add"}'],
+      ['application/json-patch+json', '[{"op":"explode","path":"/x"}]'],
+      ['application/strategic-merge-patch+json', 'null'],
+    ] as const) {
+      const r = await call('PATCH', '/api/v1/namespaces/t/configmaps/p', { body, contentType: ct });
+      expect(r.status, `${ct} ${body}`).toBeGreaterThanOrEqual(400);
+      expect(r.status, `${ct} ${body}`).toBeLessThan(500);
+      expect(r.json.kind).toBe('Status');
+    }
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/p')).json).toEqual(before);
+  });
+});
+
+describe('semantics', () => {
+  it('optimistic concurrency: a stale resourceVersion is a 409 Conflict', async () => {
+    const created = (await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('occ') })).json;
+    const upd = { ...created, data: { a: '2' } };
+    const ok = await call('PUT', '/api/v1/namespaces/t/configmaps/occ', { body: JSON.stringify(upd) });
+    expect(ok.status).toBe(200);
+    expect(Number(ok.json.metadata.resourceVersion)).toBeGreaterThan(Number(created.metadata.resourceVersion));
+    const stale = await call('PUT', '/api/v1/namespaces/t/configmaps/occ', { body: JSON.stringify({ ...created, data: { a: '3' } }) });
+    expect(stale.status).toBe(409);
+    expect(stale.json.reason).toBe('Conflict');
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/occ')).json.data).toEqual({ a: '2' });
+  });
+
+  it('generateName, dry run, and creation in a missing namespace', async () => {
+    const g = await call('POST', '/api/v1/namespaces/t/configmaps', { body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { generateName: 'gen-' } }) });
+    expect(g.status).toBe(201);
+    expect(g.json.metadata.name).toMatch(/^gen-[bcdfghjklmnpqrstvwxz2456789]{5}$/);
+    const dry = await call('POST', '/api/v1/namespaces/t/configmaps?dryRun=All', { body: cm('dry') });
+    expect(dry.status).toBe(201);
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/dry')).status).toBe(404);
+    const missing = await call('POST', '/api/v1/namespaces/nope/configmaps', { body: cm('x') });
+    expect(missing.status).toBe(404);
+    expect(missing.json.message).toBe('namespaces "nope" not found');
+  });
+
+  it('status subresource: the main resource ignores status, /status ignores spec', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } };
+    const created = (await call('POST', '/api/v1/namespaces/t/pods', { body: JSON.stringify(pod) })).json;
+    expect(created.status.phase).toBe('Pending');
+    const st = await call('PUT', '/api/v1/namespaces/t/pods/p/status', {
+      body: JSON.stringify({ ...created, metadata: { ...created.metadata, labels: { ignored: 'yes' } }, status: { phase: 'Running', podIP: '10.0.0.9' } }),
+    });
+    expect(st.status).toBe(200);
+    expect(st.json.status.phase).toBe('Running');
+    expect(st.json.metadata.labels).toBeUndefined();
+    const main = await call('PATCH', '/api/v1/namespaces/t/pods/p', { body: '{"status":{"phase":"Failed"},"metadata":{"labels":{"a":"b"}}}', contentType: 'application/merge-patch+json' });
+    expect(main.json.status.phase).toBe('Running');
+    expect(main.json.metadata.labels).toEqual({ a: 'b' });
+  });
+
+  it('binding assigns a pod once', async () => {
+    const b = { apiVersion: 'v1', kind: 'Binding', metadata: { name: 'p' }, target: { apiVersion: 'v1', kind: 'Node', name: 'n1' } };
+    const r = await call('POST', '/api/v1/namespaces/t/pods/p/binding', { body: JSON.stringify(b) });
+    expect(r.status).toBe(201);
+    const pod = (await call('GET', '/api/v1/namespaces/t/pods/p')).json;
+    expect(pod.spec.nodeName).toBe('n1');
+    expect(pod.status.conditions).toContainEqual(expect.objectContaining({ type: 'PodScheduled', status: 'True' }));
+    const again = await call('POST', '/api/v1/namespaces/t/pods/p/binding', { body: JSON.stringify({ ...b, target: { ...b.target, name: 'n2' } }) });
+    expect(again.status).toBe(409);
+  });
+
+  it('finalizers hold a deleted object until removed', async () => {
+    await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('fin', { metadata: { name: 'fin', finalizers: ['example.com/hold'] } }) });
+    const d = await call('DELETE', '/api/v1/namespaces/t/configmaps/fin');
+    expect(d.status).toBe(200);
+    const held = (await call('GET', '/api/v1/namespaces/t/configmaps/fin')).json;
+    expect(held.metadata.deletionTimestamp).toBeTruthy();
+    const rm = await call('PATCH', '/api/v1/namespaces/t/configmaps/fin', { body: '{"metadata":{"finalizers":null}}', contentType: 'application/merge-patch+json' });
+    expect(rm.status).toBe(200);
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/fin')).status).toBe(404);
+  });
+
+  it('watch: from a list resourceVersion, with selectors and bookmarks', async () => {
+    const list = (await call('GET', '/api/v1/namespaces/t/configmaps')).json;
+    const w = watch(`/api/v1/namespaces/t/configmaps?watch=true&resourceVersion=${list.metadata.resourceVersion}&labelSelector=w%3Dyes&allowWatchBookmarks=true`);
+    await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('w1', { metadata: { name: 'w1', labels: { w: 'yes' } } }) });
+    await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('w2') }); // not selected
+    await call('PATCH', '/api/v1/namespaces/t/configmaps/w1', { body: '{"metadata":{"labels":{"w":"no"}}}', contentType: 'application/merge-patch+json' });
+    const evs = await w.until(3);
+    const typed = evs.filter((e) => e.type !== 'BOOKMARK').map((e) => `${e.type} ${e.object.metadata.name}`);
+    expect(typed).toEqual(['ADDED w1', 'DELETED w1']); // leaving the selector reads as DELETED
+    await new Promise((r) => setTimeout(r, 600));
+    const bm = w.events.find((e) => e.type === 'BOOKMARK');
+    expect(bm?.object.metadata.resourceVersion).toMatch(/^\d+$/);
+    w.stop();
+  });
+});

@@ -1,0 +1,196 @@
+// npm run bench:api — apiserver latency and throughput over HTTPS, on the embedded SQLite backend and on
+// DynamoDB (moto server, or SKIFF_DYNAMODB_ENDPOINT), at concurrency 1 and 32, side by side in one run.
+// Prints a Markdown table for BENCHMARKS.md. Not a test: nothing here passes or fails on a number.
+
+import https from 'node:https';
+import os from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startLocalCluster, type LocalCluster } from '../../lambdas/local/server.ts';
+import { DynamoBackend, ensureTable } from '../../lambdas/storage/dynamodb.ts';
+import { dynamoTestEndpoint } from '../support/dynamodb.ts';
+
+const OPS = Number(process.env.BENCH_OPS ?? 400); // requests per operation and concurrency level
+const CONCURRENCY = [1, 32];
+
+interface Row {
+  backend: string;
+  op: string;
+  concurrency: number;
+  n: number;
+  p50: number;
+  p99: number;
+  rps: number;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+class Client {
+  private agent: https.Agent;
+  constructor(
+    private c: LocalCluster,
+    sockets: number,
+  ) {
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: sockets, ca: c.caCert });
+  }
+  req(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    return new Promise((resolve, reject) => {
+      const r = https.request(
+        new URL(path, this.c.url),
+        {
+          method,
+          agent: this.agent,
+          headers: { authorization: `Bearer ${this.c.token}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (d) => chunks.push(d));
+          res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString() || 'null') }));
+        },
+      );
+      r.on('error', reject);
+      if (body !== undefined) r.write(JSON.stringify(body));
+      r.end();
+    });
+  }
+  close() {
+    this.agent.destroy();
+  }
+}
+
+/** Runs n calls of fn with `concurrency` workers; returns latencies (ms) and wall time. */
+async function drive(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<{ lat: number[]; wall: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const s = performance.now();
+        await fn(i);
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  return { lat: lat.sort((a, b) => a - b), wall: performance.now() - t0 };
+}
+
+function row(backend: string, op: string, concurrency: number, r: { lat: number[]; wall: number }): Row {
+  return { backend, op, concurrency, n: r.lat.length, p50: pct(r.lat, 50), p99: pct(r.lat, 99), rps: (r.lat.length / r.wall) * 1000 };
+}
+
+async function benchCluster(name: string, cluster: LocalCluster, ops: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const conc of CONCURRENCY) {
+    const cl = new Client(cluster, conc);
+    const ns = `bench-${conc}`;
+    const must = (r: { status: number; json: any }, code: number) => {
+      if (r.status !== code) throw new Error(`expected ${code}, got ${r.status}: ${JSON.stringify(r.json)}`);
+    };
+    must(await cl.req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }), 201);
+    const base = `/api/v1/namespaces/${ns}/configmaps`;
+    const cm = (i: number) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${i}`, labels: { bench: 'yes' } }, data: { i: String(i) } });
+
+    rows.push(row(name, 'create', conc, await drive(ops, conc, async (i) => must(await cl.req('POST', base, cm(i)), 201))));
+    rows.push(row(name, 'get', conc, await drive(ops, conc, async (i) => must(await cl.req('GET', `${base}/cm-${i % ops}`), 200))));
+    rows.push(row(name, 'list (100 items)', conc, await drive(Math.max(20, ops / 4), conc, async () => must(await cl.req('GET', `${base}?limit=100`), 200))));
+    // Each worker updates its own objects, with the resourceVersion it last saw: no conflicts by design.
+    const rv = new Map<number, string>();
+    rows.push(
+      row(name, 'update', conc, await drive(ops, conc, async (i) => {
+        const obj = cm(i % ops) as any;
+        const r = await cl.req('PUT', `${base}/cm-${i % ops}`, { ...obj, data: { i: `u${i}` }, metadata: { ...obj.metadata, resourceVersion: rv.get(i % ops) } });
+        must(r, 200);
+        rv.set(i % ops, r.json.metadata.resourceVersion);
+      })),
+    );
+    rows.push(await watchDelivery(name, cluster, cl, ns, conc, Math.min(ops, 200)));
+    cl.close();
+  }
+  return rows;
+}
+
+/** Time from sending a create to receiving its ADDED event on an open watch. */
+async function watchDelivery(name: string, cluster: LocalCluster, cl: Client, ns: string, conc: number, n: number): Promise<Row> {
+  const sent = new Map<string, number>();
+  const lat: number[] = [];
+  let buf = '';
+  const list = await cl.req('GET', `/api/v1/namespaces/${ns}/secrets`);
+  const req = https.request(
+    new URL(`/api/v1/namespaces/${ns}/secrets?watch=true&resourceVersion=${list.json.metadata.resourceVersion}`, cluster.url),
+    { headers: { authorization: `Bearer ${cluster.token}` }, ca: cluster.caCert },
+    (res) => {
+      res.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const ev = JSON.parse(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+          const t = sent.get(ev.object?.metadata?.name);
+          if (ev.type === 'ADDED' && t !== undefined) lat.push(performance.now() - t);
+        }
+      });
+      res.on('error', () => {});
+    },
+  );
+  req.on('error', () => {});
+  req.end();
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = performance.now();
+  await drive(n, conc, async (i) => {
+    const nm = `s-${i}`;
+    sent.set(nm, performance.now());
+    await cl.req('POST', `/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: nm } });
+  });
+  const end = Date.now() + 30_000;
+  while (lat.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  const wall = performance.now() - t0;
+  req.destroy();
+  if (lat.length < n) console.error(`watch delivered ${lat.length}/${n} events (${name}, c=${conc})`);
+  return row(name, 'watch delivery', conc, { lat: lat.sort((a, b) => a - b), wall });
+}
+
+async function main() {
+  const rows: Row[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-bench-'));
+  try {
+    const sqlite = await startLocalCluster({ dataDir: join(dir, 'sqlite'), port: 0 });
+    rows.push(...(await benchCluster('SQLite (embedded)', sqlite, OPS)));
+    await sqlite.close();
+
+    const ddb = await dynamoTestEndpoint();
+    if (!ddb) {
+      console.error('No DynamoDB endpoint (moto server in .venv-moto or SKIFF_DYNAMODB_ENDPOINT): DynamoDB rows skipped');
+    } else {
+      const table = `skiff-bench-${Date.now()}`;
+      await ensureTable(ddb.client, table);
+      const backend = new DynamoBackend({ client: ddb.client, tableName: table });
+      const cluster = await startLocalCluster({ dataDir: join(dir, 'ddb'), port: 0, backend });
+      // moto is a single-threaded Python server: fewer requests keep the run short.
+      rows.push(...(await benchCluster(`DynamoDB (${ddb.endpoint.includes('127.0.0.1') ? 'moto' : ddb.endpoint})`, cluster, Math.max(50, Math.floor(OPS / 4)))));
+      await cluster.close();
+      await ddb.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  console.log(`\nMachine: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log('| backend | operation | concurrency | requests | p50 ms | p99 ms | req/s |');
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(`| ${r.backend} | ${r.op} | ${r.concurrency} | ${r.n} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(0)} |`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

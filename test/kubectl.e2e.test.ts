@@ -1,0 +1,260 @@
+// The machine's stock kubectl, default flags, against a real local cluster (HTTPS + SQLite): the flows
+// a new user tries first. Output is compared with what kubectl prints against Kubernetes.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, withKubectl, type TestCluster } from './support/cluster.ts';
+import { startLocalCluster } from '../lambdas/local/server.ts';
+
+const APP = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: demo
+  labels:
+    app: web
+spec:
+  containers:
+  - name: web
+    image: busybox:stable
+    command: ["httpd", "-f", "-p", "8080"]
+    ports:
+    - containerPort: 8080
+      name: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: demo
+spec:
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+---
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: web
+  namespace: demo
+spec:
+  replicas: 2
+  selector:
+    app: web-rc
+  template:
+    metadata:
+      labels:
+        app: web-rc
+    spec:
+      containers:
+      - name: web
+        image: busybox:stable
+        command: ["sleep", "3600"]
+`;
+
+let c: TestCluster;
+
+beforeAll(async () => {
+  c = await startTestCluster();
+});
+afterAll(async () => {
+  await c?.destroy();
+});
+
+/** Splits a kubectl table into rows of cells. */
+function table(out: string): string[][] {
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s{2,}/));
+}
+
+describe('kubectl against a local cluster', () => {
+  it('version and api-resources', async () => {
+    const v = await c.kubectl(['version']);
+    expect(v.stderr).toBe('');
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/Server Version: v1\.32\./);
+
+    const r = await c.kubectl(['api-resources']);
+    expect(r.code).toBe(0);
+    const rows = table(r.stdout);
+    expect(rows[0]).toEqual(['NAME', 'SHORTNAMES', 'APIVERSION', 'NAMESPACED', 'KIND']);
+    expect(rows).toContainEqual(['pods', 'po', 'v1', 'true', 'Pod']);
+    expect(rows).toContainEqual(['namespaces', 'ns', 'v1', 'false', 'Namespace']);
+    expect(rows).toContainEqual(['replicationcontrollers', 'rc', 'v1', 'true', 'ReplicationController']);
+    expect(rows).toContainEqual(['leases', 'coordination.k8s.io/v1', 'true', 'Lease']);
+  });
+
+  it('create namespace, apply a file twice (second time unchanged)', async () => {
+    const ns = await c.kubectl(['create', 'namespace', 'demo']);
+    expect(ns.stdout.trim()).toBe('namespace/demo created');
+    const f = c.file('app.yaml', APP);
+    const a1 = await c.kubectl(['apply', '-f', f]);
+    expect(a1.stderr).toBe('');
+    expect(a1.stdout.trim().split('\n')).toEqual(['pod/web created', 'service/web created', 'replicationcontroller/web created']);
+    const a2 = await c.kubectl(['apply', '-f', f]);
+    expect(a2.stderr).toBe('');
+    expect(a2.stdout.trim().split('\n')).toEqual(['pod/web unchanged', 'service/web unchanged', 'replicationcontroller/web unchanged']);
+  });
+
+  it('get: table, wide, yaml, json, -l, -A, --show-labels', async () => {
+    const t = await c.kubectl(['get', 'pods', '-n', 'demo']);
+    expect(t.code).toBe(0);
+    const rows = table(t.stdout);
+    expect(rows[0]).toEqual(['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE']);
+    expect(rows[1]!.slice(0, 4)).toEqual(['web', '0/1', 'Pending', '0']);
+    expect(rows[1]![4]).toMatch(/^\d+s$/);
+
+    const w = await c.kubectl(['get', 'pods', '-n', 'demo', '-o', 'wide']);
+    expect(table(w.stdout)[0]).toEqual(['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES']);
+
+    const y = await c.kubectl(['get', 'pod', 'web', '-n', 'demo', '-o', 'yaml']);
+    expect(y.stdout).toMatch(/^apiVersion: v1\n/);
+    expect(y.stdout).toContain('kind: Pod');
+    expect(y.stdout).toMatch(/resourceVersion: "\d+"/);
+    expect(y.stdout).toMatch(/uid: [0-9a-f-]{36}/);
+
+    const j = await c.kubectl(['get', 'svc', 'web', '-n', 'demo', '-o', 'json']);
+    const svc = JSON.parse(j.stdout);
+    expect(svc.kind).toBe('Service');
+    expect(svc.spec.ports[0]).toMatchObject({ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' });
+
+    const l = await c.kubectl(['get', 'pods', '-n', 'demo', '-l', 'app=web', '-o', 'name']);
+    expect(l.stdout.trim()).toBe('pod/web');
+    const none = await c.kubectl(['get', 'pods', '-n', 'demo', '-l', 'app=nothing']);
+    expect(none.stderr.trim()).toBe('No resources found in demo namespace.');
+
+    const all = await c.kubectl(['get', 'namespaces']);
+    const names = table(all.stdout).slice(1).map((r) => r[0]);
+    expect(names).toEqual(expect.arrayContaining(['default', 'demo', 'kube-system', 'kube-public', 'kube-node-lease']));
+
+    const A = await c.kubectl(['get', 'rc', '-A']);
+    const arows = table(A.stdout);
+    expect(arows[0]).toEqual(['NAMESPACE', 'NAME', 'DESIRED', 'CURRENT', 'READY', 'AGE']);
+    expect(arows[1]!.slice(0, 5)).toEqual(['demo', 'web', '2', '0', '0']);
+
+    const sl = await c.kubectl(['get', 'pods', '-n', 'demo', '--show-labels']);
+    const srows = table(sl.stdout);
+    expect(srows[0]!.at(-1)).toBe('LABELS');
+    expect(srows[1]!.at(-1)).toBe('app=web');
+  });
+
+  it('describe', async () => {
+    const d = await c.kubectl(['describe', 'pod', 'web', '-n', 'demo']);
+    expect(d.stderr).toBe('');
+    expect(d.stdout).toMatch(/^Name:\s+web$/m);
+    expect(d.stdout).toMatch(/^Namespace:\s+demo$/m);
+    expect(d.stdout).toMatch(/^Labels:\s+app=web$/m);
+    expect(d.stdout).toMatch(/^Status:\s+Pending$/m);
+    const s = await c.kubectl(['describe', 'svc', 'web', '-n', 'demo']);
+    expect(s.stdout).toMatch(/^Selector:\s+app=web$/m);
+    const rc = await c.kubectl(['describe', 'rc', 'web', '-n', 'demo']);
+    expect(rc.stdout).toMatch(/^Replicas:\s+0 current \/ 2 desired$/m);
+  });
+
+  it('label, annotate, patch (strategic, merge, json)', async () => {
+    expect((await c.kubectl(['label', 'pod', 'web', '-n', 'demo', 'tier=frontend'])).stdout.trim()).toBe('pod/web labeled');
+    expect((await c.kubectl(['annotate', 'pod', 'web', '-n', 'demo', 'note=hello'])).stdout.trim()).toBe('pod/web annotated');
+    const pod = JSON.parse((await c.kubectl(['get', 'pod', 'web', '-n', 'demo', '-o', 'json'])).stdout);
+    expect(pod.metadata.labels).toEqual({ app: 'web', tier: 'frontend' });
+    expect(pod.metadata.annotations.note).toBe('hello');
+    // Removing a label with the trailing "-".
+    expect((await c.kubectl(['label', 'pod', 'web', '-n', 'demo', 'tier-'])).stdout.trim()).toBe('pod/web unlabeled');
+
+    // Strategic merge: Service ports merge by port; the name survives.
+    const p = await c.kubectl(['patch', 'svc', 'web', '-n', 'demo', '-p', '{"spec":{"ports":[{"port":80,"targetPort":8081}]}}']);
+    expect(p.stderr).toBe('');
+    expect(p.stdout.trim()).toBe('service/web patched');
+    const svc = JSON.parse((await c.kubectl(['get', 'svc', 'web', '-n', 'demo', '-o', 'json'])).stdout);
+    expect(svc.spec.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8081 }]);
+
+    const m = await c.kubectl(['patch', 'rc', 'web', '-n', 'demo', '--type=merge', '-p', '{"metadata":{"labels":{"team":"blue"}}}']);
+    expect(m.stdout.trim()).toBe('replicationcontroller/web patched');
+    const jp = await c.kubectl(['patch', 'pod', 'web', '-n', 'demo', '--type=json', '-p', '[{"op":"add","path":"/metadata/labels/x","value":"y"}]']);
+    expect(jp.stdout.trim()).toBe('pod/web patched');
+    const pod2 = JSON.parse((await c.kubectl(['get', 'pod', 'web', '-n', 'demo', '-o', 'json'])).stdout);
+    expect(pod2.metadata.labels).toEqual({ app: 'web', x: 'y' });
+    // A patch that changes nothing reports "no change".
+    const same = await c.kubectl(['patch', 'pod', 'web', '-n', 'demo', '--type=merge', '-p', '{"metadata":{"labels":{"x":"y"}}}']);
+    expect(same.stdout.trim()).toBe('pod/web patched (no change)');
+  });
+
+  it('scale and replace', async () => {
+    const s = await c.kubectl(['scale', 'rc', 'web', '-n', 'demo', '--replicas=3']);
+    expect(s.stdout.trim()).toBe('replicationcontroller/web scaled');
+    const y = (await c.kubectl(['get', 'rc', 'web', '-n', 'demo', '-o', 'yaml'])).stdout;
+    expect(y).toMatch(/^ {2}replicas: 3$/m);
+    const f = c.file('rc.yaml', y.replace(/^ {2}replicas: 3$/m, '  replicas: 1'));
+    const r = await c.kubectl(['replace', '-f', f]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('replicationcontroller/web replaced');
+    const rc = JSON.parse((await c.kubectl(['get', 'rc', 'web', '-n', 'demo', '-o', 'json'])).stdout);
+    expect(rc.spec.replicas).toBe(1);
+    expect(rc.metadata.generation).toBe(3);
+    // The same file again carries a stale resourceVersion: Kubernetes' Conflict.
+    const stale = await c.kubectl(['replace', '-f', f]);
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr.trim()).toBe(
+      `Error from server (Conflict): error when replacing "${f}": Operation cannot be fulfilled on replicationcontrollers "web": the object has been modified; please apply your changes to the latest version and try again`,
+    );
+  });
+
+  it('get -w shows later changes', async () => {
+    const w = c.kubectlSpawn(['get', 'configmaps', '-n', 'demo', '-w']);
+    let out = '';
+    w.stdout!.on('data', (d) => (out += d));
+    const until = async (re: RegExp) => {
+      for (let i = 0; i < 100 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      return out;
+    };
+    await until(/NAME/);
+    await c.kubectl(['create', 'configmap', 'watched', '-n', 'demo', '--from-literal=a=1']);
+    await until(/watched/);
+    await c.kubectl(['delete', 'configmap', 'watched', '-n', 'demo']);
+    await new Promise((r) => setTimeout(r, 500));
+    w.kill();
+    expect(out).toMatch(/^NAME\s+DATA\s+AGE$/m);
+    // Added, then the delete shows the object again (kubectl prints a row per event).
+    expect(out.match(/^watched\s+1\s+\d+s$/gm)?.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('errors read like Kubernetes', async () => {
+    const bad = await c.kubectl(['create', 'namespace', 'Bad_Name']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim()).toBe(
+      `The Namespace "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+    );
+    const missing = await c.kubectl(['get', 'pod', 'nope', '-n', 'demo']);
+    expect(missing.stderr.trim()).toBe('Error from server (NotFound): pods "nope" not found');
+    const dup = await c.kubectl(['create', 'namespace', 'demo']);
+    expect(dup.stderr.trim()).toBe('Error from server (AlreadyExists): namespaces "demo" already exists');
+    const noNs = await c.kubectl(['create', 'configmap', 'x', '-n', 'nowhere']);
+    expect(noNs.stderr.trim()).toBe('error: failed to create configmap: namespaces "nowhere" not found');
+  });
+
+  it('delete', async () => {
+    const d = await c.kubectl(['delete', 'pod', 'web', '-n', 'demo']);
+    expect(d.stdout.trim()).toBe('pod "web" deleted');
+    const g = await c.kubectl(['get', 'pod', 'web', '-n', 'demo']);
+    expect(g.stderr.trim()).toBe('Error from server (NotFound): pods "web" not found');
+    const f = await c.kubectl(['delete', '-f', c.file('svc.yaml', APP.split('---')[1]!)]);
+    expect(f.stdout.trim()).toBe('service "web" deleted');
+  });
+
+  it('a restart keeps every object', async () => {
+    const before = JSON.parse((await c.kubectl(['get', 'rc,ns', '-A', '-o', 'json'])).stdout);
+    await c.close();
+    const again = withKubectl(await startLocalCluster({ dataDir: c.dataDir, port: 0 }), c.dataDir);
+    c = again;
+    const after = JSON.parse((await c.kubectl(['get', 'rc,ns', '-A', '-o', 'json'])).stdout);
+    expect(after.items).toEqual(before.items);
+    const created = await c.kubectl(['create', 'configmap', 'after-restart', '-n', 'demo']);
+    expect(created.stdout.trim()).toBe('configmap/after-restart created');
+    const cm = JSON.parse((await c.kubectl(['get', 'cm', 'after-restart', '-n', 'demo', '-o', 'json'])).stdout);
+    const maxBefore = Math.max(...before.items.map((i: any) => Number(i.metadata.resourceVersion)));
+    expect(Number(cm.metadata.resourceVersion)).toBeGreaterThan(maxBefore);
+  });
+});
