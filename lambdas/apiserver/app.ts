@@ -12,6 +12,7 @@ import { isObject } from '../machinery/types.ts';
 import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
 import { toTable } from '../machinery/table.ts';
 import { applyPatch } from '../machinery/patch.ts';
+import { pruneUnknownFields, unknownFields } from '../machinery/schema.ts';
 import {
   aggregatedDiscovery,
   apiGroup,
@@ -172,6 +173,7 @@ export class ApiServer {
     const { resource: res, namespace: ns, name, subresource: sub } = info;
     const reg = this.registry;
     const dryRun = req.query.getAll('dryRun').includes('All');
+    const warnings: string[] = [];
     switch (info.verb) {
       case 'get': {
         if (sub === 'scale') return jsonResponse(200, toScale(await reg.get(res, ns, name!)));
@@ -186,17 +188,17 @@ export class ApiServer {
         return this.watch(req, res, ns, name);
       case 'create': {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
-        const obj = decodeBody(req, res);
+        const obj = checkFields(req, res, decodeBody(req, res), warnings);
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
         }
         await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user }, reg);
         const created = await reg.create(res, ns, obj, { dryRun });
-        return jsonResponse(201, created);
+        return jsonResponse(201, created, warningHeader(warnings));
       }
       case 'update': {
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
-        const obj = decodeBody(req, res);
+        const obj = checkFields(req, res, decodeBody(req, res), warnings);
         await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user }, reg);
         const status = sub === 'status' || (res.kind === 'Namespace' && sub === 'finalize') ? sub : undefined;
         if (status === 'finalize') {
@@ -208,7 +210,7 @@ export class ApiServer {
           return jsonResponse(200, out);
         }
         const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined });
-        return jsonResponse(200, out);
+        return jsonResponse(200, out, warningHeader(warnings));
       }
       case 'patch': {
         const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
@@ -216,8 +218,22 @@ export class ApiServer {
         if (sub === 'scale') {
           return jsonResponse(200, await this.updateScale(res, ns, name!, (cur) => applyPatch(ct, res, cur as KubeObject, body) as any));
         }
+        if (ct === 'application/apply-patch+yaml' && !sub) {
+          // Server-side apply creates what does not exist yet.
+          const existing = await reg.get(res, ns, name!).catch((e) => {
+            if (e instanceof ApiError && e.code === 404) return undefined;
+            throw e;
+          });
+          if (!existing) {
+            const skeleton: KubeObject = { apiVersion: apiVersionOf(res), kind: res.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
+            const obj = checkFields(req, res, applyPatch(ct, res, skeleton, body), warnings);
+            await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user }, reg);
+            return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
+          }
+        }
         const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun }, (cur) => {
-          const patched = applyPatch(ct, res, cur, body);
+          warnings.length = 0;
+          const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
           if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
             throw errors.staleResourceVersion(res.resource, res.group, name!);
           }
@@ -226,7 +242,7 @@ export class ApiServer {
           if (res.subresources.includes('status') && res.kind !== 'Node') return { ...patched, status: cur.status };
           return patched;
         });
-        return jsonResponse(200, out);
+        return jsonResponse(200, out, warningHeader(warnings));
       }
       case 'delete': {
         const opts = deleteOptions(req);
@@ -433,6 +449,33 @@ function decodeBody(req: ApiRequest, res: ResourceInfo): KubeObject {
   if (body.metadata === undefined) body.metadata = {};
   if (!isObject(body.metadata)) throw errors.badRequest('metadata must be an object');
   return body as KubeObject;
+}
+
+/**
+ * Server-side field validation (the fieldValidation parameter): fields the kind's schema does not know
+ * are an error with Strict, a warning with Warn (Kubernetes' default), and dropped silently with Ignore.
+ * They are never stored.
+ */
+function checkFields(req: ApiRequest, res: ResourceInfo, obj: KubeObject, warnings: string[]): KubeObject {
+  const mode = req.query.get('fieldValidation') ?? 'Warn';
+  if (mode !== 'Strict' && mode !== 'Warn' && mode !== 'Ignore') {
+    throw errors.badRequest(`fieldValidation parameter unsupported: ${mode}`);
+  }
+  const unknown = unknownFields(res, obj);
+  if (!unknown.length) return obj;
+  if (mode === 'Strict') {
+    throw errors.badRequest(
+      `${res.kind} in version "${res.version}" cannot be handled as a ${res.kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
+    );
+  }
+  if (mode === 'Warn') warnings.push(...unknown.map((f) => `unknown field "${f}"`));
+  return pruneUnknownFields(res, obj);
+}
+
+/** Warnings travel in the standard Warning header (code 299), which kubectl prints. */
+function warningHeader(warnings: string[]): Record<string, string> {
+  if (!warnings.length) return {};
+  return { warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
 }
 
 function truncate(s: string, n: number): string {

@@ -68,7 +68,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     context: { signal: AbortSignal },
   ) => Promise<void>;
 
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<{ destroy(): void }>();
   const server = https.createServer({ cert: certs.serverCert, key: certs.serverKey }, (req, res) => {
     void serve(req, res, handler, maxBody);
   });
