@@ -1,0 +1,347 @@
+// The embedded backend for local clusters, in the manner of k3s' kine on SQLite.
+//
+// Layout:
+//   log   one row per write, rev = the write's revision (INTEGER PRIMARY KEY AUTOINCREMENT, so a revision
+//         is never reused, even after the newest row is deleted or compacted away). A row carries the new
+//         value (for a delete: the last value), the key's create revision, and the previous row's revision
+//         and value, so a watch event and its prevKv come from one row.
+//   live  key -> rev of the latest row, for keys that exist now (fast get and list at the latest revision).
+//   meta  'compact_rev': revisions at or below it are no longer replayable.
+//
+// better-sqlite3 is synchronous: each write is one IMMEDIATE transaction that reads the current revision,
+// checks the key and inserts, so writes are atomic and serialized, also against other processes on the
+// same file (SQLite's write lock; busy_timeout waits for it). Reads that need a consistent view (list,
+// watch) run inside a read transaction, which in WAL mode is a snapshot.
+//
+// Watches are woken in-process right after each commit, and by a shared timer that checks
+// PRAGMA data_version (which changes when another connection commits) so a second process writing the
+// same file is seen within pollIntervalMs.
+
+import Database from 'better-sqlite3';
+import {
+  StorageError,
+  type Backend,
+  type KeyValue,
+  type ListOptions,
+  type ListResult,
+  type WatchBatch,
+  type WatchEvent,
+} from './backend.ts';
+
+export interface SqliteOptions {
+  /** Compaction keeps at least this many latest revisions replayable (default 10 000). */
+  retainRevisions?: number;
+  /** How often compaction runs (default 60 s); 0 disables the timer (compact() can still be called). */
+  compactIntervalMs?: number;
+  /** How often open watches look for commits made by other processes (default 200 ms). */
+  pollIntervalMs?: number;
+}
+
+interface LogRow {
+  rev: number;
+  key: string;
+  value: string;
+  create_rev: number;
+  prev_rev: number | null;
+  prev_value: string | null;
+  deleted: number;
+}
+
+/** Most rows one watch batch carries; a bigger backlog is delivered in several batches. */
+const BATCH_ROWS = 1000;
+
+export class SqliteBackend implements Backend {
+  private readonly db: Database.Database;
+  private readonly retain: number;
+  private readonly pollMs: number;
+  private readonly compactTimer?: NodeJS.Timeout;
+  private pollTimer?: NodeJS.Timeout;
+  private dataVersion = 0;
+  /** Wake-up callbacks of open watches. */
+  private readonly listeners = new Set<() => void>();
+  private closed = false;
+
+  constructor(path: string, opts: SqliteOptions = {}) {
+    this.retain = opts.retainRevisions ?? 10_000;
+    this.pollMs = opts.pollIntervalMs ?? 200;
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL'); // WAL + NORMAL: a commit survives a process crash
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS log (
+        rev INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        create_rev INTEGER NOT NULL,
+        prev_rev INTEGER,
+        prev_value TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS log_key_rev ON log (key, rev);
+      CREATE TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY, rev INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    `);
+    const interval = opts.compactIntervalMs ?? 60_000;
+    if (interval > 0) {
+      this.compactTimer = setInterval(() => this.compact(), interval);
+      this.compactTimer.unref(); // compaction alone must not keep the process alive
+    }
+  }
+
+  // ---- reads ----
+
+  async currentRevision(): Promise<number> {
+    return this.revision();
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const row = this.liveRow(key);
+    return row && toKv(row);
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
+    // One read transaction: the revision and the rows come from the same snapshot.
+    return this.db.transaction((): ListResult => {
+      const current = this.revision();
+      // A revision beyond the current one reads the current state (nothing newer exists yet).
+      const at = opts.revision !== undefined && opts.revision < current ? opts.revision : current;
+      if (opts.revision !== undefined) this.assertReplayable(prefix, opts.revision);
+      const params = { prefix, after: opts.startAfter ?? '', at };
+      // Keys are scanned in order from the prefix; the scan stops at the first key outside it, or
+      // once limit+1 items have passed the filter (the extra one only tells whether there is `more`).
+      const rows =
+        at === current
+          ? this.stmt(`SELECT l.* FROM live c JOIN log l ON l.rev = c.rev
+                       WHERE c.key >= @prefix AND c.key > @after ORDER BY c.key`)
+          : // The state at an older revision: per key, the newest row at or below it, unless a delete.
+            this.stmt(`SELECT l.* FROM log l
+                       WHERE l.key >= @prefix AND l.key > @after AND l.rev <= @at
+                         AND NOT EXISTS (SELECT 1 FROM log n WHERE n.key = l.key AND n.rev > l.rev AND n.rev <= @at)
+                         AND l.deleted = 0
+                       ORDER BY l.key`);
+      const kvs: KeyValue[] = [];
+      let more = false;
+      for (const row of rows.iterate(params) as IterableIterator<LogRow>) {
+        if (!row.key.startsWith(prefix)) break;
+        const kv = toKv(row);
+        if (opts.filter && !opts.filter(kv)) continue;
+        if (opts.limit && kvs.length === opts.limit) {
+          more = true;
+          break;
+        }
+        kvs.push(kv);
+      }
+      return { kvs, revision: at, more };
+    })();
+  }
+
+  // ---- writes ----
+
+  async create(key: string, value: string): Promise<KeyValue> {
+    return this.write(key, (cur, rev) => {
+      if (cur) throw new StorageError('KeyExists', key);
+      return { key, value, create_rev: rev, prev_rev: null, prev_value: null, deleted: 0 };
+    });
+  }
+
+  async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
+    return this.write(key, (cur) => {
+      if (!cur) throw new StorageError('NotFound', key);
+      if (cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
+      return { key, value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: cur.value, deleted: 0 };
+    });
+  }
+
+  async delete(key: string, expectedModRevision?: number): Promise<KeyValue> {
+    return this.write(key, (cur) => {
+      if (!cur) throw new StorageError('NotFound', key);
+      if (expectedModRevision !== undefined && cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
+      // The delete row repeats the last value: the delete event's kv is the last state.
+      return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: cur.value, deleted: 1 };
+    });
+  }
+
+  /** Runs decide against the key's current row and appends its row as the next revision, atomically. */
+  private write(key: string, decide: (cur: LogRow | undefined, rev: number) => Omit<LogRow, 'rev'>): KeyValue {
+    const row = this.db
+      .transaction((): LogRow => {
+        const rev = this.revision() + 1;
+        const next: LogRow = { rev, ...decide(this.liveRow(key), rev) };
+        this.stmt(`INSERT INTO log (rev, key, value, create_rev, prev_rev, prev_value, deleted)
+                   VALUES (@rev, @key, @value, @create_rev, @prev_rev, @prev_value, @deleted)`).run(next);
+        if (next.deleted) this.stmt('DELETE FROM live WHERE key = ?').run(key);
+        else this.stmt('INSERT OR REPLACE INTO live (key, rev) VALUES (?, ?)').run(key, rev);
+        return next;
+      })
+      .immediate(); // take the write lock up front: no read-then-upgrade deadlock between processes
+    this.wake();
+    return toKv(row);
+  }
+
+  // ---- watch ----
+
+  async *watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs = 5000): AsyncIterable<WatchBatch> {
+    this.assertReplayable(prefix, fromRevision); // runs on the first next(), before anything is yielded
+    let dirty = true; // set by every wake-up; cleared before each read so none is missed
+    const listener = () => {
+      dirty = true;
+      wakeUp?.();
+    };
+    let wakeUp: (() => void) | undefined;
+    this.listeners.add(listener);
+    this.startPolling();
+    let last = fromRevision;
+    let lastSent = Date.now();
+    try {
+      while (!signal.aborted && !this.closed) {
+        if (dirty) {
+          dirty = false;
+          const batch = this.changesAfter(prefix, last);
+          last = batch.revision;
+          if (batch.events.length > 0) {
+            yield batch;
+            lastSent = Date.now();
+            dirty = true; // there may be more rows than one batch carries
+            continue;
+          }
+        }
+        const wait = lastSent + progressIntervalMs - Date.now();
+        if (wait <= 0) {
+          yield { events: [], revision: last };
+          lastSent = Date.now();
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            wakeUp = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, wait);
+          signal.addEventListener('abort', done);
+          wakeUp = done;
+          if (dirty || signal.aborted) done();
+        });
+      }
+    } finally {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopPolling();
+    }
+  }
+
+  /** Events under prefix after `after`, read from one snapshot; revision = how far they cover. */
+  private changesAfter(prefix: string, after: number): WatchBatch {
+    return this.db.transaction((): WatchBatch => {
+      this.assertReplayable(prefix, after); // a slow watcher may have fallen behind compaction
+      const current = this.revision();
+      const rows = this.stmt(
+        `SELECT * FROM log WHERE rev > ? AND substr(key, 1, length(?)) = ? ORDER BY rev LIMIT ${BATCH_ROWS}`,
+      ).all(after, prefix, prefix) as LogRow[];
+      const revision = rows.length === BATCH_ROWS ? rows[rows.length - 1]!.rev : current;
+      return { events: rows.map(toEvent), revision };
+    })();
+  }
+
+  private wake(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** One timer for all watches: PRAGMA data_version changes when another connection commits. */
+  private startPolling(): void {
+    if (this.pollTimer) return;
+    this.dataVersion = this.db.pragma('data_version', { simple: true }) as number;
+    this.pollTimer = setInterval(() => {
+      const v = this.db.pragma('data_version', { simple: true }) as number;
+      if (v !== this.dataVersion) {
+        this.dataVersion = v;
+        this.wake();
+      }
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  // ---- compaction ----
+
+  /**
+   * Forgets history at or below `revision` (default: all but the latest retainRevisions revisions):
+   * rows superseded by a newer row at or below it, and deletes at or below it. The newest row of every
+   * key up to that point stays, so any revision >= the compaction point still reads exactly.
+   * Returns the compaction point.
+   */
+  compact(revision?: number): number {
+    return this.db
+      .transaction((): number => {
+        const target = Math.min(revision ?? this.revision() - this.retain, this.revision());
+        const done = this.compactRevision();
+        if (target <= done) return done;
+        this.stmt(
+          `DELETE FROM log WHERE rev <= @target AND (deleted = 1 OR EXISTS
+             (SELECT 1 FROM log n WHERE n.key = log.key AND n.rev > log.rev AND n.rev <= @target))`,
+        ).run({ target });
+        this.stmt(`INSERT OR REPLACE INTO meta (name, value) VALUES ('compact_rev', ?)`).run(target);
+        return target;
+      })
+      .immediate();
+  }
+
+  private assertReplayable(key: string, revision: number): void {
+    const compacted = this.compactRevision();
+    if (revision < compacted) {
+      throw new StorageError('Compacted', key, `revision ${revision} is compacted (oldest available: ${compacted})`, compacted);
+    }
+  }
+
+  // ---- helpers ----
+
+  private revision(): number {
+    const row = this.stmt(`SELECT seq FROM sqlite_sequence WHERE name = 'log'`).get() as { seq: number } | undefined;
+    return row?.seq ?? 0;
+  }
+
+  private compactRevision(): number {
+    const row = this.stmt(`SELECT value FROM meta WHERE name = 'compact_rev'`).get() as { value: number } | undefined;
+    return row?.value ?? 0;
+  }
+
+  private liveRow(key: string): LogRow | undefined {
+    return this.stmt('SELECT l.* FROM live c JOIN log l ON l.rev = c.rev WHERE c.key = ?').get(key) as LogRow | undefined;
+  }
+
+  private readonly statements = new Map<string, Database.Statement>();
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.compactTimer);
+    this.stopPolling();
+    this.wake(); // open watches end
+    this.db.close();
+  }
+}
+
+function conflict(key: string, stored: number): StorageError {
+  return new StorageError('Conflict', key, `${key}: modRevision is ${stored}`, stored);
+}
+
+function toKv(row: LogRow): KeyValue {
+  return { key: row.key, value: row.value, createRevision: row.create_rev, modRevision: row.rev };
+}
+
+function toEvent(row: LogRow): WatchEvent {
+  const kv = toKv(row);
+  if (row.prev_rev === null) return { type: 'create', kv };
+  const prevKv = { key: row.key, value: row.prev_value!, createRevision: row.create_rev, modRevision: row.prev_rev };
+  return { type: row.deleted ? 'delete' : 'update', kv, prevKv };
+}
