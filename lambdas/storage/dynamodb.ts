@@ -1,0 +1,602 @@
+// The production backend: one DynamoDB table, shared by every apiserver Lambda.
+//
+// Items (pk, sk are strings):
+//   object   pk = "obj#/{a}/{b}/{c}/"  sk = rest of the key   value, createRev, modRev
+//            Keys look like /registry/{group}/{resource}/{namespace}/{name}: the first three segments name
+//            the collection (one partition key), so list(prefix) is a Query. Keys and list prefixes must
+//            therefore have at least three segments and a slash: "/registry/core/pods/" is the shortest
+//            prefix list accepts.
+//   counter  pk = "meta" sk = "revision"   rev: the revision of the latest write.
+//   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
+//            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
+//            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
+//
+// Every write is ONE TransactWriteItems of the counter (condition: it still holds the revision we read,
+// so revisions are gap-free and commit in order), the object (condition on its modRev or existence) and
+// the log item(s). A cancelled transaction's CancellationReasons tell a stale object (-> KeyExists,
+// NotFound, Conflict) from a counter another writer moved first (-> retry with the next revision). The
+// single counter item serializes all writes of the cluster: it is what limits write throughput.
+//
+// Reads: get is a consistent GetItem. list is a consistent Query made exact by the log: it reads the
+// counter before and after, and replays the log in between over what the Query saw, so the result is the
+// state at one revision. Undoing later log entries (each carries the previous value) also serves lists at
+// an older revision, as long as the log still holds them. A watch polls the counter (one read per interval
+// for all the watches of this process) and reads new log items when it moves. The log is the history
+// window: log items expire by DynamoDB TTL after logRetentionSeconds, and a revision whose successor's log
+// item has expired (or is gone) is Compacted.
+
+import { randomUUID } from 'node:crypto';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  GetItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+  UpdateTimeToLiveCommand,
+  type AttributeValue,
+  type CancellationReason,
+  type DynamoDBClient,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import {
+  StorageError,
+  type Backend,
+  type KeyValue,
+  type ListOptions,
+  type ListResult,
+  type WatchBatch,
+  type WatchEvent,
+  type WatchEventType,
+} from './backend.ts';
+
+/** The table's definition, shared with the CDK stack. */
+export const tableSchema = {
+  partitionKey: { name: 'pk', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  timeToLiveAttribute: 'ttl',
+  billingMode: 'PAY_PER_REQUEST',
+  streamViewType: 'NEW_AND_OLD_IMAGES',
+} as const;
+
+/** Largest value accepted: an object item must stay under DynamoDB's 400 KB item limit. */
+export const MAX_VALUE_BYTES = 350 * 1024;
+/** Above this, a log item's prevValue moves to a companion item (value + prevValue + ~1 KB of the rest). */
+const INLINE_LOG_BYTES = 390 * 1024;
+const MAX_WRITE_ATTEMPTS = 50;
+/** Most revisions one watch batch covers. */
+const BATCH_REVISIONS = 1000;
+
+export interface DynamoOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  /** How long a write stays replayable from the log (default 3600 s). TTL deletes log items afterwards. */
+  logRetentionSeconds?: number;
+  /** How often open watches look for new writes (default 150 ms). */
+  pollIntervalMs?: number;
+  /** A list at an older revision undoes at most this many later writes, else Compacted (default 10 000). */
+  maxListReplay?: number;
+}
+
+type Item = Record<string, AttributeValue>;
+
+interface LogEntry {
+  type: WatchEventType;
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
+
+export class DynamoBackend implements Backend {
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+  private readonly retentionSeconds: number;
+  private readonly maxListReplay: number;
+  private readonly feed: RevisionFeed;
+  private closed = false;
+
+  constructor(opts: DynamoOptions) {
+    this.client = opts.client;
+    this.table = opts.tableName;
+    this.retentionSeconds = opts.logRetentionSeconds ?? 3600;
+    this.maxListReplay = opts.maxListReplay ?? 10_000;
+    this.feed = new RevisionFeed(() => this.currentRevision(), opts.pollIntervalMs ?? 150);
+  }
+
+  // ---- reads ----
+
+  async currentRevision(): Promise<number> {
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: COUNTER_KEY, ConsistentRead: true }));
+    return num(r.Item?.rev);
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: objectKey(key), ConsistentRead: true }));
+    return r.Item && objectKv(key, r.Item);
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
+    const { pk, rest } = splitKey(prefix, true);
+    const limit = opts.limit || 0;
+    let rev = await this.currentRevision();
+    const target = opts.revision !== undefined && opts.revision < rev ? opts.revision : undefined;
+    // For a list at an older revision: the log entries in (target, rev], to undo over the current state.
+    const undo: LogEntry[] = [];
+    if (target !== undefined) {
+      await this.assertListable(prefix, target, rev);
+      undo.push(...(await this.readLog(prefix, target, rev)));
+    }
+    const after = opts.startAfter !== undefined && opts.startAfter >= prefix ? opts.startAfter : undefined;
+    // A startAfter above the prefix without starting with it sorts after every key under the prefix.
+    if (after !== undefined && !after.startsWith(prefix)) return { kvs: [], revision: target ?? rev, more: false };
+
+    // `items` holds the state at revision `rev` of every key in the scanned range: keys under prefix,
+    // after startAfter, up to `scannedTo` (all of them once the Query is exhausted).
+    const items = new Map<string, KeyValue>();
+    let scannedTo = '';
+    let exhausted = false;
+    let cursor: Item | undefined;
+    const inRange = (k: string) => k.startsWith(prefix) && (after === undefined || k > after) && (exhausted || k <= scannedTo);
+    for (;;) {
+      // One page of the Query. Items change while we read; the replay below fixes that.
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          ConsistentRead: true,
+          ExclusiveStartKey: cursor,
+          Limit: limit ? Math.max(limit + 1, 100) : undefined,
+          ...skCondition(pk, rest, after?.slice(pk.length - 'obj#'.length)),
+        }),
+      );
+      for (const it of page.Items ?? []) {
+        const k = fullKey(it);
+        if (after === undefined || k > after) items.set(k, objectKv(k, it));
+      }
+      cursor = page.LastEvaluatedKey;
+      exhausted = !cursor;
+      if (cursor) scannedTo = fullKey(cursor);
+
+      // Bring the scanned range to the counter's value now: a key there is either unchanged since the
+      // Query read it, or changed by writes at or below `now`, which the log holds in order.
+      const now = await this.currentRevision();
+      if (now > rev) {
+        const entries = await this.readLog(prefix, rev, now);
+        for (const e of entries) {
+          if (!inRange(e.kv.key)) continue;
+          if (e.type === 'delete') items.delete(e.kv.key);
+          else items.set(e.kv.key, e.kv);
+        }
+        if (target !== undefined) undo.push(...entries);
+        rev = now;
+      }
+
+      if (!exhausted && !limit) continue; // everything is wanted: no need to look before the end
+
+      // At an older revision: undo, newest first, the writes after it (each log entry has the value before).
+      let view = items;
+      if (target !== undefined) {
+        view = new Map(items);
+        for (let i = undo.length - 1; i >= 0; i--) {
+          const e = undo[i]!;
+          if (!inRange(e.kv.key)) continue;
+          if (e.type === 'create') view.delete(e.kv.key);
+          else view.set(e.kv.key, e.prevKv!);
+        }
+      }
+      const matched = [...view.values()].filter((kv) => !opts.filter || opts.filter(kv)).sort(byKey);
+      if (exhausted || (limit && matched.length > limit)) {
+        return { kvs: limit ? matched.slice(0, limit) : matched, revision: target ?? rev, more: limit > 0 && matched.length > limit };
+      }
+    }
+  }
+
+  // ---- writes ----
+
+  async create(key: string, value: string): Promise<KeyValue> {
+    checkSize(key, value);
+    return this.write(key, (cur) => {
+      if (cur) throw new StorageError('KeyExists', key);
+      return { type: 'create', value };
+    });
+  }
+
+  async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
+    checkSize(key, value);
+    return this.write(key, (cur) => {
+      if (!cur) throw new StorageError('NotFound', key);
+      if (cur.modRevision !== expectedModRevision) throw conflict(key, cur.modRevision);
+      return { type: 'update', value };
+    });
+  }
+
+  async delete(key: string, expectedModRevision?: number): Promise<KeyValue> {
+    return this.write(key, (cur) => {
+      if (!cur) throw new StorageError('NotFound', key);
+      if (expectedModRevision !== undefined && cur.modRevision !== expectedModRevision) throw conflict(key, cur.modRevision);
+      return { type: 'delete', value: cur.value };
+    });
+  }
+
+  /**
+   * Reads the counter and the object, lets decide() judge the change against the object (it throws the
+   * StorageError), and commits it as revision counter+1. Retries while only the counter was stale.
+   */
+  private async write(key: string, decide: (cur: KeyValue | undefined) => { type: WatchEventType; value: string }): Promise<KeyValue> {
+    let [head, cur] = await Promise.all([this.currentRevision(), this.get(key)]);
+    for (let attempt = 1; ; attempt++) {
+      const { type, value } = decide(cur);
+      const rev = head + 1;
+      const entry: LogEntry = {
+        type,
+        kv: { key, value, createRevision: type === 'create' ? rev : cur!.createRevision, modRevision: rev },
+        prevKv: type === 'create' ? undefined : cur,
+      };
+      try {
+        await this.client.send(
+          new TransactWriteItemsCommand({ TransactItems: this.writeItems(head, entry), ClientRequestToken: randomUUID() }),
+        );
+        this.feed.observe(rev);
+        return entry.kv;
+      } catch (e) {
+        if ((e as Error).name !== 'TransactionCanceledException') throw e;
+        if (attempt >= MAX_WRITE_ATTEMPTS) throw new Error(`${key}: write gave up after ${attempt} attempts (revision counter contention)`);
+        // Reasons are in TransactItems order: counter, object, log. "None" means that item was fine.
+        // Without reasons (an emulator that omits them), everything is re-read.
+        const [counter, object] = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? [];
+        const stale = (r?: CancellationReason) => r?.Code === 'ConditionalCheckFailed';
+        // A stale object is settled by re-reading it; anything else is contention: let the winners through.
+        if (!stale(object)) await backoff(attempt);
+        [head, cur] = await Promise.all([
+          counter?.Code === 'None' ? head : stale(counter) && counter!.Item ? num(counter!.Item.rev) : this.currentRevision(),
+          // ALL_OLD returns the item, when there is one, with a failed condition.
+          object?.Code === 'None' ? cur : stale(object) && object!.Item ? objectKv(key, object!.Item) : this.get(key),
+        ]);
+      }
+    }
+  }
+
+  private writeItems(head: number, e: LogEntry): TransactWriteItem[] {
+    const { key, value, createRevision, modRevision: rev } = e.kv;
+    const TableName = this.table;
+    const counter: TransactWriteItem = {
+      Put: {
+        TableName,
+        Item: { ...COUNTER_KEY, rev: { N: String(rev) } },
+        ConditionExpression: head === 0 ? 'attribute_not_exists(pk)' : 'rev = :head',
+        ExpressionAttributeValues: head === 0 ? undefined : { ':head': { N: String(head) } },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    };
+    const object: TransactWriteItem =
+      e.type === 'delete'
+        ? {
+            Delete: {
+              TableName,
+              Key: objectKey(key),
+              ConditionExpression: 'modRev = :m',
+              ExpressionAttributeValues: { ':m': { N: String(e.prevKv!.modRevision) } },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            },
+          }
+        : {
+            Put: {
+              TableName,
+              Item: { ...objectKey(key), value: { S: value }, createRev: { N: String(createRevision) }, modRev: { N: String(rev) } },
+              ConditionExpression: e.prevKv ? 'modRev = :m' : 'attribute_not_exists(pk)',
+              ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) } } : undefined,
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            },
+          };
+    const ttl = { N: String(Math.ceil(Date.now() / 1000) + this.retentionSeconds) };
+    const log: Item = {
+      pk: { S: 'log' },
+      sk: { S: pad(rev) },
+      key: { S: key },
+      type: { S: e.type },
+      value: { S: value },
+      createRev: { N: String(createRevision) },
+      ttl,
+    };
+    const items: TransactWriteItem[] = [counter, object, { Put: { TableName, Item: log } }];
+    if (e.prevKv) {
+      log.prevRev = { N: String(e.prevKv.modRevision) };
+      const prevValue = { S: e.prevKv.value };
+      if (Buffer.byteLength(value) + Buffer.byteLength(e.prevKv.value) + Buffer.byteLength(key) <= INLINE_LOG_BYTES) log.prevValue = prevValue;
+      else items.push({ Put: { TableName, Item: { pk: { S: 'log' }, sk: { S: `${pad(rev)}#prev` }, prevValue, ttl } } });
+    }
+    return items;
+  }
+
+  // ---- watch ----
+
+  async *watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs = 5000): AsyncIterable<WatchBatch> {
+    const head = await this.currentRevision();
+    this.feed.observe(head);
+    if (fromRevision < head && !(await this.available(fromRevision + 1))) throw await this.compacted(prefix, fromRevision, head);
+    let last = fromRevision;
+    let lastSent = Date.now();
+    while (!signal.aborted && !this.closed) {
+      const known = await this.feed.next(last, lastSent + progressIntervalMs - Date.now(), signal);
+      if (signal.aborted || this.closed) return;
+      if (known > last) {
+        const upTo = Math.min(known, last + BATCH_REVISIONS);
+        const entries = await this.readLog(prefix, last, upTo);
+        last = upTo;
+        const events: WatchEvent[] = entries.filter((e) => e.kv.key.startsWith(prefix));
+        if (events.length > 0) {
+          yield { events, revision: last };
+          lastSent = Date.now();
+          continue;
+        }
+      }
+      if (Date.now() - lastSent >= progressIntervalMs) {
+        yield { events: [], revision: last };
+        lastSent = Date.now();
+      }
+    }
+  }
+
+  // ---- the log ----
+
+  /** Log entries of revisions (after, upTo], all of them (every key), in order; Compacted if any is gone. */
+  private async readLog(what: string, after: number, upTo: number): Promise<LogEntry[]> {
+    for (let attempt = 1; ; attempt++) {
+      const items = await this.queryAll({
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+        ExpressionAttributeValues: { ':pk': { S: 'log' }, ':lo': { S: pad(after + 1) }, ':hi': { S: `${pad(upTo)}#prev` } },
+      });
+      const entries: LogEntry[] = [];
+      for (const it of items) {
+        if (it.sk!.S!.endsWith('#prev')) {
+          // Sorts right after its own log item.
+          const prev = entries[entries.length - 1]?.prevKv;
+          if (prev) prev.value = it.prevValue!.S!;
+          continue;
+        }
+        entries.push(logEntry(it));
+      }
+      // Every revision up to upTo is committed (the counter said so), and each has exactly one log item.
+      if (entries.length === upTo - after) return entries;
+      if (attempt === 2) throw await this.compacted(what, after, upTo);
+      await sleep(50); // once more, in case a read raced a just-committed transaction
+    }
+  }
+
+  /** Whether the log item of `rev` exists and has not expired (expired items may linger until TTL runs). */
+  private async available(rev: number): Promise<boolean> {
+    const r = await this.client.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: { S: 'log' }, sk: { S: pad(rev) } },
+        ConsistentRead: true,
+        ProjectionExpression: '#t',
+        ExpressionAttributeNames: { '#t': 'ttl' },
+      }),
+    );
+    return r.Item !== undefined && num(r.Item.ttl) * 1000 > Date.now();
+  }
+
+  /** Compacted, carrying the oldest revision one can still watch or list from (found by bisection). */
+  private async compacted(what: string, from: number, head: number): Promise<StorageError> {
+    let lo = from + 1;
+    let hi = head + 1; // hi = head + 1: nothing in (from, head] is available
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (await this.available(mid)) hi = mid;
+      else lo = mid + 1;
+    }
+    const oldest = Math.min(lo - 1, head);
+    return new StorageError('Compacted', what, `revision ${from} is compacted (oldest available: ${oldest})`, oldest);
+  }
+
+  private async assertListable(prefix: string, target: number, head: number): Promise<void> {
+    if (head - target > this.maxListReplay) {
+      const oldest = head - this.maxListReplay;
+      throw new StorageError('Compacted', prefix, `revision ${target} is too old to list (oldest: ${oldest})`, oldest);
+    }
+    if (!(await this.available(target + 1))) throw await this.compacted(prefix, target, head);
+  }
+
+  private async queryAll(q: { KeyConditionExpression: string; ExpressionAttributeValues: Item }): Promise<Item[]> {
+    const out: Item[] = [];
+    let cursor: Item | undefined;
+    do {
+      const r = await this.client.send(new QueryCommand({ TableName: this.table, ConsistentRead: true, ExclusiveStartKey: cursor, ...q }));
+      out.push(...(r.Items ?? []));
+      cursor = r.LastEvaluatedKey;
+    } while (cursor);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    // The client belongs to the caller. Open watches end now.
+    this.closed = true;
+    this.feed.wakeAll();
+  }
+}
+
+/** Creates the table if it does not exist, waits until it is ACTIVE, and turns TTL on. */
+export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  const s = tableSchema;
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: s.billingMode,
+        KeySchema: [
+          { AttributeName: s.partitionKey.name, KeyType: 'HASH' },
+          { AttributeName: s.sortKey.name, KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: s.partitionKey.name, AttributeType: s.partitionKey.type },
+          { AttributeName: s.sortKey.name, AttributeType: s.sortKey.type },
+        ],
+        StreamSpecification: { StreamEnabled: true, StreamViewType: s.streamViewType },
+      }),
+    );
+  } catch (e) {
+    if ((e as Error).name !== 'ResourceInUseException') throw e; // it exists already
+  }
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    const d = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (d.Table?.TableStatus === 'ACTIVE') break;
+    if (Date.now() > deadline) throw new Error(`table ${tableName} is not ACTIVE after 5 minutes (${d.Table?.TableStatus})`);
+    await sleep(500);
+  }
+  const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
+  const status = ttl.TimeToLiveDescription?.TimeToLiveStatus;
+  if (status !== 'ENABLED' && status !== 'ENABLING') {
+    await client.send(
+      new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { AttributeName: s.timeToLiveAttribute, Enabled: true } }),
+    );
+  }
+}
+
+/**
+ * The newest revision this process knows of, shared by all its watches: one counter read per interval
+ * however many watches wait, and an immediate wake-up for writes made by this process.
+ */
+class RevisionFeed {
+  private known = 0;
+  private readonly waiters = new Set<{ above: number; wake: (err?: unknown) => void }>();
+  private polling = false;
+
+  constructor(
+    private readonly read: () => Promise<number>,
+    private readonly intervalMs: number,
+  ) {}
+
+  observe(rev: number): void {
+    if (rev <= this.known) return;
+    this.known = rev;
+    for (const w of this.waiters) if (w.above < rev) w.wake();
+  }
+
+  wakeAll(): void {
+    for (const w of this.waiters) w.wake();
+  }
+
+  /** The newest known revision, once it exceeds `above`, or when timeoutMs passes or signal aborts. */
+  async next(above: number, timeoutMs: number, signal: AbortSignal): Promise<number> {
+    if (this.known > above || signal.aborted) return this.known;
+    await new Promise<void>((resolve, reject) => {
+      const w = {
+        above,
+        wake: (err?: unknown) => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          this.waiters.delete(w);
+          if (err) reject(err);
+          else resolve();
+        },
+      };
+      const onAbort = () => w.wake();
+      const timer = setTimeout(onAbort, Math.max(0, timeoutMs));
+      signal.addEventListener('abort', onAbort);
+      this.waiters.add(w);
+      void this.poll();
+    });
+    return this.known;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      while (this.waiters.size > 0) {
+        try {
+          this.observe(await this.read());
+        } catch (err) {
+          for (const w of this.waiters) w.wake(err); // the watches end with the error
+        }
+        await sleep(this.intervalMs);
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+}
+
+// ---- keys and items ----
+
+const COLLECTION = /^(\/[^/]+\/[^/]+\/[^/]+\/)(.*)$/s;
+
+/** "/registry/core/pods/default/web-1" -> pk "obj#/registry/core/pods/", rest "default/web-1". */
+function splitKey(key: string, isPrefix = false): { pk: string; rest: string } {
+  const m = COLLECTION.exec(key);
+  if (!m || (!isPrefix && m[2] === '')) {
+    throw new Error(`DynamoBackend: ${isPrefix ? 'list prefix' : 'key'} ${JSON.stringify(key)} must start with /{a}/{b}/{c}/`);
+  }
+  return { pk: `obj#${m[1]}`, rest: m[2]! };
+}
+
+function objectKey(key: string): Item {
+  const { pk, rest } = splitKey(key);
+  return { pk: { S: pk }, sk: { S: rest } };
+}
+
+function fullKey(it: Item): string {
+  return it.pk!.S!.slice('obj#'.length) + it.sk!.S!;
+}
+
+/** The Query's key condition: the collection, narrowed to the prefix's rest and to keys after startAfter. */
+function skCondition(pk: string, rest: string, afterRest: string | undefined) {
+  const values: Item = { ':pk': { S: pk } };
+  if (afterRest !== undefined) {
+    // BETWEEN is inclusive: the startAfter item itself is dropped by the caller. "\u{10FFFF}" sorts after
+    // any character a key can continue with.
+    values[':lo'] = { S: afterRest };
+    values[':hi'] = { S: `${rest}\u{10FFFF}` };
+    return { KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi', ExpressionAttributeValues: values };
+  }
+  if (rest === '') return { KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: values };
+  values[':rest'] = { S: rest };
+  return { KeyConditionExpression: 'pk = :pk AND begins_with(sk, :rest)', ExpressionAttributeValues: values };
+}
+
+function objectKv(key: string, it: Item): KeyValue {
+  return { key, value: it.value!.S!, createRevision: num(it.createRev), modRevision: num(it.modRev) };
+}
+
+function logEntry(it: Item): LogEntry {
+  const rev = Number(it.sk!.S!);
+  const key = it.key!.S!;
+  const type = it.type!.S! as WatchEventType;
+  const createRevision = num(it.createRev);
+  const kv = { key, value: it.value!.S!, createRevision, modRevision: rev };
+  if (type === 'create') return { type, kv };
+  // A companion item fills in prevValue when it did not fit here.
+  return { type, kv, prevKv: { key, value: it.prevValue?.S ?? '', createRevision, modRevision: num(it.prevRev) } };
+}
+
+function num(v: AttributeValue | undefined): number {
+  return v?.N ? Number(v.N) : 0;
+}
+
+function pad(rev: number): string {
+  return String(rev).padStart(20, '0');
+}
+
+function byKey(a: KeyValue, b: KeyValue): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+function checkSize(key: string, value: string): void {
+  const n = Buffer.byteLength(value);
+  if (n > MAX_VALUE_BYTES) throw new Error(`${key}: value of ${n} bytes exceeds the DynamoDB backend's limit of ${MAX_VALUE_BYTES} bytes`);
+}
+
+function conflict(key: string, stored: number): StorageError {
+  return new StorageError('Conflict', key, `${key}: modRevision is ${stored}`, stored);
+}
+
+/** Jittered exponential back-off: 2 ms, 4 ms, ... capped at 100 ms, times a random factor in [0.5, 1.5). */
+function backoff(attempt: number): Promise<void> {
+  return sleep(Math.min(100, 2 ** attempt) * (0.5 + Math.random()));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
