@@ -1,0 +1,519 @@
+// The storage contract (lambdas/storage/backend.ts), one suite run against every backend: SQLite on a
+// file in a temp dir, and DynamoDB on moto server (or SKIFF_DYNAMODB_ENDPOINT). A second handle on the
+// same file or table stands for a second process; closing and opening a new handle is a restart.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { StorageError, type Backend, type KeyValue, type StorageErrorCode, type WatchBatch, type WatchEvent } from '../lambdas/storage/backend.ts';
+import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
+import { DynamoBackend, ensureTable, MAX_VALUE_BYTES } from '../lambdas/storage/dynamodb.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+
+interface Store {
+  backend: Backend;
+  /** Another handle on the same store, as another process (or the same one, restarted) would open it. */
+  open(): Promise<Backend>;
+}
+
+interface Subject {
+  name: string;
+  skip: boolean;
+  fresh(): Promise<Store>;
+  /** A fresh store whose compact() makes every revision below the current one unavailable. */
+  freshCompacting(): Promise<Store & { compact(): Promise<void> }>;
+}
+
+const PODS = '/registry/core/pods/';
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---- subjects ----
+
+const opened: Backend[] = [];
+const tempDirs: string[] = [];
+afterEach(async () => {
+  for (const b of opened.splice(0)) await b.close();
+});
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+function track<B extends Backend>(b: B): B {
+  opened.push(b);
+  return b;
+}
+
+const sqlite: Subject = {
+  name: 'SqliteBackend',
+  skip: false,
+  async fresh() {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-storage-'));
+    tempDirs.push(dir);
+    const file = join(dir, 'skiff.db');
+    return { backend: track(new SqliteBackend(file)), open: async () => track(new SqliteBackend(file)) };
+  },
+  async freshCompacting() {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-storage-'));
+    tempDirs.push(dir);
+    const file = join(dir, 'skiff.db');
+    const backend = track(new SqliteBackend(file, { compactIntervalMs: 0 }));
+    return {
+      backend,
+      open: async () => track(new SqliteBackend(file)),
+      compact: async () => void backend.compact(await backend.currentRevision()),
+    };
+  },
+};
+
+const ddb = await dynamoTestEndpoint();
+afterAll(async () => ddb?.stop());
+
+const dynamo: Subject = {
+  name: 'DynamoBackend',
+  skip: !ddb,
+  async fresh() {
+    const tableName = uniqueTableName();
+    await ensureTable(ddb!.client, tableName);
+    return {
+      backend: track(new DynamoBackend({ client: ddb!.client, tableName, pollIntervalMs: 50 })),
+      // A second process: its own client and its own backend on the same table.
+      open: async () => track(new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 })),
+    };
+  },
+  async freshCompacting() {
+    const tableName = uniqueTableName();
+    await ensureTable(ddb!.client, tableName);
+    // History lives as long as the log items: 1 s here. Waiting past it is compaction.
+    const make = () => track(new DynamoBackend({ client: ddb!.client, tableName, pollIntervalMs: 50, logRetentionSeconds: 1 }));
+    return { backend: make(), open: async () => make(), compact: () => sleep(2100) };
+  },
+};
+
+// ---- helpers ----
+
+async function storageError(p: Promise<unknown>, code: StorageErrorCode): Promise<StorageError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, `expected StorageError ${code}`).toBeInstanceOf(StorageError);
+  expect((e as StorageError).code).toBe(code);
+  return e as StorageError;
+}
+
+/** Consumes a watch until a batch covers `until`; returns the batches. */
+async function watchUntil(b: Backend, prefix: string, from: number, until: () => number | undefined, progressMs = 100): Promise<WatchBatch[]> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 30_000);
+  const batches: WatchBatch[] = [];
+  try {
+    for await (const batch of b.watch(prefix, from, ac.signal, progressMs)) {
+      batches.push(batch);
+      const u = until();
+      if (u !== undefined && batch.revision >= u) return batches;
+    }
+    throw new Error(`watch ended before revision ${until()} (aborted: ${ac.signal.aborted})`);
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+}
+
+interface Write {
+  type: WatchEvent['type'];
+  kv: KeyValue;
+}
+
+/**
+ * Two writers per handle create, update and delete random keys among `keys` (and write a neighbouring
+ * collection, "/registry/core/podtemplates/", that a watch on pods must not see), until stop().
+ * Every successful write is appended to `written`; losing a race (a StorageError) is expected.
+ */
+function startWriters(handles: Backend[], keys: string[], written: Write[] = []) {
+  let stopped = false;
+  let failure: unknown;
+  const writer = async (h: Backend, w: number) => {
+    for (let i = 0; !stopped; i++) {
+      const key = i % 4 === 3 ? `/registry/core/podtemplates/ns/t${w}` : keys[Math.floor(Math.random() * keys.length)]!;
+      const value = `w${w}-${i}`;
+      try {
+        const cur = await h.get(key);
+        if (!cur) written.push({ type: 'create', kv: await h.create(key, value) });
+        else if (Math.random() < 0.7 || !key.startsWith(PODS)) written.push({ type: 'update', kv: await h.update(key, value, cur.modRevision) });
+        else written.push({ type: 'delete', kv: await h.delete(key, cur.modRevision) });
+      } catch (e) {
+        if (!(e instanceof StorageError)) throw e;
+      }
+      await sleep(Math.random() * 5);
+    }
+  };
+  const running = handles.flatMap((h, i) => [writer(h, 2 * i), writer(h, 2 * i + 1)]).map((p) => p.catch((e) => void (failure ??= e)));
+  return {
+    written,
+    /** Waits until n more writes have succeeded. */
+    async waitFor(n: number) {
+      const target = written.length + n;
+      while (written.length < target && !failure) await sleep(5);
+      if (failure) throw failure;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(running);
+      if (failure) throw failure;
+    },
+  };
+}
+
+/** The keys under prefix at revision rev, by replaying a complete write history. */
+function stateAt(history: Write[], prefix: string, rev: number): KeyValue[] {
+  const state = new Map<string, KeyValue>();
+  for (const w of [...history].sort((x, y) => x.kv.modRevision - y.kv.modRevision)) {
+    if (w.kv.modRevision > rev || !w.kv.key.startsWith(prefix)) continue;
+    if (w.type === 'delete') state.delete(w.kv.key);
+    else state.set(w.kv.key, w.kv);
+  }
+  return [...state.values()].sort(byKey);
+}
+
+const byKey = (x: KeyValue, y: KeyValue) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
+const events = (batches: WatchBatch[]) => batches.flatMap((b) => b.events);
+const keysOf = (kvs: KeyValue[]) => kvs.map((kv) => kv.key);
+
+// ---- the contract ----
+
+function contract(s: Subject) {
+  describe.skipIf(s.skip)(s.name, () => {
+    it('create, get, update, delete: semantics and errors', async () => {
+      const { backend: b } = await s.fresh();
+      const k = `${PODS}default/web-1`;
+      expect(await b.currentRevision()).toBe(0);
+      expect(await b.get(k)).toBeUndefined();
+
+      const c = await b.create(k, '{"v":1}');
+      expect(c).toEqual({ key: k, value: '{"v":1}', createRevision: 1, modRevision: 1 });
+      expect(await b.get(k)).toEqual(c);
+      await storageError(b.create(k, 'again'), 'KeyExists');
+
+      const u = await b.update(k, '{"v":2}', 1);
+      expect(u).toEqual({ key: k, value: '{"v":2}', createRevision: 1, modRevision: 2 });
+      const stale = await storageError(b.update(k, '{"v":3}', 1), 'Conflict');
+      expect(stale.revision).toBe(2);
+      await storageError(b.update(`${PODS}default/nope`, 'x', 1), 'NotFound');
+      await storageError(b.delete(`${PODS}default/nope`), 'NotFound');
+      expect((await storageError(b.delete(k, 1), 'Conflict')).revision).toBe(2);
+      expect(await b.get(k)).toEqual(u); // failed writes change nothing...
+      expect(await b.currentRevision()).toBe(2); // ...and use no revision
+
+      const d = await b.delete(k, 2);
+      expect(d).toEqual({ key: k, value: '{"v":2}', createRevision: 1, modRevision: 3 });
+      expect(await b.get(k)).toBeUndefined();
+      await storageError(b.update(k, 'x', 3), 'NotFound');
+
+      const again = await b.create(k, 'reborn'); // a new life: a new createRevision
+      expect(again).toEqual({ key: k, value: 'reborn', createRevision: 4, modRevision: 4 });
+      expect((await b.delete(k)).modRevision).toBe(5); // unconditional delete
+      expect(await b.currentRevision()).toBe(5);
+    });
+
+    it('concurrent writes to different keys get distinct, gap-free revisions', async () => {
+      const { backend: b, open } = await s.fresh();
+      const other = await open();
+      const made = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? b : other).create(`${PODS}ns/k${i}`, String(i))));
+      expect(made.map((kv) => kv.modRevision).sort((x, y) => x - y)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+      expect(await b.currentRevision()).toBe(16);
+    });
+
+    it('list: prefix, order, filter, limit, startAfter, more', async () => {
+      const { backend: b } = await s.fresh();
+      const keys = ['ns1/c', 'ns1/a', 'ns10/x', 'ns2/a', 'ns1/b'].map((k) => PODS + k);
+      for (const [i, k] of keys.entries()) await b.create(k, JSON.stringify({ n: i }));
+      await b.create('/registry/core/podtemplates/ns1/t', '{}'); // shares the string "/registry/core/pod"
+      await b.create('/registry/core/services/ns1/s', '{}');
+      const rev = await b.currentRevision();
+
+      const all = await b.list(PODS);
+      expect(keysOf(all.kvs)).toEqual([...keys].sort());
+      expect(all.revision).toBe(rev);
+      expect(all.more).toBe(false);
+      expect(all.kvs.find((kv) => kv.key === `${PODS}ns1/a`)).toEqual({ key: `${PODS}ns1/a`, value: '{"n":1}', createRevision: 2, modRevision: 2 });
+      expect(keysOf((await b.list(`${PODS}ns1/`)).kvs)).toEqual([`${PODS}ns1/a`, `${PODS}ns1/b`, `${PODS}ns1/c`]);
+      expect((await b.list(`${PODS}nope/`)).kvs).toEqual([]);
+
+      // Paging: limit counts returned items, more says whether another follows.
+      const p1 = await b.list(PODS, { limit: 2 });
+      expect(keysOf(p1.kvs)).toEqual([`${PODS}ns1/a`, `${PODS}ns1/b`]);
+      expect(p1.more).toBe(true);
+      const p2 = await b.list(PODS, { limit: 2, startAfter: p1.kvs[1]!.key });
+      expect(keysOf(p2.kvs)).toEqual([`${PODS}ns1/c`, `${PODS}ns10/x`]);
+      expect(p2.more).toBe(true);
+      const p3 = await b.list(PODS, { limit: 2, startAfter: p2.kvs[1]!.key });
+      expect(keysOf(p3.kvs)).toEqual([`${PODS}ns2/a`]);
+      expect(p3.more).toBe(false);
+      expect((await b.list(PODS, { limit: 5 })).more).toBe(false); // exactly limit left: no more
+      expect((await b.list(PODS, { startAfter: `${PODS}zzz` })).kvs).toEqual([]);
+
+      // The filter decides what counts against limit.
+      const even = (kv: KeyValue) => JSON.parse(kv.value).n % 2 === 0; // n = 0, 2, 4: ns1/c, ns10/x, ns1/b
+      const f1 = await b.list(PODS, { limit: 1, filter: even });
+      expect(keysOf(f1.kvs)).toEqual([`${PODS}ns1/b`]);
+      expect(f1.more).toBe(true);
+      const f2 = await b.list(PODS, { limit: 2, filter: even, startAfter: f1.kvs[0]!.key });
+      expect(keysOf(f2.kvs)).toEqual([`${PODS}ns1/c`, `${PODS}ns10/x`]);
+      expect(f2.more).toBe(false);
+    });
+
+    it('list at an older revision pages through the state of that revision while writes go on', async () => {
+      const { backend: b } = await s.fresh();
+      for (const n of ['a', 'b', 'c', 'd', 'e', 'f']) await b.create(`${PODS}ns/${n}`, `${n}0`);
+      const before = await b.list(PODS);
+      const p1 = await b.list(PODS, { limit: 2 });
+      const R = p1.revision;
+      // Later writes in every page's range: updates, a delete, a create, a delete and re-create.
+      const cur = async (n: string) => (await b.get(`${PODS}ns/${n}`))!.modRevision;
+      await b.update(`${PODS}ns/a`, 'a1', await cur('a'));
+      await b.update(`${PODS}ns/c`, 'c1', await cur('c'));
+      await b.delete(`${PODS}ns/d`);
+      await b.create(`${PODS}ns/cc`, 'new');
+      await b.delete(`${PODS}ns/f`);
+      await b.create(`${PODS}ns/f`, 'f-reborn');
+
+      const p2 = await b.list(PODS, { limit: 2, startAfter: p1.kvs[1]!.key, revision: R });
+      const p3 = await b.list(PODS, { limit: 2, startAfter: p2.kvs[1]!.key, revision: R });
+      expect([p1.revision, p2.revision, p3.revision]).toEqual([R, R, R]);
+      expect([...p1.kvs, ...p2.kvs, ...p3.kvs]).toEqual(before.kvs);
+      expect([p1.more, p2.more, p3.more]).toEqual([true, true, false]);
+      expect((await b.list(PODS, { revision: R })).kvs).toEqual(before.kvs);
+      expect((await b.list(PODS, { revision: R, filter: (kv) => kv.value.endsWith('0'), limit: 3 })).kvs).toEqual(before.kvs.slice(0, 3));
+
+      const now = await b.list(PODS);
+      expect(now.kvs.map((kv) => kv.value)).toEqual(['a1', 'b0', 'c1', 'new', 'e0', 'f-reborn']);
+      expect(now.revision).toBe(R + 6);
+    });
+
+    it('no lost update: 16 concurrent writers x 10 compare-and-swap increments', async () => {
+      const { backend: b, open } = await s.fresh();
+      const handles = [b, await open()]; // half of the writers write through another handle (process)
+      const key = `${PODS}default/counter`;
+      const start = await b.create(key, JSON.stringify({ count: 0 }));
+      let conflicts = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          const h = handles[w % 2]!;
+          for (let i = 0; i < 10; i++) {
+            for (let attempt = 1; ; attempt++) {
+              const kv = (await h.get(key))!;
+              const next = JSON.stringify({ count: JSON.parse(kv.value).count + 1 });
+              try {
+                await h.update(key, next, kv.modRevision);
+                break;
+              } catch (e) {
+                if (!(e instanceof StorageError && e.code === 'Conflict')) throw e;
+                conflicts++;
+                await sleep(Math.random() * Math.min(50, 2 ** attempt)); // as a controller would back off
+              }
+            }
+          }
+        }),
+      );
+      const end = (await b.get(key))!;
+      expect(JSON.parse(end.value).count).toBe(160);
+      expect(end.modRevision).toBe(start.modRevision + 160); // one revision per successful write
+      expect(await b.currentRevision()).toBe(end.modRevision);
+      expect(conflicts).toBeGreaterThan(0); // the writers really did race
+    });
+
+    it('every list under concurrent writes is exactly the state at its revision, paged or not', async () => {
+      const { backend: b, open } = await s.fresh();
+      const names = Array.from({ length: 10 }, (_, i) => `${PODS}ns/p${i}`);
+      const history: Write[] = [];
+      for (const k of names.slice(0, 5)) history.push({ type: 'create', kv: await b.create(k, 'seed') });
+      const writers = startWriters([b, await open()], names, history);
+      const seen: { revision: number; kvs: KeyValue[] }[] = [];
+      try {
+        for (let i = 0; i < 10; i++) {
+          await writers.waitFor(2);
+          seen.push(await b.list(PODS));
+          // The same, in pages of 3 at the first page's revision.
+          let page = await b.list(PODS, { limit: 3 });
+          const kvs = [...page.kvs];
+          while (page.more) {
+            page = await b.list(PODS, { limit: 3, startAfter: kvs[kvs.length - 1]!.key, revision: page.revision });
+            kvs.push(...page.kvs);
+          }
+          seen.push({ revision: page.revision, kvs });
+        }
+      } finally {
+        await writers.stop(); // after this, history holds every write
+      }
+      expect(new Set(seen.map((l) => l.revision)).size).toBeGreaterThan(5); // the lists did see writes going on
+      for (const l of seen) expect(l.kvs, `list at ${l.revision}`).toEqual(stateAt(history, PODS, l.revision));
+    });
+
+    it('a watch from a list revision delivers every later change once, in order (concurrent writers, two handles)', async () => {
+      const { backend: b, open } = await s.fresh();
+      const names = Array.from({ length: 12 }, (_, i) => `${PODS}ns/p${i}`);
+      for (const k of names.slice(0, 6)) await b.create(k, 'seed');
+      // Four writers, two per handle: the watch must see writes made through the other handle too.
+      const writers = startWriters([b, await open()], names);
+
+      let listed: Awaited<ReturnType<Backend['list']>>;
+      let batches: WatchBatch[];
+      let finalRevision: number | undefined;
+      let watchStart: number;
+      try {
+        await writers.waitFor(8);
+        listed = await b.list(PODS);
+        await writers.waitFor(8); // these land between the list and the watch
+        watchStart = await b.currentRevision();
+        const watching = watchUntil(b, PODS, listed.revision, () => finalRevision);
+        await writers.waitFor(20); // and these while the watch is open
+        await writers.stop();
+        finalRevision = await b.currentRevision();
+        batches = await watching;
+      } finally {
+        await writers.stop();
+      }
+
+      const after = writers.written.filter((w) => w.kv.modRevision > listed.revision && w.kv.key.startsWith(PODS));
+      expect(after.some((w) => w.kv.modRevision <= watchStart)).toBe(true);
+      expect(after.some((w) => w.kv.modRevision > watchStart)).toBe(true);
+
+      const got = events(batches);
+      after.sort((x, y) => x.kv.modRevision - y.kv.modRevision);
+      expect(got.map((e) => [e.type, e.kv])).toEqual(after.map((w) => [w.type, w.kv]));
+
+      // Batch revisions never go back, and replaying the events over the list gives the final state,
+      // each prevKv being exactly the state the event replaced.
+      for (let i = 1; i < batches.length; i++) expect(batches[i]!.revision).toBeGreaterThanOrEqual(batches[i - 1]!.revision);
+      const state = new Map(listed.kvs.map((kv) => [kv.key, kv]));
+      for (const e of got) {
+        const prev = state.get(e.kv.key);
+        if (e.type === 'create') expect(prev).toBeUndefined();
+        else expect(e.prevKv).toEqual(prev);
+        if (e.type === 'delete') state.delete(e.kv.key);
+        else state.set(e.kv.key, e.kv);
+      }
+      expect([...state.values()].sort(byKey)).toEqual((await b.list(PODS)).kvs);
+    });
+
+    it('a restart loses nothing: keys, revision, replayable history', async () => {
+      const s1 = await s.fresh();
+      const b = s1.backend;
+      await b.create(`${PODS}ns/a`, 'a');
+      await b.create(`${PODS}ns/b`, 'b');
+      await b.update(`${PODS}ns/a`, 'a2', 1);
+      await b.create(`${PODS}ns/z`, 'z');
+      await b.delete(`${PODS}ns/z`); // the newest write deletes the newest key
+      const before = await b.list(PODS);
+      await b.close();
+
+      const b2 = await s1.open();
+      expect(await b2.currentRevision()).toBe(5);
+      expect(await b2.list(PODS)).toEqual(before);
+      expect(await b2.get(`${PODS}ns/a`)).toEqual({ key: `${PODS}ns/a`, value: 'a2', createRevision: 1, modRevision: 3 });
+      const replay = events(await watchUntil(b2, PODS, 0, () => 5));
+      expect(replay.map((e) => [e.type, e.kv.key, e.kv.modRevision])).toEqual([
+        ['create', `${PODS}ns/a`, 1],
+        ['create', `${PODS}ns/b`, 2],
+        ['update', `${PODS}ns/a`, 3],
+        ['create', `${PODS}ns/z`, 4],
+        ['delete', `${PODS}ns/z`, 5],
+      ]);
+      expect(replay[2]!.prevKv).toEqual({ key: `${PODS}ns/a`, value: 'a', createRevision: 1, modRevision: 1 });
+      expect((await b2.create(`${PODS}ns/z`, 'z2')).modRevision).toBe(6); // revision 5 is not reused
+    });
+
+    it('progress batches while idle carry the current revision, and the watch ends on abort', async () => {
+      const { backend: b } = await s.fresh();
+      await b.create(`${PODS}ns/a`, 'a');
+      const ac = new AbortController();
+      const got: { at: number; batch: WatchBatch }[] = [];
+      const t0 = Date.now();
+      const done = (async () => {
+        for await (const batch of b.watch(PODS, 1, ac.signal, 200)) {
+          got.push({ at: Date.now() - t0, batch });
+          if (got.length === 2) await b.create('/registry/core/services/ns/s', 's'); // not under the prefix
+        }
+      })();
+      while (got.length < 4) await sleep(10);
+      ac.abort();
+      const abortedAt = Date.now();
+      await done;
+      expect(Date.now() - abortedAt).toBeLessThan(1000);
+      expect(got.every((g) => g.batch.events.length === 0)).toBe(true);
+      expect(got.slice(0, 2).map((g) => g.batch.revision)).toEqual([1, 1]);
+      expect(got.slice(2).map((g) => g.batch.revision)).toEqual([2, 2]); // progress covers writes outside the prefix
+      expect(got[0]!.at).toBeGreaterThanOrEqual(150);
+      expect(got[3]!.at).toBeLessThan(3000);
+    });
+
+    it('Compacted for a revision older than the history kept; live keys survive compaction', async () => {
+      const { backend: b, compact } = await s.freshCompacting();
+      await b.create(`${PODS}ns/a`, 'a1'); // 1
+      await b.update(`${PODS}ns/a`, 'a2', 1); // 2
+      await b.create(`${PODS}ns/b`, 'b'); // 3
+      await b.delete(`${PODS}ns/b`); // 4
+      await b.create(`${PODS}ns/c`, 'c'); // 5
+      await compact();
+
+      const listErr = await storageError(b.list(PODS, { revision: 1 }), 'Compacted');
+      expect(listErr.revision).toBe(5);
+      const ac = new AbortController();
+      const watchErr = await storageError(b.watch(PODS, 2, ac.signal)[Symbol.asyncIterator]().next(), 'Compacted');
+      expect(watchErr.revision).toBe(5);
+      expect(keysOf((await b.list(PODS)).kvs)).toEqual([`${PODS}ns/a`, `${PODS}ns/c`]);
+      expect(await b.get(`${PODS}ns/a`)).toEqual({ key: `${PODS}ns/a`, value: 'a2', createRevision: 1, modRevision: 2 });
+
+      // From the revision the error names, a watch works again.
+      let d: KeyValue | undefined;
+      const watching = watchUntil(b, PODS, watchErr.revision!, () => d?.modRevision, 50);
+      await sleep(100);
+      d = await b.create(`${PODS}ns/d`, 'd');
+      expect(events(await watching).map((e) => [e.type, e.kv.key, e.kv.modRevision])).toEqual([['create', `${PODS}ns/d`, 6]]);
+    });
+  });
+}
+
+contract(sqlite);
+contract(dynamo);
+
+// ---- what only one backend has ----
+
+describe('SqliteBackend only', () => {
+  it('compaction keeps the latest retainRevisions revisions replayable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-storage-'));
+    tempDirs.push(dir);
+    const b = track(new SqliteBackend(join(dir, 'db'), { retainRevisions: 5, compactIntervalMs: 0 }));
+    for (let i = 0; i < 20; i++) await b.create(`${PODS}ns/k${i}`, String(i));
+    expect(b.compact()).toBe(15);
+    await storageError(b.list(PODS, { revision: 14 }), 'Compacted');
+    expect((await b.list(PODS, { revision: 15 })).kvs).toHaveLength(15);
+    expect(events(await watchUntil(b, PODS, 15, () => 20)).map((e) => e.kv.modRevision)).toEqual([16, 17, 18, 19, 20]);
+    // A key written before the compaction point and again after it still reads right at the point.
+    await b.update(`${PODS}ns/k0`, 'changed', 1);
+    const at15 = await b.list(PODS, { revision: 15, limit: 1 });
+    expect(at15.kvs).toEqual([{ key: `${PODS}ns/k0`, value: '0', createRevision: 1, modRevision: 1 }]);
+  });
+});
+
+describe.skipIf(!ddb)('DynamoBackend only', () => {
+  it('rejects values over the item limit; a near-limit update keeps its previous value in the log', async () => {
+    const { backend: b } = await dynamo.fresh();
+    const k = `${PODS}ns/big`;
+    await expect(b.create(k, 'x'.repeat(MAX_VALUE_BYTES + 1))).rejects.toThrow(/exceeds/);
+    const big1 = 'a'.repeat(300 * 1024);
+    const big2 = 'b'.repeat(300 * 1024);
+    await b.create(k, big1);
+    await b.update(k, big2, 1); // value + previous value: 600 KB, more than one item holds
+    const [create, update] = events(await watchUntil(b, PODS, 0, () => 2));
+    expect(create!.kv.value).toBe(big1);
+    expect(update!.kv.value).toBe(big2);
+    expect(update!.prevKv).toEqual({ key: k, value: big1, createRevision: 1, modRevision: 1 });
+  });
+
+  it('list prefixes must name a collection: /{a}/{b}/{c}/', async () => {
+    const { backend: b } = await dynamo.fresh();
+    await expect(b.list('/registry/core/')).rejects.toThrow(/must start with/);
+    await expect(b.create('/registry/core/pods', 'x')).rejects.toThrow(/must start with/);
+  });
+});
