@@ -104,11 +104,12 @@ describe('bad input gets a 4xx Status and changes nothing', () => {
     ['malformed JSON', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion": "v1", kind: }' }, 400, 'BadRequest'],
     ['malformed YAML', 'POST', '/api/v1/namespaces/t/configmaps', { body: 'kind: [unclosed', contentType: 'application/yaml' }, 400, 'BadRequest'],
     ['a JSON array', 'POST', '/api/v1/namespaces/t/configmaps', { body: '[1,2]' }, 400, 'BadRequest'],
-    ['missing kind', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"v1","metadata":{"name":"x"}}' }, 400, 'BadRequest'],
     ['wrong kind for the path', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}' }, 400, 'BadRequest'],
     ['wrong apiVersion', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}' }, 400, 'BadRequest'],
     ['unknown resource', 'POST', '/api/v1/namespaces/t/widgets', { body: cm('x') }, 404, 'NotFound'],
     ['unknown group', 'GET', '/apis/example.com/v1/widgets', {}, 404, 'NotFound'],
+    ['a value of the wrong type', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":"flat"}' }, 400, 'BadRequest'],
+    ['an unknown field with fieldValidation=Strict', 'POST', '/api/v1/namespaces/t/configmaps?fieldValidation=Strict', { body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"datta":{}}' }, 400, 'BadRequest'],
     ['invalid name', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('Not_Valid') }, 422, 'Invalid'],
     ['unsupported media type', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('x'), contentType: 'text/plain' }, 415, 'UnsupportedMediaType'],
     ['method not allowed', 'POST', '/api/v1/namespaces/t/configmaps/x', { body: cm('x') }, 405, 'MethodNotAllowed'],
@@ -142,7 +143,8 @@ describe('bad input gets a 4xx Status and changes nothing', () => {
       ['application/merge-patch+json', '{'],
       ['application/json-patch+json', '{"op":"add"}'],
       ['application/json-patch+json', '[{"op":"explode","path":"/x"}]'],
-      ['application/strategic-merge-patch+json', 'null'],
+      ['application/strategic-merge-patch+json', '[1]'],
+      ['application/strategic-merge-patch+json', '{"data":"not a map"}'],
     ] as const) {
       const r = await call('PATCH', '/api/v1/namespaces/t/configmaps/p', { body, contentType: ct });
       expect(r.status, `${ct} ${body}`).toBeGreaterThanOrEqual(400);
@@ -164,6 +166,12 @@ describe('semantics', () => {
     expect(stale.status).toBe(409);
     expect(stale.json.reason).toBe('Conflict');
     expect((await call('GET', '/api/v1/namespaces/t/configmaps/occ')).json.data).toEqual({ a: '2' });
+  });
+
+  it('apiVersion and kind default from the path, as in Kubernetes', async () => {
+    const r = await call('POST', '/api/v1/namespaces/t/configmaps', { body: '{"metadata":{"name":"nokind"},"data":{"a":"1"}}' });
+    expect(r.status).toBe(201);
+    expect(r.json).toMatchObject({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'nokind' } });
   });
 
   it('generateName, dry run, and creation in a missing namespace', async () => {

@@ -12,7 +12,7 @@ import { isObject } from '../machinery/types.ts';
 import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
 import { toTable } from '../machinery/table.ts';
 import { applyPatch } from '../machinery/patch.ts';
-import { pruneUnknownFields, unknownFields } from '../machinery/schema.ts';
+import { pruneUnknownFields, typeErrors, unknownFields } from '../machinery/schema.ts';
 import {
   aggregatedDiscovery,
   apiGroup,
@@ -266,7 +266,7 @@ export class ApiServer {
     if (!target || typeof target.name !== 'string' || !target.name) {
       throw errors.invalid('Binding', '', name, [{ reason: 'FieldValueRequired', field: 'target.name', message: 'Required value' }]);
     }
-    await this.registry.guaranteedUpdate(res, ns, name, undefined, {}, (pod) => {
+    await this.registry.guaranteedUpdate(res, ns, name, undefined, { skipUpdateRules: true }, (pod) => {
       if (pod.metadata.deletionTimestamp) throw errors.conflict(res.resource, '', name, 'pod is being deleted, cannot be assigned to a host');
       if (pod.spec?.nodeName) {
         throw errors.conflict(res.resource, '', name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
@@ -324,11 +324,11 @@ export class ApiServer {
       },
       ctl.signal,
     );
-    // Open the watch before answering 200, so a too-old resourceVersion or bad selector is a clean error.
-    const first = await events.next();
+    // Headers go out at once (clients wait for them before creating what they watch); problems found
+    // later, such as a compacted resourceVersion, arrive as an ERROR event, as from kube-apiserver.
     const body = (async function* () {
       try {
-        let r = first;
+        let r = await events.next();
         while (!r.done) {
           yield encodeEvent(r.value, res, asTable, includeObject) + '\n';
           if (ctl.signal.aborted) break;
@@ -437,10 +437,10 @@ function decodeBody(req: ApiRequest, res: ResourceInfo): KubeObject {
   const body = parseBody(req);
   if (!isObject(body)) throw errors.badRequest('the request body must be a JSON object');
   const want = apiVersionOf(res);
-  if (body.kind === undefined || body.kind === '') {
-    throw errors.badRequest(`Object 'Kind' is missing in '${truncate(JSON.stringify(body), 200)}'`);
-  }
-  if (body.apiVersion !== undefined && body.apiVersion !== want) {
+  // Like kube-apiserver's decoder, the path supplies a missing apiVersion/kind (client libraries omit them).
+  if (body.kind === undefined || body.kind === '') body.kind = res.kind;
+  if (body.apiVersion === undefined || body.apiVersion === '') body.apiVersion = want;
+  if (body.apiVersion !== want) {
     throw errors.badRequest(`the API version in the data (${body.apiVersion}) does not match the expected API version (${want})`);
   }
   if (body.kind !== res.kind) {
@@ -452,7 +452,8 @@ function decodeBody(req: ApiRequest, res: ResourceInfo): KubeObject {
 }
 
 /**
- * Server-side field validation (the fieldValidation parameter): fields the kind's schema does not know
+ * Decoding checks: values of the wrong JSON type are a 400, as Go's decoder makes them. Then server-side
+ * field validation (the fieldValidation parameter): fields the kind's schema does not know
  * are an error with Strict, a warning with Warn (Kubernetes' default), and dropped silently with Ignore.
  * They are never stored.
  */
@@ -460,6 +461,10 @@ function checkFields(req: ApiRequest, res: ResourceInfo, obj: KubeObject, warnin
   const mode = req.query.get('fieldValidation') ?? 'Warn';
   if (mode !== 'Strict' && mode !== 'Warn' && mode !== 'Ignore') {
     throw errors.badRequest(`fieldValidation parameter unsupported: ${mode}`);
+  }
+  const wrongType = typeErrors(res, obj);
+  if (wrongType.length) {
+    throw errors.badRequest(`${res.kind} in version "${res.version}" cannot be handled as a ${res.kind}: ${wrongType[0]}`);
   }
   const unknown = unknownFields(res, obj);
   if (!unknown.length) return obj;
@@ -476,10 +481,6 @@ function checkFields(req: ApiRequest, res: ResourceInfo, obj: KubeObject, warnin
 function warningHeader(warnings: string[]): Record<string, string> {
   if (!warnings.length) return {};
   return { warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
-}
-
-function truncate(s: string, n: number): string {
-  return s.length > n ? s.slice(0, n) + '...' : s;
 }
 
 function rvOf(obj: KubeObject): number | undefined {

@@ -253,7 +253,7 @@ export class Registry {
     namespace: string | undefined,
     name: string,
     precondition: number | undefined,
-    opts: WriteOptions,
+    opts: WriteOptions & { skipUpdateRules?: boolean },
     mutate: (current: KubeObject) => KubeObject,
   ): Promise<KubeObject> {
     const key = storageKey(res, namespace, name);
@@ -289,7 +289,8 @@ export class Registry {
         m.generation = isDeepStrictEqual(specPart(obj), specPart(old)) ? gen : gen + 1;
       }
       applyDefaults(res, obj);
-      validateObject(res, obj, old);
+      // System writes (pod binding) may change fields that user updates may not: validate as a whole object.
+      validateObject(res, obj, opts.skipUpdateRules ? undefined : old);
       // A write that removes the last finalizer of an object being deleted completes the delete.
       const finishDelete = !!om.deletionTimestamp && !(m.finalizers?.length) && !pendingNamespaceFinalizers(res, obj);
       const unchanged = isDeepStrictEqual(stripRV(obj), stripRV(old));

@@ -243,3 +243,61 @@ export function pruneUnknownFields<T>(res: Pick<ResourceInfo, 'group' | 'version
   const name = schemaName(res);
   return (name ? walk(SCHEMAS[name], obj) : structuredClone(obj)) as T;
 }
+
+/**
+ * Values whose JSON type the kind's schema does not allow (a string where a map belongs, a float where
+ * an integer belongs), phrased as Go's decoder phrases them. kube-apiserver rejects such bodies while
+ * decoding, before validation; null is always accepted (it decodes to the zero value).
+ */
+export function typeErrors(res: Pick<ResourceInfo, 'group' | 'version' | 'kind'>, obj: unknown): string[] {
+  const out: string[] = [];
+  const jsonType = (v: unknown) => (Array.isArray(v) ? 'array' : typeof v === 'boolean' ? 'bool' : typeof v === 'object' ? 'object' : typeof v);
+  const fits = (d: OpenAPISchema, v: unknown): boolean => {
+    switch (d.type) {
+      case 'string':
+        return typeof v === 'string';
+      case 'integer':
+        return Number.isInteger(v);
+      case 'number':
+        return typeof v === 'number';
+      case 'boolean':
+        return typeof v === 'boolean';
+      case 'array':
+        return Array.isArray(v);
+      case 'object':
+        return isObject(v);
+      default:
+        return d.properties ? isObject(v) : true;
+    }
+  };
+  const goType = (d: OpenAPISchema): string =>
+    d.type === 'object' && isObject(d.additionalProperties)
+      ? `map[string]${goType(deref(d.additionalProperties as OpenAPISchema) ?? {})}`
+      : d.type === 'integer'
+        ? 'int'
+        : d.type === 'boolean'
+          ? 'bool'
+          : d.type === 'array'
+            ? `[]${goType(deref(d.items) ?? {})}`
+            : (d.type ?? 'object');
+  const walk = (s: OpenAPISchema | undefined, v: unknown, path: string) => {
+    const d = deref(s);
+    if (!d || v === null || v === undefined || d['x-kubernetes-preserve-unknown-fields']) return;
+    if (d.oneOf) {
+      if (!d.oneOf.some((o) => fits(deref(o) ?? {}, v))) out.push(`json: cannot unmarshal ${jsonType(v)} into Go struct field ${path} of type ${d.format ?? 'value'}`);
+      return;
+    }
+    if (!fits(d, v)) {
+      out.push(`json: cannot unmarshal ${jsonType(v)} into Go struct field ${path} of type ${goType(d)}`);
+      return;
+    }
+    if (Array.isArray(v)) v.forEach((el) => walk(d.items, el, path));
+    else if (isObject(v)) {
+      if (d.properties) for (const [k, child] of Object.entries(v)) walk(d.properties[k], child, `${path}.${k}`);
+      else if (isObject(d.additionalProperties)) for (const child of Object.values(v)) walk(d.additionalProperties as OpenAPISchema, child, path);
+    }
+  };
+  const name = schemaName(res);
+  if (name) walk(SCHEMAS[name], obj, res.kind);
+  return out;
+}
