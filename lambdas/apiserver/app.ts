@@ -203,7 +203,7 @@ export class ApiServer {
         const status = sub === 'status' || (res.kind === 'Namespace' && sub === 'finalize') ? sub : undefined;
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
-          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun }, (cur) => ({
+          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize' }, (cur) => ({
             ...cur,
             spec: { ...(cur.spec ?? {}), finalizers: obj.spec?.finalizers ?? [] },
           }));
@@ -231,7 +231,7 @@ export class ApiServer {
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
-        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun }, (cur) => {
+        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
           warnings.length = 0;
           const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
           if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
@@ -266,7 +266,7 @@ export class ApiServer {
     if (!target || typeof target.name !== 'string' || !target.name) {
       throw errors.invalid('Binding', '', name, [{ reason: 'FieldValueRequired', field: 'target.name', message: 'Required value' }]);
     }
-    await this.registry.guaranteedUpdate(res, ns, name, undefined, { skipUpdateRules: true }, (pod) => {
+    await this.registry.guaranteedUpdate(res, ns, name, undefined, { subresource: 'binding' }, (pod) => {
       if (pod.metadata.deletionTimestamp) throw errors.conflict(res.resource, '', name, 'pod is being deleted, cannot be assigned to a host');
       if (pod.spec?.nodeName) {
         throw errors.conflict(res.resource, '', name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);

@@ -230,7 +230,7 @@ export class Registry {
       throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
     }
     const precondition = parseRV(input.metadata?.resourceVersion);
-    return this.guaranteedUpdate(res, namespace, name, precondition, opts, (old) => {
+    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource }, (old) => {
       const obj = structuredClone(input);
       if (opts.subresource === 'status') {
         // Only status changes through /status; everything else stays as stored.
@@ -253,7 +253,7 @@ export class Registry {
     namespace: string | undefined,
     name: string,
     precondition: number | undefined,
-    opts: WriteOptions & { skipUpdateRules?: boolean },
+    opts: WriteOptions & { subresource?: 'status' | 'binding' | 'finalize' },
     mutate: (current: KubeObject) => KubeObject,
   ): Promise<KubeObject> {
     const key = storageKey(res, namespace, name);
@@ -270,9 +270,11 @@ export class Registry {
       obj.kind = res.kind;
       const m = obj.metadata;
       const om = old.metadata;
-      // Fields the system owns: immutable (validation reports attempts to change name/namespace).
+      // Fields the system owns: uid and creationTimestamp are always the stored ones (Kubernetes ignores
+      // what a client sends); attempts to change name/namespace are reported by validation.
       m.uid = m.uid ?? om.uid;
-      m.creationTimestamp = m.creationTimestamp ?? om.creationTimestamp;
+      m.creationTimestamp = om.creationTimestamp;
+      prepareForUpdate(res, obj, old, opts.subresource);
       if (res.namespaced) m.namespace = m.namespace ?? namespace;
       m.name = m.name ?? name;
       // deletionTimestamp can only be set by delete, and never cleared.
@@ -289,8 +291,8 @@ export class Registry {
         m.generation = isDeepStrictEqual(specPart(obj), specPart(old)) ? gen : gen + 1;
       }
       applyDefaults(res, obj);
-      // System writes (pod binding) may change fields that user updates may not: validate as a whole object.
-      validateObject(res, obj, opts.skipUpdateRules ? undefined : old);
+      // Subresources have their own update rules (binding may set spec.nodeName, status may not touch spec).
+      validateObject(res, obj, old, { subresource: opts.subresource });
       // A write that removes the last finalizer of an object being deleted completes the delete.
       const finishDelete = !!om.deletionTimestamp && !(m.finalizers?.length) && !pendingNamespaceFinalizers(res, obj);
       const unchanged = isDeepStrictEqual(stripRV(obj), stripRV(old));
@@ -483,6 +485,39 @@ export class Registry {
     // apiVersion and kind first, as Kubernetes serializes them.
     const { apiVersion: _a, kind: _k, ...rest } = obj;
     return { apiVersion: apiVersionOf(res), kind: res.kind, ...rest } as KubeObject;
+  }
+}
+
+/**
+ * What Kubernetes' update strategies carry over from the stored object before validating: fields a
+ * client may omit on a main-resource update without meaning to clear them.
+ */
+function prepareForUpdate(res: ResourceInfo, obj: KubeObject, old: KubeObject, subresource?: string): void {
+  if (res.kind === 'Namespace' && !subresource) {
+    // spec.finalizers changes only through /finalize; status only through /status.
+    obj.spec = { ...(obj.spec ?? {}), finalizers: old.spec?.finalizers };
+    if (obj.spec.finalizers === undefined) delete obj.spec.finalizers;
+    obj.status = old.status;
+  }
+  if (res.kind === 'Service' && !subresource && obj.spec && old.spec) {
+    // An allocated clusterIP (and node ports) survive an update that leaves them out (kubectl replace).
+    if (obj.spec.type !== 'ExternalName') {
+      if (obj.spec.clusterIP === undefined || obj.spec.clusterIP === '') obj.spec.clusterIP = old.spec.clusterIP;
+      if (obj.spec.clusterIPs === undefined && old.spec.clusterIPs) obj.spec.clusterIPs = old.spec.clusterIPs;
+      for (const p of obj.spec.ports ?? []) {
+        if (p.nodePort) continue;
+        const prev = (old.spec.ports ?? []).find((o: any) => o.port === p.port && (o.protocol ?? 'TCP') === (p.protocol ?? 'TCP'));
+        if (prev?.nodePort) p.nodePort = prev.nodePort;
+      }
+    } else {
+      delete obj.spec.clusterIP;
+      delete obj.spec.clusterIPs;
+      delete obj.spec.ipFamilies;
+      delete obj.spec.ipFamilyPolicy;
+    }
+  }
+  if (res.kind === 'Pod' && subresource === 'status' && obj.status && !obj.status.qosClass && old.status?.qosClass) {
+    obj.status.qosClass = old.status.qosClass;
   }
 }
 
