@@ -12,8 +12,11 @@ interface HttpResponseMeta {
 
 export function installLocalLambdaRuntime(): void {
   const g = globalThis as any;
-  if (g.awslambda) return; // the real runtime, or already installed
+  // The real runtime (or an earlier call) provides streamifyResponse. Note the AWS SDK creates an empty
+  // `awslambda` object on import, so its presence alone says nothing.
+  if (typeof g.awslambda?.streamifyResponse === 'function') return;
   g.awslambda = {
+    ...(g.awslambda ?? {}),
     // Locally the "stream" handed to a handler is the HTTP response itself.
     streamifyResponse: (fn: unknown) => fn,
     HttpResponseStream: {
