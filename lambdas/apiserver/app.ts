@@ -12,6 +12,7 @@ import { isObject } from '../machinery/types.ts';
 import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
 import { toTable } from '../machinery/table.ts';
 import { applyPatch } from '../machinery/patch.ts';
+import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE } from '../machinery/protobuf.ts';
 import { pruneUnknownFields, typeErrors, unknownFields } from '../machinery/schema.ts';
 import {
   aggregatedDiscovery,
@@ -413,6 +414,8 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
 
 function parseBody(req: ApiRequest): unknown {
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  // kubectl's typed commands (create namespace/configmap/secret/serviceaccount/service, debug, drain) send protobuf.
+  if (ct === PROTOBUF_CONTENT_TYPE) return decodeProtobufObject(req.body);
   const text = req.body.toString('utf8');
   if (!text.trim()) throw errors.badRequest('the request body is empty; an object is required');
   if (ct === 'application/json' || ct === '' || ct === '*/*') {
