@@ -23,8 +23,8 @@ type Msg = Record<string, unknown>;
 
 let root: protobuf.Root | undefined;
 
-/** The protobufjs reflection types, built once from our compact table. */
-function schema(): protobuf.Root {
+/** The protobufjs reflection types, built once from our compact table (tests encode with them too). */
+export function protobufTypes(): protobuf.Root {
   if (root) return root;
   const r = new protobuf.Root();
   for (const [name, fields] of Object.entries(messages)) {
@@ -173,7 +173,7 @@ function convertMessage(name: string, m: Msg): Msg {
 
 function decodeWith(type: string, bytes: Uint8Array, what: string): Msg {
   try {
-    return schema().lookupType(type).decode(bytes) as unknown as Msg;
+    return protobufTypes().lookupType(type).decode(bytes) as unknown as Msg;
   } catch (e) {
     throw errors.badRequest(`unable to decode protobuf ${what}: ${(e as Error).message}`);
   }
