@@ -239,6 +239,21 @@ describe('decodeProtobufObject: encoded from the schema', () => {
     });
   });
 
+  it('decodes a Binding (what schedulers post to pods/binding)', () => {
+    const b = body('Binding', 'Binding', { metadata: gogoMeta('p', 'ns'), target: { kind: 'Node', name: 'n1', namespace: '', apiVersion: '' } });
+    expect(decodeProtobufObject(b)).toEqual({
+      apiVersion: 'v1',
+      kind: 'Binding',
+      metadata: { name: 'p', namespace: 'ns' },
+      target: { kind: 'Node', name: 'n1' },
+    });
+  });
+
+  it('answers 400 for a Time outside the years JSON can carry', () => {
+    const b = body('Namespace', 'Namespace', { metadata: { name: 'n', deletionTimestamp: { seconds: 400_000_000_000 } } });
+    expect(apiError(() => decodeProtobufObject(b)).code).toBe(400);
+  });
+
   it('ignores field numbers it does not know, at the top level and nested', () => {
     const meta = raw('ObjectMeta', { name: 'fwd' });
     // field 99 varint, field 100 length-delimited, field 101 fixed64, field 102 fixed32

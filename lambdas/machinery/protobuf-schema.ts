@@ -9,7 +9,7 @@
 //        'r' no omitempty: zero scalars are kept ("", 0, false);
 //        'i' embedded struct (json:",inline"): its fields go into the parent object.
 // Without a flag a field is omitempty: zero scalars, empty lists/maps and empty messages are dropped.
-// Special messages (converted by protobuf.ts): Time, MicroTime, Quantity, IntOrString, FieldsV1.
+// Special messages (converted by protobuf.ts): Time, Quantity, IntOrString, FieldsV1.
 
 export type FieldSpec = readonly [num: number, type: string, flags?: string];
 export type MessageSpec = Readonly<Record<string, FieldSpec>>;
@@ -21,7 +21,6 @@ const localRefInline: MessageSpec = { localObjectReference: [1, 'LocalObjectRefe
 const keySelector: MessageSpec = { ...localRefInline, key: [2, S, 'r'], optional: [3, 'b', 'p'] };
 const envSource: MessageSpec = { ...localRefInline, optional: [2, 'b', 'p'] };
 const projection: MessageSpec = { ...localRefInline, items: [2, '[KeyToPath'], optional: [4, 'b', 'p'] };
-const time: MessageSpec = { seconds: [1, 'l'], nanos: [2, 'i'] };
 const resources: MessageSpec = { limits: [1, '{Quantity'], requests: [2, '{Quantity'] };
 const podAffinity: MessageSpec = {
   requiredDuringSchedulingIgnoredDuringExecution: [1, '[PodAffinityTerm'],
@@ -54,8 +53,7 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   Quantity: { string: [1, S] },
 
   // --- meta/v1 ---
-  Time: time,
-  MicroTime: time,
+  Time: { seconds: [1, 'l'], nanos: [2, 'i'] },
   FieldsV1: { Raw: [1, 'y'] },
   ObjectMeta: {
     name: [1, S], generateName: [2, S], namespace: [3, S], selfLink: [4, S], uid: [5, S],

@@ -64,8 +64,8 @@ function setKey(o: Msg, k: string, v: unknown): void {
   else o[k] = v;
 }
 
-/** metav1.Time (second precision, RFC 3339) or MicroTime (RFC 3339 with 6 fraction digits), UTC. */
-function formatTime(m: Msg, micro: boolean): string | undefined {
+/** metav1.Time: RFC 3339 in UTC with second precision (Go's Time drops the nanoseconds). */
+function formatTime(m: Msg): string | undefined {
   // gogo writes a zero Time as an empty message; an explicit epoch has its fields on the wire.
   if (!has(m, 'seconds') && !has(m, 'nanos')) return undefined;
   const seconds = toNumber(m.seconds);
@@ -75,11 +75,7 @@ function formatTime(m: Msg, micro: boolean): string | undefined {
   if (!Number.isFinite(d.getTime()) || year < 0 || year > 9999) {
     throw errors.badRequest(`Time.MarshalJSON: year outside of range [0,9999] (seconds ${seconds})`);
   }
-  const base = d.toISOString().slice(0, 19);
-  if (!micro) return `${base}Z`; // metav1.Time drops sub-second precision
-  const nanos = toNumber(m.nanos);
-  if (nanos < 0 || nanos > 999_999_999) throw errors.badRequest(`MicroTime: nanos out of range: ${nanos}`);
-  return `${base}.${String(Math.floor(nanos / 1000)).padStart(6, '0')}Z`;
+  return `${d.toISOString().slice(0, 19)}Z`;
 }
 
 /**
@@ -108,9 +104,7 @@ function convertValue(type: string, v: unknown, keep: boolean, pointer: boolean)
   const m = v as Msg;
   switch (type) {
     case 'Time':
-      return formatTime(m, false);
-    case 'MicroTime':
-      return formatTime(m, true);
+      return formatTime(m);
     case 'Quantity': {
       // Go encodes a zero Quantity as "0" (it is a struct, so omitempty never drops it).
       const s = has(m, 'string') ? String(m.string) : '';
