@@ -210,7 +210,7 @@ describe('kubectl against a local cluster', () => {
       for (let i = 0; i < 100 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 100));
       return out;
     };
-    await until(/NAME/);
+    // No need to wait for kubectl to start: it lists, then watches from the list's resourceVersion.
     await c.kubectl(['create', 'configmap', 'watched', '-n', 'demo', '--from-literal=a=1']);
     await until(/watched/);
     await c.kubectl(['delete', 'configmap', 'watched', '-n', 'demo']);
@@ -256,5 +256,35 @@ describe('kubectl against a local cluster', () => {
     const cm = JSON.parse((await c.kubectl(['get', 'cm', 'after-restart', '-n', 'demo', '-o', 'json'])).stdout);
     const maxBefore = Math.max(...before.items.map((i: any) => Number(i.metadata.resourceVersion)));
     expect(Number(cm.metadata.resourceVersion)).toBeGreaterThan(maxBefore);
+  });
+});
+
+describe('namespace deletion', () => {
+  it('deletes everything inside, refuses new content while terminating, then goes', async () => {
+    expect((await c.kubectl(['create', 'namespace', 'doomed'])).stdout.trim()).toBe('namespace/doomed created');
+    await c.kubectl(['create', 'configmap', 'plain', '-n', 'doomed']);
+    const held = c.file('held.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: doomed\n  finalizers: ["example.com/hold"]\n');
+    expect((await c.kubectl(['apply', '-f', held])).stdout.trim()).toBe('configmap/held created');
+    const del = await c.kubectl(['delete', 'namespace', 'doomed', '--wait=false']);
+    expect(del.stdout.trim()).toBe('namespace "doomed" deleted');
+    // The held config map keeps the namespace Terminating; the other one is deleted.
+    let ns: any;
+    for (let i = 0; i < 50; i++) {
+      ns = JSON.parse((await c.kubectl(['get', 'ns', 'doomed', '-o', 'json'])).stdout);
+      const cms = (await c.kubectl(['get', 'cm', '-n', 'doomed', '-o', 'name'])).stdout.trim();
+      if (cms === 'configmap/held') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ns.status.phase).toBe('Terminating');
+    expect((await c.kubectl(['get', 'cm', '-n', 'doomed', '-o', 'name'])).stdout.trim()).toBe('configmap/held');
+    const refused = await c.kubectl(['create', 'configmap', 'late', '-n', 'doomed']);
+    expect(refused.stderr.trim()).toBe(
+      'error: failed to create configmap: configmaps "late" is forbidden: unable to create new content in namespace doomed because it is being terminated',
+    );
+    // Releasing the finalizer lets the namespace finish; kubectl's wait sees it go.
+    await c.kubectl(['patch', 'cm', 'held', '-n', 'doomed', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    const wait = await c.kubectl(['wait', '--for=delete', 'namespace/doomed', '--timeout=20s']);
+    expect(wait.code).toBe(0);
+    expect((await c.kubectl(['get', 'ns', 'doomed'])).stderr.trim()).toBe('Error from server (NotFound): namespaces "doomed" not found');
   });
 });

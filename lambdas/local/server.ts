@@ -1,5 +1,5 @@
 // The local cluster's control plane: the apiserver Lambda handler served over HTTPS on loopback, with
-// the embedded SQLite store in the data dir. Each HTTP request becomes the same Function URL event
+// the embedded SQLite store in the data dir, and the controllers run in-process on its change feed. Each HTTP request becomes the same Function URL event
 // Lambda would receive; the response is streamed back as Lambda response streaming would.
 
 import https from 'node:https';
@@ -19,6 +19,8 @@ import { createHandler } from '../apiserver/handler.ts';
 import { newToken, storeToken } from '../apiserver/auth.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
+import { runControllers } from './controllers.ts';
+import { namespaceController } from '../controllers/namespace.ts';
 
 export interface LocalClusterOptions {
   dataDir: string;
@@ -61,6 +63,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const token = existingToken(kubeconfigPath) ?? newToken();
   await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
   await ensureNamespaces(api);
+  const controllers = runControllers(api.registry, [namespaceController]);
 
   const handler = createHandler(async () => api) as unknown as (
     event: APIGatewayProxyEventV2,
@@ -99,6 +102,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       // Watches hold connections open: end them, then stop listening, then close the store.
       for (const s of sockets) s.destroy();
       await new Promise<void>((ok) => server.close(() => ok()));
+      await controllers.stop();
       await backend.close();
     },
   };

@@ -1,0 +1,30 @@
+// The shape every Skiff controller has: a level-triggered, idempotent reconcile of one key, fed by
+// change events (client-go's controller loop without the informer cache). A change maps to the keys
+// it affects; reconciling a key reads current state and moves it one step toward what it should be,
+// so a duplicated, late or replayed event costs a no-op, never a wrong result.
+
+import type { Registry } from '../apiserver/registry.ts';
+import type { ResourceInfo } from '../machinery/resources.ts';
+import type { KubeObject } from '../machinery/types.ts';
+
+export interface ChangeEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  resource: ResourceInfo;
+  object: KubeObject;
+}
+
+export interface ReconcileResult {
+  /** Reconcile this key again after so many milliseconds (work is still pending). */
+  requeueAfterMs?: number;
+}
+
+export interface Controller {
+  name: string;
+  /** The resources whose changes this controller listens to. */
+  watches: ResourceInfo[];
+  /** The keys a change affects (e.g. "namespace/name"); duplicates are fine. */
+  keys(ev: ChangeEvent): string[];
+  reconcile(key: string, registry: Registry): Promise<ReconcileResult | void>;
+  /** Every key that exists, for periodic resync (so a missed event is never missed for long). */
+  allKeys(registry: Registry): Promise<string[]>;
+}

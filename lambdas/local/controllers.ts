@@ -1,0 +1,93 @@
+// Runs controllers in-process for the local cluster: each watched resource's change feed (the SQLite
+// watch, through the registry) is turned into keys, and each key is reconciled, one at a time per
+// controller, with requeue on pending work or error, plus a periodic full resync. In the cloud the same
+// Controller objects are driven from DynamoDB stream batches instead.
+
+import type { Registry } from '../apiserver/registry.ts';
+import type { Controller } from '../controllers/controller.ts';
+
+export interface ControllerRunner {
+  stop(): Promise<void>;
+}
+
+export function runControllers(registry: Registry, controllers: Controller[], opts: { resyncMs?: number } = {}): ControllerRunner {
+  const ctl = new AbortController();
+  const tasks: Promise<void>[] = [];
+  for (const c of controllers) {
+    const queue = new Set<string>();
+    let wake: (() => void) | undefined;
+    const enqueue = (k: string) => {
+      queue.add(k);
+      wake?.();
+    };
+    const sleep = (ms: number) =>
+      new Promise<void>((r) => {
+        const t = setTimeout(r, ms);
+        ctl.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+      });
+    // Feed: one watch per resource the controller listens to, restarted if it ends.
+    for (const res of c.watches) {
+      tasks.push(
+        (async () => {
+          while (!ctl.signal.aborted) {
+            try {
+              for await (const ev of registry.watch(res, undefined, {}, ctl.signal)) {
+                if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED') {
+                  for (const k of c.keys({ type: ev.type, resource: res, object: ev.object as any })) enqueue(k);
+                }
+              }
+            } catch (e) {
+              if (!ctl.signal.aborted) console.error(`controller ${c.name}: watch failed, restarting`, e);
+            }
+            await sleep(1000);
+          }
+        })(),
+      );
+    }
+    // Resync: every key, now and then, so nothing missed stays missed.
+    tasks.push(
+      (async () => {
+        while (!ctl.signal.aborted) {
+          try {
+            for (const k of await c.allKeys(registry)) enqueue(k);
+          } catch (e) {
+            if (!ctl.signal.aborted) console.error(`controller ${c.name}: resync failed`, e);
+          }
+          await sleep(opts.resyncMs ?? 30_000);
+        }
+      })(),
+    );
+    // Worker: reconcile queued keys one at a time.
+    tasks.push(
+      (async () => {
+        while (!ctl.signal.aborted) {
+          const next = queue.values().next();
+          if (next.done) {
+            await new Promise<void>((r) => {
+              wake = r;
+              ctl.signal.addEventListener('abort', () => r(), { once: true });
+            });
+            wake = undefined;
+            continue;
+          }
+          const key = next.value;
+          queue.delete(key);
+          try {
+            const r = await c.reconcile(key, registry);
+            if (r?.requeueAfterMs !== undefined) setTimeout(() => !ctl.signal.aborted && enqueue(key), r.requeueAfterMs);
+          } catch (e) {
+            if (ctl.signal.aborted) break;
+            console.error(`controller ${c.name}: reconcile ${key} failed, retrying`, e);
+            setTimeout(() => !ctl.signal.aborted && enqueue(key), 1000);
+          }
+        }
+      })(),
+    );
+  }
+  return {
+    async stop() {
+      ctl.abort();
+      await Promise.allSettled(tasks);
+    },
+  };
+}
