@@ -5,6 +5,7 @@
 
 import { parse as parseYaml } from 'yaml';
 import type { Backend } from '../storage/backend.ts';
+import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
 import { apiVersionOf, findResource, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
@@ -574,6 +575,11 @@ function decodeScale(req: ApiRequest): any {
 
 export function errorResponse(e: unknown): ApiResponse {
   if (e instanceof ApiError) return jsonResponse(e.code, e.status);
+  if (e instanceof StorageError && e.code === 'Unavailable') {
+    // Storage is busy: 429 with Retry-After, which client-go and kubectl retry on their own.
+    const err = new ApiError('TooManyRequests', 'storage is busy, please retry', { retryAfterSeconds: 1 });
+    return jsonResponse(429, err.status, { 'retry-after': '1' });
+  }
   // Anything else is our bug: log it, answer with a Status (never a bare crash).
   console.error('apiserver: internal error', e);
   const err = errors.internal(e instanceof Error ? e.message : String(e));

@@ -60,7 +60,8 @@ export type StorageErrorCode =
   | 'KeyExists' // create of a key that exists
   | 'NotFound' // update/delete of a key that does not exist
   | 'Conflict' // update/delete whose expected modRevision is not the stored one
-  | 'Compacted'; // read or watch from a revision older than the backend still keeps
+  | 'Compacted' // read or watch from a revision older than the backend still keeps
+  | 'Unavailable'; // the write could not be completed now (e.g. contention); safe to retry
 
 export class StorageError extends Error {
   constructor(

@@ -95,6 +95,7 @@ export class DynamoBackend implements Backend {
   private readonly maxListReplay: number;
   private readonly feed: RevisionFeed;
   private closed = false;
+  private writeQueue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: DynamoOptions) {
     this.client = opts.client;
@@ -222,7 +223,17 @@ export class DynamoBackend implements Backend {
    * Reads the counter and the object, lets decide() judge the change against the object (it throws the
    * StorageError), and commits it as revision counter+1. Retries while only the counter was stale.
    */
-  private async write(key: string, decide: (cur: KeyValue | undefined) => { type: WatchEventType; value: string }): Promise<KeyValue> {
+  /**
+   * This process's writes go one at a time: they would otherwise only race each other for the counter.
+   * Contention is then left to writers in other processes (other Lambda instances).
+   */
+  private write(key: string, decide: (cur: KeyValue | undefined) => { type: WatchEventType; value: string }): Promise<KeyValue> {
+    const run = this.writeQueue.then(() => this.writeNow(key, decide));
+    this.writeQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeNow(key: string, decide: (cur: KeyValue | undefined) => { type: WatchEventType; value: string }): Promise<KeyValue> {
     let [head, cur] = await Promise.all([this.currentRevision(), this.get(key)]);
     for (let attempt = 1; ; attempt++) {
       const { type, value } = decide(cur);
@@ -240,7 +251,9 @@ export class DynamoBackend implements Backend {
         return entry.kv;
       } catch (e) {
         if ((e as Error).name !== 'TransactionCanceledException') throw e;
-        if (attempt >= MAX_WRITE_ATTEMPTS) throw new Error(`${key}: write gave up after ${attempt} attempts (revision counter contention)`);
+        if (attempt >= MAX_WRITE_ATTEMPTS) {
+          throw new StorageError('Unavailable', key, `${key}: write gave up after ${attempt} attempts (revision counter contention)`);
+        }
         // Reasons are in TransactItems order: counter, object, log. "None" means that item was fine.
         // Without reasons (an emulator that omits them), everything is re-read.
         const [counter, object] = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? [];
