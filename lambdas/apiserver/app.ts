@@ -73,6 +73,19 @@ export class ApiServer {
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
   }
 
+  /** The context controllers run with: this server's store, and creation through its admission chain. */
+  controllerContext(): import('../controllers/controller.ts').ControllerContext {
+    const system: UserInfo = { username: 'system:controller-manager', groups: ['system:masters'] };
+    return {
+      registry: this.registry,
+      create: async (res, namespace, obj) => {
+        await admit(this.chain, { operation: 'CREATE', resource: res, namespace, object: obj, user: system }, this.registry);
+        return this.registry.create(res, namespace, obj);
+      },
+      now: () => new Date(),
+    };
+  }
+
   async handle(req: ApiRequest): Promise<ApiResponse> {
     try {
       return await this.route(req);

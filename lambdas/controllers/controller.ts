@@ -18,13 +18,21 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/** What a controller may use: the store, and creation through the admission chain. */
+export interface ControllerContext {
+  registry: Registry;
+  /** Creates an object as a control-plane client: admission (namespace lifecycle...) applies. */
+  create(res: ResourceInfo, namespace: string | undefined, obj: KubeObject): Promise<KubeObject>;
+  now(): Date;
+}
+
 export interface Controller {
   name: string;
   /** The resources whose changes this controller listens to. */
   watches: ResourceInfo[];
   /** The keys a change affects (e.g. "namespace/name"); duplicates are fine. */
   keys(ev: ChangeEvent): string[];
-  reconcile(key: string, registry: Registry): Promise<ReconcileResult | void>;
+  reconcile(key: string, ctx: ControllerContext): Promise<ReconcileResult | void>;
   /** Every key that exists, for periodic resync (so a missed event is never missed for long). */
-  allKeys(registry: Registry): Promise<string[]>;
+  allKeys(ctx: ControllerContext): Promise<string[]>;
 }

@@ -3,7 +3,6 @@
 // registry remove the namespace itself. Objects held by their own finalizers (or pods still stopping on
 // a node) keep the namespace Terminating until they are gone, as in Kubernetes.
 
-import type { Registry } from '../apiserver/registry.ts';
 import { ApiError } from '../machinery/status.ts';
 import { findResource, RESOURCES } from '../machinery/resources.ts';
 import type { Controller } from './controller.ts';
@@ -15,11 +14,11 @@ export const namespaceController: Controller = {
   name: 'namespace',
   watches: [namespaces],
   keys: (ev) => (ev.object.metadata.deletionTimestamp ? [ev.object.metadata.name!] : []),
-  async allKeys(registry) {
+  async allKeys({ registry }) {
     const list = await registry.list(namespaces, undefined);
     return list.items.filter((n) => n.metadata.deletionTimestamp).map((n) => n.metadata.name!);
   },
-  async reconcile(name, registry) {
+  async reconcile(name, { registry }) {
     let ns;
     try {
       ns = await registry.get(namespaces, undefined, name);

@@ -3,14 +3,14 @@
 // controller, with requeue on pending work or error, plus a periodic full resync. In the cloud the same
 // Controller objects are driven from DynamoDB stream batches instead.
 
-import type { Registry } from '../apiserver/registry.ts';
-import type { Controller } from '../controllers/controller.ts';
+import type { Controller, ControllerContext } from '../controllers/controller.ts';
 
 export interface ControllerRunner {
   stop(): Promise<void>;
 }
 
-export function runControllers(registry: Registry, controllers: Controller[], opts: { resyncMs?: number } = {}): ControllerRunner {
+export function runControllers(ctx: ControllerContext, controllers: Controller[], opts: { resyncMs?: number } = {}): ControllerRunner {
+  const { registry } = ctx;
   const ctl = new AbortController();
   const tasks: Promise<void>[] = [];
   for (const c of controllers) {
@@ -49,7 +49,7 @@ export function runControllers(registry: Registry, controllers: Controller[], op
       (async () => {
         while (!ctl.signal.aborted) {
           try {
-            for (const k of await c.allKeys(registry)) enqueue(k);
+            for (const k of await c.allKeys(ctx)) enqueue(k);
           } catch (e) {
             if (!ctl.signal.aborted) console.error(`controller ${c.name}: resync failed`, e);
           }
@@ -73,7 +73,7 @@ export function runControllers(registry: Registry, controllers: Controller[], op
           const key = next.value;
           queue.delete(key);
           try {
-            const r = await c.reconcile(key, registry);
+            const r = await c.reconcile(key, ctx);
             if (r?.requeueAfterMs !== undefined) setTimeout(() => !ctl.signal.aborted && enqueue(key), r.requeueAfterMs);
           } catch (e) {
             if (ctl.signal.aborted) break;

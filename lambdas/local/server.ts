@@ -63,7 +63,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const token = existingToken(kubeconfigPath) ?? newToken();
   await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
   await ensureNamespaces(api);
-  const controllers = runControllers(api.registry, [namespaceController]);
+  const controllers = runControllers(api.controllerContext(), [namespaceController]);
 
   const handler = createHandler(async () => api) as unknown as (
     event: APIGatewayProxyEventV2,
