@@ -613,3 +613,15 @@ function backoff(attempt: number): Promise<void> {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Partition keys of object items start with this; stream filters select a kind by `obj#/registry/{group}/{resource}/`. */
+export const OBJECT_PK_PREFIX = 'obj#';
+
+/**
+ * The object an item image from the table's stream holds (NewImage/OldImage of a DynamoDB stream
+ * record); undefined for counter and log items. Controllers in the cloud read changes this way.
+ */
+export function objectFromImage(image: Record<string, AttributeValue> | undefined): KeyValue | undefined {
+  if (!image?.pk?.S?.startsWith(OBJECT_PK_PREFIX) || image.sk?.S === undefined || image.value?.S === undefined) return undefined;
+  return objectKv(fullKey(image), image);
+}

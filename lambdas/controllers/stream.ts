@@ -1,0 +1,112 @@
+// Controllers in the cloud: a Lambda handler for batches of DynamoDB stream records, and one for the
+// scheduled resync. Both drive the same Controller objects `skiff up` runs locally.
+//
+// A batch becomes ChangeEvents (object items only; the counter and log items are skipped), each
+// controller turns its events into keys, and each distinct key is reconciled once per batch: a key
+// changed ten times in a batch costs one reconcile, and a redelivered batch costs no-op reconciles.
+// A key whose reconcile fails is reported as a batch item failure at the sequence number of the first
+// record that produced it, so Lambda retries the batch from there (ReportBatchItemFailures); records
+// before it are done. Work a controller asks to requeue is picked up by the next resync (every minute).
+
+import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { objectFromImage, OBJECT_PK_PREFIX } from '../storage/dynamodb.ts';
+import { decode } from '../apiserver/registry.ts';
+import { apiVersionOf, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import type { ChangeEvent, Controller, ControllerContext } from './controller.ts';
+
+/** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
+export function resourceOfKey(key: string): ResourceInfo | undefined {
+  return RESOURCES.find((r) => key.startsWith(resourcePrefix(r)));
+}
+
+type Image = Record<string, AttributeValue>;
+const image = (i: { [k: string]: LambdaAttributeValue } | undefined) => i as unknown as Image | undefined;
+
+/** One stream record as a ChangeEvent, or undefined for items that are not objects. */
+export function changeEventOf(record: DynamoDBRecord): ChangeEvent | undefined {
+  const next = objectFromImage(image(record.dynamodb?.NewImage));
+  const prev = objectFromImage(image(record.dynamodb?.OldImage));
+  const kv = next ?? prev;
+  if (!kv) return undefined;
+  const resource = resourceOfKey(kv.key);
+  if (!resource) return undefined;
+  const object = { apiVersion: apiVersionOf(resource), kind: resource.kind, ...decode(kv) };
+  const type = record.eventName === 'REMOVE' ? 'DELETED' : record.eventName === 'INSERT' ? 'ADDED' : 'MODIFIED';
+  return { type, resource, object };
+}
+
+export interface BatchResult extends DynamoDBBatchResponse {
+  /** For logs and tests: how many distinct keys each controller reconciled. */
+  reconciled: Record<string, number>;
+}
+
+/** Runs every controller over one batch of stream records. */
+export async function handleStreamBatch(controllers: Controller[], ctx: ControllerContext, records: DynamoDBRecord[]): Promise<BatchResult> {
+  const failures = new Map<string, string>(); // sequence number → (kept once)
+  const reconciled: Record<string, number> = {};
+  for (const c of controllers) {
+    // key → the sequence number of the first record that asked for it
+    const keys = new Map<string, string>();
+    for (const r of records) {
+      const ev = changeEventOf(r);
+      if (!ev || !c.watches.includes(ev.resource)) continue;
+      for (const k of c.keys(ev)) if (!keys.has(k)) keys.set(k, r.dynamodb?.SequenceNumber ?? '');
+    }
+    reconciled[c.name] = keys.size;
+    for (const [key, seq] of keys) {
+      try {
+        await c.reconcile(key, ctx);
+      } catch (e) {
+        console.error(`controller ${c.name}: reconcile ${key} failed`, e);
+        failures.set(seq, seq);
+      }
+    }
+  }
+  // Lambda restarts from the lowest failed sequence number; report them all, lowest first.
+  const batchItemFailures = [...failures.keys()].sort(compareSequence).map((itemIdentifier) => ({ itemIdentifier }));
+  return { batchItemFailures, reconciled };
+}
+
+function compareSequence(a: string, b: string): number {
+  // Sequence numbers are decimal strings of up to 40 digits: compare by length, then lexically.
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** A full resync: every key of every controller (the scheduled trigger, so nothing missed stays missed). */
+export async function resyncAll(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
+  const done: Record<string, number> = {};
+  for (const c of controllers) {
+    const keys = [...new Set(await c.allKeys(ctx))];
+    for (const k of keys) {
+      try {
+        await c.reconcile(k, ctx);
+      } catch (e) {
+        console.error(`controller ${c.name}: resync of ${k} failed`, e);
+      }
+    }
+    done[c.name] = keys.length;
+  }
+  return done;
+}
+
+/**
+ * The event source mapping filter for a controller: only object items of the kinds it watches
+ * (Lambda FilterCriteria patterns, one per kind), so a pod heartbeat never wakes the namespace controller.
+ */
+export function streamFilterPatterns(c: Controller): string[] {
+  return c.watches.map((r) => JSON.stringify({ dynamodb: { Keys: { pk: { S: [`${OBJECT_PK_PREFIX}${resourcePrefix(r)}`] } } } }));
+}
+
+/** Builds the two Lambda handlers for a set of controllers over a context made once per cold start. */
+export function createControllerHandlers(controllers: Controller[], context: () => Promise<ControllerContext>) {
+  return {
+    async stream(event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> {
+      const { batchItemFailures } = await handleStreamBatch(controllers, await context(), event.Records);
+      return { batchItemFailures };
+    },
+    async resync(): Promise<void> {
+      console.log('resync', JSON.stringify(await resyncAll(controllers, await context())));
+    },
+  };
+}

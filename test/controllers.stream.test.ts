@@ -1,0 +1,121 @@
+// The cloud path of the controllers: real DynamoDB stream records (read from moto's stream of a table
+// the DynamoDB backend writes) fed to the Lambda stream handler, once, twice (redelivery), and with a
+// failing key (partial batch failure).
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBRecord } from 'aws-lambda';
+import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
+import { ApiServer } from '../lambdas/apiserver/app.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import { namespaceController } from '../lambdas/controllers/namespace.ts';
+import { changeEventOf, handleStreamBatch, resyncAll, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import type { Controller } from '../lambdas/controllers/controller.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+
+const ddb = await dynamoTestEndpoint();
+afterAll(async () => ddb?.stop());
+
+const namespaces = findResource('', 'v1', 'namespaces')!;
+const configmaps = findResource('', 'v1', 'configmaps')!;
+
+/** Every record on the table's stream so far, as Lambda would deliver them. */
+async function streamRecords(tableName: string): Promise<DynamoDBRecord[]> {
+  const streams = new DynamoDBStreamsClient({ endpoint: ddb!.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const arn = (await ddb!.client.send(new DescribeTableCommand({ TableName: tableName }))).Table!.LatestStreamArn!;
+  const shards = (await streams.send(new DescribeStreamCommand({ StreamArn: arn }))).StreamDescription!.Shards!;
+  const out: DynamoDBRecord[] = [];
+  for (const s of shards) {
+    let it = (await streams.send(new GetShardIteratorCommand({ StreamArn: arn, ShardId: s.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+    for (let i = 0; it && i < 100; i++) {
+      const r = await streams.send(new GetRecordsCommand({ ShardIterator: it }));
+      out.push(...((r.Records ?? []) as unknown as DynamoDBRecord[]));
+      if (!r.Records?.length) break;
+      it = r.NextShardIterator;
+    }
+  }
+  streams.destroy();
+  return out;
+}
+
+async function setup() {
+  const tableName = uniqueTableName('skiff-stream');
+  await ensureTable(ddb!.client, tableName);
+  const backend = new DynamoBackend({ client: ddb!.client, tableName });
+  const api = new ApiServer({ backend });
+  return { tableName, backend, api, ctx: api.controllerContext() };
+}
+
+describe.skipIf(!ddb)('controllers on the DynamoDB stream', () => {
+  it('a namespace deletion read from the stream is carried out, and redelivery changes nothing', async () => {
+    const { tableName, api, ctx, backend } = await setup();
+    const reg = api.registry;
+    await reg.create(namespaces, undefined, { metadata: { name: 'gone' } });
+    await reg.create(configmaps, 'gone', { metadata: { name: 'a' } });
+    await reg.create(configmaps, 'gone', { metadata: { name: 'b' } });
+    await reg.delete(namespaces, undefined, 'gone');
+
+    const records = await streamRecords(tableName);
+    // Counter and log items are on the stream too; only object items become events.
+    const evs = records.map(changeEventOf).filter((e) => e !== undefined);
+    expect(evs.map((e) => `${e!.type} ${e!.resource.resource} ${e!.object.metadata.name}`)).toEqual([
+      'ADDED namespaces gone',
+      'ADDED configmaps a',
+      'ADDED configmaps b',
+      'MODIFIED namespaces gone',
+    ]);
+    expect(evs[3]!.object.metadata.deletionTimestamp).toBeTruthy();
+
+    const first = await handleStreamBatch([namespaceController], ctx, records);
+    expect(first.batchItemFailures).toEqual([]);
+    expect(first.reconciled).toEqual({ namespace: 1 });
+    const gone = await reg.get(namespaces, undefined, 'gone').catch((e) => e);
+    expect(gone).toBeInstanceOf(ApiError);
+    expect(gone.code).toBe(404);
+    expect((await reg.list(configmaps, 'gone')).items).toEqual([]);
+
+    const rev = await backend.currentRevision();
+    const again = await handleStreamBatch([namespaceController], ctx, records);
+    expect(again.batchItemFailures).toEqual([]);
+    expect(await backend.currentRevision()).toBe(rev); // a redelivered batch writes nothing
+  });
+
+  it('a failing key is reported at the sequence number of its first record; others complete', async () => {
+    const { tableName, api, ctx } = await setup();
+    // The registry itself does not check namespaces (admission does), so a bare table is enough here.
+    for (const n of ['ok-1', 'bad', 'ok-2']) await api.registry.create(configmaps, 'default', { metadata: { name: n } });
+    const records = await streamRecords(tableName);
+    const done: string[] = [];
+    const picky: Controller = {
+      name: 'picky',
+      watches: [configmaps],
+      keys: (ev) => [ev.object.metadata.name!],
+      allKeys: async () => ['ok-1', 'bad', 'ok-2'],
+      async reconcile(key) {
+        if (key === 'bad') throw new Error('cannot');
+        done.push(key);
+      },
+    };
+    const r = await handleStreamBatch([picky], ctx, records);
+    const badRecord = records.find((x) => changeEventOf(x)?.object.metadata.name === 'bad')!;
+    expect(r.batchItemFailures).toEqual([{ itemIdentifier: badRecord.dynamodb!.SequenceNumber }]);
+    expect(done).toEqual(['ok-1', 'ok-2']);
+    // The scheduled resync reconciles every key, and survives the failing one.
+    done.length = 0;
+    expect(await resyncAll([picky], ctx)).toEqual({ picky: 3 });
+    expect(done).toEqual(['ok-1', 'ok-2']);
+  });
+
+  it('filter patterns select exactly the object items of the watched kinds', async () => {
+    const { tableName, api } = await setup();
+    await api.registry.create(namespaces, undefined, { metadata: { name: 'f' } });
+    await api.registry.create(configmaps, 'f', { metadata: { name: 'c' } });
+    const records = await streamRecords(tableName);
+    const [pattern] = streamFilterPatterns(namespaceController).map((p) => JSON.parse(p));
+    const wanted: string[] = pattern.dynamodb.Keys.pk.S;
+    const matched = records.filter((r) => wanted.includes(r.dynamodb!.Keys!.pk!.S!));
+    expect(matched.map((r) => changeEventOf(r)!.object.metadata.name)).toEqual(['f']);
+  });
+});
