@@ -1,0 +1,133 @@
+// Per-node reservations: the record that keeps concurrent schedulers from overcommitting a node.
+// One Lease per node, `skiff-alloc-<node>` in kube-node-lease, whose annotation holds the pods the
+// schedulers have placed on that node with what they take (requests, hostPorts, owner). Every change
+// is a compare-and-swap on the Lease (registry.guaranteedUpdate retries on a concurrent write and runs
+// the fit check again on the fresh record), so two schedulers can never both take the last room.
+// See scheduler.ts for how reservations, binding and garbage collection fit together.
+
+import { createHash } from 'node:crypto';
+import type { Registry } from '../apiserver/registry.ts';
+import { findResource } from '../machinery/resources.ts';
+import { ApiError } from '../machinery/status.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import type { PodResources } from './framework.ts';
+
+export const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
+export const RESERVATION_NAMESPACE = 'kube-node-lease';
+export const RESERVATIONS_ANNOTATION = 'skiff.dev/reservations';
+export const NODE_ANNOTATION = 'skiff.dev/node';
+const PREFIX = 'skiff-alloc-';
+
+/** One reserved pod: what it takes, and when the reservation was made (epoch ms). */
+export interface Entry extends Omit<PodResources, 'uid'> {
+  at: number;
+}
+
+export interface Reservation {
+  node: string;
+  /** The Lease's resourceVersion (0 when there is no Lease yet). */
+  rv: number;
+  entries: Record<string, Entry>;
+}
+
+export function reservationName(node: string): string {
+  const name = PREFIX + node;
+  // Object names stop at 253 characters: long node names are shortened with a hash.
+  if (name.length <= 253) return name;
+  return `${PREFIX}${node.slice(0, 200)}-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
+}
+
+export function reservationOf(lease: KubeObject): Reservation | undefined {
+  const node = lease.metadata.annotations?.[NODE_ANNOTATION];
+  if (lease.metadata.namespace !== RESERVATION_NAMESPACE || !node) return undefined;
+  let entries: Record<string, Entry> = {};
+  try {
+    entries = JSON.parse(lease.metadata.annotations?.[RESERVATIONS_ANNOTATION] ?? '{}');
+  } catch {
+    entries = {};
+  }
+  return { node, rv: Number(lease.metadata.resourceVersion ?? 0), entries };
+}
+
+export function entryResources(uid: string, e: Entry): PodResources {
+  const { at: _at, ...rest } = e;
+  return { uid, ...rest };
+}
+
+/** Thrown out of a reservation attempt when the fresh record shows the pod no longer fits. */
+export class NoFit extends Error {
+  constructor(
+    readonly reasons: string[],
+    readonly fresh: Reservation,
+  ) {
+    super(`pod does not fit: ${reasons.join(', ')}`);
+  }
+}
+
+function withEntries(lease: KubeObject, entries: Record<string, Entry>): KubeObject {
+  lease.metadata.annotations = { ...(lease.metadata.annotations ?? {}), [RESERVATIONS_ANNOTATION]: JSON.stringify(entries) };
+  return lease;
+}
+
+/**
+ * Read-modify-write of a node's reservation with CAS, creating the Lease on first use. `change` gets
+ * the current entries (a copy) and returns the new ones, or throws to abort. Returns the stored state.
+ */
+export async function updateReservation(
+  registry: Registry,
+  node: string,
+  change: (entries: Record<string, Entry>, rv: number) => Record<string, Entry>,
+  opts: { create?: boolean } = {},
+): Promise<Reservation> {
+  const name = reservationName(node);
+  for (;;) {
+    try {
+      const out = await registry.guaranteedUpdate(leases, RESERVATION_NAMESPACE, name, undefined, {}, (cur) => {
+        const r = reservationOf(cur)!;
+        return withEntries(cur, change({ ...r.entries }, r.rv));
+      });
+      return reservationOf(out)!;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+      if (opts.create === false) return { node, rv: 0, entries: {} };
+    }
+    // No Lease yet: create it with the change applied to an empty record. Losing the race to create
+    // it means another scheduler did: go round and update that one.
+    const entries = change({}, 0);
+    try {
+      const out = await registry.create(
+        leases,
+        RESERVATION_NAMESPACE,
+        withEntries(
+          {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace: RESERVATION_NAMESPACE, annotations: { [NODE_ANNOTATION]: node } },
+            spec: { holderIdentity: 'default-scheduler' },
+          },
+          entries,
+        ),
+      );
+      return reservationOf(out)!;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    }
+  }
+}
+
+export async function readReservation(registry: Registry, node: string): Promise<Reservation> {
+  try {
+    return reservationOf(await registry.get(leases, RESERVATION_NAMESPACE, reservationName(node)))!;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 404) return { node, rv: 0, entries: {} };
+    throw e;
+  }
+}
+
+/** Removes the given pods' reservations (missing ones are fine). */
+export async function release(registry: Registry, node: string, uids: string[]): Promise<Reservation> {
+  return updateReservation(registry, node, (entries) => {
+    for (const u of uids) delete entries[u];
+    return entries;
+  }, { create: false });
+}
