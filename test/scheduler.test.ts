@@ -487,6 +487,13 @@ for (const [label, makeStore, enabled] of backends) {
       const other = createScheduler();
       await other.reconcile('node:only', ctx);
       expect((await readReservation(r, 'only')).entries).toEqual({});
+      expect((await readReservation(r, 'only')).rv).toBeGreaterThan(0);
+      // The node goes: so does its (empty) reservation record.
+      const gone = (await r.delete(nodesRes, undefined, 'only')).object;
+      const nodeKeys = s.keys({ type: 'DELETED', resource: nodesRes, object: gone });
+      expect(nodeKeys).toContain('node:only');
+      await s.reconcile('node:only', ctx);
+      expect((await readReservation(r, 'only')).rv).toBe(0);
     });
 
     it('releases a reservation left by a scheduler that never bound its pod', async () => {

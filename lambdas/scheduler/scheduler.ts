@@ -46,7 +46,7 @@
 // counts it as bound, but the node may be overcommitted by that pod until it goes.
 
 import type { Controller, ControllerContext, ReconcileResult } from '../controllers/controller.ts';
-import { recordEvent } from '../controllers/events.ts';
+import { recordEvent, type EventSpec } from '../controllers/events.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { feasibleNodesToFind, fitErrorMessage, podResources, runCycle, type Profile } from './framework.ts';
@@ -54,7 +54,7 @@ import { defaultProfile } from './plugins/index.ts';
 import { insufficientResources } from './plugins/node-resources.ts';
 import { portsConflict } from './plugins/node-ports.ts';
 import { isPendingPod, nodes, pods, SchedulerCache, SCHEDULER_NAME } from './cache.ts';
-import { leases, NoFit, readReservation, release, updateReservation, type Entry } from './reservation.ts';
+import { leases, NoFit, readReservation, release, reservationName, RESERVATION_NAMESPACE, updateReservation, type Entry } from './reservation.ts';
 
 export interface SchedulerOptions {
   profile?: Profile;
@@ -77,6 +77,15 @@ function nowRFC3339(): string {
 
 function notFound(e: unknown): boolean {
   return e instanceof ApiError && e.code === 404;
+}
+
+/** Events are informative: failing to record one must not make a done bind be retried. */
+async function bestEffortEvent(ctx: ControllerContext, about: KubeObject, e: EventSpec): Promise<void> {
+  try {
+    await recordEvent(ctx.registry, about, e);
+  } catch (err) {
+    console.error(`scheduler: could not record event ${e.reason} for ${about.metadata.namespace}/${about.metadata.name}`, err);
+  }
 }
 
 /** A scheduler Controller with its own snapshot: one per runner (or Lambda instance). */
@@ -115,7 +124,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       throw e;
     }
     if (current.metadata.uid !== uid || current.spec?.nodeName) return {};
-    await recordEvent(ctx.registry, current, { type: 'Warning', reason: 'FailedScheduling', message, component: SCHEDULER_NAME });
+    await bestEffortEvent(ctx, current, { type: 'Warning', reason: 'FailedScheduling', message, component: SCHEDULER_NAME });
     return { requeueAfterMs: backoff() };
   }
 
@@ -217,7 +226,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       }
       cache.notePod(bound);
       cache.unschedulable.delete(key);
-      await recordEvent(registry, bound, {
+      await bestEffortEvent(ctx, bound, {
         type: 'Normal',
         reason: 'Scheduled',
         message: `Successfully assigned ${namespace}/${name} to ${result.node}`,
@@ -263,7 +272,27 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       }
     }
     if (stale.length) cache.setReservation(await release(registry, nodeName, stale));
-    return inFlight ? { requeueAfterMs: staleMs } : undefined;
+    if (inFlight) return { requeueAfterMs: staleMs };
+    if (stale.length === Object.keys(r.entries).length && r.rv > 0) await dropRecordOfDeletedNode(ctx, nodeName);
+  }
+
+  /** A deleted node's empty reservation record goes too (only if unchanged since we read it). */
+  async function dropRecordOfDeletedNode(ctx: ControllerContext, nodeName: string): Promise<void> {
+    if (cache.node(nodeName)) return;
+    try {
+      await ctx.registry.get(nodes, undefined, nodeName);
+      return; // the node exists: keep its record
+    } catch (e) {
+      if (!notFound(e)) throw e;
+    }
+    const r = await readReservation(ctx.registry, nodeName);
+    if (r.rv === 0 || Object.keys(r.entries).length) return;
+    try {
+      await ctx.registry.delete(leases, RESERVATION_NAMESPACE, reservationName(nodeName), { preconditions: { resourceVersion: String(r.rv) } });
+    } catch (e) {
+      // Written meanwhile (a scheduler with a stale snapshot reserved there) or already gone: leave it.
+      if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+    }
   }
 
   return {
@@ -273,6 +302,8 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     keys(ev) {
       const effect = cache.apply(ev);
       const out: string[] = [];
+      if (ev.resource === pods && ev.type === 'DELETED') cache.unschedulable.delete(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
+      if (ev.resource === nodes && ev.type === 'DELETED') out.push(NODE_KEY + ev.object.metadata.name);
       if (ev.resource === pods && ev.type !== 'DELETED' && isPendingPod(ev.object)) {
         out.push(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
       }
