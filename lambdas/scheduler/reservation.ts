@@ -64,8 +64,8 @@ export class NoFit extends Error {
   }
 }
 
-function withEntries(lease: KubeObject, entries: Record<string, Entry>): KubeObject {
-  lease.metadata.annotations = { ...(lease.metadata.annotations ?? {}), [RESERVATIONS_ANNOTATION]: JSON.stringify(entries) };
+function withEntries(lease: KubeObject, node: string, entries: Record<string, Entry>): KubeObject {
+  lease.metadata.annotations = { ...(lease.metadata.annotations ?? {}), [NODE_ANNOTATION]: node, [RESERVATIONS_ANNOTATION]: JSON.stringify(entries) };
   return lease;
 }
 
@@ -83,10 +83,11 @@ export async function updateReservation(
   for (;;) {
     try {
       const out = await registry.guaranteedUpdate(leases, RESERVATION_NAMESPACE, name, undefined, {}, (cur) => {
-        const r = reservationOf(cur)!;
-        return withEntries(cur, change({ ...r.entries }, r.rv));
+        // A Lease of that name without our annotations (made by hand) is taken over as empty.
+        const r = reservationOf(cur) ?? { node, rv: Number(cur.metadata.resourceVersion ?? 0), entries: {} };
+        return withEntries(cur, node, change({ ...r.entries }, r.rv));
       });
-      return reservationOf(out)!;
+      return reservationOf(out)!; // withEntries set both annotations
     } catch (e) {
       if (!(e instanceof ApiError && e.code === 404)) throw e;
       if (opts.create === false) return { node, rv: 0, entries: {} };
@@ -102,9 +103,10 @@ export async function updateReservation(
           {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
-            metadata: { name, namespace: RESERVATION_NAMESPACE, annotations: { [NODE_ANNOTATION]: node } },
+            metadata: { name, namespace: RESERVATION_NAMESPACE },
             spec: { holderIdentity: 'default-scheduler' },
           },
+          node,
           entries,
         ),
       );
@@ -117,7 +119,8 @@ export async function updateReservation(
 
 export async function readReservation(registry: Registry, node: string): Promise<Reservation> {
   try {
-    return reservationOf(await registry.get(leases, RESERVATION_NAMESPACE, reservationName(node)))!;
+    const lease = await registry.get(leases, RESERVATION_NAMESPACE, reservationName(node));
+    return reservationOf(lease) ?? { node, rv: Number(lease.metadata.resourceVersion ?? 0), entries: {} };
   } catch (e) {
     if (e instanceof ApiError && e.code === 404) return { node, rv: 0, entries: {} };
     throw e;

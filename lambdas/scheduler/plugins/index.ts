@@ -1,4 +1,6 @@
-// The default profile: the filters in kube-scheduler's order (cheap node checks first), then the scores.
+// The default profile: the filters in kube-scheduler's default order (NodeReady, Skiff's own, right
+// after NodeUnschedulable). The order matters for messages: a node is reported under the first filter
+// that rejects it, as upstream stops at the first failing plugin.
 
 import type { Profile } from '../framework.ts';
 import { nodeReady, nodeUnschedulable } from './node-ready.ts';
@@ -9,6 +11,6 @@ import { taintToleration } from './taint-toleration.ts';
 import { selectorSpread } from './spread.ts';
 
 export const defaultProfile: Profile = {
-  filters: [nodeUnschedulable, nodeReady, nodeSelector, nodePorts, nodeResourcesFit, taintToleration],
+  filters: [nodeUnschedulable, nodeReady, taintToleration, nodeSelector, nodePorts, nodeResourcesFit],
   scores: [nodeResourcesLeastAllocated, selectorSpread],
 };
