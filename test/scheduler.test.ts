@@ -32,7 +32,7 @@ import { nodePorts } from '../lambdas/scheduler/plugins/node-ports.ts';
 import { taintToleration, toleratesTaint } from '../lambdas/scheduler/plugins/taint-toleration.ts';
 import { selectorSpread } from '../lambdas/scheduler/plugins/spread.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
-import { readReservation } from '../lambdas/scheduler/reservation.ts';
+import { readReservation, updateReservation } from '../lambdas/scheduler/reservation.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -502,7 +502,6 @@ for (const [label, makeStore, enabled] of backends) {
       await r.create(nodesRes, undefined, node('n', { cpu: '1' }));
       const p = await createPod(ctx, pod('orphan', { cpu: '900m' }));
       // What a crashed scheduler leaves behind: a reservation, no binding.
-      const { updateReservation } = await import('../lambdas/scheduler/reservation.ts');
       const { uid, ...rest } = podResources(p);
       await updateReservation(r, 'n', (e) => ({ ...e, [uid]: { ...rest, at: Date.now() - 120_000 } }));
       await createPod(ctx, pod('next', { cpu: '900m' }));
