@@ -21,6 +21,7 @@ import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { namespaceController } from '../controllers/namespace.ts';
+import { createScheduler } from '../scheduler/scheduler.ts';
 
 export interface LocalClusterOptions {
   dataDir: string;
@@ -63,7 +64,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const token = existingToken(kubeconfigPath) ?? newToken();
   await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
   await ensureNamespaces(api);
-  const controllers = runControllers(api.controllerContext(), [namespaceController]);
+  const controllers = runControllers(api.controllerContext(), [namespaceController, createScheduler()]);
 
   const handler = createHandler(async () => api) as unknown as (
     event: APIGatewayProxyEventV2,
