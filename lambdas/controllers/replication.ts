@@ -1,0 +1,301 @@
+// The replication controller (Kubernetes' ReplicationManager for v1 ReplicationController): keeps
+// spec.replicas active pods matching the RC's selector, adopting matching orphans, releasing pods whose
+// labels no longer match, creating pods from spec.template and deleting the surplus, and reporting it
+// all in status (through the status subresource) and as Events.
+//
+// Expectations. Kubernetes' ReplicationManager remembers, in memory, how many creations/deletions it is
+// waiting to observe, so a stale informer cache cannot make it create twice. Memory does not survive
+// across Lambda instances, and two instances may reconcile the same RC at once, so Skiff makes the
+// creations themselves idempotent instead: every pod the RC creates is named after a *slot*,
+// `<rc-name>-<5 chars from hash(rc uid, slot index)>`, in Kubernetes' generateName alphabet, and a
+// reconcile fills the lowest free slots. Two reconciles that saw the same (or a stale) list choose the
+// same names, and the apiserver's name uniqueness turns the duplicate create into AlreadyExists instead
+// of an extra pod. Slot indices stay below replicas + the owned pods that are not active (terminating,
+// Succeeded, Failed: they keep their names), so however stale
+// a reconcile's view, the RC's slot pods are bounded, and whatever surplus a race leaves (e.g. an adopted
+// orphan plus a slot pod) is deleted by the next level-triggered reconcile, which lists pods fresh.
+// Reads are fresh: both backends are strongly consistent (SQLite is one file; DynamoDB reads use
+// ConsistentRead), so a reconcile right after a creation sees the created pod.
+//
+// Keys are "namespace/name" of an RC. A pod maps to the RC that controls it; an orphan pod (no
+// controller) maps to "namespace/*": any RC of that namespace may adopt it, and keys() has no store to
+// look the selectors up, so reconcile expands it to the namespace's RCs.
+
+import { createHash } from 'node:crypto';
+import { findResource } from '../machinery/resources.ts';
+import { labelSelectorFromSet } from '../machinery/selectors.ts';
+import { ApiError } from '../machinery/status.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { recordEvent } from './events.ts';
+import { controllerRef, controllerRefTo, isTerminating, withoutOwner } from './owners.ts';
+
+const rcs = findResource('', 'v1', 'replicationcontrollers')!;
+const pods = findResource('', 'v1', 'pods')!;
+const COMPONENT = 'replication-controller';
+const ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+const is404 = (e: unknown) => e instanceof ApiError && e.code === 404;
+const isConflictOrGone = (e: unknown) => e instanceof ApiError && (e.code === 404 || e.code === 409);
+
+/** The name of slot `i` of an RC: deterministic, so two instances creating it collide by name. */
+export function slotName(rc: KubeObject, i: number): string {
+  const h = createHash('sha256').update(`${rc.metadata.uid}/${i}`).digest();
+  let s = '';
+  for (let k = 0; k < 5; k++) s += ALPHABET[h[k]! % ALPHABET.length];
+  // generateName truncates the base so the name stays a valid DNS label (63 - 5 characters).
+  return `${rc.metadata.name!.slice(0, 57)}-`.slice(0, 58) + s;
+}
+
+function isActive(p: KubeObject): boolean {
+  return !isTerminating(p) && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
+}
+
+function readyCondition(p: KubeObject): { status?: string; lastTransitionTime?: string } | undefined {
+  return (p.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+}
+
+function isReady(p: KubeObject): boolean {
+  return readyCondition(p)?.status === 'True';
+}
+
+/** Kubernetes' deletion ranking, simplified: unscheduled < pending < not ready < newest first. */
+function deletionRank(a: KubeObject, b: KubeObject): number {
+  const sched = (p: KubeObject) => (p.spec?.nodeName ? 1 : 0);
+  const phase = (p: KubeObject) => ({ Pending: 0, Unknown: 1, Running: 2 })[p.status?.phase as 'Pending'] ?? 0;
+  const ready = (p: KubeObject) => (isReady(p) ? 1 : 0);
+  return (
+    sched(a) - sched(b) ||
+    phase(a) - phase(b) ||
+    ready(a) - ready(b) ||
+    // Newer pods go first.
+    (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '') ||
+    (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '')
+  );
+}
+
+function podFromTemplate(rc: KubeObject, name: string): KubeObject {
+  const t = rc.spec?.template ?? {};
+  const meta = t.metadata ?? {};
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      generateName: `${rc.metadata.name}-`,
+      labels: { ...(meta.labels ?? {}) },
+      ...(meta.annotations ? { annotations: { ...meta.annotations } } : {}),
+      ownerReferences: [controllerRefTo(rc)],
+    },
+    spec: structuredClone(t.spec ?? {}),
+  };
+}
+
+async function listPods(ctx: ControllerContext, ns: string): Promise<KubeObject[]> {
+  return (await ctx.registry.list(pods, ns)).items;
+}
+
+/** Adds the RC as controller of an orphan, re-checking on the current pod (CAS) that it still qualifies. */
+async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean): Promise<boolean> {
+  let adopted = false;
+  try {
+    await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
+      adopted = false;
+      if (cur.metadata.uid !== pod.metadata.uid || controllerRef(cur) || isTerminating(cur) || !matches(cur)) return cur;
+      adopted = true;
+      const refs = (cur.metadata.ownerReferences ?? []).filter((r) => r.uid !== rc.metadata.uid);
+      return { ...cur, metadata: { ...cur.metadata, ownerReferences: [...refs, controllerRefTo(rc)] } };
+    });
+  } catch (e) {
+    if (!is404(e)) throw e;
+    return false;
+  }
+  return adopted;
+}
+
+/** Removes the RC's ownerReference from a pod it controls whose labels stopped matching. */
+async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean): Promise<void> {
+  try {
+    await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
+      if (cur.metadata.uid !== pod.metadata.uid || controllerRef(cur)?.uid !== rc.metadata.uid || matches(cur)) return cur;
+      return withoutOwner(cur, rc.metadata.uid!);
+    });
+  } catch (e) {
+    if (!is404(e)) throw e;
+  }
+}
+
+interface Failure {
+  reason: string;
+  message: string;
+}
+
+async function reconcileRC(ns: string, name: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
+  let rc: KubeObject;
+  try {
+    rc = await ctx.registry.get(rcs, ns, name);
+  } catch (e) {
+    if (is404(e)) return; // gone: the garbage collector deals with its pods
+    throw e;
+  }
+  const selMap: Record<string, string> = rc.spec?.selector ?? {};
+  // An empty selector would match every pod of the namespace; validation forbids it, never act on it.
+  if (!Object.keys(selMap).length) return;
+  const selector = labelSelectorFromSet(selMap);
+  const matches = (p: KubeObject) => selector.matches(p.metadata.labels);
+  const uid = rc.metadata.uid!;
+  const replicas: number = rc.spec?.replicas ?? 1;
+  const deleting = isTerminating(rc);
+
+  let all = await listPods(ctx, ns);
+  let changed = false;
+  // Claim: adopt matching orphans, release owned pods that no longer match (not while the RC is deleted).
+  for (const p of all) {
+    const ref = controllerRef(p);
+    if (!deleting && !ref && !isTerminating(p) && matches(p)) changed = (await adopt(ctx, rc, p, matches)) || changed;
+    else if (ref?.uid === uid && !matches(p)) {
+      await release(ctx, rc, p, matches);
+      changed = true;
+    }
+  }
+  if (changed) all = await listPods(ctx, ns);
+  const owned = all.filter((p) => controllerRef(p)?.uid === uid && matches(p));
+  const active = owned.filter(isActive);
+
+  let failure: Failure | undefined;
+  let requeue: number | undefined;
+  const diff = active.length - replicas;
+  if (!deleting && diff < 0) {
+    const taken = new Set(all.map((p) => p.metadata.name!));
+    // Terminating and finished (Succeeded/Failed) pods keep their names: the slots they hold are
+    // added to the bound, so their replacements get slots of their own.
+    const slots = replicas + (owned.length - active.length);
+    let toCreate = -diff;
+    for (let i = 0; i < slots && toCreate > 0; i++) {
+      const podName = slotName(rc, i);
+      if (taken.has(podName)) continue;
+      taken.add(podName);
+      toCreate--;
+      try {
+        await ctx.create(pods, ns, podFromTemplate(rc, podName));
+        changed = true;
+        await recordEvent(ctx.registry, rc, { type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${podName}`, component: COMPONENT });
+      } catch (e) {
+        if (e instanceof ApiError && e.reason === 'AlreadyExists') {
+          // Another reconcile (a second instance, a redelivered event) created this slot: not ours to
+          // count again. Look again shortly, from a fresh list.
+          requeue = 1000;
+          continue;
+        }
+        if (!(e instanceof ApiError)) throw e;
+        failure = { reason: 'FailedCreate', message: e.message };
+        await recordEvent(ctx.registry, rc, { type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${e.message}`, component: COMPONENT });
+        break; // the same template will fail the same way; the next reconcile retries
+      }
+    }
+    // Every slot below the bound is held (by pods of another owner, or newer than our list): look again.
+    if (toCreate > 0 && !failure) requeue = 1000;
+  } else if (diff > 0) {
+    for (const p of [...active].sort(deletionRank).slice(0, diff)) {
+      try {
+        await ctx.registry.delete(pods, ns, p.metadata.name!, { preconditions: { uid: p.metadata.uid } });
+        changed = true;
+        await recordEvent(ctx.registry, rc, { type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${p.metadata.name}`, component: COMPONENT });
+      } catch (e) {
+        if (!isConflictOrGone(e)) throw e;
+      }
+    }
+  }
+  if (failure) requeue = 5000;
+
+  // Status: from a fresh look when this reconcile changed something, so it converges in one pass.
+  if (changed) all = await listPods(ctx, ns);
+  const now = ctx.now().getTime();
+  const minReady = (rc.spec?.minReadySeconds ?? 0) * 1000;
+  const mine = all.filter((p) => controllerRef(p)?.uid === uid && matches(p) && isActive(p));
+  const templateLabels: Record<string, string> = rc.spec?.template?.metadata?.labels ?? {};
+  const ready = mine.filter(isReady);
+  let available = 0;
+  for (const p of ready) {
+    const since = Date.parse(readyCondition(p)?.lastTransitionTime ?? '') || 0;
+    if (minReady === 0 || since + minReady <= now) available++;
+    else requeue = Math.min(requeue ?? Infinity, since + minReady - now + 100);
+  }
+  await updateStatus(ctx, rc, {
+    replicas: mine.length,
+    fullyLabeledReplicas: mine.filter((p) => Object.entries(templateLabels).every(([k, v]) => p.metadata.labels?.[k] === v)).length,
+    readyReplicas: ready.length,
+    availableReplicas: available,
+    observedGeneration: rc.metadata.generation,
+    failure,
+  });
+  return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
+}
+
+async function updateStatus(
+  ctx: ControllerContext,
+  rc: KubeObject,
+  s: { replicas: number; fullyLabeledReplicas: number; readyReplicas: number; availableReplicas: number; observedGeneration?: number; failure?: Failure },
+): Promise<void> {
+  try {
+    await ctx.registry.guaranteedUpdate(rcs, rc.metadata.namespace, rc.metadata.name!, undefined, { subresource: 'status' }, (cur) => {
+      if (cur.metadata.uid !== rc.metadata.uid) return cur;
+      const old = cur.status ?? {};
+      const others = (old.conditions ?? []).filter((c: any) => c.type !== 'ReplicaFailure');
+      const prev = (old.conditions ?? []).find((c: any) => c.type === 'ReplicaFailure');
+      const conditions = [...others];
+      if (s.failure) {
+        // Keep the old condition (and its transition time) when nothing about it changed.
+        const same = prev && prev.status === 'True' && prev.reason === s.failure.reason && prev.message === s.failure.message;
+        conditions.push(
+          same
+            ? prev
+            : { type: 'ReplicaFailure', status: 'True', reason: s.failure.reason, message: s.failure.message, lastTransitionTime: ctx.now().toISOString().replace(/\.\d{3}Z$/, 'Z') },
+        );
+      }
+      const status: Record<string, unknown> = {
+        ...old,
+        replicas: s.replicas,
+        fullyLabeledReplicas: s.fullyLabeledReplicas,
+        readyReplicas: s.readyReplicas,
+        availableReplicas: s.availableReplicas,
+      };
+      if (s.observedGeneration !== undefined) status.observedGeneration = s.observedGeneration;
+      if (conditions.length) status.conditions = conditions;
+      else delete status.conditions;
+      // The registry skips writes that change nothing, so an unchanged status costs no revision.
+      return { ...cur, status };
+    });
+  } catch (e) {
+    if (!is404(e)) throw e;
+  }
+}
+
+export const replicationController: Controller = {
+  name: 'replication-controller',
+  watches: [rcs, pods],
+  keys(ev) {
+    const m = ev.object.metadata;
+    if (ev.resource.resource === 'replicationcontrollers') return [`${m.namespace}/${m.name}`];
+    const ref = controllerRef(ev.object);
+    if (ref) return ref.kind === 'ReplicationController' && ref.apiVersion === 'v1' ? [`${m.namespace}/${ref.name}`] : [];
+    // An orphan that some RC may adopt (a deleted or terminating orphan changes no RC's count).
+    if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
+    return [`${m.namespace}/*`];
+  },
+  async allKeys({ registry }) {
+    return (await registry.list(rcs, undefined)).items.map((r) => `${r.metadata.namespace}/${r.metadata.name}`);
+  },
+  async reconcile(key, ctx) {
+    const i = key.indexOf('/');
+    const ns = key.slice(0, i);
+    const name = key.slice(i + 1);
+    if (name !== '*') return reconcileRC(ns, name, ctx);
+    let requeue: number | undefined;
+    for (const rc of (await ctx.registry.list(rcs, ns)).items) {
+      const r = await reconcileRC(ns, rc.metadata.name!, ctx);
+      if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
+    }
+    return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
+  },
+};
