@@ -14,6 +14,9 @@
 // Succeeded, Failed: they keep their names), so however stale
 // a reconcile's view, the RC's slot pods are bounded, and whatever surplus a race leaves (e.g. an adopted
 // orphan plus a slot pod) is deleted by the next level-triggered reconcile, which lists pods fresh.
+// The price: a replacement reuses the name of the pod it replaces once that pod is gone from the store
+// (as a StatefulSet does; never while the old pod, even terminating, still exists), where Kubernetes
+// would draw a new random name. It is a new pod all the same (new uid).
 // Reads are fresh: both backends are strongly consistent (SQLite is one file; DynamoDB reads use
 // ConsistentRead), so a reconcile right after a creation sees the created pod.
 //

@@ -1,0 +1,206 @@
+// The garbage collector: cascading deletion by ownerReferences, as Kubernetes' GC does.
+// - Background: a dependent whose owners are all gone (NotFound, or the name now holds another uid) is
+//   deleted; a dangling reference on a dependent that still has a live owner is removed instead.
+// - Foreground: an owner being deleted with the "foregroundDeletion" finalizer (propagationPolicy
+//   Foreground) has its dependents deleted first; once no dependent with blockOwnerDeletion is left,
+//   the finalizer is removed, which completes the owner's deletion in the registry.
+// - Orphan: an owner being deleted with the "orphan" finalizer has its dependents' references to it
+//   removed, then the finalizer removed.
+//
+// Keys name an owner: "resource|namespace|name|uid" (namespace empty for cluster-scoped owners). A
+// dependent's change maps to a key per ownerReference, an owner's change (being deleted, or deleted) to
+// its own key, so every decision is taken on one owner at a time from fresh reads: reconcile lists the
+// dependents referencing that uid in the owner's namespace (ownerReferences never cross namespaces) and
+// acts on what it finds, which makes it idempotent and level-triggered. Resync derives the keys from
+// every ownerReference in the store, so dependents whose owner vanished while nothing watched are found.
+// Kubernetes keeps a graph of all objects in memory instead; a Lambda has no memory to keep it in.
+
+import { RESOURCES, findKind, type ResourceInfo } from '../machinery/resources.ts';
+import { ApiError } from '../machinery/status.ts';
+import type { KubeObject, OwnerReference } from '../machinery/types.ts';
+import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { isTerminating, withoutOwner } from './owners.ts';
+
+const ORPHAN = 'orphan';
+const FOREGROUND = 'foregroundDeletion';
+
+// Every namespaced kind can be a dependent; Events are left out (nothing we serve owns them, and they
+// are the noisiest feed).
+const DEPENDENT_KINDS = RESOURCES.filter((r) => r.namespaced && r.resource !== 'events' && r.verbs.includes('list'));
+
+const is404 = (e: unknown) => e instanceof ApiError && e.code === 404;
+const isConflictOrGone = (e: unknown) => e instanceof ApiError && (e.code === 404 || e.code === 409);
+
+function ownerKey(res: ResourceInfo, namespace: string | undefined, name: string, uid: string): string {
+  return [res.resource + '.' + res.group, res.namespaced ? namespace ?? '' : '', name, uid].join('|');
+}
+
+function parseKey(key: string): { res: ResourceInfo; namespace: string; name: string; uid: string } | undefined {
+  const [rg, namespace, name, uid] = key.split('|');
+  if (!rg || name === undefined || !uid) return undefined;
+  const dot = rg.indexOf('.');
+  const resource = rg.slice(0, dot);
+  const group = rg.slice(dot + 1);
+  const res = RESOURCES.find((r) => r.resource === resource && r.group === group);
+  return res ? { res, namespace: namespace ?? '', name, uid } : undefined;
+}
+
+function refKeys(obj: KubeObject): string[] {
+  const out: string[] = [];
+  for (const ref of obj.metadata.ownerReferences ?? []) {
+    const res = findKind(ref.apiVersion, ref.kind);
+    if (res) out.push(ownerKey(res, obj.metadata.namespace, ref.name, ref.uid));
+  }
+  return out;
+}
+
+function ownsSelf(obj: KubeObject): boolean {
+  const f = obj.metadata.finalizers ?? [];
+  return isTerminating(obj) && (f.includes(ORPHAN) || f.includes(FOREGROUND));
+}
+
+/** The owner, if it is the one a reference means (same uid); undefined when it is gone. */
+async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: string, name: string, uid: string): Promise<KubeObject | undefined> {
+  try {
+    const o = await ctx.registry.get(res, res.namespaced ? namespace : undefined, name);
+    return o.metadata.uid === uid ? o : undefined;
+  } catch (e) {
+    if (is404(e)) return undefined;
+    throw e;
+  }
+}
+
+/** Dependents of `uid` in a namespace: every object whose ownerReferences name it. */
+async function dependentsOf(ctx: ControllerContext, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
+  const out: { res: ResourceInfo; obj: KubeObject }[] = [];
+  const namespaces = namespace ? [namespace] : undefined;
+  for (const res of DEPENDENT_KINDS) {
+    // A cluster-scoped owner may have dependents in any namespace.
+    for (const ns of namespaces ?? [undefined]) {
+      for (const obj of (await ctx.registry.list(res, ns)).items) {
+        if (obj.metadata.ownerReferences?.some((r) => r.uid === uid)) out.push({ res, obj });
+      }
+    }
+  }
+  return out;
+}
+
+async function removeRef(ctx: ControllerContext, res: ResourceInfo, dep: KubeObject, uid: string): Promise<void> {
+  try {
+    await ctx.registry.guaranteedUpdate(res, dep.metadata.namespace, dep.metadata.name!, undefined, {}, (cur) =>
+      cur.metadata.uid === dep.metadata.uid ? withoutOwner(cur, uid) : cur,
+    );
+  } catch (e) {
+    if (!is404(e)) throw e;
+  }
+}
+
+async function removeFinalizer(ctx: ControllerContext, res: ResourceInfo, owner: KubeObject, finalizer: string): Promise<void> {
+  try {
+    await ctx.registry.guaranteedUpdate(res, owner.metadata.namespace, owner.metadata.name!, undefined, {}, (cur) => {
+      if (cur.metadata.uid !== owner.metadata.uid) return cur;
+      return { ...cur, metadata: { ...cur.metadata, finalizers: (cur.metadata.finalizers ?? []).filter((f) => f !== finalizer) } };
+    });
+  } catch (e) {
+    if (!is404(e)) throw e;
+  }
+}
+
+async function deleteDependent(ctx: ControllerContext, res: ResourceInfo, dep: KubeObject, policy: 'Background' | 'Foreground'): Promise<void> {
+  try {
+    await ctx.registry.delete(res, dep.metadata.namespace, dep.metadata.name!, { preconditions: { uid: dep.metadata.uid }, propagationPolicy: policy });
+  } catch (e) {
+    if (!isConflictOrGone(e)) throw e;
+  }
+}
+
+/** True when some other owner of `dep` (not `uid`) still exists. */
+async function hasOtherLiveOwner(ctx: ControllerContext, dep: KubeObject, uid: string): Promise<boolean> {
+  for (const ref of dep.metadata.ownerReferences ?? []) {
+    if (ref.uid === uid) continue;
+    const res = findKind(ref.apiVersion, ref.kind);
+    // An owner of a kind we do not serve cannot be checked: treat it as alive (never delete wrongly).
+    if (!res) return true;
+    if (await liveOwner(ctx, res, dep.metadata.namespace ?? '', ref.name, ref.uid)) return true;
+  }
+  return false;
+}
+
+async function reconcileOwner(key: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
+  const k = parseKey(key);
+  if (!k) return;
+  const owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
+  const deps = await dependentsOf(ctx, k.namespace, k.uid);
+
+  if (!owner) {
+    // Background: the owner is gone. A dependent with no other live owner goes; one that still has a
+    // live owner only loses the dangling reference.
+    for (const { res, obj } of deps) {
+      if (isTerminating(obj)) continue;
+      if (await hasOtherLiveOwner(ctx, obj, k.uid)) await removeRef(ctx, res, obj, k.uid);
+      else await deleteDependent(ctx, res, obj, 'Background');
+    }
+    return;
+  }
+  if (!isTerminating(owner)) return;
+  const finalizers = owner.metadata.finalizers ?? [];
+
+  if (finalizers.includes(ORPHAN)) {
+    for (const { res, obj } of deps) await removeRef(ctx, res, obj, k.uid);
+    await removeFinalizer(ctx, k.res, owner, ORPHAN);
+    return;
+  }
+  if (finalizers.includes(FOREGROUND)) {
+    let blocking = 0;
+    for (const { res, obj } of deps) {
+      const ref = obj.metadata.ownerReferences!.find((r: OwnerReference) => r.uid === k.uid)!;
+      if (ref.blockOwnerDeletion) blocking++;
+      if (isTerminating(obj)) continue;
+      if (await hasOtherLiveOwner(ctx, obj, k.uid)) {
+        await removeRef(ctx, res, obj, k.uid);
+        if (ref.blockOwnerDeletion) blocking--;
+        continue;
+      }
+      // A blocking dependent is deleted in the foreground too, so its own dependents go before it does.
+      // Pods own nothing in Skiff, and a foreground finalizer on a pod would cut its graceful
+      // termination short when removed, so pods are deleted in the background.
+      const policy = ref.blockOwnerDeletion && res.resource !== 'pods' ? 'Foreground' : 'Background';
+      await deleteDependent(ctx, res, obj, policy);
+    }
+    // Wait for the blocking dependents to be gone (deleted, or still terminating: look again).
+    if (blocking > 0) {
+      const left = (await dependentsOf(ctx, k.namespace, k.uid)).filter(
+        ({ obj }) => obj.metadata.ownerReferences!.find((r) => r.uid === k.uid)?.blockOwnerDeletion,
+      );
+      if (left.length) return { requeueAfterMs: 1000 };
+    }
+    await removeFinalizer(ctx, k.res, owner, FOREGROUND);
+  }
+}
+
+export const garbageCollector: Controller = {
+  name: 'garbage-collector',
+  // Dependents of every namespaced kind, and owners (RCs are among them; any kind may own).
+  watches: DEPENDENT_KINDS,
+  keys(ev) {
+    const o = ev.object;
+    const keys = refKeys(o);
+    const res = ev.resource;
+    const self = ownerKey(res, o.metadata.namespace, o.metadata.name!, o.metadata.uid!);
+    // An owner being deleted with a GC finalizer, or one just deleted (its dependents may now dangle).
+    if (ownsSelf(o) || ev.type === 'DELETED') keys.push(self);
+    return keys;
+  },
+  async allKeys(ctx) {
+    const keys = new Set<string>();
+    for (const res of DEPENDENT_KINDS) {
+      for (const o of (await ctx.registry.list(res, undefined)).items) {
+        for (const k of refKeys(o)) keys.add(k);
+        if (ownsSelf(o)) keys.add(ownerKey(res, o.metadata.namespace, o.metadata.name!, o.metadata.uid!));
+      }
+    }
+    return [...keys];
+  },
+  reconcile: reconcileOwner,
+};
+
