@@ -1,0 +1,194 @@
+// The endpoints controller: every Service with a selector gets an Endpoints object of the same name,
+// listing the IPs of the pods it selects (ready ones in `addresses`, the others in `notReadyAddresses`)
+// with the Service's ports resolved against each pod (a named targetPort is looked up in the pod's
+// container ports; a pod that lacks it is left out for that port). Addresses are then grouped by the
+// set of ports they serve, as Kubernetes' RepackSubsets does, and sorted so the result is a pure
+// function of the store: a duplicated or late event recomputes the same object and writes nothing.
+//
+// keys() has no store access and a ChangeEvent carries no old object, so a pod change maps to
+// "namespace/*": reconcile then recomputes every selector Service of that namespace with one pod list.
+// That covers the services matching the old labels as well as the new ones.
+
+import { isDeepStrictEqual } from 'node:util';
+import { findResource } from '../machinery/resources.ts';
+import { labelSelectorFromSet } from '../machinery/selectors.ts';
+import { ApiError } from '../machinery/status.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import type { Controller, ControllerContext } from './controller.ts';
+
+const services = findResource('', 'v1', 'services')!;
+const pods = findResource('', 'v1', 'pods')!;
+const endpointsRes = findResource('', 'v1', 'endpoints')!;
+
+/** Marks Endpoints this controller owns; user-written Endpoints of selectorless services lack it. */
+export const MANAGED_BY_LABEL = 'endpoints.skiff.io/managed-by';
+export const MANAGED_BY_VALUE = 'endpoints-controller';
+
+interface EndpointAddress {
+  ip: string;
+  nodeName?: string;
+  targetRef: { kind: 'Pod'; namespace: string; name: string; uid: string };
+}
+interface EndpointPort {
+  name?: string;
+  port: number;
+  protocol: string;
+  appProtocol?: string;
+}
+interface Subset {
+  addresses?: EndpointAddress[];
+  notReadyAddresses?: EndpointAddress[];
+  ports?: EndpointPort[];
+}
+
+const hasSelector = (svc: KubeObject) => svc.spec?.type !== 'ExternalName' && !!svc.spec?.selector && Object.keys(svc.spec.selector).length > 0;
+const isManaged = (ep: KubeObject) => ep.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+
+function isReady(pod: KubeObject): boolean {
+  return (pod.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Resolves a Service port's targetPort for one pod (undefined: the pod does not expose that name). */
+function resolveTargetPort(svcPort: any, pod: KubeObject): number | undefined {
+  const tp = svcPort.targetPort;
+  if (tp === undefined || tp === null || tp === '') return svcPort.port;
+  if (typeof tp === 'number') return tp;
+  if (/^\d+$/.test(tp)) return Number(tp);
+  const proto = svcPort.protocol ?? 'TCP';
+  for (const c of pod.spec?.containers ?? []) {
+    for (const cp of c.ports ?? []) {
+      if (cp.name === tp && (cp.protocol ?? 'TCP') === proto) return cp.containerPort;
+    }
+  }
+  return undefined;
+}
+
+const portKey = (p: EndpointPort) => `${p.name ?? ''}/${p.port}/${p.protocol}`;
+const addrKey = (a: EndpointAddress) => `${a.ip}/${a.targetRef.name}`;
+
+/** The subsets a Service should have, given its namespace's pods. */
+export function computeSubsets(svc: KubeObject, podList: KubeObject[]): Subset[] {
+  const selector = labelSelectorFromSet(svc.spec.selector);
+  const publishNotReady = svc.spec?.publishNotReadyAddresses === true;
+  const svcPorts: any[] = svc.spec?.ports ?? [];
+  // Address -> (readiness, the ports it serves); then grouped by identical port sets.
+  const groups = new Map<string, { ports: EndpointPort[]; ready: EndpointAddress[]; notReady: EndpointAddress[] }>();
+  for (const pod of podList) {
+    if (!selector.matches(pod.metadata.labels)) continue;
+    if (pod.metadata.deletionTimestamp || !pod.status?.podIP) continue;
+    if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+    const addr: EndpointAddress = {
+      ip: pod.status.podIP,
+      ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+      targetRef: { kind: 'Pod', namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! },
+    };
+    const ports: EndpointPort[] = [];
+    for (const sp of svcPorts) {
+      const port = resolveTargetPort(sp, pod);
+      if (port === undefined) continue;
+      ports.push({
+        ...(sp.name ? { name: sp.name } : {}),
+        port,
+        protocol: sp.protocol ?? 'TCP',
+        ...(sp.appProtocol ? { appProtocol: sp.appProtocol } : {}),
+      });
+    }
+    // A Service with ports whose targetPorts this pod cannot serve: the pod is not an endpoint.
+    if (svcPorts.length > 0 && ports.length === 0) continue;
+    ports.sort((a, b) => (portKey(a) < portKey(b) ? -1 : portKey(a) > portKey(b) ? 1 : 0));
+    const k = ports.map(portKey).join(',');
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = { ports, ready: [], notReady: [] }));
+    (publishNotReady || isReady(pod) ? g.ready : g.notReady).push(addr);
+  }
+  const byAddr = (a: EndpointAddress, b: EndpointAddress) => (addrKey(a) < addrKey(b) ? -1 : addrKey(a) > addrKey(b) ? 1 : 0);
+  return [...groups.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, g]) => ({
+      ...(g.ready.length ? { addresses: g.ready.sort(byAddr) } : {}),
+      ...(g.notReady.length ? { notReadyAddresses: g.notReady.sort(byAddr) } : {}),
+      ...(g.ports.length ? { ports: g.ports } : {}),
+    }));
+}
+
+/** Order-insensitive form of subsets, for "did anything change". */
+function canonical(subsets: any[] | undefined): string[] {
+  const out: string[] = [];
+  for (const s of subsets ?? []) {
+    const ports = (s.ports ?? []).map((p: any) => `${p.name ?? ''}/${p.port}/${p.protocol ?? 'TCP'}/${p.appProtocol ?? ''}`).sort().join(',');
+    for (const [kind, list] of [['r', s.addresses], ['n', s.notReadyAddresses]] as const) {
+      for (const a of list ?? []) out.push(`${ports}|${kind}|${a.ip}|${a.nodeName ?? ''}|${a.targetRef?.name ?? ''}|${a.targetRef?.uid ?? ''}`);
+    }
+    if (!(s.addresses?.length || s.notReadyAddresses?.length)) out.push(`${ports}|empty`);
+  }
+  return out.sort();
+}
+
+async function getOrUndefined(ctx: ControllerContext, res: typeof services, ns: string, name: string): Promise<KubeObject | undefined> {
+  try {
+    return await ctx.registry.get(res, ns, name);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 404) return undefined;
+    throw e;
+  }
+}
+
+async function deleteManaged(ctx: ControllerContext, ns: string, name: string): Promise<void> {
+  const ep = await getOrUndefined(ctx, endpointsRes, ns, name);
+  if (!ep || !isManaged(ep)) return;
+  try {
+    await ctx.registry.delete(endpointsRes, ns, name, { preconditions: { uid: ep.metadata.uid } });
+  } catch (e) {
+    // Gone already, or replaced by another object meanwhile: the next event for it decides.
+    if (e instanceof ApiError && (e.code === 404 || e.code === 409)) return;
+    throw e;
+  }
+}
+
+async function syncService(ctx: ControllerContext, ns: string, name: string, podList?: KubeObject[]): Promise<void> {
+  const svc = await getOrUndefined(ctx, services, ns, name);
+  if (!svc || svc.metadata.deletionTimestamp || !hasSelector(svc)) return deleteManaged(ctx, ns, name);
+  const list = podList ?? (await ctx.registry.list(pods, ns)).items;
+  const subsets = computeSubsets(svc, list);
+  const labels = { ...(svc.metadata.labels ?? {}), [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };
+  const cur = await getOrUndefined(ctx, endpointsRes, ns, name);
+  if (!cur) {
+    try {
+      await ctx.registry.create(endpointsRes, ns, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name, namespace: ns, labels }, subsets });
+      return;
+    } catch (e) {
+      // Created meanwhile (another instance, a redelivered event): fall through to the update path.
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    }
+  }
+  await ctx.registry.guaranteedUpdate(endpointsRes, ns, name, undefined, {}, (ep) => {
+    if (isDeepStrictEqual(canonical(ep.subsets), canonical(subsets)) && isDeepStrictEqual(ep.metadata.labels ?? {}, labels)) return ep;
+    return { ...ep, metadata: { ...ep.metadata, labels }, subsets };
+  });
+}
+
+export const endpointsController: Controller = {
+  name: 'endpoints-controller',
+  watches: [services, pods, endpointsRes],
+  keys(ev) {
+    const m = ev.object.metadata;
+    if (ev.resource.resource === 'pods') return [`${m.namespace}/*`];
+    return [`${m.namespace}/${m.name}`];
+  },
+  async allKeys({ registry }) {
+    const keys = new Set<string>();
+    for (const s of (await registry.list(services, undefined)).items) if (hasSelector(s)) keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
+    for (const e of (await registry.list(endpointsRes, undefined)).items) if (isManaged(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
+    return [...keys];
+  },
+  async reconcile(key, ctx) {
+    const i = key.indexOf('/');
+    const ns = key.slice(0, i);
+    const name = key.slice(i + 1);
+    if (name !== '*') return syncService(ctx, ns, name);
+    const podList = (await ctx.registry.list(pods, ns)).items;
+    for (const s of (await ctx.registry.list(services, ns)).items) {
+      if (hasSelector(s)) await syncService(ctx, ns, s.metadata.name!, podList);
+    }
+  },
+};

@@ -1,0 +1,229 @@
+// The endpoints controller on the real stores (SQLite, and DynamoDB through moto): readiness flips,
+// pod IP changes, named targetPorts, selector changes, service deletion, user-managed Endpoints of
+// selectorless services, and at-least-once delivery (duplicated, redelivered, batched events).
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiServer } from '../lambdas/apiserver/app.ts';
+import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
+import { endpointsController as epc, MANAGED_BY_LABEL } from '../lambdas/controllers/endpoints.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import type { Backend } from '../lambdas/storage/backend.ts';
+import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
+import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+
+const svcRes = findResource('', 'v1', 'services')!;
+const podsRes = findResource('', 'v1', 'pods')!;
+const epRes = findResource('', 'v1', 'endpoints')!;
+const nsRes = findResource('', 'v1', 'namespaces')!;
+
+const ddb = await dynamoTestEndpoint();
+afterAll(async () => {
+  await ddb?.stop();
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'skiff-ep-'));
+let fileNo = 0;
+const backends: [string, () => Promise<Backend>, boolean][] = [
+  ['SQLite', async () => new SqliteBackend(join(dir, `s${fileNo++}.db`)), true],
+  [
+    'DynamoDB',
+    async () => {
+      const tableName = uniqueTableName('skiff-ep');
+      await ensureTable(ddb!.client, tableName);
+      return new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
+    },
+    !!ddb,
+  ],
+];
+if (!ddb) console.warn('controllers.endpoints: no DynamoDB endpoint, DynamoDB suite SKIPPED');
+
+async function newCtx(backend: Backend): Promise<ControllerContext> {
+  const ctx = new ApiServer({ backend }).controllerContext();
+  await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
+  return ctx;
+}
+
+function svc(name: string, selector: Record<string, string> | undefined, ports: any[] = [{ name: 'http', port: 80, targetPort: 'web' }]): KubeObject {
+  return { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { ...(selector ? { selector } : {}), ports } };
+}
+
+function pod(name: string, labels: Record<string, string>, containerPorts: any[] = [{ name: 'web', containerPort: 8080 }]): KubeObject {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels }, spec: { containers: [{ name: 'c', image: 'nginx', ports: containerPorts }] } };
+}
+
+/** What the node agent would report: a pod IP and a Ready condition. */
+async function setStatus(ctx: ControllerContext, name: string, ip: string | undefined, ready: boolean): Promise<KubeObject> {
+  return ctx.registry.guaranteedUpdate(podsRes, 'default', name, undefined, { subresource: 'status' }, (p) => ({
+    ...p,
+    status: {
+      phase: 'Running',
+      ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}),
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    },
+  }));
+}
+
+const ev = (type: ChangeEvent['type'], object: KubeObject): ChangeEvent => ({ type, resource: object.kind === 'Pod' ? podsRes : object.kind === 'Service' ? svcRes : epRes, object });
+
+/** Delivers events the way the stream does: keys, deduplicated, then reconcile. */
+async function deliver(ctx: ControllerContext, events: ChangeEvent[]): Promise<void> {
+  const keys = new Set(events.flatMap((e) => epc.keys(e)));
+  for (const k of keys) await epc.reconcile(k, ctx);
+}
+
+async function getEp(ctx: ControllerContext, name: string): Promise<KubeObject | undefined> {
+  try {
+    return await ctx.registry.get(epRes, 'default', name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A compact view: "ready|notReady" ip lists and ports per subset. */
+function view(ep: KubeObject | undefined) {
+  return (ep?.subsets ?? []).map((s: any) => ({
+    ready: (s.addresses ?? []).map((a: any) => a.ip),
+    notReady: (s.notReadyAddresses ?? []).map((a: any) => a.ip),
+    ports: (s.ports ?? []).map((p: any) => `${p.name ?? ''}:${p.port}/${p.protocol}`),
+  }));
+}
+
+for (const [label, open, enabled] of backends) {
+  describe.skipIf(!enabled)(`endpoints controller (${label})`, () => {
+    it('follows readiness flips and pod IP changes, with full address fields', async () => {
+      const ctx = await newCtx(await open());
+      const s = await ctx.registry.create(svcRes, 'default', svc('web', { app: 'web' }));
+      const p1 = await ctx.registry.create(podsRes, 'default', pod('p1', { app: 'web' }));
+      await ctx.registry.create(podsRes, 'default', pod('other', { app: 'db' }));
+      await deliver(ctx, [ev('ADDED', s), ev('ADDED', p1)]);
+      const ep0 = await getEp(ctx, 'web');
+      expect(ep0?.metadata.labels?.[MANAGED_BY_LABEL]).toBe('endpoints-controller');
+      expect(view(ep0)).toEqual([]); // no IP yet: not an endpoint
+
+      await deliver(ctx, [ev('MODIFIED', await setStatus(ctx, 'p1', '10.0.0.5', false))]);
+      expect(view(await getEp(ctx, 'web'))).toEqual([{ ready: [], notReady: ['10.0.0.5'], ports: ['http:8080/TCP'] }]);
+
+      const ready = await setStatus(ctx, 'p1', '10.0.0.5', true);
+      await deliver(ctx, [ev('MODIFIED', ready)]);
+      const ep = await getEp(ctx, 'web');
+      expect(view(ep)).toEqual([{ ready: ['10.0.0.5'], notReady: [], ports: ['http:8080/TCP'] }]);
+      expect(ep!.subsets[0].addresses[0].targetRef).toEqual({ kind: 'Pod', namespace: 'default', name: 'p1', uid: p1.metadata.uid });
+
+      await deliver(ctx, [ev('MODIFIED', await setStatus(ctx, 'p1', '10.0.0.9', true))]);
+      expect(view(await getEp(ctx, 'web'))).toEqual([{ ready: ['10.0.0.9'], notReady: [], ports: ['http:8080/TCP'] }]);
+
+      await deliver(ctx, [ev('MODIFIED', await setStatus(ctx, 'p1', '10.0.0.9', false))]);
+      expect(view(await getEp(ctx, 'web'))).toEqual([{ ready: [], notReady: ['10.0.0.9'], ports: ['http:8080/TCP'] }]);
+    });
+
+    it('resolves named targetPorts per pod and groups addresses by the ports they serve', async () => {
+      const ctx = await newCtx(await open());
+      await ctx.registry.create(
+        svcRes,
+        'default',
+        svc('multi', { app: 'm' }, [
+          { name: 'http', port: 80, targetPort: 'web' },
+          { name: 'metrics', port: 9090, targetPort: 9100 },
+        ]),
+      );
+      await ctx.registry.create(podsRes, 'default', pod('a', { app: 'm' }, [{ name: 'web', containerPort: 8080 }]));
+      await ctx.registry.create(podsRes, 'default', pod('b', { app: 'm' }, [{ name: 'web', containerPort: 8081 }]));
+      await ctx.registry.create(podsRes, 'default', pod('c', { app: 'm' }, [{ name: 'other', containerPort: 1 }]));
+      await setStatus(ctx, 'a', '10.0.0.1', true);
+      await setStatus(ctx, 'b', '10.0.0.2', true);
+      await setStatus(ctx, 'c', '10.0.0.3', true);
+      await epc.reconcile('default/multi', ctx);
+      const v = view(await getEp(ctx, 'multi'));
+      // c lacks "web": it serves only the numeric metrics port.
+      expect(v).toHaveLength(3);
+      expect(v).toContainEqual({ ready: ['10.0.0.1'], notReady: [], ports: ['http:8080/TCP', 'metrics:9100/TCP'] });
+      expect(v).toContainEqual({ ready: ['10.0.0.2'], notReady: [], ports: ['http:8081/TCP', 'metrics:9100/TCP'] });
+      expect(v).toContainEqual({ ready: ['10.0.0.3'], notReady: [], ports: ['metrics:9100/TCP'] });
+    });
+
+    it('follows selector changes and pod relabeling, and deletes Endpoints of a deleted service', async () => {
+      const ctx = await newCtx(await open());
+      const s = await ctx.registry.create(svcRes, 'default', svc('web', { app: 'web' }));
+      await ctx.registry.create(podsRes, 'default', pod('p1', { app: 'web' }));
+      await ctx.registry.create(podsRes, 'default', pod('p2', { app: 'api' }));
+      await setStatus(ctx, 'p1', '10.0.0.1', true);
+      await setStatus(ctx, 'p2', '10.0.0.2', true);
+      await deliver(ctx, [ev('ADDED', s)]);
+      expect(view(await getEp(ctx, 'web'))[0].ready).toEqual(['10.0.0.1']);
+
+      const s2 = await ctx.registry.guaranteedUpdate(svcRes, 'default', 'web', undefined, {}, (o) => ({ ...o, spec: { ...o.spec, selector: { app: 'api' } } }));
+      await deliver(ctx, [ev('MODIFIED', s2)]);
+      expect(view(await getEp(ctx, 'web'))[0].ready).toEqual(['10.0.0.2']);
+
+      // The pod loses the label: the event carries only the new labels, yet the service drops it.
+      const p2 = await ctx.registry.guaranteedUpdate(podsRes, 'default', 'p2', undefined, {}, (o) => ({ ...o, metadata: { ...o.metadata, labels: { app: 'none' } } }));
+      await deliver(ctx, [ev('MODIFIED', p2)]);
+      expect(view(await getEp(ctx, 'web'))).toEqual([]);
+
+      const del = await ctx.registry.delete(svcRes, 'default', 'web');
+      await deliver(ctx, [ev('DELETED', del.object)]);
+      expect(await getEp(ctx, 'web')).toBeUndefined();
+    });
+
+    it('leaves user-managed Endpoints of a selectorless service alone, removes its own when the selector goes', async () => {
+      const ctx = await newCtx(await open());
+      await ctx.registry.create(svcRes, 'default', svc('ext', undefined, [{ port: 5432 }]));
+      await ctx.registry.create(epRes, 'default', {
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'ext' },
+        subsets: [{ addresses: [{ ip: '192.0.2.10' }], ports: [{ port: 5432 }] }],
+      });
+      await epc.reconcile('default/ext', ctx);
+      expect(view(await getEp(ctx, 'ext'))).toEqual([{ ready: ['192.0.2.10'], notReady: [], ports: [':5432/TCP'] }]);
+      // Deleting the selectorless service does not touch the user's Endpoints either.
+      await ctx.registry.delete(svcRes, 'default', 'ext');
+      await epc.reconcile('default/ext', ctx);
+      expect(await getEp(ctx, 'ext')).toBeDefined();
+
+      await ctx.registry.create(svcRes, 'default', svc('sel', { app: 'x' }));
+      await epc.reconcile('default/sel', ctx);
+      expect(await getEp(ctx, 'sel')).toBeDefined();
+      await ctx.registry.guaranteedUpdate(svcRes, 'default', 'sel', undefined, {}, (o) => {
+        const { selector: _s, ...spec } = o.spec;
+        return { ...o, spec };
+      });
+      await epc.reconcile('default/sel', ctx);
+      expect(await getEp(ctx, 'sel')).toBeUndefined();
+      expect((await epc.allKeys(ctx)).sort()).toEqual([]);
+    });
+
+    it('duplicated, redelivered, stale and batched events reach the clean-delivery state, writing nothing when unchanged', async () => {
+      const clean = await newCtx(await open());
+      const messy = await newCtx(await open());
+      const script = async (ctx: ControllerContext) => {
+        const evs: ChangeEvent[] = [];
+        evs.push(ev('ADDED', await ctx.registry.create(svcRes, 'default', svc('web', { app: 'web' }))));
+        for (const n of ['p3', 'p1', 'p2']) evs.push(ev('ADDED', await ctx.registry.create(podsRes, 'default', pod(n, { app: 'web' }))));
+        evs.push(ev('MODIFIED', await setStatus(ctx, 'p1', '10.0.1.1', true)));
+        evs.push(ev('MODIFIED', await setStatus(ctx, 'p2', '10.0.1.2', false)));
+        evs.push(ev('MODIFIED', await setStatus(ctx, 'p3', '10.0.1.3', true)));
+        evs.push(ev('MODIFIED', await setStatus(ctx, 'p3', '10.0.1.4', true)));
+        evs.push(ev('DELETED', (await ctx.registry.delete(podsRes, 'default', 'p1')).object));
+        return evs;
+      };
+      for (const e of await script(clean)) await deliver(clean, [e]);
+      const evs = await script(messy);
+      // Everything at once, reversed, twice over (stale events come last).
+      await deliver(messy, [...evs].reverse());
+      await deliver(messy, [...evs, ...evs]);
+      const want = view(await getEp(clean, 'web'));
+      expect(want).toEqual([{ ready: ['10.0.1.4'], notReady: ['10.0.1.2'], ports: ['http:8080/TCP'] }]);
+      const got = await getEp(messy, 'web');
+      expect(view(got)).toEqual(want);
+      // A further redelivery is a no-op: no new revision.
+      await deliver(messy, evs);
+      expect((await getEp(messy, 'web'))!.metadata.resourceVersion).toBe(got!.metadata.resourceVersion);
+    });
+  });
+}
