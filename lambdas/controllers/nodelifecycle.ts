@@ -1,0 +1,174 @@
+// The node lifecycle controller: nodes heartbeat by renewing a coordination.k8s.io/v1 Lease named
+// after them in kube-node-lease. A node whose lease is older than the grace period is marked
+// unreachable, as Kubernetes' node lifecycle controller does: its conditions become Unknown
+// (NodeStatusUnknown) and it gets the node.kubernetes.io/unreachable:NoExecute taint; the pods on it
+// are then evicted (taint-based eviction) when their toleration of that taint runs out, and pods that
+// tolerate it forever stay. When the lease is renewed the taint goes; the node agent sets Ready itself.
+//
+// Everything is decided from the lease age at the time reconcile runs (level-triggered), so a missed,
+// duplicated or late event, or a resync, all lead to the same state. The controller asks to be woken up
+// when the next deadline (lease expiry, a toleration running out) passes.
+
+import { findResource } from '../machinery/resources.ts';
+import { parseFieldSelector } from '../machinery/selectors.ts';
+import { ApiError } from '../machinery/status.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { recordEvent } from './events.ts';
+
+const nodes = findResource('', 'v1', 'nodes')!;
+const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
+const pods = findResource('', 'v1', 'pods')!;
+
+export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+export const UNREACHABLE_TAINT = 'node.kubernetes.io/unreachable';
+
+export interface NodeLifecycleOptions {
+  /** How old a lease may get before the node is unreachable (Kubernetes' node-monitor-grace-period, 40 s). */
+  gracePeriodMs?: number;
+  /** Evict pods from unreachable nodes (on by default). */
+  evictionEnabled?: boolean;
+  /** The clock; defaults to the context's. Tests inject one so nothing sleeps 40 s. */
+  now?: () => Date;
+}
+
+const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+async function getOrUndefined(ctx: ControllerContext, res: typeof nodes, ns: string | undefined, name: string): Promise<KubeObject | undefined> {
+  try {
+    return await ctx.registry.get(res, ns, name);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 404) return undefined;
+    throw e;
+  }
+}
+
+/** When the node last showed life: its lease, else its own Ready heartbeat, else its creation. */
+function lastHeartbeat(node: KubeObject, lease: KubeObject | undefined): number {
+  const renew = lease?.spec?.renewTime ?? lease?.spec?.acquireTime;
+  if (renew) return Date.parse(renew);
+  const ready = (node.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+  const t = ready?.lastHeartbeatTime ?? node.metadata.creationTimestamp;
+  return t ? Date.parse(t) : 0;
+}
+
+/** The seconds a pod tolerates the unreachable taint: undefined = forever, 0 = not at all. */
+export function toleratedSeconds(pod: KubeObject): number | undefined {
+  let best: number | undefined | null = null; // null: no matching toleration
+  for (const t of pod.spec?.tolerations ?? []) {
+    const keyMatches = t.operator === 'Exists' ? !t.key || t.key === UNREACHABLE_TAINT : t.key === UNREACHABLE_TAINT && !t.value;
+    const effectMatches = !t.effect || t.effect === 'NoExecute';
+    if (!keyMatches || !effectMatches) continue;
+    if (t.tolerationSeconds === undefined || t.tolerationSeconds === null) return undefined;
+    // Kubernetes takes the shortest of the matching tolerations; negative means evict now.
+    const s = Math.max(0, Number(t.tolerationSeconds));
+    best = best === null || best === undefined ? s : Math.min(best, s);
+  }
+  return best === null ? 0 : best;
+}
+
+export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): Controller {
+  const grace = opts.gracePeriodMs ?? 40_000;
+  const evictionEnabled = opts.evictionEnabled ?? true;
+
+  async function markUnreachable(ctx: ControllerContext, name: string, nowD: Date): Promise<KubeObject> {
+    const t = rfc3339(nowD);
+    await ctx.registry.guaranteedUpdate(nodes, undefined, name, undefined, { subresource: 'status' }, (n) => {
+      const conds: any[] = n.status?.conditions ?? [];
+      if (conds.length && conds.every((c) => c.status === 'Unknown' && c.reason === 'NodeStatusUnknown')) return n;
+      const types = conds.some((c) => c.type === 'Ready') ? conds : [...conds, { type: 'Ready' }];
+      const next = types.map((c) =>
+        c.status === 'Unknown' && c.reason === 'NodeStatusUnknown'
+          ? c
+          : {
+              ...c,
+              status: 'Unknown',
+              reason: 'NodeStatusUnknown',
+              message: 'Kubelet stopped posting node status.',
+              lastTransitionTime: t,
+              lastHeartbeatTime: c.lastHeartbeatTime ?? t,
+            },
+      );
+      return { ...n, status: { ...(n.status ?? {}), conditions: next } };
+    });
+    return ctx.registry.guaranteedUpdate(nodes, undefined, name, undefined, {}, (n) => {
+      const taints: any[] = n.spec?.taints ?? [];
+      if (taints.some((x) => x.key === UNREACHABLE_TAINT && x.effect === 'NoExecute')) return n;
+      return { ...n, spec: { ...(n.spec ?? {}), taints: [...taints, { key: UNREACHABLE_TAINT, effect: 'NoExecute', timeAdded: t }] } };
+    });
+  }
+
+  async function clearUnreachable(ctx: ControllerContext, name: string): Promise<void> {
+    await ctx.registry.guaranteedUpdate(nodes, undefined, name, undefined, {}, (n) => {
+      const taints: any[] = n.spec?.taints ?? [];
+      const kept = taints.filter((x) => x.key !== UNREACHABLE_TAINT);
+      if (kept.length === taints.length) return n;
+      const spec = { ...(n.spec ?? {}), taints: kept };
+      if (!kept.length) delete spec.taints;
+      return { ...n, spec };
+    });
+  }
+
+  /** Evicts the pods whose toleration has run out; returns ms until the next one does. */
+  async function evict(ctx: ControllerContext, node: KubeObject, nowMs: number): Promise<number | undefined> {
+    const taint = (node.spec?.taints ?? []).find((x: any) => x.key === UNREACHABLE_TAINT && x.effect === 'NoExecute');
+    const since = taint?.timeAdded ? Date.parse(taint.timeAdded) : nowMs;
+    const list = await ctx.registry.list(pods, undefined, { fieldSelector: parseFieldSelector(`spec.nodeName=${node.metadata.name}`, pods) });
+    let next: number | undefined;
+    for (const pod of list.items) {
+      if (pod.metadata.deletionTimestamp && pod.metadata.deletionGracePeriodSeconds === 0) continue;
+      const secs = toleratedSeconds(pod);
+      if (secs === undefined) continue; // tolerates the taint forever
+      const due = since + secs * 1000;
+      if (due > nowMs) {
+        next = Math.min(next ?? Infinity, due - nowMs);
+        continue;
+      }
+      try {
+        // The node is gone, so nothing will finish a graceful termination: delete at once.
+        await ctx.registry.delete(pods, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
+      } catch (e) {
+        if (e instanceof ApiError && (e.code === 404 || e.code === 409)) continue;
+        throw e;
+      }
+      await recordEvent(ctx.registry, pod, {
+        type: 'Normal',
+        reason: 'TaintManagerEviction',
+        message: `Marking for deletion Pod ${pod.metadata.namespace}/${pod.metadata.name}`,
+        component: 'taint-eviction-controller',
+      }).catch(() => undefined); // events are best effort
+    }
+    return next;
+  }
+
+  return {
+    name: 'node-lifecycle-controller',
+    watches: [nodes, leases],
+    keys(ev) {
+      if (ev.resource.resource === 'leases') return ev.object.metadata.namespace === NODE_LEASE_NAMESPACE ? [ev.object.metadata.name!] : [];
+      return [ev.object.metadata.name!];
+    },
+    async allKeys({ registry }) {
+      return (await registry.list(nodes, undefined)).items.map((n) => n.metadata.name!);
+    },
+    async reconcile(name, ctx): Promise<ReconcileResult | void> {
+      const node = await getOrUndefined(ctx, nodes, undefined, name);
+      if (!node || node.metadata.deletionTimestamp) return;
+      const lease = await getOrUndefined(ctx, leases, NODE_LEASE_NAMESPACE, name);
+      const nowD = (opts.now ?? ctx.now)();
+      const nowMs = nowD.getTime();
+      const age = nowMs - lastHeartbeat(node, lease);
+      if (age <= grace) {
+        await clearUnreachable(ctx, name);
+        // Look again just after the lease would expire if it is not renewed.
+        return { requeueAfterMs: grace - age + 1000 };
+      }
+      const tainted = await markUnreachable(ctx, name, nowD);
+      if (!evictionEnabled) return { requeueAfterMs: grace };
+      const next = await evict(ctx, tainted, nowMs);
+      return { requeueAfterMs: next !== undefined ? Math.min(next + 100, grace) : grace };
+    },
+  };
+}
+
+export const nodeLifecycleController: Controller = createNodeLifecycleController();
