@@ -1,0 +1,189 @@
+// Hollow nodes, as Kubernetes' kubemark: FOR BENCHMARKS AND CONTROLLER TESTS ONLY. They register Node
+// objects, renew their Leases and report the pods bound to them Running, but run no containers at all.
+// Each node carries the label and annotation skiff.io/hollow=true so nothing mistakes it for the real
+// runtime. Heartbeats are one timer for all nodes; pods are followed with one watch on all pods.
+
+import type { Registry } from '../lambdas/apiserver/registry.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+
+const nodesRes = findResource('', 'v1', 'nodes')!;
+const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
+const podsRes = findResource('', 'v1', 'pods')!;
+const nsRes = findResource('', 'v1', 'namespaces')!;
+const LEASE_NS = 'kube-node-lease';
+
+export interface HollowNodesOptions {
+  registry?: Registry;
+  ctx?: { registry: Registry };
+  count: number;
+  namePrefix?: string;
+  cpu?: string;
+  memory?: string;
+  pods?: number;
+  heartbeatMs?: number;
+  now?: () => Date;
+}
+
+export interface HollowNodes {
+  nodes: string[];
+  /** Renews every (not stopped) node's lease now; the timer calls it every heartbeatMs. */
+  heartbeat(): Promise<void>;
+  /** Stops one node's heartbeat (its pods are still reported), to test node lifecycle. */
+  stopNode(name: string): void;
+  /** Stops all heartbeats and the pod watch. */
+  stop(): Promise<void>;
+}
+
+const micro = (d: Date) => d.toISOString().replace(/Z$/, '000Z');
+const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** A per-node /24 out of 10.64.0.0/10, so pod IPs never collide across hollow nodes. */
+function nodeCidrBase(i: number): string {
+  return `10.${64 + Math.floor(i / 256)}.${i % 256}`;
+}
+
+export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNodes> {
+  const registry = o.registry ?? o.ctx?.registry;
+  if (!registry) throw new Error('startHollowNodes: registry or ctx is required');
+  const prefix = o.namePrefix ?? 'hollow-node-';
+  const now = o.now ?? (() => new Date());
+  const names = Array.from({ length: o.count }, (_, i) => `${prefix}${i}`);
+  const index = new Map(names.map((n, i) => [n, i]));
+  const nextHost = new Map(names.map((n) => [n, 2]));
+  const stopped = new Set<string>();
+
+  try {
+    await registry.create(nsRes, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } });
+  } catch (e) {
+    if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+  }
+
+  for (const [i, name] of names.entries()) {
+    const t = rfc3339(now());
+    const capacity = { cpu: o.cpu ?? '4', memory: o.memory ?? '16Gi', pods: String(o.pods ?? 110) };
+    const node: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'skiff.io/hollow': 'true' },
+        annotations: { 'skiff.io/hollow': 'true' },
+      },
+      spec: { podCIDR: `${nodeCidrBase(i)}.0/24` },
+      status: {
+        capacity,
+        allocatable: capacity,
+        addresses: [
+          { type: 'InternalIP', address: `10.63.${Math.floor(i / 256)}.${i % 256}` },
+          { type: 'Hostname', address: name },
+        ],
+        conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'hollow node is posting ready status', lastHeartbeatTime: t, lastTransitionTime: t }],
+        nodeInfo: { kubeletVersion: 'v1.32.0-hollow', operatingSystem: 'linux', architecture: 'amd64' },
+      },
+    };
+    try {
+      await registry.create(nodesRes, undefined, node);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+      await registry.guaranteedUpdate(nodesRes, undefined, name, undefined, { subresource: 'status' }, (cur) => ({ ...cur, status: node.status }));
+    }
+  }
+
+  async function renew(name: string): Promise<void> {
+    const spec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: micro(now()) };
+    try {
+      await registry!.guaranteedUpdate(leasesRes, LEASE_NS, name, undefined, {}, (cur) => ({ ...cur, spec: { ...cur.spec, ...spec } }));
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+      try {
+        await registry!.create(leasesRes, LEASE_NS, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: LEASE_NS }, spec });
+      } catch (e2) {
+        if (!(e2 instanceof ApiError && e2.reason === 'AlreadyExists')) throw e2;
+      }
+    }
+  }
+  const heartbeat = async () => {
+    await Promise.all(names.filter((n) => !stopped.has(n)).map((n) => renew(n).catch((e) => console.error(`hollow ${n}: lease renew failed`, e))));
+  };
+  await heartbeat();
+  const timer = setInterval(() => void heartbeat(), o.heartbeatMs ?? 10_000);
+
+  async function handlePod(pod: KubeObject): Promise<void> {
+    const node = pod.spec?.nodeName;
+    if (!node || !index.has(node)) return;
+    const m = pod.metadata;
+    if (m.deletionTimestamp) {
+      // As the kubelet does once containers are stopped (there are none): finish the deletion.
+      try {
+        await registry!.delete(podsRes, m.namespace, m.name!, { gracePeriodSeconds: 0, preconditions: { uid: m.uid } });
+      } catch (e) {
+        if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+      }
+      return;
+    }
+    if (pod.status?.phase === 'Running' && pod.status?.podIP) return;
+    const host = nextHost.get(node)!;
+    nextHost.set(node, host >= 254 ? 2 : host + 1);
+    const ip = `${nodeCidrBase(index.get(node)!)}.${host}`;
+    const t = rfc3339(now());
+    const cond = (type: string) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: t });
+    try {
+      await registry!.guaranteedUpdate(podsRes, m.namespace, m.name!, undefined, { subresource: 'status' }, (cur) => {
+        if (cur.metadata.uid !== m.uid || cur.metadata.deletionTimestamp || (cur.status?.phase === 'Running' && cur.status?.podIP)) return cur;
+        return {
+          ...cur,
+          status: {
+            ...(cur.status ?? {}),
+            phase: 'Running',
+            hostIP: `10.63.${Math.floor(index.get(node)! / 256)}.${index.get(node)! % 256}`,
+            podIP: ip,
+            podIPs: [{ ip }],
+            startTime: t,
+            conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map(cond),
+            containerStatuses: (cur.spec?.containers ?? []).map((c: any) => ({
+              name: c.name,
+              image: c.image,
+              imageID: '',
+              containerID: `hollow://${cur.metadata.uid}/${c.name}`,
+              ready: true,
+              started: true,
+              restartCount: 0,
+              state: { running: { startedAt: t } },
+            })),
+          },
+        };
+      });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+    }
+  }
+
+  const ctl = new AbortController();
+  const watching = (async () => {
+    while (!ctl.signal.aborted) {
+      try {
+        for await (const ev of registry.watch(podsRes, undefined, {}, ctl.signal)) {
+          if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
+          await handlePod(ev.object as KubeObject).catch((e) => console.error('hollow: pod update failed', e));
+        }
+      } catch (e) {
+        if (!ctl.signal.aborted) console.error('hollow: pod watch failed, restarting', e);
+      }
+      if (!ctl.signal.aborted) await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+
+  return {
+    nodes: names,
+    heartbeat,
+    stopNode: (n) => void stopped.add(n),
+    async stop() {
+      clearInterval(timer);
+      for (const n of names) stopped.add(n);
+      ctl.abort();
+      await watching;
+    },
+  };
+}
