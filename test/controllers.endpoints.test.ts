@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
+import { runControllers } from '../lambdas/local/controllers.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { endpointsController as epc, MANAGED_BY_LABEL } from '../lambdas/controllers/endpoints.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
@@ -196,6 +197,35 @@ for (const [label, open, enabled] of backends) {
       await epc.reconcile('default/sel', ctx);
       expect(await getEp(ctx, 'sel')).toBeUndefined();
       expect((await epc.allKeys(ctx)).sort()).toEqual([]);
+    });
+
+    it('headless services without ports list portless addresses; ClusterIP services without ports list none', async () => {
+      const ctx = await newCtx(await open());
+      await ctx.registry.create(podsRes, 'default', pod('p', { app: 'h' }));
+      await setStatus(ctx, 'p', '10.0.3.1', true);
+      await ctx.registry.create(svcRes, 'default', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'headless' }, spec: { clusterIP: 'None', selector: { app: 'h' } } });
+      await epc.reconcile('default/headless', ctx);
+      expect(view(await getEp(ctx, 'headless'))).toEqual([{ ready: ['10.0.3.1'], notReady: [], ports: [] }]);
+    });
+
+    it('runs on the live change feed: watches services and pods', async () => {
+      const ctx = await newCtx(await open());
+      const runner = runControllers(ctx, [epc], { resyncMs: 3_600_000 });
+      try {
+        await ctx.registry.create(svcRes, 'default', svc('live', { app: 'live' }));
+        await ctx.registry.create(podsRes, 'default', pod('lp', { app: 'live' }));
+        await setStatus(ctx, 'lp', '10.0.4.1', true);
+        const deadline = Date.now() + 10_000;
+        let v: ReturnType<typeof view> = [];
+        while (Date.now() < deadline) {
+          v = view(await getEp(ctx, 'live'));
+          if (v.length && v[0]!.ready.length) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(v).toEqual([{ ready: ['10.0.4.1'], notReady: [], ports: ['http:8080/TCP'] }]);
+      } finally {
+        await runner.stop();
+      }
     });
 
     it('duplicated, redelivered, stale and batched events reach the clean-delivery state, writing nothing when unchanged', async () => {

@@ -71,6 +71,8 @@ export function computeSubsets(svc: KubeObject, podList: KubeObject[]): Subset[]
   const selector = labelSelectorFromSet(svc.spec.selector);
   const publishNotReady = svc.spec?.publishNotReadyAddresses === true;
   const svcPorts: any[] = svc.spec?.ports ?? [];
+  // Without ports only a headless Service lists addresses (portless), as in Kubernetes.
+  if (svcPorts.length === 0 && svc.spec?.clusterIP !== 'None') return [];
   // Address -> (readiness, the ports it serves); then grouped by identical port sets.
   const groups = new Map<string, { ports: EndpointPort[]; ready: EndpointAddress[]; notReady: EndpointAddress[] }>();
   for (const pod of podList) {
