@@ -8,6 +8,7 @@ import type { KubeObject } from '../machinery/types.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { Registry } from './registry.ts';
 import type { UserInfo } from './auth.ts';
+import { defaultTolerationSeconds } from './admission-tolerations.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -53,7 +54,8 @@ export const namespaceLifecycle: AdmissionPlugin = {
   },
 };
 
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle];
+// DefaultTolerationSeconds: pods tolerate not-ready/unreachable nodes for 300 s before eviction.
+export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300)];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

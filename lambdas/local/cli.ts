@@ -12,6 +12,8 @@ Options for up:
   --port N          HTTPS port (default 6443; 0 picks a free one)
   --host ADDR       address to listen on (default 127.0.0.1)
   --data-dir DIR    where the store, certificates and kubeconfig live (default .skiff)
+  --hollow-nodes N  register N hollow nodes: they report pods Running but run no containers
+                    (for trying the scheduler and controllers; not a container runtime)
 `;
 
 async function up(argv: string[]): Promise<void> {
@@ -21,12 +23,15 @@ async function up(argv: string[]): Promise<void> {
       port: { type: 'string', default: '6443' },
       host: { type: 'string', default: '127.0.0.1' },
       'data-dir': { type: 'string', default: '.skiff' },
+      'hollow-nodes': { type: 'string', default: '0' },
     },
     strict: true,
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
-  const cluster = await startLocalCluster({ dataDir: values['data-dir']!, port, host: values.host });
+  const hollowNodes = Number(values['hollow-nodes']);
+  if (!Number.isInteger(hollowNodes) || hollowNodes < 0) throw new Error(`--hollow-nodes must be a whole number, got ${values['hollow-nodes']}`);
+  const cluster = await startLocalCluster({ dataDir: values['data-dir']!, port, host: values.host, hollowNodes });
   console.log(`Skiff is running at ${cluster.url}
 Store: ${values['data-dir']}/skiff.db (SQLite)
 

@@ -22,6 +22,11 @@ import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { namespaceController } from '../controllers/namespace.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
+import { replicationController } from '../controllers/replication.ts';
+import { garbageCollector } from '../controllers/garbagecollector.ts';
+import { endpointsController } from '../controllers/endpoints.ts';
+import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
+import { startHollowNodes } from '../../node-agent/hollow.ts';
 
 export interface LocalClusterOptions {
   dataDir: string;
@@ -31,6 +36,8 @@ export interface LocalClusterOptions {
   maxBodyBytes?: number;
   maxWatchSeconds?: number;
   watchProgressMs?: number;
+  /** Register this many hollow nodes (kubemark-style: no containers run). */
+  hollowNodes?: number;
   /** Storage to serve from; default: SQLite at <dataDir>/skiff.db. */
   backend?: Backend;
 }
@@ -64,7 +71,17 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const token = existingToken(kubeconfigPath) ?? newToken();
   await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
   await ensureNamespaces(api);
-  const controllers = runControllers(api.controllerContext(), [namespaceController, createScheduler()]);
+  const ctx = api.controllerContext();
+  const controllers = runControllers(ctx, [
+    namespaceController,
+    createScheduler(),
+    replicationController,
+    garbageCollector,
+    endpointsController,
+    nodeLifecycleController,
+  ]);
+  // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
+  const hollow = opts.hollowNodes ? await startHollowNodes({ ctx, count: opts.hollowNodes }) : undefined;
 
   const handler = createHandler(async () => api) as unknown as (
     event: APIGatewayProxyEventV2,
@@ -103,6 +120,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       // Watches hold connections open: end them, then stop listening, then close the store.
       for (const s of sockets) s.destroy();
       await new Promise<void>((ok) => server.close(() => ok()));
+      await hollow?.stop();
       await controllers.stop();
       await backend.close();
     },
