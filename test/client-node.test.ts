@@ -10,7 +10,8 @@ let kc: k8s.KubeConfig;
 let core: k8s.CoreV1Api;
 
 beforeAll(async () => {
-  c = await startTestCluster();
+  // The apiserver alone: no controller writes to what the test inspects.
+  c = await startTestCluster({ controllers: false });
   kc = new k8s.KubeConfig();
   kc.loadFromFile(c.kubeconfigPath);
   core = kc.makeApiClient(k8s.CoreV1Api);

@@ -131,10 +131,16 @@ describe('kubectl against a local cluster', () => {
     const names = table(all.stdout).slice(1).map((r) => r[0]);
     expect(names).toEqual(expect.arrayContaining(['default', 'demo', 'kube-system', 'kube-public', 'kube-node-lease']));
 
+    // The replication controller creates the two pods (no node runs them, so none is ready).
+    for (let i = 0; i < 50; i++) {
+      const rc = JSON.parse((await c.kubectl(['get', 'rc', 'web', '-n', 'demo', '-o', 'json'])).stdout);
+      if (rc.status?.replicas === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const A = await c.kubectl(['get', 'rc', '-A']);
     const arows = table(A.stdout);
     expect(arows[0]).toEqual(['NAMESPACE', 'NAME', 'DESIRED', 'CURRENT', 'READY', 'AGE']);
-    expect(arows[1]!.slice(0, 5)).toEqual(['demo', 'web', '2', '0', '0']);
+    expect(arows[1]!.slice(0, 5)).toEqual(['demo', 'web', '2', '2', '0']);
 
     const sl = await c.kubectl(['get', 'pods', '-n', 'demo', '--show-labels']);
     const srows = table(sl.stdout);
@@ -152,7 +158,8 @@ describe('kubectl against a local cluster', () => {
     const s = await c.kubectl(['describe', 'svc', 'web', '-n', 'demo']);
     expect(s.stdout).toMatch(/^Selector:\s+app=web$/m);
     const rc = await c.kubectl(['describe', 'rc', 'web', '-n', 'demo']);
-    expect(rc.stdout).toMatch(/^Replicas:\s+0 current \/ 2 desired$/m);
+    expect(rc.stdout).toMatch(/^Replicas:\s+2 current \/ 2 desired$/m);
+    expect(rc.stdout).toMatch(/SuccessfulCreate\s+.*Created pod: web-/);
   });
 
   it('label, annotate, patch (strategic, merge, json)', async () => {

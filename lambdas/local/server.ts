@@ -36,6 +36,8 @@ export interface LocalClusterOptions {
   maxBodyBytes?: number;
   maxWatchSeconds?: number;
   watchProgressMs?: number;
+  /** Run the controllers and scheduler in-process (default true; tests of the apiserver alone turn it off). */
+  controllers?: boolean;
   /** Register this many hollow nodes (kubemark-style: no containers run). */
   hollowNodes?: number;
   /** Storage to serve from; default: SQLite at <dataDir>/skiff.db. */
@@ -72,7 +74,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
   await ensureNamespaces(api);
   const ctx = api.controllerContext();
-  const controllers = runControllers(ctx, [
+  const controllers = runControllers(ctx, opts.controllers === false ? [] : [
     namespaceController,
     createScheduler(),
     replicationController,
