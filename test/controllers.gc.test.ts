@@ -193,7 +193,8 @@ describe('kubectl against a local cluster running the RC controller and the GC',
   let c: TestCluster;
   let runner: ControllerRunner;
   beforeAll(async () => {
-    c = await startTestCluster();
+    // Only these two controllers (the cluster's own set is off), resyncing every second.
+    c = await startTestCluster({ controllers: false });
     runner = runControllers(c.api.controllerContext(), [replicationController, gc], { resyncMs: 1000 });
   });
   afterAll(async () => {
