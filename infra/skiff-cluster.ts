@@ -1,8 +1,10 @@
 // SkiffCluster: the serverless control plane as one CDK construct that a user can drop into their own app.
 //
-//   DynamoDB table  <- the apiserver Lambda (read/write on this table only) <- a public Function URL
+//   kubectl ─HTTPS─> Function URL ─> apiserver Lambda ─read/write─> DynamoDB table
+//   table stream ─(filtered per kind)─> scheduler Lambda, controller-manager Lambda ─> table
+//   EventBridge every minute ─> the same two functions (full resync; node lifecycle's clock)
 //
-// First, minimal cut: the apiserver only. Controllers, the scheduler and node agents come later.
+// Node agents (EC2) come with the cloud deployment issue.
 
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -18,7 +20,15 @@ import {
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { tableSchema } from '../lambdas/storage/dynamodb.ts';
+import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { controllers } from '../lambdas/controllers/lambda.ts';
+import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 
 /** Longest watch the apiserver serves; must end before the function's 15-minute timeout. */
 const MAX_WATCH_SECONDS = 840;
@@ -41,6 +51,12 @@ export class SkiffCluster extends Construct {
   public readonly apiFunction: NodejsFunction;
   /** The apiserver's public endpoint (response streaming, so watches work). */
   public readonly url: FunctionUrl;
+  /** Binds pods to nodes, woken by pod/node/lease changes on the table's stream. */
+  public readonly schedulerFunction: NodejsFunction;
+  /** Replication, garbage collection, endpoints, namespaces and node lifecycle. */
+  public readonly controllerFunction: NodejsFunction;
+  /** Stream batches that failed every retry land here (with their shard position) for inspection. */
+  public readonly deadLetters: Queue;
 
   constructor(scope: Construct, id: string, props: SkiffClusterProps = {}) {
     super(scope, id);
@@ -104,6 +120,54 @@ export class SkiffCluster extends Construct {
       authType: FunctionUrlAuthType.NONE,
       invokeMode: InvokeMode.RESPONSE_STREAM,
     });
+
+    // The control loops: the same Controller objects `skiff up` runs, driven by the table's stream.
+    this.deadLetters = new Queue(this, 'StreamDeadLetters', { retentionPeriod: Duration.days(14), enforceSSL: true });
+    const everyMinute = new Rule(this, 'Resync', { schedule: Schedule.rate(Duration.minutes(1)) });
+    const loop = (id: string, entry: string, patterns: string[]) => {
+      const logs = new LogGroup(this, `${id}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+      const fnRole = new Role(this, `${id}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      logs.grantWrite(fnRole);
+      const fn = new NodejsFunction(this, id, {
+        entry: fileURLToPath(new URL(entry, import.meta.url)),
+        handler: 'handler',
+        projectRoot: repoRoot,
+        depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),
+        runtime: Runtime.NODEJS_24_X,
+        architecture: Architecture.ARM_64,
+        memorySize: 512,
+        timeout: Duration.minutes(5),
+        // One instance per shard is enough; more would only race for the same keys.
+        role: fnRole,
+        logGroup: logs,
+        environment: { SKIFF_TABLE: this.table.tableName, NODE_OPTIONS: '--enable-source-maps' },
+        bundling: {
+          format: OutputFormat.ESM,
+          mainFields: ['module', 'main'],
+          banner: "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);",
+          externalModules: ['@aws-sdk/*'],
+          minify: true,
+          sourceMap: true,
+        },
+      });
+      this.table.grantReadWriteData(fn);
+      fn.addEventSource(
+        new DynamoEventSource(this.table, {
+          startingPosition: StartingPosition.LATEST,
+          batchSize: 100,
+          maxBatchingWindow: Duration.seconds(1), // gather bursts: a key changed N times costs one reconcile
+          bisectBatchOnError: true,
+          reportBatchItemFailures: true, // handleStreamBatch reports failed keys' sequence numbers
+          retryAttempts: 10,
+          onFailure: new SqsDlq(this.deadLetters),
+          filters: patterns.map((pattern) => ({ pattern })),
+        }),
+      );
+      everyMinute.addTarget(new LambdaFunction(fn));
+      return fn;
+    };
+    this.schedulerFunction = loop('Scheduler', '../lambdas/scheduler/lambda.ts', streamFilterPatterns(createScheduler()));
+    this.controllerFunction = loop('ControllerManager', '../lambdas/controllers/lambda.ts', streamFilterPatterns(...controllers));
   }
 }
 

@@ -34,7 +34,14 @@ beforeAll(() => {
   const stack = new SkiffStack(app, 'SkiffStack');
   template = Template.fromStack(stack);
   [tableId] = onlyResource(template, 'AWS::DynamoDB::GlobalTable');
-  [fnId, fn] = onlyResource(template, 'AWS::Lambda::Function');
+  // Three functions: the apiserver, the scheduler and the controller manager.
+  const fns = Object.entries(template.findResources('AWS::Lambda::Function'));
+  expect(fns.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+    'ClusterApiServer',
+    'ClusterControllerManager',
+    'ClusterScheduler',
+  ]);
+  [fnId, fn] = fns.find(([id]) => id.startsWith('ClusterApiServer'))!;
 });
 
 afterAll(() => {
@@ -167,9 +174,8 @@ describe('IAM', () => {
   });
 
   it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group', () => {
-    const logGroups = Object.keys(template.findResources('AWS::Logs::LogGroup'));
-    expect(logGroups).toHaveLength(1);
-    expect(fn.Properties.LoggingConfig?.LogGroup).toEqual({ Ref: logGroups[0] });
+    const logGroups = [fn.Properties.LoggingConfig?.LogGroup?.Ref as string];
+    expect(Object.keys(template.findResources('AWS::Logs::LogGroup'))).toContain(logGroups[0]);
     for (const s of roleStatements()) {
       for (const a of list<string>(s.Action)) expect(a).not.toMatch(/\*$/);
       for (const r of list(s.Resource)) {
@@ -179,6 +185,40 @@ describe('IAM', () => {
         if (onLogGroup) expect(list(s.Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
       }
     }
+  });
+});
+
+describe('control loops', () => {
+  const mappings = () => Object.values(template.findResources('AWS::Lambda::EventSourceMapping')) as Json[];
+
+  it('the scheduler and the controller manager read the table stream, filtered to their kinds, with partial batch failures', () => {
+    const m = mappings();
+    expect(m).toHaveLength(2);
+    for (const e of m) {
+      const p = e.Properties;
+      expect(p.EventSourceArn).toEqual({ 'Fn::GetAtt': [tableId, 'StreamArn'] });
+      expect(p.BisectBatchOnFunctionError).toBe(true);
+      expect(p.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(p.MaximumBatchingWindowInSeconds).toBe(1);
+      expect(p.DestinationConfig.OnFailure.Destination).toBeDefined();
+      expect(p.FilterCriteria.Filters).toHaveLength(1);
+    }
+    const pks = (fnPrefix: string) => {
+      const e = m.find((x) => x.Properties.FunctionName.Ref.startsWith(fnPrefix))!;
+      return JSON.parse(e.Properties.FilterCriteria.Filters[0].Pattern).dynamodb.Keys.pk.S as string[];
+    };
+    expect(pks('ClusterScheduler').sort()).toEqual(['obj#/registry/coordination.k8s.io/leases/', 'obj#/registry/core/nodes/', 'obj#/registry/core/pods/']);
+    expect(pks('ClusterControllerManager')).toEqual(
+      expect.arrayContaining(['obj#/registry/core/namespaces/', 'obj#/registry/core/replicationcontrollers/', 'obj#/registry/core/services/', 'obj#/registry/core/pods/']),
+    );
+  });
+
+  it('a rule resyncs both every minute', () => {
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as Json[];
+    expect(rules).toHaveLength(1);
+    expect(rules[0].Properties.ScheduleExpression).toBe('rate(1 minute)');
+    const targets = rules[0].Properties.Targets.map((t: Json) => t.Arn['Fn::GetAtt'][0] as string).sort();
+    expect(targets.map((t: string) => t.replace(/[0-9A-F]{8}$/, ''))).toEqual(['ClusterControllerManager', 'ClusterScheduler']);
   });
 });
 

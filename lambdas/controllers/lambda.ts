@@ -5,7 +5,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoBackend } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
-import { createControllerHandlers } from './stream.ts';
+import { createControllerHandlers, dispatchHandler } from './stream.ts';
 import type { Controller, ControllerContext } from './controller.ts';
 import { namespaceController } from './namespace.ts';
 import { replicationController } from './replication.ts';
@@ -27,3 +27,5 @@ function open(): Promise<ControllerContext> {
 const handlers = createControllerHandlers(controllers, () => (ctx ??= open()));
 export const stream = handlers.stream;
 export const resync = handlers.resync;
+/** One function for both triggers: stream batches and the one-minute resync schedule. */
+export const handler = dispatchHandler(handlers);

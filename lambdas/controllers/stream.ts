@@ -91,11 +91,19 @@ export async function resyncAll(controllers: Controller[], ctx: ControllerContex
 }
 
 /**
- * The event source mapping filter for a controller: only object items of the kinds it watches
- * (Lambda FilterCriteria patterns, one per kind), so a pod heartbeat never wakes the namespace controller.
+ * The event source mapping filter for controllers: only object items of the kinds they watch, as one
+ * Lambda FilterCriteria pattern (a mapping allows few patterns; one pattern may list many values), so a
+ * pod heartbeat never wakes the namespace controller.
  */
-export function streamFilterPatterns(c: Controller): string[] {
-  return c.watches.map((r) => JSON.stringify({ dynamodb: { Keys: { pk: { S: [`${OBJECT_PK_PREFIX}${resourcePrefix(r)}`] } } } }));
+export function streamFilterPatterns(...cs: Controller[]): string[] {
+  const pks = [...new Set(cs.flatMap((c) => c.watches.map((r) => `${OBJECT_PK_PREFIX}${resourcePrefix(r)}`)))];
+  return [JSON.stringify({ dynamodb: { Keys: { pk: { S: pks } } } })];
+}
+
+/** A Lambda entry that takes both a stream batch and the scheduled resync (an EventBridge event). */
+export function dispatchHandler(h: ReturnType<typeof createControllerHandlers>) {
+  return async (event: DynamoDBStreamEvent | { source?: string }): Promise<DynamoDBBatchResponse | void> =>
+    'Records' in event && Array.isArray(event.Records) ? h.stream(event) : h.resync();
 }
 
 /** Builds the two Lambda handlers for a set of controllers over a context made once per cold start. */

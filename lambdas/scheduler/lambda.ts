@@ -5,7 +5,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoBackend } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
-import { createControllerHandlers } from '../controllers/stream.ts';
+import { createControllerHandlers, dispatchHandler } from '../controllers/stream.ts';
 import type { ControllerContext } from '../controllers/controller.ts';
 import { createScheduler } from './scheduler.ts';
 
@@ -18,6 +18,9 @@ function open(): Promise<ControllerContext> {
   return Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client, tableName }) }).controllerContext());
 }
 
-const handlers = createControllerHandlers([createScheduler()], () => (ctx ??= open()));
+export const scheduler = createScheduler();
+const handlers = createControllerHandlers([scheduler], () => (ctx ??= open()));
 export const stream = handlers.stream;
 export const resync = handlers.resync;
+/** One function for both triggers: stream batches and the one-minute resync schedule. */
+export const handler = dispatchHandler(handlers);
