@@ -3,6 +3,7 @@
 // controller, with requeue on pending work or error, plus a periodic full resync. In the cloud the same
 // Controller objects are driven from DynamoDB stream batches instead.
 
+import { setMaxListeners } from 'node:events';
 import type { Controller, ControllerContext } from '../controllers/controller.ts';
 
 export interface ControllerRunner {
@@ -12,6 +13,8 @@ export interface ControllerRunner {
 export function runControllers(ctx: ControllerContext, controllers: Controller[], opts: { resyncMs?: number } = {}): ControllerRunner {
   const { registry } = ctx;
   const ctl = new AbortController();
+  // Every watch and wait listens on this one signal: dozens of listeners are expected, not a leak.
+  setMaxListeners(1000, ctl.signal);
   const tasks: Promise<void>[] = [];
   for (const c of controllers) {
     const queue = new Set<string>();
@@ -20,10 +23,17 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
       queue.add(k);
       wake?.();
     };
+    // Waits that end early on stop; each removes its abort listener when done, so a long-running
+    // cluster does not pile them up.
     const sleep = (ms: number) =>
       new Promise<void>((r) => {
-        const t = setTimeout(r, ms);
-        ctl.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+        const done = () => {
+          clearTimeout(t);
+          ctl.signal.removeEventListener('abort', done);
+          r();
+        };
+        const t = setTimeout(done, ms);
+        ctl.signal.addEventListener('abort', done, { once: true });
       });
     // Feed: one watch per resource the controller listens to, restarted if it ends.
     for (const res of c.watches) {
@@ -64,8 +74,12 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
           const next = queue.values().next();
           if (next.done) {
             await new Promise<void>((r) => {
-              wake = r;
-              ctl.signal.addEventListener('abort', () => r(), { once: true });
+              const done = () => {
+                ctl.signal.removeEventListener('abort', done);
+                r();
+              };
+              wake = done;
+              ctl.signal.addEventListener('abort', done, { once: true });
             });
             wake = undefined;
             continue;
