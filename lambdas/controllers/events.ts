@@ -29,16 +29,7 @@ export async function recordEvent(registry: Registry, about: KubeObject, e: Even
   const digest = createHash('sha256').update(`${m.uid}\0${e.reason}\0${e.message}\0${e.component}`).digest('hex').slice(0, 16);
   const name = `${m.name}.${digest}`;
   const t = now();
-  try {
-    await registry.guaranteedUpdate(events, namespace, name, undefined, {}, (cur) => ({
-      ...cur,
-      count: (cur.count ?? 1) + 1,
-      lastTimestamp: t,
-    }));
-    return;
-  } catch (err) {
-    if (!(err instanceof ApiError && err.code === 404)) throw err;
-  }
+  // Most events are new: try the create first (one write), and count a repeat on AlreadyExists.
   try {
     await registry.create(events, namespace, {
       apiVersion: 'v1',
@@ -62,8 +53,18 @@ export async function recordEvent(registry: Registry, about: KubeObject, e: Even
       lastTimestamp: t,
       count: 1,
     });
+    return;
   } catch (err) {
-    // Two recorders raced to create the same Event: the other one counted it.
     if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+  }
+  try {
+    await registry.guaranteedUpdate(events, namespace, name, undefined, {}, (cur) => ({
+      ...cur,
+      count: (cur.count ?? 1) + 1,
+      lastTimestamp: t,
+    }));
+  } catch (err) {
+    // Deleted (or expired) between the two calls: the occurrence was already recorded once.
+    if (!(err instanceof ApiError && err.code === 404)) throw err;
   }
 }
