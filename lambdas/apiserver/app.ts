@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
-import { apiVersionOf, findResource, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, findResource, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
 import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
@@ -261,8 +261,8 @@ export class ApiServer {
       }
       case 'delete': {
         const opts = deleteOptions(req);
-        const { object, deleted } = await reg.delete(res, ns, name!, { ...opts, dryRun });
-        if (deleted) return jsonResponse(200, object);
+        // Gone now or pending (finalizers, graceful pod deletion): 200 with the object either way.
+        const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun });
         return jsonResponse(200, object);
       }
       case 'deletecollection': {
@@ -599,4 +599,3 @@ export function errorResponse(e: unknown): ApiResponse {
   return jsonResponse(500, err.status);
 }
 
-export { RESOURCES };

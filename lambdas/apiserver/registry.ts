@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors } from '../machinery/status.ts';
-import { apiVersionOf, findResource, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
 import { applyDefaults } from '../machinery/defaulting.ts';
@@ -543,4 +543,3 @@ function gracefulPeriod(res: ResourceInfo, obj: KubeObject, requested: number | 
   return Math.max(0, g);
 }
 
-export { findResource };

@@ -30,9 +30,8 @@ export const namespaceController: Controller = {
     let remaining = 0;
     for (const res of RESOURCES) {
       if (!res.namespaced || !res.verbs.includes('delete')) continue;
-      const left = await registry.deleteCollection(res, name, {}, { propagationPolicy: 'Background' });
-      // deleteCollection returns what it deleted or marked; anything still present is counted below.
-      void left;
+      // Deletes or marks everything; what is still present (finalizers, graceful pods) is counted below.
+      await registry.deleteCollection(res, name, {}, { propagationPolicy: 'Background' });
       remaining += (await registry.list(res, name, { limit: 1 })).items.length;
     }
     if (remaining > 0) return { requeueAfterMs: 1000 };
