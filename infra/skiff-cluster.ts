@@ -86,35 +86,9 @@ export class SkiffCluster extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
-    // Our own log group and role, so the function's permissions are exactly: write its own logs, read/write
-    // its own table. (The default role would attach AWSLambdaBasicExecutionRole, whose logs actions are on "*".)
-    const logGroup = new LogGroup(this, 'ApiLogs', {
-      retention: RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
+    this.apiFunction = this.skiffFunction('ApiServer', 'Api', '../lambdas/apiserver/lambda.ts', Duration.minutes(15), {
+      SKIFF_MAX_WATCH_SECONDS: String(MAX_WATCH_SECONDS),
     });
-    const role = new Role(this, 'ApiRole', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
-    logGroup.grantWrite(role); // logs:CreateLogStream, logs:PutLogEvents on this log group only
-
-    this.apiFunction = new NodejsFunction(this, 'ApiServer', {
-      entry: fileURLToPath(new URL('../lambdas/apiserver/lambda.ts', import.meta.url)),
-      handler: 'handler',
-      projectRoot: repoRoot,
-      depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),
-      runtime: Runtime.NODEJS_24_X,
-      architecture: Architecture.ARM_64,
-      memorySize: 512,
-      timeout: Duration.minutes(15),
-      role,
-      logGroup,
-      environment: {
-        SKIFF_TABLE: this.table.tableName,
-        SKIFF_MAX_WATCH_SECONDS: String(MAX_WATCH_SECONDS),
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-      bundling,
-    });
-
-    this.table.grantReadWriteData(this.apiFunction);
 
     // Auth NONE is deliberate: the apiserver authenticates every request itself (bearer tokens,
     // lambdas/apiserver/auth.ts), as a Kubernetes apiserver does. IAM auth would require SigV4-signing
@@ -128,24 +102,7 @@ export class SkiffCluster extends Construct {
     this.deadLetters = new Queue(this, 'StreamDeadLetters', { retentionPeriod: Duration.days(14), enforceSSL: true });
     const everyMinute = new Rule(this, 'Resync', { schedule: Schedule.rate(Duration.minutes(1)) });
     const loop = (id: string, entry: string, patterns: string[]) => {
-      const logs = new LogGroup(this, `${id}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
-      const fnRole = new Role(this, `${id}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
-      logs.grantWrite(fnRole);
-      const fn = new NodejsFunction(this, id, {
-        entry: fileURLToPath(new URL(entry, import.meta.url)),
-        handler: 'handler',
-        projectRoot: repoRoot,
-        depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),
-        runtime: Runtime.NODEJS_24_X,
-        architecture: Architecture.ARM_64,
-        memorySize: 512,
-        timeout: Duration.minutes(5),
-        role: fnRole,
-        logGroup: logs,
-        environment: { SKIFF_TABLE: this.table.tableName, NODE_OPTIONS: '--enable-source-maps' },
-        bundling,
-      });
-      this.table.grantReadWriteData(fn);
+      const fn = this.skiffFunction(id, id, entry, Duration.minutes(5));
       fn.addEventSource(
         new DynamoEventSource(this.table, {
           startingPosition: StartingPosition.LATEST,
@@ -163,6 +120,33 @@ export class SkiffCluster extends Construct {
     };
     this.schedulerFunction = loop('Scheduler', '../lambdas/scheduler/lambda.ts', streamFilterPatterns(createScheduler()));
     this.controllerFunction = loop('ControllerManager', '../lambdas/controllers/lambda.ts', streamFilterPatterns(...controllers));
+  }
+
+  /**
+   * A Skiff Lambda with its own log group and role, so its permissions are exactly: write its own logs,
+   * read/write the cluster's table. (The default role would attach AWSLambdaBasicExecutionRole, whose
+   * logs actions are on "*".) `prefix` names the log group and role (`<prefix>Logs`, `<prefix>Role`).
+   */
+  private skiffFunction(id: string, prefix: string, entry: string, timeout: Duration, env: Record<string, string> = {}): NodejsFunction {
+    const logGroup = new LogGroup(this, `${prefix}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+    const role = new Role(this, `${prefix}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    logGroup.grantWrite(role); // logs:CreateLogStream, logs:PutLogEvents on this log group only
+    const fn = new NodejsFunction(this, id, {
+      entry: fileURLToPath(new URL(entry, import.meta.url)),
+      handler: 'handler',
+      projectRoot: repoRoot,
+      depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: 512,
+      timeout,
+      role,
+      logGroup,
+      environment: { SKIFF_TABLE: this.table.tableName, ...env, NODE_OPTIONS: '--enable-source-maps' },
+      bundling,
+    });
+    this.table.grantReadWriteData(fn);
+    return fn;
   }
 }
 

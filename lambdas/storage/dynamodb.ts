@@ -36,7 +36,7 @@ import {
   UpdateTimeToLiveCommand,
   type AttributeValue,
   type CancellationReason,
-  type DynamoDBClient,
+  DynamoDBClient,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
 import {
@@ -624,4 +624,12 @@ export const OBJECT_PK_PREFIX = 'obj#';
 export function objectFromImage(image: Record<string, AttributeValue> | undefined): KeyValue | undefined {
   if (!image?.pk?.S?.startsWith(OBJECT_PK_PREFIX) || image.sk?.S === undefined || image.value?.S === undefined) return undefined;
   return objectKv(fullKey(image), image);
+}
+
+/** The backend a Lambda function uses: the table named by SKIFF_TABLE (endpoint override for emulators). */
+export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): DynamoBackend {
+  const tableName = env.SKIFF_TABLE;
+  if (!tableName) throw new Error('SKIFF_TABLE is not set');
+  const endpoint = env.SKIFF_DYNAMODB_ENDPOINT;
+  return new DynamoBackend({ client: new DynamoDBClient(endpoint ? { endpoint } : {}), tableName });
 }
