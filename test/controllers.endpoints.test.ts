@@ -2,10 +2,7 @@
 // pod IP changes, named targetPorts, selector changes, service deletion, user-managed Endpoints of
 // selectorless services, and at-least-once delivery (duplicated, redelivered, batched events).
 
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
@@ -13,35 +10,14 @@ import { endpointsController as epc, MANAGED_BY_LABEL } from '../lambdas/control
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
-import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { testBackends } from './support/backends.ts';
 
 const svcRes = findResource('', 'v1', 'services')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const epRes = findResource('', 'v1', 'endpoints')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 
-const ddb = await dynamoTestEndpoint();
-afterAll(async () => {
-  await ddb?.stop();
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'skiff-ep-'));
-let fileNo = 0;
-const backends: [string, () => Promise<Backend>, boolean][] = [
-  ['SQLite', async () => new SqliteBackend(join(dir, `s${fileNo++}.db`)), true],
-  [
-    'DynamoDB',
-    async () => {
-      const tableName = uniqueTableName('skiff-ep');
-      await ensureTable(ddb!.client, tableName);
-      return new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
-    },
-    !!ddb,
-  ],
-];
-if (!ddb) console.warn('controllers.endpoints: no DynamoDB endpoint, DynamoDB suite SKIPPED');
+const backends = await testBackends('ep');
 
 async function newCtx(backend: Backend): Promise<ControllerContext> {
   const ctx = new ApiServer({ backend }).controllerContext();

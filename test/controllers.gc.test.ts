@@ -4,9 +4,6 @@
 // local cluster running the replication controller and the garbage collector.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { garbageCollector as gc } from '../lambdas/controllers/garbagecollector.ts';
@@ -15,9 +12,7 @@ import { runControllers, type ControllerRunner } from '../lambdas/local/controll
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
-import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { testBackends } from './support/backends.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 
 const rcs = findResource('', 'v1', 'replicationcontrollers')!;
@@ -25,26 +20,7 @@ const podsRes = findResource('', 'v1', 'pods')!;
 const cmRes = findResource('', 'v1', 'configmaps')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 
-const ddb = await dynamoTestEndpoint();
-afterAll(async () => {
-  await ddb?.stop();
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'skiff-gc-'));
-let fileNo = 0;
-const backends: [string, () => Promise<Backend>, boolean][] = [
-  ['SQLite', async () => new SqliteBackend(join(dir, `s${fileNo++}.db`)), true],
-  [
-    'DynamoDB',
-    async () => {
-      const tableName = uniqueTableName('skiff-gc');
-      await ensureTable(ddb!.client, tableName);
-      return new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
-    },
-    !!ddb,
-  ],
-];
-if (!ddb) console.warn('controllers.gc: no DynamoDB endpoint, DynamoDB suite SKIPPED');
+const backends = await testBackends('gc');
 
 async function newCtx(b: Backend): Promise<ControllerContext> {
   const ctx = new ApiServer({ backend: b }).controllerContext();

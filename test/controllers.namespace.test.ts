@@ -1,41 +1,17 @@
 // The namespace controller on both backends: a deleted namespace is emptied, then removed, whether its
 // events arrive once, twice, out of order or all in one batch; a held object keeps it Terminating.
 
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
-import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { namespaceController } from '../lambdas/controllers/namespace.ts';
 import type { ChangeEvent } from '../lambdas/controllers/controller.ts';
-import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
-
-const ddb = await dynamoTestEndpoint();
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  await ddb?.stop();
-});
+import { testBackends } from './support/backends.ts';
 
 const namespaces = findResource('', 'v1', 'namespaces')!;
 const configmaps = findResource('', 'v1', 'configmaps')!;
-
-const backends: [string, boolean, () => Promise<Backend>][] = [
-  ['SQLite', false, async () => {
-    const d = mkdtempSync(join(tmpdir(), 'skiff-ns-'));
-    dirs.push(d);
-    return new SqliteBackend(join(d, 'skiff.db'));
-  }],
-  ['DynamoDB', !ddb, async () => {
-    const tableName = uniqueTableName('skiff-ns');
-    await ensureTable(ddb!.client, tableName);
-    return new DynamoBackend({ client: ddb!.client, tableName });
-  }],
-];
+const backends = await testBackends('ns');
 
 /** Runs the deletion with the given delivery of events; returns what is left. */
 async function run(make: () => Promise<Backend>, deliver: (evs: ChangeEvent[]) => ChangeEvent[]) {
@@ -66,8 +42,8 @@ async function run(make: () => Promise<Backend>, deliver: (evs: ChangeEvent[]) =
   return { whileHeld, leftWhileHeld, gone, quiet };
 }
 
-for (const [name, skip, make] of backends) {
-  describe.skipIf(skip)(`namespace controller on ${name}`, () => {
+for (const [name, make, enabled] of backends) {
+  describe.skipIf(!enabled)(`namespace controller on ${name}`, () => {
     it('empties then removes a deleted namespace, the same for clean, duplicated, reversed and batched delivery', async () => {
       const clean = await run(make, (e) => e);
       expect(clean).toEqual({ whileHeld: 'Terminating', leftWhileHeld: ['held'], gone: true, quiet: true });

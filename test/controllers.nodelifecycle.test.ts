@@ -3,10 +3,7 @@
 // toleration (added by the DefaultTolerationSeconds admission plugin) runs out and not before; pods
 // tolerating it forever stay; a renewed lease removes the taint. Also the admission plugin itself.
 
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { namespaceLifecycle } from '../lambdas/apiserver/admission.ts';
 import { defaultTolerationSeconds } from '../lambdas/apiserver/admission-tolerations.ts';
@@ -15,9 +12,7 @@ import { createNodeLifecycleController, NODE_LEASE_NAMESPACE, UNREACHABLE_TAINT 
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
-import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { testBackends } from './support/backends.ts';
 
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
@@ -25,26 +20,7 @@ const podsRes = findResource('', 'v1', 'pods')!;
 const eventsRes = findResource('', 'v1', 'events')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 
-const ddb = await dynamoTestEndpoint();
-afterAll(async () => {
-  await ddb?.stop();
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'skiff-nlc-'));
-let fileNo = 0;
-const backends: [string, () => Promise<Backend>, boolean][] = [
-  ['SQLite', async () => new SqliteBackend(join(dir, `s${fileNo++}.db`)), true],
-  [
-    'DynamoDB',
-    async () => {
-      const tableName = uniqueTableName('skiff-nlc');
-      await ensureTable(ddb!.client, tableName);
-      return new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
-    },
-    !!ddb,
-  ],
-];
-if (!ddb) console.warn('controllers.nodelifecycle: no DynamoDB endpoint, DynamoDB suite SKIPPED');
+const backends = await testBackends('nlc');
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 

@@ -2,52 +2,21 @@
 // replacement, adoption and release, status and events; at-least-once delivery (duplicated, redelivered,
 // batched events) reaching the clean-delivery state; and two racing instances never over-creating.
 
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { replicationController as rcc, slotName } from '../lambdas/controllers/replication.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
-import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { testStores } from './support/backends.ts';
 
 const rcs = findResource('', 'v1', 'replicationcontrollers')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const eventsRes = findResource('', 'v1', 'events')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 
-const ddb = await dynamoTestEndpoint();
-afterAll(async () => {
-  await ddb?.stop();
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'skiff-rc-'));
-let fileNo = 0;
-const backends: [string, () => Promise<() => Backend>, boolean][] = [
-  [
-    'SQLite',
-    async () => {
-      const file = join(dir, `s${fileNo++}.db`);
-      return () => new SqliteBackend(file);
-    },
-    true,
-  ],
-  [
-    'DynamoDB',
-    async () => {
-      const tableName = uniqueTableName('skiff-rc');
-      await ensureTable(ddb!.client, tableName);
-      return () => new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
-    },
-    !!ddb,
-  ],
-];
-if (!ddb) console.warn('controllers.replication: no DynamoDB endpoint, DynamoDB suite SKIPPED');
+const backends = await testStores('rc');
 
 async function newCtx(open: () => Backend): Promise<ControllerContext> {
   const api = new ApiServer({ backend: open() });

@@ -2,46 +2,22 @@
 // renew their Leases, report pods bound to them Running with per-node IPs, finish graceful deletion,
 // and once stopped the node lifecycle controller sees their leases expire.
 
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ControllerContext } from '../lambdas/controllers/controller.ts';
 import { createNodeLifecycleController, UNREACHABLE_TAINT } from '../lambdas/controllers/nodelifecycle.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
-import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { startHollowNodes } from '../node-agent/hollow.ts';
-import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { testBackends } from './support/backends.ts';
 
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 
-const ddb = await dynamoTestEndpoint();
-afterAll(async () => {
-  await ddb?.stop();
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'skiff-hollow-'));
-let fileNo = 0;
-const backends: [string, () => Promise<Backend>, boolean][] = [
-  ['SQLite', async () => new SqliteBackend(join(dir, `s${fileNo++}.db`)), true],
-  [
-    'DynamoDB',
-    async () => {
-      const tableName = uniqueTableName('skiff-hollow');
-      await ensureTable(ddb!.client, tableName);
-      return new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
-    },
-    !!ddb,
-  ],
-];
-if (!ddb) console.warn('hollow: no DynamoDB endpoint, DynamoDB suite SKIPPED');
+const backends = await testBackends('hollow');
 
 async function newCtx(backend: Backend): Promise<ControllerContext> {
   const ctx = new ApiServer({ backend }).controllerContext();
