@@ -511,6 +511,36 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     expect(update!.prevKv).toEqual({ key: k, value: big1, createRevision: 1, modRevision: 1 });
   });
 
+  it('a list at the current revision stays at it when a write lands while the Query runs', async () => {
+    // The paged-list race CI once hit: page 2 asked for revision R while R was still the newest; a write
+    // committed during its Query; the page must still be the state at R, and say so.
+    const tableName = uniqueTableName();
+    await ensureTable(ddb!.client, tableName);
+    const writer = track(new DynamoBackend({ client: ddb!.newClient(), tableName }));
+    for (const n of ['a', 'b']) await writer.create(`${PODS}ns/${n}`, `${n}0`);
+    const client = ddb!.newClient();
+    let writeDuringQuery = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (writeDuringQuery && context.commandName === 'QueryCommand') {
+          writeDuringQuery = false;
+          await writer.update(`${PODS}ns/b`, 'b1', (await writer.get(`${PODS}ns/b`))!.modRevision);
+        }
+        return out;
+      },
+      { step: 'initialize' },
+    );
+    const b = track(new DynamoBackend({ client, tableName }));
+    const rev = await b.currentRevision();
+    writeDuringQuery = true;
+    const page = await b.list(PODS, { startAfter: `${PODS}ns/a`, revision: rev });
+    expect(writeDuringQuery).toBe(false); // the write did happen during the list
+    expect(page.revision).toBe(rev);
+    expect(page.kvs.map((kv) => kv.value)).toEqual(['b0']);
+    expect((await b.list(PODS)).kvs.map((kv) => kv.value)).toEqual(['a0', 'b1']);
+  });
+
   it('list prefixes must name a collection: /{a}/{b}/{c}/', async () => {
     const { backend: b } = await dynamo.fresh();
     await expect(b.list('/registry/core/')).rejects.toThrow(/must start with/);

@@ -121,10 +121,12 @@ export class DynamoBackend implements Backend {
     const { pk, rest } = splitKey(prefix, true);
     const limit = opts.limit || 0;
     let rev = await this.currentRevision();
-    const target = opts.revision !== undefined && opts.revision < rev ? opts.revision : undefined;
-    // For a list at an older revision: the log entries in (target, rev], to undo over the current state.
+    // A list at a given revision (a later page of a paged list) is the state at exactly that revision, even
+    // when it is the newest now: writes committed while the Query runs move `rev` on and are undone below.
+    const target = opts.revision !== undefined && opts.revision <= rev ? opts.revision : undefined;
+    // The log entries in (target, rev], to undo over the current state.
     const undo: LogEntry[] = [];
-    if (target !== undefined) {
+    if (target !== undefined && target < rev) {
       await this.assertListable(prefix, target, rev);
       undo.push(...(await this.readLog(prefix, target, rev)));
     }
