@@ -19,7 +19,7 @@ await build({
   entryPoints: { skiff: 'lambdas/local/cli.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
-  external: ['better-sqlite3', '@aws-sdk/*'],
+  external: ['better-sqlite3', '@aws-sdk/*', 'dockerode'], // dockerode: ssh2's optional native parts
   banner: { js: '#!/usr/bin/env node\n' + common.banner.js },
 });
 chmodSync('dist/skiff.mjs', 0o755);
