@@ -2,8 +2,11 @@
 // objects, renew their Leases and report the pods bound to them Running, but run no containers at all.
 // Each node carries the label and annotation skiff.io/hollow=true so nothing mistakes it for the real
 // runtime. Heartbeats are one timer for all nodes; pods are followed with one watch on all pods.
+// They run in-process on the registry (`skiff up --hollow-nodes`, benchmarks) or as API clients over
+// HTTPS (`skiff agent --hollow N`), through the small HollowApi below.
 
 import type { Registry } from '../lambdas/apiserver/registry.ts';
+import type { KubeClient } from './kube-client.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -14,9 +17,100 @@ const podsRes = findResource('', 'v1', 'pods')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 const LEASE_NS = 'kube-node-lease';
 
+/** What hollow nodes need of the API. */
+interface HollowApi {
+  createNamespace(name: string): Promise<void>; // AlreadyExists is fine
+  /** Creates the node, or replaces the status of an existing one. */
+  upsertNode(node: KubeObject): Promise<void>;
+  renewLease(name: string, spec: Record<string, unknown>): Promise<void>;
+  watchPods(signal: AbortSignal): AsyncIterable<{ type: string; object: KubeObject }>;
+  /** Sets the pod's status unless `skip(current)` says it is done already; 404 is fine. */
+  setPodStatus(pod: KubeObject, skip: (cur: KubeObject) => boolean, status: (cur: KubeObject) => Record<string, unknown>): Promise<void>;
+  /** Deletes with grace 0 (as the kubelet does when containers are gone); 404/409 are fine. */
+  finishDeletion(pod: KubeObject): Promise<void>;
+}
+
+const ignore = (codes: number[]) => (e: unknown) => {
+  if (!(e instanceof ApiError && (codes.includes(e.code) || (codes.includes(409) && e.reason === 'AlreadyExists')))) throw e;
+};
+
+function registryApi(registry: Registry): HollowApi {
+  return {
+    createNamespace: (name) => registry.create(nsRes, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }).then(() => {}, ignore([409])),
+    async upsertNode(node) {
+      try {
+        await registry.create(nodesRes, undefined, node);
+      } catch (e) {
+        ignore([409])(e);
+        await registry.guaranteedUpdate(nodesRes, undefined, node.metadata.name!, undefined, { subresource: 'status' }, (cur) => ({ ...cur, status: node.status }));
+      }
+    },
+    async renewLease(name, spec) {
+      try {
+        await registry.guaranteedUpdate(leasesRes, LEASE_NS, name, undefined, {}, (cur) => ({ ...cur, spec: { ...cur.spec, ...spec } }));
+      } catch (e) {
+        ignore([404])(e);
+        await registry.create(leasesRes, LEASE_NS, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: LEASE_NS }, spec }).catch(ignore([409]));
+      }
+    },
+    watchPods: (signal) => registry.watch(podsRes, undefined, {}, signal) as AsyncIterable<{ type: string; object: KubeObject }>,
+    setPodStatus: (pod, skip, status) =>
+      registry
+        .guaranteedUpdate(podsRes, pod.metadata.namespace, pod.metadata.name!, undefined, { subresource: 'status' }, (cur) =>
+          cur.metadata.uid !== pod.metadata.uid || skip(cur) ? cur : { ...cur, status: status(cur) },
+        )
+        .then(() => {}, ignore([404])),
+    finishDeletion: (pod) =>
+      registry
+        .delete(podsRes, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } })
+        .then(() => {}, ignore([404, 409])),
+  };
+}
+
+function kubeApi(kube: KubeClient): HollowApi {
+  const podPath = (p: KubeObject) => `/api/v1/namespaces/${encodeURIComponent(p.metadata.namespace!)}/pods/${encodeURIComponent(p.metadata.name!)}`;
+  return {
+    createNamespace: (name) => kube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }).then(() => {}, ignore([409])),
+    async upsertNode(node) {
+      try {
+        await kube.create('/api/v1/nodes', node);
+      } catch (e) {
+        ignore([409])(e);
+        const path = `/api/v1/nodes/${encodeURIComponent(node.metadata.name!)}`;
+        await kube.update(`${path}/status`, { ...(await kube.get(path)), status: node.status });
+      }
+    },
+    async renewLease(name, spec) {
+      const path = `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NS}/leases`;
+      try {
+        await kube.patch(`${path}/${encodeURIComponent(name)}`, { spec }, 'merge');
+      } catch (e) {
+        ignore([404])(e);
+        await kube.create(path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: LEASE_NS }, spec }).catch(ignore([409]));
+      }
+    },
+    async *watchPods(signal) {
+      const list = await kube.get<{ items: KubeObject[]; metadata: { resourceVersion: string } }>('/api/v1/pods');
+      for (const object of list.items) yield { type: 'ADDED', object };
+      yield* kube.watch('/api/v1/pods', list.metadata.resourceVersion, signal);
+    },
+    async setPodStatus(pod, skip, status) {
+      // Optimistic: a conflict means a newer version exists, whose own event comes next.
+      if (skip(pod)) return;
+      await kube.update(`${podPath(pod)}/status`, { ...pod, status: status(pod) }).then(() => {}, ignore([404, 409]));
+    },
+    finishDeletion: (pod) =>
+      kube
+        .delete(podPath(pod), { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } })
+        .then(() => {}, ignore([404, 409])),
+  };
+}
+
 export interface HollowNodesOptions {
   registry?: Registry;
   ctx?: { registry: Registry };
+  /** An API client instead of the registry: hollow nodes in their own process (`skiff agent --hollow`). */
+  kube?: KubeClient;
   count: number;
   namePrefix?: string;
   cpu?: string;
@@ -46,7 +140,8 @@ function nodeCidrBase(i: number): string {
 
 export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNodes> {
   const registry = o.registry ?? o.ctx?.registry;
-  if (!registry) throw new Error('startHollowNodes: registry or ctx is required');
+  const api = o.kube ? kubeApi(o.kube) : registry ? registryApi(registry) : undefined;
+  if (!api) throw new Error('startHollowNodes: registry, ctx or kube is required');
   const prefix = o.namePrefix ?? 'hollow-node-';
   const now = o.now ?? (() => new Date());
   const names = Array.from({ length: o.count }, (_, i) => `${prefix}${i}`);
@@ -54,11 +149,7 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
   const nextHost = new Map(names.map((n) => [n, 2]));
   const stopped = new Set<string>();
 
-  try {
-    await registry.create(nsRes, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } });
-  } catch (e) {
-    if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
-  }
+  await api.createNamespace(LEASE_NS);
 
   for (const [i, name] of names.entries()) {
     const t = rfc3339(now());
@@ -83,27 +174,10 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
         nodeInfo: { kubeletVersion: 'v1.32.0-hollow', operatingSystem: 'linux', architecture: 'amd64' },
       },
     };
-    try {
-      await registry.create(nodesRes, undefined, node);
-    } catch (e) {
-      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
-      await registry.guaranteedUpdate(nodesRes, undefined, name, undefined, { subresource: 'status' }, (cur) => ({ ...cur, status: node.status }));
-    }
+    await api.upsertNode(node);
   }
 
-  async function renew(name: string): Promise<void> {
-    const spec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: micro(now()) };
-    try {
-      await registry!.guaranteedUpdate(leasesRes, LEASE_NS, name, undefined, {}, (cur) => ({ ...cur, spec: { ...cur.spec, ...spec } }));
-    } catch (e) {
-      if (!(e instanceof ApiError && e.code === 404)) throw e;
-      try {
-        await registry!.create(leasesRes, LEASE_NS, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: LEASE_NS }, spec });
-      } catch (e2) {
-        if (!(e2 instanceof ApiError && e2.reason === 'AlreadyExists')) throw e2;
-      }
-    }
-  }
+  const renew = (name: string) => api.renewLease(name, { holderIdentity: name, leaseDurationSeconds: 40, renewTime: micro(now()) });
   const heartbeat = async () => {
     await Promise.all(names.filter((n) => !stopped.has(n)).map((n) => renew(n).catch((e) => console.error(`hollow ${n}: lease renew failed`, e))));
   };
@@ -116,12 +190,7 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
     const m = pod.metadata;
     if (m.deletionTimestamp) {
       // As the kubelet does once containers are stopped (there are none): finish the deletion.
-      try {
-        await registry!.delete(podsRes, m.namespace, m.name!, { gracePeriodSeconds: 0, preconditions: { uid: m.uid } });
-      } catch (e) {
-        if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
-      }
-      return;
+      return api!.finishDeletion(pod);
     }
     if (pod.status?.phase === 'Running' && pod.status?.podIP) return;
     const host = nextHost.get(node)!;
@@ -129,12 +198,10 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
     const ip = `${nodeCidrBase(index.get(node)!)}.${host}`;
     const t = rfc3339(now());
     const cond = (type: string) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: t });
-    try {
-      await registry!.guaranteedUpdate(podsRes, m.namespace, m.name!, undefined, { subresource: 'status' }, (cur) => {
-        if (cur.metadata.uid !== m.uid || cur.metadata.deletionTimestamp || (cur.status?.phase === 'Running' && cur.status?.podIP)) return cur;
-        return {
-          ...cur,
-          status: {
+    await api!.setPodStatus(
+      pod,
+      (cur) => !!cur.metadata.deletionTimestamp || (cur.status?.phase === 'Running' && !!cur.status?.podIP),
+      (cur) => ({
             ...(cur.status ?? {}),
             phase: 'Running',
             hostIP: `10.63.${Math.floor(index.get(node)! / 256)}.${index.get(node)! % 256}`,
@@ -152,19 +219,15 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
               restartCount: 0,
               state: { running: { startedAt: t } },
             })),
-          },
-        };
-      });
-    } catch (e) {
-      if (!(e instanceof ApiError && e.code === 404)) throw e;
-    }
+      }),
+    );
   }
 
   const ctl = new AbortController();
   const watching = (async () => {
     while (!ctl.signal.aborted) {
       try {
-        for await (const ev of registry.watch(podsRes, undefined, {}, ctl.signal)) {
+        for await (const ev of api.watchPods(ctl.signal)) {
           if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
           await handlePod(ev.object as KubeObject).catch((e) => console.error('hollow: pod update failed', e));
         }

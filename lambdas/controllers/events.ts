@@ -1,6 +1,7 @@
 // Records core/v1 Events about objects, as client-go's EventRecorder does: one Event per
 // (object, reason, message, component), whose count and lastTimestamp grow when it happens again, so a
 // controller that repeats itself (or an event stream redelivered) does not flood the namespace.
+// Controllers write through the registry; the node agent, an API client, through an EventWriter.
 
 import { createHash } from 'node:crypto';
 import type { Registry } from '../apiserver/registry.ts';
@@ -23,7 +24,24 @@ function now(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-export async function recordEvent(registry: Registry, about: KubeObject, e: EventSpec): Promise<void> {
+/** Where events go: create one, or count one more occurrence of an existing one. */
+export interface EventWriter {
+  /** Throws ApiError AlreadyExists when the event exists. */
+  create(namespace: string, event: KubeObject): Promise<void>;
+  /** Throws ApiError NotFound when it is gone. */
+  increment(namespace: string, name: string, lastTimestamp: string): Promise<void>;
+}
+
+function registryWriter(registry: Registry): EventWriter {
+  return {
+    create: async (namespace, event) => void (await registry.create(events, namespace, event)),
+    increment: async (namespace, name, t) =>
+      void (await registry.guaranteedUpdate(events, namespace, name, undefined, {}, (cur) => ({ ...cur, count: (cur.count ?? 1) + 1, lastTimestamp: t }))),
+  };
+}
+
+export async function recordEvent(to: Registry | EventWriter, about: KubeObject, e: EventSpec): Promise<void> {
+  const w = 'increment' in to ? to : registryWriter(to);
   const m = about.metadata;
   const namespace = m.namespace || 'default';
   const digest = createHash('sha256').update(`${m.uid}\0${e.reason}\0${e.message}\0${e.component}`).digest('hex').slice(0, 16);
@@ -31,7 +49,7 @@ export async function recordEvent(registry: Registry, about: KubeObject, e: Even
   const t = now();
   // Most events are new: try the create first (one write), and count a repeat on AlreadyExists.
   try {
-    await registry.create(events, namespace, {
+    await w.create(namespace, {
       apiVersion: 'v1',
       kind: 'Event',
       metadata: { name, namespace },
@@ -58,11 +76,7 @@ export async function recordEvent(registry: Registry, about: KubeObject, e: Even
     if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
   }
   try {
-    await registry.guaranteedUpdate(events, namespace, name, undefined, {}, (cur) => ({
-      ...cur,
-      count: (cur.count ?? 1) + 1,
-      lastTimestamp: t,
-    }));
+    await w.increment(namespace, name, t);
   } catch (err) {
     // Deleted (or expired) between the two calls: the occurrence was already recorded once.
     if (!(err instanceof ApiError && err.code === 404)) throw err;
