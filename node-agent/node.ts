@@ -25,6 +25,8 @@ export interface NodeIdentity {
   pods: number;
   extraLabels?: Record<string, string>;
   podCIDR?: string;
+  /** Whether the container runtime answers (Ready is False while it does not, as kubelet reports). */
+  runtimeUp?: () => Promise<boolean>;
 }
 
 const micro = (d: Date) => d.toISOString().replace(/Z$/, '000Z');
@@ -149,10 +151,11 @@ export class NodeStatusReporter {
   async writeStatus(force: boolean): Promise<void> {
     const now = this.now();
     const current = await this.kube.get(this.path);
-    const conds = this.conditions();
+    const conds = this.conditions(this.id.runtimeUp ? await this.id.runtimeUp() : true);
     const key = JSON.stringify(conds.map((c) => [c.type, c.status, c.reason]));
     const old: any[] = current.status?.conditions ?? [];
-    const overridden = old.find((c) => c.type === 'Ready')?.status !== 'True'; // e.g. Unknown, set by the lifecycle controller
+    // The lifecycle controller may have set Ready=Unknown (a late lease): a heartbeat puts it right.
+    const overridden = old.find((c) => c.type === 'Ready')?.status !== conds.find((c) => c.type === 'Ready')!.status;
     if (!force && !overridden && key === this.lastConditions && now.getTime() - this.lastWrite < 5 * 60_000) return;
     const t = rfc3339(now);
     const conditions = conds.map((c) => {
@@ -194,7 +197,7 @@ export class NodeStatusReporter {
     }
   }
 
-  private conditions(): { type: string; status: string; reason: string; message: string }[] {
+  private conditions(runtimeUp: boolean): { type: string; status: string; reason: string; message: string }[] {
     const memFree = os.freemem() / os.totalmem();
     let diskFree = 1;
     try {
@@ -223,7 +226,9 @@ export class NodeStatusReporter {
       c('MemoryPressure', memPressure, 'Memory'),
       { ...c('DiskPressure', diskFree < 0.1, 'Disk'), ...(diskFree < 0.1 ? {} : { reason: 'KubeletHasNoDiskPressure', message: 'kubelet has no disk pressure' }) },
       c('PIDPressure', pidsUsed > 0.9, 'PID'),
-      { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'skiff agent is posting ready status' },
+      runtimeUp
+        ? { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'skiff agent is posting ready status' }
+        : { type: 'Ready', status: 'False', reason: 'KubeletNotReady', message: 'container runtime is down: the Docker Engine does not answer' },
     ];
   }
 }

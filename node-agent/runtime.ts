@@ -39,8 +39,11 @@ export interface RunRecord {
   oomKilled: boolean;
   error: string;
   createdAt: string;
-  startedAt?: string; // RFC 3339, when it has started
+  startedAt?: string; // RFC 3339 (seconds), when it has started, for the API
   finishedAt?: string;
+  /** The same instants in ms, full precision (back-off is timed from these). */
+  startedMs?: number;
+  finishedMs?: number;
   image: string;
   imageID: string;
   ip?: string; // the pause container's address in the pod network
@@ -231,6 +234,8 @@ function toRecord(i: ContainerInspectInfo): RunRecord {
     createdAt: rfc3339(i.Created) ?? ZERO_TIME,
     startedAt: rfc3339(s.StartedAt),
     finishedAt: rfc3339(s.FinishedAt),
+    startedMs: rfc3339(s.StartedAt) ? Date.parse(s.StartedAt) : undefined,
+    finishedMs: rfc3339(s.FinishedAt) ? Date.parse(s.FinishedAt) : undefined,
     image: i.Config.Image,
     imageID: i.Image,
     ip,
