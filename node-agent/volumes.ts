@@ -1,0 +1,340 @@
+// Pod volumes on the node's filesystem, and the Docker binds that mount them into containers: the parts
+// of kubelet's volume manager a Docker node needs. Every pod's volumes live under its directory,
+// <podDir>/volumes/<type>/<name>; hostPath volumes are the host path itself.
+//
+// ConfigMap, Secret, downwardAPI and projected volumes are written as kubelet's AtomicWriter
+// (pkg/volume/util/atomic_writer.go) writes them: the files go into a fresh timestamped directory
+// `..2026_11_28_19_00_00.NNN`, the symlink `..data` is swapped to it with one rename, and each visible
+// top-level name is a symlink into `..data`. A running container (bind-mounted the volume directory)
+// therefore sees a whole new version or the old one, never half of each. Rewriting happens only when
+// the content or modes differ, so calling prepareVolumes on every sync of a pod changes nothing else.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { expandArgs, fieldRefValue, resourceFieldValue } from './env.ts';
+
+export interface VolumeObjects {
+  configMaps: Map<string, KubeObject>;
+  secrets: Map<string, KubeObject>;
+}
+
+/** File projections: relative path → content and mode. */
+type Payload = Map<string, { data: Buffer; mode: number }>;
+
+/** The API's default file mode of configMap, secret, downwardAPI and projected volumes (0644). */
+const DEFAULT_MODE = 0o644;
+const SUPPORTED = 'emptyDir, configMap, secret, downwardAPI, projected, hostPath';
+
+/**
+ * Creates (or refreshes) every volume of the pod under podDir and returns volume name → host path.
+ * Throws an Error naming the volume when one cannot be set up (missing required ConfigMap/Secret/key,
+ * hostPath type mismatch, unsupported volume type); the worker reports it and retries.
+ */
+export function prepareVolumes(pod: KubeObject, podDir: string, objects: VolumeObjects): Map<string, string> {
+  const out = new Map<string, string>();
+  const root = path.resolve(podDir, 'volumes');
+  for (const v of pod.spec?.volumes ?? []) {
+    const name: string = v.name;
+    try {
+      out.set(name, prepareOne(pod, v, root, objects));
+    } catch (e) {
+      throw new Error(`volume "${name}": ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+function prepareOne(pod: KubeObject, v: Record<string, any>, root: string, objects: VolumeObjects): string {
+  const name: string = v.name;
+  if (v.emptyDir) {
+    // medium: Memory would be a tmpfs in kubelet; here it is a plain directory on the node's disk (the
+    // agent does not mount filesystems), and sizeLimit is not enforced.
+    const dir = path.join(root, 'empty-dir', name);
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.chmodSync(dir, 0o777); // as kubelet: any container user may write to an emptyDir
+    }
+    return dir;
+  }
+  if (v.hostPath) return hostPath(v.hostPath.path, v.hostPath.type ?? '');
+  if (v.configMap) {
+    const dir = path.join(root, 'configmap', name);
+    writeAtomic(dir, configMapPayload(v.configMap, objects, v.configMap.defaultMode ?? DEFAULT_MODE));
+    return dir;
+  }
+  if (v.secret) {
+    const dir = path.join(root, 'secret', name);
+    writeAtomic(dir, secretPayload(v.secret, v.secret.secretName, objects, v.secret.defaultMode ?? DEFAULT_MODE));
+    return dir;
+  }
+  if (v.downwardAPI) {
+    const dir = path.join(root, 'downward-api', name);
+    writeAtomic(dir, downwardPayload(pod, v.downwardAPI.items ?? [], v.downwardAPI.defaultMode ?? DEFAULT_MODE));
+    return dir;
+  }
+  if (v.projected) {
+    const dir = path.join(root, 'projected', name);
+    const mode = v.projected.defaultMode ?? DEFAULT_MODE;
+    const payload: Payload = new Map();
+    for (const src of v.projected.sources ?? []) {
+      let part: Payload;
+      if (src.configMap) part = configMapPayload(src.configMap, objects, mode);
+      else if (src.secret) part = secretPayload(src.secret, src.secret.name, objects, mode);
+      else if (src.downwardAPI) part = downwardPayload(pod, src.downwardAPI.items ?? [], mode);
+      else throw new Error(`projected source ${Object.keys(src).join(', ')} is not supported by Skiff's node agent (it supports configMap, secret, downwardAPI)`);
+      for (const [p, f] of part) payload.set(p, f);
+    }
+    writeAtomic(dir, payload);
+    return dir;
+  }
+  const kind = Object.keys(v).filter((k) => k !== 'name').join(', ') || 'none';
+  throw new Error(`volume type ${kind} is not supported by Skiff's node agent (it supports ${SUPPORTED})`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Payloads (kubelet's configmap.MakePayload, secret.MakePayload, downwardapi.CollectData)
+
+function configMapPayload(src: Record<string, any>, objects: VolumeObjects, defaultMode: number): Payload {
+  const cm = objects.configMaps.get(src.name);
+  const payload: Payload = new Map();
+  if (!cm) {
+    if (src.optional) return payload; // an optional, missing ConfigMap is an empty volume
+    throw new Error(`configmap "${src.name}" not found`);
+  }
+  const lookup = (key: string): Buffer | undefined =>
+    cm.data?.[key] !== undefined ? Buffer.from(cm.data[key], 'utf8') : cm.binaryData?.[key] !== undefined ? Buffer.from(cm.binaryData[key], 'base64') : undefined;
+  if (!src.items?.length) {
+    for (const k of [...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})]) payload.set(k, { data: lookup(k)!, mode: defaultMode });
+    return payload;
+  }
+  for (const item of src.items) {
+    const data = lookup(item.key);
+    if (!data) {
+      if (src.optional) continue;
+      throw new Error(`configmap references non-existent config key: ${item.key}`);
+    }
+    payload.set(item.path, { data, mode: item.mode ?? defaultMode });
+  }
+  return payload;
+}
+
+function secretPayload(src: Record<string, any>, name: string, objects: VolumeObjects, defaultMode: number): Payload {
+  const s = objects.secrets.get(name);
+  const payload: Payload = new Map();
+  if (!s) {
+    if (src.optional) return payload;
+    throw new Error(`secret "${name}" not found`);
+  }
+  const data: Record<string, string> = s.data ?? {};
+  if (!src.items?.length) {
+    for (const [k, v] of Object.entries(data)) payload.set(k, { data: Buffer.from(v, 'base64'), mode: defaultMode });
+    return payload;
+  }
+  for (const item of src.items) {
+    if (data[item.key] === undefined) {
+      if (src.optional) continue;
+      throw new Error(`references non-existent secret key: ${item.key}`);
+    }
+    payload.set(item.path, { data: Buffer.from(data[item.key]!, 'base64'), mode: item.mode ?? defaultMode });
+  }
+  return payload;
+}
+
+function downwardPayload(pod: KubeObject, items: Record<string, any>[], defaultMode: number): Payload {
+  const payload: Payload = new Map();
+  for (const item of items) {
+    let value: string;
+    if (item.fieldRef) value = fieldRefValue(pod, item.fieldRef.fieldPath, item.fieldRef.apiVersion ?? 'v1');
+    else if (item.resourceFieldRef) value = resourceFieldValue(pod, {}, item.resourceFieldRef);
+    else continue;
+    payload.set(item.path, { data: Buffer.from(value, 'utf8'), mode: item.mode ?? defaultMode });
+  }
+  return payload;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The atomic writer
+
+const DATA = '..data';
+
+/** AtomicWriter's validatePath: relative, no '..' element, not starting with '..'. */
+function checkPayloadPath(p: string): void {
+  if (p === '' || path.isAbsolute(p) || p.split('/').includes('..') || p.startsWith('..')) {
+    throw new Error(`invalid path ${JSON.stringify(p)}: must be relative and may not contain '..'`);
+  }
+}
+
+/** Every file under dir, as relative path → absolute path. */
+function filesUnder(dir: string, rel = ''): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) for (const [k, v] of filesUnder(dir, r)) out.set(k, v);
+    else out.set(r, path.join(dir, r));
+  }
+  return out;
+}
+
+/** Whether the version dir holds exactly the payload (same files, bytes and modes). */
+function sameContent(versionDir: string, payload: Payload): boolean {
+  let files: Map<string, string>;
+  try {
+    files = filesUnder(versionDir);
+  } catch {
+    return false;
+  }
+  if (files.size !== payload.size) return false;
+  for (const [rel, f] of payload) {
+    const abs = files.get(path.posix.normalize(rel));
+    if (!abs) return false;
+    if ((fs.statSync(abs).mode & 0o7777) !== f.mode) return false;
+    if (!fs.readFileSync(abs).equals(f.data)) return false;
+  }
+  return true;
+}
+
+function timestampName(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `..${d.getUTCFullYear()}_${p(d.getUTCMonth() + 1)}_${p(d.getUTCDate())}_${p(d.getUTCHours())}_${p(d.getUTCMinutes())}_${p(d.getUTCSeconds())}.`;
+}
+
+function topLevel(p: string): string {
+  return path.posix.normalize(p).split('/')[0]!;
+}
+
+/** Writes the payload into dir as kubelet's AtomicWriter does; does nothing if dir already holds it. */
+function writeAtomic(dir: string, payload: Payload): void {
+  for (const p of payload.keys()) checkPayloadPath(p);
+  fs.mkdirSync(dir, { recursive: true });
+  const dataLink = path.join(dir, DATA);
+  let oldVersion: string | undefined;
+  try {
+    oldVersion = fs.readlinkSync(dataLink);
+  } catch {
+    oldVersion = undefined;
+  }
+  const oldFiles = oldVersion ? [...filesUnder(path.join(dir, oldVersion)).keys()] : [];
+  if (oldVersion && sameContent(path.join(dir, oldVersion), payload)) return;
+
+  // 1. The new version, complete, in its own directory.
+  const version = fs.mkdtempSync(path.join(dir, timestampName()));
+  fs.chmodSync(version, 0o755);
+  for (const [rel, f] of payload) {
+    const file = path.join(version, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(file, f.data);
+    fs.chmodSync(file, f.mode); // explicit: writeFileSync's mode is subject to the umask
+  }
+  // 2. The swap: a temporary symlink renamed over ..data (rename is atomic).
+  const tmp = path.join(dir, '..data_tmp');
+  fs.rmSync(tmp, { force: true });
+  fs.symlinkSync(path.basename(version), tmp);
+  fs.renameSync(tmp, dataLink);
+  // 3. Visible names: one symlink per top-level entry into ..data; names the new version lacks go.
+  const wanted = new Set([...payload.keys()].map(topLevel));
+  for (const name of wanted) {
+    const link = path.join(dir, name);
+    if (!fs.existsSync(link)) {
+      fs.rmSync(link, { force: true }); // a dangling link left by an interrupted run
+      fs.symlinkSync(path.join(DATA, name), link);
+    }
+  }
+  for (const name of new Set(oldFiles.map(topLevel))) {
+    if (!wanted.has(name)) fs.rmSync(path.join(dir, name), { force: true });
+  }
+  // 4. Old versions (normally one) go once nothing points at them.
+  for (const e of fs.readdirSync(dir)) {
+    if (e.startsWith('..') && e !== DATA && e !== path.basename(version)) fs.rmSync(path.join(dir, e), { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// hostPath (pkg/volume/hostpath: checkType)
+
+function hostPath(p: string, type: string): string {
+  if (typeof p !== 'string' || !path.isAbsolute(p)) throw new Error(`hostPath path ${JSON.stringify(p)} must be absolute`);
+  const stat = () => {
+    try {
+      return fs.statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const fail = (what: string) => new Error(`hostPath type check failed: ${p} is not ${what}`);
+  switch (type) {
+    case '':
+      return p; // no check, as Kubernetes
+    case 'DirectoryOrCreate':
+      if (!stat()) {
+        fs.mkdirSync(p, { recursive: true });
+        fs.chmodSync(p, 0o755);
+      }
+      if (!stat()!.isDirectory()) throw fail('a directory');
+      return p;
+    case 'Directory':
+      if (!stat()?.isDirectory()) throw fail('a directory');
+      return p;
+    case 'FileOrCreate':
+      // As Kubernetes: the file is created, its parent directory is not.
+      if (!stat()) {
+        fs.writeFileSync(p, '', { flag: 'a' });
+        fs.chmodSync(p, 0o644);
+      }
+      if (!stat()!.isFile()) throw fail('a file');
+      return p;
+    case 'File':
+      if (!stat()?.isFile()) throw fail('a file');
+      return p;
+    case 'Socket':
+      if (!stat()?.isSocket()) throw fail('a socket');
+      return p;
+    case 'CharDevice':
+      if (!stat()?.isCharacterDevice()) throw fail('a character device');
+      return p;
+    case 'BlockDevice':
+      if (!stat()?.isBlockDevice()) throw fail('a block device');
+      return p;
+  }
+  throw new Error(`hostPath type ${JSON.stringify(type)} is not valid`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Binds
+
+/**
+ * Docker HostConfig.Binds for the container's volumeMounts: `host:container[:ro]`. A subPath binds that
+ * path inside the volume, created as a directory (with the volume's mode) when missing, as kubelet
+ * does. subPathExpr is expanded with $(VAR) from the container's env ("K=V" strings) when given.
+ */
+export function containerBinds(container: Record<string, any>, volumes: Map<string, string>, env: string[] = []): string[] {
+  const binds: string[] = [];
+  for (const m of container.volumeMounts ?? []) {
+    const host = volumes.get(m.name);
+    if (host === undefined) throw new Error(`cannot find volume "${m.name}" to mount into container "${container.name}"`);
+    let sub: string = m.subPath ?? '';
+    if (m.subPathExpr) sub = expandArgs([m.subPathExpr], env)[0]!;
+    let source = host;
+    if (sub) {
+      if (path.isAbsolute(sub) || sub.split('/').includes('..')) {
+        throw new Error(`subPath ${JSON.stringify(sub)} of volume "${m.name}" must be a relative path without '..'`);
+      }
+      source = path.join(host, sub);
+      if (!fs.existsSync(source)) {
+        fs.mkdirSync(source, { recursive: true });
+        fs.chmodSync(source, fs.statSync(host).mode & 0o7777);
+      }
+    }
+    if (source.includes(':') || String(m.mountPath).includes(':')) {
+      throw new Error(`cannot bind ${source} to ${m.mountPath}: Docker binds cannot hold ':' in a path`);
+    }
+    binds.push(`${source}:${m.mountPath}${m.readOnly ? ':ro' : ''}`);
+  }
+  return binds;
+}
+
+/** Removes everything the pod's volumes put under podDir (hostPath volumes live elsewhere and stay). */
+export function removePodDir(podDir: string): void {
+  fs.rmSync(podDir, { recursive: true, force: true });
+}
