@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import { expandArgs, fieldRefValue, resourceFieldValue } from './env.ts';
+import { expand, fieldRefValue, resourceFieldValue } from './env.ts';
 
 export interface VolumeObjects {
   configMaps: Map<string, KubeObject>;
@@ -306,7 +306,8 @@ function hostPath(p: string, type: string): string {
 /**
  * Docker HostConfig.Binds for the container's volumeMounts: `host:container[:ro]`. A subPath binds that
  * path inside the volume, created as a directory (with the volume's mode) when missing, as kubelet
- * does. subPathExpr is expanded with $(VAR) from the container's env ("K=V" strings) when given.
+ * does. subPathExpr is expanded with $(VAR) from the container's env ("K=V" strings, containerEnv's
+ * result): pass it, or a subPathExpr that names a variable fails.
  */
 export function containerBinds(container: Record<string, any>, volumes: Map<string, string>, env: string[] = []): string[] {
   const binds: string[] = [];
@@ -314,7 +315,7 @@ export function containerBinds(container: Record<string, any>, volumes: Map<stri
     const host = volumes.get(m.name);
     if (host === undefined) throw new Error(`cannot find volume "${m.name}" to mount into container "${container.name}"`);
     let sub: string = m.subPath ?? '';
-    if (m.subPathExpr) sub = expandArgs([m.subPathExpr], env)[0]!;
+    if (m.subPathExpr) sub = expandSubPath(m.subPathExpr, env);
     let source = host;
     if (sub) {
       if (path.isAbsolute(sub) || sub.split('/').includes('..')) {
@@ -332,6 +333,19 @@ export function containerBinds(container: Record<string, any>, volumes: Map<stri
     binds.push(`${source}:${m.mountPath}${m.readOnly ? ':ro' : ''}`);
   }
   return binds;
+}
+
+/** kubelet's ExpandContainerVolumeMounts: every referenced variable must have a non-empty value. */
+function expandSubPath(expr: string, env: string[]): string {
+  const vars = new Map(env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const missing = new Set<string>();
+  const out = expand(expr, (k) => {
+    const v = vars.get(k);
+    if (!v) missing.add(k);
+    return v ?? '';
+  });
+  if (missing.size) throw new Error(`missing value for ${[...missing].sort().join(', ')}`);
+  return out;
 }
 
 /** Removes everything the pod's volumes put under podDir (hostPath volumes live elsewhere and stay). */

@@ -249,6 +249,8 @@ describe('containerBinds', () => {
     expect(() => containerBinds({ name: 'app', volumeMounts: [{ name: 'nope', mountPath: '/x' }] }, v)).toThrow('cannot find volume "nope" to mount into container "app"');
     expect(() => containerBinds({ name: 'app', volumeMounts: [{ name: 'scratch', mountPath: '/x', subPath: '../etc' }] }, v)).toThrow(/must be a relative path/);
     expect(() => containerBinds({ name: 'app', volumeMounts: [{ name: 'scratch', mountPath: '/x', subPath: '/etc' }] }, v)).toThrow(/must be a relative path/);
+    expect(() => containerBinds({ name: 'app', volumeMounts: [{ name: 'scratch', mountPath: '/x', subPathExpr: '$(A)/$(B)' }] }, v, ['A=1', 'B='])).toThrow('missing value for B');
+    expect(() => containerBinds({ name: 'app', volumeMounts: [{ name: 'scratch', mountPath: '/x', subPathExpr: '$(POD)' }] }, v)).toThrow('missing value for POD');
     expect(containerBinds({ name: 'app' }, v)).toEqual([]);
   });
 });
