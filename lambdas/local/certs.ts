@@ -19,7 +19,7 @@ export interface ClusterCerts {
   serverKey: string; // PEM (PKCS#8)
 }
 
-async function keyPem(key: CryptoKey): Promise<string> {
+export async function keyPem(key: CryptoKey): Promise<string> {
   const der = await webcrypto.subtle.exportKey('pkcs8', key as any);
   const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
   return `-----BEGIN PRIVATE KEY-----\n${b64.trimEnd()}\n-----END PRIVATE KEY-----\n`;
