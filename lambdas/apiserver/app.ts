@@ -40,6 +40,10 @@ export interface ApiServerOptions {
   maxWatchSeconds?: number;
   /** How often an idle watch checks for progress (and sends a bookmark if asked). */
   watchProgressMs?: number;
+  /** Where Service clusterIPs come from (kube-apiserver --service-cluster-ip-range); default 10.96.0.0/16. */
+  serviceCIDR?: string;
+  /** Node ports for NodePort Services, "first-last" (--service-node-port-range); default 30000-32767. */
+  nodePortRange?: string;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -64,7 +68,7 @@ export class ApiServer {
   private watchProgressMs: number;
 
   constructor(opts: ApiServerOptions) {
-    this.registry = new Registry(opts.backend);
+    this.registry = new Registry(opts.backend, { serviceCIDR: opts.serviceCIDR, nodePortRange: opts.nodePortRange });
     this.authn = new TokenAuthenticator(opts.backend);
     this.authz = opts.authorizer ?? allowAuthenticated;
     this.chain = opts.admission ?? defaultAdmissionChain;

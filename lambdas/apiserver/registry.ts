@@ -14,6 +14,7 @@ import { isObject } from '../machinery/types.ts';
 import { applyDefaults } from '../machinery/defaulting.ts';
 import { validateObject } from '../machinery/validation.ts';
 import type { FieldSelector, LabelSelector } from '../machinery/selectors.ts';
+import { needsNodePorts, ServiceAllocator, type Allocation, type ServiceAllocOptions } from './service-alloc.ts';
 
 export interface ListParams {
   labelSelector?: LabelSelector;
@@ -116,7 +117,15 @@ function hasStatusSubresource(res: ResourceInfo): boolean {
 }
 
 export class Registry {
-  constructor(readonly backend: Backend) {}
+  /** ClusterIPs and node ports: taken on create/update, given back on delete (service-alloc.ts). */
+  readonly services: ServiceAllocator;
+
+  constructor(
+    readonly backend: Backend,
+    opts: ServiceAllocOptions = {},
+  ) {
+    this.services = new ServiceAllocator(backend, opts);
+  }
 
   // ---- reads ----
 
@@ -192,22 +201,30 @@ export class Registry {
     // Validate with a placeholder name when generating, so the generated name's rules are checked once.
     if (generated) meta.name = `${meta.generateName}${randomSuffix()}`;
     validateObject(res, obj);
+    // Services get their clusterIP and node ports now (a dry run only checks they are free).
+    const allocated = res.kind === 'Service' && res.group === '' ? await this.services.allocateCreate(obj, opts.dryRun) : undefined;
     if (opts.dryRun) return this.withTypeMeta(res, obj);
-    // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const kv = await this.backend.create(storageKey(res, namespace, meta.name!), encode(obj));
-        return this.withTypeMeta(res, decode(kv));
-      } catch (e) {
-        if (e instanceof StorageError && e.code === 'KeyExists') {
-          if (generated && attempt < 5) {
-            meta.name = `${meta.generateName}${randomSuffix()}`;
-            continue;
+    try {
+      // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const kv = await this.backend.create(storageKey(res, namespace, meta.name!), encode(obj));
+          return this.withTypeMeta(res, decode(kv));
+        } catch (e) {
+          if (e instanceof StorageError && e.code === 'KeyExists') {
+            if (generated && attempt < 5) {
+              meta.name = `${meta.generateName}${randomSuffix()}`;
+              continue;
+            }
+            throw errors.alreadyExists(res.resource, res.group, meta.name!);
           }
-          throw errors.alreadyExists(res.resource, res.group, meta.name!);
+          throw e;
         }
-        throw e;
       }
+    } catch (e) {
+      // The Service was not stored: what it took goes back (e.g. AlreadyExists must not leak an IP).
+      if (allocated) await this.services.release(allocated, meta.uid);
+      throw e;
     }
   }
 
@@ -296,19 +313,30 @@ export class Registry {
       // A write that removes the last finalizer of an object being deleted completes the delete.
       const finishDelete = !!om.deletionTimestamp && !(m.finalizers?.length) && !pendingNamespaceFinalizers(res, obj);
       const unchanged = isDeepStrictEqual(stripRV(obj), stripRV(old));
+      // A Service update may need a clusterIP or node ports it did not have (type change, new port).
+      const isService = res.kind === 'Service' && res.group === '' && !opts.subresource;
+      if (opts.dryRun && isService && !unchanged) {
+        // A dry run shows what would be allocated, and checks requested values, without taking them.
+        await this.services.allocateUpdate(obj, old, true);
+      }
       if (opts.dryRun || (unchanged && !finishDelete)) {
         // No-op updates do not advance the revision (Kubernetes skips the write as well).
         return unchanged ? old : this.withTypeMeta(res, obj);
       }
+      let alloc: { taken: Allocation; release: Allocation } | undefined;
+      if (isService && !finishDelete) alloc = await this.services.allocateUpdate(obj, old);
       try {
         if (finishDelete) {
           const deleted = await this.backend.delete(key, kv.modRevision);
           const out = this.withTypeMeta(res, decode({ ...deleted, value: encode(obj) }));
+          if (res.kind === 'Service' && res.group === '') await this.services.release(this.services.held(old), om.uid);
           return out;
         }
         const written = await this.backend.update(key, encode(obj), kv.modRevision);
+        if (alloc) await this.services.release(alloc.release, om.uid);
         return this.withTypeMeta(res, decode(written));
       } catch (e) {
+        if (alloc) await this.services.release(alloc.taken, om.uid);
         if (e instanceof StorageError && (e.code === 'Conflict' || e.code === 'NotFound')) {
           if (e.code === 'NotFound') throw errors.notFound(res.resource, res.group, name);
           if (precondition !== undefined) throw errors.staleResourceVersion(res.resource, res.group, name);
@@ -366,6 +394,8 @@ export class Registry {
         if (opts.dryRun) return { object: cur, deleted: true };
         try {
           const deleted = await this.backend.delete(key, kv.modRevision);
+          // The Service is gone: its clusterIP and node ports can be taken again.
+          if (res.kind === 'Service' && res.group === '') await this.services.release(this.services.held(cur), cur.metadata.uid);
           return { object: this.withTypeMeta(res, decode(deleted)), deleted: true };
         } catch (e) {
           if (e instanceof StorageError && e.code === 'Conflict' && attempt < 100) continue;
@@ -504,16 +534,32 @@ function prepareForUpdate(res: ResourceInfo, obj: KubeObject, old: KubeObject, s
     if (obj.spec.type !== 'ExternalName') {
       if (obj.spec.clusterIP === undefined || obj.spec.clusterIP === '') obj.spec.clusterIP = old.spec.clusterIP;
       if (obj.spec.clusterIPs === undefined && old.spec.clusterIPs) obj.spec.clusterIPs = old.spec.clusterIPs;
-      for (const p of obj.spec.ports ?? []) {
-        if (p.nodePort) continue;
-        const prev = (old.spec.ports ?? []).find((o: any) => o.port === p.port && (o.protocol ?? 'TCP') === (p.protocol ?? 'TCP'));
-        if (prev?.nodePort) p.nodePort = prev.nodePort;
-      }
     } else {
       delete obj.spec.clusterIP;
       delete obj.spec.clusterIPs;
       delete obj.spec.ipFamilies;
       delete obj.spec.ipFamilyPolicy;
+    }
+    const ports: any[] = Array.isArray(obj.spec.ports) ? obj.spec.ports : [];
+    const oldPorts: any[] = Array.isArray(old.spec.ports) ? old.spec.ports : [];
+    if (needsNodePorts(old.spec) && needsNodePorts(obj.spec)) {
+      for (const p of ports) {
+        if (p.nodePort) continue;
+        const prev = oldPorts.find((o: any) => o.port === p.port && (o.protocol ?? 'TCP') === (p.protocol ?? 'TCP'));
+        if (prev?.nodePort) p.nodePort = prev.nodePort;
+      }
+    } else if (needsNodePorts(old.spec)) {
+      // dropTypeDependentFields: leaving NodePort, node ports the client merely kept (e.g. a patch of
+      // type only) are dropped rather than rejected; a changed nodePort is still an error.
+      const same = ports.every((p) => !p.nodePort || oldPorts.some((o: any) => o.nodePort === p.nodePort));
+      if (same) for (const p of ports) delete p.nodePort;
+    }
+    // Likewise externalTrafficPolicy, kept unchanged by a client, when the Service stops being reachable
+    // from outside (it is only valid for NodePort, LoadBalancer and ClusterIP with externalIPs).
+    const external = (spec: any) =>
+      spec.type === 'NodePort' || spec.type === 'LoadBalancer' || (spec.type === 'ClusterIP' && Array.isArray(spec.externalIPs) && spec.externalIPs.length > 0);
+    if (external(old.spec) && !external(obj.spec) && obj.spec.externalTrafficPolicy === old.spec.externalTrafficPolicy) {
+      delete obj.spec.externalTrafficPolicy;
     }
   }
   if (res.kind === 'Pod' && subresource === 'status' && obj.status && !obj.status.qosClass && old.status?.qosClass) {

@@ -42,6 +42,9 @@ export interface LocalClusterOptions {
   hollowNodes?: number;
   /** Storage to serve from; default: SQLite at <dataDir>/skiff.db. */
   backend?: Backend;
+  /** Service clusterIP range (default 10.96.0.0/16) and node port range (default 30000-32767). */
+  serviceCIDR?: string;
+  nodePortRange?: string;
 }
 
 export interface LocalCluster {
@@ -66,7 +69,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
   const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1'])]);
   const backend = opts.backend ?? new SqliteBackend(join(dataDir, 'skiff.db'));
-  const api = new ApiServer({ backend, maxBodyBytes: maxBody, maxWatchSeconds: opts.maxWatchSeconds, watchProgressMs: opts.watchProgressMs });
+  const api = new ApiServer({
+    backend,
+    maxBodyBytes: maxBody,
+    maxWatchSeconds: opts.maxWatchSeconds,
+    watchProgressMs: opts.watchProgressMs,
+    serviceCIDR: opts.serviceCIDR,
+    nodePortRange: opts.nodePortRange,
+  });
 
   // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.
   const kubeconfigPath = join(dataDir, 'kubeconfig');
