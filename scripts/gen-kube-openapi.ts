@@ -59,7 +59,7 @@ function byGVK(group: string, version: string, kind: string): string {
 const roots = new Set<string>();
 for (const r of RESOURCES) {
   roots.add(byGVK(r.group, r.version, r.kind));
-  roots.add(byGVK(r.group, r.version, r.listKind));
+  if (r.verbs.includes('list')) roots.add(byGVK(r.group, r.version, r.listKind)); // TokenReview has none
 }
 roots.add(byGVK('', 'v1', 'Binding'));
 roots.add(byGVK('autoscaling', 'v1', 'Scale'));

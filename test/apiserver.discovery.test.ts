@@ -179,6 +179,7 @@ describe('aggregated discovery', () => {
     });
     expect(pods.subresources).toEqual([
       { subresource: 'binding', responseKind: { group: '', version: '', kind: 'Binding' }, verbs: ['create'] },
+      { subresource: 'log', responseKind: { group: '', version: '', kind: 'Pod' }, verbs: ['get'] },
       { subresource: 'status', responseKind: { group: '', version: '', kind: 'Pod' }, verbs: ['get', 'patch', 'update'] },
     ]);
     const rc = v1.resources.find((r) => r.resource === 'replicationcontrollers')!;
@@ -188,9 +189,11 @@ describe('aggregated discovery', () => {
 
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
-    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io']);
+    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io', 'authentication.k8s.io']);
     expect(doc.items[0]!.metadata.creationTimestamp).toBeNull();
     expect(doc.items[0]!.versions[0]!.resources.map((r) => r.resource)).toEqual(['leases']);
+    // TokenReview: create only (node agents review bearer tokens with it).
+    expect(doc.items[1]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
   });
 
   it('says exactly what legacy discovery says (client-go conversion)', () => {

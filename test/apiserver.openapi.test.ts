@@ -106,7 +106,7 @@ describe('component schemas', () => {
       const s = gvkSchema(d, r.group, r.version, r.kind);
       expect(s.description, r.kind).toBeTruthy();
       expect(s.properties.metadata).toBeDefined();
-      gvkSchema(d, r.group, r.version, r.listKind);
+      if (r.verbs.includes('list')) gvkSchema(d, r.group, r.version, r.listKind); // TokenReview has no list
     }
   });
 
@@ -132,7 +132,7 @@ describe('operations', () => {
   }
 
   it('every PATCH operation of every kind takes fieldValidation (and dryRun, fieldManager, force)', () => {
-    for (const r of RESOURCES) {
+    for (const r of RESOURCES.filter((x) => x.verbs.includes('patch'))) {
       const ops = patchOps(doc(gvPath(r)), r);
       expect(ops.length, r.kind).toBeGreaterThan(0);
       for (const op of ops) {

@@ -29,6 +29,7 @@ import { allowAuthenticated, TokenAuthenticator, type Authorizer, type UserInfo 
 import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
 import { Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
+import { podLogs } from './node-proxy.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -40,6 +41,8 @@ export interface ApiServerOptions {
   maxWatchSeconds?: number;
   /** How often an idle watch checks for progress (and sends a bookmark if asked). */
   watchProgressMs?: number;
+  /** The bearer token this apiserver presents to node agents (pods/log); see node-proxy.ts. */
+  nodeClientToken?: string;
   /** Where Service clusterIPs come from (kube-apiserver --service-cluster-ip-range); default 10.96.0.0/16. */
   serviceCIDR?: string;
   /** Node ports for NodePort Services, "first-last" (--service-node-port-range); default 30000-32767. */
@@ -66,6 +69,7 @@ export class ApiServer {
   private maxBody: number;
   private maxWatchSeconds: number;
   private watchProgressMs: number;
+  private nodeClientToken?: string;
 
   constructor(opts: ApiServerOptions) {
     this.registry = new Registry(opts.backend, { serviceCIDR: opts.serviceCIDR, nodePortRange: opts.nodePortRange });
@@ -75,6 +79,7 @@ export class ApiServer {
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.maxWatchSeconds = opts.maxWatchSeconds ?? 1800;
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
+    this.nodeClientToken = opts.nodeClientToken;
   }
 
   /** The context controllers run with: this server's store, and creation through its admission chain. */
@@ -196,6 +201,7 @@ export class ApiServer {
     switch (info.verb) {
       case 'get': {
         if (sub === 'scale') return jsonResponse(200, toScale(await reg.get(res, ns, name!)));
+        if (sub === 'log') return podLogs(reg, req, ns!, name!, this.nodeClientToken);
         const obj = await reg.get(res, ns, name!);
         return this.render(req, res, obj);
       }
@@ -207,6 +213,7 @@ export class ApiServer {
         return this.watch(req, res, ns, name);
       case 'create': {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
+        if (res.kind === 'TokenReview') return jsonResponse(201, await this.tokenReview(req));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -276,6 +283,28 @@ export class ApiServer {
       }
     }
     throw errors.methodNotAllowed();
+  }
+
+  /** TokenReview (create only, never stored): how node agents check a bearer token, as kubelet's webhook authn does. */
+  private async tokenReview(req: ApiRequest): Promise<unknown> {
+    const body = parseBody(req);
+    const spec = isObject(body) && isObject(body.spec) ? body.spec : {};
+    if (typeof spec.token !== 'string' || !spec.token) {
+      throw errors.invalid('TokenReview', 'authentication.k8s.io', '', [{ reason: 'FieldValueRequired', field: 'spec.token', message: 'Required value' }]);
+    }
+    const user = await this.authn.authenticate(`Bearer ${spec.token}`).catch((e) => {
+      if (e instanceof ApiError && e.code === 401) return undefined;
+      throw e;
+    });
+    return {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      metadata: { creationTimestamp: null },
+      spec,
+      status: user
+        ? { authenticated: true, user: { username: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups } }
+        : { user: {} },
+    };
   }
 
   /** pods/binding: assigns a pod to a node, once (the scheduler's only write to pods). */

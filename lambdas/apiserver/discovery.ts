@@ -128,6 +128,7 @@ export const SUBRESOURCES: Readonly<Record<string, SubresourceFacts>> = {
   binding: { kind: 'Binding', verbs: ['create'] },
   scale: { group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] },
   finalize: { verbs: ['update'] },
+  log: { kind: 'Pod', verbs: ['get'] },
 };
 
 /** The group/version/kind a subresource answers with; group and version empty when the parent's. */

@@ -127,7 +127,8 @@ function resourcePaths(r: ResourceInfo, prefix: string, paths: Record<string, Pa
   const tag = tagOf(r.group, r.version);
   const gvk: Gvk = { group: r.group, version: r.version, kind: r.kind };
   const kindSchema = must(gvk);
-  const listSchema = must({ ...gvk, kind: r.listKind });
+  // Create-only kinds (TokenReview) have no list kind.
+  const listSchema = r.verbs.includes('list') || r.verbs.includes('watch') ? must({ ...gvk, kind: r.listKind }) : '';
   const ns = r.namespaced ? 'Namespaced' : '';
   const scope = r.namespaced ? `/namespaces/{namespace}` : '';
   const scopeParams = r.namespaced ? [P.namespace] : [];

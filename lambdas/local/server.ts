@@ -16,7 +16,8 @@ import { SqliteBackend } from '../storage/sqlite.ts';
 import type { Backend } from '../storage/backend.ts';
 import { ApiServer } from '../apiserver/app.ts';
 import { createHandler } from '../apiserver/handler.ts';
-import { newToken, storeToken } from '../apiserver/auth.ts';
+import { newToken, storeToken, TokenAuthenticator } from '../apiserver/auth.ts';
+import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
@@ -69,7 +70,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
   const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1'])]);
   const backend = opts.backend ?? new SqliteBackend(join(dataDir, 'skiff.db'));
+  // What the apiserver presents to node agents (logs, exec): new at each start, known only in memory.
+  const nodeClientToken = newToken();
+  await storeToken(backend, nodeClientToken, { username: 'system:apiserver', groups: ['system:masters'] });
   const api = new ApiServer({
+    nodeClientToken,
     backend,
     maxBodyBytes: maxBody,
     maxWatchSeconds: opts.maxWatchSeconds,
@@ -105,6 +110,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const server = https.createServer({ cert: certs.serverCert, key: certs.serverKey }, (req, res) => {
     void serve(req, res, handler, maxBody);
   });
+  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken }));
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

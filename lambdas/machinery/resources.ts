@@ -48,7 +48,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
     subresources: ['status', 'finalize'],
   }),
-  def('', 'v1', 'Pod', 'pods', true, { shortNames: ['po'], categories: ['all'], subresources: ['status', 'binding'] }),
+  def('', 'v1', 'Pod', 'pods', true, { shortNames: ['po'], categories: ['all'], subresources: ['status', 'binding', 'log'] }),
   def('', 'v1', 'Service', 'services', true, {
     shortNames: ['svc'],
     categories: ['all'],
@@ -67,6 +67,8 @@ export const RESOURCES: readonly ResourceInfo[] = [
   def('', 'v1', 'Secret', 'secrets', true),
   def('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'] }),
   def('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
+  // Create-only and never stored: the answer is computed (node agents authenticate tokens with it).
+  def('authentication.k8s.io', 'v1', 'TokenReview', 'tokenreviews', false, { verbs: ['create'] }),
 ];
 
 /** "v1" for the core group, "group/version" otherwise. */

@@ -1,0 +1,214 @@
+// The apiserver's way to a pod's node agent (kubelet): pods/log is streamed back through the normal
+// response path (so it works from the Lambda too, inside the VPC), and pods/exec — an HTTP upgrade a
+// Lambda endpoint cannot hold — is spliced socket to socket by the local server, as kube-apiserver's
+// UpgradeAwareHandler does.
+//
+// The agent is found from its Node object: status.addresses (first InternalIP, else Hostname),
+// status.daemonEndpoints.kubeletEndpoint.Port, and the annotation skiff.io/kubelet-serving-cert-sha256.
+// Its certificate is self-signed: the connection is accepted only when the certificate's SHA-256 is the
+// pinned one, checked before a single byte (and so the node client token) is sent.
+
+import tls from 'node:tls';
+import https from 'node:https';
+import { createHash } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ApiError, errors, type Status } from '../machinery/status.ts';
+import { findResource } from '../machinery/resources.ts';
+import type { KubeObject } from '../machinery/types.ts';
+import type { Registry } from './registry.ts';
+import type { ApiRequest, ApiResponse } from './http.ts';
+import { allowAuthenticated, type Authorizer, type TokenAuthenticator } from './auth.ts';
+
+export const SERVING_CERT_ANNOTATION = 'skiff.io/kubelet-serving-cert-sha256';
+
+const pods = () => findResource('', 'v1', 'pods')!;
+const nodes = () => findResource('', 'v1', 'nodes')!;
+
+export interface AgentTarget {
+  host: string;
+  port: number;
+  sha256: string;
+}
+
+/** Where the node's agent listens, from the Node object; 503 when the node does not say. */
+export function agentTarget(node: KubeObject): AgentTarget {
+  const name = node.metadata.name;
+  const addrs: { type?: string; address?: string }[] = Array.isArray(node.status?.addresses) ? node.status.addresses : [];
+  const host = (addrs.find((a) => a.type === 'InternalIP') ?? addrs.find((a) => a.type === 'Hostname'))?.address;
+  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
+  const sha256 = String(node.metadata.annotations?.[SERVING_CERT_ANNOTATION] ?? '').toLowerCase();
+  if (!host || !Number.isInteger(port) || port <= 0 || !/^[0-9a-f]{64}$/.test(sha256)) {
+    throw new ApiError('ServiceUnavailable', `node "${name}" does not publish a reachable kubelet endpoint with a pinned serving certificate`);
+  }
+  return { host, port, sha256 };
+}
+
+/** A TLS connection to the agent whose certificate is the pinned one (else a 502 Status error). */
+export async function connectAgent(t: AgentTarget): Promise<tls.TLSSocket> {
+  const sock = tls.connect({ host: t.host, port: t.port, rejectUnauthorized: false, servername: /^[\d.:]+$/.test(t.host) ? undefined : t.host });
+  try {
+    await new Promise<void>((ok, fail) => {
+      sock.once('secureConnect', ok);
+      sock.once('error', fail);
+    });
+  } catch (e) {
+    sock.destroy();
+    throw new ApiError('ServiceUnavailable', `error dialing the node agent at ${t.host}:${t.port}: ${(e as Error).message}`);
+  }
+  const raw = sock.getPeerCertificate().raw;
+  const got = raw ? createHash('sha256').update(raw).digest('hex') : '';
+  if (got !== t.sha256) {
+    sock.destroy();
+    throw new ApiError('InternalError', `the node agent at ${t.host}:${t.port} presented a certificate that is not the pinned one`, undefined, 502);
+  }
+  return sock;
+}
+
+/** The pod, its container (named or the only one), and its node's agent, with kube-apiserver's errors. */
+async function locate(registry: Registry, ns: string, name: string, container: string | null): Promise<{ container: string; target: AgentTarget }> {
+  const pod = await registry.get(pods(), ns, name);
+  const names: string[] = (pod.spec?.containers ?? []).map((c: { name: string }) => c.name);
+  let c = container ?? '';
+  if (!c) {
+    if (names.length !== 1) throw errors.badRequest(`a container name must be specified for pod ${name}, choose one of: [${names.join(' ')}]`);
+    c = names[0]!;
+  } else if (!names.includes(c) && !(pod.spec?.initContainers ?? []).some((i: { name: string }) => i.name === c)) {
+    throw errors.badRequest(`container ${c} is not valid for pod ${name}`);
+  }
+  const nodeName = pod.spec?.nodeName;
+  if (!nodeName) throw errors.badRequest(`pod ${name} does not have a host assigned`);
+  const node = await registry.get(nodes(), undefined, nodeName);
+  return { container: c, target: agentTarget(node) };
+}
+
+const LOG_PARAMS = ['follow', 'previous', 'tailLines', 'sinceSeconds', 'sinceTime', 'timestamps', 'limitBytes'];
+
+/** GET pods/{name}/log: the agent's /containerLogs body, streamed back as it comes. */
+export async function podLogs(registry: Registry, req: ApiRequest, ns: string, name: string, nodeClientToken: string | undefined): Promise<ApiResponse> {
+  if (!nodeClientToken) throw new ApiError('ServiceUnavailable', 'this apiserver has no credentials for node agents');
+  const q = req.query;
+  for (const p of ['tailLines', 'sinceSeconds', 'limitBytes']) {
+    const v = q.get(p);
+    if (v !== null && !/^\d+$/.test(v)) throw errors.badRequest(`invalid ${p}: ${JSON.stringify(v)}`);
+  }
+  if (q.get('sinceSeconds') !== null && q.get('sinceTime') !== null) throw errors.badRequest('at most one of sinceTime or sinceSeconds may be specified');
+  const { container, target } = await locate(registry, ns, name, q.get('container'));
+  const out = new URLSearchParams();
+  for (const p of LOG_PARAMS) for (const v of q.getAll(p)) out.append(p, v);
+  const path = `/containerLogs/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}?${out}`;
+  const sock = await connectAgent(target);
+  const res = await new Promise<IncomingMessage>((ok, fail) => {
+    const r = https.request({ createConnection: () => sock, path, headers: { authorization: `Bearer ${nodeClientToken}` } }, ok);
+    r.on('error', fail);
+    r.end();
+  }).catch((e) => {
+    sock.destroy();
+    throw new ApiError('ServiceUnavailable', `error talking to the node agent: ${(e as Error).message}`);
+  });
+  const abort = () => res.destroy();
+  req.signal?.addEventListener('abort', abort, { once: true });
+  if (res.statusCode !== 200) {
+    // The agent answers errors with a Status (its message is kubelet's): pass it on.
+    let text = '';
+    for await (const c of res) text += c;
+    req.signal?.removeEventListener('abort', abort);
+    let st: Partial<Status> | undefined;
+    try {
+      st = JSON.parse(text);
+    } catch {
+      /* not a Status */
+    }
+    if (st?.kind === 'Status' && st.reason && st.message) throw new ApiError(st.reason, st.message, st.details, res.statusCode);
+    throw new ApiError('InternalError', `the node agent answered ${res.statusCode}: ${text.slice(0, 200)}`, undefined, 502);
+  }
+  // Bytes become strings for the streamed response; the decoder keeps multi-byte characters whole.
+  const body = (async function* () {
+    const dec = new StringDecoder('utf8');
+    try {
+      for await (const c of res) {
+        const s = dec.write(c as Buffer);
+        if (s) yield s;
+      }
+      const rest = dec.end();
+      if (rest) yield rest;
+    } catch {
+      /* the agent or the client went away: the body just ends */
+    } finally {
+      req.signal?.removeEventListener('abort', abort);
+      res.destroy();
+    }
+  })();
+  return { status: 200, headers: { 'content-type': 'text/plain', 'cache-control': 'no-cache, private' }, body };
+}
+
+// ---- exec: HTTP upgrades, spliced ----
+
+export interface UpgradeProxyOptions {
+  registry: Registry;
+  authn: TokenAuthenticator;
+  authorizer?: Authorizer;
+  nodeClientToken: string;
+}
+
+/** Headers of the client's upgrade request the agent needs (the WebSocket handshake is end to end). */
+const PASS_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions'];
+
+/** The 'upgrade' listener for the local HTTPS server: /api/v1/namespaces/{ns}/pods/{name}/exec. */
+export function podUpgradeHandler(opts: UpgradeProxyOptions) {
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => {});
+    proxyUpgrade(opts, req, socket, head).catch((e) => {
+      const st = e instanceof ApiError ? e.status : errors.internal((e as Error).message).status;
+      if (!(e instanceof ApiError)) console.error('apiserver: upgrade failed', e);
+      writeSocketStatus(socket, st);
+    });
+  };
+}
+
+async function proxyUpgrade(opts: UpgradeProxyOptions, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const u = new URL(req.url ?? '/', 'https://apiserver');
+  const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach)\/?$/.exec(u.pathname);
+  if (!m) throw errors.pageNotFound();
+  const [ns, name, sub] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), m[3]!];
+  const user = await opts.authn.authenticate(req.headers.authorization);
+  const verb = req.method === 'POST' ? 'create' : 'get';
+  const d = await (opts.authorizer ?? allowAuthenticated).authorize({ user, verb, path: u.pathname, namespace: ns, group: '', resource: 'pods', subresource: sub, name });
+  if (!d.allowed) throw errors.forbidden(`pods "${name}" is forbidden: User "${user.username}" cannot ${verb} resource "pods/${sub}" in API group "" in the namespace "${ns}"`);
+  if (sub === 'attach') throw errors.badRequest('attach is not supported by Skiff node agents yet; use exec');
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+    // SPDY (kubectl's fallback) is not served: only WebSocket upgrades reach the agents.
+    throw errors.badRequest(`unable to upgrade: only WebSocket is supported, not ${req.headers.upgrade ?? 'no upgrade'}`);
+  }
+  const { container, target } = await locate(opts.registry, ns, name, u.searchParams.get('container'));
+  const q = new URLSearchParams(u.searchParams);
+  q.delete('container');
+  const lines = [`GET /exec/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}?${q} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
+  for (const h of PASS_HEADERS) {
+    const v = req.headers[h];
+    if (v !== undefined) lines.push(`${h}: ${Array.isArray(v) ? v.join(', ') : v}`);
+  }
+  lines.push(`Authorization: Bearer ${opts.nodeClientToken}`);
+  const agent = await connectAgent(target);
+  if (socket.destroyed) {
+    agent.destroy();
+    return;
+  }
+  agent.on('error', () => socket.destroy());
+  socket.on('error', () => agent.destroy());
+  agent.write(lines.join('\r\n') + '\r\n\r\n');
+  if (head.length) agent.write(head);
+  // From here on the two connections are one: the agent's answer (101, or its error Status) goes back as it is.
+  agent.pipe(socket);
+  socket.pipe(agent);
+  socket.on('close', () => agent.destroy());
+  agent.on('close', () => socket.destroy());
+}
+
+/** An HTTP answer on a socket that asked to upgrade and will not be. */
+function writeSocketStatus(socket: Duplex, st: Status): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify(st);
+  socket.end(`HTTP/1.1 ${st.code} ${st.reason ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
