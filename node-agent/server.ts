@@ -2,6 +2,7 @@
 //   GET /containerLogs/{ns}/{pod}/{container}   container logs, streamed (kubectl logs)
 //   GET /exec/{ns}/{pod}/{container}?command=.. an upgrade to WebSocket speaking Kubernetes'
 //                                              remotecommand protocol v5/v4 (kubectl exec)
+//   GET /attach/{ns}/{pod}/{container}           the same, joined to the container's process (kubectl attach)
 // Every request carries a bearer token; `authenticate` (a TokenReview, see authn.ts) decides.
 // SPDY, kubelet's older upgrade protocol, is not served: clients fall back to it only when WebSocket fails.
 
@@ -94,7 +95,7 @@ async function checkAuth(opts: AgentServerOptions, req: IncomingMessage): Promis
 async function serveHttp(opts: AgentServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   await checkAuth(opts, req);
   const path = (req.url ?? '/').split('?')[0]!;
-  if (path.startsWith('/exec/')) throw errors.badRequest('Upgrade request required');
+  if (path.startsWith('/exec/') || path.startsWith('/attach/')) throw errors.badRequest('Upgrade request required');
   if (!path.startsWith('/containerLogs/')) throw errors.pageNotFound();
   if (req.method !== 'GET') throw errors.methodNotAllowed();
   await serveLogs(opts, parseTarget(req, 'containerLogs'), req, res);
@@ -212,18 +213,19 @@ async function serveLogs(opts: AgentServerOptions, t: Target, req: IncomingMessa
   else opts.docker.modem.demuxStream(raw, out, out);
 }
 
-// ---- exec ----
+// ---- exec and attach ----
 
 async function serveUpgrade(opts: AgentServerOptions, wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   socket.on('error', () => {});
   await checkAuth(opts, req);
-  const t = parseTarget(req, 'exec');
+  const kind = (req.url ?? '').startsWith('/attach/') ? 'attach' : 'exec';
+  const t = parseTarget(req, kind);
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
     throw errors.badRequest('unable to upgrade: only WebSocket is served (SPDY is not supported)');
   }
   const q = t.query;
   const command = q.getAll('command');
-  if (!command.length) throw errors.badRequest('you must specify at least 1 command');
+  if (kind === 'exec' && !command.length) throw errors.badRequest('you must specify at least 1 command');
   const stdin = bool(q.get('stdin') ?? q.get('input'));
   const stdout = bool(q.get('stdout') ?? q.get('output'));
   const stderr = bool(q.get('stderr') ?? q.get('error'));
@@ -235,15 +237,57 @@ async function serveUpgrade(opts: AgentServerOptions, wss: WebSocketServer, req:
   }
   const found = await findContainer(opts.docker, opts.nodeName, t, false);
   if (!found.running) throw errors.badRequest(`container ${t.container} is not running`);
+  const container = opts.docker.getContainer(found.id);
+  if (kind === 'attach') {
+    // Attach joins the container's own process: its TTY is the container's, and the session just ends
+    // when the process does (kubelet reports no exit status for attach).
+    const session: Session = {
+      tty: found.tty,
+      start: async () => (await container.attach({ stream: true, hijack: true, stdin, stdout, stderr, logs: false })) as unknown as Duplex,
+      resize: (w, h) => container.resize({ w, h }),
+      finish: async () => undefined,
+    };
+    wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, ws, session, { stdin }));
+    return;
+  }
   // Created before the upgrade, so that a refusal from the engine is still an HTTP error.
-  const exec = await opts.docker.getContainer(found.id).exec({
+  const exec = await container.exec({
     Cmd: command,
     AttachStdin: stdin,
     AttachStdout: stdout,
     AttachStderr: stderr && !tty,
     Tty: tty,
   });
-  wss.handleUpgrade(req, socket, head, (ws) => void runExec(opts.docker, ws, exec, { stdin, tty }));
+  const session: Session = {
+    tty,
+    start: async () => (await exec.start({ hijack: true, stdin, Tty: tty })) as unknown as Duplex,
+    resize: (w, h) => exec.resize({ w, h }),
+    finish: () => execResult(exec),
+  };
+  wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, ws, session, { stdin }));
+}
+
+/** An attached process: exec'd, or the container's own (attach). */
+interface Session {
+  tty: boolean;
+  start(): Promise<Duplex>;
+  resize(w: number, h: number): Promise<unknown>;
+  /** The error channel's last message, if any. */
+  finish(): Promise<object | undefined>;
+}
+
+async function execResult(exec: Docker.Exec): Promise<object> {
+  // The engine closes the stream as the process exits; its exit code may take a moment to be recorded.
+  let code: number | null = null;
+  for (let i = 0; i < 50; i++) {
+    const info = await exec.inspect().catch(() => undefined);
+    if (info && !info.Running) {
+      code = info.ExitCode;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return exitStatus(code);
 }
 
 function send(ws: WebSocket, channel: number, data: Buffer | string): void {
@@ -252,7 +296,7 @@ function send(ws: WebSocket, channel: number, data: Buffer | string): void {
   ws.send(Buffer.concat([Buffer.from([channel]), body]));
 }
 
-async function runExec(docker: Docker, ws: WebSocket, exec: Docker.Exec, o: { stdin: boolean; tty: boolean }): Promise<void> {
+async function runSession(docker: Docker, ws: WebSocket, session: Session, o: { stdin: boolean }): Promise<void> {
   // Messages may arrive before the engine has attached: keep them until it has.
   const early: Buffer[] = [];
   let stream: Duplex | undefined;
@@ -261,10 +305,10 @@ async function runExec(docker: Docker, ws: WebSocket, exec: Docker.Exec, o: { st
     const ch = m[0]!;
     const data = m.subarray(1);
     if (ch === STDIN && o.stdin) stream!.write(data);
-    else if (ch === RESIZE && o.tty) {
+    else if (ch === RESIZE && session.tty) {
       try {
         const { Width, Height } = JSON.parse(data.toString('utf8'));
-        if (Width > 0 && Height > 0) exec.resize({ w: Width, h: Height }).catch(() => {});
+        if (Width > 0 && Height > 0) session.resize(Width, Height).catch(() => {});
       } catch {
         /* a malformed resize is ignored, as kubelet does */
       }
@@ -276,7 +320,7 @@ async function runExec(docker: Docker, ws: WebSocket, exec: Docker.Exec, o: { st
     else early.push(m);
   });
   try {
-    stream = (await exec.start({ hijack: true, stdin: o.stdin, Tty: o.tty })) as unknown as Duplex;
+    stream = await session.start();
   } catch (e) {
     send(ws, ERROR, JSON.stringify(failure(`error executing command: ${(e as Error).message}`)));
     ws.close(1000);
@@ -292,24 +336,15 @@ async function runExec(docker: Docker, ws: WebSocket, exec: Docker.Exec, o: { st
         cb();
       },
     });
-  if (o.tty) stream.on('data', (d: Buffer) => send(ws, STDOUT, d));
+  if (session.tty) stream.on('data', (d: Buffer) => send(ws, STDOUT, d));
   else docker.modem.demuxStream(stream, chan(STDOUT), chan(STDERR));
   await new Promise<void>((ok) => {
     stream!.on('end', ok);
     stream!.on('close', ok);
   });
   if (ws.readyState !== ws.OPEN) return;
-  // The engine closes the stream as the process exits; its exit code may take a moment to be recorded.
-  let code: number | null = null;
-  for (let i = 0; i < 50; i++) {
-    const info = await exec.inspect().catch(() => undefined);
-    if (info && !info.Running) {
-      code = info.ExitCode;
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  send(ws, ERROR, JSON.stringify(exitStatus(code)));
+  const last = await session.finish();
+  if (last) send(ws, ERROR, JSON.stringify(last));
   ws.close(1000);
 }
 

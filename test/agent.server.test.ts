@@ -25,11 +25,13 @@ let cert: ServingCert;
 let dir: string;
 let reviews = 0;
 
-async function run(pod: string, container: string, restart: number, cmd: string, opts: { tty?: boolean; uid?: string } = {}) {
+async function run(pod: string, container: string, restart: number, cmd: string, opts: { tty?: boolean; uid?: string; stdin?: boolean } = {}) {
   const c = await docker!.createContainer({
     Image: TEST_IMAGE,
     Cmd: ['sh', '-c', cmd],
     Tty: !!opts.tty,
+    OpenStdin: !!opts.stdin,
+    StdinOnce: !!opts.stdin,
     Labels: {
       'io.skiff.test': TEST,
       'io.skiff.node': NODE,
@@ -118,6 +120,7 @@ d('agent server', () => {
     await run('p1', 'POD', 0, 'sleep 3600');
     await run('p1', 'side', 0, 'for i in 1 2 3; do echo tick$i; sleep 1; done');
     await run('p1', 'term', 0, 'echo on-a-tty; sleep 3600', { tty: true });
+    await run('p1', 'reader', 0, 'read l; echo got:$l; echo bye >&2', { stdin: true });
     // Another node's container of the same pod name is never this node's.
     await docker!.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], Labels: { 'io.skiff.test': TEST, 'io.skiff.node': 'other', 'io.skiff.pod.namespace': 'default', 'io.skiff.pod.name': 'p1', 'io.skiff.pod.uid': 'x', 'io.skiff.container': 'other', 'io.skiff.restart': '0' } });
     await new Promise((r) => setTimeout(r, 1500));
@@ -193,6 +196,11 @@ d('agent server', () => {
     const bad = await exec(`/exec/default/p1/app?${q('exit 7')}`, { protocol: 'v4.channel.k8s.io' });
     expect(bad.protocol).toBe('v4.channel.k8s.io');
     expect(bad.status).toMatchObject({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '7' }] } });
+  });
+
+  it('attaches to the container process (stdin, stdout, stderr), ending when it exits', async () => {
+    const r = await exec('/attach/default/p1/reader?stdin=1&stdout=1&stderr=1', { stdin: 'hello\n' });
+    expect(r).toMatchObject({ stdout: 'got:hello\n', stderr: 'bye\n', status: undefined });
   });
 
   it('execs with stdin until it is closed, and with a TTY', async () => {

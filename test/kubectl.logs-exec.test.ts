@@ -43,10 +43,12 @@ function api(method: string, path: string, body?: unknown, token?: string): Prom
   });
 }
 
-async function run(pod: { metadata: { name: string; uid: string } }, container: string, restart: number, cmd: string) {
+async function run(pod: { metadata: { name: string; uid: string } }, container: string, restart: number, cmd: string, stdin = false) {
   const ctr = await docker!.createContainer({
     Image: TEST_IMAGE,
     Cmd: ['sh', '-c', cmd],
+    OpenStdin: stdin,
+    StdinOnce: stdin,
     Labels: {
       'io.skiff.test': TEST,
       'io.skiff.node': NODE,
@@ -97,12 +99,12 @@ d('kubectl logs and exec through the apiserver to the node agent', () => {
       },
     });
     const pods = findResource('', 'v1', 'pods')!;
-    const pod = (name: string, containers: string[], nodeName?: string) =>
+    const pod = (name: string, containers: string[], nodeName?: string, stdin = false) =>
       c.api.registry.create(pods, 'default', {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name, namespace: 'default' },
-        spec: { ...(nodeName ? { nodeName } : {}), containers: containers.map((n) => ({ name: n, image: TEST_IMAGE })), tolerations: [{ operator: 'Exists' }] },
+        spec: { ...(nodeName ? { nodeName } : {}), containers: containers.map((n) => ({ name: n, image: TEST_IMAGE, ...(stdin ? { stdin: true, stdinOnce: true } : {}) })), tolerations: [{ operator: 'Exists' }] },
       }) as Promise<any>;
     const web = await pod('web', ['app', 'side'], NODE);
     const solo = await pod('solo', ['main'], NODE);
@@ -112,6 +114,8 @@ d('kubectl logs and exec through the apiserver to the node agent', () => {
     await run(web, 'app', 1, 'echo line1; echo line2 >&2; echo line3; sleep 3600');
     await run(web, 'side', 0, 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.3; done');
     await run(solo, 'main', 0, 'echo solo-started; sleep 3600');
+    const att = await pod('att', ['main'], NODE, true);
+    await run(att, 'main', 0, 'read l; echo got:$l', true);
     await new Promise((r) => setTimeout(r, 1500));
   }, 60_000);
 
@@ -194,6 +198,12 @@ d('kubectl logs and exec through the apiserver to the node agent', () => {
   it('kubectl exec -i with stdin piped', async () => {
     const r = await c.kubectl(['exec', '-i', 'solo', '--', 'sh', '-c', 'tr a-z A-Z; echo end'], 'hello from stdin\n');
     expect(r).toMatchObject({ code: 0, stdout: 'HELLO FROM STDIN\nend\n' });
+  });
+
+  it('kubectl attach -i joins the container process', async () => {
+    const r = await c.kubectl(['attach', '-i', 'att'], 'through attach\n');
+    expect(r.stdout).toContain('got:through attach\n');
+    expect(r.code).toBe(0);
   });
 
   it('kubectl exec -it in a pseudo-terminal', async () => {

@@ -1,7 +1,7 @@
 // The apiserver's way to a pod's node agent (kubelet): pods/log is streamed back through the normal
 // response path (so it works from the Lambda too, inside the VPC), and pods/exec — an HTTP upgrade a
 // Lambda endpoint cannot hold — is spliced socket to socket by the local server, as kube-apiserver's
-// UpgradeAwareHandler does.
+// UpgradeAwareHandler does. pods/attach goes the same way.
 //
 // The agent is found from its Node object: status.addresses (first InternalIP, else Hostname),
 // status.daemonEndpoints.kubeletEndpoint.Port, and the annotation skiff.io/kubelet-serving-cert-sha256.
@@ -155,7 +155,7 @@ export interface UpgradeProxyOptions {
 /** Headers of the client's upgrade request the agent needs (the WebSocket handshake is end to end). */
 const PASS_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions'];
 
-/** The 'upgrade' listener for the local HTTPS server: /api/v1/namespaces/{ns}/pods/{name}/exec. */
+/** The 'upgrade' listener for the local HTTPS server: /api/v1/namespaces/{ns}/pods/{name}/{exec,attach}. */
 export function podUpgradeHandler(opts: UpgradeProxyOptions) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => {});
@@ -176,7 +176,6 @@ async function proxyUpgrade(opts: UpgradeProxyOptions, req: IncomingMessage, soc
   const verb = req.method === 'POST' ? 'create' : 'get';
   const d = await (opts.authorizer ?? allowAuthenticated).authorize({ user, verb, path: u.pathname, namespace: ns, group: '', resource: 'pods', subresource: sub, name });
   if (!d.allowed) throw errors.forbidden(`pods "${name}" is forbidden: User "${user.username}" cannot ${verb} resource "pods/${sub}" in API group "" in the namespace "${ns}"`);
-  if (sub === 'attach') throw errors.badRequest('attach is not supported by Skiff node agents yet; use exec');
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
     // SPDY (kubectl's fallback) is not served: only WebSocket upgrades reach the agents.
     throw errors.badRequest(`unable to upgrade: only WebSocket is supported, not ${req.headers.upgrade ?? 'no upgrade'}`);
@@ -184,7 +183,7 @@ async function proxyUpgrade(opts: UpgradeProxyOptions, req: IncomingMessage, soc
   const { container, target } = await locate(opts.registry, ns, name, u.searchParams.get('container'));
   const q = new URLSearchParams(u.searchParams);
   q.delete('container');
-  const lines = [`GET /exec/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}?${q} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
+  const lines = [`GET /${sub}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}?${q} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
   for (const h of PASS_HEADERS) {
     const v = req.headers[h];
     if (v !== undefined) lines.push(`${h}: ${Array.isArray(v) ? v.join(', ') : v}`);
