@@ -1,19 +1,38 @@
-// The `skiff` command. `skiff up` runs a local cluster: the apiserver on HTTPS with the embedded store.
+// The `skiff` command. `skiff up` runs a local cluster: the apiserver on HTTPS with the embedded store,
+// the controllers, and a node agent on the local Docker Engine. `skiff agent` runs a node agent alone,
+// against any Skiff apiserver (a kubeconfig says where), as on an EC2 node.
 
 import { parseArgs } from 'node:util';
 import { startLocalCluster } from './server.ts';
+import { startAgent } from '../../node-agent/agent.ts';
+import { configFromKubeconfig, KubeClient } from '../../node-agent/kube-client.ts';
+import { startHollowNodes } from '../../node-agent/hollow.ts';
 
 const USAGE = `Usage: skiff <command> [options]
 
 Commands:
-  up        Run a local cluster (apiserver on HTTPS, embedded SQLite store)
+  up        Run a local cluster (apiserver on HTTPS, embedded SQLite store, a node agent on Docker)
+  agent     Run a node agent: registers this host as a Node and runs its pods on the Docker Engine
 
 Options for up:
   --port N          HTTPS port (default 6443; 0 picks a free one)
   --host ADDR       address to listen on (default 127.0.0.1)
   --data-dir DIR    where the store, certificates and kubeconfig live (default .skiff)
+  --nodes N         node agents to run on the local Docker Engine (default 1)
+  --no-agent        run the control plane alone (no node agent)
   --hollow-nodes N  register N hollow nodes: they report pods Running but run no containers
                     (for trying the scheduler and controllers; not a container runtime)
+
+Options for agent:
+  --kubeconfig PATH  where the apiserver is and the token to use (default $KUBECONFIG, .skiff/kubeconfig)
+  --name NAME        the node's name (default: the host name)
+  --data-dir DIR     pod volumes and the agent's certificate (default .skiff-agent)
+  --address IP       the address the node advertises (default: the host's first IPv4 address)
+  --port N           the agent's HTTPS port for logs and exec (default 10250; 0 picks one)
+  --network NAME     the Docker network pods join (default skiff; created if missing)
+  --pod-cidr CIDR    its subnet, when the agent creates it
+  --pause-image REF  the pod sandbox image (default: built here from busybox-static)
+  --hollow N         instead: run N hollow nodes (no containers; for benchmarks and controller trials)
 `;
 
 async function up(argv: string[]): Promise<void> {
@@ -24,16 +43,26 @@ async function up(argv: string[]): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       'data-dir': { type: 'string', default: '.skiff' },
       'hollow-nodes': { type: 'string', default: '0' },
+      nodes: { type: 'string', default: '1' },
+      'no-agent': { type: 'boolean', default: false },
     },
     strict: true,
   });
+  const nodes = values['no-agent'] ? 0 : Number(values.nodes);
+  if (!Number.isInteger(nodes) || nodes < 0) throw new Error(`--nodes must be a whole number, got ${values.nodes}`);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
   const hollowNodes = Number(values['hollow-nodes']);
   if (!Number.isInteger(hollowNodes) || hollowNodes < 0) throw new Error(`--hollow-nodes must be a whole number, got ${values['hollow-nodes']}`);
-  const cluster = await startLocalCluster({ dataDir: values['data-dir']!, port, host: values.host, hollowNodes });
+  const cluster = await startLocalCluster({ dataDir: values['data-dir']!, port, host: values.host, hollowNodes, agents: nodes });
+  const agentLine = cluster.agentError
+    ? `Nodes: NONE - the node agent could not start: ${cluster.agentError}\n       The control plane runs alone; pods stay Pending. (Use --no-agent to run it so on purpose.)`
+    : cluster.agents.length
+      ? `Nodes: ${cluster.agents.map((a) => a.nodeName).join(', ')} (Docker Engine)`
+      : 'Nodes: none (--no-agent)';
   console.log(`Skiff is running at ${cluster.url}
 Store: ${values['data-dir']}/skiff.db (SQLite)
+${agentLine}
 
   export KUBECONFIG=${cluster.kubeconfigPath}
   kubectl get namespaces
@@ -52,11 +81,69 @@ Press Ctrl-C to stop; objects are kept for the next start.`);
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
+async function agent(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: 'string', default: process.env.KUBECONFIG ?? '.skiff/kubeconfig' },
+      name: { type: 'string' },
+      'data-dir': { type: 'string', default: '.skiff-agent' },
+      address: { type: 'string' },
+      port: { type: 'string', default: '10250' },
+      network: { type: 'string', default: 'skiff' },
+      'pod-cidr': { type: 'string' },
+      'pause-image': { type: 'string' },
+      hollow: { type: 'string', default: '0' },
+    },
+    strict: true,
+  });
+  const api = configFromKubeconfig(values.kubeconfig!);
+  const hollow = Number(values.hollow);
+  if (!Number.isInteger(hollow) || hollow < 0) throw new Error(`--hollow must be a whole number, got ${values.hollow}`);
+  let close: () => Promise<void>;
+  if (hollow > 0) {
+    const kube = new KubeClient(api);
+    const nodes = await startHollowNodes({ kube, count: hollow, namePrefix: values.name ? `${values.name}-` : undefined });
+    console.log(`skiff agent: ${hollow} hollow nodes registered (${nodes.nodes[0]} ... ${nodes.nodes.at(-1)}); they run no containers`);
+    close = async () => {
+      await nodes.stop();
+      kube.close();
+    };
+  } else {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
+    const a = await startAgent({
+      api,
+      nodeName: values.name,
+      dataDir: values['data-dir']!,
+      address: values.address,
+      port,
+      network: values.network,
+      podSubnet: values['pod-cidr'],
+      pauseImage: values['pause-image'],
+    });
+    console.log(`skiff agent: node ${a.nodeName} registered with ${api.server}; serving logs and exec on port ${a.port}`);
+    close = () => a.close();
+  }
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${sig}: stopping the agent (pods keep running)...`);
+    await close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   switch (cmd) {
     case 'up':
       return up(rest);
+    case 'agent':
+      return agent(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -28,6 +28,8 @@ import { garbageCollector } from '../controllers/garbagecollector.ts';
 import { endpointsController } from '../controllers/endpoints.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
+import { startLocalAgents } from './agents.ts';
+import type { Agent, AgentOptions } from '../../node-agent/agent.ts';
 
 export interface LocalClusterOptions {
   dataDir: string;
@@ -43,6 +45,12 @@ export interface LocalClusterOptions {
   hollowNodes?: number;
   /** Storage to serve from; default: SQLite at <dataDir>/skiff.db. */
   backend?: Backend;
+  /** Node agents to run on the local Docker Engine (default 0). */
+  agents?: number;
+  /** Overrides for those agents (tests shorten back-off...). */
+  agentOptions?: Partial<AgentOptions>;
+  /** Fail when the agents cannot start (default: run the control plane alone and say why in agentError). */
+  requireAgents?: boolean;
   /** Service clusterIP range (default 10.96.0.0/16) and node port range (default 30000-32767). */
   serviceCIDR?: string;
   nodePortRange?: string;
@@ -56,6 +64,9 @@ export interface LocalCluster {
   caCert: string;
   backend: Backend;
   api: ApiServer;
+  agents: Agent[];
+  /** Why no agent runs, when agents were asked for and could not start (e.g. no Docker Engine). */
+  agentError?: string;
   close(): Promise<void>;
 }
 
@@ -123,6 +134,24 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
   writeKubeconfig(kubeconfigPath, { server: url, caCert: certs.caCert, token });
 
+  let agents: Agent[] = [];
+  let agentError: string | undefined;
+  if (opts.agents) {
+    try {
+      agents = await startLocalAgents({ count: opts.agents, backend, server: url, caCert: certs.caCert, dataDir, agent: opts.agentOptions });
+    } catch (e) {
+      if (opts.requireAgents) {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((ok) => server.close(() => ok()));
+        await hollow?.stop();
+        await controllers.stop();
+        await backend.close();
+        throw e;
+      }
+      agentError = (e as Error).message;
+    }
+  }
+
   let closed = false;
   return {
     url,
@@ -132,9 +161,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     caCert: certs.caCert,
     backend,
     api,
+    agents,
+    agentError,
     async close() {
       if (closed) return;
       closed = true;
+      await Promise.all(agents.map((a) => a.close()));
       // Watches hold connections open: end them, then stop listening, then close the store.
       for (const s of sockets) s.destroy();
       await new Promise<void>((ok) => server.close(() => ok()));

@@ -1,0 +1,295 @@
+// `skiff agent`: the node agent (kubelet). It registers the Node and heartbeats, lists then watches the
+// pods bound to this node, and keeps a work queue of pod uids: any change to a pod (from the watch, from
+// a container dying in the engine, from a probe, or from a timer the worker asked for) marks its uid
+// dirty, and a pool of workers syncs dirty pods, one sync per pod at a time (client-go's workqueue).
+// All state that matters lives in the API and in the engine's container labels, so a restarted agent
+// picks up where it stopped, and containers of pods no longer bound here are removed.
+
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import os from 'node:os';
+import Docker from 'dockerode';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import { KubeClient, type KubeClientConfig } from './kube-client.ts';
+import { DockerRuntime, LABELS, type RunRecord } from './runtime.ts';
+import { PodWorker } from './pods.ts';
+import { ProbeSet } from './probing.ts';
+import { NodeStatusReporter, hostIPv4 } from './node.ts';
+import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
+import { loadOrCreateServingCert } from './serving-cert.ts';
+import { startAgentServer } from './server.ts';
+import { tokenReviewAuthenticator } from './authn.ts';
+
+export interface AgentOptions {
+  /** How to reach the apiserver (server URL, CA, bearer token). */
+  api: KubeClientConfig;
+  nodeName?: string;
+  /** Where pod volumes and the serving certificate live. */
+  dataDir: string;
+  docker?: Docker;
+  /** The Docker network pods join (created if missing). */
+  network?: string;
+  /** Its subnet when the agent creates it (e.g. the node's pod CIDR). */
+  podSubnet?: string;
+  pauseImage?: string;
+  /** Address the node advertises (InternalIP); default: the host's first IPv4 address. */
+  address?: string;
+  /** Address and port of the agent's HTTPS server (logs, exec); port 0 picks one. */
+  listenHost?: string;
+  port?: number;
+  heartbeatMs?: number;
+  resyncMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** Pod syncs in parallel. */
+  workers?: number;
+  maxPods?: number;
+  dns?: { servers: string[]; searches: string[]; options: string[] };
+  log?: (msg: string) => void;
+}
+
+export interface Agent {
+  nodeName: string;
+  port: number;
+  /** Stops the agent. Containers keep running unless removePods (then every pod container goes). */
+  close(opts?: { removePods?: boolean }): Promise<void>;
+}
+
+export async function startAgent(o: AgentOptions): Promise<Agent> {
+  const log = o.log ?? ((m: string) => console.error(`agent: ${m}`));
+  const nodeName = o.nodeName ?? os.hostname().toLowerCase();
+  const dataDir = resolve(o.dataDir);
+  mkdirSync(join(dataDir, 'pods'), { recursive: true });
+  const docker = o.docker ?? new Docker();
+  const version = await docker.version().catch((e: Error) => {
+    throw new Error(`no Docker Engine reachable (${e.message}); start dockerd, or run without an agent`);
+  });
+  const pauseImage = o.pauseImage ?? DEFAULT_PAUSE_IMAGE;
+  if (pauseImage === DEFAULT_PAUSE_IMAGE) await ensureBusyboxImage(docker, pauseImage, { cmd: ['/bin/sleep', '2147483647'] });
+  const runtime = new DockerRuntime(docker, nodeName, o.network ?? 'skiff');
+  await runtime.ensureNetwork(o.podSubnet);
+  const kube = new KubeClient(o.api);
+  const address = o.address ?? hostIPv4();
+
+  // The agent's own HTTPS server (logs, exec), trusted by the apiserver through the pinned fingerprint.
+  const cert = await loadOrCreateServingCert(join(dataDir, 'pki'), [nodeName, address, '127.0.0.1', 'localhost']);
+  const authenticate = tokenReviewAuthenticator((body) => kube.create('/apis/authentication.k8s.io/v1/tokenreviews', body));
+  const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate });
+
+  const reporter = new NodeStatusReporter(kube, {
+    name: nodeName,
+    internalIP: address,
+    port: server.port,
+    servingCertSha256: cert.sha256,
+    dataDir,
+    runtimeVersion: `docker://${version.Version}`,
+    pods: o.maxPods ?? 110,
+    podCIDR: o.podSubnet,
+    runtimeUp: () => docker.ping().then(
+      () => true,
+      () => false,
+    ),
+  });
+  await reporter.register();
+
+  // ---- the work queue ----
+  const desired = new Map<string, KubeObject>(); // pods bound here, by uid, as last seen
+  const grace = new Map<string, number>(); // last known grace period of pods (for orphans)
+  const dirty = new Set<string>();
+  const processing = new Set<string>();
+  const workers = o.workers ?? 8;
+  let stopped = false;
+  let informerSynced = false;
+  const timers = new Set<NodeJS.Timeout>();
+
+  const probes = new ProbeSet(
+    runtime,
+    (uid) => enqueue(uid),
+    (uid, container, kind, message) => {
+      const pod = desired.get(uid);
+      const Kind = kind[0]!.toUpperCase() + kind.slice(1);
+      if (pod) worker.event(pod, 'Warning', 'Unhealthy', `${Kind} probe failed: ${message}`.slice(0, 1024));
+      void container;
+    },
+  );
+  const worker = new PodWorker({
+    runtime,
+    kube,
+    nodeName,
+    hostIP: address,
+    podsDir: join(dataDir, 'pods'),
+    pauseImage,
+    backoffBaseMs: o.backoffBaseMs ?? 10_000,
+    backoffMaxMs: o.backoffMaxMs ?? 300_000,
+    probes,
+    dns: o.dns,
+    now: Date.now,
+  });
+
+  function enqueue(uid: string): void {
+    if (stopped) return;
+    dirty.add(uid);
+    pump();
+  }
+  function enqueueAfter(uid: string, ms: number): void {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      enqueue(uid);
+    }, ms);
+    timers.add(t);
+  }
+  function pump(): void {
+    for (const uid of dirty) {
+      if (processing.size >= workers) return;
+      if (processing.has(uid)) continue; // dirty again: runs once the current sync ends
+      dirty.delete(uid);
+      processing.add(uid);
+      void syncOne(uid).finally(() => {
+        processing.delete(uid);
+        pump();
+      });
+    }
+  }
+  async function syncOne(uid: string): Promise<void> {
+    try {
+      const runs = await runtime.list(uid);
+      const pod = desired.get(uid);
+      if (!pod) {
+        if (!informerSynced || !runs.length) return;
+        // Not bound here (deleted, force-deleted or rebound): nothing of it may keep running.
+        const r = runs[0]!;
+        log(`removing containers of pod ${r.namespace}/${r.pod} (${uid}): no longer bound to ${nodeName}`);
+        await worker.terminate({ uid, namespace: r.namespace, name: r.pod }, runs, grace.get(uid) ?? 2);
+        grace.delete(uid);
+        return;
+      }
+      const res = await worker.sync(pod, runs);
+      if (res.requeueMs !== undefined) enqueueAfter(uid, Math.max(0, res.requeueMs));
+    } catch (e) {
+      if (stopped) return;
+      log(`sync of pod ${uid} failed: ${(e as Error).message}`);
+      enqueueAfter(uid, 1000);
+    }
+  }
+
+  // ---- the pod informer: list, then watch; re-list after errors or 410 Gone ----
+  const ctl = new AbortController();
+  const podsPath = `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`;
+  const observe = (pod: KubeObject, deleted: boolean) => {
+    const uid = pod.metadata.uid!;
+    if (deleted) desired.delete(uid);
+    else {
+      desired.set(uid, pod);
+      grace.set(uid, pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30);
+    }
+    enqueue(uid);
+  };
+  const informing = (async () => {
+    while (!stopped) {
+      try {
+        const list = await kube.get<{ items: KubeObject[]; metadata: { resourceVersion: string } }>(podsPath);
+        const seen = new Set(list.items.map((p) => p.metadata.uid!));
+        for (const uid of desired.keys()) if (!seen.has(uid)) observe(desired.get(uid)!, true);
+        for (const p of list.items) observe(p, false);
+        informerSynced = true;
+        await housekeeping(); // orphans from before a restart
+        let rv = list.metadata.resourceVersion;
+        for await (const ev of kube.watch(podsPath, rv, ctl.signal)) {
+          if (ev.type === 'ERROR') throw new ApiError('Expired', ev.object?.message ?? 'watch error', undefined, Number(ev.object?.code ?? 500));
+          if (ev.object?.metadata?.resourceVersion) rv = ev.object.metadata.resourceVersion;
+          if (ev.type === 'BOOKMARK') continue;
+          observe(ev.object, ev.type === 'DELETED');
+        }
+      } catch (e) {
+        if (stopped) break;
+        if (!(e instanceof ApiError && e.code === 410)) log(`pod watch: ${(e as Error).message}; re-listing`);
+        await sleep(500);
+      }
+    }
+  })();
+
+  // ---- housekeeping: probes follow the running containers; orphans are found; everything resyncs ----
+  async function housekeeping(): Promise<void> {
+    const runs = await runtime.list();
+    probes.update(desired, runs);
+    const uids = new Set<string>(runs.map((r: RunRecord) => r.uid));
+    for (const uid of uids) if (!desired.has(uid)) enqueue(uid);
+  }
+  let lastResync = Date.now();
+  const houseTimer = setInterval(() => {
+    void housekeeping()
+      .then(() => {
+        if (Date.now() - lastResync >= (o.resyncMs ?? 10_000)) {
+          lastResync = Date.now();
+          for (const uid of desired.keys()) enqueue(uid);
+        }
+      })
+      .catch((e: Error) => !stopped && log(`housekeeping: ${e.message}`));
+  }, 1000);
+  const probeTimer = setInterval(() => probes.tick(), 100);
+  const heartbeatTimer = setInterval(() => void reporter.heartbeat().catch((e: Error) => !stopped && log(`heartbeat: ${e.message}`)), o.heartbeatMs ?? 10_000);
+
+  // Containers that stop (or start) in the engine wake their pod at once. The stream is resubscribed if
+  // the engine restarts; the periodic resync covers anything missed meanwhile.
+  let events: (NodeJS.ReadableStream & { destroy(): void }) | undefined;
+  const subscribe = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      events = (await docker.getEvents({
+        filters: { type: ['container'], event: ['start', 'die', 'oom'], label: [`${LABELS.node}=${nodeName}`] },
+      })) as NodeJS.ReadableStream & { destroy(): void };
+    } catch {
+      const t = setTimeout(() => void subscribe(), 1000);
+      timers.add(t);
+      return;
+    }
+    let buf = '';
+    events.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          const uid = JSON.parse(line)?.Actor?.Attributes?.[LABELS.uid];
+          if (uid) enqueue(uid);
+        } catch {
+          // not JSON: ignore; the resync covers it
+        }
+      }
+    });
+    events.on('error', () => {});
+    events.on('close', () => {
+      if (!stopped) setTimeout(() => void subscribe(), 1000);
+    });
+  };
+  await subscribe();
+
+  return {
+    nodeName,
+    port: server.port,
+    async close(opts = {}) {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(houseTimer);
+      clearInterval(probeTimer);
+      clearInterval(heartbeatTimer);
+      for (const t of timers) clearTimeout(t);
+      ctl.abort();
+      events?.destroy();
+      await informing;
+      while (processing.size) await sleep(20);
+      if (opts.removePods) {
+        const runs = await runtime.list();
+        await Promise.all(runs.map((r) => runtime.remove(r.id)));
+      }
+      await server.close();
+      kube.close();
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
