@@ -1,0 +1,89 @@
+// An informer, as client-go's: list a collection, then watch it from the list's resourceVersion, keeping
+// a local cache of the objects by namespace/name; after a dropped watch it re-lists (a 410 Gone or a
+// network error), so the cache converges on what the apiserver holds. Handlers get called after every
+// change to the cache with the key that changed; `synced` resolves after the first list.
+// The node agent uses one per collection it follows (its pods, Services, Endpoints).
+
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import type { KubeClient } from './kube-client.ts';
+
+export type InformerEvent = 'ADDED' | 'MODIFIED' | 'DELETED';
+export type InformerHandler = (type: InformerEvent, obj: KubeObject, key: string) => void;
+
+export const keyOf = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name!);
+
+export class Informer {
+  /** The cache: namespace/name → the object as last seen. */
+  readonly items = new Map<string, KubeObject>();
+  readonly synced: Promise<void>;
+  private markSynced!: () => void;
+  private readonly handlers: InformerHandler[] = [];
+  private readonly ctl = new AbortController();
+  private running?: Promise<void>;
+  private stopped = false;
+
+  /** `path` is a collection path, optionally with a query (e.g. `/api/v1/pods?fieldSelector=...`). */
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly path: string,
+    private readonly log: (msg: string) => void = () => {},
+  ) {
+    this.synced = new Promise((r) => (this.markSynced = r));
+  }
+
+  on(handler: InformerHandler): this {
+    this.handlers.push(handler);
+    return this;
+  }
+
+  start(): this {
+    this.running ??= this.run();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.ctl.abort();
+    await this.running;
+  }
+
+  private emit(type: InformerEvent, obj: KubeObject): void {
+    const key = keyOf(obj);
+    if (type === 'DELETED') this.items.delete(key);
+    else this.items.set(key, obj);
+    for (const h of this.handlers) {
+      try {
+        h(type, obj, key);
+      } catch (e) {
+        this.log(`informer ${this.path}: handler failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const list = await this.kube.get<{ items: KubeObject[]; metadata: { resourceVersion: string } }>(this.path);
+        const seen = new Set(list.items.map(keyOf));
+        for (const [key, obj] of [...this.items]) if (!seen.has(key)) this.emit('DELETED', obj);
+        for (const o of list.items) {
+          const old = this.items.get(keyOf(o));
+          if (old?.metadata.resourceVersion !== o.metadata.resourceVersion) this.emit(old ? 'MODIFIED' : 'ADDED', o);
+        }
+        this.markSynced();
+        // A watch that ends (server timeout) or fails is followed by a fresh list: simple, and the diff
+        // against the cache above turns it into the right events.
+        for await (const ev of this.kube.watch(this.path, list.metadata.resourceVersion, this.ctl.signal)) {
+          if (ev.type === 'ERROR') throw new ApiError('Expired', ev.object?.message ?? 'watch error', undefined, Number(ev.object?.code ?? 500));
+          if (ev.type === 'BOOKMARK') continue;
+          this.emit(ev.type as InformerEvent, ev.object);
+        }
+      } catch (e) {
+        if (this.stopped) break;
+        if (!(e instanceof ApiError && e.code === 410)) this.log(`watch ${this.path}: ${(e as Error).message}; re-listing`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+}
