@@ -41,8 +41,15 @@ export function hostIPv4(): string {
   return '127.0.0.1';
 }
 
-/** Zone, region and instance type from EC2's instance metadata (IMDSv2); undefined off EC2 (fast). */
-export async function ec2Metadata(timeoutMs = 300): Promise<{ zone: string; region: string; instanceType: string } | undefined> {
+export interface Ec2Identity {
+  zone: string;
+  region: string;
+  instanceType: string;
+  instanceId: string;
+}
+
+/** Zone, region, instance type and id from EC2's instance metadata (IMDSv2); undefined off EC2 (fast). */
+export async function ec2Metadata(timeoutMs = 300): Promise<Ec2Identity | undefined> {
   // The AWS SDKs' own override of the IMDS address (also how tests stand one up on loopback).
   const base = `${(process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT ?? 'http://169.254.169.254').replace(/\/$/, '')}/latest`;
   const text = async (r: Response) => {
@@ -54,10 +61,10 @@ export async function ec2Metadata(timeoutMs = 300): Promise<{ zone: string; regi
       await fetch(`${base}/api/token`, { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' }, signal: AbortSignal.timeout(timeoutMs) }),
     );
     const get = async (p: string) => text(await fetch(`${base}/meta-data/${p}`, { headers: { 'X-aws-ec2-metadata-token': token }, signal: AbortSignal.timeout(timeoutMs) }));
-    const [zone, instanceType] = await Promise.all([get('placement/availability-zone'), get('instance-type')]);
+    const [zone, instanceType, instanceId] = await Promise.all([get('placement/availability-zone'), get('instance-type'), get('instance-id')]);
     // Something other than IMDS may answer that address (a proxy, a sandbox): trust only well-formed values.
-    if (!/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/.test(zone) || !/^[a-z0-9-]+\.[a-z0-9]+$/.test(instanceType)) return undefined;
-    return { zone, region: zone.replace(/[a-z]$/, ''), instanceType };
+    if (!/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/.test(zone) || !/^[a-z0-9-]+\.[a-z0-9]+$/.test(instanceType) || !/^i-[0-9a-z]+$/.test(instanceId)) return undefined;
+    return { zone, region: zone.replace(/[a-z]$/, ''), instanceType, instanceId };
   } catch {
     return undefined;
   }
@@ -96,17 +103,19 @@ export class NodeStatusReporter {
       ...(this.id.extraLabels ?? {}),
     };
     const annotations = { 'skiff.io/kubelet-serving-cert-sha256': this.id.servingCertSha256 };
+    // The AWS cloud provider's form; the route controller finds the node's instance by it.
+    const providerID = ec2 ? { providerID: `aws:///${ec2.zone}/${ec2.instanceId}` } : {};
     const node: KubeObject = {
       apiVersion: 'v1',
       kind: 'Node',
       metadata: { name: this.id.name, labels, annotations },
-      spec: this.id.podCIDR ? { podCIDR: this.id.podCIDR, podCIDRs: [this.id.podCIDR] } : {},
+      spec: { ...providerID, ...(this.id.podCIDR ? { podCIDR: this.id.podCIDR, podCIDRs: [this.id.podCIDR] } : {}) },
     };
     try {
       await this.kube.create('/api/v1/nodes', node);
     } catch (e) {
       if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
-      await this.kube.patch(this.path, { metadata: { labels, annotations } }, 'merge');
+      await this.kube.patch(this.path, { metadata: { labels, annotations }, ...(ec2 ? { spec: providerID } : {}) }, 'merge');
     }
     await this.ensureLeaseNamespace();
     await this.writeStatus(true);
