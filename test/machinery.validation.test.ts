@@ -565,6 +565,31 @@ describe('Endpoints, Event, Node, Namespace, Lease', () => {
     ]);
   });
 
+  it('nodes: podCIDR may be set once from "" (the IPAM controller does), never moved, by either field', () => {
+    const forbidden = ['spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid'];
+    const bare: KubeObject = { metadata: { name: 'n1' }, spec: {} };
+    const a = '10.244.0.0/24';
+    const b = '10.244.1.0/24';
+    // From "" to a value: allowed, through both fields or the legacy one alone.
+    expect(check('Node', { metadata: { name: 'n1' }, spec: { podCIDR: a, podCIDRs: [a] } }, bare)).toBeUndefined();
+    expect(check('Node', { metadata: { name: 'n1' }, spec: { podCIDR: a } }, bare)).toBeUndefined();
+    // Unchanged: allowed (also when a client leaves the legacy field out).
+    const set: KubeObject = { metadata: { name: 'n1' }, spec: { podCIDR: a, podCIDRs: [a] } };
+    expect(check('Node', structuredClone(set), set)).toBeUndefined();
+    expect(check('Node', { metadata: { name: 'n1' }, spec: { podCIDRs: [a] } }, set)).toBeUndefined();
+    // Moved or cleared: forbidden, whichever field carries it.
+    const legacyOnly: KubeObject = { metadata: { name: 'n1' }, spec: { podCIDR: a } };
+    expect(causes(invalid('Node', { metadata: { name: 'n1' }, spec: { podCIDR: b } }, legacyOnly))).toEqual(forbidden);
+    expect(causes(invalid('Node', { metadata: { name: 'n1' }, spec: {} }, legacyOnly))).toEqual(forbidden);
+    expect(causes(invalid('Node', { metadata: { name: 'n1' }, spec: { podCIDR: b, podCIDRs: [a] } }, set))).toEqual(forbidden);
+    expect(causes(invalid('Node', { metadata: { name: 'n1' }, spec: { podCIDR: a, podCIDRs: [b] } }, set))).toEqual(forbidden);
+    expect(causes(invalid('Node', { metadata: { name: 'n1' }, spec: {} }, set))).toEqual(forbidden);
+    // A malformed legacy podCIDR is refused like a malformed podCIDRs entry.
+    expect(causes(invalid('Node', { metadata: { name: 'n1' }, spec: { podCIDR: '10.244.0.0' } }))).toEqual([
+      'spec.podCIDRs[0]: Invalid value: "10.244.0.0": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)',
+    ]);
+  });
+
   it('node capacity quantities are checked', () => {
     expect(causes(invalid('Node', prepared('Node', { metadata: { name: 'n1' }, status: { capacity: { cpu: '-2' } } })))).toEqual([
       'status.capacity.cpu: Invalid value: "-2": must be greater than or equal to 0',

@@ -15,6 +15,7 @@ import { ApiError, errors } from '../machinery/status.ts';
 import { fieldErrorBody, type FieldError } from '../machinery/validation.ts';
 import { findResource, storagePrefix } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
+import { formatCIDR, formatIPv4, parseIPv4, parseIPv4CIDR } from '../machinery/cidr.ts';
 
 export const SERVICE_IP_PREFIX = '/registry/skiff.io/serviceips/';
 export const NODE_PORT_PREFIX = '/registry/skiff.io/servicenodeports/';
@@ -60,14 +61,12 @@ export class ServiceAllocator {
     opts: ServiceAllocOptions = {},
   ) {
     const cidr = opts.serviceCIDR ?? '10.96.0.0/16';
-    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
-    const ip = m ? parseIPv4(m[1]!) : undefined;
-    const bits = m ? Number(m[2]) : NaN;
+    const net = parseIPv4CIDR(cidr);
     // Kubernetes needs room for the network, broadcast and kubernetes-service addresses plus one.
-    if (ip === undefined || !(bits >= 8 && bits <= 29)) throw new Error(`invalid serviceCIDR ${JSON.stringify(cidr)}: want an IPv4 CIDR from /8 to /29`);
-    this.size = 2 ** (32 - bits);
-    this.base = ip - (ip % this.size);
-    this.cidr = `${formatIPv4(this.base)}/${bits}`;
+    if (!net || !(net.bits >= 8 && net.bits <= 29)) throw new Error(`invalid serviceCIDR ${JSON.stringify(cidr)}: want an IPv4 CIDR from /8 to /29`);
+    this.size = net.size;
+    this.base = net.base;
+    this.cidr = formatCIDR(net);
     const r = /^(\d+)-(\d+)$/.exec(opts.nodePortRange ?? '30000-32767');
     this.firstPort = r ? Number(r[1]) : NaN;
     this.lastPort = r ? Number(r[2]) : NaN;
@@ -376,14 +375,4 @@ function parseOwner(value: string): Owner | undefined {
   } catch {
     return undefined;
   }
-}
-
-function parseIPv4(s: string): number | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
-}
-
-function formatIPv4(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 }

@@ -10,8 +10,20 @@ import { replicationController } from './replication.ts';
 import { garbageCollector } from './garbagecollector.ts';
 import { endpointsController } from './endpoints.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
+import { nodeIpamControllerFromEnv } from './nodeipam.ts';
+import { routeControllerFromEnv } from './routes.ts';
 
-export const controllers: Controller[] = [namespaceController, replicationController, garbageCollector, endpointsController, nodeLifecycleController];
+// Routes to nodes' pod CIDRs are programmed only when a VPC route table is named (SKIFF_ROUTE_TABLE_ID).
+const routeController = routeControllerFromEnv();
+export const controllers: Controller[] = [
+  namespaceController,
+  replicationController,
+  garbageCollector,
+  endpointsController,
+  nodeLifecycleController,
+  nodeIpamControllerFromEnv(),
+  ...(routeController ? [routeController] : []),
+];
 
 const handlers = createControllerHandlers(controllers, cloudContext);
 export const stream = handlers.stream;

@@ -1672,10 +1672,20 @@ function validateNode(errs: ErrorList, node: Record<string, any>): void {
       if (q.nanos < 0n) errs.invalid(`status.${list}.${k}`, formatQuantity(q), 'must be greater than or equal to 0');
     }
   }
-  const cidrs = arr(spec.podCIDRs);
+  const cidrs = podCIDRsOf(spec);
   cidrs.forEach((c, i) => {
     if (!validCIDR(c)) errs.invalid(`spec.podCIDRs[${i}]`, c, 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)');
   });
+}
+
+/**
+ * The pod CIDRs a v1 NodeSpec stands for, as Kubernetes' v1->internal conversion reads them: podCIDRs,
+ * or else the legacy single podCIDR (which is what older clients, and our hollow nodes, set alone).
+ */
+function podCIDRsOf(spec: Record<string, any> | undefined): unknown[] {
+  const list = arr(spec?.podCIDRs);
+  if (list.length) return list;
+  return strOf(spec?.podCIDR) ? [spec!.podCIDR] : [];
 }
 
 function validateNodeUpdate(errs: ErrorList, node: Record<string, any>, old: Record<string, any>): void {
@@ -1685,9 +1695,14 @@ function validateNodeUpdate(errs: ErrorList, node: Record<string, any>, old: Rec
     if (seen.has(key)) errs.duplicate(`status.addresses[${i}]`, { address: strOf(a?.address), type: strOf(a?.type) });
     seen.add(key);
   });
-  const oldCIDRs = arr(old.spec?.podCIDRs);
-  const cidrs = arr(node.spec?.podCIDRs);
-  if (oldCIDRs.length && (oldCIDRs.length !== cidrs.length || oldCIDRs.some((c, i) => c !== cidrs[i]))) {
+  // Set once (by the node IPAM controller or the node itself), then fixed: routes and pod IPs hang on it.
+  // Both fields count, so a client writing only the legacy podCIDR cannot move it either.
+  const oldCIDRs = podCIDRsOf(old.spec);
+  const cidrs = podCIDRsOf(node.spec);
+  const legacy = strOf(node.spec?.podCIDR);
+  // podCIDRs wins when both are given (as in conversion), but a legacy value that disagrees is a move.
+  const legacyMoved = !!legacy && legacy !== cidrs[0];
+  if (oldCIDRs.length && (legacyMoved || oldCIDRs.length !== cidrs.length || oldCIDRs.some((c, i) => c !== cidrs[i]))) {
     errs.forbidden('spec.podCIDRs', 'node updates may not change podCIDR except from "" to valid');
   }
   const oldProvider = strOf(old.spec?.providerID);
