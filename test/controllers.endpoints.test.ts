@@ -184,6 +184,25 @@ for (const [label, open, enabled] of backends) {
       expect(view(await getEp(ctx, 'headless'))).toEqual([{ ready: ['10.0.3.1'], notReady: [], ports: [] }]);
     });
 
+    it('gives addresses the hostname of pods whose subdomain names the service (DNS <hostname>.<svc>)', async () => {
+      const ctx = await newCtx(await open());
+      const named = (name: string, subdomain: string) => ({ ...pod(name, { app: 'db' }), spec: { ...pod(name, {}).spec, hostname: `${name}-host`, subdomain } });
+      await ctx.registry.create(podsRes, 'default', named('db-0', 'db'));
+      await ctx.registry.create(podsRes, 'default', named('db-1', 'other'));
+      await setStatus(ctx, 'db-0', '10.0.4.1', true);
+      await setStatus(ctx, 'db-1', '10.0.4.2', true);
+      await ctx.registry.create(svcRes, 'default', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'db' }, spec: { clusterIP: 'None', selector: { app: 'db' } } });
+      await epc.reconcile('default/db', ctx);
+      const addrs = (await getEp(ctx, 'db'))!.subsets[0].addresses;
+      expect(addrs.map((a: any) => [a.ip, a.hostname])).toEqual([['10.0.4.1', 'db-0-host'], ['10.0.4.2', undefined]]);
+      // The same IP and pod name, now with the service's subdomain: the hostname alone changed, and is written.
+      await ctx.registry.delete(podsRes, 'default', 'db-1', { gracePeriodSeconds: 0 });
+      await ctx.registry.create(podsRes, 'default', named('db-1', 'db'));
+      await setStatus(ctx, 'db-1', '10.0.4.2', true);
+      await epc.reconcile('default/db', ctx);
+      expect((await getEp(ctx, 'db'))!.subsets[0].addresses.map((a: any) => a.hostname)).toEqual(['db-0-host', 'db-1-host']);
+    });
+
     it('runs on the live change feed: watches services and pods', async () => {
       const ctx = await newCtx(await open());
       const runner = runControllers(ctx, [epc], { resyncMs: 3_600_000 });

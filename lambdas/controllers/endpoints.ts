@@ -26,6 +26,7 @@ export const MANAGED_BY_VALUE = 'endpoints-controller';
 
 interface EndpointAddress {
   ip: string;
+  hostname?: string;
   nodeName?: string;
   targetRef: { kind: 'Pod'; namespace: string; name: string; uid: string };
 }
@@ -81,6 +82,9 @@ export function computeSubsets(svc: KubeObject, podList: KubeObject[]): Subset[]
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
     const addr: EndpointAddress = {
       ip: pod.status.podIP,
+      // As Kubernetes: a pod with spec.hostname whose spec.subdomain names this Service gets DNS
+      // <hostname>.<service>.<ns>.svc.<domain> through the address's hostname.
+      ...(pod.spec?.hostname && pod.spec?.subdomain === svc.metadata.name ? { hostname: pod.spec.hostname } : {}),
       ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
       targetRef: { kind: 'Pod', namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! },
     };
@@ -119,7 +123,7 @@ function canonical(subsets: any[] | undefined): string[] {
   for (const s of subsets ?? []) {
     const ports = (s.ports ?? []).map((p: any) => `${p.name ?? ''}/${p.port}/${p.protocol ?? 'TCP'}/${p.appProtocol ?? ''}`).sort().join(',');
     for (const [kind, list] of [['r', s.addresses], ['n', s.notReadyAddresses]] as const) {
-      for (const a of list ?? []) out.push(`${ports}|${kind}|${a.ip}|${a.nodeName ?? ''}|${a.targetRef?.name ?? ''}|${a.targetRef?.uid ?? ''}`);
+      for (const a of list ?? []) out.push(`${ports}|${kind}|${a.ip}|${a.hostname ?? ''}|${a.nodeName ?? ''}|${a.targetRef?.name ?? ''}|${a.targetRef?.uid ?? ''}`);
     }
     if (!(s.addresses?.length || s.notReadyAddresses?.length)) out.push(`${ports}|empty`);
   }
