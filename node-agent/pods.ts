@@ -6,6 +6,7 @@
 // every step first looks whether it is done already.
 
 import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { parseQuantity } from '../lambdas/machinery/quantity.ts';
@@ -16,6 +17,7 @@ import { PAUSE, type DockerRuntime, type PodRef, type RunRecord } from './runtim
 import { containerEnv, expandArgs, referencedObjects } from './env.ts';
 import { containerBinds, prepareVolumes, removePodDir } from './volumes.ts';
 import type { ProbeSet } from './probing.ts';
+import { podDnsConfig, resolvConfText } from './pod-dns.ts';
 
 export interface PodWorkerOptions {
   runtime: DockerRuntime;
@@ -244,7 +246,6 @@ export class PodWorker {
         (bindings[k] ??= []).push({ HostPort: String(p.hostPort), ...(p.hostIP ? { HostIp: p.hostIP } : {}) });
       }
     }
-    const dns = this.podDns(pod);
     return {
       Image: this.o.pauseImage,
       Hostname: (spec.hostname ?? pod.metadata.name!).slice(0, 63),
@@ -254,26 +255,28 @@ export class PodWorker {
         NetworkMode: spec.hostNetwork ? 'host' : this.o.runtime.network,
         IpcMode: 'shareable',
         PortBindings: bindings,
-        ...(dns ? { Dns: dns.servers, DnsSearch: dns.searches, DnsOptions: dns.options } : {}),
       },
     };
   }
 
-  private podDns(pod: KubeObject): { servers: string[]; searches: string[]; options: string[] } | undefined {
-    const spec = pod.spec ?? {};
-    const policy = spec.dnsPolicy ?? 'ClusterFirst';
-    const cfg = spec.dnsConfig ?? {};
-    const extraOptions = (cfg.options ?? []).map((o: { name: string; value?: string }) => (o.value !== undefined ? `${o.name}:${o.value}` : o.name));
-    if (policy === 'None') return { servers: cfg.nameservers ?? [], searches: cfg.searches ?? [], options: extraOptions };
-    if (policy === 'ClusterFirst' && this.o.dns && !spec.hostNetwork) {
-      const ns = pod.metadata.namespace;
-      return {
-        servers: [...this.o.dns.servers, ...(cfg.nameservers ?? [])],
-        searches: [`${ns}.svc.cluster.local`, 'svc.cluster.local', 'cluster.local', ...this.o.dns.searches, ...(cfg.searches ?? [])],
-        options: ['ndots:5', ...this.o.dns.options, ...extraOptions],
-      };
-    }
-    return undefined; // Default: the engine gives the host's resolver configuration
+  /**
+   * Writes the pod's resolv.conf (pod-dns.ts: kubelet's rules for dnsPolicy and dnsConfig) into its
+   * directory and returns the file, bind-mounted at /etc/resolv.conf in each of its containers; undefined
+   * when the engine's own configuration is what the pod asked for (Default policy, no dnsConfig).
+   */
+  private podDns(pod: KubeObject): string | undefined {
+    const cfg = podDnsConfig(pod, this.o.dns, () => {
+      try {
+        return readFileSync('/etc/resolv.conf', 'utf8');
+      } catch {
+        return '';
+      }
+    });
+    if (!cfg) return undefined;
+    const file = join(this.podDir(pod.metadata.uid!), 'resolv.conf');
+    mkdirSync(this.podDir(pod.metadata.uid!), { recursive: true });
+    writeFileSync(file, resolvConfText(cfg));
+    return file;
   }
 
   private async containerConfig(
@@ -291,6 +294,10 @@ export class PodWorker {
     const volumes = prepareVolumes(pod, this.podDir(pod.metadata.uid!), objects);
     const binds = containerBinds(c, volumes, env);
     const sc = { ...(spec.securityContext ?? {}), ...(c.securityContext ?? {}) };
+    // As containerd: the pod's resolv.conf, read-only when the root filesystem is (a volume mounted at
+    // /etc/resolv.conf by the pod itself wins).
+    const resolvConf = this.podDns(pod);
+    if (resolvConf && !binds.some((b) => b.split(':')[1] === '/etc/resolv.conf')) binds.push(`${resolvConf}:/etc/resolv.conf${sc.readOnlyRootFilesystem ? ':ro' : ''}`);
     const user = sc.runAsUser !== undefined ? `${sc.runAsUser}${sc.runAsGroup !== undefined ? `:${sc.runAsGroup}` : ''}` : undefined;
     const join = `container:${sandbox.id}`;
     return {
