@@ -1,10 +1,12 @@
 // The agent's HTTPS API, the part of kubelet's server the apiserver calls:
 //   GET /containerLogs/{ns}/{pod}/{container}   container logs, streamed (kubectl logs)
-//   GET /exec/{ns}/{pod}/{container}?command=.. an upgrade to WebSocket speaking Kubernetes'
-//                                              remotecommand protocol v5/v4 (kubectl exec)
+//   GET /exec/{ns}/{pod}/{container}?command=.. an upgrade speaking Kubernetes' remotecommand protocol
+//                                              v5/v4 (kubectl exec), over WebSocket or SPDY/3.1
 //   GET /attach/{ns}/{pod}/{container}           the same, joined to the container's process (kubectl attach)
+//   GET /portForward/{ns}/{pod}                  SPDY streams to the pod's ports (kubectl port-forward), on
+//                                              a SPDY/3.1 upgrade or tunnelled in a WebSocket
 // Every request carries a bearer token; `authenticate` (a TokenReview, see authn.ts) decides.
-// SPDY, kubelet's older upgrade protocol, is not served: clients fall back to it only when WebSocket fails.
+// remotecommand.ts, portforward.ts and spdy.ts hold the protocols; this file routes and checks requests.
 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,8 +14,19 @@ import type { Duplex } from 'node:stream';
 import { PassThrough, Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type Docker from 'dockerode';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ApiError, errors, type Status } from '../lambdas/machinery/status.ts';
+import { EXEC_PROTOCOLS, execResult, runSession, spdyChannels, webSocketChannels, type Session } from './remotecommand.ts';
+import { PORT_FORWARD_PROTOCOL, findPodIP, servePortForward } from './portforward.ts';
+import { SPDY_TUNNEL_PREFIX, acceptSpdyUpgrade, isSpdyUpgrade, negotiateStreamProtocol, spdyServer } from './spdy.ts';
+
+/** kubectl's port-forward subprotocol: SPDY framed in WebSocket binary messages. */
+const PORT_FORWARD_TUNNEL = SPDY_TUNNEL_PREFIX + PORT_FORWARD_PROTOCOL;
+/**
+ * ws accepts only RFC 6455 tokens as subprotocols, and the tunnel's has a '/': the handshake runs with
+ * this token in its place, and the answer's Sec-WebSocket-Protocol line is put back to the real name.
+ */
+const PORT_FORWARD_TUNNEL_TOKEN = 'skiff-tunnel-' + PORT_FORWARD_PROTOCOL;
 
 export interface AgentServerOptions {
   docker: Docker;
@@ -30,20 +43,17 @@ export interface AgentServer {
   close(): Promise<void>;
 }
 
-/** Remotecommand subprotocols, newest first (k8s.io/apimachinery/pkg/util/remotecommand). */
-export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
-const STDIN = 0;
-const STDOUT = 1;
-const STDERR = 2;
-const ERROR = 3;
-const RESIZE = 4;
-/** v5: [255, stream] says the peer closed that stream (stdin EOF). */
-const CLOSE = 255;
-
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
   const wss = new WebSocketServer({
     noServer: true,
-    handleProtocols: (offered) => EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false,
+    handleProtocols: (offered, req) =>
+      (req.url ?? '').startsWith('/portForward/')
+        ? offered.has(PORT_FORWARD_TUNNEL_TOKEN) && PORT_FORWARD_TUNNEL_TOKEN
+        : (EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false),
+  });
+  wss.on('headers', (headers: string[]) => {
+    const i = headers.indexOf(`Sec-WebSocket-Protocol: ${PORT_FORWARD_TUNNEL_TOKEN}`);
+    if (i >= 0) headers[i] = `Sec-WebSocket-Protocol: ${PORT_FORWARD_TUNNEL}`;
   });
   const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, (req, res) => {
     void serveHttp(opts, req, res).catch((e) => sendStatus(res, statusOf(e)));
@@ -95,7 +105,7 @@ async function checkAuth(opts: AgentServerOptions, req: IncomingMessage): Promis
 async function serveHttp(opts: AgentServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   await checkAuth(opts, req);
   const path = (req.url ?? '/').split('?')[0]!;
-  if (path.startsWith('/exec/') || path.startsWith('/attach/')) throw errors.badRequest('Upgrade request required');
+  if (path.startsWith('/exec/') || path.startsWith('/attach/') || path.startsWith('/portForward/')) throw errors.badRequest('Upgrade request required');
   if (!path.startsWith('/containerLogs/')) throw errors.pageNotFound();
   if (req.method !== 'GET') throw errors.methodNotAllowed();
   await serveLogs(opts, parseTarget(req, 'containerLogs'), req, res);
@@ -213,16 +223,19 @@ async function serveLogs(opts: AgentServerOptions, t: Target, req: IncomingMessa
   else opts.docker.modem.demuxStream(raw, out, out);
 }
 
-// ---- exec and attach ----
+// ---- exec, attach and port-forward: upgrades ----
 
 async function serveUpgrade(opts: AgentServerOptions, wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   socket.on('error', () => {});
   await checkAuth(opts, req);
-  const kind = (req.url ?? '').startsWith('/attach/') ? 'attach' : 'exec';
-  const t = parseTarget(req, kind);
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    throw errors.badRequest('unable to upgrade: only WebSocket is served (SPDY is not supported)');
+  const path = (req.url ?? '').split('?')[0]!;
+  const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+  if (upgrade !== 'websocket' && !isSpdyUpgrade(req)) {
+    throw errors.badRequest(`unable to upgrade: unsupported protocol ${JSON.stringify(req.headers.upgrade ?? '')}: only WebSocket and SPDY/3.1 are served`);
   }
+  if (path.startsWith('/portForward/')) return upgradePortForward(opts, wss, req, socket, head);
+  const kind = path.startsWith('/attach/') ? 'attach' : 'exec';
+  const t = parseTarget(req, kind);
   const q = t.query;
   const command = q.getAll('command');
   if (kind === 'exec' && !command.length) throw errors.badRequest('you must specify at least 1 command');
@@ -231,134 +244,83 @@ async function serveUpgrade(opts: AgentServerOptions, wss: WebSocketServer, req:
   const stderr = bool(q.get('stderr') ?? q.get('error'));
   const tty = bool(q.get('tty'));
   if (!stdin && !stdout && !stderr) throw errors.badRequest('you must specify at least one of stdin, stdout, stderr');
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-  if (!EXEC_PROTOCOLS.some((p) => offered.includes(p))) {
-    throw errors.badRequest(`unable to upgrade: none of the requested subprotocols (${offered.join(', ')}) is supported: ${EXEC_PROTOCOLS.join(', ')}`);
-  }
+  // The protocol is settled before any work, so that a refusal is an HTTP error the client can fall back on.
+  let spdyProtocol: string | undefined;
+  if (upgrade === 'websocket') {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    if (!EXEC_PROTOCOLS.some((p) => offered.includes(p))) {
+      throw errors.badRequest(`unable to upgrade: none of the requested subprotocols (${offered.join(', ')}) is supported: ${EXEC_PROTOCOLS.join(', ')}`);
+    }
+  } else spdyProtocol = negotiateStreamProtocol(req, EXEC_PROTOCOLS);
   const found = await findContainer(opts.docker, opts.nodeName, t, false);
   if (!found.running) throw errors.badRequest(`container ${t.container} is not running`);
   const container = opts.docker.getContainer(found.id);
+  let session: Session;
   if (kind === 'attach') {
     // Attach joins the container's own process: its TTY is the container's, and the session just ends
     // when the process does (kubelet reports no exit status for attach).
-    const session: Session = {
+    session = {
       tty: found.tty,
       start: async () => (await container.attach({ stream: true, hijack: true, stdin, stdout, stderr, logs: false })) as unknown as Duplex,
       resize: (w, h) => container.resize({ w, h }),
       finish: async () => undefined,
     };
-    wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, ws, session, { stdin }));
-    return;
-  }
-  // Created before the upgrade, so that a refusal from the engine is still an HTTP error.
-  const exec = await container.exec({
-    Cmd: command,
-    AttachStdin: stdin,
-    AttachStdout: stdout,
-    AttachStderr: stderr && !tty,
-    Tty: tty,
-  });
-  const session: Session = {
-    tty,
-    start: async () => (await exec.start({ hijack: true, stdin, Tty: tty })) as unknown as Duplex,
-    resize: (w, h) => exec.resize({ w, h }),
-    finish: () => execResult(exec),
-  };
-  wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, ws, session, { stdin }));
-}
-
-/** An attached process: exec'd, or the container's own (attach). */
-interface Session {
-  tty: boolean;
-  start(): Promise<Duplex>;
-  resize(w: number, h: number): Promise<unknown>;
-  /** The error channel's last message, if any. */
-  finish(): Promise<object | undefined>;
-}
-
-async function execResult(exec: Docker.Exec): Promise<object> {
-  // The engine closes the stream as the process exits; its exit code may take a moment to be recorded.
-  let code: number | null = null;
-  for (let i = 0; i < 50; i++) {
-    const info = await exec.inspect().catch(() => undefined);
-    if (info && !info.Running) {
-      code = info.ExitCode;
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return exitStatus(code);
-}
-
-function send(ws: WebSocket, channel: number, data: Buffer | string): void {
-  if (ws.readyState !== ws.OPEN) return;
-  const body = typeof data === 'string' ? Buffer.from(data) : data;
-  ws.send(Buffer.concat([Buffer.from([channel]), body]));
-}
-
-async function runSession(docker: Docker, ws: WebSocket, session: Session, o: { stdin: boolean }): Promise<void> {
-  // Messages may arrive before the engine has attached: keep them until it has.
-  const early: Buffer[] = [];
-  let stream: Duplex | undefined;
-  const onMessage = (m: Buffer) => {
-    if (!m.length) return;
-    const ch = m[0]!;
-    const data = m.subarray(1);
-    if (ch === STDIN && o.stdin) stream!.write(data);
-    else if (ch === RESIZE && session.tty) {
-      try {
-        const { Width, Height } = JSON.parse(data.toString('utf8'));
-        if (Width > 0 && Height > 0) session.resize(Width, Height).catch(() => {});
-      } catch {
-        /* a malformed resize is ignored, as kubelet does */
-      }
-    } else if (ch === CLOSE && data[0] === STDIN && o.stdin) stream!.end();
-  };
-  ws.on('message', (m: Buffer, isBinary: boolean) => {
-    if (!isBinary) return;
-    if (stream) onMessage(m);
-    else early.push(m);
-  });
-  try {
-    stream = await session.start();
-  } catch (e) {
-    send(ws, ERROR, JSON.stringify(failure(`error executing command: ${(e as Error).message}`)));
-    ws.close(1000);
-    return;
-  }
-  ws.on('close', () => stream!.destroy());
-  stream.on('error', () => {});
-  for (const m of early.splice(0)) onMessage(m);
-  const chan = (ch: number) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        send(ws, ch, chunk);
-        cb();
-      },
+  } else {
+    // Created before the upgrade, so that a refusal from the engine is still an HTTP error.
+    const exec = await container.exec({
+      Cmd: command,
+      AttachStdin: stdin,
+      AttachStdout: stdout,
+      AttachStderr: stderr && !tty,
+      Tty: tty,
     });
-  if (session.tty) stream.on('data', (d: Buffer) => send(ws, STDOUT, d));
-  else docker.modem.demuxStream(stream, chan(STDOUT), chan(STDERR));
-  await new Promise<void>((ok) => {
-    stream!.on('end', ok);
-    stream!.on('close', ok);
-  });
-  if (ws.readyState !== ws.OPEN) return;
-  const last = await session.finish();
-  if (last) send(ws, ERROR, JSON.stringify(last));
-  ws.close(1000);
+    session = {
+      tty,
+      start: async () => (await exec.start({ hijack: true, stdin, Tty: tty })) as unknown as Duplex,
+      resize: (w, h) => exec.resize({ w, h }),
+      finish: () => execResult(exec),
+    };
+  }
+  if (spdyProtocol === undefined) {
+    wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, webSocketChannels(ws), session, { stdin }));
+    return;
+  }
+  const conn = acceptSpdyUpgrade(socket, head, spdyProtocol);
+  // Which streams the client opens follows its own request (tty=true: no stderr stream).
+  spdyChannels(conn, { stdin, stdout, stderr, tty }).then(
+    (ch) => runSession(opts.docker, ch, session, { stdin }),
+    () => socket.destroy(),
+  );
 }
 
-function failure(message: string, extra: Partial<Status> = {}) {
-  return { metadata: {}, status: 'Failure', message, ...extra };
-}
-
-/** The error channel's last word, as kubelet writes it (client-go turns NonZeroExitCode into the exit code). */
-export function exitStatus(code: number | null) {
-  if (code === 0) return { metadata: {}, status: 'Success' };
-  if (code === null) return failure('error executing command: the exit code is unknown', { reason: 'InternalError' });
-  return failure(`command terminated with non-zero exit code: exit status ${code}`, {
-    reason: 'NonZeroExitCode' as Status['reason'],
-    details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
+/**
+ * /portForward/{ns}/{pod}: SPDY streams (portforward.k8s.io), on a plain SPDY/3.1 connection or tunnelled
+ * in WebSocket binary messages (subprotocol SPDY/3.1+portforward.k8s.io, kubectl's first try since 1.31).
+ */
+async function upgradePortForward(opts: AgentServerOptions, wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const u = new URL(req.url ?? '/', 'https://agent');
+  const segs = u.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (segs.length !== 3 || segs.slice(1).some((s) => !s)) throw errors.pageNotFound();
+  const [namespace, pod] = [segs[1]!, segs[2]!];
+  let spdyProtocol: string | undefined;
+  if (isSpdyUpgrade(req)) spdyProtocol = negotiateStreamProtocol(req, [PORT_FORWARD_PROTOCOL]);
+  else {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    if (!offered.includes(PORT_FORWARD_TUNNEL)) {
+      throw errors.badRequest(`unable to upgrade: none of the requested subprotocols (${offered.join(', ')}) is supported: ${PORT_FORWARD_TUNNEL}`);
+    }
+    req.headers['sec-websocket-protocol'] = PORT_FORWARD_TUNNEL_TOKEN;
+  }
+  const podIP = await findPodIP(opts.docker, opts.nodeName, namespace, pod);
+  const target = { namespace, pod, podIP };
+  if (spdyProtocol !== undefined) {
+    servePortForward(acceptSpdyUpgrade(socket, head, spdyProtocol), target);
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    // SPDY frames ride in binary messages: the WebSocket is the SPDY connection's byte stream.
+    const tunnel = createWebSocketStream(ws);
+    servePortForward(spdyServer(tunnel), target);
   });
 }
 

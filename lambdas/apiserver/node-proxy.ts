@@ -1,7 +1,8 @@
 // The apiserver's way to a pod's node agent (kubelet): pods/log is streamed back through the normal
 // response path (so it works from the Lambda too, inside the VPC), and pods/exec — an HTTP upgrade a
 // Lambda endpoint cannot hold — is spliced socket to socket by the local server, as kube-apiserver's
-// UpgradeAwareHandler does. pods/attach goes the same way.
+// UpgradeAwareHandler does. pods/attach and pods/portforward go the same way; the upgrade is passed on as
+// the client asked for it (WebSocket, or SPDY/3.1, kubectl's fallback), so the agent answers it.
 //
 // The agent is found from its Node object: status.addresses (first InternalIP, else Hostname),
 // status.daemonEndpoints.kubeletEndpoint.Port, and the annotation skiff.io/kubelet-serving-cert-sha256.
@@ -48,6 +49,8 @@ export function agentTarget(node: KubeObject): AgentTarget {
 /** A TLS connection to the agent whose certificate is the pinned one (else a 502 Status error). */
 export async function connectAgent(t: AgentTarget): Promise<tls.TLSSocket> {
   const sock = tls.connect({ host: t.host, port: t.port, rejectUnauthorized: false, servername: /^[\d.:]+$/.test(t.host) ? undefined : t.host });
+  // Streaming sessions are small frames both ways: Nagle's algorithm would hold each one for the peer's delayed ACK.
+  sock.setNoDelay(true);
   try {
     await new Promise<void>((ok, fail) => {
       sock.once('secureConnect', ok);
@@ -64,6 +67,15 @@ export async function connectAgent(t: AgentTarget): Promise<tls.TLSSocket> {
     throw new ApiError('InternalError', `the node agent at ${t.host}:${t.port} presented a certificate that is not the pinned one`, undefined, 502);
   }
   return sock;
+}
+
+/** The pod's node's agent, with kube-apiserver's errors. */
+async function locateNode(registry: Registry, ns: string, name: string): Promise<{ pod: KubeObject; target: AgentTarget }> {
+  const pod = await registry.get(pods(), ns, name);
+  const nodeName = pod.spec?.nodeName;
+  if (!nodeName) throw errors.badRequest(`pod ${name} does not have a host assigned`);
+  const node = await registry.get(nodes(), undefined, nodeName);
+  return { pod, target: agentTarget(node) };
 }
 
 /** The pod, its container (named or the only one), and its node's agent, with kube-apiserver's errors. */
@@ -152,10 +164,13 @@ export interface UpgradeProxyOptions {
   nodeClientToken: string;
 }
 
-/** Headers of the client's upgrade request the agent needs (the WebSocket handshake is end to end). */
-const PASS_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions'];
+/**
+ * Headers of the client's upgrade request the agent needs: the WebSocket handshake is end to end, and a
+ * SPDY upgrade's X-Stream-Protocol-Version (one line per offered protocol) is negotiated by the agent.
+ */
+const PASS_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions', 'x-stream-protocol-version'];
 
-/** The 'upgrade' listener for the local HTTPS server: /api/v1/namespaces/{ns}/pods/{name}/{exec,attach}. */
+/** The 'upgrade' listener for the local HTTPS server: /api/v1/namespaces/{ns}/pods/{name}/{exec,attach,portforward}. */
 export function podUpgradeHandler(opts: UpgradeProxyOptions) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => {});
@@ -169,24 +184,36 @@ export function podUpgradeHandler(opts: UpgradeProxyOptions) {
 
 async function proxyUpgrade(opts: UpgradeProxyOptions, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   const u = new URL(req.url ?? '/', 'https://apiserver');
-  const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach)\/?$/.exec(u.pathname);
+  const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)\/?$/.exec(u.pathname);
   if (!m) throw errors.pageNotFound();
   const [ns, name, sub] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), m[3]!];
   const user = await opts.authn.authenticate(req.headers.authorization);
   const verb = req.method === 'POST' ? 'create' : 'get';
   const d = await (opts.authorizer ?? allowAuthenticated).authorize({ user, verb, path: u.pathname, namespace: ns, group: '', resource: 'pods', subresource: sub, name });
   if (!d.allowed) throw errors.forbidden(`pods "${name}" is forbidden: User "${user.username}" cannot ${verb} resource "pods/${sub}" in API group "" in the namespace "${ns}"`);
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    // SPDY (kubectl's fallback) is not served: only WebSocket upgrades reach the agents.
-    throw errors.badRequest(`unable to upgrade: only WebSocket is supported, not ${req.headers.upgrade ?? 'no upgrade'}`);
+  const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+  if (upgrade !== 'websocket' && upgrade !== 'spdy/3.1') {
+    throw errors.badRequest(`unable to upgrade: unsupported protocol ${JSON.stringify(req.headers.upgrade ?? '')}: only WebSocket and SPDY/3.1 are served`);
   }
-  const { container, target } = await locate(opts.registry, ns, name, u.searchParams.get('container'));
   const q = new URLSearchParams(u.searchParams);
-  q.delete('container');
-  const lines = [`GET /${sub}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}?${q} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
-  for (const h of PASS_HEADERS) {
-    const v = req.headers[h];
-    if (v !== undefined) lines.push(`${h}: ${Array.isArray(v) ? v.join(', ') : v}`);
+  let path: string;
+  let target: AgentTarget;
+  if (sub === 'portforward') {
+    // Kubelet's path; the ports travel in the SPDY streams' headers.
+    ({ target } = await locateNode(opts.registry, ns, name));
+    path = `/portForward/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
+  } else {
+    let container: string;
+    ({ container, target } = await locate(opts.registry, ns, name, u.searchParams.get('container')));
+    q.delete('container');
+    path = `/${sub}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}`;
+  }
+  const query = q.toString();
+  const lines = [`GET ${path}${query ? `?${query}` : ''} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
+  // rawHeaders keeps repeated lines as they came (X-Stream-Protocol-Version is one line per protocol).
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const [h, v] = [req.rawHeaders[i]!, req.rawHeaders[i + 1]!];
+    if (PASS_HEADERS.includes(h.toLowerCase()) && !/[\r\n]/.test(v)) lines.push(`${h}: ${v}`);
   }
   lines.push(`Authorization: Bearer ${opts.nodeClientToken}`);
   const agent = await connectAgent(target);

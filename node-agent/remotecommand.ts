@@ -1,0 +1,268 @@
+// Kubernetes' remotecommand protocol (kubectl exec and attach) on the agent's side, over either of its
+// transports:
+//  - WebSocket (v5.channel.k8s.io / v4.channel.k8s.io): one binary message per chunk, its first byte the
+//    channel (0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize; v5 adds [255, n]: the peer closed channel n);
+//  - SPDY/3.1 (v5/v4 negotiated with X-Stream-Protocol-Version; kubectl's fallback): one SPDY stream per
+//    channel, named by its `streamType` header (error, stdin, stdout, stderr, resize), stdin's end is the
+//    stream's FIN, resize events are JSON objects one per line (kubelet's remotecommand/httpstream.go).
+// The session itself (the engine's hijacked stream, exit status) is the same for both.
+
+import type { Duplex } from 'node:stream';
+import { Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { WebSocket } from 'ws';
+import type { Status } from '../lambdas/machinery/status.ts';
+import { replyStream, streamHeader, type SpdyConnection, type SpdyStream } from './spdy.ts';
+
+/** Remotecommand subprotocols, newest first (k8s.io/apimachinery/pkg/util/remotecommand). */
+export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+const STDIN = 0;
+const STDOUT = 1;
+const STDERR = 2;
+const ERROR = 3;
+const RESIZE = 4;
+/** v5: [255, stream] says the peer closed that stream (stdin EOF). */
+const CLOSE = 255;
+
+/** An attached process: exec'd, or the container's own (attach). */
+export interface Session {
+  tty: boolean;
+  start(): Promise<Duplex>;
+  resize(w: number, h: number): Promise<unknown>;
+  /** The error channel's last message, if any. */
+  finish(): Promise<object | undefined>;
+}
+
+/** What the client sends, delivered once the session has attached. */
+interface Inputs {
+  stdin(d: Buffer): void;
+  stdinEnd(): void;
+  resize(width: number, height: number): void;
+  /** The client went away. */
+  gone(): void;
+}
+
+/** The client's end of a session, whatever carries it. */
+export interface Channels {
+  stdout(d: Buffer): void;
+  stderr(d: Buffer): void;
+  /** The error channel's last word (if any), then the end of the session. */
+  close(status?: object): void;
+  /** Starts delivering input; what came before is kept until then. */
+  listen(h: Inputs): void;
+  isOpen(): boolean;
+}
+
+export async function execResult(exec: Docker.Exec): Promise<object> {
+  // The engine closes the stream as the process exits; its exit code may take a moment to be recorded.
+  let code: number | null = null;
+  for (let i = 0; i < 50; i++) {
+    const info = await exec.inspect().catch(() => undefined);
+    if (info && !info.Running) {
+      code = info.ExitCode;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return exitStatus(code);
+}
+
+export async function runSession(docker: Docker, ch: Channels, session: Session, o: { stdin: boolean }): Promise<void> {
+  let stream: Duplex;
+  try {
+    stream = await session.start();
+  } catch (e) {
+    ch.close(failure(`error executing command: ${(e as Error).message}`));
+    return;
+  }
+  stream.on('error', () => {});
+  ch.listen({
+    stdin: (d) => {
+      if (o.stdin) stream.write(d);
+    },
+    stdinEnd: () => {
+      if (o.stdin) stream.end();
+    },
+    resize: (w, h) => {
+      if (session.tty && w > 0 && h > 0) session.resize(w, h).catch(() => {});
+    },
+    gone: () => stream.destroy(),
+  });
+  const chan = (write: (d: Buffer) => void) =>
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        write(chunk);
+        cb();
+      },
+    });
+  if (session.tty) stream.on('data', (d: Buffer) => ch.stdout(d));
+  else docker.modem.demuxStream(stream, chan(ch.stdout), chan(ch.stderr));
+  await new Promise<void>((ok) => {
+    stream.on('end', ok);
+    stream.on('close', ok);
+  });
+  if (!ch.isOpen()) return;
+  ch.close(await session.finish());
+}
+
+function failure(message: string, extra: Partial<Status> = {}) {
+  return { metadata: {}, status: 'Failure', message, ...extra };
+}
+
+/** The error channel's last word, as kubelet writes it (client-go turns NonZeroExitCode into the exit code). */
+export function exitStatus(code: number | null) {
+  if (code === 0) return { metadata: {}, status: 'Success' };
+  if (code === null) return failure('error executing command: the exit code is unknown', { reason: 'InternalError' });
+  return failure(`command terminated with non-zero exit code: exit status ${code}`, {
+    reason: 'NonZeroExitCode' as Status['reason'],
+    details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
+  });
+}
+
+/** A malformed resize is ignored, as kubelet does. */
+function parseResize(text: string): { Width: number; Height: number } | undefined {
+  try {
+    const v = JSON.parse(text);
+    if (typeof v?.Width === 'number' && typeof v?.Height === 'number') return v;
+  } catch {
+    /* ignored */
+  }
+  return undefined;
+}
+
+// ---- WebSocket ----
+
+export function webSocketChannels(ws: WebSocket): Channels {
+  const early: Buffer[] = [];
+  let h: Inputs | undefined;
+  let gone = false;
+  const send = (channel: number, data: Buffer | string) => {
+    if (ws.readyState !== ws.OPEN) return;
+    const body = typeof data === 'string' ? Buffer.from(data) : data;
+    ws.send(Buffer.concat([Buffer.from([channel]), body]));
+  };
+  const dispatch = (m: Buffer) => {
+    if (!m.length || !h) return;
+    const ch = m[0]!;
+    const data = m.subarray(1);
+    if (ch === STDIN) h.stdin(data);
+    else if (ch === RESIZE) {
+      const r = parseResize(data.toString('utf8'));
+      if (r) h.resize(r.Width, r.Height);
+    } else if (ch === CLOSE && data[0] === STDIN) h.stdinEnd();
+  };
+  ws.on('message', (m: Buffer, isBinary: boolean) => {
+    if (!isBinary) return;
+    if (h) dispatch(m);
+    else early.push(m);
+  });
+  ws.on('close', () => {
+    gone = true;
+    h?.gone();
+  });
+  return {
+    stdout: (d) => send(STDOUT, d),
+    stderr: (d) => send(STDERR, d),
+    close(status) {
+      if (status) send(ERROR, JSON.stringify(status));
+      if (ws.readyState === ws.OPEN) ws.close(1000);
+    },
+    listen(x) {
+      h = x;
+      for (const m of early.splice(0)) dispatch(m);
+      if (gone) x.gone();
+    },
+    isOpen: () => ws.readyState === ws.OPEN,
+  };
+}
+
+// ---- SPDY ----
+
+/** How long kubelet waits for the client to open its streams (its streamCreationTimeout). */
+const STREAM_WAIT_MS = 30_000;
+/** How long a finished session's connection may stay open for the client to hang up. */
+const HANGUP_GRACE_MS = 10_000;
+
+type StreamType = 'error' | 'stdin' | 'stdout' | 'stderr' | 'resize';
+const STREAM_TYPES: readonly string[] = ['error', 'stdin', 'stdout', 'stderr', 'resize'];
+
+/**
+ * The session's streams on an accepted SPDY connection, once the client has opened the ones the request
+ * asked for: error, and stdin/stdout/stderr as asked (no stderr with a TTY: the client opens none).
+ * The resize stream (TTY only) is optional and may come later.
+ */
+export function spdyChannels(conn: SpdyConnection, want: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }): Promise<Channels> {
+  const streams: Partial<Record<StreamType, SpdyStream>> = {};
+  const needed: StreamType[] = ['error'];
+  if (want.stdin) needed.push('stdin');
+  if (want.stdout) needed.push('stdout');
+  if (want.stderr && !want.tty) needed.push('stderr');
+  let h: Inputs | undefined;
+  let gone = false;
+  let closed = false;
+  const resizeText = { buf: '' };
+  const onResize = (d: Buffer) => {
+    resizeText.buf += d.toString('utf8');
+    const lines = resizeText.buf.split('\n');
+    resizeText.buf = lines.pop()!;
+    for (const l of lines) {
+      const r = l.trim() ? parseResize(l) : undefined;
+      if (r) h?.resize(r.Width, r.Height);
+    }
+  };
+  const listenTo = (type: StreamType, s: SpdyStream) => {
+    if (type === 'stdin') {
+      s.on('data', (d: Buffer) => h?.stdin(d));
+      s.on('end', () => h?.stdinEnd());
+    } else if (type === 'resize') s.on('data', onResize);
+    else s.resume(); // the client writes nothing on the others; their FIN must still be read
+  };
+  return new Promise<Channels>((ok, fail) => {
+    const timer = setTimeout(() => {
+      fail(new Error(`timed out waiting for the client's streams (have ${Object.keys(streams).join(', ') || 'none'}, need ${needed.join(', ')})`));
+      conn.end();
+    }, STREAM_WAIT_MS);
+    const channels: Channels = {
+      stdout: (d) => streams.stdout?.write(d),
+      stderr: (d) => streams.stderr?.write(d),
+      close(status) {
+        if (closed) return;
+        closed = true;
+        streams.stdout?.end();
+        streams.stderr?.end();
+        if (status) streams.error?.end(JSON.stringify(status));
+        else streams.error?.end();
+        // The client hangs up once it has read the error stream to its end. A GOAWAY now could overtake
+        // those last frames (spdy-transport sends control frames first), so it is only the fallback for
+        // a client that does not.
+        setTimeout(() => conn.end(), HANGUP_GRACE_MS).unref();
+      },
+      listen(x) {
+        h = x;
+        for (const [type, s] of Object.entries(streams)) listenTo(type as StreamType, s!);
+        if (gone) x.gone();
+      },
+      isOpen: () => !closed && !gone,
+    };
+    conn.on('stream', (s: SpdyStream) => {
+      const type = streamHeader(s, 'streamType') ?? '';
+      if (!STREAM_TYPES.includes(type) || streams[type as StreamType]) {
+        s.abort();
+        return;
+      }
+      replyStream(s);
+      streams[type as StreamType] = s;
+      if (h) listenTo(type as StreamType, s);
+      if (needed.every((n) => streams[n])) {
+        clearTimeout(timer);
+        ok(channels);
+      }
+    });
+    conn.on('close', () => {
+      gone = true;
+      clearTimeout(timer);
+      fail(new Error('the client closed the connection before opening its streams'));
+      h?.gone();
+    });
+  });
+}
