@@ -20,6 +20,7 @@ import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
 import { loadOrCreateServingCert } from './serving-cert.ts';
 import { startAgentServer } from './server.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
+import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
 
 export interface AgentOptions {
   /** How to reach the apiserver (server URL, CA, bearer token). */
@@ -46,14 +47,19 @@ export interface AgentOptions {
   workers?: number;
   maxPods?: number;
   dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** Proxy Service VIPs and node ports on this host in iptables (proxy.ts); default true. */
+  proxy?: boolean | ProxyConfig;
   log?: (msg: string) => void;
 }
 
 export interface Agent {
   nodeName: string;
   port: number;
-  /** Stops the agent. Containers keep running unless removePods (then every pod container goes). */
-  close(opts?: { removePods?: boolean }): Promise<void>;
+  /**
+   * Stops the agent. Containers keep running unless removePods (then every pod container goes); the
+   * service proxy's rules stay (traffic keeps flowing) unless removePods or cleanup.
+   */
+  close(opts?: { removePods?: boolean; cleanup?: boolean }): Promise<void>;
 }
 
 export async function startAgent(o: AgentOptions): Promise<Agent> {
@@ -266,6 +272,16 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   };
   await subscribe();
 
+  // A proxy that cannot start (no iptables, not root) leaves the agent running pods without one.
+  let proxy: ServiceProxy | undefined;
+  if (o.proxy !== false) {
+    const config = typeof o.proxy === 'object' ? o.proxy : {};
+    proxy = await startServiceProxy({ kube, docker, network: o.network ?? 'skiff', log, ...config }).catch((e: Error) => {
+      log(`service proxy not started: ${e.message}`);
+      return undefined;
+    });
+  }
+
   return {
     nodeName,
     port: server.port,
@@ -278,6 +294,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       for (const t of timers) clearTimeout(t);
       ctl.abort();
       events?.destroy();
+      await (opts.removePods || opts.cleanup ? proxy?.cleanup() : proxy?.stop())?.catch((e: Error) => log(`service proxy: ${e.message}`));
       await informing;
       while (processing.size) await sleep(20);
       if (opts.removePods) {

@@ -29,6 +29,8 @@ export async function startLocalAgents(o: LocalAgentsOptions): Promise<Agent[]> 
   const agents: Agent[] = [];
   try {
     for (const name of o.agent?.nodeName ? [o.agent.nodeName] : localNodeNames(o.count)) {
+      // The agents share the host's network namespace, so one proxy (the first agent's) serves them all.
+      const proxy = agents.length === 0 ? o.agent?.proxy : false;
       const token = newToken();
       await storeToken(o.backend, token, { username: `system:node:${name}`, groups: ['system:nodes'] });
       agents.push(
@@ -39,6 +41,7 @@ export async function startLocalAgents(o: LocalAgentsOptions): Promise<Agent[]> 
           port: 0,
           log: o.log,
           ...o.agent,
+          proxy,
         }),
       );
     }

@@ -7,6 +7,7 @@ import { startLocalCluster } from './server.ts';
 import { startAgent } from '../../node-agent/agent.ts';
 import { configFromKubeconfig, KubeClient } from '../../node-agent/kube-client.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
+import { cleanupProxyRules } from '../../node-agent/proxy.ts';
 
 const USAGE = `Usage: skiff <command> [options]
 
@@ -32,6 +33,8 @@ Options for agent:
   --network NAME     the Docker network pods join (default skiff; created if missing)
   --pod-cidr CIDR    its subnet, when the agent creates it
   --pause-image REF  the pod sandbox image (default: built here from busybox-static)
+  --no-proxy         do not proxy Service IPs and node ports on this host (iptables)
+  --proxy-cleanup    instead: remove the service proxy's iptables rules and exit
   --hollow N         instead: run N hollow nodes (no containers; for benchmarks and controller trials)
 `;
 
@@ -94,9 +97,16 @@ async function agent(argv: string[]): Promise<void> {
       'pod-cidr': { type: 'string' },
       'pause-image': { type: 'string' },
       hollow: { type: 'string', default: '0' },
+      'no-proxy': { type: 'boolean', default: false },
+      'proxy-cleanup': { type: 'boolean', default: false },
     },
     strict: true,
   });
+  if (values['proxy-cleanup']) {
+    await cleanupProxyRules();
+    console.log('skiff agent: service proxy rules removed');
+    return;
+  }
   const api = configFromKubeconfig(values.kubeconfig!);
   const hollow = Number(values.hollow);
   if (!Number.isInteger(hollow) || hollow < 0) throw new Error(`--hollow must be a whole number, got ${values.hollow}`);
@@ -121,6 +131,7 @@ async function agent(argv: string[]): Promise<void> {
       network: values.network,
       podSubnet: values['pod-cidr'],
       pauseImage: values['pause-image'],
+      proxy: !values['no-proxy'],
     });
     console.log(`skiff agent: node ${a.nodeName} registered with ${api.server}; serving logs and exec on port ${a.port}`);
     close = () => a.close();

@@ -21,7 +21,10 @@ export interface TestCluster extends LocalCluster {
 
 export async function startTestCluster(opts: Partial<LocalClusterOptions> = {}): Promise<TestCluster> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'skiff-test-'));
-  const c = await startLocalCluster({ port: 0, watchProgressMs: 200, ...opts, dataDir });
+  // Test files run in parallel on one host: an agent's service proxy would share the host's SKIFF chains
+  // with every other test's, so agents run without one unless a test asks (with its own chain prefix).
+  const agentOptions = { proxy: false, ...opts.agentOptions };
+  const c = await startLocalCluster({ port: 0, watchProgressMs: 200, ...opts, agentOptions, dataDir });
   return withKubectl(c, dataDir);
 }
 
