@@ -20,6 +20,7 @@ import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
 import { loadOrCreateServingCert } from './serving-cert.ts';
 import { startAgentServer } from './server.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
+import { networkGateway, startNodeDns, type NodeDns } from './dns.ts';
 import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
 
 export interface AgentOptions {
@@ -46,7 +47,11 @@ export interface AgentOptions {
   /** Pod syncs in parallel. */
   workers?: number;
   maxPods?: number;
-  dns?: { servers: string[]; searches: string[]; options: string[] };
+  /**
+   * Pods' cluster DNS. Default: the agent runs one (dns.ts) on the pod network's gateway, port 53; given
+   * servers are used as they are (no server started); false: none (ClusterFirst pods get the host's).
+   */
+  dns?: { servers: string[]; searches: string[]; options: string[] } | false;
   /** Proxy Service VIPs and node ports on this host in iptables (proxy.ts); default true. */
   proxy?: boolean | ProxyConfig;
   log?: (msg: string) => void;
@@ -76,6 +81,24 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const runtime = new DockerRuntime(docker, nodeName, o.network ?? 'skiff');
   await runtime.ensureNetwork(o.podSubnet);
   const kube = new KubeClient(o.api);
+
+  // Cluster DNS on the pod network's gateway. Agents sharing one network (skiff up --nodes N) share the
+  // first one's server: the address is taken, and it answers the same names. Without a DNS server,
+  // ClusterFirst pods fall back to the host's resolvers, as kubelet does.
+  let dnsServer: NodeDns | undefined;
+  let podDns = o.dns === false ? undefined : o.dns;
+  if (o.dns === undefined) {
+    try {
+      const gateway = await networkGateway(docker, runtime.network);
+      dnsServer = await startNodeDns({ kube, host: gateway, log }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EADDRINUSE') throw e;
+        return undefined;
+      });
+      podDns = { servers: [gateway], searches: [], options: [] };
+    } catch (e) {
+      log(`cluster DNS not started (pods resolve with the host's resolvers): ${(e as Error).message}`);
+    }
+  }
   const address = o.address ?? hostIPv4();
 
   // The agent's own HTTPS server (logs, exec), trusted by the apiserver through the pinned fingerprint.
@@ -129,7 +152,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     backoffBaseMs: o.backoffBaseMs ?? 10_000,
     backoffMaxMs: o.backoffMaxMs ?? 300_000,
     probes,
-    dns: o.dns,
+    dns: podDns,
     now: Date.now,
   });
 
@@ -301,6 +324,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         const runs = await runtime.list();
         await Promise.all(runs.map((r) => runtime.remove(r.id)));
       }
+      await dnsServer?.close();
       await server.close();
       kube.close();
     },

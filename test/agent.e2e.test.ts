@@ -206,6 +206,20 @@ describe.skipIf(!docker)('node agent on Docker (kubectl end to end)', () => {
     await c.kubectl(['delete', 'pod', 'talker', '--wait=false']);
   }, 40_000);
 
+  it("pods resolve Services by name through the agent's own cluster DNS", async () => {
+    await apply(JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'named' }, spec: { selector: { app: 'nobody' }, ports: [{ port: 80 }] } }));
+    const ip = (await c.kubectl(['get', 'svc', 'named', '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
+    expect(ip).toMatch(/^10\.96\./);
+    await apply(podYaml('resolver', { restartPolicy: 'Never', containers: [{ name: 'c', image: TEST_IMAGE, command: ['sh', '-c', 'cat /etc/resolv.conf; nslookup named; nslookup named.default.svc.cluster.local'] }] }));
+    await until('resolver done', async () => status(await get('resolver'), 'c')?.state?.terminated);
+    const out = (await c.kubectl(['logs', 'resolver'])).stdout;
+    expect(out).toContain('search default.svc.cluster.local svc.cluster.local cluster.local');
+    expect(out.split(ip).length - 1).toBeGreaterThanOrEqual(2); // both lookups answered with the clusterIP
+    expect(status(await get('resolver'), 'c').state.terminated.exitCode).toBe(0);
+    await c.kubectl(['delete', 'pod', 'resolver', '--wait=false']);
+    await c.kubectl(['delete', 'svc', 'named']);
+  });
+
   it('restartPolicy Never and OnFailure end in Succeeded / Failed', async () => {
     await apply(podYaml('ok-once', { restartPolicy: 'Never', containers: [{ name: 'c', image: TEST_IMAGE, command: ['true'] }] }));
     await apply(podYaml('fail-once', { restartPolicy: 'Never', containers: [{ name: 'c', image: TEST_IMAGE, command: ['sh', '-c', 'exit 7'] }] }));
