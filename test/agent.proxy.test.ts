@@ -380,6 +380,10 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     expect(new Set(seen)).toEqual(new Set(['web-0', 'web-1', 'web-2']));
     // From the host as well (masqueraded: the reply comes back through the host's conntrack).
     expect(await hostGet(ip, 80)).toMatch(/^web-[012]$/);
+    // And by name, as a user writes it: the agent's cluster DNS gives the VIP, the proxy a backend.
+    const byName = await execIn('client', 'timeout 5 wget -qO- http://web.default.svc.cluster.local:80/ && timeout 5 wget -qO- http://web/');
+    expect(byName.stderr).toBe('');
+    expect(byName.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^web-[012]$/), expect.stringMatching(/^web-[012]$/)]);
   }, 60_000);
 
   it('hairpin: a backend reaching the service through the cluster IP also reaches itself', async () => {
