@@ -19,6 +19,7 @@
 
 import { createHash } from 'node:crypto';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { containsIPv4, parseIPv4CIDR } from '../lambdas/machinery/cidr.ts';
 
 export interface ProxyNodeInfo {
   /** Chain name prefix (default SKIFF): SKIFF-SERVICES, SKIFF-SVC-<hash>... At most 10 characters. */
@@ -161,6 +162,7 @@ export function buildRuleset(services: Iterable<KubeObject>, endpoints: Map<stri
   const rejects = chain(filter, `${P}-SERVICES`);
   const externalRejects = chain(filter, `${P}-EXTERNAL-SERVICES`);
   const masqAll = node.bridgeNetfilter === false || !node.podCIDR;
+  const local = node.podCIDR ? parseIPv4CIDR(node.podCIDR) : undefined;
 
   for (const sp of servicePorts(services, endpoints)) {
     const proto = `-p ${sp.protocol} -m ${sp.protocol}`;
@@ -179,12 +181,16 @@ export function buildRuleset(services: Iterable<KubeObject>, endpoints: Map<stri
     }
     const svcRules = chain(nat, svc);
     // Replies from the backend must come back through this host to be un-DNATed: true for pods on the
-    // bridge (with br_netfilter), not for connections from the host or from elsewhere, which are SNATed.
-    svcRules.push(
-      masqAll
-        ? `-d ${sp.clusterIP}/32 ${proto} --dport ${sp.port} ${cm(`${sp.key} cluster IP`)} -j ${P}-MARK-MASQ`
-        : `! -s ${node.podCIDR} -d ${sp.clusterIP}/32 ${proto} --dport ${sp.port} ${cm(`${sp.key} cluster IP`)} -j ${P}-MARK-MASQ`,
-    );
+    // bridge (with br_netfilter), not for connections from elsewhere, which are SNATed. Connections
+    // from this host itself are SNATed only towards endpoints on other nodes (below, per endpoint): a
+    // local pod answers the host's address through the bridge, back through conntrack. (SNATing them
+    // too, as kube-proxy does, reuses source ports against the backend's TIME_WAIT sockets, and PAWS
+    // then drops SYNs: measured as 1 s stalls in bench:proxy.)
+    if (masqAll) svcRules.push(`-d ${sp.clusterIP}/32 ${proto} --dport ${sp.port} ${cm(`${sp.key} cluster IP`)} -j ${P}-MARK-MASQ`);
+    else
+      svcRules.push(
+        `! -s ${node.podCIDR} -d ${sp.clusterIP}/32 ${proto} --dport ${sp.port} -m addrtype ! --src-type LOCAL ${cm(`${sp.key} cluster IP`)} -j ${P}-MARK-MASQ`,
+      );
     const seps = sp.endpoints.map((e) => chainHash(P, 'SEP', sp.key, sp.protocol, e));
     if (sp.affinitySeconds !== undefined) {
       sp.endpoints.forEach((e, i) =>
@@ -202,6 +208,8 @@ export function buildRuleset(services: Iterable<KubeObject>, endpoints: Map<stri
       const sep = chain(nat, seps[i]!);
       // Hairpin: a pod reaching itself through the VIP would answer itself directly; SNAT makes it answer the host.
       sep.push(`-s ${ip}/32 ${cm(sp.key)} -j ${P}-MARK-MASQ`);
+      // The host's own connections to an endpoint elsewhere (not on this node's bridge) are SNATed.
+      if (!masqAll && !(local && containsIPv4(local, ip))) sep.push(`-m addrtype --src-type LOCAL ${cm(sp.key)} -j ${P}-MARK-MASQ`);
       const recent = sp.affinitySeconds !== undefined ? ` -m recent --name ${seps[i]} --mask 255.255.255.255 --rsource --set` : '';
       sep.push(`${proto}${recent} ${cm(sp.key)} -j DNAT --to-destination ${e}`);
     });

@@ -78,15 +78,25 @@ describe('proxy rule builder', () => {
     expect(text).not.toContain('172.30.0.5');
   });
 
-  it('masquerades traffic from outside the pod subnet, hairpin traffic, and everything without br_netfilter', () => {
+  it('masquerades traffic from other networks, hairpin traffic, the host\'s own towards other nodes, and everything without br_netfilter', () => {
     const r = buildRuleset([web], three, NODE);
     const svcRules = r.nat.get(svcChains(r)[0]!)!;
-    expect(svcRules[0]).toBe('! -s 172.30.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment "default/web:http cluster IP" -j SKIFF-MARK-MASQ');
+    expect(svcRules[0]).toBe(
+      '! -s 172.30.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m addrtype ! --src-type LOCAL -m comment --comment "default/web:http cluster IP" -j SKIFF-MARK-MASQ',
+    );
+    // Local endpoints: only hairpin is SNATed (the host's connections come back through the bridge).
     for (const c of sepChains(r)) {
-      const [hairpin, dnat] = r.nat.get(c)!;
+      const [hairpin, dnat, ...rest] = r.nat.get(c)!;
       const ip = dnat!.replace(/.*--to-destination ([\d.]+):.*/, '$1');
       expect(hairpin).toBe(`-s ${ip}/32 -m comment --comment "default/web:http" -j SKIFF-MARK-MASQ`);
+      expect(rest).toEqual([]);
     }
+    // An endpoint on another node: the host's own connections to it are SNATed as well.
+    const remote = buildRuleset([web], eps({ 'default/web': [{ addresses: [addr('10.244.1.7')], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] }] }), NODE);
+    const [rHairpin, rHost, rDnat] = remote.nat.get(sepChains(remote)[0]!)!;
+    expect(rHairpin).toContain('-s 10.244.1.7/32');
+    expect(rHost).toBe('-m addrtype --src-type LOCAL -m comment --comment "default/web:http" -j SKIFF-MARK-MASQ');
+    expect(rDnat).toContain('--to-destination 10.244.1.7:8080');
     expect(r.nat.get('SKIFF-MARK-MASQ')).toEqual(['-j MARK --or-mark 0x4000']);
     expect(r.nat.get('SKIFF-POSTROUTING')!.join('\n')).toMatch(/! --mark 0x4000\/0x4000 -j RETURN\n-j MARK --xor-mark 0x4000\n.*-j MASQUERADE/);
     const noBrNf = buildRuleset([web], three, { ...NODE, bridgeNetfilter: false });
@@ -378,7 +388,7 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     expect(seen).toHaveLength(30);
     expect(seen).not.toContain('FAIL');
     expect(new Set(seen)).toEqual(new Set(['web-0', 'web-1', 'web-2']));
-    // From the host as well (masqueraded: the reply comes back through the host's conntrack).
+    // From the host as well (not SNATed: the pod answers the host's address through the bridge and conntrack).
     expect(await hostGet(ip, 80)).toMatch(/^web-[012]$/);
     // And by name, as a user writes it: the agent's cluster DNS gives the VIP, the proxy a backend.
     const byName = await execIn('client', 'timeout 5 wget -qO- http://web.default.svc.cluster.local:80/ && timeout 5 wget -qO- http://web/');

@@ -41,3 +41,9 @@ export function formatCIDR(net: IPv4Net): string {
 export function overlaps(a: IPv4Net, b: IPv4Net): boolean {
   return a.base < b.base + b.size && b.base < a.base + a.size;
 }
+
+/** Whether an IPv4 address (dotted) lies in a network. */
+export function containsIPv4(net: IPv4Net, ip: string): boolean {
+  const n = parseIPv4(ip);
+  return n !== undefined && n >= net.base && n < net.base + net.size;
+}
