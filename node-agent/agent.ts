@@ -12,7 +12,7 @@ import Docker from 'dockerode';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import { KubeClient, type KubeClientConfig } from './kube-client.ts';
-import { DockerRuntime, LABELS, type RunRecord } from './runtime.ts';
+import { DockerRuntime, LABELS, podNetwork, type RunRecord } from './runtime.ts';
 import { PodWorker } from './pods.ts';
 import { ProbeSet } from './probing.ts';
 import { NodeStatusReporter, hostIPv4 } from './node.ts';
@@ -20,7 +20,7 @@ import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
 import { loadOrCreateServingCert } from './serving-cert.ts';
 import { startAgentServer } from './server.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
-import { networkGateway, startNodeDns, type NodeDns } from './dns.ts';
+import { startNodeDns, type NodeDns } from './dns.ts';
 import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
 
 export interface AgentOptions {
@@ -80,6 +80,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   if (pauseImage === DEFAULT_PAUSE_IMAGE) await ensureBusyboxImage(docker, pauseImage, { cmd: ['/bin/sleep', '2147483647'] });
   const runtime = new DockerRuntime(docker, nodeName, o.network ?? 'skiff');
   await runtime.ensureNetwork(o.podSubnet);
+  // The node's pod CIDR is the subnet its pods really get addresses from: the network's. The node
+  // brings it at registration, and node IPAM keeps a CIDR a node brings.
+  const podNet = await podNetwork(docker, runtime.network);
   const kube = new KubeClient(o.api);
 
   // Cluster DNS on the pod network's gateway. Agents sharing one network (skiff up --nodes N) share the
@@ -89,7 +92,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let podDns = o.dns === false ? undefined : o.dns;
   if (o.dns === undefined) {
     try {
-      const gateway = await networkGateway(docker, runtime.network);
+      const gateway = podNet.gateway;
+      if (!gateway) throw new Error(`network ${runtime.network} has no IPv4 gateway`);
       dnsServer = await startNodeDns({ kube, host: gateway, log }).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'EADDRINUSE') throw e;
         return undefined;
@@ -114,7 +118,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     dataDir,
     runtimeVersion: `docker://${version.Version}`,
     pods: o.maxPods ?? 110,
-    podCIDR: o.podSubnet,
+    podCIDR: o.podSubnet ?? podNet.subnet,
     runtimeUp: () => docker.ping().then(
       () => true,
       () => false,
@@ -299,7 +303,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let proxy: ServiceProxy | undefined;
   if (o.proxy !== false) {
     const config = typeof o.proxy === 'object' ? o.proxy : {};
-    proxy = await startServiceProxy({ kube, docker, network: o.network ?? 'skiff', log, ...config }).catch((e: Error) => {
+    proxy = await startServiceProxy({ kube, podCIDR: podNet.subnet, bridge: podNet.bridge, log, ...config }).catch((e: Error) => {
       log(`service proxy not started: ${e.message}`);
       return undefined;
     });

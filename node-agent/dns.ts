@@ -15,6 +15,7 @@ import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
 import type Docker from 'dockerode';
 import type { KubeClient } from './kube-client.ts';
 import { Informer } from './informer.ts';
+import { podNetwork } from './runtime.ts';
 import { ClusterZone, type ZoneRecord } from './dns-zone.ts';
 
 export interface NodeDnsOptions {
@@ -59,17 +60,9 @@ const TCP_IDLE_MS = 10_000;
  * a subnet and no gateway does not say it: the engine took the subnet's first address, so that is it.
  */
 export async function networkGateway(docker: Docker, network: string): Promise<string> {
-  const info = await docker.getNetwork(network).inspect();
-  for (const c of (info.IPAM?.Config ?? []) as { Gateway?: string; Subnet?: string }[]) {
-    if (c.Gateway && net.isIPv4(c.Gateway)) return c.Gateway;
-    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(c.Subnet ?? '');
-    if (m && net.isIPv4(m[1]!) && Number(m[2]) <= 30) {
-      const ip = m[1]!.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-      const first = (ip - (ip % 2 ** (32 - Number(m[2])))) + 1;
-      return [24, 16, 8, 0].map((sh) => Math.floor(first / 2 ** sh) % 256).join('.');
-    }
-  }
-  throw new Error(`network ${network} has no IPv4 gateway`);
+  const { gateway } = await podNetwork(docker, network);
+  if (!gateway) throw new Error(`network ${network} has no IPv4 gateway`);
+  return gateway;
 }
 
 /** Nameservers of a resolv.conf (`nameserver` lines), as upstream addresses. */

@@ -14,6 +14,7 @@ import type Docker from 'dockerode';
 import type { KubeClient } from './kube-client.ts';
 import { Informer } from './informer.ts';
 import { buildRuleset, jumpRules, renderDeletion, renderRestore, type ProxyNodeInfo, type Ruleset } from './proxy-rules.ts';
+import { podNetwork } from './runtime.ts';
 
 export interface ProxyConfig {
   /** Chain name prefix (default SKIFF; at most 10 characters). */
@@ -267,10 +268,9 @@ export function bridgeNetfilterEnabled(): boolean {
 export async function startServiceProxy(o: ServiceProxyOptions & { docker?: Docker; network?: string }): Promise<ServiceProxy> {
   let { podCIDR, bridge } = o;
   if (o.docker && o.network) {
-    const net = await o.docker.getNetwork(o.network).inspect();
-    podCIDR ??= net?.IPAM?.Config?.find((c: { Subnet?: string }) => c.Subnet && c.Subnet.includes('.'))?.Subnet;
-    // Docker names a bridge network's device br-<first 12 of its id> unless told otherwise.
-    bridge ??= net?.Options?.['com.docker.network.bridge.name'] ?? `br-${String(net.Id).slice(0, 12)}`;
+    const net = await podNetwork(o.docker, o.network);
+    podCIDR ??= net.subnet;
+    bridge ??= net.bridge;
   }
   const p = new ServiceProxy({ ...o, podCIDR, bridge });
   await p.start();

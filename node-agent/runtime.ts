@@ -9,6 +9,29 @@
 
 import type Docker from 'dockerode';
 import type { ContainerCreateOptions, ContainerInspectInfo } from 'dockerode';
+import { formatIPv4, parseIPv4CIDR } from '../lambdas/machinery/cidr.ts';
+
+/** What the agent needs to know of the pods' Docker network. */
+export interface PodNetwork {
+  /** Its IPv4 subnet (the node's pod CIDR), e.g. 172.18.0.0/16. */
+  subnet?: string;
+  /** The host's address on it: pods reach the node's DNS there. */
+  gateway?: string;
+  /** The Linux bridge device. */
+  bridge: string;
+}
+
+/** Reads a bridge network's subnet, gateway and device from the engine. */
+export async function podNetwork(docker: Docker, network: string): Promise<PodNetwork> {
+  const info = await docker.getNetwork(network).inspect();
+  const v4 = ((info.IPAM?.Config ?? []) as { Gateway?: string; Subnet?: string }[]).find((c) => c.Subnet && parseIPv4CIDR(c.Subnet));
+  const net = v4?.Subnet ? parseIPv4CIDR(v4.Subnet) : undefined;
+  // A network created with a subnet and no gateway does not report one: the engine took the first address.
+  const gateway = v4?.Gateway ?? (net && net.bits <= 30 ? formatIPv4(net.base + 1) : undefined);
+  // Docker names a bridge network's device br-<first 12 of its id> unless told otherwise.
+  const bridge = info.Options?.['com.docker.network.bridge.name'] ?? `br-${String(info.Id).slice(0, 12)}`;
+  return { subnet: v4?.Subnet, gateway, bridge };
+}
 
 export const LABELS = {
   node: 'io.skiff.node',

@@ -74,6 +74,10 @@ describe.skipIf(!docker)('node agent on Docker (kubectl end to end)', () => {
     expect(node.metadata.labels['kubernetes.io/os']).toBe('linux');
     expect(node.status.nodeInfo.containerRuntimeVersion).toMatch(/^docker:\/\//);
     expect(node.status.daemonEndpoints.kubeletEndpoint.Port).toBeGreaterThan(0);
+    // The node's pod CIDR is the subnet its pods get addresses from: the Docker network's.
+    const net = await engine.getNetwork(NETWORK).inspect();
+    expect(node.spec.podCIDR).toBe(net.IPAM?.Config?.[0]?.Subnet);
+    expect(node.spec.podCIDRs).toEqual([node.spec.podCIDR]);
     const lease = await c.kubectl(['get', 'lease', '-n', 'kube-node-lease', NODE, '-o', 'jsonpath={.spec.renewTime}']);
     expect(Date.parse(lease.stdout)).toBeGreaterThan(Date.now() - 60_000);
   });

@@ -21,6 +21,9 @@ Options for up:
   --data-dir DIR    where the store, certificates and kubeconfig live (default .skiff)
   --nodes N         node agents to run on the local Docker Engine (default 1)
   --no-agent        run the control plane alone (no node agent)
+  --service-cidr CIDR  Service cluster IPs (default 10.96.0.0/16)
+  --cluster-cidr CIDR  give nodes without one a pod CIDR from this range (node IPAM; off by default:
+                    local agents bring their Docker network's subnet)
   --hollow-nodes N  register N hollow nodes: they report pods Running but run no containers
                     (for trying the scheduler and controllers; not a container runtime)
 
@@ -48,6 +51,8 @@ async function up(argv: string[]): Promise<void> {
       'hollow-nodes': { type: 'string', default: '0' },
       nodes: { type: 'string', default: '1' },
       'no-agent': { type: 'boolean', default: false },
+      'service-cidr': { type: 'string' },
+      'cluster-cidr': { type: 'string' },
     },
     strict: true,
   });
@@ -57,7 +62,15 @@ async function up(argv: string[]): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
   const hollowNodes = Number(values['hollow-nodes']);
   if (!Number.isInteger(hollowNodes) || hollowNodes < 0) throw new Error(`--hollow-nodes must be a whole number, got ${values['hollow-nodes']}`);
-  const cluster = await startLocalCluster({ dataDir: values['data-dir']!, port, host: values.host, hollowNodes, agents: nodes });
+  const cluster = await startLocalCluster({
+    dataDir: values['data-dir']!,
+    port,
+    host: values.host,
+    hollowNodes,
+    agents: nodes,
+    serviceCIDR: values['service-cidr'],
+    clusterCIDR: values['cluster-cidr'],
+  });
   const agentLine = cluster.agentError
     ? `Nodes: NONE - the node agent could not start: ${cluster.agentError}\n       The control plane runs alone; pods stay Pending. (Use --no-agent to run it so on purpose.)`
     : cluster.agents.length

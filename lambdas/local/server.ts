@@ -27,6 +27,7 @@ import { replicationController } from '../controllers/replication.ts';
 import { garbageCollector } from '../controllers/garbagecollector.ts';
 import { endpointsController } from '../controllers/endpoints.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
+import { createNodeIpamController } from '../controllers/nodeipam.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
 import type { Agent, AgentOptions } from '../../node-agent/agent.ts';
@@ -54,6 +55,12 @@ export interface LocalClusterOptions {
   /** Service clusterIP range (default 10.96.0.0/16) and node port range (default 30000-32767). */
   serviceCIDR?: string;
   nodePortRange?: string;
+  /**
+   * Pod range for node IPAM (a podCIDR per node without one). Off by default locally: local agents
+   * bring their Docker network's subnet as their podCIDR, which is where their pods' IPs really come from.
+   */
+  clusterCIDR?: string;
+  nodeCIDRMaskSize?: number;
 }
 
 export interface LocalCluster {
@@ -107,6 +114,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     garbageCollector,
     endpointsController,
     nodeLifecycleController,
+    ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ]);
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
   const hollow = opts.hollowNodes ? await startHollowNodes({ ctx, count: opts.hollowNodes }) : undefined;

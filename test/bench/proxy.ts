@@ -113,7 +113,7 @@ async function main() {
 
     // ---- data path: a warm-up, then the two paths interleaved, ROUNDS times each ----
     await load(ipA, 8080, 2000);
-    const paths = { direct: { label: 'pod IP, direct', host: ipA, port: 8080 }, vip: { label: 'cluster IP (DNAT; masquerade from the host)', host: vip, port: 80 } };
+    const paths = { direct: { label: 'pod IP, direct', host: ipA, port: 8080 }, vip: { label: 'cluster IP (DNAT in the kernel)', host: vip, port: 80 } };
     const acc = { direct: { lat: [] as number[], secs: 0, errors: 0, rps: [] as number[] }, vip: { lat: [] as number[], secs: 0, errors: 0, rps: [] as number[] } };
     for (let round = 0; round < ROUNDS; round++) {
       for (const k of round % 2 ? (['vip', 'direct'] as const) : (['direct', 'vip'] as const)) {
