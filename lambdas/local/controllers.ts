@@ -4,7 +4,11 @@
 // Controller objects are driven from DynamoDB stream batches instead.
 
 import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Controller, ControllerContext } from '../controllers/controller.ts';
+
+/** Longest a worker reconciles without letting the event loop turn. */
+const SLICE_MS = 50;
 
 export interface ControllerRunner {
   stop(): Promise<void>;
@@ -27,6 +31,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
     // cluster does not pile them up.
     const sleep = (ms: number) =>
       new Promise<void>((r) => {
+        if (ctl.signal.aborted) return r();
         const done = () => {
           clearTimeout(t);
           ctl.signal.removeEventListener('abort', done);
@@ -67,13 +72,23 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
         }
       })(),
     );
-    // Worker: reconcile queued keys one at a time.
+    // Worker: reconcile queued keys one at a time. With an in-process store every await in a reconcile
+    // resolves without a turn of the event loop, so a long queue would keep everything else in the
+    // process waiting (requests, and the change feed, which the SQLite backend delivers on the next turn
+    // to read a burst of writes at once): the worker gives the event loop a turn every SLICE_MS.
     tasks.push(
       (async () => {
+        let sliceStart = performance.now();
         while (!ctl.signal.aborted) {
+          if (performance.now() - sliceStart > SLICE_MS) {
+            await new Promise<void>((r) => setImmediate(r));
+            sliceStart = performance.now();
+            continue; // stop() may have come meanwhile
+          }
           const next = queue.values().next();
           if (next.done) {
             await new Promise<void>((r) => {
+              if (ctl.signal.aborted) return r();
               const done = () => {
                 ctl.signal.removeEventListener('abort', done);
                 r();
@@ -82,6 +97,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
               ctl.signal.addEventListener('abort', done, { once: true });
             });
             wake = undefined;
+            sliceStart = performance.now();
             continue;
           }
           const key = next.value;

@@ -14,9 +14,9 @@ import type { Registry } from '../apiserver/registry.ts';
 import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { ChangeEvent } from '../controllers/controller.ts';
-import { newNodeInfo, podResources, type NodeInfo, type PodResources } from './framework.ts';
+import { controllerUid, newNodeInfo, podResources, type NodeInfo, type PodResources } from './framework.ts';
 import { nodeIsReady } from './plugins/node-ready.ts';
-import { entryResources, leases, RESERVATION_NAMESPACE, reservationOf, type Reservation } from './reservation.ts';
+import { entryResources, leases, RESERVATION_NAMESPACE, reservationNode, reservationOf, type Reservation } from './reservation.ts';
 
 export const pods = findResource('', 'v1', 'pods')!;
 export const nodes = findResource('', 'v1', 'nodes')!;
@@ -54,6 +54,16 @@ function nodeSignature(n: KubeObject): string {
   return JSON.stringify([n.metadata.labels, n.spec?.taints, n.spec?.unschedulable, nodeIsReady(n), n.status?.allocatable ?? n.status?.capacity]);
 }
 
+/**
+ * A newer version of a pod already cached: what it requests and the host ports it takes cannot change
+ * (the spec is immutable but for images, tolerations, scheduling gates and activeDeadlineSeconds), so
+ * they are not worked out again; its controller can (adoption, orphaning), so that is read afresh.
+ */
+function sameRequests(res: PodResources, p: KubeObject): PodResources {
+  const ownerUid = controllerUid(p);
+  return res.ownerUid === ownerUid ? res : { ...res, ownerUid };
+}
+
 export class SchedulerCache {
   private nodes = new Map<string, { obj: KubeObject; rv: number; sig: string }>();
   private nodeTombstones = new Map<string, number>();
@@ -62,6 +72,10 @@ export class SchedulerCache {
   private podsByNode = new Map<string, Map<string, PodResources>>();
   private reservations = new Map<string, Reservation>();
   private infos = new Map<string, NodeInfo>();
+  /** nodeInfos()'s answer, in nodeOrder, and where each node is in it; `stale` are the entries to redo. */
+  private list: NodeInfo[] | undefined;
+  private listIndex = new Map<string, number>();
+  private stale = new Set<string>();
   /** Pod uids known deleted or terminated (a fact that cannot become false), with when we learned it. */
   readonly finished = new Map<string, number>();
   /** Pods that found no node: retried when a node changes or room is freed. */
@@ -98,6 +112,7 @@ export class SchedulerCache {
       this.podsByNode.clear();
       this.reservations.clear();
       this.infos.clear();
+      this.list = undefined;
       for (const n of nl.items) this.applyNode('ADDED', n);
       for (const p of pl.items) this.applyPod('ADDED', p);
       for (const l of ll.items) this.applyLease('ADDED', l);
@@ -149,14 +164,14 @@ export class SchedulerCache {
       if (cur) {
         this.nodes.delete(name);
         this.nodeOrder = undefined;
-        this.infos.delete(name);
+        this.forget(name);
       }
       return {};
     }
     if ((this.nodeTombstones.get(name) ?? -1) >= rv || (cur && cur.rv >= rv)) return {};
     const sig = nodeSignature(n);
     this.nodes.set(name, { obj: n, rv, sig });
-    this.infos.delete(name);
+    this.forget(name);
     if (!cur) this.nodeOrder = undefined;
     return { nodeChanged: !cur || cur.sig !== sig };
   }
@@ -167,7 +182,7 @@ export class SchedulerCache {
     this.pods.delete(key);
     if (cur.nodeName) {
       this.podsByNode.get(cur.nodeName)?.delete(cur.uid);
-      this.infos.delete(cur.nodeName);
+      this.forget(cur.nodeName);
     }
   }
 
@@ -183,33 +198,38 @@ export class SchedulerCache {
       if (cur?.uid === uid) this.unindex(key);
       if (node) {
         const r = this.reservations.get(node);
-        if (r?.entries[uid]) this.infos.delete(node);
+        if (r?.entries[uid]) this.forget(node);
       }
       return node && !known ? { podGoneFrom: node } : {};
     }
     if (this.finished.has(uid)) return {};
     if (cur && cur.rv >= rv) return {};
     this.unindex(key);
-    const res = podResources(p);
+    const res = cur?.uid === uid ? sameRequests(cur.res, p) : podResources(p);
     const nodeName: string | undefined = p.spec?.nodeName || undefined;
     this.pods.set(key, { uid, rv, nodeName, res, pending: isPendingPod(p) });
     if (nodeName) {
       let m = this.podsByNode.get(nodeName);
       if (!m) this.podsByNode.set(nodeName, (m = new Map()));
       m.set(uid, res);
-      this.infos.delete(nodeName);
+      this.forget(nodeName);
     }
     return {};
   }
 
   private applyLease(type: ChangeEvent['type'], l: KubeObject): Effect {
+    // Node heartbeats are Leases too, and most reservation events echo a write this scheduler already
+    // took in (setReservation): both are told apart before parsing the entries.
+    const node = reservationNode(l);
+    if (!node) return {};
+    if (type !== 'DELETED' && (this.reservations.get(node)?.rv ?? -1) >= rvOf(l)) return {};
     const r = reservationOf(l);
     if (!r) return {};
     if (type === 'DELETED') {
       const cur = this.reservations.get(r.node);
       if (cur && cur.rv <= r.rv) {
         this.reservations.delete(r.node);
-        this.infos.delete(r.node);
+        this.forget(r.node);
         return { roomFreed: true };
       }
       return {};
@@ -222,7 +242,7 @@ export class SchedulerCache {
     const cur = this.reservations.get(r.node);
     if (cur && cur.rv >= r.rv) return {};
     this.reservations.set(r.node, r);
-    this.infos.delete(r.node);
+    this.forget(r.node);
     const freed = cur && Object.keys(cur.entries).some((u) => !r.entries[u]);
     return freed ? { roomFreed: true } : {};
   }
@@ -250,19 +270,39 @@ export class SchedulerCache {
     return newNodeInfo(node, occupants);
   }
 
-  /** Every node's NodeInfo, in a stable (name) order. */
-  nodeInfos(): NodeInfo[] {
-    this.nodeOrder ??= [...this.nodes.keys()].sort();
-    const out: NodeInfo[] = [];
-    for (const name of this.nodeOrder) {
-      let info = this.infos.get(name);
-      if (!info) {
-        info = this.nodeInfoWith(this.nodes.get(name)!.obj, this.reservations.get(name));
-        this.infos.set(name, info);
-      }
-      out.push(info);
+  /** The node's NodeInfo is out of date (the node, its pods or its reservation changed). */
+  private forget(name: string): void {
+    this.infos.delete(name);
+    if (this.list) this.stale.add(name);
+  }
+
+  private info(name: string): NodeInfo {
+    let info = this.infos.get(name);
+    if (!info) {
+      info = this.nodeInfoWith(this.nodes.get(name)!.obj, this.reservations.get(name));
+      this.infos.set(name, info);
     }
-    return out;
+    return info;
+  }
+
+  /**
+   * Every node's NodeInfo, in a stable (name) order. Asked once per scheduling cycle, so the array is
+   * kept and only the entries of nodes that changed are redone: it is valid until the next change.
+   */
+  nodeInfos(): NodeInfo[] {
+    if (this.nodeOrder && this.list) {
+      for (const name of this.stale) {
+        const i = this.listIndex.get(name);
+        if (i !== undefined) this.list[i] = this.info(name);
+      }
+      this.stale.clear();
+      return this.list;
+    }
+    this.nodeOrder ??= [...this.nodes.keys()].sort();
+    this.list = this.nodeOrder.map((name) => this.info(name));
+    this.listIndex = new Map(this.nodeOrder.map((name, i) => [name, i]));
+    this.stale.clear();
+    return this.list;
   }
 
   pendingKeys(): string[] {

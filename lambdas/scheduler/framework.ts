@@ -32,6 +32,8 @@ export interface NodeInfo {
   allocatable: { milliCPU: number; memory: number; pods: number };
   /** hostPorts in use on the node. */
   usedPorts: Set<string>;
+  /** Whether the node reports Ready, worked out on first use (a NodeInfo is rebuilt when its node changes). */
+  ready?: boolean;
 }
 
 export type FilterResult = { ok: true } | { ok: false; reasons: string[] };

@@ -37,6 +37,12 @@ export function reservationName(node: string): string {
   return `${PREFIX}${node.slice(0, 200)}-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
 }
 
+/** The node a Lease is the reservation record of, read without parsing its entries. */
+export function reservationNode(lease: KubeObject): string | undefined {
+  const node = lease.metadata.annotations?.[NODE_ANNOTATION];
+  return lease.metadata.namespace === RESERVATION_NAMESPACE && node ? node : undefined;
+}
+
 export function reservationOf(lease: KubeObject): Reservation | undefined {
   const node = lease.metadata.annotations?.[NODE_ANNOTATION];
   if (lease.metadata.namespace !== RESERVATION_NAMESPACE || !node) return undefined;
@@ -82,12 +88,16 @@ export async function updateReservation(
   const name = reservationName(node);
   for (;;) {
     try {
+      let written: Record<string, Entry> = {};
       const out = await registry.guaranteedUpdate(leases, RESERVATION_NAMESPACE, name, undefined, {}, (cur) => {
         // A Lease of that name without our annotations (made by hand) is taken over as empty.
         const r = reservationOf(cur) ?? { node, rv: Number(cur.metadata.resourceVersion ?? 0), entries: {} };
-        return withEntries(cur, node, change({ ...r.entries }, r.rv));
+        written = change({ ...r.entries }, r.rv);
+        return withEntries(cur, node, written);
       });
-      return reservationOf(out)!; // withEntries set both annotations
+      // The stored annotation is exactly `written` (serialized by withEntries, not changed since): no
+      // need to parse it back. A no-op update returns the stored object with the same entries too.
+      return { node, rv: Number(out.metadata.resourceVersion ?? 0), entries: written };
     } catch (e) {
       if (!(e instanceof ApiError && e.code === 404)) throw e;
       if (opts.create === false) return { node, rv: 0, entries: {} };

@@ -3,8 +3,11 @@
 // Layout:
 //   log   one row per write, rev = the write's revision (INTEGER PRIMARY KEY AUTOINCREMENT, so a revision
 //         is never reused, even after the newest row is deleted or compacted away). A row carries the new
-//         value (for a delete: the last value), the key's create revision, and the previous row's revision
-//         and value, so a watch event and its prevKv come from one row.
+//         value (for a delete: the last value), the key's create revision and the previous row's revision.
+//         A watch event's prevKv is that previous row, joined by revision: compaction always keeps it (it
+//         is the newest row of its key at or below any compaction point a replayable row is above), so
+//         the previous value is not stored twice. (Files written before this carry it in prev_value,
+//         which is still read first.)
 //   live  key -> rev of the latest row, for keys that exist now (fast get and list at the latest revision).
 //   meta  'compact_rev': revisions at or below it are no longer replayable.
 //
@@ -13,9 +16,14 @@
 // same file (SQLite's write lock; busy_timeout waits for it). Reads that need a consistent view (list,
 // watch) run inside a read transaction, which in WAL mode is a snapshot.
 //
-// Watches are woken in-process right after each commit, and by a shared timer that checks
-// PRAGMA data_version (which changes when another connection commits) so a second process writing the
-// same file is seen within pollIntervalMs.
+// Watches are woken in-process after commits, and by a shared timer that checks PRAGMA data_version
+// (which changes when another connection commits) so a second process writing the same file is seen
+// within pollIntervalMs. The in-process wake-up is deferred to the next turn of the event loop
+// (setImmediate), so a burst of writes made in one turn is read by each watch as one batch, with one
+// query, rather than one query per write per watch.
+//
+// Statements are prepared once and the transaction wrappers built once: at thousands of writes a second,
+// per-call preparation and wrapper building are a measurable share of a write.
 
 import Database from 'better-sqlite3';
 import {
@@ -49,6 +57,8 @@ interface LogRow {
 
 /** Most rows one watch batch carries; a bigger backlog is delivered in several batches. */
 const BATCH_ROWS = 1000;
+/** Most writes made before open watches are woken (see wake()). */
+const WAKE_BATCH = 64;
 
 export class SqliteBackend implements Backend {
   private readonly db: Database.Database;
@@ -60,6 +70,12 @@ export class SqliteBackend implements Backend {
   /** Wake-up callbacks of open watches. */
   private readonly listeners = new Set<() => void>();
   private closed = false;
+  private wakeScheduled = false;
+  /** Writes since watches were last woken. */
+  private unwoken = 0;
+  private readonly sql: ReturnType<typeof prepare>;
+  private readonly writeTx: (key: string, decide: Decide) => LogRow;
+  private readonly changesTx: (prefix: string, after: number) => WatchBatch;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.retain = opts.retainRevisions ?? 10_000;
@@ -82,6 +98,24 @@ export class SqliteBackend implements Backend {
       CREATE TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY, rev INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     `);
+    this.sql = prepare(this.db);
+    this.writeTx = this.db.transaction((key: string, decide: Decide): LogRow => {
+      const head = this.sql.writeHead.get(key) as LogRow & { seq: number | null };
+      const rev = (head.seq ?? 0) + 1;
+      const cur = head.rev === null ? undefined : head;
+      const next: LogRow = { rev, ...decide(cur, rev) };
+      this.sql.insert.run(next);
+      if (next.deleted) this.sql.unlive.run(key);
+      else this.sql.live.run(key, rev);
+      return next;
+    }).immediate; // take the write lock up front: no read-then-upgrade deadlock between processes
+    this.changesTx = this.db.transaction((prefix: string, after: number): WatchBatch => {
+      const { seq, compacted } = this.sql.heads.get() as { seq: number | null; compacted: number | null };
+      this.assertReplayable(prefix, after, compacted ?? 0); // a slow watcher may have fallen behind compaction
+      const rows = this.sql.changes.all(after, prefix, prefix) as LogRow[];
+      const revision = rows.length === BATCH_ROWS ? rows[rows.length - 1]!.rev : (seq ?? 0);
+      return { events: rows.map(toEvent), revision };
+    });
     const interval = opts.compactIntervalMs ?? 60_000;
     if (interval > 0) {
       this.compactTimer = setInterval(() => this.compact(), interval);
@@ -149,7 +183,7 @@ export class SqliteBackend implements Backend {
     return this.write(key, (cur) => {
       if (!cur) throw new StorageError('NotFound', key);
       if (cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
-      return { key, value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: cur.value, deleted: 0 };
+      return { key, value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 0 };
     });
   }
 
@@ -158,23 +192,13 @@ export class SqliteBackend implements Backend {
       if (!cur) throw new StorageError('NotFound', key);
       if (expectedModRevision !== undefined && cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
       // The delete row repeats the last value: the delete event's kv is the last state.
-      return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: cur.value, deleted: 1 };
+      return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 1 };
     });
   }
 
   /** Runs decide against the key's current row and appends its row as the next revision, atomically. */
-  private write(key: string, decide: (cur: LogRow | undefined, rev: number) => Omit<LogRow, 'rev'>): KeyValue {
-    const row = this.db
-      .transaction((): LogRow => {
-        const rev = this.revision() + 1;
-        const next: LogRow = { rev, ...decide(this.liveRow(key), rev) };
-        this.stmt(`INSERT INTO log (rev, key, value, create_rev, prev_rev, prev_value, deleted)
-                   VALUES (@rev, @key, @value, @create_rev, @prev_rev, @prev_value, @deleted)`).run(next);
-        if (next.deleted) this.stmt('DELETE FROM live WHERE key = ?').run(key);
-        else this.stmt('INSERT OR REPLACE INTO live (key, rev) VALUES (?, ?)').run(key, rev);
-        return next;
-      })
-      .immediate(); // take the write lock up front: no read-then-upgrade deadlock between processes
+  private write(key: string, decide: Decide): KeyValue {
+    const row = this.writeTx(key, decide);
     this.wake();
     return toKv(row);
   }
@@ -233,18 +257,26 @@ export class SqliteBackend implements Backend {
 
   /** Events under prefix after `after`, read from one snapshot; revision = how far they cover. */
   private changesAfter(prefix: string, after: number): WatchBatch {
-    return this.db.transaction((): WatchBatch => {
-      this.assertReplayable(prefix, after); // a slow watcher may have fallen behind compaction
-      const current = this.revision();
-      const rows = this.stmt(
-        `SELECT * FROM log WHERE rev > ? AND substr(key, 1, length(?)) = ? ORDER BY rev LIMIT ${BATCH_ROWS}`,
-      ).all(after, prefix, prefix) as LogRow[];
-      const revision = rows.length === BATCH_ROWS ? rows[rows.length - 1]!.rev : current;
-      return { events: rows.map(toEvent), revision };
-    })();
+    return this.changesTx(prefix, after);
   }
 
+  /**
+   * Wakes every open watch on the next turn of the event loop, once however many writes came first; or
+   * at once after WAKE_BATCH writes, so a writer that never yields to the event loop (a loop of awaited
+   * writes resolves in microtasks, as better-sqlite3 is synchronous) does not hold watches back.
+   */
   private wake(): void {
+    if (++this.unwoken >= WAKE_BATCH) return this.wakeNow();
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      if (this.unwoken > 0) this.wakeNow();
+    });
+  }
+
+  private wakeNow(): void {
+    this.unwoken = 0;
     for (const l of this.listeners) l();
   }
 
@@ -256,7 +288,7 @@ export class SqliteBackend implements Backend {
       const v = this.db.pragma('data_version', { simple: true }) as number;
       if (v !== this.dataVersion) {
         this.dataVersion = v;
-        this.wake();
+        this.wakeNow();
       }
     }, this.pollMs);
     this.pollTimer.unref();
@@ -291,8 +323,7 @@ export class SqliteBackend implements Backend {
       .immediate();
   }
 
-  private assertReplayable(key: string, revision: number): void {
-    const compacted = this.compactRevision();
+  private assertReplayable(key: string, revision: number, compacted = this.compactRevision()): void {
     if (revision < compacted) {
       throw new StorageError('Compacted', key, `revision ${revision} is compacted (oldest available: ${compacted})`, compacted);
     }
@@ -301,17 +332,17 @@ export class SqliteBackend implements Backend {
   // ---- helpers ----
 
   private revision(): number {
-    const row = this.stmt(`SELECT seq FROM sqlite_sequence WHERE name = 'log'`).get() as { seq: number } | undefined;
+    const row = this.sql.revision.get() as { seq: number } | undefined;
     return row?.seq ?? 0;
   }
 
   private compactRevision(): number {
-    const row = this.stmt(`SELECT value FROM meta WHERE name = 'compact_rev'`).get() as { value: number } | undefined;
+    const row = this.sql.compacted.get() as { value: number } | undefined;
     return row?.value ?? 0;
   }
 
   private liveRow(key: string): LogRow | undefined {
-    return this.stmt('SELECT l.* FROM live c JOIN log l ON l.rev = c.rev WHERE c.key = ?').get(key) as LogRow | undefined;
+    return this.sql.liveRow.get(key) as LogRow | undefined;
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -326,9 +357,34 @@ export class SqliteBackend implements Backend {
     this.closed = true;
     clearInterval(this.compactTimer);
     this.stopPolling();
-    this.wake(); // open watches end
+    this.wakeNow(); // open watches end
     this.db.close();
   }
+}
+
+type Decide = (cur: LogRow | undefined, rev: number) => Omit<LogRow, 'rev'>;
+
+/** The statements run on every read and write, prepared once per connection. */
+function prepare(db: Database.Database) {
+  return {
+    revision: db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'log'`),
+    compacted: db.prepare(`SELECT value FROM meta WHERE name = 'compact_rev'`),
+    /** The current revision and the compaction point in one read. */
+    heads: db.prepare(`SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'log') AS seq,
+                              (SELECT value FROM meta WHERE name = 'compact_rev') AS compacted`),
+    liveRow: db.prepare('SELECT l.* FROM live c JOIN log l ON l.rev = c.rev WHERE c.key = ?'),
+    /** A write's reads in one statement: the current revision and the key's live row (columns null if none). */
+    writeHead: db.prepare(`SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'log') AS seq, l.*
+                           FROM (SELECT 1) LEFT JOIN live c ON c.key = ? LEFT JOIN log l ON l.rev = c.rev`),
+    insert: db.prepare(`INSERT INTO log (rev, key, value, create_rev, prev_rev, prev_value, deleted)
+                        VALUES (@rev, @key, @value, @create_rev, @prev_rev, @prev_value, @deleted)`),
+    live: db.prepare('INSERT OR REPLACE INTO live (key, rev) VALUES (?, ?)'),
+    unlive: db.prepare('DELETE FROM live WHERE key = ?'),
+    /** Rows under a prefix after a revision, each with its previous value (stored, or the previous row's). */
+    changes: db.prepare(`SELECT l.rev, l.key, l.value, l.create_rev, l.prev_rev, COALESCE(l.prev_value, p.value) AS prev_value, l.deleted
+                         FROM log l LEFT JOIN log p ON p.rev = l.prev_rev
+                         WHERE l.rev > ? AND substr(l.key, 1, length(?)) = ? ORDER BY l.rev LIMIT ${BATCH_ROWS}`),
+  };
 }
 
 function conflict(key: string, stored: number): StorageError {

@@ -15,7 +15,8 @@ export function nodeIsReady(node: { status?: any }): boolean {
 export const nodeReady: FilterPlugin = {
   name: 'NodeReady',
   filter(pod, _res, info) {
-    if (nodeIsReady(info.node)) return OK;
+    // Asked of every node for every pod: the answer is kept on the NodeInfo.
+    if ((info.ready ??= nodeIsReady(info.node))) return OK;
     const ready = (info.node.status?.conditions ?? []).find((c: any) => c?.type === 'Ready');
     const key = ready?.status === 'Unknown' ? 'node.kubernetes.io/unreachable' : 'node.kubernetes.io/not-ready';
     if (podTolerates(pod, { key, effect: 'NoSchedule' }) || podTolerates(pod, { key, effect: 'NoExecute' })) return OK;

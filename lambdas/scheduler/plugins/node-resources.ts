@@ -17,11 +17,21 @@ export function insufficientResources(res: PodResources, info: NodeInfo): string
   return out;
 }
 
+/** insufficientResources(...).length === 0, without building the list: the common case of the filter. */
+function fits(res: PodResources, info: NodeInfo): boolean {
+  const r = info.requested;
+  const a = info.allocatable;
+  return (
+    r.pods + 1 <= a.pods &&
+    ((res.milliCPU === 0 && res.memory === 0) ||
+      ((res.milliCPU <= 0 || r.milliCPU + res.milliCPU <= a.milliCPU) && (res.memory <= 0 || r.memory + res.memory <= a.memory)))
+  );
+}
+
 export const nodeResourcesFit: FilterPlugin = {
   name: 'NodeResourcesFit',
   filter(_pod, res, info) {
-    const short = insufficientResources(res, info);
-    return short.length ? fail(...short) : OK;
+    return fits(res, info) ? OK : fail(...insufficientResources(res, info));
   },
 };
 

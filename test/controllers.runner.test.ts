@@ -1,0 +1,93 @@
+// The local controller runner (lambdas/local/controllers.ts) on the SQLite store: a backlog of keys is
+// worked through without keeping the rest of the process waiting (with an in-process store a reconcile
+// resolves without a turn of the event loop), and stop() returns at once.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiServer } from '../lambdas/apiserver/app.ts';
+import type { Controller } from '../lambdas/controllers/controller.ts';
+import { runControllers } from '../lambdas/local/controllers.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
+
+const cms = findResource('', 'v1', 'configmaps')!;
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+function context() {
+  const dir = mkdtempSync(join(tmpdir(), `skiff-runner-${process.pid}-`));
+  const backend = new SqliteBackend(join(dir, 'db'), { compactIntervalMs: 0 });
+  cleanup.push(async () => {
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return new ApiServer({ backend }).controllerContext();
+}
+
+/** A controller whose every reconcile takes `ms` of CPU and resolves without an event-loop turn. */
+function busy(keys: string[], ms: number, done: string[]): Controller {
+  return {
+    name: 'busy',
+    watches: [cms],
+    keys: (ev) => [ev.object.metadata.name!],
+    allKeys: async () => keys,
+    async reconcile(key) {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+      done.push(key);
+    },
+  };
+}
+
+describe('local controller runner', () => {
+  it('lets the event loop turn while it works through a backlog', async () => {
+    const ctx = context();
+    const done: string[] = [];
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    const runner = runControllers(ctx, [busy(keys, 3, done)], { resyncMs: 60_000 });
+    cleanup.push(() => runner.stop());
+    // A timer due now: it runs at the worker's first turn, long before 100 × 3 ms of work are done.
+    const doneWhenTimerRan = await new Promise<number>((r) => setTimeout(() => r(done.length), 0));
+    await expect.poll(() => done.length, { timeout: 5000 }).toBe(100);
+    expect(doneWhenTimerRan).toBeLessThan(100);
+    expect(new Set(done).size).toBe(100); // each key once
+  });
+
+  it('stop() while the worker is letting the event loop turn ends the worker', async () => {
+    const ctx = context();
+    let stopped: Promise<string> | undefined;
+    // One key whose reconcile outlasts the worker's time slice, so the worker yields right after it with
+    // its queue empty; the reconcile asks for stop() on the next turn, ahead of the worker's own resumption.
+    const c: Controller = {
+      ...busy(['k0'], 80, []),
+      async reconcile() {
+        const until = performance.now() + 80;
+        while (performance.now() < until);
+        setImmediate(() => {
+          stopped = new Promise<string>((r) => {
+            void runner.stop().then(() => r('stopped'));
+            setTimeout(() => r('still running after 2 s'), 2000).unref();
+          });
+        });
+      },
+    };
+    const runner = runControllers(ctx, [c], { resyncMs: 60_000 });
+    await expect.poll(() => stopped, { timeout: 5000 }).toBeDefined();
+    expect(await stopped).toBe('stopped');
+  });
+
+  it('stop() returns promptly', async () => {
+    const ctx = context();
+    const done: string[] = [];
+    const runner = runControllers(ctx, [busy([], 0, done)], { resyncMs: 60_000 });
+    await ctx.create(cms, 'default', { metadata: { name: 'one' }, data: {} }).catch(() => ctx.registry.create(findResource('', 'v1', 'namespaces')!, undefined, { metadata: { name: 'default' } }).then(() => ctx.create(cms, 'default', { metadata: { name: 'one' }, data: {} })));
+    await expect.poll(() => done, { timeout: 5000 }).toContain('one');
+    const t = performance.now();
+    await runner.stop();
+    expect(performance.now() - t).toBeLessThan(500);
+  });
+});

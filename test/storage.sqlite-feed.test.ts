@@ -1,0 +1,126 @@
+// The SQLite change feed's own rules, beyond the contract suite: a watch event's previous value is read
+// from the previous row (not stored twice), which compaction must never take away from a replayable
+// event; rows written by older versions, which did store it, still read the same; and watches are woken
+// in batches, yet a writer that never lets the event loop turn cannot hold them back for long.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WatchBatch, WatchEvent } from '../lambdas/storage/backend.ts';
+import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
+
+const P = '/registry/core/pods/';
+const open: SqliteBackend[] = [];
+const dirs: string[] = [];
+
+function fresh(): { b: SqliteBackend; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), `skiff-feed-${process.pid}-`));
+  dirs.push(dir);
+  const file = join(dir, 'db');
+  const b = new SqliteBackend(file, { compactIntervalMs: 0 });
+  open.push(b);
+  return { b, file };
+}
+
+afterEach(async () => {
+  for (const b of open.splice(0)) await b.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Every event under P after `from`, up to revision `until`. */
+async function eventsBetween(b: SqliteBackend, from: number, until: number): Promise<WatchEvent[]> {
+  const ac = new AbortController();
+  const out: WatchEvent[] = [];
+  for await (const batch of b.watch(P, from, ac.signal)) {
+    out.push(...batch.events);
+    if (batch.revision >= until) break;
+  }
+  ac.abort();
+  return out;
+}
+
+describe('SqliteBackend change feed', () => {
+  it('an event keeps its previous value across compaction, for updates and deletes', async () => {
+    const { b } = fresh();
+    await b.create(`${P}ns/a`, 'a1'); // 1
+    await b.update(`${P}ns/a`, 'a2', 1); // 2
+    await b.create(`${P}ns/b`, 'b1'); // 3
+    await b.update(`${P}ns/a`, 'a3', 2); // 4: its previous row (2) is at the compaction point below
+    await b.delete(`${P}ns/b`); // 5: its previous row (3) too
+    expect(b.compact(3)).toBe(3); // drops row 1 (superseded by 2); keeps 2 and 3, the newest at or below 3
+    const evs = await eventsBetween(b, 3, 5);
+    expect(evs).toEqual([
+      {
+        type: 'update',
+        kv: { key: `${P}ns/a`, value: 'a3', createRevision: 1, modRevision: 4 },
+        prevKv: { key: `${P}ns/a`, value: 'a2', createRevision: 1, modRevision: 2 },
+      },
+      {
+        type: 'delete',
+        kv: { key: `${P}ns/b`, value: 'b1', createRevision: 3, modRevision: 5 },
+        prevKv: { key: `${P}ns/b`, value: 'b1', createRevision: 3, modRevision: 3 },
+      },
+    ]);
+    // Compacting past them makes them unreplayable, never wrong.
+    expect(b.compact(5)).toBe(5);
+    await expect(eventsBetween(b, 3, 5)).rejects.toMatchObject({ code: 'Compacted' });
+  });
+
+  it('reads the previous value stored in rows written by older versions', async () => {
+    const { b, file } = fresh();
+    await b.create(`${P}ns/a`, 'a1'); // 1
+    // An update row as the previous layout wrote it: the previous value repeated in prev_value.
+    const raw = new Database(file);
+    raw.pragma('busy_timeout = 5000');
+    raw.transaction(() => {
+      raw.prepare(`INSERT INTO log (rev, key, value, create_rev, prev_rev, prev_value, deleted) VALUES (2, ?, 'a2', 1, 1, 'as stored', 0)`).run(`${P}ns/a`);
+      raw.prepare('INSERT OR REPLACE INTO live (key, rev) VALUES (?, 2)').run(`${P}ns/a`);
+    }).immediate();
+    raw.close();
+    const [ev] = await eventsBetween(b, 1, 2);
+    expect(ev!.prevKv).toEqual({ key: `${P}ns/a`, value: 'as stored', createRevision: 1, modRevision: 1 });
+    // And the new layout goes on from it.
+    await b.update(`${P}ns/a`, 'a3', 2);
+    const [ev3] = await eventsBetween(b, 2, 3);
+    expect(ev3!.prevKv).toEqual({ key: `${P}ns/a`, value: 'a2', createRevision: 1, modRevision: 2 });
+  });
+
+  it('a burst of writes in one turn reaches a watch in one batch', async () => {
+    const { b } = fresh();
+    const ac = new AbortController();
+    const it = b.watch(P, 0, ac.signal)[Symbol.asyncIterator]();
+    const first = it.next(); // the watch is reading, then waits for a wake-up
+    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 10; i++) await b.create(`${P}ns/k${i}`, String(i));
+    const batch = (await first).value as WatchBatch;
+    expect(batch.events.map((e) => e.kv.modRevision)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    ac.abort();
+    await it.return?.();
+  });
+
+  it('a writer that never yields to the event loop does not hold watches back until it is done', async () => {
+    const { b } = fresh();
+    const ac = new AbortController();
+    let written = 0;
+    let seenAt: number | undefined; // how many writes had been made when the watch first saw one
+    const watching = (async () => {
+      for await (const batch of b.watch(P, 0, ac.signal)) {
+        if (batch.events.length && seenAt === undefined) seenAt = written;
+        if (batch.revision >= 500) break;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    // Awaited writes resolve in microtasks (better-sqlite3 is synchronous): no turn of the event loop
+    // until the loop ends.
+    for (let i = 0; i < 500; i++) {
+      await b.create(`${P}ns/k${i}`, String(i));
+      written++;
+    }
+    await watching;
+    ac.abort();
+    expect(seenAt).toBeDefined();
+    expect(seenAt!).toBeLessThan(500);
+  });
+});
