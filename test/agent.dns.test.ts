@@ -19,21 +19,8 @@ import { podDnsConfig, resolvConfText, parseResolvConf } from '../node-agent/pod
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false | null>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 let nextId = 1;
 /** One question, one raw answer (undefined when nothing comes back within `ms`). */

@@ -12,6 +12,7 @@ import { LABELS } from '../node-agent/runtime.ts';
 import { parseLabelSelector } from '../lambdas/machinery/selectors.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
 
 const docker = await requireDocker();
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -20,20 +21,6 @@ const NODE = `e2e-node-${process.pid}`;
 const NETWORK = `skiff-e2e-${process.pid}`;
 const AGENT = { nodeName: NODE, network: NETWORK, backoffBaseMs: 1000, backoffMaxMs: 8000, heartbeatMs: 2000, resyncMs: 3000 };
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false | null>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function podYaml(name: string, spec: Record<string, unknown>, labels: Record<string, string> = {}): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, labels }, spec: { terminationGracePeriodSeconds: 2, ...spec } });

@@ -25,6 +25,7 @@ import { cleanupProxyRules, listChains, type SyncResult } from '../node-agent/pr
 import { LABELS } from '../node-agent/runtime.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The rule builder
@@ -256,20 +257,6 @@ int main(int argc, char **argv) {
 }
 `;
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false | null>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** GET through a new TCP connection (no keep-alive) from the host; resolves with the body. */
 function hostGet(host: string, port: number, timeoutMs = 3000): Promise<string> {

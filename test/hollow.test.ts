@@ -11,6 +11,7 @@ import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { startHollowNodes } from '../node-agent/hollow.ts';
 import { testBackends } from './support/backends.ts';
+import { until } from './support/until.ts';
 
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
@@ -25,15 +26,6 @@ async function newCtx(backend: Backend): Promise<ControllerContext> {
   return ctx;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const tryGet = async (ctx: ControllerContext, ns: string, name: string) => {
   try {

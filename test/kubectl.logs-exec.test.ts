@@ -10,9 +10,7 @@ import type Docker from 'dockerode';
 import WebSocket from 'ws';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
-import { startAgentServer, type AgentServer } from '../node-agent/server.ts';
-import { createServingCert } from '../node-agent/serving-cert.ts';
-import { tokenReviewAuthenticator } from '../node-agent/authn.ts';
+import { startServedNode } from './support/agent-server.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 
 const TEST = 'kubectl.logs-exec.test.ts';
@@ -22,7 +20,7 @@ const docker = await requireDocker();
 const d = describe.skipIf(!docker);
 
 let c: TestCluster;
-let agent: AgentServer;
+let served: Awaited<ReturnType<typeof startServedNode>>;
 let agentSha = '';
 
 /** A request to the apiserver as the admin. */
@@ -78,26 +76,8 @@ const lines = (s: string) => s.split('\n').filter(Boolean).sort();
 d('kubectl logs and exec through the apiserver to the node agent', () => {
   beforeAll(async () => {
     c = await startTestCluster();
-    const cert = await createServingCert(['127.0.0.1']);
-    agentSha = cert.sha256;
-    // The agent checks tokens with a TokenReview, with its own (admin) credentials.
-    const review = async (body: unknown) => {
-      const r = await api('POST', '/apis/authentication.k8s.io/v1/tokenreviews', body);
-      if (r.status !== 201) throw new Error(`TokenReview: ${r.status} ${r.body}`);
-      return JSON.parse(r.body);
-    };
-    agent = await startAgentServer({ docker: docker!, nodeName: NODE, host: '127.0.0.1', port: 0, tls: cert, authenticate: tokenReviewAuthenticator(review) });
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    await c.api.registry.create(findResource('', 'v1', 'nodes')!, undefined, {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: { name: NODE, annotations: { 'skiff.io/kubelet-serving-cert-sha256': cert.sha256 } },
-      status: {
-        addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: NODE }],
-        daemonEndpoints: { kubeletEndpoint: { Port: agent.port } },
-        conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: now, lastTransitionTime: now, reason: 'KubeletReady', message: 'ready' }],
-      },
-    });
+    served = await startServedNode(c, docker!, NODE);
+    agentSha = served.sha256;
     const pods = findResource('', 'v1', 'pods')!;
     const pod = (name: string, containers: string[], nodeName?: string, stdin = false) =>
       c.api.registry.create(pods, 'default', {
@@ -120,7 +100,7 @@ d('kubectl logs and exec through the apiserver to the node agent', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await agent?.close();
+    await served?.close();
     await c?.destroy();
     const mine = await docker!.listContainers({ all: true, filters: { label: [`io.skiff.test=${TEST}`] } });
     await Promise.all(mine.map((x) => docker!.getContainer(x.Id).remove({ force: true }).catch(() => {})));

@@ -8,15 +8,12 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
-import https from 'node:https';
 import tls from 'node:tls';
 import net from 'node:net';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
-import { startAgentServer, type AgentServer } from '../node-agent/server.ts';
-import { createServingCert } from '../node-agent/serving-cert.ts';
-import { tokenReviewAuthenticator } from '../node-agent/authn.ts';
+import { startServedNode } from './support/agent-server.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 
 const TEST = 'kubectl.portforward.test.ts';
@@ -30,25 +27,8 @@ const docker = await requireDocker();
 const d = describe.skipIf(!docker);
 
 let c: TestCluster;
-let agent: AgentServer;
+let served: Awaited<ReturnType<typeof startServedNode>>;
 const children = new Set<ChildProcess>();
-
-function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  return new Promise((ok, fail) => {
-    const u = new URL(path, c.url);
-    const req = https.request(
-      { host: u.hostname, port: u.port, path: u.pathname + u.search, method, ca: c.caCert, headers: { authorization: `Bearer ${c.token}`, 'content-type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (x) => (text += x));
-        res.on('end', () => ok({ status: res.statusCode!, body: text }));
-      },
-    );
-    req.on('error', fail);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
 function labels(pod: { metadata: { name: string; uid: string } }, container: string) {
   return {
@@ -126,24 +106,7 @@ function stop(f: Forward): Promise<number> {
 d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the node agent', () => {
   beforeAll(async () => {
     c = await startTestCluster();
-    const cert = await createServingCert(['127.0.0.1']);
-    const review = async (body: unknown) => {
-      const r = await api('POST', '/apis/authentication.k8s.io/v1/tokenreviews', body);
-      if (r.status !== 201) throw new Error(`TokenReview: ${r.status} ${r.body}`);
-      return JSON.parse(r.body);
-    };
-    agent = await startAgentServer({ docker: docker!, nodeName: NODE, host: '127.0.0.1', port: 0, tls: cert, authenticate: tokenReviewAuthenticator(review) });
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    await c.api.registry.create(findResource('', 'v1', 'nodes')!, undefined, {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: { name: NODE, annotations: { 'skiff.io/kubelet-serving-cert-sha256': cert.sha256 } },
-      status: {
-        addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: NODE }],
-        daemonEndpoints: { kubeletEndpoint: { Port: agent.port } },
-        conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: now, lastTransitionTime: now, reason: 'KubeletReady', message: 'ready' }],
-      },
-    });
+    served = await startServedNode(c, docker!, NODE);
     const pods = findResource('', 'v1', 'pods')!;
     const pod = (await c.api.registry.create(pods, 'default', {
       apiVersion: 'v1',
@@ -187,7 +150,7 @@ d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the no
 
   afterAll(async () => {
     for (const p of children) p.kill('SIGKILL');
-    await agent?.close();
+    await served?.close();
     await c?.destroy();
     const mine = await docker!.listContainers({ all: true, filters: { label: [`io.skiff.test=${TEST}`] } });
     await Promise.all(mine.map((x) => docker!.getContainer(x.Id).remove({ force: true }).catch(() => {})));
