@@ -22,6 +22,7 @@ import { startAgentServer } from './server.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
 import { startNodeDns, type NodeDns } from './dns.ts';
 import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
+import { cleanupPodNetworkRules, ensurePodNetworkRules } from './pod-network.ts';
 
 export interface AgentOptions {
   /** How to reach the apiserver (server URL, CA, bearer token). */
@@ -54,6 +55,17 @@ export interface AgentOptions {
   dns?: { servers: string[]; searches: string[]; options: string[] } | false;
   /** Proxy Service VIPs and node ports on this host in iptables (proxy.ts); default true. */
   proxy?: boolean | ProxyConfig;
+  /**
+   * Pod IPs end to end across nodes (pod-network.ts), given the cluster's pod range: the agent's iptables
+   * rules accept forwarded pod traffic and masquerade only what leaves clusterCIDR, and a pod network
+   * the agent creates does not masquerade. Unset: a node alone, Docker masquerades as it does by default.
+   */
+  podNetworkRules?: { clusterCIDR: string; chainPrefix?: string };
+  /**
+   * The network namespace the engine's bridges live in, when it is not this process's (a node that is
+   * a namespace of its own): the pod network rules and the service proxy run iptables there.
+   */
+  netns?: string;
   log?: (msg: string) => void;
 }
 
@@ -79,10 +91,17 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const pauseImage = o.pauseImage ?? DEFAULT_PAUSE_IMAGE;
   if (pauseImage === DEFAULT_PAUSE_IMAGE) await ensureBusyboxImage(docker, pauseImage, { cmd: ['/bin/sleep', '2147483647'] });
   const runtime = new DockerRuntime(docker, nodeName, o.network ?? 'skiff');
-  await runtime.ensureNetwork(o.podSubnet);
+  const netRules = o.podNetworkRules && { netns: o.netns, ...o.podNetworkRules };
+  await runtime.ensureNetwork(o.podSubnet, { masquerade: !netRules });
   // The node's pod CIDR is the subnet its pods really get addresses from: the network's. The node
   // brings it at registration, and node IPAM keeps a CIDR a node brings.
   const podNet = await podNetwork(docker, runtime.network);
+  if (netRules && podNet.subnet) {
+    if (podNet.masquerade) log(`pod network ${runtime.network} was created with masquerading: pods on other nodes see this node's address, not pod IPs`);
+    await ensurePodNetworkRules({ podCIDR: podNet.subnet, ...netRules }).catch((e: Error) =>
+      log(`pod network rules not installed (cross-node pod traffic is dropped${podNet.masquerade ? '' : ', and pods cannot reach outside the cluster'}): ${e.message}`),
+    );
+  }
   const kube = new KubeClient(o.api);
 
   // Cluster DNS on the pod network's gateway. Agents sharing one network (skiff up --nodes N) share the
@@ -303,7 +322,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let proxy: ServiceProxy | undefined;
   if (o.proxy !== false) {
     const config = typeof o.proxy === 'object' ? o.proxy : {};
-    proxy = await startServiceProxy({ kube, podCIDR: podNet.subnet, bridge: podNet.bridge, log, ...config }).catch((e: Error) => {
+    proxy = await startServiceProxy({ kube, podCIDR: podNet.subnet, bridge: podNet.bridge, log, netns: o.netns, ...config }).catch((e: Error) => {
       log(`service proxy not started: ${e.message}`);
       return undefined;
     });
@@ -322,6 +341,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       ctl.abort();
       events?.destroy();
       await (opts.removePods || opts.cleanup ? proxy?.cleanup() : proxy?.stop())?.catch((e: Error) => log(`service proxy: ${e.message}`));
+      if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
       await informing;
       while (processing.size) await sleep(20);
       if (opts.removePods) {

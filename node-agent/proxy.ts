@@ -8,13 +8,13 @@
 // one more sync follows; syncs are at least minSyncMs apart. A periodic full re-apply (resyncMs)
 // repairs rules someone else removed, as kube-proxy's syncPeriod does.
 
-import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { KubeClient } from './kube-client.ts';
 import { Informer } from './informer.ts';
 import { buildRuleset, jumpRules, renderDeletion, renderRestore, type ProxyNodeInfo, type Ruleset } from './proxy-rules.ts';
 import { podNetwork } from './runtime.ts';
+import { iptables, iptablesRestore, iptablesSave } from './iptables.ts';
 
 export interface ProxyConfig {
   /** Chain name prefix (default SKIFF; at most 10 characters). */
@@ -28,6 +28,11 @@ export interface ProxyConfig {
   resyncMs?: number;
   /** Called after every sync (tests and benchmarks). */
   onSync?: (s: SyncResult) => void;
+  /**
+   * The network namespace of the node's bridges (a name under /run/netns, or a path), when it is not
+   * this process's: every iptables command runs there (iptables.ts). Hairpin mode is then left alone.
+   */
+  netns?: string;
 }
 
 export interface SyncResult {
@@ -52,8 +57,6 @@ export interface ServiceProxyOptions extends ProxyConfig {
   bridge?: string;
   log?: (msg: string) => void;
 }
-
-const IPT = { iptables: 'iptables', restore: 'iptables-restore', save: 'iptables-save' };
 
 export class ServiceProxy {
   private readonly services: Informer;
@@ -104,7 +107,7 @@ export class ServiceProxy {
   /** Removes every chain and jump this proxy made (kube-proxy --cleanup). */
   async cleanup(): Promise<void> {
     await this.stop();
-    await cleanupProxyRules(this.prefix);
+    await cleanupProxyRules(this.prefix, this.o.netns);
     this.applied = undefined;
   }
 
@@ -157,12 +160,12 @@ export class ServiceProxy {
       // earlier run or of removed services deleted); otherwise with what we applied last.
       const previous = full ? await this.existingChains() : this.applied!;
       const text = renderRestore(next, previous);
-      if (this.o.bridge) ensureHairpin(this.o.bridge, this.log);
+      if (this.o.bridge && !this.o.netns) ensureHairpin(this.o.bridge, this.log);
       t1 = performance.now();
       result.bytes = text.length;
       result.buildMs = t1 - t0;
       if (text) {
-        await restore(text);
+        await iptablesRestore(text, this.o.netns);
         result.applied = true;
       }
       this.applied = next;
@@ -180,7 +183,7 @@ export class ServiceProxy {
 
   /** Our chains as the kernel has them now, with rules marked unknown (so renderRestore rewrites them all). */
   private async existingChains(): Promise<Ruleset> {
-    const found = await listChains(this.prefix);
+    const found = await listChains(this.prefix, this.o.netns);
     const r: Ruleset = { nat: new Map(), filter: new Map() };
     for (const t of ['nat', 'filter'] as const) for (const c of found[t]) r[t].set(c, ['?']);
     return r;
@@ -198,32 +201,32 @@ export class ServiceProxy {
   }
 
   private runIptables(args: string[]): Promise<string> {
-    return run(IPT.iptables, args);
+    return iptables(args, this.o.netns);
   }
 }
 
 /** Removes the jumps and chains of a proxy with this prefix, whether or not this process made them. */
-export async function cleanupProxyRules(prefix = 'SKIFF'): Promise<void> {
+export async function cleanupProxyRules(prefix = 'SKIFF', netns?: string): Promise<void> {
   for (const [table, chain, args] of jumpRules(prefix)) {
     // -D removes one copy; repeat until none is left (a crashed run may have left duplicates).
     for (let i = 0; i < 10; i++) {
-      const ok = await run(IPT.iptables, ['-w', '5', '-t', table, '-D', chain, ...args]).then(
+      const ok = await iptables(['-w', '5', '-t', table, '-D', chain, ...args], netns).then(
         () => true,
         () => false,
       );
       if (!ok) break;
     }
   }
-  const chains = await listChains(prefix);
+  const chains = await listChains(prefix, netns);
   const text = renderDeletion(chains);
-  if (text) await restore(text);
+  if (text) await iptablesRestore(text, netns);
 }
 
 /** Names of the chains with our prefix in the nat and filter tables. */
-export async function listChains(prefix = 'SKIFF'): Promise<Record<'nat' | 'filter', string[]>> {
+export async function listChains(prefix = 'SKIFF', netns?: string): Promise<Record<'nat' | 'filter', string[]>> {
   const out = { nat: [] as string[], filter: [] as string[] };
   for (const t of ['nat', 'filter'] as const) {
-    const saved = await run(IPT.save, ['-t', t]);
+    const saved = await iptablesSave(t, netns);
     for (const line of saved.split('\n')) {
       const m = /^:(\S+)/.exec(line);
       if (m && m[1]!.startsWith(`${prefix}-`)) out[t].push(m[1]!);
@@ -275,24 +278,4 @@ export async function startServiceProxy(o: ServiceProxyOptions & { docker?: Dock
   const p = new ServiceProxy({ ...o, podCIDR, bridge });
   await p.start();
   return p;
-}
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-function restore(text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(IPT.restore, ['-w', '5', '--noflush'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`iptables-restore exited ${code}: ${err.trim().slice(0, 2000)}`))));
-    p.stdin.end(text);
-  });
 }

@@ -19,6 +19,8 @@ export interface PodNetwork {
   gateway?: string;
   /** The Linux bridge device. */
   bridge: string;
+  /** Whether Docker masquerades what leaves the bridge (the network's enable_ip_masquerade; default on). */
+  masquerade: boolean;
 }
 
 /** Reads a bridge network's subnet, gateway and device from the engine. */
@@ -30,7 +32,8 @@ export async function podNetwork(docker: Docker, network: string): Promise<PodNe
   const gateway = v4?.Gateway ?? (net && net.bits <= 30 ? formatIPv4(net.base + 1) : undefined);
   // Docker names a bridge network's device br-<first 12 of its id> unless told otherwise.
   const bridge = info.Options?.['com.docker.network.bridge.name'] ?? `br-${String(info.Id).slice(0, 12)}`;
-  return { subnet: v4?.Subnet, gateway, bridge };
+  const masquerade = info.Options?.['com.docker.network.bridge.enable_ip_masquerade'] !== 'false';
+  return { subnet: v4?.Subnet, gateway, bridge, masquerade };
 }
 
 export const LABELS = {
@@ -91,8 +94,12 @@ export class DockerRuntime {
     readonly network: string,
   ) {}
 
-  /** Creates the pod network (a Docker bridge) unless it exists. */
-  async ensureNetwork(subnet?: string): Promise<void> {
+  /**
+   * Creates the pod network (a Docker bridge) unless it exists. masquerade: false leaves NAT to the agent
+   * (pod-network.ts), so pods keep their addresses towards other nodes' pods; an existing network is
+   * used as it is.
+   */
+  async ensureNetwork(subnet?: string, opts: { masquerade?: boolean } = {}): Promise<void> {
     const found = await this.docker.listNetworks({ filters: { name: [this.network] } });
     if (found.some((n) => n.Name === this.network)) return;
     try {
@@ -101,6 +108,7 @@ export class DockerRuntime {
         Driver: 'bridge',
         CheckDuplicate: true,
         Labels: { 'io.skiff.network': 'pods' },
+        ...(opts.masquerade === false ? { Options: { 'com.docker.network.bridge.enable_ip_masquerade': 'false' } } : {}),
         ...(subnet ? { IPAM: { Config: [{ Subnet: subnet }] } } : {}),
       });
     } catch (e) {

@@ -35,6 +35,9 @@ Options for agent:
   --port N           the agent's HTTPS port for logs and exec (default 10250; 0 picks one)
   --network NAME     the Docker network pods join (default skiff; created if missing)
   --pod-cidr CIDR    its subnet, when the agent creates it
+  --cluster-cidr CIDR  the whole cluster's pod range: pods keep their IPs across nodes (the agent
+                     masquerades only traffic leaving it and accepts forwarded pod traffic); routes
+                     between nodes come from the route controller
   --pause-image REF  the pod sandbox image (default: built here from busybox-static)
   --no-proxy         do not proxy Service IPs and node ports on this host (iptables)
   --proxy-cleanup    instead: remove the service proxy's iptables rules and exit
@@ -108,6 +111,7 @@ async function agent(argv: string[]): Promise<void> {
       port: { type: 'string', default: '10250' },
       network: { type: 'string', default: 'skiff' },
       'pod-cidr': { type: 'string' },
+      'cluster-cidr': { type: 'string' },
       'pause-image': { type: 'string' },
       hollow: { type: 'string', default: '0' },
       'no-proxy': { type: 'boolean', default: false },
@@ -143,6 +147,7 @@ async function agent(argv: string[]): Promise<void> {
       port,
       network: values.network,
       podSubnet: values['pod-cidr'],
+      ...(values['cluster-cidr'] ? { podNetworkRules: { clusterCIDR: values['cluster-cidr'] } } : {}),
       pauseImage: values['pause-image'],
       proxy: !values['no-proxy'],
     });
