@@ -12,7 +12,12 @@ import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 const docker = await requireDocker();
 
 const dataDir = mkdtempSync(join(tmpdir(), 'skiff-cli-'));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(dataDir, { recursive: true, force: true });
+  // `skiff up` leaves its service proxy's rules in place when it stops (traffic keeps flowing, as with
+  // kube-proxy); the test removes them the way a user would.
+  if (docker) execFileSync(process.execPath, ['dist/skiff.mjs', 'agent', '--proxy-cleanup'], { stdio: 'ignore' });
+});
 
 function up(...extra: string[]): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   return upWith({}, ...extra);
