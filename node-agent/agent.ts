@@ -66,6 +66,8 @@ export interface AgentOptions {
    * a namespace of its own): the pod network rules and the service proxy run iptables there.
    */
   netns?: string;
+  /** With podNetworkRules and no podSubnet: how long to wait for node IPAM to assign this Node a pod CIDR. */
+  podCIDRWaitMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -92,9 +94,42 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   if (pauseImage === DEFAULT_PAUSE_IMAGE) await ensureBusyboxImage(docker, pauseImage, { cmd: ['/bin/sleep', '2147483647'] });
   const runtime = new DockerRuntime(docker, nodeName, o.network ?? 'skiff');
   const netRules = o.podNetworkRules && { netns: o.netns, ...o.podNetworkRules };
-  await runtime.ensureNetwork(o.podSubnet, { masquerade: !netRules });
-  // The node's pod CIDR is the subnet its pods really get addresses from: the network's. The node
-  // brings it at registration, and node IPAM keeps a CIDR a node brings.
+  const kube = new KubeClient(o.api);
+  const address = o.address ?? hostIPv4();
+
+  // The agent's own HTTPS server (logs, exec), trusted by the apiserver through the pinned fingerprint.
+  const cert = await loadOrCreateServingCert(join(dataDir, 'pki'), [nodeName, address, '127.0.0.1', 'localhost']);
+  const authenticate = tokenReviewAuthenticator((body) => kube.create('/apis/authentication.k8s.io/v1/tokenreviews', body));
+  const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate });
+
+  const identity = {
+    name: nodeName,
+    internalIP: address,
+    port: server.port,
+    servingCertSha256: cert.sha256,
+    dataDir,
+    runtimeVersion: `docker://${version.Version}`,
+    pods: o.maxPods ?? 110,
+    podCIDR: o.podSubnet,
+    runtimeUp: () => docker.ping().then(
+      () => true,
+      () => false,
+    ),
+  };
+  const reporter = new NodeStatusReporter(kube, identity);
+
+  // The node's pod CIDR is the subnet its pods really get addresses from: its network's. In a cluster
+  // with a pod range (podNetworkRules) a new network takes the block node IPAM assigns to this Node, so
+  // blocks never overlap across nodes; otherwise the node brings its network's subnet (or --pod-cidr),
+  // and node IPAM keeps a CIDR a node brings.
+  const networkExists = (await docker.listNetworks({ filters: { name: [runtime.network] } })).some((n) => n.Name === runtime.network);
+  let subnet = o.podSubnet;
+  if (!subnet && netRules && !networkExists) {
+    await reporter.register();
+    subnet = await assignedPodCIDR(kube, nodeName, o.podCIDRWaitMs ?? 120_000);
+    log(`pod CIDR ${subnet} assigned by node IPAM`);
+  }
+  await runtime.ensureNetwork(subnet, { masquerade: !netRules });
   const podNet = await podNetwork(docker, runtime.network);
   if (netRules && podNet.subnet) {
     if (podNet.masquerade) log(`pod network ${runtime.network} was created with masquerading: pods on other nodes see this node's address, not pod IPs`);
@@ -102,7 +137,6 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       log(`pod network rules not installed (cross-node pod traffic is dropped${podNet.masquerade ? '' : ', and pods cannot reach outside the cluster'}): ${e.message}`),
     );
   }
-  const kube = new KubeClient(o.api);
 
   // Cluster DNS on the pod network's gateway. Agents sharing one network (skiff up --nodes N) share the
   // first one's server: the address is taken, and it answers the same names. Without a DNS server,
@@ -122,27 +156,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       log(`cluster DNS not started (pods resolve with the host's resolvers): ${(e as Error).message}`);
     }
   }
-  const address = o.address ?? hostIPv4();
 
-  // The agent's own HTTPS server (logs, exec), trusted by the apiserver through the pinned fingerprint.
-  const cert = await loadOrCreateServingCert(join(dataDir, 'pki'), [nodeName, address, '127.0.0.1', 'localhost']);
-  const authenticate = tokenReviewAuthenticator((body) => kube.create('/apis/authentication.k8s.io/v1/tokenreviews', body));
-  const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate });
-
-  const reporter = new NodeStatusReporter(kube, {
-    name: nodeName,
-    internalIP: address,
-    port: server.port,
-    servingCertSha256: cert.sha256,
-    dataDir,
-    runtimeVersion: `docker://${version.Version}`,
-    pods: o.maxPods ?? 110,
-    podCIDR: o.podSubnet ?? podNet.subnet,
-    runtimeUp: () => docker.ping().then(
-      () => true,
-      () => false,
-    ),
-  });
+  identity.podCIDR ??= podNet.subnet;
   await reporter.register();
 
   // ---- the work queue ----
@@ -357,4 +372,15 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The pod CIDR node IPAM wrote on this Node (spec.podCIDR), once it is there. */
+async function assignedPodCIDR(kube: KubeClient, nodeName: string, waitMs: number): Promise<string> {
+  const end = Date.now() + waitMs;
+  for (;;) {
+    const node = await kube.get<KubeObject>(`/api/v1/nodes/${encodeURIComponent(nodeName)}`);
+    if (node.spec?.podCIDR) return node.spec.podCIDR;
+    if (Date.now() > end) throw new Error(`node ${nodeName} got no spec.podCIDR within ${waitMs} ms: is node IPAM running (skiff up --cluster-cidr, or the cloud controller manager)?`);
+    await sleep(250);
+  }
 }
