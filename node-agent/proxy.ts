@@ -5,8 +5,10 @@
 // keeps flowing while the agent is stopped, and stops only with cleanup().
 //
 // Syncs are coalesced: at most one apply runs at a time; a change during it marks the proxy dirty and
-// one more sync follows; syncs are at least minSyncMs apart. A periodic full re-apply (resyncMs)
-// repairs rules someone else removed, as kube-proxy's syncPeriod does.
+// one more sync follows; syncs are at least minSyncMs apart. A periodic check (resyncMs) reads our
+// chains back and rewrites them all only if they drifted (jumps, chains or rule counts differ), so
+// rules someone else removed are repaired, as kube-proxy's syncPeriod does, without a full rewrite of
+// every service each period.
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
@@ -38,8 +40,10 @@ export interface ProxyConfig {
 export interface SyncResult {
   /** Whether iptables-restore ran (false: the rules were already as wanted). */
   applied: boolean;
-  /** A full sync: every chain rewritten (the first, the periodic one, and after an error). */
+  /** A full sync: every chain rewritten (the first, after drift was found, and after an error). */
   full: boolean;
+  /** This sync began with the periodic check that the kernel still has our rules (its time is in buildMs). */
+  checked?: boolean;
   /** Bytes of restore input written, build time and apply time. */
   bytes: number;
   buildMs: number;
@@ -71,7 +75,8 @@ export class ServiceProxy {
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
   private started = false;
-  private forceFull = false; // the next sync rewrites every chain (periodic resync, after an error)
+  private forceFull = false; // the next sync rewrites every chain (after an error)
+  private verify = false; // the next sync first checks the kernel still has what we applied (periodic)
 
   constructor(private readonly o: ServiceProxyOptions) {
     this.prefix = o.chainPrefix ?? 'SKIFF';
@@ -92,7 +97,10 @@ export class ServiceProxy {
     await Promise.all([this.services.synced, this.endpoints.synced]);
     this.started = true;
     await this.syncNow(true);
-    this.resyncTimer = setInterval(() => this.schedule(true), this.o.resyncMs ?? 60_000);
+    this.resyncTimer = setInterval(() => {
+      this.verify = true;
+      this.schedule();
+    }, this.o.resyncMs ?? 60_000);
   }
 
   /** Stops following the API. The rules stay (and keep proxying) until cleanup(). */
@@ -150,9 +158,15 @@ export class ServiceProxy {
 
   private async syncOnce(): Promise<void> {
     const t0 = performance.now();
-    const full = this.forceFull || !this.applied;
+    // The periodic check reads our chains back and rewrites everything only when they drifted (someone
+    // flushed or deleted them): a full rewrite of 1,000 services takes about a second, and a change
+    // arriving meanwhile would wait behind it.
+    let full = this.forceFull || !this.applied;
+    const checked = this.verify && !full;
+    if (checked) full = !(await this.kernelMatches(this.applied!).catch(() => false));
+    this.verify = false;
     this.forceFull = false;
-    const result: SyncResult = { applied: false, full, bytes: 0, buildMs: 0, applyMs: 0, services: this.services.items.size };
+    const result: SyncResult = { applied: false, full, checked, bytes: 0, buildMs: 0, applyMs: 0, services: this.services.items.size };
     let t1 = t0;
     try {
       const next = buildRuleset(this.services.items.values(), this.endpoints.items, this.nodeInfo());
@@ -179,6 +193,29 @@ export class ServiceProxy {
     result.applyMs = performance.now() - t1;
     if (result.applyMs > 1000) this.log(`service proxy: applying ${result.bytes} bytes of rules took ${Math.round(result.applyMs)} ms`);
     this.o.onSync?.(result);
+  }
+
+  /** Whether the kernel has our jumps, exactly our chains, and as many rules in each as we applied. */
+  private async kernelMatches(applied: Ruleset): Promise<boolean> {
+    for (const t of ['nat', 'filter'] as const) {
+      const counts = new Map<string, number>();
+      const lines = (await iptablesSave(t, this.o.netns)).split('\n');
+      for (const line of lines) {
+        const chain = /^:(\S+)/.exec(line)?.[1];
+        if (chain?.startsWith(`${this.prefix}-`)) counts.set(chain, 0);
+        const rule = /^-A (\S+) /.exec(line)?.[1];
+        if (rule && counts.has(rule)) counts.set(rule, counts.get(rule)! + 1);
+      }
+      const want = applied[t];
+      if (counts.size !== want.size) return false;
+      for (const [chain, rules] of want) if (counts.get(chain) !== rules.length) return false;
+      for (const [table, builtin, args] of jumpRules(this.prefix)) {
+        if (table !== t) continue;
+        const target = args[args.length - 1];
+        if (!lines.some((l) => l.startsWith(`-A ${builtin} `) && l.endsWith(`-j ${target}`))) return false;
+      }
+    }
+    return true;
   }
 
   /** Our chains as the kernel has them now, with rules marked unknown (so renderRestore rewrites them all). */

@@ -233,7 +233,7 @@ const AGENT = {
   backoffMaxMs: 8000,
   heartbeatMs: 2000,
   resyncMs: 3000,
-  proxy: { chainPrefix: PREFIX, serviceCIDR: '10.96.0.0/16', onSync: (s: SyncResult) => void syncs.push(s) },
+  proxy: { chainPrefix: PREFIX, serviceCIDR: '10.96.0.0/16', resyncMs: 3000, onSync: (s: SyncResult) => void syncs.push(s) },
 };
 
 // A UDP server for the busybox image (its nc has no -u): answers each datagram with the host name.
@@ -503,6 +503,23 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     expect(applied.length).toBeGreaterThan(0);
     console.log(`not-ready: last request to web-2 ${lastToVictim - changedAt} ms after the Endpoints change; ${hits.length} requests; apply ${applied.map((s) => `${s.bytes} B in ${s.applyMs.toFixed(0)} ms`).join(', ')}`);
   }, 60_000);
+
+  it('the periodic check rewrites nothing while the kernel matches, and repairs a chain someone flushed', async () => {
+    const ip = await clusterIP('web');
+    // A periodic check (every 3 s here) with nothing drifted: no full sync, nothing written.
+    const n = syncs.length;
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(syncs.slice(n).length).toBeGreaterThan(0);
+    expect(syncs.slice(n).every((s) => !s.full && !s.applied)).toBe(true);
+    // Someone flushes the service's chain: the next check notices and rewrites every chain.
+    const svcChain = ourRules().find((l) => l.startsWith(`-A ${PREFIX}-SERVICES -d ${ip}/32`))!.replace(/.* -j (\S+)$/, '$1');
+    execFileSync('iptables', ['-w', '5', '-t', 'nat', '-F', svcChain]);
+    expect(ourRules().some((l) => l.startsWith(`-A ${svcChain} `))).toBe(false);
+    await until('the flushed chain restored', async () => ourRules().filter((l) => l.startsWith(`-A ${svcChain} `)).length >= 3, 10_000);
+    expect(syncs.some((s) => s.full && s.applied)).toBe(true);
+    const r = await execIn('client', `timeout 5 wget -qO- http://${ip}/`);
+    expect(r.stdout.trim()).toMatch(/^web-[012]$/);
+  }, 30_000);
 
   it('writes nothing when a change does not change the rules', async () => {
     const n = syncs.length;
