@@ -65,7 +65,7 @@ export function baseChains(prefix = 'SKIFF'): Record<'nat' | 'filter', string[]>
 }
 
 /** One service port as the proxy sees it. */
-interface PortInfo {
+export interface PortInfo {
   key: string; // namespace/name[:portname] (kube-proxy's ServicePortName)
   protocol: string; // tcp, udp, sctp
   clusterIP: string;
@@ -266,6 +266,34 @@ export function renderDeletion(chains: Record<'nat' | 'filter', string[]>): stri
     for (const c of chains[table]) out += `:${c} - [0:0]\n`;
     for (const c of chains[table]) out += `-X ${c}\n`;
     out += 'COMMIT\n';
+  }
+  return out;
+}
+
+/**
+ * conntrack deletions a UDP change needs (kube-proxy does the same): a UDP "connection" is conntrack's
+ * guess and lives on while packets keep coming, so a client would keep sending to a removed endpoint,
+ * or keep its pre-rule entry to a VIP that just got its first endpoint. Returns conntrack argument lists.
+ */
+export function staleUdpFlows(before: PortInfo[], after: PortInfo[]): string[][] {
+  const was = new Map(before.filter((p) => p.protocol === 'udp').map((p) => [`${p.clusterIP}:${p.port}`, p]));
+  const out: string[][] = [];
+  for (const p of after) {
+    if (p.protocol !== 'udp') continue;
+    const old = was.get(`${p.clusterIP}:${p.port}`);
+    const oldEps = old?.endpoints ?? [];
+    if (p.endpoints.length && !oldEps.length) out.push(['-D', '-p', 'udp', '--orig-dst', p.clusterIP, '--orig-port-dst', String(p.port)]);
+    for (const e of oldEps) {
+      if (p.endpoints.includes(e)) continue;
+      const ip = e.slice(0, e.lastIndexOf(':'));
+      out.push(['-D', '-p', 'udp', '--orig-dst', p.clusterIP, '--orig-port-dst', String(p.port), '--dst-nat', ip]);
+    }
+  }
+  // A UDP service removed altogether: its flows to the endpoints it had.
+  const now = new Set(after.map((p) => `${p.clusterIP}:${p.port}`));
+  for (const [k, old] of was) {
+    if (now.has(k)) continue;
+    for (const e of old.endpoints) out.push(['-D', '-p', 'udp', '--orig-dst', old.clusterIP, '--orig-port-dst', String(old.port), '--dst-nat', e.slice(0, e.lastIndexOf(':'))]);
   }
   return out;
 }

@@ -14,9 +14,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { KubeClient } from './kube-client.ts';
 import { Informer } from './informer.ts';
-import { buildRuleset, jumpRules, renderDeletion, renderRestore, type ProxyNodeInfo, type Ruleset } from './proxy-rules.ts';
+import { buildRuleset, jumpRules, renderDeletion, renderRestore, servicePorts, staleUdpFlows, type PortInfo, type ProxyNodeInfo, type Ruleset } from './proxy-rules.ts';
 import { podNetwork } from './runtime.ts';
-import { iptables, iptablesRestore, iptablesSave } from './iptables.ts';
+import { iptables, iptablesRestore, iptablesSave, runIn } from './iptables.ts';
 
 export interface ProxyConfig {
   /** Chain name prefix (default SKIFF; at most 10 characters). */
@@ -76,7 +76,8 @@ export class ServiceProxy {
   private stopped = false;
   private started = false;
   private forceFull = false; // the next sync rewrites every chain (after an error)
-  private verify = false; // the next sync first checks the kernel still has what we applied (periodic)
+  private verify = false;
+  private appliedPorts?: PortInfo[]; // service ports as of the last applied sync (for UDP conntrack clean-up) // the next sync first checks the kernel still has what we applied (periodic)
 
   constructor(private readonly o: ServiceProxyOptions) {
     this.prefix = o.chainPrefix ?? 'SKIFF';
@@ -183,6 +184,9 @@ export class ServiceProxy {
         result.applied = true;
       }
       this.applied = next;
+      const ports = servicePorts(this.services.items.values(), this.endpoints.items);
+      if (this.appliedPorts) await this.clearStaleUdp(staleUdpFlows(this.appliedPorts, ports));
+      this.appliedPorts = ports;
       if (full) await this.ensureJumps();
     } catch (e) {
       this.applied = undefined; // state unknown: the next sync rewrites everything
@@ -194,6 +198,21 @@ export class ServiceProxy {
     if (result.applyMs > 1000) this.log(`service proxy: applying ${result.bytes} bytes of rules took ${Math.round(result.applyMs)} ms`);
     this.o.onSync?.(result);
   }
+
+  /** Deletes conntrack entries of UDP flows the new rules would otherwise never see (conntrack -D). */
+  private async clearStaleUdp(deletions: string[][]): Promise<void> {
+    for (const args of deletions) {
+      // Exit status 1 means no entry matched: nothing was stale. A missing conntrack tool is said once.
+      await runIn(this.o.netns, 'conntrack', args).catch((e: NodeJS.ErrnoException & { code?: unknown }) => {
+        if (/ENOENT/.test(e.message) && !this.warnedConntrack) {
+          this.warnedConntrack = true;
+          this.log('service proxy: no conntrack tool: UDP flows to removed endpoints last until they time out');
+        }
+      });
+    }
+  }
+
+  private warnedConntrack = false;
 
   /** Whether the kernel has our jumps, exactly our chains, and as many rules in each as we applied. */
   private async kernelMatches(applied: Ruleset): Promise<boolean> {

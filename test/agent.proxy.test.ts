@@ -20,7 +20,7 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import { buildRuleset, jumpRules, probability, renderRestore, type Ruleset } from '../node-agent/proxy-rules.ts';
+import { buildRuleset, jumpRules, probability, renderRestore, staleUdpFlows, type PortInfo, type Ruleset } from '../node-agent/proxy-rules.ts';
 import { cleanupProxyRules, listChains, type SyncResult } from '../node-agent/proxy.ts';
 import { LABELS } from '../node-agent/runtime.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
@@ -184,6 +184,17 @@ describe('proxy rule builder', () => {
     expect(svcChains(r)).toEqual([]);
     expect(r.filter.get('SKIFF-SERVICES')).toEqual([]);
     expect(renderRestore(r)).not.toContain('172.30.0.2');
+  });
+
+  it('clears conntrack for UDP flows to removed endpoints, to a VIP that got its first endpoint, and of removed services', () => {
+    const udp = (eps: string[], port = 53): PortInfo => ({ key: 'default/dns', protocol: 'udp', clusterIP: '10.96.0.53', port, endpoints: eps });
+    const tcp: PortInfo = { key: 'default/web', protocol: 'tcp', clusterIP: '10.96.0.10', port: 80, endpoints: [] };
+    expect(staleUdpFlows([udp(['172.30.0.2:5353', '172.30.0.3:5353']), tcp], [udp(['172.30.0.3:5353']), { ...tcp, endpoints: ['172.30.0.9:80'] }])).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.53', '--orig-port-dst', '53', '--dst-nat', '172.30.0.2'],
+    ]);
+    expect(staleUdpFlows([udp([])], [udp(['172.30.0.2:5353'])])).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.53', '--orig-port-dst', '53']]);
+    expect(staleUdpFlows([udp(['172.30.0.2:5353'])], [])).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.53', '--orig-port-dst', '53', '--dst-nat', '172.30.0.2']]);
+    expect(staleUdpFlows([udp(['172.30.0.2:5353'])], [udp(['172.30.0.2:5353'])])).toEqual([]);
   });
 
   it('renders the whole set, only what changed against the last one (deleting chains gone), or nothing', () => {
@@ -440,6 +451,33 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     await until('udp rule', async () => ourRules().some((l) => l.includes(`-d ${ip}/32 -p udp`) && l.includes(`-j ${PREFIX}-SVC-`)), 10_000);
     const answer = await until('a UDP answer', () => udpAsk(ip, 53), 15_000);
     expect(answer).toBe('udp');
+
+    // One client socket (one source port: one conntrack flow) keeps asking while the Service moves to
+    // another backend. The old flow's conntrack entry is deleted with the endpoint, so the next datagram
+    // goes to the new backend even though the old one still answers.
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '0.0.0.0', () => r()));
+    try {
+      expect(await udpAskOn(sock, ip, 53)).toBe('udp');
+      await apply({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'udp2', labels: { app: 'udp-b' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          volumes: [{ name: 'bin', hostPath: { path: udpDir } }],
+          containers: [{ name: 'main', image: TEST_IMAGE, command: ['/opt/udp/udpecho', '5353'], volumeMounts: [{ name: 'bin', mountPath: '/opt/udp' }], ports: [{ name: 'dns', containerPort: 5353, protocol: 'UDP' }] }],
+        },
+      });
+      await until('udp2 running', async () => (await getPod('udp2')).status?.phase === 'Running', 30_000);
+      expect(await udpAskOn(sock, ip, 53)).toBe('udp'); // the flow is pinned to its backend
+      await c.kubectl(['patch', 'svc', 'udp', '-p', JSON.stringify({ spec: { selector: { app: 'udp-b' } } })]);
+      await until('the service moved to udp2', async () => (await readyIPs('udp')).length === 1 && (await readyIPs('udp'))[0] === (await getPod('udp2')).status.podIP, 30_000);
+      const moved = await until('the same flow answered by udp2', async () => (await udpAskOn(sock, ip, 53)) === 'udp2' && 'udp2', 5_000);
+      expect(moved).toBe('udp2');
+    } finally {
+      sock.close();
+    }
   }, 90_000);
 
   it('a service without endpoints is refused at once (not a timeout), from a pod and from the host', async () => {
@@ -545,6 +583,21 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     expect(iptablesSave().split('\n').filter((l) => /DOCKER/.test(l))).toEqual(dockerBefore);
   }, 60_000);
 });
+
+/** Sends one datagram from a given socket and resolves with the answer (undefined after 1 s). */
+function udpAskOn(s: dgram.Socket, ip: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const onMessage = (m: Buffer) => done(m.toString().trim());
+    const done = (v: string | undefined) => {
+      clearTimeout(t);
+      s.off('message', onMessage);
+      resolve(v);
+    };
+    const t = setTimeout(() => done(undefined), 1000);
+    s.on('message', onMessage);
+    s.send('hello', port, ip);
+  });
+}
 
 /** Sends one datagram to ip:port and resolves with the answer (undefined after 1 s). */
 function udpAsk(ip: string, port: number): Promise<string | undefined> {
