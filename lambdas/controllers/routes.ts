@@ -16,18 +16,16 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import {
-  CreateRouteCommand,
-  DeleteRouteCommand,
-  DescribeRouteTablesCommand,
-  EC2Client,
-  ModifyInstanceAttributeCommand,
-  ReplaceRouteCommand,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { formatCIDR, overlaps, parseIPv4, parseIPv4CIDR, type IPv4Net } from '../machinery/cidr.ts';
 import type { Controller } from './controller.ts';
+
+// The EC2 client is loaded on first use: importing it takes about 250 ms, which every cold start of the
+// controller manager would pay even in clusters that program no route table.
+let ec2Module: Promise<typeof import('@aws-sdk/client-ec2')> | undefined;
+const ec2Sdk = () => (ec2Module ??= import('@aws-sdk/client-ec2'));
 import { recordEvent } from './events.ts';
 import { nodePodCIDRs } from './nodeipam.ts';
 
@@ -125,7 +123,8 @@ export function createRouteController(opts: RouteControllerOptions): Controller 
 // ---- EC2: a VPC route table ----
 
 export interface Ec2RouteProviderOptions {
-  client: EC2Client;
+  /** Default: an EC2Client for the environment's region and credentials, made on first use. */
+  client?: EC2Client;
   routeTableId: string;
   /** Routes to instances inside this range are the controller's (the cluster's pod range). */
   clusterCIDR: string;
@@ -147,6 +146,11 @@ export class Ec2RouteProvider implements RouteProvider {
     this.cluster = c;
   }
 
+  private made?: Promise<EC2Client>;
+  private client(): Promise<EC2Client> {
+    return this.opts.client ? Promise.resolve(this.opts.client) : (this.made ??= ec2Sdk().then((m) => new m.EC2Client({})));
+  }
+
   targetFor(node: KubeObject): string | undefined {
     return instanceIdFromProviderID(node.spec?.providerID);
   }
@@ -158,7 +162,7 @@ export class Ec2RouteProvider implements RouteProvider {
   }
 
   async list(): Promise<Route[]> {
-    const out = await this.opts.client.send(new DescribeRouteTablesCommand({ RouteTableIds: [this.opts.routeTableId] }));
+    const out = await (await this.client()).send(new (await ec2Sdk()).DescribeRouteTablesCommand({ RouteTableIds: [this.opts.routeTableId] }));
     const table = out.RouteTables?.[0];
     if (!table) throw new Error(`route table ${this.opts.routeTableId} not found`);
     const routes: Route[] = [];
@@ -171,22 +175,24 @@ export class Ec2RouteProvider implements RouteProvider {
   }
 
   async create(route: Route): Promise<void> {
-    const { client, routeTableId } = this.opts;
+    const { routeTableId } = this.opts;
+    const client = await this.client();
+    const sdk = await ec2Sdk();
     // An instance forwards packets for its pods only with the source/destination check off.
-    await client.send(new ModifyInstanceAttributeCommand({ InstanceId: route.target, SourceDestCheck: { Value: false } }));
+    await client.send(new sdk.ModifyInstanceAttributeCommand({ InstanceId: route.target, SourceDestCheck: { Value: false } }));
     const params = { RouteTableId: routeTableId, DestinationCidrBlock: route.destinationCidr, InstanceId: route.target };
     try {
-      await client.send(new CreateRouteCommand(params));
+      await client.send(new sdk.CreateRouteCommand(params));
     } catch (e) {
       // The destination has a route (to another instance, or a blackhole): point it here.
       if (errName(e) !== 'RouteAlreadyExists') throw e;
-      await client.send(new ReplaceRouteCommand(params));
+      await client.send(new sdk.ReplaceRouteCommand(params));
     }
   }
 
   async delete(route: Route): Promise<void> {
     try {
-      await this.opts.client.send(new DeleteRouteCommand({ RouteTableId: this.opts.routeTableId, DestinationCidrBlock: route.destinationCidr }));
+      await (await this.client()).send(new (await ec2Sdk()).DeleteRouteCommand({ RouteTableId: this.opts.routeTableId, DestinationCidrBlock: route.destinationCidr }));
     } catch (e) {
       if (errName(e) !== 'InvalidRoute.NotFound') throw e;
     }
@@ -202,7 +208,7 @@ export function routeControllerFromEnv(env: Record<string, string | undefined> =
   const routeTableId = env.SKIFF_ROUTE_TABLE_ID;
   if (!routeTableId) return undefined;
   const clusterCIDR = env.SKIFF_CLUSTER_CIDR || '10.244.0.0/16';
-  return createRouteController({ provider: new Ec2RouteProvider({ client: new EC2Client({}), routeTableId, clusterCIDR }) });
+  return createRouteController({ provider: new Ec2RouteProvider({ routeTableId, clusterCIDR }) });
 }
 
 // ---- the local host: `ip route` ----
