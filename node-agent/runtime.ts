@@ -46,6 +46,19 @@ export const LABELS = {
   kind: 'io.skiff.kind',
 } as const;
 
+/** The labels that make a container one run of a pod's container on a node (how the agent finds it). */
+export function runLabels(nodeName: string, pod: PodRef, container: string, kind: ContainerKind, restart: number): Record<string, string> {
+  return {
+    [LABELS.node]: nodeName,
+    [LABELS.namespace]: pod.namespace,
+    [LABELS.pod]: pod.name,
+    [LABELS.uid]: pod.uid,
+    [LABELS.container]: container,
+    [LABELS.restart]: String(restart),
+    [LABELS.kind]: kind,
+  };
+}
+
 /** The pause container's name in the io.skiff.container label. */
 export const PAUSE = 'POD';
 
@@ -156,16 +169,7 @@ export class DockerRuntime {
    */
   async create(pod: PodRef, name: string, kind: ContainerKind, restart: number, opts: ContainerCreateOptions): Promise<string> {
     const dockerName = `skiff_${pod.namespace}_${pod.name}_${name === PAUSE ? 'POD' : name}_${pod.uid.slice(0, 8)}_${restart}`;
-    const labels = {
-      ...opts.Labels,
-      [LABELS.node]: this.nodeName,
-      [LABELS.namespace]: pod.namespace,
-      [LABELS.pod]: pod.name,
-      [LABELS.uid]: pod.uid,
-      [LABELS.container]: name,
-      [LABELS.restart]: String(restart),
-      [LABELS.kind]: kind,
-    };
+    const labels = { ...opts.Labels, ...runLabels(this.nodeName, pod, name, kind, restart) };
     try {
       const c = await this.docker.createContainer({ ...opts, name: dockerName, Labels: labels });
       return c.id;

@@ -10,14 +10,13 @@ import { Resolver } from 'node:dns/promises';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Question } from 'dns-packet';
 import type Docker from 'dockerode';
-import { PassThrough } from 'node:stream';
 import { LABELS } from '../node-agent/runtime.ts';
 import { KubeClient } from '../node-agent/kube-client.ts';
 import { networkGateway, startNodeDns, type NodeDns } from '../node-agent/dns.ts';
 import { reverseName } from '../node-agent/dns-zone.ts';
 import { podDnsConfig, resolvConfText, parseResolvConf } from '../node-agent/pod-dns.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import { requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { execInContainer, requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
 
@@ -408,17 +407,7 @@ describe.skipIf(!docker)('node DNS end to end: pods resolve Services by name', (
   /** Runs a command in the pod's container through the engine (what kubectl exec reaches, minus the apiserver hop). */
   async function podExec(cmd: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const [info] = await engine.listContainers({ filters: { label: [`${LABELS.node}=${NODE}`, `${LABELS.pod}=client`, `${LABELS.container}=c`], status: ['running'] } });
-    const ex = await engine.getContainer(info!.Id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-    const stream = await ex.start({});
-    const out = new PassThrough();
-    const err = new PassThrough();
-    const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-    out.on('data', (b: Buffer) => chunks.out.push(b));
-    err.on('data', (b: Buffer) => chunks.err.push(b));
-    engine.modem.demuxStream(stream, out, err);
-    await new Promise((r) => stream.on('end', r));
-    const { ExitCode } = await ex.inspect();
-    return { code: ExitCode ?? -1, stdout: Buffer.concat(chunks.out).toString(), stderr: Buffer.concat(chunks.err).toString() };
+    return execInContainer(engine, info!.Id, cmd);
   }
 
   afterAll(async () => {

@@ -14,16 +14,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
-import http from 'node:http';
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { buildRuleset, jumpRules, probability, renderRestore, staleUdpFlows, type PortInfo, type Ruleset } from '../node-agent/proxy-rules.ts';
 import { cleanupProxyRules, listChains, type SyncResult } from '../node-agent/proxy.ts';
 import { LABELS } from '../node-agent/runtime.ts';
-import { requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { execInContainer, requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { getOnNewConnection } from './support/http.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
 
@@ -269,19 +268,6 @@ int main(int argc, char **argv) {
 `;
 
 
-/** GET through a new TCP connection (no keep-alive) from the host; resolves with the body. */
-function hostGet(host: string, port: number, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body.trim()));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
 
 const iptablesSave = () => execFileSync('iptables-save', { encoding: 'utf8' });
 const ourRules = () => iptablesSave().split('\n').filter((l) => l.includes(PREFIX));
@@ -309,18 +295,8 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
   };
   const execIn = async (pod: string, cmd: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> => {
     const t0 = Date.now();
-    const ex = await (await containerOf(pod)).exec({ Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true });
-    const stream = await ex.start({ hijack: true, stdin: false });
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let stdout = '';
-    let stderr = '';
-    out.on('data', (d: Buffer) => (stdout += d.toString()));
-    err.on('data', (d: Buffer) => (stderr += d.toString()));
-    engine.modem.demuxStream(stream, out, err);
-    await new Promise((r) => stream.on('end', r));
-    const info = await ex.inspect();
-    return { code: info.ExitCode ?? -1, stdout, stderr, ms: Date.now() - t0 };
+    const r = await execInContainer(engine, (await containerOf(pod)).id, ['sh', '-c', cmd]);
+    return { ...r, ms: Date.now() - t0 };
   };
   /** The nat rule for this cluster IP:port is in the kernel (so a request to it cannot leave the host). */
   const proxied = (ip: string, port: number) =>
@@ -387,7 +363,7 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     expect(seen).not.toContain('FAIL');
     expect(new Set(seen)).toEqual(new Set(['web-0', 'web-1', 'web-2']));
     // From the host as well (not SNATed: the pod answers the host's address through the bridge and conntrack).
-    expect(await hostGet(ip, 80)).toMatch(/^web-[012]$/);
+    expect(await getOnNewConnection(ip, 80)).toMatch(/^web-[012]$/);
     // And by name, as a user writes it: the agent's cluster DNS gives the VIP, the proxy a backend.
     const byName = await execIn('client', 'timeout 5 wget -qO- http://web.default.svc.cluster.local:80/ && timeout 5 wget -qO- http://web/');
     expect(byName.stderr).toBe('');
@@ -429,7 +405,7 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     await until('node port rule', async () => ourRules().some((l) => l.startsWith(`-A ${PREFIX}-NODEPORTS`) && l.includes(`--dport ${nodePort} `)), 10_000);
     await until('web-np endpoints', async () => (await readyIPs('web-np')).length === 3);
     const seen = new Set<string>();
-    for (let i = 0; i < 15; i++) seen.add(await hostGet(nodeIP, nodePort));
+    for (let i = 0; i < 15; i++) seen.add(await getOnNewConnection(nodeIP, nodePort));
     expect([...seen].every((h) => /^web-[012]$/.test(h))).toBe(true);
     expect(seen.size).toBeGreaterThan(1);
   }, 60_000);
@@ -517,7 +493,7 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     let loop = true;
     const requester = (async () => {
       while (loop) {
-        const who = await hostGet(ip, 80, 5000).catch((e: Error) => `error:${e.message}`);
+        const who = await getOnNewConnection(ip, 80, 5000).catch((e: Error) => `error:${e.message}`);
         hits.push({ at: Date.now(), who });
       }
     })();

@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { startServedNode } from './support/agent-server.ts';
+import { runLabels } from '../node-agent/runtime.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 
 const TEST = 'kubectl.logs-exec.test.ts';
@@ -47,15 +48,7 @@ async function run(pod: { metadata: { name: string; uid: string } }, container: 
     Cmd: ['sh', '-c', cmd],
     OpenStdin: stdin,
     StdinOnce: stdin,
-    Labels: {
-      'io.skiff.test': TEST,
-      'io.skiff.node': NODE,
-      'io.skiff.pod.namespace': 'default',
-      'io.skiff.pod.name': pod.metadata.name,
-      'io.skiff.pod.uid': pod.metadata.uid,
-      'io.skiff.container': container,
-      'io.skiff.restart': String(restart),
-    },
+    Labels: { 'io.skiff.test': TEST, ...runLabels(NODE, { namespace: 'default', name: pod.metadata.name, uid: pod.metadata.uid }, container, 'app', restart) },
     HostConfig: { NetworkMode: 'none' },
   });
   await ctr.start();

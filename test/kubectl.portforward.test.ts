@@ -14,6 +14,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { startServedNode } from './support/agent-server.ts';
+import { PAUSE, runLabels } from '../node-agent/runtime.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 
 const TEST = 'kubectl.portforward.test.ts';
@@ -31,15 +32,8 @@ let served: Awaited<ReturnType<typeof startServedNode>>;
 const children = new Set<ChildProcess>();
 
 function labels(pod: { metadata: { name: string; uid: string } }, container: string) {
-  return {
-    'io.skiff.test': TEST,
-    'io.skiff.node': NODE,
-    'io.skiff.pod.namespace': 'default',
-    'io.skiff.pod.name': pod.metadata.name,
-    'io.skiff.pod.uid': pod.metadata.uid,
-    'io.skiff.container': container,
-    'io.skiff.restart': '0',
-  };
+  const ref = { namespace: 'default', name: pod.metadata.name, uid: pod.metadata.uid };
+  return { 'io.skiff.test': TEST, ...runLabels(NODE, ref, container, container === PAUSE ? 'pause' : 'app', 0) };
 }
 
 /** kubectl with this cluster's kubeconfig and extra environment; never throws on a non-zero exit. */

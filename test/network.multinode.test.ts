@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -25,7 +24,7 @@ import type { Agent } from '../node-agent/agent.ts';
 import { ensureBusyboxImage } from '../node-agent/images.ts';
 import { cleanupPodNetworkRules, ensurePodNetworkRules, podNetworkChains, podNetworkRules } from '../node-agent/pod-network.ts';
 import { LABELS } from '../node-agent/runtime.ts';
-import { TEST_IMAGE } from './support/docker.ts';
+import { execInContainer, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { netnsTopologySupported, startTopology, type NetnsNode, type Topology } from './support/netns.ts';
 
@@ -102,18 +101,7 @@ describe.runIf(supported)('pod network across two nodes (netns topology, real en
     const engine: Docker = topo.nodes[node]!.docker;
     const uid = (await getPod(pod)).metadata.uid;
     const list = await engine.listContainers({ filters: { label: [`${LABELS.node}=${nodeName(node)}`, `${LABELS.uid}=${uid}`, `${LABELS.container}=main`] } });
-    const ex = await engine.getContainer(list[0]!.Id).exec({ Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true });
-    const stream = await ex.start({ hijack: true, stdin: false });
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let stdout = '';
-    let stderr = '';
-    out.on('data', (d: Buffer) => (stdout += d.toString()));
-    err.on('data', (d: Buffer) => (stderr += d.toString()));
-    engine.modem.demuxStream(stream, out, err);
-    await new Promise((r) => stream.on('end', r));
-    const info = await ex.inspect();
-    return { code: info.ExitCode ?? -1, stdout, stderr };
+    return execInContainer(engine, list[0]!.Id, ['sh', '-c', cmd]);
   };
   // A pod pinned to a node. `web` serves /cgi-bin/who: the peer address its httpd saw, and its host name.
   const pod = (name: string, node: number, web: boolean) => ({

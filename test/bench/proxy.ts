@@ -10,7 +10,6 @@
 // The cluster (apiserver, controllers, one agent with its proxy) runs in this process. Prints Markdown.
 
 import os from 'node:os';
-import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
@@ -21,6 +20,8 @@ import type { SyncResult } from '../../node-agent/proxy.ts';
 import { LABELS } from '../../node-agent/runtime.ts';
 import { ensureBusyboxImage } from '../../node-agent/images.ts';
 import { startTestCluster } from '../support/cluster.ts';
+import { getOnNewConnection } from '../support/http.ts';
+import { until } from '../support/until.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
 const FLIPS = Number(process.env.BENCH_FLIPS ?? 10);
@@ -37,18 +38,6 @@ const pods = findResource('', 'v1', 'pods')!;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 
-function get(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: '/', agent: false, timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body.trim()));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
 
 /** CONCURRENCY loops of GETs for `ms`: latencies, seconds taken, errors. */
 async function load(host: string, port: number, ms = DURATION_MS) {
@@ -61,7 +50,7 @@ async function load(host: string, port: number, ms = DURATION_MS) {
       while (performance.now() < end) {
         const s = performance.now();
         try {
-          await get(host, port);
+          await getOnNewConnection(host, port);
           lat.push(performance.now() - s);
         } catch {
           errors++;
@@ -70,16 +59,6 @@ async function load(host: string, port: number, ms = DURATION_MS) {
     }),
   );
   return { lat, secs: (performance.now() - t0) / 1000, errors };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function main() {
@@ -108,9 +87,9 @@ async function main() {
     }
     await kube.create('/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'one' }, spec: { selector: { app: 'be-a' }, ports: [{ port: 80, targetPort: 8080 }] } });
     const ip = async (name: string) => (await c.api.registry.get(pods, 'default', name)).status?.podIP as string | undefined;
-    const [ipA, ipB] = [await until('be-a running', () => ip('be-a')), await until('be-b running', () => ip('be-b'))];
+    const [ipA, ipB] = [await until('be-a running', () => ip('be-a'), 60_000), await until('be-b running', () => ip('be-b'), 60_000)];
     const vip = (await kube.get<KubeObject>('/api/v1/namespaces/default/services/one')).spec.clusterIP as string;
-    await until('service one proxied', async () => (await get(vip, 80).catch(() => '')) === 'be-a', 30_000);
+    await until('service one proxied', async () => (await getOnNewConnection(vip, 80).catch(() => '')) === 'be-a', 30_000);
 
     // ---- data path: a warm-up, then the two paths interleaved, ROUNDS times each ----
     await load(ipA, 8080, 2000);
@@ -153,7 +132,7 @@ async function main() {
     const createSecs = (performance.now() - tCreate) / 1000;
     const probeName = `svc-${Math.floor(SERVICES / 2)}`;
     const probeVip = (await kube.get<KubeObject>(`/api/v1/namespaces/default/services/${probeName}`)).spec.clusterIP as string;
-    await until(`all ${SERVICES} services proxied`, async () => syncs.at(-1)!.services >= SERVICES + 1 && (await get(probeVip, 80).catch(() => '')) === 'be-a', 120_000);
+    await until(`all ${SERVICES} services proxied`, async () => syncs.at(-1)!.services >= SERVICES + 1 && (await getOnNewConnection(probeVip, 80).catch(() => '')) === 'be-a', 120_000);
     await new Promise((r) => setTimeout(r, 500)); // let the last coalesced sync finish
     const full = syncs.filter((s) => s.applied).sort((a, b) => b.bytes - a.bytes)[0]!;
     const appliesDuringCreate = syncs.filter((s) => s.applied).length;
@@ -170,7 +149,7 @@ async function main() {
       let probes = 0;
       for (;;) {
         probes++;
-        const who = await get(probeVip, 80).catch(() => '');
+        const who = await getOnNewConnection(probeVip, 80).catch(() => '');
         if (who === target) break;
         if (performance.now() - t0 > 10_000) throw new Error('the flip did not take effect in 10 s');
       }

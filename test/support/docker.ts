@@ -2,6 +2,7 @@
 // requireDocker() returns undefined and the caller skips loudly, except under CI=true, where it throws:
 // CI must never pass by skipping the container tests (.ci/run installs and starts dockerd).
 
+import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { ensureBusyboxImage } from '../../node-agent/images.ts';
 
@@ -25,4 +26,23 @@ export function requireDocker(): Promise<Docker | undefined> {
     return docker;
   })();
   return cached;
+}
+
+/**
+ * Runs a command in a container through the engine (what kubectl exec reaches, minus the apiserver
+ * hop), with stdout and stderr kept apart.
+ */
+export async function execInContainer(engine: Docker, id: string, cmd: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const ex = await engine.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await ex.start({ hijack: true, stdin: false });
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  engine.modem.demuxStream(stream, out, err);
+  await new Promise((r) => stream.on('end', r));
+  const info = await ex.inspect();
+  return { code: info.ExitCode ?? -1, stdout, stderr };
 }
