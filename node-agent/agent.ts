@@ -10,10 +10,10 @@ import { join, resolve } from 'node:path';
 import os from 'node:os';
 import Docker from 'dockerode';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import { ApiError } from '../lambdas/machinery/status.ts';
 import { KubeClient, type KubeClientConfig } from './kube-client.ts';
 import { DockerRuntime, LABELS, podNetwork, type RunRecord } from './runtime.ts';
 import { PodWorker } from './pods.ts';
+import { Informer } from './informer.ts';
 import { ProbeSet } from './probing.ts';
 import { NodeStatusReporter, hostIPv4 } from './node.ts';
 import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
@@ -240,41 +240,22 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     }
   }
 
-  // ---- the pod informer: list, then watch; re-list after errors or 410 Gone ----
-  const ctl = new AbortController();
-  const podsPath = `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`;
-  const observe = (pod: KubeObject, deleted: boolean) => {
+  // ---- the pod informer (informer.ts): the pods bound to this node, by uid ----
+  const podInformer = new Informer(kube, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`, (m) => log(`pod ${m}`));
+  podInformer.on((type, pod) => {
     const uid = pod.metadata.uid!;
-    if (deleted) desired.delete(uid);
+    if (type === 'DELETED') desired.delete(uid);
     else {
       desired.set(uid, pod);
       grace.set(uid, pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30);
     }
     enqueue(uid);
-  };
-  const informing = (async () => {
-    while (!stopped) {
-      try {
-        const list = await kube.get<{ items: KubeObject[]; metadata: { resourceVersion: string } }>(podsPath);
-        const seen = new Set(list.items.map((p) => p.metadata.uid!));
-        for (const uid of desired.keys()) if (!seen.has(uid)) observe(desired.get(uid)!, true);
-        for (const p of list.items) observe(p, false);
-        informerSynced = true;
-        await housekeeping(); // orphans from before a restart
-        let rv = list.metadata.resourceVersion;
-        for await (const ev of kube.watch(podsPath, rv, ctl.signal)) {
-          if (ev.type === 'ERROR') throw new ApiError('Expired', ev.object?.message ?? 'watch error', undefined, Number(ev.object?.code ?? 500));
-          if (ev.object?.metadata?.resourceVersion) rv = ev.object.metadata.resourceVersion;
-          if (ev.type === 'BOOKMARK') continue;
-          observe(ev.object, ev.type === 'DELETED');
-        }
-      } catch (e) {
-        if (stopped) break;
-        if (!(e instanceof ApiError && e.code === 410)) log(`pod watch: ${(e as Error).message}; re-listing`);
-        await sleep(500);
-      }
-    }
-  })();
+  });
+  podInformer.start();
+  void podInformer.synced.then(() => {
+    informerSynced = true;
+    return housekeeping().catch((e: Error) => !stopped && log(`housekeeping: ${e.message}`)); // orphans from before a restart
+  });
 
   // ---- housekeeping: probes follow the running containers; orphans are found; everything resyncs ----
   async function housekeeping(): Promise<void> {
@@ -353,11 +334,10 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       clearInterval(probeTimer);
       clearInterval(heartbeatTimer);
       for (const t of timers) clearTimeout(t);
-      ctl.abort();
       events?.destroy();
       await (opts.removePods || opts.cleanup ? proxy?.cleanup() : proxy?.stop())?.catch((e: Error) => log(`service proxy: ${e.message}`));
       if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
-      await informing;
+      await podInformer.stop();
       while (processing.size) await sleep(20);
       if (opts.removePods) {
         const runs = await runtime.list();

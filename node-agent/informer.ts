@@ -69,7 +69,10 @@ export class Informer {
         for (const [key, obj] of [...this.items]) if (!seen.has(key)) this.emit('DELETED', obj);
         for (const o of list.items) {
           const old = this.items.get(keyOf(o));
-          if (old?.metadata.resourceVersion !== o.metadata.resourceVersion) this.emit(old ? 'MODIFIED' : 'ADDED', o);
+          // Deleted and created again under the same name while the watch was down: another object.
+          if (old && old.metadata.uid !== o.metadata.uid) this.emit('DELETED', old);
+          const now = this.items.get(keyOf(o));
+          if (now?.metadata.resourceVersion !== o.metadata.resourceVersion) this.emit(now ? 'MODIFIED' : 'ADDED', o);
         }
         this.markSynced();
         // A watch that ends (server timeout) or fails is followed by a fresh list: simple, and the diff
