@@ -14,6 +14,7 @@ import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testStores } from './support/backends.ts';
+import { until } from './support/until.ts';
 
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
@@ -243,21 +244,13 @@ for (const [label, makeStore, enabled] of stores) {
     it('runs on the live change feed: new nodes get blocks, deleted ones give them back', async () => {
       const ctx = await newCtx((await makeStore())());
       const runner = runControllers(ctx, [nodeIpamController], { resyncMs: 3_600_000 });
-      const until = async (what: string, ok: () => Promise<boolean>) => {
-        const deadline = Date.now() + 15_000;
-        while (Date.now() < deadline) {
-          if (await ok()) return;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error(`timed out waiting for ${what}`);
-      };
       try {
         for (const n of ['l0', 'l1', 'l2']) await ctx.registry.create(nodesRes, undefined, nodeObj(n));
-        await until('three blocks', async () => (await ctx.registry.list(nodesRes, undefined)).items.every((n) => nodePodCIDRs(n).length === 1));
+        await until('three blocks', async () => (await ctx.registry.list(nodesRes, undefined)).items.every((n) => nodePodCIDRs(n).length === 1), 15_000, 50);
         const map = await expectConsistent(ctx);
         expect([...map.values()].sort()).toEqual(['10.244.0.0/24', '10.244.1.0/24', '10.244.2.0/24']);
         await ctx.registry.delete(nodesRes, undefined, 'l1');
-        await until('l1 released', async () => !(map.get('l1')! in (await heldBlocks(ctx))));
+        await until('l1 released', async () => !(map.get('l1')! in (await heldBlocks(ctx))), 15_000, 50);
         await expectConsistent(ctx);
       } finally {
         await runner.stop();

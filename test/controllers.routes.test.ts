@@ -32,6 +32,7 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
 import { dynamoTestEndpoint } from './support/dynamodb.ts';
+import { until } from './support/until.ts';
 
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
@@ -54,15 +55,6 @@ function node(name: string, o: { podCIDR?: string; providerID?: string; internal
     spec: { ...(o.podCIDR ? { podCIDR: o.podCIDR, podCIDRs: [o.podCIDR] } : {}), ...(o.providerID ? { providerID: o.providerID } : {}) },
     ...(o.internalIP ? { status: { addresses: [{ type: 'InternalIP', address: o.internalIP }] } } : {}),
   };
-}
-
-async function waitFor(what: string, ok: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 // ---- EC2 (moto) ----
@@ -211,15 +203,15 @@ describe.skipIf(!ec2)('route controller with Ec2RouteProvider (moto EC2)', () =>
     try {
       await ctx.registry.create(nodesRes, undefined, node('live0', { providerID: providerID(0) }));
       await ctx.registry.create(nodesRes, undefined, node('live1', { providerID: providerID(1) }));
-      await waitFor('two routes', async () => {
+      await until('two routes', async () => {
         const r = await tableRoutes();
         return r['10.246.0.0/24'] !== undefined && r['10.246.1.0/24'] !== undefined;
-      });
+      }, 15_000);
       const r = await tableRoutes();
       const cidr0 = (await ctx.registry.get(nodesRes, undefined, 'live0')).spec.podCIDR;
       expect(r[cidr0]).toBe(instances[0]);
       await ctx.registry.delete(nodesRes, undefined, 'live0');
-      await waitFor('live0 route removed', async () => (await tableRoutes())[cidr0] === undefined);
+      await until('live0 route removed', async () => (await tableRoutes())[cidr0] === undefined, 15_000);
     } finally {
       await runner.stop();
     }

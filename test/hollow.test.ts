@@ -74,7 +74,7 @@ for (const [label, open, enabled] of backends) {
         const running = await until('pods running', async () => {
           const ps = await Promise.all(['a', 'b', 'c'].map((n) => tryGet(ctx, 'default', n)));
           return ps.every((p) => p?.status?.phase === 'Running') ? (ps as KubeObject[]) : undefined;
-        });
+        }, 10_000);
         const [a, b, c] = running;
         expect(new Set(running.map((p) => p.status.podIP)).size).toBe(3);
         expect(a!.status.podIP.split('.').slice(0, 3)).toEqual(b!.status.podIP.split('.').slice(0, 3));
@@ -87,7 +87,7 @@ for (const [label, open, enabled] of backends) {
         // Graceful deletion (30 s by default for a pod on a node) is completed at once, as a kubelet would.
         const del = await ctx.registry.delete(podsRes, 'default', 'a');
         expect(del.deleted).toBe(false);
-        await until('pod a gone', async () => !(await tryGet(ctx, 'default', 'a')));
+        await until('pod a gone', async () => !(await tryGet(ctx, 'default', 'a')), 10_000);
         expect((await tryGet(ctx, 'default', 'elsewhere'))).toBeDefined();
 
         // hn-2 stops heartbeating: after the grace period the node lifecycle controller taints it.
