@@ -23,3 +23,23 @@ await build({
   banner: { js: '#!/usr/bin/env node\n' + common.banner.js },
 });
 chmodSync('dist/skiff.mjs', 0o755);
+
+// The same CLI for an EC2 node (infra/nodes.ts ships dist/node/ as an asset): self-contained, since a node
+// has Node.js but no node_modules. The AWS SDK (SSM, for joining the cluster) is bundled; only native
+// addons stay out: `skiff up`'s SQLite (never loaded by `skiff agent`) and ssh2's optional native parts,
+// which it loads inside try/catch.
+await build({
+  ...common,
+  entryPoints: { skiff: 'lambdas/local/cli.ts' },
+  outdir: 'dist/node',
+  outExtension: { '.js': '.mjs' },
+  external: ['better-sqlite3', 'cpu-features', '*.node'],
+  minify: true,
+  // ssh2 (under dockerode) reads __dirname, which ESM lacks; the other bundle leaves dockerode external.
+  banner: {
+    js:
+      '#!/usr/bin/env node\n' +
+      common.banner.js +
+      " import { fileURLToPath as __skiffPath } from 'node:url'; const __filename = __skiffPath(import.meta.url); const __dirname = __skiffPath(new URL('.', import.meta.url));",
+  },
+});

@@ -25,7 +25,19 @@ import {
   versionInfo,
 } from './discovery.ts';
 import { openapiV3Response } from './openapi.ts';
-import { allowAuthenticated, TokenAuthenticator, type Authorizer, type UserInfo } from './auth.ts';
+import {
+  allowAuthenticated,
+  BOOTSTRAPPERS_GROUP,
+  denyBootstrappers,
+  newToken,
+  NODE_CREDENTIAL_PATH,
+  nodeUser,
+  storeToken,
+  TokenAuthenticator,
+  type Authorizer,
+  type UserInfo,
+} from './auth.ts';
+import { dns1123SubdomainErrors } from '../machinery/validation.ts';
 import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
 import { Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
@@ -70,11 +82,13 @@ export class ApiServer {
   private maxWatchSeconds: number;
   private watchProgressMs: number;
   private nodeClientToken?: string;
+  private backend: Backend;
 
   constructor(opts: ApiServerOptions) {
     this.registry = new Registry(opts.backend, { serviceCIDR: opts.serviceCIDR, nodePortRange: opts.nodePortRange });
     this.authn = new TokenAuthenticator(opts.backend);
-    this.authz = opts.authorizer ?? allowAuthenticated;
+    this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
+    this.backend = opts.backend;
     this.chain = opts.admission ?? defaultAdmissionChain;
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.maxWatchSeconds = opts.maxWatchSeconds ?? 1800;
@@ -111,6 +125,7 @@ export class ApiServer {
       return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'ok' };
     }
     const user = await this.authn.authenticate(req.headers['authorization']);
+    if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
     const segs = path.split('/').filter(Boolean);
 
     // Discovery and OpenAPI: read-only documents.
@@ -283,6 +298,30 @@ export class ApiServer {
       }
     }
     throw errors.methodNotAllowed();
+  }
+
+  /**
+   * A node's own credential, for the holder of a bootstrap token (or an admin): a new token for
+   * system:node:<nodeName>, stored hashed like every token. Asking again mints another; the old one stays
+   * valid (a rebooted node that lost its data dir must still be able to join).
+   */
+  private async nodeCredential(req: ApiRequest, user: UserInfo): Promise<ApiResponse> {
+    if (req.method !== 'POST') throw errors.methodNotAllowed();
+    if (!user.groups.includes(BOOTSTRAPPERS_GROUP) && !user.groups.includes('system:masters')) {
+      throw errors.forbidden(`User "${user.username}" cannot request a node credential: only bootstrap tokens and cluster admins may`);
+    }
+    if (req.body.length > 4096) throw errors.tooLarge(4096);
+    const body = parseBody(req);
+    const nodeName = isObject(body) ? body.nodeName : undefined;
+    const problems = typeof nodeName === 'string' ? dns1123SubdomainErrors(nodeName) : ['Required value'];
+    if (problems.length) {
+      throw errors.invalid('NodeCredential', 'skiff.io', typeof nodeName === 'string' ? nodeName : '', [
+        { reason: 'FieldValueInvalid', field: 'nodeName', message: problems.join('; ') },
+      ]);
+    }
+    const token = newToken();
+    await storeToken(this.backend, token, nodeUser(nodeName as string));
+    return jsonResponse(201, { nodeName, token });
   }
 
   /** TokenReview (create only, never stored): how node agents check a bearer token, as kubelet's webhook authn does. */

@@ -38,12 +38,42 @@ export const allowAuthenticated: Authorizer = {
 
 const TOKEN_PREFIX = '/registry/skiff.io/tokens/';
 
+/** Group of bootstrap tokens: they may only obtain a node credential (Kubernetes' system:bootstrappers). */
+export const BOOTSTRAPPERS_GROUP = 'system:bootstrappers';
+/** Who a deployed cluster's bootstrap token authenticates as (made by the stack's bootstrap resource). */
+export const BOOTSTRAP_USER: UserInfo = { username: 'system:bootstrap:skiff', groups: [BOOTSTRAPPERS_GROUP] };
+/** Who the admin token (local kubeconfig, or SSM admin-token of a deployed stack) authenticates as. */
+export const ADMIN_USER: UserInfo = { username: 'skiff-admin', groups: ['system:masters'] };
+/** The user a node credential names: the node's own identity, as kubelet's client certificate does. */
+export function nodeUser(nodeName: string): UserInfo {
+  return { username: `system:node:${nodeName}`, groups: ['system:nodes'] };
+}
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 export function newToken(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * Where a node agent trades the cluster's bootstrap token for its own credential (kubelet's TLS
+ * bootstrap, with a bearer token for the certificate): POST {"nodeName": "..."} → {"nodeName", "token"}.
+ */
+export const NODE_CREDENTIAL_PATH = '/skiff/v1/node-credentials';
+
+/**
+ * Bootstrap tokens open one door only: a request from a system:bootstrappers member is refused here for
+ * every path but NODE_CREDENTIAL_PATH (served before authorization), whatever the inner authorizer says.
+ */
+export function denyBootstrappers(inner: Authorizer): Authorizer {
+  return {
+    async authorize(attrs) {
+      if (attrs.user.groups.includes(BOOTSTRAPPERS_GROUP)) return { allowed: false, reason: 'bootstrap tokens may only request a node credential' };
+      return inner.authorize(attrs);
+    },
+  };
 }
 
 /** Stores a token (hashed) for a user. Idempotent for the same token. */

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../storage/backend.ts';
-import { newToken, storeToken } from '../apiserver/auth.ts';
+import { newToken, nodeUser, storeToken } from '../apiserver/auth.ts';
 import { startAgent, type Agent, type AgentOptions } from '../../node-agent/agent.ts';
 
 export interface LocalAgentsOptions {
@@ -32,7 +32,7 @@ export async function startLocalAgents(o: LocalAgentsOptions): Promise<Agent[]> 
       // The agents share the host's network namespace, so one proxy (the first agent's) serves them all.
       const proxy = agents.length === 0 ? o.agent?.proxy : false;
       const token = newToken();
-      await storeToken(o.backend, token, { username: `system:node:${name}`, groups: ['system:nodes'] });
+      await storeToken(o.backend, token, nodeUser(name));
       agents.push(
         await startAgent({
           api: { server: o.server, caCert: o.caCert, token },

@@ -1,19 +1,26 @@
 // The `skiff` command. `skiff up` runs a local cluster: the apiserver on HTTPS with the embedded store,
 // the controllers, and a node agent on the local Docker Engine. `skiff agent` runs a node agent alone,
-// against any Skiff apiserver (a kubeconfig says where), as on an EC2 node.
+// against any Skiff apiserver (a kubeconfig, or a deployed stack's SSM parameters, say where), as on an
+// EC2 node. `skiff kubeconfig --stack NAME` writes a kubeconfig for a deployed stack.
 
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { startLocalCluster } from './server.ts';
 import { startAgent } from '../../node-agent/agent.ts';
 import { configFromKubeconfig, KubeClient } from '../../node-agent/kube-client.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { cleanupProxyRules } from '../../node-agent/proxy.ts';
+import { joinCluster, readJoinInfo } from '../../node-agent/bootstrap.ts';
+import { kubeconfigForStack } from './stack-kubeconfig.ts';
 
 const USAGE = `Usage: skiff <command> [options]
 
 Commands:
   up        Run a local cluster (apiserver on HTTPS, embedded SQLite store, a node agent on Docker)
   agent     Run a node agent: registers this host as a Node and runs its pods on the Docker Engine
+  kubeconfig --stack NAME [--output PATH]
+            Write a kubeconfig for a deployed stack (its outputs and SSM parameters, read with your
+            AWS credentials); default PATH: NAME.kubeconfig
 
 Options for up:
   --port N          HTTPS port (default 6443; 0 picks a free one)
@@ -29,6 +36,11 @@ Options for up:
 
 Options for agent:
   --kubeconfig PATH  where the apiserver is and the token to use (default $KUBECONFIG, .skiff/kubeconfig)
+  --ssm-prefix P     instead: join a deployed cluster: read P/api-url, P/ca and P/bootstrap-token from
+                     SSM Parameter Store and trade the token for this node's own credential
+  --poll-seconds N   re-list pods, Services and Endpoints every N s instead of holding watches open
+                     (a deployed cluster's apiserver is a Lambda: an open watch is billed all along)
+  --lease-seconds N  renew the node Lease every N s (default 10; its duration is 4 N)
   --name NAME        the node's name (default: the host name)
   --data-dir DIR     pod volumes and the agent's certificate (default .skiff-agent)
   --address IP       the address the node advertises (default: the host's first IPv4 address)
@@ -45,6 +57,8 @@ Options for agent:
 `;
 
 async function up(argv: string[]): Promise<void> {
+  // Loaded here: the local cluster's SQLite store is a native addon that a node's bundle doesn't carry.
+  const { startLocalCluster } = await import('./server.ts');
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -116,15 +130,29 @@ async function agent(argv: string[]): Promise<void> {
       hollow: { type: 'string', default: '0' },
       'no-proxy': { type: 'boolean', default: false },
       'proxy-cleanup': { type: 'boolean', default: false },
+      'ssm-prefix': { type: 'string' },
+      'poll-seconds': { type: 'string', default: '0' },
+      'lease-seconds': { type: 'string', default: '10' },
     },
     strict: true,
   });
+  const whole = (flag: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be a whole number >= ${min}, got ${v}`);
+    return n;
+  };
+  const pollSeconds = whole('poll-seconds', values['poll-seconds'], 0);
+  const leaseSeconds = whole('lease-seconds', values['lease-seconds'], 1);
   if (values['proxy-cleanup']) {
     await cleanupProxyRules();
     console.log('skiff agent: service proxy rules removed');
     return;
   }
-  const api = configFromKubeconfig(values.kubeconfig!);
+  const nodeName = values.name ?? os.hostname().toLowerCase();
+  const api = values['ssm-prefix']
+    ? await joinCluster(await readJoinInfo(values['ssm-prefix']), nodeName, values['data-dir']!)
+    : configFromKubeconfig(values.kubeconfig!);
+  if (pollSeconds) api.pollMs = pollSeconds * 1000;
   const hollow = Number(values.hollow);
   if (!Number.isInteger(hollow) || hollow < 0) throw new Error(`--hollow must be a whole number, got ${values.hollow}`);
   let close: () => Promise<void>;
@@ -141,7 +169,9 @@ async function agent(argv: string[]): Promise<void> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
     const a = await startAgent({
       api,
-      nodeName: values.name,
+      nodeName,
+      heartbeatMs: leaseSeconds * 1000,
+      leaseDurationSeconds: leaseSeconds * 4,
       dataDir: values['data-dir']!,
       address: values.address,
       port,
@@ -166,6 +196,14 @@ async function agent(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
+async function kubeconfig(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { stack: { type: 'string' }, output: { type: 'string' } }, strict: true });
+  if (!values.stack) throw new Error('kubeconfig needs --stack NAME (the deployed CloudFormation stack)');
+  const path = values.output ?? `${values.stack}.kubeconfig`;
+  writeFileSync(path, await kubeconfigForStack(values.stack), { mode: 0o600 });
+  console.log(`skiff: wrote ${path} for stack ${values.stack}\n  export KUBECONFIG=${path}\n  kubectl get nodes`);
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   switch (cmd) {
@@ -173,6 +211,8 @@ async function main(): Promise<void> {
       return up(rest);
     case 'agent':
       return agent(rest);
+    case 'kubeconfig':
+      return kubeconfig(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -5,7 +5,8 @@ import { stringify } from 'yaml';
 
 export interface KubeconfigParams {
   server: string;
-  caCert: string; // PEM
+  /** PEM; omitted for a server whose certificate the system trusts (a deployed stack's CloudFront URL). */
+  caCert?: string;
   token: string;
   clusterName?: string;
   userName?: string;
@@ -17,7 +18,7 @@ export function renderKubeconfig(p: KubeconfigParams): string {
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: cluster, cluster: { server: p.server, 'certificate-authority-data': Buffer.from(p.caCert).toString('base64') } }],
+    clusters: [{ name: cluster, cluster: { server: p.server, ...(p.caCert ? { 'certificate-authority-data': Buffer.from(p.caCert).toString('base64') } : {}) } }],
     users: [{ name: user, user: { token: p.token } }],
     contexts: [{ name: cluster, context: { cluster, user, namespace: 'default' } }],
     'current-context': cluster,

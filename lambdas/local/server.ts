@@ -16,7 +16,7 @@ import { SqliteBackend } from '../storage/sqlite.ts';
 import type { Backend } from '../storage/backend.ts';
 import { ApiServer } from '../apiserver/app.ts';
 import { createHandler } from '../apiserver/handler.ts';
-import { newToken, storeToken, TokenAuthenticator } from '../apiserver/auth.ts';
+import { ADMIN_USER, newToken, storeToken, TokenAuthenticator } from '../apiserver/auth.ts';
 import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
@@ -104,7 +104,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.
   const kubeconfigPath = join(dataDir, 'kubeconfig');
   const token = existingToken(kubeconfigPath) ?? newToken();
-  await storeToken(backend, token, { username: 'skiff-admin', groups: ['system:masters'] });
+  await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
   const ctx = api.controllerContext();
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
