@@ -41,7 +41,10 @@ export interface AgentOptions {
   /** Address and port of the agent's HTTPS server (logs, exec); port 0 picks one. */
   listenHost?: string;
   port?: number;
+  /** How often the Lease is renewed (and conditions checked); default a quarter of leaseDurationSeconds. */
   heartbeatMs?: number;
+  /** The Lease's declared duration; default 40 s, as kubelet. The lifecycle controller honours it. */
+  leaseDurationSeconds?: number;
   resyncMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
@@ -111,6 +114,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     runtimeVersion: `docker://${version.Version}`,
     pods: o.maxPods ?? 110,
     podCIDR: o.podSubnet,
+    leaseDurationSeconds: o.leaseDurationSeconds ?? 40,
     runtimeUp: () => docker.ping().then(
       () => true,
       () => false,
@@ -276,7 +280,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       .catch((e: Error) => !stopped && log(`housekeeping: ${e.message}`));
   }, 1000);
   const probeTimer = setInterval(() => probes.tick(), 100);
-  const heartbeatTimer = setInterval(() => void reporter.heartbeat().catch((e: Error) => !stopped && log(`heartbeat: ${e.message}`)), o.heartbeatMs ?? 10_000);
+  const heartbeatTimer = setInterval(() => void reporter.heartbeat().catch((e: Error) => !stopped && log(`heartbeat: ${e.message}`)), o.heartbeatMs ?? (o.leaseDurationSeconds ?? 40) * 250);
 
   // Containers that stop (or start) in the engine wake their pod at once. The stream is resubscribed if
   // the engine restarts; the periodic resync covers anything missed meanwhile.

@@ -2,6 +2,8 @@
 // a local cache of the objects by namespace/name; after a dropped watch it re-lists (a 410 Gone or a
 // network error), so the cache converges on what the apiserver holds. Handlers get called after every
 // change to the cache with the key that changed; `synced` resolves after the first list.
+// On a client set to poll (KubeClientConfig.pollMs) it re-lists on that period instead of watching: the
+// same diff turns each list into events, and no connection stays open.
 // The node agent uses one per collection it follows (its pods, Services, Endpoints).
 
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -75,6 +77,10 @@ export class Informer {
           if (now?.metadata.resourceVersion !== o.metadata.resourceVersion) this.emit(now ? 'MODIFIED' : 'ADDED', o);
         }
         this.markSynced();
+        if (this.kube.pollMs) {
+          await this.sleep(this.kube.pollMs);
+          continue;
+        }
         // A watch that ends (server timeout) or fails is followed by a fresh list: simple, and the diff
         // against the cache above turns it into the right events.
         for await (const ev of this.kube.watch(this.path, list.metadata.resourceVersion, this.ctl.signal)) {
@@ -85,8 +91,16 @@ export class Informer {
       } catch (e) {
         if (this.stopped) break;
         if (!(e instanceof ApiError && e.code === 410)) this.log(`watch ${this.path}: ${(e as Error).message}; re-listing`);
-        await new Promise((r) => setTimeout(r, 500));
+        await this.sleep(this.kube.pollMs ? Math.min(this.kube.pollMs, 5000) : 500);
       }
     }
+  }
+
+  /** Waits ms, or less when the informer is stopped. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => {
+      const t = setTimeout(r, ms);
+      this.ctl.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+    });
   }
 }

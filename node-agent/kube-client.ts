@@ -16,6 +16,12 @@ export interface KubeClientConfig {
   token: string;
   /** PEM of the CA that signed the apiserver's certificate. */
   caCert?: string;
+  /**
+   * How informers on this client follow a collection: by watch (unset), or by re-listing every pollMs.
+   * A watch held through a Lambda apiserver is billed for every second it stays open, so agents of a
+   * deployed cluster poll (`skiff agent --poll-seconds`); see ARCHITECTURE.md.
+   */
+  pollMs?: number;
 }
 
 export interface WatchEvent {
@@ -50,7 +56,11 @@ export class KubeClient {
   private readonly url: URL;
   private readonly agent: http.Agent;
 
+  /** See KubeClientConfig.pollMs. */
+  readonly pollMs?: number;
+
   constructor(private readonly config: KubeClientConfig) {
+    this.pollMs = config.pollMs;
     this.url = new URL(config.server);
     this.agent =
       this.url.protocol === 'https:'

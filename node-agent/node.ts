@@ -1,6 +1,6 @@
 // The agent's Node: registration (capacity from the host, addresses, labels, EC2 zone and instance type
-// when the instance metadata service answers), a Lease renewed every 10 s in kube-node-lease (the
-// heartbeat the node lifecycle controller watches), and the node conditions, written when they change or
+// when the instance metadata service answers), a Lease renewed every quarter of its duration (10 s of
+// 40 s by default) in kube-node-lease (the heartbeat the node lifecycle controller watches), and the node conditions, written when they change or
 // when the controller has marked the node Unknown.
 
 import { statfsSync, readFileSync, existsSync } from 'node:fs';
@@ -25,6 +25,10 @@ export interface NodeIdentity {
   pods: number;
   extraLabels?: Record<string, string>;
   podCIDR?: string;
+  /** How long the Lease stays valid; it is renewed every quarter of it (kubelet's 40 s / 10 s). */
+  leaseDurationSeconds?: number;
+  /** The agent's plain-HTTP stream port (exec/attach/port-forward from the cloud front door), if any. */
+  streamPort?: number;
   /** Whether the container runtime answers (Ready is False while it does not, as kubelet reports). */
   runtimeUp?: () => Promise<boolean>;
 }
@@ -46,7 +50,13 @@ export interface Ec2Identity {
   region: string;
   instanceType: string;
   instanceId: string;
+  /** The instance's public DNS name and IPv4, when it has them (the front door reaches the agent there). */
+  publicHostname?: string;
+  publicIPv4?: string;
 }
+
+/** The annotation carrying the agent's stream port (lambdas/edge/stream-router.ts reads it). */
+export const STREAM_PORT_ANNOTATION = 'skiff.io/stream-port';
 
 /** Zone, region, instance type and id from EC2's instance metadata (IMDSv2); undefined off EC2 (fast). */
 export async function ec2Metadata(timeoutMs = 300): Promise<Ec2Identity | undefined> {
@@ -64,7 +74,17 @@ export async function ec2Metadata(timeoutMs = 300): Promise<Ec2Identity | undefi
     const [zone, instanceType, instanceId] = await Promise.all([get('placement/availability-zone'), get('instance-type'), get('instance-id')]);
     // Something other than IMDS may answer that address (a proxy, a sandbox): trust only well-formed values.
     if (!/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/.test(zone) || !/^[a-z0-9-]+\.[a-z0-9]+$/.test(instanceType) || !/^i-[0-9a-z]+$/.test(instanceId)) return undefined;
-    return { zone, region: zone.replace(/[a-z]$/, ''), instanceType, instanceId };
+    // No public address: IMDS answers 404 for these, and the node simply has none.
+    const optional = (p: string) => get(p).catch(() => undefined);
+    const [publicHostname, publicIPv4] = await Promise.all([optional('public-hostname'), optional('public-ipv4')]);
+    return {
+      zone,
+      region: zone.replace(/[a-z]$/, ''),
+      instanceType,
+      instanceId,
+      ...(publicHostname && /^[a-z0-9.-]+$/.test(publicHostname) ? { publicHostname } : {}),
+      ...(publicIPv4 && /^\d+\.\d+\.\d+\.\d+$/.test(publicIPv4) ? { publicIPv4 } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -73,6 +93,7 @@ export async function ec2Metadata(timeoutMs = 300): Promise<Ec2Identity | undefi
 export class NodeStatusReporter {
   private lastConditions = '';
   private lastWrite = 0;
+  private ec2?: Ec2Identity;
 
   constructor(
     private readonly kube: KubeClient,
@@ -86,7 +107,7 @@ export class NodeStatusReporter {
 
   /** Creates the Node, or takes over an existing one of this name (a restarted agent). */
   async register(): Promise<void> {
-    const ec2 = await ec2Metadata();
+    const ec2 = (this.ec2 = await ec2Metadata());
     const labels: Record<string, string> = {
       'kubernetes.io/hostname': this.id.name,
       'kubernetes.io/os': 'linux',
@@ -102,7 +123,10 @@ export class NodeStatusReporter {
         : {}),
       ...(this.id.extraLabels ?? {}),
     };
-    const annotations = { 'skiff.io/kubelet-serving-cert-sha256': this.id.servingCertSha256 };
+    const annotations: Record<string, string> = {
+      'skiff.io/kubelet-serving-cert-sha256': this.id.servingCertSha256,
+      ...(this.id.streamPort ? { [STREAM_PORT_ANNOTATION]: String(this.id.streamPort) } : {}),
+    };
     // The AWS cloud provider's form; the route controller finds the node's instance by it.
     const providerID = ec2 ? { providerID: `aws:///${ec2.zone}/${ec2.instanceId}` } : {};
     const node: KubeObject = {
@@ -138,7 +162,7 @@ export class NodeStatusReporter {
 
   async renewLease(): Promise<void> {
     const path = `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases/${encodeURIComponent(this.id.name)}`;
-    const spec = { holderIdentity: this.id.name, leaseDurationSeconds: 40, renewTime: micro(this.now()) };
+    const spec = { holderIdentity: this.id.name, leaseDurationSeconds: this.id.leaseDurationSeconds ?? 40, renewTime: micro(this.now()) };
     try {
       await this.kube.patch(path, { spec }, 'merge');
     } catch (e) {
@@ -181,6 +205,8 @@ export class NodeStatusReporter {
       addresses: [
         { type: 'InternalIP', address: this.id.internalIP },
         { type: 'Hostname', address: this.id.name },
+        ...(this.ec2?.publicIPv4 ? [{ type: 'ExternalIP', address: this.ec2.publicIPv4 }] : []),
+        ...(this.ec2?.publicHostname ? [{ type: 'ExternalDNS', address: this.ec2.publicHostname }] : []),
       ],
       daemonEndpoints: { kubeletEndpoint: { Port: this.id.port } },
       nodeInfo: {

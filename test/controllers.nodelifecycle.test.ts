@@ -31,7 +31,7 @@ async function newCtx(backend: Backend): Promise<ControllerContext> {
   return ctx;
 }
 
-async function addNode(ctx: ControllerContext, name: string, renewAt: number): Promise<void> {
+async function addNode(ctx: ControllerContext, name: string, renewAt: number, leaseDurationSeconds = 40): Promise<void> {
   await ctx.registry.create(nodesRes, undefined, {
     apiVersion: 'v1',
     kind: 'Node',
@@ -48,7 +48,7 @@ async function addNode(ctx: ControllerContext, name: string, renewAt: number): P
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: { name },
-    spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: new Date(renewAt).toISOString() },
+    spec: { holderIdentity: name, leaseDurationSeconds, renewTime: new Date(renewAt).toISOString() },
   });
 }
 
@@ -93,6 +93,20 @@ describe('DefaultTolerationSeconds admission', () => {
 
 for (const [label, open, enabled] of backends) {
   describe.skipIf(!enabled)(`node lifecycle controller (${label})`, () => {
+    it('a lease declaring a longer duration than the grace period (a cloud agent renewing every 60 s) is late only when it runs out', async () => {
+      const ctx = await newCtx(await open());
+      let now = T0;
+      const c = createNodeLifecycleController({ gracePeriodMs: 40_000, now: () => new Date(now) });
+      await addNode(ctx, 'slow', T0, 240);
+      now = T0 + 200_000; // past the 40 s default grace, within the declared 240 s
+      const r = await c.reconcile('slow', ctx);
+      expect(hasTaint(await node(ctx, 'slow'))).toBe(false);
+      expect(r?.requeueAfterMs).toBe(41_000);
+      now = T0 + 241_000;
+      await c.reconcile('slow', ctx);
+      expect(hasTaint(await node(ctx, 'slow'))).toBe(true);
+    });
+
     it('expired lease: Unknown + unreachable taint; evicts after tolerationSeconds, not before; forever-tolerating pods stay; renewal removes the taint', async () => {
       const ctx = await newCtx(await open());
       let now = T0;

@@ -68,7 +68,7 @@ export function toleratedSeconds(pod: KubeObject): number | undefined {
 }
 
 export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): Controller {
-  const grace = opts.gracePeriodMs ?? 40_000;
+  const graceDefault = opts.gracePeriodMs ?? 40_000;
   const evictionEnabled = opts.evictionEnabled ?? true;
 
   async function markUnreachable(ctx: ControllerContext, name: string, nowD: Date): Promise<KubeObject> {
@@ -158,6 +158,10 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
       const nowD = (opts.now ?? ctx.now)();
       const nowMs = nowD.getTime();
       const age = nowMs - lastHeartbeat(node, lease);
+      // A node that renews seldom (cloud agents renew every 60 s to keep idle cost down) declares a longer
+      // lease; it is not late until that lease has run out.
+      const declared = Number(lease?.spec?.leaseDurationSeconds);
+      const grace = Math.max(graceDefault, Number.isFinite(declared) ? declared * 1000 : 0);
       if (age <= grace) {
         await clearUnreachable(ctx, name);
         // Look again just after the lease would expire if it is not renewed.

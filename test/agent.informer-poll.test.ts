@@ -1,0 +1,61 @@
+// The informer on a polling client (agents of a deployed cluster: `skiff agent --poll-seconds`): it
+// re-lists on its period instead of holding a watch open, and the re-list diff still reports every
+// add, change, delete and delete-and-recreate to its handlers.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
+import { Informer, type InformerEvent } from '../node-agent/informer.ts';
+import { KubeClient, type WatchEvent } from '../node-agent/kube-client.ts';
+
+let c: TestCluster;
+beforeAll(async () => {
+  c = await startTestCluster();
+});
+afterAll(async () => {
+  await c?.destroy();
+});
+
+/** A client that counts lists and refuses to watch: a poll-mode informer must never open one. */
+class CountingClient extends KubeClient {
+  lists = 0;
+  watches = 0;
+  override get<T>(path: string): Promise<T> {
+    this.lists++;
+    return super.get<T>(path);
+  }
+  override watch(): AsyncGenerator<WatchEvent> {
+    this.watches++;
+    throw new Error('a polling informer opened a watch');
+  }
+}
+
+describe('informer in poll mode', () => {
+  it('turns periodic lists into ADDED/MODIFIED/DELETED, without a watch', async () => {
+    const kube = new CountingClient({ server: c.url, caCert: c.caCert, token: c.token, pollMs: 300 });
+    const events: string[] = [];
+    const inf = new Informer(kube, '/api/v1/namespaces/default/configmaps').on((t: InformerEvent, o) => events.push(`${t} ${o.metadata.name} ${o.data?.v ?? ''}`.trim()));
+    inf.start();
+    await inf.synced;
+    expect(events).toEqual([]);
+    const cm = (name: string, v: string) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { v } });
+    expect((await c.kubectl(['apply', '-f', '-'], cm('a', '1'))).code).toBe(0);
+    await until('ADDED seen', async () => events.includes('ADDED a 1'), 10_000);
+    expect((await c.kubectl(['apply', '-f', '-'], cm('a', '2'))).code).toBe(0);
+    await until('MODIFIED seen', async () => events.includes('MODIFIED a 2'), 10_000);
+    // Deleted and created again between two polls: the new object is another one (new uid).
+    const uid1 = inf.items.get('default/a')!.metadata.uid;
+    const n = events.length;
+    expect((await c.kubectl(['delete', 'configmap', 'a'])).code).toBe(0);
+    expect((await c.kubectl(['create', '-f', '-'], cm('a', '3'))).code).toBe(0);
+    await until('recreation seen', async () => inf.items.get('default/a')?.metadata.uid !== uid1 && inf.items.get('default/a')?.data.v === '3', 10_000);
+    expect(events.slice(n)).toEqual(['DELETED a 2', 'ADDED a 3']);
+    expect((await c.kubectl(['delete', 'configmap', 'a'])).code).toBe(0);
+    await until('DELETED seen', async () => events.at(-1) === 'DELETED a 3', 10_000);
+    const lists = kube.lists;
+    await inf.stop();
+    expect(kube.watches).toBe(0);
+    expect(lists).toBeGreaterThanOrEqual(4);
+    kube.close();
+  });
+});
