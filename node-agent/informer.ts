@@ -15,7 +15,25 @@ export type InformerHandler = (type: InformerEvent, obj: KubeObject, key: string
 
 export const keyOf = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name!);
 
+// One informer per client and collection, shared by whoever follows it (client-go's
+// SharedInformerFactory): the node's service proxy and its DNS server both follow Services and
+// Endpoints, and with shared informers that is one list/watch (or one poll) of each, not two.
+const shared = new WeakMap<KubeClient, Map<string, Informer>>();
+
 export class Informer {
+  /** The informer of `path` on this client, made on first use; each user start()s and stop()s it. */
+  static shared(kube: KubeClient, path: string, log?: (msg: string) => void): Informer {
+    let byPath = shared.get(kube);
+    if (!byPath) shared.set(kube, (byPath = new Map()));
+    let inf = byPath.get(path);
+    if (!inf) {
+      inf = new Informer(kube, path, log);
+      inf.onStopped = () => byPath.delete(path);
+      byPath.set(path, inf);
+    }
+    return inf;
+  }
+
   /** The cache: namespace/name → the object as last seen. */
   readonly items = new Map<string, KubeObject>();
   readonly synced: Promise<void>;
@@ -24,6 +42,8 @@ export class Informer {
   private readonly ctl = new AbortController();
   private running?: Promise<void>;
   private stopped = false;
+  private users = 0;
+  private onStopped?: () => void;
 
   /** `path` is a collection path, optionally with a query (e.g. `/api/v1/pods?fieldSelector=...`). */
   constructor(
@@ -39,12 +59,17 @@ export class Informer {
     return this;
   }
 
+  /** Starts following (once, however many users start it). */
   start(): this {
+    this.users++;
     this.running ??= this.run();
     return this;
   }
 
+  /** Stops following when its last user stops. */
   async stop(): Promise<void> {
+    if (--this.users > 0) return;
+    this.onStopped?.();
     this.stopped = true;
     this.ctl.abort();
     await this.running;

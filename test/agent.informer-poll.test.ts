@@ -59,3 +59,36 @@ describe('informer in poll mode', () => {
     kube.close();
   });
 });
+
+describe('shared informers', () => {
+  it('the proxy and DNS follow one collection with one poll: one informer per client and path, stopped by its last user', async () => {
+    const kube = new CountingClient({ server: c.url, caCert: c.caCert, token: c.token, pollMs: 200 });
+    const a = Informer.shared(kube, '/api/v1/namespaces/default/secrets');
+    const b = Informer.shared(kube, '/api/v1/namespaces/default/secrets');
+    expect(a).toBe(b);
+    expect(Informer.shared(kube, '/api/v1/namespaces/default/configmaps')).not.toBe(a);
+    const seenA: string[] = [];
+    const seenB: string[] = [];
+    a.on((t, o) => seenA.push(`${t} ${o.metadata.name}`)).start();
+    b.on((t, o) => seenB.push(`${t} ${o.metadata.name}`)).start();
+    await a.synced;
+    const before = kube.lists;
+    await new Promise((r) => setTimeout(r, 1000));
+    // One poll every 200 ms for both users (about 5 in a second), not two.
+    expect(kube.lists - before).toBeLessThanOrEqual(6);
+    expect(kube.lists - before).toBeGreaterThanOrEqual(2);
+    expect((await c.kubectl(['create', 'secret', 'generic', 's1', '--from-literal=k=v'])).code).toBe(0);
+    await until('both users see it', async () => seenA.includes('ADDED s1') && seenB.includes('ADDED s1'), 10_000);
+    // The first user leaves; the other keeps following.
+    await a.stop();
+    expect((await c.kubectl(['delete', 'secret', 's1'])).code).toBe(0);
+    await until('the remaining user sees the delete', async () => seenB.includes('DELETED s1'), 10_000);
+    await b.stop();
+    const stoppedAt = kube.lists;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(kube.lists).toBe(stoppedAt);
+    // After its last user stopped, the next user gets a fresh informer.
+    expect(Informer.shared(kube, '/api/v1/namespaces/default/secrets')).not.toBe(a);
+    kube.close();
+  });
+});
