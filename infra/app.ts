@@ -1,10 +1,32 @@
 // The CDK app (cdk.json: "app": "npx tsx infra/app.ts").
+//
+// Context keys (`cdk deploy -c skiff:nodes=false`, or cdk.json "context"):
+//   skiff:nodes, skiff:frontDoor, skiff:bootstrap   "false" turns the part off (a control-plane-only or
+//                                                   emulator deploy: all three false)
+//   skiff:clusterName                               names the SSM parameters (default: the stack name)
+//
+// Region: the CLI's (CDK_DEFAULT_REGION). When it is unset, a stack with the front door is pinned to
+// us-east-1, because its Lambda@Edge function must be placed in us-east-1 and an environment-agnostic
+// stack cannot say where it is; without the front door the stack stays environment-agnostic.
 
 import { App } from 'aws-cdk-lib';
 import { SkiffStack } from './skiff-stack.ts';
 
 const app = new App();
+const enabled = (key: string) => {
+  const v = app.node.tryGetContext(key);
+  return !(v === false || String(v).toLowerCase() === 'false');
+};
+const frontDoor = enabled('skiff:frontDoor');
+const clusterName = app.node.tryGetContext('skiff:clusterName') as string | undefined;
+
 new SkiffStack(app, 'SkiffStack', {
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? (frontDoor ? 'us-east-1' : undefined) },
+  cluster: {
+    ...(clusterName ? { clusterName: String(clusterName) } : {}),
+    ...(enabled('skiff:nodes') ? {} : { nodes: false as const }),
+    frontDoor,
+    bootstrap: enabled('skiff:bootstrap'),
+  },
 });
 app.synth();

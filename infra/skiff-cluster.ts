@@ -3,11 +3,15 @@
 //   kubectl ─HTTPS─> Function URL ─> apiserver Lambda ─read/write─> DynamoDB table
 //   table stream ─(filtered per kind)─> scheduler Lambda, controller-manager Lambda ─> table
 //   EventBridge every minute ─> the same two functions (full resync; node lifecycle's clock)
+//   CloudFront (front-door.ts) ─> the Function URL; exec/attach/portforward ─Lambda@Edge─> the pod's node
+//   EC2 nodes (nodes.ts) run `skiff agent`, joining through SSM parameters (bootstrap.ts)
+//   CloudWatch alarms: stream iterator age and errors of every function
 //
-// Node agents (EC2) come with the cloud deployment issue.
+// Toggles for a control-plane-only or emulator deploy: nodes, frontDoor, bootstrap (each `false`).
 
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, Billing, StreamViewType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
@@ -29,6 +33,9 @@ import { tableSchema } from '../lambdas/storage/dynamodb.ts';
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
+import { SkiffNodes, type SkiffNodesProps } from './nodes.ts';
+import { SkiffFrontDoor } from './front-door.ts';
+import { SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
 
 /** Longest watch the apiserver serves; must end before the function's 15-minute timeout. */
 const MAX_WATCH_SECONDS = 840;
@@ -55,7 +62,22 @@ export interface SkiffClusterProps {
   readonly deletionProtection?: boolean;
   /** What happens to the table when it leaves the stack. Default: RETAIN (CDK's default for tables). */
   readonly removalPolicy?: RemovalPolicy;
+  /** Names the SSM parameters (/skiff/<clusterName>/...). Default: the stack's name. */
+  readonly clusterName?: string;
+  /** The pod range: node IPAM hands out node pod CIDRs from it, the route controller routes them. Default 10.244.0.0/16. */
+  readonly clusterCidr?: string;
+  /** How often the scheduler and controller manager resync everything. Default 5 minutes. */
+  readonly resyncInterval?: Duration;
+  /** EC2 nodes (`false`: none, a control plane only). Default: SkiffNodes' defaults. */
+  readonly nodes?: false | Omit<SkiffNodesProps, 'clusterName' | 'clusterCidr'>;
+  /** The CloudFront front door (`false`: the Function URL is the server URL, and exec/attach/port-forward are not routed to nodes). */
+  readonly frontDoor?: boolean;
+  /** The bootstrap/admin tokens and the SSM join parameters (`false`: none; nodes need them). */
+  readonly bootstrap?: boolean;
 }
+
+/** Stream-driven functions alarm when their oldest unprocessed record is older than this. */
+export const MAX_ITERATOR_AGE = Duration.seconds(60);
 
 export class SkiffCluster extends Construct {
   /** The cluster's whole state: objects, the revision counter and the change log. */
@@ -70,9 +92,23 @@ export class SkiffCluster extends Construct {
   public readonly controllerFunction: NodejsFunction;
   /** Stream batches that failed every retry land here (with their shard position) for inspection. */
   public readonly deadLetters: Queue;
+  public readonly clusterName: string;
+  /** The cluster's one server URL: the front door's, else the Function URL. */
+  public readonly apiUrl: string;
+  public readonly nodes?: SkiffNodes;
+  public readonly frontDoor?: SkiffFrontDoor;
+  public readonly bootstrap?: SkiffBootstrap;
+  public readonly alarms: Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: SkiffClusterProps = {}) {
     super(scope, id);
+    this.clusterName = props.clusterName ?? Stack.of(this).stackName;
+    if (!Token.isUnresolved(this.clusterName) && !/^[A-Za-z0-9_.-]{1,64}$/.test(this.clusterName)) {
+      throw new Error(`SkiffCluster: clusterName ${JSON.stringify(this.clusterName)} must be 1-64 of A-Z a-z 0-9 _ . - (it is an SSM path segment)`);
+    }
+    if (props.nodes !== false && props.bootstrap === false) {
+      throw new Error('SkiffCluster: nodes join through the bootstrap parameters; with bootstrap: false set nodes: false too');
+    }
 
     this.table = new TableV2(this, 'Table', {
       tableName: props.tableName,
@@ -100,7 +136,10 @@ export class SkiffCluster extends Construct {
 
     // The control loops: the same Controller objects `skiff up` runs, driven by the table's stream.
     this.deadLetters = new Queue(this, 'StreamDeadLetters', { retentionPeriod: Duration.days(14), enforceSSL: true });
-    const everyMinute = new Rule(this, 'Resync', { schedule: Schedule.rate(Duration.minutes(1)) });
+    // The resync catches whatever the stream did not deliver and is node lifecycle's clock (heartbeat
+    // Leases do not wake the loops: see streamFilterPatterns). Every 5 minutes keeps an idle cluster
+    // under $1 a month (`npm run cost`); a dead node is then noticed within lease duration + this.
+    const resync = new Rule(this, 'Resync', { schedule: Schedule.rate(props.resyncInterval ?? Duration.minutes(5)) });
     const loop = (id: string, entry: string, patterns: string[]) => {
       const fn = this.skiffFunction(id, id, entry, Duration.minutes(5));
       fn.addEventSource(
@@ -115,11 +154,66 @@ export class SkiffCluster extends Construct {
           filters: patterns.map((pattern) => ({ pattern })),
         }),
       );
-      everyMinute.addTarget(new LambdaFunction(fn));
+      resync.addTarget(new LambdaFunction(fn));
       return fn;
     };
     this.schedulerFunction = loop('Scheduler', '../lambdas/scheduler/lambda.ts', streamFilterPatterns(createScheduler()));
     this.controllerFunction = loop('ControllerManager', '../lambdas/controllers/lambda.ts', streamFilterPatterns(...controllers));
+
+    if (props.frontDoor !== false) this.frontDoor = new SkiffFrontDoor(this, 'FrontDoor', { url: this.url, clusterName: this.clusterName });
+    this.apiUrl = this.frontDoor?.url ?? this.url.url;
+
+    if (props.bootstrap !== false) {
+      this.bootstrap = new SkiffBootstrap(this, 'Bootstrap', {
+        clusterName: this.clusterName,
+        table: this.table,
+        // Agents talk to the Function URL itself: nothing of theirs needs the front door (their exec and
+        // logs traffic arrives from it), and each request through CloudFront would cost more.
+        apiUrl: this.url.url,
+        newFunction: (fid, prefix, entry, timeout, env) => this.skiffFunction(fid, prefix, entry, timeout, env),
+      });
+    }
+
+    if (props.nodes !== false) {
+      const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', { ...props.nodes, clusterName: this.clusterName, clusterCidr: props.clusterCidr }));
+      // Agents read their join parameters at start; let them exist first (systemd retries anyway).
+      nodes.autoScalingGroup.node.addDependency(this.bootstrap!);
+      nodes.grantRouteControl(this.controllerFunction);
+      this.controllerFunction.addEnvironment('SKIFF_ROUTE_TABLE_ID', nodes.routeTableId);
+      this.controllerFunction.addEnvironment('SKIFF_CLUSTER_CIDR', nodes.clusterCidr);
+    }
+
+    // Alarms: a stream consumer falling behind, and any function failing.
+    for (const fn of [this.schedulerFunction, this.controllerFunction]) {
+      this.alarms.push(
+        new Alarm(this, `${fn.node.id}IteratorAge`, {
+          alarmDescription: `Skiff ${this.clusterName}: ${fn.node.id} is more than ${MAX_ITERATOR_AGE.toSeconds()} s behind the table's stream`,
+          metric: fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+          threshold: MAX_ITERATOR_AGE.toMilliseconds(),
+          comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    const functions = [this.apiFunction, this.schedulerFunction, this.controllerFunction, ...(this.bootstrap ? [this.bootstrap.function] : [])];
+    for (const fn of functions) {
+      this.alarms.push(
+        new Alarm(this, `${fn.node.id}Errors`, {
+          alarmDescription: `Skiff ${this.clusterName}: ${fn.node.id} failed`,
+          metric: fn.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }),
+          threshold: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+  }
+
+  /** Where `skiff agent --ssm-prefix` and `skiff kubeconfig` find the cluster's parameters. */
+  get parameterPrefix(): string {
+    return parameterPrefix(this.clusterName);
   }
 
   /**

@@ -1,4 +1,6 @@
 // The stack `cdk deploy` creates from this repository: one SkiffCluster and its endpoints as outputs.
+// `skiff kubeconfig --stack NAME` reads ApiEndpoint and ClusterName, then the SSM parameters
+// <ParameterPrefix>/admin-token and <ParameterPrefix>/ca.
 
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
@@ -15,12 +17,20 @@ export class SkiffStack extends Stack {
     super(scope, id, props);
     this.cluster = new SkiffCluster(this, 'Cluster', props.cluster);
     new CfnOutput(this, 'ApiEndpoint', {
-      value: this.cluster.url.url,
-      description: 'The apiserver endpoint (a kubeconfig cluster.server)',
+      value: this.cluster.apiUrl,
+      description: 'The apiserver endpoint (a kubeconfig cluster.server): the CloudFront front door, or the Function URL without one',
     });
     new CfnOutput(this, 'TableName', {
       value: this.cluster.table.tableName,
       description: 'The DynamoDB table holding the cluster state',
+    });
+    new CfnOutput(this, 'ClusterName', {
+      value: this.cluster.clusterName,
+      description: 'The cluster name (its SSM parameters are under /skiff/<ClusterName>/)',
+    });
+    new CfnOutput(this, 'ParameterPrefix', {
+      value: this.cluster.parameterPrefix,
+      description: 'SSM prefix of api-url, ca, bootstrap-token and admin-token',
     });
   }
 }

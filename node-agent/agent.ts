@@ -19,6 +19,7 @@ import { NodeStatusReporter, hostIPv4 } from './node.ts';
 import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
 import { loadOrCreateServingCert } from './serving-cert.ts';
 import { startAgentServer } from './server.ts';
+import { startStreamListener } from './stream-listener.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
 import { startNodeDns, type NodeDns } from './dns.ts';
 import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
@@ -45,6 +46,13 @@ export interface AgentOptions {
   heartbeatMs?: number;
   /** The Lease's declared duration; default 40 s, as kubelet. The lifecycle controller honours it. */
   leaseDurationSeconds?: number;
+  /** An unchanged Node status is written again after this long (kubelet's nodeStatusReportFrequency, 5 min). */
+  nodeStatusReportMs?: number;
+  /**
+   * Port of the plain-HTTP stream listener (stream-listener.ts) the cloud front door sends exec, attach,
+   * port-forward and logs to; published on the Node (skiff.io/stream-port). Unset: none.
+   */
+  streamPort?: number;
   resyncMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
@@ -104,6 +112,19 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const cert = await loadOrCreateServingCert(join(dataDir, 'pki'), [nodeName, address, '127.0.0.1', 'localhost']);
   const authenticate = tokenReviewAuthenticator((body) => kube.create('/apis/authentication.k8s.io/v1/tokenreviews', body));
   const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate });
+  const listenHost = o.listenHost && o.listenHost !== '0.0.0.0' && o.listenHost !== '::' ? o.listenHost : '127.0.0.1';
+  const streams =
+    o.streamPort === undefined
+      ? undefined
+      : await startStreamListener({
+          nodeName,
+          port: o.streamPort,
+          host: o.listenHost ?? '0.0.0.0',
+          kube,
+          authenticate, // the same instance as the agent server's: its second check of the token is a cache hit
+          log,
+          agent: { host: listenHost, port: server.port, sha256: cert.sha256 },
+        });
 
   const identity = {
     name: nodeName,
@@ -115,6 +136,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     pods: o.maxPods ?? 110,
     podCIDR: o.podSubnet,
     leaseDurationSeconds: o.leaseDurationSeconds ?? 40,
+    statusReportMs: o.nodeStatusReportMs,
+    streamPort: streams?.port,
     runtimeUp: () => docker.ping().then(
       () => true,
       () => false,
@@ -196,6 +219,10 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     probes,
     dns: podDns,
     now: Date.now,
+    statusWritten: (basedOn, written) => {
+      const uid = written.metadata.uid!;
+      if (desired.get(uid)?.metadata.resourceVersion === basedOn.metadata.resourceVersion) desired.set(uid, written);
+    },
   });
 
   function enqueue(uid: string): void {
@@ -348,6 +375,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         await Promise.all(runs.map((r) => runtime.remove(r.id)));
       }
       await dnsServer?.close();
+      await streams?.close();
       await server.close();
       kube.close();
     },

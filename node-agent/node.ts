@@ -27,6 +27,8 @@ export interface NodeIdentity {
   podCIDR?: string;
   /** How long the Lease stays valid; it is renewed every quarter of it (kubelet's 40 s / 10 s). */
   leaseDurationSeconds?: number;
+  /** An unchanged status is written again after this long; default 5 minutes (kubelet's). */
+  statusReportMs?: number;
   /** The agent's plain-HTTP stream port (exec/attach/port-forward from the cloud front door), if any. */
   streamPort?: number;
   /** Whether the container runtime answers (Ready is False while it does not, as kubelet reports). */
@@ -189,7 +191,7 @@ export class NodeStatusReporter {
     const old: any[] = current.status?.conditions ?? [];
     // The lifecycle controller may have set Ready=Unknown (a late lease): a heartbeat puts it right.
     const overridden = old.find((c) => c.type === 'Ready')?.status !== conds.find((c) => c.type === 'Ready')!.status;
-    if (!force && !overridden && key === this.lastConditions && now.getTime() - this.lastWrite < 5 * 60_000) return;
+    if (!force && !overridden && key === this.lastConditions && now.getTime() - this.lastWrite < (this.id.statusReportMs ?? 5 * 60_000)) return;
     const t = rfc3339(now);
     const conditions = conds.map((c) => {
       const prev = old.find((o) => o.type === c.type);

@@ -35,6 +35,12 @@ export interface PodWorkerOptions {
   /** DNS for pods (service networking fills this in). */
   dns?: { servers: string[]; searches: string[]; options: string[] };
   now(): number;
+  /**
+   * The pod as the apiserver stored it after a status write (`written` replaced `basedOn`). The agent
+   * keeps it as the desired pod: with a polling informer the next sync would otherwise start from the
+   * version just overwritten, and its write would meet a 409 until the next poll.
+   */
+  statusWritten?(basedOn: KubeObject, written: KubeObject): void;
 }
 
 export interface SyncResult {
@@ -386,10 +392,11 @@ export class PodWorker {
     if (sameStatus(pod.status ?? {}, status)) return result;
     const m = pod.metadata;
     try {
-      await this.o.kube.update(`/api/v1/namespaces/${encodeURIComponent(m.namespace!)}/pods/${encodeURIComponent(m.name!)}/status`, {
+      const written = await this.o.kube.update(`/api/v1/namespaces/${encodeURIComponent(m.namespace!)}/pods/${encodeURIComponent(m.name!)}/status`, {
         ...pod,
         status,
       });
+      this.o.statusWritten?.(pod, written);
     } catch (e) {
       if (!(e instanceof ApiError && (e.code === 409 || e.code === 404))) throw e;
       // A newer version exists (its event is on the way) or the pod is gone: the next sync reports.

@@ -14,6 +14,9 @@ import { namespaceController } from '../lambdas/controllers/namespace.ts';
 import { changeEventOf, handleStreamBatch, resyncAll, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import type { Controller } from '../lambdas/controllers/controller.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { passesFilters } from './support/lambda-filter.ts';
+import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
+import { controllers } from '../lambdas/controllers/lambda.ts';
 
 const ddb = await dynamoTestEndpoint();
 afterAll(async () => ddb?.stop());
@@ -106,6 +109,20 @@ describe.skipIf(!ddb)('controllers on the DynamoDB stream', () => {
     done.length = 0;
     expect(await resyncAll([picky], ctx)).toEqual({ picky: 3 });
     expect(done).toEqual(['ok-1', 'ok-2']);
+  });
+
+  it('node heartbeat Leases wake no function; the scheduler\'s reservation Leases wake it; other kinds as watched', async () => {
+    const { tableName, api } = await setup();
+    const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
+    await api.registry.create(namespaces, undefined, { metadata: { name: 'kube-node-lease' } });
+    await api.registry.create(leases, 'kube-node-lease', { metadata: { name: 'node-1' }, spec: { holderIdentity: 'node-1' } });
+    await api.registry.create(leases, 'kube-node-lease', { metadata: { name: 'skiff-alloc-node-1' }, spec: {} });
+    await api.registry.create(namespaces, undefined, { metadata: { name: 'apps' } });
+    const records = await streamRecords(tableName);
+    const woken = (patterns: string[]) => records.filter((r) => passesFilters(patterns, r)).map((r) => changeEventOf(r)!.object.metadata.name);
+    expect(woken(streamFilterPatterns(createScheduler()))).toEqual(['skiff-alloc-node-1']);
+    expect(woken(streamFilterPatterns(...controllers))).toEqual(['kube-node-lease', 'skiff-alloc-node-1', 'apps']);
+    expect(woken(streamFilterPatterns(namespaceController))).toEqual(['kube-node-lease', 'apps']);
   });
 
   it('filter patterns select exactly the object items of the watched kinds', async () => {

@@ -1,16 +1,23 @@
 // The CDK deployment (infra/): synthesizes SkiffStack and checks the template — the table's schema,
-// the apiserver function and its Function URL, least-privilege IAM, the outputs — and the apiserver
-// bundle NodejsFunction produced with esbuild (size, no better-sqlite3, the AWS SDK left external, and
-// that it loads and exports the handler).
+// the apiserver function and its Function URL, least-privilege IAM across the whole template, the
+// CloudFront front door's routing, the nodes (VPC, launch template, user data, security groups, the
+// route controller's EC2 grants), the bootstrap parameters (no token ever in the template), alarms,
+// the props toggles and app.ts's context keys, the outputs — and the apiserver bundle NodejsFunction
+// produced with esbuild (size, no better-sqlite3, the AWS SDK left external, and that it loads).
+//
+// The nodes ship dist/node/ (npm run build): built here first when missing.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { App, RemovalPolicy } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { SkiffStack } from '../infra/skiff-stack.ts';
+import { CachePolicy, OriginRequestPolicy } from 'aws-cdk-lib/aws-cloudfront';
+import { SkiffStack, type SkiffStackProps } from '../infra/skiff-stack.ts';
+import { STREAM_PATH_PATTERNS } from '../infra/front-door.ts';
+import { AGENT_BUNDLE, AGENT_BUNDLE_DIR, agentBundleDir } from '../infra/nodes.ts';
 
 type Json = any;
 
@@ -28,17 +35,71 @@ function onlyResource(t: Template, type: string): [string, Json] {
   return found[0]!;
 }
 
+/** The region the test stacks name: Lambda@Edge functions live there, so the front door stays in the stack. */
+const EDGE_ENV = { region: 'us-east-1' };
+let synthCount = 0;
+/** A SkiffStack in an app of its own (each in its own outdir under the suite's). */
+function synth(props: SkiffStackProps = {}, id = 'SkiffStack'): { stack: SkiffStack; template: Template; json: Json } {
+  const app = new App({ outdir: join(outdir, `app${++synthCount}`) });
+  const stack = new SkiffStack(app, id, { env: EDGE_ENV, ...props });
+  const t = Template.fromStack(stack);
+  return { stack, template: t, json: t.toJSON() };
+}
+const stripHash = (id: string) => id.replace(/[0-9A-F]{8}$/, '');
+const list = <T>(x: T | T[]): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+const ofType = (json: Json, type: string): [string, Json][] => Object.entries(json.Resources).filter(([, r]: [string, Json]) => r.Type === type) as [string, Json][];
+
+/** Every policy statement in the template (identity policies, inline role policies, resource policies). */
+function allStatements(json: Json): { where: string; s: Json }[] {
+  const out: { where: string; s: Json }[] = [];
+  for (const [id, r] of Object.entries(json.Resources) as [string, Json][]) {
+    const docs: Json[] = [];
+    if (r.Properties?.PolicyDocument) docs.push(r.Properties.PolicyDocument);
+    for (const p of r.Properties?.Policies ?? []) docs.push(p.PolicyDocument);
+    for (const d of docs) for (const s of list(d.Statement)) out.push({ where: id, s });
+  }
+  return out;
+}
+
+/** Statements granted to a role (inline and attached AWS::IAM::Policy). */
+function roleStatements(json: Json, roleId: string): Json[] {
+  const role = json.Resources[roleId];
+  expect(role?.Type).toBe('AWS::IAM::Role');
+  const inline: Json[] = (role.Properties.Policies ?? []).flatMap((p: Json) => list(p.PolicyDocument.Statement));
+  const attached = ofType(json, 'AWS::IAM::Policy')
+    .filter(([, p]) => p.Properties.Roles.some((r: Json) => r.Ref === roleId))
+    .flatMap(([, p]) => list(p.Properties.PolicyDocument.Statement));
+  return [...inline, ...attached];
+}
+
+/** A CloudFormation value with its intrinsics flattened to text: Fn::Join'd, Refs as ${id}. */
+function flat(v: Json): string {
+  if (typeof v === 'string') return v;
+  if (v?.Ref) return `\${${v.Ref}}`;
+  if (v?.['Fn::GetAtt']) return `\${${v['Fn::GetAtt'].join('.')}}`;
+  if (v?.['Fn::Sub']) return String(v['Fn::Sub']);
+  if (v?.['Fn::Base64']) return flat(v['Fn::Base64']);
+  if (v?.['Fn::Join']) return v['Fn::Join'][1].map(flat).join(v['Fn::Join'][0]);
+  return JSON.stringify(v);
+}
+
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'skiff-cdk-'));
-  const app = new App({ outdir });
-  const stack = new SkiffStack(app, 'SkiffStack');
-  template = Template.fromStack(stack);
+  // The nodes' asset: the agent bundle (scripts/build.mjs).
+  if (!existsSync(join(AGENT_BUNDLE_DIR, AGENT_BUNDLE))) {
+    execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  }
+  ({ template } = synth());
   [tableId] = onlyResource(template, 'AWS::DynamoDB::GlobalTable');
-  // Three functions: the apiserver, the scheduler and the controller manager.
+  // The apiserver, the scheduler, the controller manager, the bootstrap custom resource's function, the
+  // front door's stream router, and CDK's AwsCustomResource provider (the prefix-list lookup).
   const fns = Object.entries(template.findResources('AWS::Lambda::Function'));
-  expect(fns.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+  expect(fns.map(([id]) => stripHash(id)).sort()).toEqual([
+    'AWS679f53fac002430cb0da5b7982bd2287',
     'ClusterApiServer',
+    'ClusterBootstrapFunction',
     'ClusterControllerManager',
+    'ClusterFrontDoorStreamRouterFn',
     'ClusterScheduler',
   ]);
   [fnId, fn] = fns.find(([id]) => id.startsWith('ClusterApiServer'))!;
@@ -78,11 +139,8 @@ describe('table', () => {
   });
 
   it('takes tableName, deletionProtection and removalPolicy from the construct props', () => {
-    const app = new App({ outdir: join(outdir, 'props') });
-    const stack = new SkiffStack(app, 'Props', {
-      cluster: { tableName: 'my-skiff', deletionProtection: true, removalPolicy: RemovalPolicy.DESTROY },
-    });
-    Template.fromStack(stack).hasResource('AWS::DynamoDB::GlobalTable', {
+    const { template: t } = synth({ cluster: { tableName: 'my-skiff', deletionProtection: true, removalPolicy: RemovalPolicy.DESTROY } }, 'Props');
+    t.hasResource('AWS::DynamoDB::GlobalTable', {
       Properties: Match.objectLike({
         TableName: 'my-skiff',
         Replicas: [Match.objectLike({ DeletionProtectionEnabled: true })],
@@ -119,7 +177,7 @@ describe('apiserver function', () => {
 
 describe('IAM', () => {
   // Every resource the role's policies name, by the statement that names it.
-  function roleStatements(): Json[] {
+  function apiRoleStatements(): Json[] {
     const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
     const role = template.toJSON().Resources[roleId];
     expect(role.Type).toBe('AWS::IAM::Role');
@@ -132,7 +190,6 @@ describe('IAM', () => {
     expect(all.length).toBeGreaterThan(0);
     return all;
   }
-  const list = <T>(x: T | T[]): T[] => (Array.isArray(x) ? x : [x]);
 
   /** The table's ARN, or the table's ARN + "/index/*" or "/stream/*". */
   function isTableResource(r: Json): boolean {
@@ -149,7 +206,7 @@ describe('IAM', () => {
   }
 
   it('grants dynamodb actions only on the table, never on "*" and never dynamodb:*', () => {
-    const dynamo = roleStatements().filter((s) => list(s.Action).some((a: string) => a.startsWith('dynamodb:')));
+    const dynamo = apiRoleStatements().filter((s) => list(s.Action).some((a: string) => a.startsWith('dynamodb:')));
     expect(dynamo.length).toBeGreaterThan(0);
     const actions = new Set<string>();
     for (const s of dynamo) {
@@ -176,7 +233,7 @@ describe('IAM', () => {
   it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group', () => {
     const logGroups = [fn.Properties.LoggingConfig?.LogGroup?.Ref as string];
     expect(Object.keys(template.findResources('AWS::Logs::LogGroup'))).toContain(logGroups[0]);
-    for (const s of roleStatements()) {
+    for (const s of apiRoleStatements()) {
       for (const a of list<string>(s.Action)) expect(a).not.toMatch(/\*$/);
       for (const r of list(s.Resource)) {
         expect(r).not.toBe('*');
@@ -201,32 +258,51 @@ describe('control loops', () => {
       expect(p.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
       expect(p.MaximumBatchingWindowInSeconds).toBe(1);
       expect(p.DestinationConfig.OnFailure.Destination).toBeDefined();
-      expect(p.FilterCriteria.Filters).toHaveLength(1);
     }
-    const pks = (fnPrefix: string) => {
+    const patterns = (fnPrefix: string) => {
       const e = m.find((x) => x.Properties.FunctionName.Ref.startsWith(fnPrefix))!;
-      return JSON.parse(e.Properties.FilterCriteria.Filters[0].Pattern).dynamodb.Keys.pk.S as string[];
+      return e.Properties.FilterCriteria.Filters.map((f: Json) => JSON.parse(f.Pattern).dynamodb.Keys);
     };
-    expect(pks('ClusterScheduler').sort()).toEqual(['obj#/registry/coordination.k8s.io/leases/', 'obj#/registry/core/nodes/', 'obj#/registry/core/pods/']);
+    const pks = (fnPrefix: string) => patterns(fnPrefix)[0].pk.S as string[];
+    // Leases pass only as the scheduler's reservations: node heartbeats wake no function.
+    const leaseOnly = { pk: { S: ['obj#/registry/coordination.k8s.io/leases/'] }, sk: { S: [{ prefix: 'kube-node-lease/skiff-alloc-' }] } };
+    expect(patterns('ClusterScheduler')).toEqual([{ pk: { S: ['obj#/registry/core/pods/', 'obj#/registry/core/nodes/'] } }, leaseOnly]);
+    expect(patterns('ClusterControllerManager')).toHaveLength(2);
+    expect(patterns('ClusterControllerManager')[1]).toEqual(leaseOnly);
     expect(pks('ClusterControllerManager')).toEqual(
       expect.arrayContaining(['obj#/registry/core/namespaces/', 'obj#/registry/core/replicationcontrollers/', 'obj#/registry/core/services/', 'obj#/registry/core/pods/']),
     );
   });
 
-  it('a rule resyncs both every minute', () => {
+  it('a rule resyncs both every 5 minutes (a prop)', () => {
     const rules = Object.values(template.findResources('AWS::Events::Rule')) as Json[];
     expect(rules).toHaveLength(1);
-    expect(rules[0].Properties.ScheduleExpression).toBe('rate(1 minute)');
+    expect(rules[0].Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    const { json: j } = synth({ cluster: { resyncInterval: Duration.minutes(1), nodes: false, frontDoor: false, bootstrap: false } });
+    expect(ofType(j, 'AWS::Events::Rule')[0]![1].Properties.ScheduleExpression).toBe('rate(1 minute)');
     const targets = rules[0].Properties.Targets.map((t: Json) => t.Arn['Fn::GetAtt'][0] as string).sort();
     expect(targets.map((t: string) => t.replace(/[0-9A-F]{8}$/, ''))).toEqual(['ClusterControllerManager', 'ClusterScheduler']);
   });
 });
 
 describe('outputs', () => {
-  it('outputs the API endpoint (the Function URL) and the table name', () => {
-    const [urlId] = onlyResource(template, 'AWS::Lambda::Url');
-    template.hasOutput('ApiEndpoint', { Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
+  it('outputs the API endpoint (the front door), the table name, the cluster name and its SSM prefix', () => {
+    const [distId] = onlyResource(template, 'AWS::CloudFront::Distribution');
+    const frontDoorUrl = { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [distId, 'DomainName'] }]] };
+    template.hasOutput('ApiEndpoint', { Value: frontDoorUrl });
     template.hasOutput('TableName', { Value: { Ref: tableId } });
+    template.hasOutput('ClusterName', { Value: 'SkiffStack' });
+    template.hasOutput('ParameterPrefix', { Value: '/skiff/SkiffStack' });
+    // The agents' api-url is the Function URL: their own requests need no front door (and cost less without).
+    const [urlId] = onlyResource(template, 'AWS::Lambda::Url');
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/skiff/SkiffStack/api-url', Type: 'String', Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
+  });
+
+  it('without the front door, the API endpoint and api-url are the Function URL', () => {
+    const { template: t } = synth({ cluster: { frontDoor: false } });
+    const [urlId] = onlyResource(t, 'AWS::Lambda::Url');
+    t.hasOutput('ApiEndpoint', { Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
+    t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/skiff/SkiffStack/api-url', Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
   });
 });
 
@@ -234,7 +310,7 @@ describe('apiserver bundle', () => {
   function assetDir(): string {
     const key: string = fn.Properties.Code.S3Key;
     expect(key).toMatch(/^[0-9a-f]{64}\.zip$/);
-    const dir = join(outdir, `asset.${key.slice(0, -'.zip'.length)}`);
+    const dir = join(outdir, 'app1', `asset.${key.slice(0, -'.zip'.length)}`); // the suite's first synth
     expect(existsSync(dir), dir).toBe(true);
     return dir;
   }
@@ -264,4 +340,436 @@ describe('apiserver bundle', () => {
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(out).toBe('function');
   });
+});
+
+/** The table's ARN, its stream ARN, or the table's ARN + "/index/*" or "/stream/*". */
+function isTableOrStream(r: Json): boolean {
+  const tableArn = { 'Fn::GetAtt': [tableId, 'Arn'] };
+  if (JSON.stringify(r) === JSON.stringify(tableArn)) return true;
+  if (JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [tableId, 'StreamArn'] })) return true;
+  const parts = r?.['Fn::Join']?.[1];
+  return Array.isArray(parts) && parts.length === 2 && JSON.stringify(parts[0]) === JSON.stringify(tableArn) && (parts[1] === '/index/*' || parts[1] === '/stream/*');
+}
+
+describe('IAM across the whole template', () => {
+  it('no statement allows a wildcard action, and "*" resources only for ec2:Describe*', () => {
+    const statements = allStatements(template.toJSON());
+    expect(statements.length).toBeGreaterThan(10);
+    for (const { where, s } of statements) {
+      // A Deny may be broad (the dead-letter queue's enforceSSL denies sqs:* without TLS): it grants nothing.
+      if (s.Effect === 'Deny') continue;
+      expect(s.Effect, where).toBe('Allow');
+      const actions = list<string>(s.Action);
+      for (const a of actions) {
+        expect(a, `${where}: action ${a}`).not.toBe('*');
+        expect(a, `${where}: action ${a}`).not.toMatch(/^[\w-]+:\*$/);
+      }
+      if (list(s.Resource).includes('*')) {
+        for (const a of actions) expect(a, `${where}: ${a} on "*"`).toMatch(/^ec2:Describe\w+$/);
+      }
+    }
+  });
+
+  it("each function's role reaches DynamoDB only on its table and the table's stream", () => {
+    const json = template.toJSON();
+    const roles = new Set<string>();
+    for (const [, f] of ofType(json, 'AWS::Lambda::Function')) roles.add(f.Properties.Role['Fn::GetAtt'][0]);
+    expect(roles.size).toBe(6);
+    let withTable = 0;
+    for (const roleId of roles) {
+      const dynamo = roleStatements(json, roleId).filter((s) => list<string>(s.Action).some((a) => a.startsWith('dynamodb:')));
+      if (dynamo.length) withTable++;
+      for (const s of dynamo) {
+        for (const a of list<string>(s.Action)) expect(a.startsWith('dynamodb:'), `${roleId}: ${a} shares a statement with dynamodb actions`).toBe(true);
+        for (const r of list(s.Resource)) expect(isTableOrStream(r), `${roleId}: dynamodb on ${JSON.stringify(r)}`).toBe(true);
+      }
+    }
+    // The apiserver, the scheduler, the controller manager and the bootstrap function; not the stream
+    // router nor the prefix-list lookup.
+    expect(withTable).toBe(4);
+  });
+
+  it('no role carries a managed policy (AWSLambdaBasicExecutionRole and the like are on "*")', () => {
+    for (const [id, r] of ofType(template.toJSON(), 'AWS::IAM::Role')) expect(r.Properties.ManagedPolicyArns, id).toBeUndefined();
+  });
+});
+
+describe('front door', () => {
+  const dist = () => onlyResource(template, 'AWS::CloudFront::Distribution')[1].Properties.DistributionConfig;
+  const edgeFn = () => ofType(template.toJSON(), 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterFrontDoorStreamRouterFn'))!;
+
+  it('the default behaviour goes to the Function URL: all methods, caching disabled, all viewer headers but Host, no compression', () => {
+    const d = dist();
+    const [urlId] = onlyResource(template, 'AWS::Lambda::Url');
+    expect(d.Origins).toHaveLength(1);
+    expect(d.Origins[0].DomainName).toEqual({ 'Fn::Select': [2, { 'Fn::Split': ['/', { 'Fn::GetAtt': [urlId, 'FunctionUrl'] }] }] });
+    expect(d.Origins[0].CustomOriginConfig.OriginProtocolPolicy).toBe('https-only');
+    const b = d.DefaultCacheBehavior;
+    expect(b.TargetOriginId).toBe(d.Origins[0].Id);
+    expect(b.AllowedMethods.sort()).toEqual(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
+    expect(b.CachePolicyId).toBe(CachePolicy.CACHING_DISABLED.cachePolicyId);
+    expect(b.OriginRequestPolicyId).toBe(OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER.originRequestPolicyId);
+    expect(b.Compress).toBe(false);
+    expect(b.LambdaFunctionAssociations).toBeUndefined();
+  });
+
+  it('exec, attach and portforward go through the stream router as an ORIGIN_REQUEST Lambda@Edge function', () => {
+    const d = dist();
+    const [edgeId] = edgeFn();
+    const versions = ofType(template.toJSON(), 'AWS::Lambda::Version').filter(([, v]) => v.Properties.FunctionName.Ref === edgeId);
+    expect(versions).toHaveLength(1);
+    const behaviours = d.CacheBehaviors as Json[];
+    expect(behaviours.map((b) => b.PathPattern).sort()).toEqual([...STREAM_PATH_PATTERNS].sort());
+    expect(STREAM_PATH_PATTERNS.map((p) => p.split('/').at(-1))).toEqual(['exec', 'attach', 'portforward', 'log']);
+    for (const b of behaviours) {
+      expect(b.TargetOriginId).toBe(d.Origins[0].Id);
+      expect(b.CachePolicyId).toBe(CachePolicy.CACHING_DISABLED.cachePolicyId);
+      expect(b.OriginRequestPolicyId).toBe(OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER.originRequestPolicyId);
+      expect(b.AllowedMethods).toContain('POST');
+      expect(b.Compress).toBe(false);
+      expect(b.LambdaFunctionAssociations).toEqual([{ EventType: 'origin-request', IncludeBody: false, LambdaFunctionARN: { Ref: versions[0]![0] } }]);
+    }
+  });
+
+  it('the stream router is an x86_64 Node.js 22 function without environment, assumable by Lambda@Edge, logging only to its own log groups', () => {
+    const [, f] = edgeFn();
+    expect(f.Properties.Runtime).toBe('nodejs22.x');
+    expect(f.Properties.Architectures).toEqual(['x86_64']);
+    expect(f.Properties.Environment).toBeUndefined(); // Lambda@Edge refuses environment variables
+    const json = template.toJSON();
+    const roleId = f.Properties.Role['Fn::GetAtt'][0];
+    const principals = list(json.Resources[roleId].Properties.AssumeRolePolicyDocument.Statement).map((s: Json) => s.Principal.Service);
+    expect(principals).toEqual(expect.arrayContaining(['lambda.amazonaws.com', 'edgelambda.amazonaws.com']));
+    const st = roleStatements(json, roleId);
+    expect(st).toHaveLength(1);
+    expect(flat(st[0].Resource)).toBe(`arn:\${AWS::Partition}:logs:*:\${AWS::AccountId}:log-group:/aws/lambda/us-east-1.${f.Properties.FunctionName}:*`);
+  });
+
+  it('the stream router bundle is CommonJS and exports the handler', () => {
+    const [, f] = edgeFn();
+    const dir = join(outdir, 'app1', `asset.${f.Properties.Code.S3Key.slice(0, -'.zip'.length)}`);
+    const out = execFileSync(process.execPath, ['-e', `process.stdout.write(typeof require(${JSON.stringify(join(dir, 'index.js'))}).handler)`], { encoding: 'utf8' });
+    expect(out).toBe('function');
+  });
+
+  it('in another region, the stream router and its role live in a us-east-1 support stack', () => {
+    const app = new App({ outdir: join(outdir, 'eu') });
+    const stack = new SkiffStack(app, 'Eu', { env: { region: 'eu-west-1' } });
+    const main = Template.fromStack(stack).toJSON();
+    expect(ofType(main, 'AWS::Lambda::Function').filter(([id]) => id.includes('StreamRouter'))).toHaveLength(0);
+    const edge = app.node.findAll().find((c): c is Stack => Stack.isStack(c) && c !== stack)!;
+    expect(edge.region).toBe('us-east-1');
+    const e = Template.fromStack(edge).toJSON();
+    const fns = ofType(e, 'AWS::Lambda::Function');
+    expect(fns).toHaveLength(1);
+    expect(e.Resources[fns[0]![1].Properties.Role['Fn::GetAtt'][0]].Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe('nodes', () => {
+  const json = () => template.toJSON();
+  const launchTemplate = () => onlyResource(template, 'AWS::EC2::LaunchTemplate')[1].Properties.LaunchTemplateData;
+  const userData = () => flat(launchTemplate().UserData);
+  const controller = () => ofType(json(), 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterControllerManager'))!;
+
+  it('Amazon Linux 2023 arm64 t4g.small with IMDSv2 and one hop (pods cannot reach the instance role)', () => {
+    const lt = launchTemplate();
+    const param = lt.ImageId.Ref as string;
+    expect(json().Parameters[param].Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-[\w.-]*arm64$/);
+    expect(lt.InstanceType).toBe('t4g.small');
+    expect(lt.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
+  });
+
+  it('user data installs the runtime, fetches the agent bundle and runs the agent as a systemd unit', () => {
+    const u = userData();
+    expect(u).toMatch(/dnf install -y (--setopt=strict=0 )?docker nodejs20 .*iptables conntrack-tools/);
+    expect(u).toContain('systemctl enable --now docker');
+    const exec = /ExecStart=(.*)/.exec(u)?.[1];
+    expect(exec).toBe(
+      '/usr/bin/node-20 /opt/skiff/skiff.mjs agent --ssm-prefix /skiff/SkiffStack --cluster-cidr 10.244.0.0/16 ' +
+        '--poll-seconds 60 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff',
+    );
+    expect(u).toContain('Restart=always');
+    expect(u).toContain('User=root');
+    expect(u).toContain('systemctl enable --now skiff-agent');
+    // The bundle it downloads is the asset the instance role may read, and nothing else.
+    const key = /aws s3 cp 's3:\/\/[^/]+\/([0-9a-f]{64}\.zip)'/.exec(u)?.[1];
+    expect(key).toBeDefined();
+    const roleId = launchTemplate().IamInstanceProfile.Arn['Fn::GetAtt'][0];
+    const profile = json().Resources[roleId];
+    const instanceRole = profile.Properties.Roles[0].Ref;
+    const s3 = roleStatements(json(), instanceRole).filter((s) => list<string>(s.Action).some((a) => a.startsWith('s3:')));
+    expect(s3).toHaveLength(1);
+    expect(s3[0].Action).toBe('s3:GetObject');
+    expect(flat(s3[0].Resource).endsWith(`/${key}`)).toBe(true);
+  });
+
+  it('the agent bundle is self-contained: copied where no node_modules can be found, it starts; user data installs no npm packages', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-agent-bundle-'));
+    try {
+      execFileSync('cp', [join(AGENT_BUNDLE_DIR, AGENT_BUNDLE), dir]);
+      const out = execFileSync(process.execPath, [join(dir, AGENT_BUNDLE), 'help'], { encoding: 'utf8', cwd: dir });
+      expect(out).toMatch(/^Usage: skiff/);
+      expect(out).toContain('--ssm-prefix');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(userData()).not.toMatch(/npm/);
+  });
+
+  it('synth fails with a clear message when the agent bundle is not built', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'skiff-no-bundle-'));
+    expect(() => agentBundleDir(empty)).toThrow(/skiff\.mjs is missing: run `npm run build`/);
+    rmSync(empty, { recursive: true, force: true });
+  });
+
+  it('the instance role reads api-url, ca and bootstrap-token, never admin-token, and has no EC2 or managed policy', () => {
+    const lt = launchTemplate();
+    const instanceRole = json().Resources[lt.IamInstanceProfile.Arn['Fn::GetAtt'][0]].Properties.Roles[0].Ref;
+    const st = roleStatements(json(), instanceRole);
+    const ssm = st.filter((s) => list<string>(s.Action).some((a) => a.startsWith('ssm:')));
+    expect(ssm).toHaveLength(1);
+    expect(list<string>(ssm[0].Action).sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
+    expect(list(ssm[0].Resource).map(flat).sort()).toEqual(
+      ['api-url', 'bootstrap-token', 'ca'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
+    );
+    expect(JSON.stringify(st)).not.toContain('admin-token');
+    expect(JSON.stringify(st)).not.toMatch(/"ec2:/);
+    expect(json().Resources[instanceRole].Properties.ManagedPolicyArns).toBeUndefined();
+    const withSession = synth({ cluster: { nodes: { ssmSessionManager: true } } }).json;
+    const roles = ofType(withSession, 'AWS::IAM::Role').filter(([, r]) => r.Properties.ManagedPolicyArns);
+    expect(roles).toHaveLength(1);
+    expect(flat(roles[0]![1].Properties.ManagedPolicyArns[0])).toContain('AmazonSSMManagedInstanceCore');
+  });
+
+  it('a public-subnet VPC without NAT, one route table for every node subnet, a DynamoDB gateway endpoint on it', () => {
+    const j = json();
+    expect(ofType(j, 'AWS::EC2::NatGateway')).toHaveLength(0);
+    const subnets = ofType(j, 'AWS::EC2::Subnet');
+    expect(subnets.length).toBeGreaterThanOrEqual(2);
+    for (const [, s] of subnets) expect(s.Properties.MapPublicIpOnLaunch).toBe(true);
+    const assoc = ofType(j, 'AWS::EC2::SubnetRouteTableAssociation');
+    expect(assoc).toHaveLength(subnets.length);
+    const tables = new Set(assoc.map(([, a]) => a.Properties.RouteTableId.Ref));
+    expect(tables.size).toBe(1);
+    const [shared] = [...tables];
+    expect(ofType(j, 'AWS::EC2::Route').some(([, r]) => r.Properties.RouteTableId.Ref === shared && r.Properties.DestinationCidrBlock === '0.0.0.0/0' && r.Properties.GatewayId)).toBe(true);
+    const [, endpoint] = onlyResource(template, 'AWS::EC2::VPCEndpoint');
+    expect(endpoint.Properties.VpcEndpointType).toBe('Gateway');
+    expect(flat(endpoint.Properties.ServiceName)).toBe('com.amazonaws.${AWS::Region}.dynamodb');
+    expect(endpoint.Properties.RouteTableIds).toEqual([{ Ref: shared }]);
+    const [, asg] = onlyResource(template, 'AWS::AutoScaling::AutoScalingGroup');
+    expect(asg.Properties).toMatchObject({ MinSize: '1', MaxSize: '3' });
+    expect(asg.Properties.VPCZoneIdentifier.map((s: Json) => s.Ref).sort()).toEqual(subnets.map(([id]) => id).sort());
+    // Agents find their join parameters when they start.
+    const tokens = ofType(j, 'Custom::SkiffBootstrapTokens')[0]![0];
+    expect(asg.DependsOn).toContain(tokens);
+    // The controller manager programs that table.
+    const env = controller()[1].Properties.Environment.Variables;
+    expect(env.SKIFF_ROUTE_TABLE_ID).toEqual({ Ref: shared });
+    expect(env.SKIFF_CLUSTER_CIDR).toBe('10.244.0.0/16');
+  });
+
+  it('security groups: agent port from the VPC, stream port from the CloudFront prefix list only, pod traffic inside', () => {
+    const j = json();
+    const rules: Json[] = [];
+    for (const [id, g] of ofType(j, 'AWS::EC2::SecurityGroup')) for (const r of g.Properties.SecurityGroupIngress ?? []) rules.push({ ...r, GroupId: { Ref: id } });
+    for (const [, r] of ofType(j, 'AWS::EC2::SecurityGroupIngress')) rules.push(r.Properties);
+    const vpcId = onlyResource(template, 'AWS::EC2::VPC')[0];
+    const onPort = (p: number) => rules.filter((r) => r.IpProtocol === 'tcp' && r.FromPort <= p && r.ToPort >= p);
+    expect(onPort(10250)).toEqual([expect.objectContaining({ CidrIp: { 'Fn::GetAtt': [vpcId, 'CidrBlock'] }, FromPort: 10250, ToPort: 10250 })]);
+    const stream = onPort(10255);
+    expect(stream).toHaveLength(1);
+    expect(stream[0].CidrIp).toBeUndefined();
+    const [lookupId, lookup] = ofType(j, 'Custom::AWS')[0]!;
+    expect(JSON.parse(lookup.Properties.Create).parameters.Filters[0].Values).toEqual(['com.amazonaws.global.cloudfront.origin-facing']);
+    expect(stream[0].SourcePrefixListId).toEqual({ 'Fn::GetAtt': [lookupId, 'PrefixLists.0.PrefixListId'] });
+    // All protocols only from the pod range and from the nodes themselves; nothing from the internet.
+    const all = rules.filter((r) => r.IpProtocol === '-1');
+    expect(all.map((r) => r.CidrIp ?? 'self').sort()).toEqual(['10.244.0.0/16', 'self']);
+    for (const r of rules) expect(r.CidrIp).not.toBe('0.0.0.0/0');
+    // Both groups are on the launch template.
+    expect(launchTemplate().SecurityGroupIds).toHaveLength(2);
+    // A given prefix list id replaces the lookup.
+    const given = synth({ cluster: { nodes: { cloudFrontPrefixListId: 'pl-3b927c52' } } }).json;
+    expect(ofType(given, 'Custom::AWS')).toHaveLength(0);
+    expect(ofType(given, 'AWS::EC2::SecurityGroupIngress').map(([, r]) => r.Properties.SourcePrefixListId).filter(Boolean)).toEqual(['pl-3b927c52']);
+  });
+
+  it('the controller manager may make exactly the EC2 calls the route controller makes, on the route table and the group\'s instances', () => {
+    // The calls in lambdas/controllers/routes.ts (Ec2RouteProvider).
+    const src = readFileSync(resolve('lambdas/controllers/routes.ts'), 'utf8');
+    const calls = [...new Set([...src.matchAll(/\b(\w+)Command\(/g)].map((m) => `ec2:${m[1]}`))].sort();
+    expect(calls).toEqual(['ec2:CreateRoute', 'ec2:DeleteRoute', 'ec2:DescribeRouteTables', 'ec2:ModifyInstanceAttribute', 'ec2:ReplaceRoute']);
+    const [, f] = controller();
+    const j = json();
+    const ec2 = roleStatements(j, f.Properties.Role['Fn::GetAtt'][0]).filter((s) => list<string>(s.Action).some((a) => a.startsWith('ec2:')));
+    expect(ec2.flatMap((s) => list<string>(s.Action)).sort()).toEqual(calls);
+    const shared = f.Properties.Environment.Variables.SKIFF_ROUTE_TABLE_ID.Ref;
+    const asgId = onlyResource(template, 'AWS::AutoScaling::AutoScalingGroup')[0];
+    for (const s of ec2) {
+      const actions = list<string>(s.Action);
+      if (actions.includes('ec2:CreateRoute')) {
+        expect(actions.sort()).toEqual(['ec2:CreateRoute', 'ec2:DeleteRoute', 'ec2:ReplaceRoute']);
+        expect(flat(s.Resource)).toBe(`arn:\${AWS::Partition}:ec2:us-east-1:\${AWS::AccountId}:route-table/\${${shared}}`);
+      } else if (actions.includes('ec2:ModifyInstanceAttribute')) {
+        expect(flat(s.Resource)).toBe('arn:${AWS::Partition}:ec2:us-east-1:${AWS::AccountId}:instance/*');
+        expect(s.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/aws:autoscaling:groupName': { Ref: asgId } } });
+      } else {
+        expect(actions).toEqual(['ec2:DescribeRouteTables']);
+        expect(s.Resource).toBe('*');
+      }
+    }
+  });
+
+  it('cluster name, pod range, poll and lease intervals and group size come from the props', () => {
+    const { json: j } = synth({ cluster: { clusterName: 'demo', clusterCidr: '10.200.0.0/16', nodes: { pollSeconds: 30, leaseSeconds: 20, statusReportSeconds: 600, minNodes: 2, maxNodes: 5, instanceType: 't4g.medium' } } });
+    const [, lt] = ofType(j, 'AWS::EC2::LaunchTemplate')[0]!;
+    const u = flat(lt.Properties.LaunchTemplateData.UserData);
+    expect(u).toContain('--ssm-prefix /skiff/demo --cluster-cidr 10.200.0.0/16 --poll-seconds 30 --lease-seconds 20 --status-report-seconds 600 --stream-port 10255');
+    expect(lt.Properties.LaunchTemplateData.InstanceType).toBe('t4g.medium');
+    expect(ofType(j, 'AWS::AutoScaling::AutoScalingGroup')[0]![1].Properties).toMatchObject({ MinSize: '2', MaxSize: '5' });
+    const cm = ofType(j, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterControllerManager'))![1];
+    expect(cm.Properties.Environment.Variables.SKIFF_CLUSTER_CIDR).toBe('10.200.0.0/16');
+    expect(() => synth({ cluster: { clusterCidr: '10.0.128.0/17' } })).toThrow(/overlaps the VPC/);
+    expect(() => synth({ cluster: { clusterName: 'has space' } })).toThrow(/clusterName/);
+  });
+});
+
+describe('bootstrap parameters', () => {
+  it('api-url and ca are String parameters; the tokens are no AWS::SSM::Parameter at all', () => {
+    const params = ofType(template.toJSON(), 'AWS::SSM::Parameter').map(([, p]) => p.Properties);
+    expect(params.map((p) => p.Name).sort()).toEqual(['/skiff/SkiffStack/api-url', '/skiff/SkiffStack/ca']);
+    for (const p of params) expect(p.Type).toBe('String');
+    expect(params.find((p) => p.Name.endsWith('/ca'))!.Value).toBe('system');
+  });
+
+  it('the custom resource carries parameter names only; its function may write exactly the two token parameters', () => {
+    const j = template.toJSON();
+    const [, cr] = ofType(j, 'Custom::SkiffBootstrapTokens')[0]!;
+    const [fnId2, f] = ofType(j, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterBootstrapFunction'))!;
+    expect(cr.Properties).toEqual({
+      ServiceToken: { 'Fn::GetAtt': [fnId2, 'Arn'] },
+      BootstrapTokenParameter: '/skiff/SkiffStack/bootstrap-token',
+      AdminTokenParameter: '/skiff/SkiffStack/admin-token',
+    });
+    expect(Object.keys(f.Properties.Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'SKIFF_TABLE']);
+    const ssm = roleStatements(j, f.Properties.Role['Fn::GetAtt'][0]).filter((s) => list<string>(s.Action).some((a) => a.startsWith('ssm:')));
+    expect(ssm).toHaveLength(1);
+    expect(list(ssm[0].Resource).map(flat).sort()).toEqual(
+      ['admin-token', 'bootstrap-token'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
+    );
+  });
+
+  it('no token-looking value anywhere near the token parameters\' names in the template', () => {
+    const text = JSON.stringify(template.toJSON());
+    const tokenShaped = /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
+    let seen = 0;
+    for (const name of ['bootstrap-token', 'admin-token']) {
+      for (const m of text.matchAll(new RegExp(name, 'g'))) {
+        seen++;
+        const around = text.slice(Math.max(0, m.index! - 400), m.index! + name.length + 400);
+        expect(around.match(tokenShaped), `near ${name}`).toBeNull();
+      }
+    }
+    expect(seen).toBeGreaterThanOrEqual(4); // the custom resource's two properties and the two grants
+  });
+});
+
+describe('alarms', () => {
+  const alarms = () => ofType(template.toJSON(), 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+  const fnIds = (prefix: string) => ofType(template.toJSON(), 'AWS::Lambda::Function').find(([id]) => id.startsWith(prefix))![0];
+
+  it('iterator age (Maximum > 60 s) of the scheduler and the controller manager', () => {
+    const age = alarms().filter((a) => a.MetricName === 'IteratorAge');
+    expect(age.map((a) => a.Dimensions[0].Value.Ref).sort()).toEqual([fnIds('ClusterControllerManager'), fnIds('ClusterScheduler')].sort());
+    for (const a of age) {
+      expect(a).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 60_000, ComparisonOperator: 'GreaterThanThreshold' });
+      expect(a.Dimensions[0].Name).toBe('FunctionName');
+    }
+  });
+
+  it('errors (Sum >= 1 over 5 minutes) of every Skiff function', () => {
+    const errs = alarms().filter((a) => a.MetricName === 'Errors');
+    const want = ['ClusterApiServer', 'ClusterScheduler', 'ClusterControllerManager', 'ClusterBootstrapFunction'].map(fnIds).sort();
+    expect(errs.map((a) => a.Dimensions[0].Value.Ref).sort()).toEqual(want);
+    for (const a of errs) expect(a).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Sum', Period: 300, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+  });
+});
+
+describe('toggles', () => {
+  const types = (j: Json) => new Set(Object.values(j.Resources).map((r: Json) => r.Type as string));
+
+  it('nodes: false removes the VPC, the group, the prefix-list lookup and every EC2 grant and route setting', () => {
+    const { json: j } = synth({ cluster: { nodes: false } });
+    for (const t of ['AWS::EC2::VPC', 'AWS::EC2::LaunchTemplate', 'AWS::AutoScaling::AutoScalingGroup', 'AWS::EC2::SecurityGroup', 'Custom::AWS']) expect(types(j).has(t), t).toBe(false);
+    expect(JSON.stringify(allStatements(j))).not.toMatch(/"ec2:/);
+    const cm = ofType(j, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterControllerManager'))![1];
+    expect(cm.Properties.Environment.Variables.SKIFF_ROUTE_TABLE_ID).toBeUndefined();
+    expect(types(j).has('Custom::SkiffBootstrapTokens')).toBe(true); // still joinable by agents elsewhere
+  });
+
+  it('frontDoor: false removes CloudFront and the edge function, and needs no region', () => {
+    const app = new App({ outdir: join(outdir, 'agnostic') });
+    const stack = new SkiffStack(app, 'Agnostic', { cluster: { frontDoor: false } });
+    const j = Template.fromStack(stack).toJSON();
+    expect(types(j).has('AWS::CloudFront::Distribution')).toBe(false);
+    expect(ofType(j, 'AWS::Lambda::Function').some(([id]) => id.includes('StreamRouter'))).toBe(false);
+    expect(() => new SkiffStack(new App({ outdir: join(outdir, 'agnostic2') }), 'X')).toThrow(/explicit region/);
+  });
+
+  it('bootstrap: false (with nodes: false) removes the custom resource, its function and the parameters; with nodes it is refused', () => {
+    const { json: j } = synth({ cluster: { nodes: false, bootstrap: false } });
+    expect(types(j).has('Custom::SkiffBootstrapTokens')).toBe(false);
+    expect(types(j).has('AWS::SSM::Parameter')).toBe(false);
+    expect(ofType(j, 'AWS::Lambda::Function').some(([id]) => id.startsWith('ClusterBootstrap'))).toBe(false);
+    expect(() => synth({ cluster: { bootstrap: false } })).toThrow(/bootstrap: false set nodes: false/);
+  });
+
+  it('all three off: the control plane alone (three functions, a table, a queue, a rule, alarms)', () => {
+    const { json: j } = synth({ cluster: { nodes: false, frontDoor: false, bootstrap: false } });
+    expect(ofType(j, 'AWS::Lambda::Function').map(([id]) => stripHash(id)).sort()).toEqual(['ClusterApiServer', 'ClusterControllerManager', 'ClusterScheduler']);
+    expect([...types(j)].sort()).toEqual([
+      'AWS::CloudWatch::Alarm',
+      'AWS::DynamoDB::GlobalTable',
+      'AWS::Events::Rule',
+      'AWS::IAM::Policy',
+      'AWS::IAM::Role',
+      'AWS::Lambda::EventSourceMapping',
+      'AWS::Lambda::Function',
+      'AWS::Lambda::Permission',
+      'AWS::Lambda::Url',
+      'AWS::Logs::LogGroup',
+      'AWS::SQS::Queue',
+      'AWS::SQS::QueuePolicy',
+    ]);
+  });
+});
+
+describe('app.ts', () => {
+  /** Runs the CDK app as `cdk synth` does (context and outdir through the environment) and reads its template. */
+  function runApp(context: Record<string, string>): { template: Json; environment: string } {
+    const out = mkdtempSync(join(outdir, 'appts-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, CDK_OUTDIR: out, CDK_CONTEXT_JSON: JSON.stringify(context) };
+    delete env.CDK_DEFAULT_REGION;
+    delete env.CDK_DEFAULT_ACCOUNT;
+    execFileSync(process.execPath, ['--import', 'tsx', resolve('infra/app.ts')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    return { template: JSON.parse(readFileSync(join(out, 'SkiffStack.template.json'), 'utf8')), environment: manifest.artifacts.SkiffStack.environment };
+  }
+
+  it('without CDK_DEFAULT_REGION the whole cluster is pinned to us-east-1 (for its Lambda@Edge function)', () => {
+    const { template: t, environment } = runApp({});
+    expect(environment).toBe('aws://unknown-account/us-east-1');
+    const ty = new Set(Object.values(t.Resources).map((r: Json) => r.Type));
+    for (const x of ['AWS::CloudFront::Distribution', 'AWS::AutoScaling::AutoScalingGroup', 'Custom::SkiffBootstrapTokens']) expect(ty.has(x), x).toBe(true);
+  }, 120_000);
+
+  it('context skiff:nodes/frontDoor/bootstrap "false" and skiff:clusterName: an environment-agnostic control plane', () => {
+    const { template: t, environment } = runApp({ 'skiff:nodes': 'false', 'skiff:frontDoor': 'false', 'skiff:bootstrap': 'false', 'skiff:clusterName': 'demo' });
+    expect(environment).toBe('aws://unknown-account/unknown-region');
+    const ty = new Set(Object.values(t.Resources).map((r: Json) => r.Type));
+    for (const x of ['AWS::CloudFront::Distribution', 'AWS::EC2::VPC', 'Custom::SkiffBootstrapTokens']) expect(ty.has(x), x).toBe(false);
+    expect(t.Outputs.ClusterName.Value).toBe('demo');
+  }, 120_000);
 });

@@ -12,7 +12,8 @@ import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, Dyn
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { objectFromImage, OBJECT_PK_PREFIX } from '../storage/dynamodb.ts';
 import { decode } from '../apiserver/registry.ts';
-import { apiVersionOf, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
 import type { ChangeEvent, Controller, ControllerContext } from './controller.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
@@ -91,14 +92,27 @@ export async function resyncAll(controllers: Controller[], ctx: ControllerContex
 }
 
 /**
- * The event source mapping filter for controllers: only object items of the kinds they watch, as one
- * Lambda FilterCriteria pattern (a mapping allows few patterns; one pattern may list many values), so a
- * pod heartbeat never wakes the namespace controller.
+ * The event source mapping filter for controllers: only object items of the kinds they watch (one
+ * Lambda FilterCriteria pattern lists them all: a mapping allows few patterns), so a pod write never
+ * wakes the namespace controller.
+ * Leases are the exception. Node heartbeats are most of an idle cluster's writes, and waking two functions
+ * for each would be most of its bill (`npm run cost`), so only the scheduler's reservation Leases pass
+ * (`kube-node-lease/skiff-alloc-*`). Whoever watches Leases for anything else sees them on the scheduled
+ * resync instead: node lifecycle (its clock is the resync anyway), and garbage collection of Leases.
  */
 export function streamFilterPatterns(...cs: Controller[]): string[] {
+  const leasesPk = `${OBJECT_PK_PREFIX}${resourcePrefix(leases)}`;
   const pks = [...new Set(cs.flatMap((c) => c.watches.map((r) => `${OBJECT_PK_PREFIX}${resourcePrefix(r)}`)))];
-  return [JSON.stringify({ dynamodb: { Keys: { pk: { S: pks } } } })];
+  const others = pks.filter((pk) => pk !== leasesPk);
+  return [
+    ...(others.length ? [JSON.stringify({ dynamodb: { Keys: { pk: { S: others } } } })] : []),
+    ...(pks.includes(leasesPk)
+      ? [JSON.stringify({ dynamodb: { Keys: { pk: { S: [leasesPk] }, sk: { S: [{ prefix: `${RESERVATION_NAMESPACE}/${RESERVATION_PREFIX}` }] } } } })]
+      : []),
+  ];
 }
+
+const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
 
 /** A Lambda entry that takes both a stream batch and the scheduled resync (an EventBridge event). */
 export function dispatchHandler(h: ReturnType<typeof createControllerHandlers>) {

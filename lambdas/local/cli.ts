@@ -41,6 +41,9 @@ Options for agent:
   --poll-seconds N   re-list pods, Services and Endpoints every N s instead of holding watches open
                      (a deployed cluster's apiserver is a Lambda: an open watch is billed all along)
   --lease-seconds N  renew the node Lease every N s (default 10; its duration is 4 N)
+  --status-report-seconds N  write an unchanged Node status again after N s (default 300)
+  --stream-port N    serve exec, attach, port-forward and logs on this plain-HTTP port, for a
+                     deployed cluster's front door (CloudFront); published on the Node
   --name NAME        the node's name (default: the host name)
   --data-dir DIR     pod volumes and the agent's certificate (default .skiff-agent)
   --address IP       the address the node advertises (default: the host's first IPv4 address)
@@ -133,6 +136,8 @@ async function agent(argv: string[]): Promise<void> {
       'ssm-prefix': { type: 'string' },
       'poll-seconds': { type: 'string', default: '0' },
       'lease-seconds': { type: 'string', default: '10' },
+      'status-report-seconds': { type: 'string', default: '300' },
+      'stream-port': { type: 'string' },
     },
     strict: true,
   });
@@ -143,6 +148,8 @@ async function agent(argv: string[]): Promise<void> {
   };
   const pollSeconds = whole('poll-seconds', values['poll-seconds'], 0);
   const leaseSeconds = whole('lease-seconds', values['lease-seconds'], 1);
+  const statusReportSeconds = whole('status-report-seconds', values['status-report-seconds'], 1);
+  const streamPort = values['stream-port'] === undefined ? undefined : whole('stream-port', values['stream-port'], 0);
   if (values['proxy-cleanup']) {
     await cleanupProxyRules();
     console.log('skiff agent: service proxy rules removed');
@@ -172,6 +179,8 @@ async function agent(argv: string[]): Promise<void> {
       nodeName,
       heartbeatMs: leaseSeconds * 1000,
       leaseDurationSeconds: leaseSeconds * 4,
+      nodeStatusReportMs: statusReportSeconds * 1000,
+      streamPort,
       dataDir: values['data-dir']!,
       address: values.address,
       port,

@@ -16,7 +16,7 @@ export const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
 export const RESERVATION_NAMESPACE = 'kube-node-lease';
 export const RESERVATIONS_ANNOTATION = 'skiff.dev/reservations';
 export const NODE_ANNOTATION = 'skiff.dev/node';
-const PREFIX = 'skiff-alloc-';
+export const RESERVATION_PREFIX = 'skiff-alloc-';
 
 /** One reserved pod: what it takes, and when the reservation was made (epoch ms). */
 export interface Entry extends Omit<PodResources, 'uid'> {
@@ -31,10 +31,10 @@ export interface Reservation {
 }
 
 export function reservationName(node: string): string {
-  const name = PREFIX + node;
+  const name = RESERVATION_PREFIX + node;
   // Object names stop at 253 characters: long node names are shortened with a hash.
   if (name.length <= 253) return name;
-  return `${PREFIX}${node.slice(0, 200)}-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
+  return `${RESERVATION_PREFIX}${node.slice(0, 200)}-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
 }
 
 /** The node a Lease is the reservation record of, read without parsing its entries. */

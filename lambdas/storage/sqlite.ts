@@ -25,7 +25,13 @@
 // Statements are prepared once and the transaction wrappers built once: at thousands of writes a second,
 // per-call preparation and wrapper building are a measurable share of a write.
 
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+
+// Loaded when a store is opened, not when this module is: the node agent's bundle (dist/node/, for EC2
+// nodes without node_modules) carries this module inside `skiff up` but never opens a store, and a native
+// addon can't be bundled.
+const loadDatabase = (): typeof Database => createRequire(import.meta.url)('better-sqlite3');
 import {
   StorageError,
   type Backend,
@@ -80,7 +86,7 @@ export class SqliteBackend implements Backend {
   constructor(path: string, opts: SqliteOptions = {}) {
     this.retain = opts.retainRevisions ?? 10_000;
     this.pollMs = opts.pollIntervalMs ?? 200;
-    this.db = new Database(path);
+    this.db = new (loadDatabase())(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL'); // WAL + NORMAL: a commit survives a process crash
     this.db.pragma('busy_timeout = 5000');

@@ -1,0 +1,82 @@
+// SkiffBootstrap: the cluster's join parameters in SSM Parameter Store, under /skiff/<clusterName>/.
+//   bootstrap-token, admin-token  SecureString, made by a custom resource (lambdas/bootstrap/lambda.ts)
+//                                 at deploy time, so their values are never in the template
+//   api-url, ca                   String, plain AWS::SSM::Parameter resources
+// Agents read api-url, ca and bootstrap-token (node-agent/bootstrap.ts); `skiff kubeconfig --stack`
+// reads the ClusterName output, admin-token and ca.
+
+import { CustomResource, Duration } from 'aws-cdk-lib';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { ParameterTier, StringParameter } from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import type { BootstrapProperties } from '../lambdas/bootstrap/lambda.ts';
+import { SSM_PARAMETERS, SYSTEM_TRUST } from '../node-agent/bootstrap.ts';
+import { parameterArn } from './nodes.ts';
+
+/** The admin token's parameter name under the prefix (`skiff kubeconfig --stack` reads it). */
+export const ADMIN_TOKEN_PARAMETER = 'admin-token';
+
+/** The parameter prefix of a cluster: /skiff/<clusterName>. */
+export function parameterPrefix(clusterName: string): string {
+  return `/skiff/${clusterName}`;
+}
+
+export interface SkiffBootstrapProps {
+  readonly clusterName: string;
+  readonly table: ITableV2;
+  /** The cluster's one server URL (the front door, or the Function URL). */
+  readonly apiUrl: string;
+  /** PEM CA bundle for apiUrl, or SYSTEM_TRUST ('system') for publicly trusted certificates. Default 'system'. */
+  readonly ca?: string;
+  /** Makes the function that handles the custom resource (SkiffCluster's skiffFunction: own role and logs, table access). */
+  readonly newFunction: (id: string, prefix: string, entry: string, timeout: Duration, env?: Record<string, string>) => NodejsFunction;
+}
+
+export class SkiffBootstrap extends Construct {
+  public readonly function: NodejsFunction;
+  /** The token-making custom resource: nodes should start after it. */
+  public readonly tokens: CustomResource;
+  public readonly apiUrlParameter: StringParameter;
+  public readonly caParameter: StringParameter;
+
+  constructor(scope: Construct, id: string, props: SkiffBootstrapProps) {
+    super(scope, id);
+    const prefix = parameterPrefix(props.clusterName);
+    this.function = props.newFunction('BootstrapFunction', 'Bootstrap', '../lambdas/bootstrap/lambda.ts', Duration.minutes(2));
+    const secretNames = [SSM_PARAMETERS.bootstrapToken, ADMIN_TOKEN_PARAMETER];
+    this.function.addToRolePolicy(
+      new PolicyStatement({
+        // SecureStrings under the AWS-managed aws/ssm key: its key policy lets the account's principals
+        // use it through SSM, so no kms: statement is needed.
+        actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters'],
+        resources: secretNames.map((n) => parameterArn(this, props.clusterName, n)),
+      }),
+    );
+    const properties: BootstrapProperties = {
+      BootstrapTokenParameter: `${prefix}/${SSM_PARAMETERS.bootstrapToken}`,
+      AdminTokenParameter: `${prefix}/${ADMIN_TOKEN_PARAMETER}`,
+    };
+    this.tokens = new CustomResource(this, 'Tokens', {
+      serviceToken: this.function.functionArn,
+      resourceType: 'Custom::SkiffBootstrapTokens',
+      properties: { ...properties },
+    });
+    // The role's policy must exist before CloudFormation calls the function.
+    this.tokens.node.addDependency(this.function.role!);
+
+    this.apiUrlParameter = new StringParameter(this, 'ApiUrl', {
+      parameterName: `${prefix}/${SSM_PARAMETERS.apiUrl}`,
+      stringValue: props.apiUrl,
+      tier: ParameterTier.STANDARD,
+      description: 'Skiff apiserver URL',
+    });
+    this.caParameter = new StringParameter(this, 'Ca', {
+      parameterName: `${prefix}/${SSM_PARAMETERS.ca}`,
+      stringValue: props.ca ?? SYSTEM_TRUST,
+      tier: ParameterTier.STANDARD,
+      description: `PEM CA bundle for the apiserver URL, or "${SYSTEM_TRUST}" for the system trust store`,
+    });
+  }
+}

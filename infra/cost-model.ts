@@ -1,0 +1,871 @@
+// What a deployed Skiff control plane costs per month (`npm run cost`, scripts/cost.ts prints it).
+//
+// The bill is built from the requests each operation makes, as counted on the real code by
+// test/cost.requests.test.ts (which fails if the code and OPERATIONS below disagree), times how often a
+// cluster does each operation, priced at the published us-east-1 rates in PRICES. Three things cost money:
+//   1. Requests: every apiserver request is one Lambda invocation (and one CloudFront request when it
+//      comes through the front door) plus its DynamoDB reads and writes; every object write that passes
+//      a stream function's filter wakes that function (one invocation per write while writes are sparse,
+//      fewer once its 1 s batching window gathers several); the scheduler and the controller manager
+//      resync every minute.
+//   2. Time: Lambda bills every millisecond a function runs. A request is milliseconds; a watch held open
+//      through the apiserver is a function running the whole time it is open, which is why agents poll.
+//   3. Storage: the table's items and an hour of change log (log items expire by TTL).
+// Figures marked "local measurement" were taken on a 2 vCPU shared machine against moto, not AWS.
+
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+
+/** AWS prices by the 730-hour month (EKS: $0.10/h × 730 = $73). */
+export const MONTH_HOURS = 730;
+export const MONTH_SECONDS = MONTH_HOURS * 3600;
+
+/**
+ * Published prices, us-east-1, as of 2026-11-29 (the date they were checked against these pages).
+ * Lambda: https://aws.amazon.com/lambda/pricing/ (Arm, first 7.5 billion GB-s tier).
+ * DynamoDB on-demand: https://aws.amazon.com/dynamodb/pricing/on-demand/ (halved on 2024-11-01);
+ *   reads of a table's stream by a Lambda event source mapping are free.
+ * CloudFront: https://aws.amazon.com/cloudfront/pricing/ (pay-as-you-go, United States).
+ * EventBridge: https://aws.amazon.com/eventbridge/pricing/ (scheduled rule events are not charged).
+ * CloudWatch: https://aws.amazon.com/cloudwatch/pricing/ (standard logs ingestion, standard alarms).
+ * EKS: https://aws.amazon.com/eks/pricing/ (standard support control plane).
+ */
+export const PRICES = {
+  checked: '2026-11-29',
+  region: 'us-east-1',
+  lambdaPerRequest: 0.2 / 1e6,
+  lambdaPerGbSecondArm: 0.0000133334,
+  dynamoPerWru: 0.625 / 1e6,
+  dynamoPerRru: 0.125 / 1e6,
+  dynamoStoragePerGbMonth: 0.25,
+  /** Point-in-time recovery is on (infra/skiff-cluster.ts): continuous backup per GB-month of table. */
+  dynamoPitrPerGbMonth: 0.2,
+  dynamoStreamReadsByLambda: 0,
+  cloudFrontPerHttpsRequest: 0.01 / 10_000,
+  cloudFrontPerGbOut: 0.085,
+  eventBridgeScheduledEvent: 0,
+  cloudWatchLogsPerGbIngested: 0.5,
+  cloudWatchPerAlarmMonth: 0.1,
+  eksControlPlanePerHour: 0.1,
+} as const;
+
+/** The always-free monthly allowances (per account, shared with everything else in it). */
+export const FREE_TIER = {
+  lambdaRequests: 1_000_000,
+  lambdaGbSeconds: 400_000,
+  cloudFrontRequests: 10_000_000,
+  cloudFrontGbOut: 1000,
+  dynamoStorageGb: 25,
+  cloudWatchLogsGb: 5,
+  cloudWatchAlarms: 10,
+} as const;
+
+/** Memory of every Skiff function (infra/skiff-cluster.ts memorySize; the test checks they agree). */
+export const LAMBDA_MEMORY_MB = 512;
+/** Longest watch the apiserver serves before the client re-watches (infra/skiff-cluster.ts). */
+export const MAX_WATCH_SECONDS = 840;
+/** How often an open watch's Lambda reads the revision counter (DynamoBackend pollIntervalMs default). */
+export const WATCH_COUNTER_POLL_MS = 150;
+/** The stream event source mappings' MaxBatchingWindow (infra/skiff-cluster.ts). */
+export const BATCHING_WINDOW_SECONDS = 1;
+/** The agent writes its Node's status at least this often even when nothing changed (node-agent/node.ts). */
+export const NODE_STATUS_REFRESH_SECONDS = 300;
+/** The agent retries a conflicting pod status write after this long (node-agent/pods.ts report()). */
+export const STATUS_CONFLICT_RETRY_SECONDS = 0.5;
+/** CloudWatch alarms infra/skiff-cluster.ts defines: IteratorAge of the 2 stream functions, Errors of apiserver, scheduler, controller manager and bootstrap. */
+export const ALARMS = 6;
+
+/**
+ * Lambda time per invocation (local measurement: test/cost.requests.test.ts on moto, 2026-11-29,
+ * 2 vCPU shared machine): about 5 ms per DynamoDB request, which is also a fair in-region DynamoDB
+ * round trip, and well under 1 ms for an invocation with no request (billed as 1 ms). Reading large
+ * lists also costs parse time: MS_PER_KB_READ is an assumption (about 50 MB/s to page, parse and decode
+ * items), not a measurement.
+ */
+export const MEASURED_HANDLER_MS = { perDynamoRequest: 5, perInvocation: 1 } as const;
+export const MS_PER_KB_READ = 0.02;
+/** Platform log lines per invocation (START, END, REPORT) and the resync summary: an estimate. */
+export const LOG_BYTES_PER_INVOCATION = 350;
+
+export type Fn = 'apiserver' | 'scheduler' | 'controllerManager';
+export const FUNCTIONS: Fn[] = ['apiserver', 'scheduler', 'controllerManager'];
+
+/**
+ * What one operation costs in requests, counted by test/cost.requests.test.ts: apiserver requests
+ * (Lambda invocations), stream-triggered invocations of each loop function (one per object write that
+ * passes its filter), and each function's DynamoDB requests as "Command kind[ write type]", a Query of
+ * one workload namespace being "Query kind namespace", of kube-node-lease "Query leases kube-node-lease"
+ * (a Query without either reads the whole collection). Kinds:
+ * counter (the revision counter), token (bearer token hashes), reservations (the scheduler's per-node
+ * Leases), and otherwise the resource (pods, leases = node heartbeats, podcidrs = node IPAM blocks...).
+ */
+export interface OpCount {
+  apiRequests: number;
+  invocations: { scheduler: number; controllerManager: number };
+  dynamo: Partial<Record<Fn, Record<string, number>>>;
+}
+
+const nothing = { scheduler: 0, controllerManager: 0 };
+
+/** Every operation the bill is made of. The apiserver's token cache is cold (each request reads the token). */
+export const OPERATIONS = {
+  /** node-agent/node.ts renewLease: a merge PATCH of the node's Lease. Wakes both loops (Leases are watched). */
+  leaseRenewal: {
+    apiRequests: 1,
+    // Heartbeat Leases pass neither stream filter (streamFilterPatterns): node lifecycle reads them on resync.
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem leases': 2, 'GetItem counter': 1, 'TransactWriteItems leases update': 1 },
+    },
+  },
+  /**
+   * What a heartbeat would add if it woke both loops (it did until the filters left heartbeat Leases out;
+   * counted by this test on 2026-11-29 before that change): node lifecycle gets the node and the lease and
+   * makes a no-op update; the scheduler reads nothing. Only the `leaseWakes` comparison uses it.
+   */
+  leaseWake: {
+    apiRequests: 0,
+    invocations: { scheduler: 1, controllerManager: 1 },
+    dynamo: {
+      controllerManager: { 'GetItem nodes': 2, 'GetItem leases': 1 },
+    },
+  },
+  /** node.ts writeStatus with nothing changed: the GET of its Node every heartbeat. */
+  nodeStatusCheck: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem nodes': 1 },
+    },
+  },
+  /** node.ts writeStatus writing (conditions changed, or every 5 minutes): GET, then PUT nodes/status. */
+  nodeStatusWrite: {
+    apiRequests: 2,
+    invocations: { scheduler: 1, controllerManager: 1 },
+    dynamo: {
+      apiserver: { 'GetItem token': 2, 'GetItem nodes': 3, 'GetItem counter': 1, 'TransactWriteItems nodes update': 1 },
+      controllerManager: { 'GetItem nodes': 3, 'GetItem leases': 1, 'GetItem podcidrs': 1 },
+    },
+  },
+  /** One poll of the agent's pod informer: LIST pods with fieldSelector spec.nodeName (scans all pods). */
+  pollPods: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'Query pods': 1 },
+    },
+  },
+  /** One poll of a Services informer (the proxy and DNS each have one). */
+  pollServices: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'Query services': 1 },
+    },
+  },
+  /** One poll of an Endpoints informer (the proxy and DNS each have one). */
+  pollEndpoints: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'Query endpoints': 1 },
+    },
+  },
+  /** A user creates a bare pod; the scheduler reserves room and binds it, recording an event. */
+  podCreate: {
+    apiRequests: 1,
+    invocations: { scheduler: 3, controllerManager: 3 },
+    dynamo: {
+      apiserver: {
+        'GetItem token': 1,
+        'GetItem namespaces': 1,
+        'GetItem counter': 1,
+        'GetItem pods': 1,
+        'TransactWriteItems pods create': 1,
+      },
+      scheduler: {
+        'GetItem pods': 3,
+        'GetItem reservations': 2,
+        'GetItem counter': 3,
+        'TransactWriteItems reservations create': 1,
+        'TransactWriteItems pods update': 1,
+        'GetItem events': 1,
+        'TransactWriteItems events create': 1,
+      },
+      controllerManager: {
+        'GetItem counter': 12,
+        'Query replicationcontrollers namespace': 2,
+        'Query pods namespace': 2,
+        'Query services namespace': 2,
+        'GetItem nodes': 1,
+      },
+    },
+  },
+  /**
+   * The agent starts it (node-agent/pods.ts sync on the real Docker Engine): events Pulled, Created,
+   * Started; the namespace's Services for the container's environment; ONE status write.
+   */
+  podStart: {
+    apiRequests: 5,
+    invocations: { scheduler: 1, controllerManager: 1 },
+    dynamo: {
+      apiserver: {
+        'GetItem token': 5,
+        'GetItem namespaces': 3,
+        'GetItem events': 3,
+        'GetItem counter': 6,
+        'TransactWriteItems events create': 3,
+        'Query services namespace': 1,
+        'GetItem pods': 2,
+        'TransactWriteItems pods update': 1,
+      },
+      controllerManager: {
+        'GetItem counter': 6,
+        'Query replicationcontrollers namespace': 1,
+        'Query pods namespace': 1,
+        'Query services namespace': 1,
+      },
+    },
+  },
+  /**
+   * A sync from the agent's cached pod, which lacks the agent's own status write until the next poll:
+   * the PUT is a 409 Conflict, retried every 0.5 s until the poll refreshes the cache.
+   */
+  podStatusConflict: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem pods': 1 },
+    },
+  },
+  /** A user deletes the pod (graceful: deletionTimestamp is set). */
+  podDelete: {
+    apiRequests: 1,
+    invocations: { scheduler: 1, controllerManager: 1 },
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem counter': 1, 'TransactWriteItems pods update': 1 },
+      controllerManager: { 'GetItem counter': 4, 'Query pods namespace': 1, 'Query services namespace': 1 },
+    },
+  },
+  /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
+  podTerminate: {
+    apiRequests: 2,
+    invocations: { scheduler: 2, controllerManager: 2 },
+    dynamo: {
+      apiserver: {
+        'GetItem token': 2,
+        'GetItem namespaces': 1,
+        'GetItem events': 1,
+        'GetItem counter': 2,
+        'TransactWriteItems events create': 1,
+        'GetItem pods': 2,
+        'TransactWriteItems pods delete': 1,
+      },
+      scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
+      controllerManager: {
+        'GetItem pods': 1,
+        'GetItem counter': 20,
+        'Query pods namespace': 2,
+        'Query services namespace': 2,
+        'Query endpoints namespace': 1,
+        'Query replicationcontrollers namespace': 1,
+        'Query configmaps namespace': 1,
+        'Query secrets namespace': 1,
+        'Query serviceaccounts namespace': 1,
+        'Query leases namespace': 1,
+        'GetItem nodes': 1,
+      },
+    },
+  },
+  /** The scheduler's every-minute resync on an idle 3-node cluster (lists nodes, pods, kube-node-lease Leases). */
+  resyncScheduler: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      scheduler: { 'GetItem counter': 6, 'Query nodes': 1, 'Query pods': 1, 'Query leases kube-node-lease': 1 },
+    },
+  },
+  /** The controller manager's every-minute resync (lambdas/controllers/stream.ts resyncAll) on an idle 3-node cluster. */
+  resyncControllerManager: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      controllerManager: {
+        'GetItem counter': 32,
+        'Query namespaces': 1,
+        'Query replicationcontrollers': 2,
+        'Query pods': 1,
+        'Query services': 2,
+        'Query endpoints': 2,
+        'Query configmaps': 1,
+        'Query secrets': 1,
+        'Query serviceaccounts': 1,
+        'Query leases': 1,
+        'Query nodes': 3,
+        'GetItem nodes': 9,
+        'GetItem leases': 3,
+        'GetItem podcidrs': 3,
+        'Query podcidrs': 1,
+      },
+    },
+  },
+  /** What each node beyond three adds to the scheduler's resync: nothing (its snapshot lists are paid for by size). */
+  resyncSchedulerPerNode: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {},
+  },
+  /** A node's reservation record, kept once the node has held a pod, costs the scheduler's resync one read. */
+  resyncSchedulerPerReservation: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      scheduler: { 'GetItem reservations': 1 },
+    },
+  },
+  /** What each node beyond three adds to the controller manager's resync (node lifecycle, IPAM). */
+  resyncControllerManagerPerNode: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      controllerManager: { 'GetItem nodes': 3, 'GetItem leases': 1, 'GetItem podcidrs': 1 },
+    },
+  },
+  /** What a workload unit (a ReplicationController, its pods, a Service, its Endpoints) adds to the scheduler's resync: nothing. */
+  resyncSchedulerPerUnit: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {},
+  },
+  /** ... and to the controller manager's (the RC's and the Service's reconciles list the namespace's pods). */
+  resyncControllerManagerPerUnit: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      controllerManager: {
+        'GetItem counter': 20,
+        'GetItem replicationcontrollers': 3,
+        'Query pods namespace': 3,
+        'Query services namespace': 1,
+        'Query endpoints namespace': 1,
+        'Query replicationcontrollers namespace': 1,
+        'Query configmaps namespace': 1,
+        'Query secrets namespace': 1,
+        'Query serviceaccounts namespace': 1,
+        'Query leases namespace': 1,
+        'GetItem services': 1,
+        'GetItem endpoints': 2,
+      },
+    },
+  },
+} satisfies Record<string, OpCount>;
+
+export type Operation = keyof typeof OPERATIONS;
+
+// ---- sizes ----
+
+/**
+ * Bytes of one item of each kind, by DynamoDB's item size rules. Measured in test/cost.requests.test.ts
+ * (a running one-container pod, a 3-node cluster's Nodes and Leases, a one-replica RC with its Service
+ * and Endpoints); reservations and endpoints grow per pod, by the per-pod figures.
+ */
+export interface ItemSizes {
+  counter: number;
+  token: number;
+  namespaces: number;
+  nodes: number;
+  leases: number;
+  reservations: number;
+  reservationPerPod: number;
+  podcidrs: number;
+  pods: number;
+  events: number;
+  services: number;
+  endpoints: number;
+  endpointsPerPod: number;
+  replicationcontrollers: number;
+  serviceips: number;
+}
+
+export const REFERENCE_SIZES: ItemSizes = {
+  counter: 21,
+  token: 182,
+  namespaces: 294,
+  nodes: 2073,
+  leases: 420,
+  reservations: 644,
+  reservationPerPod: 128,
+  podcidrs: 179,
+  pods: 2145,
+  events: 720,
+  services: 558,
+  endpoints: 321,
+  endpointsPerPod: 150,
+  replicationcontrollers: 887,
+  serviceips: 194,
+};
+
+/** The DynamoDB size of an item: attribute names plus values (strings by UTF-8 bytes, numbers ~1 byte per 2 digits + 1). */
+export function itemBytes(item: Record<string, AttributeValue>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(item)) {
+    n += Buffer.byteLength(k);
+    if (v.S !== undefined) n += Buffer.byteLength(v.S);
+    else if (v.N !== undefined) {
+      const digits = v.N.replace(/^-/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
+      n += Math.ceil(Math.max(1, digits.length) / 2) + 1;
+    } else if (v.B !== undefined) n += v.B.length;
+    else n += 1;
+  }
+  return n;
+}
+
+/** A cluster: its size and its pod churn (creations + deletions per hour). */
+export interface ClusterProfile {
+  name: string;
+  nodes: number;
+  pods: number;
+  churnPerHour: number;
+  /** Pods per ReplicationController/Service pair (workload unit). Default 10. */
+  podsPerUnit?: number;
+  /** Namespaces the workload is spread over (a namespace's lists read only its share). Default 1. */
+  namespaces?: number;
+}
+
+/** Bytes of one item of a kind in this cluster, and of each collection a Query reads (all in one namespace: the worst case). */
+export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) {
+  const units = c.pods ? Math.ceil(c.pods / (c.podsPerUnit ?? 10)) : 0;
+  const podsPerNode = c.nodes ? c.pods / c.nodes : 0;
+  const reservation = s.reservations + s.reservationPerPod * Math.max(0, podsPerNode - 1);
+  const endpoints = s.endpoints + s.endpointsPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
+  const item: Record<string, number> = {
+    counter: s.counter,
+    token: s.token,
+    namespaces: s.namespaces,
+    nodes: s.nodes,
+    leases: s.leases,
+    reservations: reservation,
+    podcidrs: s.podcidrs,
+    pods: s.pods,
+    events: s.events,
+    services: s.services,
+    endpoints,
+    replicationcontrollers: s.replicationcontrollers,
+    serviceips: s.serviceips,
+  };
+  const collection: Record<string, number> = {
+    namespaces: 4 * s.namespaces,
+    nodes: c.nodes * s.nodes,
+    leases: c.nodes * (s.leases + reservation),
+    podcidrs: c.nodes * s.podcidrs,
+    pods: c.pods * s.pods,
+    services: units * s.services,
+    endpoints: units * endpoints,
+    replicationcontrollers: units * s.replicationcontrollers,
+  };
+  // A workload namespace's share of each workload collection. All Leases live in kube-node-lease, read
+  // by "Query leases kube-node-lease"; workload namespaces hold none.
+  const ns = Math.max(1, c.namespaces ?? 1);
+  const namespaceCollection: Record<string, number> = Object.fromEntries(
+    Object.entries(collection).map(([k, v]) => [k, ['pods', 'services', 'endpoints', 'replicationcontrollers'].includes(k) ? v / ns : 0]),
+  );
+  namespaceCollection['leases kube-node-lease'] = collection.leases!;
+  const objects = {
+    count: 1 + (c.nodes + 2) + 4 + 4 * c.nodes + c.pods + 4 * units,
+    bytes: s.counter + (c.nodes + 2) * s.token + Object.values(collection).reduce((a, b) => a + b, 0) + units * s.serviceips,
+  };
+  return { item, collection, namespaceCollection, units, objects, podsPerNode };
+}
+
+export type Sizes = Pick<ReturnType<typeof clusterSizes>, 'item' | 'collection' | 'namespaceCollection'>;
+
+/** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */
+export function logBytes(bytes: number, type: string): number {
+  const value = Math.max(0, bytes - 70);
+  return type === 'create' ? value + 100 : 2 * value + 120;
+}
+
+/**
+ * Request units and DynamoDB requests of one access, by DynamoDB's rules: strongly consistent reads
+ * (all of Skiff's) cost 1 RRU per 4 KB (a Query sums its items before rounding; an absent item still
+ * costs 1; a Query reads at most 1 MB per request); a transactional write costs 2 WRU per 1 KB of each
+ * item (counter, object, log item).
+ */
+export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru: number; requests: number; kbRead: number } {
+  const [command, kind = '', type = ''] = access.split(' ');
+  const item = sizes.item[kind] ?? 0;
+  if (command === 'GetItem') return { rru: Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: 1, kbRead: item / 1024 };
+  if (command === 'Query') {
+    const bytes = (type === 'namespace' ? sizes.namespaceCollection[kind] : type ? sizes.namespaceCollection[`${kind} ${type}`] : sizes.collection[kind]) ?? 0;
+    return { rru: Math.max(1, Math.ceil(bytes / 4096)), wru: 0, requests: Math.max(1, Math.ceil(bytes / 1048576)), kbRead: bytes / 1024 };
+  }
+  if (command === 'TransactWriteItems') {
+    const units = Math.ceil((sizes.item.counter ?? 0) / 1024) + Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024);
+    return { rru: 0, wru: 2 * units, requests: 1, kbRead: 0 };
+  }
+  throw new Error(`cost model: unknown access ${access}`);
+}
+
+/** Sums accessCapacity over a function's recipe. */
+export function recipeCapacity(recipe: Record<string, number> | undefined, sizes: Sizes) {
+  const out = { rru: 0, wru: 0, requests: 0, kbRead: 0 };
+  for (const [access, n] of Object.entries(recipe ?? {})) {
+    const c = accessCapacity(access, sizes);
+    out.rru += n * c.rru;
+    out.wru += n * c.wru;
+    out.requests += n * c.requests;
+    out.kbRead += n * c.kbRead;
+  }
+  return out;
+}
+
+// ---- the agents ----
+
+export interface AgentSettings {
+  /** poll: informers re-list every pollSeconds (design §5); watch: each holds a watch open through the apiserver. */
+  follow: 'poll' | 'watch';
+  pollSeconds: number;
+  /** Lease renewal (heartbeat) interval; the Lease's declared duration is 4× this (node-agent/node.ts). */
+  leaseSeconds: number;
+  /**
+   * Informers per collection (node-agent/agent.ts, proxy.ts, dns.ts): one for the node's pods; Services
+   * and Endpoints are each followed twice today, by the service proxy and by cluster DNS.
+   */
+  informers: { pods: number; services: number; endpoints: number };
+  /** Where agents' (and users') requests enter: the CloudFront front door (design §3), or the Function URL. */
+  via: 'frontDoor' | 'functionUrl';
+  /** Whether a node's heartbeat Lease write wakes each loop function (today both: they watch Leases). */
+  leaseWakes: { scheduler: boolean; controllerManager: boolean };
+  /** The loops' scheduled resync (EventBridge rule, every minute today). */
+  resyncSeconds: number;
+  /** The agent rewrites its unchanged Node status this often (NODE_STATUS_REFRESH_SECONDS today, kubelet's 5 min). */
+  statusRefreshSeconds: number;
+  /** Today's agent retries a pod status write from its stale cache until the next poll (see podStatusConflict). */
+  staleStatusConflicts: boolean;
+}
+
+/**
+ * What a deployed cluster does by default (infra/nodes.ts, infra/skiff-cluster.ts): agents poll every
+ * 60 s and renew their Lease every 120 s, the proxy and DNS share one Services and one Endpoints
+ * informer, agents call the Function URL, heartbeat Leases wake no loop (streamFilterPatterns), the
+ * loops resync every 5 minutes, an unchanged Node status is rewritten hourly, and a pod's status write
+ * keeps the written object (no stale-cache conflicts).
+ */
+export const CURRENT_AGENT: AgentSettings = {
+  follow: 'poll',
+  pollSeconds: 60,
+  leaseSeconds: 120,
+  informers: { pods: 1, services: 1, endpoints: 1 },
+  via: 'functionUrl',
+  leaseWakes: { scheduler: false, controllerManager: false },
+  resyncSeconds: 300,
+  statusRefreshSeconds: 3600,
+  staleStatusConflicts: false,
+};
+
+/** Before the cost work: 10 s polls, 60 s leases, five informers, through CloudFront, leases waking both loops, 1-minute resync. */
+export const NAIVE_AGENT: AgentSettings = {
+  follow: 'poll',
+  pollSeconds: 10,
+  leaseSeconds: 60,
+  informers: { pods: 1, services: 2, endpoints: 2 },
+  via: 'frontDoor',
+  leaseWakes: { scheduler: true, controllerManager: true },
+  resyncSeconds: 60,
+  statusRefreshSeconds: NODE_STATUS_REFRESH_SECONDS,
+  staleStatusConflicts: true,
+};
+
+// ---- the bill ----
+
+export interface Usage {
+  lambdaRequests: Record<Fn, number>;
+  lambdaSeconds: Record<Fn, number>;
+  rru: number;
+  wru: number;
+  cloudFrontRequests: number;
+  cloudFrontBytes: number;
+  storageGb: number;
+  logBytes: number;
+}
+
+export interface BillLine {
+  item: string;
+  quantity: string;
+  usd: number;
+}
+
+export interface Bill {
+  cluster: ClusterProfile;
+  agent: AgentSettings;
+  usage: Usage;
+  lines: BillLine[];
+  /** Everything that grows with use (all lines but the fixed alarms). */
+  usageUsd: number;
+  /** usageUsd plus the alarms. */
+  totalUsd: number;
+  /** totalUsd less the always-free allowances (if the account has nothing else using them). */
+  afterFreeTierUsd: number;
+  /** Where the money goes: usd per source (agent polls, heartbeats, resync, churn, watches). */
+  bySource: Record<string, number>;
+  eksUsd: number;
+}
+
+const GB = 1024 ** 3;
+
+/** The monthly bill of a cluster whose agents run with the given settings. */
+export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURRENT_AGENT, sizes: ItemSizes = REFERENCE_SIZES): Bill {
+  const cs = clusterSizes(cluster, sizes);
+  const memGb = LAMBDA_MEMORY_MB / 1024;
+  const usage: Usage = {
+    lambdaRequests: { apiserver: 0, scheduler: 0, controllerManager: 0 },
+    lambdaSeconds: { apiserver: 0, scheduler: 0, controllerManager: 0 },
+    rru: 0,
+    wru: 0,
+    cloudFrontRequests: 0,
+    cloudFrontBytes: 0,
+    storageGb: 0,
+    logBytes: 0,
+  };
+  const bySource: Record<string, number> = {};
+  // Object writes reaching each loop function's filter, per month (invocations are derived below).
+  const matchingWrites = { scheduler: 0, controllerManager: 0 };
+  let writesPerMonth = 0;
+
+  const cost = (u: Partial<{ req: number; gbs: number; rru: number; wru: number; cf: number; cfBytes: number }>) =>
+    (u.req ?? 0) * PRICES.lambdaPerRequest +
+    (u.gbs ?? 0) * PRICES.lambdaPerGbSecondArm +
+    (u.rru ?? 0) * PRICES.dynamoPerRru +
+    (u.wru ?? 0) * PRICES.dynamoPerWru +
+    (u.cf ?? 0) * PRICES.cloudFrontPerHttpsRequest +
+    ((u.cfBytes ?? 0) / GB) * PRICES.cloudFrontPerGbOut;
+
+  /** Adds `perMonth` runs of an operation; `wakes` drops stream work a filter would no longer deliver. */
+  function add(source: string, op: OpCount, perMonth: number, wakes = { scheduler: true, controllerManager: true }): void {
+    if (perMonth <= 0) return;
+    let usd = 0;
+    const api = op.apiRequests * perMonth;
+    if (api) {
+      usage.lambdaRequests.apiserver += api;
+      usage.logBytes += api * LOG_BYTES_PER_INVOCATION;
+      // A response: the objects a list returns (a pod poll returns only the node's pods), plus about 1 KB.
+      const listed =
+        op === OPERATIONS.pollPods ? cs.podsPerNode * cs.item.pods! : op === OPERATIONS.pollServices ? cs.collection.services! : op === OPERATIONS.pollEndpoints ? cs.collection.endpoints! : 0;
+      const bytes = (op.apiRequests * 1024 + listed) * perMonth;
+      const cf = agent.via === 'frontDoor' ? api : 0;
+      usage.cloudFrontRequests += cf;
+      usage.cloudFrontBytes += agent.via === 'frontDoor' ? bytes : 0;
+      usd += cost({ req: api, cf, cfBytes: agent.via === 'frontDoor' ? bytes : 0 });
+    }
+    for (const fn of FUNCTIONS) {
+      if (fn !== 'apiserver' && !wakes[fn as 'scheduler' | 'controllerManager']) continue;
+      const cap = recipeCapacity(op.dynamo[fn], cs);
+      const seconds =
+        ((fn === 'apiserver' ? op.apiRequests * MEASURED_HANDLER_MS.perInvocation : 0) + cap.requests * MEASURED_HANDLER_MS.perDynamoRequest + cap.kbRead * MS_PER_KB_READ) / 1000;
+      usage.lambdaSeconds[fn] += seconds * perMonth;
+      usage.rru += cap.rru * perMonth;
+      usage.wru += cap.wru * perMonth;
+      usd += cost({ gbs: seconds * perMonth * memGb, rru: cap.rru * perMonth, wru: cap.wru * perMonth });
+      if (fn !== 'apiserver') {
+        matchingWrites[fn] += op.invocations[fn] * perMonth;
+        // Each invocation's own cost is added with the batching below; count it here for the source.
+        usd += cost({ req: op.invocations[fn] * perMonth, gbs: (op.invocations[fn] * perMonth * MEASURED_HANDLER_MS.perInvocation * memGb) / 1000 });
+      }
+    }
+    writesPerMonth += Object.values(op.dynamo).reduce((n, r) => n + Object.entries(r ?? {}).filter(([a]) => a.startsWith('TransactWriteItems')).reduce((m, [, k]) => m + k, 0), 0) * perMonth;
+    bySource[source] = (bySource[source] ?? 0) + usd;
+  }
+
+  const O = OPERATIONS;
+  const perSecond = (s: number) => MONTH_SECONDS / s;
+
+  // Node heartbeats: the Lease every leaseSeconds; the Node GET each time; its status every 5 minutes.
+  const L = agent.leaseSeconds;
+  const statusEvery = Math.ceil(agent.statusRefreshSeconds / L) * L;
+  add('heartbeats', O.leaseRenewal, cluster.nodes * perSecond(L));
+  add('heartbeats', O.leaseWake, cluster.nodes * perSecond(L), agent.leaseWakes);
+  add('heartbeats', O.nodeStatusCheck, cluster.nodes * (perSecond(L) - perSecond(statusEvery)));
+  add('heartbeats', O.nodeStatusWrite, cluster.nodes * perSecond(statusEvery));
+
+  // Following pods, Services and Endpoints.
+  const informers = agent.informers.pods + agent.informers.services + agent.informers.endpoints;
+  if (agent.follow === 'poll') {
+    const polls = cluster.nodes * perSecond(agent.pollSeconds);
+    add('agent polls', O.pollPods, polls * agent.informers.pods);
+    add('agent polls', O.pollServices, polls * agent.informers.services);
+    add('agent polls', O.pollEndpoints, polls * agent.informers.endpoints);
+  }
+
+  // Pod churn: half creations (create, bind, start), half deletions (delete, terminate).
+  const starts = (cluster.churnPerHour / 2) * MONTH_HOURS;
+  add('pod churn', O.podCreate, starts);
+  add('pod churn', O.podStart, starts);
+  if (agent.follow === 'poll' && agent.staleStatusConflicts) {
+    // After its status write the agent's cache is stale until its next poll (uniform in [0, poll)):
+    // one conflict at once (the container start event re-syncs the pod), then one per retry interval.
+    add('pod status conflicts', O.podStatusConflict, starts * (1 + agent.pollSeconds / 2 / STATUS_CONFLICT_RETRY_SECONDS));
+  }
+  add('pod churn', O.podDelete, starts);
+  add('pod churn', O.podTerminate, starts);
+
+  // The scheduled resync of both loops.
+  const resyncs = perSecond(agent.resyncSeconds);
+  const extraNodes = Math.max(0, cluster.nodes - 3);
+  add('resync', O.resyncScheduler, resyncs);
+  add('resync', O.resyncControllerManager, resyncs);
+  add('resync', O.resyncSchedulerPerNode, resyncs * extraNodes);
+  add('resync', O.resyncSchedulerPerReservation, resyncs * Math.min(cluster.nodes, cluster.pods));
+  add('resync', O.resyncControllerManagerPerNode, resyncs * extraNodes);
+  add('resync', O.resyncSchedulerPerUnit, resyncs * cs.units);
+  add('resync', O.resyncControllerManagerPerUnit, resyncs * cs.units);
+  for (const fn of ['scheduler', 'controllerManager'] as const) {
+    usage.lambdaRequests[fn] += resyncs;
+    usage.lambdaSeconds[fn] += (resyncs * MEASURED_HANDLER_MS.perInvocation) / 1000;
+    usage.logBytes += resyncs * LOG_BYTES_PER_INVOCATION;
+  }
+  bySource.resync = (bySource.resync ?? 0) + cost({ req: 2 * resyncs, gbs: (2 * resyncs * MEASURED_HANDLER_MS.perInvocation * memGb) / 1000 });
+
+  if (agent.follow === 'watch') {
+    // Each informer holds a watch through the apiserver: a function running the whole month, reading the
+    // revision counter every 150 ms and the log after every write; it is re-opened (and re-listed) every
+    // MAX_WATCH_SECONDS.
+    const watches = cluster.nodes * informers;
+    const reopen = perSecond(MAX_WATCH_SECONDS);
+    add('agent watches (re-lists)', O.pollPods, cluster.nodes * agent.informers.pods * reopen);
+    add('agent watches (re-lists)', O.pollServices, cluster.nodes * agent.informers.services * reopen);
+    add('agent watches (re-lists)', O.pollEndpoints, cluster.nodes * agent.informers.endpoints * reopen);
+    const gbs = watches * MONTH_SECONDS * memGb;
+    const counterReads = watches * (MONTH_SECONDS * 1000) / WATCH_COUNTER_POLL_MS;
+    usage.lambdaRequests.apiserver += watches * reopen;
+    usage.lambdaSeconds.apiserver += watches * MONTH_SECONDS;
+    usage.rru += counterReads;
+    const cf = agent.via === 'frontDoor' ? watches * reopen : 0;
+    // A bookmark (~200 bytes) every 5 s keeps each watch's response flowing.
+    const cfBytes = agent.via === 'frontDoor' ? watches * (MONTH_SECONDS / 5) * 200 : 0;
+    usage.cloudFrontRequests += cf;
+    usage.cloudFrontBytes += cfBytes;
+    bySource['agent watches (held open)'] = cost({ req: watches * reopen, gbs, rru: counterReads, cf, cfBytes });
+    // Every write in the cluster is read from the log by every open watch (at least 1 RRU each).
+    const logReads = watches * writesPerMonth;
+    usage.rru += logReads;
+    bySource['agent watches (held open)'] += cost({ rru: logReads });
+  }
+
+  // Stream invocations: one per matching write while writes are sparse; with a batching window w, a
+  // function woken at rate r is invoked r / (1 + r·w) times per second (each invocation takes the
+  // window's writes with it). The DynamoDB work per write was added above, unbatched (conservative).
+  for (const fn of ['scheduler', 'controllerManager'] as const) {
+    const r = matchingWrites[fn] / MONTH_SECONDS;
+    const invocations = (r / (1 + r * BATCHING_WINDOW_SECONDS)) * MONTH_SECONDS;
+    usage.lambdaRequests[fn] += invocations;
+    usage.lambdaSeconds[fn] += (invocations * MEASURED_HANDLER_MS.perInvocation) / 1000;
+    usage.logBytes += invocations * LOG_BYTES_PER_INVOCATION;
+    // The sources were charged one invocation per write; give back what batching saves.
+    const saved = matchingWrites[fn] - invocations;
+    bySource['stream batching (saved)'] =
+      (bySource['stream batching (saved)'] ?? 0) - cost({ req: saved, gbs: (saved * MEASURED_HANDLER_MS.perInvocation * memGb) / 1000 });
+  }
+
+  // Storage: the objects, plus an hour of log items (TTL), plus 100 bytes of per-item overhead each.
+  const logItems = Math.min(writesPerMonth, (writesPerMonth / MONTH_HOURS) * 1);
+  usage.storageGb = (cs.objects.bytes + cs.objects.count * 100 + logItems * (1200 + 100)) / GB;
+
+  const lambdaRequests = FUNCTIONS.reduce((n, f) => n + usage.lambdaRequests[f], 0);
+  const lambdaGbs = FUNCTIONS.reduce((n, f) => n + usage.lambdaSeconds[f], 0) * memGb;
+  const storageUsd = usage.storageGb * (PRICES.dynamoStoragePerGbMonth + PRICES.dynamoPitrPerGbMonth);
+  const cfUsd = usage.cloudFrontRequests * PRICES.cloudFrontPerHttpsRequest + (usage.cloudFrontBytes / GB) * PRICES.cloudFrontPerGbOut;
+  const logsUsd = (usage.logBytes / GB) * PRICES.cloudWatchLogsPerGbIngested;
+  const alarmsUsd = ALARMS * PRICES.cloudWatchPerAlarmMonth;
+  bySource['storage, logs'] = storageUsd + logsUsd;
+  const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(n < 10 ? 2 : 0));
+  const lines: BillLine[] = [
+    { item: 'Lambda requests', quantity: fmt(lambdaRequests), usd: lambdaRequests * PRICES.lambdaPerRequest },
+    { item: 'Lambda GB-s (arm64)', quantity: fmt(lambdaGbs), usd: lambdaGbs * PRICES.lambdaPerGbSecondArm },
+    { item: 'DynamoDB WRU', quantity: fmt(usage.wru), usd: usage.wru * PRICES.dynamoPerWru },
+    { item: 'DynamoDB RRU', quantity: fmt(usage.rru), usd: usage.rru * PRICES.dynamoPerRru },
+    { item: 'DynamoDB storage + PITR', quantity: `${(usage.storageGb * 1024).toFixed(1)} MB`, usd: storageUsd },
+    { item: 'CloudFront', quantity: `${fmt(usage.cloudFrontRequests)} req, ${(usage.cloudFrontBytes / GB).toFixed(2)} GB`, usd: cfUsd },
+    { item: 'CloudWatch Logs', quantity: `${(usage.logBytes / GB).toFixed(2)} GB`, usd: logsUsd },
+    { item: 'EventBridge schedule', quantity: fmt(2 * resyncs), usd: 2 * resyncs * PRICES.eventBridgeScheduledEvent },
+  ];
+  const usageUsd = lines.reduce((n, l) => n + l.usd, 0);
+  lines.push({ item: 'CloudWatch alarms (fixed)', quantity: String(ALARMS), usd: alarmsUsd });
+  const totalUsd = usageUsd + alarmsUsd;
+  const free =
+    Math.min(lambdaRequests, FREE_TIER.lambdaRequests) * PRICES.lambdaPerRequest +
+    Math.min(lambdaGbs, FREE_TIER.lambdaGbSeconds) * PRICES.lambdaPerGbSecondArm +
+    Math.min(usage.cloudFrontRequests, FREE_TIER.cloudFrontRequests) * PRICES.cloudFrontPerHttpsRequest +
+    Math.min(usage.cloudFrontBytes / GB, FREE_TIER.cloudFrontGbOut) * PRICES.cloudFrontPerGbOut +
+    Math.min(usage.storageGb, FREE_TIER.dynamoStorageGb) * PRICES.dynamoStoragePerGbMonth +
+    Math.min(usage.logBytes / GB, FREE_TIER.cloudWatchLogsGb) * PRICES.cloudWatchLogsPerGbIngested +
+    Math.min(ALARMS, FREE_TIER.cloudWatchAlarms) * PRICES.cloudWatchPerAlarmMonth;
+  return {
+    cluster,
+    agent,
+    usage,
+    lines,
+    usageUsd,
+    totalUsd,
+    afterFreeTierUsd: totalUsd - free,
+    bySource,
+    eksUsd: PRICES.eksControlPlanePerHour * MONTH_HOURS,
+  };
+}
+
+// ---- the scenarios `npm run cost` prints ----
+
+export const SCENARIOS: { cluster: ClusterProfile; agent: AgentSettings; note: string }[] = [
+  { cluster: { name: 'idle 3 nodes', nodes: 3, pods: 0, churnPerHour: 0 }, agent: CURRENT_AGENT, note: 'the deployed defaults' },
+  { cluster: { name: 'idle 3 nodes, 10 s polls', nodes: 3, pods: 0, churnPerHour: 0 }, agent: { ...CURRENT_AGENT, pollSeconds: 10 }, note: 'the defaults, agents polling every 10 s (new pods start sooner)' },
+  { cluster: { name: 'idle 3 nodes, naive', nodes: 3, pods: 0, churnPerHour: 0 }, agent: NAIVE_AGENT, note: 'before the cost work: 10 s polls, 60 s leases, 5 informers, via CloudFront, leases wake both loops, 1 min resync' },
+  { cluster: { name: 'idle 3 nodes, watches', nodes: 3, pods: 0, churnPerHour: 0 }, agent: { ...CURRENT_AGENT, follow: 'watch' }, note: 'agents hold their watches through the Lambda apiserver' },
+  { cluster: { name: '10 nodes, 100 pods', nodes: 10, pods: 100, churnPerHour: 60 }, agent: CURRENT_AGENT, note: 'the defaults; 60 pod creations+deletions per hour' },
+  { cluster: { name: '100 nodes, 3000 pods', nodes: 100, pods: 3000, churnPerHour: 600, namespaces: 30 }, agent: CURRENT_AGENT, note: 'the defaults; 600 pod creations+deletions per hour' },
+];
+
+export interface Candidate {
+  agent: AgentSettings;
+  bill: Bill;
+  /** What differs from CURRENT_AGENT, in words. */
+  changes: string[];
+}
+
+/** Every combination of the knobs the lead can turn, billed for `cluster`. */
+export function candidateSettings(cluster: ClusterProfile): Candidate[] {
+  const out: Candidate[] = [];
+  for (const sharedInformers of [false, true])
+    for (const via of ['frontDoor', 'functionUrl'] as const)
+      for (const wakes of [
+        { scheduler: true, controllerManager: true },
+        { scheduler: false, controllerManager: true },
+        { scheduler: false, controllerManager: false },
+      ])
+        for (const resyncSeconds of [60, 300])
+          for (const statusRefreshSeconds of [300, 3600])
+            for (const leaseSeconds of [10, 30, 60, 120, 300])
+              for (const pollSeconds of [10, 20, 30, 60, 120, 300]) {
+                const agent: AgentSettings = {
+                  ...NAIVE_AGENT,
+                  staleStatusConflicts: false,
+                  pollSeconds,
+                  leaseSeconds,
+                  via,
+                  leaseWakes: wakes,
+                  resyncSeconds,
+                  statusRefreshSeconds,
+                  informers: sharedInformers ? { pods: 1, services: 1, endpoints: 1 } : NAIVE_AGENT.informers,
+                };
+                const changes = [
+                  `poll ${pollSeconds} s`,
+                  `lease ${leaseSeconds} s`,
+                  ...(sharedInformers ? ['proxy+DNS share informers'] : []),
+                  ...(via === 'functionUrl' ? ['agents use the Function URL'] : []),
+                  ...(!wakes.scheduler ? ['leases do not wake the scheduler'] : []),
+                  ...(!wakes.controllerManager ? ['leases do not wake the controller manager'] : []),
+                  ...(resyncSeconds !== 60 ? [`resync ${resyncSeconds} s`] : []),
+                  ...(statusRefreshSeconds !== NODE_STATUS_REFRESH_SECONDS ? [`node status refresh ${statusRefreshSeconds} s`] : []),
+                  'status writes keep the written pod',
+                ];
+                out.push({ agent, bill: monthlyBill(cluster, agent), changes });
+              }
+  return out;
+}

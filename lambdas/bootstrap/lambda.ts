@@ -1,0 +1,134 @@
+// The stack's bootstrap custom resource (infra/bootstrap.ts): makes the cluster's two secrets without
+// their values ever passing through CloudFormation.
+//   bootstrap token: what node agents trade for their own node credential (node-agent/bootstrap.ts)
+//   admin token:     what `skiff kubeconfig --stack NAME` puts in the user's kubeconfig
+// Each is a SecureString parameter (the only copy of the value) and a SHA-256 hash in the table
+// (storeToken), which is all the apiserver needs to authenticate it.
+//
+// Create and Update ensure both exist and never replace an existing one: CloudFormation may deliver the
+// same request twice, and a retry after a half-done attempt must finish it with the token the first
+// attempt stored (PutParameter with Overwrite false; ParameterAlreadyExists → read it back). Delete
+// removes the parameters. The handler answers CloudFormation's ResponseURL itself, always (SUCCESS or
+// FAILED), with a PhysicalResourceId that names the parameter prefix, so it is stable across updates.
+// Token values are never logged, returned as Data, or put in a failure reason.
+
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import { ADMIN_USER, BOOTSTRAP_USER, newToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
+import type { Backend } from '../storage/backend.ts';
+import { backendFromEnv } from '../storage/dynamodb.ts';
+
+/** The custom resource's properties (infra/bootstrap.ts sets them; parameter names, never values). */
+export interface BootstrapProperties {
+  BootstrapTokenParameter: string;
+  AdminTokenParameter: string;
+}
+
+export interface BootstrapDeps {
+  ssm(): Promise<SSMClient>;
+  /** Opened per request and closed afterwards. */
+  backend(): Backend;
+}
+
+type Outcome = { status: 'SUCCESS' | 'FAILED'; physicalResourceId: string; reason?: string };
+
+export function createBootstrapHandler(deps: BootstrapDeps) {
+  return async function handler(event: CloudFormationCustomResourceEvent): Promise<Outcome> {
+    const props = event.ResourceProperties as unknown as Partial<BootstrapProperties>;
+    const physicalResourceId = physicalId(props, event);
+    let outcome: Outcome;
+    try {
+      const params = parameters(props);
+      console.log(`${event.RequestType} ${event.LogicalResourceId}: ${params.map((p) => p.name).join(', ')}`);
+      if (event.RequestType === 'Delete') await deleteParameters(deps, params.map((p) => p.name));
+      else await ensureTokens(deps, params);
+      outcome = { status: 'SUCCESS', physicalResourceId };
+    } catch (e) {
+      const reason = `${(e as Error).name ?? 'Error'}: ${(e as Error).message ?? String(e)}`;
+      console.error(`${event.RequestType} ${event.LogicalResourceId} failed: ${reason}`);
+      outcome = { status: 'FAILED', physicalResourceId, reason };
+    }
+    await respond(event, outcome);
+    return outcome;
+  };
+}
+
+/** Stable: the same prefix is the same resource (a new prefix is a replacement; CloudFormation then deletes the old one). */
+function physicalId(props: Partial<BootstrapProperties>, event: CloudFormationCustomResourceEvent): string {
+  if (typeof props.BootstrapTokenParameter === 'string') return `skiff-bootstrap:${props.BootstrapTokenParameter.replace(/\/[^/]*$/, '')}`;
+  // Malformed properties: keep what CloudFormation knows, so a Delete after a failed Create matches.
+  return 'PhysicalResourceId' in event ? event.PhysicalResourceId : `skiff-bootstrap:${event.LogicalResourceId}`;
+}
+
+function parameters(props: Partial<BootstrapProperties>): { name: string; user: UserInfo }[] {
+  const out = [
+    { name: props.BootstrapTokenParameter, user: BOOTSTRAP_USER },
+    { name: props.AdminTokenParameter, user: ADMIN_USER },
+  ];
+  for (const p of out) {
+    if (typeof p.name !== 'string' || !/^\/[\w.\-/]+$/.test(p.name)) throw new Error(`invalid parameter name ${JSON.stringify(p.name)}`);
+  }
+  return out as { name: string; user: UserInfo }[];
+}
+
+async function ensureTokens(deps: BootstrapDeps, params: { name: string; user: UserInfo }[]): Promise<void> {
+  const ssm = await deps.ssm();
+  const { PutParameterCommand, GetParameterCommand } = await import('@aws-sdk/client-ssm');
+  const backend = deps.backend();
+  try {
+    for (const p of params) {
+      // The parameter first: if we stop after it, the retry reads it back and stores the same hash.
+      let token = newToken();
+      try {
+        await ssm.send(new PutParameterCommand({ Name: p.name, Value: token, Type: 'SecureString', Overwrite: false, Description: `Skiff ${p.user.username} token` }));
+      } catch (e) {
+        if ((e as Error).name !== 'ParameterAlreadyExists') throw e;
+        const got = await ssm.send(new GetParameterCommand({ Name: p.name, WithDecryption: true }));
+        if (!got.Parameter?.Value) throw new Error(`parameter ${p.name} exists without a value`);
+        token = got.Parameter.Value;
+      }
+      await storeToken(backend, token, p.user); // idempotent for the same token
+    }
+  } finally {
+    await backend.close();
+  }
+}
+
+async function deleteParameters(deps: BootstrapDeps, names: string[]): Promise<void> {
+  const ssm = await deps.ssm();
+  const { DeleteParametersCommand } = await import('@aws-sdk/client-ssm');
+  // Parameters already gone come back as InvalidParameters: not an error for a delete.
+  await ssm.send(new DeleteParametersCommand({ Names: names }));
+}
+
+/** PUT the response document to the presigned ResponseURL (an empty content-type, as it was signed). */
+function respond(event: CloudFormationCustomResourceEvent, o: Outcome): Promise<void> {
+  const body = JSON.stringify({
+    Status: o.status,
+    Reason: o.reason ?? (o.status === 'SUCCESS' ? 'OK' : 'failed'),
+    PhysicalResourceId: o.physicalResourceId,
+    StackId: event.StackId,
+    RequestId: event.RequestId,
+    LogicalResourceId: event.LogicalResourceId,
+  });
+  const url = new URL(event.ResponseURL);
+  const request = url.protocol === 'http:' ? httpRequest : httpsRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode && res.statusCode < 300 ? resolve() : reject(new Error(`ResponseURL answered ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+let ssmClient: Promise<SSMClient> | undefined;
+
+/** The Lambda entry point: SSM and the table from the function's environment (SKIFF_TABLE). */
+export const handler = createBootstrapHandler({
+  ssm: () => (ssmClient ??= import('@aws-sdk/client-ssm').then((m) => new m.SSMClient({}))),
+  backend: () => backendFromEnv(),
+});
