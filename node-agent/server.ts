@@ -12,7 +12,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PassThrough, Writable } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type Docker from 'dockerode';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ApiError, errors, type Status } from '../lambdas/machinery/status.ts';
@@ -61,19 +61,33 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     void serveUpgrade(opts, wss, req, socket, head).catch((e) => writeSocketStatus(socket, statusOf(e)));
   });
+  const listening = await listenTracked(server, opts.port, opts.host);
+  return {
+    port: listening.port,
+    async close() {
+      for (const c of wss.clients) c.terminate();
+      await listening.close();
+    },
+  };
+}
+
+/**
+ * Listens, and keeps the open connections so close() ends them too (a streaming session would otherwise
+ * hold server.close() open for as long as it lasts).
+ */
+export async function listenTracked(server: Server, port: number, host?: string): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Duplex>();
-  server.on('connection', (s) => {
+  server.on('connection', (s: Duplex) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
-    server.listen(opts.port, opts.host, () => ok());
+    server.listen(port, host, () => ok());
   });
   return {
     port: (server.address() as AddressInfo).port,
     async close() {
-      for (const c of wss.clients) c.terminate();
       for (const s of sockets) s.destroy();
       await new Promise<void>((ok) => server.close(() => ok()));
     },
@@ -335,7 +349,8 @@ function statusOf(e: unknown): Status {
   return errors.internal(e instanceof Error ? e.message : String(e)).status;
 }
 
-function sendStatus(res: ServerResponse, st: Status): void {
+/** A Status as the answer to a plain request (or the end of one whose answer has begun). */
+export function sendStatus(res: ServerResponse, st: Status): void {
   if (res.headersSent) {
     res.destroy();
     return;

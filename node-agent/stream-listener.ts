@@ -21,17 +21,14 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
 import { ApiError, errors, type Status } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import { connectAgent, type AgentTarget } from '../lambdas/apiserver/node-proxy.ts';
-import { writeSocketStatus } from './server.ts';
+import { connectAgent, spliceUpgrade, type AgentTarget } from '../lambdas/apiserver/node-proxy.ts';
+import { listenTracked, sendStatus, writeSocketStatus } from './server.ts';
 
 /** The apiserver-style paths served here (the same as the stream router's). */
 const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward|log)\/?$/;
 
-/** Headers of the client's upgrade the agent server needs (node-proxy.ts passes the same ones). */
-const PASS_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions', 'x-stream-protocol-version'];
 
 export interface StreamListenerOptions {
   nodeName: string;
@@ -61,22 +58,7 @@ export async function startStreamListener(o: StreamListenerOptions): Promise<Str
     socket.on('error', () => {});
     void splice(o, req, socket, head).catch((e) => writeSocketStatus(socket, statusOf(e, log)));
   });
-  const sockets = new Set<Duplex>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(o.port, o.host, () => ok());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((ok) => server.close(() => ok()));
-    },
-  };
+  return listenTracked(server, o.port, o.host);
 }
 
 interface Request {
@@ -152,29 +134,8 @@ async function splice(o: StreamListenerOptions, req: IncomingMessage, socket: Du
     path = `/${r.sub}/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.pod)}/${encodeURIComponent(container)}`;
   }
   const query = q.toString();
-  const lines = [`GET ${path}${query ? `?${query}` : ''} HTTP/1.1`, `Host: ${o.agent.host}:${o.agent.port}`];
-  // rawHeaders keeps repeated lines as they came (X-Stream-Protocol-Version is one line per protocol).
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const [h, v] = [req.rawHeaders[i]!, req.rawHeaders[i + 1]!];
-    if (PASS_HEADERS.includes(h.toLowerCase()) && !/[\r\n]/.test(v)) lines.push(`${h}: ${v}`);
-  }
   // The user's own token: the agent server reviews it too (a hit in the authenticator's cache).
-  lines.push(`Authorization: Bearer ${token}`);
-  const agent = await connectAgent(o.agent);
-  if (socket.destroyed) {
-    agent.destroy();
-    return;
-  }
-  (socket as { setNoDelay?(b: boolean): void }).setNoDelay?.(true);
-  agent.on('error', () => socket.destroy());
-  socket.on('error', () => agent.destroy());
-  agent.write(lines.join('\r\n') + '\r\n\r\n');
-  if (head.length) agent.write(head);
-  // From here the two connections are one: the agent server's answer (101, or its Status) goes back as it is.
-  agent.pipe(socket);
-  socket.pipe(agent);
-  socket.on('close', () => agent.destroy());
-  agent.on('close', () => socket.destroy());
+  await spliceUpgrade(o.agent, req, socket, head, `${path}${query ? `?${query}` : ''}`, token);
 }
 
 /** The pod, if it is bound to this node; a pod elsewhere is a 404 here, as kubelet answers for pods it does not run. */
@@ -207,13 +168,4 @@ function statusOf(e: unknown, log: (m: string) => void): Status {
   if (e instanceof ApiError) return e.status;
   log(`request failed: ${e instanceof Error ? e.stack : String(e)}`);
   return errors.internal(e instanceof Error ? e.message : String(e)).status;
-}
-
-function sendStatus(res: ServerResponse, st: Status): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(st.code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(st));
 }

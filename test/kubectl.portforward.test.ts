@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import tls from 'node:tls';
 import net from 'node:net';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { httpGet, portForward, type Forward } from './support/port-forward.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { startServedNode } from './support/agent-server.ts';
 import { PAUSE, runLabels } from '../node-agent/runtime.ts';
@@ -46,51 +47,8 @@ function kubectl(args: string[], env: Record<string, string> = {}, input?: strin
   });
 }
 
-interface Forward {
-  port: number;
-  proc: ChildProcess;
-  stderr(): string;
-  exited: Promise<number>;
-}
-
-/** Starts `kubectl port-forward pod/NAME :REMOTE` and resolves once it says which local port it chose. */
-function portForward(pod: string, remote: number, env: Record<string, string> = {}, extra: string[] = []): Promise<Forward> {
-  const proc = spawn('kubectl', ['port-forward', `pod/${pod}`, `:${remote}`, '--address=127.0.0.1', ...extra], {
-    env: { ...process.env, KUBECONFIG: c.kubeconfigPath, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  let out = '';
-  let err = '';
-  const exited = new Promise<number>((ok) => proc.on('exit', (code) => ok(code ?? 1)));
-  proc.stderr!.on('data', (x) => (err += x));
-  return new Promise((ok, fail) => {
-    const t = setTimeout(() => fail(new Error(`kubectl port-forward did not start: ${out} ${err}`)), 20_000);
-    proc.stdout!.on('data', (x) => {
-      out += x;
-      const m = /Forwarding from 127\.0\.0\.1:(\d+) ->/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        ok({ port: Number(m[1]), proc, stderr: () => err, exited });
-      }
-    });
-    void exited.then((code) => fail(new Error(`kubectl port-forward exited ${code}: ${out} ${err}`)));
-  });
-}
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((ok, fail) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (x) => (body += x));
-      res.on('end', () => ok({ status: res.statusCode!, body }));
-      res.on('error', fail);
-    });
-    req.on('error', fail);
-    req.setTimeout(20_000, () => req.destroy(new Error('timed out')));
-  });
-}
+const forward = (pod: string, remote: number, env: Record<string, string> = {}, extra: string[] = []) =>
+  portForward({ ...process.env, KUBECONFIG: c.kubeconfigPath, ...env }, children, pod, remote, extra);
 
 function stop(f: Forward): Promise<number> {
   f.proc.kill('SIGINT');
@@ -151,12 +109,12 @@ d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the no
   });
 
   it('forwards a local port to the pod over SPDY tunnelled in a WebSocket', async () => {
-    const f = await portForward('pf', 8080, {}, ['-v=6']);
+    const f = await forward('pf', 8080, {}, ['-v=6']);
     try {
-      const r = await get(f.port, '/index.html');
+      const r = await httpGet(f.port, '/index.html');
       expect(r).toEqual({ status: 200, body: INDEX });
       // More than the 64 KiB a SPDY/3 stream may carry before a WINDOW_UPDATE (client-go sends none).
-      const b = await get(f.port, '/big.txt');
+      const b = await httpGet(f.port, '/big.txt');
       expect(b.status).toBe(200);
       expect(b.body.length).toBe(big().length);
       expect(b.body === big()).toBe(true);
@@ -169,9 +127,9 @@ d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the no
   });
 
   it('carries concurrent connections on one forward', async () => {
-    const f = await portForward('pf', 8080);
+    const f = await forward('pf', 8080);
     try {
-      const rs = await Promise.all([get(f.port, '/big.txt'), get(f.port, '/index.html'), get(f.port, '/big.txt'), get(f.port, '/nope')]);
+      const rs = await Promise.all([httpGet(f.port, '/big.txt'), httpGet(f.port, '/index.html'), httpGet(f.port, '/big.txt'), httpGet(f.port, '/nope')]);
       expect(rs.map((r) => r.status)).toEqual([200, 200, 200, 404]);
       expect(rs[0]!.body === big() && rs[2]!.body === big()).toBe(true);
       expect(rs[1]!.body).toBe(INDEX);
@@ -181,7 +139,7 @@ d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the no
   });
 
   it('reports a port nothing listens on as kubectl does: an error, then the forward ends', async () => {
-    const f = await portForward('pf', 9);
+    const f = await forward('pf', 9);
     // The local connection is accepted, then closed once the agent's dial has failed.
     await new Promise<void>((ok) => {
       const s = net.connect(f.port, '127.0.0.1');
@@ -196,9 +154,9 @@ d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the no
   });
 
   it('forwards over plain SPDY/3.1 when WebSockets are off (KUBECTL_PORT_FORWARD_WEBSOCKETS=false)', async () => {
-    const f = await portForward('pf', 8080, { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, ['-v=6']);
+    const f = await forward('pf', 8080, { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, ['-v=6']);
     try {
-      const [a, b] = await Promise.all([get(f.port, '/index.html'), get(f.port, '/big.txt')]);
+      const [a, b] = await Promise.all([httpGet(f.port, '/index.html'), httpGet(f.port, '/big.txt')]);
       expect(a).toEqual({ status: 200, body: INDEX });
       expect(b.body === big()).toBe(true);
     } finally {

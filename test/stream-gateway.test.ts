@@ -21,6 +21,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { until } from './support/until.ts';
+import { httpGet, portForward } from './support/port-forward.ts';
 import { join } from 'node:path';
 import type { CloudFrontHeaders, CloudFrontRequest, CloudFrontRequestEvent, CloudFrontResultResponse } from 'aws-lambda';
 import WebSocket from 'ws';
@@ -197,43 +198,8 @@ function kubectl(args: string[], env: Record<string, string> = {}, input?: strin
   });
 }
 
-function portForward(pod: string, remote: number, extra: string[] = []): Promise<{ port: number; proc: ChildProcess; stderr(): string; exited: Promise<number> }> {
-  const proc = spawn('kubectl', ['port-forward', `pod/${pod}`, `:${remote}`, '--address=127.0.0.1', ...extra], {
-    env: { ...process.env, KUBECONFIG: kubeconfig, KUBECACHEDIR: join(c.dataDir, 'kube-cache-fd') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  let out = '';
-  let err = '';
-  const exited = new Promise<number>((ok) => proc.on('exit', (code) => ok(code ?? 1)));
-  proc.stderr!.on('data', (x) => (err += x));
-  return new Promise((ok, fail) => {
-    const t = setTimeout(() => fail(new Error(`kubectl port-forward did not start: ${out} ${err}`)), 20_000);
-    proc.stdout!.on('data', (x) => {
-      out += x;
-      const m = /Forwarding from 127\.0\.0\.1:(\d+) ->/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        ok({ port: Number(m[1]), proc, stderr: () => err, exited });
-      }
-    });
-    void exited.then((code) => fail(new Error(`kubectl port-forward exited ${code}: ${out} ${err}`)));
-  });
-}
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((ok, fail) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (x) => (body += x));
-      res.on('end', () => ok({ status: res.statusCode!, body }));
-      res.on('error', fail);
-    });
-    req.on('error', fail);
-    req.setTimeout(20_000, () => req.destroy(new Error('timed out')));
-  });
-}
+const forward = (pod: string, remote: number, extra: string[] = []) =>
+  portForward({ ...process.env, KUBECONFIG: kubeconfig, KUBECACHEDIR: join(c.dataDir, 'kube-cache-fd') }, children, pod, remote, extra);
 
 /** The router's answer for a viewer request on `path` with this token. */
 async function route(path: string, token?: string): Promise<{ status: number; body: any; origin?: string }> {
@@ -446,10 +412,10 @@ d('exec, attach and port-forward through one front door URL: edge stream router 
 
   it('kubectl port-forward through the front door, then HTTP to the pod through it', async () => {
     routed.length = 0;
-    const f = await portForward('pf', 8080, ['-v=6']);
+    const f = await forward('pf', 8080, ['-v=6']);
     try {
-      expect(await get(f.port, '/index.html')).toEqual({ status: 200, body: INDEX });
-      const b = await get(f.port, '/big.txt');
+      expect(await httpGet(f.port, '/index.html')).toEqual({ status: 200, body: INDEX });
+      const b = await httpGet(f.port, '/big.txt');
       expect(b.status).toBe(200);
       expect(b.body === big()).toBe(true);
     } finally {

@@ -209,23 +209,33 @@ async function proxyUpgrade(opts: UpgradeProxyOptions, req: IncomingMessage, soc
     path = `/${sub}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}`;
   }
   const query = q.toString();
-  const lines = [`GET ${path}${query ? `?${query}` : ''} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
+  await spliceUpgrade(target, req, socket, head, `${path}${query ? `?${query}` : ''}`, opts.nodeClientToken);
+}
+
+/**
+ * Sends a client's upgrade on to the agent (`GET path` with the client's upgrade headers and `token`),
+ * then joins the two connections: the agent's answer (101, or its error Status) goes back as it is.
+ * The apiserver splices this way, and so does the agent's stream listener (to its own server).
+ */
+export async function spliceUpgrade(target: AgentTarget, req: IncomingMessage, socket: Duplex, head: Buffer, path: string, token: string): Promise<void> {
+  const lines = [`GET ${path} HTTP/1.1`, `Host: ${target.host}:${target.port}`];
   // rawHeaders keeps repeated lines as they came (X-Stream-Protocol-Version is one line per protocol).
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const [h, v] = [req.rawHeaders[i]!, req.rawHeaders[i + 1]!];
     if (PASS_HEADERS.includes(h.toLowerCase()) && !/[\r\n]/.test(v)) lines.push(`${h}: ${v}`);
   }
-  lines.push(`Authorization: Bearer ${opts.nodeClientToken}`);
+  lines.push(`Authorization: Bearer ${token}`);
   const agent = await connectAgent(target);
   if (socket.destroyed) {
     agent.destroy();
     return;
   }
+  // Streaming sessions are small frames both ways: no Nagle delay on the client's side either.
+  (socket as { setNoDelay?(b: boolean): void }).setNoDelay?.(true);
   agent.on('error', () => socket.destroy());
   socket.on('error', () => agent.destroy());
   agent.write(lines.join('\r\n') + '\r\n\r\n');
   if (head.length) agent.write(head);
-  // From here on the two connections are one: the agent's answer (101, or its error Status) goes back as it is.
   agent.pipe(socket);
   socket.pipe(agent);
   socket.on('close', () => agent.destroy());

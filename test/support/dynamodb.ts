@@ -135,7 +135,8 @@ export function uniqueTableName(label = 'skiff-test'): string {
   return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-function freePort(): Promise<number> {
+/** A free loopback port (for a server about to be started). */
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const s = createServer();
     s.unref();
@@ -147,7 +148,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitUntilServing(endpoint: string, proc: ChildProcess): Promise<void> {
+/** Resolves once a moto server answers, or throws when its process exits first or 30 s pass. */
+export async function waitUntilServing(endpoint: string, proc: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`exited with code ${proc.exitCode}`);

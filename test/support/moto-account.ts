@@ -24,9 +24,9 @@
 //   registry. With no registry reachable that fails, leaves an unlabelled Docker volume behind and drops
 //   the records from the stream. This server does not deliver; the records stay on the stream.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort, waitUntilServing } from './dynamodb.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -182,28 +182,3 @@ export async function motoAccount(): Promise<MotoAccount | undefined> {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function waitUntilServing(endpoint: string, proc: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`exited with code ${proc.exitCode}`);
-    try {
-      await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error('no answer within 30 s');
-}
