@@ -164,8 +164,13 @@ describe.skipIf(!ddb)('bootstrap custom resource handler', () => {
     await ssm.send(new DeleteParametersCommand({ Names: [`${p}/bootstrap-token`, `${p}/admin-token`] }));
   });
 
-  it('Delete removes both parameters, and a repeated Delete still succeeds', async () => {
+  it('Delete revokes both tokens in the table and removes both parameters, and a repeated Delete still succeeds', async () => {
+    const before = await readTokens(prefix);
+    const authn = new TokenAuthenticator(backend, 0);
+    expect((await authn.authenticate(`Bearer ${before.admin}`)).username).toBe(ADMIN_USER.username);
     const d = await run(event('Delete', prefix));
+    await expect(authn.authenticate(`Bearer ${before.admin}`)).rejects.toThrow(/Unauthorized/);
+    await expect(authn.authenticate(`Bearer ${before.bootstrap}`)).rejects.toThrow(/Unauthorized/);
     expect(d).toMatchObject({ Status: 'SUCCESS', PhysicalResourceId: `skiff-bootstrap:${prefix}` });
     expect(await exists(`${prefix}/bootstrap-token`)).toBe(false);
     expect(await exists(`${prefix}/admin-token`)).toBe(false);

@@ -85,6 +85,15 @@ export async function storeToken(backend: Backend, token: string, user: UserInfo
   }
 }
 
+/** Removes a token: it no longer authenticates (after the authenticators' cache time). Idempotent. */
+export async function revokeToken(backend: Backend, token: string): Promise<void> {
+  try {
+    await backend.delete(TOKEN_PREFIX + hashToken(token));
+  } catch (e) {
+    if (!(e instanceof StorageError && e.code === 'NotFound')) throw e;
+  }
+}
+
 export class TokenAuthenticator {
   // Warm Lambdas answer repeat requests without a storage read; a revoked token lives at most ttlMs.
   private cache = new Map<string, { user: UserInfo | null; until: number }>();

@@ -8,7 +8,7 @@
 // Create and Update ensure both exist and never replace an existing one: CloudFormation may deliver the
 // same request twice, and a retry after a half-done attempt must finish it with the token the first
 // attempt stored (PutParameter with Overwrite false; ParameterAlreadyExists → read it back). Delete
-// removes the parameters. The handler answers CloudFormation's ResponseURL itself, always (SUCCESS or
+// revokes the tokens in the table (which outlives the stack by default) and removes the parameters. The handler answers CloudFormation's ResponseURL itself, always (SUCCESS or
 // FAILED), with a PhysicalResourceId that names the parameter prefix, so it is stable across updates.
 // Token values are never logged, returned as Data, or put in a failure reason.
 
@@ -16,7 +16,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
-import { ADMIN_USER, BOOTSTRAP_USER, newToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
+import { ADMIN_USER, BOOTSTRAP_USER, newToken, revokeToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
 import type { Backend } from '../storage/backend.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 
@@ -42,7 +42,7 @@ export function createBootstrapHandler(deps: BootstrapDeps) {
     try {
       const params = parameters(props);
       console.log(`${event.RequestType} ${event.LogicalResourceId}: ${params.map((p) => p.name).join(', ')}`);
-      if (event.RequestType === 'Delete') await deleteParameters(deps, params.map((p) => p.name));
+      if (event.RequestType === 'Delete') await deleteTokens(deps, params.map((p) => p.name));
       else await ensureTokens(deps, params);
       outcome = { status: 'SUCCESS', physicalResourceId };
     } catch (e) {
@@ -96,9 +96,17 @@ async function ensureTokens(deps: BootstrapDeps, params: { name: string; user: U
   }
 }
 
-async function deleteParameters(deps: BootstrapDeps, names: string[]): Promise<void> {
+async function deleteTokens(deps: BootstrapDeps, names: string[]): Promise<void> {
   const ssm = await deps.ssm();
-  const { DeleteParametersCommand } = await import('@aws-sdk/client-ssm');
+  const { DeleteParametersCommand, GetParametersCommand } = await import('@aws-sdk/client-ssm');
+  // First the hashes (a retained table must not keep honouring the tokens), then the values.
+  const got = await ssm.send(new GetParametersCommand({ Names: names, WithDecryption: true }));
+  const backend = deps.backend();
+  try {
+    for (const p of got.Parameters ?? []) if (p.Value) await revokeToken(backend, p.Value);
+  } finally {
+    await backend.close();
+  }
   // Parameters already gone come back as InvalidParameters: not an error for a delete.
   await ssm.send(new DeleteParametersCommand({ Names: names }));
 }
