@@ -93,8 +93,8 @@ export class SkiffFrontDoor extends Construct {
     if (!this.node.tryGetContext('aws:cdk:disable-asset-staging')) rmSync(bundle, { recursive: true, force: true });
 
     const origin = new FunctionUrlOrigin(props.url, {
-      // Longest idle gap CloudFront allows without a quota increase: a watch must see a byte (an event
-      // or a bookmark) at least this often.
+      // Longest idle gap CloudFront allows without a quota increase: a watch must see a byte at least this
+      // often, so the apiserver sends a newline on a quiet watch every 20 s (SKIFF_WATCH_KEEPALIVE_SECONDS).
       readTimeout: Duration.seconds(60),
       keepaliveTimeout: Duration.seconds(60),
     });

@@ -40,6 +40,9 @@ import { SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
 /** Longest watch the apiserver serves; must end before the function's 15-minute timeout. */
 const MAX_WATCH_SECONDS = 840;
 
+/** A quiet watch sends a newline this often, so CloudFront (60 s read timeout) does not cut it. */
+const WATCH_KEEPALIVE_SECONDS = 20;
+
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /** How every Skiff function is bundled. */
@@ -124,6 +127,8 @@ export class SkiffCluster extends Construct {
 
     this.apiFunction = this.skiffFunction('ApiServer', 'Api', '../lambdas/apiserver/lambda.ts', Duration.minutes(15), {
       SKIFF_MAX_WATCH_SECONDS: String(MAX_WATCH_SECONDS),
+      // Well inside the front door's 60 s origin read timeout (infra/front-door.ts).
+      SKIFF_WATCH_KEEPALIVE_SECONDS: String(WATCH_KEEPALIVE_SECONDS),
     });
 
     // Auth NONE is deliberate: the apiserver authenticates every request itself (bearer tokens,

@@ -163,6 +163,11 @@ describe('apiserver function', () => {
     expect(p.Environment.Variables.SKIFF_TABLE).toEqual({ Ref: tableId });
     // Watches must end before the function times out.
     expect(Number(p.Environment.Variables.SKIFF_MAX_WATCH_SECONDS)).toBeLessThan(p.Timeout);
+    // A quiet watch sends a newline well inside the front door's origin read timeout.
+    const [, dist] = onlyResource(template, 'AWS::CloudFront::Distribution');
+    const readTimeout = dist.Properties.DistributionConfig.Origins[0].CustomOriginConfig.OriginReadTimeout;
+    expect(Number(p.Environment.Variables.SKIFF_WATCH_KEEPALIVE_SECONDS)).toBeGreaterThan(0);
+    expect(Number(p.Environment.Variables.SKIFF_WATCH_KEEPALIVE_SECONDS)).toBeLessThanOrEqual(readTimeout / 2);
   });
 
   it('has a response-streaming Function URL without IAM auth or CORS', () => {

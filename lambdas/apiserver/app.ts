@@ -53,6 +53,13 @@ export interface ApiServerOptions {
   maxWatchSeconds?: number;
   /** How often an idle watch checks for progress (and sends a bookmark if asked). */
   watchProgressMs?: number;
+  /**
+   * A watch that has sent nothing for this long sends a bare newline. Off by default (kube-apiserver
+   * sends none). A deployed apiserver sits behind CloudFront, which ends a response after its origin
+   * read timeout without a byte; JSON watch decoders (kubectl's, client-node's, the agent's) skip
+   * whitespace between events, so a quiet `kubectl get -w` stays open.
+   */
+  watchKeepAliveMs?: number;
   /** The bearer token this apiserver presents to node agents (pods/log); see node-proxy.ts. */
   nodeClientToken?: string;
   /** Where Service clusterIPs come from (kube-apiserver --service-cluster-ip-range); default 10.96.0.0/16. */
@@ -81,6 +88,7 @@ export class ApiServer {
   private maxBody: number;
   private maxWatchSeconds: number;
   private watchProgressMs: number;
+  private watchKeepAliveMs?: number;
   private nodeClientToken?: string;
   private backend: Backend;
 
@@ -93,6 +101,7 @@ export class ApiServer {
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.maxWatchSeconds = opts.maxWatchSeconds ?? 1800;
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
+    this.watchKeepAliveMs = opts.watchKeepAliveMs;
     this.nodeClientToken = opts.nodeClientToken;
   }
 
@@ -413,15 +422,28 @@ export class ApiServer {
     );
     // Headers go out at once (clients wait for them before creating what they watch); problems found
     // later, such as a compacted resourceVersion, arrive as an ERROR event, as from kube-apiserver.
+    const keepAliveMs = this.watchKeepAliveMs;
+    let keepAliveTimer: NodeJS.Timeout | undefined;
+    const quiet = Symbol('quiet');
+    const nextOrQuiet = (p: Promise<IteratorResult<WatchEventOut>>) =>
+      keepAliveMs ? Promise.race([p, new Promise<typeof quiet>((ok) => (keepAliveTimer = setTimeout(() => ok(quiet), keepAliveMs)))]) : p;
     const body = (async function* () {
       try {
-        let r = await events.next();
-        while (!r.done) {
+        let pending = events.next();
+        for (;;) {
+          const r = await nextOrQuiet(pending);
+          clearTimeout(keepAliveTimer);
+          if (r === quiet) {
+            yield '\n';
+            continue;
+          }
+          if (r.done) break;
           yield encodeEvent(r.value, res, asTable, includeObject) + '\n';
           if (ctl.signal.aborted) break;
-          r = await events.next();
+          pending = events.next();
         }
       } finally {
+        clearTimeout(keepAliveTimer);
         clearTimeout(timer);
         req.signal?.removeEventListener('abort', stop);
         ctl.abort();

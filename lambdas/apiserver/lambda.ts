@@ -10,7 +10,9 @@ let server: Promise<ApiServer> | undefined;
 function open(): Promise<ApiServer> {
   // A watch must end before the function's own timeout; the function is configured with 15 minutes.
   const maxWatchSeconds = Number(process.env.SKIFF_MAX_WATCH_SECONDS ?? 840);
-  return Promise.resolve(new ApiServer({ backend: backendFromEnv(), maxWatchSeconds }));
+  // Behind CloudFront a quiet watch needs a byte before the origin read timeout (infra/front-door.ts).
+  const keepAlive = Number(process.env.SKIFF_WATCH_KEEPALIVE_SECONDS ?? 0);
+  return Promise.resolve(new ApiServer({ backend: backendFromEnv(), maxWatchSeconds, watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined }));
 }
 
 export const handler = createHandler(() => (server ??= open()));

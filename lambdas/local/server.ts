@@ -40,6 +40,8 @@ export interface LocalClusterOptions {
   maxBodyBytes?: number;
   maxWatchSeconds?: number;
   watchProgressMs?: number;
+  /** See ApiServerOptions.watchKeepAliveMs (off by default). */
+  watchKeepAliveMs?: number;
   /** Run the controllers and scheduler in-process (default true; tests of the apiserver alone turn it off). */
   controllers?: boolean;
   /** Register this many hollow nodes (kubemark-style: no containers run). */
@@ -97,6 +99,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     maxBodyBytes: maxBody,
     maxWatchSeconds: opts.maxWatchSeconds,
     watchProgressMs: opts.watchProgressMs,
+    watchKeepAliveMs: opts.watchKeepAliveMs,
     serviceCIDR: opts.serviceCIDR,
     nodePortRange: opts.nodePortRange,
   });
