@@ -138,6 +138,11 @@ describe.skipIf(!moto)('npm run deploy:local against moto', () => {
     expect(list.status).toBe(200);
     expect(list.body.kind).toBe('PodList');
     expect(list.body.items.map((p: any) => p.metadata.name)).toEqual(['web']);
+    // The deployed apiserver reaches no node agent: pods/log says where it is served instead.
+    const log = await call('GET', '/api/v1/namespaces/smoke/pods/web/log');
+    expect(log.status).toBe(503);
+    expect(log.body).toMatchObject({ kind: 'Status', reason: 'ServiceUnavailable' });
+    expect(log.body.message).toContain('go through its front door');
 
     // The objects are items of the deployed table, as lambdas/storage/dynamodb.ts lays them out.
     const item = async (pk: string, sk: string) =>

@@ -99,7 +99,13 @@ const LOG_PARAMS = ['follow', 'previous', 'tailLines', 'sinceSeconds', 'sinceTim
 
 /** GET pods/{name}/log: the agent's /containerLogs body, streamed back as it comes. */
 export async function podLogs(registry: Registry, req: ApiRequest, ns: string, name: string, nodeClientToken: string | undefined): Promise<ApiResponse> {
-  if (!nodeClientToken) throw new ApiError('ServiceUnavailable', 'this apiserver has no credentials for node agents');
+  if (!nodeClientToken) {
+    // A deployed apiserver (a Lambda outside the VPC) reaches no agent: the front door sends pods/log to the node.
+    throw new ApiError(
+      'ServiceUnavailable',
+      'this apiserver does not reach node agents: on a deployed cluster, logs, exec, attach and port-forward go through its front door (the stack output ApiEndpoint; `skiff kubeconfig --stack` uses it)',
+    );
+  }
   const q = req.query;
   for (const p of ['tailLines', 'sinceSeconds', 'limitBytes']) {
     const v = q.get(p);
