@@ -7,7 +7,7 @@
 //      comes through the front door) plus its DynamoDB reads and writes; every object write that passes
 //      a stream function's filter wakes that function (one invocation per write while writes are sparse,
 //      fewer once its 1 s batching window gathers several); the scheduler and the controller manager
-//      resync every minute.
+//      resync on a schedule (every 5 minutes by default).
 //   2. Time: Lambda bills every millisecond a function runs. A request is milliseconds; a watch held open
 //      through the apiserver is a function running the whole time it is open, which is why agents poll.
 //   3. Storage: the table's items and an hour of change log (log items expire by TTL).
@@ -535,7 +535,7 @@ export interface AgentSettings {
   via: 'frontDoor' | 'functionUrl';
   /** Whether a node's heartbeat Lease write wakes each loop function (today both: they watch Leases). */
   leaseWakes: { scheduler: boolean; controllerManager: boolean };
-  /** The loops' scheduled resync (EventBridge rule, every minute today). */
+  /** The loops' scheduled resync (EventBridge rule; 5 minutes by default). */
   resyncSeconds: number;
   /** The agent rewrites its unchanged Node status this often (NODE_STATUS_REFRESH_SECONDS today, kubelet's 5 min). */
   statusRefreshSeconds: number;

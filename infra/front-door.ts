@@ -1,8 +1,9 @@
 // SkiffFrontDoor: one CloudFront distribution whose domain is the cluster's one server URL.
 //   default behaviour           → the apiserver Function URL (nothing cached, every viewer header but Host)
-//   .../pods/*/exec|attach|portforward → the same, plus a Lambda@Edge origin-request function
+//   .../pods/*/exec|attach|portforward|log → the same, plus a Lambda@Edge origin-request function
 //     (lambdas/edge/stream-router.ts) that sends the request to the pod's node instead (its stream
-//     listener on skiff.io/stream-port), since a Lambda cannot hold an interactive stream.
+//     listener on skiff.io/stream-port), since a Lambda cannot hold an interactive stream and the
+//     apiserver Lambda, outside the VPC, does not reach the agents for logs.
 //
 // Lambda@Edge functions live in us-east-1. In a us-east-1 stack the function and its role are in the
 // stack itself; elsewhere EdgeFunction puts the function in a support stack in us-east-1, and the role

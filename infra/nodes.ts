@@ -2,7 +2,7 @@
 // instances, and on each a systemd unit running `skiff agent`, which joins the cluster through SSM
 // (api-url, ca, bootstrap-token under /skiff/<clusterName>; see node-agent/bootstrap.ts).
 //
-//   CloudFront (exec/attach/portforward) ─:10255─> node stream listener   (origin-facing prefix list only)
+//   CloudFront (exec/attach/portforward/log) ─:10255─> node stream listener   (origin-facing prefix list only)
 //   node ─:10250─ node, pod ─ pod (cluster CIDR, routed by the controller manager's route controller)
 //
 // Pods keep their cluster-CIDR addresses across nodes: the route controller (lambdas/controllers/

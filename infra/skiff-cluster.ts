@@ -2,8 +2,8 @@
 //
 //   kubectl ─HTTPS─> Function URL ─> apiserver Lambda ─read/write─> DynamoDB table
 //   table stream ─(filtered per kind)─> scheduler Lambda, controller-manager Lambda ─> table
-//   EventBridge every minute ─> the same two functions (full resync; node lifecycle's clock)
-//   CloudFront (front-door.ts) ─> the Function URL; exec/attach/portforward ─Lambda@Edge─> the pod's node
+//   EventBridge every 5 minutes ─> the same two functions (full resync; node lifecycle's clock)
+//   CloudFront (front-door.ts) ─> the Function URL; exec/attach/portforward/log ─Lambda@Edge─> the pod's node
 //   EC2 nodes (nodes.ts) run `skiff agent`, joining through SSM parameters (bootstrap.ts)
 //   CloudWatch alarms: stream iterator age and errors of every function
 //

@@ -1,6 +1,6 @@
 // The controller manager's Lambda entry points: `stream` for batches of the table's stream (filtered
 // to the kinds these controllers watch by the event source mapping; see streamFilterPatterns) and
-// `resync` for the scheduled trigger every minute, which also drives node lifecycle's clock.
+// `resync` for the scheduled trigger (every 5 minutes by default), which also drives node lifecycle's clock.
 
 import { createControllerHandlers, dispatchHandler } from './stream.ts';
 import { cloudContext } from './cloud-context.ts';
@@ -28,5 +28,5 @@ export const controllers: Controller[] = [
 const handlers = createControllerHandlers(controllers, cloudContext);
 export const stream = handlers.stream;
 export const resync = handlers.resync;
-/** One function for both triggers: stream batches and the one-minute resync schedule. */
+/** One function for both triggers: stream batches and the scheduled resync. */
 export const handler = dispatchHandler(handlers);

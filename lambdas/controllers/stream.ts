@@ -6,7 +6,7 @@
 // changed ten times in a batch costs one reconcile, and a redelivered batch costs no-op reconciles.
 // A key whose reconcile fails is reported as a batch item failure at the sequence number of the first
 // record that produced it, so Lambda retries the batch from there (ReportBatchItemFailures); records
-// before it are done. Work a controller asks to requeue is picked up by the next resync (every minute).
+// before it are done. Work a controller asks to requeue is picked up by the next scheduled resync.
 
 import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';

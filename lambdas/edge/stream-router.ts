@@ -1,6 +1,7 @@
 // The front door's stream router: a Lambda@Edge ORIGIN_REQUEST function on CloudFront's behaviours for
-// /api/v1/namespaces/{ns}/pods/{name}/{exec,attach,portforward}. The apiserver is a Lambda and cannot
-// hold an upgraded connection, so these requests go to the pod's node instead: CloudFront holds the
+// /api/v1/namespaces/{ns}/pods/{name}/{exec,attach,portforward,log}. The apiserver is a Lambda and cannot
+// hold an upgraded connection (nor reach the agents for logs), so these requests go to the pod's node
+// instead: CloudFront holds the
 // WebSocket between kubectl and the node agent's stream listener (node-agent/stream-listener.ts), and
 // this function only chooses where it goes. It asks the apiserver (the behaviour's own origin) for the
 // pod, with the viewer's Authorization header so the viewer's own rights apply, then for the pod's node,

@@ -10,5 +10,5 @@ export const scheduler = createScheduler();
 const handlers = createControllerHandlers([scheduler], cloudContext);
 export const stream = handlers.stream;
 export const resync = handlers.resync;
-/** One function for both triggers: stream batches and the one-minute resync schedule. */
+/** One function for both triggers: stream batches and the scheduled resync. */
 export const handler = dispatchHandler(handlers);
