@@ -17,6 +17,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { CachePolicy, OriginRequestPolicy } from 'aws-cdk-lib/aws-cloudfront';
 import { SkiffStack, type SkiffStackProps } from '../infra/skiff-stack.ts';
 import { STREAM_PATH_PATTERNS } from '../infra/front-door.ts';
+import { CURRENT_AGENT } from '../infra/cost-model.ts';
 import { AGENT_BUNDLE, AGENT_BUNDLE_DIR, agentBundleDir } from '../infra/nodes.ts';
 
 type Json = any;
@@ -483,6 +484,18 @@ describe('nodes', () => {
     expect(json().Parameters[param].Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-[\w.-]*arm64$/);
     expect(lt.InstanceType).toBe('t4g.small');
     expect(lt.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
+  });
+
+  it('the cost model prices what the stack deploys: poll, lease, Node status and resync intervals, agents on the Function URL', () => {
+    const flag = (name: string) => Number(new RegExp(`--${name} (\\d+)`).exec(userData())?.[1]);
+    expect(flag('poll-seconds')).toBe(CURRENT_AGENT.pollSeconds);
+    expect(flag('lease-seconds')).toBe(CURRENT_AGENT.leaseSeconds);
+    expect(flag('status-report-seconds')).toBe(CURRENT_AGENT.statusRefreshSeconds);
+    const rate = /^rate\((\d+) minutes?\)$/.exec(ofType(json(), 'AWS::Events::Rule')[0]![1].Properties.ScheduleExpression);
+    expect(Number(rate?.[1]) * 60).toBe(CURRENT_AGENT.resyncSeconds);
+    const [urlId] = onlyResource(template, 'AWS::Lambda::Url');
+    expect(CURRENT_AGENT.via).toBe('functionUrl');
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/skiff/SkiffStack/api-url', Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
   });
 
   it('user data installs the runtime, fetches the agent bundle and runs the agent as a systemd unit', () => {
