@@ -28,6 +28,8 @@ import { cleanupPodNetworkRules, ensurePodNetworkRules } from './pod-network.ts'
 export interface AgentOptions {
   /** How to reach the apiserver (server URL, CA, bearer token). */
   api: KubeClientConfig;
+  /** The client made from `api`, when the caller has one already (tests count its calls). */
+  kubeClient?: KubeClient;
   nodeName?: string;
   /** Where pod volumes and the serving certificate live. */
   dataDir: string;
@@ -105,7 +107,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   if (pauseImage === DEFAULT_PAUSE_IMAGE) await ensureBusyboxImage(docker, pauseImage, { cmd: ['/bin/sleep', '2147483647'] });
   const runtime = new DockerRuntime(docker, nodeName, o.network ?? 'skiff');
   const netRules = o.podNetworkRules && { netns: o.netns, ...o.podNetworkRules };
-  const kube = new KubeClient(o.api);
+  const kube = o.kubeClient ?? new KubeClient(o.api);
   const address = o.address ?? hostIPv4();
 
   // The agent's own HTTPS server (logs, exec), trusted by the apiserver through the pinned fingerprint.
