@@ -16,17 +16,30 @@ import { newToken, nodeUser, storeToken } from '../lambdas/apiserver/auth.ts';
 import { startAgent, type Agent } from '../node-agent/agent.ts';
 import { KubeClient, type KubeClientConfig } from '../node-agent/kube-client.ts';
 import { STREAM_PORT_ANNOTATION } from '../node-agent/node.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
 
 const docker = await requireDocker();
 const NODE = `cloud-node-${process.pid}`;
 const NETWORK = `skiff-cloud-${process.pid}`;
 
-/** The agent's client, counting the watches it opens (a polling agent must open none). */
+/**
+ * The agent's client, counting the watches it opens (a polling agent must open none) and the pod status
+ * writes refused as stale (409): a sync must not start from the copy its own last write replaced.
+ */
 let watches = 0;
+let staleStatusWrites = 0;
 class CountingClient extends KubeClient {
   override watch(...args: Parameters<KubeClient['watch']>) {
     watches++;
     return super.watch(...args);
+  }
+  override async update<T>(path: string, body: unknown): Promise<T> {
+    try {
+      return await super.update<T>(path, body);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 409 && /\/pods\/[^/]+\/status$/.test(path)) staleStatusWrites++;
+      throw e;
+    }
   }
 }
 
@@ -65,7 +78,7 @@ describe.skipIf(!docker)('agent in cloud mode (polling, long lease, stream port)
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('runs a pod it learns of by polling, and never opens a watch', async () => {
+  it('runs a pod it learns of by polling, never opens a watch, and writes no stale status', async () => {
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'talker' }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: TEST_IMAGE, command: ['sh', '-c', 'echo hello from the cloud; sleep 3600'] }] } };
     expect((await c.kubectl(['apply', '-f', '-'], JSON.stringify(pod))).code).toBe(0);
     await until(
@@ -78,6 +91,9 @@ describe.skipIf(!docker)('agent in cloud mode (polling, long lease, stream port)
       250,
     );
     expect(watches).toBe(0);
+    // Its status went through several writes (Pending, then Running) between two polls, none of them stale.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(staleStatusWrites).toBe(0);
   });
 
   it('declares its longer Lease and publishes its stream port on the Node', async () => {
