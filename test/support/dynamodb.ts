@@ -94,7 +94,6 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
     return { client: newClient(), endpoint: external, newClient, stop: async () => {} };
   }
 
-  const python = join(VENV, 'bin/python');
   if (!existsSync(join(VENV, 'bin/moto_server'))) {
     const msg = `No DynamoDB endpoint: set SKIFF_DYNAMODB_ENDPOINT, or install moto: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]==5.2.5'`;
     if (process.env.CI === 'true') throw new Error(msg);
@@ -102,18 +101,8 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
     return undefined;
   }
 
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const proc = spawn(python, ['-c', MOTO_SERVER, '127.0.0.1', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  try {
-    await waitUntilServing(endpoint, proc);
-  } catch (e) {
-    proc.kill('SIGKILL');
-    throw new Error(`moto server did not start: ${(e as Error).message}\n${stderr}`);
-  }
+  const moto = await startMotoServer(MOTO_SERVER, 4000);
+  const endpoint = moto.endpoint;
   // Static dummy credentials in the client config: nothing in process.env is touched.
   const newClient = () =>
     new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 5 });
@@ -124,8 +113,7 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
     newClient,
     async stop() {
       client.destroy();
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      await exited;
+      await moto.stop();
     },
   };
 }
@@ -136,7 +124,33 @@ export function uniqueTableName(label = 'skiff-test'): string {
 }
 
 /** A free loopback port (for a server about to be started). */
-export function freePort(): Promise<number> {
+/**
+ * Runs `python -c script 127.0.0.1 PORT` from .venv-moto on a free loopback port and waits until it
+ * serves; on failure, the last `keepStderr` characters of its stderr say why.
+ */
+export async function startMotoServer(script: string, keepStderr: number): Promise<{ endpoint: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const proc = spawn(join(VENV, 'bin/python'), ['-c', script, '127.0.0.1', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-keepStderr)));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  try {
+    await waitUntilServing(endpoint, proc);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw new Error(`moto server did not start: ${(e as Error).message}\n${stderr}`);
+  }
+  return {
+    endpoint,
+    async stop() {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const s = createServer();
     s.unref();
@@ -149,7 +163,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Resolves once a moto server answers, or throws when its process exits first or 30 s pass. */
-export async function waitUntilServing(endpoint: string, proc: ChildProcess): Promise<void> {
+async function waitUntilServing(endpoint: string, proc: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`exited with code ${proc.exitCode}`);

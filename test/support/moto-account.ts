@@ -24,9 +24,8 @@
 //   registry. With no registry reachable that fails, leaves an unlabelled Docker volume behind and drops
 //   the records from the stream. This server does not deliver; the records stay on the stream.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { freePort, waitUntilServing } from './dynamodb.ts';
+import { startMotoServer } from './dynamodb.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -156,29 +155,14 @@ export async function motoAccount(): Promise<MotoAccount | undefined> {
     console.warn(`\n!!!!!!!!!! ${msg}\n!!!!!!!!!! deploy tests are SKIPPED\n`);
     return undefined;
   }
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const proc = spawn(MOTO_PYTHON, ['-c', MOTO_SERVER, '127.0.0.1', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  try {
-    await waitUntilServing(endpoint, proc);
-  } catch (e) {
-    proc.kill('SIGKILL');
-    throw new Error(`moto server did not start: ${(e as Error).message}\n${stderr}`);
-  }
+  const moto = await startMotoServer(MOTO_SERVER, 8000);
+  const endpoint = moto.endpoint;
   return {
     endpoint,
     region: MOTO_REGION,
     accountId: MOTO_ACCOUNT_ID,
     clientConfig: { endpoint, region: MOTO_REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } },
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => moto.stop(),
   };
 }
 
