@@ -67,7 +67,7 @@ export const MAX_WATCH_SECONDS = 840;
 export const WATCH_COUNTER_POLL_MS = 150;
 /** The stream event source mappings' MaxBatchingWindow (infra/skiff-cluster.ts). */
 export const BATCHING_WINDOW_SECONDS = 1;
-/** The agent writes its Node's status at least this often even when nothing changed (node-agent/node.ts). */
+/** Kubelet's (and a local agent's) Node status report interval: node-agent/node.ts statusReportMs default. */
 export const NODE_STATUS_REFRESH_SECONDS = 300;
 /** The agent retries a conflicting pod status write after this long (node-agent/pods.ts report()). */
 export const STATUS_CONFLICT_RETRY_SECONDS = 0.5;
@@ -137,7 +137,7 @@ export const OPERATIONS = {
       apiserver: { 'GetItem token': 1, 'GetItem nodes': 1 },
     },
   },
-  /** node.ts writeStatus writing (conditions changed, or every 5 minutes): GET, then PUT nodes/status. */
+  /** node.ts writeStatus writing (conditions changed, or every status report interval): GET, then PUT nodes/status. */
   nodeStatusWrite: {
     apiRequests: 2,
     invocations: { scheduler: 1, controllerManager: 1 },
@@ -154,7 +154,7 @@ export const OPERATIONS = {
       apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'Query pods': 1 },
     },
   },
-  /** One poll of a Services informer (the proxy and DNS each have one). */
+  /** One poll of a Services informer (the proxy and DNS share one; AgentSettings.informers). */
   pollServices: {
     apiRequests: 1,
     invocations: nothing,
@@ -162,7 +162,7 @@ export const OPERATIONS = {
       apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'Query services': 1 },
     },
   },
-  /** One poll of an Endpoints informer (the proxy and DNS each have one). */
+  /** One poll of an Endpoints informer (the proxy and DNS share one; AgentSettings.informers). */
   pollEndpoints: {
     apiRequests: 1,
     invocations: nothing,
@@ -227,8 +227,9 @@ export const OPERATIONS = {
     },
   },
   /**
-   * A sync from the agent's cached pod, which lacks the agent's own status write until the next poll:
-   * the PUT is a 409 Conflict, retried every 0.5 s until the poll refreshes the cache.
+   * A sync from a stale cached pod, lacking the agent's own status write until the next poll: the PUT is
+   * a 409 Conflict, retried every 0.5 s until the poll refreshes the cache. The agent now keeps the pod
+   * its write returned (AgentSettings.staleStatusConflicts false); NAIVE_AGENT prices the old behaviour.
    */
   podStatusConflict: {
     apiRequests: 1,
@@ -527,19 +528,19 @@ export interface AgentSettings {
   /** Lease renewal (heartbeat) interval; the Lease's declared duration is 4× this (node-agent/node.ts). */
   leaseSeconds: number;
   /**
-   * Informers per collection (node-agent/agent.ts, proxy.ts, dns.ts): one for the node's pods; Services
-   * and Endpoints are each followed twice today, by the service proxy and by cluster DNS.
+   * Informers per collection (node-agent/agent.ts, proxy.ts, dns.ts): one for the node's pods, and one
+   * each for Services and Endpoints, shared by the proxy and DNS (two each before they were shared).
    */
   informers: { pods: number; services: number; endpoints: number };
   /** Where agents' (and users') requests enter: the CloudFront front door (design §3), or the Function URL. */
   via: 'frontDoor' | 'functionUrl';
-  /** Whether a node's heartbeat Lease write wakes each loop function (today both: they watch Leases). */
+  /** Whether a node's heartbeat Lease write wakes each loop function (neither: streamFilterPatterns leaves them out). */
   leaseWakes: { scheduler: boolean; controllerManager: boolean };
   /** The loops' scheduled resync (EventBridge rule; 5 minutes by default). */
   resyncSeconds: number;
-  /** The agent rewrites its unchanged Node status this often (NODE_STATUS_REFRESH_SECONDS today, kubelet's 5 min). */
+  /** The agent rewrites its unchanged Node status this often (--status-report-seconds; kubelet's is NODE_STATUS_REFRESH_SECONDS). */
   statusRefreshSeconds: number;
-  /** Today's agent retries a pod status write from its stale cache until the next poll (see podStatusConflict). */
+  /** Whether a pod status write is retried from a stale cache until the next poll (see podStatusConflict). */
   staleStatusConflicts: boolean;
 }
 
@@ -678,7 +679,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   const O = OPERATIONS;
   const perSecond = (s: number) => MONTH_SECONDS / s;
 
-  // Node heartbeats: the Lease every leaseSeconds; the Node GET each time; its status every 5 minutes.
+  // Node heartbeats: the Lease every leaseSeconds; the Node GET each time; its status every statusRefreshSeconds.
   const L = agent.leaseSeconds;
   const statusEvery = Math.ceil(agent.statusRefreshSeconds / L) * L;
   add('heartbeats', O.leaseRenewal, cluster.nodes * perSecond(L));

@@ -410,17 +410,20 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     expect(seen.size).toBeGreaterThan(1);
   }, 60_000);
 
+  /** A pod answering UDP on 5353 (port name dns) with its own name, from the static udpecho built in beforeAll. */
+  const udpEchoPod = (name: string, app: string) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { app } },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      volumes: [{ name: 'bin', hostPath: { path: udpDir } }],
+      containers: [{ name: 'main', image: TEST_IMAGE, command: ['/opt/udp/udpecho', '5353'], volumeMounts: [{ name: 'bin', mountPath: '/opt/udp' }], ports: [{ name: 'dns', containerPort: 5353, protocol: 'UDP' }] }],
+    },
+  });
+
   it('UDP: a UDP service answers through its cluster IP', async () => {
-    await apply({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'udp', labels: { app: 'udp' } },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        volumes: [{ name: 'bin', hostPath: { path: udpDir } }],
-        containers: [{ name: 'main', image: TEST_IMAGE, command: ['/opt/udp/udpecho', '5353'], volumeMounts: [{ name: 'bin', mountPath: '/opt/udp' }], ports: [{ name: 'dns', containerPort: 5353, protocol: 'UDP' }] }],
-      },
-    });
+    await apply(udpEchoPod('udp', 'udp'));
     await apply(service('udp', { selector: { app: 'udp' }, ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 'dns' }] }));
     await until('udp endpoint', async () => (await readyIPs('udp')).length === 1, 60_000);
     const ip = await clusterIP('udp');
@@ -435,16 +438,7 @@ describe.skipIf(!docker)('service proxy on Docker (end to end)', () => {
     await new Promise<void>((r) => sock.bind(0, '0.0.0.0', () => r()));
     try {
       expect(await udpAskOn(sock, ip, 53)).toBe('udp');
-      await apply({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'udp2', labels: { app: 'udp-b' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          volumes: [{ name: 'bin', hostPath: { path: udpDir } }],
-          containers: [{ name: 'main', image: TEST_IMAGE, command: ['/opt/udp/udpecho', '5353'], volumeMounts: [{ name: 'bin', mountPath: '/opt/udp' }], ports: [{ name: 'dns', containerPort: 5353, protocol: 'UDP' }] }],
-        },
-      });
+      await apply(udpEchoPod('udp2', 'udp-b'));
       await until('udp2 running', async () => (await getPod('udp2')).status?.phase === 'Running', 30_000);
       expect(await udpAskOn(sock, ip, 53)).toBe('udp'); // the flow is pinned to its backend
       await c.kubectl(['patch', 'svc', 'udp', '-p', JSON.stringify({ spec: { selector: { app: 'udp-b' } } })]);

@@ -7,12 +7,11 @@
 // server, and the test runs the pod's pause and app containers with the labels the agent puts on them.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import http from 'node:http';
 import tls from 'node:tls';
 import net from 'node:net';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
-import { httpGet, portForward, type Forward } from './support/port-forward.ts';
+import { httpGet, portForward, untilHttpAnswers, type Forward } from './support/port-forward.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { startServedNode } from './support/agent-server.ts';
 import { PAUSE, runLabels } from '../node-agent/runtime.ts';
@@ -93,11 +92,7 @@ d('kubectl port-forward, and the SPDY fallbacks, through the apiserver to the no
       status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] },
     }));
     // httpd is up once it answers on the pod IP.
-    for (let i = 0; i < 50; i++) {
-      const up = await new Promise<boolean>((ok) => http.get({ host: ip, port: 8080, path: '/index.html' }, (r) => (r.resume(), ok(true))).on('error', () => ok(false)));
-      if (up) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilHttpAnswers(ip!, 8080, '/index.html');
   }, 60_000);
 
   afterAll(async () => {

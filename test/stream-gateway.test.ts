@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { until } from './support/until.ts';
-import { httpGet, portForward } from './support/port-forward.ts';
+import { httpGet, portForward, untilHttpAnswers } from './support/port-forward.ts';
 import { join } from 'node:path';
 import type { CloudFrontHeaders, CloudFrontRequest, CloudFrontRequestEvent, CloudFrontResultResponse } from 'aws-lambda';
 import WebSocket from 'ws';
@@ -328,11 +328,7 @@ d('exec, attach and port-forward through one front door URL: edge stream router 
     await createPod('unbound', ['main']);
     await createPod('nodns', ['main'], NO_DNS);
     await createPod('noport', ['main'], NO_PORT);
-    for (let i = 0; i < 50; i++) {
-      const up = await new Promise<boolean>((ok) => http.get({ host: ip, port: 8080, path: '/index.html' }, (r) => (r.resume(), ok(true))).on('error', () => ok(false)));
-      if (up) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilHttpAnswers(ip!, 8080, '/index.html');
   }, 60_000);
 
   afterAll(async () => {

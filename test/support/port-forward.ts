@@ -49,3 +49,12 @@ export function httpGet(port: number, path: string): Promise<{ status: number; b
     req.setTimeout(20_000, () => req.destroy(new Error('timed out')));
   });
 }
+
+/** Waits (up to 5 s, as long as a test's server takes to start) until http://host:port/path answers at all. */
+export async function untilHttpAnswers(host: string, port: number, path: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const up = await new Promise<boolean>((ok) => http.get({ host, port, path }, (r) => (r.resume(), ok(true))).on('error', () => ok(false)));
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
