@@ -6,6 +6,7 @@
 // same diff turns each list into events, and no connection stays open.
 // The node agent uses one per collection it follows (its pods, Services, Endpoints).
 
+import { setTimeout as delay } from 'node:timers/promises';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -121,11 +122,8 @@ export class Informer {
     }
   }
 
-  /** Waits ms, or less when the informer is stopped. */
+  /** Waits ms, or less when the informer is stopped (the abort rejects the delay: nothing to report). */
   private sleep(ms: number): Promise<void> {
-    return new Promise((r) => {
-      const t = setTimeout(r, ms);
-      this.ctl.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-    });
+    return delay(ms, undefined, { signal: this.ctl.signal }).catch(() => {});
   }
 }
