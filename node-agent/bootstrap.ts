@@ -23,21 +23,33 @@ export interface ClusterJoinInfo {
   bootstrapToken: string;
 }
 
-/** Reads the join parameters. The SDK loads only here: a local agent never needs it. */
-export async function readJoinInfo(prefix: string): Promise<ClusterJoinInfo> {
+/**
+ * The values of `${prefix}/${name}` for each name (SecureStrings decrypted), with the caller's AWS
+ * credentials; all of them, or an error naming the missing ones. The SDK loads only here: a local agent
+ * never needs it.
+ */
+export async function readParameters<N extends string>(prefix: string, names: readonly N[]): Promise<Record<N, string>> {
   const { SSMClient, GetParametersCommand } = await import('@aws-sdk/client-ssm');
   const base = prefix.replace(/\/+$/, '');
-  const names = Object.values(SSM_PARAMETERS).map((n) => `${base}/${n}`);
   const ssm = new SSMClient({});
   try {
-    const out = await ssm.send(new GetParametersCommand({ Names: names, WithDecryption: true }));
+    const out = await ssm.send(new GetParametersCommand({ Names: names.map((n) => `${base}/${n}`), WithDecryption: true }));
     if (out.InvalidParameters?.length) throw new Error(`SSM parameters missing: ${out.InvalidParameters.join(', ')}`);
-    const v = (n: string) => out.Parameters?.find((p) => p.Name === `${base}/${n}`)?.Value ?? '';
-    const ca = v(SSM_PARAMETERS.ca);
-    return { server: v(SSM_PARAMETERS.apiUrl), caCert: ca && ca !== SYSTEM_TRUST ? ca : undefined, bootstrapToken: v(SSM_PARAMETERS.bootstrapToken) };
+    return Object.fromEntries(names.map((n) => [n, out.Parameters?.find((p) => p.Name === `${base}/${n}`)?.Value ?? ''])) as Record<N, string>;
   } finally {
     ssm.destroy();
   }
+}
+
+/** The `ca` parameter as a PEM for the client, or undefined for the system's trust store. */
+export function caFromParameter(value: string): string | undefined {
+  return value && value !== SYSTEM_TRUST ? value : undefined;
+}
+
+/** Reads the join parameters. */
+export async function readJoinInfo(prefix: string): Promise<ClusterJoinInfo> {
+  const v = await readParameters(prefix, [SSM_PARAMETERS.apiUrl, SSM_PARAMETERS.ca, SSM_PARAMETERS.bootstrapToken]);
+  return { server: v[SSM_PARAMETERS.apiUrl], caCert: caFromParameter(v[SSM_PARAMETERS.ca]), bootstrapToken: v[SSM_PARAMETERS.bootstrapToken] };
 }
 
 interface SavedCredential {
