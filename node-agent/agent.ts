@@ -94,9 +94,14 @@ export interface Agent {
   close(opts?: { removePods?: boolean; cleanup?: boolean }): Promise<void>;
 }
 
+/** A node's name when none is given: its host name, as kubelet's default (--hostname-override unset). */
+export function defaultNodeName(): string {
+  return os.hostname().toLowerCase();
+}
+
 export async function startAgent(o: AgentOptions): Promise<Agent> {
   const log = o.log ?? ((m: string) => console.error(`agent: ${m}`));
-  const nodeName = o.nodeName ?? os.hostname().toLowerCase();
+  const nodeName = o.nodeName ?? defaultNodeName();
   const dataDir = resolve(o.dataDir);
   mkdirSync(join(dataDir, 'pods'), { recursive: true });
   const docker = o.docker ?? new Docker();

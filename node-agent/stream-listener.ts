@@ -52,7 +52,7 @@ export interface StreamListener {
 export async function startStreamListener(o: StreamListenerOptions): Promise<StreamListener> {
   const log = o.log ?? ((m: string) => console.error(`agent: stream listener: ${m}`));
   const server = http.createServer((req, res) => {
-    void refuseHttp(o, req, res).catch((e) => sendStatus(res, statusOf(e, log)));
+    void serveHttp(o, req, res).catch((e) => sendStatus(res, statusOf(e, log)));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
@@ -88,7 +88,7 @@ async function checkAuth(o: StreamListenerOptions, req: IncomingMessage): Promis
 }
 
 /** A request that did not ask to upgrade: pods/log is served (streamed from the agent server); nothing else is. */
-async function refuseHttp(o: StreamListenerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serveHttp(o: StreamListenerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const r = parse(req);
   const token = await checkAuth(o, req);
   if (r.sub !== 'log') throw errors.badRequest('Upgrade request required');

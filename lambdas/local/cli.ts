@@ -4,9 +4,8 @@
 // EC2 node. `skiff kubeconfig --stack NAME` writes a kubeconfig for a deployed stack.
 
 import { writeFileSync } from 'node:fs';
-import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { startAgent } from '../../node-agent/agent.ts';
+import { defaultNodeName, startAgent } from '../../node-agent/agent.ts';
 import { configFromKubeconfig, KubeClient } from '../../node-agent/kube-client.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { cleanupProxyRules } from '../../node-agent/proxy.ts';
@@ -155,7 +154,7 @@ async function agent(argv: string[]): Promise<void> {
     console.log('skiff agent: service proxy rules removed');
     return;
   }
-  const nodeName = values.name ?? os.hostname().toLowerCase();
+  const nodeName = values.name ?? defaultNodeName();
   const api = values['ssm-prefix']
     ? await joinCluster(await readJoinInfo(values['ssm-prefix']), nodeName, values['data-dir']!)
     : configFromKubeconfig(values.kubeconfig!);
