@@ -26,7 +26,7 @@ export function parameterPrefix(clusterName: string): string {
 export interface SkiffBootstrapProps {
   readonly clusterName: string;
   readonly table: ITableV2;
-  /** The cluster's one server URL (the front door, or the Function URL). */
+  /** The URL agents reach the apiserver at (the Function URL: their requests need no front door). */
   readonly apiUrl: string;
   /** PEM CA bundle for apiUrl, or SYSTEM_TRUST ('system') for publicly trusted certificates. Default 'system'. */
   readonly ca?: string;
@@ -50,7 +50,8 @@ export class SkiffBootstrap extends Construct {
       new PolicyStatement({
         // SecureStrings under the AWS-managed aws/ssm key: its key policy lets the account's principals
         // use it through SSM, so no kms: statement is needed.
-        actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters'],
+        // Exactly the calls lambdas/bootstrap/lambda.ts makes (test/infra.test.ts reads them from it).
+        actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:GetParameters', 'ssm:DeleteParameters'],
         resources: secretNames.map((n) => parameterArn(this, props.clusterName, n)),
       }),
     );

@@ -674,6 +674,9 @@ describe('bootstrap parameters', () => {
     expect(Object.keys(f.Properties.Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'SKIFF_TABLE']);
     const ssm = roleStatements(j, f.Properties.Role['Fn::GetAtt'][0]).filter((s) => list<string>(s.Action).some((a) => a.startsWith('ssm:')));
     expect(ssm).toHaveLength(1);
+    // The actions are exactly the SSM calls the handler makes.
+    const calls = [...readFileSync(resolve('lambdas/bootstrap/lambda.ts'), 'utf8').matchAll(/new (\w+)Command\(/g)].map((m) => `ssm:${m[1]}`);
+    expect(list<string>(ssm[0].Action).sort()).toEqual([...new Set(calls)].sort());
     expect(list(ssm[0].Resource).map(flat).sort()).toEqual(
       ['admin-token', 'bootstrap-token'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
     );
