@@ -108,7 +108,8 @@ while (queue.length) {
   const s = OVERRIDES[name] ?? toV3(defs[name]);
   schemas[name] = s;
   JSON.stringify(s, (k, v) => {
-    if (k === '$ref') queue.push(String(v).replace('#/components/schemas/', ''));
+    // JSONSchemaProps (CustomResourceDefinition) has a property named "$ref": only string values are references.
+    if (k === '$ref' && typeof v === 'string') queue.push(v.replace('#/components/schemas/', ''));
     return v;
   });
 }

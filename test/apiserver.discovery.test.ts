@@ -189,11 +189,13 @@ describe('aggregated discovery', () => {
 
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
-    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io', 'authentication.k8s.io']);
+    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io', 'authentication.k8s.io', 'apiextensions.k8s.io']);
     expect(doc.items[0]!.metadata.creationTimestamp).toBeNull();
     expect(doc.items[0]!.versions[0]!.resources.map((r) => r.resource)).toEqual(['leases']);
     // TokenReview: create only (node agents review bearer tokens with it).
     expect(doc.items[1]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
+    // CustomResourceDefinitions: read-only and empty (kubectl lists them to explain an unknown kind).
+    expect(doc.items[2]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['customresourcedefinitions', ['get', 'list', 'watch']]]);
   });
 
   it('says exactly what legacy discovery says (client-go conversion)', () => {

@@ -64,7 +64,7 @@ describe('/openapi/v3 index', () => {
       const d = doc(path);
       const refs = new Set<string>();
       JSON.stringify(d, (k, v) => {
-        if (k === '$ref') refs.add(v);
+        if (k === '$ref' && typeof v === 'string') refs.add(v); // JSONSchemaProps has a property named "$ref"
         return v;
       });
       for (const ref of refs) {

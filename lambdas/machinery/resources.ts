@@ -69,6 +69,13 @@ export const RESOURCES: readonly ResourceInfo[] = [
   def('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
   // Create-only and never stored: the answer is computed (node agents authenticate tokens with it).
   def('authentication.k8s.io', 'v1', 'TokenReview', 'tokenreviews', false, { verbs: ['create'] }),
+  // Read-only and always empty: Skiff has no custom resources. kubectl lists CRDs to tell an unknown kind
+  // from a custom one ("no matches for kind ... ensure CRDs are installed first"); creating one is 405.
+  def('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
+    shortNames: ['crd', 'crds'],
+    categories: ['api-extensions'],
+    verbs: ['get', 'list', 'watch'],
+  }),
 ];
 
 /** "v1" for the core group, "group/version" otherwise. */
