@@ -25,6 +25,7 @@ import {
   versionInfo,
 } from './discovery.ts';
 import { openapiV3Response } from './openapi.ts';
+import { openapiV2Response } from './openapi-v2.ts';
 import {
   allowAuthenticated,
   BOOTSTRAPPERS_GROUP,
@@ -187,6 +188,7 @@ export class ApiServer {
   private discovery(segs: string[], req: ApiRequest): ApiResponse {
     const accept = req.headers['accept'] ?? '';
     if (segs[0] === 'openapi') {
+      if (segs[1] === 'v2' && segs.length === 2) return openapiV2Response(req.headers);
       const res = segs[1] === 'v3' ? openapiV3Response(segs.slice(2).join('/'), req.query, req.headers) : undefined;
       if (res) return res;
       throw errors.pageNotFound();

@@ -36,7 +36,12 @@ export interface StreamingResult {
 }
 
 export function toStreamingResult(res: ApiResponse): StreamingResult {
-  const body = typeof res.body === 'string' ? res.body : Readable.from(res.body, { objectMode: false });
+  const body =
+    typeof res.body === 'string'
+      ? res.body
+      : res.body instanceof Uint8Array
+        ? Readable.from([Buffer.from(res.body.buffer, res.body.byteOffset, res.body.byteLength)]) // one binary chunk, not its bytes one by one
+        : Readable.from(res.body, { objectMode: false });
   return { statusCode: res.status, headers: res.headers, body };
 }
 

@@ -17,8 +17,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   status: number;
   headers: Record<string, string>;
-  /** A whole body, or chunks streamed as they come (watch). */
-  body: string | AsyncIterable<string>;
+  /** A whole body (text, or bytes such as protobuf), or chunks streamed as they come (watch). */
+  body: string | Uint8Array | AsyncIterable<string>;
 }
 
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): ApiResponse {

@@ -9,8 +9,9 @@
 //     tagged with the kind's x-kubernetes-group-version-kind; when present they skip client-side
 //     validation and send fieldValidation=Strict (every PATCH operation of a kind must list it);
 //   - explain renders the component schemas' descriptions.
-// With a v3 document for every served group version kubectl does not fetch /openapi/v2, so Skiff does not
-// serve it. Documents are immutable per hash: the URL carries the content hash (sha512, as kube-openapi).
+// kubectl falls back to /openapi/v2 (openapi-v2.ts, derived from these documents) only for what v3 cannot
+// answer: List files and unknown kinds. Documents are immutable per hash: the URL carries the content hash
+// (sha512, as kube-openapi).
 import { createHash } from 'node:crypto';
 import { apiGroups, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
 import { schemaClosure, schemaName, SCHEMAS, type OpenAPISchema } from '../machinery/schema.ts';
