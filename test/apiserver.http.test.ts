@@ -112,6 +112,8 @@ describe('bad input gets a 4xx Status and changes nothing', () => {
     ['a value of the wrong type', 'POST', '/api/v1/namespaces/t/configmaps', { body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":"flat"}' }, 400, 'BadRequest'],
     ['an unknown field with fieldValidation=Strict', 'POST', '/api/v1/namespaces/t/configmaps?fieldValidation=Strict', { body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"datta":{}}' }, 400, 'BadRequest'],
     ['invalid name', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('Not_Valid') }, 422, 'Invalid'],
+    // A misspelt dry run must not become a real write (kube-apiserver's ValidateDryRun).
+    ['an unknown dryRun value', 'POST', '/api/v1/namespaces/t/configmaps?dryRun=all', { body: cm('x') }, 422, 'Invalid'],
     ['unsupported media type', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('x'), contentType: 'text/plain' }, 415, 'UnsupportedMediaType'],
     ['method not allowed', 'POST', '/api/v1/namespaces/t/configmaps/x', { body: cm('x') }, 405, 'MethodNotAllowed'],
     ['bad label selector', 'GET', '/api/v1/configmaps?labelSelector=a%20in%20(', {}, 400, 'BadRequest'],

@@ -222,7 +222,7 @@ export class ApiServer {
   private async serveResource(req: ApiRequest, info: RequestInfo, user: UserInfo): Promise<ApiResponse> {
     const { resource: res, namespace: ns, name, subresource: sub } = info;
     const reg = this.registry;
-    const dryRun = req.query.getAll('dryRun').includes('All');
+    const dryRun = dryRunOf(req, info.verb);
     const warnings: string[] = [];
     switch (info.verb) {
       case 'get': {
@@ -695,3 +695,20 @@ export function errorResponse(e: unknown): ApiResponse {
   return jsonResponse(500, err.status);
 }
 
+
+// The options kind each write verb's query parameters decode into (kube-apiserver names it in errors).
+const OPTIONS_KIND: Readonly<Record<string, string>> = { create: 'CreateOptions', update: 'UpdateOptions', patch: 'PatchOptions', delete: 'DeleteOptions', deletecollection: 'DeleteOptions' };
+
+/**
+ * ?dryRun=All on a write: validate, admit, answer, persist nothing. Any other value is refused (422) as
+ * kube-apiserver's ValidateDryRun does, rather than ignored: a typo must not turn a dry run into a write.
+ */
+function dryRunOf(req: ApiRequest, verb: string): boolean {
+  const values = req.query.getAll('dryRun');
+  const kind = OPTIONS_KIND[verb];
+  const bad = values.find((v) => v !== 'All');
+  if (kind && bad !== undefined) {
+    throw errors.invalid(kind, 'meta.k8s.io', '', [{ reason: 'FieldValueNotSupported', field: 'dryRun', message: `Unsupported value: "${bad}": supported values: "All"` }]);
+  }
+  return values.length > 0;
+}
