@@ -264,10 +264,11 @@ export const OPERATIONS = {
       scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
       controllerManager: {
         'GetItem pods': 1,
-        'GetItem counter': 20,
+        'GetItem counter': 22,
         'Query pods namespace': 2,
         'Query services namespace': 2,
         'Query endpoints namespace': 1,
+        'Query endpointslices namespace': 1,
         'Query replicationcontrollers namespace': 1,
         'Query configmaps namespace': 1,
         'Query secrets namespace': 1,
@@ -291,12 +292,14 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 32,
+        'GetItem counter': 36,
         'Query namespaces': 1,
         'Query replicationcontrollers': 2,
         'Query pods': 1,
         'Query services': 2,
         'Query endpoints': 2,
+        // The endpoints controller's managed slices, and the garbage collector's scan of every dependent kind.
+        'Query endpointslices': 2,
         'Query configmaps': 1,
         'Query secrets': 1,
         'Query serviceaccounts': 1,
@@ -337,24 +340,33 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {},
   },
-  /** ... and to the controller manager's (the RC's and the Service's reconciles list the namespace's pods). */
+  /**
+   * ... and to the controller manager's (the RC's and the Service's reconciles list the namespace's pods).
+   * The Service's EndpointSlice names the Service as its owner, so the garbage collector checks the
+   * Service like the RC: it reads it and lists each dependent kind of the namespace (the second of each
+   * namespace Query below; counted on 2026-11-29 when slices came in, the unit's cost went from 20 to 40
+   * counter reads and 10 to 20 Queries).
+   */
   resyncControllerManagerPerUnit: {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 20,
+        'GetItem counter': 40,
         'GetItem replicationcontrollers': 3,
-        'Query pods namespace': 3,
-        'Query services namespace': 1,
-        'Query endpoints namespace': 1,
-        'Query replicationcontrollers namespace': 1,
-        'Query configmaps namespace': 1,
-        'Query secrets namespace': 1,
-        'Query serviceaccounts namespace': 1,
-        'Query leases namespace': 1,
-        'GetItem services': 1,
-        'GetItem endpoints': 2,
+        'Query pods namespace': 4,
+        'Query services namespace': 2,
+        'Query endpoints namespace': 2,
+        'Query endpointslices namespace': 2,
+        'Query replicationcontrollers namespace': 2,
+        'Query configmaps namespace': 2,
+        'Query secrets namespace': 2,
+        'Query serviceaccounts namespace': 2,
+        'Query leases namespace': 2,
+        'GetItem services': 2,
+        // An unchanged Endpoints or slice is read once (it was read twice, the second time to update it).
+        'GetItem endpoints': 1,
+        'GetItem endpointslices': 1,
       },
     },
   },
@@ -366,8 +378,8 @@ export type Operation = keyof typeof OPERATIONS;
 
 /**
  * Bytes of one item of each kind, by DynamoDB's item size rules. Measured in test/cost.requests.test.ts
- * (a running one-container pod, a 3-node cluster's Nodes and Leases, a one-replica RC with its Service
- * and Endpoints); reservations and endpoints grow per pod, by the per-pod figures.
+ * (a running one-container pod, a 3-node cluster's Nodes and Leases, a one-replica RC with its Service,
+ * Endpoints and EndpointSlice); reservations, endpoints and slices grow per pod, by the per-pod figures.
  */
 export interface ItemSizes {
   counter: number;
@@ -383,6 +395,8 @@ export interface ItemSizes {
   services: number;
   endpoints: number;
   endpointsPerPod: number;
+  endpointslices: number;
+  endpointSlicesPerPod: number;
   replicationcontrollers: number;
   serviceips: number;
 }
@@ -401,6 +415,9 @@ export const REFERENCE_SIZES: ItemSizes = {
   services: 558,
   endpoints: 321,
   endpointsPerPod: 150,
+  endpointslices: 607,
+  // An endpoint entry is an Endpoints address plus its conditions: about 70 bytes more of JSON (an estimate).
+  endpointSlicesPerPod: 220,
   replicationcontrollers: 887,
   serviceips: 194,
 };
@@ -438,6 +455,7 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
   const podsPerNode = c.nodes ? c.pods / c.nodes : 0;
   const reservation = s.reservations + s.reservationPerPod * Math.max(0, podsPerNode - 1);
   const endpoints = s.endpoints + s.endpointsPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
+  const endpointslices = s.endpointslices + s.endpointSlicesPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
   const item: Record<string, number> = {
     counter: s.counter,
     token: s.token,
@@ -450,6 +468,7 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
     events: s.events,
     services: s.services,
     endpoints,
+    endpointslices,
     replicationcontrollers: s.replicationcontrollers,
     serviceips: s.serviceips,
   };
@@ -461,17 +480,18 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
     pods: c.pods * s.pods,
     services: units * s.services,
     endpoints: units * endpoints,
+    endpointslices: units * endpointslices,
     replicationcontrollers: units * s.replicationcontrollers,
   };
   // A workload namespace's share of each workload collection. All Leases live in kube-node-lease, read
   // by "Query leases kube-node-lease"; workload namespaces hold none.
   const ns = Math.max(1, c.namespaces ?? 1);
   const namespaceCollection: Record<string, number> = Object.fromEntries(
-    Object.entries(collection).map(([k, v]) => [k, ['pods', 'services', 'endpoints', 'replicationcontrollers'].includes(k) ? v / ns : 0]),
+    Object.entries(collection).map(([k, v]) => [k, ['pods', 'services', 'endpoints', 'endpointslices', 'replicationcontrollers'].includes(k) ? v / ns : 0]),
   );
   namespaceCollection['leases kube-node-lease'] = collection.leases!;
   const objects = {
-    count: 1 + (c.nodes + 2) + 4 + 4 * c.nodes + c.pods + 4 * units,
+    count: 1 + (c.nodes + 2) + 4 + 4 * c.nodes + c.pods + 5 * units,
     bytes: s.counter + (c.nodes + 2) * s.token + Object.values(collection).reduce((a, b) => a + b, 0) + units * s.serviceips,
   };
   return { item, collection, namespaceCollection, units, objects, podsPerNode };

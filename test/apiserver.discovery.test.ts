@@ -189,13 +189,18 @@ describe('aggregated discovery', () => {
 
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
-    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io', 'authentication.k8s.io', 'apiextensions.k8s.io']);
+    // discovery.k8s.io after the others, as kube-apiserver orders them.
+    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io', 'authentication.k8s.io', 'apiextensions.k8s.io', 'discovery.k8s.io']);
     expect(doc.items[0]!.metadata.creationTimestamp).toBeNull();
     expect(doc.items[0]!.versions[0]!.resources.map((r) => r.resource)).toEqual(['leases']);
     // TokenReview: create only (node agents review bearer tokens with it).
     expect(doc.items[1]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
     // CustomResourceDefinitions: read-only and empty (kubectl lists them to explain an unknown kind).
     expect(doc.items[2]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['customresourcedefinitions', ['get', 'list', 'watch']]]);
+    // EndpointSlices (kubectl describe svc reads them): namespaced, every verb of a Kubernetes cluster.
+    expect(doc.items[3]!.versions[0]!.resources.map((r) => [r.resource, r.scope, r.verbs])).toEqual([
+      ['endpointslices', 'Namespaced', ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']],
+    ]);
   });
 
   it('says exactly what legacy discovery says (client-go conversion)', () => {

@@ -6,7 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
-import { endpointsController as epc, MANAGED_BY_LABEL } from '../lambdas/controllers/endpoints.ts';
+import {
+  endpointsController as epc,
+  MANAGED_BY_LABEL,
+  SLICE_MANAGED_BY_LABEL,
+  SLICE_MANAGED_BY_VALUE,
+  SLICE_SERVICE_NAME_LABEL,
+} from '../lambdas/controllers/endpoints.ts';
+import { garbageCollector } from '../lambdas/controllers/garbagecollector.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -16,6 +23,7 @@ const svcRes = findResource('', 'v1', 'services')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const epRes = findResource('', 'v1', 'endpoints')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
+const sliceRes = findResource('discovery.k8s.io', 'v1', 'endpointslices')!;
 
 const backends = await testBackends('ep');
 
@@ -59,6 +67,23 @@ async function getEp(ctx: ControllerContext, name: string): Promise<KubeObject |
   } catch {
     return undefined;
   }
+}
+
+async function getSlice(ctx: ControllerContext, name: string): Promise<KubeObject | undefined> {
+  try {
+    return await ctx.registry.get(sliceRes, 'default', name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A compact view of a slice's endpoints: "ip ready/serving/terminating" and "name:port/protocol". */
+function sliceView(s: KubeObject | undefined) {
+  if (!s) return undefined;
+  return {
+    endpoints: (s.endpoints ?? []).map((e: any) => `${e.addresses.join(',')} ${e.conditions.ready}/${e.conditions.serving}/${e.conditions.terminating}`),
+    ports: (s.ports ?? []).map((p: any) => `${p.name}:${p.port}/${p.protocol}`),
+  };
 }
 
 /** A compact view: "ready|notReady" ip lists and ports per subset. */
@@ -172,6 +197,7 @@ for (const [label, open, enabled] of backends) {
       });
       await epc.reconcile('default/sel', ctx);
       expect(await getEp(ctx, 'sel')).toBeUndefined();
+      expect(await getSlice(ctx, 'sel')).toBeUndefined();
       expect((await epc.allKeys(ctx)).sort()).toEqual([]);
     });
 
@@ -246,9 +272,110 @@ for (const [label, open, enabled] of backends) {
       expect(want).toEqual([{ ready: ['10.0.1.4'], notReady: ['10.0.1.2'], ports: ['http:8080/TCP'] }]);
       const got = await getEp(messy, 'web');
       expect(view(got)).toEqual(want);
+      const gotSlice = await getSlice(messy, 'web');
+      expect(sliceView(gotSlice)).toEqual(sliceView(await getSlice(clean, 'web')));
+      expect(sliceView(gotSlice)).toEqual({ endpoints: ['10.0.1.2 false/false/false', '10.0.1.4 true/true/false'], ports: ['http:8080/TCP'] });
       // A further redelivery is a no-op: no new revision.
       await deliver(messy, evs);
       expect((await getEp(messy, 'web'))!.metadata.resourceVersion).toBe(got!.metadata.resourceVersion);
+      expect((await getSlice(messy, 'web'))!.metadata.resourceVersion).toBe(gotSlice!.metadata.resourceVersion);
+    });
+
+    it('keeps an EndpointSlice per selector service: created, updated on readiness, untouched by a duplicate event, deleted with the service', async () => {
+      const ctx = await newCtx(await open());
+      const s = await ctx.registry.create(svcRes, 'default', {
+        ...svc('web', { app: 'web' }, [{ name: 'http', port: 80, targetPort: 'web', appProtocol: 'http' }]),
+        metadata: { name: 'web', labels: { team: 'a' } },
+      });
+      const p1 = await ctx.registry.create(podsRes, 'default', { ...pod('p1', { app: 'web' }), spec: { ...pod('p1', {}).spec, nodeName: 'node-1' } });
+      await deliver(ctx, [ev('ADDED', s), ev('ADDED', p1)]);
+      const empty = await getSlice(ctx, 'web');
+      expect(sliceView(empty)).toEqual({ endpoints: [], ports: [] });
+      expect(empty!.addressType).toBe('IPv4');
+      expect(empty!.metadata.labels).toEqual({ team: 'a', [SLICE_SERVICE_NAME_LABEL]: 'web', [SLICE_MANAGED_BY_LABEL]: SLICE_MANAGED_BY_VALUE });
+      expect(empty!.metadata.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Service', name: 'web', uid: s.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+
+      await deliver(ctx, [ev('MODIFIED', await setStatus(ctx, 'p1', '10.0.0.5', false))]);
+      expect(sliceView(await getSlice(ctx, 'web'))).toEqual({ endpoints: ['10.0.0.5 false/false/false'], ports: ['http:8080/TCP'] });
+
+      const ready = await setStatus(ctx, 'p1', '10.0.0.5', true);
+      await deliver(ctx, [ev('MODIFIED', ready)]);
+      const slice = (await getSlice(ctx, 'web'))!;
+      expect(sliceView(slice)).toEqual({ endpoints: ['10.0.0.5 true/true/false'], ports: ['http:8080/TCP'] });
+      expect(slice.endpoints[0]).toEqual({
+        addresses: ['10.0.0.5'],
+        conditions: { ready: true, serving: true, terminating: false },
+        nodeName: 'node-1',
+        targetRef: { kind: 'Pod', namespace: 'default', name: 'p1', uid: p1.metadata.uid },
+      });
+      expect(slice.ports).toEqual([{ name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http' }]);
+
+      // The same event again, and a resync: the slice is not rewritten (no new resourceVersion).
+      await deliver(ctx, [ev('MODIFIED', ready), ev('MODIFIED', ready)]);
+      for (const k of await epc.allKeys(ctx)) await epc.reconcile(k, ctx);
+      expect((await getSlice(ctx, 'web'))!.metadata.resourceVersion).toBe(slice.metadata.resourceVersion);
+
+      const del = await ctx.registry.delete(svcRes, 'default', 'web');
+      await deliver(ctx, [ev('DELETED', del.object)]);
+      expect(await getSlice(ctx, 'web')).toBeUndefined();
+      expect(await getEp(ctx, 'web')).toBeUndefined();
+    });
+
+    it('publishNotReadyAddresses: not-ready pods are ready endpoints that are not serving; headless slices are labelled', async () => {
+      const ctx = await newCtx(await open());
+      await ctx.registry.create(podsRes, 'default', pod('p', { app: 'h' }));
+      await setStatus(ctx, 'p', '10.0.3.1', false);
+      await ctx.registry.create(svcRes, 'default', {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'peers' },
+        spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector: { app: 'h' } },
+      });
+      await epc.reconcile('default/peers', ctx);
+      const slice = (await getSlice(ctx, 'peers'))!;
+      expect(sliceView(slice)).toEqual({ endpoints: ['10.0.3.1 true/false/false'], ports: [] });
+      expect(slice.metadata.labels!['service.kubernetes.io/headless']).toBe('');
+    });
+
+    it('the garbage collector removes a slice whose service was deleted while the controller missed it', async () => {
+      const ctx = await newCtx(await open());
+      const s = await ctx.registry.create(svcRes, 'default', svc('gone', { app: 'x' }));
+      await epc.reconcile('default/gone', ctx);
+      expect(await getSlice(ctx, 'gone')).toBeDefined();
+      const del = await ctx.registry.delete(svcRes, 'default', 'gone');
+      // Only the garbage collector hears of it: the ownerReference is what lets it clean up.
+      for (const k of garbageCollector.keys({ type: 'DELETED', resource: svcRes, object: del.object })) await garbageCollector.reconcile(k, ctx);
+      expect(await getSlice(ctx, 'gone')).toBeUndefined();
+      expect(s.metadata.uid).toBeTruthy();
+    });
+
+    it('never touches a slice without its managed-by label, even one named after a selector service', async () => {
+      const ctx = await newCtx(await open());
+      const user = (name: string, service: string): KubeObject => ({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name, labels: { [SLICE_SERVICE_NAME_LABEL]: service } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['192.0.2.10'] }],
+        ports: [{ port: 5432 }],
+      });
+      // For a selectorless service (the usual case), and squatting on the name of a selector service.
+      await ctx.registry.create(svcRes, 'default', svc('ext', undefined, [{ port: 5432 }]));
+      const extSlice = await ctx.registry.create(sliceRes, 'default', user('ext', 'ext'));
+      await ctx.registry.create(svcRes, 'default', svc('sel', { app: 'x' }));
+      const selSlice = await ctx.registry.create(sliceRes, 'default', user('sel', 'sel'));
+      await epc.reconcile('default/ext', ctx);
+      await epc.reconcile('default/sel', ctx);
+      expect((await getSlice(ctx, 'ext'))!.metadata.resourceVersion).toBe(extSlice.metadata.resourceVersion);
+      expect((await getSlice(ctx, 'sel'))!.metadata.resourceVersion).toBe(selSlice.metadata.resourceVersion);
+      expect(await getEp(ctx, 'sel')).toBeDefined(); // the Endpoints half is still maintained
+      await ctx.registry.delete(svcRes, 'default', 'ext');
+      await ctx.registry.delete(svcRes, 'default', 'sel');
+      await epc.reconcile('default/ext', ctx);
+      await epc.reconcile('default/sel', ctx);
+      expect(await getSlice(ctx, 'ext')).toBeDefined();
+      expect(await getSlice(ctx, 'sel')).toBeDefined();
+      expect(await getEp(ctx, 'sel')).toBeUndefined();
     });
   });
 }

@@ -578,7 +578,7 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
       expect(Math.abs(s[kind]! - REFERENCE_SIZES[kind]), `${kind}: ${s[kind]} bytes here, model ${REFERENCE_SIZES[kind]}`).toBeLessThanOrEqual(0.15 * REFERENCE_SIZES[kind]);
     }
     const u = results.resyncControllerManagerPerUnit!.sizes!.item;
-    for (const kind of ['services', 'endpoints', 'replicationcontrollers'] as const) {
+    for (const kind of ['services', 'endpoints', 'endpointslices', 'replicationcontrollers'] as const) {
       expect(Math.abs(u[kind]! - REFERENCE_SIZES[kind]), `${kind}: ${u[kind]} bytes here, model ${REFERENCE_SIZES[kind]}`).toBeLessThanOrEqual(0.15 * REFERENCE_SIZES[kind]);
     }
   });

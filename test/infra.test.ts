@@ -278,6 +278,10 @@ describe('control loops', () => {
     expect(pks('ClusterControllerManager')).toEqual(
       expect.arrayContaining(['obj#/registry/core/namespaces/', 'obj#/registry/core/replicationcontrollers/', 'obj#/registry/core/services/', 'obj#/registry/core/pods/']),
     );
+    // The endpoints controller's own slice writes wake nothing (the garbage collector, which would pass
+    // them, acts on slices through their Service's events).
+    expect(pks('ClusterControllerManager')).toContain('obj#/registry/core/endpoints/');
+    expect(pks('ClusterControllerManager')).not.toContain('obj#/registry/discovery.k8s.io/endpointslices/');
   });
 
   it('a rule resyncs both every 5 minutes (a prop)', () => {

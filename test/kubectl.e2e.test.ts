@@ -295,3 +295,57 @@ describe('namespace deletion', () => {
     expect((await c.kubectl(['get', 'ns', 'doomed'])).stderr.trim()).toBe('Error from server (NotFound): namespaces "doomed" not found');
   });
 });
+
+describe('endpoint slices', () => {
+  it('describe svc lists the ready endpoints from the controller\'s EndpointSlice; get endpointslices prints kube\'s columns', async () => {
+    expect((await c.kubectl(['create', 'namespace', 'eps'])).stdout.trim()).toBe('namespace/eps created');
+    const app = APP.split('---').slice(0, 2).join('---').replaceAll('namespace: demo', 'namespace: eps');
+    expect((await c.kubectl(['apply', '-f', c.file('eps.yaml', app)])).stdout.trim().split('\n')).toEqual(['pod/web created', 'service/web created']);
+    // No node runs pods here: report what the agent would (an IP, Ready) through the status subresource.
+    const status = { status: { phase: 'Running', podIP: '172.21.0.2', podIPs: [{ ip: '172.21.0.2' }], conditions: [{ type: 'Ready', status: 'True' }] } };
+    const st = await c.kubectl(['patch', 'pod', 'web', '-n', 'eps', '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+    expect(st.stderr).toBe('');
+
+    let rows: string[][] = [];
+    for (let i = 0; i < 100; i++) {
+      rows = table((await c.kubectl(['get', 'endpointslices', '-n', 'eps'])).stdout);
+      if (rows[1]?.[3] === '172.21.0.2') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(rows[0]).toEqual(['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE']);
+    expect(rows[1]!.slice(0, 4)).toEqual(['web', 'IPv4', '8080', '172.21.0.2']);
+    expect(rows[1]![4]).toMatch(/^\d+s$/);
+
+    const d = await c.kubectl(['describe', 'svc', 'web', '-n', 'eps']);
+    expect(d.stderr).toBe('');
+    expect(d.stdout).toMatch(/^Endpoints:\s+172\.21\.0\.2:8080$/m);
+
+    const y = JSON.parse((await c.kubectl(['get', 'endpointslice', 'web', '-n', 'eps', '-o', 'json'])).stdout);
+    expect(y.apiVersion).toBe('discovery.k8s.io/v1');
+    expect(y.metadata.labels).toMatchObject({ 'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' });
+    expect(y.endpoints).toEqual([
+      expect.objectContaining({ addresses: ['172.21.0.2'], conditions: { ready: true, serving: true, terminating: false }, targetRef: expect.objectContaining({ kind: 'Pod', name: 'web' }) }),
+    ]);
+
+    // Not ready: describe lists no endpoint. kubectl prints an empty value, not "<none>", when a slice
+    // exists with no ready endpoint, as against Kubernetes (its "<none>" means no slice at all).
+    const notReady = { status: { conditions: [{ type: 'Ready', status: 'False' }] } };
+    await c.kubectl(['patch', 'pod', 'web', '-n', 'eps', '--subresource=status', '--type=merge', '-p', JSON.stringify(notReady)]);
+    let out = '';
+    for (let i = 0; i < 100; i++) {
+      out = (await c.kubectl(['describe', 'svc', 'web', '-n', 'eps'])).stdout;
+      if (/^Endpoints:\s*$/m.test(out)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(out).toMatch(/^Endpoints:\s*$/m);
+    expect(table((await c.kubectl(['get', 'endpointslices', '-n', 'eps'])).stdout)[1]!.slice(0, 4)).toEqual(['web', 'IPv4', '8080', '172.21.0.2']);
+    expect((await c.kubectl(['delete', 'svc', 'web', '-n', 'eps'])).stdout.trim()).toBe('service "web" deleted');
+    let left = '';
+    for (let i = 0; i < 100; i++) {
+      left = (await c.kubectl(['get', 'endpointslices', '-n', 'eps', '-o', 'name'])).stdout.trim();
+      if (!left) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(left).toBe('');
+  });
+});

@@ -239,6 +239,20 @@ describe('other kinds', () => {
     expect(ep.subsets[0].ports[0].protocol).toBe('TCP');
   });
 
+  it('endpoint slice ports default to name "" and TCP; given values stay', () => {
+    const s = defaulted('EndpointSlice', {
+      metadata: { name: 's' },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.0.0.1'] }],
+      ports: [{ port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }],
+    });
+    expect(s.ports).toEqual([
+      { name: '', port: 80, protocol: 'TCP' },
+      { name: 'dns', port: 53, protocol: 'UDP' },
+    ]);
+    expect(s.endpoints).toEqual([{ addresses: ['10.0.0.1'] }]);
+  });
+
   it('kinds without defaults are left untouched', () => {
     for (const kind of ['ConfigMap', 'ServiceAccount', 'Event', 'Lease']) {
       const o: KubeObject = { metadata: { name: 'x' }, data: { a: 'b' } };

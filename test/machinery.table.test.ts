@@ -193,6 +193,23 @@ describe('other kinds', () => {
     expect(cells('Service', ext).slice(2, 4)).toEqual(['<none>', 'db.example.com']);
   });
 
+  it('EndpointSlice: address type, ports and addresses (three, then a count), <unset> for none', () => {
+    const slice: KubeObject = {
+      metadata: { name: 'web-x7k2p', creationTimestamp: ago(90) },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.0.0.1'] }, { addresses: ['10.0.0.2', '10.0.0.3'] }, { addresses: ['10.0.0.4'] }, { addresses: ['10.0.0.5'] }],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }],
+    };
+    expect(cells('EndpointSlice', slice)).toEqual(['web-x7k2p', 'IPv4', '8080,53', '10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...', '90s']);
+    const ports = [1, 2, 3, 4].map((port) => ({ port })).concat([{ name: 'all' } as any]);
+    expect(cells('EndpointSlice', { ...slice, ports })[2]).toBe('1,2,3 + 2 more...');
+    expect(cells('EndpointSlice', { ...slice, ports: [{ name: 'all' }, {}] })[2]).toBe('all,*');
+    expect(cells('EndpointSlice', { metadata: { name: 'empty' }, addressType: 'IPv4', endpoints: [] }).slice(2, 4)).toEqual(['<unset>', '<unset>']);
+    const table = toTable(RESOURCES.find((r) => r.kind === 'EndpointSlice')!, [slice]);
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'AddressType', 'Ports', 'Endpoints', 'Age']);
+    expect(table.columnDefinitions[1]!.description).toMatch(/^addressType specifies the type of address/);
+  });
+
   it('Endpoints: at most three addresses, then a count', () => {
     const ep: KubeObject = {
       metadata: { name: 'web' },

@@ -616,3 +616,90 @@ describe('Endpoints, Event, Node, Namespace, Lease', () => {
     ]);
   });
 });
+
+describe('EndpointSlice', () => {
+  const slice = (o: Record<string, unknown> = {}): KubeObject =>
+    prepared('EndpointSlice', {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'web-abc', namespace: 'default' },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true }, nodeName: 'n1', hostname: 'web-0' }],
+      ports: [{ name: 'http', port: 80 }],
+      ...o,
+    });
+
+  it('a controller-style slice is valid; addressType is required and one of IPv4, IPv6, FQDN', () => {
+    expect(check('EndpointSlice', slice())).toBeUndefined();
+    expect(check('EndpointSlice', slice({ addressType: 'IPv6', endpoints: [{ addresses: ['fd00::1'] }] }))).toBeUndefined();
+    expect(check('EndpointSlice', slice({ addressType: 'FQDN', endpoints: [{ addresses: ['db.example.com.'] }] }))).toBeUndefined();
+    const { addressType: _a, ...without } = slice();
+    expect(causes(invalid('EndpointSlice', without as KubeObject))).toEqual(['addressType: Required value']);
+    expect(causes(invalid('EndpointSlice', slice({ addressType: 'IP' })))).toEqual(['addressType: Unsupported value: "IP": supported values: "FQDN", "IPv4", "IPv6"']);
+  });
+
+  it('addresses: 1 to 100 per endpoint, each valid for the address type', () => {
+    const e = invalid(
+      'EndpointSlice',
+      slice({
+        endpoints: [
+          { addresses: [] },
+          { addresses: ['fd00::1', '127.0.0.1', '10.0.0.300'] },
+          { addresses: Array.from({ length: 101 }, (_, i) => `10.0.${i >> 8}.${i & 255 || 1}`) },
+          { addresses: ['10.0.0.2'], nodeName: 'Bad_Node', hostname: 'a.b' },
+        ],
+      }),
+    );
+    expect(causes(e)).toEqual([
+      'endpoints[0].addresses: Required value: must contain at least 1 address',
+      'endpoints[1].addresses[0]: Invalid value: "fd00::1": must be a valid IPv4 address',
+      'endpoints[1].addresses[1]: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)',
+      'endpoints[1].addresses[2]: Invalid value: "10.0.0.300": must be a valid IPv4 address',
+      'endpoints[2].addresses: Too many: 101: must have at most 100 items',
+      `endpoints[3].nodeName: Invalid value: "Bad_Node": ${SUBDOMAIN_MSG}`,
+      'endpoints[3].hostname: Invalid value: "a.b": must not contain dots',
+    ]);
+    expect(causes(invalid('EndpointSlice', slice({ addressType: 'FQDN', endpoints: [{ addresses: ['localhost'] }] })))).toEqual([
+      'endpoints[0].addresses[0]: Invalid value: "localhost": should be a domain with at least two segments separated by dots',
+    ]);
+  });
+
+  it('at most 1000 endpoints and 100 ports', () => {
+    const many = Array.from({ length: 1001 }, () => ({ addresses: ['10.0.0.1'] }));
+    expect(causes(invalid('EndpointSlice', slice({ endpoints: many })))).toEqual(['endpoints: Too many: 1001: must have at most 1000 items']);
+    const ports = Array.from({ length: 101 }, (_, i) => ({ name: `p${i}`, port: 1000 + i }));
+    expect(causes(invalid('EndpointSlice', slice({ ports })))).toEqual(['ports: Too many: 101: must have at most 100 items']);
+    expect(check('EndpointSlice', slice({ ports: ports.slice(0, 100), endpoints: many.slice(0, 1000) }))).toBeUndefined();
+  });
+
+  it('ports: unique DNS-label names, a port 0..65535, a supported protocol, a qualified appProtocol', () => {
+    const e = invalid(
+      'EndpointSlice',
+      slice({
+        ports: [
+          { name: 'http', port: 80 },
+          { name: 'http', port: 81 },
+          { name: 'Bad', port: 65536, protocol: 'ICMP' },
+          { name: 'x', port: 0, appProtocol: 'a/b/c' },
+        ],
+      }),
+    );
+    expect(causes(e)).toEqual([
+      'ports[1].name: Duplicate value: "http"',
+      `ports[2].name: Invalid value: "Bad": ${LABEL_MSG}`,
+      'ports[2].port: Invalid value: 65536: must be between 0 and 65535, inclusive',
+      'ports[2].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
+      expect.stringMatching(/^ports\[3\]\.appProtocol: Invalid value: "a\/b\/c": a qualified name/),
+    ]);
+    // A port without a number means "all ports".
+    expect(check('EndpointSlice', slice({ ports: [{ name: 'all' }] }))).toBeUndefined();
+  });
+
+  it('addressType is immutable', () => {
+    const old = slice();
+    expect(check('EndpointSlice', slice({ endpoints: [{ addresses: ['10.0.0.9'] }] }), old)).toBeUndefined();
+    expect(causes(invalid('EndpointSlice', slice({ addressType: 'IPv6', endpoints: [{ addresses: ['fd00::9'] }] }), old))).toEqual([
+      'addressType: Invalid value: "IPv6": field is immutable',
+    ]);
+  });
+});

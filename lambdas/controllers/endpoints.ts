@@ -5,6 +5,14 @@
 // set of ports they serve, as Kubernetes' RepackSubsets does, and sorted so the result is a pure
 // function of the store: a duplicated or late event recomputes the same object and writes nothing.
 //
+// The same reconcile keeps one discovery.k8s.io/v1 EndpointSlice per selector Service, named after it, built
+// from the same computed subsets (kubectl 1.32's describe and kube-proxy-style consumers read slices). One
+// slice holds one port list, so when pods resolve a named targetPort to different numbers (several
+// subsets), the slice carries the largest group only; the Endpoints object still lists them all.
+// Kubernetes would write one slice per port group under generated names; a fixed name keeps every
+// reconcile a GET and no LIST. Slices are not watched: nothing but this controller writes managed ones,
+// and a user's edit or deletion of one is put right on the next resync.
+//
 // keys() has no store access and a ChangeEvent carries no old object, so a pod change maps to
 // "namespace/*": reconcile then recomputes every selector Service of that namespace with one pod list.
 // That covers the services matching the old labels as well as the new ones.
@@ -19,10 +27,15 @@ import type { Controller, ControllerContext } from './controller.ts';
 const services = findResource('', 'v1', 'services')!;
 const pods = findResource('', 'v1', 'pods')!;
 const endpointsRes = findResource('', 'v1', 'endpoints')!;
+const slicesRes = findResource('discovery.k8s.io', 'v1', 'endpointslices')!;
 
 /** Marks Endpoints this controller owns; user-written Endpoints of selectorless services lack it. */
 export const MANAGED_BY_LABEL = 'endpoints.skiff.io/managed-by';
 export const MANAGED_BY_VALUE = 'endpoints-controller';
+/** Kubernetes' labels on controller-made slices; a slice without this managed-by value is never touched. */
+export const SLICE_SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export const SLICE_MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
+export const SLICE_MANAGED_BY_VALUE = 'endpointslice-controller.k8s.io';
 
 interface EndpointAddress {
   ip: string;
@@ -44,6 +57,7 @@ interface Subset {
 
 const hasSelector = (svc: KubeObject) => svc.spec?.type !== 'ExternalName' && !!svc.spec?.selector && Object.keys(svc.spec.selector).length > 0;
 const isManaged = (ep: KubeObject) => ep.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+const isManagedSlice = (s: KubeObject) => s.metadata.labels?.[SLICE_MANAGED_BY_LABEL] === SLICE_MANAGED_BY_VALUE;
 
 function isReady(pod: KubeObject): boolean {
   return (pod.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
@@ -139,11 +153,64 @@ async function getOrUndefined(ctx: ControllerContext, res: typeof services, ns: 
   }
 }
 
-async function deleteManaged(ctx: ControllerContext, ns: string, name: string): Promise<void> {
-  const ep = await getOrUndefined(ctx, endpointsRes, ns, name);
-  if (!ep || !isManaged(ep)) return;
+/**
+ * The EndpointSlice for a Service and its computed subsets, in the exact form the registry stores (ports
+ * defaulted to name "" and a protocol), so an unchanged slice compares equal and is not rewritten.
+ */
+function computeSlice(svc: KubeObject, subsets: Subset[], podList: KubeObject[]): KubeObject {
+  const ns = svc.metadata.namespace!;
+  const name = svc.metadata.name!;
+  const podReady = new Map(podList.map((p) => [p.metadata.name!, isReady(p)]));
+  let best: Subset | undefined;
+  const size = (s: Subset) => (s.addresses?.length ?? 0) + (s.notReadyAddresses?.length ?? 0);
+  for (const s of subsets) if (!best || size(s) > size(best)) best = s;
+  const endpoint = (a: EndpointAddress, ready: boolean) => ({
+    addresses: [a.ip],
+    // Terminating pods are never endpoints here (computeSubsets leaves them out); serving is the pod's own
+    // readiness, which differs from ready only under publishNotReadyAddresses.
+    conditions: { ready, serving: podReady.get(a.targetRef.name) ?? ready, terminating: false },
+    ...(a.hostname ? { hostname: a.hostname } : {}),
+    ...(a.nodeName ? { nodeName: a.nodeName } : {}),
+    targetRef: { kind: 'Pod', namespace: a.targetRef.namespace, name: a.targetRef.name, uid: a.targetRef.uid },
+  });
+  // Ordered by address, as Endpoints' addresses are: the same pods always give the same list.
+  const all = [...(best?.addresses ?? []).map((a) => [a, true] as const), ...(best?.notReadyAddresses ?? []).map((a) => [a, false] as const)];
+  const endpoints = all.sort(([a], [b]) => (addrKey(a) < addrKey(b) ? -1 : addrKey(a) > addrKey(b) ? 1 : 0)).map(([a, ready]) => endpoint(a, ready));
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name,
+      namespace: ns,
+      labels: {
+        ...(svc.metadata.labels ?? {}),
+        ...(svc.spec?.clusterIP === 'None' ? { 'service.kubernetes.io/headless': '' } : {}),
+        [SLICE_SERVICE_NAME_LABEL]: name,
+        [SLICE_MANAGED_BY_LABEL]: SLICE_MANAGED_BY_VALUE,
+      },
+      // The Service controls it: the garbage collector deletes it with the Service (also in the foreground).
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name, uid: svc.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+    },
+    addressType: 'IPv4',
+    endpoints,
+    ports: (best?.ports ?? []).map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol, ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
+  };
+}
+
+/** The fields of a slice this controller decides; anything else (annotations, finalizers) is left as found. */
+const sliceContent = (s: KubeObject) => ({
+  labels: s.metadata.labels ?? {},
+  ownerReferences: s.metadata.ownerReferences ?? [],
+  addressType: s.addressType,
+  endpoints: s.endpoints ?? [],
+  ports: s.ports ?? [],
+});
+
+async function deleteIfManaged(ctx: ControllerContext, res: typeof services, ns: string, name: string, managed: (o: KubeObject) => boolean): Promise<void> {
+  const cur = await getOrUndefined(ctx, res, ns, name);
+  if (!cur || !managed(cur)) return;
   try {
-    await ctx.registry.delete(endpointsRes, ns, name, { preconditions: { uid: ep.metadata.uid } });
+    await ctx.registry.delete(res, ns, name, { preconditions: { uid: cur.metadata.uid } });
   } catch (e) {
     // Gone already, or replaced by another object meanwhile: the next event for it decides.
     if (e instanceof ApiError && (e.code === 404 || e.code === 409)) return;
@@ -151,13 +218,48 @@ async function deleteManaged(ctx: ControllerContext, ns: string, name: string): 
   }
 }
 
+async function deleteManaged(ctx: ControllerContext, ns: string, name: string): Promise<void> {
+  await deleteIfManaged(ctx, endpointsRes, ns, name, isManaged);
+  await deleteIfManaged(ctx, slicesRes, ns, name, isManagedSlice);
+}
+
+async function syncSlice(ctx: ControllerContext, ns: string, name: string, want: KubeObject): Promise<void> {
+  const cur = await getOrUndefined(ctx, slicesRes, ns, name);
+  // A slice of that name that a user wrote (no managed-by label) is theirs: leave it. One that is already
+  // right costs this one read (most reconciles: every pod event of the namespace reaches every Service).
+  if (cur && (!isManagedSlice(cur) || isDeepStrictEqual(sliceContent(cur), sliceContent(want)))) return;
+  if (!cur) {
+    try {
+      await ctx.registry.create(slicesRes, ns, want);
+      return;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    }
+  }
+  await ctx.registry.guaranteedUpdate(slicesRes, ns, name, undefined, {}, (s) => {
+    if (!isManagedSlice(s) || isDeepStrictEqual(sliceContent(s), sliceContent(want))) return s;
+    const { labels, ownerReferences } = want.metadata;
+    return { ...s, metadata: { ...s.metadata, labels, ownerReferences }, addressType: want.addressType, endpoints: want.endpoints, ports: want.ports };
+  });
+}
+
 async function syncService(ctx: ControllerContext, ns: string, name: string, podList?: KubeObject[]): Promise<void> {
   const svc = await getOrUndefined(ctx, services, ns, name);
   if (!svc || svc.metadata.deletionTimestamp || !hasSelector(svc)) return deleteManaged(ctx, ns, name);
   const list = podList ?? (await ctx.registry.list(pods, ns)).items;
   const subsets = computeSubsets(svc, list);
+  await syncEndpoints(ctx, svc, subsets);
+  await syncSlice(ctx, ns, name, computeSlice(svc, subsets, list));
+}
+
+async function syncEndpoints(ctx: ControllerContext, svc: KubeObject, subsets: Subset[]): Promise<void> {
+  const ns = svc.metadata.namespace!;
+  const name = svc.metadata.name!;
   const labels = { ...(svc.metadata.labels ?? {}), [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };
   const cur = await getOrUndefined(ctx, endpointsRes, ns, name);
+  const same = (ep: KubeObject) => isDeepStrictEqual(canonical(ep.subsets), canonical(subsets)) && isDeepStrictEqual(ep.metadata.labels ?? {}, labels);
+  // Already right: no second read through guaranteedUpdate.
+  if (cur && same(cur)) return;
   if (!cur) {
     try {
       await ctx.registry.create(endpointsRes, ns, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name, namespace: ns, labels }, subsets });
@@ -167,10 +269,7 @@ async function syncService(ctx: ControllerContext, ns: string, name: string, pod
       if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
     }
   }
-  await ctx.registry.guaranteedUpdate(endpointsRes, ns, name, undefined, {}, (ep) => {
-    if (isDeepStrictEqual(canonical(ep.subsets), canonical(subsets)) && isDeepStrictEqual(ep.metadata.labels ?? {}, labels)) return ep;
-    return { ...ep, metadata: { ...ep.metadata, labels }, subsets };
-  });
+  await ctx.registry.guaranteedUpdate(endpointsRes, ns, name, undefined, {}, (ep) => (same(ep) ? ep : { ...ep, metadata: { ...ep.metadata, labels }, subsets }));
 }
 
 export const endpointsController: Controller = {
@@ -185,6 +284,7 @@ export const endpointsController: Controller = {
     const keys = new Set<string>();
     for (const s of (await registry.list(services, undefined)).items) if (hasSelector(s)) keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
     for (const e of (await registry.list(endpointsRes, undefined)).items) if (isManaged(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
+    for (const e of (await registry.list(slicesRes, undefined)).items) if (isManagedSlice(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
     return [...keys];
   },
   async reconcile(key, ctx) {

@@ -99,10 +99,15 @@ export async function resyncAll(controllers: Controller[], ctx: ControllerContex
  * for each would be most of its bill (`npm run cost`), so only the scheduler's reservation Leases pass
  * (`kube-node-lease/skiff-alloc-*`). Whoever watches Leases for anything else sees them on the scheduled
  * resync instead: node lifecycle (its clock is the resync anyway), and garbage collection of Leases.
+ * EndpointSlices wake nothing: the endpoints controller writes them on Service and pod changes (two
+ * writes per change with Endpoints, and the second would only wake the garbage collector for a Service
+ * it has just read as live); the garbage collector deletes them through their Service's own DELETED or
+ * foreground-deletion events, and finds a user's slice with a vanished owner on the resync.
  */
 export function streamFilterPatterns(...cs: Controller[]): string[] {
   const leasesPk = `${OBJECT_PK_PREFIX}${resourcePrefix(leases)}`;
-  const pks = [...new Set(cs.flatMap((c) => c.watches.map((r) => `${OBJECT_PK_PREFIX}${resourcePrefix(r)}`)))];
+  const slicesPk = `${OBJECT_PK_PREFIX}${resourcePrefix(endpointSlices)}`;
+  const pks = [...new Set(cs.flatMap((c) => c.watches.map((r) => `${OBJECT_PK_PREFIX}${resourcePrefix(r)}`)))].filter((pk) => pk !== slicesPk);
   const others = pks.filter((pk) => pk !== leasesPk);
   return [
     ...(others.length ? [JSON.stringify({ dynamodb: { Keys: { pk: { S: others } } } })] : []),
@@ -113,6 +118,7 @@ export function streamFilterPatterns(...cs: Controller[]): string[] {
 }
 
 const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
+const endpointSlices = findResource('discovery.k8s.io', 'v1', 'endpointslices')!;
 
 /** A Lambda entry that takes both a stream batch and the scheduled resync (an EventBridge event). */
 export function dispatchHandler(h: ReturnType<typeof createControllerHandlers>) {

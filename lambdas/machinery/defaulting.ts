@@ -218,8 +218,17 @@ function defaultEndpoints(ep: Obj): void {
   for (const ss of list(ep.subsets)) for (const p of list(ss.ports)) setIfMissing(p, 'protocol', 'TCP');
 }
 
+/** discovery/v1 SetDefaults_EndpointPort: an unnamed port is named "", protocol TCP. */
+function defaultEndpointSlice(slice: Obj): void {
+  for (const p of list(slice.ports)) {
+    setIfMissing(p, 'name', '');
+    setIfMissing(p, 'protocol', 'TCP');
+  }
+}
+
 /** Fills in Kubernetes' defaults for `obj` in place. Metadata (uid, timestamps, namespace) is the registry's. */
 export function applyDefaults(res: ResourceInfo, obj: KubeObject): void {
+  if (res.group === 'discovery.k8s.io' && res.kind === 'EndpointSlice') return defaultEndpointSlice(obj);
   if (res.group !== '') return; // Lease (coordination.k8s.io) has no defaults
   switch (res.kind) {
     case 'Pod':

@@ -76,6 +76,10 @@ export const RESOURCES: readonly ResourceInfo[] = [
     categories: ['api-extensions'],
     verbs: ['get', 'list', 'watch'],
   }),
+  // Written by the endpoints controller next to each Service's Endpoints (kubectl 1.32 describes Services
+  // from slices); users may write their own for selectorless Services. Last, as kube-apiserver lists
+  // discovery.k8s.io after the groups above.
+  def('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true),
 ];
 
 /** "v1" for the core group, "group/version" otherwise. */

@@ -95,6 +95,7 @@ function doc(schema: string, field: string): string {
 
 const META = 'io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta';
 const CORE = 'io.k8s.api.core.v1.';
+const SLICE = 'io.k8s.api.discovery.v1.EndpointSlice';
 
 function col(name: string, type: string, description: string, priority = 0, format = ''): TableColumnDefinition {
   return { name, type, format, description, priority };
@@ -165,6 +166,13 @@ const COLUMNS: Record<string, () => TableColumnDefinition[]> = {
   ConfigMap: () => [nameCol(), col('Data', 'string', doc(`${CORE}ConfigMap`, 'data')), ageCol()],
   ServiceAccount: () => [nameCol(), col('Secrets', 'string', doc(`${CORE}ServiceAccount`, 'secrets')), ageCol()],
   Lease: () => [nameCol(), col('Holder', 'string', doc('io.k8s.api.coordination.v1.LeaseSpec', 'holderIdentity')), ageCol()],
+  EndpointSlice: () => [
+    nameCol(),
+    col('AddressType', 'string', doc(SLICE, 'addressType')),
+    col('Ports', 'string', doc(SLICE, 'ports')),
+    col('Endpoints', 'string', doc(SLICE, 'endpoints')),
+    ageCol(),
+  ],
 };
 
 /** The default table of kinds without a printer (the generic store's): Name and Created At. */
@@ -392,6 +400,22 @@ function formatEndpoints(ep: Obj): string {
   return more ? `${s} + ${count - max} more...` : s;
 }
 
+/** listWithMoreString: the first three, then " + N more..."; "<unset>" for none. */
+function listWithMore(items: string[], max = 3): string {
+  if (items.length > max) return `${items.slice(0, max).join(',')} + ${items.length - max} more...`;
+  return items.join(',') || '<unset>';
+}
+
+/** formatDiscoveryPorts: the port number, else its name, else "*" (all ports). */
+function formatDiscoveryPorts(ports: unknown): string {
+  return listWithMore(list(ports).map((p) => (typeof p.port === 'number' ? String(p.port) : typeof p.name === 'string' ? p.name : '*')));
+}
+
+/** formatDiscoveryEndpoints: every address of every endpoint, ready or not. */
+function formatDiscoveryEndpoints(endpoints: unknown): string {
+  return listWithMore(list(endpoints).flatMap((e) => (Array.isArray(e.addresses) ? e.addresses.map(str) : [])));
+}
+
 function printNode(node: Obj, now: Date): Printed {
   const status: Obj = isObject(node.status) ? node.status : {};
   const ready = list(status.conditions).find((c) => c.type === 'Ready');
@@ -465,6 +489,9 @@ const PRINTERS: Record<string, Printer> = {
   ConfigMap: (o, now) => ({ cells: [str(o.metadata?.name), countKeys(o.data) + countKeys(o.binaryData), since(o.metadata?.creationTimestamp, now)] }),
   ServiceAccount: (o, now) => ({ cells: [str(o.metadata?.name), Array.isArray(o.secrets) ? o.secrets.length : 0, since(o.metadata?.creationTimestamp, now)] }),
   Lease: (o, now) => ({ cells: [str(o.metadata?.name), str(o.spec?.holderIdentity), since(o.metadata?.creationTimestamp, now)] }),
+  EndpointSlice: (o, now) => ({
+    cells: [str(o.metadata?.name), str(o.addressType), formatDiscoveryPorts(o.ports), formatDiscoveryEndpoints(o.endpoints), since(o.metadata?.creationTimestamp, now)],
+  }),
 };
 
 const DEFAULT_PRINTER: Printer = (o) => ({ cells: [str(o.metadata?.name), str(o.metadata?.creationTimestamp)] });
