@@ -130,6 +130,9 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
   const k = parseKey(key);
   if (!k) return;
   const owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
+  // A live owner that is not being deleted needs nothing from its dependents: don't list them (a list
+  // per dependent kind, on every resync of every owner).
+  if (owner && !isTerminating(owner)) return;
   const deps = await dependentsOf(ctx, k.namespace, k.uid);
 
   if (!owner) {
@@ -142,7 +145,6 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
     }
     return;
   }
-  if (!isTerminating(owner)) return;
   const finalizers = owner.metadata.finalizers ?? [];
 
   if (finalizers.includes(ORPHAN)) {
