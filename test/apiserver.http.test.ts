@@ -117,6 +117,8 @@ describe('bad input gets a 4xx Status and changes nothing', () => {
     ['unsupported media type', 'POST', '/api/v1/namespaces/t/configmaps', { body: cm('x'), contentType: 'text/plain' }, 415, 'UnsupportedMediaType'],
     ['method not allowed', 'POST', '/api/v1/namespaces/t/configmaps/x', { body: cm('x') }, 405, 'MethodNotAllowed'],
     ['bad label selector', 'GET', '/api/v1/configmaps?labelSelector=a%20in%20(', {}, 400, 'BadRequest'],
+    // Refused before the stream starts (it was a 200 whose stream ended at once).
+    ['a watch from a malformed resourceVersion', 'GET', '/api/v1/configmaps?watch=true&resourceVersion=abc', {}, 400, 'BadRequest'],
     ['unsupported field selector', 'GET', '/api/v1/configmaps?fieldSelector=spec.nothing%3Dx', {}, 400, 'BadRequest'],
     ['malformed patch', 'PATCH', '/api/v1/namespaces/default/configmaps/x', { body: '{', contentType: 'application/merge-patch+json' }, 404, 'NotFound'],
   ];

@@ -40,7 +40,7 @@ import {
 } from './auth.ts';
 import { dns1123SubdomainErrors } from '../machinery/validation.ts';
 import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
-import { Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
+import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
 
@@ -402,6 +402,8 @@ export class ApiServer {
     const p = listParams(req, res);
     // A watch on one name (kubectl get pod x -w, or /watch/.../name) is a field selector on the name.
     if (name) p.fieldSelector = parseFieldSelector(`metadata.name=${name}`, res);
+    // Checked before the headers go out: once the stream has begun, a bad version could only end it.
+    parseRV(req.query.get('resourceVersion') ?? undefined);
     const timeoutParam = req.query.get('timeoutSeconds');
     const timeout = Math.min(timeoutParam && /^\d+$/.test(timeoutParam) ? Number(timeoutParam) : this.maxWatchSeconds, this.maxWatchSeconds);
     const asTable = wantsTable(req.headers['accept']);

@@ -84,7 +84,8 @@ function specPart(obj: KubeObject): Record<string, unknown> {
   return rest;
 }
 
-function parseRV(rv: string | undefined, what = 'resourceVersion'): number | undefined {
+/** A resourceVersion parameter: unset, or the decimal revision; anything else is 400. */
+export function parseRV(rv: string | undefined, what = 'resourceVersion'): number | undefined {
   if (rv === undefined || rv === '') return undefined;
   if (!/^\d+$/.test(rv)) throw errors.badRequest(`invalid ${what}: ${JSON.stringify(rv)}`);
   return Number(rv);
