@@ -362,48 +362,25 @@ function joinHostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-/** formatEndpoints: at most three addresses, then "+ N more...". */
-function formatEndpoints(ep: Obj): string {
-  const subsets = list(ep.subsets);
-  if (subsets.length === 0) return '<none>';
-  const max = 3;
-  const out: string[] = [];
-  let more = false;
-  let count = 0;
-  for (const ss of subsets) {
-    const addrs = list(ss.addresses);
-    const ports = list(ss.ports);
-    if (ports.length === 0) {
-      // Headless services may have no ports.
-      count += addrs.length;
-      for (const a of addrs) {
-        if (out.length === max) {
-          more = true;
-          break;
-        }
-        out.push(str(a.ip));
-      }
-      continue;
-    }
-    for (const p of ports) {
-      count += addrs.length;
-      for (const a of addrs) {
-        if (out.length === max) {
-          more = true;
-          break;
-        }
-        out.push(joinHostPort(str(a.ip), int(p.port)));
-      }
-    }
-  }
-  const s = out.join(',');
-  return more ? `${s} + ${count - max} more...` : s;
-}
-
 /** listWithMoreString: the first three, then " + N more..."; "<unset>" for none. */
 function listWithMore(items: string[], max = 3): string {
   if (items.length > max) return `${items.slice(0, max).join(',')} + ${items.length - max} more...`;
   return items.join(',') || '<unset>';
+}
+
+/**
+ * formatEndpoints: every address:port (addresses alone for a headless Service without ports), at most
+ * three shown; "<none>" without subsets, "" when the subsets hold no address.
+ */
+function formatEndpoints(ep: Obj): string {
+  const subsets = list(ep.subsets);
+  if (subsets.length === 0) return '<none>';
+  const all = subsets.flatMap((ss) => {
+    const ips = list(ss.addresses).map((a) => str(a.ip));
+    const ports = list(ss.ports);
+    return ports.length === 0 ? ips : ports.flatMap((p) => ips.map((ip) => joinHostPort(ip, int(p.port))));
+  });
+  return all.length ? listWithMore(all) : '';
 }
 
 /** formatDiscoveryPorts: the port number, else its name, else "*" (all ports). */
