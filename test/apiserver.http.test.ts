@@ -243,3 +243,40 @@ describe('semantics', () => {
     w.stop();
   });
 });
+
+describe('integer fields hold their full range and no more', () => {
+  const rc = (replicas: unknown) =>
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ReplicationController',
+      metadata: { name: 'big' },
+      spec: { replicas, selector: { app: 'big' }, template: { metadata: { labels: { app: 'big' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } },
+    });
+
+  it('replicas 1e308 (the request that once made pods without end) is a 400 and stores nothing', async () => {
+    const r = await call('POST', '/api/v1/namespaces/t/replicationcontrollers', { body: '{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"big"},"spec":{"replicas":1e308,"selector":{"app":"big"},"template":{"metadata":{"labels":{"app":"big"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}' });
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ kind: 'Status', reason: 'BadRequest' });
+    expect(r.json.message).toBe(
+      'ReplicationController in version "v1" cannot be handled as a ReplicationController: json: cannot unmarshal number 1e+308 into Go struct field ReplicationControllerSpec.spec.replicas of type int32',
+    );
+    expect((await call('GET', '/api/v1/namespaces/t/replicationcontrollers/big')).status).toBe(404);
+  });
+
+  it('the scale subresource and patches are held to the same range', async () => {
+    expect((await call('POST', '/api/v1/namespaces/t/replicationcontrollers', { body: rc(0) })).status).toBe(201);
+    const scale = (await call('GET', '/api/v1/namespaces/t/replicationcontrollers/big/scale')).json;
+    const put = await call('PUT', '/api/v1/namespaces/t/replicationcontrollers/big/scale', { body: JSON.stringify({ ...scale, spec: { replicas: 2 ** 31 } }) });
+    expect(put.status).toBe(400);
+    expect(put.json.message).toBe('Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal number 2147483648 into Go struct field ScaleSpec.spec.replicas of type int32');
+    const patch = await call('PATCH', '/api/v1/namespaces/t/replicationcontrollers/big/scale', { body: '{"spec":{"replicas":1.5}}', contentType: 'application/merge-patch+json' });
+    expect(patch.status).toBe(400);
+    const main = await call('PATCH', '/api/v1/namespaces/t/replicationcontrollers/big', { body: '{"spec":{"replicas":-1e308}}', contentType: 'application/merge-patch+json' });
+    expect(main.status).toBe(400);
+    expect((await call('GET', '/api/v1/namespaces/t/replicationcontrollers/big')).json.spec.replicas).toBe(0);
+    // The largest int32 is a valid request (what it costs is bounded by the loops and the object limit).
+    const max = await call('PATCH', '/api/v1/namespaces/t/replicationcontrollers/big/scale', { body: '{"spec":{"replicas":2147483647}}', contentType: 'application/merge-patch+json' });
+    expect(max.status).toBe(200);
+    expect(max.json.spec.replicas).toBe(2147483647);
+  });
+});

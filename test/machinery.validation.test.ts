@@ -703,3 +703,128 @@ describe('EndpointSlice', () => {
     ]);
   });
 });
+
+describe('full-range integers (decoding, on every write)', () => {
+  const rc = (replicas: unknown): KubeObject =>
+    prepared('ReplicationController', {
+      apiVersion: 'v1',
+      kind: 'ReplicationController',
+      metadata: { name: 'web', namespace: 'default', uid: 'u1', creationTimestamp: '2024-01-01T00:00:00Z' },
+      spec: { replicas, selector: { app: 'web' }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } },
+    });
+
+  it('replicas 1e308, 2^31 and 1.5 are 400s in Go decoder words; the int32 maximum is accepted', () => {
+    for (const [v, text] of [[1e308, '1e+308'], [2 ** 31, '2147483648'], [1.5, '1.5'], [-(2 ** 31) - 1, '-2147483649']] as const) {
+      const e = invalid('ReplicationController', rc(v));
+      expect(e.code).toBe(400);
+      expect(e.message).toBe(
+        `ReplicationController in version "v1" cannot be handled as a ReplicationController: json: cannot unmarshal number ${text} into Go struct field ReplicationControllerSpec.spec.replicas of type int32`,
+      );
+    }
+    expect(check('ReplicationController', rc(2 ** 31 - 1))).toBeUndefined();
+  });
+
+  it('int64 fields hold what a JSON number holds exactly (|n| <= 2^53 - 1), and no Infinity', () => {
+    const pod = basePod();
+    pod.spec!.activeDeadlineSeconds = 2 ** 53;
+    expect(invalid('Pod', pod).message).toContain('into Go struct field PodSpec.spec.activeDeadlineSeconds of type int64');
+    pod.spec!.activeDeadlineSeconds = 30;
+    pod.metadata.generation = Infinity;
+    expect(invalid('Pod', pod).message).toContain('cannot unmarshal number Infinity into Go struct field ObjectMeta.metadata.generation of type int64');
+  });
+
+  it('an int-or-string port holds an int32 or a name', () => {
+    const svc = prepared('Service', {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 's', namespace: 'default', uid: 'u', creationTimestamp: '2024-01-01T00:00:00Z' },
+      spec: { ports: [{ port: 80, targetPort: 1e10 }] },
+    });
+    expect(invalid('Service', svc).message).toContain('cannot unmarshal number 10000000000 into Go struct field ServicePort.spec.ports.targetPort of type int32');
+  });
+
+  // Every integer field of every served kind, found from the schemas: an out-of-range value there is
+  // refused by the one generic check, whatever the kind's hand-written rules say.
+  it('every integer field of every served kind refuses values outside its format', async () => {
+    const { SCHEMAS, deref, refName, schemaName } = await import('../lambdas/machinery/schema.ts');
+    const { typeErrors } = await import('../lambdas/machinery/schema.ts');
+    let checked = 0;
+    for (const r of RESOURCES) {
+      const root = schemaName(r);
+      if (!root) continue;
+      // Breadth-first over the schema: one path per (struct, field), so recursive types end.
+      const seen = new Set<string>();
+      const queue: { schema: string; path: (string | number)[] }[] = [{ schema: root, path: [] }];
+      while (queue.length) {
+        const { schema, path } = queue.shift()!;
+        for (const [k, prop] of Object.entries(SCHEMAS[schema]?.properties ?? {})) {
+          const id = `${schema}.${k}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+          const d = deref(prop)!;
+          const isArray = d.type === 'array';
+          const target = isArray ? (d.items as any) : prop;
+          const at = isArray ? [...path, k, 0] : [...path, k];
+          const leaf = deref(target);
+          if (leaf?.type === 'integer') {
+            const limit = leaf.format === 'int32' ? 2 ** 31 : 2 ** 53;
+            for (const bad of [limit, -limit - 1, 0.5, 1e308]) {
+              const o: any = {};
+              let cur = o;
+              at.forEach((seg, i) => {
+                if (i === at.length - 1) cur[seg] = bad;
+                else cur = cur[seg] = typeof at[i + 1] === 'number' ? [] : {};
+              });
+              const errs = typeErrors(r, o);
+              expect(errs, `${r.kind} ${at.join('.')} = ${bad}`).toHaveLength(1);
+              expect(errs[0]).toMatch(new RegExp(`of type int(32|64)$`));
+              checked++;
+            }
+          }
+          const ref = (target as any)?.$ref ?? (target as any)?.allOf?.[0]?.$ref;
+          if (ref && leaf?.properties) queue.push({ schema: refName(ref), path: at });
+        }
+      }
+    }
+    // Pods alone have dozens of integer fields; a walk that found few would be a broken walk.
+    expect(checked).toBeGreaterThan(4 * 60);
+  });
+});
+
+describe('scheduling constraints', () => {
+  it('affinity weights are 1-100, node selector operators and topology keys are checked', () => {
+    const pod = basePod();
+    pod.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'Near' }] }] },
+        preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1000, preference: { matchExpressions: [{ key: 'a', operator: 'In' }] } }],
+      },
+      podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 0, podAffinityTerm: { topologyKey: '' } }] },
+    };
+    expect(causes(invalid('Pod', pod))).toEqual([
+      'spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator: Invalid value: "Near": not a valid selector operator',
+      'spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 1000: must be in the range 1-100',
+      "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
+      'spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100',
+      'spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey: Required value: can not be empty',
+    ]);
+  });
+
+  it('topology spread: maxSkew and minDomains positive, minDomains only with DoNotSchedule, no duplicates', () => {
+    const pod = basePod();
+    pod.spec!.topologySpreadConstraints = [
+      { maxSkew: 0, topologyKey: 'zone', whenUnsatisfiable: 'ScheduleAnyway', minDomains: -1 },
+      { maxSkew: 1, topologyKey: 'zone', whenUnsatisfiable: 'ScheduleAnyway' },
+      { maxSkew: 1, topologyKey: 'zone', whenUnsatisfiable: 'Maybe' },
+    ];
+    expect(causes(invalid('Pod', pod))).toEqual([
+      'spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater than zero',
+      'spec.topologySpreadConstraints[0].minDomains: Invalid value: -1: must be greater than zero',
+      'spec.topologySpreadConstraints[0].minDomains: Invalid value: -1: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ScheduleAnyway',
+      'spec.topologySpreadConstraints[1].{topologyKey, whenUnsatisfiable}: Duplicate value: "{zone, ScheduleAnyway}"',
+      'spec.topologySpreadConstraints[2].whenUnsatisfiable: Unsupported value: "Maybe": supported values: "DoNotSchedule", "ScheduleAnyway"',
+    ]);
+    pod.spec!.topologySpreadConstraints = [{ maxSkew: 2, topologyKey: 'zone', whenUnsatisfiable: 'DoNotSchedule', minDomains: 3 }];
+    expect(check('Pod', pod)).toBeUndefined();
+  });
+});

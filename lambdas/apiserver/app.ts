@@ -384,7 +384,10 @@ export class ApiServer {
     if (res.kind !== 'ReplicationController') throw errors.pageNotFound();
     const out = await this.registry.guaranteedUpdate(res, ns, name, undefined, {}, (rc) => {
       const scale = next(toScale(rc));
-      const replicas = scale?.spec?.replicas;
+      // The Scale body decodes into autoscaling/v1 Scale first: replicas 1e308 or "3" is a 400 there.
+      const undecodable = typeErrors(SCALE, scale);
+      if (undecodable.length) throw errors.badRequest(`Scale in version "v1" cannot be handled as a Scale: ${undecodable[0]}`);
+      const replicas = scale?.spec?.replicas ?? 0;
       if (!Number.isInteger(replicas) || replicas < 0) {
         throw errors.invalid('Scale', 'autoscaling', name, [
           { reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` },
@@ -697,6 +700,9 @@ export function errorResponse(e: unknown): ApiResponse {
   return jsonResponse(500, err.status);
 }
 
+
+/** The type of the scale subresource's body (its schema is autoscaling/v1's). */
+const SCALE = { group: 'autoscaling', version: 'v1', kind: 'Scale' } as const;
 
 // The options kind each write verb's query parameters decode into (kube-apiserver names it in errors).
 const OPTIONS_KIND: Readonly<Record<string, string>> = { create: 'CreateOptions', update: 'UpdateOptions', patch: 'PatchOptions', delete: 'DeleteOptions', deletecollection: 'DeleteOptions' };

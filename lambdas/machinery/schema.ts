@@ -244,60 +244,132 @@ export function pruneUnknownFields<T>(res: Pick<ResourceInfo, 'group' | 'version
   return (name ? walk(SCHEMAS[name], obj) : structuredClone(obj)) as T;
 }
 
+/** The range of each integer format Kubernetes uses, as JSON numbers can hold it exactly. */
+const INTEGER_RANGE: Readonly<Record<string, readonly [number, number]>> = {
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  // Go's int64 reaches 2^63 - 1, but a JavaScript number holds integers exactly only up to 2^53 - 1:
+  // anything beyond would be stored rounded, so it is refused rather than silently changed.
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+/** Whether a JSON number fits an integer field of this format (int32, int64, or unspecified: int64). */
+export function integerFits(format: string | undefined, v: number): boolean {
+  const [min, max] = INTEGER_RANGE[format ?? 'int64'] ?? INTEGER_RANGE.int64!;
+  return Number.isInteger(v) && v >= min && v <= max;
+}
+
 /**
- * Values whose JSON type the kind's schema does not allow (a string where a map belongs, a float where
- * an integer belongs), phrased as Go's decoder phrases them. kube-apiserver rejects such bodies while
- * decoding, before validation; null is always accepted (it decodes to the zero value).
+ * Values that the kind's Go type could not decode, phrased as Go's encoding/json phrases them: a JSON
+ * type the schema does not allow (a string where a map belongs) or a number its integer field cannot
+ * hold (1e308 or 1.5 in an int32: `json: cannot unmarshal number 1e+308 into Go struct field
+ * ReplicationControllerSpec.spec.replicas of type int32`). kube-apiserver rejects such bodies while
+ * decoding, before validation (400); the registry checks every write again (validateObject), so paths
+ * that do not decode a whole object (scale, controllers' own writes) cannot store them either.
+ * null is always accepted (it decodes to the zero value). Non-finite numbers (JSON.parse turns 1e400
+ * into Infinity) fit no field.
  */
 export function typeErrors(res: Pick<ResourceInfo, 'group' | 'version' | 'kind'>, obj: unknown): string[] {
   const out: string[] = [];
-  const jsonType = (v: unknown) => (Array.isArray(v) ? 'array' : typeof v === 'boolean' ? 'bool' : typeof v === 'object' ? 'object' : typeof v);
-  const fits = (d: OpenAPISchema, v: unknown): boolean => {
-    switch (d.type) {
-      case 'string':
-        return typeof v === 'string';
-      case 'integer':
-        return Number.isInteger(v);
-      case 'number':
-        return typeof v === 'number';
-      case 'boolean':
-        return typeof v === 'boolean';
-      case 'array':
-        return Array.isArray(v);
-      case 'object':
-        return isObject(v);
-      default:
-        return d.properties ? isObject(v) : true;
-    }
-  };
-  const goType = (d: OpenAPISchema): string =>
-    d.type === 'object' && isObject(d.additionalProperties)
-      ? `map[string]${goType(deref(d.additionalProperties as OpenAPISchema) ?? {})}`
-      : d.type === 'integer'
-        ? 'int'
-        : d.type === 'boolean'
-          ? 'bool'
-          : d.type === 'array'
-            ? `[]${goType(deref(d.items) ?? {})}`
-            : (d.type ?? 'object');
-  const walk = (s: OpenAPISchema | undefined, v: unknown, path: string) => {
-    const d = deref(s);
-    if (!d || v === null || v === undefined || d['x-kubernetes-preserve-unknown-fields']) return;
-    if (d.oneOf) {
-      if (!d.oneOf.some((o) => fits(deref(o) ?? {}, v))) out.push(`json: cannot unmarshal ${jsonType(v)} into Go struct field ${path} of type ${d.format ?? 'value'}`);
-      return;
-    }
-    if (!fits(d, v)) {
-      out.push(`json: cannot unmarshal ${jsonType(v)} into Go struct field ${path} of type ${goType(d)}`);
-      return;
-    }
-    if (Array.isArray(v)) v.forEach((el) => walk(d.items, el, path));
-    else if (isObject(v)) {
-      if (d.properties) for (const [k, child] of Object.entries(v)) walk(d.properties[k], child, `${path}.${k}`);
-      else if (isObject(d.additionalProperties)) for (const child of Object.values(v)) walk(d.additionalProperties as OpenAPISchema, child, path);
-    }
-  };
   const name = schemaName(res);
-  if (name) walk(SCHEMAS[name], obj, res.kind);
+  if (name) walkTypes(SCHEMAS[name], name, obj, '', out);
   return out;
+}
+
+/** Follows $ref like deref(), and says the name of the last schema reached through one (the Go type). */
+function resolve(s: OpenAPISchema | undefined, name: string): { d: OpenAPISchema | undefined; name: string } {
+  for (let i = 0; s && i < 16; i++) {
+    if (s.allOf && s.allOf.length === 1 && !s.properties) s = s.allOf[0];
+    else if (s.$ref) {
+      name = refName(s.$ref);
+      s = SCHEMAS[name];
+    } else break;
+  }
+  return { d: s, name };
+}
+
+/** Go's name of a schema's type: int32, []v1.Container, map[string]string, v1.PodSpec, resource.Quantity. */
+function goType(s: OpenAPISchema | undefined, name: string): string {
+  const { d, name: n } = resolve(s, name);
+  if (!d) return 'interface {}';
+  // A named struct (or custom type such as Quantity): package.Name, as reflect prints it.
+  const named = () => n.split('.').slice(-2).join('.');
+  if (d.oneOf || d.format === 'int-or-string') return n.endsWith('IntOrString') ? 'intstr.IntOrString' : named();
+  switch (d.type) {
+    case 'integer':
+      return d.format === 'int32' || d.format === 'int64' ? d.format : 'int64';
+    case 'number':
+      return 'float64';
+    case 'boolean':
+      return 'bool';
+    case 'string':
+      return 'string';
+    case 'array':
+      return `[]${goType(d.items, n)}`;
+    case 'object':
+      if (isObject(d.additionalProperties)) return `map[string]${goType(d.additionalProperties as OpenAPISchema, n)}`;
+  }
+  return d.properties ? named() : 'interface {}';
+}
+
+function jsonKind(v: unknown): string {
+  return Array.isArray(v) ? 'array' : typeof v === 'boolean' ? 'bool' : typeof v === 'object' ? 'object' : typeof v;
+}
+
+/**
+ * Checks `v` against schema `s` (reached through the type `name`), appending Go decoder messages to out.
+ * `struct` is the innermost Go struct holding the field and `path` the JSON field path from the root, the
+ * two halves of Go's "Go struct field PodSpec.spec.containers" (array indices are not part of it).
+ */
+function walkTypes(s: OpenAPISchema | undefined, name: string, v: unknown, path: string, out: string[], struct = name.split('.').pop()!): void {
+  const { d, name: n } = resolve(s, name);
+  if (!d || v === null || v === undefined || d['x-kubernetes-preserve-unknown-fields']) return;
+  const fail = (value: string, type = goType(d, n)) =>
+    out.push(`json: cannot unmarshal ${value} into Go struct field ${struct}.${path} of type ${type}`);
+  const numberText = (x: number) => `number ${Number.isFinite(x) ? JSON.stringify(x) : String(x)}`;
+  if (d.oneOf) {
+    // int-or-string (ports) and Quantity: a string, or a number; IntOrString's number is an int32.
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) fail(numberText(v));
+      else if (d.oneOf.some((o) => resolve(o, n).d?.type === 'integer') && !integerFits('int32', v)) fail(numberText(v), 'int32');
+      else if (!d.oneOf.some((o) => ['integer', 'number'].includes(resolve(o, n).d?.type ?? ''))) fail('number');
+    } else if (typeof v !== 'string') fail(jsonKind(v));
+    return;
+  }
+  switch (d.type) {
+    case 'string':
+      if (typeof v !== 'string') fail(typeof v === 'number' ? 'number' : jsonKind(v));
+      return;
+    case 'integer':
+      if (typeof v !== 'number') fail(jsonKind(v));
+      else if (!integerFits(d.format, v)) fail(numberText(v));
+      return;
+    case 'number':
+      if (typeof v !== 'number') fail(jsonKind(v));
+      else if (!Number.isFinite(v)) fail(numberText(v));
+      return;
+    case 'boolean':
+      if (typeof v !== 'boolean') fail(typeof v === 'number' ? 'number' : jsonKind(v));
+      return;
+    case 'array':
+      if (!Array.isArray(v)) fail(typeof v === 'number' ? 'number' : jsonKind(v));
+      else for (const el of v) walkTypes(d.items, n, el, path, out, struct);
+      return;
+  }
+  if (d.type !== 'object' && !d.properties) {
+    // Untyped (e.g. RawExtension): any JSON value, but a number must still be finite to be stored as sent.
+    if (typeof v === 'number' && !Number.isFinite(v)) fail(numberText(v));
+    return;
+  }
+  if (!isObject(v)) {
+    fail(typeof v === 'number' ? 'number' : jsonKind(v));
+    return;
+  }
+  if (d.properties) {
+    const here = n.split('.').pop()!;
+    for (const [k, child] of Object.entries(v)) {
+      if (Object.hasOwn(d.properties, k)) walkTypes(d.properties[k], n, child, path ? `${path}.${k}` : k, out, here);
+    }
+  } else if (isObject(d.additionalProperties)) {
+    for (const child of Object.values(v)) walkTypes(d.additionalProperties as OpenAPISchema, n, child, path, out, struct);
+  }
 }

@@ -17,6 +17,7 @@ import type { ResourceInfo } from './resources.ts';
 import type { KubeObject, ObjectMeta } from './types.ts';
 import { isObject } from './types.ts';
 import { parseQuantityExact, formatQuantity, QuantityError, type ParsedQuantity } from './quantity.ts';
+import { typeErrors } from './schema.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // field.Error: one finding, printed as apimachinery prints it.
@@ -1072,6 +1073,101 @@ interface PodSpecOptions {
   isPod: boolean;
 }
 
+// Scheduling constraints (core/validation: validateAffinity, validateTopologySpreadConstraints). The
+// scheduler acts on these, so their numbers are held to Kubernetes' ranges: weights 1-100, maxSkew and
+// minDomains positive.
+
+function validateNodeSelectorTerm(errs: ErrorList, term: unknown, path: string): void {
+  const t = obj(term);
+  arr(t.matchExpressions).forEach((r, i) => {
+    const p = `${path}.matchExpressions[${i}]`;
+    const values = arr(r?.values);
+    switch (r?.operator) {
+      case 'In':
+      case 'NotIn':
+        if (!values.length) errs.required(`${p}.values`, "must be specified when `operator` is 'In' or 'NotIn'");
+        break;
+      case 'Exists':
+      case 'DoesNotExist':
+        if (values.length) errs.forbidden(`${p}.values`, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'");
+        break;
+      case 'Gt':
+      case 'Lt':
+        if (values.length !== 1) errs.required(`${p}.values`, "must be specified single value when `operator` is 'Lt' or 'Gt'");
+        break;
+      default:
+        errs.invalid(`${p}.operator`, r?.operator, 'not a valid selector operator');
+    }
+    const key = strOf(r?.key);
+    errs.each(`${p}.key`, key, labelKeyErrors(key));
+  });
+  arr(t.matchFields).forEach((r, i) => {
+    const p = `${path}.matchFields[${i}]`;
+    if (r?.key !== 'metadata.name') errs.invalid(`${p}.key`, r?.key, 'not a valid field selector key');
+    if (r?.operator !== 'In' && r?.operator !== 'NotIn') errs.invalid(`${p}.operator`, r?.operator, 'not a valid selector operator');
+    else if (arr(r?.values).length !== 1) errs.required(`${p}.values`, 'must be only one value when `operator` is \'In\' or \'NotIn\' for node field selector');
+  });
+}
+
+function validateWeight(errs: ErrorList, w: unknown, path: string): void {
+  if (typeof w !== 'number' || w <= 0 || w > 100) errs.invalid(path, w ?? 0, 'must be in the range 1-100');
+}
+
+function validatePodAffinityTerms(errs: ErrorList, pa: Record<string, any>, path: string): void {
+  const term = (t: unknown, p: string) => {
+    const key = strOf(obj(t).topologyKey);
+    if (!key) errs.required(`${p}.topologyKey`, 'can not be empty');
+    else errs.each(`${p}.topologyKey`, key, labelKeyErrors(key));
+  };
+  arr(pa.requiredDuringSchedulingIgnoredDuringExecution).forEach((t, i) => term(t, `${path}.requiredDuringSchedulingIgnoredDuringExecution[${i}]`));
+  arr(pa.preferredDuringSchedulingIgnoredDuringExecution).forEach((t, i) => {
+    const p = `${path}.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
+    validateWeight(errs, t?.weight, `${p}.weight`);
+    term(t?.podAffinityTerm, `${p}.podAffinityTerm`);
+  });
+}
+
+function validateAffinity(errs: ErrorList, a: Record<string, any>, path: string): void {
+  const na = obj(a.nodeAffinity);
+  const required = na.requiredDuringSchedulingIgnoredDuringExecution;
+  if (isObject(required)) {
+    const p = `${path}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`;
+    const terms = arr(required.nodeSelectorTerms);
+    if (!terms.length) errs.required(p, 'must have at least one node selector term');
+    terms.forEach((t, i) => validateNodeSelectorTerm(errs, t, `${p}[${i}]`));
+  }
+  arr(na.preferredDuringSchedulingIgnoredDuringExecution).forEach((t, i) => {
+    const p = `${path}.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
+    validateWeight(errs, t?.weight, `${p}.weight`);
+    validateNodeSelectorTerm(errs, t?.preference, `${p}.preference`);
+  });
+  if (isObject(a.podAffinity)) validatePodAffinityTerms(errs, a.podAffinity, `${path}.podAffinity`);
+  if (isObject(a.podAntiAffinity)) validatePodAffinityTerms(errs, a.podAntiAffinity, `${path}.podAntiAffinity`);
+}
+
+const SCHEDULE_ACTIONS = ['DoNotSchedule', 'ScheduleAnyway'];
+
+function validateTopologySpreadConstraints(errs: ErrorList, list: unknown, path: string): void {
+  const seen = new Set<string>();
+  arr(list).forEach((c, i) => {
+    const p = `${path}[${i}]`;
+    const skew = c?.maxSkew ?? 0;
+    if (typeof skew !== 'number' || skew <= 0) errs.invalid(`${p}.maxSkew`, skew, 'must be greater than zero');
+    const key = strOf(c?.topologyKey);
+    if (!key) errs.required(`${p}.topologyKey`, 'can not be empty');
+    else errs.each(`${p}.topologyKey`, key, labelKeyErrors(key));
+    const action = strOf(c?.whenUnsatisfiable);
+    if (!SCHEDULE_ACTIONS.includes(action)) errs.notSupported(`${p}.whenUnsatisfiable`, action, SCHEDULE_ACTIONS);
+    const pair = `{${key}, ${action}}`;
+    if (seen.has(pair)) errs.duplicate(`${p}.{topologyKey, whenUnsatisfiable}`, pair);
+    seen.add(pair);
+    if (present(c?.minDomains)) {
+      if (c.minDomains <= 0) errs.invalid(`${p}.minDomains`, c.minDomains, 'must be greater than zero');
+      if (action !== 'DoNotSchedule') errs.invalid(`${p}.minDomains`, c.minDomains, `can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ${action}`);
+    }
+  });
+}
+
 function validatePodSpec(errs: ErrorList, spec: Record<string, any>, path: string, opts: PodSpecOptions): void {
   if (!present(spec.terminationGracePeriodSeconds)) errs.required(`${path}.terminationGracePeriodSeconds`);
   const volumes = validateVolumes(errs, spec.volumes, `${path}.volumes`);
@@ -1120,6 +1216,8 @@ function validatePodSpec(errs: ErrorList, spec: Record<string, any>, path: strin
   if (strOf(spec.hostname)) errs.each(`${path}.hostname`, spec.hostname, dns1123LabelErrors(spec.hostname));
   if (strOf(spec.subdomain)) errs.each(`${path}.subdomain`, spec.subdomain, dns1123LabelErrors(spec.subdomain));
   validateTolerations(errs, spec.tolerations, `${path}.tolerations`);
+  if (isObject(spec.affinity)) validateAffinity(errs, spec.affinity, `${path}.affinity`);
+  validateTopologySpreadConstraints(errs, spec.topologySpreadConstraints, `${path}.topologySpreadConstraints`);
   arr(spec.hostAliases).forEach((ha, i) => {
     ipErrors(errs, `${path}.hostAliases[${i}].ip`, ha?.ip);
     arr(ha?.hostnames).forEach((h, j) => errs.each(`${path}.hostAliases[${i}].hostnames[${j}]`, strOf(h), dns1123SubdomainErrors(strOf(h))));
@@ -1878,6 +1976,10 @@ export function validateObject(res: ResourceInfo, obj: KubeObject, old?: KubeObj
   const rules = RULES[res.kind] ?? { ...GENERIC, meta: { ...GENERIC.meta, namespaced: res.namespaced } };
   const errs = new ErrorList();
   try {
+    // What the Go type could not even hold (a string in an int32, replicas 1e308) is a decoding error,
+    // checked on every write: the scale subresource and controllers' own writes never pass the decoder.
+    const undecodable = typeErrors(res, obj);
+    if (undecodable.length) throw new DecodeError(undecodable[0]);
     validateObjectMeta(errs, obj.metadata, rules.meta);
     if (old) validateObjectMetaUpdate(errs, obj.metadata, old.metadata);
     rules.validate?.(errs, obj);
