@@ -238,6 +238,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     pump();
   }
   function enqueueAfter(uid: string, ms: number): void {
+    // A timer past 2^31 - 1 ms fires at once (Node caps it to 1 ms): a far-off wake-up must not become
+    // a sync loop, so it is capped at ~24.8 days instead (the pod is re-synced on any change anyway).
+    ms = Math.min(ms, 2 ** 31 - 1);
     const t = setTimeout(() => {
       timers.delete(t);
       enqueue(uid);

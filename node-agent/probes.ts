@@ -24,7 +24,10 @@ const USER_AGENT = 'kube-probe/1.32';
 /** kubelet keeps at most this much of a probe's output (maxRespBodyLength / exec output limit). */
 const MAX_OUTPUT = 10 * 1024;
 
-const timeoutMsOf = (probe: Record<string, any>) => Math.max(1, probe.timeoutSeconds ?? 1) * 1000;
+// Node's timers hold at most 2^31 - 1 ms (24.8 days) and fire at once beyond it, so a valid int32
+// timeoutSeconds of years would make every probe time out immediately: longer waits are capped there.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const timeoutMsOf = (probe: Record<string, any>) => Math.min(Math.max(1, probe.timeoutSeconds ?? 1) * 1000, MAX_TIMER_MS);
 
 /**
  * One attempt of the probe. Never throws: an error (unknown named port, refused connection, timeout)
