@@ -92,4 +92,13 @@ describe.skipIf(!ddb)('apiserver on DynamoDB', () => {
     ctl.abort();
     expect(seen).toEqual(['ADDED w 1', 'MODIFIED w 2', 'DELETED w 2']);
   });
+
+  it('an object past the DynamoDB item limit is a 413 Status, and nothing is written', async () => {
+    // 400 KiB of data: under ConfigMap's own 1 MiB rule and the 3 MiB body limit, over what an item holds.
+    const path = c.file('big.json', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big', namespace: 'prod' }, data: { a: 'x'.repeat(400 * 1024) } }));
+    const r = await c.kubectl(['create', '-f', path]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Request entity too large: the object is \d+ bytes, over the DynamoDB backend's limit of 358400 bytes/);
+    expect((await c.kubectl(['get', 'configmap', 'big', '-n', 'prod'])).stderr).toMatch(/NotFound/);
+  });
 });

@@ -689,6 +689,10 @@ function decodeScale(req: ApiRequest): any {
 
 export function errorResponse(e: unknown): ApiResponse {
   if (e instanceof ApiError) return jsonResponse(e.code, e.status);
+  if (e instanceof StorageError && e.code === 'TooLarge') {
+    // kube-apiserver answers an object etcd will not hold (request is too large) with 413 too.
+    return jsonResponse(413, new ApiError('RequestEntityTooLarge', `Request entity too large: ${e.message}`).status);
+  }
   if (e instanceof StorageError && e.code === 'Unavailable') {
     // Storage is busy: 429 with Retry-After, which client-go and kubectl retry on their own.
     const err = new ApiError('TooManyRequests', 'storage is busy, please retry', { retryAfterSeconds: 1 });

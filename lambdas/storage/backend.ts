@@ -61,7 +61,8 @@ export type StorageErrorCode =
   | 'NotFound' // update/delete of a key that does not exist
   | 'Conflict' // update/delete whose expected modRevision is not the stored one
   | 'Compacted' // read or watch from a revision older than the backend still keeps
-  | 'Unavailable'; // the write could not be completed now (e.g. contention); safe to retry
+  | 'Unavailable' // the write could not be completed now (e.g. contention); safe to retry
+  | 'TooLarge'; // the value is larger than this backend stores (create/update); nothing was written
 
 export class StorageError extends Error {
   constructor(

@@ -600,7 +600,7 @@ function byKey(a: KeyValue, b: KeyValue): number {
 
 function checkSize(key: string, value: string): void {
   const n = Buffer.byteLength(value);
-  if (n > MAX_VALUE_BYTES) throw new Error(`${key}: value of ${n} bytes exceeds the DynamoDB backend's limit of ${MAX_VALUE_BYTES} bytes`);
+  if (n > MAX_VALUE_BYTES) throw new StorageError('TooLarge', key, `the object is ${n} bytes, over the DynamoDB backend's limit of ${MAX_VALUE_BYTES} bytes`);
 }
 
 function conflict(key: string, stored: number): StorageError {

@@ -179,6 +179,7 @@ export class SqliteBackend implements Backend {
   // ---- writes ----
 
   async create(key: string, value: string): Promise<KeyValue> {
+    checkSize(key, value);
     return this.write(key, (cur, rev) => {
       if (cur) throw new StorageError('KeyExists', key);
       return { key, value, create_rev: rev, prev_rev: null, prev_value: null, deleted: 0 };
@@ -186,6 +187,7 @@ export class SqliteBackend implements Backend {
   }
 
   async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
+    checkSize(key, value);
     return this.write(key, (cur) => {
       if (!cur) throw new StorageError('NotFound', key);
       if (cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
@@ -406,4 +408,16 @@ function toEvent(row: LogRow): WatchEvent {
   if (row.prev_rev === null) return { type: 'create', kv };
   const prevKv = { key: row.key, value: row.prev_value!, createRevision: row.create_rev, modRevision: row.prev_rev };
   return { type: row.deleted ? 'delete' : 'update', kv, prevKv };
+}
+
+/**
+ * Largest value stored: etcd's default request limit (--max-request-bytes, 1.5 MiB), which bounds an
+ * object in Kubernetes. Without it a patch could grow an object past the 3 MiB request body limit,
+ * again and again, into memory and into every watcher's stream.
+ */
+export const MAX_VALUE_BYTES = 1.5 * 1024 * 1024;
+
+function checkSize(key: string, value: string): void {
+  const n = Buffer.byteLength(value);
+  if (n > MAX_VALUE_BYTES) throw new StorageError('TooLarge', key, `the object is ${n} bytes, over the SQLite backend's limit of ${MAX_VALUE_BYTES} bytes`);
 }
