@@ -828,3 +828,21 @@ describe('scheduling constraints', () => {
     expect(check('Pod', pod)).toBeUndefined();
   });
 });
+
+describe('projected service account tokens', () => {
+  it('a bound token lives between 10 minutes and 2^32 seconds, and has a path', () => {
+    const pod = basePod();
+    pod.spec!.volumes = [
+      { name: 'short', projected: { sources: [{ serviceAccountToken: { expirationSeconds: 60, path: 't' } }] } },
+      { name: 'long', projected: { sources: [{ serviceAccountToken: { expirationSeconds: 2 ** 32 + 1, path: 't' } }] } },
+      { name: 'nopath', projected: { sources: [{ serviceAccountToken: {} }] } },
+    ];
+    expect(causes(invalid('Pod', pod))).toEqual([
+      'spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes',
+      'spec.volumes[1].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid value: 4294967297: may not specify a duration larger than 2^32 seconds',
+      'spec.volumes[2].projected.sources[0].serviceAccountToken.path: Required value',
+    ]);
+    pod.spec!.volumes = [{ name: 'ok', projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3600, path: 'token' } }] } }];
+    expect(check('Pod', pod)).toBeUndefined();
+  });
+});

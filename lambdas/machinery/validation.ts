@@ -606,8 +606,20 @@ function validateVolumeSource(errs: ErrorList, v: Record<string, any>, path: str
         if (!strOf(src.path).startsWith('/')) errs.invalid(`${p}.path`, strOf(src.path), 'must be an absolute path');
         break;
       case 'downwardAPI':
+        fileMode(errs, `${p}.defaultMode`, src.defaultMode);
+        break;
       case 'projected':
         fileMode(errs, `${p}.defaultMode`, src.defaultMode);
+        arr(src.sources).forEach((source, j) => {
+          if (!isObject(source?.serviceAccountToken)) return;
+          // A bound token's lifetime: at least 10 minutes, at most 2^32 s (validateProjectionSources).
+          const t = source.serviceAccountToken;
+          const tp = `${p}.sources[${j}].serviceAccountToken`;
+          const exp = t.expirationSeconds ?? 3600;
+          if (exp < 600) errs.invalid(`${tp}.expirationSeconds`, exp, 'may not specify a duration less than 10 minutes');
+          if (exp > 2 ** 32) errs.invalid(`${tp}.expirationSeconds`, exp, 'may not specify a duration larger than 2^32 seconds');
+          if (!strOf(t.path)) errs.required(`${tp}.path`);
+        });
         break;
     }
   }
