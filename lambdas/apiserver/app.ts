@@ -67,6 +67,8 @@ export interface ApiServerOptions {
   serviceCIDR?: string;
   /** Node ports for NodePort Services, "first-last" (--service-node-port-range); default 30000-32767. */
   nodePortRange?: string;
+  /** The guard against runaway writes: see RegistryOptions.maxObjectsPerNamespace (default 100,000; 0: off). */
+  maxObjectsPerNamespace?: number;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -94,7 +96,11 @@ export class ApiServer {
   private backend: Backend;
 
   constructor(opts: ApiServerOptions) {
-    this.registry = new Registry(opts.backend, { serviceCIDR: opts.serviceCIDR, nodePortRange: opts.nodePortRange });
+    this.registry = new Registry(opts.backend, {
+      serviceCIDR: opts.serviceCIDR,
+      nodePortRange: opts.nodePortRange,
+      maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
+    });
     this.authn = new TokenAuthenticator(opts.backend);
     this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
     this.backend = opts.backend;

@@ -117,15 +117,34 @@ function hasStatusSubresource(res: ResourceInfo): boolean {
   return res.subresources.includes('status');
 }
 
+/**
+ * Most objects one namespace holds by default. A guard against runaway writes (a loop or a client
+ * creating without end), not a quota anyone should meet: 10,000 pods with their Events, Endpoints and
+ * the rest fit several times over, while filling one namespace to it costs a few dollars on DynamoDB
+ * (`npm run cost`) rather than an unbounded bill.
+ */
+export const DEFAULT_MAX_OBJECTS_PER_NAMESPACE = 100_000;
+
+export interface RegistryOptions extends ServiceAllocOptions {
+  /**
+   * Creates of namespaced objects beyond this many in one namespace are refused with 403 Forbidden
+   * (--max-objects-per-namespace); 0 turns the guard off. Namespaces themselves and cluster-scoped
+   * objects are not counted. Default DEFAULT_MAX_OBJECTS_PER_NAMESPACE.
+   */
+  maxObjectsPerNamespace?: number;
+}
+
 export class Registry {
   /** ClusterIPs and node ports: taken on create/update, given back on delete (service-alloc.ts). */
   readonly services: ServiceAllocator;
+  readonly maxObjectsPerNamespace: number;
 
   constructor(
     readonly backend: Backend,
-    opts: ServiceAllocOptions = {},
+    opts: RegistryOptions = {},
   ) {
     this.services = new ServiceAllocator(backend, opts);
+    this.maxObjectsPerNamespace = opts.maxObjectsPerNamespace ?? DEFAULT_MAX_OBJECTS_PER_NAMESPACE;
   }
 
   // ---- reads ----

@@ -32,6 +32,8 @@ Options for up:
                     local agents bring their Docker network's subnet)
   --hollow-nodes N  register N hollow nodes: they report pods Running but run no containers
                     (for trying the scheduler and controllers; not a container runtime)
+  --max-objects-per-namespace N  refuse creates (403) in a namespace holding N objects, a guard
+                    against runaway writes (default 100000; 0: no limit)
 
 Options for agent:
   --kubeconfig PATH  where the apiserver is and the token to use (default $KUBECONFIG, .skiff/kubeconfig)
@@ -72,9 +74,14 @@ async function up(argv: string[]): Promise<void> {
       'no-agent': { type: 'boolean', default: false },
       'service-cidr': { type: 'string' },
       'cluster-cidr': { type: 'string' },
+      'max-objects-per-namespace': { type: 'string' },
     },
     strict: true,
   });
+  const maxObjects = values['max-objects-per-namespace'] === undefined ? undefined : Number(values['max-objects-per-namespace']);
+  if (maxObjects !== undefined && (!Number.isSafeInteger(maxObjects) || maxObjects < 0)) {
+    throw new Error(`--max-objects-per-namespace must be a whole number, got ${values['max-objects-per-namespace']}`);
+  }
   const nodes = values['no-agent'] ? 0 : Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 0) throw new Error(`--nodes must be a whole number, got ${values.nodes}`);
   const port = Number(values.port);
@@ -89,6 +96,7 @@ async function up(argv: string[]): Promise<void> {
     agents: nodes,
     serviceCIDR: values['service-cidr'],
     clusterCIDR: values['cluster-cidr'],
+    maxObjectsPerNamespace: maxObjects,
   });
   const agentLine = cluster.agentError
     ? `Nodes: NONE - the node agent could not start: ${cluster.agentError}\n       The control plane runs alone; pods stay Pending. (Use --no-agent to run it so on purpose.)`

@@ -63,6 +63,8 @@ export interface LocalClusterOptions {
    */
   clusterCIDR?: string;
   nodeCIDRMaskSize?: number;
+  /** Most objects one namespace may hold (see ApiServerOptions; default 100,000, 0: no limit). */
+  maxObjectsPerNamespace?: number;
 }
 
 export interface LocalCluster {
@@ -102,6 +104,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     watchKeepAliveMs: opts.watchKeepAliveMs,
     serviceCIDR: opts.serviceCIDR,
     nodePortRange: opts.nodePortRange,
+    maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
   });
 
   // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.
