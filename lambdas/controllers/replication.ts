@@ -20,6 +20,11 @@
 // Reads are fresh: both backends are strongly consistent (SQLite is one file; DynamoDB reads use
 // ConsistentRead), so a reconcile right after a creation sees the created pod.
 //
+// Bounded work: one reconcile creates (or deletes) at most burstReplicas pods (500, as kube), in
+// slow-start batches that stop at the first failure (batch.ts), then asks to be requeued; the slots it
+// fills are still the lowest free ones, so the bursts of successive (or racing) reconciles add up to the
+// same pods one unbounded reconcile would have made, never more.
+//
 // Keys are "namespace/name" of an RC. A pod maps to the RC that controls it; an orphan pod (no
 // controller) maps to "namespace/*": any RC of that namespace may adopt it, and keys() has no store to
 // look the selectors up, so reconcile expands it to the namespace's RCs.
@@ -30,7 +35,8 @@ import { labelSelectorFromSet } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
-import { recordEvent } from './events.ts';
+import { slowStartBatch, BURST_REPLICAS } from './batch.ts';
+import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating, withoutOwner } from './owners.ts';
 
 const rcs = findResource('', 'v1', 'replicationcontrollers')!;
@@ -128,12 +134,21 @@ async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, 
   }
 }
 
+/** Events are informative: failing to record one must not fail (and repeat) a create or delete that is done. */
+async function bestEffortEvent(ctx: ControllerContext, rc: KubeObject, e: EventSpec): Promise<void> {
+  try {
+    await recordEvent(ctx.registry, rc, e);
+  } catch (err) {
+    console.error(`replication-controller: could not record event ${e.reason} for ${rc.metadata.namespace}/${rc.metadata.name}`, err);
+  }
+}
+
 interface Failure {
   reason: string;
   message: string;
 }
 
-async function reconcileRC(ns: string, name: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
+async function reconcileRC(ns: string, name: string, ctx: ControllerContext, burst: number): Promise<ReconcileResult | void> {
   let rc: KubeObject;
   try {
     rc = await ctx.registry.get(rcs, ns, name);
@@ -173,41 +188,50 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext): Pr
     // Terminating and finished (Succeeded/Failed) pods keep their names: the slots they hold are
     // added to the bound, so their replacements get slots of their own.
     const slots = replicas + (owned.length - active.length);
-    let toCreate = -diff;
-    for (let i = 0; i < slots && toCreate > 0; i++) {
+    // The lowest free slots, at most a burst of them this reconcile.
+    const names: string[] = [];
+    for (let i = 0; i < slots && names.length < Math.min(-diff, burst); i++) {
       const podName = slotName(rc, i);
-      if (taken.has(podName)) continue;
-      taken.add(podName);
-      toCreate--;
-      try {
-        await ctx.create(pods, ns, podFromTemplate(rc, podName));
-        changed = true;
-        await recordEvent(ctx.registry, rc, { type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${podName}`, component: COMPONENT });
-      } catch (e) {
-        if (e instanceof ApiError && e.reason === 'AlreadyExists') {
-          // Another reconcile (a second instance, a redelivered event) created this slot: not ours to
-          // count again. Look again shortly, from a fresh list.
-          requeue = 1000;
-          continue;
-        }
-        if (!(e instanceof ApiError)) throw e;
-        failure = { reason: 'FailedCreate', message: e.message };
-        await recordEvent(ctx.registry, rc, { type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${e.message}`, component: COMPONENT });
-        break; // the same template will fail the same way; the next reconcile retries
-      }
+      if (!taken.has(podName)) names.push(podName);
     }
-    // Every slot below the bound is held (by pods of another owner, or newer than our list): look again.
-    if (toCreate > 0 && !failure) requeue = 1000;
+    const r = await slowStartBatch(names.length, 1, async (i) => {
+      try {
+        await ctx.create(pods, ns, podFromTemplate(rc, names[i]!));
+      } catch (e) {
+        // Another reconcile (a second instance, a redelivered event) created this slot: not ours to
+        // count again. Look again shortly, from a fresh list.
+        if (e instanceof ApiError && e.reason === 'AlreadyExists') return void (requeue = 1000);
+        throw e;
+      }
+      changed = true;
+      await bestEffortEvent(ctx, rc, { type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${names[i]}`, component: COMPONENT });
+    });
+    if (r.error !== undefined) {
+      if (!(r.error instanceof ApiError)) throw r.error;
+      // The same template will fail the same way: slow start stopped at the first failed batch, and
+      // the next reconcile (requeued below) retries.
+      failure = { reason: 'FailedCreate', message: r.error.message };
+      await bestEffortEvent(ctx, rc, { type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${r.error.message}`, component: COMPONENT });
+    } else if (names.length < -diff) {
+      // More than a burst to go: continue at the queue's next turn. Or every slot below the bound is
+      // held (by pods of another owner, or newer than our list): look again.
+      requeue = names.length === burst ? 0 : 1000;
+    }
   } else if (diff > 0) {
-    for (const p of [...active].sort(deletionRank).slice(0, diff)) {
+    const victims = [...active].sort(deletionRank).slice(0, Math.min(diff, burst));
+    const r = await slowStartBatch(victims.length, 1, async (i) => {
+      const p = victims[i]!;
       try {
         await ctx.registry.delete(pods, ns, p.metadata.name!, { preconditions: { uid: p.metadata.uid } });
-        changed = true;
-        await recordEvent(ctx.registry, rc, { type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${p.metadata.name}`, component: COMPONENT });
       } catch (e) {
-        if (!isConflictOrGone(e)) throw e;
+        if (isConflictOrGone(e)) return;
+        throw e;
       }
-    }
+      changed = true;
+      await bestEffortEvent(ctx, rc, { type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${p.metadata.name}`, component: COMPONENT });
+    });
+    if (r.error !== undefined) throw r.error;
+    if (diff > burst) requeue = 0; // the rest at the queue's next turn
   }
   if (failure) requeue = 5000;
 
@@ -274,31 +298,41 @@ async function updateStatus(
   }
 }
 
-export const replicationController: Controller = {
-  name: 'replication-controller',
-  watches: [rcs, pods],
-  keys(ev) {
-    const m = ev.object.metadata;
-    if (ev.resource.resource === 'replicationcontrollers') return [`${m.namespace}/${m.name}`];
-    const ref = controllerRef(ev.object);
-    if (ref) return ref.kind === 'ReplicationController' && ref.apiVersion === 'v1' ? [`${m.namespace}/${ref.name}`] : [];
-    // An orphan that some RC may adopt (a deleted or terminating orphan changes no RC's count).
-    if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
-    return [`${m.namespace}/*`];
-  },
-  async allKeys({ registry }) {
-    return (await registry.list(rcs, undefined)).items.map((r) => `${r.metadata.namespace}/${r.metadata.name}`);
-  },
-  async reconcile(key, ctx) {
-    const i = key.indexOf('/');
-    const ns = key.slice(0, i);
-    const name = key.slice(i + 1);
-    if (name !== '*') return reconcileRC(ns, name, ctx);
-    let requeue: number | undefined;
-    for (const rc of (await ctx.registry.list(rcs, ns)).items) {
-      const r = await reconcileRC(ns, rc.metadata.name!, ctx);
-      if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
-    }
-    return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
-  },
-};
+export interface ReplicationControllerOptions {
+  /** The most pods one reconcile of an RC creates or deletes (default BURST_REPLICAS, 500, as kube). */
+  burstReplicas?: number;
+}
+
+export function createReplicationController(opts: ReplicationControllerOptions = {}): Controller {
+  const burst = opts.burstReplicas ?? BURST_REPLICAS;
+  return {
+    name: 'replication-controller',
+    watches: [rcs, pods],
+    keys(ev) {
+      const m = ev.object.metadata;
+      if (ev.resource.resource === 'replicationcontrollers') return [`${m.namespace}/${m.name}`];
+      const ref = controllerRef(ev.object);
+      if (ref) return ref.kind === 'ReplicationController' && ref.apiVersion === 'v1' ? [`${m.namespace}/${ref.name}`] : [];
+      // An orphan that some RC may adopt (a deleted or terminating orphan changes no RC's count).
+      if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
+      return [`${m.namespace}/*`];
+    },
+    async allKeys({ registry }) {
+      return (await registry.list(rcs, undefined)).items.map((r) => `${r.metadata.namespace}/${r.metadata.name}`);
+    },
+    async reconcile(key, ctx) {
+      const i = key.indexOf('/');
+      const ns = key.slice(0, i);
+      const name = key.slice(i + 1);
+      if (name !== '*') return reconcileRC(ns, name, ctx, burst);
+      let requeue: number | undefined;
+      for (const rc of (await ctx.registry.list(rcs, ns)).items) {
+        const r = await reconcileRC(ns, rc.metadata.name!, ctx, burst);
+        if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
+      }
+      return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
+    },
+  };
+}
+
+export const replicationController: Controller = createReplicationController();
