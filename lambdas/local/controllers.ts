@@ -1,11 +1,20 @@
 // Runs controllers in-process for the local cluster: each watched resource's change feed (the SQLite
 // watch, through the registry) is turned into keys, and each key is reconciled, one at a time per
-// controller, with requeue on pending work or error, plus a periodic full resync. In the cloud the same
-// Controller objects are driven from DynamoDB stream batches instead.
+// controller, with requeue on pending work, back-off on error (client-go's rate limiters, ratelimit.ts),
+// plus a periodic full resync. In the cloud the same Controller objects are driven from DynamoDB stream
+// batches instead.
+//
+// Sharing the event loop with the apiserver. With an in-process store every await in a reconcile
+// resolves without a turn of the event loop, so the workers work in slices of at most SLICE_MS and take
+// turns: one slice per turn of the event loop for all controllers together (Turns, round robin), so
+// seven busy loops cannot add up to seven slices between two looks at the sockets. Before a slice they
+// give way to API requests in flight (api-priority.ts), for a bounded time.
 
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Controller, ControllerContext } from '../controllers/controller.ts';
+import { ControllerRateLimiter, type RateLimiterOptions } from '../controllers/ratelimit.ts';
+import type { ApiPriorityGate } from './api-priority.ts';
 
 /** Longest a worker reconciles without letting the event loop turn. */
 const SLICE_MS = 50;
@@ -14,13 +23,62 @@ export interface ControllerRunner {
   stop(): Promise<void>;
 }
 
-export function runControllers(ctx: ControllerContext, controllers: Controller[], opts: { resyncMs?: number } = {}): ControllerRunner {
+export interface RunnerOptions {
+  resyncMs?: number;
+  /** The API's in-flight requests: slices of loop work wait (a bounded time) while any is. */
+  gate?: ApiPriorityGate;
+  /** Back-off of failed keys (defaults: client-go's 5 ms doubling to 1000 s; 10/s overall, burst 100). */
+  rateLimiter?: RateLimiterOptions;
+}
+
+/** Hands out slices of work one per turn of the event loop, in the order they were asked for. */
+class Turns {
+  private readonly waiting: (() => void)[] = [];
+  private scheduled = false;
+  constructor(
+    private readonly signal: AbortSignal,
+    private readonly gate: ApiPriorityGate | undefined,
+  ) {
+    signal.addEventListener('abort', () => this.waiting.splice(0).forEach((r) => r()), { once: true });
+  }
+  take(): Promise<void> {
+    if (this.signal.aborted) return Promise.resolve();
+    return new Promise((r) => {
+      this.waiting.push(r);
+      this.schedule();
+    });
+  }
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate: after the sockets have been looked at (the poll phase) in this turn of the loop.
+    setImmediate(async () => {
+      await this.gate?.giveWay();
+      this.scheduled = false;
+      this.waiting.shift()?.();
+      if (this.waiting.length) this.schedule();
+    });
+  }
+}
+
+export function runControllers(ctx: ControllerContext, controllers: Controller[], opts: RunnerOptions = {}): ControllerRunner {
   const { registry } = ctx;
   const ctl = new AbortController();
   // Every watch and wait listens on this one signal: dozens of listeners are expected, not a leak.
   setMaxListeners(1000, ctl.signal);
   const tasks: Promise<void>[] = [];
+  const turns = new Turns(ctl.signal, opts.gate);
+  // Requeue timers, cleared on stop (a backed-off key may wait minutes).
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, f: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!ctl.signal.aborted) f();
+    }, ms);
+    timers.add(t);
+  };
   for (const c of controllers) {
+    const limiter = new ControllerRateLimiter(opts.rateLimiter);
     const queue = new Set<string>();
     let wake: (() => void) | undefined;
     const enqueue = (k: string) => {
@@ -72,21 +130,11 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
         }
       })(),
     );
-    // Worker: reconcile queued keys one at a time. With an in-process store every await in a reconcile
-    // resolves without a turn of the event loop, so a long queue would keep everything else in the
-    // process waiting (requests, and the change feed, which the SQLite backend delivers on the next turn
-    // to read a burst of writes at once): the worker gives the event loop a turn every SLICE_MS.
+    // Worker: reconcile queued keys one at a time, a slice at a time (see the top of this file).
     tasks.push(
       (async () => {
-        let sliceStart = performance.now();
         while (!ctl.signal.aborted) {
-          if (performance.now() - sliceStart > SLICE_MS) {
-            await new Promise<void>((r) => setImmediate(r));
-            sliceStart = performance.now();
-            continue; // stop() may have come meanwhile
-          }
-          const next = queue.values().next();
-          if (next.done) {
+          if (!queue.size) {
             await new Promise<void>((r) => {
               if (ctl.signal.aborted) return r();
               const done = () => {
@@ -97,18 +145,23 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
               ctl.signal.addEventListener('abort', done, { once: true });
             });
             wake = undefined;
-            sliceStart = performance.now();
             continue;
           }
-          const key = next.value;
-          queue.delete(key);
-          try {
-            const r = await c.reconcile(key, ctx);
-            if (r?.requeueAfterMs !== undefined) setTimeout(() => !ctl.signal.aborted && enqueue(key), r.requeueAfterMs);
-          } catch (e) {
-            if (ctl.signal.aborted) break;
-            console.error(`controller ${c.name}: reconcile ${key} failed, retrying`, e);
-            setTimeout(() => !ctl.signal.aborted && enqueue(key), 1000);
+          await turns.take();
+          const sliceStart = performance.now();
+          while (!ctl.signal.aborted && queue.size && performance.now() - sliceStart <= SLICE_MS) {
+            const key = queue.values().next().value!;
+            queue.delete(key);
+            try {
+              const r = await c.reconcile(key, ctx);
+              limiter.forget(key);
+              if (r?.requeueAfterMs !== undefined) later(r.requeueAfterMs, () => enqueue(key));
+            } catch (e) {
+              if (ctl.signal.aborted) break;
+              const wait = limiter.when(key);
+              console.error(`controller ${c.name}: reconcile ${key} failed (${limiter.numRequeues(key)} in a row), retrying in ${Math.round(wait)} ms`, e);
+              later(wait, () => enqueue(key));
+            }
           }
         }
       })(),
@@ -117,6 +170,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
   return {
     async stop() {
       ctl.abort();
+      for (const t of timers) clearTimeout(t);
       await Promise.allSettled(tasks);
     },
   };

@@ -21,6 +21,7 @@ import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
+import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
 import { namespaceController } from '../controllers/namespace.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
 import { replicationController } from '../controllers/replication.ts';
@@ -113,6 +114,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
   const ctx = api.controllerContext();
+  // API requests in flight hold back the in-process loops' next slice of work (api-priority.ts).
+  const gate = new ApiPriorityGate();
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
     namespaceController,
     createScheduler(),
@@ -121,7 +124,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     endpointsController,
     nodeLifecycleController,
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
-  ]);
+  ], { gate });
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
   const hollow = opts.hollowNodes ? await startHollowNodes({ ctx, count: opts.hollowNodes }) : undefined;
 
@@ -133,7 +136,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
 
   const sockets = new Set<{ destroy(): void }>();
   const server = https.createServer({ cert: certs.serverCert, key: certs.serverKey }, (req, res) => {
-    void serve(req, res, handler, maxBody);
+    void serve(req, res, handler, maxBody, gate);
   });
   server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken }));
   server.on('connection', (s) => {
@@ -219,9 +222,14 @@ async function serve(
   res: ServerResponse,
   handler: (event: APIGatewayProxyEventV2, stream: ServerResponse, context: { signal: AbortSignal }) => Promise<void>,
   maxBody: number,
+  gate: ApiPriorityGate,
 ): Promise<void> {
   const ctl = new AbortController();
-  res.on('close', () => ctl.abort());
+  const answered = isLongRunning(req.method, new URL(req.url ?? '/', 'https://local')) ? undefined : gate.enter();
+  res.on('close', () => {
+    answered?.();
+    ctl.abort();
+  });
   try {
     // Read at most maxBody+1 bytes: enough for the apiserver to answer 413, without buffering a flood.
     const chunks: Buffer[] = [];
