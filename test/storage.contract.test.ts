@@ -322,6 +322,73 @@ function contract(s: Subject) {
       expect(conflicts).toBeGreaterThan(0); // the writers really did race
     });
 
+    it('count groups: a full group refuses creates and writes nothing; updates keep a key in, deletes free room', async () => {
+      const { backend: b, open } = await s.fresh();
+      const count = { group: 'ns-a', limit: 2 };
+      expect(await b.count('ns-a')).toBe(0);
+      const a1 = await b.create(`${PODS}ns-a/p1`, '1', { count });
+      await b.create(`/registry/core/services/ns-a/s1`, '2', { count }); // a group spans collections
+      expect(await b.count('ns-a')).toBe(2);
+      const rev = await b.currentRevision();
+      const full = await storageError(b.create(`${PODS}ns-a/p3`, '3', { count }), 'LimitExceeded');
+      expect(full.key).toBe(`${PODS}ns-a/p3`);
+      expect(await b.get(`${PODS}ns-a/p3`)).toBeUndefined(); // nothing written...
+      expect(await b.currentRevision()).toBe(rev); // ...not even a revision
+      // Other groups and keys created without a group are not held back by a full one.
+      await b.create(`${PODS}ns-b/p1`, '1', { count: { group: 'ns-b', limit: 2 } });
+      await b.create(`${PODS}ns-a/uncounted`, 'x');
+      expect(await b.count('ns-a')).toBe(2);
+      expect(await b.count('ns-b')).toBe(1);
+      // An update keeps the key in its group: the group stays full, and its delete still frees room.
+      const u = await b.update(a1.key, '1b', a1.modRevision);
+      expect(await b.count('ns-a')).toBe(2);
+      await storageError(b.create(`${PODS}ns-a/p3`, '3', { count }), 'LimitExceeded');
+      // The delete need not name the group (the store remembers it), and may come from another process.
+      const other = await open();
+      await other.delete(u.key, u.modRevision);
+      expect(await b.count('ns-a')).toBe(1);
+      await b.create(`${PODS}ns-a/p3`, '3', { count });
+      expect(await other.count('ns-a')).toBe(2);
+      // An uncounted key's delete changes no count; emptying the group brings it back to 0.
+      await b.delete(`${PODS}ns-a/uncounted`);
+      expect(await b.count('ns-a')).toBe(2);
+      await b.delete(`${PODS}ns-a/p3`);
+      await b.delete(`/registry/core/services/ns-a/s1`);
+      expect(await b.count('ns-a')).toBe(0);
+      // A failed delete (stale revision) takes nothing out.
+      const p4 = await b.create(`${PODS}ns-a/p4`, '4', { count });
+      await storageError(b.delete(p4.key, p4.modRevision + 100), 'Conflict');
+      expect(await b.count('ns-a')).toBe(1);
+      // A restarted store keeps its counts.
+      const restarted = await open();
+      expect(await restarted.count('ns-a')).toBe(1);
+      expect(await restarted.count('ns-b')).toBe(1);
+    });
+
+    it('50 concurrent creates (two processes) into a group with a limit of 3 leave exactly 3', async () => {
+      const { backend: b, open } = await s.fresh();
+      const handles = [b, await open()];
+      const count = { group: 'race', limit: 3 };
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) => handles[i % 2]!.create(`${PODS}race/p${i}`, String(i), { count })),
+      );
+      const made = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      expect(made).toHaveLength(3);
+      for (const e of refused) expect((e as StorageError).code).toBe('LimitExceeded');
+      expect((await b.list(`${PODS}race/`)).kvs).toHaveLength(3);
+      expect(await b.count('race')).toBe(3);
+      // Concurrent deletes and creates keep it exact: delete all 3 while 20 more race for the room.
+      const live = (await b.list(`${PODS}race/`)).kvs;
+      await Promise.allSettled([
+        ...live.map((kv, i) => handles[i % 2]!.delete(kv.key)),
+        ...Array.from({ length: 20 }, (_, i) => handles[i % 2]!.create(`${PODS}race/q${i}`, String(i), { count })),
+      ]);
+      const after = (await b.list(`${PODS}race/`)).kvs.length;
+      expect(after).toBeLessThanOrEqual(3);
+      expect(await b.count('race')).toBe(after);
+    });
+
     it('every list under concurrent writes is exactly the state at its revision, paged or not', async () => {
       const { backend: b, open } = await s.fresh();
       const names = Array.from({ length: 10 }, (_, i) => `${PODS}ns/p${i}`);
@@ -500,7 +567,7 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
   it('rejects values over the item limit; a near-limit update keeps its previous value in the log', async () => {
     const { backend: b } = await dynamo.fresh();
     const k = `${PODS}ns/big`;
-    await expect(b.create(k, 'x'.repeat(MAX_VALUE_BYTES + 1))).rejects.toThrow(/exceeds/);
+    await storageError(b.create(k, 'x'.repeat(MAX_VALUE_BYTES + 1)), 'TooLarge');
     const big1 = 'a'.repeat(300 * 1024);
     const big2 = 'b'.repeat(300 * 1024);
     await b.create(k, big1);

@@ -7,7 +7,7 @@ import { randomUUID, randomInt } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
-import { ApiError, errors } from '../machinery/status.ts';
+import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
 import { apiVersionOf, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
@@ -224,13 +224,22 @@ export class Registry {
     // Services get their clusterIP and node ports now (a dry run only checks they are free).
     const allocated = res.kind === 'Service' && res.group === '' ? await this.services.allocateCreate(obj, opts.dryRun) : undefined;
     if (opts.dryRun) return this.withTypeMeta(res, obj);
+    // Namespaced objects count against their namespace's limit, in the create's own storage write.
+    const limit = this.maxObjectsPerNamespace;
+    const count = res.namespaced && namespace && limit > 0 ? { count: { group: namespace, limit } } : undefined;
     try {
       // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
       for (let attempt = 0; ; attempt++) {
         try {
-          const kv = await this.backend.create(storageKey(res, namespace, meta.name!), encode(obj));
+          const kv = await this.backend.create(storageKey(res, namespace, meta.name!), encode(obj), count);
           return this.withTypeMeta(res, decode(kv));
         } catch (e) {
+          if (e instanceof StorageError && e.code === 'LimitExceeded') {
+            // Worded as kube's ResourceQuota admission refuses a create (403 Forbidden).
+            throw errors.forbidden(
+              `${qualifiedResource(res.resource, res.group)} "${meta.name}" is forbidden: exceeded quota: namespace "${namespace}" holds ${limit} objects, the limit of this cluster (--max-objects-per-namespace)`,
+            );
+          }
           if (e instanceof StorageError && e.code === 'KeyExists') {
             if (generated && attempt < 5) {
               meta.name = `${meta.generateName}${randomSuffix()}`;

@@ -62,7 +62,8 @@ export type StorageErrorCode =
   | 'Conflict' // update/delete whose expected modRevision is not the stored one
   | 'Compacted' // read or watch from a revision older than the backend still keeps
   | 'Unavailable' // the write could not be completed now (e.g. contention); safe to retry
-  | 'TooLarge'; // the value is larger than this backend stores (create/update); nothing was written
+  | 'TooLarge' // the value is larger than this backend stores (create/update); nothing was written
+  | 'LimitExceeded'; // create into a count group that holds its limit already; nothing was written
 
 export class StorageError extends Error {
   constructor(
@@ -77,19 +78,39 @@ export class StorageError extends Error {
   }
 }
 
+/**
+ * Counting, the store's guard against runaway writes: a key created with `count` joins `group`, and the
+ * create fails with LimitExceeded (writing nothing) when the group already holds `limit` keys. The
+ * backend remembers the group with the key, so whoever deletes the key (with or without knowing of
+ * groups) takes it out again; updates keep it in. The count changes in the same atomic write as the key,
+ * so it is exact under any concurrency, and costs O(1) per write: one counter per group, never a scan.
+ * The registry counts namespaced objects per namespace (ApiServerOptions.maxObjectsPerNamespace).
+ * Keys created without `count` (and keys stored before counting existed) are in no group.
+ */
+export interface CountOptions {
+  group: string;
+  limit: number;
+}
+
+export interface CreateOptions {
+  count?: CountOptions;
+}
+
 export interface Backend {
   /** The revision of the latest write (0 for an empty store). */
   currentRevision(): Promise<number>;
   get(key: string): Promise<KeyValue | undefined>;
   /** Keys that start with prefix, sorted by key. */
   list(prefix: string, opts?: ListOptions): Promise<ListResult>;
-  /** Fails with KeyExists when the key is present. */
-  create(key: string, value: string): Promise<KeyValue>;
+  /** Fails with KeyExists when the key is present, LimitExceeded when opts.count's group is full. */
+  create(key: string, value: string, opts?: CreateOptions): Promise<KeyValue>;
+  /** How many keys the count group holds now (0 for a group never used). */
+  count(group: string): Promise<number>;
   /** Compare-and-swap on modRevision. Fails with NotFound or Conflict (carrying the stored revision). */
   update(key: string, value: string, expectedModRevision: number): Promise<KeyValue>;
   /**
    * Deletes the key; with expectedModRevision, only if it still has that revision. Returns the deleted
-   * value with modRevision set to the revision of the delete.
+   * value with modRevision set to the revision of the delete. A key in a count group leaves it.
    */
   delete(key: string, expectedModRevision?: number): Promise<KeyValue>;
   /**

@@ -6,7 +6,14 @@
 //            the collection (one partition key), so list(prefix) is a Query. Keys and list prefixes must
 //            therefore have at least three segments and a slash: "/registry/core/pods/" is the shortest
 //            prefix list accepts.
+//            and countGroup, when created with CreateOptions.count (kept by updates).
 //   counter  pk = "meta" sk = "revision"   rev: the revision of the latest write.
+//   count    pk = "count" sk = group   n: how many object items hold that countGroup. The same transaction
+//            that creates or deletes a counted object adds 1 (on the condition n < limit) or -1, so the
+//            count is exact for one more item written per counted write, never a Query. Objects stored
+//            before counting have no countGroup and are never counted nor subtracted: a count is exact for
+//            the objects created since, low by at most what the table held before the upgrade (the
+//            limit is that much higher until those objects are deleted).
 //   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
 //            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
 //            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
@@ -42,6 +49,8 @@ import {
 import {
   StorageError,
   type Backend,
+  type CountOptions,
+  type CreateOptions,
   type KeyValue,
   type ListOptions,
   type ListResult,
@@ -87,6 +96,18 @@ interface LogEntry {
 }
 
 const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
+const countKey = (group: string): Item => ({ pk: { S: 'count' }, sk: { S: group } });
+
+/** An object as stored: its KeyValue and the count group it was created in. */
+type Stored = KeyValue & { countGroup?: string };
+
+/** What a write does, as decide() judges it against the stored object. */
+interface Change {
+  type: WatchEventType;
+  value: string;
+  /** create: the group to join, within its limit. */
+  count?: CountOptions;
+}
 
 export class DynamoBackend implements Backend {
   private readonly client: DynamoDBClient;
@@ -196,12 +217,23 @@ export class DynamoBackend implements Backend {
 
   // ---- writes ----
 
-  async create(key: string, value: string): Promise<KeyValue> {
+  async create(key: string, value: string, opts: CreateOptions = {}): Promise<KeyValue> {
     checkSize(key, value);
     return this.write(key, (cur) => {
       if (cur) throw new StorageError('KeyExists', key);
-      return { type: 'create', value };
+      return { type: 'create', value, count: opts.count };
     });
+  }
+
+  async count(group: string): Promise<number> {
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: countKey(group), ConsistentRead: true }));
+    return num(r.Item?.n);
+  }
+
+  /** get, with the object's count group. */
+  private async getStored(key: string): Promise<Stored | undefined> {
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: objectKey(key), ConsistentRead: true }));
+    return r.Item && storedKv(key, r.Item);
   }
 
   async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
@@ -229,25 +261,27 @@ export class DynamoBackend implements Backend {
    * This process's writes go one at a time: they would otherwise only race each other for the counter.
    * Contention is then left to writers in other processes (other Lambda instances).
    */
-  private write(key: string, decide: (cur: KeyValue | undefined) => { type: WatchEventType; value: string }): Promise<KeyValue> {
+  private write(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
     const run = this.writeQueue.then(() => this.writeNow(key, decide));
     this.writeQueue = run.catch(() => undefined);
     return run;
   }
 
-  private async writeNow(key: string, decide: (cur: KeyValue | undefined) => { type: WatchEventType; value: string }): Promise<KeyValue> {
-    let [head, cur] = await Promise.all([this.currentRevision(), this.get(key)]);
+  private async writeNow(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
+    let [head, cur] = await Promise.all([this.currentRevision(), this.getStored(key)]);
     for (let attempt = 1; ; attempt++) {
-      const { type, value } = decide(cur);
+      const { type, value, count } = decide(cur);
       const rev = head + 1;
       const entry: LogEntry = {
         type,
         kv: { key, value, createRevision: type === 'create' ? rev : cur!.createRevision, modRevision: rev },
-        prevKv: type === 'create' ? undefined : cur,
+        prevKv: type === 'create' ? undefined : cur && objectOnly(cur),
       };
+      // The object's count group: joined on create, kept by updates, left by the delete.
+      const group = type === 'create' ? count?.group : cur!.countGroup;
       try {
         await this.client.send(
-          new TransactWriteItemsCommand({ TransactItems: this.writeItems(head, entry), ClientRequestToken: randomUUID() }),
+          new TransactWriteItemsCommand({ TransactItems: this.writeItems(head, entry, group, count?.limit), ClientRequestToken: randomUUID() }),
         );
         this.feed.observe(rev);
         return entry.kv;
@@ -256,22 +290,26 @@ export class DynamoBackend implements Backend {
         if (attempt >= MAX_WRITE_ATTEMPTS) {
           throw new StorageError('Unavailable', key, `${key}: write gave up after ${attempt} attempts (revision counter contention)`);
         }
-        // Reasons are in TransactItems order: counter, object, log. "None" means that item was fine.
+        // Reasons are in TransactItems order: counter, object, log, count. "None" means that item was fine.
         // Without reasons (an emulator that omits them), everything is re-read.
-        const [counter, object] = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? [];
+        const reasons = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons;
+        const [counter, object, , quota] = reasons ?? [];
         const stale = (r?: CancellationReason) => r?.Code === 'ConditionalCheckFailed';
+        if (count && (stale(quota) || (!reasons && (await this.count(count.group)) >= count.limit))) {
+          throw new StorageError('LimitExceeded', key, `${key}: count group ${count.group} holds its limit of ${count.limit} keys`);
+        }
         // A stale object is settled by re-reading it; anything else is contention: let the winners through.
         if (!stale(object)) await backoff(attempt);
         [head, cur] = await Promise.all([
           counter?.Code === 'None' ? head : stale(counter) && counter!.Item ? num(counter!.Item.rev) : this.currentRevision(),
           // ALL_OLD returns the item, when there is one, with a failed condition.
-          object?.Code === 'None' ? cur : stale(object) && object!.Item ? objectKv(key, object!.Item) : this.get(key),
+          object?.Code === 'None' ? cur : stale(object) && object!.Item ? storedKv(key, object!.Item) : this.getStored(key),
         ]);
       }
     }
   }
 
-  private writeItems(head: number, e: LogEntry): TransactWriteItem[] {
+  private writeItems(head: number, e: LogEntry, group: string | undefined, limit: number | undefined): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
     const counter: TransactWriteItem = {
@@ -297,7 +335,13 @@ export class DynamoBackend implements Backend {
         : {
             Put: {
               TableName,
-              Item: { ...objectKey(key), value: { S: value }, createRev: { N: String(createRevision) }, modRev: { N: String(rev) } },
+              Item: {
+                ...objectKey(key),
+                value: { S: value },
+                createRev: { N: String(createRevision) },
+                modRev: { N: String(rev) },
+                ...(group !== undefined ? { countGroup: { S: group } } : {}),
+              },
               ConditionExpression: e.prevKv ? 'modRev = :m' : 'attribute_not_exists(pk)',
               ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) } } : undefined,
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -314,6 +358,19 @@ export class DynamoBackend implements Backend {
       ttl,
     };
     const items: TransactWriteItem[] = [counter, object, { Put: { TableName, Item: log } }];
+    if (group !== undefined && e.type !== 'update') {
+      // Fourth, so its cancellation reason has a fixed place (see writeNow).
+      const join = e.type === 'create';
+      items.push({
+        Update: {
+          TableName,
+          Key: countKey(group),
+          UpdateExpression: 'ADD n :d',
+          ConditionExpression: join && limit !== undefined ? 'attribute_not_exists(n) OR n < :limit' : undefined,
+          ExpressionAttributeValues: { ':d': { N: join ? '1' : '-1' }, ...(join && limit !== undefined ? { ':limit': { N: String(limit) } } : {}) },
+        },
+      });
+    }
     if (e.prevKv) {
       log.prevRev = { N: String(e.prevKv.modRevision) };
       const prevValue = { S: e.prevKv.value };
@@ -573,6 +630,16 @@ function skCondition(pk: string, rest: string, afterRest: string | undefined) {
 
 function objectKv(key: string, it: Item): KeyValue {
   return { key, value: it.value!.S!, createRevision: num(it.createRev), modRevision: num(it.modRev) };
+}
+
+function storedKv(key: string, it: Item): Stored {
+  const kv: Stored = objectKv(key, it);
+  if (it.countGroup?.S !== undefined) kv.countGroup = it.countGroup.S;
+  return kv;
+}
+
+function objectOnly({ countGroup: _g, ...kv }: Stored): KeyValue {
+  return kv;
 }
 
 function logEntry(it: Item): LogEntry {

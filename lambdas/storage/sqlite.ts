@@ -10,6 +10,12 @@
 //         which is still read first.)
 //   live  key -> rev of the latest row, for keys that exist now (fast get and list at the latest revision).
 //   meta  'compact_rev': revisions at or below it are no longer replayable.
+//   counted  key -> its count group, for live keys created with CreateOptions.count.
+//   counts   group -> how many live keys it holds. Both change inside the write's transaction, so a count
+//         is exact and costs two primary-key lookups per counted write. In a file from before counting,
+//         the keys stored then are in no group: a group's count is exact for every key created since, and
+//         the old keys, never counted, are never subtracted either, so a count is never too high and is
+//         low by at most what the file held before (gone as those keys are deleted).
 //
 // better-sqlite3 is synchronous: each write is one IMMEDIATE transaction that reads the current revision,
 // checks the key and inserts, so writes are atomic and serialized, also against other processes on the
@@ -35,6 +41,8 @@ const loadDatabase = (): typeof Database => createRequire(import.meta.url)('bett
 import {
   StorageError,
   type Backend,
+  type CountOptions,
+  type CreateOptions,
   type KeyValue,
   type ListOptions,
   type ListResult,
@@ -103,6 +111,8 @@ export class SqliteBackend implements Backend {
       CREATE INDEX IF NOT EXISTS log_key_rev ON log (key, rev);
       CREATE TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY, rev INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS counted (key TEXT PRIMARY KEY, grp TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS counts (grp TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
     `);
     this.sql = prepare(this.db);
     this.writeTx = this.db.transaction((key: string, decide: Decide): LogRow => {
@@ -178,12 +188,35 @@ export class SqliteBackend implements Backend {
 
   // ---- writes ----
 
-  async create(key: string, value: string): Promise<KeyValue> {
+  async create(key: string, value: string, opts: CreateOptions = {}): Promise<KeyValue> {
     checkSize(key, value);
     return this.write(key, (cur, rev) => {
       if (cur) throw new StorageError('KeyExists', key);
+      if (opts.count) this.countIn(key, opts.count);
       return { key, value, create_rev: rev, prev_rev: null, prev_value: null, deleted: 0 };
     });
+  }
+
+  async count(group: string): Promise<number> {
+    return (this.sql.count.get(group) as { n: number } | undefined)?.n ?? 0;
+  }
+
+  // decide() runs inside the write's transaction: these count changes commit or roll back with the write.
+
+  /** Adds key to its group, or throws LimitExceeded when the group is full. */
+  private countIn(key: string, { group, limit }: CountOptions): void {
+    const n = (this.sql.count.get(group) as { n: number } | undefined)?.n ?? 0;
+    if (n >= limit) throw new StorageError('LimitExceeded', key, `${key}: count group ${group} holds ${n} keys, its limit is ${limit}`);
+    this.sql.setCount.run(group, n + 1);
+    this.sql.countKey.run(key, group);
+  }
+
+  /** Takes key out of the group it was created in, if any. */
+  private countOut(key: string): void {
+    const row = this.sql.countedGroup.get(key) as { grp: string } | undefined;
+    if (!row) return;
+    this.sql.uncountKey.run(key);
+    this.sql.decCount.run(row.grp);
   }
 
   async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
@@ -199,6 +232,7 @@ export class SqliteBackend implements Backend {
     return this.write(key, (cur) => {
       if (!cur) throw new StorageError('NotFound', key);
       if (expectedModRevision !== undefined && cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
+      this.countOut(key);
       // The delete row repeats the last value: the delete event's kv is the last state.
       return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 1 };
     });
@@ -388,6 +422,12 @@ function prepare(db: Database.Database) {
                         VALUES (@rev, @key, @value, @create_rev, @prev_rev, @prev_value, @deleted)`),
     live: db.prepare('INSERT OR REPLACE INTO live (key, rev) VALUES (?, ?)'),
     unlive: db.prepare('DELETE FROM live WHERE key = ?'),
+    count: db.prepare('SELECT n FROM counts WHERE grp = ?'),
+    setCount: db.prepare('INSERT OR REPLACE INTO counts (grp, n) VALUES (?, ?)'),
+    decCount: db.prepare('UPDATE counts SET n = n - 1 WHERE grp = ?'),
+    countKey: db.prepare('INSERT INTO counted (key, grp) VALUES (?, ?)'),
+    countedGroup: db.prepare('SELECT grp FROM counted WHERE key = ?'),
+    uncountKey: db.prepare('DELETE FROM counted WHERE key = ?'),
     /** Rows under a prefix after a revision, each with its previous value (stored, or the previous row's). */
     changes: db.prepare(`SELECT l.rev, l.key, l.value, l.create_rev, l.prev_rev, COALESCE(l.prev_value, p.value) AS prev_value, l.deleted
                          FROM log l LEFT JOIN log p ON p.rev = l.prev_rev

@@ -1,0 +1,125 @@
+// The guard against runaway writes (issue #11): a namespace holds at most maxObjectsPerNamespace
+// objects; a create beyond it is a 403 Forbidden in ResourceQuota's words and writes nothing, on both
+// real stores (SQLite, and DynamoDB through moto); deletes always go through and free room. Then the
+// same through the machine's kubectl against `skiff up`'s LocalClusterOptions.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiServer } from '../lambdas/apiserver/app.ts';
+import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE } from '../lambdas/apiserver/registry.ts';
+import { SERVICE_IP_PREFIX } from '../lambdas/apiserver/service-alloc.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import { testBackends } from './support/backends.ts';
+import { startTestCluster, type TestCluster } from './support/cluster.ts';
+
+const nsRes = findResource('', 'v1', 'namespaces')!;
+const cmRes = findResource('', 'v1', 'configmaps')!;
+const svcRes = findResource('', 'v1', 'services')!;
+const nodeRes = findResource('', 'v1', 'nodes')!;
+
+const backends = await testBackends('objlimit');
+
+async function apiError(p: Promise<unknown>): Promise<ApiError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, 'expected an ApiError').toBeInstanceOf(ApiError);
+  return e as ApiError;
+}
+
+const cm = (name: string) => ({ metadata: { name }, data: { k: 'v' } });
+
+describe.each(backends)('objects per namespace on %s', (_name, makeBackend, enabled) => {
+  it.runIf(enabled)('a create over the limit is 403 Forbidden and writes nothing; deletes free room; other namespaces, namespaces and cluster-scoped objects are not held back', async () => {
+    const backend = await makeBackend();
+    const reg = new ApiServer({ backend, maxObjectsPerNamespace: 3 }).registry;
+    for (const ns of ['a', 'b', 'c', 'd']) await reg.create(nsRes, undefined, { metadata: { name: ns } }); // namespaces: not counted
+    for (const n of ['c1', 'c2']) await reg.create(cmRes, 'a', cm(n));
+    const svc = await reg.create(svcRes, 'a', { metadata: { name: 's' }, spec: { ports: [{ port: 80 }] } }); // kinds share the count
+    const rev = await backend.currentRevision();
+
+    const e = await apiError(reg.create(cmRes, 'a', cm('c3')));
+    expect(e.code).toBe(403);
+    expect(e.status.reason).toBe('Forbidden');
+    expect(e.message).toBe(
+      'configmaps "c3" is forbidden: exceeded quota: namespace "a" holds 3 objects, the limit of this cluster (--max-objects-per-namespace)',
+    );
+    await apiError(reg.get(cmRes, 'a', 'c3')); // not stored...
+    expect(await backend.currentRevision()).toBe(rev); // ...nothing written at all
+    // A refused Service gives back the clusterIP it took for the create.
+    const ips = (await backend.list(SERVICE_IP_PREFIX)).kvs.map((kv) => kv.key);
+    await apiError(reg.create(svcRes, 'a', { metadata: { name: 's2' }, spec: { ports: [{ port: 80 }] } }));
+    expect((await backend.list(SERVICE_IP_PREFIX)).kvs.map((kv) => kv.key)).toEqual(ips);
+
+    await reg.create(cmRes, 'b', cm('c1')); // another namespace has its own room
+    await reg.create(nodeRes, undefined, { metadata: { name: 'n1' } }); // cluster-scoped: not counted
+    await reg.create(nsRes, undefined, { metadata: { name: 'e' } });
+
+    // An update keeps the object in (still full); a delete frees room.
+    await reg.update(cmRes, 'a', 'c1', { ...cm('c1'), data: { k: 'v2' } });
+    await apiError(reg.create(cmRes, 'a', cm('c3')));
+    await reg.delete(cmRes, 'a', 'c1');
+    await reg.create(cmRes, 'a', cm('c3'));
+    expect(await backend.count('a')).toBe(3);
+
+    // An object with a finalizer leaves the count when its delete completes (the last finalizer goes).
+    await reg.delete(cmRes, 'a', 'c3');
+    await reg.create(cmRes, 'a', { ...cm('f'), metadata: { name: 'f', finalizers: ['example.com/hold'] } });
+    await reg.delete(cmRes, 'a', 'f');
+    expect(await backend.count('a')).toBe(3); // deletionTimestamp set, still stored
+    await reg.guaranteedUpdate(cmRes, 'a', 'f', undefined, {}, (o) => ({ ...o, metadata: { ...o.metadata, finalizers: [] } }));
+    await apiError(reg.get(cmRes, 'a', 'f'));
+    expect(await backend.count('a')).toBe(2);
+
+    // Emptying a namespace (what namespace deletion does first) brings its count back to 0.
+    await reg.delete(cmRes, 'a', 'c2');
+    await reg.delete(svcRes, 'a', 's');
+    expect(await backend.count('a')).toBe(0);
+    await backend.close();
+  });
+
+  it.runIf(enabled)('the limit is exact under concurrent creates through the registry, and 0 turns it off', async () => {
+    const backend = await makeBackend();
+    const reg = new ApiServer({ backend, maxObjectsPerNamespace: 5 }).registry;
+    await reg.create(nsRes, undefined, { metadata: { name: 'race' } });
+    const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => reg.create(cmRes, 'race', cm(`c${i}`))));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as ApiError).code).toBe(403);
+    expect((await reg.list(cmRes, 'race')).items).toHaveLength(5);
+
+    const unlimited = new ApiServer({ backend, maxObjectsPerNamespace: 0 }).registry;
+    await unlimited.create(cmRes, 'race', cm('extra'));
+    expect((await reg.list(cmRes, 'race')).items).toHaveLength(6);
+    await backend.close();
+  });
+});
+
+it('the default limit bounds the cost yet holds 10,000 pods with their Events several times over', () => {
+  expect(new ApiServer({ backend: undefined as never }).registry.maxObjectsPerNamespace).toBe(DEFAULT_MAX_OBJECTS_PER_NAMESPACE);
+  expect(DEFAULT_MAX_OBJECTS_PER_NAMESPACE).toBeGreaterThanOrEqual(50_000);
+});
+
+describe('through kubectl on a local cluster (skiff up --max-objects-per-namespace)', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await startTestCluster({ controllers: false, maxObjectsPerNamespace: 2 });
+  }, 60_000);
+  afterAll(async () => c?.destroy());
+
+  it('kubectl sees Forbidden with the quota message, and delete makes room', async () => {
+    expect((await c.kubectl(['create', 'namespace', 'lim'])).code).toBe(0);
+    for (const n of ['one', 'two']) expect((await c.kubectl(['-n', 'lim', 'create', 'configmap', n])).code).toBe(0);
+    const r = await c.kubectl(['-n', 'lim', 'create', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: three}\n');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      'Error from server (Forbidden): error when creating "STDIN": configmaps "three" is forbidden: exceeded quota: namespace "lim" holds 2 objects, the limit of this cluster (--max-objects-per-namespace)',
+    );
+    expect((await c.kubectl(['-n', 'lim', 'delete', 'configmap', 'one'])).code).toBe(0);
+    expect((await c.kubectl(['-n', 'lim', 'create', 'configmap', 'three'])).code).toBe(0);
+    expect((await c.kubectl(['-n', 'lim', 'get', 'configmaps', '-o', 'name'])).stdout.trim().split('\n').sort()).toEqual([
+      'configmap/three',
+      'configmap/two',
+    ]);
+  }, 60_000);
+});
