@@ -268,6 +268,8 @@ export class DynamoBackend implements Backend {
   }
 
   private async writeNow(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
+    // Marks this write's log item, so an attempt whose answer was lost can be recognised (see committed()).
+    const writeId = randomUUID();
     let [head, cur] = await Promise.all([this.currentRevision(), this.getStored(key)]);
     for (let attempt = 1; ; attempt++) {
       const { type, value, count } = decide(cur);
@@ -281,12 +283,24 @@ export class DynamoBackend implements Backend {
       const group = type === 'create' ? count?.group : cur!.countGroup;
       try {
         await this.client.send(
-          new TransactWriteItemsCommand({ TransactItems: this.writeItems(head, entry, group, count?.limit), ClientRequestToken: randomUUID() }),
+          new TransactWriteItemsCommand({ TransactItems: this.writeItems(head, entry, group, count?.limit, writeId), ClientRequestToken: randomUUID() }),
         );
         this.feed.observe(rev);
         return entry.kv;
       } catch (e) {
-        if ((e as Error).name !== 'TransactionCanceledException') throw e;
+        // The SDK sent this transaction more than once (a dropped connection, a 500 after committing), or
+        // gave up with no answer: an earlier try may have committed. Real DynamoDB answers a retry carrying
+        // the same ClientRequestToken (the SDK keeps it across its retries) with success and applies
+        // nothing, for 10 minutes; moto ignores the token, re-runs the transaction and cancels it on the
+        // counter's condition, which would report our own write as a KeyExists/Conflict/NotFound and lose
+        // its acknowledgement. Either way, the log item at `rev` carrying our writeId says it committed.
+        const cancelled = (e as Error).name === 'TransactionCanceledException';
+        const tries = (e as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+        if ((!cancelled || tries > 1) && (await this.committed(rev, writeId))) {
+          this.feed.observe(rev);
+          return entry.kv;
+        }
+        if (!cancelled) throw e;
         if (attempt >= MAX_WRITE_ATTEMPTS) {
           throw new StorageError('Unavailable', key, `${key}: write gave up after ${attempt} attempts (revision counter contention)`);
         }
@@ -309,7 +323,19 @@ export class DynamoBackend implements Backend {
     }
   }
 
-  private writeItems(head: number, e: LogEntry, group: string | undefined, limit: number | undefined): TransactWriteItem[] {
+  /** Whether the log item of `rev` is this write's (false when that cannot be read now either). */
+  private async committed(rev: number, writeId: string): Promise<boolean> {
+    try {
+      const r = await this.client.send(
+        new GetItemCommand({ TableName: this.table, Key: { pk: { S: 'log' }, sk: { S: pad(rev) } }, ConsistentRead: true, ProjectionExpression: 'writeId' }),
+      );
+      return r.Item?.writeId?.S === writeId;
+    } catch {
+      return false;
+    }
+  }
+
+  private writeItems(head: number, e: LogEntry, group: string | undefined, limit: number | undefined, writeId: string): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
     const counter: TransactWriteItem = {
@@ -355,6 +381,7 @@ export class DynamoBackend implements Backend {
       type: { S: e.type },
       value: { S: value },
       createRev: { N: String(createRevision) },
+      writeId: { S: writeId },
       ttl,
     };
     const items: TransactWriteItem[] = [counter, object, { Put: { TableName, Item: log } }];

@@ -1,0 +1,166 @@
+// Fault suite, DynamoDB: writes through the DynamoDB backend while a proxy in front of moto throttles
+// (ProvisionedThroughputExceeded, Throttling), fails (500s), cancels transactions with TransactionConflict,
+// and cuts connections after moto has applied a request. Whatever the faults, every acknowledged create,
+// update and delete is in the final state exactly once, nothing is applied twice, no write comes back as a
+// false KeyExists/Conflict/NotFound, revisions are gap-free and the log (a watch from 0) replays to
+// exactly the listed state.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
+import { StorageError, type KeyValue, type WatchEvent } from '../lambdas/storage/backend.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { startFaultyProxy } from './support/faulty-proxy.ts';
+
+const ddb = await dynamoTestEndpoint();
+if (!ddb) console.warn('fault.dynamodb: no DynamoDB endpoint, fault suite SKIPPED');
+afterAll(async () => ddb?.stop());
+
+const PREFIX = '/registry/core/configmaps/fault/';
+const WRITERS = 4;
+const KEYS_PER_WRITER = 8;
+const UPDATES_PER_WRITER = 10;
+const SEED = 20261203;
+
+type Outcome = 'ok' | 'ambiguous';
+/** One write a writer attempted: the key, the value it wrote (undefined: a delete), and what it was told. */
+interface Attempt {
+  key: string;
+  value?: string;
+  outcome: Outcome;
+}
+
+describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
+  it('loses, doubles and falsely refuses no write under throttling, 500s, transaction conflicts and dropped connections', async () => {
+    const tableName = uniqueTableName('skiff-fault');
+    await ensureTable(ddb!.client, tableName);
+    const proxy = await startFaultyProxy({
+      target: ddb!.endpoint,
+      seed: SEED,
+      rates: { throttle: 0.04, throttling: 0.04, error500: 0.04, conflict: 0.05, dropAfter: 0.06, error500After: 0.04 },
+    });
+    const clients: DynamoDBClient[] = [];
+    try {
+      const attempts: Attempt[] = [];
+      const falseErrors: string[] = [];
+
+      // Each writer stands for its own process (its own client and backend) and owns its keys, so any
+      // KeyExists, Conflict or NotFound it is told is false: nobody else touches them.
+      const writer = async (w: number) => {
+        const client = new DynamoDBClient({
+          endpoint: proxy.endpoint,
+          region: 'us-east-1',
+          credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+          maxAttempts: 6,
+        });
+        clients.push(client);
+        const store = new DynamoBackend({ client, tableName, pollIntervalMs: 50 });
+        // A write the client was not told the outcome of (the SDK gave up): learn it by reading.
+        const attempt = async (key: string, value: string | undefined, op: () => Promise<KeyValue>): Promise<KeyValue | undefined> => {
+          try {
+            const kv = await op();
+            attempts.push({ key, value, outcome: 'ok' });
+            return kv;
+          } catch (e) {
+            if (e instanceof StorageError) {
+              falseErrors.push(`${key}: ${e.code} ${e.message}`);
+              return undefined;
+            }
+            attempts.push({ key, value, outcome: 'ambiguous' });
+            return undefined;
+          }
+        };
+        const readBack = async (key: string) => {
+          for (;;) {
+            try {
+              return await store.get(key);
+            } catch {
+              // faults on the read: try again
+            }
+          }
+        };
+
+        for (let j = 0; j < KEYS_PER_WRITER; j++) {
+          const key = `${PREFIX}w${w}-k${j}`;
+          const value = JSON.stringify({ w, j });
+          await attempt(key, value, () => store.create(key, value));
+          if (j % 3 === 0 && (await readBack(key))) await attempt(key, undefined, () => store.delete(key));
+        }
+
+        const chain = `${PREFIX}w${w}-chain`;
+        const first = JSON.stringify({ w, seq: 0 });
+        let cur = (await attempt(chain, first, () => store.create(chain, first))) ?? (await readBack(chain));
+        for (let seq = 1; seq <= UPDATES_PER_WRITER && cur; seq++) {
+          const value = JSON.stringify({ w, seq });
+          const expected = cur.modRevision;
+          cur = (await attempt(chain, value, () => store.update(chain, value, expected))) ?? (await readBack(chain));
+        }
+      };
+      await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
+      proxy.setEnabled(false);
+
+      // The faults happened: at least one transaction was applied and its answer lost.
+      const injected = Object.fromEntries(proxy.injected);
+      console.log('fault.dynamodb: faults injected', injected, 'requests', Object.fromEntries(proxy.requests));
+      expect(injected['TransactWriteItems/dropAfter'] ?? 0).toBeGreaterThan(0);
+      expect((injected['TransactWriteItems/conflict'] ?? 0) + (injected['TransactWriteItems/throttle'] ?? 0)).toBeGreaterThan(0);
+
+      expect(falseErrors).toEqual([]);
+      const acked = attempts.filter((a) => a.outcome === 'ok');
+      expect(acked.length).toBeGreaterThan(WRITERS * (KEYS_PER_WRITER + UPDATES_PER_WRITER) * 0.8);
+
+      // The final state and the whole log, read without faults.
+      const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 50 });
+      const state = await reader.list(PREFIX);
+      const head = await reader.currentRevision();
+      expect(state.revision).toBe(head);
+      const events: WatchEvent[] = [];
+      const revisions: number[] = [];
+      const ctl = new AbortController();
+      for await (const batch of reader.watch(PREFIX, 0, ctl.signal, 200)) {
+        for (const e of batch.events) {
+          events.push(e);
+          revisions.push(e.kv.modRevision);
+        }
+        if (batch.revision >= head) break;
+      }
+      ctl.abort();
+
+      // Gap-free: every revision 1..head is one event under the prefix (nothing else writes this table).
+      expect(revisions).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+
+      // The log replays to exactly the listed state.
+      const replayed = new Map<string, string>();
+      for (const e of events) {
+        if (e.type === 'delete') replayed.delete(e.kv.key);
+        else replayed.set(e.kv.key, e.kv.value);
+      }
+      expect(Object.fromEntries(state.kvs.map((kv) => [kv.key, kv.value]))).toEqual(Object.fromEntries(replayed));
+
+      // Each write is applied at most once, and each acknowledged one exactly once.
+      const applied = new Map<string, number>();
+      for (const e of events) {
+        const id = `${e.type === 'delete' ? 'delete' : 'put'} ${e.kv.key} ${e.type === 'delete' ? '' : e.kv.value}`;
+        applied.set(id, (applied.get(id) ?? 0) + 1);
+      }
+      for (const [id, n] of applied) expect(n, id).toBe(1);
+      for (const a of acked) {
+        const id = a.value === undefined ? `delete ${a.key} ` : `put ${a.key} ${a.value}`;
+        expect(applied.get(id), `acknowledged ${id}`).toBe(1);
+      }
+
+      // Every acknowledged write is in the final state: the last write to each key says what it holds.
+      const final = new Map(state.kvs.map((kv) => [kv.key, kv.value]));
+      const lastAcked = new Map<string, Attempt>();
+      for (const a of acked) lastAcked.set(a.key, a);
+      for (const [key, a] of lastAcked) {
+        const later = attempts.slice(attempts.indexOf(a) + 1).some((b) => b.key === key && b.outcome === 'ambiguous');
+        if (!later) expect(final.get(key), key).toBe(a.value);
+      }
+      await reader.close();
+    } finally {
+      for (const c of clients) c.destroy();
+      await proxy.close();
+    }
+  }, 90_000);
+});
