@@ -14,12 +14,15 @@
 // acts on what it finds, which makes it idempotent and level-triggered. Resync derives the keys from
 // every ownerReference in the store, so dependents whose owner vanished while nothing watched are found.
 // Kubernetes keeps a graph of all objects in memory instead; a Lambda has no memory to keep it in.
+// One reconcile deletes or updates at most BURST_REPLICAS dependents, then asks to be requeued (an owner
+// of a hundred thousand pods is cleaned up in steps, with the API answering in between).
 
 import { RESOURCES, findKind, type ResourceInfo } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject, OwnerReference } from '../machinery/types.ts';
 import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
 import { isTerminating, withoutOwner } from './owners.ts';
+import { BURST_REPLICAS } from './batch.ts';
 
 const ORPHAN = 'orphan';
 const FOREGROUND = 'foregroundDeletion';
@@ -134,12 +137,16 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
   // per dependent kind, on every resync of every owner).
   if (owner && !isTerminating(owner)) return;
   const deps = await dependentsOf(ctx, k.namespace, k.uid);
+  // Writes left in this reconcile; when they run out, the rest waits for the requeue.
+  let budget = BURST_REPLICAS;
+  const more = { requeueAfterMs: 0 };
 
   if (!owner) {
     // Background: the owner is gone. A dependent with no other live owner goes; one that still has a
     // live owner only loses the dangling reference.
     for (const { res, obj } of deps) {
       if (isTerminating(obj)) continue;
+      if (budget-- <= 0) return more;
       if (await hasOtherLiveOwner(ctx, obj, k.uid)) await removeRef(ctx, res, obj, k.uid);
       else await deleteDependent(ctx, res, obj, 'Background');
     }
@@ -148,7 +155,10 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
   const finalizers = owner.metadata.finalizers ?? [];
 
   if (finalizers.includes(ORPHAN)) {
-    for (const { res, obj } of deps) await removeRef(ctx, res, obj, k.uid);
+    for (const { res, obj } of deps) {
+      if (budget-- <= 0) return more;
+      await removeRef(ctx, res, obj, k.uid);
+    }
     await removeFinalizer(ctx, k.res, owner, ORPHAN);
     return;
   }
@@ -158,6 +168,7 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
       const ref = obj.metadata.ownerReferences!.find((r: OwnerReference) => r.uid === k.uid)!;
       if (ref.blockOwnerDeletion) blocking++;
       if (isTerminating(obj)) continue;
+      if (budget-- <= 0) return more;
       if (await hasOtherLiveOwner(ctx, obj, k.uid)) {
         await removeRef(ctx, res, obj, k.uid);
         if (ref.blockOwnerDeletion) blocking--;

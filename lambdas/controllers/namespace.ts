@@ -2,13 +2,41 @@
 // everything in it deleted; once nothing is left, its "kubernetes" finalizer is removed, which lets the
 // registry remove the namespace itself. Objects held by their own finalizers (or pods still stopping on
 // a node) keep the namespace Terminating until they are gone, as in Kubernetes.
+// One reconcile deletes at most BURST_REPLICAS objects (Kubernetes sends one DeleteCollection per kind,
+// which etcd's apiserver spreads over time; here each delete is a write of this reconcile), then asks to
+// be requeued: a namespace of a hundred thousand pods empties step by step while the API answers.
 
+import type { Registry } from '../apiserver/registry.ts';
 import { ApiError } from '../machinery/status.ts';
-import { findResource, RESOURCES } from '../machinery/resources.ts';
+import { findResource, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
+import { BURST_REPLICAS } from './batch.ts';
 import type { Controller } from './controller.ts';
 
 const namespaces = findResource('', 'v1', 'namespaces')!;
 const FINALIZER = 'kubernetes';
+const PAGE = 500;
+
+/** Deletes up to `budget` objects of a kind in the namespace (not those already being deleted); returns how many. */
+async function deleteSome(registry: Registry, res: ResourceInfo, ns: string, budget: number): Promise<number> {
+  let deleted = 0;
+  let cont: string | undefined;
+  do {
+    const page = await registry.list(res, ns, { limit: PAGE, continue: cont });
+    for (const o of page.items) {
+      if (deleted >= budget) return deleted;
+      // Waiting for its finalizers or its node: nothing more to ask of it.
+      if (o.metadata.deletionTimestamp) continue;
+      try {
+        await registry.delete(res, ns, o.metadata.name!, { propagationPolicy: 'Background', preconditions: { uid: o.metadata.uid } });
+        deleted++;
+      } catch (e) {
+        if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+      }
+    }
+    cont = page.metadata.continue;
+  } while (cont);
+  return deleted;
+}
 
 export const namespaceController: Controller = {
   name: 'namespace',
@@ -28,10 +56,12 @@ export const namespaceController: Controller = {
     }
     if (!ns.metadata.deletionTimestamp) return;
     let remaining = 0;
+    let budget = BURST_REPLICAS;
     for (const res of RESOURCES) {
       if (!res.namespaced || !res.verbs.includes('delete')) continue;
-      // Deletes or marks everything; what is still present (finalizers, graceful pods) is counted below.
-      await registry.deleteCollection(res, name, {}, { propagationPolicy: 'Background' });
+      // Deletes or marks what it may; what is still present (finalizers, graceful pods) is counted below.
+      budget -= await deleteSome(registry, res, name, budget);
+      if (budget <= 0) return { requeueAfterMs: 0 }; // the rest at the queue's next turn
       remaining += (await registry.list(res, name, { limit: 1 })).items.length;
     }
     if (remaining > 0) return { requeueAfterMs: 1000 };

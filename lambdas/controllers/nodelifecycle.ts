@@ -15,6 +15,7 @@ import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
+import { BURST_REPLICAS } from './batch.ts';
 
 const nodes = findResource('', 'v1', 'nodes')!;
 const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
@@ -109,12 +110,16 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     });
   }
 
-  /** Evicts the pods whose toleration has run out; returns ms until the next one does. */
+  /**
+   * Evicts the pods whose toleration has run out; returns ms until the next one does. At most
+   * BURST_REPLICAS per reconcile (a dead node of thousands of pods): 0 asks for the rest at once.
+   */
   async function evict(ctx: ControllerContext, node: KubeObject, nowMs: number): Promise<number | undefined> {
     const taint = (node.spec?.taints ?? []).find((x: any) => x.key === UNREACHABLE_TAINT && x.effect === 'NoExecute');
     const since = taint?.timeAdded ? Date.parse(taint.timeAdded) : nowMs;
     const list = await ctx.registry.list(pods, undefined, { fieldSelector: parseFieldSelector(`spec.nodeName=${node.metadata.name}`, pods) });
     let next: number | undefined;
+    let budget = BURST_REPLICAS;
     for (const pod of list.items) {
       if (pod.metadata.deletionTimestamp && pod.metadata.deletionGracePeriodSeconds === 0) continue;
       const secs = toleratedSeconds(pod);
@@ -124,6 +129,7 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
         next = Math.min(next ?? Infinity, due - nowMs);
         continue;
       }
+      if (budget-- <= 0) return 0;
       try {
         // The node is gone, so nothing will finish a graceful termination: delete at once.
         await ctx.registry.delete(pods, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
