@@ -135,8 +135,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   ) => Promise<void>;
 
   const sockets = new Set<{ destroy(): void }>();
+  // Requests being answered, each with its abort and the end of its response: close() ends them.
+  const inflight = new Map<AbortController, Promise<void>>();
   const server = https.createServer({ cert: certs.serverCert, key: certs.serverKey }, (req, res) => {
-    void serve(req, res, handler, maxBody, gate);
+    const ctl = new AbortController();
+    const ended = new Promise<void>((ok) => res.once('close', () => ok()));
+    inflight.set(ctl, ended);
+    void ended.then(() => inflight.delete(ctl));
+    void serve(req, res, handler, maxBody, gate, ctl);
   });
   server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken }));
   server.on('connection', (s) => {
@@ -184,9 +190,16 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       if (closed) return;
       closed = true;
       await Promise.all(agents.map((a) => a.close()));
-      // Watches hold connections open: end them, then stop listening, then close the store.
+      // Stop listening, and end every request in progress through its abort signal: a watch then ends
+      // its chunked response after its last whole event, so a client sees a clean end of the stream and
+      // re-watches from its last resourceVersion, rather than a connection reset in the middle of an
+      // event; a write in progress finishes before the store closes. What has not ended within 2 s, and
+      // idle keep-alive connections, are cut.
+      const stopped = new Promise<void>((ok) => server.close(() => ok()));
+      for (const ctl of inflight.keys()) ctl.abort();
+      await Promise.race([Promise.all(inflight.values()), new Promise((ok) => setTimeout(ok, 2000).unref())]);
       for (const s of sockets) s.destroy();
-      await new Promise<void>((ok) => server.close(() => ok()));
+      await stopped;
       await hollow?.stop();
       await controllers.stop();
       await backend.close();
@@ -223,8 +236,8 @@ async function serve(
   handler: (event: APIGatewayProxyEventV2, stream: ServerResponse, context: { signal: AbortSignal }) => Promise<void>,
   maxBody: number,
   gate: ApiPriorityGate,
+  ctl: AbortController,
 ): Promise<void> {
-  const ctl = new AbortController();
   const answered = isLongRunning(req.method, new URL(req.url ?? '/', 'https://local')) ? undefined : gate.enter();
   res.on('close', () => {
     answered?.();
