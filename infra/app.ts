@@ -4,6 +4,7 @@
 //   skiff:nodes, skiff:frontDoor, skiff:bootstrap   "false" turns the part off (a control-plane-only or
 //                                                   emulator deploy: all three false)
 //   skiff:clusterName                               names the SSM parameters (default: the stack name)
+//   skiff:maxObjectsPerNamespace                    the runaway-write guard's limit (default 100000; 0: none)
 //
 // Region: the CLI's (CDK_DEFAULT_REGION). When it is unset, a stack with the front door is pinned to
 // us-east-1, because its Lambda@Edge function must be placed in us-east-1 and an environment-agnostic
@@ -19,11 +20,13 @@ const enabled = (key: string) => {
 };
 const frontDoor = enabled('skiff:frontDoor');
 const clusterName = app.node.tryGetContext('skiff:clusterName') as string | undefined;
+const maxObjects = app.node.tryGetContext('skiff:maxObjectsPerNamespace') as string | number | undefined;
 
 new SkiffStack(app, 'SkiffStack', {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? (frontDoor ? 'us-east-1' : undefined) },
   cluster: {
     ...(clusterName ? { clusterName: String(clusterName) } : {}),
+    ...(maxObjects !== undefined ? { maxObjectsPerNamespace: Number(maxObjects) } : {}),
     ...(enabled('skiff:nodes') ? {} : { nodes: false as const }),
     frontDoor,
     bootstrap: enabled('skiff:bootstrap'),

@@ -5,7 +5,8 @@
 //   EventBridge every 5 minutes ─> the same two functions (full resync; node lifecycle's clock)
 //   CloudFront (front-door.ts) ─> the Function URL; exec/attach/portforward/log ─Lambda@Edge─> the pod's node
 //   EC2 nodes (nodes.ts) run `skiff agent`, joining through SSM parameters (bootstrap.ts)
-//   CloudWatch alarms: stream iterator age and errors of every function
+//   CloudWatch alarms: stream iterator age and errors of every function, and the table's write rate
+//   (with the apiserver's per-namespace object limit, the guard against runaway writes)
 //
 // Toggles for a control-plane-only or emulator deploy: nodes, frontDoor, bootstrap (each `false`).
 
@@ -30,6 +31,7 @@ import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { tableSchema } from '../lambdas/storage/dynamodb.ts';
+import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
@@ -77,7 +79,25 @@ export interface SkiffClusterProps {
   readonly frontDoor?: boolean;
   /** The bootstrap/admin tokens and the SSM join parameters (`false`: none; nodes need them). */
   readonly bootstrap?: boolean;
+  /**
+   * Most objects one namespace may hold: creates beyond it are refused (403), so a runaway loop or client
+   * stops there instead of writing without end. Default 100,000 (DEFAULT_MAX_OBJECTS_PER_NAMESPACE); 0: no limit.
+   */
+  readonly maxObjectsPerNamespace?: number;
+  /**
+   * The WriteRate alarm fires when the table consumes more write request units than this in 5 minutes.
+   * Default WRITE_ALARM_UNITS_PER_5_MINUTES.
+   */
+  readonly writeAlarmUnitsPer5Minutes?: number;
 }
+
+/**
+ * Default WriteRate alarm threshold: 5x the steady write load of a 100-node, 3,000-pod cluster (about
+ * 5,900 units in 5 minutes, `npm run cost`), about 12 object writes a second held for 5 minutes. Held all
+ * month that would cost about $160 of writes; a runaway loop (tens of writes a second) crosses it within
+ * one period.
+ */
+export const WRITE_ALARM_UNITS_PER_5_MINUTES = 30_000;
 
 /** Stream-driven functions alarm when their oldest unprocessed record is older than this. */
 export const MAX_ITERATOR_AGE = Duration.seconds(60);
@@ -102,6 +122,8 @@ export class SkiffCluster extends Construct {
   public readonly frontDoor?: SkiffFrontDoor;
   public readonly bootstrap?: SkiffBootstrap;
   public readonly alarms: Alarm[] = [];
+  /** Fires on a write rate no sane workload keeps up (see writeAlarmUnitsPer5Minutes). */
+  public readonly writeRateAlarm: Alarm;
 
   constructor(scope: Construct, id: string, props: SkiffClusterProps = {}) {
     super(scope, id);
@@ -125,10 +147,19 @@ export class SkiffCluster extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
+    const maxObjects = props.maxObjectsPerNamespace ?? DEFAULT_MAX_OBJECTS_PER_NAMESPACE;
+    if (!Number.isSafeInteger(maxObjects) || maxObjects < 0) {
+      throw new Error(`SkiffCluster: maxObjectsPerNamespace must be a whole number (0: no limit), got ${maxObjects}`);
+    }
+    // Every function that creates objects holds the same limit: the apiserver, and the loops (a
+    // replication controller's pods are created by the controller manager).
+    const limitEnv = { [MAX_OBJECTS_ENV]: String(maxObjects) };
+
     this.apiFunction = this.skiffFunction('ApiServer', 'Api', '../lambdas/apiserver/lambda.ts', Duration.minutes(15), {
       SKIFF_MAX_WATCH_SECONDS: String(MAX_WATCH_SECONDS),
       // Well inside the front door's 60 s origin read timeout (infra/front-door.ts).
       SKIFF_WATCH_KEEPALIVE_SECONDS: String(WATCH_KEEPALIVE_SECONDS),
+      ...limitEnv,
     });
 
     // Auth NONE is deliberate: the apiserver authenticates every request itself (bearer tokens,
@@ -146,7 +177,7 @@ export class SkiffCluster extends Construct {
     // under $1 a month (`npm run cost`); a dead node is then noticed within lease duration + this.
     const resync = new Rule(this, 'Resync', { schedule: Schedule.rate(props.resyncInterval ?? Duration.minutes(5)) });
     const loop = (id: string, entry: string, patterns: string[]) => {
-      const fn = this.skiffFunction(id, id, entry, Duration.minutes(5));
+      const fn = this.skiffFunction(id, id, entry, Duration.minutes(5), limitEnv);
       fn.addEventSource(
         new DynamoEventSource(this.table, {
           startingPosition: StartingPosition.LATEST,
@@ -201,6 +232,18 @@ export class SkiffCluster extends Construct {
         }),
       );
     }
+    // The runaway-write guard's alarm: the table's consumed write units over 5 minutes. The object limit
+    // bounds how much a runaway can store; this tells someone that it is happening.
+    const writeUnits = props.writeAlarmUnitsPer5Minutes ?? WRITE_ALARM_UNITS_PER_5_MINUTES;
+    this.writeRateAlarm = new Alarm(this, 'TableWriteRate', {
+      alarmDescription: `Skiff ${this.clusterName}: the table consumed more than ${writeUnits} write units in 5 minutes (a runaway writer?)`,
+      metric: this.table.metricConsumedWriteCapacityUnits({ statistic: 'Sum', period: Duration.minutes(5) }),
+      threshold: writeUnits,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    this.alarms.push(this.writeRateAlarm);
     const functions = [this.apiFunction, this.schedulerFunction, this.controllerFunction, ...(this.bootstrap ? [this.bootstrap.function] : [])];
     for (const fn of functions) {
       this.alarms.push(

@@ -17,7 +17,20 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { CachePolicy, OriginRequestPolicy } from 'aws-cdk-lib/aws-cloudfront';
 import { SkiffStack, type SkiffStackProps } from '../infra/skiff-stack.ts';
 import { STREAM_PATH_PATTERNS } from '../infra/front-door.ts';
-import { CURRENT_AGENT } from '../infra/cost-model.ts';
+import {
+  ALARMS,
+  CURRENT_AGENT,
+  GUARD_LARGEST_OBJECT_BYTES,
+  GUARD_MAX_OBJECTS_PER_NAMESPACE,
+  MONTH_SECONDS,
+  PRICES,
+  SCENARIOS,
+  guardCost,
+  monthlyBill,
+} from '../infra/cost-model.ts';
+import { MAX_VALUE_BYTES as DYNAMO_MAX_VALUE_BYTES } from '../lambdas/storage/dynamodb.ts';
+import { WRITE_ALARM_UNITS_PER_5_MINUTES } from '../infra/skiff-cluster.ts';
+import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
 import { AGENT_BUNDLE, AGENT_BUNDLE_DIR, agentBundleDir } from '../infra/nodes.ts';
 
 type Json = any;
@@ -714,11 +727,70 @@ describe('alarms', () => {
     }
   });
 
+  it('write rate: the table\'s consumed write units (Sum over 5 minutes) above the default, or the prop', () => {
+    const write = alarms().filter((a) => a.MetricName === 'ConsumedWriteCapacityUnits');
+    expect(write).toHaveLength(1);
+    expect(write[0]).toMatchObject({
+      Namespace: 'AWS/DynamoDB',
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: WRITE_ALARM_UNITS_PER_5_MINUTES,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(write[0].Dimensions).toEqual([{ Name: 'TableName', Value: { Ref: tableId } }]);
+    // The default sits well above what the busiest modelled cluster writes (npm run cost).
+    const busiest = SCENARIOS.map((sc) => monthlyBill(sc.cluster, sc.agent).usage.wru / (MONTH_SECONDS / 300));
+    expect(WRITE_ALARM_UNITS_PER_5_MINUTES).toBeGreaterThan(3 * Math.max(...busiest));
+    const { json: j } = synth({ cluster: { nodes: false, writeAlarmUnitsPer5Minutes: 1234 } });
+    const set = ofType(j, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties).filter((a) => a.MetricName === 'ConsumedWriteCapacityUnits');
+    expect(set.map((a) => a.Threshold)).toEqual([1234]);
+  });
+
+  it('the alarms the cost model prices are the alarms the stack makes', () => {
+    expect(alarms()).toHaveLength(ALARMS);
+  });
+
   it('errors (Sum >= 1 over 5 minutes) of every Skiff function', () => {
     const errs = alarms().filter((a) => a.MetricName === 'Errors');
     const want = ['ClusterApiServer', 'ClusterScheduler', 'ClusterControllerManager', 'ClusterBootstrapFunction'].map(fnIds).sort();
     expect(errs.map((a) => a.Dimensions[0].Value.Ref).sort()).toEqual(want);
     for (const a of errs) expect(a).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Sum', Period: 300, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+  });
+});
+
+describe('runaway-write guard', () => {
+  const limits = (j: Json) =>
+    Object.fromEntries(
+      ofType(j, 'AWS::Lambda::Function')
+        .filter(([id]) => /^Cluster(ApiServer|Scheduler|ControllerManager)/.test(id))
+        .map(([id, f]) => [stripHash(id), f.Properties.Environment.Variables[MAX_OBJECTS_ENV]]),
+    );
+
+  it('the apiserver and both loops hold the same per-namespace object limit: the default, or the prop', () => {
+    const want = String(DEFAULT_MAX_OBJECTS_PER_NAMESPACE);
+    expect(limits(template.toJSON())).toEqual({ ClusterApiServer: want, ClusterScheduler: want, ClusterControllerManager: want });
+    const { json: j } = synth({ cluster: { nodes: false, maxObjectsPerNamespace: 2000 } });
+    expect(limits(j)).toEqual({ ClusterApiServer: '2000', ClusterScheduler: '2000', ClusterControllerManager: '2000' });
+    expect(() => synth({ cluster: { nodes: false, maxObjectsPerNamespace: -1 } })).toThrow(/maxObjectsPerNamespace must be a whole number/);
+  });
+
+  it('the cost model prices the guard with the limit and the largest object the code has', () => {
+    expect(GUARD_MAX_OBJECTS_PER_NAMESPACE).toBe(DEFAULT_MAX_OBJECTS_PER_NAMESPACE);
+    expect(GUARD_LARGEST_OBJECT_BYTES).toBe(DYNAMO_MAX_VALUE_BYTES);
+    // Filling a namespace with the largest objects writes them (and their log items) once each.
+    const [, largest] = guardCost();
+    const wru = 2 * 2 * (DYNAMO_MAX_VALUE_BYTES / 1024) * DEFAULT_MAX_OBJECTS_PER_NAMESPACE;
+    expect(largest!.fillUsd).toBeGreaterThan(wru * PRICES.dynamoPerWru);
+    expect(largest!.fillUsd).toBeLessThan(1.2 * wru * PRICES.dynamoPerWru);
+  });
+
+  it('the deployed apiserver reads the limit from its environment', async () => {
+    const { maxObjectsFromEnv } = await import('../lambdas/apiserver/registry.ts');
+    expect(maxObjectsFromEnv({ [MAX_OBJECTS_ENV]: '2000' })).toBe(2000);
+    expect(maxObjectsFromEnv({})).toBeUndefined();
+    expect(() => maxObjectsFromEnv({ [MAX_OBJECTS_ENV]: 'lots' })).toThrow(MAX_OBJECTS_ENV);
   });
 });
 
@@ -790,8 +862,16 @@ describe('app.ts', () => {
     for (const x of ['AWS::CloudFront::Distribution', 'AWS::AutoScaling::AutoScalingGroup', 'Custom::SkiffBootstrapTokens']) expect(ty.has(x), x).toBe(true);
   }, 120_000);
 
-  it('context skiff:nodes/frontDoor/bootstrap "false" and skiff:clusterName: an environment-agnostic control plane', () => {
-    const { template: t, environment } = runApp({ 'skiff:nodes': 'false', 'skiff:frontDoor': 'false', 'skiff:bootstrap': 'false', 'skiff:clusterName': 'demo' });
+  it('context skiff:nodes/frontDoor/bootstrap "false", skiff:clusterName and skiff:maxObjectsPerNamespace: an environment-agnostic control plane', () => {
+    const { template: t, environment } = runApp({
+      'skiff:nodes': 'false',
+      'skiff:frontDoor': 'false',
+      'skiff:bootstrap': 'false',
+      'skiff:clusterName': 'demo',
+      'skiff:maxObjectsPerNamespace': '2000',
+    });
+    const api = Object.entries(t.Resources).find(([id, r]: [string, Json]) => id.startsWith('ClusterApiServer') && r.Type === 'AWS::Lambda::Function')![1] as Json;
+    expect(api.Properties.Environment.Variables[MAX_OBJECTS_ENV]).toBe('2000');
     expect(environment).toBe('aws://unknown-account/unknown-region');
     const ty = new Set(Object.values(t.Resources).map((r: Json) => r.Type));
     for (const x of ['AWS::CloudFront::Distribution', 'AWS::EC2::VPC', 'Custom::SkiffBootstrapTokens']) expect(ty.has(x), x).toBe(false);

@@ -3,6 +3,7 @@
 
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
+import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
 
 let server: Promise<ApiServer> | undefined;
@@ -12,7 +13,14 @@ function open(): Promise<ApiServer> {
   const maxWatchSeconds = Number(process.env.SKIFF_MAX_WATCH_SECONDS ?? 840);
   // Behind CloudFront a quiet watch needs a byte before the origin read timeout (infra/front-door.ts).
   const keepAlive = Number(process.env.SKIFF_WATCH_KEEPALIVE_SECONDS ?? 0);
-  return Promise.resolve(new ApiServer({ backend: backendFromEnv(), maxWatchSeconds, watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined }));
+  return Promise.resolve(
+    new ApiServer({
+      backend: backendFromEnv(),
+      maxWatchSeconds,
+      watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
+      maxObjectsPerNamespace: maxObjectsFromEnv(),
+    }),
+  );
 }
 
 export const handler = createHandler(() => (server ??= open()));

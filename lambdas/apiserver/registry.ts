@@ -125,6 +125,17 @@ function hasStatusSubresource(res: ResourceInfo): boolean {
  */
 export const DEFAULT_MAX_OBJECTS_PER_NAMESPACE = 100_000;
 
+/** A deployed function's maxObjectsPerNamespace: infra/skiff-cluster.ts sets it on the apiserver and both loops. */
+export const MAX_OBJECTS_ENV = 'SKIFF_MAX_OBJECTS_PER_NAMESPACE';
+
+export function maxObjectsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env[MAX_OBJECTS_ENV];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${MAX_OBJECTS_ENV} must be a whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 export interface RegistryOptions extends ServiceAllocOptions {
   /**
    * Creates of namespaced objects beyond this many in one namespace are refused with 403 Forbidden

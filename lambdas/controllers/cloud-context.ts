@@ -3,10 +3,11 @@
 
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
+import { maxObjectsFromEnv } from '../apiserver/registry.ts';
 import type { ControllerContext } from './controller.ts';
 
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
-  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv() }).controllerContext()));
+  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv() }).controllerContext()));
 }
