@@ -71,8 +71,12 @@ export const BATCHING_WINDOW_SECONDS = 1;
 export const NODE_STATUS_REFRESH_SECONDS = 300;
 /** The agent retries a conflicting pod status write after this long (node-agent/pods.ts report()). */
 export const STATUS_CONFLICT_RETRY_SECONDS = 0.5;
-/** CloudWatch alarms infra/skiff-cluster.ts defines: IteratorAge of the 2 stream functions, Errors of apiserver, scheduler, controller manager and bootstrap. */
-export const ALARMS = 6;
+/**
+ * CloudWatch alarms infra/skiff-cluster.ts defines: IteratorAge of the 2 stream functions, Errors of
+ * apiserver, scheduler, controller manager and bootstrap, and the table's write rate (the runaway-write
+ * guard's alarm). test/infra.test.ts checks the stack makes this many.
+ */
+export const ALARMS = 7;
 
 /**
  * Lambda time per invocation (local measurement: test/cost.requests.test.ts on moto, 2026-11-29,
@@ -98,6 +102,10 @@ export const FUNCTIONS: Fn[] = ['apiserver', 'scheduler', 'controllerManager'];
  * counter (the revision counter), token (bearer token hashes), reservations (the scheduler's per-node
  * Leases), and otherwise the resource (pods, leases = node heartbeats, podcidrs = node IPAM blocks...).
  */
+//
+// A create or delete of a namespaced object also moves its namespace's object count (the runaway-write
+// guard, ApiServerOptions.maxObjectsPerNamespace): one more item in the same TransactWriteItems, written
+// "TransactWriteItems kind type +count".
 export interface OpCount {
   apiRequests: number;
   invocations: { scheduler: number; controllerManager: number };
@@ -180,16 +188,16 @@ export const OPERATIONS = {
         'GetItem namespaces': 1,
         'GetItem counter': 1,
         'GetItem pods': 1,
-        'TransactWriteItems pods create': 1,
+        'TransactWriteItems pods create +count': 1,
       },
       scheduler: {
         'GetItem pods': 3,
         'GetItem reservations': 2,
         'GetItem counter': 3,
-        'TransactWriteItems reservations create': 1,
+        'TransactWriteItems reservations create +count': 1,
         'TransactWriteItems pods update': 1,
         'GetItem events': 1,
-        'TransactWriteItems events create': 1,
+        'TransactWriteItems events create +count': 1,
       },
       controllerManager: {
         'GetItem counter': 12,
@@ -213,7 +221,7 @@ export const OPERATIONS = {
         'GetItem namespaces': 3,
         'GetItem events': 3,
         'GetItem counter': 6,
-        'TransactWriteItems events create': 3,
+        'TransactWriteItems events create +count': 3,
         'Query services namespace': 1,
         'GetItem pods': 2,
         'TransactWriteItems pods update': 1,
@@ -257,9 +265,9 @@ export const OPERATIONS = {
         'GetItem namespaces': 1,
         'GetItem events': 1,
         'GetItem counter': 2,
-        'TransactWriteItems events create': 1,
+        'TransactWriteItems events create +count': 1,
         'GetItem pods': 2,
-        'TransactWriteItems pods delete': 1,
+        'TransactWriteItems pods delete +count': 1,
       },
       scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
       controllerManager: {
@@ -511,7 +519,9 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     return { rru: Math.max(1, Math.ceil(bytes / 4096)), wru: 0, requests: Math.max(1, Math.ceil(bytes / 1048576)), kbRead: bytes / 1024 };
   }
   if (command === 'TransactWriteItems') {
-    const units = Math.ceil((sizes.item.counter ?? 0) / 1024) + Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024);
+    // The namespace's count item is tiny: one unit.
+    const count = access.endsWith(' +count') ? 1 : 0;
+    const units = Math.ceil((sizes.item.counter ?? 0) / 1024) + Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;
     return { rru: 0, wru: 2 * units, requests: 1, kbRead: 0 };
   }
   throw new Error(`cost model: unknown access ${access}`);
@@ -821,6 +831,78 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     bySource,
     eksUsd: PRICES.eksControlPlanePerHour * MONTH_HOURS,
   };
+}
+
+// ---- the runaway-write guard ----
+
+/** The apiserver's default per-namespace object limit (lambdas/apiserver/registry.ts; the test checks they agree). */
+export const GUARD_MAX_OBJECTS_PER_NAMESPACE = 100_000;
+/** The largest object the DynamoDB backend stores (MAX_VALUE_BYTES in lambdas/storage/dynamodb.ts). */
+export const GUARD_LARGEST_OBJECT_BYTES = 350 * 1024;
+
+export interface GuardCost {
+  what: string;
+  creates: number;
+  /** Lambda, DynamoDB reads and writes of filling the namespace: paid once. */
+  fillUsd: number;
+  /** Storing what it wrote (and its point-in-time recovery), while it stays. */
+  storagePerMonthUsd: number;
+}
+
+/**
+ * What the per-namespace object limit bounds: the cost of filling one namespace to it, the most a
+ * runaway loop or client can write there before its creates are refused (403, nothing written; the
+ * refused attempts still cost a request and its reads each, as any refused request does).
+ *  - pods: limit/2 bare pods, each with its Scheduled Event (the Events count too), every one the
+ *    podCreate operation at the namespace's mean size during the fill (the loops list the namespace's
+ *    pods on each one, which is what makes the bill grow with the square of the limit);
+ *  - largest: `limit` objects of the largest size stored, through the apiserver alone (no loop wakes).
+ * A client allowed to create namespaces can fill each of them: the limit bounds one namespace, the
+ * TableWriteRate alarm tells of any runaway.
+ */
+export function guardCost(limit = GUARD_MAX_OBJECTS_PER_NAMESPACE, s: ItemSizes = REFERENCE_SIZES): GuardCost[] {
+  const memGb = LAMBDA_MEMORY_MB / 1024;
+  const price = (req: number, seconds: number, rru: number, wru: number) =>
+    req * PRICES.lambdaPerRequest + seconds * memGb * PRICES.lambdaPerGbSecondArm + rru * PRICES.dynamoPerRru + wru * PRICES.dynamoPerWru;
+  const run = (op: OpCount, n: number, sizes: Sizes) => {
+    let usd = 0;
+    for (const fn of FUNCTIONS) {
+      const cap = recipeCapacity(op.dynamo[fn], sizes);
+      const req = fn === 'apiserver' ? op.apiRequests : op.invocations[fn];
+      const seconds = (req * MEASURED_HANDLER_MS.perInvocation + cap.requests * MEASURED_HANDLER_MS.perDynamoRequest + cap.kbRead * MS_PER_KB_READ) / 1000;
+      usd += price(req * n, seconds * n, cap.rru * n, cap.wru * n);
+    }
+    return usd;
+  };
+  const perGbMonth = PRICES.dynamoStoragePerGbMonth + PRICES.dynamoPitrPerGbMonth;
+  const GB = 1024 ** 3;
+
+  const pods = Math.floor(limit / 2);
+  const base = clusterSizes({ name: 'guard', nodes: 3, pods: 0, churnPerHour: 0 }, s);
+  const mid: Sizes = { ...base, namespaceCollection: { ...base.namespaceCollection, pods: (pods / 2) * s.pods } };
+  const largest: Sizes = { item: { ...base.item, objects: GUARD_LARGEST_OBJECT_BYTES }, collection: {}, namespaceCollection: {} };
+  // The create reads its key first (absent: 1 unit), as every create does.
+  const createLargest: OpCount = {
+    apiRequests: 1,
+    invocations: { scheduler: 0, controllerManager: 0 },
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem counter': 1, 'GetItem absent': 1, 'TransactWriteItems objects create +count': 1 },
+    },
+  };
+  return [
+    {
+      what: `${pods} pods + ${pods} Events`,
+      creates: limit,
+      fillUsd: run(OPERATIONS.podCreate, pods, mid),
+      storagePerMonthUsd: ((pods * (s.pods + s.events + 200)) / GB) * perGbMonth,
+    },
+    {
+      what: `${limit} objects of ${GUARD_LARGEST_OBJECT_BYTES / 1024} KiB`,
+      creates: limit,
+      fillUsd: run(createLargest, limit, largest),
+      storagePerMonthUsd: ((limit * (GUARD_LARGEST_OBJECT_BYTES + 100)) / GB) * perGbMonth,
+    },
+  ];
 }
 
 // ---- the scenarios `npm run cost` prints ----

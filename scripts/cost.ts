@@ -14,6 +14,8 @@ import {
   OPERATIONS,
   PRICES,
   SCENARIOS,
+  GUARD_MAX_OBJECTS_PER_NAMESPACE,
+  guardCost,
   monthlyBill,
   candidateSettings,
   type AgentSettings,
@@ -92,6 +94,17 @@ console.log(
     [1, 2, 3, 4, 5, 6, 7],
   ),
 );
+
+console.log(
+  `\n== The runaway-write guard: the most one namespace can be made to cost (limit ${GUARD_MAX_OBJECTS_PER_NAMESPACE} objects, --max-objects-per-namespace / maxObjectsPerNamespace)`,
+);
+console.log(
+  table(
+    [['filled with', 'creates', 'to fill (once)', 'to keep / month'], ...guardCost().map((g) => [g.what, String(g.creates), usd(g.fillUsd), usd(g.storagePerMonthUsd)])],
+    [1, 2, 3],
+  ),
+);
+console.log('   beyond the limit creates are refused (403) and write nothing; the TableWriteRate alarm fires on any sustained runaway');
 
 // What each default is worth: the idle 3-node bill with one knob put back as it was before the cost work.
 const idle: ClusterProfile = { name: 'idle 3 nodes', nodes: 3, pods: 0, churnPerHour: 0 };
