@@ -79,6 +79,32 @@ describe.each(backends)('objects per namespace on %s', (_name, makeBackend, enab
     await backend.close();
   });
 
+  it.runIf(enabled)('a store written before counting: countExistingObjects counts its objects once, then the limit holds', async () => {
+    const backend = await makeBackend();
+    // Objects stored as the code before counting stored them: in no count group (a limit of 0 counts nothing).
+    const before = new ApiServer({ backend, maxObjectsPerNamespace: 0 }).registry;
+    for (const ns of ['a', 'b']) await before.create(nsRes, undefined, { metadata: { name: ns } });
+    for (const n of ['c1', 'c2', 'c3', 'c4']) await before.create(cmRes, 'a', cm(n));
+    await before.create(svcRes, 'b', { metadata: { name: 's' }, spec: { ports: [{ port: 80 }] } });
+    await before.create(nodeRes, undefined, { metadata: { name: 'n1' } });
+    expect(await backend.count('a')).toBe(0);
+
+    const reg = new ApiServer({ backend, maxObjectsPerNamespace: 3 }).registry;
+    expect(await reg.countExistingObjects()).toBe(5); // the four ConfigMaps and the Service
+    expect(await backend.count('a')).toBe(4);
+    expect(await backend.count('b')).toBe(1);
+    expect(await reg.countExistingObjects()).toBe(0); // done: the marker says so
+    expect(await backend.count('a')).toBe(4);
+    // Over the limit already: no create until deletes bring it under.
+    expect((await apiError(reg.create(cmRes, 'a', cm('c5')))).code).toBe(403);
+    await reg.delete(cmRes, 'a', 'c1');
+    await reg.delete(cmRes, 'a', 'c2');
+    expect(await backend.count('a')).toBe(2);
+    await reg.create(cmRes, 'a', cm('c5'));
+    expect((await apiError(reg.create(cmRes, 'a', cm('c6')))).code).toBe(403);
+    await backend.close();
+  });
+
   it.runIf(enabled)('the limit is exact under concurrent creates through the registry, and 0 turns it off', async () => {
     const backend = await makeBackend();
     const reg = new ApiServer({ backend, maxObjectsPerNamespace: 5 }).registry;

@@ -365,6 +365,27 @@ function contract(s: Subject) {
       expect(await restarted.count('ns-b')).toBe(1);
     });
 
+    it('countExisting puts a key stored without a group into one, once, without a new revision', async () => {
+      const { backend: b, open } = await s.fresh();
+      const old = await b.create(`${PODS}up/old`, 'v'); // as a store written before counting holds it
+      const counted = await b.create(`${PODS}up/new`, 'v', { count: { group: 'up', limit: 10 } });
+      const rev = await b.currentRevision();
+      expect(await b.countExisting(old.key, 'up')).toBe(true);
+      expect(await b.count('up')).toBe(2);
+      expect(await b.get(old.key)).toEqual(old); // value and revisions untouched...
+      expect(await b.currentRevision()).toBe(rev); // ...and no write in the history
+      expect(await b.countExisting(old.key, 'up')).toBe(false); // again: nothing
+      expect(await b.countExisting(counted.key, 'other')).toBe(false); // already in a group
+      expect(await b.countExisting(`${PODS}up/absent`, 'up')).toBe(false);
+      expect(await b.count('up')).toBe(2);
+      expect(await b.count('other')).toBe(0);
+      // From then on it is counted like any other: updates keep it in, its delete takes it out.
+      const u = await b.update(old.key, 'v2', old.modRevision);
+      await storageError(b.create(`${PODS}up/third`, 'v', { count: { group: 'up', limit: 2 } }), 'LimitExceeded');
+      await (await open()).delete(u.key, u.modRevision);
+      expect(await b.count('up')).toBe(1);
+    });
+
     it('50 concurrent creates (two processes) into a group with a limit of 3 leave exactly 3', async () => {
       const { backend: b, open } = await s.fresh();
       const handles = [b, await open()];

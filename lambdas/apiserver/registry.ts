@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
-import { apiVersionOf, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, RESOURCES, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
 import { applyDefaults } from '../machinery/defaulting.ts';
@@ -136,6 +136,9 @@ export function maxObjectsFromEnv(env: NodeJS.ProcessEnv = process.env): number 
   return n;
 }
 
+/** Present once every object of the store is in its namespace's count (see countExistingObjects). */
+export const OBJECT_COUNTS_KEY = '/registry/skiff.io/meta/object-counts';
+
 export interface RegistryOptions extends ServiceAllocOptions {
   /**
    * Creates of namespaced objects beyond this many in one namespace are refused with 403 Forbidden
@@ -156,6 +159,35 @@ export class Registry {
   ) {
     this.services = new ServiceAllocator(backend, opts);
     this.maxObjectsPerNamespace = opts.maxObjectsPerNamespace ?? DEFAULT_MAX_OBJECTS_PER_NAMESPACE;
+  }
+
+  /**
+   * The upgrade of a store written before objects were counted: every namespaced object in no count
+   * group joins its namespace's (Backend.countExisting; idempotent), then a marker key says it is done,
+   * so later calls cost one read. Returns how many objects it counted. `skiff up` runs it at start;
+   * for a deployed table, scripts/count-objects.ts runs it once.
+   */
+  async countExistingObjects(): Promise<number> {
+    if (await this.backend.get(OBJECT_COUNTS_KEY)) return 0;
+    let counted = 0;
+    for (const prefix of new Set(RESOURCES.filter((r) => r.namespaced).map(resourcePrefix))) {
+      let startAfter: string | undefined;
+      for (;;) {
+        const page = await this.backend.list(prefix, { limit: 500, startAfter });
+        for (const kv of page.kvs) {
+          const namespace = kv.key.slice(prefix.length).split('/')[0]!;
+          if (await this.backend.countExisting(kv.key, namespace)) counted++;
+        }
+        if (!page.more) break;
+        startAfter = page.kvs[page.kvs.length - 1]!.key;
+      }
+    }
+    try {
+      await this.backend.create(OBJECT_COUNTS_KEY, JSON.stringify({ countedAt: nowRFC3339(), counted }));
+    } catch (e) {
+      if (!(e instanceof StorageError && e.code === 'KeyExists')) throw e; // another process finished first
+    }
+    return counted;
   }
 
   // ---- reads ----

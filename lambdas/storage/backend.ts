@@ -106,6 +106,12 @@ export interface Backend {
   create(key: string, value: string, opts?: CreateOptions): Promise<KeyValue>;
   /** How many keys the count group holds now (0 for a group never used). */
   count(group: string): Promise<number>;
+  /**
+   * Puts an existing key that is in no count group into `group`, beyond any limit and without a new
+   * revision (its value and modRevision stay): how keys stored before counting existed get counted.
+   * Returns false when the key is absent or already in a group, so running it again changes nothing.
+   */
+  countExisting(key: string, group: string): Promise<boolean>;
   /** Compare-and-swap on modRevision. Fails with NotFound or Conflict (carrying the stored revision). */
   update(key: string, value: string, expectedModRevision: number): Promise<KeyValue>;
   /**

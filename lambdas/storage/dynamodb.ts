@@ -11,9 +11,9 @@
 //   count    pk = "count" sk = group   n: how many object items hold that countGroup. The same transaction
 //            that creates or deletes a counted object adds 1 (on the condition n < limit) or -1, so the
 //            count is exact for one more item written per counted write, never a Query. Objects stored
-//            before counting have no countGroup and are never counted nor subtracted: a count is exact for
-//            the objects created since, low by at most what the table held before the upgrade (the
-//            limit is that much higher until those objects are deleted).
+//            before counting have no countGroup (never counted, never subtracted) until countExisting()
+//            gives them one: scripts/count-objects.ts, once per table after the upgrade. A write to an
+//            existing object is conditional on the group it read, so it never undoes countExisting().
 //   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
 //            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
 //            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
@@ -230,6 +230,35 @@ export class DynamoBackend implements Backend {
     return num(r.Item?.n);
   }
 
+  async countExisting(key: string, group: string): Promise<boolean> {
+    // The object item gains its group and the count grows, together. No revision, no log item: the
+    // value is unchanged (the table's stream does carry a MODIFY of the same object, a no-op to the loops).
+    try {
+      await this.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: objectKey(key),
+                UpdateExpression: 'SET countGroup = :g',
+                ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(countGroup)',
+                ExpressionAttributeValues: { ':g': { S: group } },
+              },
+            },
+            { Update: { TableName: this.table, Key: countKey(group), UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } },
+          ],
+          ClientRequestToken: randomUUID(),
+        }),
+      );
+      return true;
+    } catch (e) {
+      const reasons = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons;
+      if ((e as Error).name === 'TransactionCanceledException' && reasons?.[0]?.Code === 'ConditionalCheckFailed') return false;
+      throw e;
+    }
+  }
+
   /** get, with the object's count group. */
   private async getStored(key: string): Promise<Stored | undefined> {
     const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: objectKey(key), ConsistentRead: true }));
@@ -338,6 +367,10 @@ export class DynamoBackend implements Backend {
   private writeItems(head: number, e: LogEntry, group: string | undefined, limit: number | undefined, writeId: string): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
+    // A write to an existing object also holds it to the count group it was read with, so an object
+    // countExisting() moves into a group meanwhile is re-read, not written back without its group.
+    const sameGroup = group === undefined ? ' AND attribute_not_exists(countGroup)' : ' AND countGroup = :g';
+    const groupValue: Item = group === undefined ? {} : { ':g': { S: group } };
     const counter: TransactWriteItem = {
       Put: {
         TableName,
@@ -353,8 +386,8 @@ export class DynamoBackend implements Backend {
             Delete: {
               TableName,
               Key: objectKey(key),
-              ConditionExpression: 'modRev = :m',
-              ExpressionAttributeValues: { ':m': { N: String(e.prevKv!.modRevision) } },
+              ConditionExpression: `modRev = :m${sameGroup}`,
+              ExpressionAttributeValues: { ':m': { N: String(e.prevKv!.modRevision) }, ...groupValue },
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
           }
@@ -368,8 +401,8 @@ export class DynamoBackend implements Backend {
                 modRev: { N: String(rev) },
                 ...(group !== undefined ? { countGroup: { S: group } } : {}),
               },
-              ConditionExpression: e.prevKv ? 'modRev = :m' : 'attribute_not_exists(pk)',
-              ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) } } : undefined,
+              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}` : 'attribute_not_exists(pk)',
+              ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) }, ...groupValue } : undefined,
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
           };

@@ -12,10 +12,9 @@
 //   meta  'compact_rev': revisions at or below it are no longer replayable.
 //   counted  key -> its count group, for live keys created with CreateOptions.count.
 //   counts   group -> how many live keys it holds. Both change inside the write's transaction, so a count
-//         is exact and costs two primary-key lookups per counted write. In a file from before counting,
-//         the keys stored then are in no group: a group's count is exact for every key created since, and
-//         the old keys, never counted, are never subtracted either, so a count is never too high and is
-//         low by at most what the file held before (gone as those keys are deleted).
+//         is exact and costs two primary-key lookups per counted write. Keys of a file from before
+//         counting are in no group (never counted, never subtracted) until countExisting() puts them in
+//         one: `skiff up` does so once at start (Registry.countExistingObjects).
 //
 // better-sqlite3 is synchronous: each write is one IMMEDIATE transaction that reads the current revision,
 // checks the key and inserts, so writes are atomic and serialized, also against other processes on the
@@ -199,6 +198,16 @@ export class SqliteBackend implements Backend {
 
   async count(group: string): Promise<number> {
     return (this.sql.count.get(group) as { n: number } | undefined)?.n ?? 0;
+  }
+
+  async countExisting(key: string, group: string): Promise<boolean> {
+    return this.db
+      .transaction((): boolean => {
+        if (!this.liveRow(key) || this.sql.countedGroup.get(key)) return false;
+        this.countIn(key, { group, limit: Infinity });
+        return true;
+      })
+      .immediate();
   }
 
   // decide() runs inside the write's transaction: these count changes commit or roll back with the write.
