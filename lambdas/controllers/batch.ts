@@ -56,6 +56,9 @@ export async function slowStartBatch(
     };
     await Promise.all(Array.from({ length: Math.min(parallelism, size) }, runner));
     if (failed) return { successes, attempted: next, error };
+    // Let the event loop turn between batches: with an in-process store (`skiff up`) a whole burst
+    // would otherwise run without one, and the apiserver in the same process would wait for it.
+    if (next < count) await new Promise<void>((r) => setImmediate(r));
   }
   return { successes, attempted: next };
 }

@@ -1,0 +1,231 @@
+// Bounded control loops (issue #11): slow-start batches (kube's slowStartBatch) and the per-reconcile
+// bound of 500 creations/deletions, on the real stores (SQLite, and DynamoDB through moto), for the
+// replication controller, the namespace controller and the garbage collector; and the local runner's
+// back-off of a failing key (client-go's rate limiter).
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiServer } from '../lambdas/apiserver/app.ts';
+import { BURST_REPLICAS, slowStartBatch } from '../lambdas/controllers/batch.ts';
+import type { Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
+import { garbageCollector } from '../lambdas/controllers/garbagecollector.ts';
+import { namespaceController } from '../lambdas/controllers/namespace.ts';
+import { ItemExponentialFailureRateLimiter } from '../lambdas/controllers/ratelimit.ts';
+import { replicationController as rcc, slotName } from '../lambdas/controllers/replication.ts';
+import { runControllers } from '../lambdas/local/controllers.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import { errors } from '../lambdas/machinery/status.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import type { Backend } from '../lambdas/storage/backend.ts';
+import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
+import { testStores } from './support/backends.ts';
+
+const rcs = findResource('', 'v1', 'replicationcontrollers')!;
+const podsRes = findResource('', 'v1', 'pods')!;
+const cms = findResource('', 'v1', 'configmaps')!;
+const nsRes = findResource('', 'v1', 'namespaces')!;
+
+const backends = await testStores('bounded');
+
+async function newCtx(open: () => Backend, ns = 'default'): Promise<ControllerContext> {
+  const ctx = new ApiServer({ backend: open() }).controllerContext();
+  try {
+    await ctx.registry.create(nsRes, undefined, { metadata: { name: ns } });
+  } catch {
+    // a second instance over the same store: already there
+  }
+  return ctx;
+}
+
+function rcObj(name: string, replicas: number): KubeObject {
+  const labels = { app: name };
+  return {
+    apiVersion: 'v1',
+    kind: 'ReplicationController',
+    metadata: { name },
+    spec: { replicas, selector: labels, template: { metadata: { labels }, spec: { containers: [{ name: 'c', image: 'nginx' }] } } },
+  };
+}
+
+const activeOwned = async (ctx: ControllerContext, rc: KubeObject) =>
+  (await ctx.registry.list(podsRes, 'default')).items.filter(
+    (p) => !p.metadata.deletionTimestamp && p.metadata.ownerReferences?.some((r) => r.uid === rc.metadata.uid && r.controller),
+  );
+
+describe('slowStartBatch', () => {
+  it('runs batches of 1, 2, 4, 8, ... each after the previous one is done', async () => {
+    let done = 0;
+    const doneAtStart: number[] = [];
+    const r = await slowStartBatch(20, 1, async (i) => {
+      doneAtStart[i] = done;
+      await new Promise((ok) => setTimeout(ok, 1));
+      done++;
+    });
+    expect(r).toEqual({ successes: 20, attempted: 20 });
+    // Each call starts when exactly the calls of the earlier batches have finished.
+    expect(doneAtStart).toEqual([0, 1, 1, 3, 3, 3, 3, ...Array(8).fill(7), ...Array(5).fill(15)]);
+  });
+
+  it('stops after the first batch with a failure, skipping the rest', async () => {
+    const called: number[] = [];
+    const boom = new Error('quota');
+    const r = await slowStartBatch(100, 1, async (i) => {
+      called.push(i);
+      if (i === 4) throw boom;
+    });
+    // Batches [0], [1,2], [3..6]: the failing batch runs to its end, nothing after it starts.
+    expect(r).toEqual({ successes: 6, attempted: 7, error: boom });
+    expect(called.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+});
+
+for (const [label, makeStore, enabled] of backends) {
+  // moto answers one request at a time: fewer pods there, still well above a burst.
+  const replicas = label === 'SQLite' ? 1200 : 600;
+
+  describe.skipIf(!enabled)(`bounded loops on ${label}`, () => {
+    it(`an RC of ${replicas} replicas: at most ${BURST_REPLICAS} pods per reconcile, lowest slots first; requeues finish the job`, async () => {
+      const ctx = await newCtx(await makeStore());
+      const rc = await ctx.registry.create(rcs, 'default', rcObj('big', replicas));
+      let expected = 0;
+      for (let round = 0; expected < replicas; round++) {
+        const r = await rcc.reconcile('default/big', ctx);
+        expected = Math.min(replicas, expected + BURST_REPLICAS);
+        const pods = await activeOwned(ctx, rc);
+        expect(pods.length).toBe(expected);
+        expect(new Set(pods.map((p) => p.metadata.name))).toEqual(new Set(Array.from({ length: expected }, (_, i) => slotName(rc, i))));
+        // Still short: the reconcile asks to be requeued at once.
+        expect(r?.requeueAfterMs).toBe(expected < replicas ? 0 : undefined);
+      }
+      expect((await ctx.registry.get(rcs, 'default', 'big')).status.replicas).toBe(replicas);
+
+      // Scale down below one burst's worth: at most 500 deletions per reconcile too.
+      await ctx.registry.guaranteedUpdate(rcs, 'default', 'big', undefined, {}, (cur) => ({ ...cur, spec: { ...cur.spec, replicas: 10 } }));
+      const r = await rcc.reconcile('default/big', ctx);
+      expect((await activeOwned(ctx, rc)).length).toBe(replicas - BURST_REPLICAS);
+      expect(r?.requeueAfterMs).toBe(0);
+      for (let i = 0; i < 3; i++) await rcc.reconcile('default/big', ctx);
+      expect((await activeOwned(ctx, rc)).length).toBe(10);
+    });
+
+    it('a failing create stops the burst at the first failed batch (one FailedCreate), and later reconciles continue', async () => {
+      const real = await newCtx(await makeStore());
+      let calls = 0;
+      let failAt: number | undefined = 4;
+      const ctx: ControllerContext = {
+        ...real,
+        async create(res, ns, obj) {
+          const n = calls++;
+          // A refusal of this request, as a quota would give (the store itself is real).
+          if (n === failAt) throw errors.forbidden('exceeded quota: pods');
+          return real.create(res, ns, obj);
+        },
+      };
+      const rc = await ctx.registry.create(rcs, 'default', rcObj('quota', 50));
+      const r = await rcc.reconcile('default/quota', ctx);
+      expect(calls).toBe(7); // batches of 1, 2 and 4; the 5th call failed, the 8th was never made
+      expect((await activeOwned(ctx, rc)).length).toBe(6);
+      expect(r?.requeueAfterMs).toBe(5000);
+      const status = (await ctx.registry.get(rcs, 'default', 'quota')).status;
+      expect(status.conditions).toEqual([expect.objectContaining({ type: 'ReplicaFailure', reason: 'FailedCreate', message: 'exceeded quota: pods' })]);
+      failAt = undefined;
+      await rcc.reconcile('default/quota', ctx);
+      expect((await activeOwned(ctx, rc)).length).toBe(50);
+    });
+
+    it('duplicated and redelivered keys on two racing instances never make more pods than replicas', async () => {
+      const open = await makeStore();
+      const a = await newCtx(open);
+      const b = await newCtx(open);
+      const n = label === 'SQLite' ? 700 : 120;
+      const rc = await a.registry.create(rcs, 'default', rcObj('race', n));
+      for (let round = 0; round < 4; round++) {
+        // The same key, delivered twice to one instance and once to another, all at once.
+        await Promise.all([rcc.reconcile('default/race', a), rcc.reconcile('default/race', b), rcc.reconcile('default/race', a), rcc.reconcile('default/*', b)]);
+        expect((await activeOwned(a, rc)).length).toBeLessThanOrEqual(n);
+      }
+      expect((await activeOwned(a, rc)).length).toBe(n);
+    });
+
+    it(`namespace deletion and the garbage collector delete at most ${BURST_REPLICAS} objects per reconcile`, async () => {
+      const ctx = await newCtx(await makeStore(), 'doomed');
+      const count = label === 'SQLite' ? 650 : 520;
+      const owner = await ctx.registry.create(cms, 'doomed', { metadata: { name: 'owner' }, data: {} });
+      const ref = { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.metadata.uid! };
+      for (let i = 0; i < count; i++) await ctx.registry.create(cms, 'doomed', { metadata: { name: `dep-${i}`, ownerReferences: [ref] }, data: {} });
+      const left = async () => (await ctx.registry.list(cms, 'doomed')).items.length;
+
+      // The owner goes: its dependents are deleted by the garbage collector, a burst at a time.
+      await ctx.registry.delete(cms, 'doomed', 'owner', {});
+      const key = `configmaps.|doomed|owner|${owner.metadata.uid}`;
+      expect(await garbageCollector.reconcile(key, ctx)).toEqual({ requeueAfterMs: 0 });
+      expect(await left()).toBe(count - BURST_REPLICAS);
+      await garbageCollector.reconcile(key, ctx);
+      expect(await left()).toBe(0);
+
+      for (let i = 0; i < count; i++) await ctx.registry.create(cms, 'doomed', { metadata: { name: `cm-${i}` }, data: {} });
+      await ctx.registry.delete(nsRes, undefined, 'doomed', {});
+      expect(await namespaceController.reconcile('doomed', ctx)).toEqual({ requeueAfterMs: 0 });
+      expect(await left()).toBe(count - BURST_REPLICAS);
+      for (let i = 0; i < 3; i++) await namespaceController.reconcile('doomed', ctx);
+      expect(await left()).toBe(0);
+      await expect(ctx.registry.get(nsRes, undefined, 'doomed')).rejects.toMatchObject({ code: 404 });
+    });
+  });
+}
+
+describe('back-off of a failing key (local runner)', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  function context(): ControllerContext {
+    const dir = mkdtempSync(join(tmpdir(), `skiff-backoff-${process.pid}-`));
+    const backend = new SqliteBackend(join(dir, 'db'), { compactIntervalMs: 0 });
+    cleanup.push(async () => {
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return new ApiServer({ backend }).controllerContext();
+  }
+
+  it('the per-key delay doubles from 5 ms to its cap and starts over after a success', () => {
+    const l = new ItemExponentialFailureRateLimiter(5, 1000_000);
+    expect([1, 2, 3, 4, 5].map(() => l.when('k'))).toEqual([5, 10, 20, 40, 80]);
+    expect(l.when('other')).toBe(5);
+    for (let i = 0; i < 2000; i++) l.when('k');
+    expect(l.when('k')).toBe(1000_000);
+    l.forget('k');
+    expect(l.when('k')).toBe(5);
+  });
+
+  it('a key whose reconcile always fails is retried ever more slowly, not in a spin', async () => {
+    const attempts: number[] = [];
+    const failing: Controller = {
+      name: 'failing',
+      watches: [cms],
+      keys: () => [],
+      allKeys: async () => ['k'],
+      async reconcile() {
+        attempts.push(performance.now());
+        throw new Error('store unavailable');
+      },
+    };
+    const errorLog = console.error;
+    console.error = () => {};
+    cleanup.push(async () => void (console.error = errorLog));
+    const runner = runControllers(context(), [failing], { resyncMs: 60_000 });
+    cleanup.push(() => runner.stop());
+    await new Promise((r) => setTimeout(r, 2000));
+    // 5 ms doubling: retries at about 5, 15, 35, 75, 155, 315, 635, 1275 ms; a fixed or no delay
+    // would make hundreds or thousands of attempts in 2 s.
+    expect(attempts.length).toBeGreaterThanOrEqual(5);
+    expect(attempts.length).toBeLessThanOrEqual(11);
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    // Each wait at least as long as the doubling asks (timers fire late, never early).
+    gaps.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(5 * 2 ** i - 1));
+  });
+});
