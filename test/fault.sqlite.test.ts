@@ -5,16 +5,15 @@
 // every change exactly once.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import https from 'node:https';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { parse as parseYaml } from 'yaml';
 import type BetterSqlite3 from 'better-sqlite3';
 import * as k8s from '@kubernetes/client-node';
 import { until } from './support/until.ts';
+import { apiClient, skiffUp } from './support/skiff-up.ts';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
@@ -26,87 +25,6 @@ function newDataDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'skiff-fault-'));
   dirs.push(d);
   return d;
-}
-
-interface Skiff {
-  proc: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-/** `skiff up --no-agent` on dataDir; resolves once it says it is running. */
-export function skiffUp(dataDir: string, ...extra: string[]): Promise<Skiff> {
-  const proc = spawn(process.execPath, ['dist/skiff.mjs', 'up', '--no-agent', '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`skiff up did not start: ${out}`)), 40_000);
-    proc.stdout!.on('data', () => {
-      const m = /Skiff is running at (https:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve({ proc, url: m[1]!, output: () => out, exited });
-      }
-    });
-    void exited.then((code) => reject(new Error(`skiff up exited with ${code}: ${out}`)));
-  });
-}
-
-/** A raw HTTPS client with the data dir's kubeconfig (CA and admin token). */
-export function apiClient(dataDir: string, url: string) {
-  const cfg = parseYaml(readFileSync(join(dataDir, 'kubeconfig'), 'utf8'));
-  const ca = Buffer.from(cfg.clusters[0].cluster['certificate-authority-data'], 'base64');
-  const token = cfg.users[0].user.token as string;
-  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 16 });
-  const base = new URL(url);
-  const request = (method: string, path: string, body?: unknown) =>
-    new Promise<{ status: number; body: any }>((resolve, reject) => {
-      const data = body === undefined ? undefined : JSON.stringify(body);
-      const req = https.request(
-        { agent, host: base.hostname, port: base.port, method, path, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' } },
-        (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => {
-            try {
-              resolve({ status: res.statusCode!, body: JSON.parse(text) });
-            } catch {
-              reject(new Error(`${method} ${path}: ${res.statusCode} not JSON: ${text.slice(0, 200)}`));
-            }
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(data);
-    });
-  /** A watch: every line parsed, and how the stream ended ('end': cleanly; 'error': cut). */
-  const watch = (path: string, onEvent: (e: any) => void) =>
-    new Promise<'end' | 'error'>((resolve) => {
-      const req = https.request({ agent: new https.Agent({ ca }), host: base.hostname, port: base.port, path, headers: { authorization: `Bearer ${token}` } }, (res) => {
-        let buf = '';
-        res.on('data', (d) => {
-          buf += d;
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (line.trim()) onEvent(JSON.parse(line));
-          }
-        });
-        // 'aborted' / an error is a connection cut before the chunked body's end; 'end' is a clean end,
-        // and then no half event may be left over.
-        res.on('aborted', () => resolve('error'));
-        res.on('error', () => resolve('error'));
-        res.on('end', () => resolve(buf === '' ? 'end' : 'error'));
-      });
-      req.on('error', () => resolve('error'));
-      req.end();
-    });
-  return { request, watch, close: () => agent.destroy() };
 }
 
 const cm = (name: string, data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data });

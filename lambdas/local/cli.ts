@@ -103,14 +103,7 @@ async function up(argv: string[]): Promise<void> {
     : cluster.agents.length
       ? `Nodes: ${cluster.agents.map((a) => a.nodeName).join(', ')} (Docker Engine)`
       : 'Nodes: none (--no-agent)';
-  console.log(`Skiff is running at ${cluster.url}
-Store: ${values['data-dir']}/skiff.db (SQLite)
-${agentLine}
-
-  export KUBECONFIG=${cluster.kubeconfigPath}
-  kubectl get namespaces
-
-Press Ctrl-C to stop; objects are kept for the next start.`);
+  // Handlers first: whoever starts us may stop us as soon as we say we are running.
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
@@ -122,6 +115,14 @@ Press Ctrl-C to stop; objects are kept for the next start.`);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  console.log(`Skiff is running at ${cluster.url}
+Store: ${values['data-dir']}/skiff.db (SQLite)
+${agentLine}
+
+  export KUBECONFIG=${cluster.kubeconfigPath}
+  kubectl get namespaces
+
+Press Ctrl-C to stop; objects are kept for the next start.`);
 }
 
 async function agent(argv: string[]): Promise<void> {

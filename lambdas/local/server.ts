@@ -4,7 +4,7 @@
 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
@@ -88,7 +88,7 @@ const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-l
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   installLocalLambdaRuntime();
   const dataDir = resolve(opts.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  assertWritableDir(dataDir);
   const host = opts.host ?? '127.0.0.1';
   const maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
   const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1'])]);
@@ -205,6 +205,31 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await backend.close();
     },
   };
+}
+
+/**
+ * Creates the data dir if needed and refuses to start when it cannot be written, saying which directory
+ * and why: the store could take no write, and SQLite's own words ("unable to open database file") name
+ * neither the file nor the cause.
+ */
+function assertWritableDir(dir: string): void {
+  const probe = join(dir, `.write-test-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, 'skiff');
+    rmSync(probe);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why =
+      err.code === 'EROFS'
+        ? 'it is on a read-only filesystem'
+        : err.code === 'ENOSPC' || err.code === 'EDQUOT'
+          ? 'no space left on device (the disk is full)'
+          : err.code === 'EACCES' || err.code === 'EPERM'
+            ? 'permission denied'
+            : err.message;
+    throw new Error(`the data dir ${dir} is not writable: ${why}`);
+  }
 }
 
 function existingToken(kubeconfigPath: string): string | undefined {

@@ -1,0 +1,161 @@
+// Fault suite, the data dir's disk: `skiff up` on a read-only and on a full filesystem (a small tmpfs
+// mounted for the test), at start and, for a full one, while running. A start that cannot write says
+// which directory and why, and exits once (no crash loop); a running cluster answers writes that do not
+// fit with a Status saying the disk is full, keeps serving reads, loses nothing it acknowledged, leaves
+// the SQLite file intact, and takes writes again once space returns.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { until } from './support/until.ts';
+import { apiClient, skiffUp, spawnSkiffUp } from './support/skiff-up.ts';
+
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+
+// Mounting needs root; CI runs as root. Elsewhere the suite skips loudly.
+const root = process.getuid?.() === 0;
+if (!root) {
+  if (process.env.CI === 'true') throw new Error('fault.disk: mounting a tmpfs needs root');
+  console.warn('\n!!!!!!!!!! fault.disk: not root, cannot mount a tmpfs: SKIPPED\n');
+}
+
+const mounts: string[] = [];
+afterAll(() => {
+  for (const m of mounts) {
+    execFileSync('umount', ['-l', m]);
+    rmSync(m, { recursive: true, force: true });
+  }
+});
+/** A fresh tmpfs of `size` (e.g. "16m"), unmounted after the file's tests. */
+function tmpfs(size: string): string {
+  const m = mkdtempSync(join(tmpdir(), 'skiff-disk-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', m]);
+  mounts.push(m);
+  return m;
+}
+
+/** Fills the filesystem holding `dir` with one file, to the last byte it takes; returns its path. */
+function fill(dir: string): string {
+  const file = join(dir, 'filler');
+  const fd = openSync(file, 'w');
+  for (const size of [1 << 20, 4096, 1]) {
+    const buf = Buffer.alloc(size, 1);
+    try {
+      for (;;) writeSync(fd, buf);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+    }
+  }
+  closeSync(fd);
+  return file;
+}
+
+/** Runs `skiff up` expecting it to refuse to start: its exit code and output. */
+async function failedStart(dataDir: string): Promise<{ code: number | null; output: string }> {
+  const proc = spawnSkiffUp(dataDir);
+  let output = '';
+  proc.stdout!.on('data', (d) => (output += d));
+  proc.stderr!.on('data', (d) => (output += d));
+  const code = await new Promise<number | null>((r) => proc.once('exit', r));
+  return { code, output };
+}
+
+const cm = (name: string, data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data });
+const CMS = '/api/v1/namespaces/default/configmaps';
+
+describe.skipIf(!root)('skiff up on a read-only or full data dir', () => {
+  it('a read-only data dir at start: a clear error naming it, one exit, the store untouched', async () => {
+    const m = tmpfs('32m');
+    const dataDir = join(m, 'data');
+    const first = await skiffUp(dataDir);
+    const api = apiClient(dataDir, first.url);
+    expect((await api.request('POST', CMS, cm('kept', { v: '1' }))).status).toBe(201);
+    api.close();
+    first.proc.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    execFileSync('mount', ['-o', 'remount,ro', m]);
+    const { code, output } = await failedStart(dataDir);
+    expect(code).toBe(1);
+    expect(output).toContain(dataDir);
+    expect(output).toMatch(/read-only/);
+    expect(output).not.toMatch(/\n\s+at /); // a message, not a stack trace
+
+    execFileSync('mount', ['-o', 'remount,rw', m]);
+    const second = await skiffUp(dataDir);
+    const api2 = apiClient(dataDir, second.url);
+    expect((await api2.request('GET', `${CMS}/kept`)).body.data).toEqual({ v: '1' });
+    api2.close();
+    second.proc.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  }, 60_000);
+
+  it('a full disk at start: a clear error naming the data dir, one exit', async () => {
+    const m = tmpfs('4m');
+    const filler = fill(m);
+    const dataDir = join(m, 'data');
+    const { code, output } = await failedStart(dataDir);
+    expect(code).toBe(1);
+    expect(output).toContain(dataDir);
+    expect(output).toMatch(/no space left on device|disk is full/i);
+    expect(output).not.toMatch(/\n\s+at /);
+    rmSync(filler);
+    const up = await skiffUp(dataDir); // space is back: it starts
+    up.proc.kill('SIGTERM');
+    expect(await up.exited, up.output()).toBe(0);
+  }, 60_000);
+
+  it('a disk that fills up while running: writes get a Status saying so, reads go on, nothing acknowledged is lost, and writes work again with space', async () => {
+    const m = tmpfs('24m');
+    const dataDir = join(m, 'data');
+    const up = await skiffUp(dataDir);
+    const api = apiClient(dataDir, up.url);
+    const acked = new Map<string, string>();
+    const big = 'x'.repeat(200_000); // a few writes outgrow whatever room the WAL file has
+    let n = 0;
+    const create = async () => {
+      const name = `cm-${n++}`;
+      const r = await api.request('POST', CMS, cm(name, { big, n: String(n) }));
+      if (r.status === 201) acked.set(name, String(n));
+      return r;
+    };
+    for (let i = 0; i < 5; i++) expect((await create()).status).toBe(201);
+
+    const filler = fill(m);
+    let refused: { status: number; body: any } | undefined;
+    for (let i = 0; i < 100 && !refused; i++) {
+      const r = await create();
+      if (r.status !== 201) refused = r;
+    }
+    expect(refused, 'a write on a full disk is refused').toBeDefined();
+    console.log('fault.disk: a write on a full disk:', refused!.status, refused!.body.message);
+    expect(refused!.status).toBeGreaterThanOrEqual(500);
+    expect(refused!.body).toMatchObject({ kind: 'Status', status: 'Failure' });
+    expect(refused!.body.message).toMatch(/disk is full/);
+    expect(up.proc.exitCode).toBe(null); // still running
+    const list = await api.request('GET', CMS);
+    expect(list.status).toBe(200);
+    for (const [name, v] of acked) expect(list.body.items.find((i: any) => i.metadata.name === name)?.data.n, name).toBe(v);
+
+    rmSync(filler);
+    await until('writes work again', async () => (await create()).status === 201, 20_000, 200);
+    api.close();
+    up.proc.kill('SIGTERM');
+    expect(await up.exited).toBe(0);
+
+    const db = new Database(join(dataDir, 'skiff.db'));
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    const again = await skiffUp(dataDir);
+    const api2 = apiClient(dataDir, again.url);
+    const stored = (await api2.request('GET', CMS)).body.items;
+    for (const [name, v] of acked) expect(stored.find((i: any) => i.metadata.name === name)?.data.n, name).toBe(v);
+    api2.close();
+    again.proc.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
+  }, 60_000);
+});
