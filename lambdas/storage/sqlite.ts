@@ -214,9 +214,10 @@ export class SqliteBackend implements Backend {
 
   /** Adds key to its group, or throws LimitExceeded when the group is full. */
   private countIn(key: string, { group, limit }: CountOptions): void {
-    const n = (this.sql.count.get(group) as { n: number } | undefined)?.n ?? 0;
-    if (n >= limit) throw new StorageError('LimitExceeded', key, `${key}: count group ${group} holds ${n} keys, its limit is ${limit}`);
-    this.sql.setCount.run(group, n + 1);
+    // One statement adds 1 unless the group is full (then it changes no row).
+    if (limit <= 0 || this.sql.incCount.run({ group, limit }).changes === 0) {
+      throw new StorageError('LimitExceeded', key, `${key}: count group ${group} holds its limit of ${limit} keys`);
+    }
     this.sql.countKey.run(key, group);
   }
 
@@ -432,7 +433,7 @@ function prepare(db: Database.Database) {
     live: db.prepare('INSERT OR REPLACE INTO live (key, rev) VALUES (?, ?)'),
     unlive: db.prepare('DELETE FROM live WHERE key = ?'),
     count: db.prepare('SELECT n FROM counts WHERE grp = ?'),
-    setCount: db.prepare('INSERT OR REPLACE INTO counts (grp, n) VALUES (?, ?)'),
+    incCount: db.prepare('INSERT INTO counts (grp, n) VALUES (@group, 1) ON CONFLICT (grp) DO UPDATE SET n = n + 1 WHERE n < @limit'),
     decCount: db.prepare('UPDATE counts SET n = n - 1 WHERE grp = ?'),
     countKey: db.prepare('INSERT INTO counted (key, grp) VALUES (?, ?)'),
     countedGroup: db.prepare('SELECT grp FROM counted WHERE key = ?'),
