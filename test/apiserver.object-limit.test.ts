@@ -4,6 +4,10 @@
 // same through the machine's kubectl against `skiff up`'s LocalClusterOptions.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE } from '../lambdas/apiserver/registry.ts';
 import { SERVICE_IP_PREFIX } from '../lambdas/apiserver/service-alloc.ts';
@@ -149,3 +153,21 @@ describe('through kubectl on a local cluster (skiff up --max-objects-per-namespa
     ]);
   }, 60_000);
 });
+
+it('skiff up on a data dir written before counting counts its objects at start', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'skiff-objlimit-old-'));
+  const old = new SqliteBackend(join(dataDir, 'skiff.db'));
+  const before = new ApiServer({ backend: old, maxObjectsPerNamespace: 0 }).registry; // counts nothing, as the old code
+  await before.create(nsRes, undefined, { metadata: { name: 'old' } });
+  for (const n of ['a', 'b', 'c']) await before.create(cmRes, 'old', cm(n));
+  await old.close();
+
+  const c = await startTestCluster({ dataDir, controllers: false, maxObjectsPerNamespace: 3 });
+  try {
+    expect(await c.backend.count('old')).toBe(3);
+    const r = await c.kubectl(['-n', 'old', 'create', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\n');
+    expect(r.stderr).toContain('configmaps "d" is forbidden: exceeded quota: namespace "old" holds 3 objects');
+  } finally {
+    await c.destroy();
+  }
+}, 60_000);

@@ -107,6 +107,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     nodePortRange: opts.nodePortRange,
     maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
   });
+  // A data dir from before objects were counted per namespace: count them once (one read afterwards).
+  await api.registry.countExistingObjects();
 
   // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.
   const kubeconfigPath = join(dataDir, 'kubeconfig');
