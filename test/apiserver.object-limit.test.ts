@@ -15,6 +15,7 @@ import { ApiError } from '../lambdas/machinery/status.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { testBackends } from './support/backends.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
 
 const nsRes = findResource('', 'v1', 'namespaces')!;
 const cmRes = findResource('', 'v1', 'configmaps')!;
@@ -171,3 +172,21 @@ it('skiff up on a data dir written before counting counts its objects at start',
     await c.destroy();
   }
 }, 60_000);
+
+it('deleting a namespace (the namespace controller empties it) brings its count back to 0', async () => {
+  const c = await startTestCluster({ maxObjectsPerNamespace: 5 });
+  try {
+    expect((await c.kubectl(['create', 'namespace', 'gone'])).code).toBe(0);
+    for (const n of ['a', 'b', 'c']) expect((await c.kubectl(['-n', 'gone', 'create', 'configmap', n])).code).toBe(0);
+    expect(await c.backend.count('gone')).toBe(3);
+    expect((await c.kubectl(['delete', 'namespace', 'gone', '--wait=false'])).code).toBe(0);
+    await until('namespace gone', async () => (await c.kubectl(['get', 'namespace', 'gone'])).code !== 0);
+    expect(await c.backend.count('gone')).toBe(0);
+    // A namespace of the same name starts empty.
+    expect((await c.kubectl(['create', 'namespace', 'gone'])).code).toBe(0);
+    for (const n of ['a', 'b', 'c', 'd', 'e']) expect((await c.kubectl(['-n', 'gone', 'create', 'configmap', n])).code).toBe(0);
+    expect((await c.kubectl(['-n', 'gone', 'create', 'configmap', 'f'])).code).not.toBe(0);
+  } finally {
+    await c.destroy();
+  }
+}, 90_000);
