@@ -7,6 +7,16 @@
 // A key whose reconcile fails is reported as a batch item failure at the sequence number of the first
 // record that produced it, so Lambda retries the batch from there (ReportBatchItemFailures); records
 // before it are done. Work a controller asks to requeue is picked up by the next scheduled resync.
+//
+// Why a failing or busy loop cannot spin here (issue #11): a failed key's batch is retried by Lambda
+// at most retryAttempts (10) times, split in halves on error (bisectBatchOnError), and then goes to
+// the dead-letter queue (infra/skiff-cluster.ts), so one poisonous key costs a bounded number of
+// invocations, not a loop; the resync retries it once per period. A requeue is never re-invoked on its
+// own. A reconcile does bounded work (at most 500 pods, batch.ts); the rest of a large scale-up is
+// reached because its own writes come back on the stream (each created pod maps to its RC's key), one
+// bounded reconcile per batch: progress, each step paid for by the pods it made. Unbounded growth of a
+// valid spec (replicas 2147483647) is for the guard against runaway writes (a per-namespace object
+// limit in storage, issue #11 item 3) to stop, not for the loops.
 
 import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
