@@ -201,13 +201,6 @@ describe.skipIf(!root)('skiff up on a read-only or full data dir', () => {
   it('a disk that turns read-only while running: writes get a Status, reads go on, a clean stop, and every acknowledged write is there after remounting', async () => {
     const fs = ext4();
     const dataDir = join(fs.mount, 'data');
-    // A first start makes the certificates and kubeconfig; sync puts them on the disk (see the report
-    // on certs.ts: they are written without fsync).
-    const init = await skiffUp(dataDir);
-    init.proc.kill('SIGTERM');
-    expect(await init.exited).toBe(0);
-    execFileSync('sync');
-
     const up = await skiffUp(dataDir);
     const api = apiClient(dataDir, up.url);
     const acked: string[] = [];

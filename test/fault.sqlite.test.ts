@@ -6,14 +6,14 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import * as k8s from '@kubernetes/client-node';
 import { until } from './support/until.ts';
-import { apiClient, skiffUp } from './support/skiff-up.ts';
+import { apiClient, skiffUp, spawnSkiffUp } from './support/skiff-up.ts';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
@@ -169,4 +169,18 @@ describe('skiff up under faults', () => {
     expect(await second.exited).toBe(0);
     api.close();
   }, 60_000);
+
+  it('a certificate file lost before it reached the disk (empty): a clear error naming it, not a server every client fails', async () => {
+    const dataDir = newDataDir();
+    const first = await skiffUp(dataDir);
+    first.proc.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    writeFileSync(join(dataDir, 'pki', 'apiserver.crt'), '');
+    const proc = spawnSkiffUp(dataDir);
+    let output = '';
+    proc.stdout!.on('data', (d) => (output += d));
+    proc.stderr!.on('data', (d) => (output += d));
+    expect(await new Promise((r) => proc.once('exit', r))).toBe(1);
+    expect(output).toContain(`${join(dataDir, 'pki', 'apiserver.crt')} is empty or damaged`);
+  }, 30_000);
 });

@@ -1,8 +1,8 @@
 // The local cluster's PKI: a self-signed CA and a serving certificate for 127.0.0.1/localhost signed
 // by it, made at first start and kept in the data dir (kubectl verifies the server with the CA).
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
@@ -66,16 +66,48 @@ export async function generateCerts(hosts: string[]): Promise<ClusterCerts> {
 export async function loadOrCreateCerts(dir: string, hosts = ['127.0.0.1', 'localhost', '::1']): Promise<ClusterCerts> {
   const p = (f: string) => join(dir, f);
   if (existsSync(p('ca.crt')) && existsSync(p('apiserver.crt')) && existsSync(p('apiserver.key'))) {
-    return {
+    const c = {
       caCert: readFileSync(p('ca.crt'), 'utf8'),
       serverCert: readFileSync(p('apiserver.crt'), 'utf8'),
       serverKey: readFileSync(p('apiserver.key'), 'utf8'),
     };
+    // A damaged file (e.g. empty: written, then lost from the page cache before it reached the disk)
+    // would serve TLS that every client fails at the handshake; say so instead.
+    for (const [f, pem] of [['ca.crt', c.caCert], ['apiserver.crt', c.serverCert], ['apiserver.key', c.serverKey]] as const) {
+      if (!/^-----BEGIN [A-Z ]+-----\n[\s\S]+\n-----END [A-Z ]+-----\n?$/.test(pem)) {
+        throw new Error(`${p(f)} is empty or damaged: remove ${dir} to make new certificates (the kubeconfig is rewritten with them)`);
+      }
+    }
+    return c;
   }
   mkdirSync(dir, { recursive: true });
   const c = await generateCerts(hosts);
-  writeFileSync(p('ca.crt'), c.caCert);
-  writeFileSync(p('apiserver.crt'), c.serverCert);
-  writeFileSync(p('apiserver.key'), c.serverKey, { mode: 0o600 });
+  writeDurably(p('ca.crt'), c.caCert, 0o644);
+  writeDurably(p('apiserver.crt'), c.serverCert, 0o644);
+  writeDurably(p('apiserver.key'), c.serverKey, 0o600);
+  syncDir(dirname(dir)); // the pki directory's own entry
   return c;
+}
+
+/** Writes a file whole or not at all, on the disk before returning (temp file, fsync, rename, fsync dir). */
+function writeDurably(path: string, data: string, mode: number): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  const fd = openSync(tmp, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  syncDir(dirname(path));
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
