@@ -12,7 +12,8 @@ import { BURST_REPLICAS, slowStartBatch } from '../lambdas/controllers/batch.ts'
 import type { Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { garbageCollector } from '../lambdas/controllers/garbagecollector.ts';
 import { namespaceController } from '../lambdas/controllers/namespace.ts';
-import { ItemExponentialFailureRateLimiter } from '../lambdas/controllers/ratelimit.ts';
+import { createNodeLifecycleController, NODE_LEASE_NAMESPACE } from '../lambdas/controllers/nodelifecycle.ts';
+import { BucketRateLimiter, ItemExponentialFailureRateLimiter } from '../lambdas/controllers/ratelimit.ts';
 import { replicationController as rcc, slotName } from '../lambdas/controllers/replication.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
@@ -26,6 +27,8 @@ const rcs = findResource('', 'v1', 'replicationcontrollers')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const cms = findResource('', 'v1', 'configmaps')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
+const nodesRes = findResource('', 'v1', 'nodes')!;
+const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
 
 const backends = await testStores('bounded');
 
@@ -173,6 +176,24 @@ for (const [label, makeStore, enabled] of backends) {
       expect(await left()).toBe(0);
       await expect(ctx.registry.get(nsRes, undefined, 'doomed')).rejects.toMatchObject({ code: 404 });
     });
+
+    it(`node lifecycle evicts at most ${BURST_REPLICAS} pods of a dead node per reconcile`, async () => {
+      const ctx = await newCtx(await makeStore(), NODE_LEASE_NAMESPACE);
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      await ctx.registry.create(nodesRes, undefined, { metadata: { name: 'dead' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+      await ctx.registry.create(leasesRes, NODE_LEASE_NAMESPACE, { metadata: { name: 'dead' }, spec: { holderIdentity: 'dead', leaseDurationSeconds: 40, renewTime: new Date(t0).toISOString() } });
+      await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
+      const count = BURST_REPLICAS + 20;
+      // No toleration of the unreachable taint: due for eviction as soon as the node is unreachable.
+      for (let i = 0; i < count; i++) await ctx.registry.create(podsRes, 'default', { metadata: { name: `p-${i}` }, spec: { nodeName: 'dead', containers: [{ name: 'c', image: 'nginx' }] } });
+      const nlc = createNodeLifecycleController({ now: () => new Date(t0 + 120_000) });
+      const left = async () => (await ctx.registry.list(podsRes, 'default')).items.length;
+      const r = await nlc.reconcile('dead', ctx);
+      expect(await left()).toBe(20);
+      expect(r?.requeueAfterMs).toBeLessThanOrEqual(100); // the rest at once
+      await nlc.reconcile('dead', ctx);
+      expect(await left()).toBe(0);
+    });
   });
 }
 
@@ -200,6 +221,16 @@ describe('back-off of a failing key (local runner)', () => {
     expect(l.when('k')).toBe(1000_000);
     l.forget('k');
     expect(l.when('k')).toBe(5);
+  });
+
+  it('all retries of a loop together are held to an overall rate (10/s after a burst of 100)', () => {
+    let t = 0;
+    const b = new BucketRateLimiter(10, 100, () => t);
+    const waits = Array.from({ length: 103 }, () => b.when());
+    expect(waits.slice(0, 100).every((w) => w === 0)).toBe(true);
+    expect(waits.slice(100)).toEqual([100, 200, 300]);
+    t = 20_000; // refilled: the 3 reserved ahead are paid back, and it holds no more than the burst
+    expect(Array.from({ length: 101 }, () => b.when()).filter((w) => w > 0)).toHaveLength(1);
   });
 
   it('a key whose reconcile always fails is retried ever more slowly, not in a spin', async () => {
