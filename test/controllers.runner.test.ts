@@ -57,6 +57,32 @@ describe('local controller runner', () => {
     expect(new Set(done).size).toBe(100); // each key once
   });
 
+  it('busy controllers take turns: one does not hold the others back until its backlog is done', async () => {
+    const ctx = context();
+    const done: string[] = [];
+    const keys = (p: string) => Array.from({ length: 30 }, (_, i) => `${p}${i}`);
+    const a = { ...busy(keys('a'), 10, done), name: 'a' };
+    const b = { ...busy(keys('b'), 10, done), name: 'b' };
+    // A probe on every turn of the event loop: how many keys were done since the previous turn.
+    let last = 0;
+    let most = 0;
+    const probe = setInterval(() => {
+      most = Math.max(most, done.length - last);
+      last = done.length;
+    }, 0);
+    const runner = runControllers(ctx, [a, b], { resyncMs: 60_000 });
+    cleanup.push(() => runner.stop());
+    await expect.poll(() => done.length, { timeout: 10_000 }).toBe(60);
+    clearInterval(probe);
+    // One slice per turn for both loops together: at most 50 ms of 10 ms keys (+1 started before the
+    // slice ran out), not one slice of each loop.
+    expect(most).toBeLessThanOrEqual(6);
+    // Slices of 50 ms (a few keys) alternate between the two loops.
+    const firstHalf = done.slice(0, 30);
+    expect(firstHalf.filter((k) => k.startsWith('a')).length).toBeGreaterThanOrEqual(10);
+    expect(firstHalf.filter((k) => k.startsWith('b')).length).toBeGreaterThanOrEqual(10);
+  });
+
   it('stop() while the worker is letting the event loop turn ends the worker', async () => {
     const ctx = context();
     let stopped: Promise<string> | undefined;
