@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { until } from './support/until.ts';
-import { apiClient, skiffUp, spawnSkiffUp } from './support/skiff-up.ts';
+import { apiClient, skiffUp, spawnSkiffUp, killLeftovers } from './support/skiff-up.ts';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
@@ -24,7 +24,8 @@ if (!root) {
 }
 
 const mounts: string[] = [];
-afterAll(() => {
+afterAll(async () => {
+  await killLeftovers(); // before unmounting: a process left running would keep its filesystem busy
   for (const m of mounts) {
     execFileSync('umount', ['-l', m]);
     rmSync(m, { recursive: true, force: true });
@@ -39,7 +40,8 @@ function tmpfs(size: string): string {
 }
 
 const loops: { image: string; device: string; mount: string }[] = [];
-afterAll(() => {
+afterAll(async () => {
+  await killLeftovers();
   for (const l of loops) {
     execFileSync('umount', ['-l', l.mount]);
     execFileSync('losetup', ['-d', l.device]);

@@ -13,12 +13,13 @@ import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import * as k8s from '@kubernetes/client-node';
 import { until } from './support/until.ts';
-import { apiClient, skiffUp, spawnSkiffUp } from './support/skiff-up.ts';
+import { apiClient, skiffUp, spawnSkiffUp, killLeftovers } from './support/skiff-up.ts';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
 const dirs: string[] = [];
-afterAll(() => {
+afterAll(async () => {
+  await killLeftovers();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 function newDataDir(): string {

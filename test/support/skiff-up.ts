@@ -90,5 +90,24 @@ export function apiClient(dataDir: string, url: string) {
 
 /** The `skiff up --no-agent` process alone (for a start that is expected to fail). */
 export function spawnSkiffUp(dataDir: string, ...extra: string[]): ChildProcess {
-  return spawn(process.execPath, ['dist/skiff.mjs', 'up', '--no-agent', '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['dist/skiff.mjs', 'up', '--no-agent', '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(proc);
+  proc.once('exit', () => started.delete(proc));
+  return proc;
+}
+
+const started = new Set<ChildProcess>();
+
+/**
+ * SIGKILLs every `skiff up` this process started that still runs (a test that failed before stopping
+ * its cluster), and waits for them to exit: call in afterAll, before removing or unmounting data dirs.
+ */
+export async function killLeftovers(): Promise<void> {
+  await Promise.all(
+    [...started].map((p) => {
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL');
+      return exited;
+    }),
+  );
 }
