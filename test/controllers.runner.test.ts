@@ -106,6 +106,27 @@ describe('local controller runner', () => {
     expect(await stopped).toBe('stopped');
   });
 
+  it("a requeue asked for decades ahead waits (it does not overflow Node's timer into a 1 ms loop)", async () => {
+    const ctx = context();
+    let reconciles = 0;
+    const far: Controller = {
+      name: 'far',
+      watches: [cms],
+      keys: () => [],
+      allKeys: async () => ['k'],
+      async reconcile() {
+        reconciles++;
+        // An RC with minReadySeconds 2147483647 asks this of the runner.
+        return { requeueAfterMs: 2147483647 * 1000 };
+      },
+    };
+    const runner = runControllers(ctx, [far], { resyncMs: 60_000 });
+    cleanup.push(() => runner.stop());
+    await expect.poll(() => reconciles, { timeout: 5000 }).toBe(1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(reconciles).toBe(1);
+  });
+
   it('stop() returns promptly', async () => {
     const ctx = context();
     const done: string[] = [];

@@ -71,6 +71,9 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
   // Requeue timers, cleared on stop (a backed-off key may wait minutes).
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, f: () => void) => {
+    // Node fires a timer of more than 2^31 - 1 ms (24.8 days) at once: an RC's minReadySeconds of a
+    // valid int32 asks for a requeue decades away, which must not become a 1 ms reconcile loop.
+    ms = Math.min(ms, 2 ** 31 - 1);
     const t = setTimeout(() => {
       timers.delete(t);
       if (!ctl.signal.aborted) f();
