@@ -191,9 +191,10 @@ export function kubeEventWriter(kube: KubeClient): EventWriter {
   const path = (ns: string) => `/api/v1/namespaces/${encodeURIComponent(ns)}/events`;
   return {
     create: async (ns, event) => void (await kube.create(path(ns), event)),
-    async increment(ns, name, lastTimestamp) {
+    async increment(ns, name, lastTimestamp, message) {
       const cur = await kube.get(`${path(ns)}/${encodeURIComponent(name)}`);
-      await kube.update(`${path(ns)}/${encodeURIComponent(name)}`, { ...cur, count: (cur.count ?? 1) + 1, lastTimestamp });
+      // A combined event carries its latest message, as the registry's writer does.
+      await kube.update(`${path(ns)}/${encodeURIComponent(name)}`, { ...cur, count: (cur.count ?? 1) + 1, lastTimestamp, ...(message !== undefined ? { message } : {}) });
     },
   };
 }
