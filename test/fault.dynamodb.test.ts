@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { StorageError, type KeyValue, type WatchEvent } from '../lambdas/storage/backend.ts';
+import { errorResponse } from '../lambdas/apiserver/app.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { startFaultyProxy } from './support/faulty-proxy.ts';
 
@@ -22,7 +23,8 @@ const KEYS_PER_WRITER = 8;
 const UPDATES_PER_WRITER = 10;
 const SEED = 20261203;
 
-type Outcome = 'ok' | 'ambiguous';
+/** ok: 2xx; refused: Unavailable (nothing written, retry); ambiguous: the client cannot know. */
+type Outcome = 'ok' | 'refused' | 'ambiguous';
 /** One write a writer attempted: the key, the value it wrote (undefined: a delete), and what it was told. */
 interface Attempt {
   key: string;
@@ -62,6 +64,10 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
             attempts.push({ key, value, outcome: 'ok' });
             return kv;
           } catch (e) {
+            if (e instanceof StorageError && e.code === 'Unavailable') {
+              attempts.push({ key, value, outcome: 'refused' });
+              return undefined;
+            }
             if (e instanceof StorageError) {
               falseErrors.push(`${key}: ${e.code} ${e.message}`);
               return undefined;
@@ -144,10 +150,9 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
         applied.set(id, (applied.get(id) ?? 0) + 1);
       }
       for (const [id, n] of applied) expect(n, id).toBe(1);
-      for (const a of acked) {
-        const id = a.value === undefined ? `delete ${a.key} ` : `put ${a.key} ${a.value}`;
-        expect(applied.get(id), `acknowledged ${id}`).toBe(1);
-      }
+      const idOf = (a: Attempt) => (a.value === undefined ? `delete ${a.key} ` : `put ${a.key} ${a.value}`);
+      for (const a of acked) expect(applied.get(idOf(a)), `acknowledged ${idOf(a)}`).toBe(1);
+      for (const a of attempts.filter((x) => x.outcome === 'refused')) expect(applied.get(idOf(a)), `refused ${idOf(a)}`).toBeUndefined();
 
       // Every acknowledged write is in the final state: the last write to each key says what it holds.
       const final = new Map(state.kvs.map((kv) => [kv.key, kv.value]));
@@ -163,4 +168,28 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
       await proxy.close();
     }
   }, 90_000);
+
+  it('a write throttled past the SDK\'s retries is refused as Unavailable (429, retry), having written nothing', async () => {
+    const tableName = uniqueTableName('skiff-fault-throttle');
+    await ensureTable(ddb!.client, tableName);
+    const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed: SEED, rates: { throttle: 1 }, ops: ['TransactWriteItems'] });
+    const client = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 2 });
+    try {
+      const store = new DynamoBackend({ client, tableName });
+      const err = await store.create(`${PREFIX}throttled`, '{}').catch((e) => e);
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err.code).toBe('Unavailable');
+      expect(err.message).toContain('ProvisionedThroughputExceededException');
+      const answer = errorResponse(err);
+      expect(answer.status).toBe(429);
+      expect(answer.headers['retry-after']).toBe('1');
+      expect(proxy.injected.get('TransactWriteItems/throttle')).toBe(2); // the SDK's two attempts
+      const reader = new DynamoBackend({ client: ddb!.newClient(), tableName });
+      expect(await reader.get(`${PREFIX}throttled`)).toBeUndefined();
+      expect(await reader.currentRevision()).toBe(0);
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
+  }, 30_000);
 });

@@ -73,6 +73,8 @@ export const MAX_VALUE_BYTES = 350 * 1024;
 /** Above this, a log item's prevValue moves to a companion item (value + prevValue + ~1 KB of the rest). */
 const INLINE_LOG_BYTES = 390 * 1024;
 const MAX_WRITE_ATTEMPTS = 50;
+/** DynamoDB's answers to too many requests (the SDK retries them a few times before giving up). */
+const THROTTLING_ERRORS = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
 /** Most revisions one watch batch covers. */
 const BATCH_REVISIONS = 1000;
 
@@ -325,11 +327,17 @@ export class DynamoBackend implements Backend {
         // its acknowledgement. Either way, the log item at `rev` carrying our writeId says it committed.
         const cancelled = (e as Error).name === 'TransactionCanceledException';
         const tries = (e as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
-        if ((!cancelled || tries > 1) && (await this.committed(rev, writeId))) {
+        const mine = !cancelled || tries > 1 ? await this.committed(rev, writeId) : false;
+        if (mine) {
           this.feed.observe(rev);
           return entry.kv;
         }
-        if (!cancelled) throw e;
+        if (mine === undefined) throw e; // whether it committed cannot be told: no false answer either way
+        if (!cancelled) {
+          // Not committed. Throttled past the SDK's retries: refused, 429 with Retry-After (clients retry).
+          if (THROTTLING_ERRORS.has((e as Error).name)) throw new StorageError('Unavailable', key, `${key}: DynamoDB is throttling writes (${(e as Error).name})`);
+          throw e;
+        }
         if (attempt >= MAX_WRITE_ATTEMPTS) {
           throw new StorageError('Unavailable', key, `${key}: write gave up after ${attempt} attempts (revision counter contention)`);
         }
@@ -352,15 +360,15 @@ export class DynamoBackend implements Backend {
     }
   }
 
-  /** Whether the log item of `rev` is this write's (false when that cannot be read now either). */
-  private async committed(rev: number, writeId: string): Promise<boolean> {
+  /** Whether the log item of `rev` is this write's; undefined when that cannot be read now either. */
+  private async committed(rev: number, writeId: string): Promise<boolean | undefined> {
     try {
       const r = await this.client.send(
         new GetItemCommand({ TableName: this.table, Key: { pk: { S: 'log' }, sk: { S: pad(rev) } }, ConsistentRead: true, ProjectionExpression: 'writeId' }),
       );
       return r.Item?.writeId?.S === writeId;
     } catch {
-      return false;
+      return undefined;
     }
   }
 

@@ -33,6 +33,8 @@ export interface FaultyProxyOptions {
   seed: number;
   /** Probability of each fault per request (faults not listed: never). */
   rates: Partial<Record<Fault, number>>;
+  /** Only these DynamoDB operations (e.g. "TransactWriteItems") get faults; default: all. */
+  ops?: string[];
 }
 
 /** mulberry32: a small seeded generator, so a failing run can be repeated with its seed. */
@@ -58,7 +60,7 @@ export async function startFaultyProxy(opts: FaultyProxyOptions): Promise<Faulty
   let enabled = true;
 
   const pick = (op: string): Fault | undefined => {
-    if (!enabled) return undefined;
+    if (!enabled || (opts.ops && !opts.ops.includes(op))) return undefined;
     const r = random();
     let acc = 0;
     for (const [fault, rate] of Object.entries(opts.rates) as [Fault, number][]) {
