@@ -62,6 +62,7 @@ function startAgentProcess(kubeconfig: string): Promise<ChildProcess> {
 
 // Where the kill lands: at the n-th engine event of that kind for the pod (the pause container comes first).
 const KILL_POINTS: [string, 'create' | 'start', number][] = [
+  ['after the pause container is created, before it starts', 'create', 1],
   ['after the pause and the first app container are created', 'create', 2],
   ['after the first app container has started, before the status says so', 'start', 2],
 ];
@@ -81,7 +82,7 @@ describe.skipIf(!docker)('node agent killed during a pod start', () => {
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `interrupted-${killOn}`, namespace: 'default' },
+      metadata: { name: `interrupted-${killOn}-${nth}`, namespace: 'default' },
       spec: {
         nodeName: NODE,
         terminationGracePeriodSeconds: 0,
