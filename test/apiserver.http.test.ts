@@ -302,3 +302,26 @@ describe('objects the store will not hold', () => {
     expect(after.spec.template.spec.containers[0].args).toHaveLength(1);
   });
 });
+
+describe('odd request targets', () => {
+  /** Sends the request target as given (URL() would normalise it). */
+  function raw(target: string): Promise<number> {
+    const u = new URL(c.url);
+    return new Promise((resolve, reject) => {
+      https
+        .request({ host: u.hostname, port: u.port, path: target, ca: c.caCert, headers: { authorization: `Bearer ${c.token}` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        })
+        .on('error', reject)
+        .end();
+    });
+  }
+
+  it("'//' and a target that is not a path get a 4xx Status, and the server keeps answering", async () => {
+    // '//' once threw outside the request's error handling and ended the whole process.
+    expect(await raw('//')).toBe(404);
+    expect(await raw('*')).toBe(400);
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps')).status).toBe(200);
+  });
+});

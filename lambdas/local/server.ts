@@ -265,7 +265,18 @@ async function serve(
   gate: ApiPriorityGate,
   ctl: AbortController,
 ): Promise<void> {
-  const answered = isLongRunning(req.method, new URL(req.url ?? '/', 'https://local')) ? undefined : gate.enter();
+  // The request target is a path: '//' or an absolute-form URL must be a 400, not a throw (outside the
+  // try below, a throw here ended the whole process).
+  let u: URL;
+  try {
+    u = new URL(`https://local${req.url?.startsWith('/') ? req.url : '/'}`);
+    if (!req.url?.startsWith('/')) throw new Error('not a path');
+  } catch {
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `invalid request path: ${JSON.stringify(req.url ?? '')}`, reason: 'BadRequest', code: 400 }));
+    return;
+  }
+  const answered = isLongRunning(req.method, u) ? undefined : gate.enter();
   res.on('close', () => {
     answered?.();
     ctl.abort();
@@ -281,7 +292,6 @@ async function serve(
       }
     }
     const body = Buffer.concat(chunks);
-    const u = new URL(req.url ?? '/', 'https://local');
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
     const event = {
