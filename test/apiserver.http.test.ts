@@ -325,3 +325,15 @@ describe('odd request targets', () => {
     expect((await call('GET', '/api/v1/namespaces/t/configmaps')).status).toBe(200);
   });
 });
+
+describe('patches that remove metadata', () => {
+  it('a server-side apply creating with metadata: null is a 422 naming the missing name, not a 500', async () => {
+    const r = await call('PATCH', '/api/v1/namespaces/t/configmaps/nometa?fieldManager=fuzz', {
+      body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":null}',
+      contentType: 'application/apply-patch+yaml',
+    });
+    expect(r.status).toBe(422);
+    expect(r.json.message).toBe('ConfigMap "" is invalid: metadata.name: Required value: name or generateName is required');
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/nometa')).status).toBe(404);
+  });
+});

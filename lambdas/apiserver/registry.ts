@@ -247,6 +247,9 @@ export class Registry {
     const obj = structuredClone(input);
     obj.apiVersion = apiVersionOf(res);
     obj.kind = res.kind;
+    // A patch may have removed metadata (an apply patch with metadata: null): Go decodes that to an
+    // empty ObjectMeta, and validation then says what is missing.
+    if (!isObject(obj.metadata)) obj.metadata = {};
     const meta = obj.metadata;
     if (res.namespaced) meta.namespace = namespace;
     else delete meta.namespace;
