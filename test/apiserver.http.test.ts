@@ -337,3 +337,39 @@ describe('patches that remove metadata', () => {
     expect((await call('GET', '/api/v1/namespaces/t/configmaps/nometa')).status).toBe(404);
   });
 });
+
+describe('bodies nested too deep', () => {
+  const nest = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+  const review = (spec: string) => `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":${spec}}`;
+
+  it('JSON nested past 200 levels is a 400 (a TokenReview echoing it once overflowed the stack: 500)', async () => {
+    const r = await call('POST', '/apis/authentication.k8s.io/v1/tokenreviews', { body: review(nest(5_000)) });
+    expect(r.status).toBe(400);
+    expect(r.json.message).toBe("couldn't get version/kind; json parse error: exceeded max depth (more than 200 levels of nested objects and arrays)");
+    // Up to the limit is decoded as before (the unknown spec.a is dropped; the token is required).
+    expect((await call('POST', '/apis/authentication.k8s.io/v1/tokenreviews', { body: review(nest(150)) })).status).toBe(422);
+  });
+
+  it('YAML nested 100,000 levels is a 400 before it is parsed, and the server keeps answering', async () => {
+    // Parsing it overflowed the stack inside V8's regular expression compiler, which ended the process.
+    const before = await storeSnapshot();
+    const r = await call('POST', '/api/v1/namespaces/t/configmaps', { body: '['.repeat(100_000) + ']'.repeat(100_000), contentType: 'application/yaml' });
+    expect(r.status).toBe(400);
+    expect(r.json.message).toBe('error converting YAML to JSON: exceeded max depth (more than 200 levels of nested objects and arrays)');
+    const block = await call('PATCH', '/api/v1/namespaces/t/configmaps/x?fieldManager=t', { body: '- '.repeat(20_000) + 'x', contentType: 'application/apply-patch+yaml' });
+    expect(block.status).toBe(400);
+    expect(block.json.message).toMatch(/^error decoding YAML: exceeded max depth/);
+    // A real manifest in YAML still decodes.
+    const ok = await call('POST', '/api/v1/namespaces/t/configmaps', { body: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yaml-ok\ndata:\n  k: "[{not nested}]"\n', contentType: 'application/yaml' });
+    expect(ok.status).toBe(201);
+    expect(JSON.parse(await storeSnapshot()).filter((o: any) => o.metadata.name !== 'yaml-ok')).toEqual(JSON.parse(before));
+  });
+
+  it('a merge patch nested past the limit is a 400 and leaves the object as it was', async () => {
+    expect((await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('deep-patch') })).status).toBe(201);
+    const r = await call('PATCH', '/api/v1/namespaces/t/configmaps/deep-patch', { body: `{"data":${nest(300)}}`, contentType: 'application/merge-patch+json' });
+    expect(r.status).toBe(400);
+    expect(r.json.message).toMatch(/exceeded max depth/);
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps/deep-patch')).json.data).toEqual({ a: '1' });
+  });
+});

@@ -846,3 +846,21 @@ describe('projected service account tokens', () => {
     expect(check('Pod', pod)).toBeUndefined();
   });
 });
+
+describe('nesting depth', () => {
+  // What a controller's or a patch's write builds never passes the body decoder: validateObject checks too.
+  const nested = (n: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = { a: v };
+    return v;
+  };
+  it('an object nested past 200 levels is a 400 on every write; at the limit it is not refused for depth', () => {
+    const deep = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: 'd', annotations: nested(250) as any } } as KubeObject;
+    const e = check('ConfigMap', deep);
+    expect(e?.code).toBe(400);
+    expect(e?.message).toBe('ConfigMap in version "v1" cannot be handled as a ConfigMap: exceeded max depth (more than 200 levels of nested objects and arrays)');
+    // 197 levels under annotations (object, metadata and annotations make 200): a type error, not depth.
+    const atLimit = check('ConfigMap', { ...deep, metadata: { ...deep.metadata, annotations: nested(197) as any } });
+    expect(atLimit?.message).not.toMatch(/max depth/);
+  });
+});

@@ -4,6 +4,7 @@
 // same Lambda handler over HTTPS.
 
 import { parse as parseYaml } from 'yaml';
+import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from '../machinery/nesting.ts';
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
@@ -534,6 +535,12 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
 }
 
 function parseBody(req: ApiRequest): unknown {
+  const body = decodeBodyText(req);
+  if (nestedDeeperThan(body)) throw errors.badRequest(`couldn't get version/kind; json parse error: ${tooDeepMessage}`);
+  return body;
+}
+
+function decodeBodyText(req: ApiRequest): unknown {
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
   // kubectl's typed commands (create namespace/configmap/secret/serviceaccount/service, debug, drain) send protobuf.
   if (ct === PROTOBUF_CONTENT_TYPE) return decodeProtobufObject(req.body);
@@ -547,6 +554,7 @@ function parseBody(req: ApiRequest): unknown {
     }
   }
   if (ct === 'application/yaml' || ct === 'application/x-yaml' || ct === 'text/yaml') {
+    if (yamlMayNestDeeperThan(text)) throw errors.badRequest(`error converting YAML to JSON: ${tooDeepMessage}`);
     try {
       return parseYaml(text);
     } catch (e) {

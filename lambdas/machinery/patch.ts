@@ -16,6 +16,7 @@
 // applyPatch never mutates its inputs and never throws anything but ApiError.
 import jsonpatch from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
+import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from './nesting.ts';
 import { ApiError, errors } from './status.ts';
 import type { ResourceInfo } from './resources.ts';
 import { isObject, type KubeObject } from './types.ts';
@@ -167,6 +168,7 @@ function decodePatchMap(v: unknown): Obj {
 }
 
 function decodeApplyConfiguration(body: string): Obj {
+  if (yamlMayNestDeeperThan(body)) throw errors.badRequest(`error decoding YAML: ${tooDeepMessage}`);
   let v: unknown;
   try {
     v = parseYaml(body, { uniqueKeys: true });
@@ -174,6 +176,7 @@ function decodeApplyConfiguration(body: string): Obj {
     throw errors.badRequest(`error decoding YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
   }
   if (v === null || v === undefined) return {};
+  if (nestedDeeperThan(v)) throw errors.badRequest(`error decoding YAML: ${tooDeepMessage}`);
   if (!isObject(v)) throw errors.badRequest(`error decoding YAML: cannot unmarshal ${goKind(v)} into an object`);
   return v;
 }
@@ -479,11 +482,14 @@ function sortBy(items: unknown[], order: unknown[], mergeKey: string): unknown[]
 // Decoding and Go-flavoured messages (kubectl shows the server's text verbatim).
 
 function parseJson(body: string, prefix: string): unknown {
+  let v: unknown;
   try {
-    return JSON.parse(body);
+    v = JSON.parse(body);
   } catch {
     throw errors.badRequest(prefix + goJsonSyntaxError(body));
   }
+  if (nestedDeeperThan(v)) throw errors.badRequest(prefix + tooDeepMessage);
+  return v;
 }
 
 /** How encoding/json names a JSON value's kind in "cannot unmarshal X into Go value". */

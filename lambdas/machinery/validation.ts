@@ -18,6 +18,7 @@ import type { KubeObject, ObjectMeta } from './types.ts';
 import { isObject } from './types.ts';
 import { parseQuantityExact, formatQuantity, QuantityError, type ParsedQuantity } from './quantity.ts';
 import { typeErrors } from './schema.ts';
+import { nestedDeeperThan, tooDeepMessage } from './nesting.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // field.Error: one finding, printed as apimachinery prints it.
@@ -1990,6 +1991,7 @@ export function validateObject(res: ResourceInfo, obj: KubeObject, old?: KubeObj
   try {
     // What the Go type could not even hold (a string in an int32, replicas 1e308) is a decoding error,
     // checked on every write: the scale subresource and controllers' own writes never pass the decoder.
+    if (nestedDeeperThan(obj)) throw new DecodeError(tooDeepMessage);
     const undecodable = typeErrors(res, obj);
     if (undecodable.length) throw new DecodeError(undecodable[0]);
     validateObjectMeta(errs, obj.metadata, rules.meta);
