@@ -13,16 +13,20 @@
 // reconcile a GET and no LIST. Slices are not watched: nothing but this controller writes managed ones,
 // and a user's edit or deletion of one is put right on the next resync.
 //
-// keys() has no store access and a ChangeEvent carries no old object, so a pod change maps to
-// "namespace/*": reconcile then recomputes every selector Service of that namespace with one pod list.
-// That covers the services matching the old labels as well as the new ones.
+// A pod change reaches only the Services that select the pod, by its old or its new labels: keys() maps
+// it to "namespace/@{labels}" for each label set, and reconciling that key looks the matching Services
+// up in the selector index of the cache (cache.ts) and recomputes those. Pods of one template share
+// their labels, so a burst of their changes is one queued key. A pod no Service selects costs an index
+// lookup and nothing else; a Service's recompute reads its namespace's pods from the cache (locally the
+// shared informer, in the cloud one list per namespace per stream batch), never from a list per event.
 
 import { isDeepStrictEqual } from 'node:util';
 import { findResource } from '../machinery/resources.ts';
 import { labelSelectorFromSet } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
-import type { Controller, ControllerContext } from './controller.ts';
+import { servicesSelecting } from './cache.ts';
+import { readerOf, type Controller, type ControllerContext } from './controller.ts';
 
 const services = findResource('', 'v1', 'services')!;
 const pods = findResource('', 'v1', 'pods')!;
@@ -54,6 +58,9 @@ interface Subset {
   notReadyAddresses?: EndpointAddress[];
   ports?: EndpointPort[];
 }
+
+/** A label set as a key: sorted JSON, so equal sets give equal keys. */
+const labelsKey = (l: Record<string, string>) => JSON.stringify(Object.fromEntries(Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
 
 const hasSelector = (svc: KubeObject) => svc.spec?.type !== 'ExternalName' && !!svc.spec?.selector && Object.keys(svc.spec.selector).length > 0;
 const isManaged = (ep: KubeObject) => ep.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
@@ -243,10 +250,11 @@ async function syncSlice(ctx: ControllerContext, ns: string, name: string, want:
   });
 }
 
-async function syncService(ctx: ControllerContext, ns: string, name: string, podList?: KubeObject[]): Promise<void> {
-  const svc = await getOrUndefined(ctx, services, ns, name);
+async function syncService(ctx: ControllerContext, ns: string, name: string): Promise<void> {
+  const reader = readerOf(ctx);
+  const svc = await reader.get(services, ns, name);
   if (!svc || svc.metadata.deletionTimestamp || !hasSelector(svc)) return deleteManaged(ctx, ns, name);
-  const list = podList ?? (await ctx.registry.list(pods, ns)).items;
+  const list = await reader.list(pods, ns);
   const subsets = computeSubsets(svc, list);
   await syncEndpoints(ctx, svc, subsets);
   await syncSlice(ctx, ns, name, computeSlice(svc, subsets, list));
@@ -277,8 +285,12 @@ export const endpointsController: Controller = {
   watches: [services, pods, endpointsRes],
   keys(ev) {
     const m = ev.object.metadata;
-    if (ev.resource.resource === 'pods') return [`${m.namespace}/*`];
-    return [`${m.namespace}/${m.name}`];
+    if (ev.resource.resource !== 'pods') return [`${m.namespace}/${m.name}`];
+    const sets = [m.labels, ev.oldObject?.metadata.labels];
+    // Without the old object (a source that does not know it), old labels cannot be looked up: every
+    // selector Service of the namespace is recomputed, as before the selector index.
+    if (ev.type === 'MODIFIED' && !ev.oldObject) return [`${m.namespace}/*`];
+    return [...new Set(sets.filter((l) => l !== undefined).map((l) => `${m.namespace}/@${labelsKey(l)}`))];
   },
   async allKeys({ registry }) {
     const keys = new Set<string>();
@@ -291,10 +303,11 @@ export const endpointsController: Controller = {
     const i = key.indexOf('/');
     const ns = key.slice(0, i);
     const name = key.slice(i + 1);
-    if (name !== '*') return syncService(ctx, ns, name);
-    const podList = (await ctx.registry.list(pods, ns)).items;
-    for (const s of (await ctx.registry.list(services, ns)).items) {
-      if (hasSelector(s)) await syncService(ctx, ns, s.metadata.name!, podList);
-    }
+    const reader = readerOf(ctx);
+    let selecting: KubeObject[];
+    if (name === '*') selecting = (await reader.list(services, ns)).filter(hasSelector);
+    else if (name.startsWith('@')) selecting = await servicesSelecting(reader, services, ns, JSON.parse(name.slice(1)));
+    else return syncService(ctx, ns, name);
+    for (const s of selecting) await syncService(ctx, ns, s.metadata.name!);
   },
 };

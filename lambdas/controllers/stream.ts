@@ -24,6 +24,7 @@ import { objectFromImage, OBJECT_PK_PREFIX } from '../storage/dynamodb.ts';
 import { decode } from '../apiserver/registry.ts';
 import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
+import { StoreReader } from './cache.ts';
 import type { ChangeEvent, Controller, ControllerContext } from './controller.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
@@ -42,9 +43,12 @@ export function changeEventOf(record: DynamoDBRecord): ChangeEvent | undefined {
   if (!kv) return undefined;
   const resource = resourceOfKey(kv.key);
   if (!resource) return undefined;
-  const object = { apiVersion: apiVersionOf(resource), kind: resource.kind, ...decode(kv) };
+  const typeMeta = { apiVersion: apiVersionOf(resource), kind: resource.kind };
+  const object = { ...typeMeta, ...decode(kv) };
   const type = record.eventName === 'REMOVE' ? 'DELETED' : record.eventName === 'INSERT' ? 'ADDED' : 'MODIFIED';
-  return { type, resource, object };
+  // The old image: loops that index by a field (a pod's labels) also reach what it used to match.
+  const oldObject = type === 'MODIFIED' && prev ? { ...typeMeta, ...decode(prev) } : undefined;
+  return { type, resource, object, ...(oldObject ? { oldObject } : {}) };
 }
 
 export interface BatchResult extends DynamoDBBatchResponse {
@@ -54,6 +58,8 @@ export interface BatchResult extends DynamoDBBatchResponse {
 
 /** Runs every controller over one batch of stream records. */
 export async function handleStreamBatch(controllers: Controller[], ctx: ControllerContext, records: DynamoDBRecord[]): Promise<BatchResult> {
+  // One reader for the batch: each kind and namespace a loop reads is listed once, whatever the records.
+  ctx = { ...ctx, cache: new StoreReader(ctx.registry) };
   const failures = new Map<string, string>(); // sequence number → (kept once)
   const reconciled: Record<string, number> = {};
   for (const c of controllers) {
@@ -86,6 +92,7 @@ function compareSequence(a: string, b: string): number {
 
 /** A full resync: every key of every controller (the scheduled trigger, so nothing missed stays missed). */
 export async function resyncAll(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
+  ctx = { ...ctx, cache: new StoreReader(ctx.registry) };
   const done: Record<string, number> = {};
   for (const c of controllers) {
     const keys = [...new Set(await c.allKeys(ctx))];

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Controller, ControllerContext } from '../controllers/controller.ts';
 import { ControllerRateLimiter, type RateLimiterOptions } from '../controllers/ratelimit.ts';
 import type { ApiPriorityGate } from './api-priority.ts';
+import { SharedInformers } from '../controllers/informer.ts';
 
 /** Longest a worker reconciles without letting the event loop turn. */
 const SLICE_MS = 50;
@@ -80,6 +81,14 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
     }, ms);
     timers.add(t);
   };
+  // One cache per kind for all the loops (informer.ts); reconciles read it through ctx.cache.
+  const informers = ctx.cache instanceof SharedInformers ? ctx.cache : new SharedInformers(registry);
+  ctx = { ...ctx, cache: informers };
+  // Resolved when every cache holds its first list (started below, once all loops have said what they watch).
+  let cachesSynced = false;
+  let markSynced!: () => void;
+  const synced = new Promise<void>((r) => (markSynced = r));
+  const aborted = new Promise<void>((r) => ctl.signal.addEventListener('abort', () => r(), { once: true }));
   for (const c of controllers) {
     const limiter = new ControllerRateLimiter(opts.rateLimiter);
     const queue = new Set<string>();
@@ -101,24 +110,11 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
         const t = setTimeout(done, ms);
         ctl.signal.addEventListener('abort', done, { once: true });
       });
-    // Feed: one watch per resource the controller listens to, restarted if it ends.
+    // Feed: the shared informer of each kind the controller listens to (its first list, then changes).
     for (const res of c.watches) {
-      tasks.push(
-        (async () => {
-          while (!ctl.signal.aborted) {
-            try {
-              for await (const ev of registry.watch(res, undefined, {}, ctl.signal)) {
-                if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED') {
-                  for (const k of c.keys({ type: ev.type, resource: res, object: ev.object as any })) enqueue(k);
-                }
-              }
-            } catch (e) {
-              if (!ctl.signal.aborted) console.error(`controller ${c.name}: watch failed, restarting`, e);
-            }
-            await sleep(1000);
-          }
-        })(),
-      );
+      informers.for(res).onChange((ev) => {
+        for (const k of c.keys(ev)) enqueue(k);
+      });
     }
     // Resync: every key, now and then, so nothing missed stays missed.
     tasks.push(
@@ -150,6 +146,8 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
             wake = undefined;
             continue;
           }
+          // Reconciles read the caches: not before they hold a first list.
+          if (!cachesSynced) await Promise.race([synced, aborted]);
           await turns.take();
           const sliceStart = performance.now();
           while (!ctl.signal.aborted && queue.size && performance.now() - sliceStart <= SLICE_MS) {
@@ -170,11 +168,16 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
       })(),
     );
   }
+  void informers.start(ctl.signal).then(() => {
+    cachesSynced = true;
+    markSynced();
+  });
   return {
     async stop() {
       ctl.abort();
       for (const t of timers) clearTimeout(t);
       await Promise.allSettled(tasks);
+      await informers.stopped();
     },
   };
 }

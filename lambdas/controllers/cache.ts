@@ -1,0 +1,101 @@
+// What the control loops read: objects by namespace and by index, from a cache rather than the store.
+//
+// Two implementations, one interface, so each loop is written once:
+// - informer.ts (local, `skiff up`): one list+watch cache per kind per process, shared by all loops;
+//   a read costs no store access.
+// - StoreReader below (the cloud's stream functions, which keep nothing between invocations): lists a
+//   kind in a namespace at most once per stream batch and answers everything else from that list, so
+//   a batch costs reads in proportion to the namespaces and kinds it touches, never one list per record.
+//
+// Reads may lag the store by a few events (client-go's listers do too): a loop reads, decides, and
+// writes with optimistic concurrency; the event its own write or a later change produces corrects it.
+
+import type { Registry } from '../apiserver/registry.ts';
+import { ApiError } from '../machinery/status.ts';
+import type { ResourceInfo } from '../machinery/resources.ts';
+import type { KubeObject } from '../machinery/types.ts';
+
+/** The indexes a cache keeps, named as client-go's indexers would be. */
+export type IndexName =
+  /** Pods, ReplicaSets...: the uid of the controller ownerReference. */
+  | 'controller'
+  /** Pods: spec.nodeName. */
+  | 'node'
+  /** Services: "namespace/key=value" for each pair of spec.selector; see servicesSelecting. */
+  | 'selector';
+
+export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
+  controller: (o) => (o.metadata.ownerReferences ?? []).filter((r: any) => r?.controller === true && typeof r.uid === 'string').map((r: any) => r.uid as string),
+  node: (o) => (typeof o.spec?.nodeName === 'string' && o.spec.nodeName ? [o.spec.nodeName] : []),
+  selector: (o) => {
+    const sel = o.spec?.type !== 'ExternalName' ? o.spec?.selector : undefined;
+    if (!sel || typeof sel !== 'object') return [];
+    return Object.entries(sel).map(([k, v]) => `${o.metadata.namespace}/${k}=${v}`);
+  },
+};
+
+export interface ObjectReader {
+  get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined>;
+  /** Every object of the kind in a namespace (undefined: all namespaces). */
+  list(res: ResourceInfo, namespace: string | undefined): Promise<KubeObject[]>;
+  /** Objects whose indexer gives this value. */
+  byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]>;
+}
+
+/**
+ * The Services whose selector matches a pod's labels: candidates from the selector index (those with
+ * at least one of the pod's key=value pairs), then checked whole. Costs in proportion to the pod's
+ * labels and the Services sharing a pair with it, not to the namespace's Services.
+ */
+export async function servicesSelecting(reader: ObjectReader, services: ResourceInfo, namespace: string, labels: Record<string, string> | undefined): Promise<KubeObject[]> {
+  const found = new Map<string, KubeObject>();
+  for (const [k, v] of Object.entries(labels ?? {})) {
+    for (const svc of await reader.byIndex(services, 'selector', `${namespace}/${k}=${v}`)) {
+      const sel: Record<string, string> = svc.spec.selector;
+      if (Object.entries(sel).every(([sk, sv]) => labels![sk] === sv)) found.set(svc.metadata.name!, svc);
+    }
+  }
+  return [...found.values()];
+}
+
+/**
+ * Reads through the registry, each kind and namespace listed once and kept for the reader's life (one
+ * stream batch). An index lookup needs a namespace to list: the selector index's values carry it; the
+ * controller and node indexes are looked up in a list of all namespaces.
+ */
+export class StoreReader implements ObjectReader {
+  private readonly lists = new Map<string, Promise<KubeObject[]>>();
+  /** Store lists made, by "resource namespace" (for tests and the cost model). */
+  readonly listed: string[] = [];
+  constructor(private readonly registry: Registry) {}
+
+  list(res: ResourceInfo, namespace: string | undefined): Promise<KubeObject[]> {
+    const id = `${res.group}/${res.resource} ${namespace ?? '*'}`;
+    let l = this.lists.get(id);
+    if (!l) {
+      this.listed.push(id);
+      l = this.registry.list(res, res.namespaced ? namespace : undefined).then((r) => r.items);
+      this.lists.set(id, l);
+      // A failed list is not kept: the next read tries again.
+      l.catch(() => this.lists.delete(id));
+    }
+    return l;
+  }
+
+  async get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+    // From the namespace's list when this reader has made it; otherwise one get, not a list.
+    const listed = this.lists.get(`${res.group}/${res.resource} ${namespace ?? '*'}`);
+    if (listed) return (await listed).find((o) => o.metadata.name === name);
+    try {
+      return await this.registry.get(res, namespace, name);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 404) return undefined;
+      throw e;
+    }
+  }
+
+  async byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]> {
+    const ns = index === 'selector' ? value.slice(0, value.indexOf('/')) : undefined;
+    return (await this.list(res, ns)).filter((o) => INDEXERS[index](o).includes(value));
+  }
+}

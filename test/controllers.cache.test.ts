@@ -1,0 +1,153 @@
+// The loops' caches (issue #12): shared informers with indexes (locally), a per-batch reader (stream
+// functions), and the endpoints loop on them: a pod change costs in proportion to what it changed,
+// never a list of its namespace.
+
+import { describe, expect, it } from 'vitest';
+import { ApiServer } from '../lambdas/apiserver/app.ts';
+import type { Registry } from '../lambdas/apiserver/registry.ts';
+import { SharedInformers } from '../lambdas/controllers/informer.ts';
+import { servicesSelecting, StoreReader } from '../lambdas/controllers/cache.ts';
+import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
+import { endpointsController } from '../lambdas/controllers/endpoints.ts';
+import { runControllers } from '../lambdas/local/controllers.ts';
+import { findResource, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { testBackends } from './support/backends.ts';
+import { until } from './support/until.ts';
+
+const nsRes = findResource('', 'v1', 'namespaces')!;
+const podsRes = findResource('', 'v1', 'pods')!;
+const svcRes = findResource('', 'v1', 'services')!;
+const epRes = findResource('', 'v1', 'endpoints')!;
+
+const backends = await testBackends('cache');
+
+async function newCtx(make: () => Promise<import('../lambdas/storage/backend.ts').Backend>): Promise<ControllerContext> {
+  const ctx = new ApiServer({ backend: await make() }).controllerContext();
+  await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
+  return ctx;
+}
+
+/** Counts the registry's reads by "verb resource", from the moment it is called. */
+function countReads(registry: Registry): Map<string, number> {
+  const n = new Map<string, number>();
+  const bump = (k: string) => n.set(k, (n.get(k) ?? 0) + 1);
+  const list = registry.list.bind(registry);
+  const get = registry.get.bind(registry);
+  registry.list = (res: ResourceInfo, ns, p) => (bump(`list ${res.resource}`), list(res, ns, p));
+  registry.get = (res: ResourceInfo, ns, name) => (bump(`get ${res.resource}`), get(res, ns, name));
+  return n;
+}
+
+const pod = (name: string, labels: Record<string, string>, extra: Record<string, any> = {}): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, labels, ...extra },
+  spec: { containers: [{ name: 'c', image: 'i', ports: [{ name: 'web', containerPort: 8080 }] }] },
+});
+const service = (name: string, selector: Record<string, string>): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name },
+  spec: { selector, ports: [{ port: 80, targetPort: 'web' }] },
+});
+
+async function running(ctx: ControllerContext, name: string, ip: string): Promise<void> {
+  await ctx.registry.guaranteedUpdate(podsRes, 'default', name, undefined, { subresource: 'status' }, (p) => ({
+    ...p,
+    status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] },
+  }));
+}
+
+describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
+  it.runIf(enabled)('list then watch into one cache per kind, indexed by namespace, owner, node and selector; events carry the old object', async () => {
+    const ctx = await newCtx(make);
+    const reg = ctx.registry;
+    await reg.create(svcRes, 'default', service('web', { app: 'web', tier: 'front' }));
+    await reg.create(svcRes, 'default', service('all', { tier: 'front' }));
+    await reg.create(podsRes, 'default', pod('a', { app: 'web', tier: 'front' }, { ownerReferences: [{ apiVersion: 'v1', kind: 'ReplicationController', name: 'rc', uid: 'u-1', controller: true }] }));
+    const informers = new SharedInformers(reg);
+    const events: ChangeEvent[] = [];
+    informers.for(podsRes).onChange((e) => events.push(e));
+    informers.for(svcRes);
+    const stop = new AbortController();
+    await informers.start(stop.signal);
+    try {
+      expect(events.map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED a']);
+      expect((await informers.byIndex(podsRes, 'controller', 'u-1')).map((p) => p.metadata.name)).toEqual(['a']);
+      const selecting = async (labels: Record<string, string>) => (await servicesSelecting(informers, svcRes, 'default', labels)).map((s) => s.metadata.name).sort();
+      expect(await selecting({ app: 'web', tier: 'front' })).toEqual(['all', 'web']);
+      expect(await selecting({ app: 'web' })).toEqual([]);
+
+      // A change: the cache follows, the event has the old labels, the indexes move.
+      await reg.guaranteedUpdate(podsRes, 'default', 'a', undefined, {}, (p) => ({ ...p, metadata: { ...p.metadata, labels: { app: 'db' } } }));
+      await reg.create(podsRes, 'default', { ...pod('b', { app: 'db' }), spec: { ...pod('b', {}).spec, nodeName: 'n1' } });
+      await until('the informer to see both changes', async () => events.length === 3);
+      expect(events[1]).toMatchObject({ type: 'MODIFIED', object: { metadata: { labels: { app: 'db' } } }, oldObject: { metadata: { labels: { app: 'web', tier: 'front' } } } });
+      expect((await informers.byIndex(podsRes, 'node', 'n1')).map((p) => p.metadata.name)).toEqual(['b']);
+      expect((await informers.list(podsRes, 'default')).map((p) => p.metadata.name).sort()).toEqual(['a', 'b']);
+      await reg.delete(podsRes, 'default', 'b', { gracePeriodSeconds: 0 });
+      await until('the delete to reach the cache', async () => (await informers.byIndex(podsRes, 'node', 'n1')).length === 0);
+      expect(await informers.get(podsRes, 'default', 'b')).toBeUndefined();
+    } finally {
+      stop.abort();
+      await informers.stopped();
+    }
+  });
+
+  it.runIf(enabled)('the local endpoints loop: 100 pods no Service selects cost no list and no Service recompute; matching pods reach only their Service', async () => {
+    const ctx = await newCtx(make);
+    const reg = ctx.registry;
+    await reg.create(svcRes, 'default', service('web', { app: 'web' }));
+    await reg.create(svcRes, 'default', service('other', { app: 'other' }));
+    const reconciled: string[] = [];
+    const loop = { ...endpointsController, reconcile: (k: string, c: ControllerContext) => (reconciled.push(k), endpointsController.reconcile(k, c)) };
+    const runner = runControllers(ctx, [loop], { resyncMs: 3_600_000 });
+    try {
+      await until('the first resync', async () => reconciled.includes('default/web') && reconciled.includes('default/other'));
+      await new Promise((r) => setTimeout(r, 300));
+      const reads = countReads(reg);
+      reconciled.length = 0;
+      for (let i = 0; i < 100; i++) await reg.create(podsRes, 'default', pod(`batch-${i}`, { app: 'batch', i: String(i % 2) }));
+      for (let i = 0; i < 100; i++) await running(ctx, `batch-${i}`, `10.1.${i >> 8}.${i & 255}`);
+      for (let i = 0; i < 3; i++) await reg.create(podsRes, 'default', pod(`web-${i}`, { app: 'web' }));
+      for (let i = 0; i < 3; i++) await running(ctx, `web-${i}`, `10.2.0.${i + 1}`);
+      await until('Endpoints web to list the 3 web pods', async () => {
+        const ep = await reg.get(epRes, 'default', 'web').catch(() => undefined);
+        return ep?.subsets?.[0]?.addresses?.length === 3;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      // Not one list by the loop (the old loop listed the namespace's pods and Services per event).
+      expect([...reads.keys()].filter((k) => k.startsWith('list'))).toEqual([]);
+      // The batch pods' events coalesce into their two label sets; they recompute no Service.
+      expect(reconciled.every((k) => k === 'default/web' || k.startsWith('default/@'))).toBe(true);
+      expect(reconciled.filter((k) => k === 'default/other')).toEqual([]);
+      // Only Service web's Endpoints and slice were read (once per recompute), never other's.
+      expect((reads.get('get endpoints') ?? 0)).toBeGreaterThan(0);
+      expect((reads.get('get endpoints') ?? 0)).toBeLessThanOrEqual(12);
+      const other = await reg.get(epRes, 'default', 'other');
+      expect(other.subsets ?? []).toEqual([]);
+    } finally {
+      await runner.stop();
+    }
+  });
+});
+
+describe('the per-batch reader', () => {
+  it.runIf(backends[0]![2])('lists a kind in a namespace once, whatever the number of reads', async () => {
+    const ctx = await newCtx(backends[0]![1]);
+    const reads = countReads(ctx.registry);
+    for (let i = 0; i < 5; i++) await ctx.registry.create(podsRes, 'default', pod(`p${i}`, { app: 'a' }));
+    const r = new StoreReader(ctx.registry);
+    for (let i = 0; i < 50; i++) {
+      expect(await r.list(podsRes, 'default')).toHaveLength(5);
+      await servicesSelecting(r, svcRes, 'default', { app: 'a' });
+    }
+    expect(r.listed).toEqual(['/pods default', '/services default']);
+    expect(reads.get('list pods')).toBe(1);
+    expect(reads.get('list services')).toBe(1);
+    // A single get before any list of its namespace is a get, not a list.
+    expect((await r.get(nsRes, undefined, 'default'))?.metadata.name).toBe('default');
+    expect(reads.get('list namespaces')).toBeUndefined();
+  });
+});
