@@ -200,9 +200,13 @@ export const OPERATIONS = {
         'TransactWriteItems events create +count': 1,
       },
       controllerManager: {
-        'GetItem counter': 12,
+        // The endpoints loop lists the namespace's Services once per batch to find those selecting the
+        // pod; none does, so it lists no pods (it listed them on every batch until issue #12: 12 counter
+        // reads and 2 pod Queries, now 8 and none). Not counted here: a pod a Service selects also costs
+        // its batch one pod Query of the namespace and the Service's Endpoints and slice reads (the
+        // scenarios' pods in Services are priced as unselected pods: an undercount, to be measured).
+        'GetItem counter': 8,
         'Query replicationcontrollers namespace': 2,
-        'Query pods namespace': 2,
         'Query services namespace': 2,
         'GetItem nodes': 1,
       },
@@ -227,9 +231,9 @@ export const OPERATIONS = {
         'TransactWriteItems pods update': 1,
       },
       controllerManager: {
-        'GetItem counter': 6,
+        // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12).
+        'GetItem counter': 4,
         'Query replicationcontrollers namespace': 1,
-        'Query pods namespace': 1,
         'Query services namespace': 1,
       },
     },
@@ -252,7 +256,8 @@ export const OPERATIONS = {
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem counter': 1, 'TransactWriteItems pods update': 1 },
-      controllerManager: { 'GetItem counter': 4, 'Query pods namespace': 1, 'Query services namespace': 1 },
+      // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12).
+      controllerManager: { 'GetItem counter': 2, 'Query services namespace': 1 },
     },
   },
   /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
@@ -272,8 +277,9 @@ export const OPERATIONS = {
       scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
       controllerManager: {
         'GetItem pods': 1,
-        'GetItem counter': 22,
-        'Query pods namespace': 2,
+        // The endpoints loop's pod Query is gone (issue #12); the garbage collector's remains.
+        'GetItem counter': 20,
+        'Query pods namespace': 1,
         'Query services namespace': 2,
         'Query endpoints namespace': 1,
         'Query endpointslices namespace': 1,

@@ -10,10 +10,9 @@
 // when the next deadline (lease expiry, a toleration running out) passes.
 
 import { findResource } from '../machinery/resources.ts';
-import { parseFieldSelector } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
-import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
 import { BURST_REPLICAS } from './batch.ts';
 
@@ -117,10 +116,11 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
   async function evict(ctx: ControllerContext, node: KubeObject, nowMs: number): Promise<number | undefined> {
     const taint = (node.spec?.taints ?? []).find((x: any) => x.key === UNREACHABLE_TAINT && x.effect === 'NoExecute');
     const since = taint?.timeAdded ? Date.parse(taint.timeAdded) : nowMs;
-    const list = await ctx.registry.list(pods, undefined, { fieldSelector: parseFieldSelector(`spec.nodeName=${node.metadata.name}`, pods) });
+    // The node's pods from the cache's node index (a store list of every pod, filtered, before).
+    const onNode = await readerOf(ctx).byIndex(pods, 'node', node.metadata.name!);
     let next: number | undefined;
     let budget = BURST_REPLICAS;
-    for (const pod of list.items) {
+    for (const pod of onNode) {
       if (pod.metadata.deletionTimestamp && pod.metadata.deletionGracePeriodSeconds === 0) continue;
       const secs = toleratedSeconds(pod);
       if (secs === undefined) continue; // tolerates the taint forever
