@@ -34,12 +34,15 @@ export function skiffUp(dataDir: string, ...extra: string[]): Promise<Skiff> {
   });
 }
 
-/** A raw HTTPS client with the data dir's kubeconfig (CA and admin token). */
-export function apiClient(dataDir: string, url: string) {
+/**
+ * A raw HTTPS client with the data dir's kubeconfig (CA and admin token). maxSockets bounds the
+ * connections kept (16 by default): a benchmark at concurrency 32 needs 32, or it measures queueing here.
+ */
+export function apiClient(dataDir: string, url: string, opts: { maxSockets?: number } = {}) {
   const cfg = parseYaml(readFileSync(join(dataDir, 'kubeconfig'), 'utf8'));
   const ca = Buffer.from(cfg.clusters[0].cluster['certificate-authority-data'], 'base64');
   const token = cfg.users[0].user.token as string;
-  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 16 });
+  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
   const base = new URL(url);
   const request = (method: string, path: string, body?: unknown) =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
@@ -62,10 +65,13 @@ export function apiClient(dataDir: string, url: string) {
       req.on('error', reject);
       req.end(data);
     });
-  /** A watch: every line parsed, and how the stream ended ('end': cleanly; 'error': cut). */
-  const watch = (path: string, onEvent: (e: any) => void) =>
+  /**
+   * A watch: every line parsed, and how the stream ended ('end': cleanly; 'error': cut, or aborted by
+   * signal, which is how a caller stops a watch it no longer needs).
+   */
+  const watch = (path: string, onEvent: (e: any) => void, signal?: AbortSignal) =>
     new Promise<'end' | 'error'>((resolve) => {
-      const req = https.request({ agent: new https.Agent({ ca }), host: base.hostname, port: base.port, path, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const req = https.request({ agent: new https.Agent({ ca }), host: base.hostname, port: base.port, path, signal, headers: { authorization: `Bearer ${token}` } }, (res) => {
         let buf = '';
         res.on('data', (d) => {
           buf += d;
