@@ -1,6 +1,9 @@
 // npm run bench:scheduler — scheduling throughput and latency on the embedded backend: 1,000 hollow
 // nodes, 10,000 pods created 32 at a time, the scheduler running as `skiff up` runs it (in-process on the
 // SQLite change feed). A pod counts as scheduled when a watch sees it bound. Prints a Markdown table.
+// This is the in-process figure: pods are created and watched through the registry in this process, with
+// no HTTPS and no process boundary. `npm run bench:vs-kube` measures `skiff up` as its own process over
+// HTTPS, side by side with kube-apiserver + kube-scheduler + etcd.
 
 import os from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -86,6 +89,7 @@ async function main() {
 
   latency.sort((a, b) => a - b);
   console.log(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log('In-process figure (registry calls in this process, no HTTPS; `npm run bench:vs-kube` measures skiff up over HTTPS beside Kubernetes):\n');
   console.log('| nodes | pods | bound | registering nodes s | creating pods s | created → all bound s | pods/s end to end | latency p50 ms | latency p99 ms | CPU ms per pod | process RSS MiB |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   console.log(
