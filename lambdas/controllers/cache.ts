@@ -22,7 +22,12 @@ export type IndexName =
   /** Pods: spec.nodeName. */
   | 'node'
   /** Services: "namespace/key=value" for each pair of spec.selector; see servicesSelecting. */
-  | 'selector';
+  | 'selector'
+  /**
+   * Every kind: "namespace/uid" for each ownerReference (controller or not), the garbage collector's
+   * dependents of an owner. The namespace is the dependent's own: references never cross namespaces.
+   */
+  | 'owner';
 
 export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
   controller: (o) => (o.metadata.ownerReferences ?? []).filter((r: any) => r?.controller === true && typeof r.uid === 'string').map((r: any) => r.uid as string),
@@ -32,6 +37,7 @@ export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
     if (!sel || typeof sel !== 'object') return [];
     return Object.entries(sel).map(([k, v]) => `${o.metadata.namespace}/${k}=${v}`);
   },
+  owner: (o) => (o.metadata.ownerReferences ?? []).filter((r: any) => typeof r?.uid === 'string').map((r: any) => `${o.metadata.namespace ?? ''}/${r.uid}`),
 };
 
 export interface ObjectReader {
@@ -60,8 +66,8 @@ export async function servicesSelecting(reader: ObjectReader, services: Resource
 
 /**
  * Reads through the registry, each kind and namespace listed once and kept for the reader's life (one
- * stream batch). An index lookup needs a namespace to list: the selector index's values carry it; the
- * controller and node indexes are looked up in a list of all namespaces.
+ * stream batch). An index lookup needs a namespace to list: the selector and owner indexes' values carry
+ * it; the controller and node indexes are looked up in a list of all namespaces.
  */
 export class StoreReader implements ObjectReader {
   private readonly lists = new Map<string, Promise<KubeObject[]>>();
@@ -95,7 +101,7 @@ export class StoreReader implements ObjectReader {
   }
 
   async byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]> {
-    const ns = index === 'selector' ? value.slice(0, value.indexOf('/')) : undefined;
+    const ns = index === 'selector' || index === 'owner' ? value.slice(0, value.indexOf('/')) : undefined;
     return (await this.list(res, ns)).filter((o) => INDEXERS[index](o).includes(value));
   }
 }

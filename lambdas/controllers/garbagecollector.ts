@@ -9,18 +9,22 @@
 //
 // Keys name an owner: "resource|namespace|name|uid" (namespace empty for cluster-scoped owners). A
 // dependent's change maps to a key per ownerReference, an owner's change (being deleted, or deleted) to
-// its own key, so every decision is taken on one owner at a time from fresh reads: reconcile lists the
-// dependents referencing that uid in the owner's namespace (ownerReferences never cross namespaces) and
-// acts on what it finds, which makes it idempotent and level-triggered. Resync derives the keys from
-// every ownerReference in the store, so dependents whose owner vanished while nothing watched are found.
-// Kubernetes keeps a graph of all objects in memory instead; a Lambda has no memory to keep it in.
+// its own key, so every decision is taken on one owner at a time: reconcile reads the owner from the
+// store, finds the dependents referencing that uid in the owner's namespace (ownerReferences never cross
+// namespaces) through the owner index of the loops' cache, and acts on what it finds, which makes it
+// idempotent and level-triggered (a dependent the cache had not yet seen brings the owner's key back
+// with its own event). Resync derives the keys from every ownerReference in the store, so dependents
+// whose owner vanished while nothing watched are found. Kubernetes keeps a graph of all objects in
+// memory; locally the shared informers' owner index is that graph, and a Lambda, which keeps nothing,
+// lists each dependent kind of the namespace once per stream batch instead.
 // One reconcile deletes or updates at most BURST_REPLICAS dependents, then asks to be requeued (an owner
 // of a hundred thousand pods is cleaned up in steps, with the API answering in between).
 
 import { RESOURCES, findKind, type ResourceInfo } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject, OwnerReference } from '../machinery/types.ts';
-import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
+import { StoreReader, type ObjectReader } from './cache.ts';
 import { isTerminating, withoutOwner } from './owners.ts';
 import { BURST_REPLICAS } from './batch.ts';
 
@@ -73,17 +77,21 @@ async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: s
   }
 }
 
-/** Dependents of `uid` in a namespace: every object whose ownerReferences name it. */
-async function dependentsOf(ctx: ControllerContext, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
+/**
+ * Dependents of `uid` in a namespace: every object whose ownerReferences name it, found by the owner
+ * index (cache.ts): locally a lookup per dependent kind in the shared informers, so reconciling a
+ * deleted object costs no store read however full its namespace is (every delete of every namespaced
+ * object asks, and a list of each dependent kind per delete made a delete slower than a create); in the
+ * cloud, the batch reader's list of each kind in the namespace, as before.
+ */
+async function dependentsOf(reader: ObjectReader, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
   const out: { res: ResourceInfo; obj: KubeObject }[] = [];
-  const namespaces = namespace ? [namespace] : undefined;
   for (const res of DEPENDENT_KINDS) {
-    // A cluster-scoped owner may have dependents in any namespace.
-    for (const ns of namespaces ?? [undefined]) {
-      for (const obj of (await ctx.registry.list(res, ns)).items) {
-        if (obj.metadata.ownerReferences?.some((r) => r.uid === uid)) out.push({ res, obj });
-      }
-    }
+    // A cluster-scoped owner may have dependents in any namespace: those are looked for in every one.
+    const found = namespace
+      ? await reader.byIndex(res, 'owner', `${namespace}/${uid}`)
+      : (await reader.list(res, undefined)).filter((o) => o.metadata.ownerReferences?.some((r) => r.uid === uid));
+    for (const obj of found) out.push({ res, obj });
   }
   return out;
 }
@@ -136,7 +144,7 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
   // A live owner that is not being deleted needs nothing from its dependents: don't list them (a list
   // per dependent kind, on every resync of every owner).
   if (owner && !isTerminating(owner)) return;
-  const deps = await dependentsOf(ctx, k.namespace, k.uid);
+  const deps = await dependentsOf(readerOf(ctx), k.namespace, k.uid);
   // Writes left in this reconcile; when they run out, the rest waits for the requeue.
   let budget = BURST_REPLICAS;
   const more = { requeueAfterMs: 0 };
@@ -163,15 +171,12 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
     return;
   }
   if (finalizers.includes(FOREGROUND)) {
-    let blocking = 0;
     for (const { res, obj } of deps) {
       const ref = obj.metadata.ownerReferences!.find((r: OwnerReference) => r.uid === k.uid)!;
-      if (ref.blockOwnerDeletion) blocking++;
       if (isTerminating(obj)) continue;
       if (budget-- <= 0) return more;
       if (await hasOtherLiveOwner(ctx, obj, k.uid)) {
         await removeRef(ctx, res, obj, k.uid);
-        if (ref.blockOwnerDeletion) blocking--;
         continue;
       }
       // A blocking dependent is deleted in the foreground too, so its own dependents go before it does.
@@ -180,13 +185,13 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
       const policy = ref.blockOwnerDeletion && res.resource !== 'pods' ? 'Foreground' : 'Background';
       await deleteDependent(ctx, res, obj, policy);
     }
-    // Wait for the blocking dependents to be gone (deleted, or still terminating: look again).
-    if (blocking > 0) {
-      const left = (await dependentsOf(ctx, k.namespace, k.uid)).filter(
-        ({ obj }) => obj.metadata.ownerReferences!.find((r) => r.uid === k.uid)?.blockOwnerDeletion,
-      );
-      if (left.length) return { requeueAfterMs: 1000 };
-    }
+    // Wait for the blocking dependents to be gone (deleted, or still terminating). Looked for in the
+    // store, not the cache: the cache may not yet have seen the deletes just made, nor a blocking
+    // dependent created just now, and the owner must not go before one.
+    const left = (await dependentsOf(new StoreReader(ctx.registry), k.namespace, k.uid)).filter(
+      ({ obj }) => obj.metadata.ownerReferences!.find((r) => r.uid === k.uid)?.blockOwnerDeletion,
+    );
+    if (left.length) return { requeueAfterMs: 1000 };
     await removeFinalizer(ctx, k.res, owner, FOREGROUND);
   }
 }
