@@ -1,5 +1,6 @@
 // npm run bench:api — apiserver latency and throughput over HTTPS, on the embedded SQLite backend and on
-// DynamoDB (moto server, or SKIFF_DYNAMODB_ENDPOINT), at concurrency 1 and 32, side by side in one run.
+// DynamoDB (moto server, or SKIFF_DYNAMODB_ENDPOINT), at concurrency 1 and 32, side by side in one run:
+// create, get, list, update, watch delivery and delete of ConfigMaps (Secrets for the watch).
 // Prints a Markdown table for BENCHMARKS.md. Not a test: nothing here passes or fails on a number.
 
 import https from 'node:https';
@@ -109,6 +110,8 @@ async function benchCluster(name: string, cluster: LocalCluster, ops: number): P
       })),
     );
     rows.push(await watchDelivery(name, cluster, cl, ns, conc, Math.min(ops, 200)));
+    // Last, so the rows above run against the same objects as before this row existed.
+    rows.push(row(name, 'delete', conc, await drive(ops, conc, async (i) => must(await cl.req('DELETE', `${base}/cm-${i}`), 200))));
     cl.close();
   }
   return rows;
