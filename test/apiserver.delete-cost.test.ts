@@ -43,10 +43,19 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
     await reg.create(nsRes, undefined, { metadata: { name: 'default' } });
     for (let i = 0; i < 200; i++) await reg.create(cmRes, 'default', { metadata: { name: `filler-${i}` }, data: { i: String(i) } });
 
-    // The garbage collector as `skiff up` runs it (shared informers), telling when a key's reconcile is done.
+    // The garbage collector as `skiff up` runs it (shared informers), telling when its first resync (a
+    // list of every dependent kind, at start) and a key's reconcile are done.
     const done: string[] = [];
+    let resynced = false;
     const gc = {
       ...garbageCollector,
+      allKeys: async (c: ControllerContext) => {
+        try {
+          return await garbageCollector.allKeys(c);
+        } finally {
+          resynced = true;
+        }
+      },
       reconcile: async (k: string, c: ControllerContext) => {
         try {
           return await garbageCollector.reconcile(k, c);
@@ -57,10 +66,9 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
     };
     const runner = runControllers(ctx, [gc], { resyncMs: 3_600_000 });
     try {
-      // Running, caches filled: a deleted object's key has been reconciled.
+      // Running, caches filled (reconciles wait for them), the start's resync over.
       await reg.delete(cmRes, 'default', 'filler-0');
-      await until('the garbage collector to reconcile a first delete', async () => done.some((k) => k.includes('|filler-0|')));
-      await new Promise((r) => setTimeout(r, 300)); // the start's lists (informers, resync) are over
+      await until('the garbage collector to reconcile a first delete', async () => resynced && done.some((k) => k.includes('|filler-0|')));
 
       calls.clear();
       await reg.create(cmRes, 'default', { metadata: { name: 'x' }, data: { a: 'b' } });
