@@ -49,6 +49,12 @@ export interface LocalClusterOptions {
   hollowNodes?: number;
   /** Storage to serve from; default: SQLite at <dataDir>/skiff.db. */
   backend?: Backend;
+  /**
+   * A second handle on the same store for the controllers, scheduler and hollow nodes (default: the
+   * API's). Deployed, the apiserver and the loops are separate functions, each with its own DynamoDB
+   * write queue; a test of the deployed shape gives them separate handles the same way.
+   */
+  controlPlaneBackend?: Backend;
   /** Node agents to run on the local Docker Engine (default 0). */
   agents?: number;
   /** Overrides for those agents (tests shorten back-off...). */
@@ -96,9 +102,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // What the apiserver presents to node agents (logs, exec): new at each start, known only in memory.
   const nodeClientToken = newToken();
   await storeToken(backend, nodeClientToken, { username: 'system:apiserver', groups: ['system:masters'] });
-  const api = new ApiServer({
+  const apiOptions = {
     nodeClientToken,
-    backend,
     maxBodyBytes: maxBody,
     maxWatchSeconds: opts.maxWatchSeconds,
     watchProgressMs: opts.watchProgressMs,
@@ -106,7 +111,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     serviceCIDR: opts.serviceCIDR,
     nodePortRange: opts.nodePortRange,
     maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
-  });
+  };
+  const api = new ApiServer({ ...apiOptions, backend });
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
 
@@ -115,7 +121,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const token = existingToken(kubeconfigPath) ?? newToken();
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
-  const ctx = api.controllerContext();
+  const ctx = (opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api).controllerContext();
   // API requests in flight hold back the in-process loops' next slice of work (api-priority.ts).
   const gate = new ApiPriorityGate();
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
@@ -170,6 +176,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await new Promise<void>((ok) => server.close(() => ok()));
         await hollow?.stop();
         await controllers.stop();
+        await opts.controlPlaneBackend?.close();
         await backend.close();
         throw e;
       }
@@ -204,6 +211,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await stopped;
       await hollow?.stop();
       await controllers.stop();
+      await opts.controlPlaneBackend?.close();
       await backend.close();
     },
   };
