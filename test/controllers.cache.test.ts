@@ -9,6 +9,7 @@ import { SharedInformers } from '../lambdas/controllers/informer.ts';
 import { servicesSelecting, StoreReader } from '../lambdas/controllers/cache.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { endpointsController } from '../lambdas/controllers/endpoints.ts';
+import { createReplicationController } from '../lambdas/controllers/replication.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource, type ResourceInfo } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -19,6 +20,35 @@ const nsRes = findResource('', 'v1', 'namespaces')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const svcRes = findResource('', 'v1', 'services')!;
 const epRes = findResource('', 'v1', 'endpoints')!;
+const rcRes = findResource('', 'v1', 'replicationcontrollers')!;
+
+const rcOf = (name: string, replicas: number): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'ReplicationController',
+  metadata: { name },
+  spec: { replicas, selector: { app: name }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'i' }] } } },
+});
+
+/** The registry with a watch that holds its events while `paused` (a cache that lags the store). */
+function laggingWatch(registry: Registry): { registry: Registry; pause(): void; resume(): void } {
+  let paused = false;
+  const held: (() => void)[] = [];
+  const lagging = Object.create(registry) as Registry;
+  lagging.watch = async function* (res, ns, p, signal) {
+    for await (const ev of registry.watch(res, ns, p, signal)) {
+      while (paused) await new Promise<void>((r) => held.push(r));
+      yield ev;
+    }
+  };
+  return {
+    registry: lagging,
+    pause: () => void (paused = true),
+    resume: () => {
+      paused = false;
+      held.splice(0).forEach((r) => r());
+    },
+  };
+}
 
 const backends = await testBackends('cache');
 
@@ -129,6 +159,77 @@ describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
       expect(other.subsets ?? []).toEqual([]);
     } finally {
       await runner.stop();
+    }
+  });
+});
+
+describe.each(backends)('the replication loop on the cache, %s', (_name, make, enabled) => {
+  it.runIf(enabled)('pod changes of a running RC cost no store list of pods (it listed the namespace on every reconcile)', async () => {
+    const ctx = await newCtx(make);
+    const reg = ctx.registry;
+    const rcLoop = createReplicationController();
+    const reconciled: string[] = [];
+    const loop = { ...rcLoop, reconcile: (k: string, c: ControllerContext) => (reconciled.push(k), rcLoop.reconcile(k, c)) };
+    const runner = runControllers(ctx, [loop], { resyncMs: 3_600_000 });
+    try {
+      await reg.create(rcRes, 'default', rcOf('web', 30));
+      await until('30 pods and status.replicas 30', async () => (await reg.get(rcRes, 'default', 'web')).status?.replicas === 30);
+      await new Promise((r) => setTimeout(r, 300));
+      const reads = countReads(reg);
+      reconciled.length = 0;
+      for (const p of (await reg.list(podsRes, 'default')).items) await running(ctx, p.metadata.name!, '10.9.0.1');
+      await until('readyReplicas 30', async () => (await reg.get(rcRes, 'default', 'web')).status?.readyReplicas === 30);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(reconciled.length).toBeGreaterThan(0);
+      // The two lists are this test's own (the pods above and nothing else); the loop made none.
+      expect(reads.get('list pods')).toBe(1);
+      expect(reads.get('list replicationcontrollers')).toBeUndefined();
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it.runIf(enabled)('a cache that lags behind the RC\'s own deletes and creates never makes it delete or create twice', async () => {
+    const ctx = await newCtx(make);
+    const lag = laggingWatch(ctx.registry);
+    const informers = new SharedInformers(lag.registry);
+    const stop = new AbortController();
+    void informers.start(stop.signal);
+    const cached = { ...ctx, cache: informers };
+    const rcLoop = createReplicationController();
+    const reg = ctx.registry;
+    const creates = { n: 0 };
+    const counting = { ...cached, create: (res: ResourceInfo, ns: string | undefined, o: KubeObject) => (creates.n++, ctx.create(res, ns, o)) };
+    const active = async () => (await reg.list(podsRes, 'default')).items.filter((p) => !p.metadata.deletionTimestamp).length;
+    try {
+      await reg.create(rcRes, 'default', rcOf('web', 10));
+      await informers.synced();
+      await until('the cache to see the RC', async () => (await informers.get(rcRes, 'default', 'web')) !== undefined);
+      // Scale up with the cache frozen: the second reconcile must not try the 10 creates again.
+      lag.pause();
+      await rcLoop.reconcile('default/web', counting);
+      expect(await active()).toBe(10);
+      expect(creates.n).toBe(10);
+      setTimeout(() => lag.resume(), 300);
+      await rcLoop.reconcile('default/web', counting);
+      expect(creates.n).toBe(10);
+      // Scale down to 4 with the cache frozen again: two reconciles in a row delete 6, not 12.
+      await reg.guaranteedUpdate(rcRes, 'default', 'web', undefined, {}, (rc) => ({ ...rc, spec: { ...rc.spec, replicas: 4 } }));
+      await until('the cache to see replicas 4', async () => (await informers.get(rcRes, 'default', 'web'))?.spec.replicas === 4);
+      lag.pause();
+      await rcLoop.reconcile('default/web', counting);
+      expect(await active()).toBe(4);
+      // Still frozen: after its wait runs out the loop reads the store rather than the stale cache.
+      await rcLoop.reconcile('default/web', counting);
+      expect(await active()).toBe(4);
+      lag.resume();
+      await rcLoop.reconcile('default/web', counting);
+      expect(await active()).toBe(4);
+      expect(creates.n).toBe(10);
+    } finally {
+      lag.resume();
+      stop.abort();
+      await informers.stopped();
     }
   });
 });

@@ -46,6 +46,11 @@ export interface ObjectReader {
   list(res: ResourceInfo, namespace: string | undefined): Promise<KubeObject[]>;
   /** Objects whose indexer gives this value. */
   byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]>;
+  /**
+   * Makes the next reads of a kind reflect the store at `revision` or later: a loop's own write (client-go's
+   * expectations, by revision). False: not reached in time; the loop reads the store itself.
+   */
+  caughtUp(res: ResourceInfo, revision: number): Promise<boolean>;
 }
 
 /**
@@ -86,6 +91,12 @@ export class StoreReader implements ObjectReader {
       l.catch(() => this.lists.delete(id));
     }
     return l;
+  }
+
+  /** Forgets this batch's lists of the kind: they may predate the write, and the next read lists again. */
+  async caughtUp(res: ResourceInfo, _revision: number): Promise<boolean> {
+    for (const id of [...this.lists.keys()]) if (id.startsWith(`${res.group}/${res.resource} `)) this.lists.delete(id);
+    return true;
   }
 
   async get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {

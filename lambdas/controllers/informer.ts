@@ -26,6 +26,10 @@ export class SharedInformer {
   /** index name → value → keys; 'namespace' is kept for every kind. */
   private readonly indexes = new Map<IndexName | 'namespace', Map<string, Set<string>>>();
   private readonly handlers: ChangeHandler[] = [];
+  /** The store revision the cache reflects: its list's, then each applied event's. */
+  private revision = 0;
+  /** Loops waiting for the cache to reach a revision (caughtUp). */
+  private readonly waiters = new Set<{ revision: number; resolve: (ok: boolean) => void }>();
   private syncedResolve!: () => void;
   /** Resolves once the first list is in the cache. */
   readonly synced = new Promise<void>((r) => (this.syncedResolve = r));
@@ -52,6 +56,27 @@ export class SharedInformer {
     return this.lookup('namespace', namespace);
   }
 
+  /**
+   * Resolves true once the cache reflects the store at `revision` or later (an event of this kind at or
+   * after it has been applied), false after timeoutMs: a loop that wrote at that revision then reads
+   * the store instead of a cache that does not yet show its own writes.
+   */
+  caughtUp(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.revision >= revision) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = {
+        revision,
+        resolve: (ok: boolean) => {
+          clearTimeout(t);
+          this.waiters.delete(w);
+          resolve(ok);
+        },
+      };
+      const t = setTimeout(() => w.resolve(false), timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
   lookup(index: IndexName | 'namespace', value: string): KubeObject[] {
     const keys = this.indexes.get(index)!.get(value);
     return keys ? [...keys].map((k) => this.store.get(k)!) : [];
@@ -64,18 +89,27 @@ export class SharedInformer {
         const list = await this.registry.list(this.resource, undefined);
         // Items of a list carry no apiVersion/kind; the watch's objects do, and so do the cache's.
         this.replace(list.items.map((o) => ({ apiVersion: apiVersionOf(this.resource), kind: this.resource.kind, ...o })));
+        this.reached(Number(list.metadata.resourceVersion));
         this.syncedResolve();
         for await (const ev of this.registry.watch(this.resource, undefined, { resourceVersion: list.metadata.resourceVersion }, signal)) {
           // ERROR is 410 Gone (the log was compacted past our revision): list again.
           if (ev.type === 'ERROR') break;
           if (ev.type === 'BOOKMARK') continue;
-          this.apply(ev.type, ev.object as KubeObject);
+          const obj = ev.object as KubeObject;
+          this.apply(ev.type, obj);
+          this.reached(Number(obj.metadata.resourceVersion));
         }
       } catch (e) {
         if (!signal.aborted) console.error(`informer ${this.resource.resource}: list/watch failed, listing again`, e);
       }
       if (!signal.aborted) await new Promise((r) => setTimeout(r, this.retryMs));
     }
+  }
+
+  private reached(revision: number): void {
+    if (!(revision > this.revision)) return;
+    this.revision = revision;
+    for (const w of this.waiters) if (w.revision <= revision) w.resolve(true);
   }
 
   /** A fresh list: what changed since the cache's state becomes events. */
@@ -188,4 +222,18 @@ export class SharedInformers implements ObjectReader {
     await inf.synced;
     return inf.lookup(index, value);
   }
+
+  /** Waits (up to CAUGHT_UP_MS) for the kind's cache to reach a revision; see SharedInformer.caughtUp. */
+  async caughtUp(res: ResourceInfo, revision: number): Promise<boolean> {
+    const inf = this.for(res);
+    await inf.synced;
+    return inf.caughtUp(revision, CAUGHT_UP_MS);
+  }
 }
+
+/**
+ * How long a loop waits for the cache to show its own writes before it reads the store instead. The
+ * local store's watch delivers a write on the next turn of the event loop, so this is reached only when
+ * the process is overloaded or the watch is being re-established.
+ */
+const CAUGHT_UP_MS = 2000;

@@ -13,12 +13,19 @@
 // of an extra pod. Slot indices stay below replicas + the owned pods that are not active (terminating,
 // Succeeded, Failed: they keep their names), so however stale
 // a reconcile's view, the RC's slot pods are bounded, and whatever surplus a race leaves (e.g. an adopted
-// orphan plus a slot pod) is deleted by the next level-triggered reconcile, which lists pods fresh.
+// orphan plus a slot pod) is deleted by the next level-triggered reconcile.
 // The price: a replacement reuses the name of the pod it replaces once that pod is gone from the store
 // (as a StatefulSet does; never while the old pod, even terminating, still exists), where Kubernetes
 // would draw a new random name. It is a new pod all the same (new uid).
-// Reads are fresh: both backends are strongly consistent (SQLite is one file; DynamoDB reads use
-// ConsistentRead), so a reconcile right after a creation sees the created pod.
+//
+// Reads come from the loops' cache (cache.ts), as Kubernetes' RC reads its pod lister: the namespace's
+// pods, once per reconcile (locally from the shared informer's memory, in the cloud one list per
+// namespace per stream batch), never a store list per pod event. A cache may lag the store, and a
+// lagging one must not make the RC delete a pod twice over (it would still look active) nor retry
+// creates that are done. So the RC remembers, per RC, the revision of its last pod write, and reads
+// pods only once the cache has caught up with it (caughtUp: locally a wait for the informer, at most
+// 2 s, then the store; in the cloud the batch's list is read again): Kubernetes' expectations, counted
+// in revisions instead of creations and deletions.
 //
 // Bounded work: one reconcile creates (or deletes) at most burstReplicas pods (500, as kube), in
 // slow-start batches that stop at the first failure (batch.ts), then asks to be requeued; the slots it
@@ -34,7 +41,7 @@ import { findResource } from '../machinery/resources.ts';
 import { labelSelectorFromSet } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
-import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { slowStartBatch, BURST_REPLICAS } from './batch.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating, withoutOwner } from './owners.ts';
@@ -100,21 +107,44 @@ function podFromTemplate(rc: KubeObject, name: string): KubeObject {
   };
 }
 
-async function listPods(ctx: ControllerContext, ns: string): Promise<KubeObject[]> {
-  return (await ctx.registry.list(pods, ns)).items;
+/**
+ * Per RC uid, the store revision of the RC's last pod write not yet seen in the cache (expectations).
+ * Entries go once the cache has caught up, so it holds only RCs with writes in flight.
+ */
+type Expectations = Map<string, number>;
+
+/** The revision an object was written at (its resourceVersion). */
+const revisionOf = (o: KubeObject) => Number(o.metadata.resourceVersion) || 0;
+
+/** The namespace's pods, from a cache that shows this RC's own writes (see the top of this file). */
+async function listPods(ctx: ControllerContext, expect: Expectations, key: string, ns: string): Promise<KubeObject[]> {
+  const reader = readerOf(ctx);
+  const rev = expect.get(key);
+  if (rev === undefined) return reader.list(pods, ns);
+  // Not caught up in time: the store, and the next reconcile waits for the cache again.
+  if (!(await reader.caughtUp(pods, rev))) return (await ctx.registry.list(pods, ns)).items;
+  // Seen: nothing more to wait for, unless it wrote again meanwhile.
+  if (expect.get(key) === rev) expect.delete(key);
+  return reader.list(pods, ns);
+}
+
+/** Notes a pod write of the RC, for listPods. */
+function wrote(expect: Expectations, key: string, obj: KubeObject): void {
+  expect.set(key, Math.max(expect.get(key) ?? 0, revisionOf(obj)));
 }
 
 /** Adds the RC as controller of an orphan, re-checking on the current pod (CAS) that it still qualifies. */
-async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean): Promise<boolean> {
+async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean, written: (o: KubeObject) => void): Promise<boolean> {
   let adopted = false;
   try {
-    await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
+    const after = await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
       adopted = false;
       if (cur.metadata.uid !== pod.metadata.uid || controllerRef(cur) || isTerminating(cur) || !matches(cur)) return cur;
       adopted = true;
       const refs = (cur.metadata.ownerReferences ?? []).filter((r) => r.uid !== rc.metadata.uid);
       return { ...cur, metadata: { ...cur.metadata, ownerReferences: [...refs, controllerRefTo(rc)] } };
     });
+    written(after);
   } catch (e) {
     if (!is404(e)) throw e;
     return false;
@@ -123,12 +153,13 @@ async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, ma
 }
 
 /** Removes the RC's ownerReference from a pod it controls whose labels stopped matching. */
-async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean): Promise<void> {
+async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean, written: (o: KubeObject) => void): Promise<void> {
   try {
-    await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
+    const after = await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
       if (cur.metadata.uid !== pod.metadata.uid || controllerRef(cur)?.uid !== rc.metadata.uid || matches(cur)) return cur;
       return withoutOwner(cur, rc.metadata.uid!);
     });
+    written(after);
   } catch (e) {
     if (!is404(e)) throw e;
   }
@@ -148,14 +179,12 @@ interface Failure {
   message: string;
 }
 
-async function reconcileRC(ns: string, name: string, ctx: ControllerContext, burst: number): Promise<ReconcileResult | void> {
-  let rc: KubeObject;
-  try {
-    rc = await ctx.registry.get(rcs, ns, name);
-  } catch (e) {
-    if (is404(e)) return; // gone: the garbage collector deals with its pods
-    throw e;
-  }
+async function reconcileRC(ns: string, name: string, ctx: ControllerContext, burst: number, expect: Expectations): Promise<ReconcileResult | void> {
+  const rc = await readerOf(ctx).get(rcs, ns, name);
+  if (!rc) return; // gone: the garbage collector deals with its pods
+  // By uid: a new RC of the same name expects nothing of the old one's writes.
+  const key = rc.metadata.uid!;
+  const written = (o: KubeObject) => wrote(expect, key, o);
   const selMap: Record<string, string> = rc.spec?.selector ?? {};
   // An empty selector would match every pod of the namespace; validation forbids it, never act on it.
   if (!Object.keys(selMap).length) return;
@@ -165,18 +194,18 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
   const replicas: number = rc.spec?.replicas ?? 1;
   const deleting = isTerminating(rc);
 
-  let all = await listPods(ctx, ns);
+  let all = await listPods(ctx, expect, key, ns);
   let changed = false;
   // Claim: adopt matching orphans, release owned pods that no longer match (not while the RC is deleted).
   for (const p of all) {
     const ref = controllerRef(p);
-    if (!deleting && !ref && !isTerminating(p) && matches(p)) changed = (await adopt(ctx, rc, p, matches)) || changed;
+    if (!deleting && !ref && !isTerminating(p) && matches(p)) changed = (await adopt(ctx, rc, p, matches, written)) || changed;
     else if (ref?.uid === uid && !matches(p)) {
-      await release(ctx, rc, p, matches);
+      await release(ctx, rc, p, matches, written);
       changed = true;
     }
   }
-  if (changed) all = await listPods(ctx, ns);
+  if (changed) all = await listPods(ctx, expect, key, ns);
   const owned = all.filter((p) => controllerRef(p)?.uid === uid && matches(p));
   const active = owned.filter(isActive);
 
@@ -196,7 +225,7 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
     }
     const r = await slowStartBatch(names.length, 1, async (i) => {
       try {
-        await ctx.create(pods, ns, podFromTemplate(rc, names[i]!));
+        written(await ctx.create(pods, ns, podFromTemplate(rc, names[i]!)));
       } catch (e) {
         // Another reconcile (a second instance, a redelivered event) created this slot: not ours to
         // count again. Look again shortly, from a fresh list.
@@ -222,7 +251,7 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
     const r = await slowStartBatch(victims.length, 1, async (i) => {
       const p = victims[i]!;
       try {
-        await ctx.registry.delete(pods, ns, p.metadata.name!, { preconditions: { uid: p.metadata.uid } });
+        written((await ctx.registry.delete(pods, ns, p.metadata.name!, { preconditions: { uid: p.metadata.uid } })).object);
       } catch (e) {
         if (isConflictOrGone(e)) return;
         throw e;
@@ -235,8 +264,8 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
   }
   if (failure) requeue = 5000;
 
-  // Status: from a fresh look when this reconcile changed something, so it converges in one pass.
-  if (changed) all = await listPods(ctx, ns);
+  // Status: from a look that shows this reconcile's writes, so it converges in one pass.
+  if (changed) all = await listPods(ctx, expect, key, ns);
   const now = ctx.now().getTime();
   const minReady = (rc.spec?.minReadySeconds ?? 0) * 1000;
   const mine = all.filter((p) => controllerRef(p)?.uid === uid && matches(p) && isActive(p));
@@ -305,6 +334,7 @@ export interface ReplicationControllerOptions {
 
 export function createReplicationController(opts: ReplicationControllerOptions = {}): Controller {
   const burst = opts.burstReplicas ?? BURST_REPLICAS;
+  const expect: Expectations = new Map();
   return {
     name: 'replication-controller',
     watches: [rcs, pods],
@@ -324,10 +354,10 @@ export function createReplicationController(opts: ReplicationControllerOptions =
       const i = key.indexOf('/');
       const ns = key.slice(0, i);
       const name = key.slice(i + 1);
-      if (name !== '*') return reconcileRC(ns, name, ctx, burst);
+      if (name !== '*') return reconcileRC(ns, name, ctx, burst, expect);
       let requeue: number | undefined;
-      for (const rc of (await ctx.registry.list(rcs, ns)).items) {
-        const r = await reconcileRC(ns, rc.metadata.name!, ctx, burst);
+      for (const rc of await readerOf(ctx).list(rcs, ns)) {
+        const r = await reconcileRC(ns, rc.metadata.name!, ctx, burst, expect);
         if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
       }
       return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
