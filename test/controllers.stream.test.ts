@@ -125,6 +125,39 @@ describe.skipIf(!ddb)('controllers on the DynamoDB stream', () => {
     expect(woken(streamFilterPatterns(namespaceController))).toEqual(['kube-node-lease', 'apps']);
   });
 
+  it('a batch of 160 pod records costs the loops a list per kind and namespace, not one per record (issue #12)', async () => {
+    const { tableName, api, ctx } = await setup();
+    const reg = api.registry;
+    const pods = findResource('', 'v1', 'pods')!;
+    const services = findResource('', 'v1', 'services')!;
+    for (const ns of ['a', 'b']) {
+      await reg.create(namespaces, undefined, { metadata: { name: ns } });
+      await reg.create(services, ns, { metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80 }] } });
+      for (let i = 0; i < 40; i++) {
+        const labels = { app: i % 2 ? 'web' : 'batch' };
+        await reg.create(pods, ns, { metadata: { name: `p${i}`, labels }, spec: { containers: [{ name: 'c', image: 'i' }] } });
+        await reg.guaranteedUpdate(pods, ns, `p${i}`, undefined, { subresource: 'status' }, (p) => ({ ...p, status: { phase: 'Running', podIP: `10.0.${ns === 'a' ? 1 : 2}.${i + 1}`, conditions: [{ type: 'Ready', status: 'True' }] } }));
+      }
+    }
+    const records = (await streamRecords(tableName)).filter((r) => passesFilters(streamFilterPatterns(...controllers), r));
+    expect(records.filter((r) => changeEventOf(r)?.resource === pods)).toHaveLength(160);
+    // Every store read the loops make while handling the batch, by "verb resource".
+    const reads = new Map<string, number>();
+    const counted = Object.create(reg) as typeof reg;
+    counted.list = (res, ns, p) => (reads.set(`list ${res.resource}`, (reads.get(`list ${res.resource}`) ?? 0) + 1), reg.list(res, ns, p));
+    counted.get = (res, ns, name) => (reads.set(`get ${res.resource}`, (reads.get(`get ${res.resource}`) ?? 0) + 1), reg.get(res, ns, name));
+    const r = await handleStreamBatch(controllers, { ...ctx, registry: counted }, records);
+    expect(r.batchItemFailures).toEqual([]);
+    expect((await reg.get(findResource('', 'v1', 'endpoints')!, 'b', 'web')).subsets[0].addresses).toHaveLength(20);
+    // Pods and Services: one list per namespace, shared by the loops (the endpoints loop listed both on
+    // every pod key before).
+    expect(reads.get('list pods')).toBe(2);
+    expect(reads.get('list services')).toBe(2);
+    // Nothing else grows with the records: the rest is per Service (its Endpoints and slice) and per namespace.
+    const total = [...reads.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBeLessThan(30);
+  });
+
   it('filter patterns select exactly the object items of the watched kinds', async () => {
     const { tableName, api } = await setup();
     await api.registry.create(namespaces, undefined, { metadata: { name: 'f' } });
