@@ -20,7 +20,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { formatCIDR, overlaps, parseIPv4, parseIPv4CIDR, type IPv4Net } from '../machinery/cidr.ts';
-import type { Controller } from './controller.ts';
+import { readerOf, type Controller } from './controller.ts';
 
 // The EC2 client is loaded on first use: importing it takes about 250 ms, which every cold start of the
 // controller manager would pay even in clusters that program no route table.
@@ -85,7 +85,10 @@ export function createRouteController(opts: RouteControllerOptions): Controller 
     keys: () => [ROUTES_KEY],
     allKeys: async () => [ROUTES_KEY],
     async reconcile(_key, ctx) {
-      const list = (await ctx.registry.list(nodes, undefined)).items;
+      // Nodes from the loops' cache (a store list of every node on each reconcile before). A lagging
+      // cache (reconciles start after its first list) never loses a route: it only lacks nodes it has not
+      // seen yet, for which this loop has made no route either.
+      const list = await readerOf(ctx).list(nodes, undefined);
       const want = desiredRoutes(list, provider);
       const have = await provider.list();
       const failures: string[] = [];
