@@ -356,8 +356,9 @@ export const OPERATIONS = {
     dynamo: {},
   },
   /**
-   * ... and to the controller manager's (the RC's and the Service's reconciles list the namespace's pods).
-   * The garbage collector reads each owner (the RC; the Service, which owns its EndpointSlice) and, while
+   * ... and to the controller manager's (the RC's and the Service's reconciles read the namespace's pods
+   * through the resync's reader: one pod Query shared by both; two until the RC read its pods from it,
+   * issue #12). The garbage collector reads each owner (the RC; the Service, which owns its EndpointSlice) and, while
    * it is alive and not being deleted, lists none of its dependents (it listed every dependent kind of the
    * namespace per owner until 2026-11-29: 40 counter reads and 20 Queries per unit, now 4 and 2).
    */
@@ -366,9 +367,9 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 4,
+        'GetItem counter': 2,
         'GetItem replicationcontrollers': 3,
-        'Query pods namespace': 2,
+        'Query pods namespace': 1,
         'GetItem services': 2,
         // An unchanged Endpoints or slice is read once (it was read twice, the second time to update it).
         'GetItem endpoints': 1,
