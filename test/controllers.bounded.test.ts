@@ -14,7 +14,7 @@ import { garbageCollector } from '../lambdas/controllers/garbagecollector.ts';
 import { namespaceController } from '../lambdas/controllers/namespace.ts';
 import { createNodeLifecycleController, NODE_LEASE_NAMESPACE } from '../lambdas/controllers/nodelifecycle.ts';
 import { BucketRateLimiter, ItemExponentialFailureRateLimiter } from '../lambdas/controllers/ratelimit.ts';
-import { replicationController as rcc, slotName } from '../lambdas/controllers/replication.ts';
+import { freeSlotNames, replicationController as rcc } from '../lambdas/controllers/replication.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { errors } from '../lambdas/machinery/status.ts';
@@ -98,7 +98,7 @@ for (const [label, makeStore, enabled] of backends) {
         expected = Math.min(replicas, expected + BURST_REPLICAS);
         const pods = await activeOwned(ctx, rc);
         expect(pods.length).toBe(expected);
-        expect(new Set(pods.map((p) => p.metadata.name))).toEqual(new Set(Array.from({ length: expected }, (_, i) => slotName(rc, i))));
+        expect(new Set(pods.map((p) => p.metadata.name))).toEqual(new Set(freeSlotNames(rc, expected, new Set(), expected)));
         // Still short: the reconcile asks to be requeued at once.
         expect(r?.requeueAfterMs).toBe(expected < replicas ? 0 : undefined);
       }

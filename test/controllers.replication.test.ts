@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
-import { replicationController as rcc, slotName } from '../lambdas/controllers/replication.ts';
+import { freeSlotNames, replicationController as rcc, slotName } from '../lambdas/controllers/replication.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -268,3 +268,31 @@ for (const [label, makeStore, enabled] of backends) {
     });
   });
 }
+
+describe('slot names', () => {
+  it('two slots sharing a name do not leave the RC a pod short: the next slot stands in', () => {
+    // Find an RC whose first 300 slots have two with one name (27^5 names: about 0.3% of RCs).
+    let rc: KubeObject | undefined;
+    let dup = -1;
+    for (let u = 0; !rc; u++) {
+      const candidate = { metadata: { name: 'web', uid: `uid-${u}` } } as KubeObject;
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 300; i++) {
+        const n = slotName(candidate, i);
+        if (seen.has(n)) {
+          rc = candidate;
+          dup = i;
+          break;
+        }
+        seen.set(n, i);
+      }
+    }
+    const replicas = dup + 1;
+    // Before: the names of slots 0..replicas-1, of which only replicas - 1 differ.
+    expect(new Set(Array.from({ length: replicas }, (_, i) => slotName(rc!, i))).size).toBe(replicas - 1);
+    const names = freeSlotNames(rc, replicas, new Set(), replicas);
+    expect(new Set(names).size).toBe(replicas);
+    // Deterministic, and it skips what is taken.
+    expect(freeSlotNames(rc, replicas, new Set(names.slice(0, 3)), replicas)).toEqual(names.slice(3));
+  });
+});

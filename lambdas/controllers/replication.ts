@@ -63,6 +63,24 @@ export function slotName(rc: KubeObject, i: number): string {
   return `${rc.metadata.name!.slice(0, 57)}-`.slice(0, 58) + s;
 }
 
+/**
+ * The first `want` names of the RC's lowest `slots` slots that are not taken. Slot names are 5 characters
+ * of a hash (27^5 names), so two slots of a large RC can share one (a 3,000-replica RC does about one time
+ * in four): a slot whose name an earlier slot already has is skipped and the next one stands in, so there
+ * are always `slots` distinct names below the bound. Deterministic, as the names themselves are.
+ */
+export function freeSlotNames(rc: KubeObject, slots: number, taken: Set<string>, want: number): string[] {
+  const names: string[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; seen.size < slots && names.length < want; i++) {
+    const name = slotName(rc, i);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    if (!taken.has(name)) names.push(name);
+  }
+  return names;
+}
+
 function isActive(p: KubeObject): boolean {
   return !isTerminating(p) && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
 }
@@ -218,11 +236,7 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
     // added to the bound, so their replacements get slots of their own.
     const slots = replicas + (owned.length - active.length);
     // The lowest free slots, at most a burst of them this reconcile.
-    const names: string[] = [];
-    for (let i = 0; i < slots && names.length < Math.min(-diff, burst); i++) {
-      const podName = slotName(rc, i);
-      if (!taken.has(podName)) names.push(podName);
-    }
+    const names = freeSlotNames(rc, slots, taken, Math.min(-diff, burst));
     const r = await slowStartBatch(names.length, 1, async (i) => {
       try {
         written(await ctx.create(pods, ns, podFromTemplate(rc, names[i]!)));
