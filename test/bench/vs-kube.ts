@@ -263,10 +263,11 @@ function follow(cl: Client, path: string, rv: string, signal: AbortSignal, onObj
 /** Renews every node's Lease each LEASE_RENEW_MS, as kubelets do: PUT with the last version seen. */
 function leaseRenewer(cl: Client, leases: Map<string, any>) {
   const path = (n: string) => `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${n}`;
-  let running = false;
+  let running: Promise<void> | undefined;
   const renewAll = async () => {
     if (running) return; // a slow round is not doubled up
-    running = true;
+    let done!: () => void;
+    running = new Promise((r) => (done = r));
     try {
       const names = [...leases.keys()];
       await drive(names.length, 8, async (i) => {
@@ -282,11 +283,16 @@ function leaseRenewer(cl: Client, leases: Map<string, any>) {
         else console.error(`lease ${name}: ${r.status}`);
       });
     } finally {
-      running = false;
+      running = undefined;
+      done();
     }
   };
   const timer = setInterval(() => void renewAll().catch((e) => console.error('lease renewal:', e)), LEASE_RENEW_MS);
-  return () => clearInterval(timer);
+  // Stopping waits for a round in flight, so closing the client after it cuts no renewal short.
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
 
 async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
@@ -391,7 +397,7 @@ async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
     console.error(`${cp.name}: ${lat.length}/${PODS} pods seen bound before giving up; a list shows ${items.length - unbound.length} bound of ${items.length}; an unbound pod's PodScheduled: ${JSON.stringify(cond ?? null)}`);
   }
   abort.abort();
-  stopRenewing();
+  await stopRenewing();
   cl.close();
   return { side: cp.name, bound: lat.length, registerS, createS, totalS, lat: lat.sort((a, b) => a - b), retries, watch: { ...follower }, cpu, otherCpuS, load };
 }
