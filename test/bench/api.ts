@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { startLocalCluster, type LocalCluster } from '../../lambdas/local/server.ts';
 import { DynamoBackend, ensureTable } from '../../lambdas/storage/dynamodb.ts';
 import { dynamoTestEndpoint } from '../support/dynamodb.ts';
+import { drive, pct } from './drive.ts';
 
 const OPS = Number(process.env.BENCH_OPS ?? 400); // requests per operation and concurrency level
 const CONCURRENCY = [1, 32];
@@ -26,9 +27,6 @@ interface Row {
   rps: number;
 }
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 class Client {
   private agent: https.Agent;
@@ -63,22 +61,6 @@ class Client {
   }
 }
 
-/** Runs n calls of fn with `concurrency` workers; returns latencies (ms) and wall time. */
-async function drive(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<{ lat: number[]; wall: number }> {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < n; i = next++) {
-        const s = performance.now();
-        await fn(i);
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  return { lat: lat.sort((a, b) => a - b), wall: performance.now() - t0 };
-}
 
 function row(backend: string, op: string, concurrency: number, r: { lat: number[]; wall: number }): Row {
   return { backend, op, concurrency, n: r.lat.length, p50: pct(r.lat, 50), p99: pct(r.lat, 99), rps: (r.lat.length / r.wall) * 1000 };

@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { apiClient } from '../support/skiff-up.ts';
 import { ensureKubeBinaries, goVersion, KUBE_VERSION, ETCD_VERSION, type KubeBinaries } from './vs-kube-build.ts';
 import { startKube, startSkiff, cpuMs, rssMiB, machineBusyMs, loadAvg, type ControlPlane } from './vs-kube-cluster.ts';
+import { drive, pct } from './drive.ts';
 
 const ONLY = process.env.BENCH_ONLY; // 'api' | 'scheduling' | undefined (both)
 const OPS = Number(process.env.BENCH_OPS ?? 400);
@@ -41,26 +42,7 @@ const LEASE_RENEW_MS = 10_000;
 type Client = ReturnType<typeof apiClient>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function pct(sorted: number[], p: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
-}
 
-/** Runs n calls of fn with `concurrency` workers; returns latencies (ms) and wall time. As test/bench/api.ts. */
-async function drive(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<{ lat: number[]; wall: number }> {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < n; i = next++) {
-        const s = performance.now();
-        await fn(i);
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  return { lat, wall: performance.now() - t0 };
-}
 
 const serverCpuMs = (cp: ControlPlane) => cp.procs.reduce((a, p) => a + cpuMs(p.pid), 0);
 
