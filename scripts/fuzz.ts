@@ -12,7 +12,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiClient, killLeftovers, skiffUp } from '../test/support/skiff-up.ts';
-import { FUZZ_NAMESPACES, describeRequest, fuzzClient, fuzzFailure, hostileRequest, percentile } from '../test/support/fuzz.ts';
+import { FUZZ_NAMESPACES, describeRequest, fuzzClient, fuzzFailure, hostileRequest } from '../test/support/fuzz.ts';
+import { pct } from '../test/bench/drive.ts';
 
 const TOTAL = Number(process.env.FUZZ_REQUESTS ?? 100_000);
 const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY ?? 4);
@@ -93,7 +94,7 @@ async function main(): Promise<number> {
     const histogram = Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0]));
     console.log(`fuzz: ${sent} requests in ${seconds.toFixed(0)} s (${(sent / seconds).toFixed(0)} req/s)`);
     console.log(`  statuses: ${JSON.stringify(histogram)}`);
-    console.log(`  latency (not watches): p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${percentile(latencies, 100).toFixed(0)} ms`);
+    console.log(`  latency (not watches): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${pct(latencies, 100).toFixed(0)} ms`);
     console.log(`  server RSS: ${mib(atStart.now)} at start, ${mib(atEnd.now)} at end, ${mib(atEnd.peak)} peak`);
     console.log(`  failures: ${failures.length}`);
     for (const f of failures.slice(0, 20)) console.log(`  - ${f.slice(0, 1500)}`);

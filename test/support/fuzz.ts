@@ -582,9 +582,3 @@ export function fuzzSeed(): number {
   }
   return (Date.now() ^ (Math.random() * 2 ** 31)) | 0;
 }
-
-/** Latency percentiles (ms) of a list of durations. */
-export function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
