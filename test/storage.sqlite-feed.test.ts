@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WatchBatch, WatchEvent } from '../lambdas/storage/backend.ts';
+import { StorageError, type WatchBatch, type WatchEvent } from '../lambdas/storage/backend.ts';
 import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
 
 const P = '/registry/core/pods/';
@@ -93,14 +93,45 @@ describe('SqliteBackend change feed', () => {
     const it = b.watch(P, 0, ac.signal)[Symbol.asyncIterator]();
     const first = it.next(); // the watch is reading, then waits for a wake-up
     await new Promise((r) => setTimeout(r, 20));
-    for (let i = 0; i < 10; i++) await b.create(`${P}ns/k${i}`, String(i));
+    await Promise.all(Array.from({ length: 10 }, (_, i) => b.create(`${P}ns/k${i}`, String(i))));
     const batch = (await first).value as WatchBatch;
     expect(batch.events.map((e) => e.kv.modRevision)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     ac.abort();
     await it.return?.();
   });
 
-  it('a writer that never yields to the event loop does not hold watches back until it is done', async () => {
+  it('group commit: writes of one turn commit together, and a refused one fails alone', async () => {
+    const { b, file } = fresh();
+    await b.create(`${P}ns/x`, 'x1'); // 1
+    const answers = await Promise.allSettled([
+      b.create(`${P}ns/a`, 'a'),
+      b.create(`${P}ns/x`, 'again'), // KeyExists
+      b.update(`${P}ns/x`, 'x2', 99), // Conflict
+      b.create(`${P}ns/c`, 'c'),
+      b.update(`${P}ns/x`, 'x2', 1),
+      b.delete(`${P}ns/missing`), // NotFound
+    ]);
+    expect(answers.map((a) => (a.status === 'fulfilled' ? a.value.modRevision : (a.reason as StorageError).code))).toEqual([
+      2,
+      'KeyExists',
+      'Conflict',
+      3,
+      4,
+      'NotFound',
+    ]);
+    // What was answered is in the file, as another connection reads it; what was refused is not.
+    const raw = new Database(file, { readonly: true });
+    const rows = raw.prepare('SELECT rev, key, value FROM log ORDER BY rev').all();
+    raw.close();
+    expect(rows).toEqual([
+      { rev: 1, key: `${P}ns/x`, value: 'x1' },
+      { rev: 2, key: `${P}ns/a`, value: 'a' },
+      { rev: 3, key: `${P}ns/c`, value: 'c' },
+      { rev: 4, key: `${P}ns/x`, value: 'x2' },
+    ]);
+  });
+
+  it('a writer awaiting each write lets watches see its writes as it goes', async () => {
     const { b } = fresh();
     const ac = new AbortController();
     let written = 0;
@@ -112,8 +143,6 @@ describe('SqliteBackend change feed', () => {
       }
     })();
     await new Promise((r) => setTimeout(r, 20));
-    // Awaited writes resolve in microtasks (better-sqlite3 is synchronous): no turn of the event loop
-    // until the loop ends.
     for (let i = 0; i < 500; i++) {
       await b.create(`${P}ns/k${i}`, String(i));
       written++;

@@ -96,7 +96,10 @@ export function apiClient(dataDir: string, url: string, opts: { maxSockets?: num
 
 /** The `skiff up --no-agent` process alone (for a start that is expected to fail). */
 export function spawnSkiffUp(dataDir: string, ...extra: string[]): ChildProcess {
-  const proc = spawn(process.execPath, ['dist/skiff.mjs', 'up', '--no-agent', '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // SKIFF_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to
+  // profile `skiff up` as a benchmark drives it (NODE_OPTIONS refuses --cpu-prof).
+  const nodeArgs = process.env.SKIFF_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, 'dist/skiff.mjs', 'up', '--no-agent', '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(proc);
   proc.once('exit', () => started.delete(proc));
   return proc;
