@@ -47,4 +47,9 @@ export interface Controller {
   reconcile(key: string, ctx: ControllerContext): Promise<ReconcileResult | void>;
   /** Every key that exists, for periodic resync (so a missed event is never missed for long). */
   allKeys(ctx: ControllerContext): Promise<string[]>;
+  /**
+   * How many different keys may be reconciled at once (controller-runtime's MaxConcurrentReconciles;
+   * default 1). The same key is never reconciled twice at once.
+   */
+  concurrency?: number;
 }

@@ -91,7 +91,22 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
   const aborted = new Promise<void>((r) => ctl.signal.addEventListener('abort', () => r(), { once: true }));
   for (const c of controllers) {
     const limiter = new ControllerRateLimiter(opts.rateLimiter);
+    const concurrency = Math.max(1, c.concurrency ?? 1);
     const queue = new Set<string>();
+    /** Keys being reconciled now. */
+    const reconciling = new Set<string>();
+    const reconcileKey = async (key: string): Promise<void> => {
+      try {
+        const r = await c.reconcile(key, ctx);
+        limiter.forget(key);
+        if (r?.requeueAfterMs !== undefined) later(r.requeueAfterMs, () => enqueue(key));
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+        const wait = limiter.when(key);
+        console.error(`controller ${c.name}: reconcile ${key} failed (${limiter.numRequeues(key)} in a row), retrying in ${Math.round(wait)} ms`, e);
+        later(wait, () => enqueue(key));
+      }
+    };
     let wake: (() => void) | undefined;
     const enqueue = (k: string) => {
       queue.add(k);
@@ -129,7 +144,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
         }
       })(),
     );
-    // Worker: reconcile queued keys one at a time, a slice at a time (see the top of this file).
+    // Worker: reconcile queued keys, `concurrency` at a time, a slice at a time (see the top of this file).
     tasks.push(
       (async () => {
         while (!ctl.signal.aborted) {
@@ -150,20 +165,25 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
           if (!cachesSynced) await Promise.race([synced, aborted]);
           await turns.take();
           const sliceStart = performance.now();
-          while (!ctl.signal.aborted && queue.size && performance.now() - sliceStart <= SLICE_MS) {
-            const key = queue.values().next().value!;
-            queue.delete(key);
-            try {
-              const r = await c.reconcile(key, ctx);
-              limiter.forget(key);
-              if (r?.requeueAfterMs !== undefined) later(r.requeueAfterMs, () => enqueue(key));
-            } catch (e) {
-              if (ctl.signal.aborted) break;
-              const wait = limiter.when(key);
-              console.error(`controller ${c.name}: reconcile ${key} failed (${limiter.numRequeues(key)} in a row), retrying in ${Math.round(wait)} ms`, e);
-              later(wait, () => enqueue(key));
+          // Up to `concurrency` keys in flight (controller-runtime's MaxConcurrentReconciles), never the
+          // same key twice at once: a key queued again while in flight waits for its reconcile to end.
+          const inFlight = new Set<Promise<void>>();
+          while (!ctl.signal.aborted && performance.now() - sliceStart <= SLICE_MS) {
+            for (const key of queue) {
+              if (inFlight.size >= concurrency) break;
+              if (reconciling.has(key)) continue;
+              queue.delete(key);
+              reconciling.add(key);
+              const p: Promise<void> = reconcileKey(key).finally(() => {
+                reconciling.delete(key);
+                inFlight.delete(p);
+              });
+              inFlight.add(p);
             }
+            if (!inFlight.size) break;
+            await Promise.race(inFlight);
           }
+          await Promise.all(inFlight);
         }
       })(),
     );
