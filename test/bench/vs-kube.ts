@@ -12,9 +12,15 @@
 //    10 s on both sides alike), then PODS pods of 50m/64Mi created 32 at a time; a pod counts when a
 //    watch sees it bound (spec.nodeName set), from the moment its create was sent. One side at a time,
 //    each on fresh servers. Per side: pods/s end to end, latency p50/p99, CPU seconds, peak RSS.
+//    With BENCH_SERVICES=N, N ClusterIP Services (port 80) are created in the namespace before the
+//    pods, Service j selecting app=a<j mod 50>, the label every 50th pod carries (so with 50 each
+//    selects 200 pods, and every pod is selected). Created on both sides alike, but only Skiff's side does
+//    endpoint work: Kubernetes runs here without kube-controller-manager, so no endpoints or
+//    endpointslice controller follows them. No node agent runs, so pods get no IP and are never
+//    endpoints: what this measures is what Services cost the control plane per pod event.
 //
 // Knobs: BENCH_ONLY=api|scheduling, BENCH_OPS (requests per API row per round, 400), BENCH_ROUNDS (2),
-// BENCH_NODES (1000), BENCH_PODS (10000), BENCH_SCHEDULER_QPS (kube-scheduler's client QPS, 1000),
+// BENCH_NODES (1000), BENCH_PODS (10000), BENCH_SERVICES (0), BENCH_SCHEDULER_QPS (kube-scheduler's client QPS, 1000),
 // BENCH_SCHED_TIMEOUT_S (900), BENCH_SIDE=skiff|kubernetes (one side alone), BENCH_KEEP=1 (keep data
 // dirs and logs). Without Go on PATH it says so and measures Skiff alone.
 
@@ -33,6 +39,7 @@ const OPS = Number(process.env.BENCH_OPS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const PODS = Number(process.env.BENCH_PODS ?? 10000);
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 0);
 const SCHEDULER_QPS = Number(process.env.BENCH_SCHEDULER_QPS ?? 1000);
 const SCHED_TIMEOUT_S = Number(process.env.BENCH_SCHED_TIMEOUT_S ?? 900);
 const CONCURRENCY = [1, 32];
@@ -285,6 +292,11 @@ async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
   // Kubernetes' ServiceAccount admission rejects pods until their service account exists (the
   // controller-manager would create it); create it on both sides (409: the side made it already).
   must(await cl.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }), 201, 409);
+  // BENCH_SERVICES: Service j selects the pods labelled app=a<j mod 50> (see the header).
+  await drive(SERVICES, 8, async (j) => {
+    const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: `svc-${j}` }, spec: { type: 'ClusterIP', selector: { app: `a${j % 50}` }, ports: [{ port: 80, protocol: 'TCP' }] } };
+    must(await cl.request('POST', `/api/v1/namespaces/${ns}/services`, svc), 201);
+  });
 
   // Nodes: what a kubelet registers (capacity, Ready), and the Lease it then renews.
   const tReg = performance.now();
@@ -385,7 +397,7 @@ async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
 }
 
 function printScheduling(results: SchedResult[]): void {
-  console.log(`\n### Scheduling: ${NODES} nodes, ${PODS} pods (50m/64Mi) created ${CREATE_CONCURRENCY} at a time, create → bound seen by a watch\n`);
+  console.log(`\n### Scheduling: ${NODES} nodes, ${PODS} pods (50m/64Mi) created ${CREATE_CONCURRENCY} at a time${SERVICES ? `, ${SERVICES} Services selecting them` : ''}, create → bound seen by a watch\n`);
   console.log('| side | bound | registering nodes s | creating pods s | created → all bound s | pods/s end to end | latency p50 ms | latency p99 ms | server CPU s | CPU ms per pod | peak RSS MiB | create retries | watch resumed / relisted |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const sum = (r: SchedResult) => ({
