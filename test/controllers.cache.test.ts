@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { Registry } from '../lambdas/apiserver/registry.ts';
 import { SharedInformers } from '../lambdas/controllers/informer.ts';
-import { servicesSelecting, StoreReader } from '../lambdas/controllers/cache.ts';
+import { objectsSelectedBy, servicesSelecting, StoreReader, type ObjectReader } from '../lambdas/controllers/cache.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { endpointsController } from '../lambdas/controllers/endpoints.ts';
 import { createReplicationController } from '../lambdas/controllers/replication.ts';
@@ -250,5 +250,61 @@ describe('the per-batch reader', () => {
     // A single get before any list of its namespace is a get, not a list.
     expect((await r.get(nsRes, undefined, 'default'))?.metadata.name).toBe('default');
     expect(reads.get('list namespaces')).toBeUndefined();
+  });
+});
+
+describe('a Service recompute reads its own pods', () => {
+  it.runIf(backends[0]![2])('through the label index: 500 other pods of the namespace are not read, locally or from a per-batch reader', async () => {
+    const ctx = await newCtx(backends[0]![1]);
+    const reg = ctx.registry;
+    await reg.create(svcRes, 'default', service('web', { app: 'web', tier: 'front' }));
+    for (let i = 0; i < 500; i++) await reg.create(podsRes, 'default', pod(`other-${i}`, { app: 'other', tier: 'front' }));
+    for (let i = 0; i < 3; i++) {
+      await reg.create(podsRes, 'default', pod(`web-${i}`, { app: 'web', tier: i === 2 ? 'back' : 'front' }));
+      await running(ctx, `web-${i}`, `10.3.0.${i + 1}`);
+    }
+    /** A reader that counts the pods it hands the loop. */
+    const counting = (inner: ObjectReader) => {
+      const seen = { pods: 0 };
+      const reader: ObjectReader = {
+        get: (res, ns, name) => inner.get(res, ns, name),
+        caughtUp: (res, rev) => inner.caughtUp(res, rev),
+        countByIndex: (res, index, value) => inner.countByIndex(res, index, value),
+        list: async (res, ns) => {
+          const l = await inner.list(res, ns);
+          if (res === podsRes) seen.pods += l.length;
+          return l;
+        },
+        byIndex: async (res, index, value) => {
+          const l = await inner.byIndex(res, index, value);
+          if (res === podsRes) seen.pods += l.length;
+          return l;
+        },
+      };
+      return { reader, seen };
+    };
+    const informers = new SharedInformers(reg);
+    const stop = new AbortController();
+    try {
+      informers.for(podsRes);
+      informers.for(svcRes);
+      await informers.start(stop.signal);
+      for (const inner of [informers, new StoreReader(reg)]) {
+        const { reader, seen } = counting(inner);
+        await reg.delete(epRes, 'default', 'web').catch(() => undefined);
+        await endpointsController.reconcile('default/web', { ...ctx, cache: reader });
+        const ep = await reg.get(epRes, 'default', 'web');
+        expect(ep.subsets[0].addresses.map((a: any) => a.ip)).toEqual(['10.3.0.1', '10.3.0.2']);
+        // The candidates of app=web (3), the rarest pair, not the namespace's 503 pods.
+        expect(seen.pods).toBeLessThanOrEqual(3);
+      }
+      // The per-batch reader lists pods once and indexes that list once, whatever the number of Services.
+      const r = new StoreReader(reg);
+      for (let i = 0; i < 20; i++) expect(await objectsSelectedBy(r, podsRes, 'default', { app: 'web', tier: 'front' })).toHaveLength(2);
+      expect(r.listed).toEqual(['/pods default']);
+    } finally {
+      stop.abort();
+      await informers.stopped();
+    }
   });
 });

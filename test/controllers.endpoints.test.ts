@@ -379,3 +379,45 @@ for (const [label, open, enabled] of backends) {
     });
   });
 }
+
+describe('which pod changes reach Services (kube GetServicesToUpdateOnPodChange)', () => {
+  const base = (over: Record<string, any> = {}): KubeObject => {
+    const p = pod('p', { app: 'web' });
+    return { ...p, metadata: { ...p.metadata, namespace: 'default', uid: 'u1', resourceVersion: '1' }, ...over };
+  };
+  const withStatus = (p: KubeObject, ip: string | undefined, ready: boolean): KubeObject => ({
+    ...p,
+    status: { phase: 'Running', ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}), conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  });
+  const mod = (oldObject: KubeObject, object: KubeObject): ChangeEvent => ({ type: 'MODIFIED', resource: podsRes, object, oldObject });
+  const webKey = 'default/@{"app":"web"}';
+
+  it('a pod without an IP, created, scheduled or deleted, reaches none', () => {
+    const created = base();
+    const bound = { ...created, spec: { ...created.spec, nodeName: 'n1' } };
+    expect(epc.keys({ type: 'ADDED', resource: podsRes, object: created })).toEqual([]);
+    expect(epc.keys(mod(created, bound))).toEqual([]);
+    expect(epc.keys(mod(bound, withStatus(bound, undefined, false)))).toEqual([]);
+    expect(epc.keys({ type: 'DELETED', resource: podsRes, object: bound })).toEqual([]);
+  });
+
+  it('an IP, a readiness flip, a relabel, a deletion reach the Services of the old and new labels; a status write that changes none of that reaches none', () => {
+    const p = { ...base(), spec: { ...base().spec, nodeName: 'n1' } };
+    const up = withStatus(p, '10.0.0.1', false);
+    expect(epc.keys(mod(p, up))).toEqual([webKey]);
+    const ready = withStatus(p, '10.0.0.1', true);
+    expect(epc.keys(mod(up, ready))).toEqual([webKey]);
+    // The same endpoint, another status field (a container's start time): nothing to recompute.
+    const same = { ...ready, status: { ...ready.status, startTime: '2024-01-01T00:00:00Z' } };
+    expect(epc.keys(mod(ready, same))).toEqual([]);
+    const relabeled = { ...ready, metadata: { ...ready.metadata, labels: { app: 'api' } } };
+    expect(epc.keys(mod(ready, relabeled)).sort()).toEqual(['default/@{"app":"api"}', webKey]);
+    const terminating = { ...ready, metadata: { ...ready.metadata, deletionTimestamp: '2024-01-01T00:00:00Z' } };
+    expect(epc.keys(mod(ready, terminating))).toEqual([webKey]);
+    expect(epc.keys({ type: 'DELETED', resource: podsRes, object: ready })).toEqual([webKey]);
+    // A pod created with an IP (a restored or imported object) reaches its Services.
+    expect(epc.keys({ type: 'ADDED', resource: podsRes, object: ready })).toEqual([webKey]);
+    // Without the old object nothing can be compared: every selector Service of the namespace.
+    expect(epc.keys({ type: 'MODIFIED', resource: podsRes, object: same })).toEqual(['default/*']);
+  });
+});

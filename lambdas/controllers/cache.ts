@@ -23,6 +23,8 @@ export type IndexName =
   | 'node'
   /** Services: "namespace/key=value" for each pair of spec.selector; see servicesSelecting. */
   | 'selector'
+  /** Every kind: "namespace/key=value" for each label; see objectsSelectedBy (a Service's pods). */
+  | 'label'
   /**
    * Every kind: "namespace/uid" for each ownerReference (controller or not), the garbage collector's
    * dependents of an owner. The namespace is the dependent's own: references never cross namespaces.
@@ -37,6 +39,7 @@ export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
     if (!sel || typeof sel !== 'object') return [];
     return Object.entries(sel).map(([k, v]) => `${o.metadata.namespace}/${k}=${v}`);
   },
+  label: (o) => Object.entries(o.metadata.labels ?? {}).map(([k, v]) => `${o.metadata.namespace ?? ''}/${k}=${v}`),
   owner: (o) => (o.metadata.ownerReferences ?? []).filter((r: any) => typeof r?.uid === 'string').map((r: any) => `${o.metadata.namespace ?? ''}/${r.uid}`),
 };
 
@@ -46,6 +49,8 @@ export interface ObjectReader {
   list(res: ResourceInfo, namespace: string | undefined): Promise<KubeObject[]>;
   /** Objects whose indexer gives this value. */
   byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]>;
+  /** How many objects byIndex would give, without making the list. */
+  countByIndex(res: ResourceInfo, index: IndexName, value: string): Promise<number>;
   /**
    * Makes the next reads of a kind reflect the store at `revision` or later: a loop's own write (client-go's
    * expectations, by revision). False: not reached in time; the loop reads the store itself.
@@ -70,12 +75,32 @@ export async function servicesSelecting(reader: ObjectReader, services: Resource
 }
 
 /**
+ * The objects of a kind in a namespace that an equality selector (a Service's spec.selector) matches:
+ * the label index's candidates for the selector's rarest pair, then checked whole. Costs in proportion
+ * to those candidates, not to the namespace (client-go's lister scans the namespace instead).
+ */
+export async function objectsSelectedBy(reader: ObjectReader, res: ResourceInfo, namespace: string, selector: Record<string, string>): Promise<KubeObject[]> {
+  const pairs = Object.entries(selector);
+  if (pairs.length === 0) return [];
+  let rarest = '';
+  let fewest = Infinity;
+  for (const [k, v] of pairs) {
+    const n = await reader.countByIndex(res, 'label', `${namespace}/${k}=${v}`);
+    if (n === 0) return [];
+    if (n < fewest) [rarest, fewest] = [`${namespace}/${k}=${v}`, n];
+  }
+  return (await reader.byIndex(res, 'label', rarest)).filter((o) => pairs.every(([k, v]) => o.metadata.labels?.[k] === v));
+}
+
+/**
  * Reads through the registry, each kind and namespace listed once and kept for the reader's life (one
  * stream batch). An index lookup needs a namespace to list: the selector and owner indexes' values carry
  * it; the controller and node indexes are looked up in a list of all namespaces.
  */
 export class StoreReader implements ObjectReader {
   private readonly lists = new Map<string, Promise<KubeObject[]>>();
+  /** Index maps built from those lists, by "list id|index name", each at most once per list. */
+  private readonly indexed = new Map<string, Promise<Map<string, KubeObject[]>>>();
   /** Store lists made, by "resource namespace" (for tests and the cost model). */
   readonly listed: string[] = [];
   constructor(private readonly registry: Registry) {}
@@ -96,6 +121,7 @@ export class StoreReader implements ObjectReader {
   /** Forgets this batch's lists of the kind: they may predate the write, and the next read lists again. */
   async caughtUp(res: ResourceInfo, _revision: number): Promise<boolean> {
     for (const id of [...this.lists.keys()]) if (id.startsWith(`${res.group}/${res.resource} `)) this.lists.delete(id);
+    for (const id of [...this.indexed.keys()]) if (id.startsWith(`${res.group}/${res.resource} `)) this.indexed.delete(id);
     return true;
   }
 
@@ -112,7 +138,32 @@ export class StoreReader implements ObjectReader {
   }
 
   async byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]> {
-    const ns = index === 'selector' || index === 'owner' ? value.slice(0, value.indexOf('/')) : undefined;
-    return (await this.list(res, ns)).filter((o) => INDEXERS[index](o).includes(value));
+    return [...((await this.indexMap(res, index, value)).get(value) ?? [])];
+  }
+
+  async countByIndex(res: ResourceInfo, index: IndexName, value: string): Promise<number> {
+    return (await this.indexMap(res, index, value)).get(value)?.length ?? 0;
+  }
+
+  private indexMap(res: ResourceInfo, index: IndexName, value: string): Promise<Map<string, KubeObject[]>> {
+    const namespaced = index === 'selector' || index === 'owner' || index === 'label';
+    const ns = namespaced ? value.slice(0, value.indexOf('/')) : undefined;
+    const id = `${res.group}/${res.resource} ${ns ?? '*'}|${index}`;
+    let m = this.indexed.get(id);
+    if (!m) {
+      m = this.list(res, ns).then((items) => {
+        const byValue = new Map<string, KubeObject[]>();
+        for (const o of items)
+          for (const v of new Set(INDEXERS[index](o))) {
+            const l = byValue.get(v);
+            if (l) l.push(o);
+            else byValue.set(v, [o]);
+          }
+        return byValue;
+      });
+      this.indexed.set(id, m);
+      m.catch(() => this.indexed.delete(id));
+    }
+    return m;
   }
 }

@@ -25,7 +25,7 @@ import { findResource } from '../machinery/resources.ts';
 import { labelSelectorFromSet } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
-import { servicesSelecting } from './cache.ts';
+import { objectsSelectedBy, servicesSelecting } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext } from './controller.ts';
 
 const services = findResource('', 'v1', 'services')!;
@@ -254,7 +254,8 @@ async function syncService(ctx: ControllerContext, ns: string, name: string): Pr
   const reader = readerOf(ctx);
   const svc = await reader.get(services, ns, name);
   if (!svc || svc.metadata.deletionTimestamp || !hasSelector(svc)) return deleteManaged(ctx, ns, name);
-  const list = await reader.list(pods, ns);
+  // The Service's own pods, from the label index: a recompute costs its pods, not its namespace's.
+  const list = await objectsSelectedBy(reader, pods, ns, svc.spec.selector);
   const subsets = computeSubsets(svc, list);
   await syncEndpoints(ctx, svc, subsets);
   await syncSlice(ctx, ns, name, computeSlice(svc, subsets, list));
@@ -280,16 +281,44 @@ async function syncEndpoints(ctx: ControllerContext, svc: KubeObject, subsets: S
   await ctx.registry.guaranteedUpdate(endpointsRes, ns, name, undefined, {}, (ep) => (same(ep) ? ep : { ...ep, metadata: { ...ep.metadata, labels }, subsets }));
 }
 
+/**
+ * What of a pod its Services' endpoints can depend on (kube's podEndpointsChanged, plus what a named
+ * targetPort resolves against), or undefined when the pod is no Service's endpoint at all: it has no IP
+ * yet, is terminating, or has finished. A change that leaves this the same changes no Endpoints or slice.
+ */
+function endpointView(pod: KubeObject | undefined): string | undefined {
+  if (!pod?.status?.podIP || pod.metadata.deletionTimestamp) return undefined;
+  if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') return undefined;
+  return JSON.stringify([
+    labelsKey(pod.metadata.labels ?? {}),
+    pod.status.podIP,
+    isReady(pod),
+    pod.spec?.hostname ?? null,
+    pod.spec?.subdomain ?? null,
+    pod.spec?.nodeName ?? null,
+    (pod.spec?.containers ?? []).map((c: any) => (c.ports ?? []).map((p: any) => [p.name ?? null, p.containerPort, p.protocol ?? 'TCP'])),
+  ]);
+}
+
 export const endpointsController: Controller = {
   name: 'endpoints-controller',
   watches: [services, pods, endpointsRes],
   keys(ev) {
     const m = ev.object.metadata;
     if (ev.resource.resource !== 'pods') return [`${m.namespace}/${m.name}`];
-    const sets = [m.labels, ev.oldObject?.metadata.labels];
     // Without the old object (a source that does not know it), old labels cannot be looked up: every
     // selector Service of the namespace is recomputed, as before the selector index.
     if (ev.type === 'MODIFIED' && !ev.oldObject) return [`${m.namespace}/*`];
+    // As kube's GetServicesToUpdateOnPodChange: a change that leaves the pod's endpoint the same (a
+    // scheduling, a status write without a new IP or readiness) reaches no Service. Beyond it, a pod
+    // that is nobody's endpoint before and after (created without an IP, as every pod is) reaches none
+    // either. The reconcile still reads everything it decides on, so skipping a no-op costs nothing.
+    const before = ev.type === 'ADDED' ? undefined : ev.type === 'DELETED' ? ev.object : ev.oldObject;
+    const after = ev.type === 'DELETED' ? undefined : ev.object;
+    const vb = endpointView(before);
+    const va = endpointView(after);
+    if (vb === va) return [];
+    const sets = [vb !== undefined ? before!.metadata.labels ?? {} : undefined, va !== undefined ? after!.metadata.labels ?? {} : undefined];
     return [...new Set(sets.filter((l) => l !== undefined).map((l) => `${m.namespace}/@${labelsKey(l)}`))];
   },
   async allKeys({ registry }) {

@@ -3,7 +3,7 @@
 // ObjectReader interface (cache.ts) and feeding them change events that carry the old object too.
 //
 // A kind's cache is a map of namespace/name to the object, plus indexes: by namespace (always), and by
-// the INDEXERS of cache.ts (controller owner uid, node name, Service selector pairs). Reads are answered
+// the INDEXERS of cache.ts (controller owner uid, node name, Service selector pairs, label pairs). Reads are answered
 // from memory; an index lookup costs the size of its answer.
 //
 // List, then watch from the list's resourceVersion. If the watch ends or is too old (410 Gone, the
@@ -75,6 +75,10 @@ export class SharedInformer {
       const t = setTimeout(() => w.resolve(false), timeoutMs);
       this.waiters.add(w);
     });
+  }
+
+  count(index: IndexName | 'namespace', value: string): number {
+    return this.indexes.get(index)!.get(value)?.size ?? 0;
   }
 
   lookup(index: IndexName | 'namespace', value: string): KubeObject[] {
@@ -221,6 +225,12 @@ export class SharedInformers implements ObjectReader {
     const inf = this.for(res);
     await inf.synced;
     return inf.lookup(index, value);
+  }
+
+  async countByIndex(res: ResourceInfo, index: IndexName, value: string): Promise<number> {
+    const inf = this.for(res);
+    await inf.synced;
+    return inf.count(index, value);
   }
 
   /** Waits (up to CAUGHT_UP_MS) for the kind's cache to reach a revision; see SharedInformer.caughtUp. */
