@@ -214,6 +214,7 @@ interface Budget {
   used: number;
   limit: number;
   deadline: number;
+  exceeded?: boolean;
 }
 
 /** A JSON value as the rule sees it: integers as bigint, typed objects as their declared type, lists metered. */
@@ -230,7 +231,10 @@ function toCEL(v: unknown, s: JSONSchemaProps | undefined, budget: Budget, ctors
       get(t, p, r) {
         if (typeof p === 'string' && /^\d+$/.test(p)) {
           budget.used++;
-          if (budget.used > budget.limit || ((budget.used & 1023) === 0 && Date.now() > budget.deadline)) throw new CostExceeded();
+          if (budget.exceeded || budget.used > budget.limit || ((budget.used & 1023) === 0 && Date.now() > budget.deadline)) {
+            budget.exceeded = true;
+            throw new CostExceeded();
+          }
         }
         return Reflect.get(t, p, r);
       },
@@ -297,7 +301,7 @@ export function validateCEL(compiled: CompiledSchemaRules, obj: unknown, old: un
       try {
         ok = cr.program({ self, oldSelf });
       } catch (e) {
-        if (e instanceof CostExceeded || budget.used > budget.limit) {
+        if (e instanceof CostExceeded || budget.exceeded || budget.used > budget.limit) {
           if (budget.limit < PER_CALL_LIMIT) {
             total.exhausted = true;
             errs.push(fe.invalid(path, typeOf(node.schema), 'validation failed due to running out of cost budget, no further validation rules will be run'));

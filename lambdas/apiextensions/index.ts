@@ -25,7 +25,7 @@
 import { compileSchemaRules, validateCEL, type CompiledSchemaRules } from './cel.ts';
 import { validateEmbedded, validateListTypes, validateObjectMeta, validateObjectMetaUpdate, validateSchema } from './cr-validation.ts';
 import { applyDefaults as applySchemaDefaults, pruneNulls } from './defaults.ts';
-import { type FieldError } from './errors.ts';
+import { fe, type FieldError } from './errors.ts';
 import { prune as pruneSchema } from './prune.ts';
 import { deepCopy, isObj, type CustomResourceColumnDefinition, type CustomResourceDefinition, type JSONSchemaProps } from './types.ts';
 
@@ -109,7 +109,12 @@ export function compileCRDVersion(crd: CustomResourceDefinition, versionName: st
     }
     errs.push(...validateListTypes(schema, rest));
     for (const [k, ps] of Object.entries(schema.properties ?? {})) if (isObj(rest[k])) errs.push(...validateEmbedded(ps, rest[k], k));
-    errs.push(...validateCEL(rules, obj, old));
+    // As kube's customResourceStrategy: CEL rules do not run over values of the wrong type or outside their enum.
+    if (errs.some((e) => e.type === 'FieldValueTypeInvalid' || e.type === 'FieldValueNotSupported')) {
+      errs.push(fe.invalid('<nil>', 'null', 'some validation rules were not checked because the object was invalid; correct the existing errors to complete validation'));
+    } else {
+      errs.push(...validateCEL(rules, obj, old));
+    }
     return errs;
   };
 
