@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { RESOURCES, type ResourceInfo } from '../lambdas/machinery/resources.ts';
-import { applyDefaults, podQOSClass } from '../lambdas/machinery/defaulting.ts';
+import { kinds } from '../lambdas/kinds/index.ts';
+import type { KindStrategy } from '../lambdas/kinds/kind.ts';
+import { podQOSClass } from '../lambdas/kinds/core/pod.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 
-const res = (kind: string): ResourceInfo => RESOURCES.find((r) => r.kind === kind)!;
+const strategy = (kind: string): KindStrategy => kinds.all().find((k) => k.info.kind === kind)!;
 
 function defaulted(kind: string, o: KubeObject): KubeObject {
   const copy = structuredClone(o);
-  applyDefaults(res(kind), copy);
+  strategy(kind).defaults?.(copy);
   return copy;
 }
 

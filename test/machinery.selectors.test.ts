@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../lambdas/machinery/status.ts';
-import { RESOURCES, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import { kinds } from '../lambdas/kinds/index.ts';
+import type { KindStrategy } from '../lambdas/kinds/kind.ts';
 import {
   formatLabels,
   labelSelectorFromMetav1,
@@ -10,7 +11,7 @@ import {
 } from '../lambdas/machinery/selectors.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 
-const res = (kind: string): ResourceInfo => RESOURCES.find((r) => r.kind === kind)!;
+const strategy = (kind: string): KindStrategy => kinds.all().find((k) => k.info.kind === kind)!;
 
 /** The ApiError a call throws (fails the test if it does not throw one). */
 function apiError(fn: () => unknown): ApiError {
@@ -168,57 +169,57 @@ const pod = (over: Record<string, unknown> = {}): KubeObject => ({
 describe('parseFieldSelector', () => {
   it('matches pod fields with =, == and !=', () => {
     const p = pod();
-    expect(parseFieldSelector('status.phase=Running', res('Pod')).matches(p)).toBe(true);
-    expect(parseFieldSelector('status.phase==Pending', res('Pod')).matches(p)).toBe(false);
-    expect(parseFieldSelector('spec.nodeName!=n2,metadata.namespace=ns1', res('Pod')).matches(p)).toBe(true);
-    expect(parseFieldSelector('status.podIP=10.0.0.5', res('Pod')).matches(p)).toBe(true);
-    expect(parseFieldSelector('spec.serviceAccountName=default,spec.schedulerName=default-scheduler', res('Pod')).matches(p)).toBe(true);
-    expect(parseFieldSelector('spec.hostNetwork=false', res('Pod')).matches(p)).toBe(true);
+    expect(parseFieldSelector('status.phase=Running', strategy('Pod')).matches(p)).toBe(true);
+    expect(parseFieldSelector('status.phase==Pending', strategy('Pod')).matches(p)).toBe(false);
+    expect(parseFieldSelector('spec.nodeName!=n2,metadata.namespace=ns1', strategy('Pod')).matches(p)).toBe(true);
+    expect(parseFieldSelector('status.podIP=10.0.0.5', strategy('Pod')).matches(p)).toBe(true);
+    expect(parseFieldSelector('spec.serviceAccountName=default,spec.schedulerName=default-scheduler', strategy('Pod')).matches(p)).toBe(true);
+    expect(parseFieldSelector('spec.hostNetwork=false', strategy('Pod')).matches(p)).toBe(true);
     // An unscheduled pod has an empty spec.nodeName: the scheduler's and kubelet's selectors.
     const pending = pod({ spec: {} });
-    expect(parseFieldSelector('spec.nodeName=', res('Pod')).matches(pending)).toBe(true);
-    expect(parseFieldSelector('spec.nodeName=n1', res('Pod')).matches(pending)).toBe(false);
+    expect(parseFieldSelector('spec.nodeName=', strategy('Pod')).matches(pending)).toBe(true);
+    expect(parseFieldSelector('spec.nodeName=n1', strategy('Pod')).matches(pending)).toBe(false);
   });
 
   it('rewrites the legacy spec.host label of pods', () => {
-    const s = parseFieldSelector('spec.host=n1', res('Pod'));
+    const s = parseFieldSelector('spec.host=n1', strategy('Pod'));
     expect(s.requirements).toEqual([{ field: 'spec.nodeName', operator: '=', value: 'n1' }]);
     expect(s.matches(pod())).toBe(true);
   });
 
   it('an empty selector (or only commas) matches everything', () => {
-    expect(parseFieldSelector('', res('Pod')).empty).toBe(true);
-    const commas = parseFieldSelector(',,', res('Pod'));
+    expect(parseFieldSelector('', strategy('Pod')).empty).toBe(true);
+    const commas = parseFieldSelector(',,', strategy('Pod'));
     expect(commas.empty).toBe(true);
     expect(commas.matches(pod())).toBe(true);
   });
 
   it('unknown fields: "field label not supported" for kinds with their own fields', () => {
-    const e = apiError(() => parseFieldSelector('spec.containers=x', res('Pod')));
+    const e = apiError(() => parseFieldSelector('spec.containers=x', strategy('Pod')));
     expect(e.code).toBe(400);
     expect(e.message).toBe('field label not supported: spec.containers');
-    expect(apiError(() => parseFieldSelector('metadata.namespace=x', res('Node'))).message).toBe('field label not supported: metadata.namespace');
-    expect(apiError(() => parseFieldSelector('message=whatever', res('Event'))).message).toBe('field label not supported: message');
+    expect(apiError(() => parseFieldSelector('metadata.namespace=x', strategy('Node'))).message).toBe('field label not supported: metadata.namespace');
+    expect(apiError(() => parseFieldSelector('message=whatever', strategy('Event'))).message).toBe('field label not supported: message');
   });
 
   it('unknown fields of kinds with only metadata fields get the default conversion message', () => {
     for (const kind of ['ConfigMap', 'ServiceAccount', 'Endpoints', 'Lease']) {
-      expect(apiError(() => parseFieldSelector('foo.bar=baz', res(kind))).message).toBe(
+      expect(apiError(() => parseFieldSelector('foo.bar=baz', strategy(kind))).message).toBe(
         '"foo.bar" is not a known field selector: only "metadata.name", "metadata.namespace"',
       );
     }
     const cm: KubeObject = { metadata: { name: 'c', namespace: 'n' } };
-    expect(parseFieldSelector('metadata.name=c,metadata.namespace=n', res('ConfigMap')).matches(cm)).toBe(true);
+    expect(parseFieldSelector('metadata.name=c,metadata.namespace=n', strategy('ConfigMap')).matches(cm)).toBe(true);
   });
 
   it('syntax errors', () => {
-    expect(apiError(() => parseFieldSelector('status.phase', res('Pod'))).message).toBe("invalid selector: 'status.phase'; can't understand 'status.phase'");
-    expect(apiError(() => parseFieldSelector('metadata.name=a=b', res('Pod'))).message).toBe('invalid field selector: unescaped character in value: 61');
-    expect(apiError(() => parseFieldSelector('metadata.name=a\\x', res('Pod'))).message).toBe('invalid field selector: invalid escape sequence: \\x');
+    expect(apiError(() => parseFieldSelector('status.phase', strategy('Pod'))).message).toBe("invalid selector: 'status.phase'; can't understand 'status.phase'");
+    expect(apiError(() => parseFieldSelector('metadata.name=a=b', strategy('Pod'))).message).toBe('invalid field selector: unescaped character in value: 61');
+    expect(apiError(() => parseFieldSelector('metadata.name=a\\x', strategy('Pod'))).message).toBe('invalid field selector: invalid escape sequence: \\x');
   });
 
   it('escaped commas and equals signs are part of the value', () => {
-    const s = parseFieldSelector('metadata.name=a\\,b\\=c', res('ConfigMap'));
+    const s = parseFieldSelector('metadata.name=a\\,b\\=c', strategy('ConfigMap'));
     expect(s.requirements).toEqual([{ field: 'metadata.name', operator: '=', value: 'a,b=c' }]);
   });
 
@@ -230,20 +231,20 @@ describe('parseFieldSelector', () => {
       type: 'Normal',
       reportingComponent: 'default-scheduler',
     };
-    const s = parseFieldSelector('involvedObject.kind=Pod,involvedObject.name=p1,involvedObject.uid=u1,reason=Scheduled,type=Normal,source=default-scheduler', res('Event'));
+    const s = parseFieldSelector('involvedObject.kind=Pod,involvedObject.name=p1,involvedObject.uid=u1,reason=Scheduled,type=Normal,source=default-scheduler', strategy('Event'));
     expect(s.matches(ev)).toBe(true);
-    expect(parseFieldSelector('involvedObject.fieldPath=spec.containers{c}', res('Event')).matches(ev)).toBe(true);
-    expect(parseFieldSelector('source=kubelet', res('Event')).matches({ ...ev, source: { component: 'kubelet' } })).toBe(true);
+    expect(parseFieldSelector('involvedObject.fieldPath=spec.containers{c}', strategy('Event')).matches(ev)).toBe(true);
+    expect(parseFieldSelector('source=kubelet', strategy('Event')).matches({ ...ev, source: { component: 'kubelet' } })).toBe(true);
   });
 
   it('secret, node, namespace, service and replication controller fields', () => {
-    expect(parseFieldSelector('type=Opaque', res('Secret')).matches({ metadata: { name: 's' }, type: 'Opaque' })).toBe(true);
+    expect(parseFieldSelector('type=Opaque', strategy('Secret')).matches({ metadata: { name: 's' }, type: 'Opaque' })).toBe(true);
     const node: KubeObject = { metadata: { name: 'n1' }, spec: {} };
-    expect(parseFieldSelector('spec.unschedulable=false', res('Node')).matches(node)).toBe(true);
-    expect(parseFieldSelector('spec.unschedulable=true', res('Node')).matches({ ...node, spec: { unschedulable: true } })).toBe(true);
-    expect(parseFieldSelector('status.phase=Active', res('Namespace')).matches({ metadata: { name: 'x' }, status: { phase: 'Active' } })).toBe(true);
-    expect(parseFieldSelector('spec.type=ClusterIP,spec.clusterIP=10.96.0.1', res('Service')).matches({ metadata: { name: 's' }, spec: { type: 'ClusterIP', clusterIP: '10.96.0.1' } })).toBe(true);
-    expect(parseFieldSelector('status.replicas=0', res('ReplicationController')).matches({ metadata: { name: 'r' }, spec: {} })).toBe(true);
-    expect(parseFieldSelector('status.replicas=3', res('ReplicationController')).matches({ metadata: { name: 'r' }, status: { replicas: 3 } })).toBe(true);
+    expect(parseFieldSelector('spec.unschedulable=false', strategy('Node')).matches(node)).toBe(true);
+    expect(parseFieldSelector('spec.unschedulable=true', strategy('Node')).matches({ ...node, spec: { unschedulable: true } })).toBe(true);
+    expect(parseFieldSelector('status.phase=Active', strategy('Namespace')).matches({ metadata: { name: 'x' }, status: { phase: 'Active' } })).toBe(true);
+    expect(parseFieldSelector('spec.type=ClusterIP,spec.clusterIP=10.96.0.1', strategy('Service')).matches({ metadata: { name: 's' }, spec: { type: 'ClusterIP', clusterIP: '10.96.0.1' } })).toBe(true);
+    expect(parseFieldSelector('status.replicas=0', strategy('ReplicationController')).matches({ metadata: { name: 'r' }, spec: {} })).toBe(true);
+    expect(parseFieldSelector('status.replicas=3', strategy('ReplicationController')).matches({ metadata: { name: 'r' }, status: { replicas: 3 } })).toBe(true);
   });
 });

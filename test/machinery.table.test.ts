@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { RESOURCES, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import { kinds } from '../lambdas/kinds/index.ts';
+import type { KindStrategy } from '../lambdas/kinds/kind.ts';
 import { humanDuration, toTable } from '../lambdas/machinery/table.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 
-const res = (kind: string): ResourceInfo => RESOURCES.find((r) => r.kind === kind)!;
+const strategy = (kind: string): KindStrategy => kinds.all().find((k) => k.info.kind === kind)!;
 const NOW = new Date('2025-01-10T12:00:00Z');
 const ago = (seconds: number) => new Date(NOW.getTime() - seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function cells(kind: string, o: KubeObject): unknown[] {
-  return toTable(res(kind), [o], { now: NOW }).rows[0]!.cells;
+  return toTable(strategy(kind), [o], { now: NOW }).rows[0]!.cells;
 }
 
 describe('humanDuration (duration.HumanDuration)', () => {
@@ -55,7 +56,7 @@ const basePod = (over: Partial<KubeObject> = {}): KubeObject => ({
 
 describe('Pod table', () => {
   it('has kubectl columns, wide ones at priority 1', () => {
-    const t = toTable(res('Pod'), [basePod()], { now: NOW });
+    const t = toTable(strategy('Pod'), [basePod()], { now: NOW });
     expect(t.kind).toBe('Table');
     expect(t.apiVersion).toBe('meta.k8s.io/v1');
     expect(t.columnDefinitions.map((c) => [c.name, c.type, c.priority])).toEqual([
@@ -107,7 +108,7 @@ describe('Pod table', () => {
 
   it('a completed pod carries the Completed row condition', () => {
     const p = basePod({ status: { phase: 'Succeeded', containerStatuses: [{ name: 'app', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } }] } });
-    const row = toTable(res('Pod'), [p], { now: NOW }).rows[0]!;
+    const row = toTable(strategy('Pod'), [p], { now: NOW }).rows[0]!;
     expect(row.cells[2]).toBe('Completed');
     expect(row.conditions).toEqual([{ type: 'Completed', status: 'True', reason: 'Succeeded', message: 'The pod has completed successfully.' }]);
   });
@@ -166,15 +167,15 @@ describe('Pod table', () => {
 describe('row objects and table metadata', () => {
   it('PartialObjectMetadata by default (enough for --show-labels), the object, or nothing', () => {
     const p = basePod();
-    expect(toTable(res('Pod'), [p], { now: NOW }).rows[0]!.object).toEqual({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: p.metadata });
-    expect(toTable(res('Pod'), [p], { now: NOW, includeObject: 'Object' }).rows[0]!.object).toBe(p);
-    expect(toTable(res('Pod'), [p], { now: NOW, includeObject: 'None' }).rows[0]!.object).toBeNull();
+    expect(toTable(strategy('Pod'), [p], { now: NOW }).rows[0]!.object).toEqual({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: p.metadata });
+    expect(toTable(strategy('Pod'), [p], { now: NOW, includeObject: 'Object' }).rows[0]!.object).toBe(p);
+    expect(toTable(strategy('Pod'), [p], { now: NOW, includeObject: 'None' }).rows[0]!.object).toBeNull();
   });
 
   it('lists carry their list metadata; a single object its resourceVersion', () => {
-    expect(toTable(res('Pod'), [basePod(), basePod()], { listMeta: { resourceVersion: '99', continue: 'c' } }).metadata).toEqual({ resourceVersion: '99', continue: 'c' });
-    expect(toTable(res('Pod'), [basePod()]).metadata).toEqual({ resourceVersion: '42' });
-    expect(toTable(res('Pod'), []).rows).toEqual([]);
+    expect(toTable(strategy('Pod'), [basePod(), basePod()], { listMeta: { resourceVersion: '99', continue: 'c' } }).metadata).toEqual({ resourceVersion: '99', continue: 'c' });
+    expect(toTable(strategy('Pod'), [basePod()]).metadata).toEqual({ resourceVersion: '42' });
+    expect(toTable(strategy('Pod'), []).rows).toEqual([]);
   });
 });
 
@@ -205,7 +206,7 @@ describe('other kinds', () => {
     expect(cells('EndpointSlice', { ...slice, ports })[2]).toBe('1,2,3 + 2 more...');
     expect(cells('EndpointSlice', { ...slice, ports: [{ name: 'all' }, {}] })[2]).toBe('all,*');
     expect(cells('EndpointSlice', { metadata: { name: 'empty' }, addressType: 'IPv4', endpoints: [] }).slice(2, 4)).toEqual(['<unset>', '<unset>']);
-    const table = toTable(RESOURCES.find((r) => r.kind === 'EndpointSlice')!, [slice]);
+    const table = toTable(strategy('EndpointSlice'), [slice]);
     expect(table.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'AddressType', 'Ports', 'Endpoints', 'Age']);
     expect(table.columnDefinitions[1]!.description).toMatch(/^addressType specifies the type of address/);
   });
@@ -231,7 +232,7 @@ describe('other kinds', () => {
       status: { replicas: 2, readyReplicas: 1 },
     };
     expect(cells('ReplicationController', rc)).toEqual(['rc', 3, 2, 1, '30s', 'a,b', 'nginx:1,busybox', 'app=web']);
-    expect(toTable(res('ReplicationController'), []).columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Desired', 'Current', 'Ready', 'Age', 'Containers', 'Images', 'Selector']);
+    expect(toTable(strategy('ReplicationController'), []).columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Desired', 'Current', 'Ready', 'Age', 'Containers', 'Images', 'Selector']);
   });
 
   it('Node: status, roles, version and system info', () => {
@@ -263,7 +264,7 @@ describe('other kinds', () => {
     expect(cells('Event', ev)).toEqual(['70s', 'Normal', 'Pulled', 'pod/web', 'spec.containers{app}', 'kubelet, n1', 'Successfully pulled image', '10m', 1, 'web.17a']);
     const fresh: KubeObject = { metadata: { name: 'e' }, involvedObject: { kind: 'Node' }, eventTime: ago(4), reportingComponent: 'default-scheduler', count: 3 };
     expect(cells('Event', fresh)).toEqual(['4s', '', '', 'node', '', 'default-scheduler', '', '4s', 3, 'e']);
-    expect(toTable(res('Event'), []).columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual(['Last Seen', 'Type', 'Reason', 'Object', 'Message']);
+    expect(toTable(strategy('Event'), []).columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual(['Last Seen', 'Type', 'Reason', 'Object', 'Message']);
   });
 
   it('Namespace, ConfigMap, Secret, ServiceAccount and Lease', () => {
@@ -277,7 +278,7 @@ describe('other kinds', () => {
   });
 
   it('a kind without a printer gets Name and Created At', () => {
-    const widget: ResourceInfo = { ...res('ConfigMap'), kind: 'Widget', resource: 'widgets' };
+    const widget: KindStrategy = { info: { ...strategy('ConfigMap').info, kind: 'Widget', resource: 'widgets' } };
     const t = toTable(widget, [{ metadata: { name: 'w', creationTimestamp: '2025-01-01T00:00:00Z' } }]);
     expect(t.columnDefinitions.map((c) => [c.name, c.type])).toEqual([
       ['Name', 'string'],

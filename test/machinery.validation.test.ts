@@ -1,22 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../lambdas/machinery/status.ts';
-import { RESOURCES, type ResourceInfo } from '../lambdas/machinery/resources.ts';
+import { kinds } from '../lambdas/kinds/index.ts';
+import type { KindStrategy } from '../lambdas/kinds/kind.ts';
 import { validateObject, type ValidateOptions } from '../lambdas/machinery/validation.ts';
-import { applyDefaults } from '../lambdas/machinery/defaulting.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 
-const res = (kind: string): ResourceInfo => RESOURCES.find((r) => r.kind === kind)!;
+const strategy = (kind: string): KindStrategy => kinds.all().find((k) => k.info.kind === kind)!;
 
 /** Defaults an object as the registry does before validating it. */
 function prepared(kind: string, o: KubeObject): KubeObject {
   const copy = structuredClone(o);
-  applyDefaults(res(kind), copy);
+  strategy(kind).defaults?.(copy);
   return copy;
 }
 
 function check(kind: string, o: KubeObject, old?: KubeObject, opts?: ValidateOptions): ApiError | undefined {
   try {
-    validateObject(res(kind), o, old, opts);
+    validateObject(strategy(kind), o, old, opts);
     return undefined;
   } catch (e) {
     if (e instanceof ApiError) return e;
@@ -749,7 +749,7 @@ describe('full-range integers (decoding, on every write)', () => {
     const { SCHEMAS, deref, refName, schemaName } = await import('../lambdas/machinery/schema.ts');
     const { typeErrors } = await import('../lambdas/machinery/schema.ts');
     let checked = 0;
-    for (const r of RESOURCES) {
+    for (const { info: r } of kinds.all()) {
       const root = schemaName(r);
       if (!root) continue;
       // Breadth-first over the schema: one path per (struct, field), so recursive types end.

@@ -9,6 +9,8 @@ import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
 import { apiVersionOf, findResource, type ResourceInfo } from '../machinery/resources.ts';
+import { kindFor } from '../kinds/index.ts';
+import type { ScaleRules } from '../kinds/kind.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
 import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
@@ -233,7 +235,7 @@ export class ApiServer {
     const warnings: string[] = [];
     switch (info.verb) {
       case 'get': {
-        if (sub === 'scale') return jsonResponse(200, toScale(await reg.get(res, ns, name!)));
+        if (sub === 'scale') return jsonResponse(200, scaleOf(res).toScale(await reg.get(res, ns, name!)));
         if (sub === 'log') return podLogs(reg, req, ns!, name!, this.nodeClientToken);
         const obj = await reg.get(res, ns, name!);
         return this.render(req, res, obj);
@@ -246,7 +248,9 @@ export class ApiServer {
         return this.watch(req, res, ns, name);
       case 'create': {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
-        if (res.kind === 'TokenReview') return jsonResponse(201, await this.tokenReview(req));
+        // A kind that is never stored (TokenReview) computes its answer.
+        const computed = kindFor(res).create;
+        if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token) }));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -259,7 +263,7 @@ export class ApiServer {
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
         await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user }, reg);
-        const status = sub === 'status' || (res.kind === 'Namespace' && sub === 'finalize') ? sub : undefined;
+        const status = sub === 'status' || sub === 'finalize' ? sub : undefined;
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
           const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize' }, (cur) => ({
@@ -296,9 +300,9 @@ export class ApiServer {
           if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
             throw errors.staleResourceVersion(res.resource, res.group, name!);
           }
+          // The main resource keeps the stored status of kinds with a status subresource: their
+          // strategy's prepareForUpdate puts it back.
           if (sub === 'status') return { ...cur, status: patched.status };
-          // The main resource does not change status for kinds with a status subresource.
-          if (res.subresources.includes('status') && res.kind !== 'Node') return { ...patched, status: cur.status };
           return patched;
         });
         return jsonResponse(200, out, warningHeader(warnings));
@@ -342,26 +346,12 @@ export class ApiServer {
     return jsonResponse(201, { nodeName, token });
   }
 
-  /** TokenReview (create only, never stored): how node agents check a bearer token, as kubelet's webhook authn does. */
-  private async tokenReview(req: ApiRequest): Promise<unknown> {
-    const body = parseBody(req);
-    const spec = isObject(body) && isObject(body.spec) ? body.spec : {};
-    if (typeof spec.token !== 'string' || !spec.token) {
-      throw errors.invalid('TokenReview', 'authentication.k8s.io', '', [{ reason: 'FieldValueRequired', field: 'spec.token', message: 'Required value' }]);
-    }
-    const user = await this.authn.authenticate(`Bearer ${spec.token}`).catch((e) => {
+  /** The user a bearer token stands for, or undefined when it is not valid (for TokenReview). */
+  private async userOf(token: string): Promise<UserInfo | undefined> {
+    return this.authn.authenticate(`Bearer ${token}`).catch((e) => {
       if (e instanceof ApiError && e.code === 401) return undefined;
       throw e;
     });
-    return {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenReview',
-      metadata: { creationTimestamp: null },
-      spec,
-      status: user
-        ? { authenticated: true, user: { username: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups } }
-        : { user: {} },
-    };
   }
 
   /** pods/binding: assigns a pod to a node, once (the scheduler's only write to pods). */
@@ -388,9 +378,9 @@ export class ApiServer {
   }
 
   private async updateScale(res: ResourceInfo, ns: string | undefined, name: string, next: (cur: unknown) => any): Promise<unknown> {
-    if (res.kind !== 'ReplicationController') throw errors.pageNotFound();
-    const out = await this.registry.guaranteedUpdate(res, ns, name, undefined, {}, (rc) => {
-      const scale = next(toScale(rc));
+    const rules = scaleOf(res);
+    const out = await this.registry.guaranteedUpdate(res, ns, name, undefined, {}, (obj) => {
+      const scale = next(rules.toScale(obj));
       // The Scale body decodes into autoscaling/v1 Scale first: replicas 1e308 or "3" is a 400 there.
       const undecodable = typeErrors(SCALE, scale);
       if (undecodable.length) throw errors.badRequest(`Scale in version "v1" cannot be handled as a Scale: ${undecodable[0]}`);
@@ -401,17 +391,17 @@ export class ApiServer {
         ]);
       }
       const rv = scale?.metadata?.resourceVersion;
-      if (rv && rv !== rc.metadata.resourceVersion) throw errors.staleResourceVersion(res.resource, res.group, name);
-      rc.spec = { ...rc.spec, replicas };
-      return rc;
+      if (rv && rv !== obj.metadata.resourceVersion) throw errors.staleResourceVersion(res.resource, res.group, name);
+      rules.setReplicas(obj, replicas);
+      return obj;
     });
-    return toScale(out);
+    return rules.toScale(out);
   }
 
   private async watch(req: ApiRequest, res: ResourceInfo, ns: string | undefined, name: string | undefined): Promise<ApiResponse> {
     const p = listParams(req, res);
     // A watch on one name (kubectl get pod x -w, or /watch/.../name) is a field selector on the name.
-    if (name) p.fieldSelector = parseFieldSelector(`metadata.name=${name}`, res);
+    if (name) p.fieldSelector = parseFieldSelector(`metadata.name=${name}`, kindFor(res));
     // Checked before the headers go out: once the stream has begun, a bad version could only end it.
     parseRV(req.query.get('resourceVersion') ?? undefined);
     const timeoutParam = req.query.get('timeoutSeconds');
@@ -469,7 +459,7 @@ export class ApiServer {
 
   private render(req: ApiRequest, res: ResourceInfo, obj: KubeObject): ApiResponse {
     if (wantsTable(req.headers['accept'])) {
-      return jsonResponse(200, toTable(res, [obj], { includeObject: includeObjectParam(req) }));
+      return jsonResponse(200, toTable(kindFor(res), [obj], { includeObject: includeObjectParam(req) }));
     }
     return jsonResponse(200, obj);
   }
@@ -478,7 +468,7 @@ export class ApiServer {
     if (wantsTable(req.headers['accept'])) {
       // Table rows carry their object with apiVersion/kind, as Kubernetes sends them.
       const items = list.items.map((it) => ({ apiVersion: apiVersionOf(res), kind: res.kind, ...it }) as KubeObject);
-      return jsonResponse(200, toTable(res, items, { includeObject: includeObjectParam(req), listMeta: list.metadata }));
+      return jsonResponse(200, toTable(kindFor(res), items, { includeObject: includeObjectParam(req), listMeta: list.metadata }));
     }
     return jsonResponse(200, list);
   }
@@ -628,7 +618,7 @@ function listParams(req: ApiRequest, res: ResourceInfo): ListParams {
   const fs = q.get('fieldSelector');
   return {
     labelSelector: ls ? parseLabelSelector(ls) : undefined,
-    fieldSelector: fs ? parseFieldSelector(fs, res) : undefined,
+    fieldSelector: fs ? parseFieldSelector(fs, kindFor(res)) : undefined,
     limit: limit ? Number(limit) : undefined,
     continue: q.get('continue') ?? undefined,
     resourceVersion: q.get('resourceVersion') ?? undefined,
@@ -668,31 +658,16 @@ function includeObjectParam(req: ApiRequest): 'None' | 'Metadata' | 'Object' {
 
 function encodeEvent(ev: WatchEventOut, res: ResourceInfo, asTable: boolean, includeObject: 'None' | 'Metadata' | 'Object'): string {
   if (asTable && (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED')) {
-    return JSON.stringify({ type: ev.type, object: toTable(res, [ev.object as KubeObject], { includeObject }) });
+    return JSON.stringify({ type: ev.type, object: toTable(kindFor(res), [ev.object as KubeObject], { includeObject }) });
   }
   return JSON.stringify(ev);
 }
 
-function toScale(rc: KubeObject): unknown {
-  const sel = rc.spec?.selector ?? {};
-  return {
-    kind: 'Scale',
-    apiVersion: 'autoscaling/v1',
-    metadata: {
-      name: rc.metadata.name,
-      namespace: rc.metadata.namespace,
-      uid: rc.metadata.uid,
-      resourceVersion: rc.metadata.resourceVersion,
-      creationTimestamp: rc.metadata.creationTimestamp,
-    },
-    spec: { replicas: rc.spec?.replicas ?? 0 },
-    status: {
-      replicas: rc.status?.replicas ?? 0,
-      selector: Object.entries(sel)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(','),
-    },
-  };
+/** The scale subresource's rules; only kinds that serve it get here (requestInfo checks). */
+function scaleOf(res: ResourceInfo): ScaleRules {
+  const rules = kindFor(res).scale;
+  if (!rules) throw errors.pageNotFound();
+  return rules;
 }
 
 function decodeScale(req: ApiRequest): any {

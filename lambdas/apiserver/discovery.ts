@@ -1,4 +1,5 @@
-// Discovery documents, shaped exactly as kube-apiserver 1.32 serves them, built from RESOURCES:
+// Discovery documents, shaped exactly as kube-apiserver 1.32 serves them, built from the served kinds
+// (lambdas/kinds/index.ts), read on each request so kinds registered at run time appear:
 //   /version                      version.Info
 //   /api                          APIVersions                  (legacy)   | APIGroupDiscoveryList (aggregated)
 //   /apis                         APIGroupList                 (legacy)   | APIGroupDiscoveryList (aggregated)
@@ -7,7 +8,8 @@
 // kubectl 1.32 asks /api and /apis for aggregated discovery (apidiscovery.k8s.io/v2) first; the
 // Content-Type of the answer tells client-go which of the formats it got.
 import { createHash } from 'node:crypto';
-import { apiGroups, apiVersionOf, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, type ResourceInfo } from '../kinds/kind.ts';
+import { apiGroups, RESOURCES } from '../kinds/index.ts';
 
 // ---- /version ---------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 // shape differs (body parameters, `#/definitions/` refs, IntOrString and Quantity as v2 strings).
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs/light.js';
+import { kinds } from '../kinds/index.ts';
 import { openapiV3Document, openapiV3Paths } from './openapi.ts';
 import type { ApiResponse } from './http.ts';
 
@@ -248,6 +249,11 @@ interface Encoded {
 }
 let json: Encoded | undefined;
 let pb: Encoded | undefined;
+// Derived from the served kinds, like the v3 documents: a kind registered or removed invalidates both.
+kinds.onChange(() => {
+  json = undefined;
+  pb = undefined;
+});
 
 function encoded(asProtobuf: boolean): Encoded {
   const make = (body: string | Uint8Array): Encoded => ({ body, etag: `"${createHash('sha512').update(body).digest('hex').toUpperCase()}"` });

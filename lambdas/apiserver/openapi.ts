@@ -13,7 +13,8 @@
 // answer: List files and unknown kinds. Documents are immutable per hash: the URL carries the content hash
 // (sha512, as kube-openapi).
 import { createHash } from 'node:crypto';
-import { apiGroups, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
+import type { ResourceInfo } from '../kinds/kind.ts';
+import { apiGroups, kinds, RESOURCES } from '../kinds/index.ts';
 import { schemaClosure, schemaName, SCHEMAS, type OpenAPISchema } from '../machinery/schema.ts';
 import { SUBRESOURCES, subresourceKind } from './discovery.ts';
 import type { ApiResponse } from './http.ts';
@@ -275,6 +276,8 @@ interface Built {
 }
 
 const built = new Map<string, Built>();
+// Documents are derived from the served kinds: a kind registered or removed invalidates them all.
+kinds.onChange(() => built.clear());
 
 function get(path: string): Built | undefined {
   let b = built.get(path);

@@ -1,20 +1,21 @@
 // The generic REST store: Kubernetes object semantics on top of the storage Backend. It is what
 // kube-apiserver's genericregistry.Store is to etcd: resourceVersion from revisions, metadata defaults,
 // generateName, optimistic concurrency, the status subresource, finalizers and deletionTimestamp,
-// selectors, paging and watch. Kind-specific rules come from the machinery (defaulting, validation).
+// selectors, paging and watch. Everything specific to a kind comes from its strategy (lambdas/kinds/):
+// defaults, validation, PrepareForCreate/Update, graceful deletion and storage hooks.
 
 import { randomUUID, randomInt } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
-import { apiVersionOf, RESOURCES, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
+import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
-import { applyDefaults } from '../machinery/defaulting.ts';
 import { validateObject } from '../machinery/validation.ts';
 import type { FieldSelector, LabelSelector } from '../machinery/selectors.ts';
-import { needsNodePorts, ServiceAllocator, type Allocation, type ServiceAllocOptions } from './service-alloc.ts';
+import { ServiceAllocator, type ServiceAllocOptions } from './service-alloc.ts';
 
 export interface ListParams {
   labelSelector?: LabelSelector;
@@ -110,11 +111,6 @@ function decodeContinue(s: string): ContinueToken {
   } catch {
     throw errors.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
   }
-}
-
-/** Kinds whose status is only written through the status subresource (create resets it). */
-function hasStatusSubresource(res: ResourceInfo): boolean {
-  return res.subresources.includes('status');
 }
 
 /**
@@ -244,6 +240,7 @@ export class Registry {
   // ---- writes ----
 
   async create(res: ResourceInfo, namespace: string | undefined, input: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
+    const kind = kindFor(res);
     const obj = structuredClone(input);
     obj.apiVersion = apiVersionOf(res);
     obj.kind = res.kind;
@@ -261,14 +258,15 @@ export class Registry {
     meta.creationTimestamp = nowRFC3339();
     if (hasSpec(obj)) meta.generation = 1;
     else delete meta.generation;
-    if (hasStatusSubresource(res) && res.kind !== 'Node') delete obj.status;
-    applyDefaults(res, obj);
+    kind.prepareForCreate?.(obj);
+    kind.defaults?.(obj);
     const generated = !meta.name && !!meta.generateName;
     // Validate with a placeholder name when generating, so the generated name's rules are checked once.
     if (generated) meta.name = `${meta.generateName}${randomSuffix()}`;
-    validateObject(res, obj);
-    // Services get their clusterIP and node ports now (a dry run only checks they are free).
-    const allocated = res.kind === 'Service' && res.group === '' ? await this.services.allocateCreate(obj, opts.dryRun) : undefined;
+    validateObject(kind, obj);
+    // What the object holds outside itself is taken now (a Service's clusterIP and node ports; a dry run
+    // only checks they are free), and given back if the object is not stored.
+    const abort = await kind.beginCreate?.(this, obj, opts.dryRun);
     if (opts.dryRun) return this.withTypeMeta(res, obj);
     // Namespaced objects count against their namespace's limit, in the create's own storage write.
     const limit = this.maxObjectsPerNamespace;
@@ -297,8 +295,8 @@ export class Registry {
         }
       }
     } catch (e) {
-      // The Service was not stored: what it took goes back (e.g. AlreadyExists must not leak an IP).
-      if (allocated) await this.services.release(allocated, meta.uid);
+      // Not stored: what it took goes back (e.g. AlreadyExists must not leak a Service's IP).
+      if (abort) await abort();
       throw e;
     }
   }
@@ -329,8 +327,6 @@ export class Registry {
         return { ...old, status: obj.status };
       }
       obj.metadata = { ...obj.metadata };
-      if (hasStatusSubresource(res) && res.kind !== 'Node') obj.status = old.status;
-      if (res.kind === 'Node' && obj.status === undefined) obj.status = old.status;
       return obj;
     });
   }
@@ -348,6 +344,7 @@ export class Registry {
     opts: WriteOptions & { subresource?: 'status' | 'binding' | 'finalize' },
     mutate: (current: KubeObject) => KubeObject,
   ): Promise<KubeObject> {
+    const kind = kindFor(res);
     const key = storageKey(res, namespace, name);
     for (let attempt = 0; ; attempt++) {
       const kv = await this.backend.get(key);
@@ -366,7 +363,8 @@ export class Registry {
       // what a client sends); attempts to change name/namespace are reported by validation.
       m.uid = m.uid ?? om.uid;
       m.creationTimestamp = om.creationTimestamp;
-      prepareForUpdate(res, obj, old, opts.subresource);
+      // What the kind carries over from the stored object (the status, on a main-resource write).
+      kind.prepareForUpdate?.(obj, old, opts.subresource);
       if (res.namespaced) m.namespace = m.namespace ?? namespace;
       m.name = m.name ?? name;
       // deletionTimestamp can only be set by delete, and never cleared.
@@ -382,36 +380,32 @@ export class Registry {
         const gen = om.generation ?? 1;
         m.generation = isDeepStrictEqual(specPart(obj), specPart(old)) ? gen : gen + 1;
       }
-      applyDefaults(res, obj);
+      kind.defaults?.(obj);
       // Subresources have their own update rules (binding may set spec.nodeName, status may not touch spec).
-      validateObject(res, obj, old, { subresource: opts.subresource });
+      validateObject(kind, obj, old, { subresource: opts.subresource });
       // A write that removes the last finalizer of an object being deleted completes the delete.
-      const finishDelete = !!om.deletionTimestamp && !(m.finalizers?.length) && !pendingNamespaceFinalizers(res, obj);
+      const finishDelete = !!om.deletionTimestamp && !(m.finalizers?.length) && !kind.finalizing?.(obj);
       const unchanged = isDeepStrictEqual(stripRV(obj), stripRV(old));
-      // A Service update may need a clusterIP or node ports it did not have (type change, new port).
-      const isService = res.kind === 'Service' && res.group === '' && !opts.subresource;
-      if (opts.dryRun && isService && !unchanged) {
-        // A dry run shows what would be allocated, and checks requested values, without taking them.
-        await this.services.allocateUpdate(obj, old, true);
-      }
+      // A dry run shows what the kind's storage hook would take (a Service's new clusterIP or node ports),
+      // and checks requested values, without taking them.
+      if (opts.dryRun && !unchanged) await kind.beginUpdate?.(this, obj, old, { dryRun: true, subresource: opts.subresource });
       if (opts.dryRun || (unchanged && !finishDelete)) {
         // No-op updates do not advance the revision (Kubernetes skips the write as well).
         return unchanged ? old : this.withTypeMeta(res, obj);
       }
-      let alloc: { taken: Allocation; release: Allocation } | undefined;
-      if (isService && !finishDelete) alloc = await this.services.allocateUpdate(obj, old);
+      const hook = finishDelete ? undefined : await kind.beginUpdate?.(this, obj, old, { subresource: opts.subresource });
       try {
         if (finishDelete) {
           const deleted = await this.backend.delete(key, kv.modRevision);
           const out = this.withTypeMeta(res, decode({ ...deleted, value: encode(obj) }));
-          if (res.kind === 'Service' && res.group === '') await this.services.release(this.services.held(old), om.uid);
+          await kind.afterDelete?.(this, old);
           return out;
         }
         const written = await this.backend.update(key, encode(obj), kv.modRevision);
-        if (alloc) await this.services.release(alloc.release, om.uid);
+        await hook?.commit();
         return this.withTypeMeta(res, decode(written));
       } catch (e) {
-        if (alloc) await this.services.release(alloc.taken, om.uid);
+        await hook?.abort();
         if (e instanceof StorageError && (e.code === 'Conflict' || e.code === 'NotFound')) {
           if (e.code === 'NotFound') throw errors.notFound(res.resource, res.group, name);
           if (precondition !== undefined) throw errors.staleResourceVersion(res.resource, res.group, name);
@@ -433,6 +427,7 @@ export class Registry {
     name: string,
     opts: DeleteOptions = {},
   ): Promise<{ object: KubeObject; deleted: boolean }> {
+    const kind = kindFor(res);
     const key = storageKey(res, namespace, name);
     for (let attempt = 0; ; attempt++) {
       const kv = await this.backend.get(key);
@@ -463,14 +458,15 @@ export class Registry {
         if (opts.propagationPolicy === 'Orphan') finalizers.add('orphan');
         if (opts.propagationPolicy === 'Foreground') finalizers.add('foregroundDeletion');
       }
-      const graceful = gracefulPeriod(res, cur, opts.gracePeriodSeconds);
-      const mustWait = finalizers.size > 0 || pendingNamespaceFinalizers(res, cur) || graceful > 0;
+      // Graceful deletion is the kind's (pods bound to a node); every other object goes at once.
+      const graceful = kind.gracePeriodSeconds?.(cur, opts.gracePeriodSeconds) ?? 0;
+      const mustWait = finalizers.size > 0 || !!kind.finalizing?.(cur) || graceful > 0;
       if (!mustWait) {
         if (opts.dryRun) return { object: cur, deleted: true };
         try {
           const deleted = await this.backend.delete(key, kv.modRevision);
-          // The Service is gone: its clusterIP and node ports can be taken again.
-          if (res.kind === 'Service' && res.group === '') await this.services.release(this.services.held(cur), cur.metadata.uid);
+          // Gone: what it held (a Service's clusterIP and node ports) can be taken again.
+          await kind.afterDelete?.(this, cur);
           return { object: this.withTypeMeta(res, decode(deleted)), deleted: true };
         } catch (e) {
           if (e instanceof StorageError && e.code === 'Conflict' && attempt < 100) continue;
@@ -480,14 +476,14 @@ export class Registry {
       }
       if (m.deletionTimestamp && isDeepStrictEqual([...finalizers], m.finalizers ?? [])) {
         // Already being deleted: a second delete changes nothing (except a shorter grace period).
-        if (graceful >= (m.deletionGracePeriodSeconds ?? 0) || res.kind !== 'Pod') return { object: cur, deleted: false };
+        if (graceful >= (m.deletionGracePeriodSeconds ?? 0) || !kind.gracePeriodSeconds) return { object: cur, deleted: false };
       }
       if (finalizers.size) m.finalizers = [...finalizers];
       if (!m.deletionTimestamp) {
         m.deletionTimestamp = new Date(Date.now() + graceful * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
       }
       m.deletionGracePeriodSeconds = graceful;
-      if (res.kind === 'Namespace') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
+      kind.prepareForDelete?.(next);
       if (opts.dryRun) return { object: next, deleted: false };
       try {
         const written = await this.backend.update(key, encode(next), kv.modRevision);
@@ -593,74 +589,7 @@ export class Registry {
   }
 }
 
-/**
- * What Kubernetes' update strategies carry over from the stored object before validating: fields a
- * client may omit on a main-resource update without meaning to clear them.
- */
-function prepareForUpdate(res: ResourceInfo, obj: KubeObject, old: KubeObject, subresource?: string): void {
-  if (res.kind === 'Namespace' && !subresource) {
-    // spec.finalizers changes only through /finalize; status only through /status.
-    obj.spec = { ...(obj.spec ?? {}), finalizers: old.spec?.finalizers };
-    if (obj.spec.finalizers === undefined) delete obj.spec.finalizers;
-    obj.status = old.status;
-  }
-  if (res.kind === 'Service' && !subresource && obj.spec && old.spec) {
-    // An allocated clusterIP (and node ports) survive an update that leaves them out (kubectl replace).
-    if (obj.spec.type !== 'ExternalName') {
-      if (obj.spec.clusterIP === undefined || obj.spec.clusterIP === '') obj.spec.clusterIP = old.spec.clusterIP;
-      if (obj.spec.clusterIPs === undefined && old.spec.clusterIPs) obj.spec.clusterIPs = old.spec.clusterIPs;
-    } else {
-      delete obj.spec.clusterIP;
-      delete obj.spec.clusterIPs;
-      delete obj.spec.ipFamilies;
-      delete obj.spec.ipFamilyPolicy;
-    }
-    const ports: any[] = Array.isArray(obj.spec.ports) ? obj.spec.ports : [];
-    const oldPorts: any[] = Array.isArray(old.spec.ports) ? old.spec.ports : [];
-    if (needsNodePorts(old.spec) && needsNodePorts(obj.spec)) {
-      for (const p of ports) {
-        if (p.nodePort) continue;
-        const prev = oldPorts.find((o: any) => o.port === p.port && (o.protocol ?? 'TCP') === (p.protocol ?? 'TCP'));
-        if (prev?.nodePort) p.nodePort = prev.nodePort;
-      }
-    } else if (needsNodePorts(old.spec)) {
-      // dropTypeDependentFields: leaving NodePort, node ports the client merely kept (e.g. a patch of
-      // type only) are dropped rather than rejected; a changed nodePort is still an error.
-      const same = ports.every((p) => !p.nodePort || oldPorts.some((o: any) => o.nodePort === p.nodePort));
-      if (same) for (const p of ports) delete p.nodePort;
-    }
-    // Likewise externalTrafficPolicy, kept unchanged by a client, when the Service stops being reachable
-    // from outside (it is only valid for NodePort, LoadBalancer and ClusterIP with externalIPs).
-    const external = (spec: any) =>
-      spec.type === 'NodePort' || spec.type === 'LoadBalancer' || (spec.type === 'ClusterIP' && Array.isArray(spec.externalIPs) && spec.externalIPs.length > 0);
-    if (external(old.spec) && !external(obj.spec) && obj.spec.externalTrafficPolicy === old.spec.externalTrafficPolicy) {
-      delete obj.spec.externalTrafficPolicy;
-    }
-  }
-  if (res.kind === 'Pod' && subresource === 'status' && obj.status && !obj.status.qosClass && old.status?.qosClass) {
-    obj.status.qosClass = old.status.qosClass;
-  }
-}
-
 function stripRV(o: KubeObject): KubeObject {
   const { resourceVersion: _rv, ...m } = o.metadata;
   return { ...o, metadata: m };
 }
-
-/** Namespaces stay Terminating until the namespace controller empties them and clears spec.finalizers. */
-function pendingNamespaceFinalizers(res: ResourceInfo, obj: KubeObject): boolean {
-  return res.kind === 'Namespace' && Array.isArray(obj.spec?.finalizers) && obj.spec.finalizers.length > 0;
-}
-
-/**
- * Graceful deletion applies to pods bound to a node: the kubelet stops the containers and then
- * deletes with grace period 0. Unbound pods, and every other kind, are deleted at once.
- */
-function gracefulPeriod(res: ResourceInfo, obj: KubeObject, requested: number | undefined): number {
-  if (res.kind !== 'Pod') return 0;
-  if (!obj.spec?.nodeName) return 0;
-  if (obj.status?.phase === 'Succeeded' || obj.status?.phase === 'Failed') return 0;
-  const g = requested ?? obj.spec?.terminationGracePeriodSeconds ?? 30;
-  return Math.max(0, g);
-}
-

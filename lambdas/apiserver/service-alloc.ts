@@ -14,6 +14,7 @@ import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import { fieldErrorBody, type FieldError } from '../machinery/validation.ts';
 import { findResource, storagePrefix } from '../machinery/resources.ts';
+import { needsNodePorts } from '../kinds/core/service.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { formatCIDR, formatIPv4, parseIPv4, parseIPv4CIDR } from '../machinery/cidr.ts';
 
@@ -352,11 +353,6 @@ function isHeadless(spec: Record<string, any>): boolean {
 
 function needsClusterIP(spec: Record<string, any>): boolean {
   return spec.type !== 'ExternalName' && !isHeadless(spec);
-}
-
-/** NodePort, and LoadBalancer unless allocateLoadBalancerNodePorts is false (Skiff has no cloud LB). */
-export function needsNodePorts(spec: Record<string, any> | undefined): boolean {
-  return spec?.type === 'NodePort' || (spec?.type === 'LoadBalancer' && spec.allocateLoadBalancerNodePorts !== false);
 }
 
 /** The values a stored Service holds. */

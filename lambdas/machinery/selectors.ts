@@ -1,11 +1,12 @@
 // Label and field selectors: the ONE parser for `?labelSelector=` / `?fieldSelector=` and for the
 // metav1.LabelSelector objects controllers carry. The label grammar, lexer quirks and error texts are
 // ported from k8s.io/apimachinery/pkg/labels/selector.go; the field grammar from pkg/fields/selector.go;
-// the per-kind field labels from pkg/apis/core/v1/conversion.go and each registry's GetAttrs. Matching
+// each kind's field labels (pkg/apis/core/v1/conversion.go, the registries' GetAttrs) are in its module
+// under lambdas/kinds/ (fieldSelectors). Matching
 // the error texts matters: kubectl prints them verbatim ("Error from server (BadRequest): ...").
 
 import { errors } from './status.ts';
-import type { ResourceInfo } from './resources.ts';
+import type { KindStrategy } from '../kinds/kind.ts';
 import type { KubeObject } from './types.ts';
 import { isObject } from './types.ts';
 import { fieldErrorString, labelKeyErrors, labelValueErrors, type FieldError } from './validation.ts';
@@ -442,74 +443,22 @@ export interface FieldSelector {
   matches(obj: KubeObject): boolean;
 }
 
-type FieldGetter = (o: KubeObject) => string;
+/** Reads one selectable field of an object, as a string (GetAttrs' fields.Set). */
+export type FieldGetter = (o: KubeObject) => string;
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
-const nameField: FieldGetter = (o) => str(o.metadata?.name);
-const namespaceField: FieldGetter = (o) => str(o.metadata?.namespace);
+/** The fields a kind can be selected by (its GetAttrs), and field labels older clients send for them. */
+export interface SelectableFields {
+  fields: Record<string, FieldGetter>;
+  /** Old field label → the field it stands for, as the kind's v1 conversion rewrites it. */
+  aliases?: Record<string, string>;
+}
 
-// Fields each kind can be selected by, with how their values are read (the registries' GetAttrs).
-// Kinds not listed here use apimachinery's default conversion: metadata.name and metadata.namespace.
-const FIELDS: Record<string, Record<string, FieldGetter>> = {
-  Pod: {
-    'metadata.name': nameField,
-    'metadata.namespace': namespaceField,
-    'spec.nodeName': (o) => str(o.spec?.nodeName),
-    'spec.restartPolicy': (o) => str(o.spec?.restartPolicy),
-    'spec.schedulerName': (o) => str(o.spec?.schedulerName),
-    'spec.serviceAccountName': (o) => str(o.spec?.serviceAccountName),
-    'spec.hostNetwork': (o) => String(o.spec?.hostNetwork === true),
-    'status.phase': (o) => str(o.status?.phase),
-    'status.podIP': (o) => str(o.status?.podIPs?.[0]?.ip ?? o.status?.podIP),
-    // Accepted by the conversion, but the pod's field set holds no such key: it reads as "".
-    'status.podIPs': () => '',
-    'status.nominatedNodeName': (o) => str(o.status?.nominatedNodeName),
-  },
-  Node: {
-    'metadata.name': nameField,
-    'spec.unschedulable': (o) => String(o.spec?.unschedulable === true),
-  },
-  ReplicationController: {
-    'metadata.name': nameField,
-    'metadata.namespace': namespaceField,
-    'status.replicas': (o) => String(typeof o.status?.replicas === 'number' ? o.status.replicas : 0),
-  },
-  Event: {
-    'involvedObject.kind': (o) => str(o.involvedObject?.kind),
-    'involvedObject.namespace': (o) => str(o.involvedObject?.namespace),
-    'involvedObject.name': (o) => str(o.involvedObject?.name),
-    'involvedObject.uid': (o) => str(o.involvedObject?.uid),
-    'involvedObject.apiVersion': (o) => str(o.involvedObject?.apiVersion),
-    'involvedObject.resourceVersion': (o) => str(o.involvedObject?.resourceVersion),
-    'involvedObject.fieldPath': (o) => str(o.involvedObject?.fieldPath),
-    reason: (o) => str(o.reason),
-    reportingComponent: (o) => str(o.reportingComponent),
-    // The event registry falls back to reportingComponent when source.component is empty.
-    source: (o) => str(o.source?.component) || str(o.reportingComponent),
-    type: (o) => str(o.type),
-    'metadata.namespace': namespaceField,
-    'metadata.name': nameField,
-  },
-  Namespace: {
-    'status.phase': (o) => str(o.status?.phase),
-    'metadata.name': nameField,
-  },
-  Secret: {
-    type: (o) => str(o.type),
-    'metadata.namespace': namespaceField,
-    'metadata.name': nameField,
-  },
-  Service: {
-    'metadata.namespace': namespaceField,
-    'metadata.name': nameField,
-    'spec.clusterIP': (o) => str(o.spec?.clusterIP),
-    'spec.type': (o) => str(o.spec?.type),
-  },
-};
+/** A field's value as a string; absent is "". */
+export const fieldString = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+export const nameField: FieldGetter = (o) => fieldString(o.metadata?.name);
+export const namespaceField: FieldGetter = (o) => fieldString(o.metadata?.namespace);
 
-// Field labels older clients send, rewritten as the core/v1 conversion does.
-const FIELD_ALIASES: Record<string, Record<string, string>> = { Pod: { 'spec.host': 'spec.nodeName' } };
-
+// Kinds without their own fields use apimachinery's default conversion: metadata.name and metadata.namespace.
 const DEFAULT_FIELDS: Record<string, FieldGetter> = { 'metadata.name': nameField, 'metadata.namespace': namespaceField };
 
 /** fields.UnescapeValue: "\\", "\," and "\=" are escapes; bare "," or "=" is an error. */
@@ -565,8 +514,8 @@ function splitTerm(term: string): { lhs: string; op: '=' | '!=' | '=='; rhs: str
  * Parses a field selector ("status.phase=Running,spec.nodeName!=n1") for one kind. Fields the kind
  * cannot be selected by are a 400, with the message the apiserver gives for that kind.
  */
-export function parseFieldSelector(s: string, resource: ResourceInfo): FieldSelector {
-  const known = FIELDS[resource.kind];
+export function parseFieldSelector(s: string, kind: Pick<KindStrategy, 'fieldSelectors'>): FieldSelector {
+  const known = kind.fieldSelectors?.fields;
   const getters = known ?? DEFAULT_FIELDS;
   const reqs: FieldRequirement[] = [];
   for (const part of splitTerms(s).sort()) {
@@ -574,7 +523,7 @@ export function parseFieldSelector(s: string, resource: ResourceInfo): FieldSele
     const t = splitTerm(part);
     if (!t) throw errors.badRequest(`invalid selector: '${s}'; can't understand '${part}'`);
     const value = unescapeValue(t.rhs);
-    const field = FIELD_ALIASES[resource.kind]?.[t.lhs] ?? t.lhs;
+    const field = kind.fieldSelectors?.aliases?.[t.lhs] ?? t.lhs;
     if (!Object.prototype.hasOwnProperty.call(getters, field)) {
       throw errors.badRequest(
         known

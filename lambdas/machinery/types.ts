@@ -53,3 +53,8 @@ export interface KubeList {
 export function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** The objects of a JSON list (anything else in it is skipped); [] when it is not a list. */
+export function objectList(v: unknown): Record<string, any>[] {
+  return Array.isArray(v) ? v.filter(isObject) : [];
+}

@@ -1,0 +1,151 @@
+// The one list of served kinds, and the live registry built from it. The apiserver's store, the request
+// pipeline, discovery and OpenAPI find kinds here (machinery/resources.ts re-exports the lookups for the
+// controllers, scheduler and node agent). Kinds can be registered and removed at run time, as custom
+// resources will be; whoever caches something derived from the list (OpenAPI documents) listens to
+// onChange.
+//
+// Adding a built-in kind: write lambdas/kinds/<group or core>/<kind>.ts and add it to BUILT_IN_KINDS.
+
+import type { KindStrategy, ResourceInfo } from './kind.ts';
+import { namespace } from './core/namespace.ts';
+import { pod } from './core/pod.ts';
+import { service } from './core/service.ts';
+import { endpoints } from './core/endpoints.ts';
+import { replicationController } from './core/replicationcontroller.ts';
+import { node } from './core/node.ts';
+import { event } from './core/event.ts';
+import { configMap } from './core/configmap.ts';
+import { secret } from './core/secret.ts';
+import { serviceAccount } from './core/serviceaccount.ts';
+import { lease } from './coordination/lease.ts';
+import { tokenReview } from './authentication/tokenreview.ts';
+import { customResourceDefinition } from './apiextensions/customresourcedefinition.ts';
+import { endpointSlice } from './discovery/endpointslice.ts';
+
+/**
+ * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
+ * order kube-apiserver lists them (discovery.k8s.io after the others).
+ */
+export const BUILT_IN_KINDS: readonly KindStrategy[] = [
+  namespace,
+  pod,
+  service,
+  endpoints,
+  replicationController,
+  node,
+  event,
+  configMap,
+  secret,
+  serviceAccount,
+  lease,
+  tokenReview,
+  customResourceDefinition,
+  endpointSlice,
+];
+
+const byResource = (group: string, version: string, resource: string) => `${group}/${version}/${resource}`;
+const byKind = (group: string, version: string, kind: string) => `${group}/${version}/${kind}`;
+
+/** The served kinds, in registration order, with lookups by resource and by kind. */
+export class KindRegistry {
+  private kinds: KindStrategy[] = [];
+  private resources = new Map<string, KindStrategy>();
+  private kindNames = new Map<string, KindStrategy>();
+  private listeners = new Set<() => void>();
+
+  constructor(initial: readonly KindStrategy[] = []) {
+    for (const k of initial) this.add(k);
+  }
+
+  /** Serves a kind from now on. A group/version/resource or group/version/kind already served is an error. */
+  register(kind: KindStrategy): void {
+    this.add(kind);
+    this.changed();
+  }
+
+  /** Stops serving a kind; false if it was not served. */
+  unregister(group: string, version: string, resource: string): boolean {
+    const kind = this.resources.get(byResource(group, version, resource));
+    if (!kind) return false;
+    this.kinds = this.kinds.filter((k) => k !== kind);
+    this.resources.delete(byResource(group, version, resource));
+    this.kindNames.delete(byKind(group, version, kind.info.kind));
+    this.changed();
+    return true;
+  }
+
+  /** Every served kind, in registration order (the order discovery lists them). */
+  all(): readonly KindStrategy[] {
+    return this.kinds;
+  }
+
+  forResource(group: string, version: string, resource: string): KindStrategy | undefined {
+    return this.resources.get(byResource(group, version, resource));
+  }
+
+  forKind(group: string, version: string, kind: string): KindStrategy | undefined {
+    return this.kindNames.get(byKind(group, version, kind));
+  }
+
+  /** Calls `listener` after every register and unregister; returns the function that stops it. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private add(kind: KindStrategy): void {
+    const { group, version, resource } = kind.info;
+    const rk = byResource(group, version, resource);
+    const kk = byKind(group, version, kind.info.kind);
+    if (this.resources.has(rk)) throw new Error(`kind registry: ${resource} in ${group || 'core'}/${version} is already served`);
+    if (this.kindNames.has(kk)) throw new Error(`kind registry: ${kind.info.kind} in ${group || 'core'}/${version} is already served`);
+    this.kinds.push(kind);
+    this.resources.set(rk, kind);
+    this.kindNames.set(kk, kind);
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
+/** The registry this process serves. */
+export const kinds = new KindRegistry(BUILT_IN_KINDS);
+
+/** The ResourceInfo of every served kind, in discovery order. A live binding: it follows registrations. */
+export let RESOURCES: readonly ResourceInfo[] = kinds.all().map((k) => k.info);
+kinds.onChange(() => {
+  RESOURCES = kinds.all().map((k) => k.info);
+});
+
+export function findResource(group: string, version: string, resource: string): ResourceInfo | undefined {
+  return kinds.forResource(group, version, resource)?.info;
+}
+
+/** Look a kind up by the apiVersion and kind written in an object. */
+export function findKind(apiVersion: string, kind: string): ResourceInfo | undefined {
+  const slash = apiVersion.indexOf('/');
+  // "v1" is the core group; "/v1" names no group at all.
+  if (slash === 0) return undefined;
+  return (slash < 0 ? kinds.forKind('', apiVersion, kind) : kinds.forKind(apiVersion.slice(0, slash), apiVersion.slice(slash + 1), kind))?.info;
+}
+
+/**
+ * The strategy serving `res`. A ResourceInfo no longer served (its kind was unregistered while a request
+ * held it) gets the generic store's rules only.
+ */
+export function kindFor(res: ResourceInfo): KindStrategy {
+  return kinds.forResource(res.group, res.version, res.resource) ?? { info: res };
+}
+
+/** Served API groups (excluding the core group), in discovery order, with their versions. */
+export function apiGroups(): { group: string; versions: string[] }[] {
+  const out: { group: string; versions: string[] }[] = [];
+  for (const { info: r } of kinds.all()) {
+    if (!r.group) continue;
+    const g = out.find((x) => x.group === r.group);
+    if (!g) out.push({ group: r.group, versions: [r.version] });
+    else if (!g.versions.includes(r.version)) g.versions.push(r.version);
+  }
+  return out;
+}
