@@ -1,0 +1,298 @@
+// Every served kind is one module under lambdas/kinds/: each is found through the registry, fills in its
+// defaults, accepts a valid object and refuses an invalid one with kube-apiserver's exact message. Then the
+// registry itself: kinds registered and removed at run time are seen by the lookups, discovery and OpenAPI.
+
+import { describe, expect, it } from 'vitest';
+import { Buffer } from 'node:buffer';
+import { BUILT_IN_KINDS, findKind, findResource, kindFor, KindRegistry, kinds, RESOURCES } from '../lambdas/kinds/index.ts';
+import { apiVersionOf, resourceInfo, type KindStrategy } from '../lambdas/kinds/kind.ts';
+import * as resources from '../lambdas/machinery/resources.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { validateObject } from '../lambdas/machinery/validation.ts';
+import { apiResourceList } from '../lambdas/apiserver/discovery.ts';
+import { openapiV3Index } from '../lambdas/apiserver/openapi.ts';
+
+const LABEL_MSG =
+  "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const SUBDOMAIN_MSG =
+  "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+interface Case {
+  kind: string;
+  group: string;
+  resource: string;
+  /** An object that defaults and validates cleanly. */
+  valid: KubeObject;
+  /** What its defaults fill in (a subset of the defaulted object). */
+  defaulted?: Record<string, unknown>;
+  /** An object kube-apiserver refuses, and its message. */
+  invalid: KubeObject;
+  message: string;
+}
+
+const meta = (name: string, namespace?: string) => ({ name, ...(namespace ? { namespace } : {}) });
+
+const CASES: Case[] = [
+  {
+    kind: 'Namespace',
+    group: '',
+    resource: 'namespaces',
+    valid: { metadata: meta('demo') },
+    defaulted: { spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } },
+    invalid: { metadata: meta('Demo') },
+    message: `Namespace "Demo" is invalid: metadata.name: Invalid value: "Demo": ${LABEL_MSG}`,
+  },
+  {
+    kind: 'Pod',
+    group: '',
+    resource: 'pods',
+    valid: { metadata: meta('web', 'default'), spec: { containers: [{ name: 'app', image: 'nginx' }] } },
+    defaulted: {
+      spec: {
+        containers: [{ name: 'app', image: 'nginx', imagePullPolicy: 'Always', terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File', resources: {} }],
+        restartPolicy: 'Always',
+        dnsPolicy: 'ClusterFirst',
+        serviceAccountName: 'default',
+        serviceAccount: 'default',
+      },
+      status: { phase: 'Pending', qosClass: 'BestEffort' },
+    },
+    invalid: { metadata: meta('web', 'default'), spec: { containers: [{ name: 'app' }] } },
+    message: 'Pod "web" is invalid: spec.containers[0].image: Required value',
+  },
+  {
+    kind: 'Service',
+    group: '',
+    resource: 'services',
+    valid: { metadata: meta('web', 'default'), spec: { ports: [{ port: 80 }], selector: { app: 'web' } } },
+    defaulted: { spec: { type: 'ClusterIP', sessionAffinity: 'None', ports: [{ port: 80, protocol: 'TCP', targetPort: 80 }], ipFamilies: ['IPv4'], internalTrafficPolicy: 'Cluster' } },
+    invalid: { metadata: meta('web', 'default'), spec: { selector: { app: 'web' } } },
+    message: 'Service "web" is invalid: spec.ports: Required value',
+  },
+  {
+    kind: 'Endpoints',
+    group: '',
+    resource: 'endpoints',
+    valid: { metadata: meta('web', 'default'), subsets: [{ addresses: [{ ip: '10.244.0.5' }], ports: [{ port: 80 }] }] },
+    defaulted: { subsets: [{ addresses: [{ ip: '10.244.0.5' }], ports: [{ port: 80, protocol: 'TCP' }] }] },
+    invalid: { metadata: meta('web', 'default'), subsets: [{ ports: [{ port: 80 }] }] },
+    message: 'Endpoints "web" is invalid: subsets[0]: Required value: must specify `addresses` or `notReadyAddresses`',
+  },
+  {
+    kind: 'ReplicationController',
+    group: '',
+    resource: 'replicationcontrollers',
+    valid: {
+      metadata: meta('web', 'default'),
+      spec: { template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'nginx' }] } } },
+    },
+    defaulted: { metadata: { labels: { app: 'web' } }, spec: { replicas: 1, selector: { app: 'web' } }, status: { replicas: 0 } },
+    invalid: {
+      metadata: meta('web', 'default'),
+      spec: { template: { metadata: { labels: { app: 'web' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: 'nginx' }] } } },
+    },
+    message: 'ReplicationController "web" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always"',
+  },
+  {
+    kind: 'Node',
+    group: '',
+    resource: 'nodes',
+    valid: { metadata: meta('n1'), status: { capacity: { cpu: '2', pods: '110' } } },
+    defaulted: { status: { capacity: { cpu: '2', pods: '110' }, allocatable: { cpu: '2', pods: '110' } } },
+    invalid: { metadata: meta('n1'), spec: { taints: [{ key: 'dedicated' }] } },
+    message: 'Node "n1" is invalid: metadata.taints[0].effect: Required value',
+  },
+  {
+    kind: 'Event',
+    group: '',
+    resource: 'events',
+    valid: { metadata: meta('web.17a', 'default'), involvedObject: { kind: 'Pod', name: 'web', namespace: 'default' } },
+    invalid: { metadata: meta('web.17a', 'default'), involvedObject: { kind: 'Pod', name: 'web', namespace: 'other' } },
+    message: 'Event "web.17a" is invalid: involvedObject.namespace: Invalid value: "other": does not match event.namespace',
+  },
+  {
+    kind: 'ConfigMap',
+    group: '',
+    resource: 'configmaps',
+    valid: { metadata: meta('conf', 'default'), data: { 'app.yaml': 'x: 1' } },
+    invalid: { metadata: meta('conf', 'default'), data: { 'a b': 'x' } },
+    message:
+      "ConfigMap \"conf\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+  },
+  {
+    kind: 'Secret',
+    group: '',
+    resource: 'secrets',
+    valid: { metadata: meta('creds', 'default'), stringData: { password: 'hunter2' } },
+    defaulted: { type: 'Opaque', data: { password: Buffer.from('hunter2').toString('base64') } },
+    invalid: { metadata: meta('tls', 'default'), type: 'kubernetes.io/tls', data: {} },
+    message: 'Secret "tls" is invalid: [data[tls.crt]: Required value, data[tls.key]: Required value]',
+  },
+  {
+    kind: 'ServiceAccount',
+    group: '',
+    resource: 'serviceaccounts',
+    valid: { metadata: meta('builder', 'default') },
+    invalid: { metadata: meta('Builder', 'default') },
+    message: `ServiceAccount "Builder" is invalid: metadata.name: Invalid value: "Builder": ${SUBDOMAIN_MSG}`,
+  },
+  {
+    kind: 'Lease',
+    group: 'coordination.k8s.io',
+    resource: 'leases',
+    valid: { metadata: meta('n1', 'kube-node-lease'), spec: { holderIdentity: 'n1', leaseDurationSeconds: 40 } },
+    invalid: { metadata: meta('n1', 'kube-node-lease'), spec: { leaseDurationSeconds: 0 } },
+    message: 'Lease.coordination.k8s.io "n1" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0',
+  },
+  {
+    kind: 'TokenReview',
+    group: 'authentication.k8s.io',
+    resource: 'tokenreviews',
+    // Never stored: only the generic store's rules apply to it as an object (its create is computed).
+    valid: { metadata: meta('review') },
+    invalid: { metadata: meta('a/b') },
+    message: 'TokenReview.authentication.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
+    kind: 'CustomResourceDefinition',
+    group: 'apiextensions.k8s.io',
+    resource: 'customresourcedefinitions',
+    valid: { metadata: meta('widgets.example.com') },
+    invalid: { metadata: meta('a%b') },
+    message: 'CustomResourceDefinition.apiextensions.k8s.io "a%b" is invalid: metadata.name: Invalid value: "a%b": may not contain \'%\'',
+  },
+  {
+    kind: 'EndpointSlice',
+    group: 'discovery.k8s.io',
+    resource: 'endpointslices',
+    valid: { metadata: meta('web-abc', 'default'), addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'] }], ports: [{ port: 80 }] },
+    defaulted: { ports: [{ port: 80, name: '', protocol: 'TCP' }] },
+    invalid: { metadata: meta('web-abc', 'default'), endpoints: [] },
+    message: 'EndpointSlice.discovery.k8s.io "web-abc" is invalid: addressType: Required value',
+  },
+];
+
+/** Defaults and validates as the registry does on create (PrepareForCreate, defaults, validation). */
+function create(kind: KindStrategy, input: KubeObject): KubeObject {
+  const o = structuredClone(input);
+  o.apiVersion = apiVersionOf(kind.info);
+  o.kind = kind.info.kind;
+  kind.prepareForCreate?.(o);
+  kind.defaults?.(o);
+  validateObject(kind, o);
+  return o;
+}
+
+function refusal(kind: KindStrategy, input: KubeObject): string {
+  try {
+    create(kind, input);
+  } catch (e) {
+    if (e instanceof ApiError) return e.message;
+    throw e;
+  }
+  throw new Error(`${kind.info.kind}: expected the object to be refused`);
+}
+
+describe('every served kind is one module, found through the registry', () => {
+  it('the cases cover every built-in kind', () => {
+    expect(CASES.map((c) => c.kind).sort()).toEqual(BUILT_IN_KINDS.map((k) => k.info.kind).sort());
+  });
+
+  describe.each(CASES)('$kind', (c) => {
+    const kind = BUILT_IN_KINDS.find((k) => k.info.kind === c.kind)!;
+
+    it('is found by resource, by kind, and through machinery/resources.ts', () => {
+      const version = kind.info.version;
+      expect(findResource(c.group, version, c.resource)).toBe(kind.info);
+      expect(findKind(apiVersionOf(kind.info), c.kind)).toBe(kind.info);
+      expect(resources.findResource(c.group, version, c.resource)).toBe(kind.info);
+      expect(kindFor(kind.info)).toBe(kind);
+      expect(RESOURCES).toContain(kind.info);
+    });
+
+    it('fills in its defaults', () => {
+      const o = create(kind, c.valid);
+      if (c.defaulted) expect(o).toMatchObject(c.defaulted);
+      // Defaulting twice changes nothing.
+      const again = structuredClone(o);
+      kind.defaults?.(again);
+      expect(again).toEqual(o);
+    });
+
+    it('refuses an invalid object with kube-apiserver\'s message', () => {
+      expect(refusal(kind, c.invalid)).toBe(c.message);
+    });
+  });
+
+  it('TokenReview computes its answer from the token', async () => {
+    const tokenReview = kindFor(findResource('authentication.k8s.io', 'v1', 'tokenreviews')!);
+    const authenticate = async (t: string) => (t === 'good' ? { username: 'alice', groups: ['devs'] } : undefined);
+    await expect(tokenReview.create!({ spec: { token: 'good' } }, { authenticate })).resolves.toMatchObject({
+      status: { authenticated: true, user: { username: 'alice', groups: ['devs'] } },
+    });
+    await expect(tokenReview.create!({ spec: { token: 'bad' } }, { authenticate })).resolves.toMatchObject({ status: { user: {} } });
+    await expect(tokenReview.create!({ spec: {} }, { authenticate })).rejects.toThrow('TokenReview.authentication.k8s.io "" is invalid: spec.token: Required value');
+  });
+
+  it('a ReplicationController scales through its strategy', () => {
+    const rc = kindFor(findResource('', 'v1', 'replicationcontrollers')!);
+    const obj = create(rc, CASES.find((c) => c.kind === 'ReplicationController')!.valid);
+    rc.scale!.setReplicas(obj, 3);
+    expect(rc.scale!.toScale(obj)).toMatchObject({ kind: 'Scale', apiVersion: 'autoscaling/v1', spec: { replicas: 3 }, status: { replicas: 0, selector: 'app=web' } });
+  });
+});
+
+describe('the kind registry', () => {
+  const widget: KindStrategy = {
+    info: resourceInfo('example.com', 'v1', 'Widget', 'widgets', true, { shortNames: ['wd'] }),
+    defaults: (o) => {
+      o.spec ??= { size: 1 };
+    },
+  };
+
+  it('refuses a resource or kind that is already served', () => {
+    const reg = new KindRegistry(BUILT_IN_KINDS);
+    const pods = findResource('', 'v1', 'pods')!;
+    expect(() => reg.register({ info: pods })).toThrow('pods in core/v1 is already served');
+    expect(() => reg.register({ info: { ...pods, resource: 'pods2' } })).toThrow('Pod in core/v1 is already served');
+  });
+
+  it('serves a kind registered at run time until it is removed: lookups, discovery and OpenAPI follow', () => {
+    let changes = 0;
+    const stop = kinds.onChange(() => changes++);
+    kinds.register(widget);
+    try {
+      expect(findResource('example.com', 'v1', 'widgets')).toBe(widget.info);
+      expect(resources.findKind('example.com/v1', 'Widget')).toBe(widget.info);
+      expect(kindFor(widget.info)).toBe(widget);
+      expect(RESOURCES.at(-1)).toBe(widget.info);
+      expect(resources.apiGroups().map((g) => g.group)).toContain('example.com');
+      expect(apiResourceList('example.com', 'v1')?.resources.map((r) => r.name)).toEqual(['widgets']);
+    } finally {
+      expect(kinds.unregister('example.com', 'v1', 'widgets')).toBe(true);
+      stop();
+    }
+    expect(changes).toBe(2);
+    expect(findResource('example.com', 'v1', 'widgets')).toBeUndefined();
+    expect(RESOURCES).not.toContain(widget.info);
+    expect(apiResourceList('example.com', 'v1')).toBeUndefined();
+    // A request that still holds the removed kind's ResourceInfo gets the generic store's rules.
+    expect(kindFor(widget.info)).toEqual({ info: widget.info });
+    expect(kinds.unregister('example.com', 'v1', 'widgets')).toBe(false);
+  });
+
+  // Last: the Lease kind comes back at the end of the list.
+  it('OpenAPI documents are rebuilt when the served kinds change', () => {
+    const before = openapiV3Index();
+    expect(Object.keys(before.paths)).toContain('apis/coordination.k8s.io/v1');
+    const lease = kindFor(findResource('coordination.k8s.io', 'v1', 'leases')!);
+    kinds.unregister('coordination.k8s.io', 'v1', 'leases');
+    try {
+      expect(Object.keys(openapiV3Index().paths)).not.toContain('apis/coordination.k8s.io/v1');
+    } finally {
+      kinds.register(lease);
+    }
+    expect(openapiV3Index()).toEqual(before);
+  });
+});
