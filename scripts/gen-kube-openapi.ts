@@ -12,7 +12,7 @@
 //   npx tsx scripts/gen-kube-openapi.ts                      # pip-downloads kubernetes-validate==1.37.0
 //   npx tsx scripts/gen-kube-openapi.ts path/to/_definitions.json
 //
-// Re-run after adding a kind to lambdas/machinery/resources.ts.
+// Re-run after adding a kind to lambdas/kinds/index.ts.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
