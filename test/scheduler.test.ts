@@ -354,6 +354,34 @@ async function createPod(ctx: ControllerContext, p: KubeObject): Promise<KubeObj
   return ctx.registry.create(podsRes, p.metadata.namespace, { ...p, metadata: meta });
 }
 
+describe('scheduler snapshot', () => {
+  it('keeps a node created while its first lists run (events that arrive meanwhile are replayed)', async () => {
+    const ctx = ctxOf(sqliteStore().open());
+    const s = createScheduler();
+    // The first list of nodes is answered only after the node exists and its event was handed over,
+    // as when a slow store (DynamoDB) lists while the node is created.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const list = ctx.registry.list.bind(ctx.registry);
+    let first = true;
+    ctx.registry.list = (async (res: any, ns: any, opts: any) => {
+      const answer = await list(res, ns, opts);
+      if (res === nodesRes && first) {
+        first = false;
+        await held;
+      }
+      return answer;
+    }) as typeof ctx.registry.list;
+    const building = s.cache.ensure(ctx.registry);
+    await new Promise((r) => setTimeout(r, 20));
+    const late = await ctx.registry.create(nodesRes, undefined, node('late', { cpu: '1' }));
+    s.keys({ type: 'ADDED', resource: nodesRes, object: late });
+    release();
+    await building;
+    expect(s.cache.nodeInfos().map((i) => i.node.metadata.name)).toEqual(['late']);
+  });
+});
+
 for (const [label, makeStore, enabled] of backends) {
   describe.skipIf(!enabled)(`scheduler on ${label}`, () => {
     let store: { open: () => Backend };

@@ -117,9 +117,12 @@ export class SchedulerCache {
       for (const p of pl.items) this.applyPod('ADDED', p);
       for (const l of ll.items) this.applyLease('ADDED', l);
       // Events that arrived while listing: replayed (the older ones are ignored by resourceVersion).
+      // Straight into the new snapshot: through apply(), the first build's replay was taken for events
+      // of a never-built cache and dropped, and a node created while the first lists ran was missing
+      // until the next rebuild a minute later (a flaky test on DynamoDB, whose lists are slow).
       const buffered = this.buffer;
       this.buffer = undefined;
-      for (const ev of buffered) this.apply(ev);
+      for (const ev of buffered) this.applyToSnapshot(ev);
       // Keep the set of finished uids bounded: after 10 minutes a stale reservation naming one is
       // found by the node's garbage collection instead.
       const cutoff = Date.now() - 600_000;
@@ -148,6 +151,10 @@ export class SchedulerCache {
       }
       return {};
     }
+    return this.applyToSnapshot(ev);
+  }
+
+  private applyToSnapshot(ev: ChangeEvent): Effect {
     if (ev.resource === nodes) return this.applyNode(ev.type, ev.object);
     if (ev.resource === pods) return this.applyPod(ev.type, ev.object);
     if (ev.resource === leases) return this.applyLease(ev.type, ev.object);
