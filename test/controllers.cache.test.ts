@@ -308,3 +308,49 @@ describe('a Service recompute reads its own pods', () => {
     }
   });
 });
+
+describe.each(backends)('the endpoints loop on a lagging cache, %s', (_name, make, enabled) => {
+  it.runIf(enabled)("a slice cache that lags behind the loop's own writes never makes it create a slice twice (generated names)", async () => {
+    const ctx = await newCtx(make);
+    const reg = ctx.registry;
+    const sliceRes = findResource('discovery.k8s.io', 'v1', 'endpointslices')!;
+    const lag = laggingWatch(reg);
+    const informers = new SharedInformers(lag.registry);
+    for (const r of [svcRes, podsRes, sliceRes]) informers.for(r);
+    const stop = new AbortController();
+    const managedSlices = async () => (await reg.list(sliceRes, 'default')).items.filter((s) => s.metadata.labels?.['kubernetes.io/service-name'] === 'web');
+    try {
+      await informers.start(stop.signal);
+      await reg.create(svcRes, 'default', service('web', { app: 'web' }));
+      for (let i = 0; i < 3; i++) {
+        await reg.create(podsRes, 'default', pod(`web-${i}`, { app: 'web' }));
+        await running(ctx, `web-${i}`, `10.4.0.${i + 1}`);
+      }
+      await until('the cache to see 3 pods with IPs', async () => (await informers.list(podsRes, 'default')).filter((p) => p.status?.podIP).length === 3);
+      await until('the cache to see the Service', async () => (await informers.get(svcRes, 'default', 'web')) !== undefined);
+      const cached = { ...ctx, cache: informers };
+      lag.pause();
+      await endpointsController.reconcile('default/web', cached);
+      expect(await managedSlices()).toHaveLength(1);
+      // The cache still shows no slice: the loop waits for its own create rather than making another.
+      setTimeout(() => lag.resume(), 300);
+      await endpointsController.reconcile('default/web', cached);
+      expect(await managedSlices()).toHaveLength(1);
+      // Frozen for longer than the loop waits: it reads the store instead, still one slice.
+      await reg.create(podsRes, 'default', pod('web-3', { app: 'web' }));
+      await running(ctx, 'web-3', '10.4.0.4');
+      await until('the cache to see web-3 with an IP', async () => !!(await informers.get(podsRes, 'default', 'web-3'))?.status?.podIP);
+      lag.pause();
+      await endpointsController.reconcile('default/web', cached);
+      await reg.delete(podsRes, 'default', 'web-3', { gracePeriodSeconds: 0 });
+      await endpointsController.reconcile('default/web', cached);
+      const slices = await managedSlices();
+      expect(slices).toHaveLength(1);
+      expect(slices[0]!.endpoints).toHaveLength(4); // the cache still shows web-3; the slice follows the cache
+    } finally {
+      lag.resume();
+      stop.abort();
+      await informers.stopped();
+    }
+  });
+});

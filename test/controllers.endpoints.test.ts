@@ -12,9 +12,11 @@ import {
   SLICE_MANAGED_BY_LABEL,
   SLICE_MANAGED_BY_VALUE,
   SLICE_SERVICE_NAME_LABEL,
+  MAX_ENDPOINTS_PER_SLICE,
 } from '../lambdas/controllers/endpoints.ts';
 import { garbageCollector } from '../lambdas/controllers/garbagecollector.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
+import { labelSelectorFromSet } from '../lambdas/machinery/selectors.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testBackends } from './support/backends.ts';
@@ -69,7 +71,20 @@ async function getEp(ctx: ControllerContext, name: string): Promise<KubeObject |
   }
 }
 
-async function getSlice(ctx: ControllerContext, name: string): Promise<KubeObject | undefined> {
+/** The controller's slices of a Service (by kube's service-name label), ordered by name. */
+async function slicesOf(ctx: ControllerContext, service: string): Promise<KubeObject[]> {
+  const l = await ctx.registry.list(sliceRes, 'default', { labelSelector: labelSelectorFromSet({ [SLICE_SERVICE_NAME_LABEL]: service }) });
+  return l.items.filter((s) => s.metadata.labels?.[SLICE_MANAGED_BY_LABEL] === SLICE_MANAGED_BY_VALUE).sort((a, b) => (a.metadata.name! < b.metadata.name! ? -1 : 1));
+}
+
+/** A Service's one slice (a small Service has one; more is a failure). */
+async function getSlice(ctx: ControllerContext, service: string): Promise<KubeObject | undefined> {
+  const l = await slicesOf(ctx, service);
+  expect(l.length).toBeLessThanOrEqual(1);
+  return l[0];
+}
+
+async function getSliceNamed(ctx: ControllerContext, name: string): Promise<KubeObject | undefined> {
   try {
     return await ctx.registry.get(sliceRes, 'default', name);
   } catch {
@@ -366,16 +381,97 @@ for (const [label, open, enabled] of backends) {
       const selSlice = await ctx.registry.create(sliceRes, 'default', user('sel', 'sel'));
       await epc.reconcile('default/ext', ctx);
       await epc.reconcile('default/sel', ctx);
-      expect((await getSlice(ctx, 'ext'))!.metadata.resourceVersion).toBe(extSlice.metadata.resourceVersion);
-      expect((await getSlice(ctx, 'sel'))!.metadata.resourceVersion).toBe(selSlice.metadata.resourceVersion);
+      expect((await getSliceNamed(ctx, 'ext'))!.metadata.resourceVersion).toBe(extSlice.metadata.resourceVersion);
+      expect((await getSliceNamed(ctx, 'sel'))!.metadata.resourceVersion).toBe(selSlice.metadata.resourceVersion);
       expect(await getEp(ctx, 'sel')).toBeDefined(); // the Endpoints half is still maintained
       await ctx.registry.delete(svcRes, 'default', 'ext');
       await ctx.registry.delete(svcRes, 'default', 'sel');
       await epc.reconcile('default/ext', ctx);
       await epc.reconcile('default/sel', ctx);
-      expect(await getSlice(ctx, 'ext')).toBeDefined();
-      expect(await getSlice(ctx, 'sel')).toBeDefined();
+      expect(await getSliceNamed(ctx, 'ext')).toBeDefined();
+      expect(await getSliceNamed(ctx, 'sel')).toBeDefined();
+      expect(await slicesOf(ctx, 'sel')).toEqual([]); // its own slice went with the Service; the user's stays
       expect(await getEp(ctx, 'sel')).toBeUndefined();
+    });
+
+    it('slices as kube makes them: at most 100 endpoints each, named <service>-<random>; a change rewrites only the slice that holds it', async () => {
+      const ctx = await newCtx(await open());
+      await ctx.registry.create(svcRes, 'default', svc('big', { app: 'big' }));
+      for (let i = 0; i < 250; i++) {
+        await ctx.registry.create(podsRes, 'default', pod(`b-${i}`, { app: 'big' }));
+        await setStatus(ctx, `b-${i}`, `10.5.${i >> 8}.${i & 255}`, true);
+      }
+      await epc.reconcile('default/big', ctx);
+      const slices = await slicesOf(ctx, 'big');
+      expect(slices.map((s) => s.endpoints.length).sort((a, b) => b - a)).toEqual([MAX_ENDPOINTS_PER_SLICE, MAX_ENDPOINTS_PER_SLICE, 50]);
+      for (const sl of slices) {
+        expect(sl.metadata.name).toMatch(/^big-[a-z0-9]{5}$/);
+        expect(sl.metadata.labels).toEqual({ [SLICE_SERVICE_NAME_LABEL]: 'big', [SLICE_MANAGED_BY_LABEL]: SLICE_MANAGED_BY_VALUE });
+        expect(sliceView(sl)!.ports).toEqual(['http:8080/TCP']);
+      }
+      // Every pod exactly once over the slices.
+      const ips = slices.flatMap((sl) => sl.endpoints.map((e: any) => e.addresses[0]));
+      expect(new Set(ips).size).toBe(250);
+      expect(ips).toHaveLength(250);
+
+      // One pod turns not ready: only its slice gets a new resourceVersion.
+      const holder = slices.find((sl) => sl.endpoints.some((e: any) => e.targetRef.name === 'b-7'))!;
+      await setStatus(ctx, 'b-7', '10.5.0.7', false);
+      await epc.reconcile('default/big', ctx);
+      const after = await slicesOf(ctx, 'big');
+      expect(after.map((s) => s.metadata.name)).toEqual(slices.map((s) => s.metadata.name));
+      for (const sl of after) {
+        const before = slices.find((b) => b.metadata.name === sl.metadata.name)!;
+        if (sl.metadata.name === holder.metadata.name) {
+          expect(sl.metadata.resourceVersion).not.toBe(before.metadata.resourceVersion);
+          expect(sl.endpoints.find((e: any) => e.targetRef.name === 'b-7').conditions).toEqual({ ready: false, serving: false, terminating: false });
+        } else expect(sl.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+      }
+      // Nothing changed: a reconcile writes nothing.
+      await epc.reconcile('default/big', ctx);
+      expect((await slicesOf(ctx, 'big')).map((s) => s.metadata.resourceVersion)).toEqual(after.map((s) => s.metadata.resourceVersion));
+
+      // 60 more pods fill the room of the slice with 50 before a new slice is made: 100, 100, 100, 10.
+      for (let i = 250; i < 310; i++) {
+        await ctx.registry.create(podsRes, 'default', pod(`b-${i}`, { app: 'big' }));
+        await setStatus(ctx, `b-${i}`, `10.5.${i >> 8}.${i & 255}`, true);
+      }
+      await epc.reconcile('default/big', ctx);
+      expect((await slicesOf(ctx, 'big')).map((s) => s.endpoints.length).sort((a, b) => b - a)).toEqual([100, 100, 100, 10]);
+      // The pods of one slice go away: that slice is deleted, the others are not rewritten.
+      const cur = await slicesOf(ctx, 'big');
+      const gone = cur.find((s) => s.endpoints.length === 10)!;
+      for (const e of gone.endpoints) await ctx.registry.delete(podsRes, 'default', e.targetRef.name, { gracePeriodSeconds: 0 });
+      await epc.reconcile('default/big', ctx);
+      const last = await slicesOf(ctx, 'big');
+      expect(last.map((s) => s.metadata.name)).toEqual(cur.filter((s) => s !== gone).map((s) => s.metadata.name));
+      expect(last.map((s) => s.metadata.resourceVersion)).toEqual(cur.filter((s) => s !== gone).map((s) => s.metadata.resourceVersion));
+    });
+
+    it('one slice per port group (pods resolving a named targetPort differently); a duplicate endpoint another instance wrote is merged away', async () => {
+      const ctx = await newCtx(await open());
+      await ctx.registry.create(svcRes, 'default', svc('multi', { app: 'm' }, [{ name: 'http', port: 80, targetPort: 'web' }]));
+      await ctx.registry.create(podsRes, 'default', pod('a', { app: 'm' }, [{ name: 'web', containerPort: 8080 }]));
+      await ctx.registry.create(podsRes, 'default', pod('b', { app: 'm' }, [{ name: 'web', containerPort: 8081 }]));
+      await setStatus(ctx, 'a', '10.0.0.1', true);
+      await setStatus(ctx, 'b', '10.0.0.2', true);
+      await epc.reconcile('default/multi', ctx);
+      const views = (await slicesOf(ctx, 'multi')).map(sliceView);
+      expect(views).toHaveLength(2);
+      expect(views).toContainEqual({ endpoints: ['10.0.0.1 true/true/false'], ports: ['http:8080/TCP'] });
+      expect(views).toContainEqual({ endpoints: ['10.0.0.2 true/true/false'], ports: ['http:8081/TCP'] });
+      // A second slice with a's endpoint, as a concurrent instance could have made: merged on the next reconcile.
+      const first = (await slicesOf(ctx, 'multi')).find((s) => s.ports[0].port === 8080)!;
+      await ctx.registry.create(sliceRes, 'default', { ...first, metadata: { name: 'multi-dup00', labels: first.metadata.labels, ownerReferences: first.metadata.ownerReferences } });
+      await epc.reconcile('default/multi', ctx);
+      const merged = await slicesOf(ctx, 'multi');
+      expect(merged.map(sliceView)).toHaveLength(2);
+      expect(merged.flatMap((s) => s.endpoints.map((e: any) => e.addresses[0])).sort()).toEqual(['10.0.0.1', '10.0.0.2']);
+      // Every pod gone: one empty placeholder slice remains.
+      await ctx.registry.delete(podsRes, 'default', 'a', { gracePeriodSeconds: 0 });
+      await ctx.registry.delete(podsRes, 'default', 'b', { gracePeriodSeconds: 0 });
+      await epc.reconcile('default/multi', ctx);
+      expect((await slicesOf(ctx, 'multi')).map(sliceView)).toEqual([{ endpoints: [], ports: [] }]);
     });
   });
 }

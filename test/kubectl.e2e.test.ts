@@ -313,14 +313,16 @@ describe('endpoint slices', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(rows[0]).toEqual(['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE']);
-    expect(rows[1]!.slice(0, 4)).toEqual(['web', 'IPv4', '8080', '172.21.0.2']);
+    // Named as kube's endpointslice controller names them: <service>-<5 random characters>.
+    expect(rows[1]![0]).toMatch(/^web-[a-z0-9]{5}$/);
+    expect(rows[1]!.slice(1, 4)).toEqual(['IPv4', '8080', '172.21.0.2']);
     expect(rows[1]![4]).toMatch(/^\d+s$/);
 
     const d = await c.kubectl(['describe', 'svc', 'web', '-n', 'eps']);
     expect(d.stderr).toBe('');
     expect(d.stdout).toMatch(/^Endpoints:\s+172\.21\.0\.2:8080$/m);
 
-    const y = JSON.parse((await c.kubectl(['get', 'endpointslice', 'web', '-n', 'eps', '-o', 'json'])).stdout);
+    const y = JSON.parse((await c.kubectl(['get', 'endpointslice', rows[1]![0]!, '-n', 'eps', '-o', 'json'])).stdout);
     expect(y.apiVersion).toBe('discovery.k8s.io/v1');
     expect(y.metadata.labels).toMatchObject({ 'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' });
     expect(y.endpoints).toEqual([
@@ -338,7 +340,7 @@ describe('endpoint slices', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(out).toMatch(/^Endpoints:\s*$/m);
-    expect(table((await c.kubectl(['get', 'endpointslices', '-n', 'eps'])).stdout)[1]!.slice(0, 4)).toEqual(['web', 'IPv4', '8080', '172.21.0.2']);
+    expect(table((await c.kubectl(['get', 'endpointslices', '-n', 'eps'])).stdout)[1]!.slice(0, 4)).toEqual([rows[1]![0], 'IPv4', '8080', '172.21.0.2']);
     expect((await c.kubectl(['delete', 'svc', 'web', '-n', 'eps'])).stdout.trim()).toBe('service "web" deleted');
     let left = '';
     for (let i = 0; i < 100; i++) {

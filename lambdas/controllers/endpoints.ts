@@ -160,18 +160,33 @@ async function getOrUndefined(ctx: ControllerContext, res: typeof services, ns: 
   }
 }
 
+/** Kubernetes' --max-endpoints-per-slice default: a slice holds at most this many endpoints. */
+export const MAX_ENDPOINTS_PER_SLICE = 100;
+
+type SliceEndpoint = Record<string, any> & { targetRef: { name: string; [k: string]: unknown } };
+/** One port group's slice content: its ports (in the stored form) and its endpoints. */
+interface PortGroup {
+  ports: any[];
+  endpoints: SliceEndpoint[];
+}
+
+const slicePortKey = (ports: any[]) =>
+  ports
+    .map((p) => `${p.name ?? ''}/${p.port}/${p.protocol ?? 'TCP'}/${p.appProtocol ?? ''}`)
+    .sort()
+    .join(',');
+const endpointKey = (e: SliceEndpoint) => `${e.addresses?.[0]}/${e.targetRef?.name}`;
+const byEndpoint = (a: SliceEndpoint, b: SliceEndpoint) => (endpointKey(a) < endpointKey(b) ? -1 : endpointKey(a) > endpointKey(b) ? 1 : 0);
+
 /**
- * The EndpointSlice for a Service and its computed subsets, in the exact form the registry stores (ports
- * defaulted to name "" and a protocol), so an unchanged slice compares equal and is not rewritten.
+ * The endpoints a Service's slices should hold, one group per set of ports (kube's endpointslice
+ * controller: a slice has one port list, so pods that resolve a named targetPort differently are in
+ * different slices), in the exact form the registry stores (ports defaulted to name "" and a
+ * protocol), so an unchanged slice compares equal and is not rewritten.
  */
-function computeSlice(svc: KubeObject, subsets: Subset[], podList: KubeObject[]): KubeObject {
-  const ns = svc.metadata.namespace!;
-  const name = svc.metadata.name!;
+function desiredGroups(subsets: Subset[], podList: KubeObject[]): Map<string, PortGroup> {
   const podReady = new Map(podList.map((p) => [p.metadata.name!, isReady(p)]));
-  let best: Subset | undefined;
-  const size = (s: Subset) => (s.addresses?.length ?? 0) + (s.notReadyAddresses?.length ?? 0);
-  for (const s of subsets) if (!best || size(s) > size(best)) best = s;
-  const endpoint = (a: EndpointAddress, ready: boolean) => ({
+  const endpoint = (a: EndpointAddress, ready: boolean): SliceEndpoint => ({
     addresses: [a.ip],
     // Terminating pods are never endpoints here (computeSubsets leaves them out); serving is the pod's own
     // readiness, which differs from ready only under publishNotReadyAddresses.
@@ -180,27 +195,27 @@ function computeSlice(svc: KubeObject, subsets: Subset[], podList: KubeObject[])
     ...(a.nodeName ? { nodeName: a.nodeName } : {}),
     targetRef: { kind: 'Pod', namespace: a.targetRef.namespace, name: a.targetRef.name, uid: a.targetRef.uid },
   });
-  // Ordered by address, as Endpoints' addresses are: the same pods always give the same list.
-  const all = [...(best?.addresses ?? []).map((a) => [a, true] as const), ...(best?.notReadyAddresses ?? []).map((a) => [a, false] as const)];
-  const endpoints = all.sort(([a], [b]) => (addrKey(a) < addrKey(b) ? -1 : addrKey(a) > addrKey(b) ? 1 : 0)).map(([a, ready]) => endpoint(a, ready));
+  const groups = new Map<string, PortGroup>();
+  for (const s of subsets) {
+    const ports = (s.ports ?? []).map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol, ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) }));
+    const endpoints = [...(s.addresses ?? []).map((a) => endpoint(a, true)), ...(s.notReadyAddresses ?? []).map((a) => endpoint(a, false))];
+    groups.set(slicePortKey(ports), { ports, endpoints });
+  }
+  return groups;
+}
+
+/** The labels and owner of every slice of a Service. */
+function sliceMeta(svc: KubeObject) {
+  const name = svc.metadata.name!;
   return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: {
-      name,
-      namespace: ns,
-      labels: {
-        ...(svc.metadata.labels ?? {}),
-        ...(svc.spec?.clusterIP === 'None' ? { 'service.kubernetes.io/headless': '' } : {}),
-        [SLICE_SERVICE_NAME_LABEL]: name,
-        [SLICE_MANAGED_BY_LABEL]: SLICE_MANAGED_BY_VALUE,
-      },
-      // The Service controls it: the garbage collector deletes it with the Service (also in the foreground).
-      ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name, uid: svc.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+    labels: {
+      ...(svc.metadata.labels ?? {}),
+      ...(svc.spec?.clusterIP === 'None' ? { 'service.kubernetes.io/headless': '' } : {}),
+      [SLICE_SERVICE_NAME_LABEL]: name,
+      [SLICE_MANAGED_BY_LABEL]: SLICE_MANAGED_BY_VALUE,
     },
-    addressType: 'IPv4',
-    endpoints,
-    ports: (best?.ports ?? []).map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol, ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
+    // The Service controls them: the garbage collector deletes them with the Service (also in the foreground).
+    ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name, uid: svc.metadata.uid!, controller: true, blockOwnerDeletion: true }],
   };
 }
 
@@ -213,41 +228,146 @@ const sliceContent = (s: KubeObject) => ({
   ports: s.ports ?? [],
 });
 
-async function deleteIfManaged(ctx: ControllerContext, res: typeof services, ns: string, name: string, managed: (o: KubeObject) => boolean): Promise<void> {
-  const cur = await getOrUndefined(ctx, res, ns, name);
-  if (!cur || !managed(cur)) return;
+async function deleteIfManaged(ctx: ControllerContext, res: typeof services, ns: string, name: string, managed: (o: KubeObject) => boolean, uid?: string): Promise<number | undefined> {
+  const cur = uid ? undefined : await getOrUndefined(ctx, res, ns, name);
+  if (!uid && (!cur || !managed(cur))) return undefined;
   try {
-    await ctx.registry.delete(res, ns, name, { preconditions: { uid: cur.metadata.uid } });
+    const r = await ctx.registry.delete(res, ns, name, { preconditions: { uid: uid ?? cur!.metadata.uid } });
+    return Number(r.object.metadata.resourceVersion) || undefined;
   } catch (e) {
     // Gone already, or replaced by another object meanwhile: the next event for it decides.
-    if (e instanceof ApiError && (e.code === 404 || e.code === 409)) return;
+    if (e instanceof ApiError && (e.code === 404 || e.code === 409)) return undefined;
     throw e;
   }
 }
 
-async function deleteManaged(ctx: ControllerContext, ns: string, name: string): Promise<void> {
-  await deleteIfManaged(ctx, endpointsRes, ns, name, isManaged);
-  await deleteIfManaged(ctx, slicesRes, ns, name, isManagedSlice);
+/**
+ * The revision of this process's last slice write per Service ("namespace/name"): before reading a
+ * Service's slices from the cache, the loop waits for the cache to show it (client-go's expectations;
+ * kube's endpointslice controller keeps an EndpointSliceTracker for the same reason), so a lagging
+ * cache never makes it create a slice twice. Another process's writes are not known here; the
+ * reconcile after its event (or the resync) merges any duplicate it made.
+ */
+const lastSliceWrites = new WeakMap<object, Map<string, number>>();
+const lastSliceWrite = (ctx: ControllerContext) => {
+  let m = lastSliceWrites.get(ctx.registry);
+  if (!m) lastSliceWrites.set(ctx.registry, (m = new Map()));
+  return m;
+};
+const noteSliceWrite = (ctx: ControllerContext, key: string, rv: number | undefined) => {
+  const m = lastSliceWrite(ctx);
+  if (rv !== undefined && rv > (m.get(key) ?? 0)) m.set(key, rv);
+};
+
+/** The slices this controller manages for a Service, ordered by name. */
+async function managedSlicesOf(ctx: ControllerContext, ns: string, name: string): Promise<KubeObject[]> {
+  const reader = readerOf(ctx);
+  const rv = lastSliceWrite(ctx).get(`${ns}/${name}`);
+  let found: KubeObject[];
+  if (rv !== undefined && !(await reader.caughtUp(slicesRes, rv))) {
+    // The cache does not show this loop's own last write in time: read the store.
+    found = (await ctx.registry.list(slicesRes, ns, { labelSelector: labelSelectorFromSet({ [SLICE_SERVICE_NAME_LABEL]: name }) })).items;
+  } else found = await reader.byIndex(slicesRes, 'label', `${ns}/${SLICE_SERVICE_NAME_LABEL}=${name}`);
+  return found.filter(isManagedSlice).sort((a, b) => (a.metadata.name! < b.metadata.name! ? -1 : 1));
 }
 
-async function syncSlice(ctx: ControllerContext, ns: string, name: string, want: KubeObject): Promise<void> {
-  const cur = await getOrUndefined(ctx, slicesRes, ns, name);
-  // A slice of that name that a user wrote (no managed-by label) is theirs: leave it. One that is already
-  // right costs this one read (most reconciles: every pod event of the namespace reaches every Service).
-  if (cur && (!isManagedSlice(cur) || isDeepStrictEqual(sliceContent(cur), sliceContent(want)))) return;
-  if (!cur) {
-    try {
-      await ctx.registry.create(slicesRes, ns, want);
-      return;
-    } catch (e) {
-      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+async function deleteManaged(ctx: ControllerContext, ns: string, name: string): Promise<void> {
+  await deleteIfManaged(ctx, endpointsRes, ns, name, isManaged);
+  for (const s of await managedSlicesOf(ctx, ns, name)) await deleteIfManaged(ctx, slicesRes, ns, s.metadata.name!, isManagedSlice, s.metadata.uid);
+  // Nothing of the Service is left to read back: forget its last write (the map stays the Services' size).
+  lastSliceWrite(ctx).delete(`${ns}/${name}`);
+}
+
+/**
+ * Makes a Service's managed slices hold the desired groups, as kube's endpointslice reconciler does:
+ * an endpoint stays in the slice that has it (updated in place if it changed); slices of a port group
+ * that no longer exists, or left empty, are deleted; new endpoints fill the room of the group's slices
+ * (at most MAX_ENDPOINTS_PER_SLICE each) before new slices are made, named `<service>-<random>`. Only
+ * slices whose content changed are written: creates first, then updates, then deletes, so a consumer
+ * never sees an endpoint missing meanwhile. A Service without endpoints keeps one empty placeholder slice.
+ * An endpoint found in two slices (a duplicate another instance made) is kept in the first only.
+ */
+async function syncSlices(ctx: ControllerContext, svc: KubeObject, groups: Map<string, PortGroup>): Promise<void> {
+  const ns = svc.metadata.namespace!;
+  const name = svc.metadata.name!;
+  const key = `${ns}/${name}`;
+  const meta = sliceMeta(svc);
+  const existing = await managedSlicesOf(ctx, ns, name);
+  const want = (s: KubeObject, endpoints: SliceEndpoint[], ports: any[]): KubeObject => ({
+    ...s,
+    metadata: { ...s.metadata, labels: meta.labels, ownerReferences: meta.ownerReferences },
+    addressType: 'IPv4',
+    endpoints: [...endpoints].sort(byEndpoint),
+    ports,
+  });
+  const updates: KubeObject[] = [];
+  const deletes: KubeObject[] = [];
+  const creates: KubeObject[] = [];
+  const placed = new Set<string>(); // "portKey|endpointKey"
+  const kept = new Map<string, { slice: KubeObject; endpoints: SliceEndpoint[]; ports: any[] }[]>();
+  const wanted = new Map<string, Map<string, SliceEndpoint>>();
+  for (const [pk, g] of groups) wanted.set(pk, new Map(g.endpoints.map((e) => [endpointKey(e), e])));
+  for (const s of existing) {
+    const pk = slicePortKey(s.ports ?? []);
+    const group = wanted.get(pk);
+    if (!group) {
+      deletes.push(s);
+      continue;
+    }
+    const endpoints: SliceEndpoint[] = [];
+    for (const e of s.endpoints ?? []) {
+      const k = endpointKey(e);
+      const w = group.get(k);
+      if (w && !placed.has(`${pk}|${k}`) && endpoints.length < MAX_ENDPOINTS_PER_SLICE) {
+        placed.add(`${pk}|${k}`);
+        endpoints.push(w);
+      }
+    }
+    if (!kept.has(pk)) kept.set(pk, []);
+    kept.get(pk)!.push({ slice: s, endpoints, ports: groups.get(pk)!.ports });
+  }
+  for (const [pk, g] of groups) {
+    const rest = g.endpoints.filter((e) => !placed.has(`${pk}|${endpointKey(e)}`)).sort(byEndpoint);
+    const mine = kept.get(pk) ?? [];
+    // Fill the fullest slices first, as kube does, so the group's endpoints stay packed.
+    for (const k of [...mine].sort((a, b) => b.endpoints.length - a.endpoints.length)) {
+      while (rest.length && k.endpoints.length < MAX_ENDPOINTS_PER_SLICE) k.endpoints.push(rest.shift()!);
+    }
+    for (const k of mine) {
+      if (k.endpoints.length === 0) deletes.push(k.slice);
+      else updates.push(want(k.slice, k.endpoints, k.ports));
+    }
+    while (rest.length) {
+      const chunk = rest.splice(0, MAX_ENDPOINTS_PER_SLICE);
+      creates.push(want({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { generateName: `${name}-`, namespace: ns } }, chunk, g.ports));
     }
   }
-  await ctx.registry.guaranteedUpdate(slicesRes, ns, name, undefined, {}, (s) => {
-    if (!isManagedSlice(s) || isDeepStrictEqual(sliceContent(s), sliceContent(want))) return s;
-    const { labels, ownerReferences } = want.metadata;
-    return { ...s, metadata: { ...s.metadata, labels, ownerReferences }, addressType: want.addressType, endpoints: want.endpoints, ports: want.ports };
-  });
+  // No endpoint at all: one empty placeholder slice (kube keeps one so consumers see the Service).
+  if (!creates.length && !updates.length) {
+    const keep = deletes.find((s) => (s.endpoints ?? []).length === 0 && (s.ports ?? []).length === 0) ?? deletes[0];
+    if (keep) {
+      deletes.splice(deletes.indexOf(keep), 1);
+      updates.push(want(keep, [], []));
+    } else creates.push(want({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { generateName: `${name}-`, namespace: ns } }, [], []));
+  }
+  const byName = new Map(existing.map((s) => [s.metadata.name!, s]));
+  for (const c of creates) noteSliceWrite(ctx, key, Number((await ctx.registry.create(slicesRes, ns, c)).metadata.resourceVersion));
+  for (const u of updates) {
+    const cur = byName.get(u.metadata.name!)!;
+    if (isDeepStrictEqual(sliceContent(cur), sliceContent(u))) continue;
+    try {
+      const { labels, ownerReferences } = u.metadata;
+      const w = await ctx.registry.guaranteedUpdate(slicesRes, ns, u.metadata.name!, undefined, {}, (s) => {
+        if (s.metadata.uid !== cur.metadata.uid || !isManagedSlice(s)) return s;
+        return { ...s, metadata: { ...s.metadata, labels, ownerReferences }, addressType: u.addressType, endpoints: u.endpoints, ports: u.ports };
+      });
+      noteSliceWrite(ctx, key, Number(w.metadata.resourceVersion));
+    } catch (e) {
+      // Deleted meanwhile: the next reconcile (its event, or the resync) places its endpoints anew.
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+    }
+  }
+  for (const d of deletes) noteSliceWrite(ctx, key, await deleteIfManaged(ctx, slicesRes, ns, d.metadata.name!, isManagedSlice, d.metadata.uid));
 }
 
 async function syncService(ctx: ControllerContext, ns: string, name: string): Promise<void> {
@@ -258,7 +378,7 @@ async function syncService(ctx: ControllerContext, ns: string, name: string): Pr
   const list = await objectsSelectedBy(reader, pods, ns, svc.spec.selector);
   const subsets = computeSubsets(svc, list);
   await syncEndpoints(ctx, svc, subsets);
-  await syncSlice(ctx, ns, name, computeSlice(svc, subsets, list));
+  await syncSlices(ctx, svc, desiredGroups(subsets, list));
 }
 
 async function syncEndpoints(ctx: ControllerContext, svc: KubeObject, subsets: Subset[]): Promise<void> {
@@ -325,7 +445,10 @@ export const endpointsController: Controller = {
     const keys = new Set<string>();
     for (const s of (await registry.list(services, undefined)).items) if (hasSelector(s)) keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
     for (const e of (await registry.list(endpointsRes, undefined)).items) if (isManaged(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
-    for (const e of (await registry.list(slicesRes, undefined)).items) if (isManagedSlice(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
+    for (const e of (await registry.list(slicesRes, undefined)).items) {
+      const svc = e.metadata.labels?.[SLICE_SERVICE_NAME_LABEL];
+      if (isManagedSlice(e) && svc) keys.add(`${e.metadata.namespace}/${svc}`);
+    }
     return [...keys];
   },
   async reconcile(key, ctx) {
