@@ -5,20 +5,25 @@
 // set of ports they serve, as Kubernetes' RepackSubsets does, and sorted so the result is a pure
 // function of the store: a duplicated or late event recomputes the same object and writes nothing.
 //
-// The same reconcile keeps one discovery.k8s.io/v1 EndpointSlice per selector Service, named after it, built
-// from the same computed subsets (kubectl 1.32's describe and kube-proxy-style consumers read slices). One
-// slice holds one port list, so when pods resolve a named targetPort to different numbers (several
-// subsets), the slice carries the largest group only; the Endpoints object still lists them all.
-// Kubernetes would write one slice per port group under generated names; a fixed name keeps every
-// reconcile a GET and no LIST. Slices are not watched: nothing but this controller writes managed ones,
-// and a user's edit or deletion of one is put right on the next resync.
+// The same reconcile keeps the Service's discovery.k8s.io/v1 EndpointSlices as kube's endpointslice
+// controller does (kubectl's describe and kube-proxy-style consumers read slices): one group of slices
+// per set of ports, at most 100 endpoints a slice, generated names `<service>-<random>`, labels
+// kubernetes.io/service-name and endpointslice.kubernetes.io/managed-by; an endpoint stays in the slice
+// that holds it, so a change rewrites only that slice, and a slice whose content is right is not
+// written. Slices are found by their service-name label in the cache (locally an informer made on first
+// use, not watched for events: nothing but this controller writes managed ones, and a user's edit or
+// deletion of one is put right on the next resync; in the cloud one list of the namespace's slices per
+// batch). The loop waits for the cache to show its own last slice write of a Service before reading
+// them again, so a lagging cache never makes it create a slice twice.
 //
-// A pod change reaches only the Services that select the pod, by its old or its new labels: keys() maps
-// it to "namespace/@{labels}" for each label set, and reconciling that key looks the matching Services
-// up in the selector index of the cache (cache.ts) and recomputes those. Pods of one template share
-// their labels, so a burst of their changes is one queued key. A pod no Service selects costs an index
-// lookup and nothing else; a Service's recompute reads its namespace's pods from the cache (locally the
-// shared informer, in the cloud one list per namespace per stream batch), never from a list per event.
+// A pod change reaches only the Services that select the pod, by its old or its new labels, and only if
+// it changed what an endpoint is made of (IP, readiness, labels, deletion, hostname...: kube's
+// podEndpointsChanged): a pod without an IP, created or scheduled, reaches none. keys() maps it to
+// "namespace/@{labels}" for each label set, and reconciling that key looks the matching Services up in
+// the selector index of the cache (cache.ts) and recomputes those. Pods of one template share their
+// labels, so a burst of their changes is one queued key. A Service's recompute reads its own pods through
+// the label index (the candidates of its selector's rarest pair), never its namespace's pods, and never
+// a store list (locally the shared informer, in the cloud one list per namespace per stream batch).
 
 import { isDeepStrictEqual } from 'node:util';
 import { findResource } from '../machinery/resources.ts';
