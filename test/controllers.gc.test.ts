@@ -6,7 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
+import type { ObjectReader } from '../lambdas/controllers/cache.ts';
 import { garbageCollector as gc } from '../lambdas/controllers/garbagecollector.ts';
+import { SharedInformers } from '../lambdas/controllers/informer.ts';
 import { replicationController } from '../lambdas/controllers/replication.ts';
 import { runControllers, type ControllerRunner } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
@@ -19,6 +21,7 @@ const rcs = findResource('', 'v1', 'replicationcontrollers')!;
 const podsRes = findResource('', 'v1', 'pods')!;
 const cmRes = findResource('', 'v1', 'configmaps')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
+const nodesRes = findResource('', 'v1', 'nodes')!;
 
 const backends = await testBackends('gc');
 
@@ -161,6 +164,39 @@ for (const [label, makeBackend, enabled] of backends) {
         expect(await outcome(policy, 'dup')).toEqual(clean);
         expect(await outcome(policy, 'batch')).toEqual(clean);
       }
+    });
+
+    it('a cluster-scoped owner: its dependents in every namespace go, found by the owner index (no list)', async () => {
+      const ctx = await newCtx(await makeBackend());
+      await ctx.registry.create(nsRes, undefined, { metadata: { name: 'other' } });
+      const owner = await ctx.registry.create(nodesRes, undefined, { metadata: { name: 'n1' } });
+      const ref = { apiVersion: 'v1', kind: 'Node', name: 'n1', uid: owner.metadata.uid! };
+      for (const ns of ['default', 'other']) await ctx.registry.create(cmRes, ns, { metadata: { name: 'of-n1', ownerReferences: [ref] } });
+      await ctx.registry.create(cmRes, 'other', { metadata: { name: 'unrelated' } });
+      // The loops' cache (shared informers, as in skiff up), with every read counted.
+      const ac = new AbortController();
+      const informers = new SharedInformers(ctx.registry);
+      for (const r of [cmRes, podsRes]) informers.for(r);
+      await informers.start(ac.signal);
+      const reads: string[] = [];
+      const counted: ObjectReader = {
+        get: (r, ns, n) => (reads.push(`get ${r.resource}`), informers.get(r, ns, n)),
+        list: (r, ns) => (reads.push(`list ${r.resource}`), informers.list(r, ns)),
+        byIndex: (r, i, v) => (reads.push(`${i} ${r.resource}`), informers.byIndex(r, i, v)),
+        countByIndex: (r, i, v) => (reads.push(`${i} ${r.resource}`), informers.countByIndex(r, i, v)),
+        caughtUp: (r, rev) => informers.caughtUp(r, rev),
+      };
+      try {
+        const gone = await ctx.registry.delete(nodesRes, undefined, 'n1', {});
+        for (const k of gc.keys({ type: 'DELETED', resource: nodesRes, object: gone.object })) await gc.reconcile(k, { ...ctx, cache: counted });
+      } finally {
+        ac.abort();
+        await informers.stopped();
+      }
+      expect(await names(ctx, cmRes)).toEqual([]);
+      expect((await ctx.registry.list(cmRes, 'other')).items.map((c) => c.metadata.name)).toEqual(['unrelated']);
+      expect(reads.filter((r) => r.startsWith('list '))).toEqual([]);
+      expect(reads).toContain('owner configmaps');
     });
   });
 }

@@ -27,7 +27,10 @@ export type IndexName =
   | 'label'
   /**
    * Every kind: "namespace/uid" for each ownerReference (controller or not), the garbage collector's
-   * dependents of an owner. The namespace is the dependent's own: references never cross namespaces.
+   * dependents of an owner. The namespace is the dependent's own: a namespaced owner's dependents are in
+   * its namespace (references never cross namespaces). A cluster-scoped owner (a Node, a Namespace) may
+   * have dependents in every namespace: each reference is also indexed with "*" for the namespace, so
+   * those are found in one lookup.
    */
   | 'owner';
 
@@ -40,7 +43,10 @@ export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
     return Object.entries(sel).map(([k, v]) => `${o.metadata.namespace}/${k}=${v}`);
   },
   label: (o) => Object.entries(o.metadata.labels ?? {}).map(([k, v]) => `${o.metadata.namespace ?? ''}/${k}=${v}`),
-  owner: (o) => (o.metadata.ownerReferences ?? []).filter((r: any) => typeof r?.uid === 'string').map((r: any) => `${o.metadata.namespace ?? ''}/${r.uid}`),
+  owner: (o) =>
+    (o.metadata.ownerReferences ?? [])
+      .filter((r: any) => typeof r?.uid === 'string')
+      .flatMap((r: any) => [`${o.metadata.namespace ?? ''}/${r.uid}`, `*/${r.uid}`]),
 };
 
 export interface ObjectReader {
@@ -147,7 +153,9 @@ export class StoreReader implements ObjectReader {
 
   private indexMap(res: ResourceInfo, index: IndexName, value: string): Promise<Map<string, KubeObject[]>> {
     const namespaced = index === 'selector' || index === 'owner' || index === 'label';
-    const ns = namespaced ? value.slice(0, value.indexOf('/')) : undefined;
+    // "*": any namespace (the owner index's values for cluster-scoped owners), from one list of all.
+    const inValue = namespaced ? value.slice(0, value.indexOf('/')) : undefined;
+    const ns = inValue === '*' ? undefined : inValue;
     const id = `${res.group}/${res.resource} ${ns ?? '*'}|${index}`;
     let m = this.indexed.get(id);
     if (!m) {

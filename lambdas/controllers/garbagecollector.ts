@@ -87,10 +87,8 @@ async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: s
 async function dependentsOf(reader: ObjectReader, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
   const out: { res: ResourceInfo; obj: KubeObject }[] = [];
   for (const res of DEPENDENT_KINDS) {
-    // A cluster-scoped owner may have dependents in any namespace: those are looked for in every one.
-    const found = namespace
-      ? await reader.byIndex(res, 'owner', `${namespace}/${uid}`)
-      : (await reader.list(res, undefined)).filter((o) => o.metadata.ownerReferences?.some((r) => r.uid === uid));
+    // A cluster-scoped owner may have dependents in any namespace: the index's "*" entries hold those.
+    const found = await reader.byIndex(res, 'owner', `${namespace || '*'}/${uid}`);
     for (const obj of found) out.push({ res, obj });
   }
   return out;
