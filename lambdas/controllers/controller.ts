@@ -48,8 +48,10 @@ export interface Controller {
   /** Every key that exists, for periodic resync (so a missed event is never missed for long). */
   allKeys(ctx: ControllerContext): Promise<string[]>;
   /**
-   * How many different keys may be reconciled at once (controller-runtime's MaxConcurrentReconciles;
-   * default 1). The same key is never reconciled twice at once.
+   * How many different keys the local runner reconciles at once (controller-runtime's
+   * MaxConcurrentReconciles; default 1); the same key never twice at once. In the cloud a stream batch's
+   * keys run one after another: every DynamoDB write serializes on the revision counter, so writes in
+   * flight together would mostly retry (and each retry is billed).
    */
   concurrency?: number;
 }
