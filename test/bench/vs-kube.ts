@@ -19,7 +19,10 @@
 //    endpointslice controller follows them. No node agent runs, so pods get no IP and are never
 //    endpoints: what this measures is what Services cost the control plane per pod event.
 //
-// Knobs: BENCH_ONLY=api|scheduling, BENCH_OPS (requests per API row per round, 400), BENCH_ROUNDS (2),
+// 3. Custom resources (vs-kube-crd.ts): CR create/get/list/update/delete, and discovery and OpenAPI with
+//    100 CRDs installed.
+//
+// Knobs: BENCH_ONLY=api|crd|scheduling, BENCH_CRDS (100), BENCH_OPS (requests per API row per round, 400), BENCH_ROUNDS (2),
 // BENCH_NODES (1000), BENCH_PODS (10000), BENCH_SERVICES (0), BENCH_SCHEDULER_QPS (kube-scheduler's client QPS, 1000),
 // BENCH_SCHED_TIMEOUT_S (900), BENCH_SIDE=skiff|kubernetes (one side alone), BENCH_KEEP=1 (keep data
 // dirs and logs). Without Go on PATH it says so and measures Skiff alone.
@@ -33,8 +36,9 @@ import { apiClient } from '../support/skiff-up.ts';
 import { ensureKubeBinaries, goVersion, KUBE_VERSION, ETCD_VERSION, type KubeBinaries } from './vs-kube-build.ts';
 import { startKube, startSkiff, cpuMs, rssMiB, machineBusyMs, loadAvg, type ControlPlane } from './vs-kube-cluster.ts';
 import { drive, pct } from './drive.ts';
+import { crdPhase } from './vs-kube-crd.ts';
 
-const ONLY = process.env.BENCH_ONLY; // 'api' | 'scheduling' | undefined (both)
+const ONLY = process.env.BENCH_ONLY; // 'api' | 'crd' | 'scheduling' | undefined (all three)
 const OPS = Number(process.env.BENCH_OPS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
@@ -455,12 +459,17 @@ async function main() {
   const names = (bin ? (['Skiff', 'Kubernetes'] as const) : (['Skiff'] as const)).filter((n) => !process.env.BENCH_SIDE || n.toLowerCase() === process.env.BENCH_SIDE);
   const running: ControlPlane[] = [];
   try {
-    if (ONLY !== 'scheduling') {
+    if (!ONLY || ONLY === 'api') {
       for (const n of names) running.push(await start(n, 'api'));
       await apiPhase(running);
       for (const cp of running.splice(0)) await cp.stop();
     }
-    if (ONLY !== 'api') {
+    if (!ONLY || ONLY === 'crd') {
+      for (const n of names) running.push(await start(n, 'crd'));
+      await crdPhase(running);
+      for (const cp of running.splice(0)) await cp.stop();
+    }
+    if (!ONLY || ONLY === 'scheduling') {
       const results: SchedResult[] = [];
       for (const n of names) {
         const cp = await start(n, 'sched');

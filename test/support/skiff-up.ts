@@ -44,11 +44,18 @@ export function apiClient(dataDir: string, url: string, opts: { maxSockets?: num
   const token = cfg.users[0].user.token as string;
   const agent = new https.Agent({ ca, keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
   const base = new URL(url);
-  const request = (method: string, path: string, body?: unknown) =>
+  const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
       const data = body === undefined ? undefined : JSON.stringify(body);
       const req = https.request(
-        { agent, host: base.hostname, port: base.port, method, path, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' } },
+        {
+          agent,
+          host: base.hostname,
+          port: base.port,
+          method,
+          path,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', ...headers },
+        },
         (res) => {
           let text = '';
           res.on('data', (d) => (text += d));
