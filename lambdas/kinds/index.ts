@@ -21,14 +21,25 @@ import { lease } from './coordination/lease.ts';
 import { tokenReview } from './authentication/tokenreview.ts';
 import { customResourceDefinition } from './apiextensions/customresourcedefinition.ts';
 import { endpointSlice } from './discovery/endpointslice.ts';
+import { podTemplate } from './core/podtemplate.ts';
+import { ingress } from './networking/ingress.ts';
+import { ingressClass } from './networking/ingressclass.ts';
+import { networkPolicy } from './networking/networkpolicy.ts';
+import { podDisruptionBudget } from './policy/poddisruptionbudget.ts';
+import { storageClass } from './storage/storageclass.ts';
+import { priorityClass } from './scheduling/priorityclass.ts';
 
 /**
  * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
- * order kube-apiserver lists them (discovery.k8s.io after the others).
+ * order kube-apiserver lists them (by the group priorities of its APIServices, highest first:
+ * pkg/controlplane/apiserver/aggregator.go's apiVersionPriorities, authentication.k8s.io 17700 ...
+ * networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+ * scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
  */
 export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   namespace,
   pod,
+  podTemplate,
   service,
   endpoints,
   replicationController,
@@ -37,9 +48,15 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   configMap,
   secret,
   serviceAccount,
-  lease,
   tokenReview,
+  ingress,
+  ingressClass,
+  networkPolicy,
+  podDisruptionBudget,
+  storageClass,
   customResourceDefinition,
+  priorityClass,
+  lease,
   endpointSlice,
 ];
 
