@@ -9,6 +9,7 @@ import { ApiError, errors } from '../machinery/status.ts';
 import type { Registry } from './registry.ts';
 import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
+import { priorityAdmission } from './admission-priority.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -55,7 +56,8 @@ export const namespaceLifecycle: AdmissionPlugin = {
 };
 
 // DefaultTolerationSeconds: pods tolerate not-ready/unreachable nodes for 300 s before eviction.
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300)];
+// Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
+export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);
