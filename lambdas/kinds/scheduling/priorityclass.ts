@@ -5,6 +5,7 @@
 // The scheduler does not preempt yet: priorities are stored, not acted on.
 
 import { ageCol, col, doc, nameCol, since, str } from '../../machinery/table.ts';
+import type { KubeObject } from '../../machinery/types.ts';
 import { nameIsDNSSubdomain, present, strOf, type ErrorList } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 
@@ -23,7 +24,7 @@ export const SYSTEM_PRIORITY_CLASSES: readonly { name: string; value: number; de
 ];
 
 /** A system class as an object to create. */
-export function systemPriorityClass(c: (typeof SYSTEM_PRIORITY_CLASSES)[number]): Obj {
+export function systemPriorityClass(c: (typeof SYSTEM_PRIORITY_CLASSES)[number]): KubeObject {
   return { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: c.name }, value: c.value, description: c.description };
 }
 
