@@ -195,8 +195,10 @@ describe('aggregated discovery', () => {
     expect(doc.items[0]!.versions[0]!.resources.map((r) => r.resource)).toEqual(['leases']);
     // TokenReview: create only (node agents review bearer tokens with it).
     expect(doc.items[1]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
-    // CustomResourceDefinitions: read-only and empty (kubectl lists them to explain an unknown kind).
-    expect(doc.items[2]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['customresourcedefinitions', ['get', 'list', 'watch']]]);
+    // CustomResourceDefinitions: every verb, and the status subresource (as kube-apiserver lists them).
+    expect(doc.items[2]!.versions[0]!.resources.map((r) => [r.resource, r.verbs, r.subresources?.map((x) => x.subresource)])).toEqual([
+      ['customresourcedefinitions', ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'], ['status']],
+    ]);
     // EndpointSlices (kubectl describe svc reads them): namespaced, every verb of a Kubernetes cluster.
     expect(doc.items[3]!.versions[0]!.resources.map((r) => [r.resource, r.scope, r.verbs])).toEqual([
       ['endpointslices', 'Namespaced', ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']],

@@ -33,6 +33,13 @@ interface Case {
 
 const meta = (name: string, namespace?: string) => ({ name, ...(namespace ? { namespace } : {}) });
 
+const widgetsSpec = {
+  group: 'example.com',
+  scope: 'Namespaced',
+  names: { plural: 'widgets', kind: 'Widget' },
+  versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object' } } }],
+};
+
 const CASES: Case[] = [
   {
     kind: 'Namespace',
@@ -158,9 +165,10 @@ const CASES: Case[] = [
     kind: 'CustomResourceDefinition',
     group: 'apiextensions.k8s.io',
     resource: 'customresourcedefinitions',
-    valid: { metadata: meta('widgets.example.com') },
-    invalid: { metadata: meta('a%b') },
-    message: 'CustomResourceDefinition.apiextensions.k8s.io "a%b" is invalid: metadata.name: Invalid value: "a%b": may not contain \'%\'',
+    valid: { metadata: meta('widgets.example.com'), spec: widgetsSpec },
+    defaulted: { spec: { ...widgetsSpec, names: { plural: 'widgets', kind: 'Widget', singular: 'widget', listKind: 'WidgetList' }, conversion: { strategy: 'None' }, preserveUnknownFields: false }, status: { storedVersions: ['v1'] } },
+    invalid: { metadata: meta('widgets.example.org'), spec: widgetsSpec },
+    message: 'CustomResourceDefinition.apiextensions.k8s.io "widgets.example.org" is invalid: metadata.name: Invalid value: "widgets.example.org": must be spec.names.plural+"."+spec.group',
   },
   {
     kind: 'EndpointSlice',

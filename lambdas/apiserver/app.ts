@@ -8,8 +8,10 @@ import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from '../mach
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
-import { apiVersionOf, findResource, type ResourceInfo } from '../machinery/resources.ts';
-import { kindFor } from '../kinds/index.ts';
+import { apiVersionOf, type ResourceInfo } from '../machinery/resources.ts';
+import { kindFor, type KindRegistry } from '../kinds/index.ts';
+import { CustomResourceServing } from './crds.ts';
+import { strictDecodingError, unknownFieldWarnings } from '../apiextensions/index.ts';
 import type { ScaleRules } from '../kinds/kind.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
@@ -72,6 +74,8 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** The guard against runaway writes: see RegistryOptions.maxObjectsPerNamespace (default 100,000; 0: off). */
   maxObjectsPerNamespace?: number;
+  /** How old this server's view of the CRDs may get before a request re-reads them (crds.ts; default 1000 ms). */
+  crdMaxAgeMs?: number;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -97,8 +101,11 @@ export class ApiServer {
   private watchKeepAliveMs?: number;
   private nodeClientToken?: string;
   private backend: Backend;
+  /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
+  readonly crds: CustomResourceServing;
 
   constructor(opts: ApiServerOptions) {
+    this.crds = new CustomResourceServing(opts.backend, { maxAgeMs: opts.crdMaxAgeMs });
     this.registry = new Registry(opts.backend, {
       serviceCIDR: opts.serviceCIDR,
       nodePortRange: opts.nodePortRange,
@@ -146,12 +153,20 @@ export class ApiServer {
     const user = await this.authn.authenticate(req.headers['authorization']);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
     const segs = path.split('/').filter(Boolean);
+    await this.crds.fresh();
 
     // Discovery and OpenAPI: read-only documents.
     if (segs[0] === 'openapi' || (segs[0] === 'api' && segs.length <= 2) || (segs[0] === 'apis' && segs.length <= 3)) {
       if (req.method !== 'GET') throw errors.methodNotAllowed();
       await this.authorize(user, { verb: 'get', path });
-      return this.discovery(segs, req);
+      try {
+        return this.discovery(segs, req);
+      } catch (e) {
+        // A group or version this server does not know yet may be a CRD Established a moment ago.
+        if (!(e instanceof ApiError && e.code === 404)) throw e;
+        await this.crds.unknown();
+        return this.discovery(segs, req);
+      }
     }
 
     let group: string;
@@ -168,7 +183,15 @@ export class ApiServer {
     } else {
       throw errors.pageNotFound();
     }
-    const info = requestInfo(req, group, version, rest);
+    let info: RequestInfo;
+    try {
+      info = requestInfo(req, group, version, rest, this.kinds);
+    } catch (e) {
+      // An unknown resource may be a custom resource whose CRD this server has not seen yet.
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+      await this.crds.unknown();
+      info = requestInfo(req, group, version, rest, this.kinds);
+    }
     await this.authorize(user, {
       verb: info.verb,
       path,
@@ -194,11 +217,17 @@ export class ApiServer {
 
   // ---- discovery ----
 
+  /** The kinds this server serves: the built-in ones and the custom resources of its store. */
+  get kinds(): KindRegistry {
+    return this.crds.kinds;
+  }
+
   private discovery(segs: string[], req: ApiRequest): ApiResponse {
     const accept = req.headers['accept'] ?? '';
+    const reg = this.kinds;
     if (segs[0] === 'openapi') {
-      if (segs[1] === 'v2' && segs.length === 2) return openapiV2Response(req.headers);
-      const res = segs[1] === 'v3' ? openapiV3Response(segs.slice(2).join('/'), req.query, req.headers) : undefined;
+      if (segs[1] === 'v2' && segs.length === 2) return openapiV2Response(req.headers, reg);
+      const res = segs[1] === 'v3' ? openapiV3Response(segs.slice(2).join('/'), req.query, req.headers, reg) : undefined;
       if (res) return res;
       throw errors.pageNotFound();
     }
@@ -209,19 +238,19 @@ export class ApiServer {
         return {
           status: 200,
           headers: { 'content-type': mode.contentType, vary: 'Accept' },
-          body: JSON.stringify(aggregatedDiscovery(which, mode.kind)),
+          body: JSON.stringify(aggregatedDiscovery(which, mode.kind, reg)),
         };
       }
-      return jsonResponse(200, which === 'api' ? coreApiVersions() : apiGroupList(), { vary: 'Accept' });
+      return jsonResponse(200, which === 'api' ? coreApiVersions() : apiGroupList(reg), { vary: 'Accept' });
     }
     if (segs[0] === 'api') {
       if (segs[1] !== 'v1') throw errors.pageNotFound();
-      return jsonResponse(200, apiResourceList('', 'v1'));
+      return jsonResponse(200, apiResourceList('', 'v1', reg));
     }
-    const g = apiGroup(segs[1]!);
+    const g = apiGroup(segs[1]!, reg);
     if (!g) throw errors.pageNotFound();
     if (segs.length === 2) return jsonResponse(200, g);
-    const list = apiResourceList(segs[1]!, segs[2]!);
+    const list = apiResourceList(segs[1]!, segs[2]!, reg);
     if (!list) throw errors.pageNotFound();
     return jsonResponse(200, list);
   }
@@ -251,6 +280,8 @@ export class ApiServer {
         // A kind that is never stored (TokenReview) computes its answer.
         const computed = kindFor(res).create;
         if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token) }));
+        // kube's crdHandler: no new custom resources while their CRD is being deleted.
+        if (kindFor(res).custom?.terminating) throw errors.methodNotAllowed('create is not allowed while custom resource definition is terminating');
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -278,6 +309,13 @@ export class ApiServer {
       case 'patch': {
         const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
         const body = req.body.toString('utf8');
+        if (kindFor(res).custom && ct.toLowerCase() === 'application/strategic-merge-patch+json') {
+          // Custom resources have no patch strategies: kube's crdHandler accepts these three only.
+          throw new ApiError(
+            'UnsupportedMediaType',
+            'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml',
+          );
+        }
         if (sub === 'scale') {
           return jsonResponse(200, await this.updateScale(res, ns, name!, (cur) => applyPatch(ct, res, cur as KubeObject, body) as any));
         }
@@ -476,7 +514,7 @@ export class ApiServer {
 
 // ---- request parsing ----
 
-function requestInfo(req: ApiRequest, group: string, version: string, rest: string[]): RequestInfo {
+function requestInfo(req: ApiRequest, group: string, version: string, rest: string[], kinds: KindRegistry): RequestInfo {
   let watchPath = false;
   if (rest[0] === 'watch') {
     watchPath = true;
@@ -496,7 +534,7 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
     if (rest.length > 3) throw errors.pageNotFound();
   }
   if (!resourceName) throw errors.pageNotFound();
-  const res = findResource(group, version, resourceName);
+  const res = kinds.forResource(group, version, resourceName)?.info;
   if (!res) throw errors.pageNotFound();
   if (res.namespaced && namespace === undefined && name !== undefined) throw errors.pageNotFound();
   if (!res.namespaced && namespace !== undefined) throw errors.pageNotFound();
@@ -583,6 +621,14 @@ function checkFields(req: ApiRequest, res: ResourceInfo, obj: KubeObject, warnin
   const mode = req.query.get('fieldValidation') ?? 'Warn';
   if (mode !== 'Strict' && mode !== 'Warn' && mode !== 'Ignore') {
     throw errors.badRequest(`fieldValidation parameter unsupported: ${mode}`);
+  }
+  // Custom resources: pruning by the CRD's structural schema (kube's decoder for CRs).
+  const custom = kindFor(res).custom;
+  if (custom) {
+    const pruned = custom.prune(obj);
+    if (pruned.length && mode === 'Strict') throw strictDecodingError(res.kind, res.version, pruned);
+    if (pruned.length && mode === 'Warn') warnings.push(...unknownFieldWarnings(pruned));
+    return obj;
   }
   const wrongType = typeErrors(res, obj);
   if (wrongType.length) {

@@ -9,7 +9,7 @@
 // Content-Type of the answer tells client-go which of the formats it got.
 import { createHash } from 'node:crypto';
 import { apiVersionOf, type ResourceInfo } from '../kinds/kind.ts';
-import { apiGroups, RESOURCES } from '../kinds/index.ts';
+import { kinds, type KindRegistry } from '../kinds/index.ts';
 
 // ---- /version ---------------------------------------------------------------------------------------
 
@@ -106,13 +106,13 @@ function groupEntry(group: string, versions: string[]): Omit<APIGroup, 'kind' | 
 }
 
 /** `/apis`: the named groups, each with its versions (preferred first). */
-export function apiGroupList(): APIGroupList {
-  return { kind: 'APIGroupList', apiVersion: 'v1', groups: apiGroups().map((g) => groupEntry(g.group, g.versions)) };
+export function apiGroupList(reg: KindRegistry = kinds): APIGroupList {
+  return { kind: 'APIGroupList', apiVersion: 'v1', groups: reg.groups().map((g) => groupEntry(g.group, g.versions)) };
 }
 
 /** `/apis/{group}`, or undefined when the group is not served. */
-export function apiGroup(group: string): APIGroup | undefined {
-  const g = apiGroups().find((x) => x.group === group);
+export function apiGroup(group: string, reg: KindRegistry = kinds): APIGroup | undefined {
+  const g = reg.groups().find((x) => x.group === group);
   return g ? { kind: 'APIGroup', apiVersion: 'v1', ...groupEntry(g.group, g.versions) } : undefined;
 }
 
@@ -144,13 +144,13 @@ export function storageVersionHash(r: Pick<ResourceInfo, 'group' | 'version' | '
   return createHash('sha256').update(`${r.group}/${r.version}/${r.kind}`).digest().subarray(0, 8).toString('base64');
 }
 
-function servedIn(group: string, version: string): ResourceInfo[] {
-  return RESOURCES.filter((r) => r.group === group && r.version === version).sort((a, b) => (a.resource < b.resource ? -1 : 1));
+function servedIn(group: string, version: string, reg: KindRegistry): ResourceInfo[] {
+  return reg.all().map((k) => k.info).filter((r) => r.group === group && r.version === version).sort((a, b) => (a.resource < b.resource ? -1 : 1));
 }
 
 /** `/api/v1` (group '') or `/apis/{group}/{version}`; undefined when not served. */
-export function apiResourceList(group: string, version: string): APIResourceList | undefined {
-  const served = servedIn(group, version);
+export function apiResourceList(group: string, version: string, reg: KindRegistry = kinds): APIResourceList | undefined {
+  const served = servedIn(group, version, reg);
   if (served.length === 0) return undefined;
   const resources: APIResource[] = [];
   for (const r of served) {
@@ -235,8 +235,8 @@ export const DISCOVERY_CONTENT_TYPE: Readonly<Record<DiscoveryFormat, string>> =
   legacy: 'application/json',
 };
 
-function versionDiscovery(group: string, version: string): APIVersionDiscovery {
-  const resources = servedIn(group, version).map((r): APIResourceDiscovery => {
+function versionDiscovery(group: string, version: string, reg: KindRegistry): APIVersionDiscovery {
+  const resources = servedIn(group, version, reg).map((r): APIResourceDiscovery => {
     const subs = [...r.subresources].sort().map((sub) => ({
       subresource: sub,
       responseKind: subresourceKind(r, sub),
@@ -261,13 +261,17 @@ function versionDiscovery(group: string, version: string): APIVersionDiscovery {
  * The aggregated discovery document: for `/api` the core group (metadata without a name), for
  * `/apis` every named group. Versions are listed preferred first.
  */
-export function aggregatedDiscovery(which: 'api' | 'apis', format: Exclude<DiscoveryFormat, 'legacy'> = 'aggregated-v2'): APIGroupDiscoveryList {
+export function aggregatedDiscovery(
+  which: 'api' | 'apis',
+  format: Exclude<DiscoveryFormat, 'legacy'> = 'aggregated-v2',
+  reg: KindRegistry = kinds,
+): APIGroupDiscoveryList {
   const items: APIGroupDiscovery[] =
     which === 'api'
-      ? [{ metadata: { creationTimestamp: null }, versions: [versionDiscovery('', 'v1')] }]
-      : apiGroups().map((g) => ({
+      ? [{ metadata: { creationTimestamp: null }, versions: [versionDiscovery('', 'v1', reg)] }]
+      : reg.groups().map((g) => ({
           metadata: { name: g.group, creationTimestamp: null },
-          versions: g.versions.map((v) => versionDiscovery(g.group, v)),
+          versions: g.versions.map((v) => versionDiscovery(g.group, v, reg)),
         }));
   return {
     kind: 'APIGroupDiscoveryList',

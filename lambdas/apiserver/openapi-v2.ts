@@ -10,7 +10,7 @@
 // shape differs (body parameters, `#/definitions/` refs, IntOrString and Quantity as v2 strings).
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs/light.js';
-import { kinds } from '../kinds/index.ts';
+import { kinds, type KindRegistry } from '../kinds/index.ts';
 import { openapiV3Document, openapiV3Paths } from './openapi.ts';
 import type { ApiResponse } from './http.ts';
 
@@ -22,6 +22,10 @@ const V3_REF = '#/components/schemas/';
 const V2_REF = '#/definitions/';
 /** The schema keywords our definitions use; anything else would be silently lost, so it fails instead. */
 const SCHEMA_KEYWORDS = new Set(['description', 'type', 'format', '$ref', 'properties', 'items', 'required', 'additionalProperties']);
+// What custom resources' schemas (from CRDs) may also say: kept as v2 has them, or dropped where v2 has no
+// such keyword, as kube's ToStructuralOpenAPIV2 drops them.
+const CR_V2_KEYWORDS = new Set(['enum', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'minItems', 'maxItems', 'uniqueItems', 'multipleOf', 'default', 'title', 'example', 'minProperties', 'maxProperties']);
+const CR_V3_ONLY = new Set(['nullable', 'anyOf', 'allOf', 'not']);
 
 function schemaV2(s: Json): Json {
   // IntOrString and Quantity are oneOf [integer|number, string] in v3; v2 has no oneOf, and kube-apiserver
@@ -31,6 +35,8 @@ function schemaV2(s: Json): Json {
   const out: Json = {};
   for (const [k, v] of Object.entries<Json>(s)) {
     if (k.startsWith('x-')) out[k] = v;
+    else if (CR_V2_KEYWORDS.has(k)) out[k] = v;
+    else if (CR_V3_ONLY.has(k)) continue;
     else if (!SCHEMA_KEYWORDS.has(k)) throw new Error(`OpenAPI v2: unhandled schema keyword "${k}"`);
     else if (k === '$ref') out[k] = String(v).replace(V3_REF, V2_REF);
     else if (k === 'properties') out[k] = Object.fromEntries(Object.entries<Json>(v).map(([p, ps]) => [p, schemaV2(ps)]));
@@ -77,11 +83,11 @@ function pathItemV2(item: Json): Json {
 }
 
 /** The whole v2 document as JSON, built from every v3 document. */
-export function openapiV2Document(): Json {
+export function openapiV2Document(reg: KindRegistry = kinds): Json {
   const paths: Json = {};
   const definitions: Json = {};
-  for (const p of openapiV3Paths()) {
-    const d: Json = openapiV3Document(p);
+  for (const p of openapiV3Paths(reg)) {
+    const d: Json = openapiV3Document(p, reg);
     for (const [path, item] of Object.entries<Json>(d.paths)) paths[path] = pathItemV2(item);
     for (const [name, s] of Object.entries<Json>(d.components.schemas)) definitions[name] ??= schemaV2(s);
   }
@@ -247,25 +253,30 @@ interface Encoded {
   body: string | Uint8Array;
   etag: string;
 }
-let json: Encoded | undefined;
-let pb: Encoded | undefined;
-// Derived from the served kinds, like the v3 documents: a kind registered or removed invalidates both.
-kinds.onChange(() => {
-  json = undefined;
-  pb = undefined;
-});
+// Per registry (each ApiServer's custom resources), derived from the served kinds like the v3 documents: a
+// kind registered or removed invalidates both encodings.
+const encodedBy = new WeakMap<KindRegistry, { json?: Encoded; pb?: Encoded }>();
 
-function encoded(asProtobuf: boolean): Encoded {
+function encoded(asProtobuf: boolean, reg: KindRegistry): Encoded {
+  let cache = encodedBy.get(reg);
+  if (!cache) {
+    const c: { json?: Encoded; pb?: Encoded } = (cache = {});
+    reg.onChange(() => {
+      c.json = undefined;
+      c.pb = undefined;
+    });
+    encodedBy.set(reg, cache);
+  }
   const make = (body: string | Uint8Array): Encoded => ({ body, etag: `"${createHash('sha512').update(body).digest('hex').toUpperCase()}"` });
-  if (asProtobuf) return (pb ??= make(encodeOpenapiV2(openapiV2Document())));
-  return (json ??= make(JSON.stringify(openapiV2Document())));
+  if (asProtobuf) return (cache.pb ??= make(encodeOpenapiV2(openapiV2Document(reg))));
+  return (cache.json ??= make(JSON.stringify(openapiV2Document(reg))));
 }
 
 /** GET /openapi/v2: protobuf when the Accept header asks for it, JSON otherwise; ETag and 304 as kube-openapi. */
-export function openapiV2Response(headers: Record<string, string | undefined>): ApiResponse {
+export function openapiV2Response(headers: Record<string, string | undefined>, reg: KindRegistry = kinds): ApiResponse {
   const accept = (headers['accept'] ?? '').split(',').map((t) => t.split(';')[0]!.trim());
   const protobuf = PROTOBUF_TYPES.some((t) => accept.includes(t));
-  const e = encoded(protobuf);
+  const e = encoded(protobuf, reg);
   const h = { 'content-type': protobuf ? PROTOBUF_TYPE : 'application/json', etag: e.etag, vary: 'Accept' };
   if ((headers['if-none-match'] ?? '').split(',').map((x) => x.trim()).includes(e.etag)) return { status: 304, headers: h, body: '' };
   return { status: 200, headers: h, body: e.body };

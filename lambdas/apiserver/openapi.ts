@@ -13,8 +13,8 @@
 // answer: List files and unknown kinds. Documents are immutable per hash: the URL carries the content hash
 // (sha512, as kube-openapi).
 import { createHash } from 'node:crypto';
-import type { ResourceInfo } from '../kinds/kind.ts';
-import { apiGroups, kinds, RESOURCES } from '../kinds/index.ts';
+import type { KindStrategy, ResourceInfo } from '../kinds/kind.ts';
+import { kinds, type KindRegistry } from '../kinds/index.ts';
 import { schemaClosure, schemaName, SCHEMAS, type OpenAPISchema } from '../machinery/schema.ts';
 import { SUBRESOURCES, subresourceKind } from './discovery.ts';
 import type { ApiResponse } from './http.ts';
@@ -84,6 +84,8 @@ function content(schema: string, types: string[]): Record<string, unknown> {
 const OBJECT_TYPES = ['application/json', 'application/yaml'];
 const WATCH_TYPES = ['application/json', 'application/json;stream=watch', 'application/yaml'];
 const PATCH_TYPES = ['application/apply-patch+yaml', 'application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json'];
+// Custom resources take no strategic merge patch (kube's crdHandler: 415).
+const CR_PATCH_TYPES = PATCH_TYPES.slice(0, 3);
 
 /** "CoreV1", "CoordinationV1", "RbacAuthorizationV1": the group version part of operation ids. */
 function opGroup(group: string, version: string): string {
@@ -124,13 +126,16 @@ const created = (schema: string) => ({ ...ok(schema), '201': { schema, types: OB
 const accepted = (schema: string) => ({ ...created(schema), '202': { schema, types: OBJECT_TYPES, description: 'Accepted' } });
 
 /** The operations kube-apiserver installs for one resource (by its verbs) and its subresources. */
-function resourcePaths(r: ResourceInfo, prefix: string, paths: Record<string, PathItem>): void {
+function resourcePaths(strategy: KindStrategy, prefix: string, paths: Record<string, PathItem>): void {
+  const r = strategy.info;
+  const custom = strategy.custom;
   const G = opGroup(r.group, r.version);
   const tag = tagOf(r.group, r.version);
   const gvk: Gvk = { group: r.group, version: r.version, kind: r.kind };
-  const kindSchema = must(gvk);
+  const kindSchema = custom ? custom.schemas.kind : must(gvk);
+  const patchTypes = custom ? CR_PATCH_TYPES : PATCH_TYPES;
   // Create-only kinds (TokenReview) have no list kind.
-  const listSchema = r.verbs.includes('list') || r.verbs.includes('watch') ? must({ ...gvk, kind: r.listKind }) : '';
+  const listSchema = custom ? custom.schemas.list : r.verbs.includes('list') || r.verbs.includes('watch') ? must({ ...gvk, kind: r.listKind }) : '';
   const ns = r.namespaced ? 'Namespaced' : '';
   const scope = r.namespaced ? `/namespaces/{namespace}` : '';
   const scopeParams = r.namespaced ? [P.namespace] : [];
@@ -156,7 +161,7 @@ function resourcePaths(r: ResourceInfo, prefix: string, paths: Record<string, Pa
     item.push({ verb: 'delete', action: 'delete', id: `delete${G}${ns}${r.kind}`, description: `delete a ${r.kind}`, gvk, params: DELETE_PARAMS, body: { schema: `${META}.DeleteOptions`, types: ['application/json'] }, responses: { ...ok(`${META}.Status`), '202': { schema: `${META}.Status`, types: OBJECT_TYPES, description: 'Accepted' } } });
   if (has('get')) item.push({ verb: 'get', action: 'get', id: `read${G}${ns}${r.kind}`, description: `read the specified ${r.kind}`, gvk, responses: ok(kindSchema) });
   if (has('patch'))
-    item.push({ verb: 'patch', action: 'patch', id: `patch${G}${ns}${r.kind}`, description: `partially update the specified ${r.kind}`, gvk, params: PATCH_PARAMS, body: { schema: `${META}.Patch`, types: PATCH_TYPES }, responses: created(kindSchema) });
+    item.push({ verb: 'patch', action: 'patch', id: `patch${G}${ns}${r.kind}`, description: `partially update the specified ${r.kind}`, gvk, params: PATCH_PARAMS, body: { schema: `${META}.Patch`, types: patchTypes }, responses: created(kindSchema) });
   if (has('update'))
     item.push({ verb: 'put', action: 'put', id: `replace${G}${ns}${r.kind}`, description: `replace the specified ${r.kind}`, gvk, params: WRITE_PARAMS, body: { schema: kindSchema, types: ['application/json'] }, responses: created(kindSchema) });
   const itemParams = [P.name(r.kind), ...scopeParams, P.pretty];
@@ -167,13 +172,13 @@ function resourcePaths(r: ResourceInfo, prefix: string, paths: Record<string, Pa
     if (!facts) continue;
     const k = subresourceKind(r, sub);
     const subGvk: Gvk = { group: k.group || r.group, version: k.version || r.version, kind: k.kind };
-    const subSchema = must(subGvk);
+    const subSchema = custom && subGvk.kind === r.kind ? kindSchema : must(subGvk);
     const Sub = cap(sub);
     const ops: OpSpec[] = [];
     const pathParams = [P.name(k.kind), ...scopeParams, P.pretty];
     if (facts.verbs.includes('get')) ops.push({ verb: 'get', action: 'get', id: `read${G}${ns}${r.kind}${Sub}`, description: `read ${sub} of the specified ${r.kind}`, gvk: subGvk, responses: ok(subSchema) });
     if (facts.verbs.includes('patch'))
-      ops.push({ verb: 'patch', action: 'patch', id: `patch${G}${ns}${r.kind}${Sub}`, description: `partially update ${sub} of the specified ${r.kind}`, gvk: subGvk, params: PATCH_PARAMS, body: { schema: `${META}.Patch`, types: PATCH_TYPES }, responses: created(subSchema) });
+      ops.push({ verb: 'patch', action: 'patch', id: `patch${G}${ns}${r.kind}${Sub}`, description: `partially update ${sub} of the specified ${r.kind}`, gvk: subGvk, params: PATCH_PARAMS, body: { schema: `${META}.Patch`, types: patchTypes }, responses: created(subSchema) });
     if (facts.verbs.includes('update'))
       ops.push({ verb: 'put', action: 'put', id: `replace${G}${ns}${r.kind}${Sub}`, description: `replace ${sub} of the specified ${r.kind}`, gvk: subGvk, params: WRITE_PARAMS, body: { schema: subSchema, types: ['application/json'] }, responses: created(subSchema) });
     if (facts.verbs.includes('create'))
@@ -209,60 +214,67 @@ function simpleGet(id: string, description: string, schema: string, tag: string)
   };
 }
 
-function document(paths: Record<string, PathItem>): object {
+function document(paths: Record<string, PathItem>, extra: Record<string, object> = {}): object {
   const roots = new Set<string>();
-  JSON.stringify(paths, (k, v) => {
+  JSON.stringify([paths, extra], (k, v) => {
     if (k === '$ref' && typeof v === 'string') roots.add(v.replace('#/components/schemas/', ''));
     return v;
   });
   const schemas: Record<string, OpenAPISchema> = {};
   for (const name of schemaClosure(roots)) schemas[name] = SCHEMAS[name]!;
+  // Custom resources' schemas (from their CRDs), sorted in with the built-in ones.
+  Object.assign(schemas, extra);
+  const sorted = Object.fromEntries(Object.keys(schemas).sort().map((k) => [k, schemas[k]!]));
   return {
     openapi: '3.0.0',
     info: { title: 'Kubernetes', version: 'unversioned' },
     paths: Object.fromEntries(Object.keys(paths).sort().map((p) => [p, paths[p]])),
     components: {
-      schemas,
+      schemas: sorted,
       securitySchemes: { BearerToken: { description: 'Bearer Token authentication', in: 'header', name: 'authorization', type: 'apiKey' } },
     },
     security: [{ BearerToken: [] }],
   };
 }
 
-function groupVersionDocument(group: string, version: string): object | undefined {
-  const served = RESOURCES.filter((r) => r.group === group && r.version === version);
+function groupVersionDocument(group: string, version: string, reg: KindRegistry): object | undefined {
+  const served = reg.all().filter(({ info: r }) => r.group === group && r.version === version);
   if (served.length === 0) return undefined;
   const prefix = group ? `/apis/${group}/${version}` : `/api/${version}`;
   const paths: Record<string, PathItem> = {
     [`${prefix}/`]: simpleGet(`get${opGroup(group, version)}APIResources`, 'get available resources', `${META}.APIResourceList`, tagOf(group, version)),
   };
-  for (const r of served) resourcePaths(r, prefix, paths);
-  return document(paths);
+  const extra: Record<string, object> = {};
+  for (const k of served) {
+    resourcePaths(k, prefix, paths);
+    Object.assign(extra, k.custom?.schemas.all);
+  }
+  return document(paths, extra);
 }
 
 /** Builds the document a /openapi/v3/<path> serves, or undefined. */
-function build(path: string): object | undefined {
+function build(path: string, reg: KindRegistry): object | undefined {
   if (path === 'api') return document({ '/api/': simpleGet('getCoreAPIVersions', 'get available API versions', `${META}.APIVersions`, 'core') });
   if (path === 'apis') return document({ '/apis/': simpleGet('getAPIVersions', 'get available API versions', `${META}.APIGroupList`, 'apis') });
   if (path === 'version') return document({ '/version/': simpleGet('getCodeVersion', 'get the version information for this server', 'io.k8s.apimachinery.pkg.version.Info', 'version') });
   const m = /^api\/([^/]+)$/.exec(path);
-  if (m) return groupVersionDocument('', m[1]!);
+  if (m) return groupVersionDocument('', m[1]!, reg);
   const segs = path.split('/');
   if (segs[0] !== 'apis' || segs.length < 2 || segs.length > 3) return undefined;
-  const g = apiGroups().find((x) => x.group === segs[1]);
+  const g = reg.groups().find((x) => x.group === segs[1]);
   if (!g) return undefined;
   if (segs.length === 2) {
     const word = opGroup(g.group, '');
     const tag = (g.group.replace(/\.k8s\.io$/, '') || 'core').replace(/[.-]/g, '_');
     return document({ [`/apis/${g.group}/`]: simpleGet(`get${word}APIGroup`, 'get information of a group', `${META}.APIGroup`, tag) });
   }
-  return g.versions.includes(segs[2]!) ? groupVersionDocument(g.group, segs[2]!) : undefined;
+  return g.versions.includes(segs[2]!) ? groupVersionDocument(g.group, segs[2]!, reg) : undefined;
 }
 
 /** The paths listed by /openapi/v3, in the order kube-apiserver sorts them. */
-export function openapiV3Paths(): string[] {
+export function openapiV3Paths(reg: KindRegistry = kinds): string[] {
   const out = ['api', 'api/v1', 'apis', 'version'];
-  for (const g of apiGroups()) {
+  for (const g of reg.groups()) {
     out.push(`apis/${g.group}`);
     for (const v of g.versions) out.push(`apis/${g.group}/${v}`);
   }
@@ -275,15 +287,25 @@ interface Built {
   hash: string;
 }
 
-const built = new Map<string, Built>();
-// Documents are derived from the served kinds: a kind registered or removed invalidates them all.
-kinds.onChange(() => built.clear());
+// Documents per registry (each ApiServer serves its own custom resources over the built-in kinds), derived
+// from the served kinds: a kind registered or removed invalidates them all.
+const builtBy = new WeakMap<KindRegistry, Map<string, Built>>();
+function builtFor(reg: KindRegistry): Map<string, Built> {
+  let m = builtBy.get(reg);
+  if (!m) {
+    const cache = (m = new Map<string, Built>());
+    reg.onChange(() => cache.clear());
+    builtBy.set(reg, m);
+  }
+  return m;
+}
 
-function get(path: string): Built | undefined {
+function get(path: string, reg: KindRegistry = kinds): Built | undefined {
+  const built = builtFor(reg);
   let b = built.get(path);
   if (!b) {
-    if (!openapiV3Paths().includes(path)) return undefined;
-    const doc = build(path);
+    if (!openapiV3Paths(reg).includes(path)) return undefined;
+    const doc = build(path, reg);
     if (!doc) return undefined;
     const json = JSON.stringify(doc);
     // kube-openapi's ETag: the upper-case hex SHA-512 of the document.
@@ -294,20 +316,20 @@ function get(path: string): Built | undefined {
 }
 
 /** GET /openapi/v3. */
-export function openapiV3Index(): { paths: Record<string, { serverRelativeURL: string }> } {
+export function openapiV3Index(reg: KindRegistry = kinds): { paths: Record<string, { serverRelativeURL: string }> } {
   const paths: Record<string, { serverRelativeURL: string }> = {};
-  for (const p of openapiV3Paths()) paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=${get(p)!.hash}` };
+  for (const p of openapiV3Paths(reg)) paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=${get(p, reg)!.hash}` };
   return { paths };
 }
 
 /** GET /openapi/v3/<groupVersionPath> ("api/v1", "apis/coordination.k8s.io/v1", ...); undefined if none. */
-export function openapiV3Document(groupVersionPath: string): object | undefined {
-  return get(groupVersionPath.replace(/^\/+|\/+$/g, ''))?.doc;
+export function openapiV3Document(groupVersionPath: string, reg: KindRegistry = kinds): object | undefined {
+  return get(groupVersionPath.replace(/^\/+|\/+$/g, ''), reg)?.doc;
 }
 
 /** The content hash of a document (what ?hash= and the ETag carry). */
-export function openapiV3Hash(groupVersionPath: string): string | undefined {
-  return get(groupVersionPath.replace(/^\/+|\/+$/g, ''))?.hash;
+export function openapiV3Hash(groupVersionPath: string, reg: KindRegistry = kinds): string | undefined {
+  return get(groupVersionPath.replace(/^\/+|\/+$/g, ''), reg)?.hash;
 }
 
 /**
@@ -316,10 +338,15 @@ export function openapiV3Hash(groupVersionPath: string): string | undefined {
  * year; a stale ?hash= is redirected (301) to the current URL. `path` is what follows "/openapi/v3".
  * Undefined when there is no such document (answer 404).
  */
-export function openapiV3Response(path: string, query: URLSearchParams, headers: Record<string, string | undefined>): ApiResponse | undefined {
+export function openapiV3Response(
+  path: string,
+  query: URLSearchParams,
+  headers: Record<string, string | undefined>,
+  reg: KindRegistry = kinds,
+): ApiResponse | undefined {
   const p = path.replace(/^\/+|\/+$/g, '');
-  if (p === '') return { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(openapiV3Index()) };
-  const b = get(p);
+  if (p === '') return { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(openapiV3Index(reg)) };
+  const b = get(p, reg);
   if (!b) return undefined;
   const etag = `"${b.hash}"`;
   const hash = query.get('hash');

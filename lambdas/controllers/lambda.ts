@@ -6,6 +6,7 @@ import { createControllerHandlers, dispatchHandler } from './stream.ts';
 import { cloudContext } from './cloud-context.ts';
 import type { Controller, ControllerContext } from './controller.ts';
 import { namespaceController } from './namespace.ts';
+import { crdController } from './crd.ts';
 import { replicationController } from './replication.ts';
 import { garbageCollector } from './garbagecollector.ts';
 import { endpointsController } from './endpoints.ts';
@@ -17,6 +18,7 @@ import { routeControllerFromEnv } from './routes.ts';
 const routeController = routeControllerFromEnv();
 export const controllers: Controller[] = [
   namespaceController,
+  crdController,
   replicationController,
   garbageCollector,
   endpointsController,

@@ -63,15 +63,42 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
 const byResource = (group: string, version: string, resource: string) => `${group}/${version}/${resource}`;
 const byKind = (group: string, version: string, kind: string) => `${group}/${version}/${kind}`;
 
-/** The served kinds, in registration order, with lookups by resource and by kind. */
+/**
+ * The strategy of every ResourceInfo served by some registry, so kindFor() finds the kinds of a layered
+ * registry (below) from the ResourceInfo a request resolved, without knowing which server it came from.
+ */
+const servedInfos = new WeakMap<ResourceInfo, KindStrategy>();
+
+/**
+ * The served kinds, in registration order, with lookups by resource and by kind.
+ *
+ * A registry may be layered over a parent (`new KindRegistry([], kinds)`): it serves the parent's kinds
+ * (live: the parent's registrations show through and fire this one's listeners) plus its own. Each
+ * ApiServer serves custom resources from its own layer over the process-wide `kinds` (apiserver/crds.ts),
+ * because custom resources belong to a store: tests run several ApiServers on different stores in one
+ * process, and a CRD of one must not be served by another.
+ */
 export class KindRegistry {
   private kinds: KindStrategy[] = [];
   private resources = new Map<string, KindStrategy>();
   private kindNames = new Map<string, KindStrategy>();
   private listeners = new Set<() => void>();
+  private merged: readonly KindStrategy[] | undefined;
 
-  constructor(initial: readonly KindStrategy[] = []) {
+  constructor(
+    initial: readonly KindStrategy[] = [],
+    private readonly parent?: KindRegistry,
+  ) {
     for (const k of initial) this.add(k);
+    // A weak link: a parent that outlives its layers (the process-wide registry) must not keep them alive.
+    if (parent) {
+      const self = new WeakRef(this);
+      const stop = parent.onChange(() => {
+        const me = self.deref();
+        if (!me) return void stop();
+        me.changed();
+      });
+    }
   }
 
   /** Serves a kind from now on. A group/version/resource or group/version/kind already served is an error. */
@@ -85,6 +112,7 @@ export class KindRegistry {
     const kind = this.resources.get(byResource(group, version, resource));
     if (!kind) return false;
     this.kinds = this.kinds.filter((k) => k !== kind);
+    servedInfos.delete(kind.info);
     this.resources.delete(byResource(group, version, resource));
     this.kindNames.delete(byKind(group, version, kind.info.kind));
     this.changed();
@@ -93,15 +121,33 @@ export class KindRegistry {
 
   /** Every served kind, in registration order (the order discovery lists them). */
   all(): readonly KindStrategy[] {
+    if (!this.parent) return this.kinds;
+    return (this.merged ??= [...this.parent.all(), ...this.kinds]);
+  }
+
+  /** Kinds registered in this registry itself (not its parent's). */
+  own(): readonly KindStrategy[] {
     return this.kinds;
   }
 
   forResource(group: string, version: string, resource: string): KindStrategy | undefined {
-    return this.resources.get(byResource(group, version, resource));
+    return this.resources.get(byResource(group, version, resource)) ?? this.parent?.forResource(group, version, resource);
   }
 
   forKind(group: string, version: string, kind: string): KindStrategy | undefined {
-    return this.kindNames.get(byKind(group, version, kind));
+    return this.kindNames.get(byKind(group, version, kind)) ?? this.parent?.forKind(group, version, kind);
+  }
+
+  /** Served API groups (excluding the core group), in discovery order, with their versions. */
+  groups(): { group: string; versions: string[] }[] {
+    const out: { group: string; versions: string[] }[] = [];
+    for (const { info: r } of this.all()) {
+      if (!r.group) continue;
+      const g = out.find((x) => x.group === r.group);
+      if (!g) out.push({ group: r.group, versions: [r.version] });
+      else if (!g.versions.includes(r.version)) g.versions.push(r.version);
+    }
+    return out;
   }
 
   /** Calls `listener` after every register and unregister; returns the function that stops it. */
@@ -114,14 +160,16 @@ export class KindRegistry {
     const { group, version, resource } = kind.info;
     const rk = byResource(group, version, resource);
     const kk = byKind(group, version, kind.info.kind);
-    if (this.resources.has(rk)) throw new Error(`kind registry: ${resource} in ${group || 'core'}/${version} is already served`);
-    if (this.kindNames.has(kk)) throw new Error(`kind registry: ${kind.info.kind} in ${group || 'core'}/${version} is already served`);
+    if (this.forResource(group, version, resource)) throw new Error(`kind registry: ${resource} in ${group || 'core'}/${version} is already served`);
+    if (this.forKind(group, version, kind.info.kind)) throw new Error(`kind registry: ${kind.info.kind} in ${group || 'core'}/${version} is already served`);
     this.kinds.push(kind);
     this.resources.set(rk, kind);
     this.kindNames.set(kk, kind);
+    servedInfos.set(kind.info, kind);
   }
 
   private changed(): void {
+    this.merged = undefined;
     for (const l of this.listeners) l();
   }
 }
@@ -152,17 +200,10 @@ export function findKind(apiVersion: string, kind: string): ResourceInfo | undef
  * held it) gets the generic store's rules only.
  */
 export function kindFor(res: ResourceInfo): KindStrategy {
-  return kinds.forResource(res.group, res.version, res.resource) ?? { info: res };
+  return kinds.forResource(res.group, res.version, res.resource) ?? servedInfos.get(res) ?? { info: res };
 }
 
 /** Served API groups (excluding the core group), in discovery order, with their versions. */
 export function apiGroups(): { group: string; versions: string[] }[] {
-  const out: { group: string; versions: string[] }[] = [];
-  for (const { info: r } of kinds.all()) {
-    if (!r.group) continue;
-    const g = out.find((x) => x.group === r.group);
-    if (!g) out.push({ group: r.group, versions: [r.version] });
-    else if (!g.versions.includes(r.version)) g.versions.push(r.version);
-  }
-  return out;
+  return kinds.groups();
 }

@@ -85,8 +85,21 @@ export interface ScaleRules {
   setReplicas(obj: KubeObject, replicas: number): void;
 }
 
+/** What only custom resources have (served from a CustomResourceDefinition: apiserver/crds.ts). */
+export interface CustomResourceRules {
+  /** Drops the fields the version's schema does not know (pruning) and returns their paths (fieldValidation). */
+  prune(obj: Obj): string[];
+  /** The OpenAPI v3 component schemas the kind publishes, by name: `kind` and `list` name its own two. */
+  schemas: { kind: string; list: string; all: Record<string, Obj> };
+  /** Its CRD is being deleted: creates are refused (405), as kube's crdHandler does. */
+  terminating: boolean;
+}
+
 export interface KindStrategy {
   info: ResourceInfo;
+
+  /** Set for custom resources: pruning, their published schemas, their CRD's state. */
+  custom?: CustomResourceRules;
 
   /**
    * ObjectMeta rules: how metadata.name is validated, and whether unqualified finalizers must be

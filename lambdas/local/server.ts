@@ -24,6 +24,7 @@ import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
 import { namespaceController } from '../controllers/namespace.ts';
+import { crdController } from '../controllers/crd.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
 import { replicationController } from '../controllers/replication.ts';
 import { garbageCollector } from '../controllers/garbagecollector.ts';
@@ -118,6 +119,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
   };
   const api = new ApiServer({ ...apiOptions, backend });
+  // The custom resources it serves follow the store's CRDs through a watch (apiserver/crds.ts).
+  const crdFeed = new AbortController();
+  const followingCRDs = api.crds.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
 
@@ -132,6 +136,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const gate = new ApiPriorityGate();
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
     namespaceController,
+    crdController,
     createScheduler(),
     replicationController,
     garbageCollector,
@@ -182,6 +187,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await new Promise<void>((ok) => server.close(() => ok()));
         await hollow?.stop();
         await controllers.stop();
+        crdFeed.abort();
+        await followingCRDs;
         await opts.controlPlaneBackend?.close();
         await backend.close();
         throw e;
@@ -217,6 +224,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await stopped;
       await hollow?.stop();
       await controllers.stop();
+      crdFeed.abort();
+      await followingCRDs;
       await opts.controlPlaneBackend?.close();
       await backend.close();
     },
