@@ -189,20 +189,45 @@ describe('aggregated discovery', () => {
 
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
-    // discovery.k8s.io after the others, as kube-apiserver orders them.
-    expect(doc.items.map((i) => i.metadata.name)).toEqual(['coordination.k8s.io', 'authentication.k8s.io', 'apiextensions.k8s.io', 'discovery.k8s.io']);
+    // In kube-apiserver's order: by its APIServices' group priorities (authentication.k8s.io 17700,
+    // networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+    // scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
+    const order = [
+      'authentication.k8s.io',
+      'networking.k8s.io',
+      'policy',
+      'storage.k8s.io',
+      'apiextensions.k8s.io',
+      'scheduling.k8s.io',
+      'coordination.k8s.io',
+      'discovery.k8s.io',
+    ];
+    expect(doc.items.map((i) => i.metadata.name)).toEqual(order);
+    // The legacy /apis lists the same groups in the same order.
+    expect(apiGroupList().groups.map((g) => g.name)).toEqual(order);
     expect(doc.items[0]!.metadata.creationTimestamp).toBeNull();
-    expect(doc.items[0]!.versions[0]!.resources.map((r) => r.resource)).toEqual(['leases']);
+    const group = (name: string) => doc.items.find((i) => i.metadata.name === name)!.versions[0]!.resources;
+    expect(group('coordination.k8s.io').map((r) => r.resource)).toEqual(['leases']);
     // TokenReview: create only (node agents review bearer tokens with it).
-    expect(doc.items[1]!.versions[0]!.resources.map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
+    expect(group('authentication.k8s.io').map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
     // CustomResourceDefinitions: every verb, and the status subresource (as kube-apiserver lists them).
-    expect(doc.items[2]!.versions[0]!.resources.map((r) => [r.resource, r.verbs, r.subresources?.map((x) => x.subresource)])).toEqual([
+    expect(group('apiextensions.k8s.io').map((r) => [r.resource, r.verbs, r.subresources?.map((x) => x.subresource)])).toEqual([
       ['customresourcedefinitions', ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'], ['status']],
     ]);
     // EndpointSlices (kubectl describe svc reads them): namespaced, every verb of a Kubernetes cluster.
-    expect(doc.items[3]!.versions[0]!.resources.map((r) => [r.resource, r.scope, r.verbs])).toEqual([
+    expect(group('discovery.k8s.io').map((r) => [r.resource, r.scope, r.verbs])).toEqual([
       ['endpointslices', 'Namespaced', ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']],
     ]);
+    // Kinds stored as data (issue #13, part 3), with kube-apiserver's scopes, short names and subresources.
+    const summary = (name: string) => group(name).map((r) => [r.resource, r.scope, r.shortNames ?? [], (r.subresources ?? []).map((s) => s.subresource)]);
+    expect(summary('networking.k8s.io')).toEqual([
+      ['ingressclasses', 'Cluster', [], []],
+      ['ingresses', 'Namespaced', ['ing'], ['status']],
+      ['networkpolicies', 'Namespaced', ['netpol'], []],
+    ]);
+    expect(summary('policy')).toEqual([['poddisruptionbudgets', 'Namespaced', ['pdb'], ['status']]]);
+    expect(summary('storage.k8s.io')).toEqual([['storageclasses', 'Cluster', ['sc'], []]]);
+    expect(summary('scheduling.k8s.io')).toEqual([['priorityclasses', 'Cluster', ['pc'], []]]);
   });
 
   it('says exactly what legacy discovery says (client-go conversion)', () => {
