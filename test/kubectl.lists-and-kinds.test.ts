@@ -37,6 +37,18 @@ items:
   kind: Lease
   metadata: {name: l1, namespace: lists}
   spec: {holderIdentity: me, leaseDurationSeconds: 10}
+- apiVersion: networking.k8s.io/v1
+  kind: Ingress
+  metadata: {name: i1, namespace: lists}
+  spec:
+    rules:
+    - host: lists.example.com
+      http:
+        paths: [{path: /, pathType: Prefix, backend: {service: {name: s1, port: {name: a}}}}]
+- apiVersion: scheduling.k8s.io/v1
+  kind: PriorityClass
+  metadata: {name: lists-low}
+  value: 10
 `;
 
 describe('kubectl with List files', () => {
@@ -44,10 +56,22 @@ describe('kubectl with List files', () => {
     const f = c.file('list.yaml', LIST);
     const a1 = await c.kubectl(['apply', '-f', f]);
     expect(a1.stderr).toBe('');
-    expect(a1.stdout.trim().split('\n')).toEqual(['service/s1 created', 'pod/p1 created', 'lease.coordination.k8s.io/l1 created']);
+    expect(a1.stdout.trim().split('\n')).toEqual([
+      'service/s1 created',
+      'pod/p1 created',
+      'lease.coordination.k8s.io/l1 created',
+      'ingress.networking.k8s.io/i1 created',
+      'priorityclass.scheduling.k8s.io/lists-low created',
+    ]);
     const a2 = await c.kubectl(['apply', '-f', f]);
     expect(a2.stderr).toBe('');
-    expect(a2.stdout.trim().split('\n')).toEqual(['service/s1 unchanged', 'pod/p1 unchanged', 'lease.coordination.k8s.io/l1 unchanged']);
+    expect(a2.stdout.trim().split('\n')).toEqual([
+      'service/s1 unchanged',
+      'pod/p1 unchanged',
+      'lease.coordination.k8s.io/l1 unchanged',
+      'ingress.networking.k8s.io/i1 unchanged',
+      'priorityclass.scheduling.k8s.io/lists-low unchanged',
+    ]);
   });
 
   it('applies what `kubectl get -o yaml` wrote', async () => {
