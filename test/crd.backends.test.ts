@@ -192,8 +192,8 @@ describe.each(stores)('custom resources on %s', (_name, makeStore, enabled) => {
           const e = await ext.readCustomResourceDefinition({ name: `crontabs.${GROUP}` }).catch((e) => e);
           return e instanceof k8s.ApiException && e.code === 404;
         });
-        const gone = await objs.listClusterCustomObject({ group: GROUP, version: 'v1', plural: 'crontabs' }).catch((e) => e);
-        expect(gone.code).toBe(404);
+        // The apiserver stops serving it once its watch has delivered the deletion (a poll away on DynamoDB).
+        await until(async () => (await objs.listClusterCustomObject({ group: GROUP, version: 'v1', plural: 'crontabs' }).catch((e) => e)).code === 404, 5000);
         // Its names are free now: the conflicting CRD gets them and is served.
         await until(async () => {
           const crd = await ext.readCustomResourceDefinition({ name: `crontabz.${GROUP}` });
