@@ -11,7 +11,6 @@ import { isObject, objectList as list } from './types.ts';
 
 type Obj = Record<string, any>;
 
-
 export function setIfMissing(o: Obj, key: string, value: unknown): void {
   if (o[key] === undefined || o[key] === null || o[key] === '') o[key] = value;
 }

@@ -33,7 +33,6 @@ import {
   validatePortNumOrName,
 } from './validation.ts';
 
-
 /** VolumeSource members in the order Kubernetes checks them; the second one found is the error. */
 const VOLUME_SOURCES: [string, string][] = [
   ['emptyDir', 'emptyDir'],

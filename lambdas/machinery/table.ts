@@ -9,7 +9,6 @@ import type { KubeObject, ListMeta } from './types.ts';
 import { isObject, objectList as list } from './types.ts';
 import { SCHEMAS } from './schema.ts';
 
-
 export interface TableColumnDefinition {
   name: string;
   type: string;
@@ -44,7 +43,6 @@ export interface TableOptions {
   listMeta?: ListMeta;
   now?: Date;
 }
-
 
 // ---------------------------------------------------------------------------------------------------
 // duration.HumanDuration
@@ -143,7 +141,6 @@ export function listWithMore(items: string[], max = 3): string {
 export function countKeys(v: unknown): number {
   return isObject(v) ? Object.keys(v).length : 0;
 }
-
 
 const DEFAULT_TABLE: KindTable = {
   columns: DEFAULT_COLUMNS,

@@ -498,7 +498,6 @@ export function validateObjectMetaUpdate(errs: ErrorList, meta: ObjectMeta, old:
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------------
 // Values several kinds check alike.
 

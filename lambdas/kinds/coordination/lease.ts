@@ -16,7 +16,6 @@ function validateLease(errs: ErrorList, lease: Record<string, any>): void {
   if (strOf(spec.preferredHolder) && !strOf(spec.strategy)) errs.forbidden('spec.preferredHolder', 'may only be specified if `strategy` is defined');
 }
 
-
 export const lease: KindStrategy = {
   info: resourceInfo('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
   // Not a core kind: unqualified finalizers need not be Kubernetes' standard ones.

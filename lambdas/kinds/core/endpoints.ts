@@ -56,7 +56,6 @@ function validateEndpoints(errs: ErrorList, ep: Record<string, any>): void {
   });
 }
 
-
 function joinHostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
