@@ -186,7 +186,10 @@ export const OPERATIONS = {
       apiserver: {
         'GetItem token': 1,
         'GetItem namespaces': 1,
-        'GetItem counter': 1,
+        // Priority admission: a pod naming no PriorityClass gets the globalDefault one, found by a list
+        // (kube reads an informer's cache); a pod naming one costs a GetItem priorityclasses instead.
+        'GetItem counter': 3,
+        'Query priorityclasses': 1,
         'GetItem pods': 1,
         'TransactWriteItems pods create +count': 1,
       },
@@ -277,8 +280,9 @@ export const OPERATIONS = {
         'GetItem pods': 1,
         // The endpoints loop's pod Query is gone (issue #12); the garbage collector's remains. The
         // collector reads through the batch's reader, so the Services list is the endpoints loop's.
-        'GetItem counter': 18,
+        'GetItem counter': 26,
         'Query pods namespace': 1,
+        'Query podtemplates namespace': 1,
         'Query services namespace': 1,
         'Query endpoints namespace': 1,
         'Query endpointslices namespace': 1,
@@ -286,6 +290,9 @@ export const OPERATIONS = {
         'Query configmaps namespace': 1,
         'Query secrets namespace': 1,
         'Query serviceaccounts namespace': 1,
+        'Query ingresses namespace': 1,
+        'Query networkpolicies namespace': 1,
+        'Query poddisruptionbudgets namespace': 1,
         'Query leases namespace': 1,
         'GetItem nodes': 1,
       },
@@ -305,10 +312,11 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 36,
+        'GetItem counter': 44,
         'Query namespaces': 1,
         'Query replicationcontrollers': 2,
         'Query pods': 1,
+        'Query podtemplates': 1,
         'Query services': 2,
         'Query endpoints': 2,
         // The endpoints controller's managed slices, and the garbage collector's scan of every dependent kind.
@@ -316,6 +324,9 @@ export const OPERATIONS = {
         'Query configmaps': 1,
         'Query secrets': 1,
         'Query serviceaccounts': 1,
+        'Query ingresses': 1,
+        'Query networkpolicies': 1,
+        'Query poddisruptionbudgets': 1,
         'Query leases': 1,
         'Query nodes': 3,
         'GetItem nodes': 9,
