@@ -160,6 +160,23 @@ async function get(args: string[]): Promise<string[]> {
 }
 
 describe('kubectl with the kinds stored as data', () => {
+  it('lists them in api-resources', async () => {
+    const r = await c.kubectl(['api-resources']);
+    expect(r.code).toBe(0);
+    const rows = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s{2,}/));
+    for (const row of [
+      ['podtemplates', 'v1', 'true', 'PodTemplate'],
+      ['ingressclasses', 'networking.k8s.io/v1', 'false', 'IngressClass'],
+      ['ingresses', 'ing', 'networking.k8s.io/v1', 'true', 'Ingress'],
+      ['networkpolicies', 'netpol', 'networking.k8s.io/v1', 'true', 'NetworkPolicy'],
+      ['poddisruptionbudgets', 'pdb', 'policy/v1', 'true', 'PodDisruptionBudget'],
+      ['priorityclasses', 'pc', 'scheduling.k8s.io/v1', 'false', 'PriorityClass'],
+      ['storageclasses', 'sc', 'storage.k8s.io/v1', 'false', 'StorageClass'],
+    ]) {
+      expect(rows).toContainEqual(row);
+    }
+  });
+
   it('applies one of each kind, then again: created, then as kubectl says against Kubernetes', async () => {
     const f = c.file('kinds.yaml', MANIFEST);
     const a1 = await c.kubectl(['apply', '-f', f]);
