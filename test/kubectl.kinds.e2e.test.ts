@@ -260,6 +260,39 @@ describe('kubectl with the kinds stored as data', () => {
     );
   });
 
+  it("kubectl's typed create commands (protobuf bodies) make them as against Kubernetes", async () => {
+    const pc = await c.kubectl(['create', 'priorityclass', 'low', '--value=10', '--description=batch work', '--preemption-policy=Never']);
+    expect(pc.stderr).toBe('');
+    expect(pc.stdout.trim()).toBe('priorityclass.scheduling.k8s.io/low created');
+    const pdb = await c.kubectl(['create', 'poddisruptionbudget', 'half', '-n', 'kinds', '--selector=app=web', '--min-available=50%']);
+    expect(pdb.stderr).toBe('');
+    expect(pdb.stdout.trim()).toBe('poddisruptionbudget.policy/half created');
+    const ing = await c.kubectl(['create', 'ingress', 'simple', '-n', 'kinds', '--class=nginx', '--rule=foo.com/bar=svc1:8080,tls=my-cert', '--rule=foo.com/api*=api:http']);
+    expect(ing.stderr).toBe('');
+    expect(ing.stdout.trim()).toBe('ingress.networking.k8s.io/simple created');
+
+    const got = async (args: string[]) => JSON.parse((await c.kubectl(['get', ...args, '-o', 'json'])).stdout);
+    expect(await got(['pc', 'low'])).toMatchObject({ value: 10, description: 'batch work', preemptionPolicy: 'Never' });
+    expect((await got(['pdb', 'half', '-n', 'kinds'])).spec).toEqual({ minAvailable: '50%', selector: { matchLabels: { app: 'web' } } });
+    expect((await got(['ing', 'simple', '-n', 'kinds'])).spec).toEqual({
+      ingressClassName: 'nginx',
+      rules: [
+        {
+          host: 'foo.com',
+          http: {
+            paths: [
+              { path: '/bar', pathType: 'Exact', backend: { service: { name: 'svc1', port: { number: 8080 } } } },
+              { path: '/api', pathType: 'Prefix', backend: { service: { name: 'api', port: { name: 'http' } } } },
+            ],
+          },
+        },
+      ],
+      tls: [{ hosts: ['foo.com'], secretName: 'my-cert' }],
+    });
+    expect(await get(['pc', 'low'])).toEqual(['NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY', 'low 10 false AGE Never']);
+    expect(await get(['pc', '--field-selector', 'metadata.name=low', '-o', 'name'])).toEqual(['priorityclass.scheduling.k8s.io/low']);
+  });
+
   it('explains the new kinds from their OpenAPI schemas', async () => {
     const r = await c.kubectl(['explain', 'ingress.spec.rules.http.paths.pathType']);
     expect(r.stderr).toBe('');

@@ -410,6 +410,35 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
     requestMappings: [1, '[ContainerExtendedResourceRequest'], resourceClaimName: [2, S, 'r'],
   },
   ContainerExtendedResourceRequest: { containerName: [1, S, 'r'], resourceName: [2, S, 'r'], requestName: [3, S, 'r'] },
+
+  // --- what kubectl create priorityclass / poddisruptionbudget / ingress send ---
+  PriorityClass: {
+    metadata: [1, 'ObjectMeta'], value: [2, 'i', 'r'], globalDefault: [3, 'b'], description: [4, S], preemptionPolicy: [5, S, 'p'],
+  },
+  PodDisruptionBudget: { metadata: [1, 'ObjectMeta'], spec: [2, 'PodDisruptionBudgetSpec'], status: [3, 'PodDisruptionBudgetStatus'] },
+  PodDisruptionBudgetSpec: {
+    minAvailable: [1, 'IntOrString', 'p'], selector: [2, 'LabelSelector', 'p'], maxUnavailable: [3, 'IntOrString', 'p'],
+    unhealthyPodEvictionPolicy: [4, S, 'p'],
+  },
+  PodDisruptionBudgetStatus: {
+    observedGeneration: [1, 'l'], disruptedPods: [2, '{Time'], disruptionsAllowed: [3, 'i', 'r'], currentHealthy: [4, 'i', 'r'],
+    desiredHealthy: [5, 'i', 'r'], expectedPods: [6, 'i', 'r'], conditions: [7, '[Condition'],
+  },
+  Ingress: { metadata: [1, 'ObjectMeta'], spec: [2, 'IngressSpec'], status: [3, 'IngressStatus'] },
+  IngressSpec: {
+    ingressClassName: [4, S, 'p'], defaultBackend: [1, 'IngressBackend', 'p'], tls: [2, '[IngressTLS'], rules: [3, '[IngressRule'],
+  },
+  IngressBackend: { service: [4, 'IngressServiceBackend', 'p'], resource: [3, 'TypedLocalObjectReference', 'p'] },
+  IngressServiceBackend: { name: [1, S, 'r'], port: [2, 'ServiceBackendPort'] },
+  ServiceBackendPort: { name: [1, S], number: [2, 'i'] },
+  IngressRule: { host: [1, S], ingressRuleValue: [2, 'IngressRuleValue', 'i'] },
+  IngressRuleValue: { http: [1, 'HTTPIngressRuleValue', 'p'] },
+  HTTPIngressRuleValue: { paths: [1, '[HTTPIngressPath'] },
+  HTTPIngressPath: { path: [1, S], pathType: [3, S, 'p'], backend: [2, 'IngressBackend', 'p'] },
+  IngressTLS: { hosts: [1, '[s'], secretName: [2, S] },
+  IngressStatus: { loadBalancer: [1, 'IngressLoadBalancerStatus'] },
+  IngressLoadBalancerStatus: { ingress: [1, '[IngressLoadBalancerIngress'] },
+  IngressLoadBalancerIngress: { ip: [1, S], hostname: [2, S], ports: [4, '[PortStatus'] },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
@@ -421,6 +450,9 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   Service: { message: 'Service', apiVersions: ['v1'] },
   Pod: { message: 'Pod', apiVersions: ['v1'] },
   Binding: { message: 'Binding', apiVersions: ['v1'] },
+  PriorityClass: { message: 'PriorityClass', apiVersions: ['scheduling.k8s.io/v1'] },
+  PodDisruptionBudget: { message: 'PodDisruptionBudget', apiVersions: ['policy/v1'] },
+  Ingress: { message: 'Ingress', apiVersions: ['networking.k8s.io/v1'] },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };
