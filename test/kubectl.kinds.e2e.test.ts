@@ -293,6 +293,28 @@ describe('kubectl with the kinds stored as data', () => {
     expect(await get(['pc', '--field-selector', 'metadata.name=low', '-o', 'name'])).toEqual(['priorityclass.scheduling.k8s.io/low']);
   });
 
+  it('describes each kind', async () => {
+    for (const args of [
+      ['pc', 'high'],
+      ['sc', 'fast'],
+      ['ingressclass', 'nginx'],
+      ['ing', 'web', '-n', 'kinds'],
+      ['netpol', 'web-ingress', '-n', 'kinds'],
+      ['pdb', 'web', '-n', 'kinds'],
+      ['podtemplate', 'web', '-n', 'kinds'],
+    ]) {
+      const r = await c.kubectl(['describe', ...args]);
+      expect(r.stderr, args.join(' ')).toBe('');
+      expect(r.stdout).toMatch(new RegExp(`^Name:\\s+${args[1]}\\n`));
+    }
+    const ing = await c.kubectl(['describe', 'ing', 'web', '-n', 'kinds']);
+    expect(ing.stdout).toMatch(/Ingress Class:\s+nginx/);
+    expect(ing.stdout).toMatch(/TLS:\n\s+web-tls terminates web.example.com/);
+    const np = await c.kubectl(['describe', 'netpol', 'web-ingress', '-n', 'kinds']);
+    expect(np.stdout).toMatch(/PodSelector:\s+app=web/);
+    expect(np.stdout).toMatch(/Policy Types: Ingress/);
+  });
+
   it('explains the new kinds from their OpenAPI schemas', async () => {
     const r = await c.kubectl(['explain', 'ingress.spec.rules.http.paths.pathType']);
     expect(r.stderr).toBe('');
