@@ -38,6 +38,27 @@ describe('PodTemplate', () => {
     expect(refusal(() => create(pts, input))).toContain(`PodTemplate "web" is invalid: ${message}`);
   });
 
+  it('starts at generation 1 and counts changes of its template, as kube does', async () => {
+    const { Registry } = await import('../lambdas/apiserver/registry.ts');
+    const { SqliteBackend } = await import('../lambdas/storage/sqlite.ts');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-podtemplate-'));
+    const reg = new Registry(new SqliteBackend(join(dir, 'db')));
+    try {
+      const made = await reg.create(pts.info, 'default', pt({ spec: { containers } }) as any);
+      expect(made.metadata.generation).toBe(1);
+      const same = await reg.update(pts.info, 'default', 'web', { ...made, metadata: { ...made.metadata, labels: { a: 'b' } } });
+      expect(same.metadata.generation).toBe(1);
+      const changed = await reg.update(pts.info, 'default', 'web', { ...same, template: { spec: { containers: [containers[0]] } } });
+      expect(changed.metadata.generation).toBe(2);
+    } finally {
+      await reg.backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses names that are no DNS subdomain, and checks the template again on update', () => {
     expect(refusal(() => create(pts, pt({ spec: { containers } }, 'Web')))).toContain('PodTemplate "Web" is invalid: metadata.name: Invalid value: "Web": a lowercase RFC 1123 subdomain');
     const old = create(pts, pt({ spec: { containers } }));

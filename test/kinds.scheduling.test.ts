@@ -115,6 +115,11 @@ describe('Priority admission', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('stores a PriorityClass at generation 1, with its defaults', async () => {
+    expect(await registry.get(priorityClasses, undefined, 'batch')).toMatchObject({ metadata: { generation: 1 }, value: 100, preemptionPolicy: 'Never' });
+    expect(await registry.get(priorityClasses, undefined, 'system-node-critical')).toMatchObject({ metadata: { generation: 1 }, value: 2000001000, preemptionPolicy: 'PreemptLowerPriority' });
+  });
+
   it('resolves priorityClassName to spec.priority and spec.preemptionPolicy', async () => {
     expect((await admitPod(pod('a', { priorityClassName: 'system-node-critical' }))).spec).toMatchObject({ priority: 2000001000, preemptionPolicy: 'PreemptLowerPriority' });
     expect((await admitPod(pod('b', { priorityClassName: 'batch' }))).spec).toMatchObject({ priority: 100, preemptionPolicy: 'Never' });

@@ -23,6 +23,11 @@ export const podTemplate: KindStrategy = {
   info: resourceInfo('', 'v1', 'PodTemplate', 'podtemplates', true),
   // ValidatePodTemplate: ObjectMeta with ValidatePodName (a DNS subdomain), then the template.
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: true },
+  // It has a template, not a spec: its generation starts at 1 as a spec'd kind's does (the registry then
+  // counts changes of everything outside metadata, here the template).
+  prepareForCreate: (o) => {
+    o.metadata.generation = 1;
+  },
   defaults: defaultPodTemplate,
   validate: (errs, pt) => validatePodTemplateSpec(errs, obj(pt.template), 'template'),
   // printers.go: no Age column.

@@ -64,6 +64,11 @@ const PC = 'io.k8s.api.scheduling.v1.PriorityClass';
 export const priorityClass: KindStrategy = {
   info: resourceInfo('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', false, { shortNames: ['pc'] }),
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: false },
+  // PrepareForCreate: generation 1, though it has no spec. (kube never counts a PriorityClass's changes;
+  // here a change of its description or globalDefault counts one.)
+  prepareForCreate: (o) => {
+    o.metadata.generation = 1;
+  },
   defaults: (pc) => {
     // value is an int32 without omitempty: Go reads a missing one as 0 and writes it back.
     if (!present(pc.value)) pc.value = 0;
