@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { DeleteParametersCommand, GetParameterCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { ADMIN_USER, BOOTSTRAP_USER, TokenAuthenticator, newToken } from '../lambdas/apiserver/auth.ts';
+import { Registry } from '../lambdas/apiserver/registry.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
@@ -140,6 +142,19 @@ describe.skipIf(!ddb)('bootstrap custom resource handler', () => {
     expect(admin.username).toBe(ADMIN_USER.username);
     expect(admin.groups).toEqual(expect.arrayContaining(ADMIN_USER.groups));
     await expect(authn.authenticate(`Bearer ${newToken()}`)).rejects.toMatchObject({ status: expect.objectContaining({ code: 401 }) });
+  });
+
+  it('Create makes the system PriorityClasses, as kube-apiserver does at startup; an Update makes a deleted one again', async () => {
+    const registry = new Registry(backend);
+    const pcs = findResource('scheduling.k8s.io', 'v1', 'priorityclasses')!;
+    const list = async () => (await registry.list(pcs, undefined)).items.map((o) => [o.metadata.name, o.value, o.preemptionPolicy]);
+    expect(await list()).toEqual([
+      ['system-cluster-critical', 2000000000, 'PreemptLowerPriority'],
+      ['system-node-critical', 2000001000, 'PreemptLowerPriority'],
+    ]);
+    await registry.delete(pcs, undefined, 'system-node-critical');
+    expect((await run(event('Update', prefix))).Status).toBe('SUCCESS');
+    expect((await list()).map((r) => r[0])).toEqual(['system-cluster-critical', 'system-node-critical']);
   });
 
   it('a repeated Create and an Update keep the same tokens and the same PhysicalResourceId', async () => {

@@ -1,5 +1,6 @@
 // The stack's bootstrap custom resource (infra/bootstrap.ts): makes the cluster's two secrets without
-// their values ever passing through CloudFormation.
+// their values ever passing through CloudFormation, and the objects kube-apiserver makes at startup (the
+// system PriorityClasses; kept, never removed, by Update and Delete).
 //   bootstrap token: what node agents trade for their own node credential (node-agent/bootstrap.ts)
 //   admin token:     what `skiff kubeconfig --stack NAME` puts in the user's kubeconfig
 // Each is a SecureString parameter (the only copy of the value) and a SHA-256 hash in the table
@@ -17,6 +18,8 @@ import { request as httpsRequest } from 'node:https';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { ADMIN_USER, BOOTSTRAP_USER, newToken, revokeToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
+import { Registry } from '../apiserver/registry.ts';
+import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
 import type { Backend } from '../storage/backend.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 
@@ -43,7 +46,10 @@ export function createBootstrapHandler(deps: BootstrapDeps) {
       const params = parameters(props);
       console.log(`${event.RequestType} ${event.LogicalResourceId}: ${params.map((p) => p.name).join(', ')}`);
       if (event.RequestType === 'Delete') await deleteTokens(deps, params.map((p) => p.name));
-      else await ensureTokens(deps, params);
+      else {
+        await ensureTokens(deps, params);
+        await ensureSystemObjects(deps);
+      }
       outcome = { status: 'SUCCESS', physicalResourceId };
     } catch (e) {
       const reason = `${(e as Error).name ?? 'Error'}: ${(e as Error).message ?? String(e)}`;
@@ -91,6 +97,16 @@ async function ensureTokens(deps: BootstrapDeps, params: { name: string; user: U
       }
       await storeToken(backend, token, p.user); // idempotent for the same token
     }
+  } finally {
+    await backend.close();
+  }
+}
+
+/** The objects every cluster starts with that kube-apiserver makes itself: the system PriorityClasses. */
+async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
+  const backend = deps.backend();
+  try {
+    await ensureSystemPriorityClasses(new Registry(backend));
   } finally {
     await backend.close();
   }

@@ -19,7 +19,7 @@ import { createHandler } from '../apiserver/handler.ts';
 import { ADMIN_USER, newToken, storeToken, TokenAuthenticator } from '../apiserver/auth.ts';
 import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
-import { SYSTEM_PRIORITY_CLASSES, systemPriorityClass } from '../kinds/scheduling/priorityclass.ts';
+import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
@@ -130,7 +130,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const token = existingToken(kubeconfigPath) ?? newToken();
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
-  await ensurePriorityClasses(api);
+  await ensureSystemPriorityClasses(api.registry);
   const ctx = (opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api).controllerContext();
   // API requests in flight hold back the in-process loops' next slice of work (api-priority.ts).
   const gate = new ApiPriorityGate();
@@ -273,21 +273,6 @@ async function ensureNamespaces(api: ApiServer): Promise<void> {
   for (const name of SYSTEM_NAMESPACES) {
     try {
       await api.registry.create(ns, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-    } catch (e) {
-      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
-    }
-  }
-}
-
-/**
- * The PriorityClasses every cluster has (system-node-critical, system-cluster-critical), as
- * kube-apiserver's scheduling storage creates them at startup; one deleted is back at the next start.
- */
-async function ensurePriorityClasses(api: ApiServer): Promise<void> {
-  const pcs = findResource('scheduling.k8s.io', 'v1', 'priorityclasses')!;
-  for (const c of SYSTEM_PRIORITY_CLASSES) {
-    try {
-      await api.registry.create(pcs, undefined, systemPriorityClass(c));
     } catch (e) {
       if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
     }

@@ -5,6 +5,8 @@
 // The scheduler does not preempt yet: priorities are stored, not acted on.
 
 import { ageCol, col, doc, nameCol, since, str } from '../../machinery/table.ts';
+import type { Registry } from '../../apiserver/registry.ts';
+import { ApiError } from '../../machinery/status.ts';
 import type { KubeObject } from '../../machinery/types.ts';
 import { nameIsDNSSubdomain, present, strOf, type ErrorList } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
@@ -26,6 +28,20 @@ export const SYSTEM_PRIORITY_CLASSES: readonly { name: string; value: number; de
 /** A system class as an object to create. */
 export function systemPriorityClass(c: (typeof SYSTEM_PRIORITY_CLASSES)[number]): KubeObject {
   return { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: c.name }, value: c.value, description: c.description };
+}
+
+/**
+ * Creates the system classes that are missing, as kube-apiserver's scheduling storage does at startup
+ * (`skiff up` at each start; a deployed cluster's bootstrap resource at each stack create or update).
+ */
+export async function ensureSystemPriorityClasses(registry: Pick<Registry, 'create'>): Promise<void> {
+  for (const c of SYSTEM_PRIORITY_CLASSES) {
+    try {
+      await registry.create(priorityClass.info, undefined, systemPriorityClass(c));
+    } catch (e) {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    }
+  }
 }
 
 /** IsKnownSystemPriorityClass: undefined when it is one, else why not. */
