@@ -1,7 +1,8 @@
 // PriorityClass (scheduling.k8s.io/v1): pkg/registry/scheduling/priorityclass. A name for a pod priority.
 // The Priority admission plugin (apiserver/admission-priority.ts) turns a pod's priorityClassName into
 // spec.priority and spec.preemptionPolicy at create, and keeps one globalDefault class. The two classes
-// kube-apiserver creates at startup are SYSTEM_PRIORITY_CLASSES, created by `skiff up` (local/server.ts).
+// kube-apiserver creates at startup are SYSTEM_PRIORITY_CLASSES, created by `skiff up` (local/server.ts) and
+// by a deployed cluster's bootstrap resource (bootstrap/lambda.ts).
 // The scheduler does not preempt yet: priorities are stored, not acted on.
 
 import { ageCol, col, doc, nameCol, since, str } from '../../machinery/table.ts';
