@@ -180,6 +180,21 @@ describe('operations', () => {
     expect(Object.keys(d.components.schemas).some((k) => k.startsWith('io.k8s.api.core.'))).toBe(false);
     expect(doc('apis/coordination.k8s.io').paths['/apis/coordination.k8s.io/'].get.operationId).toBe('getCoordinationAPIGroup');
   });
+
+  it('covers the kinds stored as data, with the operation ids and patch metadata kube-apiserver publishes', () => {
+    const net = doc('apis/networking.k8s.io/v1');
+    expect(net.paths['/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status'].patch.operationId).toBe('patchNetworkingV1NamespacedIngressStatus');
+    expect(net.paths['/apis/networking.k8s.io/v1/ingressclasses/{name}'].get.operationId).toBe('readNetworkingV1IngressClass');
+    expect(net.paths['/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies'].post.operationId).toBe('createNetworkingV1NamespacedNetworkPolicy');
+    const pdb = doc('apis/policy/v1');
+    expect(pdb.paths['/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}/status'].put.operationId).toBe('replacePolicyV1NamespacedPodDisruptionBudgetStatus');
+    // A PDB's selector is replaced, never merged, by a strategic merge patch (patchStrategy "replace").
+    expect(gvkSchema(pdb, 'policy', 'v1', 'PodDisruptionBudget')).toBeDefined();
+    expect(pdb.components.schemas['io.k8s.api.policy.v1.PodDisruptionBudgetSpec'].properties.selector['x-kubernetes-patch-strategy']).toBe('replace');
+    expect(doc('apis/storage.k8s.io/v1').paths['/apis/storage.k8s.io/v1/storageclasses'].get.operationId).toBe('listStorageV1StorageClass');
+    expect(doc('apis/scheduling.k8s.io/v1').paths['/apis/scheduling.k8s.io/v1/priorityclasses/{name}'].delete.operationId).toBe('deleteSchedulingV1PriorityClass');
+    expect(doc('api/v1').paths['/api/v1/namespaces/{namespace}/podtemplates/{name}'].put.operationId).toBe('replaceCoreV1NamespacedPodTemplate');
+  });
 });
 
 describe('openapiV3Response', () => {
