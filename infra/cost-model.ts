@@ -280,7 +280,10 @@ export const OPERATIONS = {
         'GetItem pods': 1,
         // The endpoints loop's pod Query is gone (issue #12); the garbage collector's remains. The
         // collector reads through the batch's reader, so the Services list is the endpoints loop's.
-        'GetItem counter': 26,
+        // It asks which kinds are served, custom resources included: the CRDs, read at most once a second
+        // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
+        'GetItem counter': 28,
+        'Query customresourcedefinitions': 1,
         'Query pods namespace': 1,
         'Query podtemplates namespace': 1,
         'Query services namespace': 1,
@@ -312,7 +315,9 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 44,
+        'GetItem counter': 48,
+        // The CRD controller's resync, and the served kinds the garbage collector asks for (once a batch).
+        'Query customresourcedefinitions': 2,
         'Query namespaces': 1,
         'Query replicationcontrollers': 2,
         'Query pods': 1,

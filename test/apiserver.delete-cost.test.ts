@@ -38,7 +38,12 @@ function counting(b: Backend): { backend: Backend; calls: Map<string, number> } 
 describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
   it.runIf(enabled)('is one storage write, as a create is, and costs the garbage collector no list however full the namespace', async () => {
     const { backend, calls } = counting(await make());
-    const ctx = new ApiServer({ backend }).controllerContext();
+    // As `skiff up` runs it: the apiserver follows the store's CRDs with a watch (the loops ask it which
+    // kinds are served, custom ones included), so no request or reconcile re-reads them.
+    const api = new ApiServer({ backend });
+    const feed = new AbortController();
+    const following = api.crds.follow(feed.signal);
+    const ctx = api.controllerContext();
     const reg = ctx.registry;
     await reg.create(nsRes, undefined, { metadata: { name: 'default' } });
     for (let i = 0; i < 200; i++) await reg.create(cmRes, 'default', { metadata: { name: `filler-${i}` }, data: { i: String(i) } });
@@ -86,6 +91,8 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
       expect(Object.fromEntries(calls)).toEqual({ get: 2, delete: 1 });
     } finally {
       await runner.stop();
+      feed.abort();
+      await following;
     }
   });
 });

@@ -161,8 +161,9 @@ for (const [label, makeStore, enabled] of backends) {
       const left = async () => (await ctx.registry.list(cms, 'doomed')).items.length;
 
       // The owner goes: its dependents are deleted by the garbage collector, a burst at a time.
-      await ctx.registry.delete(cms, 'doomed', 'owner', {});
-      const key = `configmaps.|doomed|owner|${owner.metadata.uid}`;
+      const gone = await ctx.registry.delete(cms, 'doomed', 'owner', {});
+      const [key] = garbageCollector.keys({ type: 'DELETED', resource: cms, object: gone.object });
+      if (!key) throw new Error('the garbage collector gave no key for a deleted owner');
       expect(await garbageCollector.reconcile(key, ctx)).toEqual({ requeueAfterMs: 0 });
       expect(await left()).toBe(count - BURST_REPLICAS);
       await garbageCollector.reconcile(key, ctx);

@@ -210,6 +210,64 @@ describe.each(stores)('custom resources on %s', (_name, makeStore, enabled) => {
   );
 });
 
+describe.each(stores)('custom resources in the namespace and garbage collection loops, on %s', (_name, makeStore, enabled) => {
+  it.skipIf(!enabled)(
+    'a custom resource owns and is owned (cascading deletes both ways), and goes with its namespace',
+    async () => {
+      const open = await makeStore();
+      const dataDir = mkdtempSync(join(tmpdir(), 'skiff-crd-gc-'));
+      dirs.push(dataDir);
+      const c: LocalCluster = await startLocalCluster({ dataDir, port: 0, backend: open(), watchProgressMs: 200, agents: 0 });
+      try {
+        const kc = new k8s.KubeConfig();
+        kc.loadFromFile(c.kubeconfigPath);
+        const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+        const objs = kc.makeApiClient(k8s.CustomObjectsApi);
+        const core = kc.makeApiClient(k8s.CoreV1Api);
+        await ext.createCustomResourceDefinition({ body: crontabCRD() });
+        await until(async () => condition(await ext.readCustomResourceDefinition({ name: `crontabs.${GROUP}` }), 'Established')?.status === 'True');
+        const ns = 'team';
+        await core.createNamespace({ body: { metadata: { name: ns } } });
+        const crontab = (name: string, ownerReferences?: k8s.V1OwnerReference[]) =>
+          objs.createNamespacedCustomObject({
+            group: GROUP,
+            version: 'v1',
+            namespace: ns,
+            plural: 'crontabs',
+            body: { apiVersion: `${GROUP}/v1`, kind: 'CronTab', metadata: { name, ownerReferences }, spec: { cronSpec: '* * * * *' } },
+          }) as Promise<any>;
+        const crontabs = async () =>
+          ((await objs.listNamespacedCustomObject({ group: GROUP, version: 'v1', namespace: ns, plural: 'crontabs' })) as any).items.map((i: any) => i.metadata.name).sort();
+        const configMaps = async () => (await core.listNamespacedConfigMap({ namespace: ns })).items.map((i) => i.metadata!.name!).filter((n) => n !== 'kube-root-ca.crt').sort();
+
+        // A custom resource owns a ConfigMap: deleting the owner deletes the dependent.
+        const owner = await crontab('owner');
+        const ref = { apiVersion: `${GROUP}/v1`, kind: 'CronTab', name: 'owner', uid: owner.metadata.uid };
+        await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'dep', ownerReferences: [ref] } } });
+        // A ConfigMap owns a custom resource: likewise.
+        const cm = await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'cm-owner' } } });
+        await crontab('owned', [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'cm-owner', uid: cm.metadata!.uid! }]);
+        await crontab('left');
+        expect(await crontabs()).toEqual(['left', 'owned', 'owner']);
+        await objs.deleteNamespacedCustomObject({ group: GROUP, version: 'v1', namespace: ns, plural: 'crontabs', name: 'owner' });
+        await until(async () => !(await configMaps()).includes('dep'));
+        await core.deleteNamespacedConfigMap({ namespace: ns, name: 'cm-owner' });
+        await until(async () => !(await crontabs()).includes('owned'));
+        expect(await crontabs()).toEqual(['left']);
+
+        // The namespace goes only once its custom resources are gone; made again, it is empty.
+        await core.deleteNamespace({ name: ns });
+        await until(async () => (await core.listNamespace()).items.every((n) => n.metadata!.name !== ns), 30_000);
+        await core.createNamespace({ body: { metadata: { name: ns } } });
+        expect(await crontabs()).toEqual([]);
+      } finally {
+        await c.close();
+      }
+    },
+    120_000,
+  );
+});
+
 describe('custom resources belong to their store', () => {
   it('a CRD in one apiserver is not served by another in the same process', async () => {
     const [[, makeA], [, makeB]] = [stores[0]!, stores[0]!];

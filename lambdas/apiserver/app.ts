@@ -9,7 +9,7 @@ import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
 import { apiVersionOf, type ResourceInfo } from '../machinery/resources.ts';
-import { kindFor, type KindRegistry } from '../kinds/index.ts';
+import { kindFor, kinds as builtInKinds, type KindRegistry } from '../kinds/index.ts';
 import { CustomResourceServing } from './crds.ts';
 import { strictDecodingError, unknownFieldWarnings } from '../apiextensions/index.ts';
 import type { ScaleRules } from '../kinds/kind.ts';
@@ -132,6 +132,13 @@ export class ApiServer {
         return this.registry.create(res, namespace, obj);
       },
       now: () => new Date(),
+      // A loop asks once per stream batch or resync (stream.ts), and gets the store's CRDs as they are
+      // now: one read, unless a watch keeps the view current (skiff up).
+      kinds: async () => {
+        if (!this.crds.isFollowing) await this.crds.refresh();
+        return this.crds.kinds.all().map((k) => k.info);
+      },
+      onKindsChange: (listener) => this.crds.kinds.onChange(listener),
     };
   }
 
@@ -153,11 +160,11 @@ export class ApiServer {
     const user = await this.authn.authenticate(req.headers['authorization']);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
     const segs = path.split('/').filter(Boolean);
-    await this.crds.fresh();
 
     // Discovery and OpenAPI: read-only documents.
     if (segs[0] === 'openapi' || (segs[0] === 'api' && segs.length <= 2) || (segs[0] === 'apis' && segs.length <= 3)) {
       if (req.method !== 'GET') throw errors.methodNotAllowed();
+      await this.crds.fresh();
       await this.authorize(user, { verb: 'get', path });
       try {
         return this.discovery(segs, req);
@@ -183,14 +190,24 @@ export class ApiServer {
     } else {
       throw errors.pageNotFound();
     }
-    let info: RequestInfo;
+    // A built-in kind needs no view of the CRDs; anything else is read with a fresh one (crds.ts), so a
+    // request for a Pod or a node's Lease (most of an idle cluster's requests) never reads the CRDs.
+    let info: RequestInfo | undefined;
     try {
-      info = requestInfo(req, group, version, rest, this.kinds);
+      info = requestInfo(req, group, version, rest, builtInKinds);
     } catch (e) {
-      // An unknown resource may be a custom resource whose CRD this server has not seen yet.
       if (!(e instanceof ApiError && e.code === 404)) throw e;
-      await this.crds.unknown();
-      info = requestInfo(req, group, version, rest, this.kinds);
+    }
+    if (!info) {
+      await this.crds.fresh();
+      try {
+        info = requestInfo(req, group, version, rest, this.kinds);
+      } catch (e) {
+        // An unknown resource may be a custom resource whose CRD this server has not seen yet.
+        if (!(e instanceof ApiError && e.code === 404)) throw e;
+        await this.crds.unknown();
+        info = requestInfo(req, group, version, rest, this.kinds);
+      }
     }
     await this.authorize(user, {
       verb: info.verb,

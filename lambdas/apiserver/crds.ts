@@ -76,6 +76,11 @@ export class CustomResourceServing {
     this.unknownRefreshMs = opts.unknownRefreshMs ?? 250;
   }
 
+  /** True while a watch keeps the view current (follow()). */
+  get isFollowing(): boolean {
+    return this.following;
+  }
+
   /** Before serving a request: a view older than maxAgeMs is refreshed (unless a watch keeps it current). */
   async fresh(): Promise<void> {
     if (this.following) return;

@@ -6,7 +6,7 @@
 // costs in proportion to what it changed, not to the namespace.
 
 import type { Registry } from '../apiserver/registry.ts';
-import type { ResourceInfo } from '../machinery/resources.ts';
+import { RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { StoreReader, type ObjectReader } from './cache.ts';
 
@@ -31,6 +31,29 @@ export interface ControllerContext {
   now(): Date;
   /** Cached reads (cache.ts); without one, loops read through a StoreReader of their own. */
   cache?: ObjectReader;
+  /**
+   * Every kind the store's apiserver serves now: the built-in ones and its CustomResourceDefinitions'
+   * (re-read when the view is old, as a request would). Without it: the built-in kinds.
+   */
+  kinds?(): Promise<readonly ResourceInfo[]>;
+  /** Calls `listener` when kinds are added or removed (a CRD Established or gone); returns its remover. */
+  onKindsChange?(listener: () => void): () => void;
+}
+
+/**
+ * The served kinds, one version of each resource: the versions of a custom resource share one storage,
+ * so a loop that lists, deletes or looks for dependents needs to go through only one of them.
+ */
+export async function servedKinds(ctx: ControllerContext): Promise<ResourceInfo[]> {
+  const seen = new Set<string>();
+  const out: ResourceInfo[] = [];
+  for (const r of (await ctx.kinds?.()) ?? RESOURCES) {
+    const id = `${r.group}/${r.resource}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(r);
+  }
+  return out;
 }
 
 /** The context's cache, or a reader straight from the store for this call. */
@@ -47,6 +70,12 @@ export interface Controller {
   reconcile(key: string, ctx: ControllerContext): Promise<ReconcileResult | void>;
   /** Every key that exists, for periodic resync (so a missed event is never missed for long). */
   allKeys(ctx: ControllerContext): Promise<string[]>;
+  /**
+   * Also listen to every namespaced custom resource, as CRDs are Established (the garbage collector: any
+   * object may be an owner or a dependent). Locally the runner adds them as they come; in the cloud the
+   * deployed stream filter names the built-in kinds only, so custom resources are seen by the resync.
+   */
+  watchesCustomResources?: boolean;
   /**
    * How many different keys the local runner reconciles at once (controller-runtime's
    * MaxConcurrentReconciles; default 1); the same key never twice at once. In the cloud a stream batch's

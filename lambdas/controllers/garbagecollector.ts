@@ -23,7 +23,7 @@
 import { RESOURCES, findKind, type ResourceInfo } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject, OwnerReference } from '../machinery/types.ts';
-import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
+import { readerOf, servedKinds, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { StoreReader, type ObjectReader } from './cache.ts';
 import { isTerminating, withoutOwner } from './owners.ts';
 import { BURST_REPLICAS } from './batch.ts';
@@ -33,33 +33,51 @@ const FOREGROUND = 'foregroundDeletion';
 
 // Every namespaced kind can be a dependent; Events are left out (nothing we serve owns them, and they
 // are the noisiest feed).
-const DEPENDENT_KINDS = RESOURCES.filter((r) => r.namespaced && r.resource !== 'events' && r.verbs.includes('list'));
+/** Kinds whose objects may be dependents: the namespaced ones (Events excepted), custom resources included. */
+const isDependentKind = (r: ResourceInfo) => r.namespaced && r.resource !== 'events' && r.verbs.includes('list');
+/** The built-in dependent kinds: what the loop watches from the start (custom ones are added as they come). */
+const DEPENDENT_KINDS = RESOURCES.filter(isDependentKind);
+
+async function dependentKinds(ctx: ControllerContext): Promise<ResourceInfo[]> {
+  return (await servedKinds(ctx)).filter(isDependentKind);
+}
+
+/** An owner's kind, by group and kind as its references name it (any served version: they share storage). */
+async function kindOf(ctx: ControllerContext, group: string, kind: string): Promise<ResourceInfo | undefined> {
+  const builtIn = RESOURCES.find((r) => r.group === group && r.kind === kind);
+  return builtIn ?? (await servedKinds(ctx)).find((r) => r.group === group && r.kind === kind);
+}
+
+const groupOf = (apiVersion: string) => (apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '');
 
 const is404 = (e: unknown) => e instanceof ApiError && e.code === 404;
 const isConflictOrGone = (e: unknown) => e instanceof ApiError && (e.code === 404 || e.code === 409);
 
-function ownerKey(res: ResourceInfo, namespace: string | undefined, name: string, uid: string): string {
-  return [res.resource + '.' + res.group, res.namespaced ? namespace ?? '' : '', name, uid].join('|');
+/**
+ * "Kind.group|namespace|name|uid". The kind is named by group and kind, as a reference names it, and
+ * resolved when reconciled: an owner may be a custom resource this process learns of later. The
+ * namespace is the owner's; for a reference to a kind not known here (a custom resource), the dependent's,
+ * and reconcile drops it if the owner turns out to be cluster-scoped.
+ */
+function ownerKey(group: string, kind: string, namespace: string | undefined, name: string, uid: string): string {
+  return [`${kind}.${group}`, namespace ?? '', name, uid].join('|');
 }
 
-function parseKey(key: string): { res: ResourceInfo; namespace: string; name: string; uid: string } | undefined {
-  const [rg, namespace, name, uid] = key.split('|');
-  if (!rg || name === undefined || !uid) return undefined;
-  const dot = rg.indexOf('.');
-  const resource = rg.slice(0, dot);
-  const group = rg.slice(dot + 1);
-  const res = RESOURCES.find((r) => r.resource === resource && r.group === group);
-  return res ? { res, namespace: namespace ?? '', name, uid } : undefined;
+function parseKey(key: string): { group: string; kind: string; namespace: string; name: string; uid: string } | undefined {
+  const [kg, namespace, name, uid] = key.split('|');
+  if (!kg || name === undefined || !uid) return undefined;
+  const dot = kg.indexOf('.');
+  return { kind: kg.slice(0, dot), group: kg.slice(dot + 1), namespace: namespace ?? '', name, uid };
 }
 
 function refKeys(obj: KubeObject): string[] {
-  const out: string[] = [];
-  for (const ref of obj.metadata.ownerReferences ?? []) {
-    const res = findKind(ref.apiVersion, ref.kind);
-    if (res) out.push(ownerKey(res, obj.metadata.namespace, ref.name, ref.uid));
-  }
-  return out;
+  return (obj.metadata.ownerReferences ?? []).map((ref) => {
+    const known = findKind(ref.apiVersion, ref.kind);
+    return ownerKey(groupOf(ref.apiVersion ?? ''), ref.kind, known && !known.namespaced ? '' : obj.metadata.namespace, ref.name, ref.uid);
+  });
 }
+
+const selfKey = (res: ResourceInfo, o: KubeObject) => ownerKey(res.group, res.kind, res.namespaced ? o.metadata.namespace : '', o.metadata.name!, o.metadata.uid!);
 
 function ownsSelf(obj: KubeObject): boolean {
   const f = obj.metadata.finalizers ?? [];
@@ -84,9 +102,9 @@ async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: s
  * object asks, and a list of each dependent kind per delete made a delete slower than a create); in the
  * cloud, the batch reader's list of each kind in the namespace, as before.
  */
-async function dependentsOf(reader: ObjectReader, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
+async function dependentsOf(ctx: ControllerContext, reader: ObjectReader, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
   const out: { res: ResourceInfo; obj: KubeObject }[] = [];
-  for (const res of DEPENDENT_KINDS) {
+  for (const res of await dependentKinds(ctx)) {
     // A cluster-scoped owner may have dependents in any namespace: the index's "*" entries hold those.
     const found = await reader.byIndex(res, 'owner', `${namespace || '*'}/${uid}`);
     for (const obj of found) out.push({ res, obj });
@@ -127,7 +145,7 @@ async function deleteDependent(ctx: ControllerContext, res: ResourceInfo, dep: K
 async function hasOtherLiveOwner(ctx: ControllerContext, dep: KubeObject, uid: string): Promise<boolean> {
   for (const ref of dep.metadata.ownerReferences ?? []) {
     if (ref.uid === uid) continue;
-    const res = findKind(ref.apiVersion, ref.kind);
+    const res = await kindOf(ctx, groupOf(ref.apiVersion ?? ''), ref.kind);
     // An owner of a kind we do not serve cannot be checked: treat it as alive (never delete wrongly).
     if (!res) return true;
     if (await liveOwner(ctx, res, dep.metadata.namespace ?? '', ref.name, ref.uid)) return true;
@@ -136,13 +154,18 @@ async function hasOtherLiveOwner(ctx: ControllerContext, dep: KubeObject, uid: s
 }
 
 async function reconcileOwner(key: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
-  const k = parseKey(key);
-  if (!k) return;
+  const parsed = parseKey(key);
+  if (!parsed) return;
+  // A kind not served (a CRD not Established yet, or gone): its objects cannot be read, so nothing is
+  // decided about their dependents (kube's GC leaves references it cannot resolve alone too).
+  const res = await kindOf(ctx, parsed.group, parsed.kind);
+  if (!res) return;
+  const k = { ...parsed, res, namespace: res.namespaced ? parsed.namespace : '' };
   const owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
   // A live owner that is not being deleted needs nothing from its dependents: don't list them (a list
   // per dependent kind, on every resync of every owner).
   if (owner && !isTerminating(owner)) return;
-  const deps = await dependentsOf(readerOf(ctx), k.namespace, k.uid);
+  const deps = await dependentsOf(ctx, readerOf(ctx), k.namespace, k.uid);
   // Writes left in this reconcile; when they run out, the rest waits for the requeue.
   let budget = BURST_REPLICAS;
   const more = { requeueAfterMs: 0 };
@@ -186,7 +209,7 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
     // Wait for the blocking dependents to be gone (deleted, or still terminating). Looked for in the
     // store, not the cache: the cache may not yet have seen the deletes just made, nor a blocking
     // dependent created just now, and the owner must not go before one.
-    const left = (await dependentsOf(new StoreReader(ctx.registry), k.namespace, k.uid)).filter(
+    const left = (await dependentsOf(ctx, new StoreReader(ctx.registry), k.namespace, k.uid)).filter(
       ({ obj }) => obj.metadata.ownerReferences!.find((r) => r.uid === k.uid)?.blockOwnerDeletion,
     );
     if (left.length) return { requeueAfterMs: 1000 };
@@ -196,23 +219,23 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
 
 export const garbageCollector: Controller = {
   name: 'garbage-collector',
-  // Dependents of every namespaced kind, and owners (RCs are among them; any kind may own).
+  // Dependents of every namespaced kind, and owners (RCs are among them; any kind may own). Custom
+  // resources are watched too, as their CRDs are Established (the local runner adds them).
   watches: DEPENDENT_KINDS,
+  watchesCustomResources: true,
   keys(ev) {
     const o = ev.object;
     const keys = refKeys(o);
-    const res = ev.resource;
-    const self = ownerKey(res, o.metadata.namespace, o.metadata.name!, o.metadata.uid!);
     // An owner being deleted with a GC finalizer, or one just deleted (its dependents may now dangle).
-    if (ownsSelf(o) || ev.type === 'DELETED') keys.push(self);
+    if (ownsSelf(o) || ev.type === 'DELETED') keys.push(selfKey(ev.resource, o));
     return keys;
   },
   async allKeys(ctx) {
     const keys = new Set<string>();
-    for (const res of DEPENDENT_KINDS) {
+    for (const res of await dependentKinds(ctx)) {
       for (const o of (await ctx.registry.list(res, undefined)).items) {
         for (const k of refKeys(o)) keys.add(k);
-        if (ownsSelf(o)) keys.add(ownerKey(res, o.metadata.namespace, o.metadata.name!, o.metadata.uid!));
+        if (ownsSelf(o)) keys.add(selfKey(res, o));
       }
     }
     return [...keys];

@@ -1,5 +1,5 @@
 // The namespace controller: a namespace being deleted (deletionTimestamp set, phase Terminating) has
-// everything in it deleted; once nothing is left, its "kubernetes" finalizer is removed, which lets the
+// everything in it deleted, custom resources included (the served kinds come from ctx.kinds()); once nothing is left, its "kubernetes" finalizer is removed, which lets the
 // registry remove the namespace itself. Objects held by their own finalizers (or pods still stopping on
 // a node) keep the namespace Terminating until they are gone, as in Kubernetes.
 // One reconcile deletes at most BURST_REPLICAS objects (Kubernetes sends one DeleteCollection per kind,
@@ -8,9 +8,9 @@
 
 import type { Registry } from '../apiserver/registry.ts';
 import { ApiError } from '../machinery/status.ts';
-import { findResource, RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
+import { findResource, type ResourceInfo } from '../machinery/resources.ts';
 import { BURST_REPLICAS } from './batch.ts';
-import type { Controller } from './controller.ts';
+import { servedKinds, type Controller } from './controller.ts';
 
 const namespaces = findResource('', 'v1', 'namespaces')!;
 const FINALIZER = 'kubernetes';
@@ -46,7 +46,8 @@ export const namespaceController: Controller = {
     const list = await registry.list(namespaces, undefined);
     return list.items.filter((n) => n.metadata.deletionTimestamp).map((n) => n.metadata.name!);
   },
-  async reconcile(name, { registry }) {
+  async reconcile(name, ctx) {
+    const { registry } = ctx;
     let ns;
     try {
       ns = await registry.get(namespaces, undefined, name);
@@ -57,7 +58,8 @@ export const namespaceController: Controller = {
     if (!ns.metadata.deletionTimestamp) return;
     let remaining = 0;
     let budget = BURST_REPLICAS;
-    for (const res of RESOURCES) {
+    // Custom resources too (kube's namespace controller asks discovery for every namespaced resource).
+    for (const res of await servedKinds(ctx)) {
       if (!res.namespaced || !res.verbs.includes('delete')) continue;
       // Deletes or marks what it may; what is still present (finalizers, graceful pods) is counted below.
       budget -= await deleteSome(registry, res, name, budget);

@@ -51,6 +51,16 @@ export function changeEventOf(record: DynamoDBRecord): ChangeEvent | undefined {
   return { type, resource, object, ...(oldObject ? { oldObject } : {}) };
 }
 
+/** A context whose reads (objects, and which kinds are served) are made at most once in one batch. */
+function forOneBatch(ctx: ControllerContext): ControllerContext {
+  let kinds: Promise<readonly ResourceInfo[]> | undefined;
+  return {
+    ...ctx,
+    cache: new StoreReader(ctx.registry),
+    ...(ctx.kinds ? { kinds: () => (kinds ??= ctx.kinds!()) } : {}),
+  };
+}
+
 export interface BatchResult extends DynamoDBBatchResponse {
   /** For logs and tests: how many distinct keys each controller reconciled. */
   reconciled: Record<string, number>;
@@ -59,7 +69,7 @@ export interface BatchResult extends DynamoDBBatchResponse {
 /** Runs every controller over one batch of stream records. */
 export async function handleStreamBatch(controllers: Controller[], ctx: ControllerContext, records: DynamoDBRecord[]): Promise<BatchResult> {
   // One reader for the batch: each kind and namespace a loop reads is listed once, whatever the records.
-  ctx = { ...ctx, cache: new StoreReader(ctx.registry) };
+  ctx = forOneBatch(ctx);
   const failures = new Map<string, string>(); // sequence number → (kept once)
   const reconciled: Record<string, number> = {};
   for (const c of controllers) {
@@ -92,7 +102,7 @@ function compareSequence(a: string, b: string): number {
 
 /** A full resync: every key of every controller (the scheduled trigger, so nothing missed stays missed). */
 export async function resyncAll(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
-  ctx = { ...ctx, cache: new StoreReader(ctx.registry) };
+  ctx = forOneBatch(ctx);
   const done: Record<string, number> = {};
   for (const c of controllers) {
     const keys = [...new Set(await c.allKeys(ctx))];

@@ -12,7 +12,8 @@
 
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type { Controller, ControllerContext } from '../controllers/controller.ts';
+import { servedKinds, type Controller, type ControllerContext } from '../controllers/controller.ts';
+import type { ResourceInfo } from '../machinery/resources.ts';
 import { ControllerRateLimiter, type RateLimiterOptions } from '../controllers/ratelimit.ts';
 import type { ApiPriorityGate } from './api-priority.ts';
 import { SharedInformers } from '../controllers/informer.ts';
@@ -71,6 +72,8 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
   const turns = new Turns(ctl.signal, opts.gate);
   // Requeue timers, cleared on stop (a backed-off key may wait minutes).
   const timers = new Set<NodeJS.Timeout>();
+  /** Listeners to remove on stop. */
+  const unsubscribe: (() => void)[] = [];
   const later = (ms: number, f: () => void) => {
     // Node fires a timer of more than 2^31 - 1 ms (24.8 days) at once: an RC's minReadySeconds of a
     // valid int32 asks for a requeue decades away, which must not become a 1 ms reconcile loop.
@@ -126,10 +129,28 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
         ctl.signal.addEventListener('abort', done, { once: true });
       });
     // Feed: the shared informer of each kind the controller listens to (its first list, then changes).
-    for (const res of c.watches) {
+    const feed = (res: ResourceInfo) =>
       informers.for(res).onChange((ev) => {
         for (const k of c.keys(ev)) enqueue(k);
       });
+    for (const res of c.watches) feed(res);
+    // And custom resources, for a loop that asks: each served resource not fed yet, as CRDs come.
+    if (c.watchesCustomResources && ctx.onKindsChange) {
+      const fed = new Set(c.watches.map((r) => `${r.group}/${r.resource}`));
+      const feedNewKinds = async () => {
+        try {
+          for (const res of await servedKinds(ctx)) {
+            const id = `${res.group}/${res.resource}`;
+            if (fed.has(id) || ctl.signal.aborted) continue;
+            fed.add(id);
+            feed(res);
+          }
+        } catch (e) {
+          if (!ctl.signal.aborted) console.error(`controller ${c.name}: could not read the served kinds`, e);
+        }
+      };
+      unsubscribe.push(ctx.onKindsChange(() => void feedNewKinds()));
+      void feedNewKinds();
     }
     // Resync: every key, now and then, so nothing missed stays missed.
     tasks.push(
@@ -195,6 +216,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
   return {
     async stop() {
       ctl.abort();
+      for (const u of unsubscribe) u();
       for (const t of timers) clearTimeout(t);
       await Promise.allSettled(tasks);
       await informers.stopped();

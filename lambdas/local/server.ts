@@ -131,7 +131,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
   await ensureSystemPriorityClasses(api.registry);
-  const ctx = (opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api).controllerContext();
+  // The loops' apiserver (a second one on its own store handle, when asked for) follows the CRDs too:
+  // the loops ask it which kinds are served (custom resources included) without reading the store.
+  const loopsApi = opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api;
+  const followingCRDsForLoops = loopsApi === api ? followingCRDs : loopsApi.crds.follow(crdFeed.signal);
+  const ctx = loopsApi.controllerContext();
   // API requests in flight hold back the in-process loops' next slice of work (api-priority.ts).
   const gate = new ApiPriorityGate();
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
@@ -189,6 +193,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await controllers.stop();
         crdFeed.abort();
         await followingCRDs;
+        await followingCRDsForLoops;
         await opts.controlPlaneBackend?.close();
         await backend.close();
         throw e;
@@ -226,6 +231,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await controllers.stop();
       crdFeed.abort();
       await followingCRDs;
+      await followingCRDsForLoops;
       await opts.controlPlaneBackend?.close();
       await backend.close();
     },
