@@ -110,22 +110,31 @@ describe('kubectl with kinds the server does not serve', () => {
     );
   });
 
-  it('lists no CRDs and refuses to create one (405)', async () => {
+  it('lists no CRDs at first, refuses a CRD whose schema is not structural (422), creates a valid one', async () => {
     const list = await c.kubectl(['get', 'crds']);
     expect(list.code).toBe(0);
     expect(list.stderr.trim()).toBe('No resources found');
-    const crd = `apiVersion: apiextensions.k8s.io/v1
+    const crd = (schema: string) => `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: widgets.example.com}
 spec:
   group: example.com
   names: {kind: Widget, plural: widgets}
   scope: Namespaced
-  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: ${schema}}}]
 `;
-    const r = await c.kubectl(['create', '-f', c.file('crd.yaml', crd)]);
-    expect(r.stderr.trim()).toBe(`Error from server (MethodNotAllowed): error when creating "${c.dataDir}/crd.yaml": the server does not allow this method on the requested resource`);
-    const get = await c.kubectl(['get', 'crd', 'widgets.example.com']);
-    expect(get.stderr.trim()).toBe('Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "widgets.example.com" not found');
+    const bad = await c.kubectl(['create', '-f', c.file('bad-crd.yaml', crd('{properties: {spec: {}}}'))]);
+    expect(bad.code).not.toBe(0);
+    // kube-apiserver's structural schema messages (apiextensions-apiserver pkg/apiserver/schema/validation.go).
+    expect(bad.stderr).toContain('The CustomResourceDefinition "widgets.example.com" is invalid');
+    expect(bad.stderr).toContain('spec.validation.openAPIV3Schema.type: Required value: must not be empty at the root');
+    expect(bad.stderr).toContain('spec.validation.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields');
+    expect((await c.kubectl(['get', 'crd', 'widgets.example.com'])).stderr.trim()).toBe(
+      'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "widgets.example.com" not found',
+    );
+    const good = await c.kubectl(['create', '-f', c.file('crd.yaml', crd('{type: object}'))]);
+    expect(good.stdout.trim()).toBe('customresourcedefinition.apiextensions.k8s.io/widgets.example.com created');
+    const got = await c.kubectl(['get', 'crd', 'widgets.example.com', '-o', 'jsonpath={.spec.names.listKind}']);
+    expect(got.stdout).toBe('WidgetList');
   });
 });
