@@ -115,6 +115,21 @@ describe('Priority admission', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('refuses to delete a system class, as the PriorityClass storage of kube-apiserver does (403); others go', async () => {
+    const e = await registry.delete(priorityClasses, undefined, 'system-node-critical').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(ApiError);
+    expect({ code: (e as ApiError).code, message: (e as ApiError).message }).toEqual({
+      code: 403,
+      message: 'priorityclasses.scheduling.k8s.io "system-node-critical" is forbidden: this is a system priority class and cannot be deleted',
+    });
+    expect((await registry.get(priorityClasses, undefined, 'system-node-critical')).value).toBe(2000001000);
+    await registry.create(priorityClasses, undefined, { metadata: { name: 'doomed' }, value: 1 } as KubeObject);
+    expect((await registry.delete(priorityClasses, undefined, 'doomed')).deleted).toBe(true);
+  });
+
   it('stores a PriorityClass at generation 1, with its defaults', async () => {
     expect(await registry.get(priorityClasses, undefined, 'batch')).toMatchObject({ metadata: { generation: 1 }, value: 100, preemptionPolicy: 'Never' });
     expect(await registry.get(priorityClasses, undefined, 'system-node-critical')).toMatchObject({ metadata: { generation: 1 }, value: 2000001000, preemptionPolicy: 'PreemptLowerPriority' });

@@ -345,6 +345,7 @@ export class Registry {
     mutate: (current: KubeObject) => KubeObject,
   ): Promise<KubeObject> {
     const kind = kindFor(res);
+    kind.checkDelete?.(name);
     const key = storageKey(res, namespace, name);
     for (let attempt = 0; ; attempt++) {
       const kv = await this.backend.get(key);
@@ -428,6 +429,7 @@ export class Registry {
     opts: DeleteOptions = {},
   ): Promise<{ object: KubeObject; deleted: boolean }> {
     const kind = kindFor(res);
+    kind.checkDelete?.(name);
     const key = storageKey(res, namespace, name);
     for (let attempt = 0; ; attempt++) {
       const kv = await this.backend.get(key);

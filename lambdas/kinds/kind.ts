@@ -124,6 +124,11 @@ export interface KindStrategy {
    * stored status on a main-resource write). `subresource` is the one written, if any.
    */
   prepareForUpdate?(obj: KubeObject, old: KubeObject, subresource?: string): void;
+  /**
+   * A delete the kind refuses whatever the object holds, before it is read (kube's REST storage
+   * overriding Delete: a system PriorityClass). Throws the refusal.
+   */
+  checkDelete?(name: string): void;
   /** When a delete marks the object deleted (deletionTimestamp set), before it is written. */
   prepareForDelete?(obj: KubeObject): void;
   /** True while the kind's own finalization holds a deleted object (a namespace's spec.finalizers). */

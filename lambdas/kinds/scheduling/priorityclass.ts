@@ -81,6 +81,16 @@ const PC = 'io.k8s.api.scheduling.v1.PriorityClass';
 export const priorityClass: KindStrategy = {
   info: resourceInfo('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', false, { shortNames: ['pc'] }),
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: false },
+  // pkg/registry/scheduling/priorityclass/storage: the system classes cannot be deleted.
+  checkDelete: (name) => {
+    if (SYSTEM_PRIORITY_CLASSES.some((c) => c.name === name)) {
+      throw new ApiError(
+        'Forbidden',
+        `priorityclasses.scheduling.k8s.io "${name}" is forbidden: this is a system priority class and cannot be deleted`,
+        { name, group: 'scheduling.k8s.io', kind: 'priorityclasses' },
+      );
+    }
+  },
   // PrepareForCreate: generation 1, though it has no spec. (kube never counts a PriorityClass's changes;
   // here a change of its description or globalDefault counts one.)
   prepareForCreate: (o) => {
