@@ -879,8 +879,9 @@ export interface GuardCost {
  * runaway loop or client can write there before its creates are refused (403, nothing written; the
  * refused attempts still cost a request and its reads each, as any refused request does).
  *  - pods: limit/2 bare pods, each with its Scheduled Event (the Events count too), every one the
- *    podCreate operation at the namespace's mean size during the fill (the loops list the namespace's
- *    pods on each one, which is what makes the bill grow with the square of the limit);
+ *    podCreate operation at the namespace's mean size during the fill (until issue #12 the loops listed
+ *    the namespace's pods on each one, and the bill grew with the square of the limit; a create now reads
+ *    no list that grows with the namespace, so it grows linearly);
  *  - largest: `limit` objects of the largest size stored, through the apiserver alone (no loop wakes).
  * A client allowed to create namespaces can fill each of them: the limit bounds one namespace, the
  * TableWriteRate alarm tells of any runaway.
