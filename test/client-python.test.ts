@@ -1,0 +1,46 @@
+// The official Python client (PyPI `kubernetes`) against `skiff up` as a user runs it (the built CLI, its
+// own process): a CustomResourceDefinition made through ApiextensionsV1Api, then its custom resources
+// through the dynamic client, which finds them by discovery (test/python/dynamic_crd.py).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { killLeftovers, skiffUp, type Skiff } from './support/skiff-up.ts';
+import { pythonClient, type PythonClient } from './support/python-client.ts';
+
+const py = await pythonClient();
+const dataDir = mkdtempSync(join(tmpdir(), 'skiff-py-'));
+let skiff: Skiff | undefined;
+
+beforeAll(async () => {
+  if (py) skiff = await skiffUp(dataDir);
+});
+afterAll(async () => {
+  skiff?.proc.kill('SIGTERM');
+  await skiff?.exited;
+  await killLeftovers();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe.skipIf(!py)('the Python client', () => {
+  it(`kubernetes ${py?.version ?? ''}: a CRD, then its custom resources through the dynamic client`, async () => {
+    const out = await (py as PythonClient).run('dynamic_crd.py', join(dataDir, 'kubeconfig'), 'default');
+    expect(out.established).toBe(true);
+    expect(out.discovered).toEqual({ name: 'crontabs', namespaced: true, shortNames: ['ct'] });
+    // The schema's default filled in; generation 1.
+    expect(out.created).toEqual({ name: 'py', replicas: 1, generation: 1 });
+    expect(out.got).toBe('*/5 * * * *');
+    expect(out.list).toEqual({ kind: 'CronTabList', names: ['py'] });
+    expect(out.patched).toEqual({ image: 'y', generation: 2 });
+    // The status subresource changes status only, and not the generation.
+    expect(out.status).toEqual({ active: 2, generation: 2 });
+    expect(out.invalid).toEqual({
+      status: 422,
+      reason: 'Invalid',
+      message: 'CronTab.stable.example.com "bad" is invalid: spec: Invalid value: "object": at most 10 replicas',
+    });
+    expect(out.watch).toEqual(['ADDED py x', 'MODIFIED py y', 'MODIFIED py y']);
+    expect(out.deleted).toBe(true);
+  }, 120_000);
+});
