@@ -22,6 +22,7 @@ import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE } from '../machinery/protob
 import { pruneUnknownFields, typeErrors, unknownFields } from '../machinery/schema.ts';
 import {
   aggregatedDiscovery,
+  discoveryBody,
   apiGroup,
   apiGroupList,
   apiResourceList,
@@ -252,13 +253,15 @@ export class ApiServer {
       const which = segs[0] === 'api' ? 'api' : 'apis';
       const mode = negotiateDiscovery(accept);
       if (mode.kind !== 'legacy') {
+        const format = mode.kind;
         return {
           status: 200,
           headers: { 'content-type': mode.contentType, vary: 'Accept' },
-          body: JSON.stringify(aggregatedDiscovery(which, mode.kind, reg)),
+          body: discoveryBody(reg, `${which} ${format}`, () => aggregatedDiscovery(which, format, reg)),
         };
       }
-      return jsonResponse(200, which === 'api' ? coreApiVersions() : apiGroupList(reg), { vary: 'Accept' });
+      if (which === 'api') return jsonResponse(200, coreApiVersions(), { vary: 'Accept' });
+      return { status: 200, headers: { 'content-type': 'application/json', vary: 'Accept' }, body: discoveryBody(reg, 'apis', () => apiGroupList(reg)) };
     }
     if (segs[0] === 'api') {
       if (segs[1] !== 'v1') throw errors.pageNotFound();

@@ -324,3 +324,21 @@ function formatFor(type: string, params: Record<string, string>): DiscoveryForma
   if (v === 'v2beta1') return 'aggregated-v2beta1';
   return undefined;
 }
+
+// Discovery documents as sent, per registry (each ApiServer serves its own custom resources), until the
+// served kinds change: every kubectl command asks for /api and /apis, and with many CRDs building and
+// serializing them was most of a discovery request's time.
+const sentBy = new WeakMap<KindRegistry, Map<string, string>>();
+
+/** The body `build` makes for `key`, made once per registry until a kind is registered or removed. */
+export function discoveryBody(reg: KindRegistry, key: string, build: () => unknown): string {
+  let m = sentBy.get(reg);
+  if (!m) {
+    const cache = (m = new Map<string, string>());
+    reg.onChange(() => cache.clear());
+    sentBy.set(reg, m);
+  }
+  let body = m.get(key);
+  if (body === undefined) m.set(key, (body = JSON.stringify(build())));
+  return body;
+}

@@ -315,6 +315,20 @@ function get(path: string, reg: KindRegistry = kinds): Built | undefined {
   return b;
 }
 
+/** The index as sent, kept with the documents until the served kinds change (kubectl asks it often). */
+function indexJson(reg: KindRegistry): string {
+  const built = builtFor(reg);
+  let b = built.get(INDEX);
+  if (!b) {
+    const doc = openapiV3Index(reg);
+    b = { doc, json: JSON.stringify(doc), hash: '' };
+    built.set(INDEX, b);
+  }
+  return b.json;
+}
+/** The index's key among the documents (no group-version path is empty). */
+const INDEX = '';
+
 /** GET /openapi/v3. */
 export function openapiV3Index(reg: KindRegistry = kinds): { paths: Record<string, { serverRelativeURL: string }> } {
   const paths: Record<string, { serverRelativeURL: string }> = {};
@@ -345,7 +359,7 @@ export function openapiV3Response(
   reg: KindRegistry = kinds,
 ): ApiResponse | undefined {
   const p = path.replace(/^\/+|\/+$/g, '');
-  if (p === '') return { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(openapiV3Index(reg)) };
+  if (p === '') return { status: 200, headers: { 'content-type': 'application/json' }, body: indexJson(reg) };
   const b = get(p, reg);
   if (!b) return undefined;
   const etag = `"${b.hash}"`;
