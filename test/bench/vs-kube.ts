@@ -3,7 +3,8 @@
 // their users run them, on loopback, and driven by the same HTTPS client from this process. Prints what
 // it measured and the ratios Skiff/Kubernetes; nothing passes or fails.
 //
-// 1. API: create, get, list (100 items), update, delete, watch delivery, at concurrency 1 and 32. Runs
+// 1. API: create, get, list (100 items), update, delete, watch delivery, at concurrency 1 and 32, on
+//    connections opened beforehand; and a new connection (TLS handshake) + get, in a row of its own. Runs
 //    are interleaved: every (operation, concurrency) step runs on one side and then the other, the side
 //    going first alternating by round, so background load on this shared machine lands on both alike.
 //    Per row: p50, p99, req/s, the server's CPU ms per request (utime+stime from /proc; Kubernetes:
@@ -121,6 +122,16 @@ async function apiPhase(sides: ControlPlane[]): Promise<void> {
         ],
         ['delete', OPS, async (cl, _rv, i) => void must(await cl.request('DELETE', `${base}/cm-${i}`), 200)],
       ];
+      // Connections are opened before the rows: a row measures requests, not TLS handshakes (32 of them
+      // at once took skiff up's one thread ~60 ms and were most of create's p99 at c=32). What a new
+      // connection costs is its own row.
+      for (const cp of order) await drive(conc * 2, conc, async () => void must(await clients.get(cp.name)!.request('GET', `/api/v1/namespaces/${ns}`), 200));
+      if (!ops.includes('new connection + get')) ops.push('new connection + get');
+      for (const cp of order) {
+        const fresh = apiClient(cp.dir, cp.url, { maxSockets: conc, keepAlive: false });
+        await measure(cp, 'new connection + get', conc, () => drive(Math.max(50, conc * 2), conc, async () => void must(await fresh.request('GET', `/api/v1/namespaces/${ns}`), 200)));
+        fresh.close();
+      }
       for (const [op, n, fn] of steps) {
         if (!ops.includes(op)) ops.push(op);
         for (const cp of order) {

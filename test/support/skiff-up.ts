@@ -38,11 +38,12 @@ export function skiffUp(dataDir: string, ...extra: string[]): Promise<Skiff> {
  * A raw HTTPS client with the data dir's kubeconfig (CA and admin token). maxSockets bounds the
  * connections kept (16 by default): a benchmark at concurrency 32 needs 32, or it measures queueing here.
  */
-export function apiClient(dataDir: string, url: string, opts: { maxSockets?: number } = {}) {
+export function apiClient(dataDir: string, url: string, opts: { maxSockets?: number; keepAlive?: boolean } = {}) {
   const cfg = parseYaml(readFileSync(join(dataDir, 'kubeconfig'), 'utf8'));
   const ca = Buffer.from(cfg.clusters[0].cluster['certificate-authority-data'], 'base64');
   const token = cfg.users[0].user.token as string;
-  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
+  // keepAlive false: every request on a new connection (a TLS handshake each), to measure that alone.
+  const agent = new https.Agent({ ca, keepAlive: opts.keepAlive ?? true, maxSockets: opts.maxSockets ?? 16 });
   const base = new URL(url);
   const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
