@@ -129,6 +129,16 @@ spec:
     expect(bad.stderr).toContain('The CustomResourceDefinition "widgets.example.com" is invalid');
     expect(bad.stderr).toContain('spec.validation.openAPIV3Schema.type: Required value: must not be empty at the root');
     expect(bad.stderr).toContain('spec.validation.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields');
+    // A CEL rule that does not compile (an undefined field) is refused at create, as kube-apiserver does.
+    const cel = await c.kubectl([
+      'create',
+      '-f',
+      c.file('cel-crd.yaml', crd("{type: object, properties: {spec: {type: object, properties: {a: {type: integer}}, x-kubernetes-validations: [{rule: 'self.nope > 1'}]}}}")),
+    ]);
+    expect(cel.code).not.toBe(0);
+    expect(cel.stderr).toContain('The CustomResourceDefinition "widgets.example.com" is invalid');
+    expect(cel.stderr).toContain('spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value:');
+    expect(cel.stderr).toMatch(/compilation failed: ERROR: <input>:1:\d+: undefined field 'nope'/);
     expect((await c.kubectl(['get', 'crd', 'widgets.example.com'])).stderr.trim()).toBe(
       'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "widgets.example.com" not found',
     );
