@@ -3,8 +3,9 @@
 // their users run them, on loopback, and driven by the same HTTPS client from this process. Prints what
 // it measured and the ratios Skiff/Kubernetes; nothing passes or fails.
 //
-// 1. API: create, get, list (100 items), update, delete, watch delivery, at concurrency 1 and 32, on
-//    connections opened beforehand; and a new connection (TLS handshake) + get, in a row of its own. Runs
+// 1. API: after an unmeasured warm-up (BENCH_WARM_UP creates, gets and deletes on each side), create, get,
+//    list (100 items), update, delete, watch delivery, at concurrency 1 and 32, on connections opened
+//    beforehand; and a new connection (TLS handshake) + get, in a row of its own. Runs
 //    are interleaved: every (operation, concurrency) step runs on one side and then the other, the side
 //    going first alternating by round, so background load on this shared machine lands on both alike.
 //    Per row: p50, p99, req/s, the server's CPU ms per request (utime+stime from /proc; Kubernetes:
@@ -23,7 +24,7 @@
 // 3. Custom resources (vs-kube-crd.ts): CR create/get/list/update/delete, and discovery and OpenAPI with
 //    100 CRDs installed.
 //
-// Knobs: BENCH_ONLY=api|crd|scheduling, BENCH_CRDS (100), BENCH_OPS (requests per API row per round, 400), BENCH_ROUNDS (2),
+// Knobs: BENCH_ONLY=api|crd|scheduling, BENCH_WARM_UP (4000), BENCH_CRDS (100), BENCH_OPS (requests per API row per round, 400), BENCH_ROUNDS (2),
 // BENCH_NODES (1000), BENCH_PODS (10000), BENCH_SERVICES (0), BENCH_SCHEDULER_QPS (kube-scheduler's client QPS, 1000),
 // BENCH_SCHED_TIMEOUT_S (900), BENCH_SIDE=skiff|kubernetes (one side alone), BENCH_KEEP=1 (keep data
 // dirs and logs). Without Go on PATH it says so and measures Skiff alone.
@@ -48,6 +49,8 @@ const SERVICES = Number(process.env.BENCH_SERVICES ?? 0);
 const SCHEDULER_QPS = Number(process.env.BENCH_SCHEDULER_QPS ?? 1000);
 const SCHED_TIMEOUT_S = Number(process.env.BENCH_SCHED_TIMEOUT_S ?? 900);
 const CONCURRENCY = [1, 32];
+/** Creates, gets and deletes made on each side before the API rows (not measured). */
+const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 4000);
 const CREATE_CONCURRENCY = 32;
 const LEASE_RENEW_MS = 10_000;
 
@@ -91,6 +94,24 @@ async function apiPhase(sides: ControlPlane[]): Promise<void> {
     add(cp.name, op, conc, r, serverCpuMs(cp) - c0);
   };
   const ops: string[] = [];
+
+  // Warm-up, not measured, on both sides alike: the rows measure a server in its steady state. A fresh
+  // `skiff up` runs its first few thousand requests through V8's unoptimized tiers and grows its SQLite
+  // WAL file (each fsync then also writes the file's size); its c=1 write p99 was 1.2-1.6x
+  // kube-apiserver's over the first 800 creates, 2.1 ms (below kube-apiserver's 3.5) over creates
+  // 4,000-8,000. etcd preallocates its WAL files, and Go is compiled ahead of time.
+  for (const cp of sides) {
+    const cl = apiClient(cp.dir, cp.url, { maxSockets: 8 });
+    const ns = 'vsk-warm-up';
+    must(await cl.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }), 201);
+    const base = `/api/v1/namespaces/${ns}/configmaps`;
+    await drive(WARM_UP, 8, async (i) => {
+      must(await cl.request('POST', base, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `w-${i}` }, data: { i: String(i) } }), 201);
+      must(await cl.request('GET', `${base}/w-${i}`), 200);
+      must(await cl.request('DELETE', `${base}/w-${i}`), 200);
+    });
+    cl.close();
+  }
 
   for (let round = 0; round < ROUNDS; round++) {
     // Skiff first in even rounds, Kubernetes first in odd ones.
