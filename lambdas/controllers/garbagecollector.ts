@@ -7,7 +7,7 @@
 // - Orphan: an owner being deleted with the "orphan" finalizer has its dependents' references to it
 //   removed, then the finalizer removed.
 //
-// Keys name an owner: "resource|namespace|name|uid" (namespace empty for cluster-scoped owners). A
+// Keys name an owner: "Kind.group|namespace|name|uid" (see ownerKey; namespace empty for cluster-scoped owners). A
 // dependent's change maps to a key per ownerReference, an owner's change (being deleted, or deleted) to
 // its own key, so every decision is taken on one owner at a time: reconcile reads the owner from the
 // store, finds the dependents referencing that uid in the owner's namespace (ownerReferences never cross

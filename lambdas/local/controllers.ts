@@ -96,8 +96,6 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
     const limiter = new ControllerRateLimiter(opts.rateLimiter);
     const concurrency = Math.max(1, c.concurrency ?? 1);
     const queue = new Set<string>();
-    /** Keys being reconciled now. */
-    const reconciling = new Set<string>();
     const reconcileKey = async (key: string): Promise<void> => {
       try {
         const r = await c.reconcile(key, ctx);
@@ -188,23 +186,18 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
           const sliceStart = performance.now();
           // Up to `concurrency` keys in flight (controller-runtime's MaxConcurrentReconciles), never the
           // same key twice at once: a key queued again while in flight waits for its reconcile to end.
-          const inFlight = new Set<Promise<void>>();
+          const inFlight = new Map<string, Promise<void>>();
           while (!ctl.signal.aborted && performance.now() - sliceStart <= SLICE_MS) {
             for (const key of queue) {
               if (inFlight.size >= concurrency) break;
-              if (reconciling.has(key)) continue;
+              if (inFlight.has(key)) continue;
               queue.delete(key);
-              reconciling.add(key);
-              const p: Promise<void> = reconcileKey(key).finally(() => {
-                reconciling.delete(key);
-                inFlight.delete(p);
-              });
-              inFlight.add(p);
+              inFlight.set(key, reconcileKey(key).finally(() => inFlight.delete(key)));
             }
             if (!inFlight.size) break;
-            await Promise.race(inFlight);
+            await Promise.race(inFlight.values());
           }
-          await Promise.all(inFlight);
+          await Promise.all(inFlight.values());
         }
       })(),
     );
