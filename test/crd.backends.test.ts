@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { startLocalCluster, type LocalCluster } from '../lambdas/local/server.ts';
+import { startLocalCluster } from '../lambdas/local/server.ts';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { testStores } from './support/backends.ts';
 
@@ -70,19 +70,28 @@ async function until<T>(f: () => Promise<T | undefined | false>, ms = 15000): Pr
   }
 }
 
+/**
+ * A local cluster on a fresh store (the apiserver following its CRDs, every loop running), a client config
+ * for it, and `open` for another handle on the same store.
+ */
+async function clusterOn(makeStore: (typeof stores)[number][1], prefix: string) {
+  const open = await makeStore();
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dataDir);
+  const c = await startLocalCluster({ dataDir, port: 0, backend: open(), watchProgressMs: 200, agents: 0 });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(c.kubeconfigPath);
+  return { c, kc, open };
+}
+
 const condition = (crd: k8s.V1CustomResourceDefinition, type: string) => crd.status?.conditions?.find((c) => c.type === type);
 
 describe.each(stores)('custom resources on %s', (_name, makeStore, enabled) => {
   it.skipIf(!enabled)(
     'serves a CRD end to end through client-node, and a non-following apiserver learns it',
     async () => {
-      const open = await makeStore();
-      const dataDir = mkdtempSync(join(tmpdir(), 'skiff-crd-'));
-      dirs.push(dataDir);
-      const c: LocalCluster = await startLocalCluster({ dataDir, port: 0, backend: open(), watchProgressMs: 200, agents: 0 });
+      const { c, kc, open } = await clusterOn(makeStore, 'skiff-crd-');
       try {
-        const kc = new k8s.KubeConfig();
-        kc.loadFromFile(c.kubeconfigPath);
         const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
         const objs = kc.makeApiClient(k8s.CustomObjectsApi);
         const dyn = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -214,13 +223,8 @@ describe.each(stores)('custom resources in the namespace and garbage collection 
   it.skipIf(!enabled)(
     'a custom resource owns and is owned (cascading deletes both ways), and goes with its namespace',
     async () => {
-      const open = await makeStore();
-      const dataDir = mkdtempSync(join(tmpdir(), 'skiff-crd-gc-'));
-      dirs.push(dataDir);
-      const c: LocalCluster = await startLocalCluster({ dataDir, port: 0, backend: open(), watchProgressMs: 200, agents: 0 });
+      const { c, kc } = await clusterOn(makeStore, 'skiff-crd-gc-');
       try {
-        const kc = new k8s.KubeConfig();
-        kc.loadFromFile(c.kubeconfigPath);
         const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
         const objs = kc.makeApiClient(k8s.CustomObjectsApi);
         const core = kc.makeApiClient(k8s.CoreV1Api);
