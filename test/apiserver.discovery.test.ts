@@ -61,7 +61,7 @@ describe('legacy discovery', () => {
       versions: [{ groupVersion: 'coordination.k8s.io/v1', version: 'v1' }],
       preferredVersion: { groupVersion: 'coordination.k8s.io/v1', version: 'v1' },
     });
-    expect(apiGroup('apps')).toBeUndefined();
+    expect(apiGroup('rbac.authorization.k8s.io')).toBeUndefined();
   });
 
   it('/api/v1 lists every core resource and subresource, sorted, without apiVersion', () => {
@@ -189,11 +189,13 @@ describe('aggregated discovery', () => {
 
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
-    // In kube-apiserver's order: by its APIServices' group priorities (authentication.k8s.io 17700,
-    // networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+    // In kube-apiserver's order: by its APIServices' group priorities (apps 17800, authentication.k8s.io
+    // 17700, batch 17400, networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
     // scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
     const order = [
+      'apps',
       'authentication.k8s.io',
+      'batch',
       'networking.k8s.io',
       'policy',
       'storage.k8s.io',

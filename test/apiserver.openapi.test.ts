@@ -54,7 +54,7 @@ describe('/openapi/v3 index', () => {
   it('has a group version document for every served resource, and nothing else', () => {
     const index = openapiV3Index();
     for (const r of RESOURCES) expect(index.paths).toHaveProperty([gvPath(r)]);
-    expect(openapiV3Document('apis/apps/v1')).toBeUndefined();
+    expect(openapiV3Document('apis/apps/v2')).toBeUndefined();
     expect(openapiV3Document('api/v2')).toBeUndefined();
     expect(openapiV3Document('nonsense')).toBeUndefined();
   });
@@ -215,6 +215,6 @@ describe('openapiV3Response', () => {
     const moved = openapiV3Response('api/v1', new URLSearchParams({ hash: 'OLD' }), {})!;
     expect(moved.status).toBe(301);
     expect(moved.headers.location).toBe(`/openapi/v3/api/v1?hash=${hash}`);
-    expect(openapiV3Response('apis/apps/v1', new URLSearchParams(), {})).toBeUndefined();
+    expect(openapiV3Response('apis/apps/v2', new URLSearchParams(), {})).toBeUndefined();
   });
 });

@@ -28,11 +28,21 @@ import { networkPolicy } from './networking/networkpolicy.ts';
 import { podDisruptionBudget } from './policy/poddisruptionbudget.ts';
 import { storageClass } from './storage/storageclass.ts';
 import { priorityClass } from './scheduling/priorityclass.ts';
+import { persistentVolume } from './core/persistentvolume.ts';
+import { persistentVolumeClaim } from './core/persistentvolumeclaim.ts';
+import { controllerRevision } from './apps/controllerrevision.ts';
+import { daemonSet } from './apps/daemonset.ts';
+import { deployment } from './apps/deployment.ts';
+import { replicaSet } from './apps/replicaset.ts';
+import { statefulSet } from './apps/statefulset.ts';
+import { cronJob } from './batch/cronjob.ts';
+import { job } from './batch/job.ts';
 
 /**
  * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
  * order kube-apiserver lists them (by the group priorities of its APIServices, highest first:
- * pkg/controlplane/apiserver/aggregator.go's apiVersionPriorities, authentication.k8s.io 17700 ...
+ * pkg/controlplane/apiserver/aggregator.go's apiVersionPriorities, apps 17800, authentication.k8s.io 17700,
+ * batch 17400 ...
  * networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
  * scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
  */
@@ -48,7 +58,16 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   configMap,
   secret,
   serviceAccount,
+  persistentVolumeClaim,
+  persistentVolume,
+  controllerRevision,
+  daemonSet,
+  deployment,
+  replicaSet,
+  statefulSet,
   tokenReview,
+  cronJob,
+  job,
   ingress,
   ingressClass,
   networkPolicy,
