@@ -71,9 +71,11 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
     };
     const runner = runControllers(ctx, [gc], { resyncMs: 3_600_000 });
     try {
-      // Running, caches filled (reconciles wait for them), the start's resync over.
+      // Running, caches filled (reconciles wait for them), the start's resync over. Start-up lists every
+      // kind twice (the informers, then the resync): on moto under the full suite's load that has taken
+      // over 30 s, so this wait (which measures nothing) has two minutes.
       await reg.delete(cmRes, 'default', 'filler-0');
-      await until('the garbage collector to reconcile a first delete', async () => resynced && done.some((k) => k.includes('|filler-0|')));
+      await until('the garbage collector to reconcile a first delete', async () => resynced && done.some((k) => k.includes('|filler-0|')), 120_000);
 
       calls.clear();
       await reg.create(cmRes, 'default', { metadata: { name: 'x' }, data: { a: 'b' } });
@@ -94,5 +96,5 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
       feed.abort();
       await following;
     }
-  });
+  }, 240_000);
 });
