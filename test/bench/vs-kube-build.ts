@@ -15,7 +15,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 export const KUBE_VERSION = process.env.BENCH_KUBE_VERSION ?? 'v1.34.4';
@@ -119,6 +119,22 @@ export function ensureKubeBinaries(log: (s: string) => void = (s) => console.err
   }
   const buildSeconds = (performance.now() - t0) / 1000;
   return { ...b, buildSeconds };
+}
+
+/**
+ * kube-controller-manager of the same version, built on first use beside the others (bench:rollout runs
+ * its deployment and replicaset controllers; bench:vs-kube does not need it). Null without Go.
+ */
+export function ensureKubeControllerManager(log: (s: string) => void = (s) => console.error(s)): string | null {
+  if (!goVersion()) return null;
+  const bin = join(CACHE, `bin-${RECIPE}`, `kube-controller-manager-${KUBE_VERSION}`);
+  if (existsSync(bin)) return bin;
+  const dir = join(CACHE, `kube-${KUBE_VERSION}`);
+  if (!existsSync(join(dir, 'go.mod'))) ensureKubeBinaries(log); // writes the module that pins the staging modules
+  log(`building kube-controller-manager ${KUBE_VERSION} into ${dirname(bin)} (first run only)…`);
+  mkdirSync(dirname(bin), { recursive: true });
+  go(dir, ['build', '-trimpath', `-ldflags=${kubeLdflags()}`, '-o', bin, 'k8s.io/kubernetes/cmd/kube-controller-manager']);
+  return bin;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

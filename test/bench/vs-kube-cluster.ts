@@ -85,6 +85,13 @@ export async function startSkiff(dir: string): Promise<ControlPlane> {
 
 // ---------- Kubernetes ----------
 
+/** kube-controller-manager, for a benchmark that needs some of its controllers (bench:rollout). */
+export interface KubeControllerManager {
+  bin: string;
+  /** Its --controllers list, e.g. ["deployment", "replicaset", "garbagecollector"]. */
+  controllers: string[];
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -146,7 +153,7 @@ async function stopProc(p: ChildProcess): Promise<void> {
  *   lifecycle controller would remove the taint; with it on, nothing would ever schedule.
  * Everything else is the default: Node,RBAC authorization, admission plugins, priority and fairness.
  */
-export async function startKube(dir: string, bin: KubeBinaries, schedulerQps: number): Promise<ControlPlane> {
+export async function startKube(dir: string, bin: KubeBinaries, schedulerQps: number, controllerManager?: KubeControllerManager): Promise<ControlPlane> {
   mkdirSync(dir, { recursive: true });
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
 
@@ -227,9 +234,29 @@ export async function startKube(dir: string, bin: KubeBinaries, schedulerQps: nu
       schedLog,
     );
     procs.push(scheduler);
-    // The scheduler has no endpoint now, so "ready" is: still running after its informers had time to sync.
+    let kcm: ChildProcess | undefined;
+    const kcmLog = join(dir, 'kube-controller-manager.log');
+    if (controllerManager) {
+      kcm = launch(
+        controllerManager.bin,
+        [
+          `--kubeconfig=${join(dir, 'kubeconfig')}`,
+          '--leader-elect=false',
+          `--controllers=${controllerManager.controllers.join(',')}`,
+          // Its client's default rate limit (20 QPS, burst 30) would cap pod creation at 20/s: raised as
+          // the scheduler's is.
+          `--kube-api-qps=${schedulerQps}`,
+          `--kube-api-burst=${schedulerQps}`,
+          '--secure-port=0',
+        ],
+        kcmLog,
+      );
+      procs.push(kcm);
+    }
+    // Neither has an endpoint now, so "ready" is: still running after their informers had time to sync.
     await new Promise((r) => setTimeout(r, 3000));
     if (scheduler.exitCode !== null) throw new Error(`kube-scheduler exited: ${readFileSync(schedLog, 'utf8').slice(-2000)}`);
+    if (kcm && kcm.exitCode !== null) throw new Error(`kube-controller-manager exited: ${readFileSync(kcmLog, 'utf8').slice(-2000)}`);
 
     return {
       name: 'Kubernetes',
@@ -239,6 +266,7 @@ export async function startKube(dir: string, bin: KubeBinaries, schedulerQps: nu
         { name: 'kube-apiserver', pid: apiserver.pid! },
         { name: 'etcd', pid: etcd.pid! },
         { name: 'kube-scheduler', pid: scheduler.pid! },
+        ...(kcm ? [{ name: 'kube-controller-manager', pid: kcm.pid! }] : []),
       ],
       stop,
     };

@@ -39,6 +39,7 @@ import { ensureKubeBinaries, goVersion, KUBE_VERSION, ETCD_VERSION, type KubeBin
 import { startKube, startSkiff, cpuMs, rssMiB, machineBusyMs, loadAvg, type ControlPlane } from './vs-kube-cluster.ts';
 import { drive, pct } from './drive.ts';
 import { crdPhase } from './vs-kube-crd.ts';
+import { follow, leaseRenewer, registerNodes } from './fake-nodes.ts';
 
 const ONLY = process.env.BENCH_ONLY; // 'api' | 'crd' | 'scheduling' | undefined (all three)
 const OPS = Number(process.env.BENCH_OPS ?? 400);
@@ -52,7 +53,6 @@ const CONCURRENCY = [1, 32];
 /** Creates, gets and deletes made on each side before the API rows (not measured). */
 const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 4000);
 const CREATE_CONCURRENCY = 32;
-const LEASE_RENEW_MS = 10_000;
 
 type Client = ReturnType<typeof apiClient>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -247,84 +247,10 @@ interface SchedResult {
   load: string;
 }
 
-/**
- * Follows a collection as an informer does: a watch from rv, resumed from the last resourceVersion seen
- * when the server ends it, and re-listed after 410 Gone. kube-apiserver closes a watch whose client
- * falls behind (its watch cache drops unresponsive watchers): this process, creating pods 32 at a time
- * on 2 shared cores, is such a client, and a plain watch then saw only some 500 of 1,000 pods bound.
- * How often it resumed is reported: a resumed watch delivers late events, so latencies can only grow.
- */
-function follow(cl: Client, path: string, rv: string, signal: AbortSignal, onObject: (o: any) => void) {
-  const counts = { resumed: 0, relisted: 0 };
-  void (async () => {
-    let from = rv;
-    while (!signal.aborted) {
-      let gone = false;
-      await cl.watch(
-        `${path}?watch=true&allowWatchBookmarks=true&resourceVersion=${from}`,
-        (ev) => {
-          if (ev.type === 'ERROR') {
-            if (ev.object?.code === 410) gone = true;
-            return;
-          }
-          if (ev.object?.metadata?.resourceVersion) from = ev.object.metadata.resourceVersion;
-          if (ev.type !== 'BOOKMARK') onObject(ev.object);
-        },
-        signal,
-      );
-      if (signal.aborted) break;
-      counts.resumed++;
-      if (gone) {
-        counts.relisted++;
-        const l = await cl.request('GET', path);
-        for (const o of l.body.items ?? []) onObject(o);
-        from = l.body.metadata.resourceVersion;
-      }
-    }
-  })();
-  return counts;
-}
-
-/** Renews every node's Lease each LEASE_RENEW_MS, as kubelets do: PUT with the last version seen. */
-function leaseRenewer(cl: Client, leases: Map<string, any>) {
-  const path = (n: string) => `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${n}`;
-  let running: Promise<void> | undefined;
-  const renewAll = async () => {
-    if (running) return; // a slow round is not doubled up
-    let done!: () => void;
-    running = new Promise((r) => (done = r));
-    try {
-      const names = [...leases.keys()];
-      await drive(names.length, 8, async (i) => {
-        const name = names[i]!;
-        const cur = leases.get(name);
-        const next = { ...cur, spec: { ...cur.spec, renewTime: new Date().toISOString().replace('Z', '000Z') } };
-        let r = await cl.request('PUT', path(name), next);
-        if (r.status === 409) {
-          const fresh = must(await cl.request('GET', path(name)), 200).body;
-          r = await cl.request('PUT', path(name), { ...fresh, spec: next.spec });
-        }
-        if (r.status === 200) leases.set(name, r.body);
-        else console.error(`lease ${name}: ${r.status}`);
-      });
-    } finally {
-      running = undefined;
-      done();
-    }
-  };
-  const timer = setInterval(() => void renewAll().catch((e) => console.error('lease renewal:', e)), LEASE_RENEW_MS);
-  // Stopping waits for a round in flight, so closing the client after it cuts no renewal short.
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
-}
-
 async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
   const cl = apiClient(cp.dir, cp.url, { maxSockets: CREATE_CONCURRENCY + 16 });
   const ns = 'bench';
   must(await cl.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }), 201, 409);
-  must(await cl.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-node-lease' } }), 201, 409);
   // Kubernetes' ServiceAccount admission rejects pods until their service account exists (the
   // controller-manager would create it); create it on both sides (409: the side made it already).
   must(await cl.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }), 201, 409);
@@ -336,28 +262,7 @@ async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
 
   // Nodes: what a kubelet registers (capacity, Ready), and the Lease it then renews.
   const tReg = performance.now();
-  const leases = new Map<string, any>();
-  await drive(NODES, CREATE_CONCURRENCY, async (i) => {
-    const name = `bench-node-${i}`;
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const capacity = { cpu: '4', memory: '16Gi', pods: '110' };
-    must(
-      await cl.request('POST', '/api/v1/nodes', {
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name, labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' } },
-        status: {
-          capacity,
-          allocatable: capacity,
-          conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'bench node', lastHeartbeatTime: now, lastTransitionTime: now }],
-          addresses: [{ type: 'InternalIP', address: `10.250.${Math.floor(i / 256)}.${i % 256}` }],
-        },
-      }),
-      201,
-    );
-    const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace('Z', '000Z') } };
-    leases.set(name, must(await cl.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', lease), 201).body);
-  });
+  const leases = await registerNodes(cl, NODES, CREATE_CONCURRENCY);
   const registerS = (performance.now() - tReg) / 1000;
   const stopRenewing = leaseRenewer(cl, leases);
   await sleep(2000); // let the scheduler's node cache fill before the clock starts

@@ -55,7 +55,9 @@ export function apiClient(dataDir: string, url: string, opts: { maxSockets?: num
           port: base.port,
           method,
           path,
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', ...headers },
+          // content-length: Node frames no body of a DELETE by default (no chunked encoding for it), and
+          // the server would read the body as the connection's next request.
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', ...(data === undefined ? {} : { 'content-length': Buffer.byteLength(data) }), ...headers },
         },
         (res) => {
           let text = '';
