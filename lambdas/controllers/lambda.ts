@@ -8,6 +8,8 @@ import type { Controller, ControllerContext } from './controller.ts';
 import { namespaceController } from './namespace.ts';
 import { crdController } from './crd.ts';
 import { replicationController } from './replication.ts';
+import { daemonSetController } from './daemonset.ts';
+import { statefulSetController } from './statefulset.ts';
 import { garbageCollector } from './garbagecollector.ts';
 import { endpointsController } from './endpoints.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
@@ -20,6 +22,8 @@ export const controllers: Controller[] = [
   namespaceController,
   crdController,
   replicationController,
+  daemonSetController,
+  statefulSetController,
   garbageCollector,
   endpointsController,
   nodeLifecycleController,

@@ -27,6 +27,8 @@ import { namespaceController } from '../controllers/namespace.ts';
 import { crdController } from '../controllers/crd.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
 import { replicationController } from '../controllers/replication.ts';
+import { daemonSetController } from '../controllers/daemonset.ts';
+import { statefulSetController } from '../controllers/statefulset.ts';
 import { garbageCollector } from '../controllers/garbagecollector.ts';
 import { endpointsController } from '../controllers/endpoints.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
@@ -143,6 +145,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     crdController,
     createScheduler(),
     replicationController,
+    daemonSetController,
+    statefulSetController,
     garbageCollector,
     endpointsController,
     nodeLifecycleController,
