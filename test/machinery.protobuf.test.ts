@@ -565,13 +565,20 @@ describe('decodeProtobufObject: bodies the real kubectl sends', () => {
     expect(stored.spec.nodeName).toBe('pb-node');
   });
 
-  it('kubectl drain: pods are deleted with protobuf DeleteOptions', async () => {
+  it('kubectl drain: pods are evicted (policy/v1 Eviction with the DeleteOptions), and Evictions decode from protobuf', async () => {
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'victim', namespace: 'pb' }, spec: { nodeName: 'pb-node', containers: [{ name: 'c', image: 'busybox' }] } };
     expect((await cluster.kubectl(['create', '-f', '-'], JSON.stringify(pod))).code).toBe(0);
-    const sent = await protobufBodies(['drain', 'pb-node', '--force', '--ignore-daemonsets', '--grace-period=0', '--timeout=30s']);
-    const deletes = sent.filter((s) => s.method === 'DELETE' && s.url.startsWith('/api/v1/namespaces/pb/pods/victim'));
-    expect(deletes.length).toBeGreaterThanOrEqual(1);
-    expect(decodeProtobufObject(deletes[0]!.body)).toEqual({ apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 });
+    await protobufBodies(['drain', 'pb-node', '--force', '--ignore-daemonsets', '--grace-period=0', '--timeout=30s']);
+    // Discovery lists pods/eviction (policy/v1 Eviction), so drain evicts rather than deletes. kubectl 1.32
+    // posts the Eviction as JSON; other clientsets may send it as protobuf, which decodes to the same object.
+    const evictions = log.filter((s) => s.method === 'POST' && s.url.startsWith('/api/v1/namespaces/pb/pods/victim/eviction'));
+    expect(evictions.length).toBeGreaterThanOrEqual(1);
+    const eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'victim', namespace: 'pb' }, deleteOptions: { gracePeriodSeconds: 0 } };
+    const sentBody = evictions[0]!.contentType === PROTOBUF_CONTENT_TYPE ? decodeProtobufObject(evictions[0]!.body) : JSON.parse(evictions[0]!.body.toString('utf8'));
+    expect(sentBody).toMatchObject(eviction);
+    expect(log.filter((s) => s.method === 'DELETE' && s.url.startsWith('/api/v1/namespaces/pb/pods/victim'))).toEqual([]);
+    const pb = body('Eviction', 'Eviction', { metadata: gogoMeta('victim', 'pb'), deleteOptions: { gracePeriodSeconds: 0 } }, 'policy/v1');
+    expect(decodeProtobufObject(pb)).toEqual(eviction);
     const gone = await cluster.kubectl(['get', 'pod', 'victim', '-n', 'pb']);
     expect(gone.stderr).toContain('NotFound');
   });

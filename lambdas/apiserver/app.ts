@@ -31,6 +31,7 @@ import {
   versionInfo,
 } from './discovery.ts';
 import { openapiV3Response } from './openapi.ts';
+import { decodeEviction, evictPod } from './eviction.ts';
 import { openapiV2Response } from './openapi-v2.ts';
 import {
   allowAuthenticated,
@@ -297,6 +298,12 @@ export class ApiServer {
         return this.watch(req, res, ns, name);
       case 'create': {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
+        if (sub === 'eviction') {
+          // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
+          const ev = decodeEviction(parseBody(req), name!);
+          const status = await evictPod(reg, ns!, name!, { ...deleteOptionsFrom(ev.deleteOptions), dryRun: dryRun || ev.dryRun });
+          return jsonResponse(status.code, status);
+        }
         // A kind that is never stored (TokenReview) computes its answer.
         const computed = kindFor(res).create;
         if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token) }));
@@ -567,7 +574,7 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
     else if (m === 'POST') verb = 'create';
     else if (m === 'DELETE') verb = 'deletecollection';
     else throw errors.methodNotAllowed();
-  } else if (subresource === 'binding') {
+  } else if (subresource === 'binding' || subresource === 'eviction') {
     if (m !== 'POST') throw errors.methodNotAllowed();
     verb = 'create';
   } else {
@@ -698,7 +705,11 @@ function deleteOptions(req: ApiRequest): DeleteOptions {
     if (!isObject(b)) throw errors.badRequest('DeleteOptions must be an object');
     body = b;
   }
-  const q = req.query;
+  return deleteOptionsFrom(body, req.query);
+}
+
+/** DeleteOptions from a body (a DELETE's, or an Eviction's deleteOptions) and the query's parameters. */
+function deleteOptionsFrom(body: Record<string, any>, q = new URLSearchParams()): DeleteOptions {
   const grace = q.get('gracePeriodSeconds') ?? body.gracePeriodSeconds;
   let policy = q.get('propagationPolicy') ?? body.propagationPolicy;
   if (policy === undefined && body.orphanDependents !== undefined) policy = body.orphanDependents ? 'Orphan' : 'Background';
@@ -743,7 +754,12 @@ function decodeScale(req: ApiRequest): any {
 }
 
 export function errorResponse(e: unknown): ApiResponse {
-  if (e instanceof ApiError) return jsonResponse(e.code, e.status);
+  if (e instanceof ApiError) {
+    // As kube-apiserver's ErrorNegotiated: a Status that asks for a delay says so in Retry-After too (client-go
+    // then retries by itself; a 429 without it, an eviction blocked by a PDB, is the caller's to retry).
+    const after = e.status.details?.retryAfterSeconds;
+    return jsonResponse(e.code, e.status, after && after > 0 ? { 'retry-after': String(after) } : undefined);
+  }
   if (e instanceof StorageError && e.code === 'TooLarge') {
     // kube-apiserver answers an object etcd will not hold (request is too large) with 413 too.
     return jsonResponse(413, new ApiError('RequestEntityTooLarge', `Request entity too large: ${e.message}`).status);

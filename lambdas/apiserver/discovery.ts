@@ -128,6 +128,9 @@ interface SubresourceFacts {
 export const SUBRESOURCES: Readonly<Record<string, SubresourceFacts>> = {
   status: { verbs: ['get', 'patch', 'update'] },
   binding: { kind: 'Binding', verbs: ['create'] },
+  // pods/eviction speaks policy/v1 Eviction (kube's EvictionREST.GroupVersionKind), which kubectl drain
+  // looks for in /api/v1 before it evicts rather than deletes.
+  eviction: { group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] },
   scale: { group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] },
   finalize: { verbs: ['update'] },
   log: { kind: 'Pod', verbs: ['get'] },

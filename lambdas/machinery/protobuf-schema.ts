@@ -103,6 +103,8 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   },
   LocalObjectReference: { name: [1, S] },
   Binding: { metadata: [1, 'ObjectMeta'], target: [2, 'ObjectReference'] },
+  // policy/v1 (and v1beta1) Eviction: what kubectl drain posts to pods/eviction.
+  Eviction: { metadata: [1, 'ObjectMeta'], deleteOptions: [2, 'DeleteOptions', 'p'] },
 
   // --- core/v1: Service ---
   Service: { metadata: [1, 'ObjectMeta'], spec: [2, 'ServiceSpec'], status: [3, 'ServiceStatus'] },
@@ -450,6 +452,7 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   Service: { message: 'Service', apiVersions: ['v1'] },
   Pod: { message: 'Pod', apiVersions: ['v1'] },
   Binding: { message: 'Binding', apiVersions: ['v1'] },
+  Eviction: { message: 'Eviction', apiVersions: ['policy/v1', 'policy/v1beta1'] },
   PriorityClass: { message: 'PriorityClass', apiVersions: ['scheduling.k8s.io/v1'] },
   PodDisruptionBudget: { message: 'PodDisruptionBudget', apiVersions: ['policy/v1'] },
   Ingress: { message: 'Ingress', apiVersions: ['networking.k8s.io/v1'] },

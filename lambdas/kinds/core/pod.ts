@@ -351,7 +351,7 @@ function gracePeriodSeconds(pod: KubeObject, requested: number | undefined): num
 }
 
 export const pod: KindStrategy = {
-  info: resourceInfo('', 'v1', 'Pod', 'pods', true, { shortNames: ['po'], categories: ['all'], subresources: ['status', 'binding', 'log'] }),
+  info: resourceInfo('', 'v1', 'Pod', 'pods', true, { shortNames: ['po'], categories: ['all'], subresources: ['status', 'binding', 'eviction', 'log'] }),
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: true },
   defaults: defaultPod,
   validate: (errs, o) => validatePodSpec(errs, obj(o.spec), 'spec', { isPod: true }),

@@ -1,6 +1,9 @@
 // PodDisruptionBudget (policy/v1): pkg/registry/policy/poddisruptionbudget. Stored and validated, with a
-// status subresource; the disruption controller that fills its status and the eviction API that honours
-// it are not there yet, so its status stays what a create leaves (all zero) or a client writes.
+// status subresource. Its status is the disruption controller's (controllers/disruption.ts: expected,
+// healthy and desired pod counts, disruptionsAllowed, the DisruptionAllowed condition), spent by the
+// pods/eviction subresource (apiserver/eviction.ts), which decrements disruptionsAllowed and records the
+// pod in status.disruptedPods. Both set the condition through setDisruptionAllowedCondition below
+// (component-helpers' pdbhelper), so they agree on it.
 
 import { ensureObject } from '../../machinery/defaulting.ts';
 import { labelSelectorJSON, validateConditions, validateLabelSelector } from '../../machinery/metav1-validation.ts';
@@ -90,3 +93,59 @@ export const podDisruptionBudget: KindStrategy = {
     }),
   },
 };
+
+/** The DisruptionAllowed condition's type and reasons (policy/v1). */
+export const DISRUPTION_ALLOWED = 'DisruptionAllowed';
+export const SUFFICIENT_PODS = 'SufficientPods';
+export const INSUFFICIENT_PODS = 'InsufficientPods';
+export const SYNC_FAILED = 'SyncFailed';
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * apimachinery's meta.SetStatusCondition: adds the condition, or updates the one of its type; the
+ * transition time moves only when the status changes, so setting what is already there changes nothing.
+ */
+export function setStatusCondition(status: Obj, c: Omit<Condition, 'lastTransitionTime'>, now: Date): void {
+  const conds: Condition[] = Array.isArray(status.conditions) ? status.conditions : (status.conditions = []);
+  const cur = conds.find((x) => x?.type === c.type);
+  const gen = c.observedGeneration ? { observedGeneration: c.observedGeneration } : {};
+  if (!cur) {
+    conds.push({ type: c.type, status: c.status, ...gen, lastTransitionTime: rfc3339(now), reason: c.reason, message: c.message });
+    return;
+  }
+  if (cur.status !== c.status) {
+    cur.status = c.status;
+    cur.lastTransitionTime = rfc3339(now);
+  }
+  cur.reason = c.reason;
+  cur.message = c.message;
+  if (c.observedGeneration) cur.observedGeneration = c.observedGeneration;
+  else delete cur.observedGeneration;
+}
+
+/** pdbhelper.UpdateDisruptionAllowedCondition: True/SufficientPods while disruptions are allowed. */
+export function setDisruptionAllowedCondition(status: Obj, now: Date): void {
+  const allowed = (status.disruptionsAllowed ?? 0) > 0;
+  setStatusCondition(
+    status,
+    { type: DISRUPTION_ALLOWED, status: allowed ? 'True' : 'False', reason: allowed ? SUFFICIENT_PODS : INSUFFICIENT_PODS, message: '', observedGeneration: status.observedGeneration },
+    now,
+  );
+}
+
+/** pdbhelper.ConditionsAreUpToDate: the condition says what disruptionsAllowed says, for this generation. */
+export function disruptionConditionUpToDate(status: Obj): boolean {
+  const c = (Array.isArray(status.conditions) ? status.conditions : []).find((x: any) => x?.type === DISRUPTION_ALLOWED);
+  if (!c || (c.observedGeneration ?? 0) !== (status.observedGeneration ?? 0)) return false;
+  return (status.disruptionsAllowed ?? 0) > 0 ? c.status === 'True' && c.reason === SUFFICIENT_PODS : c.status === 'False' && c.reason === INSUFFICIENT_PODS;
+}
