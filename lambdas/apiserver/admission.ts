@@ -10,6 +10,7 @@ import type { Registry } from './registry.ts';
 import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
+import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -57,7 +58,9 @@ export const namespaceLifecycle: AdmissionPlugin = {
 
 // DefaultTolerationSeconds: pods tolerate not-ready/unreachable nodes for 300 s before eviction.
 // Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission];
+// DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
+// their protection finalizers (admission-storage.ts).
+export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

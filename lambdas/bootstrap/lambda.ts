@@ -20,6 +20,7 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { ADMIN_USER, BOOTSTRAP_USER, newToken, revokeToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
 import { Registry } from '../apiserver/registry.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
+import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import type { Backend } from '../storage/backend.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 
@@ -102,11 +103,16 @@ async function ensureTokens(deps: BootstrapDeps, params: { name: string; user: U
   }
 }
 
-/** The objects every cluster starts with that kube-apiserver makes itself: the system PriorityClasses. */
+/**
+ * The objects every cluster starts with: the system PriorityClasses kube-apiserver makes itself, and the
+ * default StorageClass `local-path` (as k3s ships it).
+ */
 async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
   const backend = deps.backend();
   try {
-    await ensureSystemPriorityClasses(new Registry(backend));
+    const registry = new Registry(backend);
+    await ensureSystemPriorityClasses(registry);
+    await ensureDefaultStorageClass(registry);
   } finally {
     await backend.close();
   }

@@ -20,6 +20,7 @@ import { ADMIN_USER, newToken, storeToken, TokenAuthenticator } from '../apiserv
 import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
+import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
@@ -133,6 +134,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
   await ensureSystemPriorityClasses(api.registry);
+  await ensureDefaultStorageClass(api.registry);
   // The loops' apiserver (a second one on its own store handle, when asked for) follows the CRDs too:
   // the loops ask it which kinds are served (custom resources included) without reading the store.
   const loopsApi = opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api;

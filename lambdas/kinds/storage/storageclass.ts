@@ -1,7 +1,10 @@
-// StorageClass (storage.k8s.io/v1): pkg/registry/storage/storageclass. Stored only: Skiff has no
-// PersistentVolumes or provisioners yet, so no class is acted on.
+// StorageClass (storage.k8s.io/v1): pkg/registry/storage/storageclass. Every cluster starts with one,
+// the default `local-path` (ensureDefaultStorageClass): rancher's local-path provisioner's class, whose
+// volumes are directories on the node the claim's first pod is scheduled to (controllers/local-path.ts).
 
 import { Buffer } from 'node:buffer';
+import type { Registry } from '../../apiserver/registry.ts';
+import { ApiError } from '../../machinery/status.ts';
 import { ageCol, col, doc, nameCol, since, str } from '../../machinery/table.ts';
 import { isObject } from '../../machinery/types.ts';
 import { arr, jsonEqual, labelKeyErrors, nameIsDNSSubdomain, obj, present, strOf, type ErrorList } from '../../machinery/validation.ts';
@@ -109,3 +112,28 @@ export const storageClass: KindStrategy = {
     }),
   },
 };
+
+/** The provisioner name of the local-path class (rancher/local-path-provisioner's). */
+export const LOCAL_PATH_PROVISIONER = 'rancher.io/local-path';
+export const LOCAL_PATH_CLASS = 'local-path';
+
+/** The default class every cluster starts with, as k3s ships it. */
+export function localPathStorageClass(): Obj {
+  return {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: LOCAL_PATH_CLASS, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: LOCAL_PATH_PROVISIONER,
+    reclaimPolicy: 'Delete',
+    volumeBindingMode: 'WaitForFirstConsumer',
+  };
+}
+
+/** Creates the local-path class unless it exists (a user may have changed or removed its default mark: kept). */
+export async function ensureDefaultStorageClass(registry: Pick<Registry, 'create'>): Promise<void> {
+  try {
+    await registry.create(storageClass.info, undefined, localPathStorageClass() as any);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+  }
+}
