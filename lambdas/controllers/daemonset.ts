@@ -330,7 +330,7 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
   }
   // History: revisions no pod uses, beyond the limit, go (cleanupHistory).
   const live = new Set(owned.map((p) => p.metadata.labels?.[REVISION_LABEL] ?? ''));
-  await truncateHistory(ctx, ds, history.revisions, live, new Set([history.update.metadata.name!]));
+  await truncateHistory(ctx, ds, history.revisions, live, new Set([history.update.metadata.name!]), true);
 
   // Status (updateDaemonSetStatus).
   let desired = 0;

@@ -141,12 +141,19 @@ export async function currentRevision(ctx: ControllerContext, owner: KubeObject,
 
 /**
  * Deletes the oldest revisions beyond spec.revisionHistoryLimit (default 10) that no live pod uses and
- * that are not `keep` (the current and update revisions): kube's cleanupHistory / truncateHistory.
+ * that are not `keep` (the current and update revisions). The two kube controllers count differently:
+ * the StatefulSet's truncateHistory keeps `limit` revisions besides the live ones; the DaemonSet's
+ * cleanupHistory counts the live ones towards the limit too (`liveCount`), so fewer idle ones stay.
  */
-export async function truncateHistory(ctx: ControllerContext, owner: KubeObject, revisions: KubeObject[], live: Set<string>, keep: Set<string>): Promise<void> {
+export async function truncateHistory(ctx: ControllerContext, owner: KubeObject, revisions: KubeObject[], live: Set<string>, keep: Set<string>, liveCount = false): Promise<void> {
   const limit: number = owner.spec?.revisionHistoryLimit ?? 10;
-  const idle = revisions.filter((r) => !keep.has(r.metadata.name!) && !live.has(r.metadata.name!) && !live.has(r.metadata.labels?.[REVISION_LABEL] ?? ''));
-  for (const r of idle.slice(0, Math.max(0, idle.length - limit))) {
+  const isLive = (r: KubeObject) => live.has(r.metadata.name!) || live.has(r.metadata.labels?.[REVISION_LABEL] ?? '');
+  const old = revisions.filter((r) => !keep.has(r.metadata.name!) && (liveCount || !isLive(r)));
+  let toKill = old.length - limit;
+  for (const r of old) {
+    if (toKill <= 0) break;
+    if (isLive(r)) continue;
+    toKill--;
     try {
       await ctx.registry.delete(controllerRevisions, owner.metadata.namespace, r.metadata.name!, { preconditions: { uid: r.metadata.uid } });
     } catch (e) {
