@@ -5,6 +5,7 @@
 // writes the pod's status if it changed. Running it twice, or after the agent restarted, is harmless:
 // every step first looks whether it is done already.
 
+import { runPreStop } from './lifecycle.ts';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { ContainerCreateOptions } from 'dockerode';
@@ -83,7 +84,7 @@ export class PodWorker {
     const ref: PodRef = { uid: pod.metadata.uid!, namespace: pod.metadata.namespace!, name: pod.metadata.name! };
     if (pod.metadata.deletionTimestamp) {
       for (const r of runs) if (r.name !== PAUSE && r.state === 'running') this.event(pod, 'Normal', 'Killing', `Stopping container ${r.name}`);
-      await this.terminate(ref, runs, gracePeriod(pod));
+      await this.terminate(ref, runs, gracePeriod(pod), pod);
       await this.finishDeletion(pod);
       return {};
     }
@@ -361,10 +362,22 @@ export class PodWorker {
     return { configMaps, secrets };
   }
 
-  /** Stops every container of a pod (SIGTERM, then SIGKILL after the grace period) and removes them. */
-  async terminate(ref: PodRef, runs: RunRecord[], graceSeconds: number): Promise<void> {
+  /**
+   * Stops every container of a pod (its preStop hook, then SIGTERM, then SIGKILL after what is left of the
+   * grace period: lifecycle.ts) and removes them. Without the pod (an orphaned container) there are no hooks.
+   */
+  async terminate(ref: PodRef, runs: RunRecord[], graceSeconds: number, pod?: KubeObject): Promise<void> {
     const apps = runs.filter((r) => r.name !== PAUSE && r.state === 'running');
-    await Promise.all(apps.map((r) => this.o.runtime.stop(r.id, graceSeconds)));
+    const specs = new Map<string, Record<string, any>>((pod?.spec?.containers ?? []).map((c: Record<string, any>) => [c.name, c]));
+    await Promise.all(
+      apps.map(async (r) => {
+        const spec = specs.get(r.name);
+        const target = { podIP: pod?.status?.podIP ?? '', containerPorts: spec?.ports ?? [], exec: (cmd: string[], ms: number) => this.o.runtime.exec(r.id, cmd, ms) };
+        const hook = await runPreStop(spec, graceSeconds, target);
+        if (hook.error && pod) this.event(pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${hook.error}`);
+        await this.o.runtime.stop(r.id, hook.graceLeft);
+      }),
+    );
     await Promise.all(runs.map((r) => this.o.runtime.remove(r.id)));
     for (const r of runs) this.o.probes.forget(r.id);
     for (const k of this.waiting.keys()) if (k.startsWith(`${ref.uid}/`)) this.waiting.delete(k);
