@@ -32,6 +32,8 @@ interface Case {
 }
 
 const meta = (name: string, namespace?: string) => ({ name, ...(namespace ? { namespace } : {}) });
+/** An apps/v1 workload's pod template with these labels. */
+const appsTemplate = (labels: Record<string, string>) => ({ metadata: { labels }, spec: { containers: [{ name: 'app', image: 'nginx' }] } });
 
 const widgetsSpec = {
   group: 'example.com',
@@ -100,6 +102,82 @@ const CASES: Case[] = [
       spec: { template: { metadata: { labels: { app: 'web' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: 'nginx' }] } } },
     },
     message: 'ReplicationController "web" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always"',
+  },
+  {
+    kind: 'Deployment',
+    group: 'apps',
+    resource: 'deployments',
+    valid: { metadata: meta('web', 'default'), spec: { selector: { matchLabels: { app: 'web' } }, template: appsTemplate({ app: 'web' }) } },
+    defaulted: {
+      spec: {
+        replicas: 1,
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } },
+        revisionHistoryLimit: 10,
+        progressDeadlineSeconds: 600,
+        template: { spec: { restartPolicy: 'Always', dnsPolicy: 'ClusterFirst' } },
+      },
+      status: {},
+    },
+    invalid: { metadata: meta('web', 'default'), spec: { selector: { matchLabels: { app: 'web' } }, template: appsTemplate({ app: 'other' }) } },
+    message: 'Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: {"app":"other"}: `selector` does not match template `labels`',
+  },
+  {
+    kind: 'ReplicaSet',
+    group: 'apps',
+    resource: 'replicasets',
+    valid: { metadata: meta('web', 'default'), spec: { selector: { matchLabels: { app: 'web' } }, template: appsTemplate({ app: 'web' }) } },
+    defaulted: { spec: { replicas: 1, template: { spec: { restartPolicy: 'Always' } } }, status: { replicas: 0 } },
+    invalid: { metadata: meta('web', 'default'), spec: { selector: {}, template: appsTemplate({ app: 'web' }) } },
+    message: 'ReplicaSet.apps "web" is invalid: spec.selector: Invalid value: {}: empty selector is invalid for deployment',
+  },
+  {
+    kind: 'DaemonSet',
+    group: 'apps',
+    resource: 'daemonsets',
+    valid: { metadata: meta('agent', 'default'), spec: { selector: { matchLabels: { app: 'agent' } }, template: appsTemplate({ app: 'agent' }) } },
+    defaulted: {
+      metadata: { annotations: { 'deprecated.daemonset.template.generation': '1' } },
+      spec: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } }, revisionHistoryLimit: 10 },
+      status: { currentNumberScheduled: 0, numberMisscheduled: 0, desiredNumberScheduled: 0, numberReady: 0 },
+    },
+    invalid: {
+      metadata: meta('agent', 'default'),
+      spec: {
+        selector: { matchLabels: { app: 'agent' } },
+        template: appsTemplate({ app: 'agent' }),
+        updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 0 } },
+      },
+    },
+    message: 'DaemonSet.apps "agent" is invalid: spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0',
+  },
+  {
+    kind: 'StatefulSet',
+    group: 'apps',
+    resource: 'statefulsets',
+    valid: { metadata: meta('db', 'default'), spec: { serviceName: 'db', selector: { matchLabels: { app: 'db' } }, template: appsTemplate({ app: 'db' }) } },
+    defaulted: {
+      spec: {
+        replicas: 1,
+        podManagementPolicy: 'OrderedReady',
+        updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 0 } },
+        revisionHistoryLimit: 10,
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      },
+      status: { replicas: 0, availableReplicas: 0 },
+    },
+    invalid: {
+      metadata: meta('db', 'default'),
+      spec: { podManagementPolicy: 'Sometimes', selector: { matchLabels: { app: 'db' } }, template: appsTemplate({ app: 'db' }) },
+    },
+    message: "StatefulSet.apps \"db\" is invalid: spec.podManagementPolicy: Invalid value: \"Sometimes\": must be 'OrderedReady' or 'Parallel'",
+  },
+  {
+    kind: 'ControllerRevision',
+    group: 'apps',
+    resource: 'controllerrevisions',
+    valid: { metadata: meta('agent-5d8f', 'default'), data: { spec: { template: { $patch: 'replace' } } }, revision: 1 },
+    invalid: { metadata: meta('agent-5d8f', 'default'), revision: 1 },
+    message: 'ControllerRevision.apps "agent-5d8f" is invalid: data: Required value: data is mandatory',
   },
   {
     kind: 'Node',

@@ -8,29 +8,19 @@
 import { ensureObject } from '../../machinery/defaulting.ts';
 import { labelSelectorJSON, validateConditions, validateLabelSelector } from '../../machinery/metav1-validation.ts';
 import { ageCol, col, int, nameCol, since, str } from '../../machinery/table.ts';
-import { GoStruct, obj, present, regexError, type ErrorList } from '../../machinery/validation.ts';
+import { GoStruct, obj, present, type ErrorList } from '../../machinery/validation.ts';
+// ValidatePositiveIntOrPercent and IsNotMoreThan100Percent: kube's policy validation uses apps validation's.
+import { validateIntOrPercent } from '../apps/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 
 type Obj = Record<string, any>;
 
 const EVICTION_POLICIES = ['AlwaysAllow', 'IfHealthyBudget'];
-const PERCENT_FMT = '[0-9]+%';
-const percentRe = new RegExp(`^${PERCENT_FMT}$`);
 /** The status counts are int32 without omitempty: a PDB always shows them. */
 const STATUS_COUNTS = ['currentHealthy', 'desiredHealthy', 'disruptionsAllowed', 'expectedPods'];
 
 /** An IntOrString as encoding/json writes it. */
 const intOrStringJSON = (v: unknown): string => (present(v) ? JSON.stringify(v) : 'null');
-
-/** ValidatePositiveIntOrPercent and IsNotMoreThan100Percent (apps validation). */
-function validateIntOrPercent(errs: ErrorList, v: unknown, path: string): void {
-  if (typeof v === 'string') {
-    if (!percentRe.test(v)) errs.invalid(path, v, regexError("a valid percent string must be a numeric string followed by an ending '%'", PERCENT_FMT, '1%', '93%'));
-    else if (Number(v.slice(0, -1)) > 100) errs.invalid(path, v, 'must not be greater than 100%');
-  } else if (typeof v === 'number' && v < 0) {
-    errs.invalid(path, v, 'must be greater than or equal to 0');
-  }
-}
 
 function validatePodDisruptionBudget(errs: ErrorList, pdb: Obj): void {
   const spec = obj(pdb.spec);
