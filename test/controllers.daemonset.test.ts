@@ -183,7 +183,7 @@ for (const [label, makeStore, enabled] of backends) {
         const pods = await podsOf(ctx);
         expect(pods.filter((p) => p.status?.phase === 'Running').length).toBeGreaterThanOrEqual(2);
         await runAll(ctx);
-        if (pods.length === 3 && pods.every((p) => p.metadata.labels['controller-revision-hash'] === v2 && p.status?.phase === 'Running')) break;
+        if (pods.length === 3 && pods.every((p) => p.metadata.labels?.['controller-revision-hash'] === v2 && p.status?.phase === 'Running')) break;
       }
       await dsc.reconcile('default/roll', ctx);
       expect(Object.values(await byNode(ctx)).map((p: any) => p.spec.containers[0].image)).toEqual(['busybox:2', 'busybox:2', 'busybox:2']);

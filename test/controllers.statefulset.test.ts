@@ -52,7 +52,7 @@ function stsObj(name: string, replicas: number, extra: Record<string, unknown> =
 }
 
 const podsOf = async (ctx: ControllerContext) => (await ctx.registry.list(podsRes, 'default')).items.filter((p) => !p.metadata.deletionTimestamp);
-const names = async (ctx: ControllerContext) => (await podsOf(ctx)).map((p) => p.metadata.name).sort();
+const names = async (ctx: ControllerContext) => (await podsOf(ctx)).map((p) => p.metadata.name!).sort();
 const getSet = (ctx: ControllerContext, name: string) => ctx.registry.get(stsRes, 'default', name);
 
 async function setReady(ctx: ControllerContext): Promise<void> {
