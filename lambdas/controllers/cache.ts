@@ -12,6 +12,7 @@
 
 import type { Registry } from '../apiserver/registry.ts';
 import { ApiError } from '../machinery/status.ts';
+import { labelSelectorFromMetav1 } from '../machinery/selectors.ts';
 import type { ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 
@@ -21,7 +22,11 @@ export type IndexName =
   | 'controller'
   /** Pods: spec.nodeName. */
   | 'node'
-  /** Services: "namespace/key=value" for each pair of spec.selector; see servicesSelecting. */
+  /**
+   * Services: "namespace/key=value" for each pair of spec.selector; see servicesSelecting. Objects whose
+   * spec.selector is a metav1 LabelSelector (PodDisruptionBudgets, ReplicaSets...): each pair of its
+   * matchLabels, or "namespace/*" when it has none (it may select anything); see selectorsMatching.
+   */
   | 'selector'
   /** Every kind: "namespace/key=value" for each label; see objectsSelectedBy (a Service's pods). */
   | 'label'
@@ -40,7 +45,10 @@ export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
   selector: (o) => {
     const sel = o.spec?.type !== 'ExternalName' ? o.spec?.selector : undefined;
     if (!sel || typeof sel !== 'object') return [];
-    return Object.entries(sel).map(([k, v]) => `${o.metadata.namespace}/${k}=${v}`);
+    const pairs = isLabelSelector(sel) ? Object.entries(sel.matchLabels ?? {}) : Object.entries(sel);
+    // No pair to look it up by: under "*" (an empty Service selector selects nothing; servicesSelecting never asks for "*").
+    if (!pairs.length) return [`${o.metadata.namespace}/*`];
+    return pairs.map(([k, v]) => `${o.metadata.namespace}/${k}=${v}`);
   },
   label: (o) => Object.entries(o.metadata.labels ?? {}).map(([k, v]) => `${o.metadata.namespace ?? ''}/${k}=${v}`),
   owner: (o) =>
@@ -48,6 +56,9 @@ export const INDEXERS: Record<IndexName, (o: KubeObject) => string[]> = {
       .filter((r: any) => typeof r?.uid === 'string')
       .flatMap((r: any) => [`${o.metadata.namespace ?? ''}/${r.uid}`, `*/${r.uid}`]),
 };
+
+/** A metav1 LabelSelector ({matchLabels, matchExpressions}) rather than a Service's map of labels. */
+const isLabelSelector = (sel: any) => (sel.matchLabels !== null && typeof sel.matchLabels === 'object') || Array.isArray(sel.matchExpressions);
 
 export interface ObjectReader {
   get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined>;
@@ -75,6 +86,30 @@ export async function servicesSelecting(reader: ObjectReader, services: Resource
     for (const svc of await reader.byIndex(services, 'selector', `${namespace}/${k}=${v}`)) {
       const sel: Record<string, string> = svc.spec.selector;
       if (Object.entries(sel).every(([sk, sv]) => labels![sk] === sv)) found.set(svc.metadata.name!, svc);
+    }
+  }
+  return [...found.values()];
+}
+
+/**
+ * The objects of a kind whose metav1 LabelSelector (spec.selector: the PodDisruptionBudgets of a pod)
+ * selects these labels: candidates from the selector index (a matchLabels pair in common, or no
+ * matchLabels at all), then checked whole. A missing selector selects nothing, an empty one everything,
+ * an invalid one nothing. Costs in proportion to the labels and those candidates.
+ */
+export async function selectorsMatching(reader: ObjectReader, res: ResourceInfo, namespace: string, labels: Record<string, string> | undefined): Promise<KubeObject[]> {
+  const found = new Map<string, KubeObject>();
+  const values = [...Object.entries(labels ?? {}).map(([k, v]) => `${namespace}/${k}=${v}`), `${namespace}/*`];
+  for (const value of values) {
+    for (const o of await reader.byIndex(res, 'selector', value)) {
+      if (found.has(o.metadata.name!)) continue;
+      let matches = false;
+      try {
+        matches = labelSelectorFromMetav1(o.spec?.selector).matches(labels ?? {});
+      } catch {
+        // An invalid selector selects nothing.
+      }
+      if (matches) found.set(o.metadata.name!, o);
     }
   }
   return [...found.values()];

@@ -12,6 +12,8 @@ import { daemonSetController } from './daemonset.ts';
 import { statefulSetController } from './statefulset.ts';
 import { garbageCollector } from './garbagecollector.ts';
 import { endpointsController } from './endpoints.ts';
+import { persistentVolumeController } from './persistentvolume.ts';
+import { disruptionController } from './disruption.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
@@ -26,6 +28,8 @@ export const controllers: Controller[] = [
   statefulSetController,
   garbageCollector,
   endpointsController,
+  persistentVolumeController,
+  disruptionController,
   nodeLifecycleController,
   nodeIpamControllerFromEnv(),
   ...(routeController ? [routeController] : []),

@@ -32,6 +32,8 @@ import { daemonSetController } from '../controllers/daemonset.ts';
 import { statefulSetController } from '../controllers/statefulset.ts';
 import { garbageCollector } from '../controllers/garbagecollector.ts';
 import { endpointsController } from '../controllers/endpoints.ts';
+import { persistentVolumeController } from '../controllers/persistentvolume.ts';
+import { disruptionController } from '../controllers/disruption.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
 import { createNodeIpamController } from '../controllers/nodeipam.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
@@ -151,6 +153,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     statefulSetController,
     garbageCollector,
     endpointsController,
+    persistentVolumeController,
+    disruptionController,
     nodeLifecycleController,
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ], { gate });
