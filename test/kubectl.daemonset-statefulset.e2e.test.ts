@@ -5,7 +5,10 @@
 // the stable DNS names their headless Service gives them.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Resolver } from 'node:dns/promises';
+import { startNodeDns } from '../node-agent/dns.ts';
 import { ClusterZone } from '../node-agent/dns-zone.ts';
+import { KubeClient } from '../node-agent/kube-client.ts';
 import { startHollowNodes, type HollowNodes } from '../node-agent/hollow.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
@@ -232,6 +235,19 @@ describe('StatefulSet with kubectl on hollow nodes', () => {
       const podIP = (await json(['get', 'pod', `web-${i}`, '-n', 'stateful'])).status.podIP;
       expect(ips[`web-${i}`]).toBe(podIP);
       expect(zone.lookup(`web-${i}.nginx.stateful.svc.cluster.local`, 'A')!.answers).toEqual([{ type: 'A', name: `web-${i}.nginx.stateful.svc.cluster.local`, data: podIP }]);
+    }
+    // And through a node's DNS server (node-agent/dns.ts, following the cluster with its informers), asked over UDP.
+    const kube = new KubeClient({ server: c.url, caCert: c.caCert, token: c.token });
+    const dns = await startNodeDns({ kube, host: '127.0.0.1', port: 0, upstream: [], log: () => {} });
+    try {
+      await dns.synced;
+      const resolver = new Resolver();
+      resolver.setServers([`127.0.0.1:${dns.port}`]);
+      for (const i of [0, 1, 2]) expect(await resolver.resolve4(`web-${i}.nginx.stateful.svc.cluster.local`)).toEqual([ips[`web-${i}`]]);
+      expect((await resolver.resolve4('nginx.stateful.svc.cluster.local')).sort()).toEqual(Object.values(ips).sort());
+    } finally {
+      await dns.close();
+      kube.close();
     }
 
     // Scale down: web-2 goes before web-1 (every observation stays a prefix); claims are retained.
