@@ -339,6 +339,42 @@ const CASES: Case[] = [
     invalid: { metadata: meta('high'), value: 2000000000 },
     message: 'PriorityClass.scheduling.k8s.io "high" is invalid: value: Forbidden: maximum allowed value of a user defined priority is 1000000000',
   },
+  {
+    kind: 'Job',
+    group: 'batch',
+    resource: 'jobs',
+    valid: { metadata: { ...meta('pi', 'default'), uid: 'u-1' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'pi', image: 'perl' }] } } } },
+    defaulted: {
+      metadata: { labels: { 'batch.kubernetes.io/controller-uid': 'u-1', 'batch.kubernetes.io/job-name': 'pi', 'controller-uid': 'u-1', 'job-name': 'pi' } },
+      spec: {
+        parallelism: 1,
+        completions: 1,
+        backoffLimit: 6,
+        completionMode: 'NonIndexed',
+        suspend: false,
+        manualSelector: false,
+        podReplacementPolicy: 'TerminatingOrFailed',
+        selector: { matchLabels: { 'batch.kubernetes.io/controller-uid': 'u-1' } },
+      },
+    },
+    invalid: { metadata: { ...meta('pi', 'default'), uid: 'u-1' }, spec: { template: { spec: { containers: [{ name: 'pi', image: 'perl' }] } } } },
+    message: 'Job.batch "pi" is invalid: spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"',
+  },
+  {
+    kind: 'CronJob',
+    group: 'batch',
+    resource: 'cronjobs',
+    valid: {
+      metadata: meta('hello', 'default'),
+      spec: { schedule: '*/1 * * * *', jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'c', image: 'busybox' }] } } } } },
+    },
+    defaulted: { spec: { concurrencyPolicy: 'Allow', suspend: false, successfulJobsHistoryLimit: 3, failedJobsHistoryLimit: 1 } },
+    invalid: {
+      metadata: meta('hello', 'default'),
+      spec: { schedule: 'every minute', jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'c', image: 'busybox' }] } } } } },
+    },
+    message: 'CronJob.batch "hello" is invalid: spec.schedule: Invalid value: "every minute": expected exactly 5 fields, found 2: [every minute]',
+  },
 ];
 
 /** Defaults and validates as the registry does on create (PrepareForCreate, defaults, validation). */
