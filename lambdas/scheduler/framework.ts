@@ -5,6 +5,7 @@
 
 import { parseQuantity } from '../machinery/quantity.ts';
 import type { KubeObject } from '../machinery/types.ts';
+import type { ControllerContext } from '../controllers/controller.ts';
 
 /** A pod as far as scheduling is concerned: what it asks for and what it spreads with. */
 export interface PodResources {
@@ -52,9 +53,24 @@ export interface ScorePlugin {
   score(pod: KubeObject, podRes: PodResources, node: NodeInfo, all: NodeInfo[]): number;
 }
 
+/**
+ * A plugin that needs objects other than the pod and the nodes (kube-scheduler's PreFilter and PreBind
+ * extension points; VolumeBinding): it reads them once per pod before the cycle, filters every node with
+ * what it read, and writes before the pod is bound (the chosen node onto the pod's claims).
+ */
+export interface CyclePlugin<S = any> {
+  name: string;
+  /** Undefined: nothing to check for this pod. `unschedulable`: why the pod cannot go on any node now. */
+  preFilter(ctx: ControllerContext, pod: KubeObject): Promise<{ state: S } | { unschedulable: string } | undefined>;
+  filter(pod: KubeObject, state: S, node: NodeInfo): FilterResult;
+  preBind?(ctx: ControllerContext, pod: KubeObject, state: S, nodeName: string): Promise<void>;
+}
+
 export interface Profile {
   filters: FilterPlugin[];
   scores: ScorePlugin[];
+  /** Plugins with PreFilter/PreBind: their filters run after `filters`. */
+  cycle?: CyclePlugin[];
 }
 
 // ---- resource arithmetic ----

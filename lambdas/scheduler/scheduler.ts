@@ -49,7 +49,7 @@ import type { Controller, ControllerContext, ReconcileResult } from '../controll
 import { recordEvent, type EventSpec } from '../controllers/events.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
-import { feasibleNodesToFind, fitErrorMessage, podResources, runCycle, type Profile } from './framework.ts';
+import { feasibleNodesToFind, fitErrorMessage, podResources, runCycle, type CyclePlugin, type NodeInfo, type Profile } from './framework.ts';
 import { defaultProfile } from './plugins/index.ts';
 import { insufficientResources } from './plugins/node-resources.ts';
 import { portsConflict } from './plugins/node-ports.ts';
@@ -163,6 +163,28 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     });
   }
 
+  /** Runs the cycle plugins' PreFilter; their filters join the profile's for this pod. */
+  async function preFilter(
+    ctx: ControllerContext,
+    pod: KubeObject,
+    numNodes: number,
+  ): Promise<{ profile: Profile; states: [CyclePlugin, unknown][] } | { unschedulable: string }> {
+    const states: [CyclePlugin, unknown][] = [];
+    for (const plugin of profile.cycle ?? []) {
+      const r = await plugin.preFilter(ctx, pod);
+      if (!r) continue;
+      // As kube-scheduler's FitError with a PreFilter message.
+      if ('unschedulable' in r) {
+        const head = `0/${numNodes} nodes are available`;
+        return { unschedulable: `${head}: ${r.unschedulable}. preemption: ${head}: ${numNodes} Preemption is not helpful for scheduling.` };
+      }
+      states.push([plugin, r.state]);
+    }
+    if (!states.length) return { profile, states };
+    const filters = states.map(([plugin, state]) => ({ name: plugin.name, filter: (p: KubeObject, _r: unknown, node: NodeInfo) => plugin.filter(p, state, node) }));
+    return { profile: { ...profile, filters: [...profile.filters, ...filters] }, states };
+  }
+
   async function reconcilePod(key: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
     const { registry } = ctx;
     const slash = key.indexOf('/');
@@ -179,9 +201,12 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     cache.notePod(pod);
     if (!isPendingPod(pod)) return void cache.unschedulable.delete(key);
 
+    // PreFilter of the cycle plugins (VolumeBinding): what they read, bound into this pod's filters.
+    const cycle = await preFilter(ctx, pod, cache.nodeInfos().length);
+    if ('unschedulable' in cycle) return markUnschedulable(ctx, pod, cycle.unschedulable);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const infos = cache.nodeInfos();
-      const result = runCycle(pod, infos, profile, {
+      const result = runCycle(pod, infos, cycle.profile, {
         tieBreak: opts.tieBreak,
         startIndex: nextStart,
         feasibleToFind: feasibleNodesToFind(infos.length),
@@ -203,6 +228,12 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
         throw e;
       }
       let bound: KubeObject;
+      try {
+        for (const [plugin, state] of cycle.states) await plugin.preBind?.(ctx, pod, state, result.node);
+      } catch (e) {
+        cache.setReservation(await release(registry, result.node, [pod.metadata.uid!]));
+        throw e;
+      }
       try {
         bound = await bind(ctx, pod, result.node);
       } catch (e) {

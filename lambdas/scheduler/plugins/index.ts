@@ -9,8 +9,11 @@ import { nodePorts } from './node-ports.ts';
 import { nodeResourcesFit, nodeResourcesLeastAllocated } from './node-resources.ts';
 import { taintToleration } from './taint-toleration.ts';
 import { selectorSpread } from './spread.ts';
+import { volumeBinding } from './volume-binding.ts';
 
 export const defaultProfile: Profile = {
   filters: [nodeUnschedulable, nodeReady, taintToleration, nodeSelector, nodePorts, nodeResourcesFit],
   scores: [nodeResourcesLeastAllocated, selectorSpread],
+  // VolumeBinding reads the pod's claims first and writes the chosen node onto them before the bind.
+  cycle: [volumeBinding],
 };
