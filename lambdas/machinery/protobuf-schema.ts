@@ -441,6 +441,23 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   IngressStatus: { loadBalancer: [1, 'IngressLoadBalancerStatus'] },
   IngressLoadBalancerStatus: { ingress: [1, '[IngressLoadBalancerIngress'] },
   IngressLoadBalancerIngress: { ip: [1, S], hostname: [2, S], ports: [4, '[PortStatus'] },
+
+  // --- what kubectl create deployment sends (k8s.io/api/apps/v1) ---
+  PodTemplateSpec: { metadata: [1, 'ObjectMeta'], spec: [2, 'PodSpec'] },
+  Deployment: { metadata: [1, 'ObjectMeta'], spec: [2, 'DeploymentSpec'], status: [3, 'DeploymentStatus'] },
+  DeploymentSpec: {
+    replicas: [1, 'i', 'p'], selector: [2, 'LabelSelector', 'p'], template: [3, 'PodTemplateSpec'], strategy: [4, 'DeploymentStrategy'],
+    minReadySeconds: [5, 'i'], revisionHistoryLimit: [6, 'i', 'p'], paused: [7, 'b'], progressDeadlineSeconds: [9, 'i', 'p'],
+  },
+  DeploymentStrategy: { type: [1, S], rollingUpdate: [2, 'RollingUpdateDeployment', 'p'] },
+  RollingUpdateDeployment: { maxUnavailable: [1, 'IntOrString', 'p'], maxSurge: [2, 'IntOrString', 'p'] },
+  DeploymentStatus: {
+    observedGeneration: [1, 'l'], replicas: [2, 'i'], updatedReplicas: [3, 'i'], readyReplicas: [7, 'i'], availableReplicas: [4, 'i'],
+    unavailableReplicas: [5, 'i'], conditions: [6, '[DeploymentCondition'], collisionCount: [8, 'i', 'p'],
+  },
+  DeploymentCondition: {
+    type: [1, S, 'r'], status: [2, S, 'r'], lastUpdateTime: [6, 'Time'], lastTransitionTime: [7, 'Time'], reason: [4, S], message: [5, S],
+  },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
@@ -456,6 +473,7 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   PriorityClass: { message: 'PriorityClass', apiVersions: ['scheduling.k8s.io/v1'] },
   PodDisruptionBudget: { message: 'PodDisruptionBudget', apiVersions: ['policy/v1'] },
   Ingress: { message: 'Ingress', apiVersions: ['networking.k8s.io/v1'] },
+  Deployment: { message: 'Deployment', apiVersions: ['apps/v1'] },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };
