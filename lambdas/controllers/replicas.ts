@@ -1,7 +1,9 @@
-// The replication controller (Kubernetes' ReplicationManager for v1 ReplicationController): keeps
-// spec.replicas active pods matching the RC's selector, adopting matching orphans, releasing pods whose
+// The pod-replica core shared by the replication controller (v1 ReplicationController, replication.ts)
+// and the ReplicaSet controller (apps/v1 ReplicaSet, replicaset.ts): Kubernetes runs one ReplicaSetController
+// for both kinds too, parameterized by kind and selector (pkg/controller/replicaset, replication). It keeps
+// spec.replicas active pods matching the owner's selector, adopting matching orphans, releasing pods whose
 // labels no longer match, creating pods from spec.template and deleting the surplus, and reporting it
-// all in status (through the status subresource) and as Events.
+// all in status (through the status subresource) and as Events. Below, "RC" names either kind.
 //
 // Expectations. Kubernetes' ReplicationManager remembers, in memory, how many creations/deletions it is
 // waiting to observe, so a stale informer cache cannot make it create twice. Memory does not survive
@@ -36,9 +38,11 @@
 // controller) maps to "namespace/*": any RC of that namespace may adopt it, and keys() has no store to
 // look the selectors up, so reconcile expands it to the namespace's RCs.
 
+import type { ResourceInfo } from '../machinery/resources.ts';
+import type { LabelSelector } from '../machinery/selectors.ts';
+
 import { createHash } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
-import { labelSelectorFromSet } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
@@ -46,9 +50,19 @@ import { slowStartBatch, BURST_REPLICAS } from './batch.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating, withoutOwner } from './owners.ts';
 
-const rcs = findResource('', 'v1', 'replicationcontrollers')!;
 const pods = findResource('', 'v1', 'pods')!;
-const COMPONENT = 'replication-controller';
+
+/** What differs between the kinds the core manages. */
+export interface ReplicaKind {
+  /** The controller's name (also the Events' source component). */
+  name: string;
+  res: ResourceInfo;
+  /**
+   * The owner's pod selector; undefined when the controller must not act on it (an empty selector
+   * would match every pod of the namespace, an invalid one nothing sensible: validation forbids both).
+   */
+  selector(owner: KubeObject): LabelSelector | undefined;
+}
 const ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
 const is404 = (e: unknown) => e instanceof ApiError && e.code === 404;
@@ -129,33 +143,38 @@ function podFromTemplate(rc: KubeObject, name: string): KubeObject {
  * Per RC uid, the store revision of the RC's last pod write not yet seen in the cache (expectations).
  * Entries go once the cache has caught up, so it holds only RCs with writes in flight.
  */
-type Expectations = Map<string, number>;
+export type Expectations = Map<string, number>;
 
 /** The revision an object was written at (its resourceVersion). */
 const revisionOf = (o: KubeObject) => Number(o.metadata.resourceVersion) || 0;
 
-/** The namespace's pods, from a cache that shows this RC's own writes (see the top of this file). */
-async function listPods(ctx: ControllerContext, expect: Expectations, key: string, ns: string): Promise<KubeObject[]> {
+/** The namespace's objects of a kind (its pods), from a cache that shows the owner's own writes (see the top of this file). */
+export async function listCaughtUp(ctx: ControllerContext, res: ResourceInfo, expect: Expectations, key: string, ns: string): Promise<KubeObject[]> {
   const reader = readerOf(ctx);
   const rev = expect.get(key);
-  if (rev === undefined) return reader.list(pods, ns);
+  if (rev === undefined) return reader.list(res, ns);
   // Not caught up in time: the store, and the next reconcile waits for the cache again.
-  if (!(await reader.caughtUp(pods, rev))) return (await ctx.registry.list(pods, ns)).items;
+  if (!(await reader.caughtUp(res, rev))) return (await ctx.registry.list(res, ns)).items;
   // Seen: nothing more to wait for, unless it wrote again meanwhile.
   if (expect.get(key) === rev) expect.delete(key);
-  return reader.list(pods, ns);
+  return reader.list(res, ns);
 }
 
-/** Notes a pod write of the RC, for listPods. */
-function wrote(expect: Expectations, key: string, obj: KubeObject): void {
+const listPods = (ctx: ControllerContext, expect: Expectations, key: string, ns: string) => listCaughtUp(ctx, pods, expect, key, ns);
+
+/** Notes a write of the owner (by its uid), for listCaughtUp. */
+export function wrote(expect: Expectations, key: string, obj: KubeObject): void {
   expect.set(key, Math.max(expect.get(key) ?? 0, revisionOf(obj)));
 }
 
-/** Adds the RC as controller of an orphan, re-checking on the current pod (CAS) that it still qualifies. */
-async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean, written: (o: KubeObject) => void): Promise<boolean> {
+/**
+ * Adds the RC as controller of an orphan (a pod; for the Deployment controller a ReplicaSet), re-checking on
+ * the current object (CAS) that it still qualifies.
+ */
+export async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean, written: (o: KubeObject) => void, res = pods): Promise<boolean> {
   let adopted = false;
   try {
-    const after = await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
+    const after = await ctx.registry.guaranteedUpdate(res, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
       adopted = false;
       if (cur.metadata.uid !== pod.metadata.uid || controllerRef(cur) || isTerminating(cur) || !matches(cur)) return cur;
       adopted = true;
@@ -170,10 +189,10 @@ async function adopt(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, ma
   return adopted;
 }
 
-/** Removes the RC's ownerReference from a pod it controls whose labels stopped matching. */
-async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean, written: (o: KubeObject) => void): Promise<void> {
+/** Removes the RC's ownerReference from an object it controls whose labels stopped matching. */
+export async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, matches: (p: KubeObject) => boolean, written: (o: KubeObject) => void, res = pods): Promise<void> {
   try {
-    const after = await ctx.registry.guaranteedUpdate(pods, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
+    const after = await ctx.registry.guaranteedUpdate(res, pod.metadata.namespace, pod.metadata.name!, undefined, {}, (cur) => {
       if (cur.metadata.uid !== pod.metadata.uid || controllerRef(cur)?.uid !== rc.metadata.uid || matches(cur)) return cur;
       return withoutOwner(cur, rc.metadata.uid!);
     });
@@ -184,11 +203,11 @@ async function release(ctx: ControllerContext, rc: KubeObject, pod: KubeObject, 
 }
 
 /** Events are informative: failing to record one must not fail (and repeat) a create or delete that is done. */
-async function bestEffortEvent(ctx: ControllerContext, rc: KubeObject, e: EventSpec): Promise<void> {
+export async function bestEffortEvent(ctx: ControllerContext, rc: KubeObject, e: EventSpec): Promise<void> {
   try {
     await recordEvent(ctx.registry, rc, e);
   } catch (err) {
-    console.error(`replication-controller: could not record event ${e.reason} for ${rc.metadata.namespace}/${rc.metadata.name}`, err);
+    console.error(`${e.component}: could not record event ${e.reason} for ${rc.metadata.namespace}/${rc.metadata.name}`, err);
   }
 }
 
@@ -197,16 +216,16 @@ interface Failure {
   message: string;
 }
 
-async function reconcileRC(ns: string, name: string, ctx: ControllerContext, burst: number, expect: Expectations): Promise<ReconcileResult | void> {
+async function reconcileRC(k: ReplicaKind, ns: string, name: string, ctx: ControllerContext, burst: number, expect: Expectations): Promise<ReconcileResult | void> {
+  const rcs = k.res;
+  const COMPONENT = k.name;
   const rc = await readerOf(ctx).get(rcs, ns, name);
   if (!rc) return; // gone: the garbage collector deals with its pods
   // By uid: a new RC of the same name expects nothing of the old one's writes.
   const key = rc.metadata.uid!;
   const written = (o: KubeObject) => wrote(expect, key, o);
-  const selMap: Record<string, string> = rc.spec?.selector ?? {};
-  // An empty selector would match every pod of the namespace; validation forbids it, never act on it.
-  if (!Object.keys(selMap).length) return;
-  const selector = labelSelectorFromSet(selMap);
+  const selector = k.selector(rc);
+  if (!selector) return;
   const matches = (p: KubeObject) => selector.matches(p.metadata.labels);
   const uid = rc.metadata.uid!;
   const replicas: number = rc.spec?.replicas ?? 1;
@@ -291,7 +310,7 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
     if (minReady === 0 || since + minReady <= now) available++;
     else requeue = Math.min(requeue ?? Infinity, since + minReady - now + 100);
   }
-  await updateStatus(ctx, rc, {
+  await updateStatus(ctx, rcs, rc, {
     replicas: mine.length,
     fullyLabeledReplicas: mine.filter((p) => Object.entries(templateLabels).every(([k, v]) => p.metadata.labels?.[k] === v)).length,
     readyReplicas: ready.length,
@@ -304,6 +323,7 @@ async function reconcileRC(ns: string, name: string, ctx: ControllerContext, bur
 
 async function updateStatus(
   ctx: ControllerContext,
+  rcs: ResourceInfo,
   rc: KubeObject,
   s: { replicas: number; fullyLabeledReplicas: number; readyReplicas: number; availableReplicas: number; observedGeneration?: number; failure?: Failure },
 ): Promise<void> {
@@ -341,22 +361,24 @@ async function updateStatus(
   }
 }
 
-export interface ReplicationControllerOptions {
+export interface ReplicaControllerOptions {
   /** The most pods one reconcile of an RC creates or deletes (default BURST_REPLICAS, 500, as kube). */
   burstReplicas?: number;
 }
 
-export function createReplicationController(opts: ReplicationControllerOptions = {}): Controller {
+export function createReplicaController(k: ReplicaKind, opts: ReplicaControllerOptions = {}): Controller {
   const burst = opts.burstReplicas ?? BURST_REPLICAS;
   const expect: Expectations = new Map();
+  const rcs = k.res;
+  const apiVersion = rcs.group ? `${rcs.group}/${rcs.version}` : rcs.version;
   return {
-    name: 'replication-controller',
+    name: k.name,
     watches: [rcs, pods],
     keys(ev) {
       const m = ev.object.metadata;
-      if (ev.resource.resource === 'replicationcontrollers') return [`${m.namespace}/${m.name}`];
+      if (ev.resource === rcs || (ev.resource.group === rcs.group && ev.resource.resource === rcs.resource)) return [`${m.namespace}/${m.name}`];
       const ref = controllerRef(ev.object);
-      if (ref) return ref.kind === 'ReplicationController' && ref.apiVersion === 'v1' ? [`${m.namespace}/${ref.name}`] : [];
+      if (ref) return ref.kind === rcs.kind && ref.apiVersion === apiVersion ? [`${m.namespace}/${ref.name}`] : [];
       // An orphan that some RC may adopt (a deleted or terminating orphan changes no RC's count).
       if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
       return [`${m.namespace}/*`];
@@ -368,15 +390,13 @@ export function createReplicationController(opts: ReplicationControllerOptions =
       const i = key.indexOf('/');
       const ns = key.slice(0, i);
       const name = key.slice(i + 1);
-      if (name !== '*') return reconcileRC(ns, name, ctx, burst, expect);
+      if (name !== '*') return reconcileRC(k, ns, name, ctx, burst, expect);
       let requeue: number | undefined;
       for (const rc of await readerOf(ctx).list(rcs, ns)) {
-        const r = await reconcileRC(ns, rc.metadata.name!, ctx, burst, expect);
+        const r = await reconcileRC(k, ns, rc.metadata.name!, ctx, burst, expect);
         if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
       }
       return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
     },
   };
 }
-
-export const replicationController: Controller = createReplicationController();
