@@ -14,6 +14,7 @@ import { KubeClient, type KubeClientConfig } from './kube-client.ts';
 import { DockerRuntime, LABELS, podNetwork, type RunRecord } from './runtime.ts';
 import { PodWorker } from './pods.ts';
 import { Informer } from './informer.ts';
+import { startLocalPathCleaner } from './volumes.ts';
 import { ProbeSet } from './probing.ts';
 import { NodeStatusReporter, hostIPv4 } from './node.ts';
 import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from './images.ts';
@@ -293,6 +294,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     enqueue(uid);
   });
   podInformer.start();
+  // The node's half of the local-path provisioner: directories of deleted volumes go (volumes.ts).
+  const localPath = startLocalPathCleaner({ kube, nodeName, dir: join(dataDir, 'local-path'), log });
   void podInformer.synced.then(() => {
     informerSynced = true;
     return housekeeping().catch((e: Error) => !stopped && log(`housekeeping: ${e.message}`)); // orphans from before a restart
@@ -379,6 +382,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await (opts.removePods || opts.cleanup ? proxy?.cleanup() : proxy?.stop())?.catch((e: Error) => log(`service proxy: ${e.message}`));
       if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
       await podInformer.stop();
+      await localPath.stop();
       while (processing.size) await sleep(20);
       if (opts.removePods) {
         const runs = await runtime.list();

@@ -5,6 +5,8 @@
 
 import { statfsSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
+import { LOCAL_PATH_DIR_ANNOTATION } from '../lambdas/controllers/local-path.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -127,6 +129,8 @@ export class NodeStatusReporter {
     };
     const annotations: Record<string, string> = {
       'skiff.io/kubelet-serving-cert-sha256': this.id.servingCertSha256,
+      // Where this node's local-path volumes live (controllers/local-path.ts provisions under it).
+      [LOCAL_PATH_DIR_ANNOTATION]: join(this.id.dataDir, 'local-path'),
       ...(this.id.streamPort ? { [STREAM_PORT_ANNOTATION]: String(this.id.streamPort) } : {}),
     };
     // The AWS cloud provider's form; the route controller finds the node's instance by it.

@@ -16,7 +16,7 @@ import { kubeEventWriter, type KubeClient } from './kube-client.ts';
 import { recordEvent, type EventWriter } from '../lambdas/controllers/events.ts';
 import { PAUSE, type DockerRuntime, type PodRef, type RunRecord } from './runtime.ts';
 import { containerEnv, expandArgs, referencedObjects } from './env.ts';
-import { containerBinds, prepareVolumes, removePodDir } from './volumes.ts';
+import { claimVolumes, containerBinds, prepareVolumes, removePodDir, type VolumeObjects } from './volumes.ts';
 import type { ProbeSet } from './probing.ts';
 import { podDnsConfig, resolvConfText } from './pod-dns.ts';
 
@@ -344,7 +344,7 @@ export class PodWorker {
   }
 
   /** The ConfigMaps and Secrets the pod refers to (absent ones are simply missing from the maps). */
-  private async fetchObjects(pod: KubeObject): Promise<{ configMaps: Map<string, KubeObject>; secrets: Map<string, KubeObject> }> {
+  private async fetchObjects(pod: KubeObject): Promise<VolumeObjects> {
     const ns = encodeURIComponent(pod.metadata.namespace!);
     const refs = referencedObjects(pod);
     const configMaps = new Map<string, KubeObject>();
@@ -359,7 +359,9 @@ export class PodWorker {
         if (o) secrets.set(n, o);
       }),
     ]);
-    return { configMaps, secrets };
+    // persistentVolumeClaim volumes: the volume each claim is bound to (volumes.ts).
+    const claims = await claimVolumes(this.o.kube, pod);
+    return { configMaps, secrets, claims };
   }
 
   /**

@@ -12,11 +12,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { ApiError } from '../lambdas/machinery/status.ts';
+import { isLocalPathVolumeOf, LOCAL_PATH_FINALIZER } from '../lambdas/controllers/local-path.ts';
 import { expand, fieldRefValue, resourceFieldValue } from './env.ts';
+import { Informer } from './informer.ts';
+import type { KubeClient } from './kube-client.ts';
 
 export interface VolumeObjects {
   configMaps: Map<string, KubeObject>;
   secrets: Map<string, KubeObject>;
+  /** The PersistentVolume each bound claim the pod names is bound to, by claim name (claimVolumes). */
+  claims?: Map<string, KubeObject>;
 }
 
 /** File projections: relative path → content and mode. */
@@ -24,7 +30,7 @@ type Payload = Map<string, { data: Buffer; mode: number }>;
 
 /** The API's default file mode of configMap, secret, downwardAPI and projected volumes (0644). */
 const DEFAULT_MODE = 0o644;
-const SUPPORTED = 'emptyDir, configMap, secret, downwardAPI, projected, hostPath';
+const SUPPORTED = 'emptyDir, configMap, secret, downwardAPI, projected, hostPath, persistentVolumeClaim';
 
 /**
  * Creates (or refreshes) every volume of the pod under podDir and returns volume name → host path.
@@ -58,6 +64,7 @@ function prepareOne(pod: KubeObject, v: Record<string, any>, root: string, objec
     return dir;
   }
   if (v.hostPath) return hostPath(v.hostPath.path, v.hostPath.type ?? '');
+  if (v.persistentVolumeClaim) return claimVolume(v.persistentVolumeClaim.claimName, objects);
   if (v.configMap) {
     const dir = path.join(root, 'configmap', name);
     writeAtomic(dir, configMapPayload(v.configMap, objects, v.configMap.defaultMode ?? DEFAULT_MODE));
@@ -298,6 +305,95 @@ function hostPath(p: string, type: string): string {
       return p;
   }
   throw new Error(`hostPath type ${JSON.stringify(type)} is not valid`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// persistentVolumeClaim: the bound volume's directory on this node
+
+/**
+ * The claims the pod names and the volumes they are bound to (kubelet's volume manager reads the claim,
+ * then its volume). A claim not yet bound is simply missing: its volume's set-up fails and is retried.
+ */
+export async function claimVolumes(kube: KubeClient, pod: KubeObject): Promise<Map<string, KubeObject>> {
+  const ns = encodeURIComponent(pod.metadata.namespace!);
+  const names = new Set<string>((pod.spec?.volumes ?? []).map((v: any) => v?.persistentVolumeClaim?.claimName).filter((n: unknown) => typeof n === 'string' && n));
+  const out = new Map<string, KubeObject>();
+  await Promise.all(
+    [...names].map(async (name) => {
+      const claim = await kube.getOptional(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${encodeURIComponent(name)}`);
+      const volumeName = claim?.spec?.volumeName;
+      if (!volumeName || claim.status?.phase !== 'Bound') return;
+      const pv = await kube.getOptional(`/api/v1/persistentvolumes/${encodeURIComponent(volumeName)}`);
+      if (pv && pv.spec?.claimRef?.uid === claim.metadata.uid) out.set(name, pv);
+    }),
+  );
+  return out;
+}
+
+/**
+ * A claim's volume: its hostPath or local directory. A local-path volume's directory is made on first
+ * use, writable by any container user (0777, as rancher's provisioner makes it).
+ */
+function claimVolume(claimName: string, objects: VolumeObjects): string {
+  const pv = objects.claims?.get(claimName);
+  if (!pv) throw new Error(`PersistentVolumeClaim is not bound: ${JSON.stringify(claimName)}`);
+  const spec = pv.spec ?? {};
+  if (spec.hostPath) {
+    if (pv.metadata.annotations?.['pv.kubernetes.io/provisioned-by'] === 'rancher.io/local-path' && !fs.existsSync(spec.hostPath.path)) {
+      fs.mkdirSync(spec.hostPath.path, { recursive: true });
+      fs.chmodSync(spec.hostPath.path, 0o777);
+    }
+    return hostPath(spec.hostPath.path, spec.hostPath.type ?? '');
+  }
+  // A local volume's directory must exist (it is the administrator's disk).
+  if (spec.local) return hostPath(spec.local.path, 'Directory');
+  const kind = Object.keys(spec).find((k) => !['capacity', 'accessModes', 'claimRef', 'persistentVolumeReclaimPolicy', 'storageClassName', 'volumeMode', 'nodeAffinity', 'mountOptions'].includes(k));
+  throw new Error(`persistent volume ${pv.metadata.name} of type ${kind ?? 'none'} is not supported by Skiff's node agent (it supports hostPath and local)`);
+}
+
+/**
+ * The node's half of the local-path provisioner: follows the PersistentVolumes, and when one of this
+ * node's local-path volumes is being deleted and no longer bound, removes its directory (only ever
+ * one under `dir`), then drops LOCAL_PATH_FINALIZER so the object goes. A volume the agent missed while
+ * down is found on the informer's first list.
+ */
+export function startLocalPathCleaner(o: { kube: KubeClient; nodeName: string; dir: string; log: (m: string) => void }): { stop(): Promise<void> } {
+  const root = path.resolve(o.dir);
+  const inFlight = new Set<string>();
+  const informer = Informer.shared(o.kube, '/api/v1/persistentvolumes', (m) => o.log(`persistentvolume ${m}`));
+  const cleanup = async (pv: KubeObject): Promise<void> => {
+    const dir = path.resolve(String(pv.spec?.hostPath?.path ?? ''));
+    if (path.dirname(dir) === root) fs.rmSync(dir, { recursive: true, force: true });
+    else o.log(`local-path volume ${pv.metadata.name}: ${dir} is not under ${root}; left in place`);
+    try {
+      await o.kube.patch(`/api/v1/persistentvolumes/${encodeURIComponent(pv.metadata.name!)}`, {
+        metadata: { resourceVersion: pv.metadata.resourceVersion, finalizers: (pv.metadata.finalizers ?? []).filter((f: string) => f !== LOCAL_PATH_FINALIZER) },
+      });
+    } catch (e) {
+      // Gone already, or changed since read: its next event brings it back here.
+      if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+    }
+  };
+  const handle = (pv: KubeObject): void => {
+    if (!pv.metadata.deletionTimestamp || pv.status?.phase === 'Bound') return;
+    if (!(pv.metadata.finalizers ?? []).includes(LOCAL_PATH_FINALIZER) || !isLocalPathVolumeOf(pv, o.nodeName)) return;
+    const name = pv.metadata.name!;
+    if (inFlight.has(name)) return;
+    inFlight.add(name);
+    void cleanup(pv)
+      .catch((e: Error) => o.log(`local-path volume ${name}: ${e.message}`))
+      .finally(() => {
+        inFlight.delete(name);
+        // A newer version seen meanwhile (its event was passed over while this one ran): look at it now.
+        const now = informer.items.get(name);
+        if (now && now.metadata.resourceVersion !== pv.metadata.resourceVersion) handle(now);
+      });
+  };
+  informer.on((type, pv) => {
+    if (type !== 'DELETED') handle(pv);
+  });
+  informer.start();
+  return { stop: () => informer.stop() };
 }
 
 // ---------------------------------------------------------------------------------------------------

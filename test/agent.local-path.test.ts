@@ -1,0 +1,113 @@
+// Persistent volumes end to end on the real Docker Engine, driven with the machine's kubectl: a claim of
+// the default class local-path waits for its first pod, is provisioned on that pod's node and bound; the
+// pod writes a file into it; after that pod is deleted a new pod of the same claim reads the file; kubectl
+// get pv,pvc,sc prints kube's columns; deleting the claim deletes the volume and its directory on the node.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type Docker from 'dockerode';
+import { findResource } from '../lambdas/machinery/resources.ts';
+import type { KubeObject } from '../lambdas/machinery/types.ts';
+import { requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
+
+const docker = await requireDocker();
+const podsRes = findResource('', 'v1', 'pods')!;
+const claimsRes = findResource('', 'v1', 'persistentvolumeclaims')!;
+const volumesRes = findResource('', 'v1', 'persistentvolumes')!;
+const NODE = `lp-node-${process.pid}`;
+const NETWORK = `skiff-lp-${process.pid}`;
+const AGENT = { nodeName: NODE, network: NETWORK, backoffBaseMs: 1000, backoffMaxMs: 8000, heartbeatMs: 2000, resyncMs: 3000 };
+
+const podWithClaim = (name: string, script: string) =>
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 1,
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
+      containers: [{ name: 'c', image: TEST_IMAGE, command: ['sh', '-c', script], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+    },
+  });
+
+/** kubectl get output as rows of cells (split on runs of 2+ spaces). */
+const rows = (out: string) =>
+  out
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s{2,}/));
+
+describe.skipIf(!docker)('local-path volumes on Docker (kubectl end to end)', () => {
+  let c: TestCluster;
+  const engine = docker as Docker;
+  const get = (res: typeof podsRes, name: string, ns: string | undefined = 'default') => c.api.registry.get(res, ns, name).catch(() => undefined) as Promise<KubeObject | undefined>;
+  const kubectl = async (args: string[], stdin?: string) => {
+    const r = await c.kubectl(args, stdin);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    return r.stdout;
+  };
+
+  beforeAll(async () => {
+    c = await startTestCluster({ agents: 1, requireAgents: true, agentOptions: AGENT });
+  }, 60_000);
+  afterAll(async () => {
+    for (const a of c?.agents ?? []) await a.close({ removePods: true });
+    await c?.destroy();
+    await engine.getNetwork(NETWORK).remove().catch(() => {});
+  });
+
+  it('the default class local-path is there at start', async () => {
+    const t = rows(await kubectl(['get', 'sc']));
+    expect(t[0]).toEqual(['NAME', 'PROVISIONER', 'RECLAIMPOLICY', 'VOLUMEBINDINGMODE', 'ALLOWVOLUMEEXPANSION', 'AGE']);
+    expect(t[1]!.slice(0, 5)).toEqual(['local-path (default)', 'rancher.io/local-path', 'Delete', 'WaitForFirstConsumer', 'false']);
+  });
+
+  it('a claim is provisioned on its first pod\'s node; a file written by one pod is read by the next; deleting the claim removes the volume and its directory', async () => {
+    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }));
+    const pending = rows(await kubectl(['get', 'pvc']));
+    expect(pending[0]).toEqual(['NAME', 'STATUS', 'VOLUME', 'CAPACITY', 'ACCESS MODES', 'STORAGECLASS', 'VOLUMEATTRIBUTESCLASS', 'AGE']);
+    // Empty cells collapse in the split: Pending, no volume, no capacity or modes yet.
+    expect(pending[1]!.slice(0, 4)).toEqual(['data', 'Pending', 'local-path', '<unset>']);
+
+    await kubectl(['apply', '-f', '-'], podWithClaim('writer', 'echo hello-from-writer > /data/msg'));
+    const writer = await until('writer Succeeded', async () => {
+      const p = await get(podsRes, 'writer');
+      return p?.status?.phase === 'Succeeded' && p;
+    }, 60_000);
+    expect(writer.spec.nodeName).toBe(NODE);
+    const claim = (await get(claimsRes, 'data'))!;
+    expect(claim.status.phase).toBe('Bound');
+    expect(claim.metadata.annotations?.['volume.kubernetes.io/selected-node']).toBe(NODE);
+    const pvName = `pvc-${claim.metadata.uid}`;
+    expect(claim.spec.volumeName).toBe(pvName);
+    const pv = (await get(volumesRes, pvName, undefined))!;
+    const dir = path.join(c.dataDir, 'nodes', NODE, 'local-path', pvName);
+    expect(pv.spec.hostPath.path).toBe(dir);
+    expect(fs.readFileSync(path.join(dir, 'msg'), 'utf8')).toBe('hello-from-writer\n');
+
+    await kubectl(['delete', 'pod', 'writer']);
+    await kubectl(['apply', '-f', '-'], podWithClaim('reader', 'cat /data/msg'));
+    await until('reader Succeeded', async () => (await get(podsRes, 'reader'))?.status?.phase === 'Succeeded', 60_000);
+    expect(await kubectl(['logs', 'reader'])).toBe('hello-from-writer\n');
+
+    const pvRows = rows(await kubectl(['get', 'pv']));
+    expect(pvRows[0]).toEqual(['NAME', 'CAPACITY', 'ACCESS MODES', 'RECLAIM POLICY', 'STATUS', 'CLAIM', 'STORAGECLASS', 'VOLUMEATTRIBUTESCLASS', 'REASON', 'AGE']);
+    expect(pvRows[1]!.slice(0, 8)).toEqual([pvName, '1Gi', 'RWO', 'Delete', 'Bound', 'default/data', 'local-path', '<unset>']);
+    const pvcRows = rows(await kubectl(['get', 'pvc']));
+    expect(pvcRows[1]!.slice(0, 7)).toEqual(['data', 'Bound', pvName, '1Gi', 'RWO', 'local-path', '<unset>']);
+    const both = await kubectl(['get', 'pv,pvc,sc', '-o', 'name']);
+    expect(both.trim().split('\n')).toEqual([`persistentvolume/${pvName}`, 'persistentvolumeclaim/data', 'storageclass.storage.k8s.io/local-path']);
+
+    // The claim is protected while a pod uses it; then it goes, and its volume and directory with it.
+    await kubectl(['delete', 'pod', 'reader']);
+    await kubectl(['delete', 'pvc', 'data', '--wait=false']);
+    await until('volume deleted', async () => !(await get(volumesRes, pvName, undefined)), 60_000);
+    expect(await get(claimsRes, 'data')).toBeUndefined();
+    await until('directory removed', async () => !fs.existsSync(dir), 30_000);
+  }, 180_000);
+});
