@@ -116,19 +116,25 @@ describe('garbage collection of workload kinds through kubectl delete --cascade'
     }
   });
 
-  it('Job: background and foreground take its pods; orphan leaves them', async () => {
-    for (const cascade of ['background', 'foreground', 'orphan'] as const) {
+  it('Job: background and foreground take its pods; orphan, and an API delete naming no policy (batch/v1), leave them', async () => {
+    for (const cascade of ['background', 'foreground', 'orphan', 'default'] as const) {
       const name = `job-${cascade}`;
       const job = await apply(JSON.stringify({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox' }] } } } }));
       // The Job's generated selector labels, as its pods carry them.
       const labels = job.spec.template.metadata.labels as Record<string, string>;
       expect(labels['batch.kubernetes.io/controller-uid']).toBe(job.metadata.uid);
       const names = await podsOwnedBy(job, labels, 2);
-      const del = await c.kubectl(['delete', 'job', name, `--cascade=${cascade}`]);
-      expect(del.stdout.trim(), del.stderr).toBe(`job.batch "${name}" deleted`);
+      if (cascade === 'default') {
+        // A client's DELETE without DeleteOptions: kube's jobStrategy orphans the pods of a batch/v1 Job.
+        const del = await c.kubectl(['delete', '--raw', `/apis/batch/v1/namespaces/default/jobs/${name}`]);
+        expect(del.code, del.stderr).toBe(0);
+      } else {
+        const del = await c.kubectl(['delete', 'job', name, `--cascade=${cascade}`]);
+        expect(del.stdout.trim(), del.stderr).toBe(`job.batch "${name}" deleted`);
+      }
       await gone(['job', name]);
       const sel = `batch.kubernetes.io/controller-uid=${job.metadata.uid}`;
-      if (cascade === 'orphan') {
+      if (cascade === 'orphan' || cascade === 'default') {
         const left = await until('references removed', async () => {
           const items = (await getJson(['get', 'pods', '-l', sel])).items;
           return items.length === 2 && items.every((p: any) => !p.metadata.ownerReferences) ? items : undefined;

@@ -456,9 +456,10 @@ export class Registry {
       const m = next.metadata;
       // Propagation policy becomes a finalizer that the garbage collector acts on.
       const finalizers = new Set(m.finalizers ?? []);
+      const propagation = opts.propagationPolicy ?? kind.defaultPropagationPolicy;
       if (!m.deletionTimestamp) {
-        if (opts.propagationPolicy === 'Orphan') finalizers.add('orphan');
-        if (opts.propagationPolicy === 'Foreground') finalizers.add('foregroundDeletion');
+        if (propagation === 'Orphan') finalizers.add('orphan');
+        if (propagation === 'Foreground') finalizers.add('foregroundDeletion');
       }
       // Graceful deletion is the kind's (pods bound to a node); every other object goes at once.
       const graceful = kind.gracePeriodSeconds?.(cur, opts.gracePeriodSeconds) ?? 0;

@@ -135,6 +135,11 @@ export interface KindStrategy {
   finalizing?(obj: KubeObject): boolean;
   /** CheckGracefulDeletion: the grace period of a delete, in seconds (0: delete now). */
   gracePeriodSeconds?(obj: KubeObject, requested: number | undefined): number;
+  /**
+   * DefaultGarbageCollectionPolicy: what a delete naming no propagationPolicy (nor orphanDependents) does
+   * to the object's dependents. Default Background; 'Orphan' for batch/v1 Jobs, as kube keeps their pods.
+   */
+  defaultPropagationPolicy?: 'Orphan' | 'Background';
 
   /**
    * Storage hooks around the store's write (kube's BeginCreate, BeginUpdate, AfterDelete), for kinds

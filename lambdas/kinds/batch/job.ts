@@ -282,6 +282,9 @@ function printJob(job: Obj, now: Date): Printed {
 export const job: KindStrategy = {
   info: resourceInfo('batch', 'v1', 'Job', 'jobs', true, { categories: ['all'], subresources: ['status'] }),
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: true },
+  // kube's jobStrategy.DefaultGarbageCollectionPolicy: a batch/v1 delete without a propagationPolicy orphans
+  // the pods (kept for backward compatibility; kubectl always sends Background).
+  defaultPropagationPolicy: 'Orphan',
   prepareForCreate: (o) => {
     delete o.status;
     generateSelector(o);
