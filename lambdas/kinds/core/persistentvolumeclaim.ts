@@ -52,6 +52,7 @@ function validatePersistentVolumeClaimUpdate(errs: ErrorList, pvc: Obj, old: Obj
   if (oldBeta !== newBeta) errs.invalid(`metadata.annotations[${BETA_CLASS_ANNOTATION}]`, newBeta ?? '', 'field is immutable');
   if (oldBeta === undefined && !present(was.storageClassName) && strOf(spec.storageClassName)) was.storageClassName = spec.storageClassName;
   if (pvc.status?.phase === 'Bound' && isObject(spec.resources?.requests)) spec.resources.requests.storage = obj(was.resources?.requests).storage;
+  if (pvc.status?.phase === 'Bound' && present(spec.volumeAttributesClassName)) spec.volumeAttributesClassName = was.volumeAttributesClassName;
   if (!jsonEqual(spec, was)) errs.forbidden('spec', 'spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims');
   const newSize = obj(pvc.spec?.resources?.requests).storage;
   const oldSize = obj(old.spec?.resources?.requests).storage;
