@@ -121,6 +121,10 @@ describe('kubectl and apps/v1', () => {
       },
     });
     expect(d.status).toEqual({});
+    // kubectl describe reads the defaulted strategy and the (empty) counts.
+    const described = await ok('describe', 'deployment', 'web');
+    expect(described).toMatch(/\nReplicas:\s+3 desired \| 0 updated \| 0 total \| 0 available \| 0 unavailable\n/);
+    expect(described).toMatch(/\nRollingUpdateStrategy:\s+25% max unavailable, 25% max surge\n/);
   });
 
   it('kubectl get deploy,rs,ds,sts prints each kind with the columns kubectl shows against Kubernetes', async () => {
