@@ -110,4 +110,46 @@ describe.skipIf(!docker)('local-path volumes on Docker (kubectl end to end)', ()
     expect(await get(claimsRes, 'data')).toBeUndefined();
     await until('directory removed', async () => !fs.existsSync(dir), 30_000);
   }, 180_000);
+
+  it("a StatefulSet's claim from its volumeClaimTemplates is provisioned and keeps its data across the pod's replacement", async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'web' },
+        spec: {
+          serviceName: 'web',
+          replicas: 1,
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: 'c', image: TEST_IMAGE, command: ['sh', '-c', 'test -f /www/first || echo "$(hostname) $RANDOM" > /www/first; cat /www/first; sleep 3600'], volumeMounts: [{ name: 'www', mountPath: '/www' }] }],
+            },
+          },
+          volumeClaimTemplates: [{ metadata: { name: 'www' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '100Mi' } } } }],
+        },
+      }),
+    );
+    const first = await until('web-0 Running', async () => {
+      const p = await get(podsRes, 'web-0');
+      return p?.status?.phase === 'Running' && p;
+    }, 60_000);
+    const claim = (await get(claimsRes, 'www-web-0'))!;
+    expect(claim.status.phase).toBe('Bound');
+    expect(claim.spec.storageClassName).toBe('local-path');
+    const written = await until('first line', async () => (await c.kubectl(['logs', 'web-0'])).stdout.trim());
+    expect(written).toMatch(/^web-0 \d+$/);
+
+    await kubectl(['delete', 'pod', 'web-0']);
+    await until('web-0 replaced and Running', async () => {
+      const p = await get(podsRes, 'web-0');
+      return p?.metadata.uid !== first.metadata.uid && p?.status?.phase === 'Running';
+    }, 60_000);
+    expect(await until('replacement log', async () => (await c.kubectl(['logs', 'web-0'])).stdout.trim())).toBe(written);
+    expect((await get(claimsRes, 'www-web-0'))!.metadata.uid).toBe(claim.metadata.uid);
+    await kubectl(['delete', 'statefulset', 'web']);
+  }, 180_000);
 });
