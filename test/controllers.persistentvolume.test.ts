@@ -4,7 +4,14 @@
 // provisioning and binding, static binding to the smallest fitting volume, an unknown class, PVC
 // protection while a pod uses the claim, reclaim Delete and Retain; duplicated and reordered keys.
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBRecord } from 'aws-lambda';
+import { handleStreamBatch, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { passesFilters } from './support/lambda-filter.ts';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ControllerContext } from '../lambdas/controllers/controller.ts';
 import { persistentVolumeController as pvc } from '../lambdas/controllers/persistentvolume.ts';
@@ -192,5 +199,60 @@ describe.each(stores)('PersistentVolume controller on %s', (_name, makeStore, en
     await ensureDefaultStorageClass(ctx.registry);
     await settle(ctx);
     expect((await getClaim(ctx, 'early')).spec.storageClassName).toBe('local-path');
+  });
+});
+
+// ---- the cloud path: real DynamoDB stream records, delivered once, again, and in reverse ----
+
+const ddb = await dynamoTestEndpoint();
+afterAll(async () => ddb?.stop());
+
+/** Every record on the table's stream so far, as Lambda would deliver them. */
+async function streamRecords(tableName: string): Promise<DynamoDBRecord[]> {
+  const streams = new DynamoDBStreamsClient({ endpoint: ddb!.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const arn = (await ddb!.client.send(new DescribeTableCommand({ TableName: tableName }))).Table!.LatestStreamArn!;
+  const shards = (await streams.send(new DescribeStreamCommand({ StreamArn: arn }))).StreamDescription!.Shards!;
+  const out: DynamoDBRecord[] = [];
+  for (const sh of shards) {
+    let it = (await streams.send(new GetShardIteratorCommand({ StreamArn: arn, ShardId: sh.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+    for (let i = 0; it && i < 100; i++) {
+      const r = await streams.send(new GetRecordsCommand({ ShardIterator: it }));
+      out.push(...((r.Records ?? []) as unknown as DynamoDBRecord[]));
+      if (!r.Records?.length) break;
+      it = r.NextShardIterator;
+    }
+  }
+  streams.destroy();
+  return out;
+}
+
+describe.skipIf(!ddb)('PersistentVolume controller on the DynamoDB stream', () => {
+  it('provisions and binds from stream batches; redelivered and reversed batches write nothing more', async () => {
+    const tableName = uniqueTableName('skiff-pvstream');
+    await ensureTable(ddb!.client, tableName);
+    const backend = new DynamoBackend({ client: ddb!.client, tableName });
+    const ctx = new ApiServer({ backend }).controllerContext();
+    await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
+    await ensureDefaultStorageClass(ctx.registry);
+    await addNode(ctx, 'n1');
+    await ctx.create(claimsRes, 'default', claim('data'));
+    await selectNode(ctx, 'data', 'n1');
+
+    // What the deployed event source mapping lets through to the controller manager.
+    const batch = async () => (await streamRecords(tableName)).filter((r) => passesFilters(streamFilterPatterns(pvc), r));
+    const first = await handleStreamBatch([pvc], ctx, await batch());
+    expect(first.batchItemFailures).toEqual([]);
+    // The volume's own events (ADDED, claimRef, Bound) and the claim's bind come in the next batch.
+    for (let i = 0; i < 2; i++) expect((await handleStreamBatch([pvc], ctx, await batch())).batchItemFailures).toEqual([]);
+    const c = await getClaim(ctx, 'data');
+    expect(c.status.phase).toBe('Bound');
+    expect((await getVolume(ctx, c.spec.volumeName)).status.phase).toBe('Bound');
+
+    const rev = await backend.currentRevision();
+    const all = await batch();
+    await handleStreamBatch([pvc], ctx, all);
+    await handleStreamBatch([pvc], ctx, [...all].reverse());
+    expect(await backend.currentRevision()).toBe(rev);
+    expect((await ctx.registry.list(volumesRes, undefined)).items).toHaveLength(1);
   });
 });
