@@ -177,6 +177,9 @@ describe('kubectl and apps/v1', () => {
     expect(await ok('apply', '-f', c.file('api.yaml', api(4)))).toBe('deployment.apps/api configured\n');
     expect(await ok('apply', '-f', f)).toBe('deployment.apps/api unchanged\n');
     expect(await ok('get', 'deploy', 'api', '-o', 'jsonpath={.metadata.generation} {.spec.replicas} {.spec.strategy.rollingUpdate}')).toBe('2 4 {"maxSurge":1,"maxUnavailable":0}');
+    // A PUT of the manifest as written (no defaulted fields) changes no spec: the generation stays.
+    expect(await ok('replace', '--save-config', '-f', f)).toBe('deployment.apps/api replaced\n');
+    expect(await ok('get', 'deploy', 'api', '-o', 'jsonpath={.metadata.generation} {.spec.revisionHistoryLimit}')).toBe('2 10');
     expect(await ok('scale', 'deployment', 'api', '--replicas=6')).toBe('deployment.apps/api scaled\n');
     expect(await ok('get', 'deploy', 'api', '-o', 'jsonpath={.metadata.generation} {.spec.replicas}')).toBe('3 6');
     // The status subresource: its rules, and no generation bump; the spec it carries is ignored.

@@ -179,13 +179,13 @@ export const daemonSet: KindStrategy = {
   },
   prepareForUpdate: (o, old, subresource) => {
     if (subresource) return;
+    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
+    // compares specs, and a PUT leaving out defaulted fields changes none.
+    defaultDaemonSet(o);
     o.status = old.status;
     // A client cannot set the template generation; a changed template moves it on.
-    // Compared defaulted, as kube compares decoded objects: a PUT leaving out defaulted fields changes nothing.
-    const next = { template: structuredClone(o.spec?.template) };
-    defaultTemplate(next);
     const gen = templateGeneration(old);
-    setTemplateGeneration(o, jsonEqual(next.template, old.spec?.template) ? gen : gen + 1);
+    setTemplateGeneration(o, jsonEqual(o.spec?.template, old.spec?.template) ? gen : gen + 1);
   },
   table: {
     columns: () => [

@@ -66,7 +66,11 @@ export const replicaSet: KindStrategy = {
     delete o.status;
   },
   prepareForUpdate: (o, old, subresource) => {
-    if (!subresource) o.status = old.status;
+    if (subresource) return;
+    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
+    // compares specs, and a PUT leaving out defaulted fields changes none.
+    defaultReplicaSet(o);
+    o.status = old.status;
   },
   scale: labelSelectorScale,
   table: {

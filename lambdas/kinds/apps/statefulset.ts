@@ -168,6 +168,9 @@ export const statefulSet: KindStrategy = {
   },
   prepareForUpdate: (o, old, subresource) => {
     if (subresource) return;
+    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
+    // compares specs, and a PUT leaving out defaulted fields changes none.
+    defaultStatefulSet(o);
     o.status = old.status;
     dropMaxUnavailable(o, old);
   },
