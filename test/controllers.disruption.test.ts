@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { evictPod } from '../lambdas/apiserver/eviction.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
-import { DELETION_TIMEOUT_MS, disruptionController as dc, scaledValue } from '../lambdas/controllers/disruption.ts';
+import { DELETION_TIMEOUT_MS, STALE_POD_DISRUPTION_MS, disruptionController as dc, scaledValue } from '../lambdas/controllers/disruption.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -180,6 +180,30 @@ for (const [label, makeStore, enabled] of stores) {
       expect(s.disruptedPods).toBeUndefined();
       expect(counts(s)).toMatchObject({ currentHealthy: 3, disruptionsAllowed: 2 });
       expect((await eventsAbout(ctx, 'e-1')).map((e) => [e.reason, e.message])).toEqual([['NotDeleted', "Pod was expected by PDB default/default to be deleted but it wasn't"]]);
+    });
+
+    it('a DisruptionTarget condition that outlived its eviction (the pod was never deleted) is set back to False after 2 minutes', async () => {
+      const ctx = await newCtx(await makeStore());
+      await pod(ctx, 'kept', { app: 'k' });
+      const mark = (at: Date) =>
+        ctx.registry.guaranteedUpdate(podsRes, 'default', 'kept', undefined, { subresource: 'status' }, (cur) => ({
+          ...cur,
+          status: { ...cur.status, conditions: [...cur.status.conditions.filter((c: any) => c.type !== 'DisruptionTarget'), { type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI', message: 'Eviction API: evicting', lastProbeTime: null, lastTransitionTime: at.toISOString().replace(/\.\d{3}Z$/, 'Z') }] },
+        }));
+      // Marked just now: not stale yet, looked at again when it would be.
+      const fresh = await mark(new Date());
+      const keys = dc.keys({ type: 'MODIFIED', resource: podsRes, object: fresh });
+      expect(keys).toContain('default/pods/kept');
+      const r = await dc.reconcile('default/pods/kept', ctx);
+      expect(r?.requeueAfterMs).toBeGreaterThan(STALE_POD_DISRUPTION_MS - 10_000);
+      expect((await ctx.registry.get(podsRes, 'default', 'kept')).metadata.resourceVersion).toBe(fresh.metadata.resourceVersion);
+      // Three minutes old: reset, found by resync too.
+      await mark(new Date(Date.now() - 3 * 60_000));
+      expect(await dc.allKeys(ctx)).toContain('default/pods/kept');
+      expect(await dc.reconcile('default/pods/kept', ctx)).toBeUndefined();
+      const cond = (await ctx.registry.get(podsRes, 'default', 'kept')).status.conditions.find((c: any) => c.type === 'DisruptionTarget');
+      expect(cond).toEqual({ type: 'DisruptionTarget', status: 'False', lastProbeTime: null, lastTransitionTime: expect.any(String) });
+      expect(await dc.allKeys(ctx)).not.toContain('default/pods/kept');
     });
 
     it('duplicated and reordered delivery writes nothing new; a spec change is observed at its generation', async () => {

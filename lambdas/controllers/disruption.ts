@@ -14,6 +14,8 @@
 //   earliest expiry.
 // - observedGeneration, and the DisruptionAllowed condition (SufficientPods / InsufficientPods; a failed
 //   sync sets disruptionsAllowed 0 with SyncFailed and the error, as kube's failSafe).
+// - A pod the eviction API marked DisruptionTarget=True but that is still not being deleted 2 minutes later
+//   (its delete failed) gets the condition back to False (kube's syncStalePodDisruption).
 //
 // Keys: "namespace/name" for a budget. A pod change that matters to budgets (created, deleted, labels,
 // readiness, deletion, controller) maps to "namespace/@{labels}" for its old and new labels, as the
@@ -293,7 +295,42 @@ function podMatters(ev: { type: string; object: KubeObject; oldObject?: KubeObje
   );
 }
 
+/**
+ * kube's stalePodDisruptionTimeout: a pod marked DisruptionTarget (an eviction's first write) that is still
+ * not being deleted this long after has the condition set back to False (the delete never happened).
+ */
+export const STALE_POD_DISRUPTION_MS = 2 * 60_000;
+
+/** The pod's DisruptionTarget=True condition, while the pod is not being deleted. */
+function pendingDisruption(pod: KubeObject): { lastTransitionTime?: string } | undefined {
+  if (pod.metadata.deletionTimestamp) return undefined;
+  return (pod.status?.conditions ?? []).find((c: any) => c?.type === 'DisruptionTarget' && c.status === 'True');
+}
+
+/** syncStalePodDisruption: resets a DisruptionTarget condition that outlived its eviction. */
+async function syncStalePodDisruption(ctx: ControllerContext, ns: string, name: string): Promise<ReconcileResult | void> {
+  const pod = await readerOf(ctx).get(podsRes, ns, name);
+  const cond = pod && pendingDisruption(pod);
+  if (!pod || !cond) return;
+  const now = ctx.now();
+  const staleAt = (c: { lastTransitionTime?: string }) => (Date.parse(c.lastTransitionTime ?? '') || 0) + STALE_POD_DISRUPTION_MS;
+  if (staleAt(cond) > now.getTime()) return { requeueAfterMs: staleAt(cond) - now.getTime() + 1 };
+  try {
+    await ctx.registry.guaranteedUpdate(podsRes, ns, name, undefined, { subresource: 'status' }, (cur) => {
+      const c = cur.metadata.uid === pod.metadata.uid ? pendingDisruption(cur) : undefined;
+      if (!c || staleAt(c) > now.getTime()) return cur;
+      const conditions = (cur.status.conditions as any[]).map((x) =>
+        x?.type === 'DisruptionTarget' ? { type: 'DisruptionTarget', status: 'False', lastProbeTime: null, lastTransitionTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z') } : x,
+      );
+      return { ...cur, status: { ...cur.status, conditions } };
+    });
+  } catch (e) {
+    if (!is404(e)) throw e;
+  }
+}
+
 const LABELS_KEY = '/@';
+const POD_KEY = '/pods/';
 
 export const disruptionController: Controller = {
   name: 'disruption',
@@ -303,8 +340,9 @@ export const disruptionController: Controller = {
     const ns = o.metadata.namespace ?? '';
     if (ev.resource === pdbsRes) return [`${ns}/${o.metadata.name}`];
     if (ev.resource === podsRes) {
-      if (!podMatters(ev)) return [];
-      const keys = [`${ns}${LABELS_KEY}${labelsKey(o.metadata.labels)}`];
+      const keys = pendingDisruption(o) ? [`${ns}${POD_KEY}${o.metadata.name}`] : [];
+      if (!podMatters(ev)) return keys;
+      keys.push(`${ns}${LABELS_KEY}${labelsKey(o.metadata.labels)}`);
       if (ev.oldObject) keys.push(`${ns}${LABELS_KEY}${labelsKey(ev.oldObject.metadata.labels)}`);
       return keys;
     }
@@ -312,10 +350,13 @@ export const disruptionController: Controller = {
     if (ev.type === 'MODIFIED' && ev.oldObject && ev.oldObject.spec?.replicas === o.spec?.replicas) return [];
     return [`${ns}${LABELS_KEY}${labelsKey(o.spec?.template?.metadata?.labels)}`];
   },
+  // Keys: "ns/name" a budget; "ns/@{labels}" the budgets selecting those labels; "ns/pods/name" a pod's
+  // DisruptionTarget condition (names have no "@" and budget names no "/", so the three never meet).
   async reconcile(key, ctx) {
     const at = key.indexOf(LABELS_KEY);
     if (at < 0) {
       const slash = key.indexOf('/');
+      if (key.startsWith(POD_KEY, slash)) return syncStalePodDisruption(ctx, key.slice(0, slash), key.slice(slash + POD_KEY.length));
       return syncBudget(ctx, key.slice(0, slash), key.slice(slash + 1));
     }
     const ns = key.slice(0, at);
@@ -328,6 +369,8 @@ export const disruptionController: Controller = {
     if (requeue !== undefined) return { requeueAfterMs: requeue };
   },
   async allKeys(ctx) {
-    return (await ctx.registry.list(pdbsRes, undefined)).items.map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+    const budgets = (await ctx.registry.list(pdbsRes, undefined)).items.map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+    const marked = (await readerOf(ctx).list(podsRes, undefined)).filter(pendingDisruption).map((p) => `${p.metadata.namespace}${POD_KEY}${p.metadata.name}`);
+    return [...budgets, ...marked];
   },
 };
