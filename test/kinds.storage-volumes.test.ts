@@ -66,6 +66,12 @@ describe('PersistentVolume', () => {
       'PersistentVolume "pv1" is invalid: spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation',
     );
     expect(refusal(() => update(pvs, old, pv({ volumeMode: 'Block' })))).toBe('PersistentVolume "pv1" is invalid: volumeMode: Invalid value: "Block": field is immutable');
+    // Node affinity may be set once, never changed.
+    const pinned = update(pvs, old, pv({ nodeAffinity: affinity }));
+    expect(pinned.spec.nodeAffinity).toEqual(affinity);
+    expect(refusal(() => update(pvs, pinned, pv({ nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['n2'] }] }] } } })))).toMatch(
+      /^PersistentVolume "pv1" is invalid: nodeAffinity: Invalid value: .*: field is immutable, except for updating from beta label to GA$/,
+    );
     const released = update(pvs, old, { ...old, status: { phase: 'Released' } }, 'status');
     expect(released.status.phase).toBe('Released');
     expect(released.status.lastPhaseTransitionTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);

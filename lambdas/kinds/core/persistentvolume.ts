@@ -172,7 +172,10 @@ function validatePersistentVolumeUpdate(errs: ErrorList, pv: Obj, old: Obj, subr
   const was = obj(old.spec);
   if (!jsonEqual(volumeSource(spec), volumeSource(was))) errs.forbidden('spec.persistentvolumesource', 'spec.persistentvolumesource is immutable after creation');
   if ((spec.volumeMode ?? null) !== (was.volumeMode ?? null)) errs.invalid('volumeMode', spec.volumeMode ?? null, 'field is immutable');
-  if (present(was.nodeAffinity) && !jsonEqual(spec.nodeAffinity, was.nodeAffinity)) errs.invalid('nodeAffinity', spec.nodeAffinity ?? null, 'field is immutable');
+  // validatePvNodeAffinity (kube prints the new value as a Go struct literal; Skiff as JSON).
+  if (present(was.nodeAffinity) && !jsonEqual(spec.nodeAffinity, was.nodeAffinity)) {
+    errs.invalid('nodeAffinity', spec.nodeAffinity ?? null, 'field is immutable, except for updating from beta label to GA');
+  }
   // The VolumeAttributesClass feature gate is off in 1.32 (beta, disabled by default).
   if (!jsonEqual(spec.volumeAttributesClassName, was.volumeAttributesClassName)) {
     errs.forbidden('spec.volumeAttributesClassName', 'update is forbidden when the VolumeAttributesClass feature gate is disabled');
