@@ -8,8 +8,13 @@ import type { Controller, ControllerContext } from './controller.ts';
 import { namespaceController } from './namespace.ts';
 import { crdController } from './crd.ts';
 import { replicationController } from './replication.ts';
+import { replicaSetController } from './replicaset.ts';
+import { deploymentController } from './deployment.ts';
 import { daemonSetController } from './daemonset.ts';
 import { statefulSetController } from './statefulset.ts';
+import { jobController } from './job.ts';
+import { createCronJobController } from './cronjob.ts';
+import { handleWakeUp, isWakeUpEvent, wakeUpsFromEnv } from './wakeups.ts';
 import { garbageCollector } from './garbagecollector.ts';
 import { endpointsController } from './endpoints.ts';
 import { persistentVolumeController } from './persistentvolume.ts';
@@ -24,8 +29,13 @@ export const controllers: Controller[] = [
   namespaceController,
   crdController,
   replicationController,
+  replicaSetController,
+  deploymentController,
   daemonSetController,
   statefulSetController,
+  jobController,
+  // Its next fire times come as EventBridge Scheduler wake-ups (wakeups.ts), named in the environment.
+  createCronJobController({ wakeUps: wakeUpsFromEnv() }),
   garbageCollector,
   endpointsController,
   persistentVolumeController,
@@ -38,5 +48,7 @@ export const controllers: Controller[] = [
 const handlers = createControllerHandlers(controllers, cloudContext);
 export const stream = handlers.stream;
 export const resync = handlers.resync;
-/** One function for both triggers: stream batches and the scheduled resync. */
-export const handler = dispatchHandler(handlers);
+const dispatch = dispatchHandler(handlers);
+/** One function for all triggers: stream batches, the scheduled resync, and wake-ups of one key (wakeups.ts). */
+export const handler = async (event: Parameters<typeof dispatch>[0] | unknown) =>
+  isWakeUpEvent(event) ? handleWakeUp(controllers, await cloudContext(), event) : dispatch(event as Parameters<typeof dispatch>[0]);

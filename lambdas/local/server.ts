@@ -28,8 +28,12 @@ import { namespaceController } from '../controllers/namespace.ts';
 import { crdController } from '../controllers/crd.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
 import { replicationController } from '../controllers/replication.ts';
+import { replicaSetController } from '../controllers/replicaset.ts';
+import { deploymentController } from '../controllers/deployment.ts';
 import { daemonSetController } from '../controllers/daemonset.ts';
 import { statefulSetController } from '../controllers/statefulset.ts';
+import { jobController } from '../controllers/job.ts';
+import { cronJobController } from '../controllers/cronjob.ts';
 import { garbageCollector } from '../controllers/garbagecollector.ts';
 import { endpointsController } from '../controllers/endpoints.ts';
 import { persistentVolumeController } from '../controllers/persistentvolume.ts';
@@ -149,8 +153,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     crdController,
     createScheduler(),
     replicationController,
+    replicaSetController,
+    deploymentController,
     daemonSetController,
     statefulSetController,
+    jobController,
+    cronJobController,
     garbageCollector,
     endpointsController,
     persistentVolumeController,
