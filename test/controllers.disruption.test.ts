@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { evictPod } from '../lambdas/apiserver/eviction.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
-import { DELETION_TIMEOUT_MS, STALE_POD_DISRUPTION_MS, disruptionController as dc, scaledValue } from '../lambdas/controllers/disruption.ts';
+import { DELETION_TIMEOUT_MS, STALE_POD_DISRUPTION_MS, disruptionController as dc } from '../lambdas/controllers/disruption.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -60,15 +60,6 @@ async function deliver(ctx: ControllerContext, ev: ChangeEvent) {
 }
 
 const counts = (s: any) => ({ expectedPods: s.expectedPods, currentHealthy: s.currentHealthy, desiredHealthy: s.desiredHealthy, disruptionsAllowed: s.disruptionsAllowed, observedGeneration: s.observedGeneration });
-
-describe('scaledValue (intstr.GetScaledValueFromIntOrPercent)', () => {
-  it('scales percentages, rounding as asked', () => {
-    expect(scaledValue(3, 10, true)).toBe(3);
-    expect(scaledValue('50%', 5, true)).toBe(3);
-    expect(scaledValue('50%', 5, false)).toBe(2);
-    expect(() => scaledValue('5', 10, true)).toThrow('invalid value for IntOrString: invalid type: string is not a percentage');
-  });
-});
 
 for (const [label, makeStore, enabled] of stores) {
   describe.skipIf(!enabled)(`disruption controller on ${label}`, () => {

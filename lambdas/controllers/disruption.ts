@@ -39,6 +39,7 @@ import { SYNC_FAILED, setDisruptionAllowedCondition, setStatusCondition } from '
 import { objectsSelectedBy, selectorsMatching, type ObjectReader } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
+import { scaledValue } from './history.ts';
 import { controllerRef } from './owners.ts';
 
 const pdbsRes = findResource('policy', 'v1', 'poddisruptionbudgets')!;
@@ -54,18 +55,6 @@ export const DELETION_TIMEOUT_MS = 2 * 60_000;
 const COMPONENT = 'controllermanager';
 
 const labelsKey = (l: Record<string, string> | undefined) => JSON.stringify(Object.fromEntries(Object.entries(l ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
-
-/**
- * intstr.GetScaledValueFromIntOrPercent: an int as it is, "N%" of total (rounded up or down). PDB
- * validation admits only those two forms.
- */
-export function scaledValue(v: number | string, total: number, roundUp: boolean): number {
-  if (typeof v === 'number') return v;
-  const m = /^(\d+)%$/.exec(v);
-  if (!m) throw new Error(`invalid value for IntOrString: invalid type: string is not a percentage`);
-  const x = (Number(m[1]) * total) / 100;
-  return roundUp ? Math.ceil(x) : Math.floor(x);
-}
 
 /** The pods a budget selects (a missing selector: none; an empty one: all of the namespace's). */
 async function podsOf(reader: ObjectReader, pdb: KubeObject): Promise<KubeObject[]> {
@@ -136,13 +125,13 @@ async function expectedCount(reader: ObjectReader, pdb: KubeObject, pods: KubeOb
   const spec = pdb.spec ?? {};
   if (spec.maxUnavailable !== undefined && spec.maxUnavailable !== null) {
     const { expected, unmanaged } = await expectedScale(reader, pods);
-    const maxUnavailable = scaledValue(spec.maxUnavailable, expected, true);
+    const maxUnavailable = scaledValue(spec.maxUnavailable, expected, true, 0);
     return { expected, desired: Math.max(0, expected - maxUnavailable), unmanaged };
   }
   if (typeof spec.minAvailable === 'number') return { expected: pods.length, desired: spec.minAvailable, unmanaged: [] };
   if (typeof spec.minAvailable === 'string') {
     const { expected, unmanaged } = await expectedScale(reader, pods);
-    return { expected, desired: scaledValue(spec.minAvailable, expected, true), unmanaged };
+    return { expected, desired: scaledValue(spec.minAvailable, expected, true, 0), unmanaged };
   }
   return { expected: 0, desired: 0, unmanaged: [] };
 }
