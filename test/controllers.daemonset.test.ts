@@ -244,6 +244,33 @@ for (const [label, makeStore, enabled] of backends) {
       expect(imgs).toEqual(['busybox:2', 'busybox:3']);
     });
 
+    it('adopts a matching orphan on its node instead of creating one; releases a pod whose labels stop matching', async () => {
+      const ctx = await newCtx(await makeStore());
+      for (const n of ['n1', 'n2']) await ctx.registry.create(nodesRes, undefined, nodeObj(n));
+      const orphan = await ctx.registry.create(podsRes, 'default', {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'left-behind', labels: { app: 'adopt' } },
+        spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'busybox:1' }] },
+      });
+      const ds = await ctx.registry.create(dsRes, 'default', dsObj('adopt'));
+      // The orphan's event reaches the DaemonSet whose selector matches it.
+      const keys = dsc.keys({ type: 'ADDED', resource: podsRes, object: orphan });
+      expect(keys).toEqual(['pod:default/left-behind']);
+      for (const k of keys) await dsc.reconcile(k, ctx);
+      const got = await byNode(ctx);
+      expect(Object.keys(got)).toEqual(['n1', 'n2']);
+      expect(got.n1!.metadata.name).toBe('left-behind');
+      expect(got.n1!.metadata.ownerReferences).toEqual([{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'adopt', uid: ds.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+      // Relabelled out of the selector: released (no owner), and n2 gets a new daemon pod.
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', got.n2!.metadata.name!, undefined, {}, (cur) => ({ ...cur, metadata: { ...cur.metadata, labels: { app: 'debug' } } }));
+      await dsc.reconcile('default/adopt', ctx);
+      const released = await ctx.registry.get(podsRes, 'default', got.n2!.metadata.name!);
+      expect(released.metadata.ownerReferences).toBeUndefined();
+      const owned = (await podsOf(ctx)).filter((p) => p.metadata.ownerReferences?.some((r) => r.uid === ds.metadata.uid));
+      expect(owned.map((p) => targetNode(p)).sort()).toEqual(['n1', 'n2']);
+    });
+
     it('duplicated, redelivered and reordered events reach the clean-delivery state', async () => {
       const run = async (deliver: (evs: ChangeEvent[], ctx: ControllerContext) => Promise<void>) => {
         const ctx = await newCtx(await makeStore());

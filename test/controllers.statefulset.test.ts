@@ -193,6 +193,19 @@ for (const [label, makeStore, enabled] of backends) {
       expect(byName).toEqual({ 'od-0': 'nginx:1', 'od-1': 'nginx:2' });
     });
 
+    it('adopts orphans named after the set (and only those) that its selector matches', async () => {
+      const ctx = await newCtx(await makeStore());
+      const orphan = (name: string) =>
+        ctx.registry.create(podsRes, 'default', { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: 'kept' } }, spec: { containers: [{ name: 'c', image: 'nginx:1' }] } });
+      const member = await orphan('kept-0');
+      await orphan('stranger');
+      const set = await ctx.registry.create(stsRes, 'default', stsObj('kept', 1, { volumeClaimTemplates: [] }));
+      for (const k of ssc.keys({ type: 'ADDED', resource: podsRes, object: member })) await ssc.reconcile(k, ctx);
+      expect((await ctx.registry.get(podsRes, 'default', 'kept-0')).metadata.ownerReferences?.[0]?.uid).toBe(set.metadata.uid);
+      expect((await ctx.registry.get(podsRes, 'default', 'stranger')).metadata.ownerReferences).toBeUndefined();
+      expect(await names(ctx)).toEqual(['kept-0', 'stranger']);
+    });
+
     it('duplicated, redelivered and reordered events reach the clean-delivery state', async () => {
       const run = async (deliver: (evs: ChangeEvent[], ctx: ControllerContext) => Promise<void>) => {
         const ctx = await newCtx(await makeStore());

@@ -14,7 +14,9 @@
 // Idempotence: a pod is named `<ds>-<5 chars of hash(ds uid, node, revision hash)>`, so two reconciles
 // that saw the same (or a stale) state create the same names and the apiserver's name uniqueness turns a
 // duplicate into AlreadyExists. The revision is in the name so a node can hold an old and a new pod at once
-// (maxSurge). Reads come from the cache (pods by the controller index, nodes listed once), with
+// (maxSurge). A name held by a pod the DaemonSet does not control (one it released) is skipped for the
+// next of the node's names, the same way by every reconcile. Orphans its selector matches are adopted
+// and pods that stop matching released (history.ts' claimPods). Reads come from the cache (pods by the controller index, nodes listed once), with
 // expectations by revision (history.ts) after the controller's own pod writes.
 //
 // Keys: "namespace/name" of a DaemonSet. A node change that can matter (added, deleted, labels, taints,
@@ -29,6 +31,7 @@ import type { KubeObject } from '../machinery/types.ts';
 import { matchesNodeSelector } from '../scheduler/plugins/node-selector.ts';
 import { toleratesTaint, type Taint, type Toleration } from '../scheduler/plugins/taint-toleration.ts';
 import { BURST_REPLICAS, slowStartBatch } from './batch.ts';
+import { selectorsMatching } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import {
@@ -38,6 +41,8 @@ import {
   isAvailable,
   isFinished,
   PodExpectations,
+  adoptable,
+  claimPods,
   podReadySince,
   REVISION_LABEL,
   scaledValue,
@@ -48,6 +53,8 @@ import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
 const daemonSets = findResource('apps', 'v1', 'daemonsets')!;
 const pods = findResource('', 'v1', 'pods')!;
 const nodes = findResource('', 'v1', 'nodes')!;
+/** Key prefix of an orphan pod's key: reconcile finds the owners whose selector matches it. */
+const ORPHAN = 'pod:';
 const COMPONENT = 'daemonset-controller';
 const ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 const ALL = '*';
@@ -87,9 +94,12 @@ export function nodeShouldRunDaemonPod(ds: KubeObject, node: KubeObject): { shou
   return { shouldRun: false, shouldContinueRunning: !untolerated.some((t) => t.effect === 'NoExecute') };
 }
 
-/** The pod name for a node and revision: deterministic, so duplicate creates collide by name. */
-export function daemonPodName(ds: KubeObject, node: string, hash: string): string {
-  const h = createHash('sha256').update(`${ds.metadata.uid}/${node}/${hash}`).digest();
+/**
+ * The pod name for a node and revision: deterministic, so duplicate creates collide by name. `attempt`
+ * picks another name when this one is held by a pod that is not the DaemonSet's (one it released).
+ */
+export function daemonPodName(ds: KubeObject, node: string, hash: string, attempt = 0): string {
+  const h = createHash('sha256').update(`${ds.metadata.uid}/${node}/${hash}${attempt ? `/${attempt}` : ''}`).digest();
   let s = '';
   for (let k = 0; k < 5; k++) s += ALPHABET[h[k]! % ALPHABET.length];
   return `${ds.metadata.name!.slice(0, 57)}-`.slice(0, 58) + s;
@@ -110,7 +120,7 @@ function nodeNameAffinity(affinity: any, node: string): any {
   return { ...(affinity ?? {}), nodeAffinity: { ...(affinity?.nodeAffinity ?? {}), requiredDuringSchedulingIgnoredDuringExecution: required } };
 }
 
-function newPod(ds: KubeObject, node: string, hash: string): KubeObject {
+function newPod(ds: KubeObject, node: string, hash: string, name: string): KubeObject {
   const t = ds.spec?.template ?? {};
   const spec = structuredClone(t.spec ?? {});
   spec.tolerations = withDaemonTolerations(spec);
@@ -119,7 +129,7 @@ function newPod(ds: KubeObject, node: string, hash: string): KubeObject {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: daemonPodName(ds, node, hash),
+      name,
       generateName: `${ds.metadata.name}-`,
       labels: { ...(t.metadata?.labels ?? {}), [REVISION_LABEL]: hash },
       ...(t.metadata?.annotations ? { annotations: { ...t.metadata.annotations } } : {}),
@@ -158,6 +168,18 @@ function updatedPodsOnNode(list: KubeObject[], hash: string): { newPod?: KubeObj
   return { newPod, oldPod, ok: true };
 }
 
+/** The first of the node's names not held by another owner's (or no owner's) pod; the same for every reconcile that sees the same pods. */
+async function freeName(ctx: ControllerContext, ds: KubeObject, node: string, hash: string): Promise<string> {
+  const reader = readerOf(ctx);
+  let name = daemonPodName(ds, node, hash);
+  for (let attempt = 1; attempt < 8; attempt++) {
+    const holder = await reader.get(pods, ds.metadata.namespace, name);
+    if (!holder || controllerRef(holder)?.uid === ds.metadata.uid) return name;
+    name = daemonPodName(ds, node, hash, attempt);
+  }
+  return name;
+}
+
 const is404 = (e: unknown) => e instanceof ApiError && e.code === 404;
 
 async function bestEffortEvent(ctx: ControllerContext, ds: KubeObject, e: EventSpec): Promise<void> {
@@ -183,6 +205,7 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
   const allNodes = await reader.list(nodes, undefined);
   const nodeByName = new Map(allNodes.map((n) => [n.metadata.name!, n]));
   let owned = await expect.owned(ctx, ds);
+  if (await claimPods(ctx, ds, owned, expect)) owned = await expect.owned(ctx, ds);
   const byNode = (list: KubeObject[]) => {
     const m = new Map<string, KubeObject[]>();
     for (const p of list) {
@@ -293,7 +316,7 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
   let changed = false;
   const creates = toCreate.sort().slice(0, burst);
   const made = await slowStartBatch(creates.length, 1, async (i) => {
-    const pod = newPod(ds!, creates[i]!, hash);
+    const pod = newPod(ds!, creates[i]!, hash, await freeName(ctx, ds!, creates[i]!, hash));
     try {
       expect.wrote(uid, await ctx.create(pods, ns, pod));
     } catch (e) {
@@ -397,6 +420,21 @@ function nodeChangeMatters(old: KubeObject | undefined, cur: KubeObject): boolea
   );
 }
 
+/** An orphan pod's key: reconciles the owners of this kind whose selector matches it now. */
+async function reconcileOrphan(key: string, ctx: ControllerContext, one: (ns: string, name: string) => Promise<ReconcileResult | void>): Promise<ReconcileResult | void> {
+  const i = key.indexOf('/');
+  const ns = key.slice(ORPHAN.length, i);
+  const reader = readerOf(ctx);
+  const pod = await reader.get(pods, ns, key.slice(i + 1));
+  if (!pod || !adoptable({ type: 'MODIFIED', object: pod })) return;
+  let requeue: number | undefined;
+  for (const owner of await selectorsMatching(reader, daemonSets, ns, pod.metadata.labels)) {
+    const r = await one(ns, owner.metadata.name!);
+    if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
+  }
+  return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
+}
+
 export interface DaemonSetControllerOptions {
   /** The most pods one reconcile creates or deletes (default BURST_REPLICAS, as kube). */
   burstReplicas?: number;
@@ -413,12 +451,15 @@ export function createDaemonSetController(opts: DaemonSetControllerOptions = {})
       if (ev.resource === daemonSets || ev.resource.resource === 'daemonsets') return [`${m.namespace}/${m.name}`];
       if (ev.resource.resource === 'nodes') return ev.type !== 'MODIFIED' || nodeChangeMatters(ev.oldObject, ev.object) ? [ALL] : [];
       const ref = controllerRef(ev.object);
-      return ref?.kind === 'DaemonSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
+      if (ref) return ref.kind === 'DaemonSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
+      // An orphan pod some DaemonSet may adopt: which ones is looked up in reconcile (keys() cannot read).
+      return ev.resource.resource === 'pods' && !ev.resource.group && adoptable(ev) ? [`${ORPHAN}${m.namespace}/${m.name}`] : [];
     },
     async allKeys({ registry }) {
       return (await registry.list(daemonSets, undefined)).items.map((d) => `${d.metadata.namespace}/${d.metadata.name}`);
     },
     async reconcile(key, ctx) {
+      if (key.startsWith(ORPHAN)) return reconcileOrphan(key, ctx, (ns, name) => reconcileDS(ns, name, ctx, burst, expect));
       if (key !== ALL) {
         const i = key.indexOf('/');
         return reconcileDS(key.slice(0, i), key.slice(i + 1), ctx, burst, expect);

@@ -11,10 +11,12 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import { findResource } from '../machinery/resources.ts';
+import { labelSelectorFromMetav1, type LabelSelector } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
+import { objectsSelectedBy } from './cache.ts';
 import { readerOf, type ControllerContext } from './controller.ts';
-import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
+import { controllerRef, controllerRefTo, isTerminating, withoutOwner } from './owners.ts';
 
 export const controllerRevisions = findResource('apps', 'v1', 'controllerrevisions')!;
 
@@ -187,6 +189,77 @@ export class PodExpectations {
     }
     return mine(await reader.byIndex(this.pods, 'controller', uid));
   }
+}
+
+/** The owner's spec.selector, or undefined when it has none or it is invalid (then it selects nothing). */
+export function ownerSelector(owner: KubeObject): LabelSelector | undefined {
+  if (!owner.spec?.selector) return undefined;
+  try {
+    return labelSelectorFromMetav1(owner.spec.selector);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * kube's PodControllerRefManager.ClaimPods: adopts orphan pods of the namespace that the owner's selector
+ * (and `member`, the StatefulSet's name check) matches, and releases pods it controls that no longer
+ * match. Each change is a compare-and-swap on the current pod, re-checked there, so a racing claim by
+ * another owner or a label change meanwhile wins. Orphans are found through the label index (the
+ * selector's matchLabels), not a namespace list. Returns whether any pod changed.
+ */
+export async function claimPods(
+  ctx: ControllerContext,
+  owner: KubeObject,
+  owned: KubeObject[],
+  expect: PodExpectations,
+  member: (p: KubeObject) => boolean = () => true,
+): Promise<boolean> {
+  const pods = findResource('', 'v1', 'pods')!;
+  const uid = owner.metadata.uid!;
+  const ns = owner.metadata.namespace!;
+  const sel = ownerSelector(owner);
+  const matches = (p: KubeObject) => !!sel && sel.matches(p.metadata.labels ?? {}) && member(p);
+  let changed = false;
+  const write = async (p: KubeObject, f: (cur: KubeObject) => KubeObject | undefined) => {
+    try {
+      let did = false;
+      const after = await ctx.registry.guaranteedUpdate(pods, ns, p.metadata.name!, undefined, {}, (cur) => {
+        const next = cur.metadata.uid === p.metadata.uid ? f(cur) : undefined;
+        did = !!next;
+        return next ?? cur;
+      });
+      if (did) {
+        expect.wrote(uid, after);
+        changed = true;
+      }
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+    }
+  };
+  for (const p of owned) {
+    if (matches(p)) continue;
+    await write(p, (cur) => (controllerRef(cur)?.uid === uid && !matches(cur) ? withoutOwner(cur, uid) : undefined));
+  }
+  if (!sel || isTerminating(owner)) return changed;
+  const matchLabels: Record<string, string> = owner.spec.selector.matchLabels ?? {};
+  const reader = readerOf(ctx);
+  const candidates = Object.keys(matchLabels).length ? await objectsSelectedBy(reader, pods, ns, matchLabels) : await reader.list(pods, ns);
+  for (const p of candidates) {
+    if (controllerRef(p) || isTerminating(p) || !matches(p)) continue;
+    await write(p, (cur) => {
+      if (controllerRef(cur) || isTerminating(cur) || !matches(cur)) return undefined;
+      const refs = (cur.metadata.ownerReferences ?? []).filter((r) => r.uid !== uid);
+      return { ...cur, metadata: { ...cur.metadata, ownerReferences: [...refs, controllerRefTo(owner)] } };
+    });
+  }
+  return changed;
+}
+
+/** Whether a pod event is of an orphan that some owner may adopt (kube's addPod/updatePod for orphans). */
+export function adoptable(ev: { type: string; object: KubeObject }): boolean {
+  const p = ev.object;
+  return ev.type !== 'DELETED' && !controllerRef(p) && !isTerminating(p) && !!Object.keys(p.metadata.labels ?? {}).length;
 }
 
 /** Pod helpers both controllers share (kube's podutil). */
