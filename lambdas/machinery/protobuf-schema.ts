@@ -458,6 +458,36 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   DeploymentCondition: {
     type: [1, S, 'r'], status: [2, S, 'r'], lastUpdateTime: [6, 'Time'], lastTransitionTime: [7, 'Time'], reason: [4, S], message: [5, S],
   },
+  // --- what kubectl create job / cronjob sends (k8s.io/api/batch/v1) ---
+  Job: { metadata: [1, 'ObjectMeta'], spec: [2, 'JobSpec'], status: [3, 'JobStatus'] },
+  JobSpec: {
+    parallelism: [1, 'i', 'p'], completions: [2, 'i', 'p'], activeDeadlineSeconds: [3, 'l', 'p'], podFailurePolicy: [11, 'PodFailurePolicy', 'p'],
+    successPolicy: [16, 'SuccessPolicy', 'p'], backoffLimit: [7, 'i', 'p'], backoffLimitPerIndex: [12, 'i', 'p'], maxFailedIndexes: [13, 'i', 'p'],
+    selector: [4, 'LabelSelector', 'p'], manualSelector: [5, 'b', 'p'], template: [6, 'PodTemplateSpec'], ttlSecondsAfterFinished: [8, 'i', 'p'],
+    completionMode: [9, S, 'p'], suspend: [10, 'b', 'p'], podReplacementPolicy: [14, S, 'p'], managedBy: [15, S, 'p'],
+  },
+  PodFailurePolicy: { rules: [1, '[PodFailurePolicyRule'] },
+  PodFailurePolicyRule: { action: [1, S, 'r'], onExitCodes: [2, 'PodFailurePolicyOnExitCodesRequirement', 'p'], onPodConditions: [3, '[PodFailurePolicyOnPodConditionsPattern'] },
+  PodFailurePolicyOnExitCodesRequirement: { containerName: [1, S, 'p'], operator: [2, S, 'r'], values: [3, '[i'] },
+  PodFailurePolicyOnPodConditionsPattern: { type: [1, S, 'r'], status: [2, S] },
+  SuccessPolicy: { rules: [1, '[SuccessPolicyRule'] },
+  SuccessPolicyRule: { succeededIndexes: [1, S, 'p'], succeededCount: [2, 'i', 'p'] },
+  JobStatus: {
+    conditions: [1, '[JobCondition'], startTime: [2, 'Time', 'p'], completionTime: [3, 'Time', 'p'], active: [4, 'i'], succeeded: [5, 'i'],
+    failed: [6, 'i'], terminating: [11, 'i', 'p'], completedIndexes: [7, S], failedIndexes: [10, S, 'p'],
+    uncountedTerminatedPods: [8, 'UncountedTerminatedPods', 'p'], ready: [9, 'i', 'p'],
+  },
+  JobCondition: {
+    type: [1, S, 'r'], status: [2, S, 'r'], lastProbeTime: [3, 'Time'], lastTransitionTime: [4, 'Time'], reason: [5, S], message: [6, S],
+  },
+  UncountedTerminatedPods: { succeeded: [1, '[s'], failed: [2, '[s'] },
+  CronJob: { metadata: [1, 'ObjectMeta'], spec: [2, 'CronJobSpec'], status: [3, 'CronJobStatus'] },
+  CronJobSpec: {
+    schedule: [1, S, 'r'], timeZone: [8, S, 'p'], startingDeadlineSeconds: [2, 'l', 'p'], concurrencyPolicy: [3, S], suspend: [4, 'b', 'p'],
+    jobTemplate: [5, 'JobTemplateSpec'], successfulJobsHistoryLimit: [6, 'i', 'p'], failedJobsHistoryLimit: [7, 'i', 'p'],
+  },
+  JobTemplateSpec: { metadata: [1, 'ObjectMeta'], spec: [2, 'JobSpec'] },
+  CronJobStatus: { active: [1, '[ObjectReference'], lastScheduleTime: [4, 'Time', 'p'], lastSuccessfulTime: [5, 'Time', 'p'] },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
@@ -474,6 +504,8 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   PodDisruptionBudget: { message: 'PodDisruptionBudget', apiVersions: ['policy/v1'] },
   Ingress: { message: 'Ingress', apiVersions: ['networking.k8s.io/v1'] },
   Deployment: { message: 'Deployment', apiVersions: ['apps/v1'] },
+  Job: { message: 'Job', apiVersions: ['batch/v1'] },
+  CronJob: { message: 'CronJob', apiVersions: ['batch/v1'] },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };
