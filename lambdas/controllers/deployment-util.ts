@@ -61,11 +61,11 @@ function canonicalJSON(v: unknown): string {
 /**
  * controller.ComputeHash: FNV-1a over the pod template, then collisionCount as 8 little-endian bytes when
  * set, the decimal sum through rand.SafeEncodeString. Kube hashes the Go struct as go-spew prints it; Skiff
- * hashes its canonical JSON (the same template gives the same hash on every instance and every release,
+ * hashes its canonical JSON, normalized as normalizeTemplate says (the same template gives the same hash on every instance and every release,
  * which is what the name is for), so the strings differ from kube's for the same template.
  */
 export function computeHash(template: unknown, collisionCount?: number): string {
-  let h = fnv1a32(Buffer.from(canonicalJSON(template ?? {})));
+  let h = fnv1a32(Buffer.from(canonicalJSON(normalizeTemplate(template) ?? {})));
   if (collisionCount !== undefined && collisionCount !== null) {
     const b = Buffer.alloc(8);
     b.writeUInt32LE(collisionCount >>> 0, 0);
@@ -74,15 +74,33 @@ export function computeHash(template: unknown, collisionCount?: number): string 
   return [...String(h)].map((c) => ALPHANUMS[c.charCodeAt(0) % ALPHANUMS.length]).join('');
 }
 
-/** The template without the pod-template-hash label (labels dropped when that was the only one). */
+/**
+ * A template as Go's typed objects see it: null, {} and [] are the zero value, the same as absent (kube's
+ * Semantic.DeepEqual treats empty and nil slices and maps as equal). kubectl rollout undo sends back the
+ * ReplicaSet's template as Go marshals it (`metadata: {creationTimestamp: null}`, `resources: {}`), which
+ * must still be that ReplicaSet's template, with the same hash.
+ */
+export function normalizeTemplate(v: unknown): unknown {
+  if (Array.isArray(v)) {
+    const a = v.map(normalizeTemplate);
+    return a.length ? a : undefined;
+  }
+  if (v && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const n = normalizeTemplate(x);
+      if (n !== undefined) o[k] = n;
+    }
+    return Object.keys(o).length ? o : undefined;
+  }
+  return v === null ? undefined : v;
+}
+
+/** The template without the pod-template-hash label, normalized. */
 function withoutHash(t: any): any {
   const c = structuredClone(t ?? {});
-  if (c.metadata?.labels) {
-    delete c.metadata.labels[POD_TEMPLATE_HASH];
-    if (!Object.keys(c.metadata.labels).length) delete c.metadata.labels;
-  }
-  if (c.metadata && !Object.keys(c.metadata).length) delete c.metadata;
-  return c;
+  if (c.metadata?.labels) delete c.metadata.labels[POD_TEMPLATE_HASH];
+  return normalizeTemplate(c) ?? {};
 }
 
 /** EqualIgnoreHash: two pod templates equal but for the pod-template-hash label. */
