@@ -17,7 +17,7 @@
 // The answer is a metav1.Status: Success with 201, or the failure (429 TooManyRequests with the
 // DisruptionBudget cause; 500 for two budgets; the delete's own 404/409).
 
-import { ApiError, errors, successStatus, type Status } from '../machinery/status.ts';
+import { ApiError, errors, failureStatus, successStatus, type Status } from '../machinery/status.ts';
 import { findResource } from '../machinery/resources.ts';
 import { labelSelectorFromMetav1 } from '../machinery/selectors.ts';
 import { typeErrors } from '../machinery/schema.ts';
@@ -179,7 +179,7 @@ export async function evictPod(registry: Registry, ns: string, name: string, opt
 
   const budgets = await budgetsOf(registry, pod);
   if (budgets.length > 1) {
-    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.', code: 500 };
+    return failureStatus('This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.', 500);
   }
   let guardByRV = false;
   const pdb = budgets[0];

@@ -100,6 +100,11 @@ export function successStatus(details?: StatusDetails): Status {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', ...(details ? { details } : {}), code: 200 };
 }
 
+/** A failure a handler returns as its result rather than raises: message and code, no reason (pods/eviction's 500). */
+export function failureStatus(message: string, code: number): Status {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, code };
+}
+
 // The constructors below produce Kubernetes' exact message texts (k8s.io/apimachinery/pkg/api/errors).
 
 export const errors = {
