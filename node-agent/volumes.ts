@@ -15,7 +15,6 @@ import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import { isLocalPathVolumeOf, LOCAL_PATH_FINALIZER } from '../lambdas/controllers/local-path.ts';
 import { expand, fieldRefValue, resourceFieldValue } from './env.ts';
-import { Informer } from './informer.ts';
 import type { KubeClient } from './kube-client.ts';
 
 export interface VolumeObjects {
@@ -352,48 +351,64 @@ function claimVolume(claimName: string, objects: VolumeObjects): string {
 }
 
 /**
- * The node's half of the local-path provisioner: follows the PersistentVolumes, and when one of this
- * node's local-path volumes is being deleted and no longer bound, removes its directory (only ever
- * one under `dir`), then drops LOCAL_PATH_FINALIZER so the object goes. A volume the agent missed while
- * down is found on the informer's first list.
+ * The node's half of the local-path provisioner: removes the directories of this node's local-path
+ * volumes that are being deleted and no longer bound, then drops their LOCAL_PATH_FINALIZER so the
+ * objects go; and directories whose volume is gone altogether (its finalizer removed by hand). It is
+ * driven by what is on disk: a node with no local-path directory asks nothing, and one with some reads
+ * the volumes once a period (one list: the poll period of an agent that polls, else `everyMs`), so a
+ * deployed cluster's idle nodes pay no request for it. A volume's directory is only ever made after its
+ * object was read (claimVolumes), so a directory listed before the volumes were is never taken for an
+ * orphan of a volume just made.
  */
-export function startLocalPathCleaner(o: { kube: KubeClient; nodeName: string; dir: string; log: (m: string) => void }): { stop(): Promise<void> } {
+export function startLocalPathCleaner(o: { kube: KubeClient; nodeName: string; dir: string; log: (m: string) => void; everyMs?: number }): { stop(): Promise<void> } {
   const root = path.resolve(o.dir);
-  const inFlight = new Set<string>();
-  const informer = Informer.shared(o.kube, '/api/v1/persistentvolumes', (m) => o.log(`persistentvolume ${m}`));
-  const cleanup = async (pv: KubeObject): Promise<void> => {
-    const dir = path.resolve(String(pv.spec?.hostPath?.path ?? ''));
-    if (path.dirname(dir) === root) fs.rmSync(dir, { recursive: true, force: true });
-    else o.log(`local-path volume ${pv.metadata.name}: ${dir} is not under ${root}; left in place`);
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  const removeDir = (name: string) => fs.rmSync(path.join(root, name), { recursive: true, force: true });
+  const tick = async (): Promise<void> => {
+    let names: string[];
     try {
-      await o.kube.patch(`/api/v1/persistentvolumes/${encodeURIComponent(pv.metadata.name!)}`, {
-        metadata: { resourceVersion: pv.metadata.resourceVersion, finalizers: (pv.metadata.finalizers ?? []).filter((f: string) => f !== LOCAL_PATH_FINALIZER) },
-      });
-    } catch (e) {
-      // Gone already, or changed since read: its next event brings it back here.
-      if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+      names = fs.readdirSync(root);
+    } catch {
+      return; // no local-path volume was ever mounted here
+    }
+    if (!names.length) return;
+    const list = await o.kube.get<{ items: KubeObject[] }>('/api/v1/persistentvolumes');
+    const byName = new Map((list.items ?? []).map((pv) => [pv.metadata.name!, pv]));
+    for (const name of names) {
+      const pv = byName.get(name);
+      if (!pv) {
+        o.log(`local-path volume ${name} is gone: removing its directory`);
+        removeDir(name);
+        continue;
+      }
+      if (!pv.metadata.deletionTimestamp || pv.status?.phase === 'Bound') continue;
+      if (!(pv.metadata.finalizers ?? []).includes(LOCAL_PATH_FINALIZER) || !isLocalPathVolumeOf(pv, o.nodeName)) continue;
+      if (path.resolve(String(pv.spec?.hostPath?.path ?? '')) !== path.join(root, name)) continue; // not this directory's volume
+      removeDir(name);
+      try {
+        await o.kube.patch(`/api/v1/persistentvolumes/${encodeURIComponent(name)}`, {
+          metadata: { resourceVersion: pv.metadata.resourceVersion, finalizers: (pv.metadata.finalizers ?? []).filter((f: string) => f !== LOCAL_PATH_FINALIZER) },
+        });
+      } catch (e) {
+        // Gone already, or changed since read: the next period looks again (the directory is gone now).
+        if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+      }
     }
   };
-  const handle = (pv: KubeObject): void => {
-    if (!pv.metadata.deletionTimestamp || pv.status?.phase === 'Bound') return;
-    if (!(pv.metadata.finalizers ?? []).includes(LOCAL_PATH_FINALIZER) || !isLocalPathVolumeOf(pv, o.nodeName)) return;
-    const name = pv.metadata.name!;
-    if (inFlight.has(name)) return;
-    inFlight.add(name);
-    void cleanup(pv)
-      .catch((e: Error) => o.log(`local-path volume ${name}: ${e.message}`))
-      .finally(() => {
-        inFlight.delete(name);
-        // A newer version seen meanwhile (its event was passed over while this one ran): look at it now.
-        const now = informer.items.get(name);
-        if (now && now.metadata.resourceVersion !== pv.metadata.resourceVersion) handle(now);
-      });
+  const timer = setInterval(() => {
+    if (stopped || running) return;
+    running = tick()
+      .catch((e: Error) => o.log(`local-path volumes: ${e.message}`))
+      .finally(() => (running = undefined));
+  }, o.kube.pollMs ?? o.everyMs ?? 2000);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
   };
-  informer.on((type, pv) => {
-    if (type !== 'DELETED') handle(pv);
-  });
-  informer.start();
-  return { stop: () => informer.stop() };
 }
 
 // ---------------------------------------------------------------------------------------------------

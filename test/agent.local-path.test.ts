@@ -1,7 +1,8 @@
 // Persistent volumes end to end on the real Docker Engine, driven with the machine's kubectl: a claim of
 // the default class local-path waits for its first pod, is provisioned on that pod's node and bound; the
 // pod writes a file into it; after that pod is deleted a new pod of the same claim reads the file; kubectl
-// get pv,pvc,sc prints kube's columns; deleting the claim deletes the volume and its directory on the node.
+// get pv,pvc,sc prints kube's columns; deleting the claim deletes the volume and its directory on the node
+// (and a directory whose volume is gone is removed as well); a StatefulSet's claims work the same way.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -109,6 +110,12 @@ describe.skipIf(!docker)('local-path volumes on Docker (kubectl end to end)', ()
     await until('volume deleted', async () => !(await get(volumesRes, pvName, undefined)), 60_000);
     expect(await get(claimsRes, 'data')).toBeUndefined();
     await until('directory removed', async () => !fs.existsSync(dir), 30_000);
+
+    // A directory whose volume is gone altogether (its finalizer removed by hand) is removed too.
+    const orphan = path.join(c.dataDir, 'nodes', NODE, 'local-path', 'pvc-orphan');
+    fs.mkdirSync(orphan, { recursive: true });
+    fs.writeFileSync(path.join(orphan, 'left'), 'x');
+    await until('orphan directory removed', async () => !fs.existsSync(orphan), 30_000);
   }, 180_000);
 
   it("a StatefulSet's claim from its volumeClaimTemplates is provisioned and keeps its data across the pod's replacement", async () => {
