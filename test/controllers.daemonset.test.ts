@@ -271,6 +271,28 @@ for (const [label, makeStore, enabled] of backends) {
       expect(owned.map((p) => targetNode(p)).sort()).toEqual(['n1', 'n2']);
     });
 
+    it('a DaemonSet made again after an orphaning delete adopts its pods and its history', async () => {
+      const ctx = await newCtx(await makeStore());
+      await ctx.registry.create(nodesRes, undefined, nodeObj('n1'));
+      const first = await ctx.registry.create(dsRes, 'default', dsObj('again'));
+      await dsc.reconcile('default/again', ctx);
+      const [pod] = await podsOf(ctx);
+      const [rev] = await revisionsOf(ctx);
+      // What the garbage collector does for --cascade=orphan: dependents lose the owner's reference.
+      for (const [res, name] of [[podsRes, pod!.metadata.name!], [crRes, rev!.metadata.name!]] as const) {
+        await ctx.registry.guaranteedUpdate(res, 'default', name, undefined, {}, (cur) => {
+          const { ownerReferences: _, ...metadata } = cur.metadata;
+          return { ...cur, metadata };
+        });
+      }
+      await ctx.registry.delete(dsRes, 'default', 'again');
+      const second = await ctx.registry.create(dsRes, 'default', dsObj('again'));
+      expect(second.metadata.uid).not.toBe(first.metadata.uid);
+      await dsc.reconcile('default/again', ctx);
+      expect((await podsOf(ctx)).map((p) => [p.metadata.name, p.metadata.ownerReferences?.[0]?.uid])).toEqual([[pod!.metadata.name, second.metadata.uid]]);
+      expect((await revisionsOf(ctx)).map((r) => [r.metadata.name, r.revision, r.metadata.ownerReferences?.[0]?.uid])).toEqual([[rev!.metadata.name, 1, second.metadata.uid]]);
+    });
+
     it('duplicated, redelivered and reordered events reach the clean-delivery state', async () => {
       const run = async (deliver: (evs: ChangeEvent[], ctx: ControllerContext) => Promise<void>) => {
         const ctx = await newCtx(await makeStore());

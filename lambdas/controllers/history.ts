@@ -87,6 +87,7 @@ const maxRevision = (rs: KubeObject[]) => rs.reduce((m, r) => Math.max(m, r.revi
  */
 export async function currentRevision(ctx: ControllerContext, owner: KubeObject, kind: { apiVersion: string; kind: string }): Promise<History> {
   let revisions = await ownedRevisions(ctx, owner);
+  if (await adoptRevisions(ctx, { ...owner, ...kind })) revisions = await ownedRevisions(ctx, owner);
   const data = templatePatch(owner);
   let collisionCount: number = owner.status?.collisionCount ?? 0;
   const next = maxRevision(revisions) + 1;
@@ -139,6 +140,32 @@ export async function currentRevision(ctx: ControllerContext, owner: KubeObject,
     collisionCount++;
   }
   throw new Error(`could not find a free ControllerRevision name for ${owner.metadata.namespace}/${owner.metadata.name}`);
+}
+
+/**
+ * Adopts orphan revisions the owner's selector matches (ClaimControllerRevisions: an owner deleted with
+ * --cascade=orphan and made again keeps its history). Found through the label index; CAS on each.
+ */
+async function adoptRevisions(ctx: ControllerContext, owner: KubeObject): Promise<boolean> {
+  const sel = ownerSelector(owner);
+  const matchLabels: Record<string, string> = owner.spec?.selector?.matchLabels ?? {};
+  if (!sel || isTerminating(owner) || !Object.keys(matchLabels).length) return false;
+  const ns = owner.metadata.namespace!;
+  const orphans = (await objectsSelectedBy(readerOf(ctx), controllerRevisions, ns, matchLabels)).filter((r) => !controllerRef(r) && !isTerminating(r) && sel.matches(r.metadata.labels ?? {}));
+  let adopted = false;
+  for (const r of orphans) {
+    try {
+      await ctx.registry.guaranteedUpdate(controllerRevisions, ns, r.metadata.name!, undefined, {}, (cur) => {
+        if (cur.metadata.uid !== r.metadata.uid || controllerRef(cur) || !sel.matches(cur.metadata.labels ?? {})) return cur;
+        adopted = true;
+        const refs = (cur.metadata.ownerReferences ?? []).filter((o) => o.uid !== owner.metadata.uid);
+        return { ...cur, metadata: { ...cur.metadata, ownerReferences: [...refs, controllerRefTo(owner)] } };
+      });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 404)) throw e;
+    }
+  }
+  return adopted;
 }
 
 /**
