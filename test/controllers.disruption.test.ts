@@ -142,6 +142,13 @@ for (const [label, makeStore, enabled] of stores) {
       await ctx.registry.delete(podsRes, 'default', 'orphan');
       await dc.reconcile('default/mix', ctx);
       expect((await statusOf(ctx, 'mix')).conditions).toEqual([expect.objectContaining({ status: 'True', reason: 'SufficientPods' })]);
+
+      // A Job's pods cannot be measured by replicas: kube's message for a kind without a scale subresource.
+      const job = await ctx.registry.create(findResource('batch', 'v1', 'jobs')!, 'default', { metadata: { name: 'batch' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox' }] } } } });
+      await pod(ctx, 'batch-1', { app: 'batch' }, job);
+      await pdb(ctx, 'batch', { minAvailable: '50%', selector: { matchLabels: { app: 'batch' } } });
+      await dc.reconcile('default/batch', ctx);
+      expect((await statusOf(ctx, 'batch')).conditions).toEqual([expect.objectContaining({ status: 'False', reason: 'SyncFailed', message: 'jobs.batch does not implement the scale subresource' })]);
     });
 
     it('an eviction recorded in disruptedPods keeps the pod out of currentHealthy until it is deleted or 2 minutes pass', async () => {

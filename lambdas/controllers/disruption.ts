@@ -3,9 +3,10 @@
 //
 // - expectedPods: the number of selected pods for an integer minAvailable; for maxUnavailable or a
 //   percentage minAvailable, the sum of the scale (spec.replicas) of the pods' controllers: a
-//   ReplicationController, a ReplicaSet (or, above it, its Deployment), a StatefulSet. A selected pod
-//   with no controller is left out of that sum (an UnmanagedPods warning); one whose controller cannot
-//   be found fails the sync.
+//   ReplicationController, a ReplicaSet (or, above it, its Deployment), a StatefulSet, or any kind with
+//   a scale subresource (custom resources too). A selected pod with no controller is left out of that
+//   sum (an UnmanagedPods warning); one whose controller cannot be found, or has no scale (a Job), fails
+//   the sync.
 // - desiredHealthy: minAvailable (scaled, rounded up), or expectedPods - maxUnavailable (rounded up).
 // - currentHealthy: selected pods that are Ready, not being deleted, and not in status.disruptedPods.
 // - disruptionsAllowed: currentHealthy - desiredHealthy, never below 0, and 0 while expectedPods is 0.
@@ -35,9 +36,10 @@ import { labelSelectorFromMetav1 } from '../machinery/selectors.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { KubeObject, OwnerReference } from '../machinery/types.ts';
 import { isPodReady } from '../apiserver/eviction.ts';
+import { kindFor } from '../kinds/index.ts';
 import { SYNC_FAILED, setDisruptionAllowedCondition, setStatusCondition } from '../kinds/policy/poddisruptionbudget.ts';
 import { objectsSelectedBy, selectorsMatching, type ObjectReader } from './cache.ts';
-import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
+import { readerOf, servedKinds, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
 import { scaledValue } from './history.ts';
 import { controllerRef } from './owners.ts';
@@ -81,27 +83,42 @@ async function controllerOf(reader: ObjectReader, res: ResourceInfo, ns: string,
   return o && o.metadata.uid === ref.uid ? o : undefined;
 }
 
-/** The finders of kube's getExpectedScale: the pod's scaled controller, as {uid, replicas}. */
-async function scaleOf(reader: ObjectReader, ns: string, ref: OwnerReference): Promise<{ uid: string; replicas: number } | undefined> {
+type Scale = { uid: string; replicas: number };
+
+/**
+ * The finders of kube's getExpectedScale, in its order: the pod's RC, its ReplicaSet's Deployment, its
+ * ReplicaSet (one no Deployment controls), its StatefulSet, then any kind through its scale subresource.
+ */
+async function scaleOf(ctx: ControllerContext, reader: ObjectReader, ns: string, ref: OwnerReference): Promise<Scale | undefined> {
   const replicas = (o: KubeObject) => (typeof o.spec?.replicas === 'number' ? o.spec.replicas : 1);
   if (refIs(ref, rcsRes) || refIs(ref, statefulSetsRes)) {
     const o = await controllerOf(reader, refIs(ref, rcsRes) ? rcsRes : statefulSetsRes, ns, ref);
-    return o && { uid: o.metadata.uid!, replicas: replicas(o) };
-  }
-  if (refIs(ref, rssRes)) {
+    if (o) return { uid: o.metadata.uid!, replicas: replicas(o) };
+  } else if (refIs(ref, rssRes)) {
     const rs = await controllerOf(reader, rssRes, ns, ref);
-    if (!rs) return undefined;
-    const up = controllerRef(rs);
-    // A ReplicaSet of a Deployment: the Deployment's replicas are what the budget is measured against.
-    if (!up || !refIs(up, deploymentsRes)) return { uid: rs.metadata.uid!, replicas: replicas(rs) };
-    const d = await controllerOf(reader, deploymentsRes, ns, up);
-    return d && { uid: d.metadata.uid!, replicas: replicas(d) };
+    const up = rs && controllerRef(rs);
+    if (rs && (!up || !refIs(up, deploymentsRes))) return { uid: rs.metadata.uid!, replicas: replicas(rs) };
+    // A ReplicaSet of a Deployment: the Deployment's replicas are what the budget is measured against
+    // (a Deployment gone, the ReplicaSet's own scale, as kube's last finder finds it).
+    const d = up && (await controllerOf(reader, deploymentsRes, ns, up));
+    if (d) return { uid: d.metadata.uid!, replicas: replicas(d) };
   }
-  return undefined;
+  return scaleSubresourceOf(ctx, reader, ns, ref);
+}
+
+/** getScaleController: a controller of any served kind (a custom resource's too), by its scale subresource. */
+async function scaleSubresourceOf(ctx: ControllerContext, reader: ObjectReader, ns: string, ref: OwnerReference): Promise<Scale | undefined> {
+  const group = groupOf(ref);
+  const res = (await servedKinds(ctx)).find((r) => r.group === group && r.kind === ref.kind);
+  if (!res) throw new Error(`no matches for kind ${JSON.stringify(ref.kind)} in version ${JSON.stringify(ref.apiVersion ?? '')}`);
+  const rules = kindFor(res).scale;
+  if (!rules) throw new Error(`${res.resource}${group ? `.${group}` : ''} does not implement the scale subresource`);
+  const o = await controllerOf(reader, res, ns, ref);
+  return o && { uid: o.metadata.uid!, replicas: Number(rules.toScale(o).spec?.replicas ?? 0) };
 }
 
 /** getExpectedScale: the sum of the scales of the selected pods' controllers. */
-async function expectedScale(reader: ObjectReader, pods: KubeObject[]): Promise<{ expected: number; unmanaged: string[] }> {
+async function expectedScale(ctx: ControllerContext, reader: ObjectReader, pods: KubeObject[]): Promise<{ expected: number; unmanaged: string[] }> {
   const scales = new Map<string, number>();
   const unmanaged: string[] = [];
   const seen = new Set<string>();
@@ -113,7 +130,7 @@ async function expectedScale(reader: ObjectReader, pods: KubeObject[]): Promise<
     }
     if (seen.has(ref.uid)) continue;
     seen.add(ref.uid);
-    const found = await scaleOf(reader, pod.metadata.namespace!, ref);
+    const found = await scaleOf(ctx, reader, pod.metadata.namespace!, ref);
     if (!found) throw new Error(`found no controllers for pod ${JSON.stringify(pod.metadata.name)}`);
     scales.set(found.uid, found.replicas);
   }
@@ -121,16 +138,16 @@ async function expectedScale(reader: ObjectReader, pods: KubeObject[]): Promise<
 }
 
 /** getExpectedPodCount: expectedPods and desiredHealthy from the spec. */
-async function expectedCount(reader: ObjectReader, pdb: KubeObject, pods: KubeObject[]): Promise<{ expected: number; desired: number; unmanaged: string[] }> {
+async function expectedCount(ctx: ControllerContext, reader: ObjectReader, pdb: KubeObject, pods: KubeObject[]): Promise<{ expected: number; desired: number; unmanaged: string[] }> {
   const spec = pdb.spec ?? {};
   if (spec.maxUnavailable !== undefined && spec.maxUnavailable !== null) {
-    const { expected, unmanaged } = await expectedScale(reader, pods);
+    const { expected, unmanaged } = await expectedScale(ctx, reader, pods);
     const maxUnavailable = scaledValue(spec.maxUnavailable, expected, true, 0);
     return { expected, desired: Math.max(0, expected - maxUnavailable), unmanaged };
   }
   if (typeof spec.minAvailable === 'number') return { expected: pods.length, desired: spec.minAvailable, unmanaged: [] };
   if (typeof spec.minAvailable === 'string') {
-    const { expected, unmanaged } = await expectedScale(reader, pods);
+    const { expected, unmanaged } = await expectedScale(ctx, reader, pods);
     return { expected, desired: scaledValue(spec.minAvailable, expected, true, 0), unmanaged };
   }
   return { expected: 0, desired: 0, unmanaged: [] };
@@ -199,7 +216,7 @@ async function syncBudget(ctx: ControllerContext, ns: string, name: string): Pro
   let counts: { expected: number; desired: number; unmanaged: string[] };
   try {
     pods = await podsOf(reader, pdb);
-    counts = await expectedCount(reader, pdb, pods);
+    counts = await expectedCount(ctx, reader, pdb, pods);
   } catch (e) {
     if (isConflict(e)) throw e;
     const err = e instanceof Error ? e : new Error(String(e));
