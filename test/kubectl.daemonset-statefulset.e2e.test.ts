@@ -117,6 +117,18 @@ ${podSpec}`;
       expect(crs.items.length).toBe(2);
     });
 
+    it('deleting a DaemonSet deletes its pods and revisions (garbage collector)', async () => {
+      await ok(['apply', '-f', '-'], ds('temp', 'busybox:1'));
+      await ok(['rollout', 'status', 'ds/temp', '-n', 'daemons', '--timeout=60s']);
+      expect((await json(['get', 'controllerrevisions', '-n', 'daemons', '-l', 'app=temp'])).items.length).toBe(1);
+      expect((await ok(['delete', 'ds', 'temp', '-n', 'daemons'])).trim()).toBe('daemonset.apps "temp" deleted');
+      await until('pods and revisions gone', async () => {
+        const pods = (await json(['get', 'pods', '-n', 'daemons', '-l', 'app=temp'])).items;
+        const revs = (await json(['get', 'controllerrevisions', '-n', 'daemons', '-l', 'app=temp'])).items;
+        return pods.length === 0 && revs.length === 0;
+      });
+    });
+
     it('nodeSelector and taints/tolerations decide the nodes', async () => {
       await ok(['label', 'node', 'hollow-node-0', 'disk=ssd']);
       await ok(['taint', 'node', 'hollow-node-1', 'dedicated=db:NoSchedule']);
@@ -289,6 +301,20 @@ spec:
       expect(await images()).toEqual({ 'web-0': 'nginx:2', 'web-1': 'nginx:2', 'web-2': 'nginx:2' });
       const hist = await ok(['rollout', 'history', 'sts/web', '-n', 'stateful']);
       expect(hist.trim().split('\n').slice(2).map((l) => l.trim().split(/\s+/)[0])).toEqual(['1', '2']);
+
+      // kubectl rollout undo: back to revision 1's template (renumbered 3), rolled from the top.
+      expect((await ok(['rollout', 'undo', 'sts/web', '-n', 'stateful'])).trim()).toBe('statefulset.apps/web rolled back');
+      await until('every pod back at nginx:1', async () => {
+        const imgs = await images();
+        return Object.keys(imgs).length === 3 && Object.values(imgs).every((i) => i === 'nginx:1');
+      }, 60_000);
+      const hist2 = await ok(['rollout', 'history', 'sts/web', '-n', 'stateful']);
+      expect(hist2.trim().split('\n').slice(2).map((l) => l.trim().split(/\s+/)[0])).toEqual(['2', '3']);
+
+      // Deleting the set deletes its pods; the claims stay (whenDeleted: Retain, the default).
+      await ok(['delete', 'sts', 'web', '-n', 'stateful']);
+      await until('pods gone', async () => (await webPods()).length === 0);
+      expect((await ok(['get', 'pvc', '-n', 'stateful', '-o', 'name'])).trim().split('\n').length).toBe(3);
     });
   });
 });
