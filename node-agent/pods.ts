@@ -16,7 +16,7 @@ import { kubeEventWriter, type KubeClient } from './kube-client.ts';
 import { recordEvent, type EventWriter } from '../lambdas/controllers/events.ts';
 import { PAUSE, type DockerRuntime, type PodRef, type RunRecord } from './runtime.ts';
 import { containerEnv, expandArgs, referencedObjects } from './env.ts';
-import { claimVolumes, containerBinds, prepareVolumes, removePodDir, type VolumeObjects } from './volumes.ts';
+import { claimVolumes, containerBinds, prepareVolumes, readOnlyVolumes, removePodDir, type VolumeObjects } from './volumes.ts';
 import type { ProbeSet } from './probing.ts';
 import { podDnsConfig, resolvConfText } from './pod-dns.ts';
 
@@ -299,7 +299,7 @@ export class PodWorker {
     if (error) throw new Error(error);
     for (const w of warnings ?? []) this.event(pod, 'Warning', 'InvalidEnvironmentVariableNames', w);
     const volumes = prepareVolumes(pod, this.podDir(pod.metadata.uid!), objects);
-    const binds = containerBinds(c, volumes, env);
+    const binds = containerBinds(c, volumes, env, readOnlyVolumes(pod));
     const sc = { ...(spec.securityContext ?? {}), ...(c.securityContext ?? {}) };
     // As containerd: the pod's resolv.conf, read-only when the root filesystem is (a volume mounted at
     // /etc/resolv.conf by the pod itself wins).

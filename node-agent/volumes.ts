@@ -414,13 +414,19 @@ export function startLocalPathCleaner(o: { kube: KubeClient; nodeName: string; d
 // ---------------------------------------------------------------------------------------------------
 // Binds
 
+/** The pod's volumes every mount of which is read-only: persistentVolumeClaim volumes with readOnly set. */
+export function readOnlyVolumes(pod: KubeObject): Set<string> {
+  return new Set<string>((pod.spec?.volumes ?? []).filter((v: any) => v?.persistentVolumeClaim?.readOnly === true).map((v: any) => v.name));
+}
+
 /**
  * Docker HostConfig.Binds for the container's volumeMounts: `host:container[:ro]`. A subPath binds that
  * path inside the volume, created as a directory (with the volume's mode) when missing, as kubelet
  * does. subPathExpr is expanded with $(VAR) from the container's env ("K=V" strings, containerEnv's
- * result): pass it, or a subPathExpr that names a variable fails.
+ * result): pass it, or a subPathExpr that names a variable fails. Volumes in `readOnly` (readOnlyVolumes)
+ * are bound read-only whatever the mount says.
  */
-export function containerBinds(container: Record<string, any>, volumes: Map<string, string>, env: string[] = []): string[] {
+export function containerBinds(container: Record<string, any>, volumes: Map<string, string>, env: string[] = [], readOnly: ReadonlySet<string> = new Set()): string[] {
   const binds: string[] = [];
   for (const m of container.volumeMounts ?? []) {
     const host = volumes.get(m.name);
@@ -441,7 +447,7 @@ export function containerBinds(container: Record<string, any>, volumes: Map<stri
     if (source.includes(':') || String(m.mountPath).includes(':')) {
       throw new Error(`cannot bind ${source} to ${m.mountPath}: Docker binds cannot hold ':' in a path`);
     }
-    binds.push(`${source}:${m.mountPath}${m.readOnly ? ':ro' : ''}`);
+    binds.push(`${source}:${m.mountPath}${m.readOnly || readOnly.has(m.name) ? ':ro' : ''}`);
   }
   return binds;
 }

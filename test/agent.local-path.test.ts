@@ -5,6 +5,7 @@
 // (and a directory whose volume is gone is removed as well); a StatefulSet's claims work the same way.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
@@ -13,6 +14,7 @@ import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
+import { containerBinds, prepareVolumes, readOnlyVolumes } from '../node-agent/volumes.ts';
 
 const docker = await requireDocker();
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -41,6 +43,37 @@ const rows = (out: string) =>
     .trim()
     .split('\n')
     .map((l) => l.trim().split(/\s{2,}/));
+
+describe('persistentVolumeClaim volumes on the node (no engine)', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-pvc-vol-'));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const pod = (volumes: any[]): KubeObject => ({ metadata: { name: 'p', namespace: 'default', uid: 'u' }, spec: { containers: [{ name: 'c' }], volumes } });
+  const localPathPV = (dir: string): KubeObject => ({
+    metadata: { name: 'pvc-1', annotations: { 'pv.kubernetes.io/provisioned-by': 'rancher.io/local-path' } },
+    spec: { hostPath: { path: dir, type: 'DirectoryOrCreate' } },
+  });
+  const objs = (claims: [string, KubeObject][]) => ({ configMaps: new Map(), secrets: new Map(), claims: new Map(claims) });
+
+  it("mounts the bound volume's directory, made writable by anyone on first use; an unbound claim waits", () => {
+    const dir = path.join(tmp, 'local-path', 'pvc-1');
+    const p = pod([{ name: 'data', persistentVolumeClaim: { claimName: 'www' } }]);
+    const v = prepareVolumes(p, path.join(tmp, 'pod'), objs([['www', localPathPV(dir)]]));
+    expect(v.get('data')).toBe(dir);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o777);
+    expect(() => prepareVolumes(p, path.join(tmp, 'pod'), objs([]))).toThrow('volume "data": PersistentVolumeClaim is not bound: "www"');
+  });
+
+  it('a local volume must exist; other volume types are refused by name; readOnly claims bind read-only', () => {
+    const local: KubeObject = { metadata: { name: 'disk' }, spec: { local: { path: path.join(tmp, 'no-disk') } } };
+    const p = pod([{ name: 'data', persistentVolumeClaim: { claimName: 'c' } }]);
+    expect(() => prepareVolumes(p, path.join(tmp, 'pod'), objs([['c', local]]))).toThrow(/hostPath type check failed: .*no-disk is not a directory/);
+    const nfs: KubeObject = { metadata: { name: 'share' }, spec: { nfs: { server: 'x', path: '/e' } } };
+    expect(() => prepareVolumes(p, path.join(tmp, 'pod'), objs([['c', nfs]]))).toThrow("persistent volume share of type nfs is not supported by Skiff's node agent (it supports hostPath and local)");
+    const ro = pod([{ name: 'data', persistentVolumeClaim: { claimName: 'c', readOnly: true } }]);
+    const binds = containerBinds({ name: 'c', volumeMounts: [{ name: 'data', mountPath: '/data' }] }, new Map([['data', '/host/d']]), [], readOnlyVolumes(ro));
+    expect(binds).toEqual(['/host/d:/data:ro']);
+  });
+});
 
 describe.skipIf(!docker)('local-path volumes on Docker (kubectl end to end)', () => {
   let c: TestCluster;

@@ -118,9 +118,11 @@ describe('prepareVolumes', () => {
     expect(attempt({ name: 'c', configMap: { name: 'settings', items: [{ key: 'b', path: 'b' }] } })).toThrow('configmap references non-existent config key: b');
     expect(attempt({ name: 's', secret: { secretName: 'db', items: [{ key: 'b', path: 'b' }] } })).toThrow('references non-existent secret key: b');
     expect(attempt({ name: 'c', configMap: { name: 'settings', items: [{ key: 'a', path: '../escape' }] } })).toThrow(/invalid path/);
-    expect(attempt({ name: 'data', persistentVolumeClaim: { claimName: 'pvc' } })).toThrow(
-      'volume "data": volume type persistentVolumeClaim is not supported by Skiff\'s node agent',
+    expect(attempt({ name: 'data', nfs: { server: 'nfs.local', path: '/exports' } })).toThrow(
+      'volume "data": volume type nfs is not supported by Skiff\'s node agent',
     );
+    // A claim is supported (test/agent.local-path.test.ts); one not bound yet waits.
+    expect(attempt({ name: 'data', persistentVolumeClaim: { claimName: 'pvc' } })).toThrow('volume "data": PersistentVolumeClaim is not bound: "pvc"');
     expect(attempt({ name: 'tok', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } })).toThrow(/projected source serviceAccountToken is not supported/);
     expect(fs.existsSync(path.join(tmp, '..', 'escape'))).toBe(false);
   });

@@ -95,7 +95,12 @@ describe.each(stores)('PersistentVolume controller on %s', (_name, makeStore, en
     const pvName = `pvc-${c.metadata.uid}`;
     expect(c.spec.volumeName).toBe(pvName);
     expect(c.status).toMatchObject({ phase: 'Bound', accessModes: ['ReadWriteOnce'], capacity: { storage: '1Gi' } });
-    expect(c.metadata.annotations).toMatchObject({ 'pv.kubernetes.io/bind-completed': 'yes', 'pv.kubernetes.io/bound-by-controller': 'yes' });
+    expect(c.metadata.annotations).toMatchObject({
+      'pv.kubernetes.io/bind-completed': 'yes',
+      'pv.kubernetes.io/bound-by-controller': 'yes',
+      'volume.kubernetes.io/storage-provisioner': 'rancher.io/local-path',
+      'volume.beta.kubernetes.io/storage-provisioner': 'rancher.io/local-path',
+    });
     const pv = await getVolume(ctx, pvName);
     expect(pv.metadata.finalizers).toEqual([LOCAL_PATH_FINALIZER, 'kubernetes.io/pv-protection']);
     expect(pv.metadata.annotations?.['pv.kubernetes.io/provisioned-by']).toBe('rancher.io/local-path');

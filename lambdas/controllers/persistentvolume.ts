@@ -33,7 +33,7 @@ import { pvClass } from '../kinds/core/persistentvolume.ts';
 import { matchesNodeSelector } from '../scheduler/plugins/node-selector.ts';
 import { readerOf, type ChangeEvent, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent, type EventSpec } from './events.ts';
-import { claimRefTo, LOCAL_PATH_PROVISIONER, localPathVolume, provisionedVolumeName, SELECTED_NODE_ANNOTATION } from './local-path.ts';
+import { claimRefTo, LOCAL_PATH_PROVISIONER, localPathVolume, PROVISIONED_BY_ANNOTATION, provisionedVolumeName, SELECTED_NODE_ANNOTATION } from './local-path.ts';
 
 export const claims = findResource('', 'v1', 'persistentvolumeclaims')!;
 export const volumes = findResource('', 'v1', 'persistentvolumes')!;
@@ -44,6 +44,8 @@ const storageClasses = findResource('storage.k8s.io', 'v1', 'storageclasses')!;
 const COMPONENT = 'persistentvolume-controller';
 const BOUND_BY_CONTROLLER = 'pv.kubernetes.io/bound-by-controller';
 const BIND_COMPLETED = 'pv.kubernetes.io/bind-completed';
+const STORAGE_PROVISIONER = 'volume.kubernetes.io/storage-provisioner';
+const BETA_STORAGE_PROVISIONER = 'volume.beta.kubernetes.io/storage-provisioner';
 /** How soon a claim waiting on something no event announces (a StorageClass created later) is looked at again. */
 const RETRY_MS = 15_000;
 
@@ -131,8 +133,11 @@ async function setVolumePhase(ctx: ControllerContext, name: string, phase: strin
   });
 }
 
-/** Step 2 of a bind: the claim's spec.volumeName, then its status (Bound, with the volume's size and modes). */
-async function bindClaimToVolume(ctx: ControllerContext, claim: KubeObject, pv: KubeObject): Promise<void> {
+/**
+ * Step 2 of a bind: the claim's spec.volumeName, then its status (Bound, with the volume's size and
+ * modes). A provisioned volume's claim also records its provisioner, as kube's setClaimProvisioner does.
+ */
+async function bindClaimToVolume(ctx: ControllerContext, claim: KubeObject, pv: KubeObject, provisioner?: string): Promise<void> {
   const { namespace, name, uid } = claim.metadata;
   await ctx.registry.guaranteedUpdate(claims, namespace, name!, undefined, {}, (cur) => {
     if (cur.metadata.uid !== uid) throw errors.conflict('persistentvolumeclaims', '', name!, 'the claim was re-created');
@@ -140,6 +145,7 @@ async function bindClaimToVolume(ctx: ControllerContext, claim: KubeObject, pv: 
     if (vn && vn !== pv.metadata.name) throw errors.conflict('persistentvolumeclaims', '', name!, `the claim is bound to volume ${vn}`);
     const annotations: Record<string, string> = { ...(cur.metadata.annotations ?? {}), [BIND_COMPLETED]: 'yes' };
     if (!vn) annotations[BOUND_BY_CONTROLLER] = 'yes';
+    if (provisioner) annotations[STORAGE_PROVISIONER] = annotations[BETA_STORAGE_PROVISIONER] = provisioner;
     cur.metadata.annotations = annotations;
     cur.spec = { ...cur.spec, volumeName: pv.metadata.name };
     return cur;
@@ -163,7 +169,7 @@ async function setClaimPhase(ctx: ControllerContext, claim: KubeObject, phase: s
 async function bind(ctx: ControllerContext, pv: KubeObject, claim: KubeObject): Promise<void> {
   const bound = await bindVolumeToClaim(ctx, pv, claim);
   await setVolumePhase(ctx, bound.metadata.name!, 'Bound');
-  await bindClaimToVolume(ctx, claim, bound);
+  await bindClaimToVolume(ctx, claim, bound, bound.metadata.annotations?.[PROVISIONED_BY_ANNOTATION]);
 }
 
 async function removeFinalizer(ctx: ControllerContext, res: typeof claims, obj: KubeObject, finalizer: string): Promise<void> {
