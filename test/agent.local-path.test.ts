@@ -134,6 +134,12 @@ describe.skipIf(!docker)('local-path volumes on Docker (kubectl end to end)', ()
     expect(pvRows[1]!.slice(0, 8)).toEqual([pvName, '1Gi', 'RWO', 'Delete', 'Bound', 'default/data', 'local-path', '<unset>']);
     const pvcRows = rows(await kubectl(['get', 'pvc']));
     expect(pvcRows[1]!.slice(0, 7)).toEqual(['data', 'Bound', pvName, '1Gi', 'RWO', 'local-path', '<unset>']);
+    const describedClaim = await kubectl(['describe', 'pvc', 'data']);
+    for (const re of [/Status:\s+Bound/, /Volume:\s+pvc-/, /StorageClass:\s+local-path/, /Used By:\s+reader/, /ProvisioningSucceeded\s+.*Successfully provisioned volume pvc-/, /WaitForFirstConsumer\s+.*waiting for first consumer/]) {
+      expect(describedClaim).toMatch(re);
+    }
+    const describedVolume = await kubectl(['describe', 'pv', pvName]);
+    for (const re of [/Claim:\s+default\/data/, /Reclaim Policy:\s+Delete/, /Required Terms:\s+Term 0:\s+kubernetes.io\/hostname in \[/, /Type:\s+HostPath/]) expect(describedVolume).toMatch(re);
     const both = await kubectl(['get', 'pv,pvc,sc', '-o', 'name']);
     expect(both.trim().split('\n')).toEqual([`persistentvolume/${pvName}`, 'persistentvolumeclaim/data', 'storageclass.storage.k8s.io/local-path']);
 
