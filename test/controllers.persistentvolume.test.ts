@@ -193,6 +193,29 @@ describe.each(stores)('PersistentVolume controller on %s', (_name, makeStore, en
     expect(await gone(getVolume(ctx, pvName))).toBe(true);
   });
 
+  it.runIf(enabled)('pre-binding: a claim naming a volume, and a volume whose claimRef names a claim, are bound to each other only', async () => {
+    const ctx = await newCtx(await makeStore());
+    await ctx.create(volumesRes, undefined, staticVolume('chosen', '5Gi'));
+    await ctx.create(volumesRes, undefined, staticVolume('reserved', '1Gi', { claimRef: { namespace: 'default', name: 'mine' } }));
+    await ctx.create(volumesRes, undefined, staticVolume('spare', '1Gi'));
+    await ctx.create(claimsRes, 'default', claim('picky', { storageClassName: 'manual', volumeName: 'chosen' }));
+    await ctx.create(claimsRes, 'default', claim('other', { storageClassName: 'manual' }));
+    await settle(ctx);
+    // "other" fits "reserved" best by size, but that one waits for "mine"; it gets "spare".
+    expect((await getClaim(ctx, 'other')).spec.volumeName).toBe('spare');
+    expect((await getVolume(ctx, 'reserved')).status.phase).toBe('Available');
+    const picky = await getClaim(ctx, 'picky');
+    expect(picky.status).toMatchObject({ phase: 'Bound', capacity: { storage: '5Gi' } });
+    expect(picky.metadata.annotations?.['pv.kubernetes.io/bound-by-controller']).toBeUndefined();
+    expect((await getVolume(ctx, 'chosen')).spec.claimRef).toMatchObject({ name: 'picky', uid: picky.metadata.uid });
+    await ctx.create(claimsRes, 'default', claim('mine', { storageClassName: 'manual' }));
+    await settle(ctx);
+    const mine = await getClaim(ctx, 'mine');
+    expect(mine.spec.volumeName).toBe('reserved');
+    expect((await getVolume(ctx, 'reserved')).spec.claimRef.uid).toBe(mine.metadata.uid);
+    expect((await getVolume(ctx, 'reserved')).status.phase).toBe('Bound');
+  });
+
   it.runIf(enabled)('a claim created before any default class gets it retroactively', async () => {
     const api = new ApiServer({ backend: (await makeStore())() });
     const ctx = api.controllerContext();
