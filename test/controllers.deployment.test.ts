@@ -76,13 +76,17 @@ async function round(ctx: ControllerContext): Promise<void> {
   await reconcileAll(ctx, dc);
 }
 
-/** Rounds until nothing changes, pods made ready after each when `ready`. */
+/** The store's revision: unchanged across a round when the round wrote nothing. */
+const storeRevision = async (ctx: ControllerContext) => (await ctx.registry.list(nsRes, undefined)).metadata.resourceVersion;
+
+/** Rounds until one changes nothing (at most `rounds`), pods made ready after each when `ready`. */
 async function settle(ctx: ControllerContext, ready = true, rounds = 12): Promise<void> {
   for (let i = 0; i < rounds; i++) {
+    const before = await storeRevision(ctx);
     await round(ctx);
     if (ready) await markReady(ctx);
+    if ((await storeRevision(ctx)) === before) return;
   }
-  await round(ctx);
 }
 
 async function setImage(ctx: ControllerContext, name: string, image: string): Promise<void> {
