@@ -171,7 +171,20 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
           { type: 'Hostname', address: name },
         ],
         conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'hollow node is posting ready status', lastHeartbeatTime: t, lastTransitionTime: t }],
-        nodeInfo: { kubeletVersion: 'v1.32.0-hollow', operatingSystem: 'linux', architecture: 'amd64' },
+        // Every NodeSystemInfo field, as kubemark's hollow kubelet reports them: they are all required in
+        // the API's schema, and clients that check (the Python client's models) refuse a node without them.
+        nodeInfo: {
+          machineID: name,
+          systemUUID: name,
+          bootID: name,
+          kernelVersion: 'hollow',
+          osImage: 'hollow',
+          containerRuntimeVersion: 'hollow://1.0',
+          kubeletVersion: 'v1.32.0-hollow',
+          kubeProxyVersion: 'v1.32.0-hollow',
+          operatingSystem: 'linux',
+          architecture: 'amd64',
+        },
       },
     };
     await api.upsertNode(node);

@@ -34,7 +34,7 @@ export async function pythonClient(): Promise<PythonClient | undefined> {
   return {
     version,
     async run(script, ...args) {
-      const { stdout } = await run(PYTHON, [join(process.cwd(), 'test', 'python', script), ...args], { timeout: 60_000, maxBuffer: 16 << 20 });
+      const { stdout } = await run(PYTHON, [join(process.cwd(), 'test', 'python', script), ...args], { timeout: 240_000, maxBuffer: 16 << 20 });
       return JSON.parse(stdout);
     },
   };
