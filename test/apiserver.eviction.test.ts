@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { ADMIN_USER, newToken, storeToken } from '../lambdas/apiserver/auth.ts';
 import type { ApiRequest } from '../lambdas/apiserver/http.ts';
+import { openapiV3Document } from '../lambdas/apiserver/openapi.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { testStores } from './support/backends.ts';
@@ -194,6 +195,17 @@ for (const [label, makeStore, enabled] of stores) {
       const badGrace = await s.call('POST', '/api/v1/namespaces/ev/pods/ghost/eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'ghost' }, deleteOptions: { gracePeriodSeconds: 'soon' } });
       expect(badGrace.status).toBe(400);
       expect((await s.call('GET', '/api/v1/namespaces/ev/pods/ghost/eviction')).status).toBe(405);
+    });
+
+    it('is in discovery as kubectl drain looks for it, and in OpenAPI with kube\'s operation', async () => {
+      const s = await server(await makeStore());
+      const v1 = await s.call('GET', '/api/v1');
+      expect(v1.json.resources.find((r: any) => r.name === 'pods/eviction')).toEqual({ name: 'pods/eviction', singularName: '', namespaced: true, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] });
+      const doc = openapiV3Document('api/v1') as any;
+      const post = doc.paths['/api/v1/namespaces/{namespace}/pods/{name}/eviction'].post;
+      expect(post.operationId).toBe('createCoreV1NamespacedPodEviction');
+      expect(post['x-kubernetes-group-version-kind']).toEqual({ group: 'policy', kind: 'Eviction', version: 'v1' });
+      expect(post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/io.k8s.api.policy.v1.Eviction');
     });
   });
 }
