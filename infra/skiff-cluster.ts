@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, Billing, StreamViewType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import {
   Architecture,
   FunctionUrlAuthType,
@@ -113,6 +114,8 @@ export class SkiffCluster extends Construct {
   public readonly schedulerFunction: NodejsFunction;
   /** Replication, garbage collection, endpoints, namespaces and node lifecycle. */
   public readonly controllerFunction: NodejsFunction;
+  /** CronJob fire times: the EventBridge Scheduler group of one-time wake-ups (lambdas/controllers/wakeups.ts). */
+  public readonly wakeUpGroup: CfnScheduleGroup;
   /** Stream batches that failed every retry land here (with their shard position) for inspection. */
   public readonly deadLetters: Queue;
   public readonly clusterName: string;
@@ -195,6 +198,22 @@ export class SkiffCluster extends Construct {
     };
     this.schedulerFunction = loop('Scheduler', '../lambdas/scheduler/lambda.ts', streamFilterPatterns(createScheduler()));
     this.controllerFunction = loop('ControllerManager', '../lambdas/controllers/lambda.ts', streamFilterPatterns(...controllers));
+    // A CronJob fires on time with no function running in between: after each reconcile the cronjob
+    // controller keeps one one-time schedule per CronJob, at(<next fire time>), deleted by Scheduler once
+    // it ran, invoking the controller manager with the key (wakeups.ts). Schedules live in this group;
+    // Scheduler invokes through its own role; the function may manage schedules of this group only.
+    this.wakeUpGroup = new CfnScheduleGroup(this, 'WakeUps');
+    const wakeUpRole = new Role(this, 'WakeUpRole', { assumedBy: new ServicePrincipal('scheduler.amazonaws.com') });
+    this.controllerFunction.grantInvoke(wakeUpRole);
+    this.controllerFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule'],
+        resources: [Stack.of(this).formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.wakeUpGroup.ref}/*` })],
+      }),
+    );
+    this.controllerFunction.addToRolePolicy(new PolicyStatement({ actions: ['iam:PassRole'], resources: [wakeUpRole.roleArn] }));
+    this.controllerFunction.addEnvironment('SKIFF_WAKEUP_GROUP', this.wakeUpGroup.ref);
+    this.controllerFunction.addEnvironment('SKIFF_WAKEUP_ROLE_ARN', wakeUpRole.roleArn);
 
     if (props.frontDoor !== false) this.frontDoor = new SkiffFrontDoor(this, 'FrontDoor', { url: this.url, clusterName: this.clusterName });
     this.apiUrl = this.frontDoor?.url ?? this.url.url;

@@ -306,6 +306,28 @@ describe('control loops', () => {
     const targets = rules[0].Properties.Targets.map((t: Json) => t.Arn['Fn::GetAtt'][0] as string).sort();
     expect(targets.map((t: string) => t.replace(/[0-9A-F]{8}$/, ''))).toEqual(['ClusterControllerManager', 'ClusterScheduler']);
   });
+
+  it('CronJob wake-ups: a Scheduler group, a role Scheduler assumes to invoke the controller manager, and the function may manage only that group\'s schedules', () => {
+    const json = template.toJSON();
+    const [groupId] = onlyResource(template, 'AWS::Scheduler::ScheduleGroup');
+    const [fnId, fn] = ofType(json, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterControllerManager'))!;
+    const env = fn.Properties.Environment.Variables;
+    expect(env.SKIFF_WAKEUP_GROUP).toEqual({ Ref: groupId });
+    const roleId = env.SKIFF_WAKEUP_ROLE_ARN['Fn::GetAtt'][0] as string;
+    const role = json.Resources[roleId];
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' } },
+    ]);
+    const invoke = roleStatements(json, roleId);
+    expect(invoke.flatMap((s) => list<string>(s.Action))).toEqual(['lambda:InvokeFunction']);
+    expect(JSON.stringify(invoke[0]!.Resource)).toContain(fnId);
+    const fnStatements = roleStatements(json, fn.Properties.Role['Fn::GetAtt'][0]);
+    const sched = fnStatements.find((s) => list<string>(s.Action).includes('scheduler:CreateSchedule'))!;
+    expect(list<string>(sched.Action).sort()).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule', 'scheduler:UpdateSchedule']);
+    expect(JSON.stringify(sched.Resource)).toContain(`:schedule/",{"Ref":"${groupId}"},"/*"`);
+    const pass = fnStatements.find((s) => list<string>(s.Action).includes('iam:PassRole'))!;
+    expect(pass.Resource).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+  });
 });
 
 describe('outputs', () => {
@@ -823,7 +845,7 @@ describe('toggles', () => {
     expect(() => synth({ cluster: { bootstrap: false } })).toThrow(/bootstrap: false set nodes: false/);
   });
 
-  it('all three off: the control plane alone (three functions, a table, a queue, a rule, alarms)', () => {
+  it('all three off: the control plane alone (three functions, a table, a queue, a rule, a wake-up schedule group, alarms)', () => {
     const { json: j } = synth({ cluster: { nodes: false, frontDoor: false, bootstrap: false } });
     expect(ofType(j, 'AWS::Lambda::Function').map(([id]) => stripHash(id)).sort()).toEqual(['ClusterApiServer', 'ClusterControllerManager', 'ClusterScheduler']);
     expect([...types(j)].sort()).toEqual([
@@ -839,6 +861,7 @@ describe('toggles', () => {
       'AWS::Logs::LogGroup',
       'AWS::SQS::Queue',
       'AWS::SQS::QueuePolicy',
+      'AWS::Scheduler::ScheduleGroup',
     ]);
   });
 });
