@@ -170,6 +170,9 @@ describe('kubectl cordon, uncordon and drain against hollow nodes', () => {
       const st = await pdbStatus();
       return st.observedGeneration === 2 && st.disruptionsAllowed === 0 ? st : undefined;
     });
+    const described = await c.kubectl(['describe', 'pdb', 'web', '-n', 'drain']);
+    expect(described.stdout).toMatch(/Min available:\s+3\n/);
+    expect(described.stdout).toMatch(/Allowed disruptions:\s+0\n\s+Current:\s+3\n\s+Desired:\s+3\n\s+Total:\s+3\n/);
     const victim = (await webPods())[0].metadata.name;
     const body = JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: victim, namespace: 'drain' } });
     const r = await c.kubectl(['create', '--raw', `/api/v1/namespaces/drain/pods/${victim}/eviction`, '-f', '-'], body);
