@@ -100,7 +100,7 @@ for (const [label, makeStore, enabled] of backends) {
       expect(cr!.metadata.ownerReferences).toEqual([{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: ds.metadata.uid, controller: true, blockOwnerDeletion: true }]);
       const p = got.n1!;
       expect(p.metadata.name).toBe(daemonPodName(ds, 'n1', hash));
-      expect(p.metadata.labels).toEqual({ app: 'agent', 'controller-revision-hash': hash });
+      expect(p.metadata.labels).toEqual({ app: 'agent', 'pod-template-generation': '1', 'controller-revision-hash': hash });
       expect(p.spec.nodeName).toBeUndefined(); // the scheduler binds it
       expect(p.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution).toEqual({
         nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
@@ -291,6 +291,20 @@ for (const [label, makeStore, enabled] of backends) {
       await dsc.reconcile('default/again', ctx);
       expect((await podsOf(ctx)).map((p) => [p.metadata.name, p.metadata.ownerReferences?.[0]?.uid])).toEqual([[pod!.metadata.name, second.metadata.uid]]);
       expect((await revisionsOf(ctx)).map((r) => [r.metadata.name, r.revision, r.metadata.ownerReferences?.[0]?.uid])).toEqual([[rev!.metadata.name, 1, second.metadata.uid]]);
+    });
+
+    it('a create the apiserver refuses (terminating namespace) is a FailedCreate Warning and a requeue', async () => {
+      const ctx = await newCtx(await makeStore());
+      await ctx.registry.create(nsRes, undefined, { metadata: { name: 'doomed' } });
+      await ctx.registry.create(dsRes, 'doomed', dsObj('w'));
+      // Its revision is made first (no node yet); the node comes once the namespace is terminating.
+      await dsc.reconcile('doomed/w', ctx);
+      await ctx.registry.delete(nsRes, undefined, 'doomed');
+      await ctx.registry.create(nodesRes, undefined, nodeObj('n1'));
+      expect(await dsc.reconcile('doomed/w', ctx)).toEqual({ requeueAfterMs: 5000 });
+      const warn = (await ctx.registry.list(eventsRes, 'doomed')).items.find((e) => e.reason === 'FailedCreate');
+      expect(warn).toMatchObject({ type: 'Warning', source: { component: 'daemonset-controller' } });
+      expect(warn!.message).toMatch(/^Error creating: .*terminat/);
     });
 
     it('duplicated, redelivered and reordered events reach the clean-delivery state', async () => {

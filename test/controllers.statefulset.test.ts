@@ -206,6 +206,24 @@ for (const [label, makeStore, enabled] of backends) {
       expect(await names(ctx)).toEqual(['kept-0', 'stranger']);
     });
 
+    it('a create the apiserver refuses (terminating namespace) is a FailedCreate Warning, and the reconcile fails to be retried', async () => {
+      const ctx = await newCtx(await makeStore());
+      await ctx.registry.create(nsRes, undefined, { metadata: { name: 'doomed' } });
+      // Their revisions are made first (at 0 replicas); then scaled up once the namespace is terminating.
+      await ctx.registry.create(stsRes, 'doomed', stsObj('w', 0, { volumeClaimTemplates: [] }));
+      await ctx.registry.create(stsRes, 'doomed', stsObj('v', 0));
+      for (const k of ['doomed/w', 'doomed/v']) await ssc.reconcile(k, ctx);
+      await ctx.registry.delete(nsRes, undefined, 'doomed');
+      for (const n of ['w', 'v']) await ctx.registry.guaranteedUpdate(stsRes, 'doomed', n, undefined, {}, (cur) => ({ ...cur, spec: { ...cur.spec, replicas: 1 } }));
+      await expect(ssc.reconcile('doomed/w', ctx)).rejects.toMatchObject({ code: 403 });
+      await expect(ssc.reconcile('doomed/v', ctx)).rejects.toMatchObject({ code: 403 });
+      const warns = (await ctx.registry.list(eventsRes, 'doomed')).items.filter((e) => e.reason === 'FailedCreate' && e.type === 'Warning').map((e) => e.message);
+      expect(warns.sort()).toEqual([
+        expect.stringMatching(/^create Claim www-v-0 for Pod v-0 in StatefulSet v failed error: .*terminat/),
+        expect.stringMatching(/^create Pod w-0 in StatefulSet w failed error: .*terminat/),
+      ]);
+    });
+
     it('duplicated, redelivered and reordered events reach the clean-delivery state', async () => {
       const run = async (deliver: (evs: ChangeEvent[], ctx: ControllerContext) => Promise<void>) => {
         const ctx = await newCtx(await makeStore());

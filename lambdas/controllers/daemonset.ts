@@ -25,6 +25,7 @@
 
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { templateGeneration } from '../kinds/apps/daemonset.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
@@ -131,7 +132,7 @@ function newPod(ds: KubeObject, node: string, hash: string, name: string): KubeO
     metadata: {
       name,
       generateName: `${ds.metadata.name}-`,
-      labels: { ...(t.metadata?.labels ?? {}), [REVISION_LABEL]: hash },
+      labels: { ...(t.metadata?.labels ?? {}), ...generationLabel(ds), [REVISION_LABEL]: hash },
       ...(t.metadata?.annotations ? { annotations: { ...t.metadata.annotations } } : {}),
       ownerReferences: [controllerRefTo({ ...ds, apiVersion: 'apps/v1', kind: 'DaemonSet' })],
     },
@@ -149,15 +150,27 @@ function byAge(a: KubeObject, b: KubeObject): number {
   );
 }
 
-const isUpdated = (p: KubeObject, hash: string) => p.metadata.labels?.[REVISION_LABEL] === hash;
+/** The deprecated pod-template-generation label kube still puts on daemon pods (from the DaemonSet's annotation). */
+const GENERATION_LABEL = 'pod-template-generation';
+const generationLabel = (ds: KubeObject): Record<string, string> => {
+  const gen = templateGeneration(ds);
+  return gen ? { [GENERATION_LABEL]: String(gen) } : {};
+};
+
+/** util.IsPodUpdated: the revision hash matches, or the template generation does. */
+function isUpdated(p: KubeObject, hash: string, ds: KubeObject): boolean {
+  if (p.metadata.labels?.[REVISION_LABEL] === hash) return true;
+  const gen = templateGeneration(ds);
+  return gen > 0 && p.metadata.labels?.[GENERATION_LABEL] === String(gen);
+}
 
 /** findUpdatedPodsOnNode: the node's one new and one old live pod; not ok when there are more. */
-function updatedPodsOnNode(list: KubeObject[], hash: string): { newPod?: KubeObject; oldPod?: KubeObject; ok: boolean } {
+function updatedPodsOnNode(list: KubeObject[], hash: string, ds: KubeObject): { newPod?: KubeObject; oldPod?: KubeObject; ok: boolean } {
   let newPod: KubeObject | undefined;
   let oldPod: KubeObject | undefined;
   for (const p of list) {
     if (isTerminating(p)) continue;
-    if (isUpdated(p, hash)) {
+    if (isUpdated(p, hash, ds)) {
       if (newPod) return { ok: false };
       newPod = p;
     } else {
@@ -244,8 +257,8 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
       let oldestNew: KubeObject | undefined;
       let oldestOld: KubeObject | undefined;
       for (const p of running) {
-        if (isUpdated(p, hash) && !oldestNew) oldestNew = p;
-        else if (!isUpdated(p, hash) && !oldestOld) oldestOld = p;
+        if (isUpdated(p, hash, ds) && !oldestNew) oldestNew = p;
+        else if (!isUpdated(p, hash, ds) && !oldestOld) oldestOld = p;
         else toDelete.set(p.metadata.name!, p);
       }
       if (oldestNew && oldestOld && (podReadySince(oldestOld) === undefined || isAvailable(oldestNew, minReady, now))) toDelete.set(oldestOld.metadata.name!, oldestOld);
@@ -274,7 +287,7 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
       const candidates: KubeObject[] = [];
       for (const [n, list] of podsByNode) {
         if (!nodeByName.has(n)) continue;
-        const { newPod: np, oldPod: op, ok } = updatedPodsOnNode(list, hash);
+        const { newPod: np, oldPod: op, ok } = updatedPodsOnNode(list, hash, ds);
         if (!ok || (!np && !op) || (np && op)) unavailable++;
         else if (np) {
           if (!isAvailable(np, minReady, now)) {
@@ -294,7 +307,7 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
       const candidates: string[] = [];
       for (const [n, list] of podsByNode) {
         if (!nodeByName.has(n)) continue;
-        const { newPod: np, oldPod: op, ok } = updatedPodsOnNode(list, hash);
+        const { newPod: np, oldPod: op, ok } = updatedPodsOnNode(list, hash, ds);
         if (!ok) {
           surged++;
           continue;
@@ -377,7 +390,7 @@ async function reconcileDS(ns: string, name: string, ctx: ControllerContext, bur
           if (at !== undefined) requeueIn(at - now + 100);
         }
       }
-      if (isUpdated(p, hash)) updated++;
+      if (isUpdated(p, hash, ds)) updated++;
     } else if (here.length) misscheduled++;
   }
   await updateStatus(ctx, ds, {

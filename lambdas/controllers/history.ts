@@ -63,7 +63,8 @@ export const sameData = (a: KubeObject, b: unknown) => isDeepStrictEqual(templat
 
 /** The revisions an owner controls, oldest revision number first (ties by name). */
 export async function ownedRevisions(ctx: ControllerContext, owner: KubeObject): Promise<KubeObject[]> {
-  const list = await readerOf(ctx).byIndex(controllerRevisions, 'controller', owner.metadata.uid!);
+  // The owner index is by namespace: in the cloud that is one list of the owner's namespace, not of all.
+  const list = await readerOf(ctx).byIndex(controllerRevisions, 'owner', `${owner.metadata.namespace}/${owner.metadata.uid}`);
   return list
     .filter((r) => r.metadata.namespace === owner.metadata.namespace && controllerRef(r)?.uid === owner.metadata.uid)
     .sort((a, b) => (a.revision ?? 0) - (b.revision ?? 0) || a.metadata.name!.localeCompare(b.metadata.name!));
@@ -214,7 +215,7 @@ export class PodExpectations {
       if (!(await reader.caughtUp(this.pods, rev))) return mine((await ctx.registry.list(this.pods, owner.metadata.namespace)).items);
       if (this.pending.get(uid) === rev) this.pending.delete(uid);
     }
-    return mine(await reader.byIndex(this.pods, 'controller', uid));
+    return mine(await reader.byIndex(this.pods, 'owner', `${owner.metadata.namespace}/${uid}`));
   }
 }
 

@@ -152,7 +152,16 @@ async function syncClaims(pass: Pass, ordinal: number, pod: KubeObject | undefin
           component: COMPONENT,
         });
       } catch (e) {
-        if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+        if (e instanceof ApiError && e.reason === 'AlreadyExists') continue;
+        if (e instanceof ApiError) {
+          await bestEffortEvent(ctx, set, {
+            type: 'Warning',
+            reason: 'FailedCreate',
+            message: `create Claim ${name} for Pod ${set.metadata.name}-${ordinal} in StatefulSet ${set.metadata.name} failed error: ${e.message}`,
+            component: COMPONENT,
+          });
+        }
+        throw e;
       }
       continue;
     }
@@ -181,6 +190,10 @@ async function createPod(pass: Pass, ordinal: number, template: any, revision: s
     pass.expect.wrote(set.metadata.uid!, await ctx.create(pods, ns, pod));
   } catch (e) {
     if (e instanceof ApiError && e.reason === 'AlreadyExists') return false;
+    // kube's recordPodEvent for a failed create; the error fails the reconcile, which is retried.
+    if (e instanceof ApiError) {
+      await bestEffortEvent(ctx, set, { type: 'Warning', reason: 'FailedCreate', message: `create Pod ${pod.metadata.name} in StatefulSet ${set.metadata.name} failed error: ${e.message}`, component: COMPONENT });
+    }
     throw e;
   }
   pass.changed = true;
