@@ -25,7 +25,9 @@ export const MONTH_SECONDS = MONTH_HOURS * 3600;
  * DynamoDB on-demand: https://aws.amazon.com/dynamodb/pricing/on-demand/ (halved on 2024-11-01);
  *   reads of a table's stream by a Lambda event source mapping are free.
  * CloudFront: https://aws.amazon.com/cloudfront/pricing/ (pay-as-you-go, United States).
- * EventBridge: https://aws.amazon.com/eventbridge/pricing/ (scheduled rule events are not charged).
+ * EventBridge: https://aws.amazon.com/eventbridge/pricing/ (scheduled rule events are not charged;
+ *   EventBridge Scheduler, which wakes the controller manager at CronJob fire times: $1.00 per million
+ *   invocations after 14 million free per month; its API calls are not charged).
  * CloudWatch: https://aws.amazon.com/cloudwatch/pricing/ (standard logs ingestion, standard alarms).
  * EKS: https://aws.amazon.com/eks/pricing/ (standard support control plane).
  */
@@ -43,6 +45,7 @@ export const PRICES = {
   cloudFrontPerHttpsRequest: 0.01 / 10_000,
   cloudFrontPerGbOut: 0.085,
   eventBridgeScheduledEvent: 0,
+  schedulerPerInvocation: 1.0 / 1e6,
   cloudWatchLogsPerGbIngested: 0.5,
   cloudWatchPerAlarmMonth: 0.1,
   eksControlPlanePerHour: 0.1,
@@ -57,6 +60,7 @@ export const FREE_TIER = {
   dynamoStorageGb: 25,
   cloudWatchLogsGb: 5,
   cloudWatchAlarms: 10,
+  schedulerInvocations: 14_000_000,
 } as const;
 
 /** Memory of every Skiff function (infra/skiff-cluster.ts memorySize; the test checks they agree). */
@@ -471,7 +475,18 @@ export interface ClusterProfile {
   podsPerUnit?: number;
   /** Namespaces the workload is spread over (a namespace's lists read only its share). Default 1. */
   namespaces?: number;
+  /** CronJob fire times per hour, all CronJobs together (a `*\/1 * * * *` CronJob is 60). Default 0. */
+  cronJobFiresPerHour?: number;
 }
+
+/**
+ * What one CronJob wake-up costs the controller manager (lambdas/controllers/cronjob.ts under the cloud's
+ * per-invocation StoreReader): the CronJobs and the Jobs of its namespace (2 Queries), the revision
+ * counter (3 reads), the Job's create and the status write (2 TransactWriteItems, about 3 KB each).
+ * Counted from the code path, not measured by test/cost.requests.test.ts. The Job's pods are workload
+ * churn (ClusterProfile.churnPerHour).
+ */
+export const CRONJOB_WAKE_UP = { dynamoRequests: 7, rru: 5, wru: 12 } as const;
 
 /** Bytes of one item of a kind in this cluster, and of each collection a Query reads (all in one namespace: the worst case). */
 export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) {
@@ -633,6 +648,8 @@ export interface Usage {
   cloudFrontBytes: number;
   storageGb: number;
   logBytes: number;
+  /** EventBridge Scheduler invocations (CronJob wake-ups). */
+  schedulerInvocations: number;
 }
 
 export interface BillLine {
@@ -672,6 +689,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     cloudFrontBytes: 0,
     storageGb: 0,
     logBytes: 0,
+    schedulerInvocations: 0,
   };
   const bySource: Record<string, number> = {};
   // Object writes reaching each loop function's filter, per month (invocations are derived below).
@@ -771,6 +789,21 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   }
   bySource.resync = (bySource.resync ?? 0) + cost({ req: 2 * resyncs, gbs: (2 * resyncs * MEASURED_HANDLER_MS.perInvocation * memGb) / 1000 });
 
+  // CronJob wake-ups (lambdas/controllers/wakeups.ts): each fire time is one EventBridge Scheduler
+  // invocation of the controller manager, which reconciles that one CronJob.
+  const wakeUps = (cluster.cronJobFiresPerHour ?? 0) * MONTH_HOURS;
+  if (wakeUps > 0) {
+    const seconds = (MEASURED_HANDLER_MS.perInvocation + CRONJOB_WAKE_UP.dynamoRequests * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+    usage.schedulerInvocations += wakeUps;
+    usage.lambdaRequests.controllerManager += wakeUps;
+    usage.lambdaSeconds.controllerManager += wakeUps * seconds;
+    usage.logBytes += wakeUps * LOG_BYTES_PER_INVOCATION;
+    usage.rru += wakeUps * CRONJOB_WAKE_UP.rru;
+    usage.wru += wakeUps * CRONJOB_WAKE_UP.wru;
+    bySource['cronjob wake-ups'] =
+      cost({ req: wakeUps, gbs: wakeUps * seconds * memGb, rru: wakeUps * CRONJOB_WAKE_UP.rru, wru: wakeUps * CRONJOB_WAKE_UP.wru }) + wakeUps * PRICES.schedulerPerInvocation;
+  }
+
   if (agent.follow === 'watch') {
     // Each informer holds a watch through the apiserver: a function running the whole month, reading the
     // revision counter every 150 ms and the log after every write; it is re-opened (and re-listed) every
@@ -833,6 +866,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     { item: 'CloudFront', quantity: `${fmt(usage.cloudFrontRequests)} req, ${(usage.cloudFrontBytes / GB).toFixed(2)} GB`, usd: cfUsd },
     { item: 'CloudWatch Logs', quantity: `${(usage.logBytes / GB).toFixed(2)} GB`, usd: logsUsd },
     { item: 'EventBridge schedule', quantity: fmt(2 * resyncs), usd: 2 * resyncs * PRICES.eventBridgeScheduledEvent },
+    { item: 'EventBridge Scheduler (CronJob wake-ups)', quantity: fmt(usage.schedulerInvocations), usd: usage.schedulerInvocations * PRICES.schedulerPerInvocation },
   ];
   const usageUsd = lines.reduce((n, l) => n + l.usd, 0);
   lines.push({ item: 'CloudWatch alarms (fixed)', quantity: String(ALARMS), usd: alarmsUsd });
@@ -844,7 +878,8 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     Math.min(usage.cloudFrontBytes / GB, FREE_TIER.cloudFrontGbOut) * PRICES.cloudFrontPerGbOut +
     Math.min(usage.storageGb, FREE_TIER.dynamoStorageGb) * PRICES.dynamoStoragePerGbMonth +
     Math.min(usage.logBytes / GB, FREE_TIER.cloudWatchLogsGb) * PRICES.cloudWatchLogsPerGbIngested +
-    Math.min(ALARMS, FREE_TIER.cloudWatchAlarms) * PRICES.cloudWatchPerAlarmMonth;
+    Math.min(ALARMS, FREE_TIER.cloudWatchAlarms) * PRICES.cloudWatchPerAlarmMonth +
+    Math.min(usage.schedulerInvocations, FREE_TIER.schedulerInvocations) * PRICES.schedulerPerInvocation;
   return {
     cluster,
     agent,
@@ -940,6 +975,11 @@ export const SCENARIOS: { cluster: ClusterProfile; agent: AgentSettings; note: s
   { cluster: { name: 'idle 3 nodes, watches', nodes: 3, pods: 0, churnPerHour: 0 }, agent: { ...CURRENT_AGENT, follow: 'watch' }, note: 'agents hold their watches through the Lambda apiserver' },
   { cluster: { name: '10 nodes, 100 pods', nodes: 10, pods: 100, churnPerHour: 60 }, agent: CURRENT_AGENT, note: 'the defaults; 60 pod creations+deletions per hour' },
   { cluster: { name: '100 nodes, 3000 pods', nodes: 100, pods: 3000, churnPerHour: 600, namespaces: 30 }, agent: CURRENT_AGENT, note: 'the defaults; 600 pod creations+deletions per hour' },
+  {
+    cluster: { name: '10 nodes, 100 pods, 10 CronJobs', nodes: 10, pods: 100, churnPerHour: 60 + 10 * 60 * 2, cronJobFiresPerHour: 10 * 60 },
+    agent: CURRENT_AGENT,
+    note: 'the defaults; 10 CronJobs firing every minute (EventBridge Scheduler wake-ups), each run one pod',
+  },
 ];
 
 export interface Candidate {

@@ -55,6 +55,8 @@ const { values } = parseArgs({
     nodes: { type: 'string' },
     pods: { type: 'string' },
     churn: { type: 'string' },
+    /** CronJob fire times per hour, all CronJobs together (EventBridge Scheduler wake-ups). */
+    'cronjob-fires': { type: 'string' },
     poll: { type: 'string' },
     lease: { type: 'string' },
     watch: { type: 'boolean' },
@@ -66,7 +68,7 @@ console.log(`Skiff control-plane cost per ${MONTH_HOURS}-hour month, ${PRICES.re
 console.log('Request counts per operation are counted on the real code by test/cost.requests.test.ts; Lambda times are a local measurement (moto).');
 
 if (values.nodes) {
-  const cluster: ClusterProfile = { name: 'custom', nodes: Number(values.nodes), pods: Number(values.pods ?? 0), churnPerHour: Number(values.churn ?? 0) };
+  const cluster: ClusterProfile = { name: 'custom', nodes: Number(values.nodes), pods: Number(values.pods ?? 0), churnPerHour: Number(values.churn ?? 0), cronJobFiresPerHour: Number(values['cronjob-fires'] ?? 0) };
   const agent: AgentSettings = {
     ...CURRENT_AGENT,
     follow: values.watch ? 'watch' : 'poll',

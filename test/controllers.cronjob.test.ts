@@ -16,6 +16,7 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testStores } from './support/backends.ts';
+import { FREE_TIER, MONTH_HOURS, monthlyBill, PRICES } from '../infra/cost-model.ts';
 import { dynamoTestEndpoint } from './support/dynamodb.ts';
 
 const cronJobsRes = findResource('batch', 'v1', 'cronjobs')!;
@@ -214,6 +215,24 @@ describe('schedules', () => {
     expect(mostRecentScheduleTime(cj, new Date('2026-01-01T05:10:00Z'), hourly, 'UTC')).toEqual({ time: new Date('2026-01-01T05:00:00Z'), missed: 5 });
     const every = parseStandard('@every 90s').schedule!;
     expect(nextFire(every, new Date('2026-01-01T00:00:00.500Z')).toISOString()).toBe('2026-01-01T00:01:30.000Z');
+  });
+});
+
+describe('the cost of wake-ups (infra/cost-model.ts, npm run cost)', () => {
+  it('one EventBridge Scheduler invocation and one controller-manager invocation per fire; $1.00 per million after 14 million free', () => {
+    const base = { name: 'c', nodes: 3, pods: 0, churnPerHour: 0 };
+    const none = monthlyBill(base);
+    const minutely = monthlyBill({ ...base, cronJobFiresPerHour: 60 });
+    const fires = 60 * MONTH_HOURS;
+    expect(minutely.usage.schedulerInvocations).toBe(fires);
+    expect(minutely.usage.lambdaRequests.controllerManager - none.usage.lambdaRequests.controllerManager).toBe(fires);
+    expect(minutely.lines.find((l) => l.item === 'EventBridge Scheduler (CronJob wake-ups)')!.usd).toBeCloseTo(fires / 1e6, 6);
+    expect(minutely.bySource['cronjob wake-ups']).toBeGreaterThan(fires / 1e6);
+    // Within the free 14 million the Scheduler part costs nothing after the free tiers.
+    const freeScheduler = Math.min(fires, FREE_TIER.schedulerInvocations) * PRICES.schedulerPerInvocation;
+    expect(freeScheduler).toBeCloseTo(fires / 1e6, 6);
+    const huge = monthlyBill({ ...base, cronJobFiresPerHour: 30_000 });
+    expect(huge.usage.schedulerInvocations).toBeGreaterThan(FREE_TIER.schedulerInvocations);
   });
 });
 
