@@ -17,7 +17,8 @@ import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testStores } from './support/backends.ts';
 import { FREE_TIER, MONTH_HOURS, monthlyBill, PRICES } from '../infra/cost-model.ts';
-import { dynamoTestEndpoint } from './support/dynamodb.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 
 const cronJobsRes = findResource('batch', 'v1', 'cronjobs')!;
 const jobsRes = findResource('batch', 'v1', 'jobs')!;
@@ -279,6 +280,45 @@ describe.skipIf(!moto)('wake-ups in the cloud: EventBridge Scheduler (moto)', ()
     await ctx.registry.delete(cronJobsRes, 'default', 'cloud');
     await cc.reconcile('default/cloud', ctx);
     expect((await client.send(new ListSchedulesCommand({ GroupName: group }))).Schedules ?? []).toEqual([]);
+  });
+
+  it('the controller function (lambdas/controllers/lambda.ts handler), configured as the stack configures it, reconciles a wake-up and schedules the next', async () => {
+    const client = new SchedulerClient({ endpoint: moto!.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const group = `skiff-fn-${Date.now().toString(36)}`;
+    await client.send(new CreateScheduleGroupCommand({ Name: group }));
+    const tableName = uniqueTableName('skiff-cronjob-fn');
+    await ensureTable(moto!.client, tableName);
+    // The environment infra/skiff-cluster.ts gives the function, and what the Lambda runtime sets; every
+    // AWS call goes to moto.
+    Object.assign(process.env, {
+      SKIFF_TABLE: tableName,
+      SKIFF_DYNAMODB_ENDPOINT: moto!.endpoint,
+      AWS_ENDPOINT_URL: moto!.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_LAMBDA_FUNCTION_NAME: 'skiff-controllers',
+      SKIFF_WAKEUP_GROUP: group,
+      SKIFF_WAKEUP_ROLE_ARN: 'arn:aws:iam::123456789012:role/skiff-wakeups',
+    });
+    const { handler } = await import('../lambdas/controllers/lambda.ts');
+    const api = new ApiServer({ backend: new DynamoBackend({ client: moto!.newClient(), tableName }) });
+    await api.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
+    // A schedule that is due now: every minute, last run two minutes ago.
+    const cj = await api.registry.create(cronJobsRes, 'default', cronJobObj('fn'));
+    // The function's clock is the real one: keep clear of a minute's turn while this runs.
+    if (Date.now() % MIN > MIN - 10_000) await new Promise((r) => setTimeout(r, MIN - (Date.now() % MIN) + 100));
+    const minute = Math.floor(Date.now() / MIN) * MIN;
+    await api.registry.guaranteedUpdate(cronJobsRes, 'default', 'fn', undefined, { subresource: 'status' }, (cur) => ({
+      ...cur,
+      status: { lastScheduleTime: new Date(minute - 2 * MIN).toISOString().replace('.000Z', 'Z') },
+    }));
+    await handler({ skiffWakeUp: { controller: 'cronjob-controller', key: 'default/fn' } });
+    const made = (await api.registry.list(jobsRes, 'default')).items.filter((j) => j.metadata.ownerReferences?.[0]?.uid === cj.metadata.uid);
+    expect(made.map((j) => j.metadata.name)).toEqual([`fn-${minute / MIN}`]);
+    const s = await client.send(new GetScheduleCommand({ Name: scheduleName('cronjob-controller', 'default/fn'), GroupName: group }));
+    expect(s.Target?.Arn).toBe('arn:aws:lambda:us-east-1:123456789012:function:skiff-controllers');
+    expect(s.ScheduleExpression).toBe(atExpression(new Date(minute + MIN)));
     await moto!.stop();
   });
 });
