@@ -170,7 +170,7 @@ for (const [label, makeStore, enabled] of stores) {
         expect(p.metadata.name).toMatch(new RegExp(`^idx-${i}-[a-z0-9]{5}$`));
         expect(p.metadata.labels![COMPLETION_INDEX]).toBe(i);
         expect(p.spec.hostname).toBe(`idx-${i}`);
-        expect(p.spec.containers[0].env).toContainEqual({ name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: `metadata.labels['${COMPLETION_INDEX}']` } } });
+        expect(p.spec.containers[0].env).toContainEqual({ name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: `metadata.annotations['${COMPLETION_INDEX}']` } } });
       }
       const one = pods.find((p) => p.metadata.annotations![COMPLETION_INDEX] === '1')!;
       await finish(ctx, one, 'Succeeded', clock.t);

@@ -179,7 +179,7 @@ function podFor(job: KubeObject, name: string, index: number | undefined): KubeO
     labels[COMPLETION_INDEX] = String(index);
     spec.hostname = `${job.metadata.name}-${index}`;
     // The index as the workload sees it (kube's addCompletionIndexEnvVariables).
-    const env = { name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: `metadata.labels['${COMPLETION_INDEX}']` } } };
+    const env = { name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: `metadata.annotations['${COMPLETION_INDEX}']` } } };
     for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
       if (!(c.env ?? []).some((e: any) => e.name === 'JOB_COMPLETION_INDEX')) c.env = [...(c.env ?? []), env];
     }
