@@ -16,12 +16,13 @@
 // duplicate into AlreadyExists. The revision is in the name so a node can hold an old and a new pod at once
 // (maxSurge). A name held by a pod the DaemonSet does not control (one it released) is skipped for the
 // next of the node's names, the same way by every reconcile. Orphans its selector matches are adopted
-// and pods that stop matching released (history.ts' claimPods). Reads come from the cache (pods by the controller index, nodes listed once), with
-// expectations by revision (history.ts) after the controller's own pod writes.
+// and pods that stop matching released (history.ts' claimPods) by the DaemonSet's reconciles. Reads come
+// from the cache (pods by the namespaced owner index, nodes listed once), with expectations by revision
+// (history.ts) after the controller's own pod writes.
 //
-// Keys: "namespace/name" of a DaemonSet. A node change that can matter (added, deleted, labels, taints,
-// unschedulable) maps to "*": every DaemonSet, expanded in reconcile (keys() has no store to read).
-// Heartbeats change none of these and cost nothing.
+// Keys: "namespace/name" of a DaemonSet; its pods and revisions map to it. A node change that can matter
+// (added, deleted, labels, taints, unschedulable) maps to "*": every DaemonSet, expanded in reconcile
+// (keys() has no store to read). Heartbeats change none of these and cost nothing.
 
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -32,7 +33,6 @@ import type { KubeObject } from '../machinery/types.ts';
 import { matchesNodeSelector } from '../scheduler/plugins/node-selector.ts';
 import { toleratesTaint, type Taint, type Toleration } from '../scheduler/plugins/taint-toleration.ts';
 import { BURST_REPLICAS, slowStartBatch } from './batch.ts';
-import { selectorsMatching } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import {
@@ -42,7 +42,6 @@ import {
   isAvailable,
   isFinished,
   PodExpectations,
-  adoptable,
   claimPods,
   podReadySince,
   REVISION_LABEL,
@@ -54,8 +53,6 @@ import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
 const daemonSets = findResource('apps', 'v1', 'daemonsets')!;
 const pods = findResource('', 'v1', 'pods')!;
 const nodes = findResource('', 'v1', 'nodes')!;
-/** Key prefix of an orphan pod's key: reconcile finds the owners whose selector matches it. */
-const ORPHAN = 'pod:';
 const COMPONENT = 'daemonset-controller';
 const ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 const ALL = '*';
@@ -433,21 +430,6 @@ function nodeChangeMatters(old: KubeObject | undefined, cur: KubeObject): boolea
   );
 }
 
-/** An orphan pod's key: reconciles the owners of this kind whose selector matches it now. */
-async function reconcileOrphan(key: string, ctx: ControllerContext, one: (ns: string, name: string) => Promise<ReconcileResult | void>): Promise<ReconcileResult | void> {
-  const i = key.indexOf('/');
-  const ns = key.slice(ORPHAN.length, i);
-  const reader = readerOf(ctx);
-  const pod = await reader.get(pods, ns, key.slice(i + 1));
-  if (!pod || !adoptable({ type: 'MODIFIED', object: pod })) return;
-  let requeue: number | undefined;
-  for (const owner of await selectorsMatching(reader, daemonSets, ns, pod.metadata.labels)) {
-    const r = await one(ns, owner.metadata.name!);
-    if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
-  }
-  return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
-}
-
 export interface DaemonSetControllerOptions {
   /** The most pods one reconcile creates or deletes (default BURST_REPLICAS, as kube). */
   burstReplicas?: number;
@@ -464,15 +446,14 @@ export function createDaemonSetController(opts: DaemonSetControllerOptions = {})
       if (ev.resource === daemonSets || ev.resource.resource === 'daemonsets') return [`${m.namespace}/${m.name}`];
       if (ev.resource.resource === 'nodes') return ev.type !== 'MODIFIED' || nodeChangeMatters(ev.oldObject, ev.object) ? [ALL] : [];
       const ref = controllerRef(ev.object);
-      if (ref) return ref.kind === 'DaemonSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
-      // An orphan pod some DaemonSet may adopt: which ones is looked up in reconcile (keys() cannot read).
-      return ev.resource.resource === 'pods' && !ev.resource.group && adoptable(ev) ? [`${ORPHAN}${m.namespace}/${m.name}`] : [];
+      // Orphans are adopted by the owner's own reconciles (claimPods), not on the orphan's events: an
+      // ordinary pod then costs this loop nothing (in the cloud, no owner list per pod batch).
+      return ref?.kind === 'DaemonSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
     },
     async allKeys({ registry }) {
       return (await registry.list(daemonSets, undefined)).items.map((d) => `${d.metadata.namespace}/${d.metadata.name}`);
     },
     async reconcile(key, ctx) {
-      if (key.startsWith(ORPHAN)) return reconcileOrphan(key, ctx, (ns, name) => reconcileDS(ns, name, ctx, burst, expect));
       if (key !== ALL) {
         const i = key.indexOf('/');
         return reconcileDS(key.slice(0, i), key.slice(i + 1), ctx, burst, expect);

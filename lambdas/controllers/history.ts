@@ -284,12 +284,6 @@ export async function claimPods(
   return changed;
 }
 
-/** Whether a pod event is of an orphan that some owner may adopt (kube's addPod/updatePod for orphans). */
-export function adoptable(ev: { type: string; object: KubeObject }): boolean {
-  const p = ev.object;
-  return ev.type !== 'DELETED' && !controllerRef(p) && !isTerminating(p) && !!Object.keys(p.metadata.labels ?? {}).length;
-}
-
 /** Pod helpers both controllers share (kube's podutil). */
 export function podReadySince(p: KubeObject): number | undefined {
   const c = (p.status?.conditions ?? []).find((c: any) => c.type === 'Ready');

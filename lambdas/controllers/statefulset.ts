@@ -16,14 +16,13 @@
 //
 // Idempotence: names are the ordinals, so redelivered or reordered events at worst meet AlreadyExists;
 // deletes carry the pod's uid as a precondition. Reads come from the cache with expectations by revision
-// (history.ts). Keys are "namespace/name" of a StatefulSet; pods, claims and revisions map to their set.
+// (history.ts). Keys are "namespace/name" of a StatefulSet; its pods and revisions map to it.
 
 import { isDeepStrictEqual } from 'node:util';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject, OwnerReference } from '../machinery/types.ts';
 import { BURST_REPLICAS, slowStartBatch } from './batch.ts';
-import { selectorsMatching } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import {
@@ -34,7 +33,6 @@ import {
   isFinished,
   isRunningAndReady,
   PodExpectations,
-  adoptable,
   claimPods,
   REVISION_LABEL,
   templateOf,
@@ -45,8 +43,6 @@ import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
 const statefulSets = findResource('apps', 'v1', 'statefulsets')!;
 const pods = findResource('', 'v1', 'pods')!;
 const claims = findResource('', 'v1', 'persistentvolumeclaims')!;
-/** Key prefix of an orphan pod's key: reconcile finds the owners whose selector matches it. */
-const ORPHAN = 'pod:';
 const COMPONENT = 'statefulset-controller';
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
@@ -369,21 +365,6 @@ async function updateStatus(ctx: ControllerContext, set: KubeObject, s: Record<s
   }
 }
 
-/** An orphan pod's key: reconciles the owners of this kind whose selector matches it now. */
-async function reconcileOrphan(key: string, ctx: ControllerContext, one: (ns: string, name: string) => Promise<ReconcileResult | void>): Promise<ReconcileResult | void> {
-  const i = key.indexOf('/');
-  const ns = key.slice(ORPHAN.length, i);
-  const reader = readerOf(ctx);
-  const pod = await reader.get(pods, ns, key.slice(i + 1));
-  if (!pod || !adoptable({ type: 'MODIFIED', object: pod })) return;
-  let requeue: number | undefined;
-  for (const owner of await selectorsMatching(reader, statefulSets, ns, pod.metadata.labels)) {
-    const r = await one(ns, owner.metadata.name!);
-    if (r?.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
-  }
-  return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
-}
-
 export interface StatefulSetControllerOptions {
   /** The most pods one reconcile creates or deletes (default BURST_REPLICAS, as kube). */
   burstReplicas?: number;
@@ -399,15 +380,14 @@ export function createStatefulSetController(opts: StatefulSetControllerOptions =
       const m = ev.object.metadata;
       if (ev.resource.resource === 'statefulsets') return [`${m.namespace}/${m.name}`];
       const ref = controllerRef(ev.object);
-      if (ref) return ref.kind === 'StatefulSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
-      // An orphan pod some StatefulSet may adopt: which ones is looked up in reconcile (keys() cannot read).
-      return ev.resource.resource === 'pods' && !ev.resource.group && adoptable(ev) ? [`${ORPHAN}${m.namespace}/${m.name}`] : [];
+      // Orphans are adopted by the owner's own reconciles (claimPods), not on the orphan's events: an
+      // ordinary pod then costs this loop nothing (in the cloud, no owner list per pod batch).
+      return ref?.kind === 'StatefulSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
     },
     async allKeys({ registry }) {
       return (await registry.list(statefulSets, undefined)).items.map((s) => `${s.metadata.namespace}/${s.metadata.name}`);
     },
     async reconcile(key, ctx) {
-      if (key.startsWith(ORPHAN)) return reconcileOrphan(key, ctx, (ns, name) => reconcileSet(ns, name, ctx, burst, expect));
       const i = key.indexOf('/');
       return reconcileSet(key.slice(0, i), key.slice(i + 1), ctx, burst, expect);
     },
