@@ -170,6 +170,23 @@ spec:
     });
   });
 
+  it('the CronJob fires on its own at the next minute (skiff up requeues it for its fire time)', async () => {
+    const job = await until(
+      'the scheduled Job of cronjob hello',
+      async () => {
+        const r = await c.kubectl(['get', 'jobs', '-n', 'batch', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.metadata.annotations.batch\\.kubernetes\\.io/cronjob-scheduled-timestamp}{"\\n"}{end}']);
+        return r.stdout.split('\n').find((l) => /^hello-\d+ /.test(l));
+      },
+      75_000,
+      1000,
+    );
+    const [name, scheduled] = job.split(' ');
+    // Named by the scheduled minute, annotated with it.
+    expect(Number(name!.slice('hello-'.length)) * 60_000).toBe(Date.parse(scheduled!));
+    const last = await c.kubectl(['get', 'cronjob', 'hello', '-n', 'batch', '-o', 'jsonpath={.status.lastScheduleTime}']);
+    expect(last.stdout).toBe(scheduled);
+  }, 90_000);
+
   it('a bad cron expression or time zone is refused with kube\'s 422 message', async () => {
     const r = await c.kubectl(['create', 'cronjob', 'bad', '-n', 'batch', '--image=busybox', '--schedule=every minute']);
     expect(r.code).not.toBe(0);
