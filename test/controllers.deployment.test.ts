@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { deploymentController as dc } from '../lambdas/controllers/deployment.ts';
-import { computeHash } from '../lambdas/controllers/deployment-util.ts';
+import { computeHash, equalIgnoreHash, fenceposts, setNewReplicaSetAnnotations } from '../lambdas/controllers/deployment-util.ts';
 import { replicaSetController as rsc } from '../lambdas/controllers/replicaset.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -343,3 +343,32 @@ for (const [label, makeStore, enabled] of backends) {
     });
   });
 }
+
+describe('deployment util (kube deployment_util semantics)', () => {
+  it('the hash ignores key order and Go zero values (what kubectl rollout undo sends back), and changes with collisionCount', () => {
+    const t = { metadata: { labels: { app: 'x' } }, spec: { containers: [{ name: 'c', image: 'i' }] } };
+    const asGoMarshals = { spec: { containers: [{ image: 'i', name: 'c', resources: {} }] }, metadata: { creationTimestamp: null, labels: { app: 'x' } } };
+    expect(computeHash(asGoMarshals)).toBe(computeHash(t));
+    expect(equalIgnoreHash(asGoMarshals, { ...t, metadata: { labels: { app: 'x', 'pod-template-hash': 'abc' } } })).toBe(true);
+    expect(equalIgnoreHash(t, { ...t, spec: { containers: [{ name: 'c', image: 'j' }] } })).toBe(false);
+    expect(computeHash(t, 1)).not.toBe(computeHash(t));
+    expect(computeHash(t, 1)).toBe(computeHash(t, 1));
+  });
+
+  it('fenceposts: maxSurge rounds up, maxUnavailable down, never both 0', () => {
+    const d = (replicas: number, maxSurge: unknown, maxUnavailable: unknown) =>
+      ({ metadata: {}, spec: { replicas, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable } } } }) as KubeObject;
+    expect(fenceposts(d(10, '25%', '25%'))).toEqual({ surge: 3, unavailable: 2 });
+    expect(fenceposts(d(1, '25%', '25%'))).toEqual({ surge: 1, unavailable: 0 });
+    expect(fenceposts(d(3, 0, '10%'))).toEqual({ surge: 0, unavailable: 1 });
+  });
+
+  it('a rollback to an old ReplicaSet moves its old revision into revision-history', () => {
+    const d = { metadata: { annotations: { 'kubernetes.io/change-cause': 'why', 'deployment.kubernetes.io/revision': '4' } }, spec: { replicas: 2 } } as KubeObject;
+    const rs = { metadata: { annotations: { 'deployment.kubernetes.io/revision': '2', 'deployment.kubernetes.io/revision-history': '1' } } } as KubeObject;
+    expect(setNewReplicaSetAnnotations(d, rs, 5, true)).toBe(true);
+    expect(rs.metadata.annotations).toEqual({ 'deployment.kubernetes.io/revision': '5', 'deployment.kubernetes.io/revision-history': '1,2', 'kubernetes.io/change-cause': 'why' });
+    // Again: nothing to change (idempotent under redelivery).
+    expect(setNewReplicaSetAnnotations(d, rs, 5, true)).toBe(false);
+  });
+});
