@@ -356,8 +356,8 @@ async function updateStatus(ctx: ControllerContext, set: KubeObject, s: Record<s
     await ctx.registry.guaranteedUpdate(statefulSets, set.metadata.namespace, set.metadata.name!, undefined, { subresource: 'status' }, (cur) => {
       if (cur.metadata.uid !== set.metadata.uid) return cur;
       const status: Record<string, unknown> = { ...(cur.status ?? {}), ...s };
-      // kube's omitempty counts: absent when zero (replicas is always there).
-      for (const k of ['readyReplicas', 'currentReplicas', 'updatedReplicas', 'availableReplicas'] as const) if (status[k] === 0) delete status[k];
+      // kube's omitempty counts: absent when zero (replicas and availableReplicas are always there).
+      for (const k of ['readyReplicas', 'currentReplicas', 'updatedReplicas'] as const) if (status[k] === 0) delete status[k];
       return isDeepStrictEqual(status, cur.status) ? cur : { ...cur, status };
     });
   } catch (e) {
