@@ -30,6 +30,8 @@ export class DeploymentSync {
   /** Set when the revision annotation must be written (kube's SetDeploymentRevision). */
   private revisionAnnotation?: string;
   requeueMs?: number;
+  /** ReplicaSets as this reconcile wrote them (by uid), so a second look at the list starts from them. */
+  private readonly latest = new Map<string, KubeObject>();
 
   constructor(
     readonly ctx: ControllerContext,
@@ -97,6 +99,7 @@ export class DeploymentSync {
         return c;
       });
       this.written(after);
+      this.latest.set(after.metadata.uid!, after);
       return after;
     } catch (e) {
       if (e instanceof ApiError && (e.code === 409 || e.code === 404)) throw new Stale(e.message);
@@ -119,7 +122,9 @@ export class DeploymentSync {
   }
 
   /** getAllReplicaSetsAndSyncRevision. */
-  async allRSs(rsList: KubeObject[], create: boolean): Promise<{ newRS?: KubeObject; oldRSs: KubeObject[] }> {
+  async allRSs(claimed: KubeObject[], create: boolean): Promise<{ newRS?: KubeObject; oldRSs: KubeObject[] }> {
+    const uids = new Set(claimed.map((rs) => rs.metadata.uid));
+    const rsList = [...claimed.map((rs) => this.latest.get(rs.metadata.uid!) ?? rs), ...[...this.latest.values()].filter((rs) => !uids.has(rs.metadata.uid))];
     const found = this.findNewRS(rsList);
     const oldRSs = rsList.filter((rs) => rs !== found);
     const newRS = await this.newReplicaSet(found, oldRSs, create);
@@ -174,6 +179,7 @@ export class DeploymentSync {
     try {
       created = await this.ctx.create(replicaSets, this.ns, newRS);
       this.written(created);
+      this.latest.set(created.metadata.uid!, created);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       if (e.reason === 'AlreadyExists') {
@@ -182,6 +188,7 @@ export class DeploymentSync {
         const rs = await this.ctx.registry.get(replicaSets, this.ns, newRS.metadata.name!).catch(() => undefined);
         if (rs && controllerRef(rs)?.uid === d.metadata.uid && (equalIgnoreHash(d.spec?.template, rs.spec?.template) || this.madeFromTemplate(rs, hash))) {
           created = rs;
+          this.latest.set(rs.metadata.uid!, rs);
         } else {
           // A hash collision with a ReplicaSet that is not this template's: the next name (kube bumps
           // status.collisionCount and retries).
