@@ -381,14 +381,18 @@ const subresourceRequest: fc.Arbitrary<FuzzRequest> = fc
           ? { apiVersion: 'v1', kind: 'Binding', metadata: { name: String(name) }, target: { kind: 'Node', name: v ?? target } }
           : sub === 'scale'
             ? { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: String(name), namespace: String(ns) }, spec: { replicas: v } }
-            : o.obj;
+            : sub === 'eviction'
+              ? { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: String(name), namespace: String(ns) }, deleteOptions: { gracePeriodSeconds: v } }
+              : o.obj;
+      // binding and eviction are create-only subresources.
+      const post = sub === 'binding' || sub === 'eviction';
       return {
-        method: sub === 'binding' ? 'POST' : method,
+        method: post ? 'POST' : method,
         path: `${collectionPath(k.res, String(ns))}/${enc(String(name))}/${sub}`,
         headers: { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
         body: Buffer.from(toJson(body)),
         watch: false,
-        what: `${sub === 'binding' ? 'POST' : method} ${k.res.kind}/${sub}`,
+        what: `${post ? 'POST' : method} ${k.res.kind}/${sub}`,
       };
     }),
   );
