@@ -165,6 +165,15 @@ describe('kubectl rollout against skiff up', () => {
     expect(d[1]!.slice(0, 4)).toEqual(['web', '5/5', '5', '5']);
   });
 
+  it('kubernetes.io/change-cause on the Deployment reaches its current ReplicaSet and rollout history', async () => {
+    await k('annotate', 'deployment', 'web', 'kubernetes.io/change-cause=scaled to five');
+    const h = await until('history shows the cause', async () => {
+      const out = await k('rollout', 'history', 'deployment/web');
+      return out.includes('scaled to five') && out;
+    });
+    expect(h.trim().split('\n').pop()).toMatch(/^6\s+scaled to five$/);
+  });
+
   it('Recreate strategy rolls out through kubectl too', async () => {
     await c.kubectl(['create', 'deployment', 're', '--image=busybox:stable', '--replicas=2', ...NS]);
     await k('patch', 'deployment', 're', '--type=merge', '-p', '{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}');
