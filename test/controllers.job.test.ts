@@ -12,6 +12,7 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testStores } from './support/backends.ts';
+import type { WakeUps } from '../lambdas/controllers/wakeups.ts';
 
 const jobsRes = findResource('batch', 'v1', 'jobs')!;
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -82,13 +83,17 @@ for (const [label, makeStore, enabled] of stores) {
       expect((await podsOf(ctx, job)).length).toBe(2);
 
       clock.t += 5000;
+      const done = pods[0]!.metadata.uid;
       await finish(ctx, pods[0]!, 'Succeeded', clock.t);
       for (let i = 0; i < 3; i++) await jc.reconcile('default/pi', ctx);
       got = await getJob(ctx, 'pi');
       expect(got.status).toMatchObject({ active: 2, succeeded: 1, failed: 0, uncountedTerminatedPods: {} });
       pods = await podsOf(ctx, job);
       expect(pods.length).toBe(3);
-      expect(pods.find((p) => p.metadata.uid === pods[0]!.metadata.uid)?.metadata.finalizers).toBeUndefined();
+      const counted = pods.find((p) => p.metadata.uid === done)!;
+      expect(counted.status.phase).toBe('Succeeded');
+      expect(counted.metadata.finalizers).toBeUndefined();
+      expect(activePods(pods).every((p) => p.metadata.finalizers?.includes(TRACKING_FINALIZER))).toBe(true);
 
       clock.t += 5000;
       for (const p of activePods(pods)) await finish(ctx, p, 'Succeeded', clock.t);
@@ -266,6 +271,26 @@ for (const [label, makeStore, enabled] of stores) {
       clock.t += 30_000;
       await jc.reconcile('default/sus', ctx);
       await expect(getJob(ctx, 'sus')).rejects.toMatchObject({ code: 404 });
+    });
+
+    it('asks for a wake-up when its back-off ends (the cloud has no requeue between events)', async () => {
+      const clock = { t: Date.parse('2026-01-01T00:00:00Z') };
+      const ctx = await newCtx(await makeStore(), clock);
+      const asked: [string, string, string][] = [];
+      const wakeUps: WakeUps = {
+        async wakeAt(controller, key, at) {
+          asked.push([controller, key, at.toISOString()]);
+        },
+        async cancel() {},
+      };
+      const jc = createJobController({ wakeUps });
+      const job = await ctx.registry.create(jobsRes, 'default', jobObj('wake', { backoffLimit: 3 }));
+      await jc.reconcile('default/wake', ctx);
+      expect(asked).toEqual([]);
+      const [p] = await podsOf(ctx, job);
+      await finish(ctx, p!, 'Failed', clock.t);
+      await jc.reconcile('default/wake', ctx);
+      expect(asked).toEqual([['job-controller', 'default/wake', '2026-01-01T00:00:10.000Z']]);
     });
 
     it('a deleted Job\'s pods lose the tracking finalizer so their deletion completes', async () => {

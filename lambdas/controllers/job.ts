@@ -44,6 +44,7 @@ import { readerOf, type Controller, type ControllerContext, type ReconcileResult
 import { BURST_REPLICAS, slowStartBatch } from './batch.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
+import { localWakeUps, type WakeUps } from './wakeups.ts';
 
 const jobs = findResource('batch', 'v1', 'jobs')!;
 const pods = findResource('', 'v1', 'pods')!;
@@ -303,7 +304,16 @@ async function writeStatus(ctx: ControllerContext, job: KubeObject, mutate: (sta
 export interface JobControllerOptions {
   /** The most pods one reconcile creates, deletes or releases (default BURST_REPLICAS, 500). */
   burst?: number;
+  /**
+   * How a Job is reconciled again at a time when nothing else happens (its back-off ends, its deadline
+   * passes, its TTL ends). Locally the runner's requeue does it; in the cloud an EventBridge Scheduler
+   * wake-up (wakeups.ts), as the scheduled resync alone would be minutes late.
+   */
+  wakeUps?: WakeUps;
 }
+
+/** Requeues shorter than this are left to events and the runner (a wake-up costs a Scheduler call). */
+const WAKE_UP_MIN_MS = 5000;
 
 function isFinished(job: KubeObject): boolean {
   return hasJobCondition(job, 'Complete') || hasJobCondition(job, 'Failed');
@@ -621,6 +631,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
 
 export function createJobController(opts: JobControllerOptions = {}): Controller {
   const burst = opts.burst ?? BURST_REPLICAS;
+  const wakeUps = opts.wakeUps ?? localWakeUps;
   const expect: Expectations = new Map();
   return {
     name: 'job-controller',
@@ -646,7 +657,11 @@ export function createJobController(opts: JobControllerOptions = {}): Controller
       const h = rest.indexOf('#');
       const name = h < 0 ? rest : rest.slice(0, h);
       const uid = h < 0 ? undefined : rest.slice(h + 1);
-      return reconcileJob(ns, name, uid, ctx, burst, expect);
+      const r = await reconcileJob(ns, name, uid, ctx, burst, expect);
+      if (r?.requeueAfterMs !== undefined && r.requeueAfterMs >= WAKE_UP_MIN_MS) {
+        await wakeUps.wakeAt('job-controller', `${ns}/${name}`, new Date(ctx.now().getTime() + r.requeueAfterMs));
+      }
+      return r;
     },
   };
 }

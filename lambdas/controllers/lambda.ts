@@ -12,7 +12,7 @@ import { replicaSetController } from './replicaset.ts';
 import { deploymentController } from './deployment.ts';
 import { daemonSetController } from './daemonset.ts';
 import { statefulSetController } from './statefulset.ts';
-import { jobController } from './job.ts';
+import { createJobController } from './job.ts';
 import { createCronJobController } from './cronjob.ts';
 import { handleWakeUp, isWakeUpEvent, wakeUpsFromEnv } from './wakeups.ts';
 import { garbageCollector } from './garbagecollector.ts';
@@ -25,6 +25,7 @@ import { routeControllerFromEnv } from './routes.ts';
 
 // Routes to nodes' pod CIDRs are programmed only when a VPC route table is named (SKIFF_ROUTE_TABLE_ID).
 const routeController = routeControllerFromEnv();
+const wakeUps = wakeUpsFromEnv();
 export const controllers: Controller[] = [
   namespaceController,
   crdController,
@@ -33,9 +34,10 @@ export const controllers: Controller[] = [
   deploymentController,
   daemonSetController,
   statefulSetController,
-  jobController,
-  // Its next fire times come as EventBridge Scheduler wake-ups (wakeups.ts), named in the environment.
-  createCronJobController({ wakeUps: wakeUpsFromEnv() }),
+  // Times with no event (a Job's back-off, deadline and TTL; a CronJob's next fire time) come as
+  // EventBridge Scheduler wake-ups (wakeups.ts), named in the environment.
+  createJobController({ wakeUps }),
+  createCronJobController({ wakeUps }),
   garbageCollector,
   endpointsController,
   persistentVolumeController,
