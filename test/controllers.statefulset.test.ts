@@ -225,6 +225,26 @@ for (const [label, makeStore, enabled] of backends) {
       ]);
     });
 
+    it('spec.ordinals.start numbers the pods; minReadySeconds holds OrderedReady and availableReplicas back', async () => {
+      const ctx = await newCtx(await makeStore());
+      await ctx.registry.create(stsRes, 'default', stsObj('ord', 2, { ordinals: { start: 5 }, minReadySeconds: 3600, volumeClaimTemplates: [] }));
+      await ssc.reconcile('default/ord', ctx);
+      await setReady(ctx); // ready since 2020: long available
+      await ssc.reconcile('default/ord', ctx);
+      expect(await names(ctx)).toEqual(['ord-5', 'ord-6']);
+      expect((await ctx.registry.get(podsRes, 'default', 'ord-6')).metadata.labels?.['apps.kubernetes.io/pod-index']).toBe('6');
+      // ord-6 ready just now: not available for an hour, so a third replica waits, and the reconcile asks to come back.
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', 'ord-6', undefined, { subresource: 'status' }, (cur) => ({
+        ...cur,
+        status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') }] },
+      }));
+      await ctx.registry.guaranteedUpdate(stsRes, 'default', 'ord', undefined, {}, (cur) => ({ ...cur, spec: { ...cur.spec, replicas: 3 } }));
+      const r = await ssc.reconcile('default/ord', ctx);
+      expect(r?.requeueAfterMs).toBeGreaterThan(3_500_000);
+      expect(await names(ctx)).toEqual(['ord-5', 'ord-6']);
+      expect((await getSet(ctx, 'ord')).status).toMatchObject({ replicas: 2, readyReplicas: 2, availableReplicas: 1 });
+    });
+
     it('duplicated, redelivered and reordered events reach the clean-delivery state', async () => {
       const run = async (deliver: (evs: ChangeEvent[], ctx: ControllerContext) => Promise<void>) => {
         const ctx = await newCtx(await makeStore());
