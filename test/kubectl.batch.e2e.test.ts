@@ -76,6 +76,16 @@ describe('kubectl and batch/v1', () => {
     expect(y.stdout).toBe('1 SuccessCriteriaMet Complete');
   });
 
+  it('kubectl delete job: its pods (running ones too, held by the tracking finalizer) are gone with it', async () => {
+    expect((await c.kubectl(['create', 'job', 'gone', '-n', 'batch', '--image=busybox', '--', 'sleep', '3600'])).stdout.trim()).toBe('job.batch/gone created');
+    await until('the pod of job gone', async () => (await podsOf('gone')).length === 1);
+    const fin = await c.kubectl(['get', 'pods', '-n', 'batch', '-l', 'job-name=gone', '-o', 'jsonpath={.items[0].metadata.finalizers}']);
+    expect(fin.stdout).toBe('["batch.kubernetes.io/job-tracking"]');
+    const d = await c.kubectl(['delete', 'job', 'gone', '-n', 'batch']);
+    expect(d.stdout.trim()).toBe('job.batch "gone" deleted');
+    await until('the pods of job gone to be deleted', async () => (await podsOf('gone')).length === 0, 30_000, 200);
+  });
+
   it('a Job of parallelism 3 and completions 6 runs three at a time to 6/6', async () => {
     const manifest = `apiVersion: batch/v1
 kind: Job
