@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
 
 let c: TestCluster;
 
@@ -184,6 +185,56 @@ describe('kubectl rollout against skiff up', () => {
       [0, 'busybox:stable', '1'],
       [2, 'busybox:1.36', '2'],
     ]);
+  });
+
+  it('maxUnavailable 0 (maxSurge 1): ready pods never below spec.replicas, never more than one extra pod, through set image', async () => {
+    const yaml = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: zero
+  namespace: roll
+spec:
+  replicas: 4
+  selector:
+    matchLabels:
+      app: zero
+  strategy:
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        app: zero
+    spec:
+      containers:
+      - name: c
+        image: busybox:stable
+`;
+    expect((await c.kubectl(['apply', '-f', c.file('zero.yaml', yaml)])).stdout.trim()).toBe('deployment.apps/zero created');
+    await rolloutStatus('zero');
+    // Sampled from the store while the rollout runs: live (not terminating) pods, and the Ready ones.
+    const podsRes = findResource('', 'v1', 'pods')!;
+    let minReady = Infinity;
+    let maxLive = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const live = (await c.api.registry.list(podsRes, 'roll')).items.filter((p) => p.metadata.labels?.app === 'zero' && !p.metadata.deletionTimestamp);
+        const ready = live.filter((p) => (p.status?.conditions ?? []).some((x: any) => x.type === 'Ready' && x.status === 'True'));
+        minReady = Math.min(minReady, ready.length);
+        maxLive = Math.max(maxLive, live.length);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await k('set', 'image', 'deployment/zero', 'c=busybox:1.36');
+    await rolloutStatus('zero');
+    await until('old pods gone', async () => (await podImages('zero')).every((i) => i === 'busybox:1.36'));
+    sampling = false;
+    await sampler;
+    expect(minReady).toBeGreaterThanOrEqual(4);
+    expect(maxLive).toBeLessThanOrEqual(5);
+    expect(maxLive).toBe(5);
   });
 
   it('delete deployment cascades to ReplicaSets and pods (background, foreground); --cascade=orphan keeps them', async () => {
