@@ -133,7 +133,7 @@ for (const [label, makeStore, enabled] of backends) {
       expect(Object.keys(await byNode(ctx))).toContain('n2');
     });
 
-    it('pods follow nodes: added, relabelled, tainted NoExecute, deleted', async () => {
+    it('pods follow nodes: added, tainted (NoExecute removes, NoSchedule keeps), deleted; heartbeats map to no key', async () => {
       const ctx = await newCtx(await makeStore());
       await ctx.registry.create(nodesRes, undefined, nodeObj('a'));
       await ctx.registry.create(dsRes, 'default', dsObj('logs'));
