@@ -192,6 +192,9 @@ for (const [label, makeStore, enabled] of stores) {
       const wrongName = await s.call('POST', '/api/v1/namespaces/ev/pods/ghost/eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'other' } });
       expect(wrongName.status).toBe(400);
       expect(wrongName.json.message).toBe('name in URL does not match name in Eviction object');
+      const wrongNs = await s.call('POST', '/api/v1/namespaces/ev/pods/ghost/eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'ghost', namespace: 'other' } });
+      expect(wrongNs.status).toBe(400);
+      expect(wrongNs.json.message).toBe('the namespace of the provided object does not match the namespace sent on the request');
       const badGrace = await s.call('POST', '/api/v1/namespaces/ev/pods/ghost/eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'ghost' }, deleteOptions: { gracePeriodSeconds: 'soon' } });
       expect(badGrace.status).toBe(400);
       expect((await s.call('GET', '/api/v1/namespaces/ev/pods/ghost/eviction')).status).toBe(405);

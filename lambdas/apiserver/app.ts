@@ -300,7 +300,7 @@ export class ApiServer {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
         if (sub === 'eviction') {
           // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
-          const ev = decodeEviction(parseBody(req), name!);
+          const ev = decodeEviction(parseBody(req), ns!, name!);
           const status = await evictPod(reg, ns!, name!, { ...deleteOptionsFrom(ev.deleteOptions), dryRun: dryRun || ev.dryRun });
           return jsonResponse(status.code, status);
         }

@@ -48,13 +48,16 @@ export function isPodReady(pod: KubeObject): boolean {
  * The request body as an Eviction (policy/v1, or v1beta1 for old clients): its name must be the URL's;
  * its deleteOptions are returned raw for the caller to decode as a DELETE's body.
  */
-export function decodeEviction(body: unknown, urlName: string): { deleteOptions: Record<string, any>; dryRun: boolean } {
+export function decodeEviction(body: unknown, urlNamespace: string, urlName: string): { deleteOptions: Record<string, any>; dryRun: boolean } {
   if (!isObject(body)) throw errors.badRequest('the request body must be an Eviction object');
   const bad = typeErrors(EVICTION, body);
   if (bad.length) throw errors.badRequest(`Eviction in version "v1" cannot be handled as a Eviction: ${bad[0]}`);
   if (body.kind !== undefined && body.kind !== 'Eviction') throw errors.badRequest(`not a Eviction object: ${String(body.kind)}`);
   if (body.apiVersion !== undefined && !EVICTION_VERSIONS.includes(body.apiVersion)) {
     throw errors.badRequest(`the API version in the data (${String(body.apiVersion)}) does not match the expected API version (policy/v1)`);
+  }
+  if (body.metadata?.namespace !== undefined && body.metadata.namespace !== urlNamespace) {
+    throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
   }
   if (body.metadata?.name !== urlName) throw errors.badRequest('name in URL does not match name in Eviction object');
   const deleteOptions = isObject(body.deleteOptions) ? body.deleteOptions : {};
