@@ -588,11 +588,11 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
   const stillHeld = list.some((p) => hasFinalizer(p) && !isActive(p) && !released.has(p.metadata.uid!)) || uc.succeeded.length + uc.failed.length > 0;
   const finished = (failJob || success) && activeNow === 0 && deleted === 0 && !stillHeld;
   const updated = await writeStatus(ctx, job, (s) => {
+    // active, succeeded and failed are omitempty in the API (absent when 0); ready and terminating are not.
     s.active = Math.max(0, activeNow);
     s.ready = readyNow;
     s.terminating = terminating.length + (stopping ? deleted : 0);
-    s.succeeded = s.succeeded ?? 0;
-    s.failed = s.failed ?? 0;
+    for (const f of ['active', 'succeeded', 'failed']) if (!s[f]) delete s[f];
     s.uncountedTerminatedPods = s.uncountedTerminatedPods ?? {};
     if (indexed) {
       const ci = formatIndexes([...parseIndexes(s.completedIndexes), ...completed]);
