@@ -262,6 +262,8 @@ for (const [label, makeStore, enabled] of stores) {
       expect(got.status.startTime).toBe('2026-01-01T00:00:01Z');
       expect(activePods(await podsOf(ctx, job)).length).toBe(2);
       expect(r?.requeueAfterMs).toBe(60_000);
+      const reasons = (await ctx.registry.list(eventsRes, 'default')).items.filter((e) => e.involvedObject.name === 'sus').map((e) => e.reason);
+      expect(reasons).toEqual(expect.arrayContaining(['Suspended', 'Resumed']));
 
       clock.t += 60_000;
       await jc.reconcile('default/sus', ctx);

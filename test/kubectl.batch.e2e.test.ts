@@ -74,6 +74,11 @@ describe('kubectl and batch/v1', () => {
     expect(table(wide.stdout)[1]![7]).toMatch(/^batch\.kubernetes\.io\/controller-uid=[0-9a-f-]{36}$/);
     const y = await c.kubectl(['get', 'job', 'pi', '-n', 'batch', '-o', 'jsonpath={.status.succeeded} {.status.conditions[*].type}']);
     expect(y.stdout).toBe('1 SuccessCriteriaMet Complete');
+    const d = await c.kubectl(['describe', 'job', 'pi', '-n', 'batch']);
+    expect(d.stderr).toBe('');
+    expect(d.stdout).toMatch(/^Pods Statuses:\s+0 Active \(0 Ready\) \/ 1 Succeeded \/ 0 Failed$/m);
+    expect(d.stdout).toMatch(/Normal\s+SuccessfulCreate\s+.*job-controller\s+Created pod: pi-/);
+    expect(d.stdout).toMatch(/Normal\s+Completed\s+.*job-controller\s+Job completed/);
   });
 
   it('kubectl delete job: its pods (running ones too, held by the tracking finalizer) are gone with it', async () => {

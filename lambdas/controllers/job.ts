@@ -619,6 +619,9 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
       }
     }
   });
+  const wasSuspended = (st.conditions ?? []).some((c: Obj) => c.type === 'Suspended' && c.status === 'True');
+  if (updated && suspended && !wasSuspended && !failJob && !success) await bestEffortEvent(ctx, updated, { type: 'Normal', reason: 'Suspended', message: 'Job suspended' });
+  if (updated && !suspended && wasSuspended) await bestEffortEvent(ctx, updated, { type: 'Normal', reason: 'Resumed', message: 'Job resumed' });
   if (updated && finished && !isFinished(job)) {
     if (failJob) await bestEffortEvent(ctx, updated, { type: 'Warning', reason: failJob.reason, message: failJob.message });
     else await bestEffortEvent(ctx, updated, { type: 'Normal', reason: 'Completed', message: 'Job completed' });
