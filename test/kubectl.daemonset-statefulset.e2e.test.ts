@@ -2,7 +2,9 @@
 // pods Running and Ready): DaemonSets on every eligible node, following a node that joins, honouring
 // nodeSelector and taints/tolerations, rolled out, listed and undone with kubectl rollout; StatefulSets
 // created in order, scaled down from the highest ordinal, rolled with a partition, with their claims and
-// the stable DNS names their headless Service gives them.
+// the stable DNS names their headless Service gives them. Then on two real Docker agents: a daemon
+// container per node, a rollout, and a StatefulSet's stable names resolved inside those containers by
+// each agent's own DNS server.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Resolver } from 'node:dns/promises';
@@ -12,7 +14,7 @@ import { KubeClient } from '../node-agent/kube-client.ts';
 import { startHollowNodes, type HollowNodes } from '../node-agent/hollow.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
-import { requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { execInContainer, requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startLocalAgents } from '../lambdas/local/agents.ts';
 import type { Agent } from '../node-agent/agent.ts';
 import { LABELS } from '../node-agent/runtime.ts';
@@ -336,7 +338,7 @@ describe.skipIf(!docker)('DaemonSet on two Docker agents', () => {
         server: d.url,
         caCert: d.caCert,
         dataDir: d.dataDir,
-        agent: { nodeName, network: nets[i], backoffBaseMs: 1000, backoffMaxMs: 8000, heartbeatMs: 2000, resyncMs: 3000, proxy: false, dns: false },
+        agent: { nodeName, network: nets[i], backoffBaseMs: 1000, backoffMaxMs: 8000, heartbeatMs: 2000, resyncMs: 3000, proxy: false },
       });
       agents.push(a!);
     }
@@ -391,5 +393,40 @@ describe.skipIf(!docker)('DaemonSet on two Docker agents', () => {
       return pods.length === 2 && pods.every((p: any) => p.version === 'v2' && p.phase === 'Running');
     }, 60_000, 300);
     expect(pods.map((p: any) => p.node).sort()).toEqual([...names].sort());
+  }, 240_000);
+
+  it("a StatefulSet's pods resolve by their stable names from a daemon pod, through the node's DNS", async () => {
+    const web = [
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'db' }, spec: { clusterIP: 'None', selector: { app: 'db' }, ports: [{ name: 'x', port: 80 }] } },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'db' },
+        spec: {
+          serviceName: 'db',
+          replicas: 2,
+          selector: { matchLabels: { app: 'db' } },
+          template: { metadata: { labels: { app: 'db' } }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: TEST_IMAGE, command: ['sleep', '3600'] }] } },
+        },
+      },
+    ];
+    for (const o of web) expect((await d.kubectl(['apply', '-f', '-'], JSON.stringify(o))).code).toBe(0);
+    const st = await d.kubectl(['rollout', 'status', 'sts/db', '--timeout=120s']);
+    expect(st.code, st.stderr).toBe(0);
+    const podIP = async (name: string) => JSON.parse((await d.kubectl(['get', 'pod', name, '-o', 'json'])).stdout).status.podIP as string;
+    const ips = { 'db-0': await podIP('db-0'), 'db-1': await podIP('db-1') };
+    // From the daemon pod on each node: its node's DNS server answers db-N.db.default.svc.cluster.local.
+    const daemons = JSON.parse((await d.kubectl(['get', 'pods', '-l', 'app=node-agent', '-o', 'json'])).stdout).items.filter((p: any) => !p.metadata.deletionTimestamp);
+    expect(daemons.length).toBe(2);
+    for (const p of daemons) {
+      const [box] = await engine.listContainers({ filters: { label: [`${LABELS.node}=${p.spec.nodeName}`, `${LABELS.pod}=${p.metadata.name}`, `${LABELS.container}=c`], status: ['running'] } });
+      expect(box, `container of ${p.metadata.name}`).toBeDefined();
+      for (const [name, ip] of Object.entries(ips)) {
+        await until(`${name} resolved on ${p.spec.nodeName}`, async () => {
+          const r = await execInContainer(engine, box!.Id, ['nslookup', '-type=a', `${name}.db.default.svc.cluster.local`]);
+          return new RegExp(`Name:\\s+${name}\\.db\\.default\\.svc\\.cluster\\.local\\s+Address: ${ip.replace(/\./g, '\\.')}\\b`).test(r.stdout);
+        }, 30_000, 500);
+      }
+    }
   }, 240_000);
 });
