@@ -3,8 +3,10 @@
 // racing evictions for the last allowed disruption, two budgets (500), a budget not yet observed, terminal
 // and unhealthy pods, DeleteOptions (grace period, preconditions), dry run, v1beta1, bad input. No
 // controllers run here: budgets' statuses are written as the disruption controller would write them.
+// Last, @kubernetes/client-node's createNamespacedPodEviction against a real HTTPS apiserver.
 
 import { describe, expect, it } from 'vitest';
+import * as k8s from '@kubernetes/client-node';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { ADMIN_USER, newToken, storeToken } from '../lambdas/apiserver/auth.ts';
 import type { ApiRequest } from '../lambdas/apiserver/http.ts';
@@ -12,6 +14,7 @@ import { openapiV3Document } from '../lambdas/apiserver/openapi.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { testStores } from './support/backends.ts';
+import { startTestCluster } from './support/cluster.ts';
 
 const podsRes = findResource('', 'v1', 'pods')!;
 const pdbsRes = findResource('policy', 'v1', 'poddisruptionbudgets')!;
@@ -212,3 +215,32 @@ for (const [label, makeStore, enabled] of stores) {
     });
   });
 }
+
+describe('pods/eviction from @kubernetes/client-node over HTTPS', () => {
+  it('createNamespacedPodEviction: refused with the budget in the 429 body, then evicts', async () => {
+    const c = await startTestCluster({ controllers: false });
+    try {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(c.kubeconfigPath);
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      const policy = kc.makeApiClient(k8s.PolicyV1Api);
+      const pod = await core.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'p', labels: { app: 'p' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+      await core.replaceNamespacedPodStatus({ name: 'p', namespace: 'default', body: { ...pod, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } } });
+      await policy.createNamespacedPodDisruptionBudget({ namespace: 'default', body: { metadata: { name: 'p' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'p' } } } } });
+      const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+      await policy.patchNamespacedPodDisruptionBudgetStatus({ name: 'p', namespace: 'default', body: { status: { observedGeneration: 1, disruptionsAllowed: 0, currentHealthy: 1, desiredHealthy: 1, expectedPods: 1 } } }, merge);
+      const eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'p', namespace: 'default' } };
+      const refused = await core.createNamespacedPodEviction({ name: 'p', namespace: 'default', body: eviction }).then(
+        () => undefined,
+        (e: any) => e,
+      );
+      expect(refused?.code).toBe(429);
+      expect(JSON.parse(refused.body).details.causes).toEqual([{ reason: 'DisruptionBudget', message: 'The disruption budget p needs 1 healthy pods and has 1 currently' }]);
+      await policy.patchNamespacedPodDisruptionBudgetStatus({ name: 'p', namespace: 'default', body: { status: { disruptionsAllowed: 1 } } }, merge);
+      await core.createNamespacedPodEviction({ name: 'p', namespace: 'default', body: eviction });
+      await expect(core.readNamespacedPod({ name: 'p', namespace: 'default' })).rejects.toMatchObject({ code: 404 });
+    } finally {
+      await c.destroy();
+    }
+  });
+});
