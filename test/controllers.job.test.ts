@@ -206,6 +206,27 @@ for (const [label, makeStore, enabled] of stores) {
       expect(formatIndexes(parseIndexes('0,2-4,7'))).toBe('0,2-4,7');
     });
 
+    it('Indexed: two pods succeeding for one index count once (succeeded counts indexes)', async () => {
+      const clock = { t: Date.parse('2026-01-01T00:00:00Z') };
+      const ctx = await newCtx(await makeStore(), clock);
+      const jc = createJobController();
+      const job = await ctx.registry.create(jobsRes, 'default', jobObj('dup', { completions: 2, parallelism: 1, completionMode: 'Indexed' }));
+      await jc.reconcile('default/dup', ctx);
+      const [first] = await podsOf(ctx, job);
+      // A second pod of index 0 (as a racing instance could have made before seeing the first).
+      const twin = structuredClone(first!);
+      twin.metadata = { ...first!.metadata, name: `${first!.metadata.name}-twin` };
+      for (const k of ['uid', 'resourceVersion', 'creationTimestamp'] as const) delete twin.metadata[k];
+      delete twin.status;
+      await ctx.registry.create(podsRes, 'default', twin);
+      for (const p of await podsOf(ctx, job)) await finish(ctx, p, 'Succeeded', clock.t);
+      await jc.reconcile('default/dup', ctx);
+      await jc.reconcile('default/dup', ctx);
+      const got = await getJob(ctx, 'dup');
+      expect(got.status).toMatchObject({ completedIndexes: '0', succeeded: 1 });
+      expect(activePods(await podsOf(ctx, job)).map((p) => p.metadata.annotations![COMPLETION_INDEX])).toEqual(['1']);
+    });
+
     it('pod failure policy: Ignore does not count, FailJob fails the Job at once with kube\'s message', async () => {
       const clock = { t: Date.parse('2026-01-01T00:00:00Z') };
       const ctx = await newCtx(await makeStore(), clock);

@@ -477,7 +477,8 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
         const u = uncountedOf({ ...job, status: s } as KubeObject);
         const movedS = u.succeeded.filter((x) => countable.has(x));
         const movedF = u.failed.filter((x) => countable.has(x));
-        s.succeeded = (s.succeeded ?? 0) + movedS.length;
+        // Indexed: the count is of succeeded indexes (a second success of an index adds nothing), as kube.
+        s.succeeded = indexed ? parseIndexes(s.completedIndexes).size : (s.succeeded ?? 0) + movedS.length;
         s.failed = (s.failed ?? 0) + movedF.length;
         const restS = u.succeeded.filter((x) => !countable.has(x));
         const restF = u.failed.filter((x) => !countable.has(x));
