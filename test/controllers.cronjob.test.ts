@@ -168,6 +168,21 @@ for (const [label, makeStore, enabled] of stores) {
       expect(r?.requeueAfterMs).toBe(hour + 3_600_000 - clock.t + 100);
     });
 
+    it('an active Job that went missing leaves status.active (MissingJob)', async () => {
+      const clock = { t: Date.now() };
+      const ctx = await newCtx(await makeStore(), clock);
+      const cc = createCronJobController();
+      await ctx.registry.create(cronJobsRes, 'default', cronJobObj('lost', { suspend: true }));
+      await ctx.registry.guaranteedUpdate(cronJobsRes, 'default', 'lost', undefined, { subresource: 'status' }, (cur) => ({
+        ...cur,
+        status: { active: [{ kind: 'Job', namespace: 'default', name: 'lost-1', uid: 'gone-uid', apiVersion: 'batch/v1' }] },
+      }));
+      await cc.reconcile('default/lost', ctx);
+      expect((await getCJ(ctx, 'lost')).status.active).toBeUndefined();
+      const ev = (await ctx.registry.list(eventsRes, 'default')).items.find((e) => e.reason === 'MissingJob');
+      expect(ev).toMatchObject({ type: 'Warning', message: 'Active job went missing: lost-1' });
+    });
+
     it('too many missed start times: reported, and only the most recent runs', async () => {
       const clock = { t: Date.now() };
       const ctx = await newCtx(await makeStore(), clock);

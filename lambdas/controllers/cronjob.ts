@@ -152,10 +152,21 @@ async function reconcileCronJob(ns: string, name: string, ctx: ControllerContext
   const byUid = new Map(owned.map((j) => [j.metadata.uid!, j]));
 
   // status.active: the owned Jobs not finished; finished ones leave it (lastSuccessfulTime for completions).
-  let active: Obj[] = (cj.status?.active ?? []).filter((r: Obj) => {
-    const j = byUid.get(r.uid);
-    return j && !isFinished(j);
-  });
+  // A Job of the list that the cache does not show (yet) is looked up in the store before it is dropped,
+  // as kube does (MissingJob), so a lagging cache cannot make Forbid start a second run.
+  let active: Obj[] = [];
+  for (const r of cj.status?.active ?? []) {
+    let j = byUid.get(r.uid);
+    if (!j) {
+      j = await ctx.registry.get(jobs, ns, r.name).catch((e) => (is404(e) ? undefined : Promise.reject(e)));
+      if (j && j.metadata.uid === r.uid) byUid.set(r.uid, j);
+      else {
+        await event(ctx, cj, { type: 'Warning', reason: 'MissingJob', message: `Active job went missing: ${r.name}` });
+        continue;
+      }
+    }
+    if (!isFinished(j)) active.push(r);
+  }
   for (const j of owned) if (!isFinished(j) && !active.some((r) => r.uid === j.metadata.uid)) active.push(jobRef(j));
   let lastSuccessful: string | undefined;
   for (const r of cj.status?.active ?? []) {
