@@ -194,6 +194,9 @@ for (const [label, makeStore, enabled] of backends) {
       await ctx.registry.create(depRes, 'default', deployObj('re', 3, { type: 'Recreate' }));
       await settle(ctx);
       const [old] = await rssOf(ctx, 're');
+      // One old pod will linger as terminating (a finalizer holds it), as a pod on a node does.
+      const [held] = await podsOf(ctx);
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', held!.metadata.name!, undefined, {}, (cur) => ({ ...cur, metadata: { ...cur.metadata, finalizers: ['test.skiff.io/hold'] } }));
       await setImage(ctx, 're', 'nginx:2');
       await dc.reconcile('default/re', ctx);
       expect((await ctx.registry.get(rsRes, 'default', old!.metadata.name!)).spec.replicas).toBe(0);
@@ -201,6 +204,19 @@ for (const [label, makeStore, enabled] of backends) {
       // The old ReplicaSet has not reported its pods gone: still no new ReplicaSet.
       await dc.reconcile('default/re', ctx);
       expect((await rssOf(ctx, 're')).length).toBe(1);
+      // It has (status.replicas 0), but the terminating pod still runs: still none.
+      await reconcileAll(ctx, rsc);
+      expect((await ctx.registry.get(rsRes, 'default', old!.metadata.name!)).status.replicas).toBe(0);
+      expect((await ctx.registry.get(podsRes, 'default', held!.metadata.name!)).metadata.deletionTimestamp).toBeTruthy();
+      await dc.reconcile('default/re', ctx);
+      expect((await rssOf(ctx, 're')).length).toBe(1);
+      // Gone: its deletion maps to the Deployment (through the ReplicaSet), which creates the new one.
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', held!.metadata.name!, undefined, {}, (cur) => ({ ...cur, metadata: { ...cur.metadata, finalizers: [] } }));
+      const gone: ChangeEvent = { type: 'DELETED', resource: podsRes, object: held! };
+      expect(dc.keys(gone)).toEqual([`default/replicaset:${old!.metadata.name}`]);
+      await expect(ctx.registry.get(podsRes, 'default', held!.metadata.name!)).rejects.toMatchObject({ code: 404 });
+      for (const k of dc.keys(gone)) await dc.reconcile(k, ctx);
+      expect((await rssOf(ctx, 're')).length).toBe(2);
       await settle(ctx);
       const rss = await rssOf(ctx, 're');
       expect(rss.length).toBe(2);

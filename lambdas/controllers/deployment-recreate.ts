@@ -9,6 +9,7 @@ import { activeRSs, actualReplicas, deploymentComplete, replicasOf } from './dep
 import { syncRolloutStatus } from './deployment-progress.ts';
 import type { DeploymentSync } from './deployment-sync.ts';
 import { isFinished } from './history.ts';
+import { controllerRef } from './owners.ts';
 
 const pods = findResource('', 'v1', 'pods')!;
 
@@ -41,7 +42,8 @@ async function oldPodsRunning(ds: DeploymentSync, newRS: KubeObject | undefined,
   const reader = readerOf(ds.ctx);
   for (const rs of oldRSs) {
     if (rs === newRS) continue;
-    const owned = (await reader.byIndex(pods, 'controller', rs.metadata.uid!)).filter((p) => p.metadata.namespace === ds.ns);
+    // The namespaced owner index: in the cloud one list of the namespace's pods, not of every namespace's.
+    const owned = (await reader.byIndex(pods, 'owner', `${ds.ns}/${rs.metadata.uid}`)).filter((p) => controllerRef(p)?.uid === rs.metadata.uid);
     if (owned.some((p) => !isFinished(p))) return true;
   }
   return false;
