@@ -89,6 +89,13 @@ const podIndex = (p: KubeObject): number | undefined => {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 };
 
+/**
+ * A terminating pod whose node never reported it Failed well after its grace period ended (its
+ * deletionTimestamp): counted as failed even under podReplacementPolicy Failed, or the tracking
+ * finalizer would hold it forever.
+ */
+const pastGrace = (p: KubeObject, now: Date) => now.getTime() > (Date.parse(p.metadata.deletionTimestamp ?? '') || Infinity) + 30_000;
+
 /** When a finished pod finished: its containers' last finishedAt, else its Ready condition's transition. */
 function finishedAt(p: KubeObject): number | undefined {
   let t: number | undefined;
@@ -400,7 +407,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
     if (!hasFinalizer(p) || inUncounted.has(p.metadata.uid!)) continue;
     const phase = p.status?.phase;
     if (phase === 'Succeeded') toAdd.succeeded.push(p.metadata.uid!);
-    else if (phase === 'Failed' || (isTerminating(p) && spec.podReplacementPolicy !== 'Failed')) {
+    else if (phase === 'Failed' || (isTerminating(p) && (spec.podReplacementPolicy !== 'Failed' || pastGrace(p, now)))) {
       // Deleted while the Job is suspended: stopped by us, not a failure.
       if (phase !== 'Failed' && suspended) ignored.push(p);
       else {
@@ -411,7 +418,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
           if (m?.action === 'FailJob' && !failJob) failJob = { reason: 'PodFailurePolicy', message: m.message };
         }
       }
-    }
+    } else if (isTerminating(p)) after((Date.parse(p.metadata.deletionTimestamp!) || now.getTime()) + 30_000 - now.getTime() + 100);
     if (phase === 'Succeeded' && indexed) {
       const i = podIndex(p);
       if (i !== undefined && completions !== undefined && i < completions) addIndexes.add(i);
