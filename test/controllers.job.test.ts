@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ControllerContext } from '../lambdas/controllers/controller.ts';
-import { COMPLETION_INDEX, createJobController, formatIndexes, jobPodName, parseIndexes, TRACKING_FINALIZER } from '../lambdas/controllers/job.ts';
+import { COMPLETION_INDEX, createJobController, formatIndexes, jobPodName, matchPodFailurePolicy, parseIndexes, TRACKING_FINALIZER } from '../lambdas/controllers/job.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -60,6 +60,30 @@ async function finish(ctx: ControllerContext, pod: KubeObject, phase: 'Succeeded
 }
 
 const activePods = (list: KubeObject[]) => list.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+
+describe('pod failure policy matching (matchPodFailurePolicy)', () => {
+  const jobWith = (rules: unknown[]) => ({ metadata: { name: 'j' }, spec: { podFailurePolicy: { rules } } }) as KubeObject;
+  const pod = (status: Record<string, unknown>) => ({ metadata: { name: 'p', namespace: 'ns' }, status }) as KubeObject;
+  it('first matching rule wins; onPodConditions, NotIn, containerName and exit code 0 as kube', () => {
+    const job = jobWith([
+      { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+      { action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'NotIn', values: [1, 2] } },
+      { action: 'Count', onExitCodes: { operator: 'In', values: [1] } },
+    ]);
+    const term = (name: string, exitCode: number) => ({ name, state: { terminated: { exitCode } } });
+    expect(matchPodFailurePolicy(job, pod({ conditions: [{ type: 'DisruptionTarget', status: 'True' }], containerStatuses: [term('main', 9)] }))).toEqual({
+      action: 'Ignore',
+      message: 'Pod ns/p has condition DisruptionTarget matching Ignore rule at index 0',
+    });
+    expect(matchPodFailurePolicy(job, pod({ containerStatuses: [term('main', 9)] }))).toEqual({
+      action: 'FailJob',
+      message: 'Container main for pod ns/p failed with exit code 9 matching FailJob rule at index 1',
+    });
+    // Another container's exit code does not match a rule naming "main"; exit code 0 never matches.
+    expect(matchPodFailurePolicy(job, pod({ containerStatuses: [term('side', 9), term('main', 0)] }))).toBeUndefined();
+    expect(matchPodFailurePolicy(job, pod({ containerStatuses: [term('main', 1)] }))?.action).toBe('Count');
+  });
+});
 
 for (const [label, makeStore, enabled] of stores) {
   describe.skipIf(!enabled)(`job controller on ${label}`, () => {
