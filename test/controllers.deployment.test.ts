@@ -5,7 +5,7 @@
 // resume, progressDeadlineSeconds, adoption, status and conditions, events, and duplicated/reordered
 // delivery with a racing second instance ending where clean delivery does.
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { deploymentController as dc } from '../lambdas/controllers/deployment.ts';
@@ -15,6 +15,11 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testStores } from './support/backends.ts';
+import { handleStreamBatch, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
+import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
+import { streamRecords } from './support/dynamo-stream.ts';
+import { passesFilters } from './support/lambda-filter.ts';
 
 const depRes = findResource('apps', 'v1', 'deployments')!;
 const rsRes = findResource('apps', 'v1', 'replicasets')!;
@@ -386,5 +391,59 @@ describe('deployment util (kube deployment_util semantics)', () => {
     expect(rs.metadata.annotations).toEqual({ 'deployment.kubernetes.io/revision': '5', 'deployment.kubernetes.io/revision-history': '1,2', 'kubernetes.io/change-cause': 'why' });
     // Again: nothing to change (idempotent under redelivery).
     expect(setNewReplicaSetAnnotations(d, rs, 5, true)).toBe(false);
+  });
+});
+
+// ---- the cloud path: the two controllers fed real DynamoDB stream records through the deployed filter ----
+
+const ddb = await dynamoTestEndpoint();
+afterAll(async () => ddb?.stop());
+
+describe.skipIf(!ddb)('Deployment and ReplicaSet controllers on the DynamoDB stream', () => {
+  it('roll out and roll over from stream batches, every batch holding every record so far; redelivered and reversed, nothing more is written', async () => {
+    const tableName = uniqueTableName('skiff-deploystream');
+    await ensureTable(ddb!.client, tableName);
+    const backend = new DynamoBackend({ client: ddb!.client, tableName });
+    const ctx = new ApiServer({ backend }).controllerContext();
+    await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
+    const loops = [dc, rsc];
+    const batch = async () => (await streamRecords(ddb!, tableName)).filter((r) => passesFilters(streamFilterPatterns(...loops), r));
+    const deliver = async () => {
+      const r = await handleStreamBatch(loops, ctx, await batch());
+      expect(r.batchItemFailures).toEqual([]);
+    };
+    const complete = async (image: string) => {
+      const d = await getD(ctx, 'web');
+      return d.status?.updatedReplicas === 3 && d.status?.availableReplicas === 3 && d.status?.replicas === 3 && (await podsOf(ctx)).every((p) => p.spec.containers[0].image === image);
+    };
+    await ctx.registry.create(depRes, 'default', deployObj('web', 3, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }));
+    for (let i = 0; i < 12 && !(await complete('nginx:1')); i++) {
+      await deliver();
+      await markReady(ctx);
+    }
+    expect(await complete('nginx:1')).toBe(true);
+    await setImage(ctx, 'web', 'nginx:2');
+    for (let i = 0; i < 30 && !(await complete('nginx:2')); i++) {
+      await deliver();
+      // maxUnavailable 0 holds on this path too.
+      expect((await podsOf(ctx)).filter(isReady).length).toBeGreaterThanOrEqual(3);
+      await markReady(ctx);
+    }
+    expect(await complete('nginx:2')).toBe(true);
+    for (let i = 0; i < 3; i++) await deliver();
+    const rss = await rssOf(ctx, 'web');
+    expect(rss.map((rs) => [rs.spec.replicas, rs.metadata.annotations!['deployment.kubernetes.io/revision']]).sort()).toEqual([
+      [0, '1'],
+      [3, '2'],
+    ]);
+    expect(cond(await getD(ctx, 'web'), 'Progressing')).toMatchObject({ status: 'True', reason: 'NewReplicaSetAvailable' });
+
+    const rev = await backend.currentRevision();
+    const all = await batch();
+    await handleStreamBatch(loops, ctx, all);
+    await handleStreamBatch(loops, ctx, [...all].reverse());
+    expect(await backend.currentRevision()).toBe(rev);
+    expect((await ctx.registry.list(rsRes, 'default')).items).toHaveLength(2);
+    expect((await podsOf(ctx)).length).toBe(3);
   });
 });

@@ -52,7 +52,8 @@ const RS_KEY = 'replicaset:';
 async function syncDeployment(ns: string, name: string, ctx: ControllerContext, expect: Expectations): Promise<ReconcileResult | void> {
   const original = await readerOf(ctx).get(deployments, ns, name);
   if (!original) return;
-  const d = structuredClone(original);
+  // With its type (a cache fed from stream images holds objects as stored): ownerReferences name it.
+  const d: KubeObject = { ...structuredClone(original), apiVersion: 'apps/v1', kind: 'Deployment' };
   const s = new DeploymentSync(ctx, d, expect);
   try {
     const selector = podSelectorOf(d);

@@ -219,8 +219,11 @@ interface Failure {
 async function reconcileRC(k: ReplicaKind, ns: string, name: string, ctx: ControllerContext, burst: number, expect: Expectations): Promise<ReconcileResult | void> {
   const rcs = k.res;
   const COMPONENT = k.name;
-  const rc = await readerOf(ctx).get(rcs, ns, name);
-  if (!rc) return; // gone: the garbage collector deals with its pods
+  const read = await readerOf(ctx).get(rcs, ns, name);
+  if (!read) return; // gone: the garbage collector deals with its pods
+  // With its type: a cache fed from stream images has objects as stored, without apiVersion and kind,
+  // and the ownerReferences this RC writes name them.
+  const rc: KubeObject = { ...read, apiVersion: rcs.group ? `${rcs.group}/${rcs.version}` : rcs.version, kind: rcs.kind };
   // By uid: a new RC of the same name expects nothing of the old one's writes.
   const key = rc.metadata.uid!;
   const written = (o: KubeObject) => wrote(expect, key, o);
