@@ -148,7 +148,8 @@ async function reconcileCronJob(ns: string, name: string, ctx: ControllerContext
   if (!cj) return void (await wakeUps.cancel(CONTROLLER_NAME, key));
   const uid = cj.metadata.uid!;
   const now = ctx.now();
-  const owned = (await readerOf(ctx).byIndex(jobs, 'controller', uid)).filter((j) => j.metadata.namespace === ns && controllerRef(j)?.uid === uid);
+  // The namespaced owner index: in the cloud one list of the namespace's Jobs per batch.
+  const owned = (await readerOf(ctx).byIndex(jobs, 'owner', `${ns}/${uid}`)).filter((j) => controllerRef(j)?.uid === uid);
   const byUid = new Map(owned.map((j) => [j.metadata.uid!, j]));
 
   // status.active: the owned Jobs not finished; finished ones leave it (lastSuccessfulTime for completions).

@@ -160,7 +160,8 @@ async function listJobPods(ctx: ControllerContext, expect: Expectations, job: Ku
     if (!(await reader.caughtUp(pods, rev))) return owned((await ctx.registry.list(pods, job.metadata.namespace)).items);
     if (expect.get(uid) === rev) expect.delete(uid);
   }
-  return owned(await reader.byIndex(pods, 'controller', uid));
+  // The namespaced owner index: in the cloud one list of the Job's namespace per batch, not of every namespace.
+  return owned(await reader.byIndex(pods, 'owner', `${job.metadata.namespace}/${uid}`));
 }
 
 const wrote = (expect: Expectations, uid: string, o: KubeObject) => expect.set(uid, Math.max(expect.get(uid) ?? 0, Number(o.metadata.resourceVersion) || 0));
@@ -349,7 +350,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
   if (!job || (uidHint && job.metadata.uid !== uidHint)) {
     // The Job is gone (or replaced): its pods' finalizers go, so their deletion can finish.
     if (!uidHint) return;
-    const orphans = (await readerOf(ctx).byIndex(pods, 'controller', uidHint)).filter((p) => p.metadata.namespace === ns);
+    const orphans = (await readerOf(ctx).byIndex(pods, 'owner', `${ns}/${uidHint}`)).filter((p) => controllerRef(p)?.uid === uidHint);
     const more = await releaseAll(ctx, orphans, burst, () => {});
     return more ? { requeueAfterMs: 0 } : undefined;
   }
