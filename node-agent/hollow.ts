@@ -206,6 +206,10 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
       return api!.finishDeletion(pod);
     }
     if (pod.status?.phase === 'Running' && pod.status?.podIP) return;
+    // A finished pod never runs again (a kubelet never moves Succeeded or Failed back): whoever marked
+    // it finished (a test standing in for the containers' exit) has the last word.
+    const finished = (p: KubeObject) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
+    if (finished(pod)) return;
     const host = nextHost.get(node)!;
     nextHost.set(node, host >= 254 ? 2 : host + 1);
     const ip = `${nodeCidrBase(index.get(node)!)}.${host}`;
@@ -213,7 +217,7 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
     const cond = (type: string) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: t });
     await api!.setPodStatus(
       pod,
-      (cur) => !!cur.metadata.deletionTimestamp || (cur.status?.phase === 'Running' && !!cur.status?.podIP),
+      (cur) => !!cur.metadata.deletionTimestamp || finished(cur) || (cur.status?.phase === 'Running' && !!cur.status?.podIP),
       (cur) => ({
             ...(cur.status ?? {}),
             phase: 'Running',

@@ -84,6 +84,13 @@ for (const [label, open, enabled] of backends) {
         expect(a!.status.startTime).toBeDefined();
         expect((await tryGet(ctx, 'default', 'elsewhere'))!.status?.phase).not.toBe('Running');
 
+        // A pod marked finished (a Job's pod whose containers "exited") stays finished: a kubelet never
+        // runs a Succeeded pod again. The later pod d shows the watch has gone past b's change.
+        await ctx.registry.guaranteedUpdate(podsRes, 'default', 'b', undefined, { subresource: 'status' }, (p) => ({ ...p, status: { ...p.status, phase: 'Succeeded' } }));
+        await ctx.registry.create(podsRes, 'default', mk('d', 'hn-1'));
+        await until('pod d running', async () => (await tryGet(ctx, 'default', 'd'))?.status?.phase === 'Running', 10_000);
+        expect((await tryGet(ctx, 'default', 'b'))!.status.phase).toBe('Succeeded');
+
         // Graceful deletion (30 s by default for a pod on a node) is completed at once, as a kubelet would.
         const del = await ctx.registry.delete(podsRes, 'default', 'a');
         expect(del.deleted).toBe(false);

@@ -112,6 +112,25 @@ export function baseObject(res: ResourceInfo, ns: string, name: string): Record<
       return { ...head, spec: { holderIdentity: 'fuzz', leaseDurationSeconds: 10 } };
     case 'TokenReview':
       return { ...head, spec: { token: 'not-a-token' } };
+    // The workload kinds: a valid minimum each (a selector matching the template's labels), so hostile
+    // values are tried on objects that would otherwise be stored.
+    case 'ReplicaSet':
+    case 'Deployment':
+      return { ...head, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: podSpec } } };
+    case 'DaemonSet':
+      return { ...head, spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: podSpec } } };
+    case 'StatefulSet':
+      return { ...head, spec: { serviceName: name, replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: podSpec } } };
+    case 'ControllerRevision':
+      return { ...head, revision: 1, data: { spec: { template: { $patch: 'replace' } } } };
+    case 'Job':
+      return { ...head, spec: { template: { spec: { ...podSpec, restartPolicy: 'Never' } } } };
+    case 'CronJob':
+      return { ...head, spec: { schedule: '*/5 * * * *', jobTemplate: { spec: { template: { spec: { ...podSpec, restartPolicy: 'OnFailure' } } } } } };
+    case 'PersistentVolume':
+      return { ...head, spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], hostPath: { path: '/tmp/fuzz' } } };
+    case 'PersistentVolumeClaim':
+      return { ...head, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } };
     default:
       return head;
   }
