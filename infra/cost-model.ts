@@ -211,8 +211,15 @@ export const OPERATIONS = {
         // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
         // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
         // Queries). The pod's IP (podStart) is what reaches its Services.
-        'GetItem counter': 4,
+        // An orphan pod may be adopted by a ReplicationController or a ReplicaSet whose selector matches:
+        // each loop lists its kind in the pod's namespace once per batch that carries an orphan's record
+        // (kube's controllers look in their listers), and the disruption controller finds the budgets
+        // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
+        // pod's readiness can change). Each Query reads the revision counter twice.
+        'GetItem counter': 10,
         'Query replicationcontrollers namespace': 2,
+        'Query replicasets namespace': 2,
+        'Query poddisruptionbudgets namespace': 1,
         'GetItem nodes': 1,
       },
     },
@@ -236,9 +243,12 @@ export const OPERATIONS = {
         'TransactWriteItems pods update': 1,
       },
       controllerManager: {
-        // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12).
-        'GetItem counter': 4,
+        // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
+        // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
+        'GetItem counter': 8,
         'Query replicationcontrollers namespace': 1,
+        'Query replicasets namespace': 1,
+        'Query poddisruptionbudgets namespace': 1,
         'Query services namespace': 1,
       },
     },
@@ -261,8 +271,9 @@ export const OPERATIONS = {
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem counter': 1, 'TransactWriteItems pods update': 1 },
-      // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12).
-      controllerManager: { 'GetItem counter': 2, 'Query services namespace': 1 },
+      // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
+      // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
+      controllerManager: { 'GetItem counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
   /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
@@ -286,7 +297,9 @@ export const OPERATIONS = {
         // collector reads through the batch's reader, so the Services list is the endpoints loop's.
         // It asks which kinds are served, custom resources included: the CRDs, read at most once a second
         // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
-        'GetItem counter': 28,
+        // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
+        // #14 added eight).
+        'GetItem counter': 44,
         'Query customresourcedefinitions': 1,
         'Query pods namespace': 1,
         'Query podtemplates namespace': 1,
@@ -301,6 +314,14 @@ export const OPERATIONS = {
         'Query networkpolicies namespace': 1,
         'Query poddisruptionbudgets namespace': 1,
         'Query leases namespace': 1,
+        'Query persistentvolumeclaims namespace': 1,
+        'Query controllerrevisions namespace': 1,
+        'Query daemonsets namespace': 1,
+        'Query deployments namespace': 1,
+        'Query replicasets namespace': 1,
+        'Query statefulsets namespace': 1,
+        'Query cronjobs namespace': 1,
+        'Query jobs namespace': 1,
         'GetItem nodes': 1,
       },
     },
@@ -319,17 +340,28 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 48,
+        'GetItem counter': 56,
         // The CRD controller's resync, and the served kinds the garbage collector asks for (once a batch).
         'Query customresourcedefinitions': 2,
         'Query namespaces': 1,
-        'Query replicationcontrollers': 2,
+        'Query replicationcontrollers': 1,
+        // Every kind once: each loop's keys and the garbage collector's scan of every dependent kind read
+        // through the resync's one reader (until issue #14 each loop listed its own kind again: 2 Queries
+        // for most kinds, 84 counter reads with the workload kinds' loops).
+        'Query replicasets': 1,
+        'Query deployments': 1,
+        'Query daemonsets': 1,
+        'Query statefulsets': 1,
+        'Query jobs': 1,
+        'Query cronjobs': 1,
+        'Query controllerrevisions': 1,
+        'Query persistentvolumeclaims': 1,
+        'Query persistentvolumes': 1,
         'Query pods': 1,
         'Query podtemplates': 1,
-        'Query services': 2,
-        'Query endpoints': 2,
-        // The endpoints controller's managed slices, and the garbage collector's scan of every dependent kind.
-        'Query endpointslices': 2,
+        'Query services': 1,
+        'Query endpoints': 1,
+        'Query endpointslices': 1,
         'Query configmaps': 1,
         'Query secrets': 1,
         'Query serviceaccounts': 1,
@@ -337,7 +369,7 @@ export const OPERATIONS = {
         'Query networkpolicies': 1,
         'Query poddisruptionbudgets': 1,
         'Query leases': 1,
-        'Query nodes': 3,
+        'Query nodes': 2,
         'GetItem nodes': 9,
         'GetItem leases': 3,
         'GetItem podcidrs': 3,

@@ -13,7 +13,7 @@
 import type { Registry } from '../apiserver/registry.ts';
 import { ApiError } from '../machinery/status.ts';
 import { labelSelectorFromMetav1 } from '../machinery/selectors.ts';
-import type { ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 
 /** The indexes a cache keeps, named as client-go's indexers would be. */
@@ -151,7 +151,10 @@ export class StoreReader implements ObjectReader {
     let l = this.lists.get(id);
     if (!l) {
       this.listed.push(id);
-      l = this.registry.list(res, res.namespaced ? namespace : undefined).then((r) => r.items);
+      // Items of a list carry no apiVersion/kind; objects read one by one, and the informers', do. A
+      // loop may get() an object from this list and make it an owner (controllerRefTo needs its kind).
+      const head = { apiVersion: apiVersionOf(res), kind: res.kind };
+      l = this.registry.list(res, res.namespaced ? namespace : undefined).then((r) => r.items.map((o) => ({ ...head, ...o })));
       this.lists.set(id, l);
       // A failed list is not kept: the next read tries again.
       l.catch(() => this.lists.delete(id));

@@ -68,7 +68,11 @@ export interface Controller {
   /** The keys a change affects (e.g. "namespace/name"); duplicates are fine. */
   keys(ev: ChangeEvent): string[];
   reconcile(key: string, ctx: ControllerContext): Promise<ReconcileResult | void>;
-  /** Every key that exists, for periodic resync (so a missed event is never missed for long). */
+  /**
+   * Every key that exists, for periodic resync (so a missed event is never missed for long). Read through
+   * readerOf(ctx): in the cloud a resync's loops then share one list of each kind (a kind listed by one
+   * loop's keys and the garbage collector's scan is read once), locally they read the informers.
+   */
   allKeys(ctx: ControllerContext): Promise<string[]>;
   /**
    * Also listen to every namespaced custom resource, as CRDs are Established (the garbage collector: any

@@ -266,8 +266,8 @@ export function createCronJobController(opts: CronJobControllerOptions = {}): Co
       const ref = controllerRef(ev.object);
       return ref && ref.kind === 'CronJob' && ref.apiVersion === 'batch/v1' ? [`${m.namespace}/${ref.name}`] : [];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(cronJobs, undefined)).items.map((c) => `${c.metadata.namespace}/${c.metadata.name}`);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(cronJobs, undefined)).map((c) => `${c.metadata.namespace}/${c.metadata.name}`);
     },
     async reconcile(key, ctx) {
       const i = key.indexOf('/');

@@ -450,8 +450,8 @@ export function createDaemonSetController(opts: DaemonSetControllerOptions = {})
       // ordinary pod then costs this loop nothing (in the cloud, no owner list per pod batch).
       return ref?.kind === 'DaemonSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(daemonSets, undefined)).items.map((d) => `${d.metadata.namespace}/${d.metadata.name}`);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(daemonSets, undefined)).map((d) => `${d.metadata.namespace}/${d.metadata.name}`);
     },
     async reconcile(key, ctx) {
       if (key !== ALL) {

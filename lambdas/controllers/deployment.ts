@@ -116,8 +116,8 @@ export function createDeploymentController(): Controller {
       }
       return [];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(deployments, undefined)).items.map((o) => `${o.metadata.namespace}/${o.metadata.name}`);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(deployments, undefined)).map((o) => `${o.metadata.namespace}/${o.metadata.name}`);
     },
     async reconcile(key, ctx) {
       const i = key.indexOf('/');

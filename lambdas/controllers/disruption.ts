@@ -375,7 +375,7 @@ export const disruptionController: Controller = {
     if (requeue !== undefined) return { requeueAfterMs: requeue };
   },
   async allKeys(ctx) {
-    const budgets = (await ctx.registry.list(pdbsRes, undefined)).items.map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+    const budgets = (await readerOf(ctx).list(pdbsRes, undefined)).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
     const marked = (await readerOf(ctx).list(podsRes, undefined)).filter(pendingDisruption).map((p) => `${p.metadata.namespace}${POD_KEY}${p.metadata.name}`);
     return [...budgets, ...marked];
   },

@@ -446,11 +446,11 @@ export const endpointsController: Controller = {
     const sets = [vb !== undefined ? before!.metadata.labels ?? {} : undefined, va !== undefined ? after!.metadata.labels ?? {} : undefined];
     return [...new Set(sets.filter((l) => l !== undefined).map((l) => `${m.namespace}/@${labelsKey(l)}`))];
   },
-  async allKeys({ registry }) {
+  async allKeys(ctx) {
     const keys = new Set<string>();
-    for (const s of (await registry.list(services, undefined)).items) if (hasSelector(s)) keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
-    for (const e of (await registry.list(endpointsRes, undefined)).items) if (isManaged(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
-    for (const e of (await registry.list(slicesRes, undefined)).items) {
+    for (const s of (await readerOf(ctx).list(services, undefined))) if (hasSelector(s)) keys.add(`${s.metadata.namespace}/${s.metadata.name}`);
+    for (const e of (await readerOf(ctx).list(endpointsRes, undefined))) if (isManaged(e)) keys.add(`${e.metadata.namespace}/${e.metadata.name}`);
+    for (const e of (await readerOf(ctx).list(slicesRes, undefined))) {
       const svc = e.metadata.labels?.[SLICE_SERVICE_NAME_LABEL];
       if (isManagedSlice(e) && svc) keys.add(`${e.metadata.namespace}/${svc}`);
     }

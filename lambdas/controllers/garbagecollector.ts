@@ -233,7 +233,7 @@ export const garbageCollector: Controller = {
   async allKeys(ctx) {
     const keys = new Set<string>();
     for (const res of await dependentKinds(ctx)) {
-      for (const o of (await ctx.registry.list(res, undefined)).items) {
+      for (const o of (await readerOf(ctx).list(res, undefined))) {
         for (const k of refKeys(o)) keys.add(k);
         if (ownsSelf(o)) keys.add(selfKey(res, o));
       }

@@ -659,8 +659,8 @@ export function createJobController(opts: JobControllerOptions = {}): Controller
       // A pod held by our finalizer whose Job may be gone is reconciled by the Job's uid too.
       return hasFinalizer(ev.object) && (isTerminating(ev.object) || isFinishedPhase(ev.object)) ? [`${m.namespace}/${ref.name}#${ref.uid}`] : [`${m.namespace}/${ref.name}`];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(jobs, undefined)).items.map((j) => `${j.metadata.namespace}/${j.metadata.name}`);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(jobs, undefined)).map((j) => `${j.metadata.namespace}/${j.metadata.name}`);
     },
     async reconcile(key, ctx) {
       const i = key.indexOf('/');

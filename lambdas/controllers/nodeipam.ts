@@ -30,7 +30,7 @@ import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { formatCIDR, overlaps, parseIPv4CIDR, type IPv4Net } from '../machinery/cidr.ts';
 import { StorageError, type Backend, type KeyValue } from '../storage/backend.ts';
-import type { Controller, ControllerContext, ReconcileResult } from './controller.ts';
+import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
 
 const nodes = findResource('', 'v1', 'nodes')!;
@@ -277,8 +277,8 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
     watches: [nodes],
     // A delete also sweeps: the Node's name may already belong to a new Node with its own podCIDR.
     keys: (ev) => (ev.type === 'DELETED' ? [ev.object.metadata.name!, REPAIR_KEY] : [ev.object.metadata.name!]),
-    async allKeys({ registry }) {
-      return [...(await registry.list(nodes, undefined)).items.map((n) => n.metadata.name!), REPAIR_KEY];
+    async allKeys(ctx) {
+      return [...(await readerOf(ctx).list(nodes, undefined)).map((n) => n.metadata.name!), REPAIR_KEY];
     },
     async reconcile(key, ctx) {
       if (key === REPAIR_KEY) return void (await repair(ctx));

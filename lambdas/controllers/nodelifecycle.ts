@@ -154,8 +154,8 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
       if (ev.resource.resource === 'leases') return ev.object.metadata.namespace === NODE_LEASE_NAMESPACE ? [ev.object.metadata.name!] : [];
       return [ev.object.metadata.name!];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(nodes, undefined)).items.map((n) => n.metadata.name!);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(nodes, undefined)).map((n) => n.metadata.name!);
     },
     async reconcile(name, ctx): Promise<ReconcileResult | void> {
       const node = await getOrUndefined(ctx, nodes, undefined, name);

@@ -386,8 +386,8 @@ export function createReplicaController(k: ReplicaKind, opts: ReplicaControllerO
       if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
       return [`${m.namespace}/*`];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(rcs, undefined)).items.map((r) => `${r.metadata.namespace}/${r.metadata.name}`);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(rcs, undefined)).map((r) => `${r.metadata.namespace}/${r.metadata.name}`);
     },
     async reconcile(key, ctx) {
       const i = key.indexOf('/');

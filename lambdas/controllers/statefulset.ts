@@ -384,8 +384,8 @@ export function createStatefulSetController(opts: StatefulSetControllerOptions =
       // ordinary pod then costs this loop nothing (in the cloud, no owner list per pod batch).
       return ref?.kind === 'StatefulSet' && ref.apiVersion?.startsWith('apps/') ? [`${m.namespace}/${ref.name}`] : [];
     },
-    async allKeys({ registry }) {
-      return (await registry.list(statefulSets, undefined)).items.map((s) => `${s.metadata.namespace}/${s.metadata.name}`);
+    async allKeys(ctx) {
+      return (await readerOf(ctx).list(statefulSets, undefined)).map((s) => `${s.metadata.namespace}/${s.metadata.name}`);
     },
     async reconcile(key, ctx) {
       const i = key.indexOf('/');
