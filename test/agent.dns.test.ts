@@ -69,27 +69,36 @@ async function startUpstream(): Promise<{ port: number; asked: string[]; close()
     const answers: Answer[] = known && question.type === 'A' ? [{ type: 'A', name: question.name, class: 'IN', ttl: 60, data: '192.0.2.7' }] : [];
     return dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3), questions: q.questions, answers });
   };
-  const s = dgram.createSocket('udp4');
-  s.on('message', (m, r) => {
-    try {
-      s.send(answer(m, 'udp'), r.port, r.address);
-    } catch {
-      // garbage forwarded by the malformed-packet test: no answer
-    }
-  });
-  await new Promise<void>((ok) => s.bind(0, '127.0.0.1', ok));
-  const t = net.createServer((sock) => {
-    let buf = Buffer.alloc(0);
-    sock.on('data', (c) => {
-      buf = Buffer.concat([buf, c]);
-      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
-      const out = answer(buf.subarray(2, 2 + buf.readUInt16BE(0)), 'tcp');
-      sock.end(Buffer.concat([Buffer.from([out.length >> 8, out.length & 0xff]), out]));
+  // UDP and TCP on one port number: the UDP port is the system's pick, and TCP may find it taken (another
+  // test's connection), so a taken pair is given up and another one tried.
+  for (let attempt = 0; ; attempt++) {
+    const s = dgram.createSocket('udp4');
+    s.on('message', (m, r) => {
+      try {
+        s.send(answer(m, 'udp'), r.port, r.address);
+      } catch {
+        // garbage forwarded by the malformed-packet test: no answer
+      }
     });
-    sock.on('error', () => {});
-  });
-  await new Promise<void>((ok) => t.listen(s.address().port, '127.0.0.1', ok));
-  return { port: s.address().port, asked, close: () => (s.close(), t.close()) };
+    await new Promise<void>((ok) => s.bind(0, '127.0.0.1', ok));
+    const t = net.createServer((sock) => {
+      let buf = Buffer.alloc(0);
+      sock.on('data', (c) => {
+        buf = Buffer.concat([buf, c]);
+        if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+        const out = answer(buf.subarray(2, 2 + buf.readUInt16BE(0)), 'tcp');
+        sock.end(Buffer.concat([Buffer.from([out.length >> 8, out.length & 0xff]), out]));
+      });
+      sock.on('error', () => {});
+    });
+    const listening = await new Promise<boolean>((ok) => {
+      t.once('error', () => ok(false));
+      t.listen(s.address().port, '127.0.0.1', () => ok(true));
+    });
+    if (listening) return { port: s.address().port, asked, close: () => (s.close(), t.close()) };
+    s.close();
+    if (attempt >= 20) throw new Error('no port free for both UDP and TCP');
+  }
 }
 
 const docker = await requireDocker();

@@ -215,7 +215,12 @@ describe('kubectl with the kinds stored as data', () => {
       'system-cluster-critical 2000000000 false AGE PreemptLowerPriority',
       'system-node-critical 2000001000 false AGE PreemptLowerPriority',
     ]);
-    expect(await get(['sc'])).toEqual(['NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE', 'fast (default) ebs.csi.aws.com Delete WaitForFirstConsumer true AGE']);
+    // Every cluster starts with local-path (default); a second default class is printed as kube does.
+    expect(await get(['sc'])).toEqual([
+      'NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE',
+      'fast (default) ebs.csi.aws.com Delete WaitForFirstConsumer true AGE',
+      'local-path (default) rancher.io/local-path Delete WaitForFirstConsumer false AGE',
+    ]);
     expect(await get(['ingressclass'])).toEqual(['NAME CONTROLLER PARAMETERS AGE', 'nginx k8s.io/ingress-nginx <none> AGE']);
     // ADDRESS is empty: no ingress controller writes the status.
     expect(await get(['ing', '-n', 'kinds'])).toEqual(['NAME CLASS HOSTS ADDRESS PORTS AGE', 'web nginx web.example.com,api.example.com 80, 443 AGE']);

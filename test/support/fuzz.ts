@@ -161,8 +161,8 @@ const spoiltObject = fc
       fc.constant(ns),
       fc.constant(name),
       fc.array(fc.tuple(fc.constantFrom(...(k.paths.length ? k.paths : [['metadata']])), hostileValue), { minLength: 0, maxLength: 3 }),
-      // Often the spoilt object is otherwise valid; sometimes the fields are set on a bare {}.
-      fc.boolean(),
+      // Mostly the spoilt object is otherwise valid; one time in four the fields are set on a bare {}.
+      fc.constantFrom(false, false, false, true),
       // Valid but huge: an RC asking for the largest int32 must not make the loops run away.
       fc.constantFrom(undefined, undefined, undefined, 0, 3, 2 ** 31 - 1),
     ),
