@@ -81,6 +81,9 @@ for (const [label, makeStore, enabled] of stores) {
       const cc = createCronJobController();
       const cc2 = createCronJobController();
       const cj = await ctx.registry.create(cronJobsRes, 'default', cronJobObj('tick'));
+      // The loops' clock starts after the create (the store stamps creationTimestamp with the real time): a
+      // clock read before it, across a minute's boundary, would see a fire time before the CronJob existed.
+      clock.t = Date.now();
       // Before the first minute: nothing, and the key comes back at it.
       const m1 = firstMinute(cj);
       const r0 = await cc.reconcile('default/tick', ctx);
@@ -269,6 +272,7 @@ describe.skipIf(!moto)('wake-ups in the cloud: EventBridge Scheduler (moto)', ()
     await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
     const cc = createCronJobController({ wakeUps });
     const cj = await ctx.registry.create(cronJobsRes, 'default', cronJobObj('cloud'));
+    clock.t = Date.now(); // after the create, as in the first test
     const m1 = firstMinute(cj);
     await cc.reconcile('default/cloud', ctx);
     const name = scheduleName('cronjob-controller', 'default/cloud');
