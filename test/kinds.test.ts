@@ -431,12 +431,16 @@ describe('every served kind is one module, found through the registry', () => {
 
   it('TokenReview computes its answer from the token', async () => {
     const tokenReview = kindFor(findResource('authentication.k8s.io', 'v1', 'tokenreviews')!);
-    const authenticate = async (t: string) => (t === 'good' ? { username: 'alice', groups: ['devs'] } : undefined);
-    await expect(tokenReview.create!({ spec: { token: 'good' } }, { authenticate })).resolves.toMatchObject({
+    const ctx = {
+      authenticate: async (t: string) => (t === 'good' ? { username: 'alice', groups: ['devs'] } : undefined),
+      user: { username: 'admin', groups: ['system:masters'] },
+      authorize: async () => ({ decision: 'allow' as const }),
+    };
+    await expect(tokenReview.create!({ spec: { token: 'good' } }, ctx)).resolves.toMatchObject({
       status: { authenticated: true, user: { username: 'alice', groups: ['devs'] } },
     });
-    await expect(tokenReview.create!({ spec: { token: 'bad' } }, { authenticate })).resolves.toMatchObject({ status: { user: {} } });
-    await expect(tokenReview.create!({ spec: {} }, { authenticate })).rejects.toThrow('TokenReview.authentication.k8s.io "" is invalid: spec.token: Required value');
+    await expect(tokenReview.create!({ spec: { token: 'bad' } }, ctx)).resolves.toMatchObject({ status: { user: {} } });
+    await expect(tokenReview.create!({ spec: {} }, ctx)).rejects.toThrow('TokenReview.authentication.k8s.io "" is invalid: spec.token: Required value');
   });
 
   it('a ReplicationController scales through its strategy', () => {

@@ -37,12 +37,14 @@ import {
   allowAuthenticated,
   BOOTSTRAPPERS_GROUP,
   denyBootstrappers,
+  forbiddenMessage,
   newToken,
   NODE_CREDENTIAL_PATH,
   nodeUser,
   storeToken,
   TokenAuthenticator,
   type Authorizer,
+  type RequestAttributes,
   type UserInfo,
 } from './auth.ts';
 import { dns1123SubdomainErrors } from '../machinery/validation.ts';
@@ -167,7 +169,7 @@ export class ApiServer {
     if (segs[0] === 'openapi' || (segs[0] === 'api' && segs.length <= 2) || (segs[0] === 'apis' && segs.length <= 3)) {
       if (req.method !== 'GET') throw errors.methodNotAllowed();
       await this.crds.fresh();
-      await this.authorize(user, { verb: 'get', path });
+      await this.authorize(user, { verb: 'get', resourceRequest: false, path });
       try {
         return this.discovery(segs, req);
       } catch (e) {
@@ -213,7 +215,9 @@ export class ApiServer {
     }
     await this.authorize(user, {
       verb: info.verb,
+      resourceRequest: true,
       path,
+      version,
       namespace: info.namespace,
       group,
       resource: info.resource.resource,
@@ -224,14 +228,16 @@ export class ApiServer {
     return this.serveResource(req, info, user);
   }
 
-  private async authorize(user: UserInfo, a: { verb: string; path: string; namespace?: string; group?: string; resource?: string; subresource?: string; name?: string }) {
-    const d = await this.authz.authorize({ user, ...a });
-    if (!d.allowed) {
-      const what = a.resource
-        ? `cannot ${a.verb} resource "${a.resource}${a.subresource ? '/' + a.subresource : ''}" in API group "${a.group ?? ''}"${a.namespace ? ` in the namespace "${a.namespace}"` : ' at the cluster scope'}`
-        : `cannot ${a.verb} path "${a.path}"`;
-      throw errors.forbidden(`${a.resource ?? a.path} ${a.name ? `"${a.name}" ` : ''}is forbidden: User "${user.username}" ${what}${d.reason ? `: ${d.reason}` : ''}`);
-    }
+  /** Asks the authorizer; anything but allow is kube's 403 (forbiddenMessage). */
+  private async authorize(user: UserInfo, a: Omit<RequestAttributes, 'user'>) {
+    const attrs = { user, ...a };
+    const d = await this.authz.authorize(attrs);
+    if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
+  }
+
+  /** The authorizer this server asks (SubjectAccessReview and friends ask it too). */
+  get authorizer(): Authorizer {
+    return this.authz;
   }
 
   // ---- discovery ----
@@ -306,7 +312,7 @@ export class ApiServer {
         }
         // A kind that is never stored (TokenReview) computes its answer.
         const computed = kindFor(res).create;
-        if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token) }));
+        if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token), user, authorize: (a) => this.authz.authorize(a) }));
         // kube's crdHandler: no new custom resources while their CRD is being deleted.
         if (kindFor(res).custom?.terminating) throw errors.methodNotAllowed('create is not allowed while custom resource definition is terminating');
         const obj = checkFields(req, res, decodeBody(req, res), warnings);

@@ -13,28 +13,91 @@ export interface UserInfo {
   groups: string[];
 }
 
+/**
+ * What an authorizer is asked (kube's authorizer.Attributes). A resource request names a resource (and
+ * maybe a subresource, namespace and name); any other path is a non-resource URL (/healthz, /api, /metrics).
+ */
 export interface RequestAttributes {
   user: UserInfo;
-  verb: string; // get, list, watch, create, update, patch, delete, deletecollection
+  /** get, list, watch, create, update, patch, delete, deletecollection; for non-resource URLs the
+   * lower-case HTTP method (get, post, put, delete); impersonate, bind, escalate, use for those checks. */
+  verb: string;
+  resourceRequest: boolean;
+  path: string;
   namespace?: string;
   group?: string;
+  version?: string;
   resource?: string;
   subresource?: string;
   name?: string;
-  path: string;
+}
+
+/** An authorizer allows, denies, or has no opinion (the next one in a union is asked): kube's Decision. */
+export type Decision = 'allow' | 'deny' | 'noOpinion';
+export interface AuthorizationResult {
+  decision: Decision;
+  /** Why (appended to the 403's message after ": "; kube's RBAC gives none for a plain no). */
+  reason?: string;
 }
 
 /** Authorizer decides whether an authenticated request may proceed (Kubernetes' authorizer.Authorizer). */
 export interface Authorizer {
-  authorize(attrs: RequestAttributes): Promise<{ allowed: boolean; reason?: string }>;
+  authorize(attrs: RequestAttributes): Promise<AuthorizationResult>;
 }
 
-/** For now every authenticated user may do everything (Kubernetes' AlwaysAllow for authenticated). */
-export const allowAuthenticated: Authorizer = {
-  async authorize() {
-    return { allowed: true };
+/** The group whose members may do everything (kube's privileged-group authorizer, first in its chain). */
+export const MASTERS_GROUP = 'system:masters';
+
+/** Allows system:masters, has no opinion on anyone else. */
+export const privilegedGroupAuthorizer: Authorizer = {
+  async authorize(attrs) {
+    return { decision: attrs.user.groups.includes(MASTERS_GROUP) ? 'allow' : 'noOpinion' };
   },
 };
+
+/** The first authorizer with an opinion decides (kube's union authorizer); none: no opinion (a 403). */
+export function unionAuthorizer(...authorizers: Authorizer[]): Authorizer {
+  return {
+    async authorize(attrs) {
+      const reasons: string[] = [];
+      for (const a of authorizers) {
+        const d = await a.authorize(attrs);
+        if (d.decision !== 'noOpinion') return d;
+        if (d.reason) reasons.push(d.reason);
+      }
+      return { decision: 'noOpinion', ...(reasons.length ? { reason: reasons.join(', ') } : {}) };
+    },
+  };
+}
+
+/** Every authenticated user may do everything (Kubernetes' AlwaysAllow for authenticated users). */
+export const allowAuthenticated: Authorizer = {
+  async authorize() {
+    return { decision: 'allow' };
+  },
+};
+
+/**
+ * kube-apiserver's words for a refusal (endpoints/handlers/responsewriters.forbiddenMessage wrapped in
+ * NewForbidden): `pods "x" is forbidden: User "u" cannot get resource "pods" in API group "" in the
+ * namespace "ns"`, `deployments.apps is forbidden: ... at the cluster scope`, `forbidden: User "u" cannot
+ * get path "/metrics"`. One place, for every 403 an authorizer causes.
+ */
+export function forbiddenMessage(a: RequestAttributes, reason?: string): string {
+  let what: string;
+  let prefix: string;
+  if (!a.resourceRequest) {
+    what = `cannot ${a.verb} path "${a.path}"`;
+    prefix = 'forbidden';
+  } else {
+    const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+    const scope = a.namespace ? `in the namespace "${a.namespace}"` : 'at the cluster scope';
+    what = `cannot ${a.verb} resource "${resource}" in API group "${a.group ?? ''}" ${scope}`;
+    const gr = a.group ? `${a.resource}.${a.group}` : `${a.resource}`;
+    prefix = a.name ? `${gr} "${a.name}" is forbidden` : `${gr} is forbidden`;
+  }
+  return `${prefix}: User "${a.user.username}" ${what}${reason ? `: ${reason}` : ''}`;
+}
 
 const TOKEN_PREFIX = '/registry/skiff.io/tokens/';
 
@@ -43,7 +106,7 @@ export const BOOTSTRAPPERS_GROUP = 'system:bootstrappers';
 /** Who a deployed cluster's bootstrap token authenticates as (made by the stack's bootstrap resource). */
 export const BOOTSTRAP_USER: UserInfo = { username: 'system:bootstrap:skiff', groups: [BOOTSTRAPPERS_GROUP] };
 /** Who the admin token (local kubeconfig, or SSM admin-token of a deployed stack) authenticates as. */
-export const ADMIN_USER: UserInfo = { username: 'skiff-admin', groups: ['system:masters'] };
+export const ADMIN_USER: UserInfo = { username: 'skiff-admin', groups: [MASTERS_GROUP] };
 /** The user a node credential names: the node's own identity, as kubelet's client certificate does. */
 export function nodeUser(nodeName: string): UserInfo {
   return { username: `system:node:${nodeName}`, groups: ['system:nodes'] };
@@ -70,7 +133,7 @@ export const NODE_CREDENTIAL_PATH = '/skiff/v1/node-credentials';
 export function denyBootstrappers(inner: Authorizer): Authorizer {
   return {
     async authorize(attrs) {
-      if (attrs.user.groups.includes(BOOTSTRAPPERS_GROUP)) return { allowed: false, reason: 'bootstrap tokens may only request a node credential' };
+      if (attrs.user.groups.includes(BOOTSTRAPPERS_GROUP)) return { decision: 'deny', reason: 'bootstrap tokens may only request a node credential' };
       return inner.authorize(attrs);
     },
   };

@@ -8,7 +8,7 @@
 // schemas), ObjectMeta validation (machinery/validation.ts, with the kind's name rule), metadata.generation,
 // finalizers and deletionTimestamp, optimistic concurrency, selectors' grammar, watch and paging.
 
-import type { UserInfo } from '../apiserver/auth.ts';
+import type { AuthorizationResult, RequestAttributes, UserInfo } from '../apiserver/auth.ts';
 import type { ServiceAllocator } from '../apiserver/service-alloc.ts';
 import type { KindTable } from '../machinery/table.ts';
 import type { SelectableFields } from '../machinery/selectors.ts';
@@ -75,6 +75,10 @@ export interface StoreContext {
 export interface CreateContext {
   /** The user a bearer token stands for; undefined when it is not valid. */
   authenticate(token: string): Promise<UserInfo | undefined>;
+  /** Who is asking (SelfSubjectReview answers with it; SelfSubjectAccessReview asks about them). */
+  user: UserInfo;
+  /** The server's authorizer (SubjectAccessReview and friends ask it). */
+  authorize(attrs: RequestAttributes): Promise<AuthorizationResult>;
 }
 
 /** The autoscaling/v1 Scale of a kind with a scale subresource. */
