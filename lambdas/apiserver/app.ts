@@ -45,6 +45,7 @@ import {
   TokenAuthenticator,
   type Authorizer,
   type RequestAttributes,
+  type RuleResolver,
   type UserInfo,
 } from './auth.ts';
 import { dns1123SubdomainErrors } from '../machinery/validation.ts';
@@ -56,6 +57,8 @@ import { podLogs } from './node-proxy.ts';
 export interface ApiServerOptions {
   backend: Backend;
   authorizer?: Authorizer;
+  /** What the authorizer allows a user, for SelfSubjectRulesReview (RBAC's rule resolver). */
+  ruleResolver?: RuleResolver;
   admission?: AdmissionPlugin[];
   /** Requests with larger bodies get 413 (Kubernetes' default limit is 3 MiB). */
   maxBodyBytes?: number;
@@ -98,6 +101,7 @@ export class ApiServer {
   readonly registry: Registry;
   private authn: TokenAuthenticator;
   private authz: Authorizer;
+  private ruleResolver?: RuleResolver;
   private chain: AdmissionPlugin[];
   private maxBody: number;
   private maxWatchSeconds: number;
@@ -117,6 +121,7 @@ export class ApiServer {
     });
     this.authn = new TokenAuthenticator(opts.backend);
     this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
+    this.ruleResolver = opts.ruleResolver;
     this.backend = opts.backend;
     this.chain = opts.admission ?? defaultAdmissionChain;
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
@@ -312,7 +317,7 @@ export class ApiServer {
         }
         // A kind that is never stored (TokenReview) computes its answer.
         const computed = kindFor(res).create;
-        if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token), user, authorize: (a) => this.authz.authorize(a) }));
+        if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token), user, authorize: (a) => this.authz.authorize(a), rules: this.ruleResolver }));
         // kube's crdHandler: no new custom resources while their CRD is being deleted.
         if (kindFor(res).custom?.terminating) throw errors.methodNotAllowed('create is not allowed while custom resource definition is terminating');
         const obj = checkFields(req, res, decodeBody(req, res), warnings);

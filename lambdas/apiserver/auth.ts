@@ -45,6 +45,23 @@ export interface Authorizer {
   authorize(attrs: RequestAttributes): Promise<AuthorizationResult>;
 }
 
+/** One rule of a Role or ClusterRole (rbac.authorization.k8s.io/v1 PolicyRule). */
+export interface PolicyRule {
+  verbs: string[];
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+}
+
+/**
+ * What a user may do in a namespace (cluster-wide rules included), as SelfSubjectRulesReview reports it:
+ * kube's authorizer.RuleResolver. RBAC implements it; incomplete when some rules could not be read.
+ */
+export interface RuleResolver {
+  rulesFor(user: UserInfo, namespace: string): Promise<{ rules: PolicyRule[]; incomplete: boolean; evaluationError?: string }>;
+}
+
 /** The group whose members may do everything (kube's privileged-group authorizer, first in its chain). */
 export const MASTERS_GROUP = 'system:masters';
 

@@ -8,7 +8,7 @@
 // schemas), ObjectMeta validation (machinery/validation.ts, with the kind's name rule), metadata.generation,
 // finalizers and deletionTimestamp, optimistic concurrency, selectors' grammar, watch and paging.
 
-import type { AuthorizationResult, RequestAttributes, UserInfo } from '../apiserver/auth.ts';
+import type { AuthorizationResult, RequestAttributes, RuleResolver, UserInfo } from '../apiserver/auth.ts';
 import type { ServiceAllocator } from '../apiserver/service-alloc.ts';
 import type { KindTable } from '../machinery/table.ts';
 import type { SelectableFields } from '../machinery/selectors.ts';
@@ -79,6 +79,8 @@ export interface CreateContext {
   user: UserInfo;
   /** The server's authorizer (SubjectAccessReview and friends ask it). */
   authorize(attrs: RequestAttributes): Promise<AuthorizationResult>;
+  /** What a user may do in a namespace (SelfSubjectRulesReview); undefined when no authorizer resolves rules. */
+  rules?: RuleResolver;
 }
 
 /** The autoscaling/v1 Scale of a kind with a scale subresource. */
