@@ -79,12 +79,28 @@ export function schemaName(gvk: GroupVersionKind): string | undefined {
 }
 
 const byGVK = new Map<string, string>();
-for (const [name, s] of Object.entries(SCHEMAS)) {
+function indexGVKs(name: string, s: OpenAPISchema): void {
   const gvks = s['x-kubernetes-group-version-kind'] ?? [];
   // meta types (DeleteOptions, Status, ...) declare one GVK per group; the served kinds exactly one.
   for (const g of gvks) {
     const key = `${g.group}/${g.version}/${g.kind}`;
     if (!byGVK.has(key) || gvks.length === 1) byGVK.set(key, name);
+  }
+}
+for (const [name, s] of Object.entries(SCHEMAS)) indexGVKs(name, s);
+
+/**
+ * Adds the component schemas of a kind that is not upstream Kubernetes' (Skiff's own groups, e.g.
+ * quota.skiff.io, iam.skiff.io): its module calls this when loaded, with schemas named like upstream's
+ * (io.skiff.<group>.<version>.<Kind>) that $ref upstream ones (ObjectMeta...) freely. Decoding checks,
+ * strategic merge and OpenAPI v3/v2 then treat the kind as they treat upstream kinds. Names already
+ * present are refused, so no kind can replace an upstream schema.
+ */
+export function registerSchemas(schemas: Record<string, OpenAPISchema>): void {
+  for (const [name, s] of Object.entries(schemas)) {
+    if (SCHEMAS[name]) throw new Error(`schema ${name} is registered already`);
+    (SCHEMAS as Record<string, OpenAPISchema>)[name] = s;
+    indexGVKs(name, s);
   }
 }
 
