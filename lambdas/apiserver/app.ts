@@ -8,7 +8,7 @@ import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from '../mach
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
-import { apiVersionOf, type ResourceInfo } from '../machinery/resources.ts';
+import { apiVersionOf, findResource, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, kinds as builtInKinds, type KindRegistry } from '../kinds/index.ts';
 import { CustomResourceServing } from './crds.ts';
 import { strictDecodingError, unknownFieldWarnings } from '../apiextensions/index.ts';
@@ -49,6 +49,7 @@ import {
   type UserInfo,
 } from './auth.ts';
 import { dns1123SubdomainErrors } from '../machinery/validation.ts';
+import { IamAuthenticator } from './iam-auth.ts';
 import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
@@ -81,6 +82,11 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** The guard against runaway writes: see RegistryOptions.maxObjectsPerNamespace (default 100,000; 0: off). */
   maxObjectsPerNamespace?: number;
+  /**
+   * Sign-in with AWS IAM identities (iam-auth.ts): the id a token must be bound to (the cluster name), and a
+   * test's STS endpoint (default: AWS's). Off when absent.
+   */
+  iam?: { clusterId: string; stsEndpoint?: string };
   /** How old this server's view of the CRDs may get before a request re-reads them (crds.ts; default 1000 ms). */
   crdMaxAgeMs?: number;
 }
@@ -119,7 +125,9 @@ export class ApiServer {
       nodePortRange: opts.nodePortRange,
       maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
     });
-    this.authn = new TokenAuthenticator(opts.backend);
+    const accessEntries = findResource('iam.skiff.io', 'v1', 'accessentries')!;
+    const iam = opts.iam && new IamAuthenticator({ ...opts.iam, listEntries: async () => (await this.registry.list(accessEntries, undefined)).items });
+    this.authn = new TokenAuthenticator(opts.backend, undefined, iam);
     this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
     this.ruleResolver = opts.ruleResolver;
     this.backend = opts.backend;

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { errors } from '../machinery/status.ts';
+import { IAM_TOKEN_PREFIX, type IamAuthenticator } from './iam-auth.ts';
 
 export interface UserInfo {
   username: string;
@@ -180,12 +181,19 @@ export class TokenAuthenticator {
   constructor(
     private backend: Backend,
     private ttlMs = 10_000,
+    /** Signing in with AWS IAM identities (a deployed cluster; iam-auth.ts), when configured. */
+    private iam?: IamAuthenticator,
   ) {}
 
   /** Returns the user for an Authorization header, or throws 401 Unauthorized. */
   async authenticate(authorization: string | undefined): Promise<UserInfo> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw errors.unauthorized();
+    if (this.iam && m[1]!.startsWith(IAM_TOKEN_PREFIX)) {
+      const user = await this.iam.authenticate(m[1]!);
+      if (!user) throw errors.unauthorized();
+      return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+    }
     const h = hashToken(m[1]!);
     const now = Date.now();
     const hit = this.cache.get(h);

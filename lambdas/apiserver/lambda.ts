@@ -19,6 +19,8 @@ function open(): Promise<ApiServer> {
       maxWatchSeconds,
       watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
       maxObjectsPerNamespace: maxObjectsFromEnv(),
+      // IAM sign-in: tokens bound to this cluster's name (infra sets it); STS_ENDPOINT only for emulators.
+      iam: process.env.SKIFF_CLUSTER_NAME ? { clusterId: process.env.SKIFF_CLUSTER_NAME, stsEndpoint: process.env.SKIFF_STS_ENDPOINT || undefined } : undefined,
     }),
   );
 }

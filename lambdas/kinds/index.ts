@@ -37,6 +37,7 @@ import { replicaSet } from './apps/replicaset.ts';
 import { statefulSet } from './apps/statefulset.ts';
 import { cronJob } from './batch/cronjob.ts';
 import { job } from './batch/job.ts';
+import { accessEntry } from './iam/accessentry.ts';
 
 /**
  * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
@@ -77,6 +78,8 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   priorityClass,
   lease,
   endpointSlice,
+  // Skiff's own groups, after the upstream ones (kube-apiserver lists aggregated groups last).
+  accessEntry,
 ];
 
 const byResource = (group: string, version: string, resource: string) => `${group}/${version}/${resource}`;

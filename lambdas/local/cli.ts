@@ -17,9 +17,13 @@ const USAGE = `Usage: skiff <command> [options]
 Commands:
   up        Run a local cluster (apiserver on HTTPS, embedded SQLite store, a node agent on Docker)
   agent     Run a node agent: registers this host as a Node and runs its pods on the Docker Engine
-  kubeconfig --stack NAME [--output PATH]
+  kubeconfig --stack NAME [--output PATH] [--iam]
             Write a kubeconfig for a deployed stack (its outputs and SSM parameters, read with your
-            AWS credentials); default PATH: NAME.kubeconfig
+            AWS credentials); default PATH: NAME.kubeconfig. With --iam, no admin token: kubectl signs
+            in as your AWS identity through \`skiff token\` (the cluster's AccessEntries map it)
+  token --cluster-name NAME [--region R] [--sts-endpoint URL]
+            Print an ExecCredential holding an IAM token for the cluster (a GetCallerIdentity request
+            signed with your AWS credentials, valid 15 minutes): a kubeconfig exec plugin
 
 Options for up:
   --port N          HTTPS port (default 6443; 0 picks a free one)
@@ -214,11 +218,23 @@ async function agent(argv: string[]): Promise<void> {
 }
 
 async function kubeconfig(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { stack: { type: 'string' }, output: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { stack: { type: 'string' }, output: { type: 'string' }, iam: { type: 'boolean', default: false } }, strict: true });
   if (!values.stack) throw new Error('kubeconfig needs --stack NAME (the deployed CloudFormation stack)');
   const path = values.output ?? `${values.stack}.kubeconfig`;
-  writeFileSync(path, await kubeconfigForStack(values.stack), { mode: 0o600 });
+  writeFileSync(path, await kubeconfigForStack(values.stack, { iam: values.iam }), { mode: 0o600 });
   console.log(`skiff: wrote ${path} for stack ${values.stack}\n  export KUBECONFIG=${path}\n  kubectl get nodes`);
+}
+
+async function token(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { 'cluster-name': { type: 'string' }, region: { type: 'string' }, 'sts-endpoint': { type: 'string' } },
+    strict: true,
+  });
+  if (!values['cluster-name']) throw new Error('token needs --cluster-name NAME (the ClusterName output of the stack)');
+  const { iamToken, execCredential } = await import('./iam-token.ts');
+  const t = await iamToken({ clusterId: values['cluster-name'], region: values.region, endpoint: values['sts-endpoint'] });
+  process.stdout.write(execCredential(t) + '\n');
 }
 
 async function main(): Promise<void> {
@@ -230,6 +246,8 @@ async function main(): Promise<void> {
       return agent(rest);
     case 'kubeconfig':
       return kubeconfig(rest);
+    case 'token':
+      return token(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -87,6 +87,8 @@ export interface LocalClusterOptions {
   nodeCIDRMaskSize?: number;
   /** Most objects one namespace may hold (see ApiServerOptions; default 100,000, 0: no limit). */
   maxObjectsPerNamespace?: number;
+  /** Sign-in with AWS IAM identities (ApiServerOptions.iam): a deployed cluster's, or a test's against moto. */
+  iam?: { clusterId: string; stsEndpoint?: string };
 }
 
 export interface LocalCluster {
@@ -126,6 +128,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     serviceCIDR: opts.serviceCIDR,
     nodePortRange: opts.nodePortRange,
     maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
+    iam: opts.iam,
   };
   const api = new ApiServer({ ...apiOptions, backend });
   // The custom resources it serves follow the store's CRDs through a watch (apiserver/crds.ts).
