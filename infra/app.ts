@@ -5,6 +5,9 @@
 //                                                   emulator deploy: all three false)
 //   skiff:clusterName                               names the SSM parameters (default: the stack name)
 //   skiff:maxObjectsPerNamespace                    the runaway-write guard's limit (default 100000; 0: none)
+//   skiff:adminPrincipalArns                        IAM users/roles made cluster admins for IAM sign-in,
+//                                                   comma-separated (`skiff kubeconfig --stack NAME --iam`)
+//   skiff:adminToken                                "false": no long-lived admin token (IAM sign-in only)
 //
 // Region: the CLI's (CDK_DEFAULT_REGION). When it is unset, a stack with the front door is pinned to
 // us-east-1, because its Lambda@Edge function must be placed in us-east-1 and an environment-agnostic
@@ -21,6 +24,7 @@ const enabled = (key: string) => {
 const frontDoor = enabled('skiff:frontDoor');
 const clusterName = app.node.tryGetContext('skiff:clusterName') as string | undefined;
 const maxObjects = app.node.tryGetContext('skiff:maxObjectsPerNamespace') as string | number | undefined;
+const adminArns = app.node.tryGetContext('skiff:adminPrincipalArns') as string | string[] | undefined;
 
 new SkiffStack(app, 'SkiffStack', {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? (frontDoor ? 'us-east-1' : undefined) },
@@ -30,6 +34,8 @@ new SkiffStack(app, 'SkiffStack', {
     ...(enabled('skiff:nodes') ? {} : { nodes: false as const }),
     frontDoor,
     bootstrap: enabled('skiff:bootstrap'),
+    adminToken: enabled('skiff:adminToken'),
+    ...(adminArns ? { adminPrincipalArns: (Array.isArray(adminArns) ? adminArns : String(adminArns).split(',')).map((a) => a.trim()).filter(Boolean) } : {}),
   },
 });
 app.synth();

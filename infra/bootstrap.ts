@@ -5,7 +5,8 @@
 // Agents read api-url, ca and bootstrap-token (node-agent/bootstrap.ts); `skiff kubeconfig --stack`
 // reads the ClusterName output, admin-token and ca.
 
-import { CustomResource, Duration } from 'aws-cdk-lib';
+import { CustomResource, Duration, Token } from 'aws-cdk-lib';
+import { PRINCIPAL_ARN } from '../lambdas/kinds/iam/accessentry.ts';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -30,6 +31,9 @@ export interface SkiffBootstrapProps {
   readonly apiUrl: string;
   /** PEM CA bundle for apiUrl, or SYSTEM_TRUST ('system') for publicly trusted certificates. Default 'system'. */
   readonly ca?: string;
+  /** See SkiffClusterProps.adminToken (default true) and adminPrincipalArns. */
+  readonly adminToken?: boolean;
+  readonly adminPrincipalArns?: string[];
   /** Makes the function that handles the custom resource (SkiffCluster's skiffFunction: own role and logs, table access). */
   readonly newFunction: (id: string, prefix: string, entry: string, timeout: Duration, env?: Record<string, string>) => NodejsFunction;
 }
@@ -55,9 +59,14 @@ export class SkiffBootstrap extends Construct {
         resources: secretNames.map((n) => parameterArn(this, props.clusterName, n)),
       }),
     );
+    for (const arn of props.adminPrincipalArns ?? []) {
+      if (!Token.isUnresolved(arn) && !PRINCIPAL_ARN.test(arn)) throw new Error(`SkiffCluster: adminPrincipalArns: ${arn} is not an IAM user or role ARN`);
+    }
     const properties: BootstrapProperties = {
       BootstrapTokenParameter: `${prefix}/${SSM_PARAMETERS.bootstrapToken}`,
       AdminTokenParameter: `${prefix}/${ADMIN_TOKEN_PARAMETER}`,
+      AdminToken: props.adminToken === false ? 'false' : 'true',
+      AdminPrincipalArns: props.adminPrincipalArns ?? [],
     };
     this.tokens = new CustomResource(this, 'Tokens', {
       serviceToken: this.function.functionArn,

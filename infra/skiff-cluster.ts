@@ -81,6 +81,18 @@ export interface SkiffClusterProps {
   /** The bootstrap/admin tokens and the SSM join parameters (`false`: none; nodes need them). */
   readonly bootstrap?: boolean;
   /**
+   * The long-lived admin token (SSM admin-token, what `skiff kubeconfig --stack` puts in a kubeconfig).
+   * Default true. `false` revokes it and removes the parameter: sign in with IAM identities instead
+   * (`skiff kubeconfig --stack NAME --iam`), admins given by adminPrincipalArns.
+   */
+  readonly adminToken?: boolean;
+  /**
+   * IAM users or roles (arn:aws:iam::<account>:user/... or role/...) who are cluster admins (group
+   * system:masters) when they sign in with an IAM token: the bootstrap writes an AccessEntry for each
+   * (EKS's cluster-creator admin). Other principals get AccessEntries with kubectl like any object.
+   */
+  readonly adminPrincipalArns?: string[];
+  /**
    * Most objects one namespace may hold: creates beyond it are refused (403), so a runaway loop or client
    * stops there instead of writing without end. Default 100,000 (DEFAULT_MAX_OBJECTS_PER_NAMESPACE); 0: no limit.
    */
@@ -162,6 +174,9 @@ export class SkiffCluster extends Construct {
       SKIFF_MAX_WATCH_SECONDS: String(MAX_WATCH_SECONDS),
       // Well inside the front door's 60 s origin read timeout (infra/front-door.ts).
       SKIFF_WATCH_KEEPALIVE_SECONDS: String(WATCH_KEEPALIVE_SECONDS),
+      // IAM sign-in (apiserver/iam-auth.ts): tokens must be bound to this cluster's name. Calling STS
+      // needs no permission of the function's own: the caller's signature authorizes the request.
+      SKIFF_CLUSTER_NAME: this.clusterName,
       ...limitEnv,
     });
 
@@ -225,6 +240,8 @@ export class SkiffCluster extends Construct {
         // Agents talk to the Function URL itself: nothing of theirs needs the front door (their exec and
         // logs traffic arrives from it), and each request through CloudFront would cost more.
         apiUrl: this.url.url,
+        adminToken: props.adminToken,
+        adminPrincipalArns: props.adminPrincipalArns,
         newFunction: (fid, prefix, entry, timeout, env) => this.skiffFunction(fid, prefix, entry, timeout, env),
       });
     }

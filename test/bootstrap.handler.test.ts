@@ -194,6 +194,44 @@ describe.skipIf(!ddb)('bootstrap custom resource handler', () => {
     expect((await run(event('Delete', prefix))).Status).toBe('SUCCESS');
   });
 
+  it('AdminPrincipalArns become system:masters AccessEntries; AdminToken false revokes the admin token and removes its parameter', async () => {
+    const p = `/skiff/iam${process.pid}`;
+    const accessEntries = findResource('iam.skiff.io', 'v1', 'accessentries')!;
+    const registry = new Registry(backend);
+    const admins = () => registry.list(accessEntries, undefined).then((l) => l.items.map((e) => e.spec).sort((a, b) => a.principalArn.localeCompare(b.principalArn)));
+    const withProps = (e: CloudFormationCustomResourceEvent, props: Record<string, unknown>) => ({ ...e, ResourceProperties: { ...e.ResourceProperties, ...props } }) as CloudFormationCustomResourceEvent;
+    const roles = ['arn:aws:iam::123456789012:role/admins', 'arn:aws:iam::123456789012:user/ops/root-user'];
+    expect((await run(withProps(event('Create', p), { AdminPrincipalArns: roles }))).Status).toBe('SUCCESS');
+    expect(await admins()).toEqual([
+      { principalArn: roles[0], groups: ['system:masters'] },
+      { principalArn: roles[1], groups: ['system:masters'] },
+    ]);
+    const { admin } = await readTokens(p);
+    const authn = new TokenAuthenticator(backend, 0);
+    expect((await authn.authenticate(`Bearer ${admin}`)).username).toBe(ADMIN_USER.username);
+    // Redelivered: the same entries, not twice.
+    expect((await run(withProps(event('Create', p), { AdminPrincipalArns: roles }))).Status).toBe('SUCCESS');
+    expect(await admins()).toHaveLength(2);
+
+    // The admin token turned off, one admin dropped: the token no longer authenticates, its parameter is
+    // gone, the bootstrap token stays, the dropped admin's entry is removed.
+    expect((await run(withProps(event('Update', p), { AdminToken: 'false', AdminPrincipalArns: [roles[0]] }))).Status).toBe('SUCCESS');
+    await expect(authn.authenticate(`Bearer ${admin}`)).rejects.toThrow(/Unauthorized/);
+    expect(await exists(`${p}/admin-token`)).toBe(false);
+    expect(await exists(`${p}/bootstrap-token`)).toBe(true);
+    expect(await admins()).toEqual([{ principalArn: roles[0], groups: ['system:masters'] }]);
+    // An entry someone made by hand is not the bootstrap's to remove.
+    await registry.create(accessEntries, undefined, { apiVersion: 'iam.skiff.io/v1', kind: 'AccessEntry', metadata: { name: 'by-hand' }, spec: { principalArn: 'arn:aws:iam::123456789012:role/dev', groups: ['devs'] } });
+    expect((await run(event('Delete', p))).Status).toBe('SUCCESS');
+    expect(await admins()).toEqual([{ principalArn: 'arn:aws:iam::123456789012:role/dev', groups: ['devs'] }]);
+    await registry.delete(accessEntries, undefined, 'by-hand', {});
+
+    const bad = await run(withProps(event('Create', p), { AdminPrincipalArns: ['arn:aws:iam::123456789012:root'] }));
+    expect(bad.Status).toBe('FAILED');
+    expect(bad.Reason).toContain('AdminPrincipalArns: "arn:aws:iam::123456789012:root" is not an IAM user or role ARN');
+    await run(event('Delete', p));
+  });
+
   it('malformed properties answer FAILED (with a reason) and keep the physical id CloudFormation has', async () => {
     const e = event('Update', prefix);
     (e.ResourceProperties as any).AdminTokenParameter = 'not a parameter name';

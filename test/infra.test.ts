@@ -709,6 +709,8 @@ describe('bootstrap parameters', () => {
       ServiceToken: { 'Fn::GetAtt': [fnId2, 'Arn'] },
       BootstrapTokenParameter: '/skiff/SkiffStack/bootstrap-token',
       AdminTokenParameter: '/skiff/SkiffStack/admin-token',
+      AdminToken: 'true',
+      AdminPrincipalArns: [],
     });
     expect(Object.keys(f.Properties.Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'SKIFF_TABLE']);
     const ssm = roleStatements(j, f.Properties.Role['Fn::GetAtt'][0]).filter((s) => list<string>(s.Action).some((a) => a.startsWith('ssm:')));
@@ -718,6 +720,20 @@ describe('bootstrap parameters', () => {
     expect(list<string>(ssm[0].Action).sort()).toEqual([...new Set(calls)].sort());
     expect(list(ssm[0].Resource).map(flat).sort()).toEqual(
       ['admin-token', 'bootstrap-token'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
+    );
+  });
+
+  it('IAM sign-in: admins and the admin token switch reach the custom resource; the apiserver knows its cluster name and needs no IAM permission for it', () => {
+    const admins = ['arn:aws:iam::123456789012:role/admins'];
+    const { json: j } = synth({ cluster: { adminToken: false, adminPrincipalArns: admins } }, 'IamStack');
+    const [, cr] = ofType(j, 'Custom::SkiffBootstrapTokens')[0]!;
+    expect(cr.Properties).toMatchObject({ AdminToken: 'false', AdminPrincipalArns: admins });
+    const [, api] = ofType(j, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterApiServer'))!;
+    expect(api.Properties.Environment.Variables.SKIFF_CLUSTER_NAME).toBe('IamStack');
+    // Replaying a caller's signed GetCallerIdentity needs no sts: permission of the function's own.
+    expect(allStatements(j).filter(({ s }) => list<string>(s.Action).some((a) => a.startsWith('sts:') || a.startsWith('iam:Get')))).toEqual([]);
+    expect(() => synth({ cluster: { adminPrincipalArns: ['arn:aws:iam::123456789012:root'] } }, 'BadIamStack')).toThrow(
+      'SkiffCluster: adminPrincipalArns: arn:aws:iam::123456789012:root is not an IAM user or role ARN',
     );
   });
 

@@ -17,7 +17,12 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
-import { ADMIN_USER, BOOTSTRAP_USER, newToken, revokeToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
+import { createHash } from 'node:crypto';
+import { ADMIN_USER, BOOTSTRAP_USER, MASTERS_GROUP, newToken, revokeToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
+import { PRINCIPAL_ARN } from '../kinds/iam/accessentry.ts';
+import { findResource } from '../machinery/resources.ts';
+import { ApiError } from '../machinery/status.ts';
+import { parseLabelSelector } from '../machinery/selectors.ts';
 import { Registry } from '../apiserver/registry.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
@@ -28,6 +33,10 @@ import { backendFromEnv } from '../storage/dynamodb.ts';
 export interface BootstrapProperties {
   BootstrapTokenParameter: string;
   AdminTokenParameter: string;
+  /** 'false': no admin token (revoked and its parameter removed if it existed). Default 'true'. */
+  AdminToken?: 'true' | 'false';
+  /** IAM principals made cluster admins through AccessEntries (iam-auth.ts). */
+  AdminPrincipalArns?: string[];
 }
 
 export interface BootstrapDeps {
@@ -46,10 +55,15 @@ export function createBootstrapHandler(deps: BootstrapDeps) {
     try {
       const params = parameters(props);
       console.log(`${event.RequestType} ${event.LogicalResourceId}: ${params.map((p) => p.name).join(', ')}`);
-      if (event.RequestType === 'Delete') await deleteTokens(deps, params.map((p) => p.name));
-      else {
-        await ensureTokens(deps, params);
+      if (event.RequestType === 'Delete') {
+        await deleteTokens(deps, params.map((p) => p.name));
+        await syncAdminEntries(deps, []);
+      } else {
+        const adminOff = props.AdminToken === 'false';
+        await ensureTokens(deps, adminOff ? params.filter((p) => p.user !== ADMIN_USER) : params);
+        if (adminOff) await deleteTokens(deps, params.filter((p) => p.user === ADMIN_USER).map((p) => p.name));
         await ensureSystemObjects(deps);
+        await syncAdminEntries(deps, adminArns(props));
       }
       outcome = { status: 'SUCCESS', physicalResourceId };
     } catch (e) {
@@ -101,6 +115,45 @@ async function ensureTokens(deps: BootstrapDeps, params: { name: string; user: U
   } finally {
     await backend.close();
   }
+}
+
+function adminArns(props: Partial<BootstrapProperties>): string[] {
+  const arns = props.AdminPrincipalArns ?? [];
+  if (!Array.isArray(arns)) throw new Error('AdminPrincipalArns must be a list');
+  for (const a of arns) if (typeof a !== 'string' || !PRINCIPAL_ARN.test(a)) throw new Error(`AdminPrincipalArns: ${JSON.stringify(a)} is not an IAM user or role ARN`);
+  return arns;
+}
+
+/** The label that marks the AccessEntries this custom resource owns (and so may remove). */
+const MANAGED_BY = { key: 'iam.skiff.io/managed-by', value: 'skiff-bootstrap' };
+
+/**
+ * One AccessEntry per admin principal (group system:masters), named from the ARN so a redelivered
+ * request finds its own; entries this resource made for principals no longer listed are removed.
+ */
+async function syncAdminEntries(deps: BootstrapDeps, arns: string[]): Promise<void> {
+  const backend = deps.backend();
+  try {
+    const registry = new Registry(backend);
+    const res = findResource('iam.skiff.io', 'v1', 'accessentries')!;
+    const want = new Map(arns.map((a) => [`skiff-admin-${createHash('sha256').update(a).digest('hex').slice(0, 16)}`, a]));
+    const have = await registry.list(res, undefined, { labelSelector: parseLabelSelector(`${MANAGED_BY.key}=${MANAGED_BY.value}`) });
+    for (const e of have.items) {
+      if (!want.has(e.metadata.name!)) await registry.delete(res, undefined, e.metadata.name!, {}).catch(ignoreNotFound);
+    }
+    for (const [name, arn] of want) {
+      const entry = { apiVersion: 'iam.skiff.io/v1', kind: 'AccessEntry', metadata: { name, labels: { [MANAGED_BY.key]: MANAGED_BY.value } }, spec: { principalArn: arn, groups: [MASTERS_GROUP] } };
+      await registry.create(res, undefined, entry).catch((e) => {
+        if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+      });
+    }
+  } finally {
+    await backend.close();
+  }
+}
+
+function ignoreNotFound(e: unknown): void {
+  if (!(e instanceof ApiError && e.code === 404)) throw e;
 }
 
 /**
