@@ -54,6 +54,7 @@ import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
+import { authorizingRegistry } from '../controllers/identity.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -139,14 +140,18 @@ export class ApiServer {
     this.nodeClientToken = opts.nodeClientToken;
   }
 
-  /** The context controllers run with: this server's store, and creation through its admission chain. */
+  /**
+   * The context controllers run with: this server's store, and creation through its admission chain,
+   * as the controller manager (its shared caches' reads); `as(user)` gives a loop its own identity,
+   * every call authorized by this server's authorizer (controllers/identity.ts).
+   */
   controllerContext(): import('../controllers/controller.ts').ControllerContext {
-    const system: UserInfo = { username: 'system:controller-manager', groups: ['system:masters'] };
-    return {
-      registry: this.registry,
+    const manager: UserInfo = { username: 'system:kube-controller-manager', groups: ['system:authenticated'] };
+    const make = (user: UserInfo, registry: Registry): import('../controllers/controller.ts').ControllerContext => ({
+      registry,
       create: async (res, namespace, obj) => {
-        await admit(this.chain, { operation: 'CREATE', resource: res, namespace, object: obj, user: system }, this.registry);
-        return this.registry.create(res, namespace, obj);
+        await admit(this.chain, { operation: 'CREATE', resource: res, namespace, object: obj, user }, this.registry);
+        return registry.create(res, namespace, obj);
       },
       now: () => new Date(),
       // A loop asks once per stream batch or resync (stream.ts), and gets the store's CRDs as they are
@@ -156,7 +161,9 @@ export class ApiServer {
         return this.crds.kinds.all().map((k) => k.info);
       },
       onKindsChange: (listener) => this.crds.kinds.onChange(listener),
-    };
+      as: (u) => make(u, authorizingRegistry(this.registry, u, this.authz)),
+    });
+    return make(manager, this.registry);
   }
 
   async handle(req: ApiRequest): Promise<ApiResponse> {

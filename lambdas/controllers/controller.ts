@@ -6,6 +6,7 @@
 // costs in proportion to what it changed, not to the namespace.
 
 import type { Registry } from '../apiserver/registry.ts';
+import type { UserInfo } from '../apiserver/auth.ts';
 import { RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { StoreReader, type ObjectReader } from './cache.ts';
@@ -38,6 +39,17 @@ export interface ControllerContext {
   kinds?(): Promise<readonly ResourceInfo[]>;
   /** Calls `listener` when kinds are added or removed (a CRD Established or gone); returns its remover. */
   onKindsChange?(listener: () => void): () => void;
+  /**
+   * This context acting as `user` (identity.ts): its registry and creates are authorized as that
+   * user's requests would be. The runners give each loop the context of its Controller.identity.
+   */
+  as?(user: UserInfo): ControllerContext;
+}
+
+/** The context a loop reconciles with: acting as its own identity, reading the runner's cache. */
+export function contextFor(c: Pick<Controller, 'identity'>, ctx: ControllerContext): ControllerContext {
+  if (!c.identity || !ctx.as) return ctx;
+  return { ...ctx.as(c.identity), cache: ctx.cache, kinds: ctx.kinds };
 }
 
 /**
@@ -63,6 +75,11 @@ export function readerOf(ctx: ControllerContext): ObjectReader {
 
 export interface Controller {
   name: string;
+  /**
+   * Who the loop acts as (identity.ts: controllerUser('<name>-controller'), a kube-system service
+   * account whose ClusterRole system:controller:<name> holds what it uses); absent: the runner's own.
+   */
+  identity?: UserInfo;
   /** The resources whose changes this controller listens to. */
   watches: ResourceInfo[];
   /** The keys a change affects (e.g. "namespace/name"); duplicates are fine. */

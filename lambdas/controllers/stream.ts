@@ -25,7 +25,7 @@ import { decode } from '../apiserver/registry.ts';
 import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
 import { StoreReader } from './cache.ts';
-import type { ChangeEvent, Controller, ControllerContext } from './controller.ts';
+import { contextFor, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
 export function resourceOfKey(key: string): ResourceInfo | undefined {
@@ -81,9 +81,10 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
       for (const k of c.keys(ev)) if (!keys.has(k)) keys.set(k, r.dynamodb?.SequenceNumber ?? '');
     }
     reconciled[c.name] = keys.size;
+    const cctx = contextFor(c, ctx);
     for (const [key, seq] of keys) {
       try {
-        await c.reconcile(key, ctx);
+        await c.reconcile(key, cctx);
       } catch (e) {
         console.error(`controller ${c.name}: reconcile ${key} failed`, e);
         failures.set(seq, seq);
@@ -105,10 +106,11 @@ export async function resyncAll(controllers: Controller[], ctx: ControllerContex
   ctx = forOneBatch(ctx);
   const done: Record<string, number> = {};
   for (const c of controllers) {
-    const keys = [...new Set(await c.allKeys(ctx))];
+    const cctx = contextFor(c, ctx);
+    const keys = [...new Set(await c.allKeys(cctx))];
     for (const k of keys) {
       try {
-        await c.reconcile(k, ctx);
+        await c.reconcile(k, cctx);
       } catch (e) {
         console.error(`controller ${c.name}: resync of ${k} failed`, e);
       }

@@ -20,7 +20,7 @@ import {
   UpdateScheduleCommand,
   type CreateScheduleCommandInput,
 } from '@aws-sdk/client-scheduler';
-import type { Controller, ControllerContext } from './controller.ts';
+import { contextFor, type Controller, type ControllerContext } from './controller.ts';
 
 export interface WakeUps {
   /** Reconcile `key` of `controller` at `at` (replacing an earlier wake-up of that key). */
@@ -49,7 +49,7 @@ export function isWakeUpEvent(e: unknown): e is WakeUpEvent {
 export async function handleWakeUp(controllers: Controller[], ctx: ControllerContext, e: WakeUpEvent): Promise<void> {
   const c = controllers.find((c) => c.name === e.skiffWakeUp.controller);
   if (!c) return console.warn(`wake-up for unknown controller ${e.skiffWakeUp.controller}`);
-  await c.reconcile(e.skiffWakeUp.key, ctx);
+  await c.reconcile(e.skiffWakeUp.key, contextFor(c, ctx));
 }
 
 export interface EventBridgeWakeUpsOptions {

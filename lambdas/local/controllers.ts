@@ -12,7 +12,7 @@
 
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { servedKinds, type Controller, type ControllerContext } from '../controllers/controller.ts';
+import { contextFor, servedKinds, type Controller, type ControllerContext } from '../controllers/controller.ts';
 import type { ResourceInfo } from '../machinery/resources.ts';
 import { ControllerRateLimiter, type RateLimiterOptions } from '../controllers/ratelimit.ts';
 import type { ApiPriorityGate } from './api-priority.ts';
@@ -96,9 +96,11 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
     const limiter = new ControllerRateLimiter(opts.rateLimiter);
     const concurrency = Math.max(1, c.concurrency ?? 1);
     const queue = new Set<string>();
+    // The loop's own identity for its calls (identity.ts); the shared informers stay the runner's.
+    const cctx = contextFor(c, ctx);
     const reconcileKey = async (key: string): Promise<void> => {
       try {
-        const r = await c.reconcile(key, ctx);
+        const r = await c.reconcile(key, cctx);
         limiter.forget(key);
         if (r?.requeueAfterMs !== undefined) later(r.requeueAfterMs, () => enqueue(key));
       } catch (e) {
@@ -155,7 +157,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
       (async () => {
         while (!ctl.signal.aborted) {
           try {
-            for (const k of await c.allKeys(ctx)) enqueue(k);
+            for (const k of await c.allKeys(cctx)) enqueue(k);
           } catch (e) {
             if (!ctl.signal.aborted) console.error(`controller ${c.name}: resync failed`, e);
           }
