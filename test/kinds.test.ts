@@ -231,6 +231,14 @@ const CASES: Case[] = [
     message: 'Lease.coordination.k8s.io "n1" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0',
   },
   {
+    kind: 'AccessEntry',
+    group: 'iam.skiff.io',
+    resource: 'accessentries',
+    valid: { metadata: meta('admins'), spec: { principalArn: 'arn:aws:iam::123456789012:role/admins', groups: ['system:masters'] } },
+    invalid: { metadata: meta('admins'), spec: { principalArn: 'arn:aws:iam::123456789012:role/admins', groups: [''] } },
+    message: 'AccessEntry.iam.skiff.io "admins" is invalid: spec.groups[0]: Invalid value: "": must not be empty',
+  },
+  {
     kind: 'TokenReview',
     group: 'authentication.k8s.io',
     resource: 'tokenreviews',

@@ -11,7 +11,7 @@ import { formatLabelSelector } from '../../machinery/metav1-validation.ts';
 import { formatLabels } from '../../machinery/selectors.ts';
 import { ageCol, col, CORE, doc, int, layoutContainers, nameCol, since, str, type Printed } from '../../machinery/table.ts';
 import { isObject, type KubeObject } from '../../machinery/types.ts';
-import { GoStruct, jsonEqual, nameIsDNSSubdomain, obj, present, type ErrorList } from '../../machinery/validation.ts';
+import { jsonEqual, nameIsDNSSubdomain, obj, present, type ErrorList } from '../../machinery/validation.ts';
 import { validatePodTemplateSpec } from '../../machinery/podspec-validation.ts';
 import { validateLabelSelector } from '../../machinery/metav1-validation.ts';
 import { labelSelectorFromMetav1 } from '../../machinery/selectors.ts';
@@ -29,6 +29,8 @@ import {
   validateTemplateLabels,
   validateTemplateRestart,
   zeroCounts,
+  prepareSpecUpdate,
+  rollingStrategyValue,
 } from './validation.ts';
 
 type Obj = Record<string, any>;
@@ -65,14 +67,6 @@ function setTemplateGeneration(ds: KubeObject, gen: number): void {
   ds.metadata.annotations = { ...ds.metadata.annotations, [TEMPLATE_GENERATION]: String(gen) };
 }
 
-/** The internal DaemonSetUpdateStrategy as a bad value (a Go struct without JSON tags). */
-function strategyValue(s: Obj): GoStruct {
-  const ru = isObject(s.rollingUpdate)
-    ? `{"MaxUnavailable":${JSON.stringify(s.rollingUpdate.maxUnavailable ?? 0)},"MaxSurge":${JSON.stringify(s.rollingUpdate.maxSurge ?? 0)}}`
-    : 'null';
-  return new GoStruct(`{"Type":${JSON.stringify(s.type ?? '')},"RollingUpdate":${ru}}`);
-}
-
 /** ValidateDaemonSetUpdateStrategy and ValidateRollingUpdateDaemonSet. */
 function validateUpdateStrategy(errs: ErrorList, strategy: Obj): void {
   const path = 'spec.updateStrategy';
@@ -99,7 +93,7 @@ function validateUpdateStrategy(errs: ErrorList, strategy: Obj): void {
       break;
     }
     default:
-      errs.notSupported(path, strategyValue(strategy), STRATEGIES);
+      errs.notSupported(path, rollingStrategyValue(strategy), STRATEGIES);
   }
 }
 
@@ -177,16 +171,11 @@ export const daemonSet: KindStrategy = {
     delete o.status;
     setTemplateGeneration(o, Math.max(templateGeneration(o), 1));
   },
-  prepareForUpdate: (o, old, subresource) => {
-    if (subresource) return;
-    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
-    // compares specs, and a PUT leaving out defaulted fields changes none.
-    defaultDaemonSet(o);
-    o.status = old.status;
+  prepareForUpdate: prepareSpecUpdate(defaultDaemonSet, (o, old) => {
     // A client cannot set the template generation; a changed template moves it on.
     const gen = templateGeneration(old);
-    setTemplateGeneration(o, jsonEqual(o.spec?.template, old.spec?.template) ? gen : gen + 1);
-  },
+    setTemplateGeneration(o as KubeObject, jsonEqual(o.spec?.template, old.spec?.template) ? gen : gen + 1);
+  }),
   table: {
     columns: () => [
       nameCol(),

@@ -7,7 +7,7 @@ import { ensureObject, setIfMissing } from '../../machinery/defaulting.ts';
 import { labelSelectorFromMetav1 } from '../../machinery/selectors.ts';
 import { ageCol, col, doc, int, layoutContainers, nameCol, since, str, type Printed } from '../../machinery/table.ts';
 import { isObject } from '../../machinery/types.ts';
-import { GoStruct, nameIsDNSSubdomain, obj, present, type ErrorList } from '../../machinery/validation.ts';
+import { nameIsDNSSubdomain, obj, present, type ErrorList } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 import { labelSelectorScale } from './scale.ts';
 import {
@@ -21,6 +21,8 @@ import {
   validateRequiredSelector,
   validateSelectorUnchanged,
   validateStatusCounts,
+  prepareSpecUpdate,
+  rollingStrategyValue,
 } from './validation.ts';
 
 type Obj = Record<string, any>;
@@ -44,14 +46,6 @@ function defaultDeployment(d: Obj): void {
   defaultTemplate(spec);
   // DeploymentStatus: every field is omitempty, so a new Deployment reads back with `status: {}`.
   ensureObject(d, 'status');
-}
-
-/** The internal DeploymentStrategy as a bad value (a Go struct without JSON tags). */
-function strategyValue(s: Obj): GoStruct {
-  const ru = isObject(s.rollingUpdate)
-    ? `{"MaxUnavailable":${JSON.stringify(s.rollingUpdate.maxUnavailable ?? 0)},"MaxSurge":${JSON.stringify(s.rollingUpdate.maxSurge ?? 0)}}`
-    : 'null';
-  return new GoStruct(`{"Type":${JSON.stringify(s.type ?? '')},"RollingUpdate":${ru}}`);
 }
 
 /** ValidateDeploymentStrategy and ValidateRollingUpdateDeployment. */
@@ -79,7 +73,7 @@ function validateStrategy(errs: ErrorList, strategy: Obj): void {
       break;
     }
     default:
-      errs.notSupported(path, strategyValue(strategy), STRATEGIES);
+      errs.notSupported(path, rollingStrategyValue(strategy), STRATEGIES);
   }
 }
 
@@ -141,13 +135,7 @@ export const deployment: KindStrategy = {
   prepareForCreate: (o) => {
     delete o.status;
   },
-  prepareForUpdate: (o, old, subresource) => {
-    if (subresource) return;
-    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
-    // compares specs, and a PUT leaving out defaulted fields changes none.
-    defaultDeployment(o);
-    o.status = old.status;
-  },
+  prepareForUpdate: prepareSpecUpdate(defaultDeployment),
   scale: labelSelectorScale,
   table: {
     columns: () => [

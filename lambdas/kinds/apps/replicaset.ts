@@ -11,7 +11,7 @@ import { ageCol, col, doc, int, layoutContainers, nameCol, since, str, type Prin
 import { nameIsDNSSubdomain, obj, present, type ErrorList } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 import { labelSelectorScale } from './scale.ts';
-import { defaultTemplate, validateNonNegative, validateReplicaSetTemplate, validateRequiredSelector, validateSelectorUnchanged, validateStatusCounts, zeroCounts } from './validation.ts';
+import { defaultTemplate, prepareSpecUpdate, validateNonNegative, validateReplicaSetTemplate, validateRequiredSelector, validateSelectorUnchanged, validateStatusCounts, zeroCounts } from './validation.ts';
 
 type Obj = Record<string, any>;
 
@@ -65,13 +65,7 @@ export const replicaSet: KindStrategy = {
   prepareForCreate: (o) => {
     delete o.status;
   },
-  prepareForUpdate: (o, old, subresource) => {
-    if (subresource) return;
-    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
-    // compares specs, and a PUT leaving out defaulted fields changes none.
-    defaultReplicaSet(o);
-    o.status = old.status;
-  },
+  prepareForUpdate: prepareSpecUpdate(defaultReplicaSet),
   scale: labelSelectorScale,
   table: {
     columns: () => [

@@ -28,6 +28,7 @@ import {
   validateTemplateLabels,
   validateTemplateRestart,
   zeroCounts,
+  prepareSpecUpdate,
 } from './validation.ts';
 
 type Obj = Record<string, any>;
@@ -166,14 +167,7 @@ export const statefulSet: KindStrategy = {
     delete o.status;
     dropMaxUnavailable(o);
   },
-  prepareForUpdate: (o, old, subresource) => {
-    if (subresource) return;
-    // Defaulted first, as kube defaults a decoded object before PrepareForUpdate: the store's generation
-    // compares specs, and a PUT leaving out defaulted fields changes none.
-    defaultStatefulSet(o);
-    o.status = old.status;
-    dropMaxUnavailable(o, old);
-  },
+  prepareForUpdate: prepareSpecUpdate(defaultStatefulSet, (o, old) => dropMaxUnavailable(o as KubeObject, old as KubeObject)),
   scale: labelSelectorScale,
   table: {
     columns: () => [

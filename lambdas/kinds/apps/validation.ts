@@ -143,3 +143,25 @@ export function validateCollisionCount(errs: ErrorList, status: Obj, old: Obj): 
   if (typeof before !== 'number') return;
   if (typeof now !== 'number' || now < before) errs.invalid('status.collisionCount', typeof now === 'number' ? now : 0, 'cannot be decremented');
 }
+
+/** The internal Deployment/DaemonSet strategy as a bad value (a Go struct without JSON tags) for notSupported. */
+export function rollingStrategyValue(s: Obj): GoStruct {
+  const ru = isObject(s.rollingUpdate)
+    ? `{"MaxUnavailable":${JSON.stringify(s.rollingUpdate.maxUnavailable ?? 0)},"MaxSurge":${JSON.stringify(s.rollingUpdate.maxSurge ?? 0)}}`
+    : 'null';
+  return new GoStruct(`{"Type":${JSON.stringify(s.type ?? '')},"RollingUpdate":${ru}}`);
+}
+
+/**
+ * PrepareForUpdate of the apps kinds for their main resource: defaulted first, as kube defaults a
+ * decoded object before PrepareForUpdate (the store's generation compares specs, and a PUT leaving out
+ * defaulted fields changes none), with the stored status kept; `then` adds a kind's own step.
+ */
+export function prepareSpecUpdate(defaults: (o: Obj) => void, then?: (o: Obj, old: Obj) => void) {
+  return (o: Obj, old: Obj, subresource?: string): void => {
+    if (subresource) return;
+    defaults(o);
+    o.status = old.status;
+    then?.(o, old);
+  };
+}
