@@ -20,6 +20,7 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { ADMIN_USER, BOOTSTRAP_USER, newToken, revokeToken, storeToken, type UserInfo } from '../apiserver/auth.ts';
 import { Registry } from '../apiserver/registry.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
+import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import type { Backend } from '../storage/backend.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
@@ -113,6 +114,8 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
     const registry = new Registry(backend);
     await ensureSystemPriorityClasses(registry);
     await ensureDefaultStorageClass(registry);
+    // The default RBAC roles and bindings (apiserver/bootstrap-policy.ts), reconciled at each deploy.
+    await ensureBootstrapPolicy(registry);
   } finally {
     await backend.close();
   }

@@ -21,6 +21,8 @@ import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
+import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
+import { clusterRoleAggregationController } from '../controllers/clusterroleaggregation.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
@@ -131,6 +133,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // The custom resources it serves follow the store's CRDs through a watch (apiserver/crds.ts).
   const crdFeed = new AbortController();
   const followingCRDs = api.crds.follow(crdFeed.signal);
+  // So does its RBAC view (apiserver/rbac.ts): authorizing a request reads nothing from the store.
+  const followingRBAC = api.rbac.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
 
@@ -140,6 +144,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
   await ensureSystemPriorityClasses(api.registry);
+  await ensureBootstrapPolicy(api.registry);
   await ensureDefaultStorageClass(api.registry);
   // The loops' apiserver (a second one on its own store handle, when asked for) follows the CRDs too:
   // the loops ask it which kinds are served (custom resources included) without reading the store.
@@ -151,6 +156,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
     namespaceController,
     crdController,
+    clusterRoleAggregationController,
     createScheduler(),
     replicationController,
     replicaSetController,
@@ -211,6 +217,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await controllers.stop();
         crdFeed.abort();
         await followingCRDs;
+        await followingRBAC;
         await followingCRDsForLoops;
         await opts.controlPlaneBackend?.close();
         await backend.close();
@@ -249,6 +256,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await controllers.stop();
       crdFeed.abort();
       await followingCRDs;
+      await followingRBAC;
       await followingCRDsForLoops;
       await opts.controlPlaneBackend?.close();
       await backend.close();
