@@ -205,6 +205,8 @@ export class ApiServer {
       version = segs[2]!;
       rest = segs.slice(3);
     } else {
+      // Any other path is a non-resource URL: authorized before it is found (or not), as kube does.
+      await this.authorize(user, { verb: req.method.toLowerCase(), resourceRequest: false, path });
       throw errors.pageNotFound();
     }
     // A built-in kind needs no view of the CRDs; anything else is read with a fresh one (crds.ts), so a

@@ -14,8 +14,8 @@
 //   - follow() (skiff up, one long-lived process): a watch on /registry/rbac.authorization.k8s.io/ applies
 //     each change to the indexes; requests read nothing from storage.
 //   - fresh() (each apiserver Lambda instance): when the view is older than maxAgeMs (1 s), a request
-//     re-lists the RBAC prefix (one list of all RBAC objects) and swaps in a new view; concurrent
-//     requests share that read. So: at most one list per instance per second, none while idle.
+//     re-lists the four RBAC kinds (four lists, paged by 1,000) and swaps in a new view; concurrent
+//     requests share that read. So: at most one re-list per instance per second, none while idle.
 // One view per store per process (policyFor): the authorizer and the escalation check share it.
 
 import type { Backend, KeyValue } from '../storage/backend.ts';
@@ -25,6 +25,8 @@ import type { Authorizer, AuthorizationResult, PolicyRule, RequestAttributes, Ru
 import { ruleAllows } from './rbac-rules.ts';
 
 const PREFIX = '/registry/rbac.authorization.k8s.io/';
+/** One storage prefix per kind (a DynamoDB partition each): listed and watched one by one. */
+const PREFIXES = ['roles', 'clusterroles', 'rolebindings', 'clusterrolebindings'].map((r) => `${PREFIX}${r}/`);
 
 export interface RoleRef {
   apiGroup?: string;
@@ -184,7 +186,7 @@ export class RbacAuthorizer implements Authorizer, RuleResolver {
   private following = false;
   private readonly maxAgeMs: number;
   /** What the view has cost: storage lists, and bindings visited by requests (tests assert on these). */
-  readonly stats = { lists: 0, bindingsVisited: 0 };
+  readonly stats = { relists: 0, lists: 0, bindingsVisited: 0 };
 
   constructor(
     private readonly backend: Backend,
@@ -214,23 +216,29 @@ export class RbacAuthorizer implements Authorizer, RuleResolver {
     return this.reading;
   }
 
-  private async readAt(): Promise<number> {
+  /** Lists the four kinds into a new view; returns the revision each list reflects (a watch starts there). */
+  private async readAt(): Promise<number[]> {
+    this.stats.relists++;
     const kvs: KeyValue[] = [];
-    let startAfter: string | undefined;
-    let revision = 0;
-    // Paged, as one snapshot (every page at the first page's revision).
-    for (;;) {
-      const page = await this.backend.list(PREFIX, { limit: 1000, startAfter, ...(revision ? { revision } : {}) });
-      this.stats.lists++;
-      revision ||= page.revision;
-      kvs.push(...page.kvs);
-      if (!page.more || !page.kvs.length) break;
-      startAfter = page.kvs[page.kvs.length - 1]!.key;
+    const revisions: number[] = [];
+    for (const prefix of PREFIXES) {
+      let startAfter: string | undefined;
+      let revision = 0;
+      // Paged, as one snapshot of the kind (every page at the first page's revision).
+      for (;;) {
+        const page = await this.backend.list(prefix, { limit: 1000, startAfter, ...(revision ? { revision } : {}) });
+        this.stats.lists++;
+        revision ||= page.revision;
+        kvs.push(...page.kvs);
+        if (!page.more || !page.kvs.length) break;
+        startAfter = page.kvs[page.kvs.length - 1]!.key;
+      }
+      revisions.push(revision);
     }
     const index = new PolicyIndex();
     for (const kv of kvs) index.apply(kv.key, kv.value);
     this.index = index;
-    return revision;
+    return revisions;
   }
 
   /**
@@ -240,10 +248,27 @@ export class RbacAuthorizer implements Authorizer, RuleResolver {
   async follow(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        const rev = await this.readAt();
+        const revs = await this.readAt();
         this.following = true;
-        for await (const batch of this.backend.watch(PREFIX, rev, signal)) {
-          for (const ev of batch.events) this.index.apply(ev.kv.key, ev.type === 'delete' ? undefined : ev.kv.value);
+        // One watch per kind, each from its list's revision; the first to fail restarts them all.
+        const ctl = new AbortController();
+        const stop = () => ctl.abort();
+        signal.addEventListener('abort', stop);
+        try {
+          await Promise.all(
+            PREFIXES.map(async (prefix, i) => {
+              try {
+                for await (const batch of this.backend.watch(prefix, revs[i]!, ctl.signal)) {
+                  for (const ev of batch.events) this.index.apply(ev.kv.key, ev.type === 'delete' ? undefined : ev.kv.value);
+                }
+                if (!ctl.signal.aborted) throw new Error(`watch of ${prefix} ended`);
+              } finally {
+                ctl.abort();
+              }
+            }),
+          );
+        } finally {
+          signal.removeEventListener('abort', stop);
         }
       } catch (e) {
         if (signal.aborted) break;
