@@ -91,6 +91,11 @@ describe('kubectl and RBAC', () => {
     await ok(['label', 'clusterrole', 'qa-nodes', 'qa.example.com/aggregate=true']);
     await until('the aggregate holds the nodes rule', async () => JSON.parse(await ok(['get', 'clusterrole', 'qa-aggregate', '-o', 'json'])).rules?.length === 1);
     await until('bob lists nodes', async () => (await bob(['get', 'nodes'])).code === 0);
+    // exec is pods/exec: refused before any node is asked (bob may get pods in qa, not exec into them).
+    await ok(['run', 'sleeper', '-n', 'qa', '--image=busybox', '--restart=Never']);
+    const exec = await bob(['exec', '-n', 'qa', 'sleeper', '--', 'true']);
+    expect(exec.code).toBe(1);
+    expect(exec.stderr).toContain('pods "sleeper" is forbidden: User "bob" cannot create resource "pods/exec" in API group "" in the namespace "qa"');
     // Escalation: bob may not create a role (no rbac rights at all), admin may.
     const create = await bob(['create', 'role', 'x', '-n', 'qa', '--verb=get', '--resource=pods']);
     expect(create.stderr).toBe('Error from server (Forbidden): roles.rbac.authorization.k8s.io is forbidden: User "bob" cannot create resource "roles" in API group "rbac.authorization.k8s.io" in the namespace "qa"\n');

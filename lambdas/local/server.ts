@@ -191,7 +191,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     void ended.then(() => inflight.delete(ctl));
     void serve(req, res, handler, maxBody, gate, ctl);
   });
-  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken }));
+  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken, authorizer: api.authorizer }));
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
