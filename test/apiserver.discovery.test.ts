@@ -61,7 +61,7 @@ describe('legacy discovery', () => {
       versions: [{ groupVersion: 'coordination.k8s.io/v1', version: 'v1' }],
       preferredVersion: { groupVersion: 'coordination.k8s.io/v1', version: 'v1' },
     });
-    expect(apiGroup('rbac.authorization.k8s.io')).toBeUndefined();
+    expect(apiGroup('example.com')).toBeUndefined();
   });
 
   it('/api/v1 lists every core resource and subresource, sorted, without apiVersion', () => {
@@ -191,7 +191,7 @@ describe('aggregated discovery', () => {
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
     // In kube-apiserver's order: by its APIServices' group priorities (apps 17800, authentication.k8s.io
-    // 17700, batch 17400, networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+    // 17700, batch 17400, networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
     // scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
     const order = [
       'apps',
@@ -199,6 +199,7 @@ describe('aggregated discovery', () => {
       'batch',
       'networking.k8s.io',
       'policy',
+      'rbac.authorization.k8s.io',
       'storage.k8s.io',
       'apiextensions.k8s.io',
       'scheduling.k8s.io',
@@ -230,6 +231,12 @@ describe('aggregated discovery', () => {
     ]);
     expect(summary('policy')).toEqual([['poddisruptionbudgets', 'Namespaced', ['pdb'], ['status']]]);
     expect(summary('storage.k8s.io')).toEqual([['storageclasses', 'Cluster', ['sc'], []]]);
+    expect(summary('rbac.authorization.k8s.io')).toEqual([
+      ['clusterrolebindings', 'Cluster', [], []],
+      ['clusterroles', 'Cluster', [], []],
+      ['rolebindings', 'Namespaced', [], []],
+      ['roles', 'Namespaced', [], []],
+    ]);
     expect(summary('scheduling.k8s.io')).toEqual([['priorityclasses', 'Cluster', ['pc'], []]]);
   });
 

@@ -11,6 +11,7 @@ import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
+import { rbacEscalationCheck } from './admission-rbac.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -61,6 +62,8 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
 export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
+// RBAC escalation prevention (admission-rbac.ts; kube does it in the RBAC kinds' storage).
+defaultAdmissionChain.push(rbacEscalationCheck);
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

@@ -34,15 +34,16 @@ import { openapiV3Response } from './openapi.ts';
 import { decodeEviction, evictPod } from './eviction.ts';
 import { openapiV2Response } from './openapi-v2.ts';
 import {
-  allowAuthenticated,
   BOOTSTRAPPERS_GROUP,
   denyBootstrappers,
   forbiddenMessage,
   newToken,
   NODE_CREDENTIAL_PATH,
   nodeUser,
+  privilegedGroupAuthorizer,
   storeToken,
   TokenAuthenticator,
+  unionAuthorizer,
   type Authorizer,
   type RequestAttributes,
   type RuleResolver,
@@ -55,6 +56,8 @@ import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEvent
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
+import { createNodeAuthorizer } from './node-authorizer.ts';
+import { policyFor, type RbacAuthorizer } from './rbac.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -116,6 +119,8 @@ export class ApiServer {
   private watchKeepAliveMs?: number;
   private nodeClientToken?: string;
   private backend: Backend;
+  /** This store's RBAC view (rbac.ts): the default authorizer's last word, and its rule resolver. */
+  readonly rbac: RbacAuthorizer;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
 
@@ -129,8 +134,11 @@ export class ApiServer {
     const accessEntries = findResource('iam.skiff.io', 'v1', 'accessentries')!;
     const iam = opts.iam && new IamAuthenticator({ ...opts.iam, listEntries: async () => (await this.registry.list(accessEntries, undefined)).items });
     this.authn = new TokenAuthenticator(opts.backend, undefined, iam);
-    this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
-    this.ruleResolver = opts.ruleResolver;
+    this.rbac = policyFor(opts.backend);
+    // kube-apiserver's chain (--authorization-mode=Node,RBAC, after the privileged group): every request
+    // is authorized; the loops in-process use the registry directly and are not asked.
+    this.authz = denyBootstrappers(opts.authorizer ?? unionAuthorizer(privilegedGroupAuthorizer, createNodeAuthorizer(this.registry), this.rbac));
+    this.ruleResolver = opts.ruleResolver ?? (opts.authorizer ? undefined : this.rbac);
     this.backend = opts.backend;
     this.chain = opts.admission ?? defaultAdmissionChain;
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
@@ -212,6 +220,8 @@ export class ApiServer {
       version = segs[2]!;
       rest = segs.slice(3);
     } else {
+      // Any other path is a non-resource URL: authorized before it is found (or not), as kube does.
+      await this.authorize(user, { verb: req.method.toLowerCase(), resourceRequest: false, path });
       throw errors.pageNotFound();
     }
     // A built-in kind needs no view of the CRDs; anything else is read with a fresh one (crds.ts), so a
@@ -385,18 +395,35 @@ export class ApiServer {
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
-        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
-          warnings.length = 0;
-          const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
-          if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-            throw errors.staleResourceVersion(res.resource, res.group, name!);
+        // kube admits a patch of the main resource as an UPDATE of the patched object (RBAC's escalation
+        // check needs it). Admission is async and the update's mutation is not: the patched object is
+        // admitted between two tries, and written only over the version it was made from (a write in
+        // between: patch and admit again). Cost: one read more than a patch without admission.
+        let admitted: { rv: unknown; obj: KubeObject } | undefined;
+        let pending: { rv: unknown; obj: KubeObject } | undefined;
+        for (let tries = 0; ; tries++) {
+          try {
+            const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
+              warnings.length = 0;
+              const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
+              if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
+                throw errors.staleResourceVersion(res.resource, res.group, name!);
+              }
+              // The main resource keeps the stored status of kinds with a status subresource: their
+              // strategy's prepareForUpdate puts it back.
+              if (sub === 'status') return { ...cur, status: patched.status };
+              if (admitted && admitted.rv === cur.metadata.resourceVersion) return structuredClone(admitted.obj);
+              pending = { rv: cur.metadata.resourceVersion, obj: patched };
+              throw NEEDS_ADMISSION;
+            });
+            return jsonResponse(200, out, warningHeader(warnings));
+          } catch (e) {
+            if (e !== NEEDS_ADMISSION || !pending) throw e;
+            if (tries >= 5) throw errors.conflict(res.resource, res.group, name!, 'the object has been modified; please apply your changes to the latest version and try again');
+            await admit(this.chain, { operation: 'UPDATE', resource: res, namespace: ns, name, object: pending.obj, user }, reg);
+            admitted = pending;
           }
-          // The main resource keeps the stored status of kinds with a status subresource: their
-          // strategy's prepareForUpdate puts it back.
-          if (sub === 'status') return { ...cur, status: patched.status };
-          return patched;
-        });
-        return jsonResponse(200, out, warningHeader(warnings));
+        }
       }
       case 'delete': {
         const opts = deleteOptions(req);
@@ -801,6 +828,9 @@ export function errorResponse(e: unknown): ApiResponse {
   return jsonResponse(500, err.status);
 }
 
+
+/** Thrown out of a patch's mutation when the patched object has not been admitted yet (the patch case). */
+const NEEDS_ADMISSION = Symbol('needs admission');
 
 /** The type of the scale subresource's body (its schema is autoscaling/v1's). */
 const SCALE = { group: 'autoscaling', version: 'v1', kind: 'Scale' } as const;

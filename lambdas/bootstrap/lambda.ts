@@ -25,6 +25,7 @@ import { ApiError } from '../machinery/status.ts';
 import { parseLabelSelector } from '../machinery/selectors.ts';
 import { Registry } from '../apiserver/registry.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
+import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import type { Backend } from '../storage/backend.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
@@ -166,6 +167,8 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
     const registry = new Registry(backend);
     await ensureSystemPriorityClasses(registry);
     await ensureDefaultStorageClass(registry);
+    // The default RBAC roles and bindings (apiserver/bootstrap-policy.ts), reconciled at each deploy.
+    await ensureBootstrapPolicy(registry);
   } finally {
     await backend.close();
   }

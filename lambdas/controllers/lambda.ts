@@ -7,6 +7,7 @@ import { cloudContext } from './cloud-context.ts';
 import type { Controller, ControllerContext } from './controller.ts';
 import { namespaceController } from './namespace.ts';
 import { crdController } from './crd.ts';
+import { clusterRoleAggregationController } from './clusterroleaggregation.ts';
 import { replicationController } from './replication.ts';
 import { replicaSetController } from './replicaset.ts';
 import { deploymentController } from './deployment.ts';
@@ -29,6 +30,7 @@ const wakeUps = wakeUpsFromEnv();
 export const controllers: Controller[] = [
   namespaceController,
   crdController,
+  clusterRoleAggregationController,
   replicationController,
   replicaSetController,
   deploymentController,

@@ -26,6 +26,10 @@ import { ingress } from './networking/ingress.ts';
 import { ingressClass } from './networking/ingressclass.ts';
 import { networkPolicy } from './networking/networkpolicy.ts';
 import { podDisruptionBudget } from './policy/poddisruptionbudget.ts';
+import { role } from './rbac/role.ts';
+import { clusterRole } from './rbac/clusterrole.ts';
+import { roleBinding } from './rbac/rolebinding.ts';
+import { clusterRoleBinding } from './rbac/clusterrolebinding.ts';
 import { storageClass } from './storage/storageclass.ts';
 import { priorityClass } from './scheduling/priorityclass.ts';
 import { persistentVolume } from './core/persistentvolume.ts';
@@ -44,7 +48,7 @@ import { accessEntry } from './iam/accessentry.ts';
  * order kube-apiserver lists them (by the group priorities of its APIServices, highest first:
  * pkg/controlplane/apiserver/aggregator.go's apiVersionPriorities, apps 17800, authentication.k8s.io 17700,
  * batch 17400 ...
- * networking.k8s.io 17200, policy 17100, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+ * networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
  * scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
  */
 export const BUILT_IN_KINDS: readonly KindStrategy[] = [
@@ -73,6 +77,10 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   ingressClass,
   networkPolicy,
   podDisruptionBudget,
+  clusterRoleBinding,
+  clusterRole,
+  roleBinding,
+  role,
   storageClass,
   customResourceDefinition,
   priorityClass,

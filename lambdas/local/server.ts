@@ -21,6 +21,8 @@ import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
+import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
+import { clusterRoleAggregationController } from '../controllers/clusterroleaggregation.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
@@ -134,6 +136,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // The custom resources it serves follow the store's CRDs through a watch (apiserver/crds.ts).
   const crdFeed = new AbortController();
   const followingCRDs = api.crds.follow(crdFeed.signal);
+  // So does its RBAC view (apiserver/rbac.ts): authorizing a request reads nothing from the store.
+  const followingRBAC = api.rbac.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
 
@@ -143,6 +147,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await storeToken(backend, token, ADMIN_USER);
   await ensureNamespaces(api);
   await ensureSystemPriorityClasses(api.registry);
+  await ensureBootstrapPolicy(api.registry);
   await ensureDefaultStorageClass(api.registry);
   // The loops' apiserver (a second one on its own store handle, when asked for) follows the CRDs too:
   // the loops ask it which kinds are served (custom resources included) without reading the store.
@@ -154,6 +159,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
     namespaceController,
     crdController,
+    clusterRoleAggregationController,
     createScheduler(),
     replicationController,
     replicaSetController,
@@ -188,7 +194,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     void ended.then(() => inflight.delete(ctl));
     void serve(req, res, handler, maxBody, gate, ctl);
   });
-  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken }));
+  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken, authorizer: api.authorizer }));
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -214,6 +220,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await controllers.stop();
         crdFeed.abort();
         await followingCRDs;
+        await followingRBAC;
         await followingCRDsForLoops;
         await opts.controlPlaneBackend?.close();
         await backend.close();
@@ -252,6 +259,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await controllers.stop();
       crdFeed.abort();
       await followingCRDs;
+      await followingRBAC;
       await followingCRDsForLoops;
       await opts.controlPlaneBackend?.close();
       await backend.close();

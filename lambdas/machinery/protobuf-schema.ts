@@ -488,6 +488,15 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   },
   JobTemplateSpec: { metadata: [1, 'ObjectMeta'], spec: [2, 'JobSpec'] },
   CronJobStatus: { active: [1, '[ObjectReference'], lastScheduleTime: [4, 'Time', 'p'], lastSuccessfulTime: [5, 'Time', 'p'] },
+  // --- rbac.authorization.k8s.io/v1 (kubectl create role/clusterrole/rolebinding/clusterrolebinding) ---
+  Role: { metadata: [1, 'ObjectMeta'], rules: [2, '[PolicyRule'] },
+  ClusterRole: { metadata: [1, 'ObjectMeta'], rules: [2, '[PolicyRule'], aggregationRule: [3, 'AggregationRule', 'p'] },
+  AggregationRule: { clusterRoleSelectors: [1, '[LabelSelector'] },
+  PolicyRule: { verbs: [1, '[s'], apiGroups: [2, '[s'], resources: [3, '[s'], resourceNames: [4, '[s'], nonResourceURLs: [5, '[s'] },
+  RoleBinding: { metadata: [1, 'ObjectMeta'], subjects: [2, '[Subject'], roleRef: [3, 'RoleRef'] },
+  ClusterRoleBinding: { metadata: [1, 'ObjectMeta'], subjects: [2, '[Subject'], roleRef: [3, 'RoleRef'] },
+  RoleRef: { apiGroup: [1, S, 'r'], kind: [2, S, 'r'], name: [3, S, 'r'] },
+  Subject: { kind: [1, S, 'r'], apiGroup: [2, S], name: [3, S, 'r'], namespace: [4, S] },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
@@ -506,6 +515,10 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   Deployment: { message: 'Deployment', apiVersions: ['apps/v1'] },
   Job: { message: 'Job', apiVersions: ['batch/v1'] },
   CronJob: { message: 'CronJob', apiVersions: ['batch/v1'] },
+  Role: { message: 'Role', apiVersions: ['rbac.authorization.k8s.io/v1'] },
+  ClusterRole: { message: 'ClusterRole', apiVersions: ['rbac.authorization.k8s.io/v1'] },
+  RoleBinding: { message: 'RoleBinding', apiVersions: ['rbac.authorization.k8s.io/v1'] },
+  ClusterRoleBinding: { message: 'ClusterRoleBinding', apiVersions: ['rbac.authorization.k8s.io/v1'] },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };
