@@ -58,6 +58,7 @@ import { podLogs } from './node-proxy.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer } from './node-authorizer.ts';
 import { policyFor, type RbacAuthorizer } from './rbac.ts';
+import { ensureBootstrapPolicy } from './bootstrap-policy.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -169,10 +170,29 @@ export class ApiServer {
         return this.crds.kinds.all().map((k) => k.info);
       },
       onKindsChange: (listener) => this.crds.kinds.onChange(listener),
-      as: (u) => make(u, authorizingRegistry(this.registry, u, this.authz)),
+      as: (u) => make(u, authorizingRegistry(this.registry, u, this.loopAuthorizer)),
     });
     return make(manager, this.registry);
   }
+
+  /**
+   * What the loops' calls are authorized by: this server's authorizer, once the bootstrap policy (their
+   * system:controller:* roles) is in the store. `skiff up` and the cloud bootstrap write it at start;
+   * a context made on a fresh store (tests, a deploy with bootstrap off) writes it on first use, once
+   * per process (ensureBootstrapPolicy is idempotent: reads, and writes only what is missing).
+   */
+  private get loopAuthorizer(): Authorizer {
+    return {
+      authorize: async (attrs) => {
+        await (this.policyReady ??= ensureBootstrapPolicy(this.registry).catch((e) => {
+          this.policyReady = undefined;
+          throw e;
+        }));
+        return this.authz.authorize(attrs);
+      },
+    };
+  }
+  private policyReady?: Promise<void>;
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
     try {

@@ -140,6 +140,9 @@ const CLUSTER_ROLES: RoleSpec[] = [
       EVENTS,
       rule(['create'], ['coordination.k8s.io'], ['leases']),
       rule(['get', 'update'], ['coordination.k8s.io'], ['leases'], ['kube-scheduler']),
+      // Skiff's scheduler reserves a node's resources in a Lease per node (skiff-alloc-<node>, scheduler/reservation.ts).
+      rule(['get', 'list', 'watch', 'create', 'update', 'delete'], ['coordination.k8s.io'], ['leases']),
+      rule(READ, ['storage.k8s.io'], ['storageclasses']),
       rule(READ, [''], ['nodes']),
       rule(['delete', 'get', 'list', 'watch'], [''], ['pods']),
       rule(['create'], [''], ['bindings', 'pods/binding']),
@@ -203,6 +206,8 @@ const CONTROLLER_ROLES: RoleSpec[] = [
   { name: 'disruption-controller', rules: [rule(READ, ['apps'], ['deployments', 'replicasets', 'statefulsets']), rule(READ, [''], ['replicationcontrollers', 'pods']), rule(READ, ['policy'], ['poddisruptionbudgets']), rule(['update'], ['policy'], ['poddisruptionbudgets/status']), EVENTS] },
   { name: 'node-controller', rules: [rule(['get', 'list', 'update', 'patch', 'delete', 'watch'], [''], ['nodes']), rule(['patch', 'update'], [''], ['nodes/status']), rule(['delete', 'list', 'watch', 'get'], [''], ['pods']), rule(['update'], [''], ['pods/status']), rule(READ, ['coordination.k8s.io'], ['leases']), EVENTS] },
   { name: 'route-controller', rules: [rule(['list', 'watch'], [''], ['nodes']), rule(['patch'], [''], ['nodes/status']), EVENTS] },
+  // kube's clusterrole-aggregation-controller: escalate, because an aggregated role holds what it gathers.
+  { name: 'clusterrole-aggregation-controller', rules: [rule(['escalate', 'get', 'list', 'watch', 'update', 'patch'], ['rbac.authorization.k8s.io'], ['clusterroles'])] },
 ];
 
 /** ClusterRoleBindings(): who holds the system roles (none for system:node: the Node authorizer decides). */

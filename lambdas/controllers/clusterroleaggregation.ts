@@ -13,6 +13,7 @@ import { labelSelectorFromMetav1, type MetaLabelSelector } from '../machinery/se
 import type { KubeObject } from '../machinery/types.ts';
 import { jsonEqual } from '../machinery/validation.ts';
 import { readerOf, type Controller } from './controller.ts';
+import { controllerUser } from './identity.ts';
 
 const clusterRoles = findResource('rbac.authorization.k8s.io', 'v1', 'clusterroles')!;
 const ALL = '*';
@@ -30,6 +31,7 @@ export function aggregatedRules(role: KubeObject, all: readonly KubeObject[]): u
 
 export const clusterRoleAggregationController: Controller = {
   name: 'clusterrole-aggregation',
+  identity: controllerUser('clusterrole-aggregation-controller'),
   watches: [clusterRoles],
   keys: () => [ALL],
   allKeys: async () => [ALL],

@@ -49,7 +49,9 @@ export interface ControllerContext {
 /** The context a loop reconciles with: acting as its own identity, reading the runner's cache. */
 export function contextFor(c: Pick<Controller, 'identity'>, ctx: ControllerContext): ControllerContext {
   if (!c.identity || !ctx.as) return ctx;
-  return { ...ctx.as(c.identity), cache: ctx.cache, kinds: ctx.kinds };
+  // Only the calls change hands; the clock, caches and kinds stay the caller's (a test's clock too).
+  const own = ctx.as(c.identity);
+  return { ...ctx, registry: own.registry, create: own.create };
 }
 
 /**

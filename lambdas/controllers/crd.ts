@@ -24,6 +24,7 @@ import { resourceInfo } from '../kinds/kind.ts';
 import { CRD_CLEANUP_FINALIZER, crdCondition, setCRDCondition } from '../kinds/apiextensions/customresourcedefinition.ts';
 import { BURST_REPLICAS } from './batch.ts';
 import type { Controller } from './controller.ts';
+import { controllerUser } from './identity.ts';
 
 const crds = findResource('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!;
 const PAGE = 500;
@@ -166,6 +167,7 @@ async function syncNames(registry: Registry, crd: KubeObject, all: KubeObject[])
 
 export const crdController: Controller = {
   name: 'customresourcedefinitions',
+  identity: controllerUser('crd-controller'),
   watches: [crds],
   keys: (ev) => [ev.object.metadata.name!],
   async allKeys({ registry }) {

@@ -24,6 +24,7 @@ import { readerOf, type Controller, type ControllerContext, type ReconcileResult
 import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
 import { localWakeUps, type WakeUps } from './wakeups.ts';
+import { controllerUser } from './identity.ts';
 
 const cronJobs = findResource('batch', 'v1', 'cronjobs')!;
 const jobs = findResource('batch', 'v1', 'jobs')!;
@@ -259,6 +260,7 @@ export function createCronJobController(opts: CronJobControllerOptions = {}): Co
   const wakeUps = opts.wakeUps ?? localWakeUps;
   return {
     name: CONTROLLER_NAME,
+    identity: controllerUser('cronjob-controller'),
     watches: [cronJobs, jobs],
     keys(ev) {
       const m = ev.object.metadata;

@@ -49,6 +49,7 @@ import {
   truncateHistory,
 } from './history.ts';
 import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
+import { controllerUser } from './identity.ts';
 
 const daemonSets = findResource('apps', 'v1', 'daemonsets')!;
 const pods = findResource('', 'v1', 'pods')!;
@@ -440,6 +441,7 @@ export function createDaemonSetController(opts: DaemonSetControllerOptions = {})
   const expect = new PodExpectations(pods);
   return {
     name: COMPONENT,
+    identity: controllerUser('daemon-set-controller'),
     watches: [daemonSets, pods, nodes, controllerRevisions],
     keys(ev) {
       const m = ev.object.metadata;

@@ -43,6 +43,7 @@ import { isRecreate } from './deployment-util.ts';
 import { controllerRef, isTerminating } from './owners.ts';
 import { podSelectorOf, replicaSets } from './replicaset.ts';
 import { bestEffortEvent, type Expectations } from './replicas.ts';
+import { controllerUser } from './identity.ts';
 
 export { deployments } from './deployment-sync.ts';
 
@@ -91,6 +92,7 @@ export function createDeploymentController(): Controller {
   const expect: Expectations = new Map();
   return {
     name: COMPONENT,
+    identity: controllerUser('deployment-controller'),
     watches: [deployments, replicaSets, pods],
     keys(ev) {
       const m = ev.object.metadata;

@@ -43,6 +43,7 @@ import { readerOf, servedKinds, type Controller, type ControllerContext, type Re
 import { recordEvent } from './events.ts';
 import { scaledValue } from './history.ts';
 import { controllerRef } from './owners.ts';
+import { controllerUser } from './identity.ts';
 
 const pdbsRes = findResource('policy', 'v1', 'poddisruptionbudgets')!;
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -340,6 +341,7 @@ const POD_KEY = '/pods/';
 
 export const disruptionController: Controller = {
   name: 'disruption',
+  identity: controllerUser('disruption-controller'),
   watches: [pdbsRes, podsRes, ...SCALED],
   keys(ev) {
     const o = ev.object;

@@ -32,6 +32,7 @@ import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { objectsSelectedBy, servicesSelecting } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext } from './controller.ts';
+import { controllerUser } from './identity.ts';
 
 const services = findResource('', 'v1', 'services')!;
 const pods = findResource('', 'v1', 'pods')!;
@@ -427,6 +428,7 @@ function endpointView(pod: KubeObject | undefined): string | undefined {
 
 export const endpointsController: Controller = {
   name: 'endpoints-controller',
+  identity: controllerUser('endpoint-controller'),
   watches: [services, pods, endpointsRes],
   keys(ev) {
     const m = ev.object.metadata;

@@ -27,6 +27,7 @@ import { readerOf, servedKinds, type Controller, type ControllerContext, type Re
 import { StoreReader, type ObjectReader } from './cache.ts';
 import { isTerminating, withoutOwner } from './owners.ts';
 import { BURST_REPLICAS } from './batch.ts';
+import { controllerUser } from './identity.ts';
 
 const ORPHAN = 'orphan';
 const FOREGROUND = 'foregroundDeletion';
@@ -219,6 +220,7 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
 
 export const garbageCollector: Controller = {
   name: 'garbage-collector',
+  identity: controllerUser('generic-garbage-collector'),
   // Dependents of every namespaced kind, and owners (RCs are among them; any kind may own). Custom
   // resources are watched too, as their CRDs are Established (the local runner adds them).
   watches: DEPENDENT_KINDS,

@@ -45,6 +45,7 @@ import { BURST_REPLICAS, slowStartBatch } from './batch.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
 import { localWakeUps, type WakeUps } from './wakeups.ts';
+import { controllerUser } from './identity.ts';
 
 const jobs = findResource('batch', 'v1', 'jobs')!;
 const pods = findResource('', 'v1', 'pods')!;
@@ -647,6 +648,7 @@ export function createJobController(opts: JobControllerOptions = {}): Controller
   const expect: Expectations = new Map();
   return {
     name: 'job-controller',
+    identity: controllerUser('job-controller'),
     watches: [jobs, pods],
     keys(ev) {
       const m = ev.object.metadata;

@@ -11,6 +11,7 @@ import { ApiError } from '../machinery/status.ts';
 import { findResource, type ResourceInfo } from '../machinery/resources.ts';
 import { BURST_REPLICAS } from './batch.ts';
 import { servedKinds, type Controller } from './controller.ts';
+import { controllerUser } from './identity.ts';
 
 const namespaces = findResource('', 'v1', 'namespaces')!;
 const FINALIZER = 'kubernetes';
@@ -40,6 +41,7 @@ async function deleteSome(registry: Registry, res: ResourceInfo, ns: string, bud
 
 export const namespaceController: Controller = {
   name: 'namespace',
+  identity: controllerUser('namespace-controller'),
   watches: [namespaces],
   keys: (ev) => (ev.object.metadata.deletionTimestamp ? [ev.object.metadata.name!] : []),
   async allKeys({ registry }) {

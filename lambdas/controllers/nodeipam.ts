@@ -32,6 +32,7 @@ import { formatCIDR, overlaps, parseIPv4CIDR, type IPv4Net } from '../machinery/
 import { StorageError, type Backend, type KeyValue } from '../storage/backend.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
+import { controllerUser } from './identity.ts';
 
 const nodes = findResource('', 'v1', 'nodes')!;
 
@@ -274,6 +275,7 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
 
   return {
     name: 'node-ipam-controller',
+    identity: controllerUser('node-controller'),
     watches: [nodes],
     // A delete also sweeps: the Node's name may already belong to a new Node with its own podCIDR.
     keys: (ev) => (ev.type === 'DELETED' ? [ev.object.metadata.name!, REPAIR_KEY] : [ev.object.metadata.name!]),

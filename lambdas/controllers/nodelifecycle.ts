@@ -15,6 +15,7 @@ import type { KubeObject } from '../machinery/types.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
 import { BURST_REPLICAS } from './batch.ts';
+import { controllerUser } from './identity.ts';
 
 const nodes = findResource('', 'v1', 'nodes')!;
 const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
@@ -149,6 +150,7 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
 
   return {
     name: 'node-lifecycle-controller',
+    identity: controllerUser('node-controller'),
     watches: [nodes, leases],
     keys(ev) {
       if (ev.resource.resource === 'leases') return ev.object.metadata.namespace === NODE_LEASE_NAMESPACE ? [ev.object.metadata.name!] : [];

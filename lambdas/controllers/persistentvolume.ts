@@ -34,6 +34,7 @@ import { matchesNodeSelector } from '../scheduler/plugins/node-selector.ts';
 import { readerOf, type ChangeEvent, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import { claimRefTo, LOCAL_PATH_PROVISIONER, localPathVolume, PROVISIONED_BY_ANNOTATION, provisionedVolumeName, SELECTED_NODE_ANNOTATION } from './local-path.ts';
+import { controllerUser } from './identity.ts';
 
 export const claims = findResource('', 'v1', 'persistentvolumeclaims')!;
 export const volumes = findResource('', 'v1', 'persistentvolumes')!;
@@ -397,6 +398,7 @@ function keys(ev: ChangeEvent): string[] {
 
 export const persistentVolumeController: Controller = {
   name: 'persistentvolume',
+  identity: controllerUser('persistent-volume-binder'),
   watches: [claims, volumes, pods],
   keys,
   async reconcile(key, ctx) {

@@ -49,6 +49,7 @@ import { readerOf, type Controller, type ControllerContext, type ReconcileResult
 import { slowStartBatch, BURST_REPLICAS } from './batch.ts';
 import { recordEvent, type EventSpec } from './events.ts';
 import { controllerRef, controllerRefTo, isTerminating, withoutOwner } from './owners.ts';
+import { controllerUser } from './identity.ts';
 
 const pods = findResource('', 'v1', 'pods')!;
 
@@ -376,6 +377,7 @@ export function createReplicaController(k: ReplicaKind, opts: ReplicaControllerO
   const apiVersion = rcs.group ? `${rcs.group}/${rcs.version}` : rcs.version;
   return {
     name: k.name,
+    identity: controllerUser(k.name),
     watches: [rcs, pods],
     keys(ev) {
       const m = ev.object.metadata;

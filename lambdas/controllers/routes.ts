@@ -28,6 +28,7 @@ let ec2Module: Promise<typeof import('@aws-sdk/client-ec2')> | undefined;
 const ec2Sdk = () => (ec2Module ??= import('@aws-sdk/client-ec2'));
 import { recordEvent } from './events.ts';
 import { nodePodCIDRs } from './nodeipam.ts';
+import { controllerUser } from './identity.ts';
 
 const nodes = findResource('', 'v1', 'nodes')!;
 
@@ -81,6 +82,7 @@ export function createRouteController(opts: RouteControllerOptions): Controller 
   const { provider } = opts;
   return {
     name: 'route-controller',
+    identity: controllerUser('route-controller'),
     watches: [nodes],
     keys: () => [ROUTES_KEY],
     allKeys: async () => [ROUTES_KEY],

@@ -39,6 +39,7 @@ import {
   truncateHistory,
 } from './history.ts';
 import { controllerRef, controllerRefTo, isTerminating } from './owners.ts';
+import { controllerUser } from './identity.ts';
 
 const statefulSets = findResource('apps', 'v1', 'statefulsets')!;
 const pods = findResource('', 'v1', 'pods')!;
@@ -375,6 +376,7 @@ export function createStatefulSetController(opts: StatefulSetControllerOptions =
   const expect = new PodExpectations(pods);
   return {
     name: COMPONENT,
+    identity: controllerUser('statefulset-controller'),
     watches: [statefulSets, pods, controllerRevisions],
     keys(ev) {
       const m = ev.object.metadata;

@@ -328,6 +328,8 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
 
   return {
     name: 'scheduler',
+    // kube-scheduler's own user, holding the system:kube-scheduler ClusterRole.
+    identity: { username: 'system:kube-scheduler', groups: ['system:authenticated'] },
     cache,
     // Pods are placed one after another from the snapshot, but each waits for its reservation, bind and
     // Event writes to commit; with several in flight those writes share commits (the SQLite store's group
