@@ -11,6 +11,7 @@ import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
+import { nodeRestriction } from './admission-noderestriction.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -60,7 +61,8 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
+// NodeRestriction: what a node's own credential may write (admission-noderestriction.ts).
+export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection, nodeRestriction];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

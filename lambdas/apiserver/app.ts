@@ -38,6 +38,8 @@ import {
   BOOTSTRAPPERS_GROUP,
   denyBootstrappers,
   forbiddenMessage,
+  privilegedGroupAuthorizer,
+  unionAuthorizer,
   newToken,
   NODE_CREDENTIAL_PATH,
   nodeUser,
@@ -53,6 +55,7 @@ import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
+import { createNodeAuthorizer, NodeGraph, untilRbac } from './node-authorizer.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -111,6 +114,8 @@ export class ApiServer {
   private backend: Backend;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
+  /** The pods bound to each node and their claims, for the Node authorizer (follow() it in a long-lived process). */
+  readonly nodeGraph: NodeGraph;
 
   constructor(opts: ApiServerOptions) {
     this.crds = new CustomResourceServing(opts.backend, { maxAgeMs: opts.crdMaxAgeMs });
@@ -120,7 +125,9 @@ export class ApiServer {
       maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
     });
     this.authn = new TokenAuthenticator(opts.backend);
-    this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
+    this.nodeGraph = new NodeGraph(this.registry);
+    // kube's chain: system:masters, then the Node authorizer, then RBAC (untilRbac stands in for it).
+    this.authz = denyBootstrappers(opts.authorizer ?? unionAuthorizer(privilegedGroupAuthorizer, createNodeAuthorizer(this.nodeGraph), untilRbac));
     this.ruleResolver = opts.ruleResolver;
     this.backend = opts.backend;
     this.chain = opts.admission ?? defaultAdmissionChain;
@@ -228,6 +235,8 @@ export class ApiServer {
       resource: info.resource.resource,
       subresource: info.subresource,
       name: info.name,
+      fieldSelector: req.query.get('fieldSelector') ?? undefined,
+      labelSelector: req.query.get('labelSelector') ?? undefined,
     });
     if (req.body.length > this.maxBody) throw errors.tooLarge(this.maxBody);
     return this.serveResource(req, info, user);
@@ -312,6 +321,7 @@ export class ApiServer {
         if (sub === 'eviction') {
           // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
           const ev = decodeEviction(parseBody(req), ns!, name!);
+          await admit(this.chain, { operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, user }, reg);
           const status = await evictPod(reg, ns!, name!, { ...deleteOptionsFrom(ev.deleteOptions), dryRun: dryRun || ev.dryRun });
           return jsonResponse(status.code, status);
         }
@@ -370,6 +380,15 @@ export class ApiServer {
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
+        {
+          // Admission judges a patch as the update it makes (kube's patcher admits the patched object):
+          // one more get of the current object per patch. The preview is judged, not written: no plugin
+          // today changes an update's object in a way the store does not redo.
+          const cur = await reg.get(res, ns, name!);
+          const patched = applyPatch(ct, res, cur, body);
+          const preview = sub === 'status' ? { ...cur, status: patched.status } : patched;
+          await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: preview, user }, reg);
+        }
         const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
           warnings.length = 0;
           const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
@@ -385,6 +404,7 @@ export class ApiServer {
       }
       case 'delete': {
         const opts = deleteOptions(req);
+        await admit(this.chain, { operation: 'DELETE', resource: res, subresource: sub, namespace: ns, name, user }, reg);
         // Gone now or pending (finalizers, graceful pod deletion): 200 with the object either way.
         const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun });
         return jsonResponse(200, object);

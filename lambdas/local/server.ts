@@ -131,6 +131,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // The custom resources it serves follow the store's CRDs through a watch (apiserver/crds.ts).
   const crdFeed = new AbortController();
   const followingCRDs = api.crds.follow(crdFeed.signal);
+  // The Node authorizer's view of which pods (and claims) each node has, kept by a watch (node-authorizer.ts).
+  const followingNodeGraph = api.nodeGraph.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
 
@@ -211,6 +213,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await controllers.stop();
         crdFeed.abort();
         await followingCRDs;
+        await followingNodeGraph;
         await followingCRDsForLoops;
         await opts.controlPlaneBackend?.close();
         await backend.close();
@@ -250,6 +253,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       crdFeed.abort();
       await followingCRDs;
       await followingCRDsForLoops;
+      await followingNodeGraph;
       await opts.controlPlaneBackend?.close();
       await backend.close();
     },
