@@ -17,6 +17,7 @@ import type { KubeObject } from '../machinery/types.ts';
 import { ApiError } from '../machinery/status.ts';
 import { findResource } from '../machinery/resources.ts';
 import { nodeIdentity, NODE_LEASE_NAMESPACE } from './node-authorizer.ts';
+import { LOCAL_PATH_FINALIZER } from '../controllers/local-path.ts';
 
 const podsRes = findResource('', 'v1', 'pods')!;
 const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
@@ -167,6 +168,8 @@ export const nodeRestriction: AdmissionPlugin = {
         return admitTokenRequest(node, req, registry);
       case 'coordination.k8s.io/leases':
         return admitLease(node, req);
+      case '/persistentvolumes':
+        return admitLocalPathVolume(node, req, registry);
     }
   },
 };
@@ -181,4 +184,21 @@ async function admitClaimStatus(node: string, req: AdmissionRequest, registry: R
   };
   const old = await existing(registry, req);
   if (!same(strip(old), strip(req.object))) throw forbidden(req, `node "${node}" is not allowed to update fields other than status.capacity and status.conditions`);
+}
+
+/**
+ * Skiff's own rule (kube's nodes write no volumes): the Node authorizer lets a node write its own
+ * local-path volumes only so that it can drop LOCAL_PATH_FINALIZER once their directory is gone; any
+ * other change is refused. One get of the volume.
+ */
+async function admitLocalPathVolume(node: string, req: AdmissionRequest, registry: Registry): Promise<void> {
+  const why = `node "${node}" may only remove the ${LOCAL_PATH_FINALIZER} finalizer of its own local-path volumes`;
+  if (req.operation !== 'UPDATE' || req.subresource) throw forbidden(req, why);
+  const old = await existing(registry, req);
+  const rest = (o: KubeObject | undefined) => {
+    const { resourceVersion: _rv, managedFields: _mf, finalizers: _f, ...metadata } = o?.metadata ?? {};
+    return { ...o, metadata };
+  };
+  const expected = (old.metadata.finalizers ?? []).filter((f: string) => f !== LOCAL_PATH_FINALIZER);
+  if (!same(rest(old), rest(req.object)) || !same(req.object?.metadata?.finalizers, expected)) throw forbidden(req, why);
 }

@@ -30,11 +30,12 @@ import { findResource } from '../machinery/resources.ts';
 import { kindFor } from '../kinds/index.ts';
 import { parseFieldSelector } from '../machinery/selectors.ts';
 import { SharedInformers } from '../controllers/informer.ts';
+import { isLocalPathVolumeOf } from '../controllers/local-path.ts';
+import { NODE_LEASE_NAMESPACE } from '../controllers/nodelifecycle.ts';
 
 export const NODES_GROUP = 'system:nodes';
 const NODE_USER_PREFIX = 'system:node:';
-/** Where nodes' Leases live (kube's api.NamespaceNodeLease). */
-export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+export { NODE_LEASE_NAMESPACE };
 
 /**
  * The node a user is (kube's nodeidentifier.NodeIdentity): undefined when not a node (no system:node:
@@ -110,6 +111,7 @@ export function rulesAllow(a: RequestAttributes, rules: PolicyRule[]): boolean {
 
 const podsRes = findResource('', 'v1', 'pods')!;
 const claimsRes = findResource('', 'v1', 'persistentvolumeclaims')!;
+const volumesRes = findResource('', 'v1', 'persistentvolumes')!;
 
 type Containers = { env?: any[]; envFrom?: any[] }[];
 
@@ -226,6 +228,15 @@ export class NodeGraph {
     return claim;
   }
 
+  /** Whether a volume is a local-path volume on a node (its directory is there): one get, no cache. */
+  async localPathVolumeOf(node: string, name: string): Promise<boolean> {
+    const pv = await this.registry.get(volumesRes, undefined, name).catch((e) => {
+      if (e instanceof ApiError && e.code === 404) return undefined;
+      throw e;
+    });
+    return !!pv && isLocalPathVolumeOf(pv, node);
+  }
+
   /** Whether an object of a kind is related to a node through one of its pods. */
   async related(node: string, kind: 'secrets' | 'configmaps' | 'persistentvolumeclaims' | 'persistentvolumes' | 'serviceaccounts' | 'pods', namespace: string | undefined, name: string): Promise<boolean> {
     // A hit from the cache is an answer; a miss is confirmed with a fresh read (see the file comment).
@@ -308,8 +319,15 @@ export function createNodeAuthorizer(graph: NodeGraph): Authorizer {
               return relation(node, 'persistentvolumeclaims', a);
             }
             return get(node, 'persistentvolumeclaims', a);
-          case '/persistentvolumes':
-            return get(node, 'persistentvolumes', a);
+          case '/persistentvolumes': {
+            const d = await get(node, 'persistentvolumes', a);
+            // Skiff: a node removes the directories of its deleted local-path volumes, then their
+            // finalizer (node-agent/volumes.ts startLocalPathCleaner); such a volume is bound to no pod
+            // any more. So a node may also get, and update or patch (NodeRestriction: only to drop that
+            // finalizer), the local-path volumes on itself, one by name (one get of the volume).
+            if (d.decision === 'allow' || !a.name || a.subresource || !['get', 'update', 'patch'].includes(a.verb)) return d;
+            return (await graph.localPathVolumeOf(node, a.name)) ? allow : d;
+          }
           case '/serviceaccounts':
             if (a.verb !== 'create' || !a.name) return noOpinion('can only create tokens for individual service accounts');
             if (a.subresource !== 'token') return noOpinion('can only create token subresource of serviceaccount');
