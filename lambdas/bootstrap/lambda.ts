@@ -22,6 +22,8 @@ import { Registry } from '../apiserver/registry.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import type { Backend } from '../storage/backend.ts';
+import { findResource } from '../machinery/resources.ts';
+import { ApiError } from '../machinery/status.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 
 /** The custom resource's properties (infra/bootstrap.ts sets them; parameter names, never values). */
@@ -113,6 +115,11 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
     const registry = new Registry(backend);
     await ensureSystemPriorityClasses(registry);
     await ensureDefaultStorageClass(registry);
+    // Nodes' Leases live here; a node may not create namespaces (the Node authorizer), so the control
+    // plane makes it, as kube-apiserver does (local clusters: SYSTEM_NAMESPACES in local/server.ts).
+    await registry.create(findResource('', 'v1', 'namespaces')!, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-node-lease' } }).catch((e) => {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    });
   } finally {
     await backend.close();
   }
