@@ -228,13 +228,13 @@ export class NodeGraph {
     return claim;
   }
 
-  /** Whether a volume is a local-path volume on a node (its directory is there): one get, no cache. */
-  async localPathVolumeOf(node: string, name: string): Promise<boolean> {
+  /** Whether a volume is a local-path volume on a node (its directory is there); undefined: no such volume. One get, no cache. */
+  async localPathVolumeOf(node: string, name: string): Promise<boolean | undefined> {
     const pv = await this.registry.get(volumesRes, undefined, name).catch((e) => {
       if (e instanceof ApiError && e.code === 404) return undefined;
       throw e;
     });
-    return !!pv && isLocalPathVolumeOf(pv, node);
+    return pv && isLocalPathVolumeOf(pv, node);
   }
 
   /** Whether an object of a kind is related to a node through one of its pods. */
@@ -326,7 +326,10 @@ export function createNodeAuthorizer(graph: NodeGraph): Authorizer {
             // any more. So a node may also get, and update or patch (NodeRestriction: only to drop that
             // finalizer), the local-path volumes on itself, one by name (one get of the volume).
             if (d.decision === 'allow' || !a.name || a.subresource || !['get', 'update', 'patch'].includes(a.verb)) return d;
-            return (await graph.localPathVolumeOf(node, a.name)) ? allow : d;
+            // A volume that is gone may be read too (a 404): its directory is then an orphan to remove,
+            // and all the node learns is that no volume has that name.
+            const mine = await graph.localPathVolumeOf(node, a.name);
+            return mine || (mine === undefined && a.verb === 'get') ? allow : d;
           }
           case '/serviceaccounts':
             if (a.verb !== 'create' || !a.name) return noOpinion('can only create tokens for individual service accounts');
