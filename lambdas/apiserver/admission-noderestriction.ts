@@ -6,9 +6,10 @@
 // only mirror pods (Skiff has none, so no pod create passes), request tokens only for its pods, and
 // write only its own Lease.
 //
-// Cost: nothing for anyone but a node. For a node: one get of the existing object for pod deletes,
-// evictions, pod status updates, Node updates and token requests (the admission request carries no old
-// object: it is read from the store); nothing for Leases or Node creates.
+// Cost: nothing for anyone but a node. For a node: pod deletes and pod status writes are judged against
+// the object the write itself reads (AdmissionRequest.onStored): no read. Evictions, writes of its Node
+// (not its status), volumes and token requests read the existing object once (a patch's read is shared
+// with its patched preview). Leases, Node creates and Node status writes: nothing.
 
 import { isDeepStrictEqual } from 'node:util';
 import type { AdmissionPlugin, AdmissionRequest } from './admission.ts';
@@ -33,9 +34,23 @@ function forbidden(req: AdmissionRequest, why: string): ApiError {
   });
 }
 
-/** The object as stored (a 404 passes through, as kube's lister's NotFound does). */
-function existing(registry: Registry, req: AdmissionRequest, name = req.name!): Promise<KubeObject> {
-  return registry.get(req.resource, req.namespace, name);
+/** The object as stored (a 404 passes through, as kube's lister's NotFound does): one get. */
+function existing(registry: Registry, req: AdmissionRequest): Promise<KubeObject> {
+  return req.patch ? req.patch.current() : registry.get(req.resource, req.namespace, req.name!);
+}
+
+/**
+ * Runs a check of the stored object in the write's own read when the request offers that (onStored: no
+ * read of its own, and no window between the check and the write), else after one get.
+ */
+async function judgeStored(req: AdmissionRequest, registry: Registry, check: (stored: KubeObject) => void): Promise<void> {
+  if (req.onStored) return req.onStored(check);
+  check(await existing(registry, req));
+}
+
+/** The object an update writes: the request's, or a patch's result (read only now). */
+async function incoming(req: AdmissionRequest): Promise<KubeObject | undefined> {
+  return req.object ?? (await req.patch?.patched());
 }
 
 // kubelet's own labels (k8s.io/kubelet/pkg/apis: kubeletLabels and kubeletLabelNamespaces).
@@ -84,14 +99,15 @@ async function admitNode(node: string, req: AdmissionRequest, registry: Registry
     const bad = forbiddenNodeLabels(modifiedLabels(req.object?.metadata?.labels, undefined));
     if (bad.length) throw forbidden(req, `node "${node}" is not allowed to set the following labels: ${bad.join(', ')}`);
   }
-  if (req.operation === 'UPDATE' && req.object) {
-    const old = await existing(registry, req);
-    const cs = req.object.spec?.configSource;
+  // A status write keeps the stored spec and labels (the registry puts everything but the status
+  // back), so it cannot change what is checked below: no read for a node's heartbeat.
+  if (req.operation === 'UPDATE' && req.subresource !== 'status') {
+    const [old, obj] = await Promise.all([existing(registry, req), incoming(req)]);
+    if (!obj) return;
+    const cs = obj.spec?.configSource;
     if (cs != null && !same(cs, old.spec?.configSource)) throw forbidden(req, `node "${node}" is not allowed to update configSource to a new non-nil configSource`);
-    // A status write keeps the stored spec and labels (the registry puts them back), so only the main
-    // resource's writes can change them; kube compares on every update, and so does this.
-    if (!same(req.object.spec?.taints, old.spec?.taints)) throw forbidden(req, `node "${node}" is not allowed to modify taints`);
-    const bad = forbiddenNodeLabels(modifiedLabels(req.object.metadata?.labels, old.metadata?.labels));
+    if (!same(obj.spec?.taints, old.spec?.taints)) throw forbidden(req, `node "${node}" is not allowed to modify taints`);
+    const bad = forbiddenNodeLabels(modifiedLabels(obj.metadata?.labels, old.metadata?.labels));
     if (bad.length) throw forbidden(req, `is not allowed to modify labels: ${bad.join(', ')}`);
   }
 }
@@ -107,17 +123,19 @@ async function admitPod(node: string, req: AdmissionRequest, registry: Registry)
         throw forbidden(req, `node "${node}" can only create pods with an owner reference set to itself`);
       }
       if (req.operation === 'DELETE') {
-        const pod = await existing(registry, req);
-        if (pod.spec?.nodeName !== node) throw forbidden(req, `node "${node}" can only delete pods with spec.nodeName set to itself`);
-        return;
+        return judgeStored(req, registry, (pod) => {
+          if (pod.spec?.nodeName !== node) throw forbidden(req, `node "${node}" can only delete pods with spec.nodeName set to itself`);
+        });
       }
       throw forbidden(req, `unexpected operation "${req.operation}", node "${node}" can only create and delete mirror pods`);
     case 'status': {
       if (req.operation !== 'UPDATE') throw forbidden(req, `unexpected operation "${req.operation}"`);
-      const old = await existing(registry, req);
-      if (old.spec?.nodeName !== node) throw forbidden(req, `node "${node}" can only update pod status for pods with spec.nodeName set to itself`);
-      if (!same(old.metadata.labels, req.object?.metadata?.labels)) throw forbidden(req, `node "${node}" cannot update labels through pod status`);
-      return;
+      const obj = req.object;
+      return judgeStored(req, registry, (old) => {
+        if (old.spec?.nodeName !== node) throw forbidden(req, `node "${node}" can only update pod status for pods with spec.nodeName set to itself`);
+        // (Skiff's status writes keep the stored labels anyway; kube's check, for its message.)
+        if (obj && !same(old.metadata.labels, obj.metadata?.labels)) throw forbidden(req, `node "${node}" cannot update labels through pod status`);
+      });
     }
     case 'eviction': {
       if (req.operation !== 'CREATE') throw forbidden(req, `unexpected operation ${req.operation}`);
@@ -182,8 +200,8 @@ async function admitClaimStatus(node: string, req: AdmissionRequest, registry: R
     const { capacity: _c, conditions: _k, allocatedResources: _a, allocatedResourceStatuses: _s, ...status } = o?.status ?? {};
     return { ...o, metadata, status };
   };
-  const old = await existing(registry, req);
-  if (!same(strip(old), strip(req.object))) throw forbidden(req, `node "${node}" is not allowed to update fields other than status.capacity and status.conditions`);
+  const [old, obj] = await Promise.all([existing(registry, req), incoming(req)]);
+  if (!same(strip(old), strip(obj))) throw forbidden(req, `node "${node}" is not allowed to update fields other than status.capacity and status.conditions`);
 }
 
 /**
@@ -194,11 +212,11 @@ async function admitClaimStatus(node: string, req: AdmissionRequest, registry: R
 async function admitLocalPathVolume(node: string, req: AdmissionRequest, registry: Registry): Promise<void> {
   const why = `node "${node}" may only remove the ${LOCAL_PATH_FINALIZER} finalizer of its own local-path volumes`;
   if (req.operation !== 'UPDATE' || req.subresource) throw forbidden(req, why);
-  const old = await existing(registry, req);
+  const [old, obj] = await Promise.all([existing(registry, req), incoming(req)]);
   const rest = (o: KubeObject | undefined) => {
     const { resourceVersion: _rv, managedFields: _mf, finalizers: _f, ...metadata } = o?.metadata ?? {};
     return { ...o, metadata };
   };
   const expected = (old.metadata.finalizers ?? []).filter((f: string) => f !== LOCAL_PATH_FINALIZER);
-  if (!same(rest(old), rest(req.object)) || !same(req.object?.metadata?.finalizers, expected)) throw forbidden(req, why);
+  if (!same(rest(old), rest(obj)) || !same(obj?.metadata?.finalizers, expected)) throw forbidden(req, why);
 }

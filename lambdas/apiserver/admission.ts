@@ -23,6 +23,16 @@ export interface AdmissionRequest {
   name?: string;
   /** The incoming object (CREATE/UPDATE); plugins may mutate it. */
   object?: KubeObject;
+  /**
+   * A patch (UPDATE with no `object`): the object as stored and as the patch makes it, each read (once)
+   * only when a plugin asks, so a patch's admission costs no read unless a plugin judges its content.
+   */
+  patch?: { current(): Promise<KubeObject>; patched(): Promise<KubeObject> };
+  /**
+   * Where a plugin that judges the stored object (UPDATE, DELETE) puts its check, to run in the write's
+   * own read of it (so it costs no read). Absent: the plugin reads the object itself.
+   */
+  onStored?: (check: (stored: KubeObject) => void) => void;
   user: UserInfo;
 }
 

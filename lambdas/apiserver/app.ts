@@ -341,17 +341,18 @@ export class ApiServer {
       case 'update': {
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
-        await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user }, reg);
+        const stored = storedChecks();
+        await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user, onStored: stored.add }, reg);
         const status = sub === 'status' || sub === 'finalize' ? sub : undefined;
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
-          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize' }, (cur) => ({
+          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize', check: stored.check }, (cur) => ({
             ...cur,
             spec: { ...(cur.spec ?? {}), finalizers: obj.spec?.finalizers ?? [] },
           }));
           return jsonResponse(200, out);
         }
-        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined });
+        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined, check: stored.check });
         return jsonResponse(200, out, warningHeader(warnings));
       }
       case 'patch': {
@@ -380,16 +381,23 @@ export class ApiServer {
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
+        const stored = storedChecks();
         {
-          // Admission judges a patch as the update it makes (kube's patcher admits the patched object):
-          // one more get of the current object per patch. The preview is judged, not written: no plugin
-          // today changes an update's object in a way the store does not redo.
-          const cur = await reg.get(res, ns, name!);
-          const patched = applyPatch(ct, res, cur, body);
-          const preview = sub === 'status' ? { ...cur, status: patched.status } : patched;
-          await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: preview, user }, reg);
+          // Admission judges a patch as the update it makes (kube's patcher admits the patched object).
+          // The object is read (one get) only if a plugin asks for it; what plugins see is judged, not
+          // written (the write below applies the patch to the object as stored then).
+          let current: Promise<KubeObject> | undefined;
+          const patch = {
+            current: () => (current ??= reg.get(res, ns, name!)),
+            patched: async () => {
+              const cur = await patch.current();
+              const out = applyPatch(ct, res, structuredClone(cur), body);
+              return sub === 'status' ? { ...cur, status: out.status } : out;
+            },
+          };
+          await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, patch, user, onStored: stored.add }, reg);
         }
-        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
+        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined, check: stored.check }, (cur) => {
           warnings.length = 0;
           const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
           if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
@@ -404,9 +412,10 @@ export class ApiServer {
       }
       case 'delete': {
         const opts = deleteOptions(req);
-        await admit(this.chain, { operation: 'DELETE', resource: res, subresource: sub, namespace: ns, name, user }, reg);
+        const stored = storedChecks();
+        await admit(this.chain, { operation: 'DELETE', resource: res, subresource: sub, namespace: ns, name, user, onStored: stored.add }, reg);
         // Gone now or pending (finalizers, graceful pod deletion): 200 with the object either way.
-        const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun });
+        const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun, check: stored.check });
         return jsonResponse(200, object);
       }
       case 'deletecollection': {
@@ -568,6 +577,12 @@ export class ApiServer {
     }
     return jsonResponse(200, list);
   }
+}
+
+/** Admission's checks of the stored object (AdmissionRequest.onStored), run by the write in its own read of it. */
+function storedChecks() {
+  const checks: ((stored: KubeObject) => void)[] = [];
+  return { add: (c: (stored: KubeObject) => void) => void checks.push(c), check: (stored: KubeObject) => checks.forEach((c) => c(stored)) };
 }
 
 // ---- request parsing ----

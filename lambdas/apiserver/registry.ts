@@ -45,10 +45,14 @@ export interface DeleteOptions {
   gracePeriodSeconds?: number;
   propagationPolicy?: 'Orphan' | 'Background' | 'Foreground';
   dryRun?: boolean;
+  /** Judges the stored object in the delete's own read (admission: NodeRestriction); may throw. */
+  check?: (stored: KubeObject) => void;
 }
 
 export interface WriteOptions {
   dryRun?: boolean;
+  /** Judges the stored object in the write's own read (admission: NodeRestriction), at no read of its own; may throw. */
+  check?: (stored: KubeObject) => void;
 }
 
 // Kubernetes' generateName suffix alphabet (no vowels, no confusable characters).
@@ -320,7 +324,7 @@ export class Registry {
       throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
     }
     const precondition = parseRV(input.metadata?.resourceVersion);
-    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource }, (old) => {
+    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource, check: opts.check }, (old) => {
       const obj = structuredClone(input);
       if (opts.subresource === 'status') {
         // Only status changes through /status; everything else stays as stored.
@@ -354,6 +358,7 @@ export class Registry {
         throw errors.staleResourceVersion(res.resource, res.group, name);
       }
       const old = this.withTypeMeta(res, decode(kv));
+      opts.check?.(old);
       const obj = mutate(structuredClone(old));
       if (!isObject(obj) || !isObject(obj.metadata)) throw errors.badRequest('object has no metadata');
       obj.apiVersion = apiVersionOf(res);
@@ -435,6 +440,7 @@ export class Registry {
       const kv = await this.backend.get(key);
       if (!kv) throw errors.notFound(res.resource, res.group, name);
       const cur = this.withTypeMeta(res, decode(kv));
+      opts.check?.(cur);
       const pre = opts.preconditions;
       if (pre?.uid && pre.uid !== cur.metadata.uid) {
         throw errors.conflict(
