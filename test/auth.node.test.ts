@@ -209,6 +209,56 @@ for (const [storeName, makeStore, enabled] of stores) {
       );
     });
 
+    it('reads the claims and volumes of its own pods; writes only the local-path finalizer of its own local-path volumes', async () => {
+      const pv = (name: string, node: string, extra: Record<string, unknown> = {}) => ({
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name, ...extra },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          hostPath: { path: `/tmp/${name}` },
+          nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } },
+        },
+      });
+      for (const [name, node] of [['pv-a', 'node-a'], ['pv-b', 'node-b']]) {
+        expect((await admin('POST', '/api/v1/persistentvolumes', pv(name, node))).status).toBe(201);
+        const claim = { metadata: { name: `claim-${node}` }, spec: { accessModes: ['ReadWriteOnce'], volumeName: name, storageClassName: '', resources: { requests: { storage: '1Gi' } } } };
+        expect((await admin('POST', `/api/v1/namespaces/${NS}/persistentvolumeclaims`, claim)).status).toBe(201);
+        const user = pod(`user-${node}`, node, { volumes: [{ name: 'd', persistentVolumeClaim: { claimName: `claim-${node}` } }] });
+        expect((await admin('POST', `/api/v1/namespaces/${NS}/pods`, user)).status).toBe(201);
+      }
+      expect((await asNode('GET', `/api/v1/namespaces/${NS}/persistentvolumeclaims/claim-node-a`)).status).toBe(200);
+      expect((await asNode('GET', '/api/v1/persistentvolumes/pv-a')).status).toBe(200);
+      expect((await asNode('GET', `/api/v1/namespaces/${NS}/persistentvolumeclaims/claim-node-b`)).json.message).toBe(forbiddenGet('persistentvolumeclaims', 'claim-node-b', 'node-a'));
+      expect((await asNode('GET', '/api/v1/persistentvolumes/pv-b')).json.message).toBe(
+        `persistentvolumes "pv-b" is forbidden: User "system:node:node-a" cannot get resource "persistentvolumes" in API group "" at the cluster scope: no relationship found between node 'node-a' and this object`,
+      );
+      expect((await asNode('GET', '/api/v1/persistentvolumes')).json.message).toBe(
+        'persistentvolumes is forbidden: User "system:node:node-a" cannot list resource "persistentvolumes" in API group "" at the cluster scope: can only get individual resources of this type',
+      );
+
+      // A deleted local-path volume on node-a: node-a may drop its cleanup finalizer, and change nothing else.
+      const local = pv('pvc-local-a', 'node-a', { annotations: { 'pv.kubernetes.io/provisioned-by': 'rancher.io/local-path' }, finalizers: ['skiff.io/local-path-cleanup'] });
+      expect((await admin('POST', '/api/v1/persistentvolumes', local)).status).toBe(201);
+      const localB = pv('pvc-local-b', 'node-b', { annotations: { 'pv.kubernetes.io/provisioned-by': 'rancher.io/local-path' }, finalizers: ['skiff.io/local-path-cleanup'] });
+      expect((await admin('POST', '/api/v1/persistentvolumes', localB)).status).toBe(201);
+      const merge = 'application/merge-patch+json';
+      const relabel = await asNode('PATCH', '/api/v1/persistentvolumes/pvc-local-a', { metadata: { labels: { x: 'y' } } }, merge);
+      expect(relabel.json.message).toBe('persistentvolumes "pvc-local-a" is forbidden: node "node-a" may only remove the skiff.io/local-path-cleanup finalizer of its own local-path volumes');
+      const theirs = await asNode('PATCH', '/api/v1/persistentvolumes/pvc-local-b', { metadata: { finalizers: [] } }, merge);
+      expect(theirs.status).toBe(403);
+      // Its other finalizers (pv-protection) stay: dropping them too is refused.
+      const others = ((await asNode('GET', '/api/v1/persistentvolumes/pvc-local-a')).json.metadata.finalizers as string[]).filter((f) => f !== 'skiff.io/local-path-cleanup');
+      expect(others).toEqual(['kubernetes.io/pv-protection']);
+      expect((await asNode('PATCH', '/api/v1/persistentvolumes/pvc-local-a', { metadata: { finalizers: [] } }, merge)).status).toBe(403);
+      expect((await asNode('PATCH', '/api/v1/persistentvolumes/pvc-local-a', { metadata: { finalizers: others } }, merge)).status).toBe(200);
+      expect((await admin('GET', '/api/v1/persistentvolumes/pvc-local-a')).json.metadata.finalizers ?? []).not.toContain('skiff.io/local-path-cleanup');
+      expect((await admin('GET', '/api/v1/persistentvolumes/pvc-local-b')).json.metadata.finalizers).toContain('skiff.io/local-path-cleanup');
+      // A volume that does not exist reads as a 404 (its directory is an orphan to remove).
+      expect((await asNode('GET', '/api/v1/persistentvolumes/pvc-gone')).status).toBe(404);
+    });
+
     it('decides the same from an apiserver with no watch-kept view (a Lambda instance)', async () => {
       const backend = open();
       const api = new ApiServer({ backend });
