@@ -34,7 +34,6 @@ import { openapiV3Response } from './openapi.ts';
 import { decodeEviction, evictPod } from './eviction.ts';
 import { openapiV2Response } from './openapi-v2.ts';
 import {
-  allowAuthenticated,
   BOOTSTRAPPERS_GROUP,
   denyBootstrappers,
   forbiddenMessage,
