@@ -67,6 +67,10 @@ function registryApi(registry: Registry): HollowApi {
   };
 }
 
+// Hollow nodes through the API act as many nodes at once (they list every pod, write every hollow
+// node's Node and Lease, make kube-node-lease): one node's credential may not (the Node authorizer and
+// NodeRestriction), so `skiff agent --hollow` needs an admin kubeconfig, as kubemark's hollow nodes each
+// need their own node identity.
 function kubeApi(kube: KubeClient): HollowApi {
   const podPath = (p: KubeObject) => `/api/v1/namespaces/${encodeURIComponent(p.metadata.namespace!)}/pods/${encodeURIComponent(p.metadata.name!)}`;
   return {

@@ -186,15 +186,24 @@ function apiErrorFrom(code: number, status: any, text: string, what: string): Ap
   return new ApiError('Unknown' as StatusReason, `${what}: HTTP ${code} ${text.slice(0, 200)}`, undefined, code);
 }
 
-/** Events through the API (the agent is a client, not the registry): see recordEvent. */
+/**
+ * Events through the API (the agent is a client, not the registry): see recordEvent. A node may create
+ * and patch events but not read them (kube's NodeRules), so a repeat is a merge patch of the count this
+ * writer last wrote, as kubelet's event recorder patches from its own cache: the agent is the only writer
+ * of its events (their names carry the pod's uid). An event this process did not write yet counts from 1.
+ */
 export function kubeEventWriter(kube: KubeClient): EventWriter {
   const path = (ns: string) => `/api/v1/namespaces/${encodeURIComponent(ns)}/events`;
+  const counts = new Map<string, number>();
   return {
     create: async (ns, event) => void (await kube.create(path(ns), event)),
     async increment(ns, name, lastTimestamp, message) {
-      const cur = await kube.get(`${path(ns)}/${encodeURIComponent(name)}`);
+      const key = `${ns}/${name}`;
+      const count = (counts.get(key) ?? 1) + 1;
       // A combined event carries its latest message, as the registry's writer does.
-      await kube.update(`${path(ns)}/${encodeURIComponent(name)}`, { ...cur, count: (cur.count ?? 1) + 1, lastTimestamp, ...(message !== undefined ? { message } : {}) });
+      await kube.patch(`${path(ns)}/${encodeURIComponent(name)}`, { count, lastTimestamp, ...(message !== undefined ? { message } : {}) }, 'merge');
+      if (counts.size > 10_000) counts.clear();
+      counts.set(key, count);
     },
   };
 }

@@ -11,6 +11,7 @@ import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeClient } from './kube-client.ts';
 
+// Made by the control plane at start (a node may not create namespaces; kubelet does not either).
 export const LEASE_NAMESPACE = 'kube-node-lease';
 
 export interface NodeIdentity {
@@ -147,7 +148,6 @@ export class NodeStatusReporter {
       if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
       await this.kube.patch(this.path, { metadata: { labels, annotations }, ...(ec2 ? { spec: providerID } : {}) }, 'merge');
     }
-    await this.ensureLeaseNamespace();
     await this.writeStatus(true);
     await this.renewLease();
   }
@@ -156,14 +156,6 @@ export class NodeStatusReporter {
   async heartbeat(): Promise<void> {
     await this.renewLease();
     await this.writeStatus(false);
-  }
-
-  private async ensureLeaseNamespace(): Promise<void> {
-    try {
-      await this.kube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NAMESPACE } });
-    } catch (e) {
-      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
-    }
   }
 
   async renewLease(): Promise<void> {

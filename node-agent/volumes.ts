@@ -355,7 +355,7 @@ function claimVolume(claimName: string, objects: VolumeObjects): string {
  * volumes that are being deleted and no longer bound, then drops their LOCAL_PATH_FINALIZER so the
  * objects go; and directories whose volume is gone altogether (its finalizer removed by hand). It is
  * driven by what is on disk: a node with no local-path directory asks nothing, and one with some reads
- * the volumes once a period (one list: the poll period of an agent that polls, else `everyMs`), so a
+ * each directory's volume once a period (one get per directory: the poll period of an agent that polls, else `everyMs`), so a
  * deployed cluster's idle nodes pay no request for it. A volume's directory is only ever made after its
  * object was read (claimVolumes), so a directory listed before the volumes were is never taken for an
  * orphan of a volume just made.
@@ -373,10 +373,16 @@ export function startLocalPathCleaner(o: { kube: KubeClient; nodeName: string; d
       return; // no local-path volume was ever mounted here
     }
     if (!names.length) return;
-    const list = await o.kube.get<{ items: KubeObject[] }>('/api/v1/persistentvolumes');
-    const byName = new Map((list.items ?? []).map((pv) => [pv.metadata.name!, pv]));
     for (const name of names) {
-      const pv = byName.get(name);
+      // One get per directory (named for its volume): a node may read only its own local-path volumes
+      // (node-authorizer.ts), not list them all. Refused: not a volume of this node, left alone.
+      let pv: KubeObject | undefined;
+      try {
+        pv = await o.kube.getOptional(`/api/v1/persistentvolumes/${encodeURIComponent(name)}`);
+      } catch (e) {
+        if (e instanceof ApiError && e.code === 403) continue;
+        throw e;
+      }
       if (!pv) {
         o.log(`local-path volume ${name} is gone: removing its directory`);
         removeDir(name);

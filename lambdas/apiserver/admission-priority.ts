@@ -41,7 +41,7 @@ export const priorityAdmission: AdmissionPlugin = {
       if (req.operation === 'UPDATE') {
         // The create set them; a client that sends the pod back without them keeps them.
         if (spec.priority === undefined || spec.priority === null || spec.preemptionPolicy === undefined || spec.preemptionPolicy === null) {
-          const old = await registry.get(r, req.namespace, req.name ?? name).catch(() => undefined);
+          const old = req.oldObject ?? (await registry.get(r, req.namespace, req.name ?? name).catch(() => undefined));
           if (old && (spec.priority === undefined || spec.priority === null) && typeof old.spec?.priority === 'number') spec.priority = old.spec.priority;
           if (old && (spec.preemptionPolicy === undefined || spec.preemptionPolicy === null) && old.spec?.preemptionPolicy) spec.preemptionPolicy = old.spec.preemptionPolicy;
         }

@@ -92,6 +92,6 @@ export const rbacEscalationCheck: AdmissionPlugin = {
 };
 
 async function unchangedButGC(req: AdmissionRequest, registry: Registry): Promise<boolean> {
-  const old = await registry.get(req.resource, req.namespace, req.name ?? req.object!.metadata.name!).catch(() => undefined);
+  const old = req.oldObject ?? (await registry.get(req.resource, req.namespace, req.name ?? req.object!.metadata.name!).catch(() => undefined));
   return !!old && onlyGCFields(req.object!, old);
 }

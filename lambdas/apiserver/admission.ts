@@ -12,6 +12,7 @@ import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
 import { rbacEscalationCheck } from './admission-rbac.ts';
+import { nodeRestriction } from './admission-noderestriction.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -23,6 +24,8 @@ export interface AdmissionRequest {
   name?: string;
   /** The incoming object (CREATE/UPDATE); plugins may mutate it. */
   object?: KubeObject;
+  /** The object as stored, for an UPDATE or DELETE (read by the write itself: no read of the plugin's). */
+  oldObject?: KubeObject;
   user: UserInfo;
 }
 
@@ -61,9 +64,17 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
+// NodeRestriction: what a node's own credential may write (admission-noderestriction.ts).
 // RBAC escalation prevention (admission-rbac.ts; kube does it in the RBAC kinds' storage).
-defaultAdmissionChain.push(rbacEscalationCheck);
+export const defaultAdmissionChain: AdmissionPlugin[] = [
+  namespaceLifecycle,
+  defaultTolerationSeconds(300),
+  priorityAdmission,
+  defaultStorageClassAdmission,
+  storageObjectInUseProtection,
+  nodeRestriction,
+  rbacEscalationCheck,
+];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

@@ -56,7 +56,7 @@ import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEvent
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
-import { createNodeAuthorizer } from './node-authorizer.ts';
+import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
 import { policyFor, type RbacAuthorizer } from './rbac.ts';
 import { ensureBootstrapPolicy } from './bootstrap-policy.ts';
 
@@ -124,6 +124,8 @@ export class ApiServer {
   readonly rbac: RbacAuthorizer;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
+  /** The pods bound to each node and their claims, for the Node authorizer (follow() it in a long-lived process). */
+  readonly nodeGraph: NodeGraph;
 
   constructor(opts: ApiServerOptions) {
     this.crds = new CustomResourceServing(opts.backend, { maxAgeMs: opts.crdMaxAgeMs });
@@ -138,7 +140,8 @@ export class ApiServer {
     this.rbac = policyFor(opts.backend);
     // kube-apiserver's chain (--authorization-mode=Node,RBAC, after the privileged group): every request
     // is authorized; the loops in-process use the registry directly and are not asked.
-    this.authz = denyBootstrappers(opts.authorizer ?? unionAuthorizer(privilegedGroupAuthorizer, createNodeAuthorizer(this.registry), this.rbac));
+    this.nodeGraph = new NodeGraph(this.registry);
+    this.authz = denyBootstrappers(opts.authorizer ?? unionAuthorizer(privilegedGroupAuthorizer, createNodeAuthorizer(this.nodeGraph), this.rbac));
     this.ruleResolver = opts.ruleResolver ?? (opts.authorizer ? undefined : this.rbac);
     this.backend = opts.backend;
     this.chain = opts.admission ?? defaultAdmissionChain;
@@ -273,6 +276,8 @@ export class ApiServer {
       resource: info.resource.resource,
       subresource: info.subresource,
       name: info.name,
+      fieldSelector: req.query.get('fieldSelector') ?? undefined,
+      labelSelector: req.query.get('labelSelector') ?? undefined,
     });
     if (req.body.length > this.maxBody) throw errors.tooLarge(this.maxBody);
     return this.serveResource(req, info, user);
@@ -357,6 +362,7 @@ export class ApiServer {
         if (sub === 'eviction') {
           // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
           const ev = decodeEviction(parseBody(req), ns!, name!);
+          await admit(this.chain, { operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, user }, reg);
           const status = await evictPod(reg, ns!, name!, { ...deleteOptionsFrom(ev.deleteOptions), dryRun: dryRun || ev.dryRun });
           return jsonResponse(status.code, status);
         }
@@ -376,17 +382,17 @@ export class ApiServer {
       case 'update': {
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
-        await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user }, reg);
         const status = sub === 'status' || sub === 'finalize' ? sub : undefined;
+        const admitUpdate = this.admitInWrite('UPDATE', res, sub, ns, name!, user);
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
-          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize' }, (cur) => ({
+          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize', admit: admitUpdate }, (cur) => ({
             ...cur,
             spec: { ...(cur.spec ?? {}), finalizers: obj.spec?.finalizers ?? [] },
           }));
           return jsonResponse(200, out);
         }
-        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined });
+        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined, admit: admitUpdate });
         return jsonResponse(200, out, warningHeader(warnings));
       }
       case 'patch': {
@@ -415,40 +421,33 @@ export class ApiServer {
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
-        // kube admits a patch of the main resource as an UPDATE of the patched object (RBAC's escalation
-        // check needs it). Admission is async and the update's mutation is not: the patched object is
-        // admitted between two tries, and written only over the version it was made from (a write in
-        // between: patch and admit again). Cost: one read more than a patch without admission.
-        let admitted: { rv: unknown; obj: KubeObject } | undefined;
-        let pending: { rv: unknown; obj: KubeObject } | undefined;
-        for (let tries = 0; ; tries++) {
-          try {
-            const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
-              warnings.length = 0;
-              const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
-              if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-                throw errors.staleResourceVersion(res.resource, res.group, name!);
-              }
-              // The main resource keeps the stored status of kinds with a status subresource: their
-              // strategy's prepareForUpdate puts it back.
-              if (sub === 'status') return { ...cur, status: patched.status };
-              if (admitted && admitted.rv === cur.metadata.resourceVersion) return structuredClone(admitted.obj);
-              pending = { rv: cur.metadata.resourceVersion, obj: patched };
-              throw NEEDS_ADMISSION;
-            });
-            return jsonResponse(200, out, warningHeader(warnings));
-          } catch (e) {
-            if (e !== NEEDS_ADMISSION || !pending) throw e;
-            if (tries >= 5) throw errors.conflict(res.resource, res.group, name!, 'the object has been modified; please apply your changes to the latest version and try again');
-            await admit(this.chain, { operation: 'UPDATE', resource: res, namespace: ns, name, object: pending.obj, user }, reg);
-            admitted = pending;
-          }
-        }
+        // kube admits a patch as an UPDATE of the patched object, judged against the stored one: here
+        // inside the write, on the object it read (no read of its own).
+        const out = await reg.guaranteedUpdate(
+          res,
+          ns,
+          name!,
+          undefined,
+          { dryRun, subresource: sub === 'status' ? 'status' : undefined, admit: this.admitInWrite('UPDATE', res, sub, ns, name!, user) },
+          (cur) => {
+            warnings.length = 0;
+            const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
+            if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
+              throw errors.staleResourceVersion(res.resource, res.group, name!);
+            }
+            // The main resource keeps the stored status of kinds with a status subresource: their
+            // strategy's prepareForUpdate puts it back.
+            if (sub === 'status') return { ...cur, status: patched.status };
+            return patched;
+          },
+        );
+        return jsonResponse(200, out, warningHeader(warnings));
       }
       case 'delete': {
         const opts = deleteOptions(req);
         // Gone now or pending (finalizers, graceful pod deletion): 200 with the object either way.
-        const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun });
+        const admitDelete = this.admitInWrite('DELETE', res, sub, ns, name!, user);
+        const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun, admit: (stored) => admitDelete(undefined, stored) });
         return jsonResponse(200, object);
       }
       case 'deletecollection': {
@@ -458,6 +457,17 @@ export class ApiServer {
       }
     }
     throw errors.methodNotAllowed();
+  }
+
+  /**
+   * Admission of an UPDATE or DELETE, run by the write itself on the object it read (Registry's
+   * WriteOptions.admit): plugins see the stored object as oldObject and, for an update, the object to be
+   * written (which they may change), with no read of their own and no window between judging and writing.
+   * A write retried on a conflict is admitted again, on what it then read.
+   */
+  private admitInWrite(operation: 'UPDATE' | 'DELETE', res: ResourceInfo, sub: string | undefined, ns: string | undefined, name: string, user: UserInfo) {
+    return (next: KubeObject | undefined, stored: KubeObject) =>
+      admit(this.chain, { operation, resource: res, subresource: sub, namespace: ns, name, object: next, oldObject: stored, user }, this.registry);
   }
 
   /**
@@ -850,7 +860,7 @@ export function errorResponse(e: unknown): ApiResponse {
 
 
 /** Thrown out of a patch's mutation when the patched object has not been admitted yet (the patch case). */
-const NEEDS_ADMISSION = Symbol('needs admission');
+
 
 /** The type of the scale subresource's body (its schema is autoscaling/v1's). */
 const SCALE = { group: 'autoscaling', version: 'v1', kind: 'Scale' } as const;

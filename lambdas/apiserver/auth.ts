@@ -31,6 +31,9 @@ export interface RequestAttributes {
   resource?: string;
   subresource?: string;
   name?: string;
+  /** The request's fieldSelector and labelSelector, as sent (list/watch; kube 1.32's selector-aware authorization). */
+  fieldSelector?: string;
+  labelSelector?: string;
 }
 
 /** An authorizer allows, denies, or has no opinion (the next one in a union is asked): kube's Decision. */

@@ -45,10 +45,17 @@ export interface DeleteOptions {
   gracePeriodSeconds?: number;
   propagationPolicy?: 'Orphan' | 'Background' | 'Foreground';
   dryRun?: boolean;
+  /** Admission of the delete, given the object as the delete read it (app.ts admitInWrite); may throw. */
+  admit?: (stored: KubeObject) => Promise<void>;
 }
 
 export interface WriteOptions {
   dryRun?: boolean;
+  /**
+   * Admission of an update, given the object to be written (which it may change) and the object as the
+   * write read it (app.ts admitInWrite): run in the write, at no read of its own; may throw.
+   */
+  admit?: (next: KubeObject, stored: KubeObject) => Promise<void>;
 }
 
 // Kubernetes' generateName suffix alphabet (no vowels, no confusable characters).
@@ -320,7 +327,7 @@ export class Registry {
       throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
     }
     const precondition = parseRV(input.metadata?.resourceVersion);
-    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource }, (old) => {
+    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource, admit: opts.admit }, (old) => {
       const obj = structuredClone(input);
       if (opts.subresource === 'status') {
         // Only status changes through /status; everything else stays as stored.
@@ -364,6 +371,7 @@ export class Registry {
       // what a client sends); attempts to change name/namespace are reported by validation.
       m.uid = m.uid ?? om.uid;
       m.creationTimestamp = om.creationTimestamp;
+      await opts.admit?.(obj, old);
       // What the kind carries over from the stored object (the status, on a main-resource write).
       kind.prepareForUpdate?.(obj, old, opts.subresource);
       if (res.namespaced) m.namespace = m.namespace ?? namespace;
@@ -435,6 +443,7 @@ export class Registry {
       const kv = await this.backend.get(key);
       if (!kv) throw errors.notFound(res.resource, res.group, name);
       const cur = this.withTypeMeta(res, decode(kv));
+      await opts.admit?.(cur);
       const pre = opts.preconditions;
       if (pre?.uid && pre.uid !== cur.metadata.uid) {
         throw errors.conflict(

@@ -169,6 +169,11 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
     await ensureDefaultStorageClass(registry);
     // The default RBAC roles and bindings (apiserver/bootstrap-policy.ts), reconciled at each deploy.
     await ensureBootstrapPolicy(registry);
+    // Nodes' Leases live here; a node may not create namespaces (the Node authorizer), so the control
+    // plane makes it, as kube-apiserver does (local clusters: SYSTEM_NAMESPACES in local/server.ts).
+    await registry.create(findResource('', 'v1', 'namespaces')!, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-node-lease' } }).catch((e) => {
+      if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+    });
   } finally {
     await backend.close();
   }

@@ -138,6 +138,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const followingCRDs = api.crds.follow(crdFeed.signal);
   // So does its RBAC view (apiserver/rbac.ts): authorizing a request reads nothing from the store.
   const followingRBAC = api.rbac.follow(crdFeed.signal);
+  // The Node authorizer's view of which pods (and claims) each node has, kept by a watch (node-authorizer.ts).
+  const followingNodeGraph = api.nodeGraph.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
 
@@ -221,6 +223,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         crdFeed.abort();
         await followingCRDs;
         await followingRBAC;
+        await followingNodeGraph;
         await followingCRDsForLoops;
         await opts.controlPlaneBackend?.close();
         await backend.close();
@@ -261,6 +264,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await followingCRDs;
       await followingRBAC;
       await followingCRDsForLoops;
+      await followingNodeGraph;
       await opts.controlPlaneBackend?.close();
       await backend.close();
     },
