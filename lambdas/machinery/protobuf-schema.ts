@@ -488,6 +488,25 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   },
   JobTemplateSpec: { metadata: [1, 'ObjectMeta'], spec: [2, 'JobSpec'] },
   CronJobStatus: { active: [1, '[ObjectReference'], lastScheduleTime: [4, 'Time', 'p'], lastSuccessfulTime: [5, 'Time', 'p'] },
+  // --- what kubectl auth can-i [--list] and auth whoami send (k8s.io/api/authorization/v1, authentication/v1).
+  // SubjectAccessReviewSpec.extra (map<string, ExtraValue>) is not decoded: no kubectl command sends it.
+  SelfSubjectAccessReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SelfSubjectAccessReviewSpec'] },
+  SelfSubjectAccessReviewSpec: { resourceAttributes: [1, 'ResourceAttributes', 'p'], nonResourceAttributes: [2, 'NonResourceAttributes', 'p'] },
+  SubjectAccessReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SubjectAccessReviewSpec'] },
+  SubjectAccessReviewSpec: {
+    resourceAttributes: [1, 'ResourceAttributes', 'p'], nonResourceAttributes: [2, 'NonResourceAttributes', 'p'], user: [3, S], groups: [4, '[s'], uid: [6, S],
+  },
+  ResourceAttributes: {
+    namespace: [1, S], verb: [2, S], group: [3, S], version: [4, S], resource: [5, S], subresource: [6, S], name: [7, S],
+    fieldSelector: [8, 'FieldSelectorAttributes', 'p'], labelSelector: [9, 'LabelSelectorAttributes', 'p'],
+  },
+  FieldSelectorAttributes: { rawSelector: [1, S], requirements: [2, '[FieldSelectorRequirement'] },
+  FieldSelectorRequirement: { key: [1, S, 'r'], operator: [2, S, 'r'], values: [3, '[s'] },
+  LabelSelectorAttributes: { rawSelector: [1, S], requirements: [2, '[LabelSelectorRequirement'] },
+  NonResourceAttributes: { path: [1, S], verb: [2, S] },
+  SelfSubjectRulesReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SelfSubjectRulesReviewSpec'] },
+  SelfSubjectRulesReviewSpec: { namespace: [1, S] },
+  SelfSubjectReview: { metadata: [1, 'ObjectMeta'] },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
@@ -506,6 +525,11 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   Deployment: { message: 'Deployment', apiVersions: ['apps/v1'] },
   Job: { message: 'Job', apiVersions: ['batch/v1'] },
   CronJob: { message: 'CronJob', apiVersions: ['batch/v1'] },
+  SelfSubjectAccessReview: { message: 'SelfSubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
+  SubjectAccessReview: { message: 'SubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
+  LocalSubjectAccessReview: { message: 'SubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
+  SelfSubjectRulesReview: { message: 'SelfSubjectRulesReview', apiVersions: ['authorization.k8s.io/v1'] },
+  SelfSubjectReview: { message: 'SelfSubjectReview', apiVersions: ['authentication.k8s.io/v1'] },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };
