@@ -54,6 +54,8 @@ import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEvent
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
 import { allowAllRules } from '../kinds/authorization/selfsubjectrulesreview.ts';
+import { impersonate } from './impersonation.ts';
+import { auditAuthorization, auditUser, type Auditor } from './audit.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -84,6 +86,8 @@ export interface ApiServerOptions {
   maxObjectsPerNamespace?: number;
   /** How old this server's view of the CRDs may get before a request re-reads them (crds.ts; default 1000 ms). */
   crdMaxAgeMs?: number;
+  /** The audit log (audit.ts): every request answered is an event under its policy. Default: none. */
+  audit?: Auditor;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -110,6 +114,7 @@ export class ApiServer {
   private watchKeepAliveMs?: number;
   private nodeClientToken?: string;
   private backend: Backend;
+  private audit?: Auditor;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
 
@@ -131,6 +136,7 @@ export class ApiServer {
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
     this.watchKeepAliveMs = opts.watchKeepAliveMs;
     this.nodeClientToken = opts.nodeClientToken;
+    this.audit = opts.audit;
   }
 
   /** The context controllers run with: this server's store, and creation through its admission chain. */
@@ -154,6 +160,11 @@ export class ApiServer {
   }
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
+    // Audited where requests are answered, so refusals (401, 403) and failures are events too.
+    return this.audit ? this.audit.run(req, () => this.answer(req)) : this.answer(req);
+  }
+
+  private async answer(req: ApiRequest): Promise<ApiResponse> {
     try {
       return await this.route(req);
     } catch (e) {
@@ -168,7 +179,11 @@ export class ApiServer {
       if (path === '/version') return jsonResponse(200, versionInfo());
       return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'ok' };
     }
-    const user = await this.authn.authenticate(req.headers['authorization']);
+    const authenticated = await this.authn.authenticate(req.headers['authorization']);
+    auditUser(authenticated);
+    // kube's WithImpersonation: Impersonate-* headers make the request act as someone else, if allowed.
+    const user = await impersonate(req.headers, authenticated, this.authz, path);
+    auditUser(authenticated, user);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
     const segs = path.split('/').filter(Boolean);
 
@@ -239,6 +254,7 @@ export class ApiServer {
   private async authorize(user: UserInfo, a: Omit<RequestAttributes, 'user'>) {
     const attrs = { user, ...a };
     const d = await this.authz.authorize(attrs);
+    auditAuthorization(attrs, d);
     if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
   }
 

@@ -5,6 +5,7 @@ import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
 import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
+import { auditorFromEnv } from './audit.ts';
 
 let server: Promise<ApiServer> | undefined;
 
@@ -19,6 +20,8 @@ function open(): Promise<ApiServer> {
       maxWatchSeconds,
       watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
       maxObjectsPerNamespace: maxObjectsFromEnv(),
+      // CloudWatch Logs, when the stack gives the function an audit log group (infra/skiff-cluster.ts).
+      audit: auditorFromEnv(),
     }),
   );
 }

@@ -11,15 +11,11 @@ import { isObject } from '../../machinery/types.ts';
 export const GROUP = 'authorization.k8s.io';
 type Obj = Record<string, any>;
 
-/** Go's %#v of a value field.Invalid holds, as kube's ErrorBody prints it (nil pointers: "null"). */
-export function goValue(v: unknown, goType: string): string {
-  if (v === undefined || v === null) return '"null"';
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (isObject(v)) {
-    const fields = Object.entries(v).map(([k, x]) => `${k[0]!.toUpperCase()}${k.slice(1)}:${typeof x === 'string' ? JSON.stringify(x) : JSON.stringify(x)}`);
-    return `${goType}{${fields.join(', ')}}`;
-  }
-  return String(v);
+/** Go's %#v of an authorization.NonResourceAttributes, as field.Invalid prints it. */
+export function goNonResourceAttributes(v: unknown): string {
+  const o: Obj = isObject(v) ? v : {};
+  const str = (x: unknown) => JSON.stringify(typeof x === 'string' ? x : '');
+  return `authorization.NonResourceAttributes{Path:${str(o.path)}, Verb:${str(o.verb)}}`;
 }
 
 function invalid(field: string, value: string, detail: string): StatusCause {
@@ -38,12 +34,32 @@ function metadataEmpty(meta: unknown, exceptNamespace: boolean): boolean {
   });
 }
 
-/** The ObjectMeta a "must be empty" error names, as Go prints it (the set fields; kube prints every field). */
-function goObjectMeta(meta: Obj): string {
-  const parts = Object.entries(meta)
-    .filter(([k]) => k !== 'managedFields')
-    .map(([k, v]) => `${k === 'uid' ? 'UID' : k[0]!.toUpperCase() + k.slice(1)}:${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`);
-  return `v1.ObjectMeta{${parts.join(', ')}}`;
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+/** time.Time's GoString (what %#v prints for a metav1.Time): time.Date(2006, time.January, 2, ...). */
+function goTime(v: unknown): string {
+  const d = typeof v === 'string' ? new Date(v) : undefined;
+  if (!d || Number.isNaN(d.getTime())) return 'time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)';
+  return `time.Date(${d.getUTCFullYear()}, time.${MONTHS[d.getUTCMonth()]}, ${d.getUTCDate()}, ${d.getUTCHours()}, ${d.getUTCMinutes()}, ${d.getUTCSeconds()}, 0, time.UTC)`;
+}
+
+const goStrings = (v: unknown) => (Array.isArray(v) && v.length ? `[]string{${v.map((x) => JSON.stringify(String(x))).join(', ')}}` : '[]string(nil)');
+const goStringMap = (v: unknown) =>
+  isObject(v) && Object.keys(v).length
+    ? `map[string]string{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${JSON.stringify(String(v[k]))}`).join(', ')}}`
+    : 'map[string]string(nil)';
+
+/** The ObjectMeta a "must be empty" error names, as Go's %#v prints a metav1.ObjectMeta. */
+function goObjectMeta(m: Obj): string {
+  const str = (v: unknown) => JSON.stringify(typeof v === 'string' ? v : '');
+  const refs = Array.isArray(m.ownerReferences) && m.ownerReferences.length ? `[]v1.OwnerReference{...}` : '[]v1.OwnerReference(nil)';
+  return (
+    `v1.ObjectMeta{Name:${str(m.name)}, GenerateName:${str(m.generateName)}, Namespace:${str(m.namespace)}, SelfLink:${str(m.selfLink)}, ` +
+    `UID:${str(m.uid)}, ResourceVersion:${str(m.resourceVersion)}, Generation:${Number.isInteger(m.generation) ? m.generation : 0}, ` +
+    `CreationTimestamp:${goTime(m.creationTimestamp)}, DeletionTimestamp:${m.deletionTimestamp ? goTime(m.deletionTimestamp) : '<nil>'}, ` +
+    `DeletionGracePeriodSeconds:(*int64)(nil), Labels:${goStringMap(m.labels)}, Annotations:${goStringMap(m.annotations)}, ` +
+    `OwnerReferences:${refs}, Finalizers:${goStrings(m.finalizers)}, ManagedFields:[]v1.ManagedFieldsEntry(nil)}`
+  );
 }
 
 /** ValidateSubjectAccessReviewSpec / ValidateSelfSubjectAccessReviewSpec (self: no user or group). */
@@ -52,7 +68,7 @@ function specErrors(spec: Obj, self: boolean): StatusCause[] {
   const ra = spec.resourceAttributes;
   const nra = spec.nonResourceAttributes;
   if (ra != null && nra != null) {
-    errs.push(invalid('spec.nonResourceAttributes', goValue(nra, 'authorization.NonResourceAttributes'), 'cannot be specified in combination with resourceAttributes'));
+    errs.push(invalid('spec.nonResourceAttributes', goNonResourceAttributes(nra), 'cannot be specified in combination with resourceAttributes'));
   }
   if (ra == null && nra == null) {
     errs.push(invalid('spec.resourceAttributes', '"null"', 'exactly one of nonResourceAttributes or resourceAttributes must be specified'));
@@ -77,7 +93,7 @@ export function validateReview(kind: ReviewKind, body: Obj): void {
       errs.push(invalid('spec.resourceAttributes.namespace', JSON.stringify(ra.namespace ?? ''), 'must match metadata.namespace'));
     }
     if (spec.nonResourceAttributes != null) {
-      errs.push(invalid('spec.nonResourceAttributes', goValue(spec.nonResourceAttributes, 'authorization.NonResourceAttributes'), 'disallowed on this kind of request'));
+      errs.push(invalid('spec.nonResourceAttributes', goNonResourceAttributes(spec.nonResourceAttributes), 'disallowed on this kind of request'));
     }
   } else if (!metadataEmpty(meta, false)) {
     errs.push(invalid('metadata', goObjectMeta(meta), 'must be empty'));
