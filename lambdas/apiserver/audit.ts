@@ -362,6 +362,42 @@ function sourceIPs(req: ApiRequest): string[] {
   return ips;
 }
 
+/**
+ * What the path alone says about a request that never reached authorization (a 401, a 404, a bad
+ * impersonation): kube's RequestInfoFactory, which runs before authentication, so its policy sees these too.
+ */
+export function pathAttributes(req: ApiRequest, user: UserInfo): RequestAttributes {
+  const segs = req.path.split('/').filter(Boolean);
+  const method = req.method.toLowerCase();
+  let group = '';
+  let version: string;
+  let rest: string[];
+  if (segs[0] === 'api' && segs.length >= 3) {
+    version = segs[1]!;
+    rest = segs.slice(2);
+  } else if (segs[0] === 'apis' && segs.length >= 4) {
+    group = segs[1]!;
+    version = segs[2]!;
+    rest = segs.slice(3);
+  } else {
+    return { user, verb: method, resourceRequest: false, path: req.path };
+  }
+  let watch = req.query.get('watch') === 'true' || req.query.get('watch') === '1';
+  if (rest[0] === 'watch') {
+    watch = true;
+    rest = rest.slice(1);
+  }
+  let namespace: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length > 1) {
+    namespace = rest[1];
+    if (rest.length > 2 && rest[2] !== 'status' && rest[2] !== 'finalize') rest = rest.slice(2);
+  }
+  const [resource, name, subresource] = rest;
+  const verbs: Record<string, string> = { post: 'create', put: 'update', patch: 'patch', delete: name ? 'delete' : 'deletecollection' };
+  const verb = method === 'get' || method === 'head' ? (watch ? 'watch' : name ? 'get' : 'list') : verbs[method] ?? method;
+  return { user, verb, resourceRequest: true, path: req.path, group, version, namespace, resource, name, subresource };
+}
+
 /** kube's getAuthMethods: the message of a 401's event. */
 function authMethods(req: ApiRequest): string {
   const m: string[] = [];
@@ -410,9 +446,7 @@ export class Auditor {
   }
 
   private async finish(req: ApiRequest, rec: AuditRecord, res: ApiResponse): Promise<ApiResponse> {
-    const attrs: RequestAttributes = rec.attrs
-      ? { ...rec.attrs, user: rec.user ?? rec.attrs.user }
-      : { user: rec.user ?? { username: '', groups: [] }, verb: req.method.toLowerCase(), resourceRequest: false, path: req.path };
+    const attrs: RequestAttributes = rec.attrs ? { ...rec.attrs, user: rec.user ?? rec.attrs.user } : pathAttributes(req, rec.user ?? { username: '', groups: [] });
     // The policy sees the authenticated user (kube audits before it impersonates).
     const { level, omitStages } = evaluatePolicy(this.policy, attrs, rec.user);
     if (level === 'None') return res;
