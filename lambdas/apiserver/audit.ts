@@ -304,11 +304,15 @@ export class CloudWatchAuditSink implements AuditSink {
   }
 }
 
-/** The apiserver Lambda's auditing, from its environment: SKIFF_AUDIT_LOG_GROUP (none: off) and SKIFF_AUDIT_POLICY (YAML or JSON; default DEFAULT_AUDIT_POLICY). */
+/** The log group the apiserver Lambda audits into (unset: no audit log), and its policy (YAML or JSON; unset: DEFAULT_AUDIT_POLICY). */
+export const AUDIT_LOG_GROUP_ENV = 'SKIFF_AUDIT_LOG_GROUP';
+export const AUDIT_POLICY_ENV = 'SKIFF_AUDIT_POLICY';
+
+/** The apiserver Lambda's auditing, from its environment (AUDIT_LOG_GROUP_ENV, AUDIT_POLICY_ENV). */
 export function auditorFromEnv(env = process.env): Auditor | undefined {
-  const group = env.SKIFF_AUDIT_LOG_GROUP;
+  const group = env[AUDIT_LOG_GROUP_ENV];
   if (!group) return undefined;
-  const policy = env.SKIFF_AUDIT_POLICY ? parseAuditPolicy(env.SKIFF_AUDIT_POLICY, 'SKIFF_AUDIT_POLICY') : DEFAULT_AUDIT_POLICY;
+  const policy = env[AUDIT_POLICY_ENV] ? parseAuditPolicy(env[AUDIT_POLICY_ENV]!, AUDIT_POLICY_ENV) : DEFAULT_AUDIT_POLICY;
   return new Auditor(policy, new CloudWatchAuditSink({ logGroupName: group }));
 }
 
