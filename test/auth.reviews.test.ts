@@ -5,10 +5,12 @@
 // never stored, so one storage backend serves (the store is checked to be untouched).
 
 import https from 'node:https';
+import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeToken } from '../lambdas/apiserver/auth.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { applyGrants } from './support/grants.ts';
+import { pythonClient } from './support/python-client.ts';
 
 let c: TestCluster;
 let revisionBefore: number;
@@ -290,6 +292,36 @@ describe('kubectl auth', () => {
     expect(group.code).toBe(1);
     expect(group.stderr).toContain('groups "system:masters" is forbidden: User "carol" cannot impersonate resource "groups" in API group "" at the cluster scope');
   });
+});
+
+describe('the official clients', () => {
+  it('@kubernetes/client-node asks what it may do and who it is', async () => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(c.kubeconfigPath);
+    const user = kc.getCurrentUser()!;
+    kc.users = kc.users.map((u) => (u.name === user.name ? { ...u, token: token('alice') } : u));
+    const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
+    const review = (namespace: string) => authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace, verb: 'list', resource: 'pods' } } } });
+    expect((await review('team-a')).status).toMatchObject({ allowed: true });
+    expect((await review('team-b')).status).toMatchObject({ allowed: false });
+    const rules = await authz.createSelfSubjectRulesReview({ body: { spec: { namespace: 'team-a' } } });
+    expect(rules.status!.resourceRules).toContainEqual({ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] });
+    const me = await kc.makeApiClient(k8s.AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+    expect(me.status!.userInfo).toEqual({ username: 'alice', groups: ['system:authenticated'] });
+  });
+
+  it('the Python client asks, and impersonates (allowed and refused)', async () => {
+    const py = await pythonClient();
+    if (!py) return;
+    const out = await py.run('access_reviews.py', c.kubeconfigPath, token('alice'), token('carol'));
+    expect(out.can_list_team_a).toMatchObject({ allowed: true, reason: expect.stringMatching(/^allowed by test grant/) });
+    expect(out.can_list_team_b).toEqual({ allowed: false, denied: null, reason: null });
+    expect(out.rules).toContainEqual({ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] });
+    expect(out.incomplete).toBe(false);
+    expect(out.whoami).toEqual({ username: 'alice', groups: ['system:authenticated'] });
+    expect(out.impersonated).toEqual({ username: 'alice', groups: ['system:authenticated'] });
+    expect(out.refused).toEqual({ status: 403, message: 'users "carol" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope' });
+  }, 240_000);
 });
 
 describe('reviews are never stored', () => {
