@@ -413,7 +413,16 @@ function authMethods(req: ApiRequest): string {
   return m.length ? `Authentication failed, attempted: ${m.join(', ')}` : 'Authentication failed, no credentials provided';
 }
 
+// A request's body decoded for its events, once (its events and objectRef all ask).
+const decodedBodies = new WeakMap<ApiRequest, { value: unknown }>();
+
 function requestObject(req: ApiRequest): unknown {
+  let hit = decodedBodies.get(req);
+  if (!hit) decodedBodies.set(req, (hit = { value: decodeRequestObject(req) }));
+  return hit.value;
+}
+
+function decodeRequestObject(req: ApiRequest): unknown {
   if (!req.body.length) return undefined;
   const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   try {
