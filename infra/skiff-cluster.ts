@@ -36,6 +36,7 @@ import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/a
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
+import { AUDIT_LOG_GROUP_ENV, AUDIT_POLICY_ENV, parseAuditPolicy, type AuditPolicy } from '../lambdas/apiserver/audit.ts';
 import { SkiffNodes, type SkiffNodesProps } from './nodes.ts';
 import { SkiffFrontDoor } from './front-door.ts';
 import { SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
@@ -102,6 +103,13 @@ export interface SkiffClusterProps {
    * Default WRITE_ALARM_UNITS_PER_5_MINUTES.
    */
   readonly writeAlarmUnitsPer5Minutes?: number;
+  /**
+   * The audit log (lambdas/apiserver/audit.ts): the apiserver writes audit.k8s.io/v1 Events under this
+   * Policy to a CloudWatch Logs group of its own. Default: audit.ts's DEFAULT_AUDIT_POLICY (Metadata for
+   * all but lease renewals and health checks); `false`: no audit log. Travels in an environment variable
+   * (Lambda allows 4 KB for all of them).
+   */
+  readonly auditPolicy?: AuditPolicy | false;
 }
 
 /**
@@ -122,6 +130,8 @@ export class SkiffCluster extends Construct {
   public readonly apiFunction: NodejsFunction;
   /** The apiserver's public endpoint (response streaming, so watches work). */
   public readonly url: FunctionUrl;
+  /** Where the apiserver writes its audit log (none with auditPolicy: false). */
+  public readonly auditLogGroup?: LogGroup;
   /** Binds pods to nodes, woken by pod/node/lease changes on the table's stream. */
   public readonly schedulerFunction: NodejsFunction;
   /** Replication, garbage collection, endpoints, namespaces and node lifecycle. */
@@ -179,6 +189,15 @@ export class SkiffCluster extends Construct {
       SKIFF_CLUSTER_NAME: this.clusterName,
       ...limitEnv,
     });
+
+    if (props.auditPolicy !== false) {
+      if (props.auditPolicy) parseAuditPolicy(JSON.stringify(props.auditPolicy), 'SkiffCluster: auditPolicy'); // a bad one fails the synth, not the function
+      // Kept with the cluster's data (the table's removal policy): an audit log outlives what it audits.
+      this.auditLogGroup = new LogGroup(this, 'AuditLogs', { retention: RetentionDays.ONE_YEAR, removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN });
+      this.auditLogGroup.grantWrite(this.apiFunction); // logs:CreateLogStream, logs:PutLogEvents on this group only
+      this.apiFunction.addEnvironment(AUDIT_LOG_GROUP_ENV, this.auditLogGroup.logGroupName);
+      if (props.auditPolicy) this.apiFunction.addEnvironment(AUDIT_POLICY_ENV, JSON.stringify(props.auditPolicy));
+    }
 
     // Auth NONE is deliberate: the apiserver authenticates every request itself (bearer tokens,
     // lambdas/apiserver/auth.ts), as a Kubernetes apiserver does. IAM auth would require SigV4-signing

@@ -191,11 +191,12 @@ describe('aggregated discovery', () => {
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
     // In kube-apiserver's order: by its APIServices' group priorities (apps 17800, authentication.k8s.io
-    // 17700, batch 17400, networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+    // 17700, authorization.k8s.io 17600, batch 17400, networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
     // scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
     const order = [
       'apps',
       'authentication.k8s.io',
+      'authorization.k8s.io',
       'batch',
       'networking.k8s.io',
       'policy',
@@ -213,7 +214,13 @@ describe('aggregated discovery', () => {
     const group = (name: string) => doc.items.find((i) => i.metadata.name === name)!.versions[0]!.resources;
     expect(group('coordination.k8s.io').map((r) => r.resource)).toEqual(['leases']);
     // TokenReview: create only (node agents review bearer tokens with it).
-    expect(group('authentication.k8s.io').map((r) => [r.resource, r.verbs])).toEqual([['tokenreviews', ['create']]]);
+    expect(group('authentication.k8s.io').map((r) => [r.resource, r.verbs])).toEqual([['selfsubjectreviews', ['create']], ['tokenreviews', ['create']]]);
+    expect(group('authorization.k8s.io').map((r) => [r.resource, r.scope])).toEqual([
+      ['localsubjectaccessreviews', 'Namespaced'],
+      ['selfsubjectaccessreviews', 'Cluster'],
+      ['selfsubjectrulesreviews', 'Cluster'],
+      ['subjectaccessreviews', 'Cluster'],
+    ]);
     // CustomResourceDefinitions: every verb, and the status subresource (as kube-apiserver lists them).
     expect(group('apiextensions.k8s.io').map((r) => [r.resource, r.verbs, r.subresources?.map((x) => x.subresource)])).toEqual([
       ['customresourcedefinitions', ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'], ['status']],

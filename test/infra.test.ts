@@ -249,18 +249,57 @@ describe('IAM', () => {
     for (const a of actions) expect(a).not.toMatch(/^dynamodb:(DeleteTable|UpdateTable|CreateTable|\w*TimeToLive)$/);
   });
 
-  it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group', () => {
-    const logGroups = [fn.Properties.LoggingConfig?.LogGroup?.Ref as string];
+  it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group and the audit log', () => {
+    const logGroups = [fn.Properties.LoggingConfig?.LogGroup?.Ref as string, auditLogGroupId()];
     expect(Object.keys(template.findResources('AWS::Logs::LogGroup'))).toContain(logGroups[0]);
     for (const s of apiRoleStatements()) {
       for (const a of list<string>(s.Action)) expect(a).not.toMatch(/\*$/);
       for (const r of list(s.Resource)) {
         expect(r).not.toBe('*');
-        const onLogGroup = JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [logGroups[0], 'Arn'] });
+        const onLogGroup = logGroups.some((g) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [g, 'Arn'] }));
         expect(onLogGroup || isTableResource(r), `resource ${JSON.stringify(r)}`).toBe(true);
         if (onLogGroup) expect(list(s.Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
       }
     }
+  });
+});
+
+/** The audit log's group: the one log group no function logs to. */
+function auditLogGroupId(): string {
+  const functionGroups = Object.values(template.findResources('AWS::Lambda::Function')).map((f: Json) => f.Properties.LoggingConfig?.LogGroup?.Ref);
+  const ids = Object.keys(template.findResources('AWS::Logs::LogGroup')).filter((id) => !functionGroups.includes(id) && id.includes('AuditLogs'));
+  expect(ids).toHaveLength(1);
+  return ids[0]!;
+}
+
+describe('audit log', () => {
+  it('has a log group of its own, kept with the data, named to the apiserver; only the apiserver may write it', () => {
+    const id = auditLogGroupId();
+    const group = template.toJSON().Resources[id];
+    expect(group.Properties.RetentionInDays).toBe(365);
+    expect(group.DeletionPolicy).toBe('Retain');
+    expect(fn.Properties.Environment.Variables.SKIFF_AUDIT_LOG_GROUP).toEqual({ Ref: id });
+    // No policy given: the function's default (audit.ts DEFAULT_AUDIT_POLICY), nothing in the environment.
+    expect(fn.Properties.Environment.Variables.SKIFF_AUDIT_POLICY).toBeUndefined();
+    const writers = Object.values(template.findResources('AWS::IAM::Policy')).filter((p: Json) =>
+      p.Properties.PolicyDocument.Statement.some((st: Json) => list(st.Resource).some((r) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] }))),
+    ) as Json[];
+    expect(writers).toHaveLength(1);
+    expect(writers[0].Properties.Roles).toEqual([{ Ref: fn.Properties.Role['Fn::GetAtt'][0] }]);
+    const st = writers[0].Properties.PolicyDocument.Statement.filter((x: Json) => list(x.Resource).some((r) => JSON.stringify(r).includes(id)));
+    expect(st.flatMap((x: Json) => list<string>(x.Action)).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+  });
+
+  it('takes a policy (checked at synth), or none at all', () => {
+    const policy = { apiVersion: 'audit.k8s.io/v1', kind: 'Policy', rules: [{ level: 'RequestResponse' as const }] };
+    const withPolicy = synth({ cluster: { auditPolicy: policy, nodes: false, bootstrap: false, frontDoor: false } });
+    const [, f] = Object.entries(withPolicy.template.findResources('AWS::Lambda::Function')).find(([id]) => id.includes('ApiServer'))! as [string, Json];
+    expect(JSON.parse(f.Properties.Environment.Variables.SKIFF_AUDIT_POLICY)).toEqual(policy);
+    expect(() => synth({ cluster: { auditPolicy: { ...policy, rules: [{ level: 'All' as any }] }, nodes: false, bootstrap: false, frontDoor: false } })).toThrow(
+      'SkiffCluster: auditPolicy: rules[0].level: Unsupported value: "All"',
+    );
+    const none = synth({ cluster: { auditPolicy: false, nodes: false, bootstrap: false, frontDoor: false } });
+    expect(Object.keys(none.template.findResources('AWS::Logs::LogGroup')).some((k) => k.includes('AuditLogs'))).toBe(false);
   });
 });
 

@@ -248,6 +248,51 @@ const CASES: Case[] = [
     message: 'TokenReview.authentication.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
   },
   {
+    kind: 'SelfSubjectReview',
+    group: 'authentication.k8s.io',
+    resource: 'selfsubjectreviews',
+    // Never stored (its create is computed: test/auth.reviews.test.ts); the generic store's rules apply as to any object.
+    valid: { metadata: meta('review') },
+    invalid: { metadata: meta('a/b') },
+    message: 'SelfSubjectReview.authentication.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
+    kind: 'SubjectAccessReview',
+    group: 'authorization.k8s.io',
+    resource: 'subjectaccessreviews',
+    // Never stored (its create is computed: test/auth.reviews.test.ts); the generic store's rules apply as to any object.
+    valid: { metadata: meta('review') },
+    invalid: { metadata: meta('a/b') },
+    message: 'SubjectAccessReview.authorization.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
+    kind: 'LocalSubjectAccessReview',
+    group: 'authorization.k8s.io',
+    resource: 'localsubjectaccessreviews',
+    // Never stored (its create is computed: test/auth.reviews.test.ts); the generic store's rules apply as to any object.
+    valid: { metadata: meta('review', 'team-a') },
+    invalid: { metadata: meta('a/b', 'team-a') },
+    message: 'LocalSubjectAccessReview.authorization.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
+    kind: 'SelfSubjectAccessReview',
+    group: 'authorization.k8s.io',
+    resource: 'selfsubjectaccessreviews',
+    // Never stored (its create is computed: test/auth.reviews.test.ts); the generic store's rules apply as to any object.
+    valid: { metadata: meta('review') },
+    invalid: { metadata: meta('a/b') },
+    message: 'SelfSubjectAccessReview.authorization.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
+    kind: 'SelfSubjectRulesReview',
+    group: 'authorization.k8s.io',
+    resource: 'selfsubjectrulesreviews',
+    // Never stored (its create is computed: test/auth.reviews.test.ts); the generic store's rules apply as to any object.
+    valid: { metadata: meta('review') },
+    invalid: { metadata: meta('a/b') },
+    message: 'SelfSubjectRulesReview.authorization.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
     kind: 'CustomResourceDefinition',
     group: 'apiextensions.k8s.io',
     resource: 'customresourcedefinitions',

@@ -59,6 +59,8 @@ import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
 import { policyFor, type RbacAuthorizer } from './rbac.ts';
 import { ensureBootstrapPolicy } from './bootstrap-policy.ts';
+import { impersonate } from './impersonation.ts';
+import { auditAuthorization, auditUser, type Auditor } from './audit.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -94,6 +96,8 @@ export interface ApiServerOptions {
   iam?: { clusterId: string; stsEndpoint?: string };
   /** How old this server's view of the CRDs may get before a request re-reads them (crds.ts; default 1000 ms). */
   crdMaxAgeMs?: number;
+  /** The audit log (audit.ts): every request answered is an event under its policy. Default: none. */
+  audit?: Auditor;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -122,6 +126,7 @@ export class ApiServer {
   private backend: Backend;
   /** This store's RBAC view (rbac.ts): the default authorizer's last word, and its rule resolver. */
   readonly rbac: RbacAuthorizer;
+  private audit?: Auditor;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
   /** The pods bound to each node and their claims, for the Node authorizer (follow() it in a long-lived process). */
@@ -150,6 +155,7 @@ export class ApiServer {
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
     this.watchKeepAliveMs = opts.watchKeepAliveMs;
     this.nodeClientToken = opts.nodeClientToken;
+    this.audit = opts.audit;
   }
 
   /**
@@ -198,6 +204,11 @@ export class ApiServer {
   private policyReady?: Promise<void>;
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
+    // Audited where requests are answered, so refusals (401, 403) and failures are events too.
+    return this.audit ? this.audit.run(req, () => this.answer(req)) : this.answer(req);
+  }
+
+  private async answer(req: ApiRequest): Promise<ApiResponse> {
     try {
       return await this.route(req);
     } catch (e) {
@@ -212,7 +223,11 @@ export class ApiServer {
       if (path === '/version') return jsonResponse(200, versionInfo());
       return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'ok' };
     }
-    const user = await this.authn.authenticate(req.headers['authorization']);
+    const authenticated = await this.authn.authenticate(req.headers['authorization']);
+    auditUser(authenticated);
+    // kube's WithImpersonation: Impersonate-* headers make the request act as someone else, if allowed.
+    const user = await impersonate(req.headers, authenticated, this.authz, path);
+    auditUser(authenticated, user);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
     const segs = path.split('/').filter(Boolean);
 
@@ -287,6 +302,7 @@ export class ApiServer {
   private async authorize(user: UserInfo, a: Omit<RequestAttributes, 'user'>) {
     const attrs = { user, ...a };
     const d = await this.authz.authorize(attrs);
+    auditAuthorization(attrs, d);
     if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
   }
 
@@ -368,7 +384,12 @@ export class ApiServer {
         }
         // A kind that is never stored (TokenReview) computes its answer.
         const computed = kindFor(res).create;
-        if (computed) return jsonResponse(201, await computed(parseBody(req), { authenticate: (token) => this.userOf(token), user, authorize: (a) => this.authz.authorize(a), rules: this.ruleResolver }));
+        if (computed) {
+          // Decoded and type-checked as any body (kube decodes a review before its REST sees it).
+          const body = checkFields(req, res, decodeBody(req, res), warnings);
+          const ctx = { authenticate: (token: string) => this.userOf(token), user, authorize: (a: RequestAttributes) => this.authz.authorize(a), rules: this.ruleResolver, namespace: ns };
+          return jsonResponse(201, await computed(body, ctx), warningHeader(warnings));
+        }
         // kube's crdHandler: no new custom resources while their CRD is being deleted.
         if (kindFor(res).custom?.terminating) throw errors.methodNotAllowed('create is not allowed while custom resource definition is terminating');
         const obj = checkFields(req, res, decodeBody(req, res), warnings);

@@ -12,6 +12,8 @@ export interface UserInfo {
   username: string;
   uid?: string;
   groups: string[];
+  /** Extra attributes (kube's user.Info.GetExtra: impersonated with Impersonate-Extra-<key>). */
+  extra?: Record<string, string[]>;
 }
 
 /**

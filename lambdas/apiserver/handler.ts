@@ -25,6 +25,7 @@ export function eventToRequest(event: APIGatewayProxyEventV2, signal?: AbortSign
     query: new URLSearchParams(event.rawQueryString ?? ''),
     headers,
     body,
+    sourceIp: event.requestContext?.http?.sourceIp,
     signal,
   };
 }

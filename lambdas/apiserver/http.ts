@@ -10,6 +10,8 @@ export interface ApiRequest {
   /** Header names lower-cased. */
   headers: Record<string, string | undefined>;
   body: Buffer;
+  /** The client's address (the audit log's sourceIPs). */
+  sourceIp?: string;
   /** Aborted when the client goes away (ends watches). */
   signal?: AbortSignal;
 }

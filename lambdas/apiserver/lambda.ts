@@ -5,6 +5,7 @@ import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
 import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
+import { auditorFromEnv } from './audit.ts';
 
 let server: Promise<ApiServer> | undefined;
 
@@ -21,6 +22,8 @@ function open(): Promise<ApiServer> {
       maxObjectsPerNamespace: maxObjectsFromEnv(),
       // IAM sign-in: tokens bound to this cluster's name (infra sets it); STS_ENDPOINT only for emulators.
       iam: process.env.SKIFF_CLUSTER_NAME ? { clusterId: process.env.SKIFF_CLUSTER_NAME, stsEndpoint: process.env.SKIFF_STS_ENDPOINT || undefined } : undefined,
+      // CloudWatch Logs, when the stack gives the function an audit log group (infra/skiff-cluster.ts).
+      audit: auditorFromEnv(),
     }),
   );
 }

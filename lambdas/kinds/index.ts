@@ -19,6 +19,11 @@ import { secret } from './core/secret.ts';
 import { serviceAccount } from './core/serviceaccount.ts';
 import { lease } from './coordination/lease.ts';
 import { tokenReview } from './authentication/tokenreview.ts';
+import { selfSubjectReview } from './authentication/selfsubjectreview.ts';
+import { subjectAccessReview } from './authorization/subjectaccessreview.ts';
+import { localSubjectAccessReview } from './authorization/localsubjectaccessreview.ts';
+import { selfSubjectAccessReview } from './authorization/selfsubjectaccessreview.ts';
+import { selfSubjectRulesReview } from './authorization/selfsubjectrulesreview.ts';
 import { customResourceDefinition } from './apiextensions/customresourcedefinition.ts';
 import { endpointSlice } from './discovery/endpointslice.ts';
 import { podTemplate } from './core/podtemplate.ts';
@@ -47,7 +52,7 @@ import { accessEntry } from './iam/accessentry.ts';
  * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
  * order kube-apiserver lists them (by the group priorities of its APIServices, highest first:
  * pkg/controlplane/apiserver/aggregator.go's apiVersionPriorities, apps 17800, authentication.k8s.io 17700,
- * batch 17400 ...
+ * authorization.k8s.io 17600, batch 17400 ...
  * networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
  * scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
  */
@@ -70,7 +75,12 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   deployment,
   replicaSet,
   statefulSet,
+  selfSubjectReview,
   tokenReview,
+  localSubjectAccessReview,
+  selfSubjectAccessReview,
+  selfSubjectRulesReview,
+  subjectAccessReview,
   cronJob,
   job,
   ingress,

@@ -81,6 +81,8 @@ export interface CreateContext {
   authorize(attrs: RequestAttributes): Promise<AuthorizationResult>;
   /** What a user may do in a namespace (SelfSubjectRulesReview); undefined when no authorizer resolves rules. */
   rules?: RuleResolver;
+  /** The namespace of the request's path, for a namespaced kind (LocalSubjectAccessReview). */
+  namespace?: string;
 }
 
 /** The autoscaling/v1 Scale of a kind with a scale subresource. */

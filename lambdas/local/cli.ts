@@ -38,6 +38,8 @@ Options for up:
                     (for trying the scheduler and controllers; not a container runtime)
   --max-objects-per-namespace N  refuse creates (403) in a namespace holding N objects, a guard
                     against runaway writes (default 100000; 0: no limit)
+  --audit-policy-file F  audit requests under this audit.k8s.io/v1 Policy (YAML), as kube-apiserver's flag
+  --audit-log-path P     ... into this file, one audit.k8s.io/v1 Event a line ("-": standard output)
 
 Options for agent:
   --kubeconfig PATH  where the apiserver is and the token to use (default $KUBECONFIG, .skiff/kubeconfig)
@@ -79,6 +81,8 @@ async function up(argv: string[]): Promise<void> {
       'service-cidr': { type: 'string' },
       'cluster-cidr': { type: 'string' },
       'max-objects-per-namespace': { type: 'string' },
+      'audit-policy-file': { type: 'string' },
+      'audit-log-path': { type: 'string' },
     },
     strict: true,
   });
@@ -101,6 +105,8 @@ async function up(argv: string[]): Promise<void> {
     serviceCIDR: values['service-cidr'],
     clusterCIDR: values['cluster-cidr'],
     maxObjectsPerNamespace: maxObjects,
+    auditPolicyFile: values['audit-policy-file'],
+    auditLogPath: values['audit-log-path'],
   });
   const agentLine = cluster.agentError
     ? `Nodes: NONE - the node agent could not start: ${cluster.agentError}\n       The control plane runs alone; pods stay Pending. (Use --no-agent to run it so on purpose.)`

@@ -16,7 +16,8 @@ import { SqliteBackend } from '../storage/sqlite.ts';
 import type { Backend } from '../storage/backend.ts';
 import { ApiServer } from '../apiserver/app.ts';
 import { createHandler } from '../apiserver/handler.ts';
-import { ADMIN_USER, newToken, storeToken, TokenAuthenticator } from '../apiserver/auth.ts';
+import { ADMIN_USER, newToken, storeToken, TokenAuthenticator, type Authorizer, type RuleResolver } from '../apiserver/auth.ts';
+import { Auditor, FileAuditSink, loadAuditPolicy } from '../apiserver/audit.ts';
 import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
 import { findResource } from '../machinery/resources.ts';
 import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.ts';
@@ -91,6 +92,12 @@ export interface LocalClusterOptions {
   maxObjectsPerNamespace?: number;
   /** Sign-in with AWS IAM identities (ApiServerOptions.iam): a deployed cluster's, or a test's against moto. */
   iam?: { clusterId: string; stsEndpoint?: string };
+  /** The audit log: an audit.k8s.io/v1 Policy file and the file events go to (both or neither). */
+  auditPolicyFile?: string;
+  auditLogPath?: string;
+  /** The API's authorizer and rule resolver (default: every authenticated user may do everything). */
+  authorizer?: Authorizer;
+  ruleResolver?: RuleResolver;
 }
 
 export interface LocalCluster {
@@ -131,8 +138,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     nodePortRange: opts.nodePortRange,
     maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
     iam: opts.iam,
+    authorizer: opts.authorizer,
+    ruleResolver: opts.ruleResolver,
   };
-  const api = new ApiServer({ ...apiOptions, backend });
+  const api = new ApiServer({ ...apiOptions, backend, audit: localAuditor(opts) });
   // The custom resources it serves follow the store's CRDs through a watch (apiserver/crds.ts).
   const crdFeed = new AbortController();
   const followingCRDs = api.crds.follow(crdFeed.signal);
@@ -276,6 +285,13 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
  * and why: the store could take no write, and SQLite's own words ("unable to open database file") name
  * neither the file nor the cause.
  */
+/** kube-apiserver's --audit-policy-file and --audit-log-path: both, or no audit log. A bad policy stops the start. */
+function localAuditor(opts: LocalClusterOptions): Auditor | undefined {
+  if (!opts.auditPolicyFile && !opts.auditLogPath) return undefined;
+  if (!opts.auditPolicyFile || !opts.auditLogPath) throw new Error('the audit log needs both an audit policy file and an audit log path');
+  return new Auditor(loadAuditPolicy(opts.auditPolicyFile), new FileAuditSink(opts.auditLogPath));
+}
+
 function assertWritableDir(dir: string): void {
   const probe = join(dir, `.write-test-${process.pid}`);
   try {

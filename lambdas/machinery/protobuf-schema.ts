@@ -497,6 +497,25 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   ClusterRoleBinding: { metadata: [1, 'ObjectMeta'], subjects: [2, '[Subject'], roleRef: [3, 'RoleRef'] },
   RoleRef: { apiGroup: [1, S, 'r'], kind: [2, S, 'r'], name: [3, S, 'r'] },
   Subject: { kind: [1, S, 'r'], apiGroup: [2, S], name: [3, S, 'r'], namespace: [4, S] },
+  // --- what kubectl auth can-i [--list] and auth whoami send (k8s.io/api/authorization/v1, authentication/v1).
+  // SubjectAccessReviewSpec.extra (map<string, ExtraValue>) is not decoded: no kubectl command sends it.
+  SelfSubjectAccessReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SelfSubjectAccessReviewSpec'] },
+  SelfSubjectAccessReviewSpec: { resourceAttributes: [1, 'ResourceAttributes', 'p'], nonResourceAttributes: [2, 'NonResourceAttributes', 'p'] },
+  SubjectAccessReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SubjectAccessReviewSpec'] },
+  SubjectAccessReviewSpec: {
+    resourceAttributes: [1, 'ResourceAttributes', 'p'], nonResourceAttributes: [2, 'NonResourceAttributes', 'p'], user: [3, S], groups: [4, '[s'], uid: [6, S],
+  },
+  ResourceAttributes: {
+    namespace: [1, S], verb: [2, S], group: [3, S], version: [4, S], resource: [5, S], subresource: [6, S], name: [7, S],
+    fieldSelector: [8, 'FieldSelectorAttributes', 'p'], labelSelector: [9, 'LabelSelectorAttributes', 'p'],
+  },
+  FieldSelectorAttributes: { rawSelector: [1, S], requirements: [2, '[FieldSelectorRequirement'] },
+  FieldSelectorRequirement: { key: [1, S, 'r'], operator: [2, S, 'r'], values: [3, '[s'] },
+  LabelSelectorAttributes: { rawSelector: [1, S], requirements: [2, '[LabelSelectorRequirement'] },
+  NonResourceAttributes: { path: [1, S], verb: [2, S] },
+  SelfSubjectRulesReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SelfSubjectRulesReviewSpec'] },
+  SelfSubjectRulesReviewSpec: { namespace: [1, S] },
+  SelfSubjectReview: { metadata: [1, 'ObjectMeta'] },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
@@ -519,6 +538,11 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   ClusterRole: { message: 'ClusterRole', apiVersions: ['rbac.authorization.k8s.io/v1'] },
   RoleBinding: { message: 'RoleBinding', apiVersions: ['rbac.authorization.k8s.io/v1'] },
   ClusterRoleBinding: { message: 'ClusterRoleBinding', apiVersions: ['rbac.authorization.k8s.io/v1'] },
+  SelfSubjectAccessReview: { message: 'SelfSubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
+  SubjectAccessReview: { message: 'SubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
+  LocalSubjectAccessReview: { message: 'SubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
+  SelfSubjectRulesReview: { message: 'SelfSubjectRulesReview', apiVersions: ['authorization.k8s.io/v1'] },
+  SelfSubjectReview: { message: 'SelfSubjectReview', apiVersions: ['authentication.k8s.io/v1'] },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };
