@@ -11,6 +11,8 @@ import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
+import { podSecurityAdmission } from './admission-podsecurity.ts';
+import { limitRanger } from './admission-limitranger.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -22,12 +24,23 @@ export interface AdmissionRequest {
   name?: string;
   /** The incoming object (CREATE/UPDATE); plugins may mutate it. */
   object?: KubeObject;
+  /** The stored object an UPDATE replaces, when the caller has it (plugins that need it read it otherwise). */
+  oldObject?: KubeObject;
   user: UserInfo;
+  /** Warnings for the client (kube's warning.AddWarning): the server sends them as `Warning:` headers. */
+  warnings?: string[];
+  /** Audit annotations (kube's audit.AddAuditAnnotations), for the audit log to record with the request. */
+  annotations?: Record<string, string>;
 }
 
 export interface AdmissionPlugin {
   name: string;
   admit(req: AdmissionRequest, registry: Registry): Promise<void>;
+  /**
+   * A validating plugin that must also see PATCHes of existing objects says for which resources: the
+   * server then admits the patched object before writing it (other plugins see PUTs and creates only).
+   */
+  validatesPatches?(resource: ResourceInfo, subresource: string | undefined): boolean;
 }
 
 const namespaces = findResource('', 'v1', 'namespaces')!;
@@ -60,7 +73,11 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
+// LimitRanger: LimitRange defaults and bounds (admission-limitranger.ts); it must stay before any
+// ResourceQuota plugin, which charges the defaulted requests (kube's order: ... LimitRanger ... ResourceQuota).
+// PodSecurity: the namespace's Pod Security Standards (admission-podsecurity.ts), after the mutating plugins
+// so it judges the pod as it will be stored.
+export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, limitRanger, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection, podSecurityAdmission];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);
