@@ -176,7 +176,10 @@ describe.each(stores)('PodSecurity admission over HTTPS (%s)', (_name, makeStore
       warnings: [],
     };
     await podSecurityAdmission.admit(req, c.api.registry);
-    expect(req.annotations).toEqual({ 'pod-security.kubernetes.io/audit-violations': 'would violate PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' });
+    expect(req.annotations).toEqual({
+      'pod-security.kubernetes.io/enforce-policy': 'privileged:latest',
+      'pod-security.kubernetes.io/audit-violations': 'would violate PodSecurity "baseline:latest": host namespaces (hostNetwork=true)',
+    });
     expect(req.warnings).toEqual([]);
   });
 

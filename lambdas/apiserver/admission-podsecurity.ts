@@ -21,6 +21,7 @@ import type { Registry } from './registry.ts';
 import {
   AUDIT_ERROR_ANNOTATION,
   AUDIT_VIOLATIONS_ANNOTATION,
+  ENFORCE_POLICY_ANNOTATION,
   compareLevels,
   evaluatePod,
   forbiddenDetail,
@@ -72,6 +73,7 @@ function evaluate(req: AdmissionRequest, policy: Policy, policyError: string | u
   if (policyError) annotations[AUDIT_ERROR_ANNOTATION] = `Failed to parse policy: ${policyError}`;
   let denied: ApiError | undefined;
   if (enforce) {
+    annotations[ENFORCE_POLICY_ANNOTATION] = levelVersionString(policy.enforce);
     const r = run(policy.enforce);
     if (!r.allowed) {
       const name = req.name ?? req.object?.metadata?.name ?? '';
@@ -87,11 +89,10 @@ function evaluate(req: AdmissionRequest, policy: Policy, policyError: string | u
   if (!warn.allowed) req.warnings?.push(`would violate PodSecurity "${levelVersionString(policy.warn)}": ${forbiddenDetail(warn)}`);
 }
 
-/** isSignificantPodUpdate: only images and the seccomp annotations can change in a pod's spec. */
+/** isSignificantPodUpdate: only images (and containers' seccomp annotations) can change in a pod's spec. */
 function significantPodUpdate(pod: Obj, old: Obj): boolean {
   const a = pod.metadata?.annotations ?? {};
   const oa = old.metadata?.annotations ?? {};
-  if (a['seccomp.security.alpha.kubernetes.io/pod'] !== oa['seccomp.security.alpha.kubernetes.io/pod']) return true;
   const cs = (p: Obj, k: string): Obj[] => (Array.isArray(p.spec?.[k]) ? p.spec[k] : []);
   const changed = (c: Obj, oc: Obj) => c.image !== oc.image || a[`container.seccomp.security.alpha.kubernetes.io/${c.name}`] !== oa[`container.seccomp.security.alpha.kubernetes.io/${c.name}`];
   for (const k of ['containers', 'initContainers']) {
@@ -144,9 +145,26 @@ async function validateNamespace(req: AdmissionRequest, registry: Registry): Pro
 /** kube checks at most this many pods when a namespace's enforce level is raised. */
 const MAX_PODS_TO_CHECK = 3000;
 
+/** prioritizePods: one pod per controller first, the other replicas after them (checked only if room is left). */
+function prioritizePods(list: KubeObject[]): KubeObject[] {
+  const first: KubeObject[] = [];
+  const replicas: KubeObject[] = [];
+  const seen = new Set<string>();
+  for (const pod of list) {
+    const owner = (pod.metadata.ownerReferences ?? []).find((r: Obj) => r.controller === true);
+    if (!owner) first.push(pod);
+    else if (seen.has(owner.uid)) replicas.push(pod);
+    else {
+      seen.add(owner.uid);
+      first.push(pod);
+    }
+  }
+  return [...first, ...replicas];
+}
+
 /** EvaluatePodsInNamespace: one warning per distinct violation, naming the first pod and how many others. */
 export async function evaluatePodsInNamespace(registry: Registry, namespace: string, enforce: LevelVersion): Promise<string[]> {
-  const all = (await registry.list(pods, namespace)).items;
+  const all = prioritizePods((await registry.list(pods, namespace)).items);
   const checked = all.slice(0, MAX_PODS_TO_CHECK);
   const byWarning = new Map<string, { podName: string; count: number }>();
   for (const pod of checked) {
@@ -184,7 +202,11 @@ export const podSecurityAdmission: AdmissionPlugin = {
     if (isPod ? IGNORED_POD_SUBRESOURCES.has(req.subresource ?? '') : req.subresource) return;
     const { policy, error } = await namespacePolicy(registry, req.namespace);
     if (isPod) {
-      if (!error && policy.enforce.level === 'privileged' && policy.warn.level === 'privileged' && policy.audit.level === 'privileged') return;
+      if (!error && policy.enforce.level === 'privileged' && policy.warn.level === 'privileged' && policy.audit.level === 'privileged') {
+        // kube's shared "privileged" answer still records the policy it enforced.
+        req.annotations = { ...req.annotations, [ENFORCE_POLICY_ANNOTATION]: 'privileged:latest' };
+        return;
+      }
       if (req.operation === 'UPDATE') {
         const old = await oldObjectOf(req, registry);
         if (old && !significantPodUpdate(req.object, old)) return;

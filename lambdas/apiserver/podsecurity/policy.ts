@@ -35,6 +35,7 @@ export const WARN_LABEL = `${LABEL_PREFIX}warn`;
 /** Audit annotations are kube's, under the plugin's prefix (AuditAnnotationPrefix). */
 export const AUDIT_VIOLATIONS_ANNOTATION = `${LABEL_PREFIX}audit-violations`;
 export const AUDIT_ERROR_ANNOTATION = `${LABEL_PREFIX}error`;
+export const ENFORCE_POLICY_ANNOTATION = `${LABEL_PREFIX}enforce-policy`;
 
 /** kube-apiserver's default PodSecurityConfiguration: everything privileged at latest, nothing exempt. */
 export const DEFAULT_POLICY: Policy = {
