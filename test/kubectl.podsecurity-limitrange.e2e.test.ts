@@ -92,6 +92,8 @@ spec:
 `;
     expect((await c.kubectl(['apply', '-f', '-'], lr)).code).toBe(0);
     expect((await c.kubectl(['get', 'limits', '-n', 'lim'])).stdout).toMatch(/^NAME\s+CREATED AT\nlimits\s+\d{4}-/);
+    const described = (await c.kubectl(['describe', 'limitrange', 'limits', '-n', 'lim'])).stdout;
+    expect(described).toMatch(/Container\s+cpu\s+-\s+1\s+250m\s+500m\s+-/);
     expect((await c.kubectl(['run', 'p', '-n', 'lim', '--image=busybox', '--restart=Never'])).code).toBe(0);
     const yaml = (await c.kubectl(['get', 'pod', 'p', '-n', 'lim', '-o', 'yaml'])).stdout;
     // kubectl's YAML folds the long annotation: read it back unfolded.

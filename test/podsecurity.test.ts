@@ -82,6 +82,13 @@ describe('Pod Security Standards checks (kube policy tests)', () => {
     expect(detail(BASELINE, { containers: [{ name: 'c' }] }, { annotations: { 'container.apparmor.security.beta.kubernetes.io/c': 'unconfined' } })).toBe(
       'forbidden AppArmor profile (container.apparmor.security.beta.kubernetes.io/c="unconfined")',
     );
+    // check_appArmorProfile_test.go's "multiple containers".
+    const annotations = Object.fromEntries(
+      [['', 'bogus'], ['a', ''], ['b', 'runtime/default'], ['c', 'localhost/'], ['d', 'localhost/foo'], ['e', 'unconfined'], ['f', 'unknown']].map(([k, v]) => [`container.apparmor.security.beta.kubernetes.io/${k}`, v]),
+    );
+    expect(detail(BASELINE, {}, { annotations })).toBe(
+      'forbidden AppArmor profiles (container.apparmor.security.beta.kubernetes.io/="bogus", container.apparmor.security.beta.kubernetes.io/e="unconfined", container.apparmor.security.beta.kubernetes.io/f="unknown")',
+    );
   });
 
   it('labels: levels and versions as kube parses them, bad values fail closed for enforce and open for warn', () => {
