@@ -321,6 +321,15 @@ const CASES: Case[] = [
     message: 'PodTemplate "web" is invalid: template.spec.containers[0].image: Required value',
   },
   {
+    kind: 'LimitRange',
+    group: '',
+    resource: 'limitranges',
+    valid: { metadata: meta('limits', 'default'), spec: { limits: [{ type: 'Container', max: { cpu: '1' } }] } },
+    defaulted: { spec: { limits: [{ type: 'Container', max: { cpu: '1' }, default: { cpu: '1' }, defaultRequest: { cpu: '1' } }] } },
+    invalid: { metadata: meta('limits', 'default'), spec: { limits: [{ type: 'Pod', min: { cpu: '2' }, max: { cpu: '1' } }] } },
+    message: 'LimitRange "limits" is invalid: spec.limits[0].min[cpu]: Invalid value: "2": min value 2 is greater than max value 1',
+  },
+  {
     kind: 'Ingress',
     group: 'networking.k8s.io',
     resource: 'ingresses',

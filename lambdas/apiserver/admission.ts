@@ -13,6 +13,8 @@ import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
 import { rbacEscalationCheck } from './admission-rbac.ts';
 import { nodeRestriction } from './admission-noderestriction.ts';
+import { podSecurityAdmission } from './admission-podsecurity.ts';
+import { limitRanger } from './admission-limitranger.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -27,6 +29,10 @@ export interface AdmissionRequest {
   /** The object as stored, for an UPDATE or DELETE (read by the write itself: no read of the plugin's). */
   oldObject?: KubeObject;
   user: UserInfo;
+  /** Warnings for the client (kube's warning.AddWarning): the server sends them as `Warning:` headers. */
+  warnings?: string[];
+  /** Audit annotations (kube's audit.AddAuditAnnotations), for the audit log to record with the request. */
+  annotations?: Record<string, string>;
 }
 
 export interface AdmissionPlugin {
@@ -64,16 +70,22 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
+// LimitRanger: LimitRange defaults and bounds (admission-limitranger.ts); it must stay before any
+// ResourceQuota plugin, which charges the defaulted requests (kube's order: ... LimitRanger ... ResourceQuota).
 // NodeRestriction: what a node's own credential may write (admission-noderestriction.ts).
 // RBAC escalation prevention (admission-rbac.ts; kube does it in the RBAC kinds' storage).
+// PodSecurity: the namespace's Pod Security Standards (admission-podsecurity.ts), after the mutating plugins
+// so it judges the pod as it will be stored.
 export const defaultAdmissionChain: AdmissionPlugin[] = [
   namespaceLifecycle,
+  limitRanger,
   defaultTolerationSeconds(300),
   priorityAdmission,
   defaultStorageClassAdmission,
   storageObjectInUseProtection,
   nodeRestriction,
   rbacEscalationCheck,
+  podSecurityAdmission,
 ];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {

@@ -27,6 +27,7 @@ import { selfSubjectRulesReview } from './authorization/selfsubjectrulesreview.t
 import { customResourceDefinition } from './apiextensions/customresourcedefinition.ts';
 import { endpointSlice } from './discovery/endpointslice.ts';
 import { podTemplate } from './core/podtemplate.ts';
+import { limitRange } from './core/limitrange.ts';
 import { ingress } from './networking/ingress.ts';
 import { ingressClass } from './networking/ingressclass.ts';
 import { networkPolicy } from './networking/networkpolicy.ts';
@@ -65,6 +66,7 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   replicationController,
   node,
   event,
+  limitRange,
   configMap,
   secret,
   serviceAccount,

@@ -340,9 +340,9 @@ const STANDARD_RESOURCES = new Set([
 const isHugePages = (n: string) => n.startsWith('hugepages-');
 const isNativeResource = (n: string) => !n.includes('/') || n.startsWith('kubernetes.io/');
 const isExtendedResource = (n: string) => !isNativeResource(n) && !n.startsWith('requests.') && labelKeyErrors(`requests.${n}`).length === 0;
-const isOvercommitAllowed = (n: string) => isNativeResource(n) && !isHugePages(n);
+export const isOvercommitAllowed = (n: string) => isNativeResource(n) && !isHugePages(n);
 
-function validateContainerResourceName(errs: ErrorList, name: string, field: string): void {
+export function validateContainerResourceName(errs: ErrorList, name: string, field: string): void {
   const msgs = labelKeyErrors(name);
   if (msgs.length) return errs.each(field, name, msgs);
   if (!name.includes('/')) {
@@ -352,6 +352,15 @@ function validateContainerResourceName(errs: ErrorList, name: string, field: str
     if (!STANDARD_CONTAINER_RESOURCES.has(name) && !isHugePages(name)) errs.invalid(field, name, 'must be a standard resource for containers');
   } else if (!isNativeResource(name) && !isExtendedResource(name)) {
     errs.invalid(field, name, "doesn't follow extended resource name standard");
+  }
+}
+
+/** validateResourceName: a standard resource (of any kind, not only a container's) or a qualified name. */
+export function validateResourceName(errs: ErrorList, name: string, field: string): void {
+  const msgs = labelKeyErrors(name);
+  if (msgs.length) return errs.each(field, name, msgs);
+  if (!name.includes('/') && !STANDARD_RESOURCES.has(name) && !isHugePages(name) && !/^requests\.hugepages-/.test(name)) {
+    errs.invalid(field, name, 'must be a standard resource type or fully qualified');
   }
 }
 
