@@ -200,6 +200,7 @@ describe('aggregated discovery', () => {
       'networking.k8s.io',
       'policy',
       'storage.k8s.io',
+      'admissionregistration.k8s.io',
       'apiextensions.k8s.io',
       'scheduling.k8s.io',
       'coordination.k8s.io',
