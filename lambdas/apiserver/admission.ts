@@ -11,6 +11,8 @@ import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
+import { validatingAdmissionPolicy } from './admission-policy.ts';
+import { mutatingAdmissionWebhook, validatingAdmissionWebhook } from './admission-webhooks.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -23,6 +25,12 @@ export interface AdmissionRequest {
   /** The incoming object (CREATE/UPDATE); plugins may mutate it. */
   object?: KubeObject;
   user: UserInfo;
+  /** The stored object an UPDATE replaces, when the caller has it (plugins that need it read it otherwise). */
+  oldObject?: KubeObject;
+  /** ?dryRun=All: webhooks without sideEffects None/NoneOnDryRun are not called (kube's rule). */
+  dryRun?: boolean;
+  /** Where plugins add warnings for the client (the Warning header): ValidatingAdmissionPolicy Warn, webhooks. */
+  warnings?: string[];
 }
 
 export interface AdmissionPlugin {
@@ -60,7 +68,18 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // Priority: a pod's priorityClassName becomes its spec.priority (admission-priority.ts).
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
-export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
+// MutatingAdmissionWebhook after the built-in mutating plugins; then ValidatingAdmissionPolicy and
+// ValidatingAdmissionWebhook, last (before ResourceQuota, which must stay at the very end), as kube orders them.
+export const defaultAdmissionChain: AdmissionPlugin[] = [
+  namespaceLifecycle,
+  defaultTolerationSeconds(300),
+  priorityAdmission,
+  defaultStorageClassAdmission,
+  storageObjectInUseProtection,
+  mutatingAdmissionWebhook,
+  validatingAdmissionPolicy,
+  validatingAdmissionWebhook,
+];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

@@ -324,14 +324,14 @@ export class ApiServer {
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
         }
-        await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user }, reg);
+        await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
         const created = await reg.create(res, ns, obj, { dryRun });
         return jsonResponse(201, created, warningHeader(warnings));
       }
       case 'update': {
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
-        await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user }, reg);
+        await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: obj, user, dryRun, warnings }, reg);
         const status = sub === 'status' || sub === 'finalize' ? sub : undefined;
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
@@ -366,7 +366,7 @@ export class ApiServer {
           if (!existing) {
             const skeleton: KubeObject = { apiVersion: apiVersionOf(res), kind: res.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
             const obj = checkFields(req, res, applyPatch(ct, res, skeleton, body), warnings);
-            await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user }, reg);
+            await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }

@@ -4,7 +4,7 @@
 // compile is refused with kube's "compilation failed: ERROR: <input>:..." text.
 
 import { validateLabelSelector } from '../../machinery/metav1-validation.ts';
-import { arr, dns1123SubdomainErrors, obj, present, strOf, type ErrorList } from '../../machinery/validation.ts';
+import { arr, dns1123SubdomainErrors, GoStruct, goQuote, obj, present, strOf, type ErrorList } from '../../machinery/validation.ts';
 import { compileExpression, type ExpressionKind } from './cel.ts';
 
 type Obj = Record<string, any>;
@@ -173,7 +173,9 @@ export function validateBindingSpec(errs: ErrorList, o: Obj): void {
     if (!ACTIONS.includes(a)) errs.notSupported(`spec.validationActions[${i}]`, a, ACTIONS);
   });
   if (seen.has('Deny') && seen.has('Warn')) {
-    errs.invalid('spec.validationActions', actions, 'must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)');
+    // kube prints the internal slice with %#v.
+    const goValue = new GoStruct(`[]admissionregistration.ValidationAction{${actions.map((a) => goQuote(String(a))).join(', ')}}`);
+    errs.invalid('spec.validationActions', goValue, 'must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)');
   }
 }
 
