@@ -122,6 +122,13 @@ describe('ValidatingAdmissionPolicy', () => {
     expect(upd.status).toBe(422);
     expect(upd.body.message).toContain(`deployments.apps "small" is forbidden: ValidatingAdmissionPolicy 'max-replicas'`);
 
+    // A patch is admitted as the update it makes (kubectl apply of an existing object patches it).
+    const patch = await c.kubectl(['patch', 'deployment', 'small', '-n', 'vap-deny', '--type=merge', '-p', '{"spec":{"replicas":8}}']);
+    expect(patch.code).not.toBe(0);
+    // kubectl words a 422 from its causes, as it does against kube-apiserver.
+    expect(patch.stderr).toContain(`The deployments "small" is invalid: : ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-binding' denied request: failed expression: object.spec.replicas <= 5`);
+    expect((await api('GET', '/apis/apps/v1/namespaces/vap-deny/deployments/small')).body.spec.replicas).toBe(5);
+
     // Stock kubectl prints the server's words.
     const k = await c.kubectl(['apply', '-n', 'vap-deny', '-f', '-'], JSON.stringify(deployment('big', 7)));
     expect(k.code).not.toBe(0);

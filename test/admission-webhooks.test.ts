@@ -216,6 +216,20 @@ describe('validating webhooks', () => {
     expect((await api('GET', '/api/v1/namespaces/wh-dry/configmaps/x')).status).toBe(404);
   });
 
+  it('sees deletes, with the stored object as oldObject, and can refuse them', async () => {
+    await namespace('wh-delete');
+    expect((await api('POST', '/api/v1/namespaces/wh-delete/configmaps', configMap('keep'))).status).toBe(201);
+    await configuration('ValidatingWebhookConfiguration', 'delete', [
+      webhook('nodelete.skiff.test', 'wh-delete', '/deny', { rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['DELETE'], resources: ['configmaps'] }] }),
+    ]);
+    const r = await api('DELETE', '/api/v1/namespaces/wh-delete/configmaps/keep');
+    expect(r.status).toBe(403);
+    expect(r.body.message).toBe('admission webhook "nodelete.skiff.test" denied the request: no thanks');
+    expect((await api('GET', '/api/v1/namespaces/wh-delete/configmaps/keep')).status).toBe(200);
+    const { review } = received['/deny']!.at(-1)!;
+    expect(review.request).toMatchObject({ operation: 'DELETE', name: 'keep', object: null, oldObject: { metadata: { name: 'keep' } }, options: { kind: 'DeleteOptions' } });
+  });
+
   it('refuses configurations kube refuses, with its messages', async () => {
     const r = await api('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', {
       apiVersion: 'admissionregistration.k8s.io/v1',

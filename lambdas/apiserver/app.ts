@@ -370,7 +370,7 @@ export class ApiServer {
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
-        const out = await reg.guaranteedUpdate(res, ns, name!, undefined, { dryRun, subresource: sub === 'status' ? 'status' : undefined }, (cur) => {
+        const patchOf = (cur: KubeObject): KubeObject => {
           warnings.length = 0;
           const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
           if (patched.metadata?.resourceVersion !== undefined && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
@@ -380,11 +380,26 @@ export class ApiServer {
           // strategy's prepareForUpdate puts it back.
           if (sub === 'status') return { ...cur, status: patched.status };
           return patched;
-        });
-        return jsonResponse(200, out, warningHeader(warnings));
+        };
+        // Admission sees a patch as the UPDATE it makes (kube admits inside the update): the stored object is
+        // read, patched and admitted, then written only if it is still that version, else all again. One
+        // read more than the write alone.
+        for (let attempt = 0; ; attempt++) {
+          const cur = await reg.get(res, ns, name!);
+          const admitted = patchOf(structuredClone(cur));
+          await admit(this.chain, { operation: 'UPDATE', resource: res, subresource: sub, namespace: ns, name, object: admitted, oldObject: cur, user, dryRun, warnings }, reg);
+          try {
+            const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(cur), { dryRun, subresource: sub === 'status' ? 'status' : undefined }, () => structuredClone(admitted));
+            return jsonResponse(200, out, warningHeader(warnings));
+          } catch (e) {
+            if (e instanceof ApiError && e.code === 409 && attempt < 20) continue;
+            throw e;
+          }
+        }
       }
       case 'delete': {
         const opts = deleteOptions(req);
+        await admit(this.chain, { operation: 'DELETE', resource: res, subresource: sub, namespace: ns, name, user, dryRun, warnings }, reg);
         // Gone now or pending (finalizers, graceful pod deletion): 200 with the object either way.
         const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun });
         return jsonResponse(200, object);
