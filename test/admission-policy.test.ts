@@ -198,6 +198,25 @@ describe('ValidatingAdmissionPolicy', () => {
     expect(r.body.message).toContain("ValidatingAdmissionPolicy 'cond-replicas' with binding 'cond-replicas-binding' denied request: failed expression: object.spec.replicas <= 1");
   });
 
+  it('sees the stored object as oldObject on updates and the namespace as namespaceObject', async () => {
+    await namespace('vap-old');
+    await apply(
+      policyYaml(
+        'no-shrink',
+        'vap-old',
+        '',
+        '  - expression: "oldObject == null || object.spec.replicas >= oldObject.spec.replicas"\n    messageExpression: "\'deployments in \' + namespaceObject.metadata.name + \' may not shrink below \' + string(oldObject.spec.replicas)"\n',
+      ),
+    );
+    await apply(bindingYaml('no-shrink-binding', 'no-shrink', 'Deny'));
+    expect((await api('POST', '/apis/apps/v1/namespaces/vap-old/deployments', deployment('d', 3))).status).toBe(201);
+    const up = await c.kubectl(['scale', 'deployment', 'd', '-n', 'vap-old', '--replicas=4']);
+    expect(up.code).toBe(0);
+    const r = await c.kubectl(['patch', 'deployment', 'd', '-n', 'vap-old', '--type=merge', '-p', '{"spec":{"replicas":2}}']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("ValidatingAdmissionPolicy 'no-shrink' with binding 'no-shrink-binding' denied request: deployments in vap-old may not shrink below 4");
+  });
+
   it('refuses CEL that does not compile at create, with kube-apiserver\'s field error', async () => {
     const bad = policyYaml('bad-cel', 'nowhere', '', '  - expression: "object.spec.replicas <"\n');
     const r = await c.kubectl(['apply', '-f', '-'], bad);

@@ -9,8 +9,9 @@
 // once per policy version (uid and resourceVersion) per instance.
 //
 // Storage cost per write, beyond admission-match.ts's cached configuration lists (two kinds here): for each
-// matching binding with a paramRef, one get (by name) or one list (by selector) of its params; nothing
-// when no policy matches.
+// matching binding with a paramRef, one get (by name) or one list (by selector) of its params; the stored
+// object (UPDATE, DELETE) and the namespace only when an expression names oldObject or namespaceObject
+// (once per request); nothing when no policy matches.
 
 import { findKind } from '../kinds/index.ts';
 import { compileExpression, evaluate, activation, newBudget, type Program } from '../kinds/admissionregistration/cel.ts';
@@ -40,6 +41,9 @@ interface Compiled {
 
 interface CompiledPolicy {
   version: string;
+  /** Whether any expression names oldObject / namespaceObject: only then are they read (one get each). */
+  usesOld: boolean;
+  usesNamespace: boolean;
   matchConditions: (Compiled & { name: string })[];
   variables: (Compiled & { name: string })[];
   validations: (Compiled & { v: Obj; message?: Compiled })[];
@@ -60,8 +64,11 @@ function compiledPolicy(policy: KubeObject): CompiledPolicy {
   const hit = compiledPolicies.get(uid);
   if (hit && hit.version === version) return hit;
   const spec = policy.spec ?? {};
+  const exprs = JSON.stringify([spec.matchConditions, spec.variables, spec.validations]);
   const c: CompiledPolicy = {
     version,
+    usesOld: exprs.includes('oldObject'),
+    usesNamespace: exprs.includes('namespaceObject'),
     matchConditions: (spec.matchConditions ?? []).map((m: Obj) => ({ name: String(m.name), ...compile(m.expression, 'bool') })),
     variables: (spec.variables ?? []).map((v: Obj) => ({ name: String(v.name), ...compile(v.expression, 'any') })),
     validations: (spec.validations ?? []).map((v: Obj) => ({ v, ...compile(v.expression, 'bool'), ...(v.messageExpression ? { message: compile(v.messageExpression, 'string') } : {}) })),
@@ -174,8 +181,8 @@ async function applyBinding(req: AdmissionRequest, registry: Registry, policy: K
   const c = compiledPolicy(policy);
   const broken = [...c.matchConditions, ...c.variables, ...c.validations].find((x) => x.error);
   if (broken) return [{ message: `failed to configure policy: ${broken.error}`, error: true }];
-  const oldObject = req.operation === 'CREATE' ? undefined : await oldObjectOf(req, registry);
-  const namespaceObject = await namespaceOf(req, registry);
+  const oldObject = req.operation === 'CREATE' || !c.usesOld ? undefined : await oldObjectOf(req, registry);
+  const namespaceObject = c.usesNamespace ? await namespaceOf(req, registry) : undefined;
   const request = reviewRequest(req, undefined);
   const out: Decision[] = [];
   for (const param of params) {
