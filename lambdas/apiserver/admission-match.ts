@@ -50,7 +50,9 @@ export async function admissionConfigs(registry: Registry, resource: string): Pr
   const now = Date.now();
   let hit = c.lists.get(resource);
   if (hit && now - hit.at < CONFIG_MAX_AGE_MS && now >= c.freshUntil) return hit.items;
-  if (hit?.pending) return hit.pending;
+  // Concurrent requests share one read, except just after a configuration write: a read begun before the
+  // write was stored could miss it.
+  if (hit?.pending && now >= c.freshUntil) return hit.pending;
   const res = findResource(ADMISSION_GROUP, 'v1', resource)!;
   if (!hit) c.lists.set(resource, (hit = { items: [], at: -Infinity }));
   const entry = hit;
