@@ -253,6 +253,13 @@ describe('ValidatingAdmissionPolicy', () => {
     expect(binding.body.message).toBe(
       'ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io "both" is invalid: spec.validationActions: Invalid value: []admissionregistration.ValidationAction{"Deny", "Warn"}: must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)',
     );
+    // The status subresource: written on its own, never by a main-resource write.
+    const st = await api('PUT', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/defaults/status', { ...ok.body, status: { observedGeneration: 1, typeChecking: {} } });
+    expect(st.status).toBe(200);
+    expect(st.body.status).toEqual({ observedGeneration: 1, typeChecking: {} });
+    const main = await api('PUT', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/defaults', { ...st.body, status: { observedGeneration: 7 } });
+    expect(main.status).toBe(200);
+    expect(main.body.status).toEqual({ observedGeneration: 1, typeChecking: {} });
     // kubectl get shows the kinds' columns.
     const g = await c.kubectl(['get', 'validatingadmissionpolicies']);
     expect(g.stdout).toMatch(/NAME\s+VALIDATIONS\s+PARAMKIND\s+AGE/);
