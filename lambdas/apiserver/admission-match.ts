@@ -14,6 +14,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
+import { kindFor } from '../kinds/index.ts';
+import { ErrorList } from '../machinery/validation.ts';
 import { labelSelectorFromMetav1, type MetaLabelSelector } from '../machinery/selectors.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
@@ -41,40 +43,74 @@ function cacheOf(registry: Registry) {
   return c;
 }
 
+/** The four configuration kinds: a refresh reads them all at once (one round trip of latency, not four). */
+const CONFIG_RESOURCES = ['mutatingwebhookconfigurations', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings', 'validatingwebhookconfigurations'];
+
+function refresh(registry: Registry, resource: string): Promise<KubeObject[]> {
+  const c = cacheOf(registry);
+  let entry = c.lists.get(resource);
+  if (!entry) c.lists.set(resource, (entry = { items: [], at: -Infinity }));
+  const e = entry;
+  const started = Date.now();
+  e.pending = registry
+    .list(findResource(ADMISSION_GROUP, 'v1', resource)!, undefined)
+    .then((l) => {
+      // An older read finishing late must not replace a newer one.
+      if (started >= e.at) {
+        e.items = l.items;
+        e.at = started;
+      }
+      return l.items;
+    })
+    .finally(() => {
+      e.pending = undefined;
+    });
+  return e.pending;
+}
+
 /**
  * The stored objects of one admissionregistration.k8s.io kind (cluster-scoped), from this instance's cache
- * when it is younger than CONFIG_MAX_AGE_MS.
+ * when it is younger than CONFIG_MAX_AGE_MS. A stale view re-reads all four kinds in parallel.
  */
 export async function admissionConfigs(registry: Registry, resource: string): Promise<KubeObject[]> {
   const c = cacheOf(registry);
   const now = Date.now();
-  let hit = c.lists.get(resource);
+  const hit = c.lists.get(resource);
   if (hit && now - hit.at < CONFIG_MAX_AGE_MS && now >= c.freshUntil) return hit.items;
   // Concurrent requests share one read, except just after a configuration write: a read begun before the
   // write was stored could miss it.
   if (hit?.pending && now >= c.freshUntil) return hit.pending;
-  const res = findResource(ADMISSION_GROUP, 'v1', resource)!;
-  if (!hit) c.lists.set(resource, (hit = { items: [], at: -Infinity }));
-  const entry = hit;
-  entry.pending = registry
-    .list(res, undefined)
-    .then((l) => {
-      entry.items = l.items;
-      entry.at = Date.now();
-      return l.items;
-    })
-    .finally(() => {
-      entry.pending = undefined;
-    });
-  return entry.pending;
+  for (const other of CONFIG_RESOURCES) {
+    if (other === resource) continue;
+    const o = c.lists.get(other);
+    if (!o?.pending && !(o && now - o.at < CONFIG_MAX_AGE_MS && now >= c.freshUntil)) void refresh(registry, other).catch(() => {});
+  }
+  return refresh(registry, resource);
 }
 
 /**
  * A write to an admission configuration is about to be stored: this instance re-reads the configurations
- * on every request for the next CONFIG_MAX_AGE_MS, so the change applies as soon as it is stored.
+ * on every request for the next CONFIG_MAX_AGE_MS, so the change applies as soon as it is stored. Objects
+ * the kind's validation refuses will not be stored, so they change nothing.
  */
+const noted = new WeakSet<AdmissionRequest>();
 export function noteConfigWrite(req: AdmissionRequest, registry: Registry): void {
-  if (req.resource.group === ADMISSION_GROUP) cacheOf(registry).freshUntil = Date.now() + CONFIG_MAX_AGE_MS;
+  if (req.resource.group !== ADMISSION_GROUP || noted.has(req)) return;
+  noted.add(req);
+  if (req.object && req.operation !== 'DELETE') {
+    const errs = new ErrorList();
+    try {
+      const kind = kindFor(req.resource);
+      const o = structuredClone(req.object);
+      kind.defaults?.(o);
+      kind.validate?.(errs, o);
+    } catch {
+      // Malformed beyond validation: the registry refuses it.
+      return;
+    }
+    if (errs.length) return;
+  }
+  cacheOf(registry).freshUntil = Date.now() + CONFIG_MAX_AGE_MS;
 }
 
 /** Admission configurations never apply to admission configurations (kube exempts them to avoid lock-outs). */
