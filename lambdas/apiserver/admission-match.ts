@@ -4,13 +4,16 @@
 // and policy/matching); and the admission.k8s.io/v1 AdmissionRequest both hand to CEL and to webhooks.
 //
 // Storage cost per write request (reads only, no write):
-//   - the configurations: one list of a kind's prefix per apiserver instance per CONFIG_MAX_AGE_MS, shared
-//     by concurrent requests; nothing at all between re-reads. For CONFIG_MAX_AGE_MS after a write to an
-//     admissionregistration.k8s.io object passes this instance's admission, every request re-reads, so a
-//     policy or webhook created here applies to the very next request (other instances: within 1 s);
-//   - only when some policy or webhook matches the request's resource: the namespace (one get, only when a
-//     namespaceSelector is not empty or a policy reads namespaceObject) and, for UPDATE, the stored object
-//     (one get), each at most once per request whatever the number of policies and webhooks.
+//   - the configurations: when this instance's view is older than CONFIG_MAX_AGE_MS (1 s), one list of each
+//     of the four kinds' prefixes, in parallel, shared by concurrent requests; nothing between re-reads.
+//     For CONFIG_MAX_AGE_MS after a valid write to an admissionregistration.k8s.io object passes this
+//     instance's admission, every request re-reads, so a policy or webhook created here applies to the
+//     very next request (other instances: within 1 s). `skiff up` is one apiserver, so locally every
+//     configuration change applies at once without a watch;
+//   - only when some policy or webhook matches the request's resource: the namespace (one get, when a
+//     namespaceSelector is not empty or a policy names namespaceObject) and, for UPDATE and DELETE, the
+//     stored object (one get, when a webhook is called, an objectSelector is set or a policy names
+//     oldObject), each at most once per request whatever the number of policies and webhooks.
 
 import { randomUUID } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
