@@ -202,6 +202,7 @@ describe('aggregated discovery', () => {
       'policy',
       'rbac.authorization.k8s.io',
       'storage.k8s.io',
+      'admissionregistration.k8s.io',
       'apiextensions.k8s.io',
       'scheduling.k8s.io',
       'coordination.k8s.io',

@@ -102,12 +102,12 @@ function celType(s: JSONSchemaProps | undefined, reg: TypeRegistry): string {
   }
 }
 
-function baseEnvironment(): Environment {
+export function baseEnvironment(): Environment {
   return new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: false, limits: { maxAstNodes: 10000, maxDepth: 250 } });
 }
 
 /** A cel-go style error text: ERROR: <input>:line:col: message, then the source line and a caret. */
-function celGoError(expr: string, err: unknown): string {
+export function celGoError(expr: string, err: unknown): string {
   const e = err as { message?: string; node?: { pos?: number }; name?: string };
   let msg = String(e.message ?? err).split('\n')[0]!;
   msg = msg
@@ -208,9 +208,9 @@ export function compileSchemaRules(schema: JSONSchemaProps, path: string): Compi
   return { root, errors, hasRules, ctors: reg.ctors };
 }
 
-class CostExceeded extends Error {}
+export class CostExceeded extends Error {}
 
-interface Budget {
+export interface Budget {
   used: number;
   limit: number;
   deadline: number;
@@ -218,7 +218,7 @@ interface Budget {
 }
 
 /** A JSON value as the rule sees it: integers as bigint, typed objects as their declared type, lists metered. */
-function toCEL(v: unknown, s: JSONSchemaProps | undefined, budget: Budget, ctors: Map<JSONSchemaProps, new () => object>): unknown {
+export function toCEL(v: unknown, s: JSONSchemaProps | undefined, budget: Budget, ctors: Map<JSONSchemaProps, new () => object>): unknown {
   if (v === null || v === undefined) return v;
   if (typeof v === 'number') {
     const wantsInt = isObj(s) && (s.type === 'integer' || (s['x-kubernetes-int-or-string'] && Number.isInteger(v)));

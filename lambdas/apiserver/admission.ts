@@ -15,6 +15,8 @@ import { rbacEscalationCheck } from './admission-rbac.ts';
 import { nodeRestriction } from './admission-noderestriction.ts';
 import { podSecurityAdmission } from './admission-podsecurity.ts';
 import { limitRanger } from './admission-limitranger.ts';
+import { validatingAdmissionPolicy } from './admission-policy.ts';
+import { mutatingAdmissionWebhook, validatingAdmissionWebhook } from './admission-webhooks.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -33,6 +35,8 @@ export interface AdmissionRequest {
   warnings?: string[];
   /** Audit annotations (kube's audit.AddAuditAnnotations), for the audit log to record with the request. */
   annotations?: Record<string, string>;
+  /** ?dryRun=All: webhooks without sideEffects None/NoneOnDryRun are not called (kube's rule). */
+  dryRun?: boolean;
 }
 
 export interface AdmissionPlugin {
@@ -74,8 +78,9 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // ResourceQuota plugin, which charges the defaulted requests (kube's order: ... LimitRanger ... ResourceQuota).
 // NodeRestriction: what a node's own credential may write (admission-noderestriction.ts).
 // RBAC escalation prevention (admission-rbac.ts; kube does it in the RBAC kinds' storage).
-// PodSecurity: the namespace's Pod Security Standards (admission-podsecurity.ts), after the mutating plugins
-// so it judges the pod as it will be stored.
+// MutatingAdmissionWebhook after the built-in mutating plugins; PodSecurity after them, so it judges the
+// pod as it will be stored; then ValidatingAdmissionPolicy and ValidatingAdmissionWebhook, as kube orders
+// them. ResourceQuota is charged by the store itself, in the object's own write, after all of these.
 export const defaultAdmissionChain: AdmissionPlugin[] = [
   namespaceLifecycle,
   limitRanger,
@@ -85,7 +90,10 @@ export const defaultAdmissionChain: AdmissionPlugin[] = [
   storageObjectInUseProtection,
   nodeRestriction,
   rbacEscalationCheck,
+  mutatingAdmissionWebhook,
   podSecurityAdmission,
+  validatingAdmissionPolicy,
+  validatingAdmissionWebhook,
 ];
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {

@@ -396,7 +396,7 @@ export class ApiServer {
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
         }
-        await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, warnings }, reg);
+        await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
         const created = await reg.create(res, ns, obj, { dryRun });
         return jsonResponse(201, created, warningHeader(warnings));
       }
@@ -404,7 +404,7 @@ export class ApiServer {
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
         const status = sub === 'status' || sub === 'finalize' ? sub : undefined;
-        const admitUpdate = this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings);
+        const admitUpdate = this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings, dryRun);
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
           const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize', admit: admitUpdate }, (cur) => ({
@@ -438,7 +438,7 @@ export class ApiServer {
           if (!existing) {
             const skeleton: KubeObject = { apiVersion: apiVersionOf(res), kind: res.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
             const obj = checkFields(req, res, applyPatch(ct, res, skeleton, body), warnings);
-            await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, warnings }, reg);
+            await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
@@ -449,7 +449,7 @@ export class ApiServer {
           ns,
           name!,
           undefined,
-          { dryRun, subresource: sub === 'status' ? 'status' : undefined, admit: this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings) },
+          { dryRun, subresource: sub === 'status' ? 'status' : undefined, admit: this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings, dryRun) },
           (cur) => {
             warnings.length = 0;
             const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
@@ -467,9 +467,9 @@ export class ApiServer {
       case 'delete': {
         const opts = deleteOptions(req);
         // Gone now or pending (finalizers, graceful pod deletion): 200 with the object either way.
-        const admitDelete = this.admitInWrite('DELETE', res, sub, ns, name!, user);
+        const admitDelete = this.admitInWrite('DELETE', res, sub, ns, name!, user, warnings, dryRun);
         const { object } = await reg.delete(res, ns, name!, { ...opts, dryRun, admit: (stored) => admitDelete(undefined, stored) });
-        return jsonResponse(200, object);
+        return jsonResponse(200, object, warningHeader(warnings));
       }
       case 'deletecollection': {
         const opts = deleteOptions(req);
@@ -486,9 +486,9 @@ export class ApiServer {
    * written (which they may change), with no read of their own and no window between judging and writing.
    * A write retried on a conflict is admitted again, on what it then read.
    */
-  private admitInWrite(operation: 'UPDATE' | 'DELETE', res: ResourceInfo, sub: string | undefined, ns: string | undefined, name: string, user: UserInfo, warnings?: string[]) {
+  private admitInWrite(operation: 'UPDATE' | 'DELETE', res: ResourceInfo, sub: string | undefined, ns: string | undefined, name: string, user: UserInfo, warnings?: string[], dryRun?: boolean) {
     return (next: KubeObject | undefined, stored: KubeObject) =>
-      admit(this.chain, { operation, resource: res, subresource: sub, namespace: ns, name, object: next, oldObject: stored, user, warnings }, this.registry);
+      admit(this.chain, { operation, resource: res, subresource: sub, namespace: ns, name, object: next, oldObject: stored, user, warnings, dryRun }, this.registry);
   }
 
   /**

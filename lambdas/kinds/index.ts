@@ -48,6 +48,9 @@ import { statefulSet } from './apps/statefulset.ts';
 import { cronJob } from './batch/cronjob.ts';
 import { job } from './batch/job.ts';
 import { accessEntry } from './iam/accessentry.ts';
+import { validatingAdmissionPolicy } from './admissionregistration/validatingadmissionpolicy.ts';
+import { validatingAdmissionPolicyBinding } from './admissionregistration/validatingadmissionpolicybinding.ts';
+import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from './admissionregistration/webhookconfigurations.ts';
 
 /**
  * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
@@ -94,6 +97,11 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   roleBinding,
   role,
   storageClass,
+  // admissionregistration.k8s.io shares 16700 with apiextensions.k8s.io; ties go by group name.
+  mutatingWebhookConfiguration,
+  validatingAdmissionPolicy,
+  validatingAdmissionPolicyBinding,
+  validatingWebhookConfiguration,
   customResourceDefinition,
   priorityClass,
   lease,
