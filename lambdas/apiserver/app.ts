@@ -119,6 +119,8 @@ export class ApiServer {
       nodePortRange: opts.nodePortRange,
       maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
     });
+    // ResourceQuota admission: charged in the create's storage write, after the chain (admission-quota.ts).
+    this.registry.quota = true;
     this.authn = new TokenAuthenticator(opts.backend);
     this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
     this.ruleResolver = opts.ruleResolver;

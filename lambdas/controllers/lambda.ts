@@ -20,6 +20,7 @@ import { endpointsController } from './endpoints.ts';
 import { persistentVolumeController } from './persistentvolume.ts';
 import { disruptionController } from './disruption.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
+import { resourceQuotaController } from './resourcequota.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
 
@@ -43,6 +44,7 @@ export const controllers: Controller[] = [
   persistentVolumeController,
   disruptionController,
   nodeLifecycleController,
+  resourceQuotaController,
   nodeIpamControllerFromEnv(),
   ...(routeController ? [routeController] : []),
 ];

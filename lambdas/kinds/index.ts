@@ -16,6 +16,7 @@ import { node } from './core/node.ts';
 import { event } from './core/event.ts';
 import { configMap } from './core/configmap.ts';
 import { secret } from './core/secret.ts';
+import { resourceQuota } from './core/resourcequota.ts';
 import { serviceAccount } from './core/serviceaccount.ts';
 import { lease } from './coordination/lease.ts';
 import { tokenReview } from './authentication/tokenreview.ts';
@@ -58,6 +59,7 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   configMap,
   secret,
   serviceAccount,
+  resourceQuota,
   persistentVolumeClaim,
   persistentVolume,
   controllerRevision,

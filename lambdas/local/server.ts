@@ -39,6 +39,7 @@ import { endpointsController } from '../controllers/endpoints.ts';
 import { persistentVolumeController } from '../controllers/persistentvolume.ts';
 import { disruptionController } from '../controllers/disruption.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
+import { resourceQuotaController } from '../controllers/resourcequota.ts';
 import { createNodeIpamController } from '../controllers/nodeipam.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
@@ -164,6 +165,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     persistentVolumeController,
     disruptionController,
     nodeLifecycleController,
+    resourceQuotaController,
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ], { gate });
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
