@@ -44,6 +44,7 @@ const NANO = 1_000_000_000n;
 const one = (): ParsedQuantity => ({ nanos: NANO, format: 'DecimalSI' });
 
 function q(v: unknown): ParsedQuantity | undefined {
+  if (isObject(v) && typeof v.nanos === 'bigint') return v as unknown as ParsedQuantity; // summed already
   try {
     return typeof v === 'string' || typeof v === 'number' ? parseQuantityExact(v) : undefined;
   } catch {

@@ -3,7 +3,7 @@
 // quota controller (controllers/resourcequota.ts) keeps status.hard and status.used.
 
 import { ageCol, col, nameCol, since, str } from '../../machinery/table.ts';
-import { canonicalQuantity } from '../../machinery/quantity.ts';
+import { canonicalQuantity, formatQuantity, type ParsedQuantity } from '../../machinery/quantity.ts';
 import { isObject } from '../../machinery/types.ts';
 import { dns1123SubdomainErrors, nameIsDNSSubdomain, obj, quantity, type ErrorList } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
@@ -73,14 +73,16 @@ function validateQuotaResourceName(errs: ErrorList, field: string, name: string)
 
 /** ValidateResourceQuantityValue: non-negative, and whole for the counted resources. */
 function validateQuotaQuantity(errs: ErrorList, field: string, name: string, v: unknown): void {
-  let nanos: bigint;
+  let parsed: ParsedQuantity;
   try {
-    nanos = quantity(v).nanos;
+    parsed = quantity(v);
   } catch {
     return; // decoding already refused it (schema.ts)
   }
-  if (nanos < 0n) errs.invalid(field, v, 'must be greater than or equal to 0');
-  if (INTEGER_RESOURCES.has(name) && nanos % 1_000_000_000n !== 0n) errs.invalid(field, v, 'must be an integer');
+  // The value as kube prints a Quantity (canonical: "1.5" is "1500m").
+  const shown = formatQuantity(parsed);
+  if (parsed.nanos < 0n) errs.invalid(field, shown, 'must be greater than or equal to 0');
+  if (INTEGER_RESOURCES.has(name) && parsed.nanos % 1_000_000_000n !== 0n) errs.invalid(field, shown, 'must be an integer');
 }
 
 function validateResourceList(errs: ErrorList, list: unknown, field: string): void {
