@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { resourceQuotaController } from '../lambdas/controllers/resourcequota.ts';
+import { clusterResourceQuotaController } from '../lambdas/controllers/clusterresourcequota.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -15,6 +16,7 @@ const nsRes = findResource('', 'v1', 'namespaces')!;
 const podRes = findResource('', 'v1', 'pods')!;
 const cmRes = findResource('', 'v1', 'configmaps')!;
 const rqRes = findResource('', 'v1', 'resourcequotas')!;
+const crqRes = findResource('quota.skiff.io', 'v1', 'clusterresourcequotas')!;
 
 const stores = await testStores('quota');
 
@@ -158,5 +160,52 @@ describe.each(stores)('ResourceQuota on %s', (_name, makeStore, enabled) => {
     });
     e = await apiError(reg.create(podRes, 's', pod('g2', { requests: { cpu: '10m' } }, { priorityClassName: 'gold' })));
     expect(e.message).toBe('pods "g2" is forbidden: exceeded quota: pc, requested: pods=1, used: pods=1, limited: pods=1');
+  });
+
+  it.runIf(enabled)('a ClusterResourceQuota over two namespaces: 50 concurrent creates through two apiservers leave exactly 3; status per namespace converges after deletes', async () => {
+    const open = await makeStore();
+    const a = new ApiServer({ backend: open() });
+    const b = new ApiServer({ backend: open() });
+    for (const name of ['t1', 't2']) await a.registry.create(nsRes, undefined, { metadata: { name, labels: { team: 'x' } } } as KubeObject);
+    await a.registry.create(nsRes, undefined, { metadata: { name: 'other' } } as KubeObject);
+    await a.registry.create(podRes, 't1', pod('old')); // stored before: charged by the controller
+    let e = await apiError(a.registry.create(crqRes, undefined, { metadata: { name: 'bad' }, spec: { quota: { hard: { pods: '1' } } } } as KubeObject));
+    expect(e.message).toBe('ClusterResourceQuota.quota.skiff.io "bad" is invalid: spec.selector: Required value: must restrict the selected projects');
+    await a.registry.create(crqRes, undefined, { metadata: { name: 'team-x' }, spec: { selector: { labels: { matchLabels: { team: 'x' } } }, quota: { hard: { pods: '3' } } } } as KubeObject);
+    await clusterResourceQuotaController.reconcile('team-x', a.controllerContext());
+    let crq = await a.registry.get(crqRes, undefined, 'team-x');
+    expect(crq.status).toEqual({
+      total: { hard: { pods: '3' }, used: { pods: '1' } },
+      namespaces: [
+        { namespace: 't1', status: { hard: { pods: '3' }, used: { pods: '1' } } },
+        { namespace: 't2', status: { hard: { pods: '3' }, used: { pods: '0' } } },
+      ],
+    });
+
+    const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => [a, b][i % 2]!.registry.create(podRes, i % 4 < 2 ? 't1' : 't2', pod(`p${i}`))));
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as ApiError);
+    expect(results.length - refused.length).toBe(2); // 3 with the old pod
+    for (const err of refused) expect(err.message).toMatch(/^pods "p\d+" is forbidden: exceeded quota: team-x, requested: pods=1, used: pods=3, limited: pods=3$/);
+    const t1 = (await a.registry.list(podRes, 't1')).items.length;
+    const t2 = (await a.registry.list(podRes, 't2')).items.length;
+    expect(t1 + t2).toBe(3);
+    await b.registry.create(podRes, 'other', pod('free')); // not selected: not charged
+
+    await clusterResourceQuotaController.reconcile('namespace:t1', b.controllerContext());
+    crq = await a.registry.get(crqRes, undefined, 'team-x');
+    expect(crq.status!.total.used).toEqual({ pods: '3' });
+    expect(crq.status!.namespaces.map((p: any) => [p.namespace, p.status.used.pods])).toEqual([
+      ['t1', String(t1)],
+      ['t2', String(t2)],
+    ]);
+    for (const p of (await a.registry.list(podRes, 't1')).items) await a.registry.delete(podRes, 't1', p.metadata.name!, { gracePeriodSeconds: 0 });
+    await clusterResourceQuotaController.reconcile('team-x', a.controllerContext());
+    crq = await a.registry.get(crqRes, undefined, 'team-x');
+    expect(crq.status!.total.used).toEqual({ pods: String(t2) });
+    expect(crq.status!.namespaces.map((p: any) => [p.namespace, p.status.used.pods])).toEqual([
+      ['t1', '0'],
+      ['t2', String(t2)],
+    ]);
+    await b.registry.create(podRes, 't1', pod('again'));
   });
 });

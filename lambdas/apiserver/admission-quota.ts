@@ -34,12 +34,15 @@ import { labelSelectorFromMetav1 } from '../machinery/selectors.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
 import { isObject, type KubeObject } from '../machinery/types.ts';
 import type { Registry } from './registry.ts';
+import { selectsNamespace } from '../kinds/quota/clusterresourcequota.ts';
 
 type Obj = Record<string, any>;
 /** Usage by quota resource name: exact values (nanos) with the format to print them in. */
 export type Usage = Map<string, ParsedQuantity>;
 
 const resourceQuotas = findResource('', 'v1', 'resourcequotas')!;
+const clusterQuotas = findResource('quota.skiff.io', 'v1', 'clusterresourcequotas')!;
+const namespaces = findResource('', 'v1', 'namespaces')!;
 const NANO = 1_000_000_000n;
 const one = (): ParsedQuantity => ({ nanos: NANO, format: 'DecimalSI' });
 
@@ -60,6 +63,9 @@ function add(u: Usage, name: string, v: ParsedQuantity | undefined): void {
 
 /** The counter group of one resource of one quota. */
 export const chargeGroup = (quotaUid: string, resource: string): string => `quota/${quotaUid}/${resource}`;
+/** A ClusterResourceQuota's groups: its total (limited), and each namespace's part (for status only). */
+export const clusterChargeGroup = (quotaUid: string, resource: string): string => `cquota/${quotaUid}/${resource}`;
+export const clusterNamespaceGroup = (quotaUid: string, namespace: string, resource: string): string => `cquota/${quotaUid}/${namespace}/${resource}`;
 
 /** Charges are whole milli-units (exact for every quantity kube quotas: cpu in millicores, bytes x 1000). */
 export const toMilli = (nanos: bigint): number => Number((nanos + 999_999n) / 1_000_000n);
@@ -229,6 +235,8 @@ export interface QuotaPlan {
 
 interface Charged {
   quota: KubeObject;
+  /** Charges that only keep a tally (a ClusterResourceQuota's namespace part): never the reason of a refusal. */
+  tallies?: Charge[];
   /** resource -> [charge, requested quantity, hard format] */
   items: { resource: string; charge: Charge; requested: ParsedQuantity; hard: ParsedQuantity }[];
 }
@@ -238,8 +246,12 @@ interface Charged {
  * not state what a quota requires, or a quota whose usage is still being counted.
  */
 export async function planQuotaCharges(registry: Registry, res: ResourceInfo, namespace: string, o: KubeObject): Promise<QuotaPlan | undefined> {
-  const quotas = (await registry.list(resourceQuotas, namespace)).items.sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)));
-  if (!quotas.length) return undefined;
+  const byName = (a: KubeObject, b: KubeObject) => String(a.metadata.name).localeCompare(String(b.metadata.name));
+  const [quotas, cluster] = await Promise.all([
+    registry.list(resourceQuotas, namespace).then((l) => l.items.sort(byName)),
+    registry.list(clusterQuotas, undefined).then((l) => l.items.sort(byName)),
+  ]);
+  if (!quotas.length && !cluster.length) return undefined;
   const usage = usageOf(res, o);
   const forbidden = (msg: string) => errors.forbidden(`${qualifiedResource(res.resource, res.group)} "${o.metadata.name ?? ''}" is forbidden: ${msg}`);
   const charged: Charged[] = [];
@@ -263,9 +275,34 @@ export async function planQuotaCharges(registry: Registry, res: ResourceInfo, na
     });
     if (items.length) charged.push({ quota, items });
   }
+  // ClusterResourceQuotas selecting the namespace (one more read, only when there are any): status.total
+  // holds the limits, and the namespace's entry in status.namespaces says its objects are counted.
+  const ns = cluster.length ? await registry.get(namespaces, undefined, namespace).catch(() => undefined) : undefined;
+  for (const quota of ns ? cluster.filter((c) => selectsNamespace(c, ns)) : []) {
+    const hard: Obj = isObject(quota.status?.total?.hard) ? quota.status.total.hard : {};
+    const part = (Array.isArray(quota.status?.namespaces) ? quota.status.namespaces : []).find((n: Obj) => n?.namespace === namespace);
+    const used: Obj = isObject(part?.status?.used) ? part.status.used : {};
+    const spec: Obj = isObject(quota.spec?.quota) ? quota.spec.quota : {};
+    const matched = Object.keys(hard).filter((r) => usage.has(r));
+    if (!matched.length || !matchesScopes(res, spec, o)) continue;
+    if (res.group === '' && res.resource === 'pods') {
+      const missing = podConstraints(o, Object.keys(hard));
+      if (missing) throw forbidden(`failed quota: ${quota.metadata.name}: ${missing}`);
+    }
+    const unknown = matched.filter((r) => used[r] === undefined).sort();
+    if (unknown.length) throw forbidden(`status unknown for quota: ${quota.metadata.name}, resources: ${unknown.join(',')}`);
+    const items = matched.flatMap((r) => {
+      const requested = usage.get(r)!;
+      const hq = q(hard[r]);
+      if (!hq || requested.nanos <= 0n) return [];
+      return [{ resource: r, requested, hard: hq, charge: { group: clusterChargeGroup(quota.metadata.uid!, r), amount: toMilli(requested.nanos), limit: toMilli(hq.nanos) } }];
+    });
+    const tallies = items.map((i) => ({ group: clusterNamespaceGroup(quota.metadata.uid!, namespace, i.resource), amount: i.charge.amount, limit: Number.MAX_SAFE_INTEGER }));
+    if (items.length) charged.push({ quota, items, tallies });
+  }
   if (!charged.length) return undefined;
   return {
-    charges: charged.flatMap((c) => c.items.map((i) => i.charge)),
+    charges: charged.flatMap((c) => [...c.items.map((i) => i.charge), ...(c.tallies ?? [])]),
     async refusal(name) {
       // kube's checkRequest: the first quota (by name) with a resource the request would take past its limit.
       for (const { quota, items } of charged) {

@@ -21,6 +21,7 @@ import { persistentVolumeController } from './persistentvolume.ts';
 import { disruptionController } from './disruption.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
 import { resourceQuotaController } from './resourcequota.ts';
+import { clusterResourceQuotaController } from './clusterresourcequota.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
 
@@ -45,6 +46,7 @@ export const controllers: Controller[] = [
   disruptionController,
   nodeLifecycleController,
   resourceQuotaController,
+  clusterResourceQuotaController,
   nodeIpamControllerFromEnv(),
   ...(routeController ? [routeController] : []),
 ];

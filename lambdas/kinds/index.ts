@@ -17,6 +17,7 @@ import { event } from './core/event.ts';
 import { configMap } from './core/configmap.ts';
 import { secret } from './core/secret.ts';
 import { resourceQuota } from './core/resourcequota.ts';
+import { clusterResourceQuota } from './quota/clusterresourcequota.ts';
 import { serviceAccount } from './core/serviceaccount.ts';
 import { lease } from './coordination/lease.ts';
 import { tokenReview } from './authentication/tokenreview.ts';
@@ -79,6 +80,8 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   priorityClass,
   lease,
   endpointSlice,
+  // Skiff's own group, after the upstream ones.
+  clusterResourceQuota,
 ];
 
 const byResource = (group: string, version: string, resource: string) => `${group}/${version}/${resource}`;

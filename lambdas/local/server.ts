@@ -40,6 +40,7 @@ import { persistentVolumeController } from '../controllers/persistentvolume.ts';
 import { disruptionController } from '../controllers/disruption.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
 import { resourceQuotaController } from '../controllers/resourcequota.ts';
+import { clusterResourceQuotaController } from '../controllers/clusterresourcequota.ts';
 import { createNodeIpamController } from '../controllers/nodeipam.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
@@ -166,6 +167,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     disruptionController,
     nodeLifecycleController,
     resourceQuotaController,
+    clusterResourceQuotaController,
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ], { gate });
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).

@@ -5,7 +5,7 @@
 import { ageCol, col, nameCol, since, str } from '../../machinery/table.ts';
 import { canonicalQuantity, formatQuantity, type ParsedQuantity } from '../../machinery/quantity.ts';
 import { isObject } from '../../machinery/types.ts';
-import { dns1123SubdomainErrors, nameIsDNSSubdomain, obj, quantity, type ErrorList } from '../../machinery/validation.ts';
+import { dns1123SubdomainErrors, ErrorList, nameIsDNSSubdomain, obj, quantity } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 
 type Obj = Record<string, any>;
@@ -146,10 +146,15 @@ function validateScopes(errs: ErrorList, spec: Obj): void {
   }
 }
 
-export function validateResourceQuotaSpec(errs: ErrorList, spec: Obj): void {
-  validateResourceList(errs, spec.hard, 'spec.hard');
-  validateScopes(errs, spec);
+/** ValidateResourceQuotaSpec; `path` is where the spec is (a ClusterResourceQuota's is spec.quota). */
+export function validateResourceQuotaSpec(errs: ErrorList, spec: Obj, path = 'spec'): void {
+  validateResourceList(errs, spec.hard, `${path}.hard`);
+  const scoped = new ErrorList();
+  validateScopes(scoped, spec);
+  for (const e of scoped.list) errs.list.push({ ...e, field: e.field.replace(/^spec/, path) });
 }
+
+export { validateResourceList, quotaCells };
 
 /** printResourceQuota: "resource: used/hard" pairs, limits.* in their own column. */
 function quotaCells(o: Obj): [string, string] {
