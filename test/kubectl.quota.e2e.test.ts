@@ -58,4 +58,51 @@ describe('kubectl and ResourceQuota', () => {
     await until('used pods=0', async () => (await c.kubectl(['get', 'quota', 'q', '-n', 'qe', '-o', 'jsonpath={.status.used.pods}'])).stdout === '0');
     expect((await c.kubectl(['run', 'p4', '-n', 'qe', '--image=busybox', withCpu])).stderr).toBe('');
   }, 120_000);
+
+  it('a ClusterResourceQuota: kubectl apply, get and describe show used/hard per namespace', async () => {
+    for (const ns of ['cq1', 'cq2']) {
+      expect((await c.kubectl(['create', 'namespace', ns])).code).toBe(0);
+      expect((await c.kubectl(['label', 'namespace', ns, 'team=blue'])).code).toBe(0);
+    }
+    const applied = await c.kubectl(['apply', '-f', '-'], `apiVersion: quota.skiff.io/v1
+kind: ClusterResourceQuota
+metadata:
+  name: blue
+spec:
+  selector:
+    labels:
+      matchLabels:
+        team: blue
+  quota:
+    hard:
+      pods: "2"
+      count/configmaps: "10"
+`);
+    expect(applied.stderr).toBe('');
+    expect(applied.stdout.trim()).toBe('clusterresourcequota.quota.skiff.io/blue created');
+    await until('both namespaces counted', async () => {
+      const r = await c.kubectl(['get', 'clusterresourcequota', 'blue', '-o', 'jsonpath={.status.namespaces[*].status.used.pods}']);
+      return r.stdout === '0 0';
+    });
+    expect((await c.kubectl(['run', 'a', '-n', 'cq1', '--image=busybox'])).stderr).toBe('');
+    expect((await c.kubectl(['run', 'b', '-n', 'cq2', '--image=busybox'])).stderr).toBe('');
+    const refused = await c.kubectl(['run', 'c', '-n', 'cq2', '--image=busybox']);
+    expect(refused.stderr.trim()).toBe('Error from server (Forbidden): pods "c" is forbidden: exceeded quota: blue, requested: pods=1, used: pods=2, limited: pods=2');
+    await until('used 2', async () => (await c.kubectl(['get', 'clusterquota', 'blue', '-o', 'jsonpath={.status.total.used.pods}'])).stdout === '2');
+
+    const table = await c.kubectl(['get', 'clusterresourcequota']);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+NAMESPACES\s+AGE\s+REQUEST\s+LIMIT$/);
+    expect(table.stdout).toMatch(/^blue\s+2\s+\S+\s+count\/configmaps: \d+\/10, pods: 2\/2\s*$/m);
+    const described = await c.kubectl(['describe', 'clusterresourcequota', 'blue']);
+    expect(described.stderr).toBe('');
+    // kubectl's generic describer (no built-in one for this kind) prints the fields: each namespace's
+    // hard and used, then the total.
+    const flat = described.stdout.replace(/\s+/g, ' ');
+    expect(flat).toContain('Name: blue');
+    expect(flat).toContain(
+      'Status: Namespaces: Namespace: cq1 Status: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 0 Pods: 1 ' +
+        'Namespace: cq2 Status: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 0 Pods: 1 ' +
+        'Total: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 0 Pods: 2',
+    );
+  }, 120_000);
 });
