@@ -43,6 +43,29 @@ async function setup(api: ApiServer, ns: string, q: KubeObject): Promise<KubeObj
 }
 
 describe.each(stores)('ResourceQuota on %s', (_name, makeStore, enabled) => {
+  it.runIf(enabled)('Backend charges: within the limit or nothing written; updates keep them; the delete gives them back; chargeExisting once', async () => {
+    const be = (await makeStore())();
+    const c = (group: string, amount: number, limit: number) => ({ group, amount, limit });
+    await be.create('/registry/core/configmaps/n/a', '{}', { charges: [c('g1', 600, 1000), c('g2', 1, 2)] });
+    const rev = await be.currentRevision();
+    const refused = await be.create('/registry/core/configmaps/n/b', '{}', { charges: [c('g2', 1, 2), c('g1', 500, 1000)] }).catch((e) => e);
+    expect(refused.code).toBe('LimitExceeded');
+    expect(await be.currentRevision()).toBe(rev); // nothing written, g2 not moved either
+    expect([await be.count('g1'), await be.count('g2')]).toEqual([600, 1]);
+    await be.create('/registry/core/configmaps/n/b', '{}', { charges: [c('g1', 400, 1000)] });
+    const kv = await be.get('/registry/core/configmaps/n/a');
+    await be.update('/registry/core/configmaps/n/a', '{"x":1}', kv!.modRevision);
+    expect(await be.count('g1')).toBe(1000);
+    await be.create('/registry/core/configmaps/n/old', '{}');
+    expect(await be.chargeExisting('/registry/core/configmaps/n/old', [c('g3', 7, 0)])).toEqual(['g3']); // beyond any limit
+    expect(await be.chargeExisting('/registry/core/configmaps/n/old', [c('g3', 7, 0)])).toEqual([]);
+    expect(await be.chargeExisting('/registry/core/configmaps/n/none', [c('g3', 7, 0)])).toEqual([]);
+    await be.delete('/registry/core/configmaps/n/a');
+    await be.delete('/registry/core/configmaps/n/old');
+    expect([await be.count('g1'), await be.count('g2'), await be.count('g3')]).toEqual([400, 0, 0]);
+    await be.close();
+  });
+
   it.runIf(enabled)("kube's refusals, word for word; usage from the object as stored; existing objects charged; deletes give back", async () => {
     const open = await makeStore();
     const api = new ApiServer({ backend: open() });
