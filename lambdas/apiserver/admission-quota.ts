@@ -67,6 +67,21 @@ export const chargeGroup = (quotaUid: string, resource: string): string => `quot
 export const clusterChargeGroup = (quotaUid: string, resource: string): string => `cquota/${quotaUid}/${resource}`;
 export const clusterNamespaceGroup = (quotaUid: string, namespace: string, resource: string): string => `cquota/${quotaUid}/${namespace}/${resource}`;
 
+/** How many ResourceQuotas a namespace holds, and ClusterResourceQuotas the cluster: counters kept by their creates and deletes. */
+const QUOTAS_IN = (namespace: string) => `quotas/${namespace}`;
+const CLUSTER_QUOTAS = 'clusterquotas';
+
+/** A quota's create joins its presence counter (its delete leaves it), so admission lists only where there are quotas. */
+function presenceCharge(res: ResourceInfo, namespace: string): Charge | undefined {
+  if (res.group === '' && res.resource === 'resourcequotas') return { group: QUOTAS_IN(namespace), amount: 1, limit: Number.MAX_SAFE_INTEGER };
+  return undefined;
+}
+
+/** The ClusterResourceQuota's create (cluster-scoped, so not through planQuotaCharges). */
+export function clusterQuotaPresence(res: ResourceInfo): Charge[] | undefined {
+  return res.group === clusterQuotas.group && res.resource === clusterQuotas.resource ? [{ group: CLUSTER_QUOTAS, amount: 1, limit: Number.MAX_SAFE_INTEGER }] : undefined;
+}
+
 /** Charges are whole milli-units (exact for every quantity kube quotas: cpu in millicores, bytes x 1000). */
 export const toMilli = (nanos: bigint): number => Number((nanos + 999_999n) / 1_000_000n);
 export const fromMilli = (milli: number, format: ParsedQuantity['format']): string => formatQuantity({ nanos: BigInt(milli) * 1_000_000n, format });
@@ -247,11 +262,15 @@ interface Charged {
  */
 export async function planQuotaCharges(registry: Registry, res: ResourceInfo, namespace: string, o: KubeObject): Promise<QuotaPlan | undefined> {
   const byName = (a: KubeObject, b: KubeObject) => String(a.metadata.name).localeCompare(String(b.metadata.name));
+  // Whether there are quotas to read at all: two counter reads (GetItems), kept exact by the quotas' own
+  // creates and deletes (presence charges, below); the lists only when there are.
+  const presence = presenceCharge(res, namespace);
+  const [inNamespace, inCluster] = await Promise.all([registry.backend.count(QUOTAS_IN(namespace)), registry.backend.count(CLUSTER_QUOTAS)]);
   const [quotas, cluster] = await Promise.all([
-    registry.list(resourceQuotas, namespace).then((l) => l.items.sort(byName)),
-    registry.list(clusterQuotas, undefined).then((l) => l.items.sort(byName)),
+    inNamespace > 0 ? registry.list(resourceQuotas, namespace).then((l) => l.items.sort(byName)) : [],
+    inCluster > 0 ? registry.list(clusterQuotas, undefined).then((l) => l.items.sort(byName)) : [],
   ]);
-  if (!quotas.length && !cluster.length) return undefined;
+  if (!quotas.length && !cluster.length) return presence && { charges: [presence], refusal: async () => undefined };
   const usage = usageOf(res, o);
   const forbidden = (msg: string) => errors.forbidden(`${qualifiedResource(res.resource, res.group)} "${o.metadata.name ?? ''}" is forbidden: ${msg}`);
   const charged: Charged[] = [];
@@ -300,9 +319,9 @@ export async function planQuotaCharges(registry: Registry, res: ResourceInfo, na
     const tallies = items.map((i) => ({ group: clusterNamespaceGroup(quota.metadata.uid!, namespace, i.resource), amount: i.charge.amount, limit: Number.MAX_SAFE_INTEGER }));
     if (items.length) charged.push({ quota, items, tallies });
   }
-  if (!charged.length) return undefined;
+  if (!charged.length) return presence && { charges: [presence], refusal: async () => undefined };
   return {
-    charges: charged.flatMap((c) => [...c.items.map((i) => i.charge), ...(c.tallies ?? [])]),
+    charges: [...(presence ? [presence] : []), ...charged.flatMap((c) => [...c.items.map((i) => i.charge), ...(c.tallies ?? [])])],
     async refusal(name) {
       // kube's checkRequest: the first quota (by name) with a resource the request would take past its limit.
       for (const { quota, items } of charged) {

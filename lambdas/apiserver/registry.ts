@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
-import { planQuotaCharges } from './admission-quota.ts';
+import { clusterQuotaPresence, planQuotaCharges } from './admission-quota.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
@@ -272,13 +272,14 @@ export class Registry {
     // ResourceQuota admission, the last step before storage (admission-quota.ts): what the object as it
     // will be stored is charged, in its own storage write below. A dry run is only checked.
     const plan = res.namespaced && namespace && this.quota ? await planQuotaCharges(this, res, namespace, obj) : undefined;
+    const clusterQuota = this.quota ? clusterQuotaPresence(res) : undefined;
     const abort = await kind.beginCreate?.(this, obj, opts.dryRun);
     if (opts.dryRun) return this.withTypeMeta(res, obj);
     // Namespaced objects count against their namespace's limit, in the create's own storage write.
     const limit = this.maxObjectsPerNamespace;
     const count = {
       ...(res.namespaced && namespace && limit > 0 ? { count: { group: namespace, limit } } : {}),
-      ...(plan ? { charges: plan.charges } : {}),
+      ...(plan ? { charges: plan.charges } : clusterQuota ? { charges: clusterQuota } : {}),
     };
     try {
       // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
