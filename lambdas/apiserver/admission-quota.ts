@@ -68,8 +68,8 @@ export const clusterChargeGroup = (quotaUid: string, resource: string): string =
 export const clusterNamespaceGroup = (quotaUid: string, namespace: string, resource: string): string => `cquota/${quotaUid}/${namespace}/${resource}`;
 
 /** How many ResourceQuotas a namespace holds, and ClusterResourceQuotas the cluster: counters kept by their creates and deletes. */
-const QUOTAS_IN = (namespace: string) => `quotas/${namespace}`;
-const CLUSTER_QUOTAS = 'clusterquotas';
+export const QUOTAS_IN = (namespace: string) => `quotas/${namespace}`;
+export const CLUSTER_QUOTAS = 'clusterquotas';
 
 /** A quota's create joins its presence counter (its delete leaves it), so admission lists only where there are quotas. */
 function presenceCharge(res: ResourceInfo, namespace: string): Charge | undefined {

@@ -11,7 +11,7 @@
 // stays in status.namespaces while it has usage): objects are charged once, at create.
 // Keys: a quota's name, or "namespace:<name>" for a change in a namespace (every quota selecting it).
 
-import { clusterChargeGroup, clusterNamespaceGroup, fromMilli, matchesScopes, toMilli, usageOf } from '../apiserver/admission-quota.ts';
+import { CLUSTER_QUOTAS, clusterChargeGroup, clusterNamespaceGroup, fromMilli, matchesScopes, toMilli, usageOf } from '../apiserver/admission-quota.ts';
 import { selectsNamespace } from '../kinds/quota/clusterresourcequota.ts';
 import { parseQuantityExact } from '../machinery/quantity.ts';
 import { findResource, storageKey, type ResourceInfo } from '../machinery/resources.ts';
@@ -114,6 +114,8 @@ export const clusterResourceQuotaController: Controller = {
   async reconcile(key, ctx) {
     if (!key.startsWith(NS_KEY)) return reconcileClusterQuota(ctx, key);
     // A change in a namespace: the quotas that select it (or list it) now.
+    // One counter read tells whether the cluster has any ClusterResourceQuota: no reads beyond it then.
+    if ((await ctx.registry.backend.count(CLUSTER_QUOTAS)) === 0) return;
     const nsName = key.slice(NS_KEY.length);
     const ns = await readerOf(ctx).get(namespaces, undefined, nsName);
     for (const crq of await readerOf(ctx).list(clusterResourceQuotas, undefined)) {

@@ -10,7 +10,7 @@
 // quotas (one list of them from the cache, one counter read per quota resource, a status write only
 // when something changed). Redelivered or reordered events cost a no-op.
 
-import { chargeGroup, fromMilli, matchesScopes, toMilli, usageOf } from '../apiserver/admission-quota.ts';
+import { QUOTAS_IN, chargeGroup, fromMilli, matchesScopes, toMilli, usageOf } from '../apiserver/admission-quota.ts';
 import { parseQuantityExact } from '../machinery/quantity.ts';
 import { findResource, storageKey, type ResourceInfo } from '../machinery/resources.ts';
 import { isObject, type KubeObject } from '../machinery/types.ts';
@@ -117,6 +117,8 @@ export const resourceQuotaController: Controller = {
   watches: [resourceQuotas, pods, services, claims, ...Object.values(LEGACY).filter((r) => r !== resourceQuotas)],
   keys: (ev) => (ev.object.metadata.namespace ? [ev.object.metadata.namespace] : []),
   async reconcile(ns, ctx) {
+    // One counter read tells whether the namespace has quotas at all (most have none): no list then.
+    if ((await ctx.registry.backend.count(QUOTAS_IN(ns))) === 0) return;
     const quotas = await readerOf(ctx).list(resourceQuotas, ns);
     for (const cached of quotas) {
       // Read from the store: its status is what admission reads, and the status write is a CAS on it.
