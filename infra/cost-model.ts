@@ -110,6 +110,11 @@ export const FUNCTIONS: Fn[] = ['apiserver', 'scheduler', 'controllerManager'];
 // A create or delete of a namespaced object also moves its namespace's object count (the runaway-write
 // guard, ApiServerOptions.maxObjectsPerNamespace): one more item in the same TransactWriteItems, written
 // "TransactWriteItems kind type +count".
+//
+// Quota (issue #15, apiserver/admission-quota.ts): every namespaced create first reads two counter items
+// ("GetItem count": the namespace's ResourceQuotas, the cluster's ClusterResourceQuotas) and lists quotas
+// only where there are some (none in these operations); the quota loops read the same counters once per
+// namespace a batch touches, and list the quotas on resync.
 export interface OpCount {
   apiRequests: number;
   invocations: { scheduler: number; controllerManager: number };
@@ -188,6 +193,7 @@ export const OPERATIONS = {
     invocations: { scheduler: 3, controllerManager: 3 },
     dynamo: {
       apiserver: {
+        'GetItem count': 2,
         'GetItem token': 1,
         'GetItem namespaces': 1,
         // Priority admission: a pod naming no PriorityClass gets the globalDefault one, found by a list
@@ -198,6 +204,7 @@ export const OPERATIONS = {
         'TransactWriteItems pods create +count': 1,
       },
       scheduler: {
+        'GetItem count': 4,
         'GetItem pods': 3,
         'GetItem reservations': 2,
         'GetItem counter': 3,
@@ -207,6 +214,7 @@ export const OPERATIONS = {
         'TransactWriteItems events create +count': 1,
       },
       controllerManager: {
+        'GetItem count': 4,
         // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
         // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
         // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
@@ -233,6 +241,7 @@ export const OPERATIONS = {
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       apiserver: {
+        'GetItem count': 6,
         'GetItem token': 5,
         'GetItem namespaces': 3,
         'GetItem events': 3,
@@ -243,6 +252,7 @@ export const OPERATIONS = {
         'TransactWriteItems pods update': 1,
       },
       controllerManager: {
+        'GetItem count': 2,
         // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
         // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
         'GetItem counter': 8,
@@ -273,7 +283,7 @@ export const OPERATIONS = {
       apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem counter': 1, 'TransactWriteItems pods update': 1 },
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
       // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
-      controllerManager: { 'GetItem counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
+      controllerManager: { 'GetItem counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
   /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
@@ -282,6 +292,7 @@ export const OPERATIONS = {
     invocations: { scheduler: 2, controllerManager: 2 },
     dynamo: {
       apiserver: {
+        'GetItem count': 2,
         'GetItem token': 2,
         'GetItem namespaces': 1,
         'GetItem events': 1,
@@ -292,6 +303,8 @@ export const OPERATIONS = {
       },
       scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
       controllerManager: {
+        'Query resourcequotas namespace': 1,
+        'GetItem count': 2,
         'GetItem pods': 1,
         // The endpoints loop's pod Query is gone (issue #12); the garbage collector's remains. The
         // collector reads through the batch's reader, so the Services list is the endpoints loop's.
@@ -299,7 +312,7 @@ export const OPERATIONS = {
         // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
         // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
         // #14 added eight).
-        'GetItem counter': 44,
+        'GetItem counter': 46,
         'Query customresourcedefinitions': 1,
         'Query pods namespace': 1,
         'Query podtemplates namespace': 1,
@@ -340,7 +353,9 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'GetItem counter': 56,
+        'Query clusterresourcequotas': 1,
+        'Query resourcequotas': 1,
+        'GetItem counter': 60,
         // The CRD controller's resync, and the served kinds the garbage collector asks for (once a batch).
         'Query customresourcedefinitions': 2,
         'Query namespaces': 1,

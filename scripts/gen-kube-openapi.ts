@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RESOURCES } from '../lambdas/machinery/resources.ts';
+import { SKIFF_SCHEMAS } from '../lambdas/machinery/skiff-openapi.ts';
 
 const KUBERNETES_VERSION = 'v1.32.0';
 const PACKAGE = 'kubernetes-validate==1.37.0';
@@ -58,6 +59,7 @@ function byGVK(group: string, version: string, kind: string): string {
 // meta types the operations and discovery documents reference.
 const roots = new Set<string>();
 for (const r of RESOURCES) {
+  if (r.group.endsWith('skiff.io')) continue; // Skiff's own kinds: SKIFF_SCHEMAS, below
   roots.add(byGVK(r.group, r.version, r.kind));
   if (r.verbs.includes('list')) roots.add(byGVK(r.group, r.version, r.listKind)); // TokenReview has none
 }
@@ -110,6 +112,25 @@ while (queue.length) {
   schemas[name] = s;
   JSON.stringify(s, (k, v) => {
     // JSONSchemaProps (CustomResourceDefinition) has a property named "$ref": only string values are references.
+    if (k === '$ref' && typeof v === 'string') queue.push(v.replace('#/components/schemas/', ''));
+    return v;
+  });
+}
+
+// Skiff's own kinds (lambdas/machinery/skiff-openapi.ts), and the upstream schemas they reference.
+for (const [name, s] of Object.entries(SKIFF_SCHEMAS)) {
+  schemas[name] = s;
+  JSON.stringify(s, (k, v) => {
+    if (k === '$ref' && typeof v === 'string') queue.push(v.replace('#/components/schemas/', ''));
+    return v;
+  });
+}
+while (queue.length) {
+  const name = queue.pop()!;
+  if (schemas[name]) continue;
+  if (!defs[name]) throw new Error(`missing definition ${name}`);
+  schemas[name] = OVERRIDES[name] ?? toV3(defs[name]);
+  JSON.stringify(schemas[name], (k, v) => {
     if (k === '$ref' && typeof v === 'string') queue.push(v.replace('#/components/schemas/', ''));
     return v;
   });

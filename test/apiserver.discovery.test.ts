@@ -207,6 +207,7 @@ describe('aggregated discovery', () => {
       'scheduling.k8s.io',
       'coordination.k8s.io',
       'discovery.k8s.io',
+      'quota.skiff.io', // Skiff's own groups last
     ];
     expect(doc.items.map((i) => i.metadata.name)).toEqual(order);
     // The legacy /apis lists the same groups in the same order.

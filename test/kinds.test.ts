@@ -206,6 +206,22 @@ const CASES: Case[] = [
       "ConfigMap \"conf\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
   },
   {
+    kind: 'ResourceQuota',
+    group: '',
+    resource: 'resourcequotas',
+    valid: { metadata: meta('compute', 'default'), spec: { hard: { 'requests.cpu': '2', pods: '10', 'count/configmaps': '5' } } },
+    invalid: { metadata: meta('compute', 'default'), spec: { hard: { cpu: '1' }, scopes: ['BestEffort'] } },
+    message: 'ResourceQuota "compute" is invalid: spec.scopes: Invalid value: ["BestEffort"]: unsupported scope applied to resource',
+  },
+  {
+    kind: 'ClusterResourceQuota',
+    group: 'quota.skiff.io',
+    resource: 'clusterresourcequotas',
+    valid: { metadata: meta('team'), spec: { selector: { labels: { matchLabels: { team: 'a' } } }, quota: { hard: { pods: '10' } } } },
+    invalid: { metadata: meta('team'), spec: { selector: { annotations: { owner: 'a' } }, quota: { hard: { pods: '-1' } } } },
+    message: 'ClusterResourceQuota.quota.skiff.io "team" is invalid: spec.quota.hard[pods]: Invalid value: "-1": must be greater than or equal to 0',
+  },
+  {
     kind: 'Secret',
     group: '',
     resource: 'secrets',

@@ -139,6 +139,8 @@ export class ApiServer {
       nodePortRange: opts.nodePortRange,
       maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
     });
+    // ResourceQuota admission: charged in the create's storage write, after the chain (admission-quota.ts).
+    this.registry.quota = true;
     const accessEntries = findResource('iam.skiff.io', 'v1', 'accessentries')!;
     const iam = opts.iam && new IamAuthenticator({ ...opts.iam, listEntries: async () => (await this.registry.list(accessEntries, undefined)).items });
     this.authn = new TokenAuthenticator(opts.backend, undefined, iam);

@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
+import { clusterQuotaPresence, planQuotaCharges } from './admission-quota.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
@@ -155,6 +156,8 @@ export class Registry {
   /** ClusterIPs and node ports: taken on create/update, given back on delete (service-alloc.ts). */
   readonly services: ServiceAllocator;
   readonly maxObjectsPerNamespace: number;
+  /** ResourceQuota admission (admission-quota.ts) charges creates; the ApiServer turns it on. */
+  quota = false;
 
   constructor(
     readonly backend: Backend,
@@ -273,11 +276,18 @@ export class Registry {
     validateObject(kind, obj);
     // What the object holds outside itself is taken now (a Service's clusterIP and node ports; a dry run
     // only checks they are free), and given back if the object is not stored.
+    // ResourceQuota admission, the last step before storage (admission-quota.ts): what the object as it
+    // will be stored is charged, in its own storage write below. A dry run is only checked.
+    const plan = res.namespaced && namespace && this.quota ? await planQuotaCharges(this, res, namespace, obj) : undefined;
+    const clusterQuota = this.quota ? clusterQuotaPresence(res) : undefined;
     const abort = await kind.beginCreate?.(this, obj, opts.dryRun);
     if (opts.dryRun) return this.withTypeMeta(res, obj);
     // Namespaced objects count against their namespace's limit, in the create's own storage write.
     const limit = this.maxObjectsPerNamespace;
-    const count = res.namespaced && namespace && limit > 0 ? { count: { group: namespace, limit } } : undefined;
+    const count = {
+      ...(res.namespaced && namespace && limit > 0 ? { count: { group: namespace, limit } } : {}),
+      ...(plan ? { charges: plan.charges } : clusterQuota ? { charges: clusterQuota } : {}),
+    };
     try {
       // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
       for (let attempt = 0; ; attempt++) {
@@ -286,6 +296,12 @@ export class Registry {
           return this.withTypeMeta(res, decode(kv));
         } catch (e) {
           if (e instanceof StorageError && e.code === 'LimitExceeded') {
+            if (plan) {
+              const refused = await plan.refusal(meta.name!);
+              if (refused) throw refused;
+              // Nothing exceeds now (a delete gave usage back meanwhile): try again, unless the namespace is full.
+              if (attempt < 5 && (limit <= 0 || (await this.backend.count(namespace!)) < limit)) continue;
+            }
             // Worded as kube's ResourceQuota admission refuses a create (403 Forbidden).
             throw errors.forbidden(
               `${qualifiedResource(res.resource, res.group)} "${meta.name}" is forbidden: exceeded quota: namespace "${namespace}" holds ${limit} objects, the limit of this cluster (--max-objects-per-namespace)`,
@@ -327,7 +343,10 @@ export class Registry {
       throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
     }
     const precondition = parseRV(input.metadata?.resourceVersion);
-    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource, admit: opts.admit }, (old) => {
+    // A status write is admitted with the object as the client sent it (kube's admission sees the
+    // decoded request): NodeRestriction refuses labels changed through status, though they are not kept.
+    const admitUpdate = opts.admit && (opts.subresource === 'status' ? (_next: KubeObject, stored: KubeObject) => opts.admit!(structuredClone(input), stored) : opts.admit);
+    return this.guaranteedUpdate(res, namespace, name, precondition, { dryRun: opts.dryRun, subresource: opts.subresource, admit: admitUpdate }, (old) => {
       const obj = structuredClone(input);
       if (opts.subresource === 'status') {
         // Only status changes through /status; everything else stays as stored.

@@ -21,6 +21,8 @@ import { endpointsController } from './endpoints.ts';
 import { persistentVolumeController } from './persistentvolume.ts';
 import { disruptionController } from './disruption.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
+import { resourceQuotaController } from './resourcequota.ts';
+import { clusterResourceQuotaController } from './clusterresourcequota.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
 
@@ -45,6 +47,8 @@ export const controllers: Controller[] = [
   persistentVolumeController,
   disruptionController,
   nodeLifecycleController,
+  resourceQuotaController,
+  clusterResourceQuotaController,
   nodeIpamControllerFromEnv(),
   ...(routeController ? [routeController] : []),
 ];

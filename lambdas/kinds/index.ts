@@ -16,6 +16,8 @@ import { node } from './core/node.ts';
 import { event } from './core/event.ts';
 import { configMap } from './core/configmap.ts';
 import { secret } from './core/secret.ts';
+import { resourceQuota } from './core/resourcequota.ts';
+import { clusterResourceQuota } from './quota/clusterresourcequota.ts';
 import { serviceAccount } from './core/serviceaccount.ts';
 import { lease } from './coordination/lease.ts';
 import { tokenReview } from './authentication/tokenreview.ts';
@@ -73,6 +75,7 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   configMap,
   secret,
   serviceAccount,
+  resourceQuota,
   persistentVolumeClaim,
   persistentVolume,
   controllerRevision,
@@ -108,6 +111,7 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   endpointSlice,
   // Skiff's own groups, after the upstream ones (kube-apiserver lists aggregated groups last).
   accessEntry,
+  clusterResourceQuota,
 ];
 
 const byResource = (group: string, version: string, resource: string) => `${group}/${version}/${resource}`;

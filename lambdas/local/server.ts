@@ -42,6 +42,8 @@ import { endpointsController } from '../controllers/endpoints.ts';
 import { persistentVolumeController } from '../controllers/persistentvolume.ts';
 import { disruptionController } from '../controllers/disruption.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
+import { resourceQuotaController } from '../controllers/resourcequota.ts';
+import { clusterResourceQuotaController } from '../controllers/clusterresourcequota.ts';
 import { createNodeIpamController } from '../controllers/nodeipam.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
@@ -184,6 +186,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     persistentVolumeController,
     disruptionController,
     nodeLifecycleController,
+    resourceQuotaController,
+    clusterResourceQuotaController,
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ], { gate });
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).

@@ -90,6 +90,12 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
     type: [1, S, 'r'], status: [2, S, 'r'], lastTransitionTime: [4, 'Time'], reason: [5, S], message: [6, S],
   },
   ConfigMap: { metadata: [1, 'ObjectMeta'], immutable: [4, 'b', 'p'], data: [2, '{s'], binaryData: [3, '{y'] },
+  // ResourceQuota (kubectl create quota)
+  ResourceQuota: { metadata: [1, 'ObjectMeta'], spec: [2, 'ResourceQuotaSpec'], status: [3, 'ResourceQuotaStatus'] },
+  ResourceQuotaSpec: { hard: [1, '{Quantity'], scopes: [2, '[s'], scopeSelector: [3, 'ScopeSelector', 'p'] },
+  ResourceQuotaStatus: { hard: [1, '{Quantity'], used: [2, '{Quantity'] },
+  ScopeSelector: { matchExpressions: [1, '[ScopedResourceSelectorRequirement'] },
+  ScopedResourceSelectorRequirement: { scopeName: [1, S], operator: [2, S], values: [3, '[s'] },
   Secret: {
     metadata: [1, 'ObjectMeta'], immutable: [5, 'b', 'p'], data: [2, '{y'], stringData: [4, '{s'], type: [3, S],
   },
@@ -522,6 +528,7 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
 export const kinds: Readonly<Record<string, { message: string; apiVersions: readonly string[] | '*' }>> = {
   Namespace: { message: 'Namespace', apiVersions: ['v1'] },
   ConfigMap: { message: 'ConfigMap', apiVersions: ['v1'] },
+  ResourceQuota: { message: 'ResourceQuota', apiVersions: ['v1'] },
   Secret: { message: 'Secret', apiVersions: ['v1'] },
   ServiceAccount: { message: 'ServiceAccount', apiVersions: ['v1'] },
   Service: { message: 'Service', apiVersions: ['v1'] },

@@ -92,8 +92,23 @@ export interface CountOptions {
   limit: number;
 }
 
+/**
+ * A charge against a quota (ResourceQuota admission): like counting, but by any whole amount. The create
+ * adds `amount` to `group`'s total unless that would take it past `limit` (then LimitExceeded, nothing
+ * written); the backend remembers the charges with the key, and the key's delete gives them back, in the
+ * same atomic write. Updates keep them. Totals are read with count(group). Amounts are whole numbers
+ * (the quota code charges CPU in millicores, everything else in its base unit).
+ */
+export interface Charge {
+  group: string;
+  amount: number;
+  limit: number;
+}
+
 export interface CreateOptions {
   count?: CountOptions;
+  /** Charges made in the create's own atomic write (distinct groups, none the count's group). */
+  charges?: Charge[];
 }
 
 export interface Backend {
@@ -112,6 +127,12 @@ export interface Backend {
    * Returns false when the key is absent or already in a group, so running it again changes nothing.
    */
   countExisting(key: string, group: string): Promise<boolean>;
+  /**
+   * Adds to an existing key the charges whose groups it does not carry yet, beyond any limit and without
+   * a new revision: how objects stored before a quota existed get charged to it. Returns the groups it
+   * charged now (none when the key is absent or carries them all), so running it again changes nothing.
+   */
+  chargeExisting(key: string, charges: Charge[]): Promise<string[]>;
   /** Compare-and-swap on modRevision. Fails with NotFound or Conflict (carrying the stored revision). */
   update(key: string, value: string, expectedModRevision: number): Promise<KeyValue>;
   /**

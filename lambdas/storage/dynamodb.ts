@@ -14,6 +14,9 @@
 //            before counting have no countGroup (never counted, never subtracted) until countExisting()
 //            gives them one: scripts/count-objects.ts, once per table after the upgrade. A write to an
 //            existing object is conditional on the group it read, so it never undoes countExisting().
+//            and charges (JSON [{group, amount}]), when created with CreateOptions.charges (quota): each
+//            group's total is a count item too, moved by the amount (ADD, on the condition that the total
+//            stays within the limit) in the same transaction as the object's create or delete.
 //   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
 //            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
 //            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
@@ -49,6 +52,7 @@ import {
 import {
   StorageError,
   type Backend,
+  type Charge,
   type CountOptions,
   type CreateOptions,
   type KeyValue,
@@ -101,7 +105,7 @@ const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
 const countKey = (group: string): Item => ({ pk: { S: 'count' }, sk: { S: group } });
 
 /** An object as stored: its KeyValue and the count group it was created in. */
-type Stored = KeyValue & { countGroup?: string };
+type Stored = KeyValue & { countGroup?: string; charges?: string };
 
 /** What a write does, as decide() judges it against the stored object. */
 interface Change {
@@ -109,6 +113,8 @@ interface Change {
   value: string;
   /** create: the group to join, within its limit. */
   count?: CountOptions;
+  /** create: the quota charges, each within its limit. */
+  charges?: Charge[];
 }
 
 export class DynamoBackend implements Backend {
@@ -223,7 +229,7 @@ export class DynamoBackend implements Backend {
     checkSize(key, value);
     return this.write(key, (cur) => {
       if (cur) throw new StorageError('KeyExists', key);
-      return { type: 'create', value, count: opts.count };
+      return { type: 'create', value, count: opts.count, charges: opts.charges };
     });
   }
 
@@ -258,6 +264,42 @@ export class DynamoBackend implements Backend {
       const reasons = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons;
       if ((e as Error).name === 'TransactionCanceledException' && reasons?.[0]?.Code === 'ConditionalCheckFailed') return false;
       throw e;
+    }
+  }
+
+  async chargeExisting(key: string, charges: Charge[]): Promise<string[]> {
+    // The object item gains the charges it lacks and the totals grow, together, conditional on the charges
+    // it was read with (a concurrent chargeExisting or delete makes us re-read). No revision, no log item.
+    for (let attempt = 1; ; attempt++) {
+      const cur = await this.getStored(key);
+      if (!cur) return [];
+      const have = parseCharges(cur.charges);
+      const add = charges.filter((c) => !have.some((h) => h.group === c.group));
+      if (add.length === 0) return [];
+      const next = JSON.stringify([...have, ...add.map(({ group, amount }) => ({ group, amount }))]);
+      try {
+        await this.client.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: this.table,
+                  Key: objectKey(key),
+                  UpdateExpression: 'SET charges = :next',
+                  ConditionExpression: cur.charges === undefined ? 'attribute_exists(pk) AND attribute_not_exists(charges)' : 'charges = :old',
+                  ExpressionAttributeValues: { ':next': { S: next }, ...(cur.charges === undefined ? {} : { ':old': { S: cur.charges } }) },
+                },
+              },
+              ...add.map((c) => ({ Update: { TableName: this.table, Key: countKey(c.group), UpdateExpression: 'ADD n :a', ExpressionAttributeValues: { ':a': { N: String(c.amount) } } } })),
+            ],
+            ClientRequestToken: randomUUID(),
+          }),
+        );
+        return add.map((c) => c.group);
+      } catch (e) {
+        if ((e as Error).name !== 'TransactionCanceledException' || attempt >= MAX_WRITE_ATTEMPTS) throw e;
+        await backoff(attempt);
+      }
     }
   }
 
@@ -303,7 +345,11 @@ export class DynamoBackend implements Backend {
     const writeId = randomUUID();
     let [head, cur] = await Promise.all([this.currentRevision(), this.getStored(key)]);
     for (let attempt = 1; ; attempt++) {
-      const { type, value, count } = decide(cur);
+      const { type, value, count, charges: newCharges } = decide(cur);
+      // The object's charges: made on create (checked against their limits first), kept by updates, given back by the delete.
+      const charges = type === 'create' ? JSON.stringify((newCharges ?? []).map(({ group, amount }) => ({ group, amount }))) : cur!.charges;
+      const over = type === 'create' ? newCharges?.find((c) => c.amount > c.limit) : undefined;
+      if (over) throw new StorageError('LimitExceeded', key, `${key}: charging ${over.amount} to ${over.group} would pass its limit of ${over.limit}`);
       const rev = head + 1;
       const entry: LogEntry = {
         type,
@@ -314,7 +360,10 @@ export class DynamoBackend implements Backend {
       const group = type === 'create' ? count?.group : cur!.countGroup;
       try {
         await this.client.send(
-          new TransactWriteItemsCommand({ TransactItems: this.writeItems(head, entry, group, count?.limit, writeId), ClientRequestToken: randomUUID() }),
+          new TransactWriteItemsCommand({
+            TransactItems: this.writeItems(head, entry, group, count?.limit, writeId, charges === '[]' ? undefined : charges, newCharges),
+            ClientRequestToken: randomUUID(),
+          }),
         );
         this.feed.observe(rev);
         return entry.kv;
@@ -349,6 +398,13 @@ export class DynamoBackend implements Backend {
         if (count && (stale(quota) || (!reasons && (await this.count(count.group)) >= count.limit))) {
           throw new StorageError('LimitExceeded', key, `${key}: count group ${count.group} holds its limit of ${count.limit} keys`);
         }
+        // The charge items follow the count item (when there is one), in the order of newCharges.
+        const chargeStart = group !== undefined ? 4 : 3;
+        for (const [i, c] of (newCharges ?? []).entries()) {
+          if (reasons ? stale(reasons[chargeStart + i]) : (await this.count(c.group)) + c.amount > c.limit) {
+            throw new StorageError('LimitExceeded', key, `${key}: charging ${c.amount} to ${c.group} would pass its limit of ${c.limit}`);
+          }
+        }
         // A stale object is settled by re-reading it; anything else is contention: let the winners through.
         if (!stale(object)) await backoff(attempt);
         [head, cur] = await Promise.all([
@@ -372,13 +428,24 @@ export class DynamoBackend implements Backend {
     }
   }
 
-  private writeItems(head: number, e: LogEntry, group: string | undefined, limit: number | undefined, writeId: string): TransactWriteItem[] {
+  private writeItems(
+    head: number,
+    e: LogEntry,
+    group: string | undefined,
+    limit: number | undefined,
+    writeId: string,
+    charges: string | undefined,
+    newCharges: Charge[] | undefined,
+  ): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
     // A write to an existing object also holds it to the count group it was read with, so an object
     // countExisting() moves into a group meanwhile is re-read, not written back without its group.
     const sameGroup = group === undefined ? ' AND attribute_not_exists(countGroup)' : ' AND countGroup = :g';
     const groupValue: Item = group === undefined ? {} : { ':g': { S: group } };
+    // Likewise held to the charges it was read with (chargeExisting may add some meanwhile).
+    const sameCharges = e.type === 'create' ? '' : charges === undefined ? ' AND attribute_not_exists(charges)' : ' AND charges = :c';
+    Object.assign(groupValue, e.type !== 'create' && charges !== undefined ? { ':c': { S: charges } } : {});
     const counter: TransactWriteItem = {
       Put: {
         TableName,
@@ -394,7 +461,7 @@ export class DynamoBackend implements Backend {
             Delete: {
               TableName,
               Key: objectKey(key),
-              ConditionExpression: `modRev = :m${sameGroup}`,
+              ConditionExpression: `modRev = :m${sameGroup}${sameCharges}`,
               ExpressionAttributeValues: { ':m': { N: String(e.prevKv!.modRevision) }, ...groupValue },
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
@@ -408,8 +475,9 @@ export class DynamoBackend implements Backend {
                 createRev: { N: String(createRevision) },
                 modRev: { N: String(rev) },
                 ...(group !== undefined ? { countGroup: { S: group } } : {}),
+                ...(charges !== undefined ? { charges: { S: charges } } : {}),
               },
-              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}` : 'attribute_not_exists(pk)',
+              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}${sameCharges}` : 'attribute_not_exists(pk)',
               ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) }, ...groupValue } : undefined,
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
@@ -438,6 +506,24 @@ export class DynamoBackend implements Backend {
           ExpressionAttributeValues: { ':d': { N: join ? '1' : '-1' }, ...(join && limit !== undefined ? { ':limit': { N: String(limit) } } : {}) },
         },
       });
+    }
+    // Then the charges: made by the create, each within its limit; given back by the delete.
+    if (e.type === 'create') {
+      for (const c of newCharges ?? []) {
+        items.push({
+          Update: {
+            TableName,
+            Key: countKey(c.group),
+            UpdateExpression: 'ADD n :a',
+            ConditionExpression: 'attribute_not_exists(n) OR n <= :max',
+            ExpressionAttributeValues: { ':a': { N: String(c.amount) }, ':max': { N: String(c.limit - c.amount) } },
+          },
+        });
+      }
+    } else if (e.type === 'delete') {
+      for (const c of parseCharges(charges)) {
+        items.push({ Update: { TableName, Key: countKey(c.group), UpdateExpression: 'ADD n :a', ExpressionAttributeValues: { ':a': { N: String(-c.amount) } } } });
+      }
     }
     if (e.prevKv) {
       log.prevRev = { N: String(e.prevKv.modRevision) };
@@ -703,11 +789,16 @@ function objectKv(key: string, it: Item): KeyValue {
 function storedKv(key: string, it: Item): Stored {
   const kv: Stored = objectKv(key, it);
   if (it.countGroup?.S !== undefined) kv.countGroup = it.countGroup.S;
+  if (it.charges?.S !== undefined) kv.charges = it.charges.S;
   return kv;
 }
 
-function objectOnly({ countGroup: _g, ...kv }: Stored): KeyValue {
+function objectOnly({ countGroup: _g, charges: _c, ...kv }: Stored): KeyValue {
   return kv;
+}
+
+function parseCharges(s: string | undefined): { group: string; amount: number }[] {
+  return s ? (JSON.parse(s) as { group: string; amount: number }[]) : [];
 }
 
 function logEntry(it: Item): LogEntry {

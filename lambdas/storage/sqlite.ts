@@ -15,6 +15,8 @@
 //         is exact and costs two primary-key lookups per counted write. Keys of a file from before
 //         counting are in no group (never counted, never subtracted) until countExisting() puts them in
 //         one: `skiff up` does so once at start (Registry.countExistingObjects).
+//   charged  (key, group) -> amount, for live keys created with CreateOptions.charges (quota): the
+//         group's total is its row in counts, moved by the amount in the same transaction as the key.
 //
 // Writes: each write reads the current revision, checks the key and inserts, atomically, serialized
 // also against other processes on the same file (SQLite's write lock; busy_timeout waits for it). Reads
@@ -49,6 +51,7 @@ const loadDatabase = (): typeof Database => createRequire(import.meta.url)('bett
 import {
   StorageError,
   type Backend,
+  type Charge,
   type CountOptions,
   type CreateOptions,
   type KeyValue,
@@ -139,6 +142,7 @@ export class SqliteBackend implements Backend {
       CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS counted (key TEXT PRIMARY KEY, grp TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS counts (grp TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS charged (key TEXT NOT NULL, grp TEXT NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (key, grp)) WITHOUT ROWID;
     `);
     this.sql = prepare(this.db);
     const writeOne = (key: string, decide: Decide): LogRow => {
@@ -234,6 +238,7 @@ export class SqliteBackend implements Backend {
     return this.write(key, (cur, rev) => {
       if (cur) throw new StorageError('KeyExists', key);
       if (opts.count) this.countIn(key, opts.count);
+      for (const c of opts.charges ?? []) this.chargeIn(key, c);
       return { key, value, create_rev: rev, prev_rev: null, prev_value: null, deleted: 0 };
     });
   }
@@ -263,6 +268,38 @@ export class SqliteBackend implements Backend {
     this.sql.countKey.run(key, group);
   }
 
+  /** Adds the charge to its group's total, or throws LimitExceeded when that would pass the limit. */
+  private chargeIn(key: string, { group, amount, limit }: Charge): void {
+    // One statement adds the amount unless the total would pass the limit (then it changes no row).
+    if (amount > limit || this.sql.incCharge.run({ group, amount, limit }).changes === 0) {
+      throw new StorageError('LimitExceeded', key, `${key}: charging ${amount} to ${group} would pass its limit of ${limit}`);
+    }
+    this.sql.chargeKey.run(key, group, amount);
+  }
+
+  async chargeExisting(key: string, charges: Charge[]): Promise<string[]> {
+    return this.db
+      .transaction((): string[] => {
+        if (!this.liveRow(key)) return [];
+        const have = new Set((this.sql.keyCharges.all(key) as { grp: string }[]).map((r) => r.grp));
+        const added: string[] = [];
+        for (const c of charges) {
+          if (have.has(c.group)) continue;
+          this.sql.incCharge.run({ group: c.group, amount: c.amount, limit: Number.MAX_SAFE_INTEGER });
+          this.sql.chargeKey.run(key, c.group, c.amount);
+          added.push(c.group);
+        }
+        return added;
+      })
+      .immediate();
+  }
+
+  /** Gives back what the key was charged (its delete). */
+  private unchargeAll(key: string): void {
+    for (const r of this.sql.keyCharges.all(key) as { grp: string; amount: number }[]) this.sql.decCharge.run(r.amount, r.grp);
+    this.sql.unchargeKey.run(key);
+  }
+
   /** Takes key out of the group it was created in, if any. */
   private countOut(key: string): void {
     const row = this.sql.countedGroup.get(key) as { grp: string } | undefined;
@@ -285,6 +322,7 @@ export class SqliteBackend implements Backend {
       if (!cur) throw new StorageError('NotFound', key);
       if (expectedModRevision !== undefined && cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
       this.countOut(key);
+      this.unchargeAll(key);
       // The delete row repeats the last value: the delete event's kv is the last state.
       return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 1 };
     });
@@ -515,6 +553,13 @@ function prepare(db: Database.Database) {
     countKey: db.prepare('INSERT INTO counted (key, grp) VALUES (?, ?)'),
     countedGroup: db.prepare('SELECT grp FROM counted WHERE key = ?'),
     uncountKey: db.prepare('DELETE FROM counted WHERE key = ?'),
+    incCharge: db.prepare(
+      'INSERT INTO counts (grp, n) VALUES (@group, @amount) ON CONFLICT (grp) DO UPDATE SET n = n + @amount WHERE n + @amount <= @limit',
+    ),
+    decCharge: db.prepare('UPDATE counts SET n = n - ? WHERE grp = ?'),
+    chargeKey: db.prepare('INSERT INTO charged (key, grp, amount) VALUES (?, ?, ?)'),
+    keyCharges: db.prepare('SELECT grp, amount FROM charged WHERE key = ?'),
+    unchargeKey: db.prepare('DELETE FROM charged WHERE key = ?'),
     /** Rows under a prefix after a revision, each with its previous value (stored, or the previous row's). */
     changes: db.prepare(`SELECT l.rev, l.key, l.value, l.create_rev, l.prev_rev, COALESCE(l.prev_value, p.value) AS prev_value, l.deleted
                          FROM log l LEFT JOIN log p ON p.rev = l.prev_rev
