@@ -53,6 +53,8 @@ import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
+import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
+import { createToken } from './tokenrequest.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -83,6 +85,11 @@ export interface ApiServerOptions {
   maxObjectsPerNamespace?: number;
   /** How old this server's view of the CRDs may get before a request re-reads them (crds.ts; default 1000 ms). */
   crdMaxAgeMs?: number;
+  /**
+   * Service-account tokens (serviceaccount-tokens.ts): their keys, issuer and audiences. With it the server
+   * answers serviceaccounts/token, authenticates those JWTs and serves OIDC discovery; without it, none.
+   */
+  serviceAccountTokens?: ServiceAccountTokens;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -96,6 +103,9 @@ export interface RequestInfo {
 }
 
 const PUBLIC_PATHS = new Set(['/version', '/healthz', '/livez', '/readyz']);
+/** Service-account issuer discovery (kube's routes.ServiceAccountIssuerDiscovery), non-resource URLs. */
+const OIDC_CONFIGURATION_PATH = '/.well-known/openid-configuration';
+const OIDC_JWKS_PATH = '/openid/v1/jwks';
 
 export class ApiServer {
   readonly registry: Registry;
@@ -109,6 +119,8 @@ export class ApiServer {
   private watchKeepAliveMs?: number;
   private nodeClientToken?: string;
   private backend: Backend;
+  /** Service-account token issuer and verifier, when configured. */
+  readonly serviceAccountTokens?: ServiceAccountTokens;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
 
@@ -119,7 +131,12 @@ export class ApiServer {
       nodePortRange: opts.nodePortRange,
       maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
     });
-    this.authn = new TokenAuthenticator(opts.backend);
+    this.serviceAccountTokens = opts.serviceAccountTokens;
+    this.authn = new TokenAuthenticator(
+      opts.backend,
+      undefined,
+      opts.serviceAccountTokens ? new ServiceAccountTokenAuthenticator(opts.serviceAccountTokens, storeLookup(opts.backend)) : undefined,
+    );
     this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
     this.ruleResolver = opts.ruleResolver;
     this.backend = opts.backend;
@@ -168,6 +185,7 @@ export class ApiServer {
     }
     const user = await this.authn.authenticate(req.headers['authorization']);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
+    if (path === OIDC_CONFIGURATION_PATH || path === OIDC_JWKS_PATH) return this.oidcDiscovery(req, user, path);
     const segs = path.split('/').filter(Boolean);
 
     // Discovery and OpenAPI: read-only documents.
@@ -309,6 +327,11 @@ export class ApiServer {
         return this.watch(req, res, ns, name);
       case 'create': {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
+        if (sub === 'token') {
+          if (!this.serviceAccountTokens) throw errors.pageNotFound();
+          const { object, warnings: w } = await createToken(reg, this.serviceAccountTokens, ns!, name!, parseBody(req));
+          return jsonResponse(201, object, warningHeader(w));
+        }
         if (sub === 'eviction') {
           // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
           const ev = decodeEviction(parseBody(req), ns!, name!);
@@ -420,6 +443,24 @@ export class ApiServer {
     const token = newToken();
     await storeToken(this.backend, token, nodeUser(nodeName as string));
     return jsonResponse(201, { nodeName, token });
+  }
+
+  /**
+   * GET /.well-known/openid-configuration and /openid/v1/jwks, authorized as non-resource URLs (RBAC's
+   * system:service-account-issuer-discovery role grants them), with kube's content types and caching.
+   * Costs no storage read (the keys are cached; see serviceaccount-tokens.ts).
+   */
+  private async oidcDiscovery(req: ApiRequest, user: UserInfo, path: string): Promise<ApiResponse> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw errors.methodNotAllowed();
+    await this.authorize(user, { verb: 'get', resourceRequest: false, path });
+    const tokens = this.serviceAccountTokens;
+    if (!tokens) throw errors.pageNotFound();
+    const body = path === OIDC_JWKS_PATH ? await tokens.jwks() : tokens.openidConfiguration();
+    return {
+      status: 200,
+      headers: { 'content-type': path === OIDC_JWKS_PATH ? 'application/jwk-set+json' : 'application/json', 'cache-control': 'public, max-age=3600' },
+      body: JSON.stringify(body),
+    };
   }
 
   /** The user a bearer token stands for, or undefined when it is not valid (for TokenReview). */
@@ -585,7 +626,7 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
     else if (m === 'POST') verb = 'create';
     else if (m === 'DELETE') verb = 'deletecollection';
     else throw errors.methodNotAllowed();
-  } else if (subresource === 'binding' || subresource === 'eviction') {
+  } else if (subresource === 'binding' || subresource === 'eviction' || subresource === 'token') {
     if (m !== 'POST') throw errors.methodNotAllowed();
     verb = 'create';
   } else {

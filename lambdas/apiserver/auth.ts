@@ -6,11 +6,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { errors } from '../machinery/status.ts';
+import { InvalidTokenError, ServiceAccountTokenAuthenticator } from './serviceaccount-tokens.ts';
 
 export interface UserInfo {
   username: string;
   uid?: string;
   groups: string[];
+  /** Extra attributes (kube's user.Info GetExtra): a service-account token's pod-name, credential-id... */
+  extra?: Record<string, string[]>;
 }
 
 /**
@@ -180,12 +183,24 @@ export class TokenAuthenticator {
   constructor(
     private backend: Backend,
     private ttlMs = 10_000,
+    /** Service-account JWTs (serviceaccount-tokens.ts): tried for tokens shaped like a JWT, never stored. */
+    private serviceAccounts?: ServiceAccountTokenAuthenticator,
   ) {}
 
   /** Returns the user for an Authorization header, or throws 401 Unauthorized. */
   async authenticate(authorization: string | undefined): Promise<UserInfo> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw errors.unauthorized();
+    // A JWT (three base64url parts) is a service-account token: its signature and lookups decide (no token
+    // key is read; stored tokens are never JWTs). Any refusal is the same 401 as an unknown token.
+    if (this.serviceAccounts && ServiceAccountTokenAuthenticator.looksLikeJWT(m[1]!)) {
+      const sa = this.serviceAccounts;
+      const user = await sa.authenticate(m[1]!).catch((e) => {
+        if (e instanceof InvalidTokenError) throw errors.unauthorized();
+        throw e;
+      });
+      return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+    }
     const h = hashToken(m[1]!);
     const now = Date.now();
     const hit = this.cache.get(h);

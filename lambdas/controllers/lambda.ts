@@ -22,6 +22,7 @@ import { disruptionController } from './disruption.ts';
 import { nodeLifecycleController } from './nodelifecycle.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
+import { createRootCACertPublisher, rootCAFromEnv, serviceAccountsController } from './serviceaccount.ts';
 
 // Routes to nodes' pod CIDRs are programmed only when a VPC route table is named (SKIFF_ROUTE_TABLE_ID).
 const routeController = routeControllerFromEnv();
@@ -44,6 +45,8 @@ export const controllers: Controller[] = [
   disruptionController,
   nodeLifecycleController,
   nodeIpamControllerFromEnv(),
+  serviceAccountsController,
+  createRootCACertPublisher({ caCert: rootCAFromEnv() }),
   ...(routeController ? [routeController] : []),
 ];
 

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { installLocalLambdaRuntime } from './lambda-runtime.ts';
-import { loadOrCreateCerts } from './certs.ts';
+import { ensureServiceAccountKey, loadOrCreateCerts } from './certs.ts';
+import { ServiceAccountTokenAuthenticator, ServiceAccountTokens, storeLookup } from '../apiserver/serviceaccount-tokens.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { SqliteBackend } from '../storage/sqlite.ts';
 import type { Backend } from '../storage/backend.ts';
@@ -40,6 +41,7 @@ import { persistentVolumeController } from '../controllers/persistentvolume.ts';
 import { disruptionController } from '../controllers/disruption.ts';
 import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
 import { createNodeIpamController } from '../controllers/nodeipam.ts';
+import { createRootCACertPublisher, serviceAccountsController } from '../controllers/serviceaccount.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
 import type { Agent, AgentOptions } from '../../node-agent/agent.ts';
@@ -87,6 +89,10 @@ export interface LocalClusterOptions {
   nodeCIDRMaskSize?: number;
   /** Most objects one namespace may hold (see ApiServerOptions; default 100,000, 0: no limit). */
   maxObjectsPerNamespace?: number;
+  /** --service-account-issuer (default https://kubernetes.default.svc.cluster.local, as kubeadm's). */
+  serviceAccountIssuer?: string;
+  /** --service-account-max-token-expiration, seconds (default: no cap). */
+  serviceAccountMaxTokenExpirationSeconds?: number;
 }
 
 export interface LocalCluster {
@@ -117,7 +123,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // What the apiserver presents to node agents (logs, exec): new at each start, known only in memory.
   const nodeClientToken = newToken();
   await storeToken(backend, nodeClientToken, { username: 'system:apiserver', groups: ['system:masters'] });
+  // Service-account tokens: signed with <data-dir>/pki/sa.key, re-read every minute (a rotation needs no restart).
+  const saKeyPath = ensureServiceAccountKey(join(dataDir, 'pki'));
+  const serviceAccountTokens = new ServiceAccountTokens({
+    keys: () => readFileSync(saKeyPath, 'utf8'),
+    issuer: opts.serviceAccountIssuer,
+    maxExpirationSeconds: opts.serviceAccountMaxTokenExpirationSeconds,
+  });
   const apiOptions = {
+    serviceAccountTokens,
     nodeClientToken,
     maxBodyBytes: maxBody,
     maxWatchSeconds: opts.maxWatchSeconds,
@@ -164,6 +178,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     persistentVolumeController,
     disruptionController,
     nodeLifecycleController,
+    serviceAccountsController,
+    createRootCACertPublisher({ caCert: certs.caCert }),
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ], { gate });
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
@@ -185,7 +201,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     void ended.then(() => inflight.delete(ctl));
     void serve(req, res, handler, maxBody, gate, ctl);
   });
-  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken }));
+  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend, undefined, new ServiceAccountTokenAuthenticator(serviceAccountTokens, storeLookup(backend))), nodeClientToken }));
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
