@@ -11,6 +11,7 @@ import type { UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
+import { serviceAccountAdmission } from './admission-serviceaccount.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -61,6 +62,16 @@ export const namespaceLifecycle: AdmissionPlugin = {
 // DefaultStorageClass and StorageObjectInUseProtection: claims get the default class, claims and volumes
 // their protection finalizers (admission-storage.ts).
 export const defaultAdmissionChain: AdmissionPlugin[] = [namespaceLifecycle, defaultTolerationSeconds(300), priorityAdmission, defaultStorageClassAdmission, storageObjectInUseProtection];
+
+/**
+ * The chain with ServiceAccount admission after NamespaceLifecycle (kube's order), for a server whose
+ * serviceaccounts loop runs (it makes each namespace's `default`, which every pod needs).
+ */
+export function withServiceAccountAdmission(chain: AdmissionPlugin[]): AdmissionPlugin[] {
+  if (chain.includes(serviceAccountAdmission)) return chain;
+  const at = chain.indexOf(namespaceLifecycle) + 1;
+  return [...chain.slice(0, at), serviceAccountAdmission, ...chain.slice(at)];
+}
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

@@ -49,7 +49,7 @@ import {
   type UserInfo,
 } from './auth.ts';
 import { dns1123SubdomainErrors } from '../machinery/validation.ts';
-import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
+import { admit, defaultAdmissionChain, withServiceAccountAdmission, type AdmissionPlugin } from './admission.ts';
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
@@ -90,6 +90,12 @@ export interface ApiServerOptions {
    * answers serviceaccounts/token, authenticates those JWTs and serves OIDC discovery; without it, none.
    */
   serviceAccountTokens?: ServiceAccountTokens;
+  /**
+   * ServiceAccount admission (admission-serviceaccount.ts) in the chain: pods need their ServiceAccount and
+   * get the token volume. On where the serviceaccounts loop runs (skiff up with its controllers, the cloud);
+   * a server without that loop would refuse every pod of a new namespace, as kube-apiserver does.
+   */
+  serviceAccountAdmission?: boolean;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -140,7 +146,7 @@ export class ApiServer {
     this.authz = denyBootstrappers(opts.authorizer ?? allowAuthenticated);
     this.ruleResolver = opts.ruleResolver;
     this.backend = opts.backend;
-    this.chain = opts.admission ?? defaultAdmissionChain;
+    this.chain = opts.admission ?? (opts.serviceAccountAdmission ? withServiceAccountAdmission(defaultAdmissionChain) : defaultAdmissionChain);
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.maxWatchSeconds = opts.maxWatchSeconds ?? 1800;
     this.watchProgressMs = opts.watchProgressMs ?? 5000;

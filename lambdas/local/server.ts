@@ -132,6 +132,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   });
   const apiOptions = {
     serviceAccountTokens,
+    // Pods need their ServiceAccount, which the serviceaccounts loop makes: on when the loops run.
+    serviceAccountAdmission: opts.controllers !== false,
     nodeClientToken,
     maxBodyBytes: maxBody,
     maxWatchSeconds: opts.maxWatchSeconds,
