@@ -1,6 +1,8 @@
 // SkiffBootstrap: the cluster's join parameters in SSM Parameter Store, under /skiff/<clusterName>/.
 //   bootstrap-token, admin-token  SecureString, made by a custom resource (lambdas/bootstrap/lambda.ts)
 //                                 at deploy time, so their values are never in the template
+//   service-account-key           SecureString, the same way: the RSA keys service-account tokens are
+//                                 signed with (the apiserver alone may read it)
 //   api-url, ca                   String, plain AWS::SSM::Parameter resources
 // Agents read api-url, ca and bootstrap-token (node-agent/bootstrap.ts); `skiff kubeconfig --stack`
 // reads the ClusterName output, admin-token and ca.
@@ -14,6 +16,9 @@ import { Construct } from 'constructs';
 import type { BootstrapProperties } from '../lambdas/bootstrap/lambda.ts';
 import { SSM_PARAMETERS, SYSTEM_TRUST } from '../node-agent/bootstrap.ts';
 import { parameterArn } from './nodes.ts';
+
+/** The service-account signing keys' parameter under the prefix (SecureString; the apiserver reads it). */
+export const SERVICE_ACCOUNT_KEY_PARAMETER = 'service-account-key';
 
 /** The admin token's parameter name under the prefix (`skiff kubeconfig --stack` reads it). */
 export const ADMIN_TOKEN_PARAMETER = 'admin-token';
@@ -30,6 +35,8 @@ export interface SkiffBootstrapProps {
   readonly apiUrl: string;
   /** PEM CA bundle for apiUrl, or SYSTEM_TRUST ('system') for publicly trusted certificates. Default 'system'. */
   readonly ca?: string;
+  /** The service-account token issuer: the cluster's public API URL (stored in the table by the custom resource). */
+  readonly serviceAccountIssuer?: string;
   /** Makes the function that handles the custom resource (SkiffCluster's skiffFunction: own role and logs, table access). */
   readonly newFunction: (id: string, prefix: string, entry: string, timeout: Duration, env?: Record<string, string>) => NodejsFunction;
 }
@@ -45,7 +52,7 @@ export class SkiffBootstrap extends Construct {
     super(scope, id);
     const prefix = parameterPrefix(props.clusterName);
     this.function = props.newFunction('BootstrapFunction', 'Bootstrap', '../lambdas/bootstrap/lambda.ts', Duration.minutes(2));
-    const secretNames = [SSM_PARAMETERS.bootstrapToken, ADMIN_TOKEN_PARAMETER];
+    const secretNames = [SSM_PARAMETERS.bootstrapToken, ADMIN_TOKEN_PARAMETER, SERVICE_ACCOUNT_KEY_PARAMETER];
     this.function.addToRolePolicy(
       new PolicyStatement({
         // SecureStrings under the AWS-managed aws/ssm key: its key policy lets the account's principals
@@ -58,6 +65,8 @@ export class SkiffBootstrap extends Construct {
     const properties: BootstrapProperties = {
       BootstrapTokenParameter: `${prefix}/${SSM_PARAMETERS.bootstrapToken}`,
       AdminTokenParameter: `${prefix}/${ADMIN_TOKEN_PARAMETER}`,
+      ServiceAccountKeyParameter: `${prefix}/${SERVICE_ACCOUNT_KEY_PARAMETER}`,
+      ...(props.serviceAccountIssuer ? { ServiceAccountIssuer: props.serviceAccountIssuer } : {}),
     };
     this.tokens = new CustomResource(this, 'Tokens', {
       serviceToken: this.function.functionArn,

@@ -36,9 +36,9 @@ import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/a
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
-import { SkiffNodes, type SkiffNodesProps } from './nodes.ts';
+import { SkiffNodes, parameterArn, type SkiffNodesProps } from './nodes.ts';
 import { SkiffFrontDoor } from './front-door.ts';
-import { SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
+import { SERVICE_ACCOUNT_KEY_PARAMETER, SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
 
 /** Longest watch the apiserver serves; must end before the function's 15-minute timeout. */
 const MAX_WATCH_SECONDS = 840;
@@ -225,8 +225,16 @@ export class SkiffCluster extends Construct {
         // Agents talk to the Function URL itself: nothing of theirs needs the front door (their exec and
         // logs traffic arrives from it), and each request through CloudFront would cost more.
         apiUrl: this.url.url,
+        // Service-account tokens name the cluster's one public URL as their issuer (OIDC discovery is served there).
+        serviceAccountIssuer: this.apiUrl,
         newFunction: (fid, prefix, entry, timeout, env) => this.skiffFunction(fid, prefix, entry, timeout, env),
       });
+      // The apiserver signs and verifies service-account tokens with the key bundle the bootstrap made:
+      // it may read that one parameter and no other (lambdas/apiserver/lambda.ts).
+      this.apiFunction.addEnvironment('SKIFF_SA_KEY_PARAMETER', `${parameterPrefix(this.clusterName)}/${SERVICE_ACCOUNT_KEY_PARAMETER}`);
+      this.apiFunction.addToRolePolicy(
+        new PolicyStatement({ actions: ['ssm:GetParameter'], resources: [parameterArn(this, this.clusterName, SERVICE_ACCOUNT_KEY_PARAMETER)] }),
+      );
     }
 
     if (props.nodes !== false) {

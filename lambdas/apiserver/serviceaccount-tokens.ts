@@ -356,3 +356,25 @@ export function storeLookup(backend: Backend): ObjectLookup {
     return kv ? (JSON.parse(kv.value) as Record<string, any>) : null;
   };
 }
+
+/**
+ * Where a deployed cluster keeps its issuer (the stack's public API URL), written by the bootstrap resource
+ * (which runs once the URL exists: the apiserver function cannot name its own front door's URL in its
+ * environment without a dependency cycle). Read once per apiserver instance, at its start.
+ */
+export const ISSUER_KEY = '/registry/skiff.io/serviceaccount-issuer/cluster';
+
+export async function readServiceAccountIssuer(backend: Backend): Promise<string | undefined> {
+  const kv = await backend.get(ISSUER_KEY);
+  if (!kv) return undefined;
+  const v = JSON.parse(kv.value) as { issuer?: unknown };
+  return typeof v.issuer === 'string' && v.issuer ? v.issuer : undefined;
+}
+
+/** Stores the issuer (idempotent; a changed URL replaces it: tokens of the old issuer then stop verifying). */
+export async function storeServiceAccountIssuer(backend: Backend, issuer: string): Promise<void> {
+  const value = JSON.stringify({ issuer });
+  const kv = await backend.get(ISSUER_KEY);
+  if (!kv) await backend.create(ISSUER_KEY, value);
+  else if (kv.value !== value) await backend.update(ISSUER_KEY, value, kv.modRevision);
+}
