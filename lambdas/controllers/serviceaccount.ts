@@ -8,9 +8,10 @@
 // cloud one read each) and writes only when something is missing or differs, so replays are no-ops.
 // Which CA: locally the cluster CA of <data-dir>/pki/ca.crt (it signs the apiserver's certificate);
 // deployed, what node agents verify the apiserver with: the stack's `ca` parameter, which by default is
-// "system" (the Function URL's certificate is publicly trusted), so the publisher then publishes the root
-// certificates Node.js trusts (tls.rootCertificates), or SKIFF_ROOT_CA when the stack sets a PEM bundle.
+// "system" (the Function URL's certificate is publicly trusted, issued by Amazon), so the publisher then
+// publishes Amazon's root certificates (rootCAFromEnv), or SKIFF_ROOT_CA when the stack sets a PEM bundle.
 
+import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
@@ -110,10 +111,14 @@ export function createRootCACertPublisher(opts: { caCert: string }): Controller 
 }
 
 /**
- * The deployed bundle (see the top of this file): SKIFF_ROOT_CA (a PEM bundle) when set, else the roots
- * Node.js trusts, which is what the agents verify a "system" CA with.
+ * The deployed bundle (see the top of this file): SKIFF_ROOT_CA (a PEM bundle) when set, else Amazon's
+ * roots among those Node.js trusts (Amazon Root CA 1-4 and Starfield Services Root G2, which cross-signs
+ * them): the Function URL's and CloudFront's certificates chain to them. Not the whole system bundle: it
+ * is 220 KB, stored once per namespace and read by every list of a namespace's ConfigMaps.
  */
 export function rootCAFromEnv(env = process.env): string {
   const pem = env.SKIFF_ROOT_CA?.trim();
-  return pem && pem !== 'system' ? `${pem}\n` : `${rootCertificates.join('\n')}\n`;
+  if (pem && pem !== 'system') return `${pem}\n`;
+  const amazon = rootCertificates.filter((c) => /\bO=Amazon\b|Starfield Services Root Certificate Authority - G2/.test(new X509Certificate(c).subject));
+  return `${amazon.join('\n')}\n`;
 }
