@@ -1,6 +1,8 @@
 // SkiffBootstrap: the cluster's join parameters in SSM Parameter Store, under /skiff/<clusterName>/.
 //   bootstrap-token, admin-token  SecureString, made by a custom resource (lambdas/bootstrap/lambda.ts)
 //                                 at deploy time, so their values are never in the template
+//   service-account-key           SecureString, the same way: the RSA keys service-account tokens are
+//                                 signed with (the apiserver alone may read it)
 //   api-url, ca                   String, plain AWS::SSM::Parameter resources
 // Agents read api-url, ca and bootstrap-token (node-agent/bootstrap.ts); `skiff kubeconfig --stack`
 // reads the ClusterName output, admin-token and ca.
@@ -15,6 +17,9 @@ import { Construct } from 'constructs';
 import type { BootstrapProperties } from '../lambdas/bootstrap/lambda.ts';
 import { SSM_PARAMETERS, SYSTEM_TRUST } from '../node-agent/bootstrap.ts';
 import { parameterArn } from './nodes.ts';
+
+/** The service-account signing keys' parameter under the prefix (SecureString; the apiserver reads it). */
+export const SERVICE_ACCOUNT_KEY_PARAMETER = 'service-account-key';
 
 /** The admin token's parameter name under the prefix (`skiff kubeconfig --stack` reads it). */
 export const ADMIN_TOKEN_PARAMETER = 'admin-token';
@@ -34,6 +39,8 @@ export interface SkiffBootstrapProps {
   /** See SkiffClusterProps.adminToken (default true) and adminPrincipalArns. */
   readonly adminToken?: boolean;
   readonly adminPrincipalArns?: string[];
+  /** The service-account token issuer: the cluster's public API URL (stored in the table by the custom resource). */
+  readonly serviceAccountIssuer?: string;
   /** Makes the function that handles the custom resource (SkiffCluster's skiffFunction: own role and logs, table access). */
   readonly newFunction: (id: string, prefix: string, entry: string, timeout: Duration, env?: Record<string, string>) => NodejsFunction;
 }
@@ -49,7 +56,7 @@ export class SkiffBootstrap extends Construct {
     super(scope, id);
     const prefix = parameterPrefix(props.clusterName);
     this.function = props.newFunction('BootstrapFunction', 'Bootstrap', '../lambdas/bootstrap/lambda.ts', Duration.minutes(2));
-    const secretNames = [SSM_PARAMETERS.bootstrapToken, ADMIN_TOKEN_PARAMETER];
+    const secretNames = [SSM_PARAMETERS.bootstrapToken, ADMIN_TOKEN_PARAMETER, SERVICE_ACCOUNT_KEY_PARAMETER];
     this.function.addToRolePolicy(
       new PolicyStatement({
         // SecureStrings under the AWS-managed aws/ssm key: its key policy lets the account's principals
@@ -67,6 +74,8 @@ export class SkiffBootstrap extends Construct {
       AdminTokenParameter: `${prefix}/${ADMIN_TOKEN_PARAMETER}`,
       AdminToken: props.adminToken === false ? 'false' : 'true',
       AdminPrincipalArns: props.adminPrincipalArns ?? [],
+      ServiceAccountKeyParameter: `${prefix}/${SERVICE_ACCOUNT_KEY_PARAMETER}`,
+      ...(props.serviceAccountIssuer ? { ServiceAccountIssuer: props.serviceAccountIssuer } : {}),
     };
     this.tokens = new CustomResource(this, 'Tokens', {
       serviceToken: this.function.functionArn,

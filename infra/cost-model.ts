@@ -358,7 +358,11 @@ export const OPERATIONS = {
         'GetItem counter': 60,
         // The CRD controller's resync, and the served kinds the garbage collector asks for (once a batch).
         'Query customresourcedefinitions': 2,
-        'Query namespaces': 1,
+        // The namespace controller's, and the serviceaccounts and root-ca-cert-publisher loops' keys, which
+        // then read each namespace's `default` ServiceAccount and kube-root-ca.crt (4 namespaces here).
+        'Query namespaces': 2,
+        'GetItem serviceaccounts': 4,
+        'GetItem configmaps': 4,
         'Query replicationcontrollers': 1,
         // Every kind once: each loop's keys and the garbage collector's scan of every dependent kind read
         // through the resync's one reader (until issue #14 each loop listed its own kind again: 2 Queries

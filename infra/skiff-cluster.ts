@@ -37,9 +37,9 @@ import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 import { AUDIT_LOG_GROUP_ENV, AUDIT_POLICY_ENV, parseAuditPolicy, type AuditPolicy } from '../lambdas/apiserver/audit.ts';
-import { SkiffNodes, type SkiffNodesProps } from './nodes.ts';
+import { SkiffNodes, parameterArn, type SkiffNodesProps } from './nodes.ts';
 import { SkiffFrontDoor } from './front-door.ts';
-import { SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
+import { SERVICE_ACCOUNT_KEY_PARAMETER, SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
 
 /** Longest watch the apiserver serves; must end before the function's 15-minute timeout. */
 const MAX_WATCH_SECONDS = 840;
@@ -261,8 +261,16 @@ export class SkiffCluster extends Construct {
         apiUrl: this.url.url,
         adminToken: props.adminToken,
         adminPrincipalArns: props.adminPrincipalArns,
+        // Service-account tokens name the cluster's one public URL as their issuer (OIDC discovery is served there).
+        serviceAccountIssuer: this.apiUrl,
         newFunction: (fid, prefix, entry, timeout, env) => this.skiffFunction(fid, prefix, entry, timeout, env),
       });
+      // The apiserver signs and verifies service-account tokens with the key bundle the bootstrap made:
+      // it may read that one parameter and no other (lambdas/apiserver/lambda.ts).
+      this.apiFunction.addEnvironment('SKIFF_SA_KEY_PARAMETER', `${parameterPrefix(this.clusterName)}/${SERVICE_ACCOUNT_KEY_PARAMETER}`);
+      this.apiFunction.addToRolePolicy(
+        new PolicyStatement({ actions: ['ssm:GetParameter'], resources: [parameterArn(this, this.clusterName, SERVICE_ACCOUNT_KEY_PARAMETER)] }),
+      );
     }
 
     if (props.nodes !== false) {

@@ -66,6 +66,7 @@ for (const r of RESOURCES) {
 roots.add(byGVK('', 'v1', 'Binding'));
 roots.add(byGVK('autoscaling', 'v1', 'Scale'));
 roots.add(byGVK('policy', 'v1', 'Eviction'));
+roots.add(byGVK('authentication.k8s.io', 'v1', 'TokenRequest'));
 for (const meta of ['DeleteOptions', 'Status', 'WatchEvent', 'Patch', 'APIVersions', 'APIGroupList', 'APIGroup', 'APIResourceList']) {
   roots.add(`io.k8s.apimachinery.pkg.apis.meta.v1.${meta}`);
 }

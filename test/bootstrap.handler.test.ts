@@ -12,6 +12,7 @@ import { DeleteParametersCommand, GetParameterCommand, GetParametersCommand, Put
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { ADMIN_USER, BOOTSTRAP_USER, TokenAuthenticator, newToken } from '../lambdas/apiserver/auth.ts';
 import { Registry } from '../lambdas/apiserver/registry.ts';
+import { readServiceAccountIssuer, ServiceAccountTokens } from '../lambdas/apiserver/serviceaccount-tokens.ts';
 import { findResource, storageKey } from '../lambdas/machinery/resources.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
@@ -230,6 +231,33 @@ describe.skipIf(!ddb)('bootstrap custom resource handler', () => {
     expect(bad.Status).toBe('FAILED');
     expect(bad.Reason).toContain('AdminPrincipalArns: "arn:aws:iam::123456789012:root" is not an IAM user or role ARN');
     await run(event('Delete', p));
+  });
+
+  it('the service-account key: an RSA SecureString made once and kept, the issuer in the table, both signing and verifying; Delete removes it', async () => {
+    const p = `${prefix}-sa`;
+    const props = { ServiceAccountKeyParameter: `${p}/service-account-key`, ServiceAccountIssuer: 'https://d111.cloudfront.net' };
+    const withKey = (type: 'Create' | 'Update' | 'Delete') => {
+      const e = event(type, p);
+      Object.assign(e.ResourceProperties, props);
+      return e;
+    };
+    const created = await run(withKey('Create'));
+    expect(created.Status, created.Reason).toBe('SUCCESS');
+    const read = async () => (await ssm.send(new GetParameterCommand({ Name: props.ServiceAccountKeyParameter, WithDecryption: true }))).Parameter!;
+    const key = await read();
+    expect(key.Type).toBe('SecureString');
+    expect(key.Value).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/);
+    expect(await readServiceAccountIssuer(backend)).toBe('https://d111.cloudfront.net');
+    // What the deployed apiserver does with them (lambdas/apiserver/lambda.ts): sign, then verify.
+    const tokens = new ServiceAccountTokens({ keys: async () => (await read()).Value!, issuer: await readServiceAccountIssuer(backend) });
+    const { token } = await tokens.issue({ namespace: 'n', serviceAccount: { name: 'a', uid: 'u' }, audiences: tokens.audiences, expirationSeconds: 600 });
+    expect((await tokens.verify(token)).claims.iss).toBe('https://d111.cloudfront.net');
+    // A repeated Create and an Update keep the key (an operator's rotation is never undone).
+    expect((await run(withKey('Create'))).Status).toBe('SUCCESS');
+    expect((await run(withKey('Update'))).Status).toBe('SUCCESS');
+    expect((await read()).Value).toBe(key.Value);
+    expect((await run(withKey('Delete'))).Status).toBe('SUCCESS');
+    expect(await exists(props.ServiceAccountKeyParameter)).toBe(false);
   });
 
   it('malformed properties answer FAILED (with a reason) and keep the physical id CloudFormation has', async () => {

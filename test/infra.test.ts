@@ -249,18 +249,29 @@ describe('IAM', () => {
     for (const a of actions) expect(a).not.toMatch(/^dynamodb:(DeleteTable|UpdateTable|CreateTable|\w*TimeToLive)$/);
   });
 
-  it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group and the audit log', () => {
+  it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group and the audit log, and reading the service-account key', () => {
     const logGroups = [fn.Properties.LoggingConfig?.LogGroup?.Ref as string, auditLogGroupId()];
     expect(Object.keys(template.findResources('AWS::Logs::LogGroup'))).toContain(logGroups[0]);
+    const saKeyArn = `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/service-account-key`;
+    let readsKey = 0;
     for (const s of apiRoleStatements()) {
       for (const a of list<string>(s.Action)) expect(a).not.toMatch(/\*$/);
       for (const r of list(s.Resource)) {
         expect(r).not.toBe('*');
         const onLogGroup = logGroups.some((g) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [g, 'Arn'] }));
-        expect(onLogGroup || isTableResource(r), `resource ${JSON.stringify(r)}`).toBe(true);
+        const onKey = flat(r) === saKeyArn;
+        expect(onLogGroup || onKey || isTableResource(r), `resource ${JSON.stringify(r)}`).toBe(true);
         if (onLogGroup) expect(list(s.Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+        if (onKey) readsKey++;
+      }
+      // SSM: GetParameter of the service-account key bundle, one parameter, nothing else (never a token).
+      if (list<string>(s.Action).some((a) => a.startsWith('ssm:'))) {
+        expect(list(s.Action)).toEqual(['ssm:GetParameter']);
+        expect(list(s.Resource).map(flat)).toEqual([saKeyArn]);
       }
     }
+    expect(readsKey).toBe(1);
+    expect(fn.Properties.Environment.Variables.SKIFF_SA_KEY_PARAMETER).toBe('/skiff/SkiffStack/service-account-key');
   });
 });
 
@@ -740,7 +751,7 @@ describe('bootstrap parameters', () => {
     expect(params.find((p) => p.Name.endsWith('/ca'))!.Value).toBe('system');
   });
 
-  it('the custom resource carries parameter names only; its function may write exactly the two token parameters', () => {
+  it('the custom resource carries parameter names only; its function may write exactly the two token parameters and the service-account key', () => {
     const j = template.toJSON();
     const [, cr] = ofType(j, 'Custom::SkiffBootstrapTokens')[0]!;
     const [fnId2, f] = ofType(j, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterBootstrapFunction'))!;
@@ -750,6 +761,8 @@ describe('bootstrap parameters', () => {
       AdminTokenParameter: '/skiff/SkiffStack/admin-token',
       AdminToken: 'true',
       AdminPrincipalArns: [],
+      ServiceAccountKeyParameter: '/skiff/SkiffStack/service-account-key',
+      ServiceAccountIssuer: expect.anything(),
     });
     expect(Object.keys(f.Properties.Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'SKIFF_TABLE']);
     const ssm = roleStatements(j, f.Properties.Role['Fn::GetAtt'][0]).filter((s) => list<string>(s.Action).some((a) => a.startsWith('ssm:')));
@@ -758,7 +771,7 @@ describe('bootstrap parameters', () => {
     const calls = [...readFileSync(resolve('lambdas/bootstrap/lambda.ts'), 'utf8').matchAll(/new (\w+)Command\(/g)].map((m) => `ssm:${m[1]}`);
     expect(list<string>(ssm[0].Action).sort()).toEqual([...new Set(calls)].sort());
     expect(list(ssm[0].Resource).map(flat).sort()).toEqual(
-      ['admin-token', 'bootstrap-token'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
+      ['admin-token', 'bootstrap-token', 'service-account-key'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
     );
   });
 

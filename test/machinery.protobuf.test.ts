@@ -325,10 +325,19 @@ describe('decodeProtobufObject: encoded from the schema', () => {
     }
   });
 
+  it('decodes a TokenRequest (kubectl create token): audiences, expirationSeconds, boundObjectRef', () => {
+    const spec = { audiences: ['a', 'b'], expirationSeconds: 7200, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'p', uid: 'u' } };
+    expect(decodeProtobufObject(envelope('authentication.k8s.io/v1', 'TokenRequest', raw('TokenRequest', { metadata: {}, spec })))).toEqual({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec,
+    });
+  });
+
   it('answers 415 for kinds and encodings it does not decode', () => {
-    const err = apiError(() => decodeProtobufObject(envelope('authentication.k8s.io/v1', 'TokenRequest', new Uint8Array(0))));
+    const err = apiError(() => decodeProtobufObject(envelope('authentication.k8s.io/v1', 'TokenReview', new Uint8Array(0))));
     expect(err.code).toBe(415);
-    expect(err.message).toContain('TokenRequest');
+    expect(err.message).toContain('TokenReview');
     expect(apiError(() => decodeProtobufObject(envelope('apps/v1', 'Namespace', raw('Namespace', {})))).code).toBe(415);
     const gz = envelope('v1', 'Namespace', raw('Namespace', {}), { contentEncoding: 'gzip' });
     expect(apiError(() => decodeProtobufObject(gz)).code).toBe(415);

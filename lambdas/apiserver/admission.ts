@@ -17,6 +17,7 @@ import { podSecurityAdmission } from './admission-podsecurity.ts';
 import { limitRanger } from './admission-limitranger.ts';
 import { validatingAdmissionPolicy } from './admission-policy.ts';
 import { mutatingAdmissionWebhook, validatingAdmissionWebhook } from './admission-webhooks.ts';
+import { serviceAccountAdmission } from './admission-serviceaccount.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -95,6 +96,16 @@ export const defaultAdmissionChain: AdmissionPlugin[] = [
   validatingAdmissionPolicy,
   validatingAdmissionWebhook,
 ];
+
+/**
+ * The chain with ServiceAccount admission after NamespaceLifecycle (kube's order), for a server whose
+ * serviceaccounts loop runs (it makes each namespace's `default`, which every pod needs).
+ */
+export function withServiceAccountAdmission(chain: AdmissionPlugin[]): AdmissionPlugin[] {
+  if (chain.includes(serviceAccountAdmission)) return chain;
+  const at = chain.indexOf(namespaceLifecycle) + 1;
+  return [...chain.slice(0, at), serviceAccountAdmission, ...chain.slice(at)];
+}
 
 export async function admit(chain: AdmissionPlugin[], req: AdmissionRequest, registry: Registry): Promise<void> {
   for (const p of chain) await p.admit(req, registry);

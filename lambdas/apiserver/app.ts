@@ -51,7 +51,7 @@ import {
 } from './auth.ts';
 import { dns1123SubdomainErrors } from '../machinery/validation.ts';
 import { IamAuthenticator } from './iam-auth.ts';
-import { admit, defaultAdmissionChain, type AdmissionPlugin } from './admission.ts';
+import { admit, defaultAdmissionChain, withServiceAccountAdmission, type AdmissionPlugin } from './admission.ts';
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
@@ -61,6 +61,8 @@ import { policyFor, type RbacAuthorizer } from './rbac.ts';
 import { ensureBootstrapPolicy } from './bootstrap-policy.ts';
 import { impersonate } from './impersonation.ts';
 import { auditAuthorization, auditUser, type Auditor } from './audit.ts';
+import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
+import { createToken } from './tokenrequest.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -98,6 +100,17 @@ export interface ApiServerOptions {
   crdMaxAgeMs?: number;
   /** The audit log (audit.ts): every request answered is an event under its policy. Default: none. */
   audit?: Auditor;
+  /**
+   * Service-account tokens (serviceaccount-tokens.ts): their keys, issuer and audiences. With it the server
+   * answers serviceaccounts/token, authenticates those JWTs and serves OIDC discovery; without it, none.
+   */
+  serviceAccountTokens?: ServiceAccountTokens;
+  /**
+   * ServiceAccount admission (admission-serviceaccount.ts) in the chain: pods need their ServiceAccount and
+   * get the token volume. On where the serviceaccounts loop runs (skiff up with its controllers, the cloud);
+   * a server without that loop would refuse every pod of a new namespace, as kube-apiserver does.
+   */
+  serviceAccountAdmission?: boolean;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -111,6 +124,9 @@ export interface RequestInfo {
 }
 
 const PUBLIC_PATHS = new Set(['/version', '/healthz', '/livez', '/readyz']);
+/** Service-account issuer discovery (kube's routes.ServiceAccountIssuerDiscovery), non-resource URLs. */
+const OIDC_CONFIGURATION_PATH = '/.well-known/openid-configuration';
+const OIDC_JWKS_PATH = '/openid/v1/jwks';
 
 export class ApiServer {
   readonly registry: Registry;
@@ -127,6 +143,8 @@ export class ApiServer {
   /** This store's RBAC view (rbac.ts): the default authorizer's last word, and its rule resolver. */
   readonly rbac: RbacAuthorizer;
   private audit?: Auditor;
+  /** Service-account token issuer and verifier, when configured. */
+  readonly serviceAccountTokens?: ServiceAccountTokens;
   /** The custom resources of this server's store (crds.ts); `kinds` is what it serves. */
   readonly crds: CustomResourceServing;
   /** The pods bound to each node and their claims, for the Node authorizer (follow() it in a long-lived process). */
@@ -143,15 +161,17 @@ export class ApiServer {
     this.registry.quota = true;
     const accessEntries = findResource('iam.skiff.io', 'v1', 'accessentries')!;
     const iam = opts.iam && new IamAuthenticator({ ...opts.iam, listEntries: async () => (await this.registry.list(accessEntries, undefined)).items });
-    this.authn = new TokenAuthenticator(opts.backend, undefined, iam);
+    this.serviceAccountTokens = opts.serviceAccountTokens;
+    const serviceAccounts = opts.serviceAccountTokens ? new ServiceAccountTokenAuthenticator(opts.serviceAccountTokens, storeLookup(opts.backend)) : undefined;
+    this.authn = new TokenAuthenticator(opts.backend, undefined, { iam, serviceAccounts });
     this.rbac = policyFor(opts.backend);
     // kube-apiserver's chain (--authorization-mode=Node,RBAC, after the privileged group): every request
-    // is authorized; the loops in-process use the registry directly and are not asked.
+    // is authorized; the loops in-process are authorized as their own identities (controllers/identity.ts).
     this.nodeGraph = new NodeGraph(this.registry);
     this.authz = denyBootstrappers(opts.authorizer ?? unionAuthorizer(privilegedGroupAuthorizer, createNodeAuthorizer(this.nodeGraph), this.rbac));
     this.ruleResolver = opts.ruleResolver ?? (opts.authorizer ? undefined : this.rbac);
     this.backend = opts.backend;
-    this.chain = opts.admission ?? defaultAdmissionChain;
+    this.chain = opts.admission ?? (opts.serviceAccountAdmission ? withServiceAccountAdmission(defaultAdmissionChain) : defaultAdmissionChain);
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.maxWatchSeconds = opts.maxWatchSeconds ?? 1800;
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
@@ -231,6 +251,7 @@ export class ApiServer {
     const user = await impersonate(req.headers, authenticated, this.authz, path);
     auditUser(authenticated, user);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
+    if (path === OIDC_CONFIGURATION_PATH || path === OIDC_JWKS_PATH) return this.oidcDiscovery(req, user, path);
     const segs = path.split('/').filter(Boolean);
 
     // Discovery and OpenAPI: read-only documents.
@@ -377,6 +398,11 @@ export class ApiServer {
         return this.watch(req, res, ns, name);
       case 'create': {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
+        if (sub === 'token') {
+          if (!this.serviceAccountTokens) throw errors.pageNotFound();
+          const { object, warnings: w } = await createToken(reg, this.serviceAccountTokens, ns!, name!, parseBody(req));
+          return jsonResponse(201, object, warningHeader(w));
+        }
         if (sub === 'eviction') {
           // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
           const ev = decodeEviction(parseBody(req), ns!, name!);
@@ -515,6 +541,24 @@ export class ApiServer {
     const token = newToken();
     await storeToken(this.backend, token, nodeUser(nodeName as string));
     return jsonResponse(201, { nodeName, token });
+  }
+
+  /**
+   * GET /.well-known/openid-configuration and /openid/v1/jwks, authorized as non-resource URLs (RBAC's
+   * system:service-account-issuer-discovery role grants them), with kube's content types and caching.
+   * Costs no storage read (the keys are cached; see serviceaccount-tokens.ts).
+   */
+  private async oidcDiscovery(req: ApiRequest, user: UserInfo, path: string): Promise<ApiResponse> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw errors.methodNotAllowed();
+    await this.authorize(user, { verb: 'get', resourceRequest: false, path });
+    const tokens = this.serviceAccountTokens;
+    if (!tokens) throw errors.pageNotFound();
+    const body = path === OIDC_JWKS_PATH ? await tokens.jwks() : tokens.openidConfiguration();
+    return {
+      status: 200,
+      headers: { 'content-type': path === OIDC_JWKS_PATH ? 'application/jwk-set+json' : 'application/json', 'cache-control': 'public, max-age=3600' },
+      body: JSON.stringify(body),
+    };
   }
 
   /** The user a bearer token stands for, or undefined when it is not valid (for TokenReview). */
@@ -680,7 +724,7 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
     else if (m === 'POST') verb = 'create';
     else if (m === 'DELETE') verb = 'deletecollection';
     else throw errors.methodNotAllowed();
-  } else if (subresource === 'binding' || subresource === 'eviction') {
+  } else if (subresource === 'binding' || subresource === 'eviction' || subresource === 'token') {
     if (m !== 'POST') throw errors.methodNotAllowed();
     verb = 'create';
   } else {

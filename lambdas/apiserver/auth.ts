@@ -7,12 +7,13 @@ import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { errors } from '../machinery/status.ts';
 import { IAM_TOKEN_PREFIX, type IamAuthenticator } from './iam-auth.ts';
+import { InvalidTokenError, ServiceAccountTokenAuthenticator } from './serviceaccount-tokens.ts';
 
 export interface UserInfo {
   username: string;
   uid?: string;
   groups: string[];
-  /** Extra attributes (kube's user.Info.GetExtra: impersonated with Impersonate-Extra-<key>). */
+  /** Extra attributes (kube's user.Info.GetExtra): a service-account token's pod-name, credential-id...; Impersonate-Extra-<key>. */
   extra?: Record<string, string[]>;
 }
 
@@ -186,17 +187,27 @@ export class TokenAuthenticator {
   constructor(
     private backend: Backend,
     private ttlMs = 10_000,
-    /** Signing in with AWS IAM identities (a deployed cluster; iam-auth.ts), when configured. */
-    private iam?: IamAuthenticator,
+    /** Signing in with AWS IAM identities and service-account JWTs, when configured (iam-auth.ts, serviceaccount-tokens.ts). */
+    private more: { iam?: IamAuthenticator; serviceAccounts?: ServiceAccountTokenAuthenticator } = {},
   ) {}
 
   /** Returns the user for an Authorization header, or throws 401 Unauthorized. */
   async authenticate(authorization: string | undefined): Promise<UserInfo> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw errors.unauthorized();
-    if (this.iam && m[1]!.startsWith(IAM_TOKEN_PREFIX)) {
-      const user = await this.iam.authenticate(m[1]!);
+    if (this.more.iam && m[1]!.startsWith(IAM_TOKEN_PREFIX)) {
+      const user = await this.more.iam.authenticate(m[1]!);
       if (!user) throw errors.unauthorized();
+      return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+    }
+    // A JWT (three base64url parts) is a service-account token: its signature and lookups decide (no token
+    // key is read; stored tokens are never JWTs). Any refusal is the same 401 as an unknown token.
+    if (this.more.serviceAccounts && ServiceAccountTokenAuthenticator.looksLikeJWT(m[1]!)) {
+      const sa = this.more.serviceAccounts;
+      const user = await sa.authenticate(m[1]!).catch((e) => {
+        if (e instanceof InvalidTokenError) throw errors.unauthorized();
+        throw e;
+      });
       return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
     }
     const h = hashToken(m[1]!);

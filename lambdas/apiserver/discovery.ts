@@ -134,6 +134,8 @@ export const SUBRESOURCES: Readonly<Record<string, SubresourceFacts>> = {
   scale: { group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] },
   finalize: { verbs: ['update'] },
   log: { kind: 'Pod', verbs: ['get'] },
+  // serviceaccounts/token speaks authentication.k8s.io/v1 TokenRequest (kube's TokenREST).
+  token: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] },
 };
 
 /** The group/version/kind a subresource answers with; group and version empty when the parent's. */

@@ -1,31 +1,62 @@
 // The apiserver Lambda's entry point in the cloud: DynamoDB storage named by the environment, opened
 // once per execution environment and reused by every invocation it serves.
+// Service-account tokens (SKIFF_SA_KEY_PARAMETER, set by infra/skiff-cluster.ts): the key bundle is the
+// SSM SecureString the bootstrap resource made, read with GetParameter once per instance and again every
+// 5 minutes (a rotation reaches every instance within that); the issuer is read from the table once per
+// instance (serviceaccount-tokens.ts ISSUER_KEY).
 
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
 import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
 import { auditorFromEnv } from './audit.ts';
+import { DEFAULT_ISSUER, readServiceAccountIssuer, ServiceAccountTokens } from './serviceaccount-tokens.ts';
 
 let server: Promise<ApiServer> | undefined;
+let ssm: Promise<SSMClient> | undefined;
 
-function open(): Promise<ApiServer> {
+/** A SecureString's value (the function's role may read exactly this one parameter). */
+async function secureParameter(name: string): Promise<string> {
+  const client = await (ssm ??= import('@aws-sdk/client-ssm').then((m) => new m.SSMClient({})));
+  const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
+  const out = await client.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+  if (!out.Parameter?.Value) throw new Error(`parameter ${name} has no value`);
+  return out.Parameter.Value;
+}
+
+async function open(): Promise<ApiServer> {
   // A watch must end before the function's own timeout; the function is configured with 15 minutes.
   const maxWatchSeconds = Number(process.env.SKIFF_MAX_WATCH_SECONDS ?? 840);
   // Behind CloudFront a quiet watch needs a byte before the origin read timeout (infra/front-door.ts).
   const keepAlive = Number(process.env.SKIFF_WATCH_KEEPALIVE_SECONDS ?? 0);
-  return Promise.resolve(
-    new ApiServer({
-      backend: backendFromEnv(),
-      maxWatchSeconds,
-      watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
-      maxObjectsPerNamespace: maxObjectsFromEnv(),
-      // IAM sign-in: tokens bound to this cluster's name (infra sets it); STS_ENDPOINT only for emulators.
-      iam: process.env.SKIFF_CLUSTER_NAME ? { clusterId: process.env.SKIFF_CLUSTER_NAME, stsEndpoint: process.env.SKIFF_STS_ENDPOINT || undefined } : undefined,
-      // CloudWatch Logs, when the stack gives the function an audit log group (infra/skiff-cluster.ts).
-      audit: auditorFromEnv(),
-    }),
-  );
+  const backend = backendFromEnv();
+  const keyParameter = process.env.SKIFF_SA_KEY_PARAMETER;
+  const serviceAccountTokens = keyParameter
+    ? new ServiceAccountTokens({
+        keys: () => secureParameter(keyParameter),
+        keyTtlMs: 5 * 60_000,
+        issuer: (await readServiceAccountIssuer(backend)) ?? DEFAULT_ISSUER,
+      })
+    : undefined;
+  return new ApiServer({
+    backend,
+    maxWatchSeconds,
+    watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
+    maxObjectsPerNamespace: maxObjectsFromEnv(),
+    serviceAccountTokens,
+    // IAM sign-in: tokens bound to this cluster's name (infra sets it); STS_ENDPOINT only for emulators.
+    iam: process.env.SKIFF_CLUSTER_NAME ? { clusterId: process.env.SKIFF_CLUSTER_NAME, stsEndpoint: process.env.SKIFF_STS_ENDPOINT || undefined } : undefined,
+    // CloudWatch Logs, when the stack gives the function an audit log group (infra/skiff-cluster.ts).
+    audit: auditorFromEnv(),
+    // The controller manager runs the serviceaccounts loop that makes each namespace's `default`.
+    serviceAccountAdmission: true,
+  });
 }
 
-export const handler = createHandler(() => (server ??= open()));
+export const handler = createHandler(() => {
+  server ??= open();
+  // A failed start (the table unreachable) is tried again by the next request.
+  server.catch(() => (server = undefined));
+  return server;
+});

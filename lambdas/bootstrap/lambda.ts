@@ -3,6 +3,8 @@
 // system PriorityClasses; kept, never removed, by Update and Delete).
 //   bootstrap token: what node agents trade for their own node credential (node-agent/bootstrap.ts)
 //   admin token:     what `skiff kubeconfig --stack NAME` puts in the user's kubeconfig
+//   service-account key: the RSA key bundle the apiserver signs service-account tokens with (its issuer,
+//                    the stack's public URL, goes into the table)
 // Each is a SecureString parameter (the only copy of the value) and a SHA-256 hash in the table
 // (storeToken), which is all the apiserver needs to authenticate it.
 //
@@ -29,6 +31,7 @@ import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import type { Backend } from '../storage/backend.ts';
 import { backendFromEnv } from '../storage/dynamodb.ts';
+import { newServiceAccountKeyPem, storeServiceAccountIssuer } from '../apiserver/serviceaccount-tokens.ts';
 
 /** The custom resource's properties (infra/bootstrap.ts sets them; parameter names, never values). */
 export interface BootstrapProperties {
@@ -38,6 +41,10 @@ export interface BootstrapProperties {
   AdminToken?: 'true' | 'false';
   /** IAM principals made cluster admins through AccessEntries (iam-auth.ts). */
   AdminPrincipalArns?: string[];
+  /** The service-account signing key bundle (SecureString; made once, never replaced: rotation is the operator's). */
+  ServiceAccountKeyParameter?: string;
+  /** The service-account issuer (the stack's public API URL), stored in the table for the apiserver. */
+  ServiceAccountIssuer?: string;
 }
 
 export interface BootstrapDeps {
@@ -56,13 +63,15 @@ export function createBootstrapHandler(deps: BootstrapDeps) {
     try {
       const params = parameters(props);
       console.log(`${event.RequestType} ${event.LogicalResourceId}: ${params.map((p) => p.name).join(', ')}`);
+      const keyParam = serviceAccountKeyParameter(props);
       if (event.RequestType === 'Delete') {
-        await deleteTokens(deps, params.map((p) => p.name));
+        await deleteTokens(deps, params.map((p) => p.name), keyParam);
         await syncAdminEntries(deps, []);
       } else {
         const adminOff = props.AdminToken === 'false';
         await ensureTokens(deps, adminOff ? params.filter((p) => p.user !== ADMIN_USER) : params);
         if (adminOff) await deleteTokens(deps, params.filter((p) => p.user === ADMIN_USER).map((p) => p.name));
+        if (keyParam) await ensureServiceAccountKey(deps, keyParam, props.ServiceAccountIssuer);
         await ensureSystemObjects(deps);
         await syncAdminEntries(deps, adminArns(props));
       }
@@ -93,6 +102,34 @@ function parameters(props: Partial<BootstrapProperties>): { name: string; user: 
     if (typeof p.name !== 'string' || !/^\/[\w.\-/]+$/.test(p.name)) throw new Error(`invalid parameter name ${JSON.stringify(p.name)}`);
   }
   return out as { name: string; user: UserInfo }[];
+}
+
+function serviceAccountKeyParameter(props: Partial<BootstrapProperties>): string | undefined {
+  const name = props.ServiceAccountKeyParameter;
+  if (name === undefined) return undefined;
+  if (typeof name !== 'string' || !/^\/[\w.\-/]+$/.test(name)) throw new Error(`invalid parameter name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/**
+ * The service-account signing key: a new RSA key in a SecureString, unless one is there (a retry, an update,
+ * or a key the operator rotated: never replaced here). Then the issuer into the table, for the apiserver.
+ */
+async function ensureServiceAccountKey(deps: BootstrapDeps, name: string, issuer: string | undefined): Promise<void> {
+  const ssm = await deps.ssm();
+  const { PutParameterCommand } = await import('@aws-sdk/client-ssm');
+  try {
+    await ssm.send(new PutParameterCommand({ Name: name, Value: newServiceAccountKeyPem(), Type: 'SecureString', Overwrite: false, Description: 'Skiff service-account signing keys (PEM; the first signs)' }));
+  } catch (e) {
+    if ((e as Error).name !== 'ParameterAlreadyExists') throw e;
+  }
+  if (!issuer) return;
+  const backend = deps.backend();
+  try {
+    await storeServiceAccountIssuer(backend, issuer);
+  } finally {
+    await backend.close();
+  }
 }
 
 async function ensureTokens(deps: BootstrapDeps, params: { name: string; user: UserInfo }[]): Promise<void> {
@@ -179,7 +216,7 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
   }
 }
 
-async function deleteTokens(deps: BootstrapDeps, names: string[]): Promise<void> {
+async function deleteTokens(deps: BootstrapDeps, names: string[], keyParameter?: string): Promise<void> {
   const ssm = await deps.ssm();
   const { DeleteParametersCommand, GetParametersCommand } = await import('@aws-sdk/client-ssm');
   // First the hashes (a retained table must not keep honouring the tokens), then the values.
@@ -191,7 +228,7 @@ async function deleteTokens(deps: BootstrapDeps, names: string[]): Promise<void>
     await backend.close();
   }
   // Parameters already gone come back as InvalidParameters: not an error for a delete.
-  await ssm.send(new DeleteParametersCommand({ Names: names }));
+  await ssm.send(new DeleteParametersCommand({ Names: keyParameter ? [...names, keyParameter] : names }));
 }
 
 /** PUT the response document to the presigned ResponseURL (an empty content-type, as it was signed). */

@@ -1,5 +1,6 @@
 // The ControllerContext of a control-loop Lambda: DynamoDB storage named by the environment, opened
-// once per execution environment and reused by every invocation it serves.
+// once per execution environment and reused by every invocation it serves. Pods the loops create pass
+// ServiceAccount admission as users' do (their account, the token volume).
 
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
@@ -9,5 +10,5 @@ import type { ControllerContext } from './controller.ts';
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
-  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv() }).controllerContext()));
+  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true }).controllerContext()));
 }

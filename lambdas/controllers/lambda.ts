@@ -25,6 +25,7 @@ import { resourceQuotaController } from './resourcequota.ts';
 import { clusterResourceQuotaController } from './clusterresourcequota.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
+import { createRootCACertPublisher, rootCAFromEnv, serviceAccountsController } from './serviceaccount.ts';
 
 // Routes to nodes' pod CIDRs are programmed only when a VPC route table is named (SKIFF_ROUTE_TABLE_ID).
 const routeController = routeControllerFromEnv();
@@ -50,6 +51,8 @@ export const controllers: Controller[] = [
   resourceQuotaController,
   clusterResourceQuotaController,
   nodeIpamControllerFromEnv(),
+  serviceAccountsController,
+  createRootCACertPublisher({ caCert: rootCAFromEnv() }),
   ...(routeController ? [routeController] : []),
 ];
 

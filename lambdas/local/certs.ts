@@ -5,6 +5,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { newServiceAccountKeyPem } from '../apiserver/serviceaccount-tokens.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -87,6 +88,20 @@ export async function loadOrCreateCerts(dir: string, hosts = ['127.0.0.1', 'loca
   writeDurably(p('apiserver.key'), c.serverKey, 0o600);
   syncDir(dirname(dir)); // the pki directory's own entry
   return c;
+}
+
+/**
+ * The service-account signing key bundle, <dir>/sa.key (beside the CA, as kubeadm keeps sa.key), made at
+ * first start: one RSA key, PKCS#8 PEM. Returns its path; the apiserver re-reads it (serviceaccount-tokens.ts),
+ * so a rotation (a new key put first, the old kept after it) needs no restart.
+ */
+export function ensureServiceAccountKey(dir: string): string {
+  const path = join(dir, 'sa.key');
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true });
+    writeDurably(path, newServiceAccountKeyPem(), 0o600);
+  }
+  return path;
 }
 
 /** Writes a file whole or not at all, on the disk before returning (temp file, fsync, rename, fsync dir). */

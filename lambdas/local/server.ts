@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { installLocalLambdaRuntime } from './lambda-runtime.ts';
-import { loadOrCreateCerts } from './certs.ts';
+import { ensureServiceAccountKey, loadOrCreateCerts } from './certs.ts';
+import { ServiceAccountTokenAuthenticator, ServiceAccountTokens, storeLookup } from '../apiserver/serviceaccount-tokens.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { SqliteBackend } from '../storage/sqlite.ts';
 import type { Backend } from '../storage/backend.ts';
@@ -45,6 +46,7 @@ import { nodeLifecycleController } from '../controllers/nodelifecycle.ts';
 import { resourceQuotaController } from '../controllers/resourcequota.ts';
 import { clusterResourceQuotaController } from '../controllers/clusterresourcequota.ts';
 import { createNodeIpamController } from '../controllers/nodeipam.ts';
+import { createRootCACertPublisher, serviceAccountsController } from '../controllers/serviceaccount.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
 import type { Agent, AgentOptions } from '../../node-agent/agent.ts';
@@ -100,6 +102,10 @@ export interface LocalClusterOptions {
   /** The API's authorizer and rule resolver (default: every authenticated user may do everything). */
   authorizer?: Authorizer;
   ruleResolver?: RuleResolver;
+  /** --service-account-issuer (default https://kubernetes.default.svc.cluster.local, as kubeadm's). */
+  serviceAccountIssuer?: string;
+  /** --service-account-max-token-expiration, seconds (default: no cap). */
+  serviceAccountMaxTokenExpirationSeconds?: number;
 }
 
 export interface LocalCluster {
@@ -130,7 +136,17 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // What the apiserver presents to node agents (logs, exec): new at each start, known only in memory.
   const nodeClientToken = newToken();
   await storeToken(backend, nodeClientToken, { username: 'system:apiserver', groups: ['system:masters'] });
+  // Service-account tokens: signed with <data-dir>/pki/sa.key, re-read every minute (a rotation needs no restart).
+  const saKeyPath = ensureServiceAccountKey(join(dataDir, 'pki'));
+  const serviceAccountTokens = new ServiceAccountTokens({
+    keys: () => readFileSync(saKeyPath, 'utf8'),
+    issuer: opts.serviceAccountIssuer,
+    maxExpirationSeconds: opts.serviceAccountMaxTokenExpirationSeconds,
+  });
   const apiOptions = {
+    serviceAccountTokens,
+    // Pods need their ServiceAccount, which the serviceaccounts loop makes: on when the loops run.
+    serviceAccountAdmission: opts.controllers !== false,
     nodeClientToken,
     maxBodyBytes: maxBody,
     maxWatchSeconds: opts.maxWatchSeconds,
@@ -188,6 +204,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     nodeLifecycleController,
     resourceQuotaController,
     clusterResourceQuotaController,
+    serviceAccountsController,
+    createRootCACertPublisher({ caCert: certs.caCert }),
     ...(opts.clusterCIDR ? [createNodeIpamController({ clusterCIDR: opts.clusterCIDR, nodeCIDRMaskSize: opts.nodeCIDRMaskSize })] : []),
   ], { gate });
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
@@ -209,7 +227,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     void ended.then(() => inflight.delete(ctl));
     void serve(req, res, handler, maxBody, gate, ctl);
   });
-  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend), nodeClientToken, authorizer: api.authorizer }));
+  server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend, undefined, { serviceAccounts: new ServiceAccountTokenAuthenticator(serviceAccountTokens, storeLookup(backend)) }), nodeClientToken, authorizer: api.authorizer }));
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

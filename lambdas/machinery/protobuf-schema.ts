@@ -111,6 +111,11 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   Binding: { metadata: [1, 'ObjectMeta'], target: [2, 'ObjectReference'] },
   // policy/v1 (and v1beta1) Eviction: what kubectl drain posts to pods/eviction.
   Eviction: { metadata: [1, 'ObjectMeta'], deleteOptions: [2, 'DeleteOptions', 'p'] },
+  // authentication.k8s.io/v1 TokenRequest: what kubectl create token posts to serviceaccounts/token.
+  TokenRequest: { metadata: [1, 'ObjectMeta'], spec: [2, 'TokenRequestSpec'], status: [3, 'TokenRequestStatus'] },
+  TokenRequestSpec: { audiences: [1, '[s', 'r'], expirationSeconds: [4, 'l', 'p'], boundObjectRef: [3, 'BoundObjectReference', 'p'] },
+  BoundObjectReference: { kind: [1, S], apiVersion: [2, S], name: [3, S], uid: [4, S] },
+  TokenRequestStatus: { token: [1, S, 'r'], expirationTimestamp: [2, 'Time'] },
 
   // --- core/v1: Service ---
   Service: { metadata: [1, 'ObjectMeta'], spec: [2, 'ServiceSpec'], status: [3, 'ServiceStatus'] },
@@ -535,6 +540,7 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   Pod: { message: 'Pod', apiVersions: ['v1'] },
   Binding: { message: 'Binding', apiVersions: ['v1'] },
   Eviction: { message: 'Eviction', apiVersions: ['policy/v1', 'policy/v1beta1'] },
+  TokenRequest: { message: 'TokenRequest', apiVersions: ['authentication.k8s.io/v1'] },
   PriorityClass: { message: 'PriorityClass', apiVersions: ['scheduling.k8s.io/v1'] },
   PodDisruptionBudget: { message: 'PodDisruptionBudget', apiVersions: ['policy/v1'] },
   Ingress: { message: 'Ingress', apiVersions: ['networking.k8s.io/v1'] },

@@ -20,7 +20,7 @@ export const tokenReview: KindStrategy = {
       metadata: { creationTimestamp: null },
       spec,
       status: user
-        ? { authenticated: true, user: { username: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups } }
+        ? { authenticated: true, user: { username: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups, ...(user.extra && Object.keys(user.extra).length ? { extra: user.extra } : {}) } }
         : { user: {} },
     };
   },

@@ -1,12 +1,13 @@
-// ServiceAccount (core/v1): pkg/registry/core/serviceaccount. Data only: pods name theirs in
-// spec.serviceAccountName ("default" when left out).
+// ServiceAccount (core/v1): pkg/registry/core/serviceaccount. Data, plus the token subresource
+// (TokenRequest: apiserver/tokenrequest.ts, served by app.ts); pods name theirs in spec.serviceAccountName
+// ("default" when left out: admission-serviceaccount.ts).
 
 import { ageCol, col, CORE, doc, nameCol, since, str } from '../../machinery/table.ts';
 import { nameIsDNSSubdomain } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 
 export const serviceAccount: KindStrategy = {
-  info: resourceInfo('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'] }),
+  info: resourceInfo('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'], subresources: ['token'] }),
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: true },
   table: {
     columns: () => [nameCol(), col('Secrets', 'string', doc(`${CORE}ServiceAccount`, 'secrets')), ageCol()],
