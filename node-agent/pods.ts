@@ -16,7 +16,8 @@ import { kubeEventWriter, type KubeClient } from './kube-client.ts';
 import { recordEvent, type EventWriter } from '../lambdas/controllers/events.ts';
 import { PAUSE, type DockerRuntime, type PodRef, type RunRecord } from './runtime.ts';
 import { containerEnv, expandArgs, referencedObjects } from './env.ts';
-import { claimVolumes, containerBinds, prepareVolumes, readOnlyVolumes, removePodDir, type VolumeObjects } from './volumes.ts';
+import { claimVolumes, containerBinds, prepareVolumes, readOnlyVolumes, removePodDir, serviceAccountTokens, type VolumeObjects } from './volumes.ts';
+import type { TokenManager } from './token-manager.ts';
 import type { ProbeSet } from './probing.ts';
 import { podDnsConfig, resolvConfText } from './pod-dns.ts';
 
@@ -35,6 +36,8 @@ export interface PodWorkerOptions {
   probes: ProbeSet;
   /** DNS for pods (service networking fills this in). */
   dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** Projected service account tokens (token-manager.ts); without it such a volume fails to set up. */
+  tokens?: TokenManager;
   now(): number;
   /**
    * The pod as the apiserver stored it after a status write (`written` replaced `basedOn`). The agent
@@ -106,6 +109,9 @@ export class PodWorker {
     try {
       prepareVolumes(pod, this.podDir(ref.uid), await needObjects());
       this.waiting.delete(podKey(PAUSE));
+      // The pod is synced again when one of its tokens is due for refresh, and the volume rewritten.
+      const refresh = this.o.tokens?.nextRefreshMs(ref.uid);
+      if (refresh !== undefined) requeue.push(refresh);
     } catch (e) {
       this.waiting.set(podKey(PAUSE), { reason: 'ContainerCreating', message: `MountVolume.SetUp failed: ${(e as Error).message}` });
       return this.report(pod, runs, { requeueMs: 2000 });
@@ -361,7 +367,9 @@ export class PodWorker {
     ]);
     // persistentVolumeClaim volumes: the volume each claim is bound to (volumes.ts).
     const claims = await claimVolumes(this.o.kube, pod);
-    return { configMaps, secrets, claims };
+    // projected serviceAccountToken sources: cached tokens, a TokenRequest when one is due.
+    const tokens = this.o.tokens ? await serviceAccountTokens(this.o.tokens, pod) : undefined;
+    return { configMaps, secrets, claims, tokens };
   }
 
   /**
@@ -384,6 +392,7 @@ export class PodWorker {
     for (const r of runs) this.o.probes.forget(r.id);
     for (const k of this.waiting.keys()) if (k.startsWith(`${ref.uid}/`)) this.waiting.delete(k);
     removePodDir(this.podDir(ref.uid));
+    this.o.tokens?.forgetPod(ref.uid);
   }
 
   /** With every container gone, the pod object itself goes (as the kubelet does: delete with grace 0). */

@@ -78,7 +78,10 @@ export async function loadOrCreateCerts(dir: string, hosts = ['127.0.0.1', 'loca
         throw new Error(`${p(f)} is empty or damaged: remove ${dir} to make new certificates (the kubeconfig is rewritten with them)`);
       }
     }
-    return c;
+    // A data dir from before the serving certificate carried every name it must (e.g. the `kubernetes`
+    // Service's, which pods verify): issued again below, with a new CA (its key is not kept), which the
+    // kubeconfig written at each start carries.
+    if (missingNames(c.serverCert, hosts).length === 0) return c;
   }
   mkdirSync(dir, { recursive: true });
   const c = await generateCerts(hosts);
@@ -87,6 +90,13 @@ export async function loadOrCreateCerts(dir: string, hosts = ['127.0.0.1', 'loca
   writeDurably(p('apiserver.key'), c.serverKey, 0o600);
   syncDir(dirname(dir)); // the pki directory's own entry
   return c;
+}
+
+/** The hosts (DNS names and IPs) the certificate's subjectAltName lacks. */
+export function missingNames(certPem: string, hosts: string[]): string[] {
+  const san = new x509.X509Certificate(certPem).getExtension(x509.SubjectAlternativeNameExtension);
+  const have = new Set((san?.names.items ?? []).map((n) => `${n.type}:${n.value}`));
+  return hosts.filter((h) => !have.has(`${/^[\d.]+$|:/.test(h) ? 'ip' : 'dns'}:${h}`));
 }
 
 /** Writes a file whole or not at all, on the disk before returning (temp file, fsync, rename, fsync dir). */
