@@ -114,6 +114,8 @@ export class PodWorker {
       if (refresh !== undefined) requeue.push(refresh);
     } catch (e) {
       this.waiting.set(podKey(PAUSE), { reason: 'ContainerCreating', message: `MountVolume.SetUp failed: ${(e as Error).message}` });
+      // As kubelet, which says why a volume cannot be set up in a FailedMount event (repeats are counted).
+      this.event(pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed for ${(e as Error).message.replace(/^(volume "[^"]*"): /, '$1 : ')}`.slice(0, 1024));
       return this.report(pod, runs, { requeueMs: 2000 });
     }
     if (!sandbox || sandbox.state !== 'running') {

@@ -133,12 +133,16 @@ export class TokenManager {
       const token = tr.status?.token;
       const expiresAt = Date.parse(tr.status?.expirationTimestamp ?? '');
       if (typeof token !== 'string' || !token || !Number.isFinite(expiresAt)) throw new Error('the TokenRequest answer holds no status.token and expirationTimestamp');
-      this.cache.set(key, { token, issuedAt, expiresAt, podUid: pod.metadata.uid! });
+      // As kubelet: the token's lifetime is the one the answer states (spec.expirationSeconds before its
+      // expiry); a kube-apiserver may extend the JWT's own exp beyond it, and refreshes follow the stated one.
+      const stated = Number(tr.spec?.expirationSeconds);
+      const iat = Number.isFinite(stated) && stated > 0 ? expiresAt - stated * 1000 : issuedAt;
+      this.cache.set(key, { token, issuedAt: iat, expiresAt, podUid: pod.metadata.uid! });
       this.failures.delete(key);
       return token;
     } catch (e) {
       const count = (this.failures.get(key)?.count ?? 0) + 1;
-      const error = new Error(`failed to fetch token for service account "${sa}" of pod ${ns}/${pod.metadata.name}: ${(e as Error).message}`);
+      const error = new Error(`failed to fetch token: ${(e as Error).message}`); // kubelet's words
       this.failures.set(key, { count, retryAt: this.now() + Math.min(BACKOFF_BASE_MS * 2 ** (count - 1), BACKOFF_MAX_MS), error });
       throw error;
     }

@@ -231,8 +231,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // as kube's master endpoint reconciler keeps it: checked again every 10 s (three reads).
   const apiEndpoint = agents.find((a) => a.apiEndpoint)?.apiEndpoint;
   const reconcileService = () => reconcileKubernetesService(api.registry, { clusterIP: kubernetesIP, endpoint: apiEndpoint, servicePort: port });
-  await reconcileService();
-  const serviceTimer = setInterval(() => void reconcileService().catch((e: Error) => console.error(`skiff: the kubernetes service: ${e.message}`)), 10_000);
+  const keepService = () => reconcileService().catch((e: Error) => console.error(`skiff: the kubernetes service: ${e.message}`));
+  await keepService(); // a failure (e.g. default already at --max-objects-per-namespace) must not stop the cluster
+  const serviceTimer = setInterval(() => void keepService(), 10_000);
   serviceTimer.unref();
 
   let closed = false;
