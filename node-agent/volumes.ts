@@ -185,7 +185,11 @@ export async function serviceAccountTokens(tm: TokenManager, pod: KubeObject): P
     for (const src of v?.projected?.sources ?? []) {
       const t = src?.serviceAccountToken;
       if (!t) continue;
-      out.set(tokenKey(v.name, t.path), await tm.token(pod, { audience: t.audience, expirationSeconds: t.expirationSeconds, path: t.path }));
+      try {
+        out.set(tokenKey(v.name, t.path), await tm.token(pod, { audience: t.audience, expirationSeconds: t.expirationSeconds, path: t.path }));
+      } catch (e) {
+        throw new Error(`volume "${v.name}": ${(e as Error).message}`); // as prepareVolumes names it
+      }
     }
   }
   return out;
