@@ -213,7 +213,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const apiPort = Number(apiURL.port || (apiURL.protocol === 'https:' ? 443 : 80));
   let relay: ApiRelay | undefined;
   let apiEndpoint: { ip: string; port: number } | undefined;
-  if ((o.apiRelay ?? /^(127\.|::1$|localhost$)/.test(apiHost)) && podNet.gateway) {
+  const loopback = /^(127\.|::1$|localhost$)/.test(apiHost);
+  const relayed = o.apiRelay ?? loopback;
+  if (relayed && podNet.gateway) {
     try {
       relay = await startApiRelay({ host: podNet.gateway, port: apiPort, target: { host: apiHost, port: apiPort }, log });
       apiEndpoint = { ip: podNet.gateway, port: apiPort };
@@ -258,6 +260,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     probes,
     dns: podDns,
     tokens: new TokenManager({ kube, refreshFraction: o.tokenRefreshFraction }),
+    // Not relayed (a deployed node, whose apiserver is a host name pods reach as the node does): pods
+    // are told that host and port in KUBERNETES_SERVICE_HOST/PORT.
+    apiServer: relayed || loopback ? undefined : { host: apiHost, port: apiPort },
     now: Date.now,
     statusWritten: (basedOn, written) => {
       const uid = written.metadata.uid!;

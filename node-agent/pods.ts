@@ -38,6 +38,12 @@ export interface PodWorkerOptions {
   dns?: { servers: string[]; searches: string[]; options: string[] };
   /** Projected service account tokens (token-manager.ts); without it such a volume fails to set up. */
   tokens?: TokenManager;
+  /**
+   * Where pods reach the apiserver when not through the `kubernetes` Service's cluster IP (a deployed
+   * node: the apiserver is a host name, not an address a VIP can lead to; see "In-cluster API access"
+   * in ARCHITECTURE.md): KUBERNETES_SERVICE_HOST/PORT name it instead.
+   */
+  apiServer?: { host: string; port: number };
   now(): number;
   /**
    * The pod as the apiserver stored it after a status write (`written` replaced `basedOn`). The agent
@@ -348,7 +354,13 @@ export class PodWorker {
       const k = await this.o.kube.getOptional('/api/v1/namespaces/default/services/kubernetes');
       if (k) out.push(k);
     }
-    return out;
+    const api = this.o.apiServer;
+    if (!api) return out;
+    // The in-cluster clients read KUBERNETES_SERVICE_HOST/PORT only: those of a `kubernetes` service
+    // whose address is the apiserver's own host and port.
+    const others = out.filter((s) => !(s.metadata?.name === 'kubernetes' && (s.metadata?.namespace ?? namespace) === 'default'));
+    const kubernetes = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'kubernetes', namespace: 'default' }, spec: { type: 'ClusterIP', clusterIP: api.host, ports: [{ name: 'https', protocol: 'TCP', port: api.port }] } };
+    return [...others, kubernetes];
   }
 
   /** The ConfigMaps and Secrets the pod refers to (absent ones are simply missing from the maps). */

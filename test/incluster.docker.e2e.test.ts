@@ -10,6 +10,7 @@
 // `kubernetes` VIP never meets another test cluster's 10.96.0.1 in the host's iptables.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import os from 'node:os';
 import type Docker from 'dockerode';
 import { LABELS } from '../node-agent/runtime.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
@@ -245,4 +246,73 @@ describe.skipIf(!docker)('in-cluster API access from pods (Docker agent, kubectl
       expect(JSON.parse(review.stdout).status).toMatchObject({ authenticated: true, user: { username: `system:serviceaccount:${NS}:lister` } });
     }, 180_000);
   });
+});
+
+/** The host's address on its own network (not loopback, not a Docker bridge): what a deployed node's apiserver host stands for. */
+function hostAddress(): string | undefined {
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    if (/^(docker|br-|veth)/.test(name)) continue;
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+// A deployed node's shape: the apiserver is not on this host's loopback (in the cloud, a Function URL
+// host name), so no relay and no VIP lead to it; pods are told the host and port the node itself uses.
+describe.skipIf(!docker)('in-cluster API access when the apiserver is not on loopback (a deployed node)', () => {
+  let c: TestCluster;
+  const engine = docker as Docker;
+  const nodeName = `incluster-far-${process.pid}`;
+  const network = `skiff-icf-${process.pid}`;
+  const host = hostAddress();
+
+  beforeAll(async () => {
+    if (!host) throw new Error('this host has no IPv4 address besides loopback and Docker bridges');
+    c = await startTestCluster({ host, agents: 1, requireAgents: true, agentOptions: { nodeName, network } });
+  }, 300_000);
+  afterAll(async () => {
+    await c?.destroy();
+    const left = await engine.listContainers({ all: true, filters: { label: [`${LABELS.node}=${nodeName}`] } });
+    for (const x of left) await engine.getContainer(x.Id).remove({ force: true }).catch(() => {});
+    await engine.getNetwork(network).remove().catch(() => {});
+  });
+
+  it("pods get the apiserver's own host and port in KUBERNETES_SERVICE_HOST/PORT, and reach it over TLS", async () => {
+    expect(c.agents[0]!.apiEndpoint).toBeUndefined(); // no relay
+    const image = nodeClientImage(NODE_CLIENT_SCRIPT);
+    const script = `
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+const u = 'https://' + process.env.KUBERNETES_SERVICE_HOST + ':' + process.env.KUBERNETES_SERVICE_PORT + '/version';
+https.get(u, { ca: readFileSync('/ca/ca.crt') }, (res) => {
+  let b = '';
+  res.on('data', (d) => (b += d));
+  res.on('end', () => console.log('REACHED ' + u + ' ' + res.statusCode + ' ' + JSON.parse(b).gitVersion));
+}).on('error', (e) => { console.log('FAILED ' + u + ' ' + e.message); process.exitCode = 1; });
+`;
+    const run = async (args: string[], input?: string) => {
+      const r = await c.kubectl(args, input);
+      expect(r.code, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    await run(['create', 'configmap', 'far', `--from-file=ca.crt=${c.file('ca.crt', c.caCert)}`, `--from-file=reach.mjs=${c.file('reach.mjs', script)}`]);
+    await run(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'far' },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [{ name: 'main', image, imagePullPolicy: 'Never', command: ['node', '/ca/reach.mjs'], volumeMounts: [{ name: 'ca', mountPath: '/ca' }] }],
+        volumes: [{ name: 'ca', configMap: { name: 'far' } }],
+      },
+    }));
+    const phase = await until('pod far finished', async () => {
+      const p = JSON.parse(await run(['get', 'pod', 'far', '-o', 'json']));
+      return ['Succeeded', 'Failed'].includes(p.status?.phase) && p.status.phase;
+    }, 120_000, 500);
+    const log = (await run(['logs', 'far'])).trim();
+    expect(phase, log).toBe('Succeeded');
+    const version = JSON.parse(await run(['version', '-o', 'json'])).serverVersion.gitVersion;
+    expect(log).toBe(`REACHED https://${host}:${c.port}/version 200 ${version}`);
+  }, 240_000);
 });
