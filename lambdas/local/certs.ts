@@ -1,4 +1,5 @@
-// The local cluster's PKI: a self-signed CA and a serving certificate for 127.0.0.1/localhost signed
+// The local cluster's PKI: a self-signed CA and a serving certificate (127.0.0.1, localhost and the
+// `kubernetes` Service's names and cluster IP, which pods verify) signed
 // by it, made at first start and kept in the data dir (kubectl verifies the server with the CA).
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
