@@ -187,7 +187,16 @@ describe.skipIf(!docker)('in-cluster API access from pods (Docker agent, kubectl
   }, 240_000);
 
   it('a pod whose service account has no token says why it cannot start (FailedMount)', async () => {
-    await apply(pod('no-account', TEST_IMAGE, ['sleep', '3600'], { serviceAccountName: 'nobody' }));
+    // Admission wants the service account to exist when the pod is created: it goes while the pod
+    // waits for a node (cordoned), so the agent's TokenRequest meets a service account that is gone.
+    await kubectl('-n', NS, 'create', 'serviceaccount', 'nobody');
+    await kubectl('cordon', nodeName);
+    try {
+      await apply(pod('no-account', TEST_IMAGE, ['sleep', '3600'], { serviceAccountName: 'nobody' }));
+      await kubectl('-n', NS, 'delete', 'serviceaccount', 'nobody');
+    } finally {
+      await kubectl('uncordon', nodeName);
+    }
     const ev = await until('a FailedMount event', async () => {
       const list = JSON.parse(await kubectl('-n', NS, 'get', 'events', '--field-selector', 'involvedObject.name=no-account,reason=FailedMount', '-o', 'json'));
       return list.items[0];
