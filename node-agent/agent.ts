@@ -25,6 +25,8 @@ import { tokenReviewAuthenticator } from './authn.ts';
 import { startNodeDns, type NodeDns } from './dns.ts';
 import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
 import { cleanupPodNetworkRules, ensurePodNetworkRules } from './pod-network.ts';
+import { TokenManager } from './token-manager.ts';
+import { startApiRelay, type ApiRelay } from './api-relay.ts';
 
 export interface AgentOptions {
   /** How to reach the apiserver (server URL, CA, bearer token). */
@@ -82,12 +84,24 @@ export interface AgentOptions {
   netns?: string;
   /** With podNetworkRules and no podSubnet: how long to wait for node IPAM to assign this Node a pod CIDR. */
   podCIDRWaitMs?: number;
+  /**
+   * The fraction of a projected service account token's lifetime after which it is refreshed (kubelet:
+   * 0.8, the default). Tests lower it to see a refresh within seconds.
+   */
+  tokenRefreshFraction?: number;
+  /**
+   * Relay the apiserver to pods on the pod network's gateway (api-relay.ts). Default: when the API
+   * server's address is a loopback one (skiff up), which pods could not reach otherwise.
+   */
+  apiRelay?: boolean;
   log?: (msg: string) => void;
 }
 
 export interface Agent {
   nodeName: string;
   port: number;
+  /** Where pods reach the apiserver through this node (its relay), for the `kubernetes` Service's Endpoints. */
+  apiEndpoint?: { ip: string; port: number };
   /**
    * Stops the agent. Containers keep running unless removePods (then every pod container goes); the
    * service proxy's rules stay (traffic keeps flowing) unless removePods or cleanup.
@@ -192,6 +206,25 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     }
   }
 
+  // The apiserver on the gateway (api-relay.ts), at the apiserver's own port. Agents sharing a network
+  // share the first one's relay (the address is taken), as they share its DNS server.
+  const apiURL = new URL(o.api.server);
+  const apiHost = apiURL.hostname.replace(/^\[|\]$/g, '');
+  const apiPort = Number(apiURL.port || (apiURL.protocol === 'https:' ? 443 : 80));
+  let relay: ApiRelay | undefined;
+  let apiEndpoint: { ip: string; port: number } | undefined;
+  const loopback = /^(127\.|::1$|localhost$)/.test(apiHost);
+  const relayed = o.apiRelay ?? loopback;
+  if (relayed && podNet.gateway) {
+    try {
+      relay = await startApiRelay({ host: podNet.gateway, port: apiPort, target: { host: apiHost, port: apiPort }, log });
+      apiEndpoint = { ip: podNet.gateway, port: apiPort };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') apiEndpoint = { ip: podNet.gateway, port: apiPort };
+      else log(`apiserver relay not started (pods cannot reach the API): ${(e as Error).message}`);
+    }
+  }
+
   identity.podCIDR ??= podNet.subnet;
   await reporter.register();
 
@@ -226,6 +259,10 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     backoffMaxMs: o.backoffMaxMs ?? 300_000,
     probes,
     dns: podDns,
+    tokens: new TokenManager({ kube, refreshFraction: o.tokenRefreshFraction }),
+    // Not relayed (a deployed node, whose apiserver is a host name pods reach as the node does): pods
+    // are told that host and port in KUBERNETES_SERVICE_HOST/PORT.
+    apiServer: relayed || loopback ? undefined : { host: apiHost, port: apiPort },
     now: Date.now,
     statusWritten: (basedOn, written) => {
       const uid = written.metadata.uid!;
@@ -371,6 +408,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   return {
     nodeName,
     port: server.port,
+    apiEndpoint,
     async close(opts = {}) {
       if (stopped) return;
       stopped = true;
@@ -389,6 +427,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         await Promise.all(runs.map((r) => runtime.remove(r.id)));
       }
       await dnsServer?.close();
+      await relay?.close();
       await streams?.close();
       await server.close();
       kube.close();

@@ -16,7 +16,8 @@ import { kubeEventWriter, type KubeClient } from './kube-client.ts';
 import { recordEvent, type EventWriter } from '../lambdas/controllers/events.ts';
 import { PAUSE, type DockerRuntime, type PodRef, type RunRecord } from './runtime.ts';
 import { containerEnv, expandArgs, referencedObjects } from './env.ts';
-import { claimVolumes, containerBinds, prepareVolumes, readOnlyVolumes, removePodDir, type VolumeObjects } from './volumes.ts';
+import { claimVolumes, containerBinds, prepareVolumes, readOnlyVolumes, removePodDir, serviceAccountTokens, type VolumeObjects } from './volumes.ts';
+import type { TokenManager } from './token-manager.ts';
 import type { ProbeSet } from './probing.ts';
 import { podDnsConfig, resolvConfText } from './pod-dns.ts';
 
@@ -35,6 +36,14 @@ export interface PodWorkerOptions {
   probes: ProbeSet;
   /** DNS for pods (service networking fills this in). */
   dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** Projected service account tokens (token-manager.ts); without it such a volume fails to set up. */
+  tokens?: TokenManager;
+  /**
+   * Where pods reach the apiserver when not through the `kubernetes` Service's cluster IP (a deployed
+   * node: the apiserver is a host name, not an address a VIP can lead to; see "In-cluster API access"
+   * in ARCHITECTURE.md): KUBERNETES_SERVICE_HOST/PORT name it instead.
+   */
+  apiServer?: { host: string; port: number };
   now(): number;
   /**
    * The pod as the apiserver stored it after a status write (`written` replaced `basedOn`). The agent
@@ -106,8 +115,13 @@ export class PodWorker {
     try {
       prepareVolumes(pod, this.podDir(ref.uid), await needObjects());
       this.waiting.delete(podKey(PAUSE));
+      // The pod is synced again when one of its tokens is due for refresh, and the volume rewritten.
+      const refresh = this.o.tokens?.nextRefreshMs(ref.uid);
+      if (refresh !== undefined) requeue.push(refresh);
     } catch (e) {
       this.waiting.set(podKey(PAUSE), { reason: 'ContainerCreating', message: `MountVolume.SetUp failed: ${(e as Error).message}` });
+      // As kubelet, which says why a volume cannot be set up in a FailedMount event (repeats are counted).
+      this.event(pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed for ${(e as Error).message.replace(/^(volume "[^"]*"): /, '$1 : ')}`.slice(0, 1024));
       return this.report(pod, runs, { requeueMs: 2000 });
     }
     if (!sandbox || sandbox.state !== 'running') {
@@ -340,7 +354,13 @@ export class PodWorker {
       const k = await this.o.kube.getOptional('/api/v1/namespaces/default/services/kubernetes');
       if (k) out.push(k);
     }
-    return out;
+    const api = this.o.apiServer;
+    if (!api) return out;
+    // The in-cluster clients read KUBERNETES_SERVICE_HOST/PORT only: those of a `kubernetes` service
+    // whose address is the apiserver's own host and port.
+    const others = out.filter((s) => !(s.metadata?.name === 'kubernetes' && (s.metadata?.namespace ?? namespace) === 'default'));
+    const kubernetes = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'kubernetes', namespace: 'default' }, spec: { type: 'ClusterIP', clusterIP: api.host, ports: [{ name: 'https', protocol: 'TCP', port: api.port }] } };
+    return [...others, kubernetes];
   }
 
   /** The ConfigMaps and Secrets the pod refers to (absent ones are simply missing from the maps). */
@@ -361,7 +381,9 @@ export class PodWorker {
     ]);
     // persistentVolumeClaim volumes: the volume each claim is bound to (volumes.ts).
     const claims = await claimVolumes(this.o.kube, pod);
-    return { configMaps, secrets, claims };
+    // projected serviceAccountToken sources: cached tokens, a TokenRequest when one is due.
+    const tokens = this.o.tokens ? await serviceAccountTokens(this.o.tokens, pod) : undefined;
+    return { configMaps, secrets, claims, tokens };
   }
 
   /**
@@ -384,6 +406,7 @@ export class PodWorker {
     for (const r of runs) this.o.probes.forget(r.id);
     for (const k of this.waiting.keys()) if (k.startsWith(`${ref.uid}/`)) this.waiting.delete(k);
     removePodDir(this.podDir(ref.uid));
+    this.o.tokens?.forgetPod(ref.uid);
   }
 
   /** With every container gone, the pod object itself goes (as the kubelet does: delete with grace 0). */

@@ -16,12 +16,15 @@ import { ApiError } from '../lambdas/machinery/status.ts';
 import { isLocalPathVolumeOf, LOCAL_PATH_FINALIZER } from '../lambdas/controllers/local-path.ts';
 import { expand, fieldRefValue, resourceFieldValue } from './env.ts';
 import type { KubeClient } from './kube-client.ts';
+import type { TokenManager } from './token-manager.ts';
 
 export interface VolumeObjects {
   configMaps: Map<string, KubeObject>;
   secrets: Map<string, KubeObject>;
   /** The PersistentVolume each bound claim the pod names is bound to, by claim name (claimVolumes). */
   claims?: Map<string, KubeObject>;
+  /** The projected serviceAccountToken sources' tokens, by tokenKey(volume, path) (serviceAccountTokens). */
+  tokens?: Map<string, string>;
 }
 
 /** File projections: relative path → content and mode. */
@@ -88,7 +91,8 @@ function prepareOne(pod: KubeObject, v: Record<string, any>, root: string, objec
       if (src.configMap) part = configMapPayload(src.configMap, objects, mode);
       else if (src.secret) part = secretPayload(src.secret, src.secret.name, objects, mode);
       else if (src.downwardAPI) part = downwardPayload(pod, src.downwardAPI.items ?? [], mode);
-      else throw new Error(`projected source ${Object.keys(src).join(', ')} is not supported by Skiff's node agent (it supports configMap, secret, downwardAPI)`);
+      else if (src.serviceAccountToken) part = tokenPayload(name, src.serviceAccountToken, objects, mode);
+      else throw new Error(`projected source ${Object.keys(src).join(', ')} is not supported by Skiff's node agent (it supports configMap, secret, downwardAPI, serviceAccountToken)`);
       for (const [p, f] of part) payload.set(p, f);
     }
     writeAtomic(dir, payload);
@@ -157,6 +161,38 @@ function downwardPayload(pod: KubeObject, items: Record<string, any>[], defaultM
     payload.set(item.path, { data: Buffer.from(value, 'utf8'), mode: item.mode ?? defaultMode });
   }
   return payload;
+}
+
+/** Where a projected volume's token lives in VolumeObjects.tokens. */
+function tokenKey(volume: string, path: string): string {
+  return `${volume}/${path}`;
+}
+
+/** kubelet's projected serviceAccountToken: the token, written with the other files of the volume. */
+function tokenPayload(volume: string, src: Record<string, any>, objects: VolumeObjects, mode: number): Payload {
+  const token = objects.tokens?.get(tokenKey(volume, src.path));
+  if (token === undefined) throw new Error(`no token for service account token source ${JSON.stringify(src.path)}`);
+  return new Map([[src.path, { data: Buffer.from(token, 'utf8'), mode }]]);
+}
+
+/**
+ * The tokens of the pod's projected serviceAccountToken sources, from the token manager (cached, a
+ * TokenRequest only when one is new or due for refresh: token-manager.ts). Throws when one cannot be had.
+ */
+export async function serviceAccountTokens(tm: TokenManager, pod: KubeObject): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const v of pod.spec?.volumes ?? []) {
+    for (const src of v?.projected?.sources ?? []) {
+      const t = src?.serviceAccountToken;
+      if (!t) continue;
+      try {
+        out.set(tokenKey(v.name, t.path), await tm.token(pod, { audience: t.audience, expirationSeconds: t.expirationSeconds, path: t.path }));
+      } catch (e) {
+        throw new Error(`volume "${v.name}": ${(e as Error).message}`); // as prepareVolumes names it
+      }
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// The local cluster's PKI: a self-signed CA and a serving certificate for 127.0.0.1/localhost signed
+// The local cluster's PKI: a self-signed CA and a serving certificate (127.0.0.1, localhost and the
+// `kubernetes` Service's names and cluster IP, which pods verify) signed
 // by it, made at first start and kept in the data dir (kubectl verifies the server with the CA).
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -79,7 +80,10 @@ export async function loadOrCreateCerts(dir: string, hosts = ['127.0.0.1', 'loca
         throw new Error(`${p(f)} is empty or damaged: remove ${dir} to make new certificates (the kubeconfig is rewritten with them)`);
       }
     }
-    return c;
+    // A data dir from before the serving certificate carried every name it must (e.g. the `kubernetes`
+    // Service's, which pods verify): issued again below, with a new CA (its key is not kept), which the
+    // kubeconfig written at each start carries.
+    if (missingNames(c.serverCert, hosts).length === 0) return c;
   }
   mkdirSync(dir, { recursive: true });
   const c = await generateCerts(hosts);
@@ -102,6 +106,13 @@ export function ensureServiceAccountKey(dir: string): string {
     writeDurably(path, newServiceAccountKeyPem(), 0o600);
   }
   return path;
+}
+
+/** The hosts (DNS names and IPs) the certificate's subjectAltName lacks. */
+export function missingNames(certPem: string, hosts: string[]): string[] {
+  const san = new x509.X509Certificate(certPem).getExtension(x509.SubjectAlternativeNameExtension);
+  const have = new Set((san?.names.items ?? []).map((n) => `${n.type}:${n.value}`));
+  return hosts.filter((h) => !have.has(`${/^[\d.]+$|:/.test(h) ? 'ip' : 'dns'}:${h}`));
 }
 
 /** Writes a file whole or not at all, on the disk before returning (temp file, fsync, rename, fsync dir). */

@@ -50,6 +50,8 @@ import { createRootCACertPublisher, serviceAccountsController } from '../control
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { startLocalAgents } from './agents.ts';
 import type { Agent, AgentOptions } from '../../node-agent/agent.ts';
+import { reconcileKubernetesService } from '../apiserver/kubernetes-service.ts';
+import { formatIPv4, parseIPv4CIDR } from '../machinery/cidr.ts';
 
 /** The abort reason of every finished request: abort() without one builds a DOMException with a stack
  * trace per request (3% of `skiff up`'s time in a profile of bench:vs-kube's API rows). */
@@ -122,6 +124,9 @@ export interface LocalCluster {
   close(): Promise<void>;
 }
 
+/** The names the `kubernetes` Service is reached by from a pod, all on the apiserver's certificate. */
+const KUBERNETES_SERVICE_NAMES = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
+
 /** Namespaces every cluster starts with, as kube-apiserver creates them. */
 const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
@@ -131,7 +136,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   assertWritableDir(dataDir);
   const host = opts.host ?? '127.0.0.1';
   const maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
-  const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1'])]);
+  // Pods verify the apiserver by the `kubernetes` Service's names and cluster IP (its first address).
+  const kubernetesIP = formatIPv4((parseIPv4CIDR(opts.serviceCIDR ?? '10.96.0.0/16')?.base ?? 0) + 1);
+  const certs = await loadOrCreateCerts(join(dataDir, 'pki'), [...new Set([host, '127.0.0.1', 'localhost', '::1', ...KUBERNETES_SERVICE_NAMES, kubernetesIP])]);
   const backend = opts.backend ?? new SqliteBackend(join(dataDir, 'skiff.db'));
   // What the apiserver presents to node agents (logs, exec): new at each start, known only in memory.
   const nodeClientToken = newToken();
@@ -264,6 +271,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   }
 
+  // The `kubernetes` Service, pointing at the first agent's relay of the apiserver (api-relay.ts), kept
+  // as kube's master endpoint reconciler keeps it: checked again every 10 s (three reads).
+  const apiEndpoint = agents.find((a) => a.apiEndpoint)?.apiEndpoint;
+  const reconcileService = () => reconcileKubernetesService(api.registry, { clusterIP: kubernetesIP, endpoint: apiEndpoint, servicePort: port });
+  const keepService = () => reconcileService().catch((e: Error) => console.error(`skiff: the kubernetes service: ${e.message}`));
+  await keepService(); // a failure (e.g. default already at --max-objects-per-namespace) must not stop the cluster
+  const serviceTimer = setInterval(() => void keepService(), 10_000);
+  serviceTimer.unref();
+
   let closed = false;
   return {
     url,
@@ -278,6 +294,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(serviceTimer);
       await Promise.all(agents.map((a) => a.close()));
       // Stop listening, and end every request in progress through its abort signal: a watch then ends
       // its chunked response after its last whole event, so a client sees a clean end of the stream and
