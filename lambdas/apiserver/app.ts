@@ -400,7 +400,10 @@ export class ApiServer {
         if (sub === 'binding') return jsonResponse(201, await this.bind(req, res, ns!, name!));
         if (sub === 'token') {
           if (!this.serviceAccountTokens) throw errors.pageNotFound();
-          const { object, warnings: w } = await createToken(reg, this.serviceAccountTokens, ns!, name!, parseBody(req));
+          const body = parseBody(req);
+          // NodeRestriction: a node asks only for tokens bound to its own pods.
+          if (isObject(body)) await admit(this.chain, { operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, object: body as KubeObject, user, dryRun }, reg);
+          const { object, warnings: w } = await createToken(reg, this.serviceAccountTokens, ns!, name!, body);
           return jsonResponse(201, object, warningHeader(w));
         }
         if (sub === 'eviction') {
