@@ -33,6 +33,7 @@ class Client {
   constructor(
     private c: LocalCluster,
     sockets: number,
+    private token = c.token,
   ) {
     this.agent = new https.Agent({ keepAlive: true, maxSockets: sockets, ca: c.caCert });
   }
@@ -43,7 +44,7 @@ class Client {
         {
           method,
           agent: this.agent,
-          headers: { authorization: `Bearer ${this.c.token}`, 'content-type': 'application/json' },
+          headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -139,12 +140,65 @@ async function watchDelivery(name: string, cluster: LocalCluster, cl: Client, ns
   return row(name, 'watch delivery', conc, { lat: lat.sort((a, b) => a - b), wall });
 }
 
+/**
+ * The cost of authorization: the same get and create as the admin (system:masters: decided before RBAC is
+ * asked) and as a user whose access comes from a RoleBinding among 1,000 others, interleaved, at
+ * concurrency 1. Aim (issue #15): RBAC adds at most 10% to p50.
+ */
+async function benchAuthorization(cluster: LocalCluster, ops: number): Promise<Row[]> {
+  const admin = new Client(cluster, 4);
+  const must = (r: { status: number; json: any }, code: number) => {
+    if (r.status !== code) throw new Error(`expected ${code}, got ${r.status}: ${JSON.stringify(r.json)}`);
+  };
+  const binding = (ns: string, name: string, user: string) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+  });
+  for (let n = 0; n < 10; n++) {
+    const ns = `authz-${n}`;
+    must(await admin.req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }), 201);
+    await drive(100, 4, async (i) => must(await admin.req('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, binding(ns, `b-${i}`, `user-${n}-${i}`)), 201));
+  }
+  // The measured user's own binding, one of 1,001.
+  must(await admin.req('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/authz-0/rolebindings', binding('authz-0', 'bench', 'bench-user')), 201);
+  const { newToken, storeToken } = await import('../../lambdas/apiserver/auth.ts');
+  const token = newToken();
+  await storeToken(cluster.backend, token, { username: 'bench-user', groups: [] });
+  const user = new Client(cluster, 1, token);
+  const base = '/api/v1/namespaces/authz-0/configmaps';
+  const lat = { admin: { get: [] as number[], create: [] as number[] }, user: { get: [] as number[], create: [] as number[] } };
+  let k = 0;
+  for (let round = 0; round < 4; round++) {
+    for (const [who, cl] of [['admin', admin], ['user', user]] as const) {
+      const created = await drive(ops / 4, 1, async () => must(await cl.req('POST', base, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `a-${k++}` } }), 201));
+      lat[who].create.push(...created.lat);
+      const got = await drive(ops / 4, 1, async (i) => must(await cl.req('GET', `${base}/a-${i}`), 200));
+      lat[who].get.push(...got.lat);
+    }
+  }
+  admin.close();
+  user.close();
+  const out: Row[] = [];
+  for (const op of ['get', 'create'] as const) {
+    for (const who of ['admin', 'user'] as const) {
+      const l = lat[who][op].sort((a, b) => a - b);
+      out.push({ backend: 'SQLite (embedded)', op: `${op} as ${who === 'admin' ? 'system:masters' : 'an RBAC user (1,001 bindings)'}`, concurrency: 1, n: l.length, p50: pct(l, 50), p99: pct(l, 99), rps: 0 });
+    }
+    console.log(`authorization cost, ${op} p50: ${((out.at(-1)!.p50 / out.at(-2)!.p50 - 1) * 100).toFixed(1)}% (RBAC user vs system:masters)`);
+  }
+  return out;
+}
+
 async function main() {
   const rows: Row[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'skiff-bench-'));
   try {
     const sqlite = await startLocalCluster({ dataDir: join(dir, 'sqlite'), port: 0 });
     rows.push(...(await benchCluster('SQLite (embedded)', sqlite, OPS)));
+    rows.push(...(await benchAuthorization(sqlite, OPS)));
     await sqlite.close();
 
     const ddb = await dynamoTestEndpoint();
