@@ -36,7 +36,7 @@ import { openapiV2Response } from './openapi-v2.ts';
 import {
   BOOTSTRAPPERS_GROUP,
   denyBootstrappers,
-  forbiddenMessage,
+  forbiddenError,
   newToken,
   NODE_CREDENTIAL_PATH,
   nodeUser,
@@ -326,7 +326,7 @@ export class ApiServer {
     const attrs = { user, ...a };
     const d = await this.authz.authorize(attrs);
     auditAuthorization(attrs, d);
-    if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
+    if (d.decision !== 'allow') throw forbiddenError(attrs, d.reason);
   }
 
   /** The authorizer this server asks (SubjectAccessReview and friends ask it too). */

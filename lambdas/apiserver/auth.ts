@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
-import { errors } from '../machinery/status.ts';
+import { ApiError, errors } from '../machinery/status.ts';
 import { IAM_TOKEN_PREFIX, type IamAuthenticator } from './iam-auth.ts';
 import { InvalidTokenError, ServiceAccountTokenAuthenticator } from './serviceaccount-tokens.ts';
 
@@ -121,6 +121,12 @@ export function forbiddenMessage(a: RequestAttributes, reason?: string): string 
     prefix = a.name ? `${gr} "${a.name}" is forbidden` : `${gr} is forbidden`;
   }
   return `${prefix}: User "${a.user.username}" ${what}${reason ? `: ${reason}` : ''}`;
+}
+
+/** The 403 for a refusal, as kube's NewForbidden builds it: the message above, details naming the resource. */
+export function forbiddenError(a: RequestAttributes, reason?: string): ApiError {
+  const details = a.resourceRequest ? { ...(a.name ? { name: a.name } : {}), ...(a.group ? { group: a.group } : {}), kind: a.resource } : {};
+  return new ApiError('Forbidden', forbiddenMessage(a, reason), details);
 }
 
 const TOKEN_PREFIX = '/registry/skiff.io/tokens/';

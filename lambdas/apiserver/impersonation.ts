@@ -7,7 +7,7 @@
 
 import { dns1123LabelErrors, dns1123SubdomainErrors } from '../machinery/validation.ts';
 import { errors } from '../machinery/status.ts';
-import { forbiddenMessage, type Authorizer, type RequestAttributes, type UserInfo } from './auth.ts';
+import { forbiddenError, type Authorizer, type RequestAttributes, type UserInfo } from './auth.ts';
 
 const USER_HEADER = 'impersonate-user';
 const UID_HEADER = 'impersonate-uid';
@@ -137,7 +137,7 @@ export async function impersonate(headers: Record<string, string | undefined>, r
         break;
     }
     const d = await authz.authorize(attrs);
-    if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
+    if (d.decision !== 'allow') throw forbiddenError(attrs, d.reason);
   }
   if (username !== ANONYMOUS) {
     // A named user is authenticated, unless the caller asked for system:unauthenticated explicitly.

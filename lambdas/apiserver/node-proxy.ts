@@ -20,7 +20,7 @@ import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { Registry } from './registry.ts';
 import type { ApiRequest, ApiResponse } from './http.ts';
-import { allowAuthenticated, forbiddenMessage, type Authorizer, type TokenAuthenticator } from './auth.ts';
+import { allowAuthenticated, forbiddenError, type Authorizer, type TokenAuthenticator } from './auth.ts';
 
 export const SERVING_CERT_ANNOTATION = 'skiff.io/kubelet-serving-cert-sha256';
 
@@ -197,7 +197,7 @@ async function proxyUpgrade(opts: UpgradeProxyOptions, req: IncomingMessage, soc
   const verb = req.method === 'POST' ? 'create' : 'get';
   const attrs = { user, verb, resourceRequest: true, path: u.pathname, namespace: ns, group: '', version: 'v1', resource: 'pods', subresource: sub, name };
   const d = await (opts.authorizer ?? allowAuthenticated).authorize(attrs);
-  if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
+  if (d.decision !== 'allow') throw forbiddenError(attrs, d.reason);
   const upgrade = (req.headers.upgrade ?? '').toLowerCase();
   if (upgrade !== 'websocket' && upgrade !== 'spdy/3.1') {
     throw errors.badRequest(`unable to upgrade: unsupported protocol ${JSON.stringify(req.headers.upgrade ?? '')}: only WebSocket and SPDY/3.1 are served`);

@@ -11,7 +11,7 @@
 // scheduler's per-node reservations, node IPAM's allocations), which are no Kubernetes resources.
 
 import type { Registry } from '../apiserver/registry.ts';
-import { forbiddenMessage, type Authorizer, type RequestAttributes, type UserInfo } from '../apiserver/auth.ts';
+import { forbiddenError, type Authorizer, type RequestAttributes, type UserInfo } from '../apiserver/auth.ts';
 import { errors } from '../machinery/status.ts';
 import type { ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
@@ -66,7 +66,7 @@ export function authorizingRegistry(registry: Registry, user: UserInfo, authoriz
   const check = async (c: Call) => {
     const attrs = attributesOf(user, c);
     const d = await authorizer.authorize(attrs);
-    if (d.decision !== 'allow') throw errors.forbidden(forbiddenMessage(attrs, d.reason));
+    if (d.decision !== 'allow') throw forbiddenError(attrs, d.reason);
   };
   return new Proxy(registry, {
     get(target, prop, receiver) {
