@@ -75,6 +75,14 @@ describe.each(stores)('service accounts on %s', (_name, makeStore, enabled) => {
   beforeAll(async () => {
     if (!enabled) return;
     c = await startTestCluster({ backend: (await makeStore())() });
+    // RBAC decides what a token may do: service accounts may read (view) everywhere in these tests, so a
+    // token that authenticates is served (what an authenticated account may not do: test/security.e2e).
+    const crb = await call(c, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      metadata: { name: 'sa-view' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:serviceaccounts' }],
+    });
+    expect(crb.status, JSON.stringify(crb.json)).toBe(201);
   }, 60_000);
   afterAll(async () => {
     await c?.destroy();
@@ -418,6 +426,8 @@ describe('stock kubectl and the Python client', () => {
 
   it('kubectl create token NAME [--audience] [--duration] [--bound-object-kind Pod --bound-object-name X]', async () => {
     expect((await c.kubectl(['create', 'serviceaccount', 'builder'])).code).toBe(0);
+    // What the token may do is RBAC's: builder may read in default.
+    expect((await c.kubectl(['create', 'rolebinding', 'builder-view', '--clusterrole=view', '--serviceaccount=default:builder'])).code).toBe(0);
     let r = await c.kubectl(['create', 'token', 'builder']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
