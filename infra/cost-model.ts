@@ -131,7 +131,8 @@ export const OPERATIONS = {
     // Heartbeat Leases pass neither stream filter (streamFilterPatterns): node lifecycle reads them on resync.
     invocations: nothing,
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'GetItem leases': 2, 'GetItem counter': 1, 'TransactWriteItems leases update': 1 },
+      // GetItem count: whether any admission webhook or policy exists (admission-match.ts; one counter).
+      apiserver: { 'GetItem token': 1, 'GetItem count': 1, 'GetItem leases': 2, 'GetItem counter': 1, 'TransactWriteItems leases update': 1 },
     },
   },
   /**
@@ -159,7 +160,7 @@ export const OPERATIONS = {
     apiRequests: 2,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
-      apiserver: { 'GetItem token': 2, 'GetItem nodes': 3, 'GetItem counter': 1, 'TransactWriteItems nodes update': 1 },
+      apiserver: { 'GetItem token': 2, 'GetItem nodes': 3, 'GetItem count': 1, 'GetItem counter': 1, 'TransactWriteItems nodes update': 1 },
       controllerManager: { 'GetItem nodes': 3, 'GetItem leases': 1, 'GetItem podcidrs': 1 },
     },
   },
@@ -192,29 +193,8 @@ export const OPERATIONS = {
     apiRequests: 1,
     invocations: { scheduler: 3, controllerManager: 3 },
     dynamo: {
-      apiserver: {
-        'GetItem count': 2,
-        'GetItem token': 1,
-        'GetItem namespaces': 1,
         // Priority admission: a pod naming no PriorityClass gets the globalDefault one, found by a list
         // (kube reads an informer's cache); a pod naming one costs a GetItem priorityclasses instead.
-        'GetItem counter': 3,
-        'Query priorityclasses': 1,
-        'GetItem pods': 1,
-        'TransactWriteItems pods create +count': 1,
-      },
-      scheduler: {
-        'GetItem count': 4,
-        'GetItem pods': 3,
-        'GetItem reservations': 2,
-        'GetItem counter': 3,
-        'TransactWriteItems reservations create +count': 1,
-        'TransactWriteItems pods update': 1,
-        'GetItem events': 1,
-        'TransactWriteItems events create +count': 1,
-      },
-      controllerManager: {
-        'GetItem count': 4,
         // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
         // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
         // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
@@ -224,12 +204,9 @@ export const OPERATIONS = {
         // (kube's controllers look in their listers), and the disruption controller finds the budgets
         // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
         // pod's readiness can change). Each Query reads the revision counter twice.
-        'GetItem counter': 10,
-        'Query replicationcontrollers namespace': 2,
-        'Query replicasets namespace': 2,
-        'Query poddisruptionbudgets namespace': 1,
-        'GetItem nodes': 1,
-      },
+      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 2, 'GetItem counter': 5, 'Query limitranges namespace': 1, 'Query priorityclasses': 1, 'GetItem count': 3, 'GetItem pods': 1, 'TransactWriteItems pods create +count': 1 },
+      scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'GetItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'TransactWriteItems pods update': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
+      controllerManager: { 'GetItem counter': 10, 'Query replicationcontrollers namespace': 2, 'Query replicasets namespace': 2, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
     },
   },
   /**
@@ -240,27 +217,10 @@ export const OPERATIONS = {
     apiRequests: 5,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
-      apiserver: {
-        'GetItem count': 6,
-        'GetItem token': 5,
-        'GetItem namespaces': 3,
-        'GetItem events': 3,
-        'GetItem counter': 6,
-        'TransactWriteItems events create +count': 3,
-        'Query services namespace': 1,
-        'GetItem pods': 2,
-        'TransactWriteItems pods update': 1,
-      },
-      controllerManager: {
-        'GetItem count': 2,
         // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
         // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
-        'GetItem counter': 8,
-        'Query replicationcontrollers namespace': 1,
-        'Query replicasets namespace': 1,
-        'Query poddisruptionbudgets namespace': 1,
-        'Query services namespace': 1,
-      },
+      apiserver: { 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem counter': 6, 'GetItem events': 3, 'TransactWriteItems events create +count': 3, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
+      controllerManager: { 'GetItem counter': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
   /**
@@ -280,9 +240,9 @@ export const OPERATIONS = {
     apiRequests: 1,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem counter': 1, 'TransactWriteItems pods update': 1 },
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
       // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
+      apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem count': 1, 'GetItem counter': 1, 'TransactWriteItems pods update': 1 },
       controllerManager: { 'GetItem counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
@@ -291,52 +251,15 @@ export const OPERATIONS = {
     apiRequests: 2,
     invocations: { scheduler: 2, controllerManager: 2 },
     dynamo: {
-      apiserver: {
-        'GetItem count': 2,
-        'GetItem token': 2,
-        'GetItem namespaces': 1,
-        'GetItem events': 1,
-        'GetItem counter': 2,
-        'TransactWriteItems events create +count': 1,
-        'GetItem pods': 2,
-        'TransactWriteItems pods delete +count': 1,
-      },
-      scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
-      controllerManager: {
-        'Query resourcequotas namespace': 1,
-        'GetItem count': 2,
-        'GetItem pods': 1,
         // The endpoints loop's pod Query is gone (issue #12); the garbage collector's remains. The
         // collector reads through the batch's reader, so the Services list is the endpoints loop's.
         // It asks which kinds are served, custom resources included: the CRDs, read at most once a second
         // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
         // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
         // #14 added eight).
-        'GetItem counter': 46,
-        'Query customresourcedefinitions': 1,
-        'Query pods namespace': 1,
-        'Query podtemplates namespace': 1,
-        'Query services namespace': 1,
-        'Query endpoints namespace': 1,
-        'Query endpointslices namespace': 1,
-        'Query replicationcontrollers namespace': 1,
-        'Query configmaps namespace': 1,
-        'Query secrets namespace': 1,
-        'Query serviceaccounts namespace': 1,
-        'Query ingresses namespace': 1,
-        'Query networkpolicies namespace': 1,
-        'Query poddisruptionbudgets namespace': 1,
-        'Query leases namespace': 1,
-        'Query persistentvolumeclaims namespace': 1,
-        'Query controllerrevisions namespace': 1,
-        'Query daemonsets namespace': 1,
-        'Query deployments namespace': 1,
-        'Query replicasets namespace': 1,
-        'Query statefulsets namespace': 1,
-        'Query cronjobs namespace': 1,
-        'Query jobs namespace': 1,
-        'GetItem nodes': 1,
-      },
+      apiserver: { 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem counter': 2, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'GetItem pods': 2, 'TransactWriteItems pods delete +count': 1 },
+      scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
+      controllerManager: { 'GetItem pods': 1, 'GetItem counter': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
   },
   /** The scheduler's every-minute resync on an idle 3-node cluster (lists nodes, pods, kube-node-lease Leases). */
@@ -352,48 +275,13 @@ export const OPERATIONS = {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
-      controllerManager: {
-        'Query clusterresourcequotas': 1,
-        'Query resourcequotas': 1,
-        'GetItem counter': 60,
         // The CRD controller's resync, and the served kinds the garbage collector asks for (once a batch).
-        'Query customresourcedefinitions': 2,
         // The namespace controller's, and the serviceaccounts and root-ca-cert-publisher loops' keys, which
         // then read each namespace's `default` ServiceAccount and kube-root-ca.crt (4 namespaces here).
-        'Query namespaces': 2,
-        'GetItem serviceaccounts': 4,
-        'GetItem configmaps': 4,
-        'Query replicationcontrollers': 1,
         // Every kind once: each loop's keys and the garbage collector's scan of every dependent kind read
         // through the resync's one reader (until issue #14 each loop listed its own kind again: 2 Queries
         // for most kinds, 84 counter reads with the workload kinds' loops).
-        'Query replicasets': 1,
-        'Query deployments': 1,
-        'Query daemonsets': 1,
-        'Query statefulsets': 1,
-        'Query jobs': 1,
-        'Query cronjobs': 1,
-        'Query controllerrevisions': 1,
-        'Query persistentvolumeclaims': 1,
-        'Query persistentvolumes': 1,
-        'Query pods': 1,
-        'Query podtemplates': 1,
-        'Query services': 1,
-        'Query endpoints': 1,
-        'Query endpointslices': 1,
-        'Query configmaps': 1,
-        'Query secrets': 1,
-        'Query serviceaccounts': 1,
-        'Query ingresses': 1,
-        'Query networkpolicies': 1,
-        'Query poddisruptionbudgets': 1,
-        'Query leases': 1,
-        'Query nodes': 2,
-        'GetItem nodes': 9,
-        'GetItem leases': 3,
-        'GetItem podcidrs': 3,
-        'Query podcidrs': 1,
-      },
+      controllerManager: { 'GetItem counter': 70, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
     },
   },
   /** What each node beyond three adds to the scheduler's resync: nothing (its snapshot lists are paid for by size). */

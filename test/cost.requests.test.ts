@@ -236,7 +236,7 @@ const timings: { fn: string; ms: number; calls: number }[] = [];
 
 function loopFn(name: Fn, controllers: Controller[], client: DynamoDBClient): LoopFn {
   instrument(client, name);
-  const ctx: Promise<ControllerContext> = Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client, tableName }) }).controllerContext());
+  const ctx: Promise<ControllerContext> = Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client, tableName }), shippedPolicyForLoops: true, serviceAccountAdmission: true }).controllerContext());
   return {
     name,
     patterns: streamFilterPatterns(...controllers).map((p) => JSON.parse(p)),

@@ -35,7 +35,9 @@ import { AGENT_BUNDLE, AGENT_BUNDLE_DIR, agentBundleDir } from '../infra/nodes.t
 
 type Json = any;
 
-const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
+// 1.75 MB since issue #15 (RBAC, the Node authorizer, admission webhooks and policies, service-account JWTs with jose,
+// IAM sign-in, the audit log): 1.57 MB measured then. Cold start is what the limit guards (bench:coldstart).
+const MAX_BUNDLE_BYTES = 1.75 * 1024 * 1024;
 
 let outdir: string;
 let template: Template;

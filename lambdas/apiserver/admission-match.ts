@@ -24,6 +24,7 @@ import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { AdmissionRequest } from './admission.ts';
 import type { Registry } from './registry.ts';
+import { ADMISSION_CONFIGS } from './admission-quota.ts';
 
 type Obj = Record<string, any>;
 
@@ -38,7 +39,7 @@ interface CachedList {
   pending?: Promise<KubeObject[]>;
 }
 
-const caches = new WeakMap<Registry, { lists: Map<string, CachedList>; freshUntil: number }>();
+const caches = new WeakMap<Registry, { lists: Map<string, CachedList>; freshUntil: number; none?: { at: number; empty: Promise<boolean> } }>();
 
 function cacheOf(registry: Registry) {
   let c = caches.get(registry);
@@ -80,6 +81,12 @@ export async function admissionConfigs(registry: Registry, resource: string): Pr
   const now = Date.now();
   const hit = c.lists.get(resource);
   if (hit && now - hit.at < CONFIG_MAX_AGE_MS && now >= c.freshUntil) return hit.items;
+  // Most clusters have no configuration at all: one counter read (kept by the configurations' own creates
+  // and deletes, admission-quota.ts ADMISSION_CONFIGS) says so, instead of four lists.
+  if (now >= c.freshUntil) {
+    if (!c.none || now - c.none.at >= CONFIG_MAX_AGE_MS) c.none = { at: now, empty: registry.backend.count(ADMISSION_CONFIGS).then((n) => n === 0, (e) => ((c.none = undefined), Promise.reject(e))) };
+    if (await c.none.empty) return [];
+  }
   // Concurrent requests share one read, except just after a configuration write: a read begun before the
   // write was stored could miss it.
   if (hit?.pending && now >= c.freshUntil) return hit.pending;

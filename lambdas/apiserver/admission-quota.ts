@@ -77,9 +77,18 @@ function presenceCharge(res: ResourceInfo, namespace: string): Charge | undefine
   return undefined;
 }
 
-/** The ClusterResourceQuota's create (cluster-scoped, so not through planQuotaCharges). */
+/** How many admission configurations (webhooks, policies, bindings) the cluster holds (admission-match.ts). */
+export const ADMISSION_CONFIGS = 'admission-configs';
+const ADMISSION_CONFIG_RESOURCES = new Set(['mutatingwebhookconfigurations', 'validatingwebhookconfigurations', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings']);
+
+/**
+ * The presence charge of a cluster-scoped kind that admission looks for on every write: a ClusterResourceQuota,
+ * or an admission configuration. A request then reads one counter to learn there are none, not their lists.
+ */
 export function clusterQuotaPresence(res: ResourceInfo): Charge[] | undefined {
-  return res.group === clusterQuotas.group && res.resource === clusterQuotas.resource ? [{ group: CLUSTER_QUOTAS, amount: 1, limit: Number.MAX_SAFE_INTEGER }] : undefined;
+  if (res.group === clusterQuotas.group && res.resource === clusterQuotas.resource) return [{ group: CLUSTER_QUOTAS, amount: 1, limit: Number.MAX_SAFE_INTEGER }];
+  if (res.group === 'admissionregistration.k8s.io' && ADMISSION_CONFIG_RESOURCES.has(res.resource)) return [{ group: ADMISSION_CONFIGS, amount: 1, limit: Number.MAX_SAFE_INTEGER }];
+  return undefined;
 }
 
 /** Charges are whole milli-units (exact for every quantity kube quotas: cpu in millicores, bytes x 1000). */

@@ -14,7 +14,7 @@
 // a service-based webhook that matches costs two gets (Service, Endpoints) per call; url-based, none.
 
 import { request as httpsRequest } from 'node:https';
-import { applyPatch as applyJsonPatch, deepClone, type Operation as JsonPatchOperation } from 'fast-json-patch';
+import jsonpatch, { type Operation as JsonPatchOperation } from 'fast-json-patch';
 import { isDeepStrictEqual } from 'node:util';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError, errors, type StatusReason } from '../machinery/status.ts';
@@ -246,7 +246,7 @@ function applyResponsePatch(name: string, req: AdmissionRequest, response: Obj):
   }
   let patched: KubeObject;
   try {
-    patched = applyJsonPatch(deepClone(req.object), ops, true, false).newDocument as KubeObject;
+    patched = jsonpatch.applyPatch(jsonpatch.deepClone(req.object), ops, true, false).newDocument as KubeObject;
   } catch (e) {
     throw errors.internal(String((e as Error).message).split('\n')[0]!);
   }

@@ -57,8 +57,8 @@ import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { podLogs } from './node-proxy.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
-import { policyFor, type RbacAuthorizer } from './rbac.ts';
-import { ensureBootstrapPolicy } from './bootstrap-policy.ts';
+import { policyFor, RbacAuthorizer } from './rbac.ts';
+import { bootstrapClusterRoleBindings, bootstrapClusterRoles, ensureBootstrapPolicy } from './bootstrap-policy.ts';
 import { impersonate } from './impersonation.ts';
 import { auditAuthorization, auditUser, type Auditor } from './audit.ts';
 import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
@@ -96,6 +96,11 @@ export interface ApiServerOptions {
    * test's STS endpoint (default: AWS's). Off when absent.
    */
   iam?: { clusterId: string; stsEndpoint?: string };
+  /**
+   * Authorize the control loops' identities against the bootstrap policy as shipped, not the store's RBAC
+   * objects (the cloud controller manager and scheduler: no watch, so no per-batch re-list). Default false.
+   */
+  shippedPolicyForLoops?: boolean;
   /** How old this server's view of the CRDs may get before a request re-reads them (crds.ts; default 1000 ms). */
   crdMaxAgeMs?: number;
   /** The audit log (audit.ts): every request answered is an event under its policy. Default: none. */
@@ -170,6 +175,7 @@ export class ApiServer {
     this.nodeGraph = new NodeGraph(this.registry);
     this.authz = denyBootstrappers(opts.authorizer ?? unionAuthorizer(privilegedGroupAuthorizer, createNodeAuthorizer(this.nodeGraph), this.rbac));
     this.ruleResolver = opts.ruleResolver ?? (opts.authorizer ? undefined : this.rbac);
+    this.shippedPolicyForLoops = opts.shippedPolicyForLoops ?? false;
     this.backend = opts.backend;
     this.chain = opts.admission ?? (opts.serviceAccountAdmission ? withServiceAccountAdmission(defaultAdmissionChain) : defaultAdmissionChain);
     this.maxBody = opts.maxBodyBytes ?? 3 * 1024 * 1024;
@@ -213,6 +219,13 @@ export class ApiServer {
    * per process (ensureBootstrapPolicy is idempotent: reads, and writes only what is missing).
    */
   private get loopAuthorizer(): Authorizer {
+    if (this.shippedPolicyForLoops) {
+      // A control-loop Lambda keeps no watch: re-listing RBAC per stream batch would cost the idle cluster
+      // reads on every wake. Its loops are authorized against the bootstrap policy as shipped (the roles the
+      // bootstrap writes to the store), read from nowhere; an edit of a system:controller role in the store
+      // does not reach them (it does reach skiff up's loops, whose RBAC view a watch keeps).
+      return (this.shippedLoopAuthz ??= unionAuthorizer(privilegedGroupAuthorizer, RbacAuthorizer.ofObjects([...bootstrapClusterRoles(), ...bootstrapClusterRoleBindings()] as never)));
+    }
     return {
       authorize: async (attrs) => {
         await (this.policyReady ??= ensureBootstrapPolicy(this.registry).catch((e) => {
@@ -223,7 +236,9 @@ export class ApiServer {
       },
     };
   }
+  private shippedLoopAuthz?: Authorizer;
   private policyReady?: Promise<void>;
+  private shippedPolicyForLoops: boolean;
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
     // Audited where requests are answered, so refusals (401, 403) and failures are events too.

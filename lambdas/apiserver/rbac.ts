@@ -195,6 +195,21 @@ export class RbacAuthorizer implements Authorizer, RuleResolver {
     this.maxAgeMs = opts.maxAgeMs ?? 1000;
   }
 
+  /**
+   * A view of fixed objects (never read from a store): the bootstrap policy as shipped, for the cloud
+   * control loops, whose identities are then authorized with no read per batch (app.ts loopAuthorizer).
+   */
+  static ofObjects(objects: { kind: string; metadata: { name?: string; namespace?: string } }[]): RbacAuthorizer {
+    const a = new RbacAuthorizer(undefined as unknown as Backend);
+    const plural: Record<string, string> = { Role: 'roles', ClusterRole: 'clusterroles', RoleBinding: 'rolebindings', ClusterRoleBinding: 'clusterrolebindings' };
+    for (const o of objects) {
+      const ns = o.metadata.namespace ? `${o.metadata.namespace}/` : '';
+      a.index.apply(`${PREFIX}${plural[o.kind]}/${ns}${o.metadata.name}`, JSON.stringify(o));
+    }
+    a.following = true; // nothing to re-read
+    return a;
+  }
+
   get isFollowing(): boolean {
     return this.following;
   }

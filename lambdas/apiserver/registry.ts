@@ -279,7 +279,8 @@ export class Registry {
     // ResourceQuota admission, the last step before storage (admission-quota.ts): what the object as it
     // will be stored is charged, in its own storage write below. A dry run is only checked.
     const plan = res.namespaced && namespace && this.quota ? await planQuotaCharges(this, res, namespace, obj) : undefined;
-    const clusterQuota = this.quota ? clusterQuotaPresence(res) : undefined;
+    // Presence counters (admission configurations, ClusterResourceQuotas) are kept whether or not quota is on.
+    const clusterQuota = clusterQuotaPresence(res);
     const abort = await kind.beginCreate?.(this, obj, opts.dryRun);
     if (opts.dryRun) return this.withTypeMeta(res, obj);
     // Namespaced objects count against their namespace's limit, in the create's own storage write.

@@ -10,5 +10,5 @@ import type { ControllerContext } from './controller.ts';
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
-  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true }).controllerContext()));
+  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true }).controllerContext()));
 }
