@@ -123,7 +123,7 @@ describe('prepareVolumes', () => {
     );
     // A claim is supported (test/agent.local-path.test.ts); one not bound yet waits.
     expect(attempt({ name: 'data', persistentVolumeClaim: { claimName: 'pvc' } })).toThrow('volume "data": PersistentVolumeClaim is not bound: "pvc"');
-    expect(attempt({ name: 'tok', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } })).toThrow(/projected source serviceAccountToken is not supported/);
+    expect(attempt({ name: 'tok', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } })).toThrow('volume "tok": no token for service account token source "token"');
     expect(fs.existsSync(path.join(tmp, '..', 'escape'))).toBe(false);
   });
 

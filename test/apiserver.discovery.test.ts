@@ -207,7 +207,8 @@ describe('aggregated discovery', () => {
       'scheduling.k8s.io',
       'coordination.k8s.io',
       'discovery.k8s.io',
-      'quota.skiff.io', // Skiff's own groups last
+      'iam.skiff.io', // Skiff's own groups last
+      'quota.skiff.io',
     ];
     expect(doc.items.map((i) => i.metadata.name)).toEqual(order);
     // The legacy /apis lists the same groups in the same order.
