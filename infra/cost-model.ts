@@ -204,7 +204,10 @@ export const OPERATIONS = {
         // (kube's controllers look in their listers), and the disruption controller finds the budgets
         // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
         // pod's readiness can change). Each Query reads the revision counter twice.
-      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 2, 'GetItem counter': 5, 'Query limitranges namespace': 1, 'Query priorityclasses': 1, 'GetItem count': 3, 'GetItem pods': 1, 'TransactWriteItems pods create +count': 1 },
+        // Admission reads the namespace once (NamespaceLifecycle and PodSecurity share it) and four counters
+        // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
+        // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
+      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem counter': 3, 'Query priorityclasses': 1, 'GetItem count': 4, 'GetItem pods': 1, 'TransactWriteItems pods create +count': 1 },
       scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'GetItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'TransactWriteItems pods update': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
       controllerManager: { 'GetItem counter': 10, 'Query replicationcontrollers namespace': 2, 'Query replicasets namespace': 2, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
     },

@@ -4,14 +4,15 @@
 // refusing with kube's 403 messages ("maximum cpu usage per Container is 500m, but limit is 1").
 // Pods are handled on create only (their containers' resources are immutable); claims on create and update.
 //
-// Cost per request: one list of the namespace's LimitRanges per pod create and claim write (usually
-// empty); nothing for any other request.
+// Cost per request: one counter read per pod create and claim write (how many LimitRanges the namespace
+// holds), and a list of them only when there are some; nothing for any other request.
 
 import { canonicalQuantity, formatQuantity, parseQuantityExact, type ParsedQuantity, type QuantityFormat } from '../machinery/quantity.ts';
 import { ApiError } from '../machinery/status.ts';
 import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { AdmissionPlugin } from './admission.ts';
+import { LIMIT_RANGES_IN } from './admission-quota.ts';
 
 type Obj = Record<string, any>;
 type ResourceList = Record<string, string>;
@@ -232,6 +233,8 @@ export const limitRanger: AdmissionPlugin = {
     const isPod = req.resource.resource === 'pods' && req.operation === 'CREATE';
     const isClaim = req.resource.resource === 'persistentvolumeclaims' && (req.operation === 'CREATE' || req.operation === 'UPDATE');
     if (!isPod && !isClaim) return;
+    // Most namespaces have none: one counter read (kept by the LimitRanges' own creates and deletes) says so.
+    if ((await registry.backend.count(LIMIT_RANGES_IN(req.namespace))) === 0) return;
     const ranges = (await registry.list(limitRanges, req.namespace)).items as Obj[];
     if (!ranges.length) return;
     if (isPod) admitPod(req.object, ranges);

@@ -18,6 +18,7 @@ import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { AdmissionPlugin, AdmissionRequest } from './admission.ts';
 import type { Registry } from './registry.ts';
+import { namespaceOf } from './admission-match.ts';
 import {
   AUDIT_ERROR_ANNOTATION,
   AUDIT_VIOLATIONS_ANNOTATION,
@@ -35,7 +36,6 @@ import {
 
 type Obj = Record<string, any>;
 
-const namespaces = findResource('', 'v1', 'namespaces')!;
 const pods = findResource('', 'v1', 'pods')!;
 
 /** Where each workload kind keeps its pod template (kube's DefaultPodSpecExtractor). */
@@ -53,8 +53,10 @@ const TEMPLATE_OF: Record<string, (o: Obj) => Obj | undefined> = {
 /** Pod subresources that cannot change the pod spec (ignoredPodSubresources). */
 const IGNORED_POD_SUBRESOURCES = new Set(['exec', 'attach', 'binding', 'eviction', 'log', 'portforward', 'proxy', 'status']);
 
-async function namespacePolicy(registry: Registry, ns: string): Promise<{ policy: Policy; error?: string }> {
-  const nsObj = await registry.get(namespaces, undefined, ns);
+async function namespacePolicy(req: AdmissionRequest, registry: Registry): Promise<{ policy: Policy; error?: string }> {
+  // The request's one read of its namespace, shared with NamespaceLifecycle and the policies (admission-match.ts).
+  const nsObj = await namespaceOf(req, registry);
+  if (!nsObj) throw errors.notFound('namespaces', '', req.namespace!);
   const { policy, errors: errs } = policyToEvaluate(nsObj.metadata.labels);
   const error = errs.length ? errs.map((e) => `${e.field}: ${e.message}`).join(', ') : undefined;
   return { policy, error: error && (errs.length > 1 ? `[${error}]` : error) };
@@ -199,7 +201,7 @@ export const podSecurityAdmission: AdmissionPlugin = {
     if (!isPod && !template) return;
     if (!req.object || !req.namespace) return;
     if (isPod ? IGNORED_POD_SUBRESOURCES.has(req.subresource ?? '') : req.subresource) return;
-    const { policy, error } = await namespacePolicy(registry, req.namespace);
+    const { policy, error } = await namespacePolicy(req, registry);
     if (isPod) {
       if (!error && policy.enforce.level === 'privileged' && policy.warn.level === 'privileged' && policy.audit.level === 'privileged') {
         // kube's shared "privileged" answer still records the policy it enforced.

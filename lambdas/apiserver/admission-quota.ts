@@ -70,10 +70,17 @@ export const clusterNamespaceGroup = (quotaUid: string, namespace: string, resou
 /** How many ResourceQuotas a namespace holds, and ClusterResourceQuotas the cluster: counters kept by their creates and deletes. */
 export const QUOTAS_IN = (namespace: string) => `quotas/${namespace}`;
 export const CLUSTER_QUOTAS = 'clusterquotas';
+/** How many LimitRanges a namespace holds (admission-limitranger.ts reads it before listing them). */
+export const LIMIT_RANGES_IN = (namespace: string) => `limitranges/${namespace}`;
 
-/** A quota's create joins its presence counter (its delete leaves it), so admission lists only where there are quotas. */
+/**
+ * A quota's or a LimitRange's create joins its namespace's presence counter (its delete leaves it), so
+ * admission reads one counter, and lists only where there are some.
+ */
 function presenceCharge(res: ResourceInfo, namespace: string): Charge | undefined {
-  if (res.group === '' && res.resource === 'resourcequotas') return { group: QUOTAS_IN(namespace), amount: 1, limit: Number.MAX_SAFE_INTEGER };
+  if (res.group !== '') return undefined;
+  if (res.resource === 'resourcequotas') return { group: QUOTAS_IN(namespace), amount: 1, limit: Number.MAX_SAFE_INTEGER };
+  if (res.resource === 'limitranges') return { group: LIMIT_RANGES_IN(namespace), amount: 1, limit: Number.MAX_SAFE_INTEGER };
   return undefined;
 }
 

@@ -18,6 +18,7 @@ import { limitRanger } from './admission-limitranger.ts';
 import { validatingAdmissionPolicy } from './admission-policy.ts';
 import { mutatingAdmissionWebhook, validatingAdmissionWebhook } from './admission-webhooks.ts';
 import { serviceAccountAdmission } from './admission-serviceaccount.ts';
+import { namespaceOf } from './admission-match.ts';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -45,7 +46,6 @@ export interface AdmissionPlugin {
   admit(req: AdmissionRequest, registry: Registry): Promise<void>;
 }
 
-const namespaces = findResource('', 'v1', 'namespaces')!;
 
 /** NamespaceLifecycle: objects may only be created in a namespace that exists and is not terminating. */
 export const namespaceLifecycle: AdmissionPlugin = {
@@ -54,13 +54,9 @@ export const namespaceLifecycle: AdmissionPlugin = {
     if (req.operation !== 'CREATE' || !req.resource.namespaced || !req.namespace) return;
     // Subresource creates (pods/binding) act on an existing object; its namespace was checked then.
     if (req.subresource) return;
-    let ns: KubeObject;
-    try {
-      ns = await registry.get(namespaces, undefined, req.namespace);
-    } catch (e) {
-      if (e instanceof ApiError && e.code === 404) throw errors.notFound('namespaces', '', req.namespace);
-      throw e;
-    }
+    // One read of the namespace per request, shared with PodSecurity and the policies (admission-match.ts).
+    const ns = await namespaceOf(req, registry);
+    if (!ns) throw errors.notFound('namespaces', '', req.namespace);
     if (ns.metadata.deletionTimestamp || ns.status?.phase === 'Terminating') {
       throw new ApiError(
         'Forbidden',
