@@ -63,6 +63,8 @@ describe('kubectl and ResourceQuota', () => {
     for (const ns of ['cq1', 'cq2']) {
       expect((await c.kubectl(['create', 'namespace', ns])).code).toBe(0);
       expect((await c.kubectl(['label', 'namespace', ns, 'team=blue'])).code).toBe(0);
+      // Each namespace holds one ConfigMap of its own, kube-root-ca.crt, which the quota counts.
+      await until(`kube-root-ca.crt in ${ns}`, async () => (await c.kubectl(['get', 'configmap', 'kube-root-ca.crt', '-n', ns])).code === 0);
     }
     const applied = await c.kubectl(['apply', '-f', '-'], `apiVersion: quota.skiff.io/v1
 kind: ClusterResourceQuota
@@ -100,9 +102,9 @@ spec:
     const flat = described.stdout.replace(/\s+/g, ' ');
     expect(flat).toContain('Name: blue');
     expect(flat).toContain(
-      'Status: Namespaces: Namespace: cq1 Status: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 0 Pods: 1 ' +
-        'Namespace: cq2 Status: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 0 Pods: 1 ' +
-        'Total: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 0 Pods: 2',
+      'Status: Namespaces: Namespace: cq1 Status: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 1 Pods: 1 ' +
+        'Namespace: cq2 Status: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 1 Pods: 1 ' +
+        'Total: Hard: count/configmaps: 10 Pods: 2 Used: count/configmaps: 2 Pods: 2',
     );
   }, 120_000);
 });

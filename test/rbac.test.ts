@@ -64,7 +64,12 @@ function client(c: LocalCluster, token: string) {
 }
 
 /** kube's 403 Status for an authorizer's refusal. */
-const forbidden = (message: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Forbidden', code: 403 });
+// kube's 403: details name the resource (kind), its group and the object, as the message does.
+const forbidden = (message: string) => {
+  const m = /^([a-z]+)(?:\.([a-z0-9.]+))?(?: "([^"]+)")? is forbidden/.exec(message);
+  const details = m ? { ...(m[3] ? { name: m[3] } : {}), ...(m[2] ? { group: m[2] } : {}), kind: m[1] } : {};
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Forbidden', details, code: 403 };
+};
 
 const role = (name: string, rules: unknown[]) => ({ apiVersion: RBAC, kind: 'Role', metadata: { name }, rules });
 const binding = (name: string, roleKind: string, roleName: string, user: string) => ({
@@ -153,7 +158,9 @@ describe.each(stores)('RBAC on %s', (_name, makeStore, enabled) => {
         const patched = await alice('PATCH', '/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles/scaler', { rules: [{ apiGroups: ['*'], resources: ['*/scale'], verbs: ['get'] }] });
         expect(patched.status).toBe(403);
         expect(patched.json.message).toContain('{APIGroups:["*"], Resources:["*/scale"], Verbs:["get"]}');
-        // Binding a role she does not hold (admin): refused; to a role that does not exist: 404.
+        // Binding a role she does not hold (admin): refused; to a role that does not exist: 404. (admin's
+        // rules are gathered by the aggregation controller: once they are there.)
+        await until('the admin ClusterRole aggregated', async () => (await admin('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/admin')).json.rules?.length > 0);
         const bindAdmin = await alice('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings', binding('alice-admin', 'ClusterRole', 'admin', 'alice'));
         expect(bindAdmin.status).toBe(403);
         expect(bindAdmin.json.message).toMatch(/^rolebindings\.rbac\.authorization\.k8s\.io "alice-admin" is forbidden: user "alice" \(groups=\["devs" "system:authenticated"\]\) is attempting to grant RBAC permissions not currently held:\n\{/);

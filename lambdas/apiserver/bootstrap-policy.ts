@@ -160,6 +160,11 @@ const CLUSTER_ROLES: RoleSpec[] = [
       rule(READ, ['storage.k8s.io'], ['csistoragecapacities']),
     ],
   },
+  {
+    // The scheduler's VolumeBinding plugin writes a claim's selected node and binds volumes to claims.
+    name: 'system:volume-scheduler',
+    rules: [rule(['get', 'list', 'patch', 'update', 'watch'], [''], ['persistentvolumes']), rule(READ, ['storage.k8s.io'], ['storageclasses']), rule(['get', 'list', 'patch', 'update', 'watch'], [''], ['persistentvolumeclaims'])],
+  },
 ];
 
 /**
@@ -191,6 +196,19 @@ const CONTROLLER_ROLES: RoleSpec[] = [
     name: 'endpoint-controller',
     rules: [rule(READ, [''], ['services', 'pods']), rule(['get', 'list', 'create', 'update', 'delete'], [''], ['endpoints']), rule(['create', 'delete', 'get', 'list', 'update'], ['discovery.k8s.io'], ['endpointslices']), EVENTS],
   },
+  // kube's two, plus the reads Skiff's loops make where kube's read their informers.
+  { name: 'serviceaccount-controller', rules: [rule(['create'], [''], ['serviceaccounts']), rule(READ, [''], ['serviceaccounts', 'namespaces']), EVENTS] },
+  { name: 'root-ca-cert-publisher', rules: [rule(['create', 'update'], [''], ['configmaps']), rule(READ, [''], ['configmaps', 'namespaces']), EVENTS] },
+  // Quota counts anything for reconciliation, so it needs full viewing powers (kube's words); Skiff's loop
+  // also reads a quota from the store before its status write.
+  {
+    name: 'resourcequota-controller',
+    rules: [rule(['list', 'watch'], ['*'], ['*']), rule(['get'], [''], ['resourcequotas']), rule(['update'], [''], ['resourcequotas/status']), EVENTS],
+  },
+  {
+    name: 'clusterresourcequota-controller',
+    rules: [rule(['list', 'watch'], ['*'], ['*']), rule(['get'], ['quota.skiff.io'], ['clusterresourcequotas']), rule(['update'], ['quota.skiff.io'], ['clusterresourcequotas/status']), EVENTS],
+  },
   {
     name: 'persistent-volume-binder',
     rules: [
@@ -220,6 +238,7 @@ const CLUSTER_ROLE_BINDINGS: { name: string; users?: string[]; groups?: string[]
   { name: 'system:node' },
   { name: 'system:node-proxier', users: ['system:kube-proxy'] },
   { name: 'system:kube-scheduler', users: ['system:kube-scheduler'] },
+  { name: 'system:volume-scheduler', users: ['system:kube-scheduler'] },
   { name: 'system:service-account-issuer-discovery', groups: ['system:serviceaccounts'] },
   // Controller roles are bound to kube-system service accounts named for them, as kube binds its own.
   ...CONTROLLER_ROLES.map((r) => ({ name: `system:controller:${r.name}`, serviceAccounts: [['kube-system', r.name] as [string, string]] })),

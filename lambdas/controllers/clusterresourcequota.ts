@@ -18,6 +18,7 @@ import { findResource, storageKey, type ResourceInfo } from '../machinery/resour
 import { isObject, type KubeObject } from '../machinery/types.ts';
 import { jsonEqual, obj } from '../machinery/validation.ts';
 import { readerOf, type Controller, type ControllerContext } from './controller.ts';
+import { controllerUser } from './identity.ts';
 import { kindOfQuotaResource, resourceQuotaController } from './resourcequota.ts';
 
 type Obj = Record<string, any>;
@@ -105,6 +106,7 @@ async function reconcileClusterQuota(ctx: ControllerContext, name: string): Prom
 
 export const clusterResourceQuotaController: Controller = {
   name: 'clusterresourcequota-controller',
+  identity: controllerUser('clusterresourcequota-controller'),
   watches: [clusterResourceQuotas, namespaces, ...resourceQuotaController.watches],
   keys: (ev) => {
     if (ev.resource === clusterResourceQuotas) return [ev.object.metadata.name!];

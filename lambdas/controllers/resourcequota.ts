@@ -16,6 +16,7 @@ import { findResource, storageKey, type ResourceInfo } from '../machinery/resour
 import { isObject, type KubeObject } from '../machinery/types.ts';
 import { jsonEqual } from '../machinery/validation.ts';
 import { readerOf, type Controller, type ControllerContext } from './controller.ts';
+import { controllerUser } from './identity.ts';
 
 type Obj = Record<string, any>;
 
@@ -114,6 +115,7 @@ async function reconcileQuota(ctx: ControllerContext, quota: KubeObject): Promis
 
 export const resourceQuotaController: Controller = {
   name: 'resourcequota-controller',
+  identity: controllerUser('resourcequota-controller'),
   watches: [resourceQuotas, pods, services, claims, ...Object.values(LEGACY).filter((r) => r !== resourceQuotas)],
   keys: (ev) => (ev.object.metadata.namespace ? [ev.object.metadata.namespace] : []),
   async reconcile(ns, ctx) {

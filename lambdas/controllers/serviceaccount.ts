@@ -17,6 +17,7 @@ import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { readerOf, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
+import { controllerUser } from './identity.ts';
 
 const namespaces = findResource('', 'v1', 'namespaces')!;
 const serviceAccounts = findResource('', 'v1', 'serviceaccounts')!;
@@ -55,6 +56,7 @@ function ignorable(e: unknown): boolean {
 
 export const serviceAccountsController: Controller = {
   name: 'serviceaccounts',
+  identity: controllerUser('serviceaccount-controller'),
   watches: [namespaces, serviceAccounts],
   keys: namespaceKeys(DEFAULT_SERVICE_ACCOUNT),
   async reconcile(ns, ctx) {
@@ -74,6 +76,7 @@ export function createRootCACertPublisher(opts: { caCert: string }): Controller 
   const data = { 'ca.crt': opts.caCert };
   return {
     name: 'root-ca-cert-publisher',
+    identity: controllerUser('root-ca-cert-publisher'),
     watches: [namespaces, configMaps],
     keys: namespaceKeys(ROOT_CA_CONFIGMAP),
     async reconcile(ns, ctx) {
