@@ -118,6 +118,10 @@ describe.skipIf(!moto)('npm run deploy:local against moto', () => {
     expect((await call('GET', '/api/v1/namespaces', undefined, 'Bearer not-a-token')).status).toBe(401);
     const ns = await call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'smoke' } });
     expect(ns.status, JSON.stringify(ns.body)).toBe(201);
+    // ServiceAccount admission wants the namespace's default account, which the controller manager's
+    // stream function makes in a deployed cluster; no stream runs here, so it is made as that loop would.
+    const sa = await call('POST', '/api/v1/namespaces/smoke/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+    expect(sa.status, JSON.stringify(sa.body)).toBe(201);
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
