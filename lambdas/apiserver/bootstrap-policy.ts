@@ -189,7 +189,7 @@ const CONTROLLER_ROLES: RoleSpec[] = [
     name: 'statefulset-controller',
     rules: [rule(READ, ['apps'], ['statefulsets']), rule(['update'], ['apps'], ['statefulsets/status']), rule(['get', 'list', 'watch', 'create', 'delete', 'update', 'patch'], [''], ['pods']), rule(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], ['apps'], ['controllerrevisions']), rule(['get', 'list', 'watch', 'create', 'update', 'patch'], [''], ['persistentvolumeclaims']), EVENTS],
   },
-  { name: 'job-controller', rules: [rule(['get', 'list', 'watch', 'update', 'patch', 'delete'], ['batch'], ['jobs']), rule(['update', 'patch'], ['batch'], ['jobs/status']), rule(['update'], ['batch'], ['jobs/finalizers']), rule(['list', 'watch', 'create', 'delete', 'patch', 'update'], [''], ['pods']), EVENTS] },
+  { name: 'job-controller', rules: [rule(['get', 'list', 'watch', 'update', 'patch', 'delete'], ['batch'], ['jobs']), rule(['update', 'patch'], ['batch'], ['jobs/status']), rule(['update'], ['batch'], ['jobs/finalizers']), rule(['get', 'list', 'watch', 'create', 'delete', 'patch', 'update'], [''], ['pods']), EVENTS] },
   { name: 'cronjob-controller', rules: [rule(['get', 'list', 'watch', 'update'], ['batch'], ['cronjobs']), rule(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], ['batch'], ['jobs']), rule(['update'], ['batch'], ['cronjobs/status']), rule(['list', 'delete'], [''], ['pods']), EVENTS] },
   { name: 'generic-garbage-collector', rules: [rule(['get', 'list', 'watch', 'patch', 'update', 'delete'], ['*'], ['*'])] },
   {
