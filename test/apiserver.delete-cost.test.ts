@@ -39,10 +39,11 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
   it.runIf(enabled)('is one storage write, as a create is, and costs the garbage collector no list however full the namespace', async () => {
     const { backend, calls } = counting(await make());
     // As `skiff up` runs it: the apiserver follows the store's CRDs with a watch (the loops ask it which
-    // kinds are served, custom ones included), so no request or reconcile re-reads them.
+    // kinds are served, custom ones included), and its RBAC objects (the loops' calls are authorized), so
+    // no request or reconcile re-reads them.
     const api = new ApiServer({ backend });
     const feed = new AbortController();
-    const following = api.crds.follow(feed.signal);
+    const following = Promise.all([api.crds.follow(feed.signal), api.rbac.follow(feed.signal)]);
     const ctx = api.controllerContext();
     const reg = ctx.registry;
     await reg.create(nsRes, undefined, { metadata: { name: 'default' } });
@@ -79,8 +80,9 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
 
       calls.clear();
       await reg.create(cmRes, 'default', { metadata: { name: 'x' }, data: { a: 'b' } });
-      // The create: one write, no read (the key's absence is checked inside the write).
-      expect(Object.fromEntries(calls)).toEqual({ create: 1 });
+      // The create: one write (the key's absence is checked inside it), and two counter reads: whether the
+      // namespace has ResourceQuotas and the cluster ClusterResourceQuotas (quota admission lists only then).
+      expect(Object.fromEntries(calls)).toEqual({ count: 2, create: 1 });
 
       calls.clear();
       done.length = 0;

@@ -2,6 +2,7 @@
 // apiserver whose store is a DynamoDB table (moto server, or SKIFF_DYNAMODB_ENDPOINT).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from './support/until.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,8 +75,10 @@ describe.skipIf(!ddb)('apiserver on DynamoDB', () => {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(c.kubeconfigPath);
     const core = kc.makeApiClient(k8s.CoreV1Api);
+    // With the namespace's own kube-root-ca.crt, once the root CA loop has published it.
+    await until('kube-root-ca.crt in prod', async () => (await core.listNamespacedConfigMap({ namespace: 'prod' })).items.length === 2);
     const list = await core.listNamespacedConfigMap({ namespace: 'prod' });
-    expect(list.items.map((i) => i.metadata?.name)).toEqual(['settings']);
+    expect(list.items.map((i) => i.metadata?.name)).toEqual(['kube-root-ca.crt', 'settings']);
     const seen: string[] = [];
     const ctl = await new k8s.Watch(kc).watch(
       '/api/v1/namespaces/prod/configmaps',

@@ -6,8 +6,8 @@
 // namespace's kube-root-ca.crt (ca.crt) and the namespace (downward API). The node agent fills it.
 // A pod with no imagePullSecrets gets its ServiceAccount's. Mirror pods are left alone.
 // Costs one read of the ServiceAccount per pod create (kube reads an informer); for `default`, missing
-// right after its namespace was made, up to 10 reads 100-200 ms apart while the serviceaccounts loop
-// creates it (kube's retry).
+// right after its namespace was made, up to 10 reads (kube's retry; over about 6.5 s here) while the
+// serviceaccounts loop creates it.
 
 import { findResource } from '../machinery/resources.ts';
 import { ApiError, qualifiedResource } from '../machinery/status.ts';
@@ -49,9 +49,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function getServiceAccount(registry: Registry, namespace: string, name: string): Promise<KubeObject | undefined> {
   const res = findResource('', 'v1', 'serviceaccounts')!;
   const attempts = name === DEFAULT_SERVICE_ACCOUNT_NAME ? 10 : 1;
-  const interval = 100 + Math.floor(Math.random() * 100);
   for (let i = 0; i < attempts; i++) {
-    if (i) await sleep(interval);
+    // 100 ms doubling to 1 s (about 6.5 s in all): a store polled by the loops (DynamoDB) or a loop queue
+    // busy with a start-up resync can take seconds to make a new namespace's account.
+    if (i) await sleep(Math.min(100 * 2 ** (i - 1), 1000) + Math.floor(Math.random() * 50));
     try {
       return await registry.get(res, namespace, name);
     } catch (e) {
