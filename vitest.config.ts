@@ -6,6 +6,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two test files at a time: most of a file's time is waiting (moto, Docker, kubectl, loops' timers),
+    // and vitest's default on a 2-core machine (cores - 1) ran the suite one file at a time.
+    maxWorkers: 2,
     // The JSON report lets .ci/run print a one-line count of passed, failed and skipped tests.
     reporters: ['default', 'json'],
     outputFile: { json: '.test-results.json' },

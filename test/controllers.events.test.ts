@@ -105,17 +105,19 @@ for (const [label, makeStore, enabled] of backends) {
       expect(combined[0]).toMatchObject({ count: 23 - 8, message: '(combined from similar events): Created pod: p-23', reason: 'SuccessfulCreate', involvedObject: { name: 'web', uid: 'uid-web' } });
     });
 
-    it(`a replication controller creating 600 pods writes a bounded number of Events`, async () => {
+    // Far more pods than the spam filter lets through (25); fewer through moto, which is slow.
+    const many = label === 'SQLite' ? 600 : 150;
+    it(`a replication controller creating ${many} pods writes a bounded number of Events`, async () => {
       const ctx = await newCtx(await makeStore());
       const labels = { app: 'many' };
       const rc = await ctx.registry.create(rcs, 'default', {
         metadata: { name: 'many' },
-        spec: { replicas: 600, selector: labels, template: { metadata: { labels }, spec: { containers: [{ name: 'c', image: 'nginx' }] } } },
+        spec: { replicas: many, selector: labels, template: { metadata: { labels }, spec: { containers: [{ name: 'c', image: 'nginx' }] } } },
       });
       for (let i = 0; i < 3; i++) await rcc.reconcile('default/many', ctx);
-      expect((await ctx.registry.list(pods, 'default')).items).toHaveLength(600);
+      expect((await ctx.registry.list(pods, 'default')).items).toHaveLength(many);
       const evs = (await ctx.registry.list(eventsRes, 'default')).items.filter((e) => e.involvedObject.uid === rc.metadata.uid);
-      // 9 single ones, then one combined one: the other 575 were dropped by the spam filter.
+      // 9 single ones, then one combined one: the other (many - 25) were dropped by the spam filter.
       expect(evs).toHaveLength(10);
       expect(evs.reduce((n, e) => n + e.count, 0)).toBe(25);
       expect(evs.filter((e) => e.message.startsWith('(combined from similar events): Created pod: many-'))).toHaveLength(1);
