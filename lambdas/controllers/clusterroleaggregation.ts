@@ -36,16 +36,26 @@ export const clusterRoleAggregationController: Controller = {
   keys: () => [ALL],
   allKeys: async () => [ALL],
   async reconcile(_key, ctx) {
-    const all = await readerOf(ctx).list(clusterRoles, undefined);
-    for (const role of all) {
-      if (!role.aggregationRule) continue;
-      const rules = aggregatedRules(role, all);
-      if (jsonEqual(role.rules ?? [], rules)) continue;
-      try {
-        await ctx.registry.guaranteedUpdate(clusterRoles, undefined, role.metadata.name!, undefined, {}, (cur) => ({ ...cur, rules }));
-      } catch (e) {
-        // Deleted meanwhile: nothing to aggregate into.
-        if (!(e instanceof ApiError && e.code === 404)) throw e;
+    // Aggregated roles gather each other ("edit" gathers "view", itself aggregated): what one pass writes
+    // is what the next roles gather, so passes repeat over the updated set until nothing changes, rather
+    // than waiting for the writes' own events (a role left with half its rules meanwhile refuses requests
+    // it should allow). Each pass changes at least one role, so there are at most as many as aggregated roles.
+    const all = [...(await readerOf(ctx).list(clusterRoles, undefined))];
+    const aggregated = all.filter((r) => r.aggregationRule).length;
+    for (let pass = 0, changed = true; changed && pass <= aggregated; pass++) {
+      changed = false;
+      for (const [i, role] of all.entries()) {
+        if (!role.aggregationRule) continue;
+        const rules = aggregatedRules(role, all);
+        if (jsonEqual(role.rules ?? [], rules)) continue;
+        changed = true;
+        try {
+          all[i] = await ctx.registry.guaranteedUpdate(clusterRoles, undefined, role.metadata.name!, undefined, {}, (cur) => ({ ...cur, rules }));
+        } catch (e) {
+          // Deleted meanwhile: nothing to aggregate into.
+          if (!(e instanceof ApiError && e.code === 404)) throw e;
+          all[i] = { ...role, rules };
+        }
       }
     }
   },
