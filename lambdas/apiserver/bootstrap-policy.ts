@@ -17,7 +17,7 @@ import type { KubeObject } from '../machinery/types.ts';
 import { jsonEqual } from '../machinery/validation.ts';
 import type { PolicyRule } from './auth.ts';
 import type { Registry } from './registry.ts';
-import { covers } from './rbac-rules.ts';
+import { aggregateRoles, covers } from './rbac-rules.ts';
 
 export const AUTOUPDATE_ANNOTATION = 'rbac.authorization.kubernetes.io/autoupdate';
 const BOOTSTRAP_LABEL = { 'kubernetes.io/bootstrapping': 'rbac-defaults' };
@@ -249,13 +249,15 @@ const meta = (name: string, labels?: Record<string, string>) => ({ name, labels:
 /** The default ClusterRoles as objects to write. */
 export function bootstrapClusterRoles(): KubeObject[] {
   const roles = [...CLUSTER_ROLES, ...CONTROLLER_ROLES.map((r) => ({ ...r, name: `system:controller:${r.name}` }))];
-  return roles.map((r) => ({
+  // admin, edit and view are written already gathered from the bootstrap roles (the aggregation controller
+  // adds what later roles bring): a fresh cluster never serves them empty or half-filled.
+  return aggregateRoles(roles.map((r) => ({
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
     metadata: meta(r.name, r.labels),
     ...(r.aggregate ? { aggregationRule: { clusterRoleSelectors: [{ matchLabels: { [AGGREGATE_TO(r.aggregate)]: 'true' } }] } } : {}),
     ...(r.rules ? { rules: r.rules } : {}),
-  }));
+  })));
 }
 
 /** The default ClusterRoleBindings as objects to write. */

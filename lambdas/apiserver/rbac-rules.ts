@@ -4,7 +4,9 @@
 // the same semantics: '*' for verbs, groups and resources, "pods/log" and "*/scale" subresource forms,
 // resourceNames (never matching a request that names no object), nonResourceURLs with a trailing '*'.
 
-import { goQuote } from '../machinery/validation.ts';
+import { goQuote, jsonEqual } from '../machinery/validation.ts';
+import { labelSelectorFromMetav1, type MetaLabelSelector } from '../machinery/selectors.ts';
+import type { KubeObject } from '../machinery/types.ts';
 import type { PolicyRule, RequestAttributes } from './auth.ts';
 
 const ALL = '*';
@@ -130,3 +132,35 @@ export function compactString(r: PolicyRule): string {
 }
 
 export { goStrings };
+
+/** The rules an aggregated ClusterRole should hold: those of the roles its selectors match, by name, each rule once. */
+export function aggregatedRules(role: KubeObject, all: readonly KubeObject[]): unknown[] {
+  const selectors = ((role.aggregationRule?.clusterRoleSelectors ?? []) as MetaLabelSelector[]).map((s) => labelSelectorFromMetav1(s));
+  const sources = all
+    .filter((r) => r.metadata.name !== role.metadata.name && selectors.some((s) => s.matches(r.metadata.labels ?? {})))
+    .sort((a, b) => (a.metadata.name! < b.metadata.name! ? -1 : a.metadata.name! > b.metadata.name! ? 1 : 0));
+  const rules: unknown[] = [];
+  for (const src of sources) for (const r of src.rules ?? []) if (!rules.some((x) => jsonEqual(x, r))) rules.push(r);
+  return rules;
+}
+
+/**
+ * The ClusterRoles with every aggregated one's rules gathered. Aggregated roles gather each other ("edit"
+ * gathers "view", itself aggregated), so passes repeat over the updated set until nothing changes; each
+ * pass changes at least one role, so there are at most as many passes as aggregated roles.
+ */
+export function aggregateRoles(roles: readonly KubeObject[]): KubeObject[] {
+  const all = [...roles];
+  const aggregated = all.filter((r) => r.aggregationRule).length;
+  for (let pass = 0, changed = true; changed && pass <= aggregated; pass++) {
+    changed = false;
+    for (const [i, role] of all.entries()) {
+      if (!role.aggregationRule) continue;
+      const rules = aggregatedRules(role, all);
+      if (jsonEqual(role.rules ?? [], rules)) continue;
+      all[i] = { ...role, rules };
+      changed = true;
+    }
+  }
+  return all;
+}
