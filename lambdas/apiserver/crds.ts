@@ -128,6 +128,9 @@ export class CustomResourceServing {
       } finally {
         this.following = false;
       }
+      // Stopped (the watch ended because the signal aborted): done. Otherwise retry after a second; the
+      // timer is unref'd, so an abort here would leave close() awaiting a promise nothing keeps alive.
+      if (signal.aborted) break;
       await new Promise((r) => setTimeout(r, 1000).unref());
     }
   }
