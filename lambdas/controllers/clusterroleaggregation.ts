@@ -4,14 +4,14 @@
 // CRD authors and the bootstrap policy add.
 //
 // Any ClusterRole's change may change what an aggregated one gathers, so every change maps to one key,
-// "*": reconcile all aggregated ClusterRoles. Cost per reconcile: one list of ClusterRoles from the store
-// and one write per role whose rules changed.
+// "*": reconcile all aggregated ClusterRoles. Cost per reconcile: one list of ClusterRoles from the cache
+// (the informer locally; one list per stream batch in the cloud) and one write per role whose rules changed.
 
 import { ApiError } from '../machinery/status.ts';
 import { findResource } from '../machinery/resources.ts';
 import { jsonEqual } from '../machinery/validation.ts';
 import { aggregateRoles } from '../apiserver/rbac-rules.ts';
-import type { Controller } from './controller.ts';
+import { readerOf, type Controller } from './controller.ts';
 import { controllerUser } from './identity.ts';
 
 const clusterRoles = findResource('rbac.authorization.k8s.io', 'v1', 'clusterroles')!;
@@ -24,11 +24,9 @@ export const clusterRoleAggregationController: Controller = {
   keys: () => [ALL],
   allKeys: async () => [ALL],
   async reconcile(_key, ctx) {
-    // From the store, not the shared cache: rules gathered from a cache that lags behind a source role's
-    // last write would be written back over newer ones. ClusterRoles change rarely; this is per change.
     // All aggregated roles are gathered to a fixed point first (aggregateRoles), so "edit" gets "view"'s
     // rules in the same reconcile that fills "view", not after its own write's event comes back.
-    const stored = (await ctx.registry.list(clusterRoles, undefined)).items;
+    const stored = await readerOf(ctx).list(clusterRoles, undefined);
     const want = aggregateRoles(stored);
     for (const [i, role] of stored.entries()) {
       const rules = want[i]!.rules ?? [];
