@@ -193,22 +193,22 @@ export const OPERATIONS = {
     apiRequests: 1,
     invocations: { scheduler: 3, controllerManager: 3 },
     dynamo: {
-        // Priority admission: a pod naming no PriorityClass gets the globalDefault one, found by a list
-        // (kube reads an informer's cache); a pod naming one costs a GetItem priorityclasses instead.
-        // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
-        // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
-        // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
-        // Queries). The pod's IP (podStart) is what reaches its Services.
-        // An orphan pod may be adopted by a ReplicationController or a ReplicaSet whose selector matches:
-        // each loop lists its kind in the pod's namespace once per batch that carries an orphan's record
-        // (kube's controllers look in their listers), and the disruption controller finds the budgets
-        // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
-        // pod's readiness can change). Each Query reads the revision counter twice.
-        // Admission reads the namespace once (NamespaceLifecycle and PodSecurity share it) and four counters
-        // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
-        // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
+      // Priority admission: a pod naming no PriorityClass gets the globalDefault one, found by a list
+      // (kube reads an informer's cache); a pod naming one costs a GetItem priorityclasses instead.
+      // Admission reads the namespace once (NamespaceLifecycle and PodSecurity share it) and four counters
+      // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
+      // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
       apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem counter': 3, 'Query priorityclasses': 1, 'GetItem count': 4, 'GetItem pods': 1, 'TransactWriteItems pods create +count': 1 },
       scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'GetItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'TransactWriteItems pods update': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
+      // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
+      // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
+      // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
+      // Queries). The pod's IP (podStart) is what reaches its Services.
+      // An orphan pod may be adopted by a ReplicationController or a ReplicaSet whose selector matches:
+      // each loop lists its kind in the pod's namespace once per batch that carries an orphan's record
+      // (kube's controllers look in their listers), and the disruption controller finds the budgets
+      // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
+      // pod's readiness can change). Each Query reads the revision counter twice.
       controllerManager: { 'GetItem counter': 10, 'Query replicationcontrollers namespace': 2, 'Query replicasets namespace': 2, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
     },
   },
@@ -220,8 +220,8 @@ export const OPERATIONS = {
     apiRequests: 5,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
-        // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
-        // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
+      // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
+      // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
       apiserver: { 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem counter': 6, 'GetItem events': 3, 'TransactWriteItems events create +count': 3, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
       controllerManager: { 'GetItem counter': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },

@@ -3,7 +3,6 @@
 // registry's write path (Kubernetes' "strategy"), so they also guard writes that bypass HTTP.
 
 import type { ResourceInfo } from '../machinery/resources.ts';
-import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { Registry } from './registry.ts';
@@ -45,7 +44,6 @@ export interface AdmissionPlugin {
   name: string;
   admit(req: AdmissionRequest, registry: Registry): Promise<void>;
 }
-
 
 /** NamespaceLifecycle: objects may only be created in a namespace that exists and is not terminating. */
 export const namespaceLifecycle: AdmissionPlugin = {
