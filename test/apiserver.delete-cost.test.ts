@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ControllerContext } from '../lambdas/controllers/controller.ts';
 import { garbageCollector } from '../lambdas/controllers/garbagecollector.ts';
+import { SharedInformers } from '../lambdas/controllers/informer.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -65,9 +66,13 @@ describe.each(backends)('a ConfigMap delete on %s', (_name, make, enabled) => {
         }
       },
     };
-    const runner = runControllers(ctx, [gc], { resyncMs: 3_600_000 });
+    // The runner's caches, held here to wait for their first lists: a delete made before a cache has
+    // listed is in neither its list nor its watch, and (without the resync) would never be reconciled.
+    const informers = new SharedInformers(reg);
+    const runner = runControllers({ ...ctx, cache: informers }, [gc], { resyncMs: 3_600_000 });
     try {
-      // Running, caches filled (reconciles wait for them): a first delete has been reconciled.
+      await informers.synced();
+      // Running, caches filled: a first delete has been reconciled.
       await reg.delete(cmRes, 'default', 'filler-0');
       await until('the garbage collector to reconcile a first delete', async () => done.some((k) => k.includes('|filler-0|')), 120_000);
 

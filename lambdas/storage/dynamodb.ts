@@ -123,6 +123,7 @@ export class DynamoBackend implements Backend {
   private readonly retentionSeconds: number;
   private readonly maxListReplay: number;
   private readonly feed: RevisionFeed;
+  private readonly recentLog: LogWindow;
   private closed = false;
   private writeQueue: Promise<unknown> = Promise.resolve();
 
@@ -132,6 +133,7 @@ export class DynamoBackend implements Backend {
     this.retentionSeconds = opts.logRetentionSeconds ?? 3600;
     this.maxListReplay = opts.maxListReplay ?? 10_000;
     this.feed = new RevisionFeed(() => this.currentRevision(), opts.pollIntervalMs ?? 150);
+    this.recentLog = new LogWindow((after, upTo) => this.readLog('watch', after, upTo));
   }
 
   // ---- reads ----
@@ -547,7 +549,10 @@ export class DynamoBackend implements Backend {
       if (signal.aborted || this.closed) return;
       if (known > last) {
         const upTo = Math.min(known, last + BATCH_REVISIONS);
-        const entries = await this.readLog(prefix, last, upTo);
+        const entries = await this.recentLog.read(last, upTo).catch((e) => {
+          // The shared read's Compacted, naming this watch's prefix.
+          throw e instanceof StorageError && e.code === 'Compacted' ? new StorageError('Compacted', prefix, e.message, e.revision) : e;
+        });
         last = upTo;
         const events: WatchEvent[] = entries.filter((e) => e.kv.key.startsWith(prefix));
         if (events.length > 0) {
@@ -677,6 +682,50 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
     await client.send(
       new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { AttributeName: s.timeToLiveAttribute, Enabled: true } }),
     );
+  }
+}
+
+/**
+ * The log's recent entries, read once for all of this process's watches. Every write moves every watch
+ * (they wait on the one RevisionFeed), and each read the log range itself: with the ~30 watches a process
+ * of loops keeps (one per kind), a write cost ~30 Queries. Watches that wait on the same range now share
+ * one read (in flight, then from this window); the entries are shared and never mutated.
+ */
+class LogWindow {
+  private readonly entries = new Map<number, LogEntry>();
+  private readonly inFlight = new Map<string, Promise<LogEntry[]>>();
+
+  constructor(
+    private readonly readRange: (after: number, upTo: number) => Promise<LogEntry[]>,
+    private readonly capacity = 10_000,
+  ) {}
+
+  async read(after: number, upTo: number): Promise<LogEntry[]> {
+    let from = after;
+    while (from < upTo && this.entries.has(from + 1)) from++;
+    if (from < upTo) {
+      const id = `${from}:${upTo}`;
+      let p = this.inFlight.get(id);
+      if (!p) {
+        p = this.readRange(from, upTo).finally(() => this.inFlight.delete(id));
+        this.inFlight.set(id, p);
+      }
+      const fresh = await p;
+      for (const e of fresh) this.entries.set(e.kv.modRevision, e);
+      // Oldest first out (insertion order is close enough to revision order for a window).
+      for (const rev of this.entries.keys()) {
+        if (this.entries.size <= this.capacity) break;
+        this.entries.delete(rev);
+      }
+      if (from === after) return fresh;
+    }
+    const out: LogEntry[] = [];
+    for (let rev = after + 1; rev <= upTo; rev++) {
+      const e = this.entries.get(rev);
+      if (!e) return this.readRange(after, upTo); // evicted meanwhile: read it all
+      out.push(e);
+    }
+    return out;
   }
 }
 
