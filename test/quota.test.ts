@@ -17,6 +17,8 @@ const podRes = findResource('', 'v1', 'pods')!;
 const cmRes = findResource('', 'v1', 'configmaps')!;
 const rqRes = findResource('', 'v1', 'resourcequotas')!;
 const crqRes = findResource('quota.skiff.io', 'v1', 'clusterresourcequotas')!;
+const pvcRes = findResource('', 'v1', 'persistentvolumeclaims')!;
+const svcRes = findResource('', 'v1', 'services')!;
 
 const stores = await testStores('quota');
 
@@ -60,9 +62,22 @@ describe.each(stores)('ResourceQuota on %s', (_name, makeStore, enabled) => {
     expect(await be.chargeExisting('/registry/core/configmaps/n/old', [c('g3', 7, 0)])).toEqual(['g3']); // beyond any limit
     expect(await be.chargeExisting('/registry/core/configmaps/n/old', [c('g3', 7, 0)])).toEqual([]);
     expect(await be.chargeExisting('/registry/core/configmaps/n/none', [c('g3', 7, 0)])).toEqual([]);
+    // An update with charges: each named group moves by the difference, a rise within its limit or
+    // nothing written; 0 gives a group back; groups not named are kept.
+    let cur = (await be.get('/registry/core/configmaps/n/a'))!;
+    const before = await be.currentRevision();
+    const over = await be.update('/registry/core/configmaps/n/a', '{"x":2}', cur.modRevision, { charges: [c('g1', 700, 1000)] }).catch((e) => e);
+    expect(over.code).toBe('LimitExceeded');
+    expect(await be.currentRevision()).toBe(before);
+    expect((await be.get('/registry/core/configmaps/n/a'))!.value).toBe('{"x":1}');
+    await be.update('/registry/core/configmaps/n/a', '{"x":3}', cur.modRevision, { charges: [c('g1', 500, 1000), c('g4', 3, 5)] });
+    expect([await be.count('g1'), await be.count('g2'), await be.count('g4')]).toEqual([900, 1, 3]);
+    cur = (await be.get('/registry/core/configmaps/n/a'))!;
+    await be.update('/registry/core/configmaps/n/a', '{"x":4}', cur.modRevision, { charges: [c('g2', 0, 2)] });
+    expect([await be.count('g1'), await be.count('g2'), await be.count('g4')]).toEqual([900, 0, 3]);
     await be.delete('/registry/core/configmaps/n/a');
     await be.delete('/registry/core/configmaps/n/old');
-    expect([await be.count('g1'), await be.count('g2'), await be.count('g3')]).toEqual([400, 0, 0]);
+    expect([await be.count('g1'), await be.count('g2'), await be.count('g3'), await be.count('g4')]).toEqual([400, 0, 0, 0]);
     await be.close();
   });
 
@@ -162,6 +177,89 @@ describe.each(stores)('ResourceQuota on %s', (_name, makeStore, enabled) => {
     expect((await a.registry.get(rqRes, 'race', 'three')).status!.used).toEqual({ 'count/configmaps': '3', pods: '3' });
   });
 
+  it.runIf(enabled)('updates that change usage are charged in their write: a pod that ends gives back, a claim resized or a Service turned LoadBalancer takes more, never past the limit', async () => {
+    const open = await makeStore();
+    const api = new ApiServer({ backend: open() });
+    const reg = api.registry;
+    const ctx = api.controllerContext();
+    const used = async () => {
+      await resourceQuotaController.reconcile('u', ctx);
+      return (await reg.get(rqRes, 'u', 'q')).status!.used;
+    };
+    await setup(api, 'u', quota('q', { pods: '2', 'requests.cpu': '1', 'requests.storage': '3Gi', 'services.loadbalancers': '1', 'services.nodeports': '2' }));
+    const cpu = (v: string) => ({ requests: { cpu: v }, limits: { cpu: v } });
+    await reg.create(podRes, 'u', pod('a', cpu('600m')));
+    await reg.create(podRes, 'u', pod('b', cpu('400m')));
+    let e = await apiError(reg.create(podRes, 'u', pod('c', cpu('100m'))));
+    expect(e.message).toBe('pods "c" is forbidden: exceeded quota: q, requested: pods=1,requests.cpu=100m, used: pods=2,requests.cpu=1, limited: pods=2,requests.cpu=1');
+    // A pod that ends: kube's evaluator stops counting it, so its pod and cpu are given back at once.
+    await reg.guaranteedUpdate(podRes, 'u', 'a', undefined, { subresource: 'status' }, (o) => ({ ...o, status: { ...o.status, phase: 'Succeeded' } }));
+    expect(await used()).toMatchObject({ pods: '1', 'requests.cpu': '400m' });
+    await reg.create(podRes, 'u', pod('c', cpu('600m')));
+
+    // A bound claim resized: the rise is charged within the quota, and refused past it with kube's words
+    // ("requested" is the rise); nothing is written then.
+    await reg.create(pvcRes, 'u', { metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } } as KubeObject);
+    await reg.guaranteedUpdate(pvcRes, 'u', 'data', undefined, { subresource: 'status' }, (o) => ({ ...o, status: { phase: 'Bound' } }));
+    const resize = (size: string) =>
+      reg.guaranteedUpdate(pvcRes, 'u', 'data', undefined, {}, (o) => ({ ...o, spec: { ...o.spec, resources: { requests: { storage: size } } } }));
+    await resize('2Gi');
+    expect(await used()).toMatchObject({ 'requests.storage': '2Gi' });
+    const rev = await open().currentRevision();
+    e = await apiError(resize('4Gi'));
+    expect(e.code).toBe(403);
+    expect(e.message).toBe('persistentvolumeclaims "data" is forbidden: exceeded quota: q, requested: requests.storage=2Gi, used: requests.storage=2Gi, limited: requests.storage=3Gi');
+    expect(await open().currentRevision()).toBe(rev);
+    expect((await reg.get(pvcRes, 'u', 'data')).spec.resources.requests.storage).toBe('2Gi');
+    await resize('3Gi');
+    expect(await used()).toMatchObject({ 'requests.storage': '3Gi' });
+
+    // Services: a ClusterIP Service turned LoadBalancer takes a load balancer and its node ports.
+    const svc = (name: string) => ({ metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80 }] } }) as KubeObject;
+    const toLB = (name: string) => reg.guaranteedUpdate(svcRes, 'u', name, undefined, {}, (o) => ({ ...o, spec: { ...o.spec, type: 'LoadBalancer' } }));
+    await reg.create(svcRes, 'u', svc('one'));
+    await reg.create(svcRes, 'u', svc('two'));
+    await toLB('one');
+    expect(await used()).toMatchObject({ 'services.loadbalancers': '1', 'services.nodeports': '1' });
+    e = await apiError(toLB('two'));
+    expect(e.message).toBe('services "two" is forbidden: exceeded quota: q, requested: services.loadbalancers=1, used: services.loadbalancers=1, limited: services.loadbalancers=1');
+    expect((await reg.get(svcRes, 'u', 'two')).spec.type).toBe('ClusterIP');
+    // Back to ClusterIP gives both back; then the other may.
+    await reg.guaranteedUpdate(svcRes, 'u', 'one', undefined, {}, (o) => {
+      const spec = { ...o.spec, type: 'ClusterIP' };
+      delete spec.allocateLoadBalancerNodePorts; // as kube asks: only for LoadBalancer
+      for (const p of spec.ports) delete p.nodePort;
+      return { ...o, spec };
+    });
+    await toLB('two');
+    expect(await used()).toMatchObject({ 'services.loadbalancers': '1', 'services.nodeports': '1' });
+    expect(await used()).toMatchObject({ pods: '2', 'requests.cpu': '1', 'requests.storage': '3Gi' });
+  });
+
+  it.runIf(enabled)('concurrent resizes through two apiservers never pass the quota', async () => {
+    const open = await makeStore();
+    const a = new ApiServer({ backend: open() });
+    const b = new ApiServer({ backend: open() });
+    await setup(a, 'r', quota('q', { 'requests.storage': '2Gi' }));
+    // Ten bound claims of 100Mi (1000Mi of 2048Mi); each asks to grow to 500Mi (+400Mi): two fit.
+    for (let i = 0; i < 10; i++) {
+      await a.registry.create(pvcRes, 'r', { metadata: { name: `c${i}` }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '100Mi' } } } } as KubeObject);
+      await a.registry.guaranteedUpdate(pvcRes, 'r', `c${i}`, undefined, { subresource: 'status' }, (o) => ({ ...o, status: { phase: 'Bound' } }));
+    }
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        [a, b][i % 2]!.registry.guaranteedUpdate(pvcRes, 'r', `c${i}`, undefined, {}, (o) => ({ ...o, spec: { ...o.spec, resources: { requests: { storage: '500Mi' } } } })),
+      ),
+    );
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as ApiError);
+    expect(results.length - refused.length).toBe(2);
+    for (const e of refused) expect(e.message).toMatch(/^persistentvolumeclaims "c\d" is forbidden: exceeded quota: q, requested: requests.storage=400Mi, used: requests.storage=1800Mi, limited: requests.storage=2Gi$/);
+    const sizes = (await b.registry.list(pvcRes, 'r')).items.map((c) => c.spec.resources.requests.storage);
+    expect(sizes.filter((s) => s === '500Mi')).toHaveLength(2);
+    await resourceQuotaController.reconcile('r', a.controllerContext());
+    expect((await a.registry.get(rqRes, 'r', 'q')).status!.used).toEqual({ 'requests.storage': '1800Mi' });
+  });
+
   it.runIf(enabled)('scopes: BestEffort, NotBestEffort, Terminating, PriorityClass', async () => {
     const api = new ApiServer({ backend: (await makeStore())() });
     const reg = api.registry;
@@ -230,5 +328,15 @@ describe.each(stores)('ResourceQuota on %s', (_name, makeStore, enabled) => {
       ['t2', String(t2)],
     ]);
     await b.registry.create(podRes, 't1', pod('again'));
+    // A pod that ends gives its part back, to the total and to its namespace's tally.
+    const done = (await a.registry.list(podRes, 't1')).items[0]!.metadata.name!;
+    await a.registry.guaranteedUpdate(podRes, 't1', done, undefined, { subresource: 'status' }, (o) => ({ ...o, status: { ...o.status, phase: 'Failed' } }));
+    await clusterResourceQuotaController.reconcile('team-x', a.controllerContext());
+    crq = await a.registry.get(crqRes, undefined, 'team-x');
+    expect(crq.status!.total.used).toEqual({ pods: String(t2) });
+    expect(crq.status!.namespaces.map((p: any) => [p.namespace, p.status.used.pods])).toEqual([
+      ['t1', '0'],
+      ['t2', String(t2)],
+    ]);
   });
 });

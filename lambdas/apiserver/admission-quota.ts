@@ -23,9 +23,11 @@
 // defaults) and the kind's defaulting (a pod's requests default to its limits): Registry.create asks
 // here after those, so quota is the last admission step, as in kube.
 //
-// Not charged (differences from kube, all on updates): a pod reaching a terminal phase keeps its charge
-// until deleted; an update that raises usage (a PVC's storage resize, a Service turned LoadBalancer) is
-// not charged.
+// Updates: an update that changes what quota sees of the object (its usage, or for a pod what its scopes
+// look at) replaces the object's charges in its own storage write (Backend UpdateOptions.charges): a
+// pod reaching a terminal phase gives its compute back, as kube's evaluator stops counting it; a PVC's
+// storage resize or a Service turned LoadBalancer takes more, refused past the limit with kube's words
+// ("requested" is the rise). Every other update keeps the charges and reads no quota.
 
 import type { Charge } from '../storage/backend.ts';
 import { parseQuantityExact, formatQuantity, type ParsedQuantity } from '../machinery/quantity.ts';
@@ -257,26 +259,50 @@ function prettyPrint(m: Map<string, string>): string {
   return [...m.keys()].sort().map((k) => `${k}=${m.get(k)}`).join(',');
 }
 
-/** What a create is charged, and how a LimitExceeded answer is worded. */
+/** What a write is charged, and how a LimitExceeded answer is worded. */
 export interface QuotaPlan {
   charges: Charge[];
   /** kube's "exceeded quota" refusal, worded from the counters now; undefined if nothing exceeds (anymore). */
   refusal(name: string): Promise<ApiError | undefined>;
 }
 
+/** A charged quota resource: the charge (the object's whole usage of it) and, for a refusal, what it asks for more. */
+interface Item {
+  resource: string;
+  charge: Charge;
+  /** What the write adds: the whole usage on create, the rise on update (may be zero or less). */
+  requested: ParsedQuantity;
+  hard: ParsedQuantity;
+}
+
 interface Charged {
   quota: KubeObject;
   /** Charges that only keep a tally (a ClusterResourceQuota's namespace part): never the reason of a refusal. */
   tallies?: Charge[];
-  /** resource -> [charge, requested quantity, hard format] */
-  items: { resource: string; charge: Charge; requested: ParsedQuantity; hard: ParsedQuantity }[];
+  items: Item[];
+  /** An update's: this quota's groups the object no longer uses (charge 0: given back if it held them). */
+  released?: Charge[];
 }
 
 /**
- * The charges of creating `o` (as it will be stored) in `namespace`; throws kube's 403 for a pod that does
- * not state what a quota requires, or a quota whose usage is still being counted.
+ * What quota has to say about an object quota can charge, as a string: its usage and, for a pod, what its
+ * scopes look at. When an update leaves it as it was, the object keeps its charges and no quota is read
+ * (so a ConfigMap's or a running pod's update costs quota nothing).
  */
-export async function planQuotaCharges(registry: Registry, res: ResourceInfo, namespace: string, o: KubeObject): Promise<QuotaPlan | undefined> {
+export function chargeSignature(res: ResourceInfo, o: KubeObject): string {
+  const usage = [...usageOf(res, o)].map(([k, v]) => `${k}=${v.nanos}`).sort();
+  if (res.group !== '' || res.resource !== 'pods') return usage.join(',');
+  const scopes = ['Terminating', 'BestEffort', 'CrossNamespacePodAffinity'].map((s) => podMatchesScope(o, { scopeName: s }));
+  return JSON.stringify([usage, scopes, o.spec?.priorityClassName ?? '']);
+}
+
+/**
+ * The charges of `o` (as it will be stored) in `namespace`: of a create, or with `old` of an update that
+ * changes what quota sees (chargeSignature). Throws kube's 403 for a pod that does not state what a quota
+ * requires, or a quota whose usage is still being counted; 'keep' (an update only): a quota is counting a
+ * resource the update does not raise, and the object keeps its charges (the counting charges it).
+ */
+async function chargesOf(registry: Registry, res: ResourceInfo, namespace: string, o: KubeObject, old?: KubeObject): Promise<{ presence?: Charge; charged: Charged[] } | 'keep'> {
   const byName = (a: KubeObject, b: KubeObject) => String(a.metadata.name).localeCompare(String(b.metadata.name));
   // Whether there are quotas to read at all: two counter reads (GetItems), kept exact by the quotas' own
   // creates and deletes (presence charges, below); the lists only when there are.
@@ -286,72 +312,108 @@ export async function planQuotaCharges(registry: Registry, res: ResourceInfo, na
     inNamespace > 0 ? registry.list(resourceQuotas, namespace).then((l) => l.items.sort(byName)) : [],
     inCluster > 0 ? registry.list(clusterQuotas, undefined).then((l) => l.items.sort(byName)) : [],
   ]);
-  if (!quotas.length && !cluster.length) return presence && { charges: [presence], refusal: async () => undefined };
+  if (!quotas.length && !cluster.length) return { presence, charged: [] };
   const usage = usageOf(res, o);
   const forbidden = (msg: string) => errors.forbidden(`${qualifiedResource(res.resource, res.group)} "${o.metadata.name ?? ''}" is forbidden: ${msg}`);
-  const charged: Charged[] = [];
-  for (const quota of quotas) {
-    const hard: Obj = isObject(quota.status?.hard) ? quota.status.hard : {};
-    const used: Obj = isObject(quota.status?.used) ? quota.status.used : {};
-    const spec: Obj = isObject(quota.spec) ? quota.spec : {};
+  let keep = false;
+  /** One quota's items; `hard` its limits, `used` its published usage, `spec` where its scopes are. */
+  const itemsOf = (quota: KubeObject, hard: Obj, used: Obj, spec: Obj, group: (r: string) => string): Item[] => {
     const matched = Object.keys(hard).filter((r) => usage.has(r));
-    if (!matched.length || !matchesScopes(res, spec, o)) continue;
-    if (res.group === '' && res.resource === 'pods') {
+    if (!matched.length || !matchesScopes(res, spec, o)) return [];
+    // What the object held of this quota before the update (nothing, if the quota did not match it then).
+    const before = old && matchesScopes(res, spec, old) ? usageOf(res, old) : new Map<string, ParsedQuantity>();
+    const rise = (r: string) => usage.get(r)!.nanos - (before.get(r)?.nanos ?? 0n);
+    if (!old && res.group === '' && res.resource === 'pods') {
       const missing = podConstraints(o, Object.keys(hard));
       if (missing) throw forbidden(`failed quota: ${quota.metadata.name}: ${missing}`);
     }
     const unknown = matched.filter((r) => used[r] === undefined).sort();
-    if (unknown.length) throw forbidden(`status unknown for quota: ${quota.metadata.name}, resources: ${unknown.join(',')}`);
-    const items = matched.flatMap((r) => {
-      const requested = usage.get(r)!;
+    if (unknown.length) {
+      // An update is refused only for what it raises, as kube checks the delta.
+      if (!old || unknown.some((r) => rise(r) > 0n)) throw forbidden(`status unknown for quota: ${quota.metadata.name}, resources: ${unknown.filter((r) => !old || rise(r) > 0n).join(',')}`);
+      keep = true;
+    }
+    return matched.flatMap((r) => {
+      const total = usage.get(r)!;
       const hq = q(hard[r]);
-      if (!hq || requested.nanos <= 0n) return [];
-      return [{ resource: r, requested, hard: hq, charge: { group: chargeGroup(quota.metadata.uid!, r), amount: toMilli(requested.nanos), limit: toMilli(hq.nanos) } }];
+      if (!hq || total.nanos <= 0n) return [];
+      const requested = old ? { nanos: rise(r), format: total.format } : total;
+      return [{ resource: r, requested, hard: hq, charge: { group: group(r), amount: toMilli(total.nanos), limit: toMilli(hq.nanos) } }];
     });
-    if (items.length) charged.push({ quota, items });
+  };
+  /** An update's releases: each resource of the quota the object is not charged now, at 0. */
+  const releasedOf = (hard: Obj, items: Item[], group: (r: string) => string): Charge[] =>
+    old ? Object.keys(hard).filter((r) => !items.some((i) => i.resource === r)).map((r) => ({ group: group(r), amount: 0, limit: Number.MAX_SAFE_INTEGER })) : [];
+  const charged: Charged[] = [];
+  for (const quota of quotas) {
+    const hard: Obj = isObject(quota.status?.hard) ? quota.status.hard : {};
+    const group = (r: string) => chargeGroup(quota.metadata.uid!, r);
+    const items = itemsOf(quota, hard, isObject(quota.status?.used) ? quota.status.used : {}, isObject(quota.spec) ? quota.spec : {}, group);
+    const released = releasedOf(hard, items, group);
+    if (items.length || released.length) charged.push({ quota, items, released });
   }
   // ClusterResourceQuotas selecting the namespace (one more read, only when there are any): status.total
   // holds the limits, and the namespace's entry in status.namespaces says its objects are counted.
   const ns = cluster.length ? await registry.get(namespaces, undefined, namespace).catch(() => undefined) : undefined;
   for (const quota of ns ? cluster.filter((c) => selectsNamespace(c, ns)) : []) {
-    const hard: Obj = isObject(quota.status?.total?.hard) ? quota.status.total.hard : {};
     const part = (Array.isArray(quota.status?.namespaces) ? quota.status.namespaces : []).find((n: Obj) => n?.namespace === namespace);
-    const used: Obj = isObject(part?.status?.used) ? part.status.used : {};
-    const spec: Obj = isObject(quota.spec?.quota) ? quota.spec.quota : {};
-    const matched = Object.keys(hard).filter((r) => usage.has(r));
-    if (!matched.length || !matchesScopes(res, spec, o)) continue;
-    if (res.group === '' && res.resource === 'pods') {
-      const missing = podConstraints(o, Object.keys(hard));
-      if (missing) throw forbidden(`failed quota: ${quota.metadata.name}: ${missing}`);
-    }
-    const unknown = matched.filter((r) => used[r] === undefined).sort();
-    if (unknown.length) throw forbidden(`status unknown for quota: ${quota.metadata.name}, resources: ${unknown.join(',')}`);
-    const items = matched.flatMap((r) => {
-      const requested = usage.get(r)!;
-      const hq = q(hard[r]);
-      if (!hq || requested.nanos <= 0n) return [];
-      return [{ resource: r, requested, hard: hq, charge: { group: clusterChargeGroup(quota.metadata.uid!, r), amount: toMilli(requested.nanos), limit: toMilli(hq.nanos) } }];
-    });
-    const tallies = items.map((i) => ({ group: clusterNamespaceGroup(quota.metadata.uid!, namespace, i.resource), amount: i.charge.amount, limit: Number.MAX_SAFE_INTEGER }));
-    if (items.length) charged.push({ quota, items, tallies });
+    const hard: Obj = isObject(quota.status?.total?.hard) ? quota.status.total.hard : {};
+    const items = itemsOf(quota, hard, isObject(part?.status?.used) ? part.status.used : {}, isObject(quota.spec?.quota) ? quota.spec.quota : {}, (r) =>
+      clusterChargeGroup(quota.metadata.uid!, r),
+    );
+    const tally = (r: string) => clusterNamespaceGroup(quota.metadata.uid!, namespace, r);
+    const tallies = items.map((i) => ({ group: tally(i.resource), amount: i.charge.amount, limit: Number.MAX_SAFE_INTEGER }));
+    const released = [...releasedOf(hard, items, (r) => clusterChargeGroup(quota.metadata.uid!, r)), ...releasedOf(hard, items, tally)];
+    if (items.length || released.length) charged.push({ quota, items, tallies, released });
   }
-  if (!charged.length) return presence && { charges: [presence], refusal: async () => undefined };
-  return {
-    charges: [...(presence ? [presence] : []), ...charged.flatMap((c) => [...c.items.map((i) => i.charge), ...(c.tallies ?? [])])],
-    async refusal(name) {
-      // kube's checkRequest: the first quota (by name) with a resource the request would take past its limit.
-      for (const { quota, items } of charged) {
-        const now = await Promise.all(items.map((i) => registry.backend.count(i.charge.group)));
-        const over = items.filter((i, n) => now[n]! + i.charge.amount > i.charge.limit);
-        if (!over.length) continue;
-        const requested = new Map(over.map((i) => [i.resource, formatQuantity(i.requested)]));
-        const used = new Map(over.map((i) => [i.resource, fromMilli(now[items.indexOf(i)]!, i.hard.format)]));
-        const limited = new Map(over.map((i) => [i.resource, formatQuantity(i.hard)]));
-        return errors.forbidden(
-          `${qualifiedResource(res.resource, res.group)} "${name}" is forbidden: exceeded quota: ${quota.metadata.name}, requested: ${prettyPrint(requested)}, used: ${prettyPrint(used)}, limited: ${prettyPrint(limited)}`,
-        );
-      }
-      return undefined;
-    },
-  };
+  return keep ? 'keep' : { presence, charged };
+}
+
+/** kube's "exceeded quota" refusal, worded from the counters now; undefined if nothing exceeds (anymore). */
+async function refusalOf(registry: Registry, res: ResourceInfo, charged: Charged[], name: string): Promise<ApiError | undefined> {
+  // kube's checkRequest: the first quota (by name) with a resource the request would take past its limit.
+  for (const { quota, items } of charged) {
+    const now = await Promise.all(items.map((i) => registry.backend.count(i.charge.group)));
+    const over = items.filter((i, n) => i.requested.nanos > 0n && now[n]! + toMilli(i.requested.nanos) > i.charge.limit);
+    if (!over.length) continue;
+    const requested = new Map(over.map((i) => [i.resource, formatQuantity(i.requested)]));
+    const used = new Map(over.map((i) => [i.resource, fromMilli(now[items.indexOf(i)]!, i.hard.format)]));
+    const limited = new Map(over.map((i) => [i.resource, formatQuantity(i.hard)]));
+    return errors.forbidden(
+      `${qualifiedResource(res.resource, res.group)} "${name}" is forbidden: exceeded quota: ${quota.metadata.name}, requested: ${prettyPrint(requested)}, used: ${prettyPrint(used)}, limited: ${prettyPrint(limited)}`,
+    );
+  }
+  return undefined;
+}
+
+const chargesIn = (presence: Charge | undefined, charged: Charged[]): Charge[] => [
+  ...(presence ? [presence] : []),
+  ...charged.flatMap((c) => [...c.items.map((i) => i.charge), ...(c.tallies ?? []), ...(c.released ?? [])]),
+];
+
+/**
+ * The charges of creating `o` (as it will be stored) in `namespace`; throws kube's 403 for a pod that does
+ * not state what a quota requires, or a quota whose usage is still being counted.
+ */
+export async function planQuotaCharges(registry: Registry, res: ResourceInfo, namespace: string, o: KubeObject): Promise<QuotaPlan | undefined> {
+  const plan = await chargesOf(registry, res, namespace, o);
+  if (plan === 'keep') throw new Error('unreachable: a create has nothing to keep');
+  const charges = chargesIn(plan.presence, plan.charged);
+  if (!charges.length) return undefined;
+  return { charges, refusal: (name) => refusalOf(registry, res, plan.charged, name) };
+}
+
+/**
+ * The charges an update brings (Backend UpdateOptions.charges): for every quota of the namespace (and
+ * cluster quota selecting it), the object's charge in each of its resources from now on, 0 for those it
+ * no longer uses. A pod that ends gives its compute back; a claim resized or a Service turned
+ * LoadBalancer takes more, within the quota, in the update's own write. Charges of quotas not read here
+ * (made meanwhile) are left alone. Undefined: the object keeps its charges (quota sees no change, or is
+ * counting what the update touches). Throws as planQuotaCharges.
+ */
+export async function planQuotaUpdate(registry: Registry, res: ResourceInfo, namespace: string, o: KubeObject, old: KubeObject): Promise<QuotaPlan | undefined> {
+  if (chargeSignature(res, o) === chargeSignature(res, old)) return undefined;
+  const plan = await chargesOf(registry, res, namespace, o, old);
+  if (plan === 'keep') return undefined;
+  return { charges: chargesIn(plan.presence, plan.charged), refusal: (name) => refusalOf(registry, res, plan.charged, name) };
 }

@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
-import { clusterQuotaPresence, planQuotaCharges } from './admission-quota.ts';
+import { clusterQuotaPresence, planQuotaCharges, planQuotaUpdate } from './admission-quota.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
@@ -156,7 +156,7 @@ export class Registry {
   /** ClusterIPs and node ports: taken on create/update, given back on delete (service-alloc.ts). */
   readonly services: ServiceAllocator;
   readonly maxObjectsPerNamespace: number;
-  /** ResourceQuota admission (admission-quota.ts) charges creates; the ApiServer turns it on. */
+  /** ResourceQuota admission (admission-quota.ts) charges creates, and updates that change usage; the ApiServer turns it on. */
   quota = false;
 
   constructor(
@@ -422,6 +422,9 @@ export class Registry {
         // No-op updates do not advance the revision (Kubernetes skips the write as well).
         return unchanged ? old : this.withTypeMeta(res, obj);
       }
+      // Quota (admission-quota.ts): an update that changes what quota sees replaces the object's charges
+      // in its own storage write; any other keeps them and reads nothing.
+      const recharge = !finishDelete && res.namespaced && namespace && this.quota ? await planQuotaUpdate(this, res, namespace, obj, old) : undefined;
       const hook = finishDelete ? undefined : await kind.beginUpdate?.(this, obj, old, { subresource: opts.subresource });
       try {
         if (finishDelete) {
@@ -430,11 +433,18 @@ export class Registry {
           await kind.afterDelete?.(this, old);
           return out;
         }
-        const written = await this.backend.update(key, encode(obj), kv.modRevision);
+        const written = await this.backend.update(key, encode(obj), kv.modRevision, recharge && { charges: recharge.charges });
         await hook?.commit();
         return this.withTypeMeta(res, decode(written));
       } catch (e) {
         await hook?.abort();
+        if (e instanceof StorageError && e.code === 'LimitExceeded' && recharge) {
+          const refused = await recharge.refusal(name);
+          if (refused) throw refused;
+          // Nothing exceeds now (usage was given back meanwhile): again, from a fresh read.
+          if (attempt < 5) continue;
+          throw errors.forbidden(`${qualifiedResource(res.resource, res.group)} "${name}" is forbidden: exceeded quota`);
+        }
         if (e instanceof StorageError && (e.code === 'Conflict' || e.code === 'NotFound')) {
           if (e.code === 'NotFound') throw errors.notFound(res.resource, res.group, name);
           if (precondition !== undefined) throw errors.staleResourceVersion(res.resource, res.group, name);

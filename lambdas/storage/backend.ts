@@ -96,7 +96,8 @@ export interface CountOptions {
  * A charge against a quota (ResourceQuota admission): like counting, but by any whole amount. The create
  * adds `amount` to `group`'s total unless that would take it past `limit` (then LimitExceeded, nothing
  * written); the backend remembers the charges with the key, and the key's delete gives them back, in the
- * same atomic write. Updates keep them. Totals are read with count(group). Amounts are whole numbers
+ * same atomic write. Updates keep them, unless they bring new ones (UpdateOptions.charges: a pod that
+ * ends, a claim resized). Totals are read with count(group). Amounts are whole numbers
  * (the quota code charges CPU in millicores, everything else in its base unit).
  */
 export interface Charge {
@@ -108,6 +109,15 @@ export interface Charge {
 export interface CreateOptions {
   count?: CountOptions;
   /** Charges made in the create's own atomic write (distinct groups, none the count's group). */
+  charges?: Charge[];
+}
+
+export interface UpdateOptions {
+  /**
+   * The key's charge in each named group from now on (0: none), in the update's own atomic write: each
+   * group's total moves by the difference, a rise held to its limit (else LimitExceeded, nothing
+   * written). Groups not named keep their charge (a quota the writer did not know of, charged meanwhile).
+   */
   charges?: Charge[];
 }
 
@@ -134,7 +144,7 @@ export interface Backend {
    */
   chargeExisting(key: string, charges: Charge[]): Promise<string[]>;
   /** Compare-and-swap on modRevision. Fails with NotFound or Conflict (carrying the stored revision). */
-  update(key: string, value: string, expectedModRevision: number): Promise<KeyValue>;
+  update(key: string, value: string, expectedModRevision: number, opts?: UpdateOptions): Promise<KeyValue>;
   /**
    * Deletes the key; with expectedModRevision, only if it still has that revision. Returns the deleted
    * value with modRevision set to the revision of the delete. A key in a count group leaves it.

@@ -16,7 +16,8 @@
 //            existing object is conditional on the group it read, so it never undoes countExisting().
 //            and charges (JSON [{group, amount}]), when created with CreateOptions.charges (quota): each
 //            group's total is a count item too, moved by the amount (ADD, on the condition that the total
-//            stays within the limit) in the same transaction as the object's create or delete.
+//            stays within the limit) in the same transaction as the object's create or delete, or by the
+//            difference in an update that brings new charges (UpdateOptions.charges).
 //   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
 //            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
 //            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
@@ -55,6 +56,7 @@ import {
   type Charge,
   type CountOptions,
   type CreateOptions,
+  type UpdateOptions,
   type KeyValue,
   type ListOptions,
   type ListResult,
@@ -113,8 +115,15 @@ interface Change {
   value: string;
   /** create: the group to join, within its limit. */
   count?: CountOptions;
-  /** create: the quota charges, each within its limit. */
+  /** create: the quota charges, each within its limit; update: the charges that replace the object's. */
   charges?: Charge[];
+}
+
+/** How one group's total moves in a write: a rise is held to the limit. */
+interface Move {
+  group: string;
+  delta: number;
+  limit?: number;
 }
 
 export class DynamoBackend implements Backend {
@@ -311,12 +320,12 @@ export class DynamoBackend implements Backend {
     return r.Item && storedKv(key, r.Item);
   }
 
-  async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
+  async update(key: string, value: string, expectedModRevision: number, opts: UpdateOptions = {}): Promise<KeyValue> {
     checkSize(key, value);
     return this.write(key, (cur) => {
       if (!cur) throw new StorageError('NotFound', key);
       if (cur.modRevision !== expectedModRevision) throw conflict(key, cur.modRevision);
-      return { type: 'update', value };
+      return { type: 'update', value, charges: opts.charges };
     });
   }
 
@@ -348,10 +357,11 @@ export class DynamoBackend implements Backend {
     let [head, cur] = await Promise.all([this.currentRevision(), this.getStored(key)]);
     for (let attempt = 1; ; attempt++) {
       const { type, value, count, charges: newCharges } = decide(cur);
-      // The object's charges: made on create (checked against their limits first), kept by updates, given back by the delete.
-      const charges = type === 'create' ? JSON.stringify((newCharges ?? []).map(({ group, amount }) => ({ group, amount }))) : cur!.charges;
-      const over = type === 'create' ? newCharges?.find((c) => c.amount > c.limit) : undefined;
-      if (over) throw new StorageError('LimitExceeded', key, `${key}: charging ${over.amount} to ${over.group} would pass its limit of ${over.limit}`);
+      // The object's charges: made on create, kept by updates unless replaced, given back by the delete;
+      // `moves` says how each group's total moves (a rise is checked against its limit first).
+      const { charges, moves } = chargeMoves(type, cur?.charges, newCharges);
+      const over = moves.find((m) => m.delta > 0 && m.limit !== undefined && m.delta > m.limit);
+      if (over) throw new StorageError('LimitExceeded', key, `${key}: charging ${over.delta} to ${over.group} would pass its limit of ${over.limit}`);
       const rev = head + 1;
       const entry: LogEntry = {
         type,
@@ -363,7 +373,7 @@ export class DynamoBackend implements Backend {
       try {
         await this.client.send(
           new TransactWriteItemsCommand({
-            TransactItems: this.writeItems(head, entry, group, count?.limit, writeId, charges === '[]' ? undefined : charges, newCharges),
+            TransactItems: this.writeItems(head, entry, group, count?.limit, writeId, cur?.charges, charges, moves),
             ClientRequestToken: randomUUID(),
           }),
         );
@@ -400,11 +410,12 @@ export class DynamoBackend implements Backend {
         if (count && (stale(quota) || (!reasons && (await this.count(count.group)) >= count.limit))) {
           throw new StorageError('LimitExceeded', key, `${key}: count group ${count.group} holds its limit of ${count.limit} keys`);
         }
-        // The charge items follow the count item (when there is one), in the order of newCharges.
-        const chargeStart = group !== undefined ? 4 : 3;
-        for (const [i, c] of (newCharges ?? []).entries()) {
-          if (reasons ? stale(reasons[chargeStart + i]) : (await this.count(c.group)) + c.amount > c.limit) {
-            throw new StorageError('LimitExceeded', key, `${key}: charging ${c.amount} to ${c.group} would pass its limit of ${c.limit}`);
+        // The charge items follow the count item (when there is one), in the order of moves.
+        const chargeStart = group !== undefined && type !== 'update' ? 4 : 3;
+        for (const [i, m] of moves.entries()) {
+          if (m.delta <= 0 || m.limit === undefined) continue;
+          if (reasons ? stale(reasons[chargeStart + i]) : (await this.count(m.group)) + m.delta > m.limit) {
+            throw new StorageError('LimitExceeded', key, `${key}: charging ${m.delta} to ${m.group} would pass its limit of ${m.limit}`);
           }
         }
         // A stale object is settled by re-reading it; anything else is contention: let the winners through.
@@ -436,8 +447,9 @@ export class DynamoBackend implements Backend {
     group: string | undefined,
     limit: number | undefined,
     writeId: string,
+    readCharges: string | undefined,
     charges: string | undefined,
-    newCharges: Charge[] | undefined,
+    moves: Move[],
   ): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
@@ -446,8 +458,8 @@ export class DynamoBackend implements Backend {
     const sameGroup = group === undefined ? ' AND attribute_not_exists(countGroup)' : ' AND countGroup = :g';
     const groupValue: Item = group === undefined ? {} : { ':g': { S: group } };
     // Likewise held to the charges it was read with (chargeExisting may add some meanwhile).
-    const sameCharges = e.type === 'create' ? '' : charges === undefined ? ' AND attribute_not_exists(charges)' : ' AND charges = :c';
-    Object.assign(groupValue, e.type !== 'create' && charges !== undefined ? { ':c': { S: charges } } : {});
+    const sameCharges = e.type === 'create' ? '' : readCharges === undefined ? ' AND attribute_not_exists(charges)' : ' AND charges = :c';
+    Object.assign(groupValue, e.type !== 'create' && readCharges !== undefined ? { ':c': { S: readCharges } } : {});
     const counter: TransactWriteItem = {
       Put: {
         TableName,
@@ -509,23 +521,18 @@ export class DynamoBackend implements Backend {
         },
       });
     }
-    // Then the charges: made by the create, each within its limit; given back by the delete.
-    if (e.type === 'create') {
-      for (const c of newCharges ?? []) {
-        items.push({
-          Update: {
-            TableName,
-            Key: countKey(c.group),
-            UpdateExpression: 'ADD n :a',
-            ConditionExpression: 'attribute_not_exists(n) OR n <= :max',
-            ExpressionAttributeValues: { ':a': { N: String(c.amount) }, ':max': { N: String(c.limit - c.amount) } },
-          },
-        });
-      }
-    } else if (e.type === 'delete') {
-      for (const c of parseCharges(charges)) {
-        items.push({ Update: { TableName, Key: countKey(c.group), UpdateExpression: 'ADD n :a', ExpressionAttributeValues: { ':a': { N: String(-c.amount) } } } });
-      }
+    // Then the charges' totals: a rise within its limit, a fall given back.
+    for (const m of moves) {
+      const limited = m.delta > 0 && m.limit !== undefined;
+      items.push({
+        Update: {
+          TableName,
+          Key: countKey(m.group),
+          UpdateExpression: 'ADD n :a',
+          ConditionExpression: limited ? 'attribute_not_exists(n) OR n <= :max' : undefined,
+          ExpressionAttributeValues: { ':a': { N: String(m.delta) }, ...(limited ? { ':max': { N: String(m.limit! - m.delta) } } : {}) },
+        },
+      });
     }
     if (e.prevKv) {
       log.prevRev = { N: String(e.prevKv.modRevision) };
@@ -848,6 +855,28 @@ function objectOnly({ countGroup: _g, charges: _c, ...kv }: Stored): KeyValue {
 
 function parseCharges(s: string | undefined): { group: string; amount: number }[] {
   return s ? (JSON.parse(s) as { group: string; amount: number }[]) : [];
+}
+
+/**
+ * A write's charges: what the object carries after it (undefined: none) and how each group's total
+ * moves. A create makes its charges, a delete gives back the stored ones, an update keeps them or, given
+ * charges, sets each named group's (0: none) and moves its total by the difference.
+ */
+function chargeMoves(type: WatchEventType, stored: string | undefined, given: Charge[] | undefined): { charges: string | undefined; moves: Move[] } {
+  const had = parseCharges(stored);
+  const encode = (cs: { group: string; amount: number }[]) => (cs.length ? JSON.stringify(cs.map(({ group, amount }) => ({ group, amount }))) : undefined);
+  if (type === 'create') return { charges: encode(given ?? []), moves: (given ?? []).map((c) => ({ group: c.group, delta: c.amount, limit: c.limit })) };
+  if (type === 'delete') return { charges: stored, moves: had.map((c) => ({ group: c.group, delta: -c.amount })) };
+  if (!given) return { charges: stored, moves: [] };
+  const after = new Map(had.map((c) => [c.group, c.amount]));
+  const moves: Move[] = [];
+  for (const c of given) {
+    const delta = c.amount - (after.get(c.group) ?? 0);
+    if (delta !== 0) moves.push({ group: c.group, delta, limit: c.limit });
+    if (c.amount > 0) after.set(c.group, c.amount);
+    else after.delete(c.group);
+  }
+  return { charges: encode([...after].map(([group, amount]) => ({ group, amount }))), moves };
 }
 
 function logEntry(it: Item): LogEntry {

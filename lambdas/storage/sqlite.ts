@@ -54,6 +54,7 @@ import {
   type Charge,
   type CountOptions,
   type CreateOptions,
+  type UpdateOptions,
   type KeyValue,
   type ListOptions,
   type ListResult,
@@ -294,6 +295,20 @@ export class SqliteBackend implements Backend {
       .immediate();
   }
 
+  /** An update's charges (UpdateOptions): each named group's total moves by the difference, rises within their limits. */
+  private recharge(key: string, charges: Charge[]): void {
+    const had = new Map((this.sql.keyCharges.all(key) as { grp: string; amount: number }[]).map((r) => [r.grp, r.amount]));
+    for (const { group, amount, limit } of charges) {
+      const rise = amount - (had.get(group) ?? 0);
+      if (rise > 0 && (amount > limit || this.sql.incCharge.run({ group, amount: rise, limit }).changes === 0)) {
+        throw new StorageError('LimitExceeded', key, `${key}: charging ${rise} more to ${group} would pass its limit of ${limit}`);
+      }
+      if (rise < 0) this.sql.decCharge.run(-rise, group);
+      if (amount > 0) this.sql.setKeyCharge.run(key, group, amount);
+      else this.sql.unchargeKeyGroup.run(key, group);
+    }
+  }
+
   /** Gives back what the key was charged (its delete). */
   private unchargeAll(key: string): void {
     for (const r of this.sql.keyCharges.all(key) as { grp: string; amount: number }[]) this.sql.decCharge.run(r.amount, r.grp);
@@ -308,11 +323,12 @@ export class SqliteBackend implements Backend {
     this.sql.decCount.run(row.grp);
   }
 
-  async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
+  async update(key: string, value: string, expectedModRevision: number, opts: UpdateOptions = {}): Promise<KeyValue> {
     checkSize(key, value);
     return this.write(key, (cur) => {
       if (!cur) throw new StorageError('NotFound', key);
       if (cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
+      if (opts.charges) this.recharge(key, opts.charges);
       return { key, value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 0 };
     });
   }
@@ -560,6 +576,8 @@ function prepare(db: Database.Database) {
     chargeKey: db.prepare('INSERT INTO charged (key, grp, amount) VALUES (?, ?, ?)'),
     keyCharges: db.prepare('SELECT grp, amount FROM charged WHERE key = ?'),
     unchargeKey: db.prepare('DELETE FROM charged WHERE key = ?'),
+    setKeyCharge: db.prepare('INSERT INTO charged (key, grp, amount) VALUES (?, ?, ?) ON CONFLICT (key, grp) DO UPDATE SET amount = excluded.amount'),
+    unchargeKeyGroup: db.prepare('DELETE FROM charged WHERE key = ? AND grp = ?'),
     /** Rows under a prefix after a revision, each with its previous value (stored, or the previous row's). */
     changes: db.prepare(`SELECT l.rev, l.key, l.value, l.create_rev, l.prev_rev, COALESCE(l.prev_value, p.value) AS prev_value, l.deleted
                          FROM log l LEFT JOIN log p ON p.rev = l.prev_rev
