@@ -57,6 +57,18 @@ describe('kubectl and ResourceQuota', () => {
     expect((await c.kubectl(['delete', 'pod', 'p1', '-n', 'qe', '--grace-period=0', '--force'])).code).toBe(0);
     await until('used pods=0', async () => (await c.kubectl(['get', 'quota', 'q', '-n', 'qe', '-o', 'jsonpath={.status.used.pods}'])).stdout === '0');
     expect((await c.kubectl(['run', 'p4', '-n', 'qe', '--image=busybox', withCpu])).stderr).toBe('');
+
+    // An update that raises usage is charged too: a Service patched to LoadBalancer past the quota is
+    // refused with kube's words ("requested" is the rise), and stays as it was.
+    expect((await c.kubectl(['create', 'quota', 'lb', '-n', 'qe', '--hard=services.loadbalancers=0'])).code).toBe(0);
+    await until('lb counted', async () => (await c.kubectl(['get', 'quota', 'lb', '-n', 'qe', '-o', 'jsonpath={.status.used.services\\.loadbalancers}'])).stdout === '0');
+    expect((await c.kubectl(['create', 'service', 'clusterip', 'web', '-n', 'qe', '--tcp=80'])).code).toBe(0);
+    const patched = await c.kubectl(['patch', 'service', 'web', '-n', 'qe', '-p', '{"spec":{"type":"LoadBalancer"}}']);
+    expect(patched.code).not.toBe(0);
+    expect(patched.stderr.trim()).toBe(
+      'Error from server (Forbidden): services "web" is forbidden: exceeded quota: lb, requested: services.loadbalancers=1, used: services.loadbalancers=0, limited: services.loadbalancers=0',
+    );
+    expect((await c.kubectl(['get', 'service', 'web', '-n', 'qe', '-o', 'jsonpath={.spec.type}'])).stdout).toBe('ClusterIP');
   }, 120_000);
 
   it('a ClusterResourceQuota: kubectl apply, get and describe show used/hard per namespace', async () => {
