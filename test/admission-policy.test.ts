@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:https';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
 
 let c: TestCluster;
 beforeAll(async () => {
@@ -215,6 +216,89 @@ describe('ValidatingAdmissionPolicy', () => {
     const r = await c.kubectl(['patch', 'deployment', 'd', '-n', 'vap-old', '--type=merge', '-p', '{"spec":{"replicas":2}}']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("ValidatingAdmissionPolicy 'no-shrink' with binding 'no-shrink-binding' denied request: deployments in vap-old may not shrink below 4");
+  });
+
+  it('asks the authorizer: a custom verb lets one user past the limit, the request resource, other resources, a path and a service account', async () => {
+    await namespace('vap-authz');
+    // dev may edit in the namespace; lead may edit, and "override" Deployments (a verb RBAC only stores).
+    await apply(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: editors, namespace: vap-authz}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: dev}
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: lead}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: overrider, namespace: vap-authz}
+rules:
+- {apiGroups: [apps], resources: [deployments], verbs: [override]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: overriders, namespace: vap-authz}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: overrider}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: lead}
+`);
+    await apply(
+      policyYaml(
+        'override-replicas',
+        'vap-authz',
+        '',
+        `  - expression: "object.spec.replicas <= 5 || authorizer.requestResource.check('override').allowed()"
+    messageExpression: "'user ' + request.userInfo.username + ' may not run more than 5 replicas'"
+  - expression: "authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).check('delete').allowed() && authorizer.path('/healthz').check('get').allowed()"
+    message: "only those who may delete ConfigMaps here"
+  - expression: "!authorizer.serviceAccount('vap-authz', 'default').group('apps').resource('deployments').namespace('vap-authz').check('create').allowed()"
+    message: "the default service account may create Deployments"
+`,
+      ),
+    );
+    await apply(bindingYaml('override-replicas-binding', 'override-replicas', 'Deny'));
+
+    const create = (name: string, replicas: number, as?: string) =>
+      c.kubectl(['create', 'deployment', name, '--image=busybox', `--replicas=${replicas}`, '-n', 'vap-authz', ...(as ? [`--as=${as}`] : [])]);
+    expect((await create('small', 3, 'dev')).code).toBe(0);
+    const refused = await create('big', 8, 'dev');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("ValidatingAdmissionPolicy 'override-replicas' with binding 'override-replicas-binding' denied request: user dev may not run more than 5 replicas");
+    expect((await api('GET', '/apis/apps/v1/namespaces/vap-authz/deployments/big')).status).toBe(404);
+    // lead holds the custom verb on the request's resource; the cluster admin (system:masters) holds every verb.
+    const lead = await create('big', 8, 'lead');
+    expect(lead.stderr).toBe('');
+    expect(lead.code).toBe(0);
+    expect((await create('bigger', 9)).code).toBe(0);
+    // Someone who may create Deployments but not delete ConfigMaps (a Role of create only) is refused by the second.
+    await apply(`apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: creator, namespace: vap-authz}
+rules:
+- {apiGroups: [apps], resources: [deployments], verbs: [create]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: creators, namespace: vap-authz}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: creator}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: maker}
+`);
+    const maker = await create('m', 1, 'maker');
+    expect(maker.code).not.toBe(0);
+    expect(maker.stderr).toContain("denied request: only those who may delete ConfigMaps here");
+    // The service account is asked as itself: once it may create Deployments, the third refuses everyone.
+    await apply(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: sa-editor, namespace: vap-authz}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+subjects:
+- {kind: ServiceAccount, name: default, namespace: vap-authz}
+`);
+    await until('the account may create', async () => {
+      const r = await create('after', 1);
+      return r.code !== 0 && r.stderr.includes('denied request: the default service account may create Deployments');
+    });
   });
 
   it('refuses CEL that does not compile at create, with kube-apiserver\'s field error', async () => {

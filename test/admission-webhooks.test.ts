@@ -135,7 +135,8 @@ describe('validating webhooks', () => {
     expect(k.stderr).toContain('admission webhook "deny.skiff.test" denied the request: no thanks');
 
     // The webhook got an admission.k8s.io/v1 AdmissionReview, with kube's timeout parameter.
-    const { review, query } = received['/deny']![0]!;
+    // (Its first may be the root-CA publisher's kube-root-ca.crt for the new namespace, refused and retried.)
+    const { review, query } = received['/deny']!.find((r) => r.review.request.name === 'x')!;
     expect(query).toBe('?timeout=10s');
     expect(review).toMatchObject({
       apiVersion: 'admission.k8s.io/v1',

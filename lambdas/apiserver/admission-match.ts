@@ -25,6 +25,8 @@ import type { KubeObject } from '../machinery/types.ts';
 import type { AdmissionRequest } from './admission.ts';
 import type { Registry } from './registry.ts';
 import { ADMISSION_CONFIGS } from './admission-quota.ts';
+import type { Budget } from '../apiextensions/cel.ts';
+import { authorizerVariable } from '../kinds/admissionregistration/cel-authorizer.ts';
 
 type Obj = Record<string, any>;
 
@@ -235,6 +237,12 @@ export async function matchResourcesMatch(m: Obj | undefined, req: AdmissionRequ
 const OPTIONS_KIND: Record<string, string> = { CREATE: 'CreateOptions', UPDATE: 'UpdateOptions', DELETE: 'DeleteOptions' };
 
 /** admission.k8s.io/v1 AdmissionRequest: what a webhook receives, and CEL's `request` (without the objects). */
+/** The `authorizer` CEL variable of an evaluation for this request (as the requesting user, on its resource). */
+export function authorizerFor(req: AdmissionRequest, budget: Budget): unknown {
+  const r = req.resource;
+  return authorizerVariable(req.authorizer, req.user, { group: r.group, version: r.version, resource: r.resource, subresource: req.subresource, namespace: req.namespace, name: nameOf(req) }, budget);
+}
+
 export function reviewRequest(req: AdmissionRequest, withObjects: { object?: unknown; oldObject?: unknown } | undefined): Obj {
   const r = req.resource;
   const kind = { group: r.group, version: r.version, kind: r.kind };

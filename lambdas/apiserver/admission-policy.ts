@@ -4,8 +4,8 @@
 // validationActions decide what that does: Deny refuses the write with kube's words, Warn adds a Warning
 // header, Audit is accepted and does nothing yet (no audit log exists to annotate).
 //
-// Expressions see object, oldObject, request, params, namespaceObject and variables (kinds/
-// admissionregistration/cel.ts); `authorizer` is not offered (refused at create). Expressions are compiled
+// Expressions see object, oldObject, request, params, namespaceObject, variables and authorizer (kinds/
+// admissionregistration/cel.ts; an authorizer check asks the server's authorizer chain). Expressions are compiled
 // once per policy version (uid and resourceVersion) per instance.
 //
 // Storage cost per write, beyond admission-match.ts's cached configuration lists (two kinds here): for each
@@ -28,6 +28,7 @@ import {
   noteConfigWrite,
   oldObjectOf,
   reviewRequest,
+  authorizerFor,
 } from './admission-match.ts';
 import type { Registry } from './registry.ts';
 
@@ -188,6 +189,7 @@ async function applyBinding(req: AdmissionRequest, registry: Registry, policy: K
   for (const param of params) {
     const budget = newBudget();
     const act = activation({ object: req.operation === 'DELETE' ? null : req.object, oldObject, request, params: param ?? null, namespaceObject: namespaceObject ?? null }, budget);
+    act.authorizer = authorizerFor(req, budget);
     const variables: Record<string, unknown> = {};
     act.variables = variables;
     // matchConditions: any false skips the binding; an error counts only when none is false.
@@ -195,7 +197,7 @@ async function applyBinding(req: AdmissionRequest, registry: Registry, policy: K
     let condError: string | undefined;
     for (const m of c.matchConditions) {
       try {
-        if (evaluate(m.program!, act, budget) !== true) skip = true;
+        if ((await evaluate(m.program!, act, budget)) !== true) skip = true;
       } catch (e) {
         condError ??= `failed to evaluate match condition '${m.name}': ${(e as Error).message}`;
       }
@@ -208,7 +210,7 @@ async function applyBinding(req: AdmissionRequest, registry: Registry, policy: K
     // Variables in order; one that fails is absent, so an expression using it fails in turn.
     for (const v of c.variables) {
       try {
-        variables[v.name] = evaluate(v.program!, act, budget);
+        variables[v.name] = await evaluate(v.program!, act, budget);
       } catch {
         // kube evaluates variables lazily and reports the error where one is used.
       }
@@ -216,23 +218,23 @@ async function applyBinding(req: AdmissionRequest, registry: Registry, policy: K
     for (const val of c.validations) {
       let ok: unknown;
       try {
-        ok = evaluate(val.program!, act, budget);
+        ok = await evaluate(val.program!, act, budget);
       } catch (e) {
         out.push({ message: `expression '${val.expr}' resulted in error: ${(e as Error).message}`, error: true });
         continue;
       }
       if (ok === true) continue;
-      out.push({ message: failureMessage(val, act, budget), reason: val.v.reason });
+      out.push({ message: await failureMessage(val, act, budget), reason: val.v.reason });
     }
   }
   return out;
 }
 
 /** messageExpression's result, else message, else "failed expression: <expression>" (validator.go). */
-function failureMessage(val: CompiledPolicy['validations'][number], act: Record<string, unknown>, budget: ReturnType<typeof newBudget>): string {
+async function failureMessage(val: CompiledPolicy['validations'][number], act: Record<string, unknown>, budget: ReturnType<typeof newBudget>): Promise<string> {
   if (val.message?.program) {
     try {
-      const m = evaluate(val.message.program, act, budget);
+      const m = await evaluate(val.message.program, act, budget);
       if (typeof m === 'string' && m.trim() && !m.includes('\n') && m.trim().length <= 5 * 1024) return m.trim();
     } catch {
       // kube logs a failing messageExpression and falls back.

@@ -29,6 +29,7 @@ import {
   objectSelectorMatches,
   oldObjectOf,
   reviewRequest,
+  authorizerFor,
   ruleMatches,
 } from './admission-match.ts';
 import type { Registry } from './registry.ts';
@@ -72,6 +73,7 @@ async function matches(w: Obj, req: AdmissionRequest, registry: Registry): Promi
   const budget = newBudget();
   const oldObject = await oldObjectOf(req, registry);
   const act = activation({ object: req.object ?? null, oldObject: oldObject ?? null, request: reviewRequest(req, undefined) }, budget);
+  act.authorizer = authorizerFor(req, budget);
   let error: string | undefined;
   for (const c of conds) {
     const p = conditionProgram(String(c.expression ?? ''));
@@ -80,7 +82,7 @@ async function matches(w: Obj, req: AdmissionRequest, registry: Registry): Promi
       continue;
     }
     try {
-      if (evaluate(p, act, budget) !== true) return false;
+      if ((await evaluate(p, act, budget)) !== true) return false;
     } catch (e) {
       error ??= (e as Error).message;
     }

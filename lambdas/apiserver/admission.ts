@@ -6,7 +6,7 @@ import type { ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { Registry } from './registry.ts';
-import type { UserInfo } from './auth.ts';
+import type { Authorizer, UserInfo } from './auth.ts';
 import { defaultTolerationSeconds } from './admission-tolerations.ts';
 import { priorityAdmission } from './admission-priority.ts';
 import { defaultStorageClassAdmission, storageObjectInUseProtection } from './admission-storage.ts';
@@ -32,6 +32,8 @@ export interface AdmissionRequest {
   /** The object as stored, for an UPDATE or DELETE (read by the write itself: no read of the plugin's). */
   oldObject?: KubeObject;
   user: UserInfo;
+  /** The server's authorizer chain, for admission CEL's `authorizer` checks (cel-authorizer.ts). */
+  authorizer?: Authorizer;
   /** Warnings for the client (kube's warning.AddWarning): the server sends them as `Warning:` headers. */
   warnings?: string[];
   /** Audit annotations (kube's audit.AddAuditAnnotations), for the audit log to record with the request. */

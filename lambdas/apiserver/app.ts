@@ -196,7 +196,7 @@ export class ApiServer {
     const make = (user: UserInfo, registry: Registry): import('../controllers/controller.ts').ControllerContext => ({
       registry,
       create: async (res, namespace, obj) => {
-        await admit(this.chain, { operation: 'CREATE', resource: res, namespace, object: obj, user }, this.registry);
+        await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, namespace, object: obj, user }, this.registry);
         return registry.create(res, namespace, obj);
       },
       now: () => new Date(),
@@ -417,14 +417,14 @@ export class ApiServer {
           if (!this.serviceAccountTokens) throw errors.pageNotFound();
           const body = parseBody(req);
           // NodeRestriction: a node asks only for tokens bound to its own pods.
-          if (isObject(body)) await admit(this.chain, { operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, object: body as KubeObject, user, dryRun }, reg);
+          if (isObject(body)) await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, object: body as KubeObject, user, dryRun }, reg);
           const { object, warnings: w } = await createToken(reg, this.serviceAccountTokens, ns!, name!, body);
           return jsonResponse(201, object, warningHeader(w));
         }
         if (sub === 'eviction') {
           // The Eviction's DeleteOptions decode as a DELETE's body would; the answer is a Status (201, or 429/500).
           const ev = decodeEviction(parseBody(req), ns!, name!);
-          await admit(this.chain, { operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, user }, reg);
+          await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, subresource: sub, namespace: ns, name, user }, reg);
           const status = await evictPod(reg, ns!, name!, { ...deleteOptionsFrom(ev.deleteOptions), dryRun: dryRun || ev.dryRun });
           return jsonResponse(status.code, status);
         }
@@ -442,7 +442,7 @@ export class ApiServer {
         if (res.namespaced && obj.metadata.namespace !== undefined && obj.metadata.namespace !== ns) {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
         }
-        await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
+        await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
         const created = await reg.create(res, ns, obj, { dryRun });
         return jsonResponse(201, created, warningHeader(warnings));
       }
@@ -484,7 +484,7 @@ export class ApiServer {
           if (!existing) {
             const skeleton: KubeObject = { apiVersion: apiVersionOf(res), kind: res.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
             const obj = checkFields(req, res, applyPatch(ct, res, skeleton, body), warnings);
-            await admit(this.chain, { operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
+            await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
             return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
           }
         }
@@ -534,7 +534,7 @@ export class ApiServer {
    */
   private admitInWrite(operation: 'UPDATE' | 'DELETE', res: ResourceInfo, sub: string | undefined, ns: string | undefined, name: string, user: UserInfo, warnings?: string[], dryRun?: boolean) {
     return (next: KubeObject | undefined, stored: KubeObject) =>
-      admit(this.chain, { operation, resource: res, subresource: sub, namespace: ns, name, object: next, oldObject: stored, user, warnings, dryRun }, this.registry);
+      admit(this.chain, { authorizer: this.authz, operation, resource: res, subresource: sub, namespace: ns, name, object: next, oldObject: stored, user, warnings, dryRun }, this.registry);
   }
 
   /**

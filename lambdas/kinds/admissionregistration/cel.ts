@@ -3,13 +3,13 @@
 // matchConditions, can name. The library, its base environment, cel-go's error wording and the per-call
 // cost bound are apiextensions/cel.ts's (one setup for all CEL in Skiff).
 //
-// Declared variables (all dyn, as kube declares them for unstructured objects): object, oldObject,
-// request, params, namespaceObject, variables. Not declared: `authorizer` and `authorizer.requestResource`
-// (kube's authorizer library needs a synchronous authorization check, which our authorizers do not
-// offer), so an expression using them is refused at create with kube's "undeclared reference" error.
+// Declared variables: object, oldObject, request, params, namespaceObject, variables (all dyn, as kube
+// declares them for unstructured objects), and `authorizer` with `authorizer.requestResource`
+// (cel-authorizer.ts: checks through the server's authorizer chain; they make an evaluation async).
 
 import type { Environment } from '@marcbachmann/cel-js';
 import { baseEnvironment, type Budget, celGoError, CostExceeded, PER_CALL_LIMIT, RULE_TIME_LIMIT_MS, toCEL } from '../../apiextensions/cel.ts';
+import { registerAuthorizerLibrary } from './cel-authorizer.ts';
 
 export type Program = ReturnType<Environment['parse']>;
 
@@ -20,6 +20,8 @@ function admissionEnvironment(): Environment {
   if (env) return env;
   const e = baseEnvironment();
   for (const v of ADMISSION_VARIABLES) e.registerVariable(v, 'dyn');
+  registerAuthorizerLibrary(e);
+  e.registerVariable('authorizer', 'kubernetes.authorization.Authorizer');
   return (env = e);
 }
 
@@ -58,13 +60,14 @@ export function newBudget(): Budget {
   return { used: 0, limit: PER_CALL_LIMIT, deadline: Date.now() + RULE_TIME_LIMIT_MS };
 }
 
-/** Runs a program; cost overruns become kube's error text. Throws an Error with the message on failure. */
-export function evaluate(program: Program, act: Record<string, unknown>, budget: Budget): unknown {
+/** Runs a program; cost overruns become kube's error text. Rejects with an Error with the message on failure. */
+export async function evaluate(program: Program, act: Record<string, unknown>, budget: Budget): Promise<unknown> {
   budget.used = 0;
   budget.exceeded = false;
   budget.deadline = Date.now() + RULE_TIME_LIMIT_MS;
   try {
-    return program(act);
+    // A promise when the expression makes an authorizer check.
+    return await program(act);
   } catch (e) {
     if (e instanceof CostExceeded || budget.exceeded) throw new Error('operation cancelled: actual cost limit exceeded');
     throw new Error(String((e as Error).message ?? e).split('\n')[0]!.replace(/^No such key: /, 'no such key: '));
