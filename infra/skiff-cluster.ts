@@ -26,6 +26,7 @@ import {
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
@@ -144,6 +145,8 @@ export class SkiffCluster extends Construct {
   /** The cluster's one server URL: the front door's, else the Function URL. */
   public readonly apiUrl: string;
   public readonly nodes?: SkiffNodes;
+  /** Calls service-based admission webhooks from inside the nodes' VPC for the apiserver (with nodes only). */
+  public readonly webhookCaller?: NodejsFunction;
   public readonly frontDoor?: SkiffFrontDoor;
   public readonly bootstrap?: SkiffBootstrap;
   public readonly alarms: Alarm[] = [];
@@ -280,6 +283,7 @@ export class SkiffCluster extends Construct {
       nodes.grantRouteControl(this.controllerFunction);
       this.controllerFunction.addEnvironment('SKIFF_ROUTE_TABLE_ID', nodes.routeTableId);
       this.controllerFunction.addEnvironment('SKIFF_CLUSTER_CIDR', nodes.clusterCidr);
+      this.webhookCaller = this.webhookCallerIn(nodes);
     }
 
     // Alarms: a stream consumer falling behind, and any function failing.
@@ -325,6 +329,50 @@ export class SkiffCluster extends Construct {
   /** Where `skiff agent --ssm-prefix` and `skiff kubeconfig` find the cluster's parameters. */
   get parameterPrefix(): string {
     return parameterPrefix(this.clusterName);
+  }
+
+  /**
+   * The webhook caller (lambdas/webhook-caller/handler.ts): the apiserver is outside the VPC and a
+   * service-based admission webhook is a pod, so this function, in the node subnets, makes the call for
+   * it. It talks only inside the VPC (no NAT, no endpoints: nothing to pay while idle), reads nothing,
+   * and only the apiserver may invoke it; the nodes admit TCP from it (the webhook pod's port).
+   */
+  private webhookCallerIn(nodes: SkiffNodes): NodejsFunction {
+    const logGroup = new LogGroup(this, 'WebhookCallerLogs', { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+    const role = new Role(this, 'WebhookCallerRole', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    // What Lambda needs to attach the function to the VPC (AWSLambdaVPCAccessExecutionRole's ec2 actions,
+    // without its logs:* on "*"): network interfaces of this account and region; the Describes allow no
+    // narrower resource.
+    const ec2Arn = (resource: string) => Stack.of(this).formatArn({ service: 'ec2', resource, resourceName: '*' });
+    role.addToPolicy(new PolicyStatement({ actions: ['ec2:CreateNetworkInterface'], resources: ['network-interface', 'subnet', 'security-group'].map(ec2Arn) }));
+    role.addToPolicy(new PolicyStatement({ actions: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'], resources: [ec2Arn('network-interface')] }));
+    role.addToPolicy(new PolicyStatement({ actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], resources: ['*'] }));
+    const securityGroup = new SecurityGroup(this, 'WebhookCallerSecurityGroup', { vpc: nodes.vpc, description: 'Skiff webhook caller', allowAllOutbound: true });
+    nodes.securityGroup.addIngressRule(securityGroup, Port.allTcp(), 'admission webhooks, from the webhook caller');
+    const fn = new NodejsFunction(this, 'WebhookCaller', {
+      entry: fileURLToPath(new URL('../lambdas/webhook-caller/handler.ts', import.meta.url)),
+      handler: 'handler',
+      projectRoot: repoRoot,
+      depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: 256,
+      // kube caps a webhook's timeoutSeconds at 30.
+      timeout: Duration.seconds(35),
+      role,
+      logGroup,
+      vpc: nodes.vpc,
+      vpcSubnets: { subnetType: SubnetType.PUBLIC },
+      // The node subnets are public; the function gets no public address and needs none.
+      allowPublicSubnet: true,
+      securityGroups: [securityGroup],
+      environment: { NODE_OPTIONS: '--enable-source-maps' },
+      bundling,
+    });
+    // The function itself only (grantInvoke would add its versions and aliases too, ":*").
+    this.apiFunction.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [fn.functionArn] }));
+    this.apiFunction.addEnvironment('SKIFF_WEBHOOK_CALLER', fn.functionName);
+    return fn;
   }
 
   /**

@@ -108,7 +108,7 @@ beforeAll(() => {
   ({ template } = synth());
   [tableId] = onlyResource(template, 'AWS::DynamoDB::GlobalTable');
   // The apiserver, the scheduler, the controller manager, the bootstrap custom resource's function, the
-  // front door's stream router, and CDK's AwsCustomResource provider (the prefix-list lookup).
+  // front door's stream router, the webhook caller, and CDK's AwsCustomResource provider (the prefix-list lookup).
   const fns = Object.entries(template.findResources('AWS::Lambda::Function'));
   expect(fns.map(([id]) => stripHash(id)).sort()).toEqual([
     'AWS679f53fac002430cb0da5b7982bd2287',
@@ -117,6 +117,7 @@ beforeAll(() => {
     'ClusterControllerManager',
     'ClusterFrontDoorStreamRouterFn',
     'ClusterScheduler',
+    'ClusterWebhookCaller',
   ]);
   [fnId, fn] = fns.find(([id]) => id.startsWith('ClusterApiServer'))!;
 });
@@ -251,17 +252,25 @@ describe('IAM', () => {
     for (const a of actions) expect(a).not.toMatch(/^dynamodb:(DeleteTable|UpdateTable|CreateTable|\w*TimeToLive)$/);
   });
 
-  it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group and the audit log, and reading the service-account key', () => {
+  it('names no "*" resource and no wildcard action anywhere; the rest is writing its own log group and the audit log, reading the service-account key, and invoking the webhook caller', () => {
     const logGroups = [fn.Properties.LoggingConfig?.LogGroup?.Ref as string, auditLogGroupId()];
     expect(Object.keys(template.findResources('AWS::Logs::LogGroup'))).toContain(logGroups[0]);
     const saKeyArn = `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/service-account-key`;
+    const [callerId] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('ClusterWebhookCaller'))!;
     let readsKey = 0;
+    let invokes = 0;
     for (const s of apiRoleStatements()) {
       for (const a of list<string>(s.Action)) expect(a).not.toMatch(/\*$/);
       for (const r of list(s.Resource)) {
         expect(r).not.toBe('*');
         const onLogGroup = logGroups.some((g) => JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [g, 'Arn'] }));
         const onKey = flat(r) === saKeyArn;
+        const onCaller = JSON.stringify(r) === JSON.stringify({ 'Fn::GetAtt': [callerId, 'Arn'] });
+        if (onCaller) {
+          expect(list(s.Action)).toEqual(['lambda:InvokeFunction']);
+          invokes++;
+          continue;
+        }
         expect(onLogGroup || onKey || isTableResource(r), `resource ${JSON.stringify(r)}`).toBe(true);
         if (onLogGroup) expect(list(s.Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
         if (onKey) readsKey++;
@@ -273,7 +282,38 @@ describe('IAM', () => {
       }
     }
     expect(readsKey).toBe(1);
+    expect(invokes).toBe(1);
     expect(fn.Properties.Environment.Variables.SKIFF_SA_KEY_PARAMETER).toBe('/skiff/SkiffStack/service-account-key');
+  });
+});
+
+describe('webhook caller', () => {
+  it('runs in the node subnets with a security group the nodes admit TCP from; no table, no key; the apiserver names it', () => {
+    const resources = template.toJSON().Resources;
+    const [callerId, caller] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('ClusterWebhookCaller'))! as [string, Json];
+    expect(fn.Properties.Environment.Variables.SKIFF_WEBHOOK_CALLER).toEqual({ Ref: callerId });
+    const vpc = caller.Properties.VpcConfig;
+    expect(vpc.SubnetIds.length).toBeGreaterThan(0);
+    expect(vpc.SecurityGroupIds).toHaveLength(1);
+    const sgId = vpc.SecurityGroupIds[0]['Fn::GetAtt'][0];
+    expect(resources[sgId].Type).toBe('AWS::EC2::SecurityGroup');
+    // The nodes admit TCP (any port: the webhook pod's) from it.
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress')).filter(
+      (r: Json) => JSON.stringify(r.Properties.SourceSecurityGroupId) === JSON.stringify({ 'Fn::GetAtt': [sgId, 'GroupId'] }),
+    ) as Json[];
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0].Properties).toMatchObject({ IpProtocol: 'tcp', FromPort: 0, ToPort: 65535 });
+    expect(resources[ingress[0].Properties.GroupId['Fn::GetAtt'][0]].Properties.GroupDescription).toBe('Skiff nodes');
+    // Its role reads nothing of the cluster: no table, no parameter.
+    const roleId = caller.Properties.Role['Fn::GetAtt'][0];
+    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p: Json) => p.Properties.Roles.some((r: Json) => r.Ref === roleId))
+      .flatMap((p: Json) => p.Properties.PolicyDocument.Statement);
+    // Logs, and what Lambda needs to put it in the VPC (network interfaces: EC2 has no narrower resource).
+    for (const st of statements) {
+      for (const a of list<string>(st.Action)) expect(a).toMatch(/^(logs:(CreateLogStream|PutLogEvents)|ec2:(Create|Describe|Delete)NetworkInterfaces?|ec2:DescribeSubnets|ec2:(Assign|Unassign)PrivateIpAddresses)$/);
+    }
+    expect(JSON.stringify(statements)).not.toContain(tableId);
   });
 });
 
@@ -471,7 +511,7 @@ describe('IAM across the whole template', () => {
     const json = template.toJSON();
     const roles = new Set<string>();
     for (const [, f] of ofType(json, 'AWS::Lambda::Function')) roles.add(f.Properties.Role['Fn::GetAtt'][0]);
-    expect(roles.size).toBe(6);
+    expect(roles.size).toBe(7);
     let withTable = 0;
     for (const roleId of roles) {
       const dynamo = roleStatements(json, roleId).filter((s) => list<string>(s.Action).some((a) => a.startsWith('dynamodb:')));
@@ -482,7 +522,7 @@ describe('IAM across the whole template', () => {
       }
     }
     // The apiserver, the scheduler, the controller manager and the bootstrap function; not the stream
-    // router nor the prefix-list lookup.
+    // router, the webhook caller nor the prefix-list lookup.
     expect(withTable).toBe(4);
   });
 
@@ -685,7 +725,9 @@ describe('nodes', () => {
     for (const [id, g] of ofType(j, 'AWS::EC2::SecurityGroup')) for (const r of g.Properties.SecurityGroupIngress ?? []) rules.push({ ...r, GroupId: { Ref: id } });
     for (const [, r] of ofType(j, 'AWS::EC2::SecurityGroupIngress')) rules.push(r.Properties);
     const vpcId = onlyResource(template, 'AWS::EC2::VPC')[0];
-    const onPort = (p: number) => rules.filter((r) => r.IpProtocol === 'tcp' && r.FromPort <= p && r.ToPort >= p);
+    // (The webhook caller's all-TCP rule is the webhook caller test's.)
+    const fromCaller = (r: Json) => JSON.stringify(r.SourceSecurityGroupId ?? '').includes('WebhookCallerSecurityGroup');
+    const onPort = (p: number) => rules.filter((r) => r.IpProtocol === 'tcp' && r.FromPort <= p && r.ToPort >= p && !fromCaller(r));
     expect(onPort(10250)).toEqual([expect.objectContaining({ CidrIp: { 'Fn::GetAtt': [vpcId, 'CidrBlock'] }, FromPort: 10250, ToPort: 10250 })]);
     const stream = onPort(10255);
     expect(stream).toHaveLength(1);

@@ -7,13 +7,14 @@
 //
 // Where a webhook is: clientConfig.url as given; clientConfig.service through the Service's Endpoints to
 // a ready address and the target port (the pod IP: on a Linux host the apiserver reaches pods on the
-// local agents' Docker bridges; a deployed apiserver Lambda outside the nodes' network cannot, so in the
-// cloud use url). The TLS server name stays <service>.<namespace>.svc, as kube-apiserver verifies it.
+// local agents' Docker bridges; a deployed apiserver Lambda, outside the nodes' VPC, has the webhook
+// caller inside it make the call: webhook-post.ts). The TLS server name stays <service>.<namespace>.svc,
+// as kube-apiserver verifies it.
 //
 // Storage cost per write, beyond admission-match.ts's cached configuration lists (one kind per plugin):
 // a service-based webhook that matches costs two gets (Service, Endpoints) per call; url-based, none.
 
-import { request as httpsRequest } from 'node:https';
+import { postWebhook } from './webhook-post.ts';
 import jsonpatch, { type Operation as JsonPatchOperation } from 'fast-json-patch';
 import { isDeepStrictEqual } from 'node:util';
 import { findResource } from '../machinery/resources.ts';
@@ -97,6 +98,8 @@ const endpoints = () => findResource('', 'v1', 'endpoints')!;
 interface Target {
   /** The URL kube-apiserver names in its errors (service URLs by their DNS name). */
   url: URL;
+  /** The URL's host as kube writes it (a service's with its port, even 443: net.JoinHostPort). */
+  hostPort: string;
   /** Where to connect (the resolved address for a service). */
   host: string;
   port: number;
@@ -110,7 +113,7 @@ async function targetOf(w: Obj, registry: Registry): Promise<Target> {
   if (cc.url) {
     const url = new URL(cc.url);
     url.search = timeout;
-    return { url, host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443) };
+    return { url, hostPort: url.host, host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443) };
   }
   const s = cc.service ?? {};
   const dns = `${s.name}.${s.namespace}.svc`;
@@ -133,7 +136,7 @@ async function targetOf(w: Obj, registry: Registry): Promise<Target> {
   for (const subset of ep?.subsets ?? []) {
     const epPort = (subset.ports ?? []).find((p: Obj) => (sp.name ? p.name === sp.name : true));
     const addr = (subset.addresses ?? [])[0];
-    if (epPort && addr?.ip) return { url, host: addr.ip, port: epPort.port, servername: dns };
+    if (epPort && addr?.ip) return { url, hostPort: `${dns}:${port}`, host: addr.ip, port: epPort.port, servername: dns };
   }
   throw new CallError(`failed to call webhook: no endpoints available for service "${s.name}"`);
 }
@@ -142,30 +145,20 @@ async function targetOf(w: Obj, registry: Registry): Promise<Target> {
 async function call(w: Obj, review: Obj, registry: Registry): Promise<Obj> {
   const t = await targetOf(w, registry);
   const timeoutMs = Math.min(Number(w.timeoutSeconds ?? 10), 30) * 1000;
-  const body = Buffer.from(JSON.stringify(review));
   const ca = w.clientConfig?.caBundle ? Buffer.from(String(w.clientConfig.caBundle), 'base64').toString('utf8') : undefined;
-  const post = `Post "${t.url.toString()}"`;
-  const text = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const r = httpsRequest(
-      {
-        host: t.host,
-        port: t.port,
-        path: t.url.pathname + t.url.search,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': body.length, host: t.url.host },
-        ...(ca ? { ca } : {}),
-        ...(t.servername ? { servername: t.servername } : {}),
-        signal: AbortSignal.timeout(timeoutMs),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    r.on('error', reject);
-    r.end(body);
+  const post = `Post "${t.url.protocol}//${t.hostPort}${t.url.pathname}${t.url.search}"`;
+  // A service-based webhook (a pod) through the registry's caller when it has one (a deployed apiserver:
+  // the webhook caller inside the VPC); everything else directly.
+  const caller = t.servername && registry.webhookCaller ? registry.webhookCaller : postWebhook;
+  const text = await caller({
+    host: t.host,
+    port: t.port,
+    path: t.url.pathname + t.url.search,
+    hostHeader: t.hostPort,
+    servername: t.servername,
+    ca,
+    body: JSON.stringify(review),
+    timeoutMs,
   }).catch((e: NodeJS.ErrnoException & { name?: string }) => {
     throw new CallError(`failed to call webhook: ${post}: ${dialError(e, t)}`);
   });

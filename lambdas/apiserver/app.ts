@@ -58,6 +58,7 @@ import { podLogs } from './node-proxy.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
 import { policyFor, RbacAuthorizer } from './rbac.ts';
+import type { WebhookCaller } from './webhook-post.ts';
 import { bootstrapClusterRoleBindings, bootstrapClusterRoles, ensureBootstrapPolicy } from './bootstrap-policy.ts';
 import { impersonate } from './impersonation.ts';
 import { auditAuthorization, auditUser, type Auditor } from './audit.ts';
@@ -70,6 +71,8 @@ export interface ApiServerOptions {
   /** What the authorizer allows a user, for SelfSubjectRulesReview (RBAC's rule resolver). */
   ruleResolver?: RuleResolver;
   admission?: AdmissionPlugin[];
+  /** How service-based admission webhooks are called when not directly (a deployed apiserver: webhook-post.ts). */
+  webhookCaller?: WebhookCaller;
   /** Requests with larger bodies get 413 (Kubernetes' default limit is 3 MiB). */
   maxBodyBytes?: number;
   /** Upper bound on a watch's life; Lambda functions cannot stream longer than their timeout. */
@@ -164,6 +167,7 @@ export class ApiServer {
     });
     // ResourceQuota admission: charged in the create's storage write, after the chain (admission-quota.ts).
     this.registry.quota = true;
+    this.registry.webhookCaller = opts.webhookCaller;
     const accessEntries = findResource('iam.skiff.io', 'v1', 'accessentries')!;
     const iam = opts.iam && new IamAuthenticator({ ...opts.iam, listEntries: async () => (await this.registry.list(accessEntries, undefined)).items });
     this.serviceAccountTokens = opts.serviceAccountTokens;

@@ -12,6 +12,7 @@ import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
 import { auditorFromEnv } from './audit.ts';
 import { DEFAULT_ISSUER, readServiceAccountIssuer, ServiceAccountTokens } from './serviceaccount-tokens.ts';
+import { remoteWebhookCaller, type CallerResult, type WebhookPost } from './webhook-post.ts';
 
 let server: Promise<ApiServer> | undefined;
 let ssm: Promise<SSMClient> | undefined;
@@ -23,6 +24,19 @@ async function secureParameter(name: string): Promise<string> {
   const out = await client.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
   if (!out.Parameter?.Value) throw new Error(`parameter ${name} has no value`);
   return out.Parameter.Value;
+}
+
+let lambdaClient: Promise<import('@aws-sdk/client-lambda').LambdaClient> | undefined;
+/** Invokes the webhook caller function (infra/skiff-cluster.ts) and returns what it answered. */
+function invokeCaller(functionName: string): (p: WebhookPost) => Promise<CallerResult> {
+  return async (p) => {
+    const client = await (lambdaClient ??= import('@aws-sdk/client-lambda').then((m) => new m.LambdaClient({})));
+    const { InvokeCommand } = await import('@aws-sdk/client-lambda');
+    const out = await client.send(new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(p)) }));
+    const text = Buffer.from(out.Payload ?? new Uint8Array()).toString('utf8');
+    if (out.FunctionError) return { error: { message: `the webhook caller failed: ${text}` } };
+    return JSON.parse(text) as CallerResult;
+  };
 }
 
 async function open(): Promise<ApiServer> {
@@ -51,6 +65,8 @@ async function open(): Promise<ApiServer> {
     audit: auditorFromEnv(),
     // The controller manager runs the serviceaccounts loop that makes each namespace's `default`.
     serviceAccountAdmission: true,
+    // Service-based admission webhooks are called by the webhook caller, inside the nodes' VPC.
+    webhookCaller: process.env.SKIFF_WEBHOOK_CALLER ? remoteWebhookCaller(invokeCaller(process.env.SKIFF_WEBHOOK_CALLER)) : undefined,
   });
 }
 

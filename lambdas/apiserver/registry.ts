@@ -10,6 +10,7 @@ import type { Backend, KeyValue, WatchEvent } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
 import { clusterQuotaPresence, planQuotaCharges, planQuotaUpdate } from './admission-quota.ts';
+import type { WebhookCaller } from './webhook-post.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
@@ -158,6 +159,8 @@ export class Registry {
   readonly maxObjectsPerNamespace: number;
   /** ResourceQuota admission (admission-quota.ts) charges creates, and updates that change usage; the ApiServer turns it on. */
   quota = false;
+  /** How a service-based admission webhook is called, when not directly (deployed: webhook-post.ts's remote caller). */
+  webhookCaller?: WebhookCaller;
 
   constructor(
     readonly backend: Backend,
