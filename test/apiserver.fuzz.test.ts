@@ -136,8 +136,10 @@ describe.each([
         console.log(`apiserver fuzz on ${backendName}: statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, RSS +${mib(rssPeak - rssBefore)} at peak, heap +${mib(heapRetained)} after GC`);
 
         // The fuzz got past validation sometimes (else it tested only the front door) and was refused often.
+        // About 2.4% of its requests succeed (48 of 2,000 and 18 of 1,000 in one run): the bar is a fifth of
+        // that, so a seed's luck does not fail the run (at 1,000 requests 2% failed about one run in five).
         const count = (lo: number, hi: number) => [...statuses].filter(([s]) => s >= lo && s < hi).reduce((a, [, n]) => a + n, 0);
-        expect(count(200, 300)).toBeGreaterThan(RUNS_ON[backendName as string]! / 50);
+        expect(count(200, 300)).toBeGreaterThan(RUNS_ON[backendName as string]! / 200);
         expect(count(400, 500)).toBeGreaterThan(RUNS_ON[backendName as string]! / 2);
         expect(heapRetained).toBeLessThan(MAX_RETAINED_HEAP_GROWTH_BYTES);
         expect(rssPeak - rssBefore).toBeLessThan(MAX_RSS_GROWTH_BYTES);
