@@ -704,7 +704,8 @@ class LogWindow {
 
   constructor(
     private readonly readRange: (after: number, upTo: number) => Promise<LogEntry[]>,
-    private readonly capacity = 10_000,
+    // Two watch batches: enough for watches moving in step; one far behind reads its own range again.
+    private readonly capacity = 2 * BATCH_REVISIONS,
   ) {}
 
   async read(after: number, upTo: number): Promise<LogEntry[]> {
