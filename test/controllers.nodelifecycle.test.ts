@@ -190,5 +190,29 @@ for (const [label, open, enabled] of backends) {
       expect(on.keys({ type: 'MODIFIED', resource: leasesRes, object: { ...lease, metadata: { ...lease.metadata, namespace: 'default' } } })).toEqual([]);
       expect(await on.allKeys(ctx)).toEqual(['n1']);
     });
+
+    it('a deleted node takes its pods with it (kube\'s pod GC of orphans), with an event each; other nodes\' pods stay', async () => {
+      const ctx = await newCtx(await open());
+      const c = createNodeLifecycleController({ gracePeriodMs: 40_000, now: () => new Date(T0) });
+      await addNode(ctx, 'gone', T0);
+      await addNode(ctx, 'kept', T0);
+      await addPod(ctx, 'a', 'gone');
+      await addPod(ctx, 'b', 'gone');
+      await addPod(ctx, 'c', 'kept');
+      const deleted = (await ctx.registry.delete(nodesRes, undefined, 'gone')).object;
+      // The node's DELETED event keys the node; its reconcile finds it gone.
+      expect(c.keys({ type: 'DELETED', resource: nodesRes, object: deleted })).toEqual(['gone']);
+      await c.reconcile('gone', ctx);
+      expect(await podNames(ctx)).toEqual(['c']);
+      const events = (await ctx.registry.list(eventsRes, 'default')).items.filter((e) => e.reason === 'PodGCOrphaned');
+      expect(events.map((e) => e.message).sort()).toEqual([
+        'Deleting pod default/a bound to node gone, which does not exist',
+        'Deleting pod default/b bound to node gone, which does not exist',
+      ]);
+      // Again: nothing left to do. A node that exists keeps its pods.
+      await c.reconcile('gone', ctx);
+      await c.reconcile('kept', ctx);
+      expect(await podNames(ctx)).toEqual(['c']);
+    });
   });
 }

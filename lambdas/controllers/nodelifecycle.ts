@@ -5,6 +5,10 @@
 // are then evicted (taint-based eviction) when their toleration of that taint runs out, and pods that
 // tolerate it forever stay. When the lease is renewed the taint goes; the node agent sets Ready itself.
 //
+// A node that is gone (its Node deleted: `kubectl delete node`, or the cloud's instance terminated) takes
+// its pods with it: they are deleted at once, as kube's pod garbage collector deletes pods bound to a node
+// that does not exist, so their owners replace them elsewhere (without it they stayed bound to nothing).
+//
 // Everything is decided from the lease age at the time reconcile runs (level-triggered), so a missed,
 // duplicated or late event, or a resync, all lead to the same state. The controller asks to be woken up
 // when the next deadline (lease expiry, a toleration running out) passes.
@@ -148,6 +152,30 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     return next;
   }
 
+  /**
+   * kube's PodGC gcOrphaned: the pods bound to a node that no longer exists (the store said so just now)
+   * are deleted with no grace period, since no agent will end them. At most BURST_REPLICAS per reconcile.
+   */
+  async function deleteOrphanedPods(ctx: ControllerContext, name: string): Promise<ReconcileResult | void> {
+    let budget = BURST_REPLICAS;
+    for (const pod of await readerOf(ctx).byIndex(pods, 'node', name)) {
+      if (pod.spec?.nodeName !== name) continue;
+      if (budget-- <= 0) return { requeueAfterMs: 0 };
+      try {
+        await ctx.registry.delete(pods, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
+      } catch (e) {
+        if (e instanceof ApiError && (e.code === 404 || e.code === 409)) continue;
+        throw e;
+      }
+      await recordEvent(ctx.registry, pod, {
+        type: 'Normal',
+        reason: 'PodGCOrphaned',
+        message: `Deleting pod ${pod.metadata.namespace}/${pod.metadata.name} bound to node ${name}, which does not exist`,
+        component: 'pod-garbage-collector',
+      }).catch(() => undefined); // events are best effort
+    }
+  }
+
   return {
     name: 'node-lifecycle-controller',
     identity: controllerUser('node-controller'),
@@ -161,7 +189,8 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     },
     async reconcile(name, ctx): Promise<ReconcileResult | void> {
       const node = await getOrUndefined(ctx, nodes, undefined, name);
-      if (!node || node.metadata.deletionTimestamp) return;
+      if (!node) return deleteOrphanedPods(ctx, name);
+      if (node.metadata.deletionTimestamp) return;
       const lease = await getOrUndefined(ctx, leases, NODE_LEASE_NAMESPACE, name);
       const nowD = (opts.now ?? ctx.now)();
       const nowMs = nowD.getTime();
