@@ -35,6 +35,7 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { tableSchema } from '../lambdas/storage/dynamodb.ts';
 import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { INSTANCE_GONE_STATES, INSTANCE_STATE_DETAIL_TYPE } from '../lambdas/controllers/instance-events.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 import { AUDIT_LOG_GROUP_ENV, AUDIT_POLICY_ENV, parseAuditPolicy, type AuditPolicy } from '../lambdas/apiserver/audit.ts';
@@ -284,6 +285,14 @@ export class SkiffCluster extends Construct {
       this.controllerFunction.addEnvironment('SKIFF_ROUTE_TABLE_ID', nodes.routeTableId);
       this.controllerFunction.addEnvironment('SKIFF_CLUSTER_CIDR', nodes.clusterCidr);
       this.webhookCaller = this.webhookCallerIn(nodes);
+      // A node's instance gone (an Auto Scaling replacement, a Spot reclaim): the controller manager deletes
+      // its Node and pods at once (lambdas/controllers/instance-events.ts). EC2's state-change events cost
+      // nothing; the function runs once per instance of the account and region that ends.
+      new Rule(this, 'InstanceGone', {
+        description: `Skiff ${this.clusterName}: a node's EC2 instance shutting down or terminated`,
+        eventPattern: { source: ['aws.ec2'], detailType: [INSTANCE_STATE_DETAIL_TYPE], detail: { state: INSTANCE_GONE_STATES } },
+        targets: [new LambdaFunction(this.controllerFunction)],
+      });
     }
 
     // Alarms: a stream consumer falling behind, and any function failing.

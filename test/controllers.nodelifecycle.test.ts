@@ -13,6 +13,7 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testBackends } from './support/backends.ts';
+import { handleInstanceState, isInstanceStateEvent } from '../lambdas/controllers/instance-events.ts';
 
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
@@ -213,6 +214,31 @@ for (const [label, open, enabled] of backends) {
       await c.reconcile('gone', ctx);
       await c.reconcile('kept', ctx);
       expect(await podNames(ctx)).toEqual(['c']);
+    });
+
+    it('an EC2 instance shutting down or terminated (EventBridge) deletes its Node and its pods at once; other instances and states change nothing', async () => {
+      const ctx = await newCtx(await open());
+      const c = createNodeLifecycleController({ gracePeriodMs: 40_000, now: () => new Date(T0) });
+      for (const [n, id] of [['ip-10-0-0-1', 'i-0aaa'], ['ip-10-0-0-2', 'i-0bbb']]) {
+        await addNode(ctx, n!, T0);
+        await ctx.registry.guaranteedUpdate(nodesRes, undefined, n!, undefined, {}, (o) => ({ ...o, spec: { ...o.spec, providerID: `aws:///us-east-1a/${id}` } }));
+      }
+      await addPod(ctx, 'a', 'ip-10-0-0-1');
+      await addPod(ctx, 'b', 'ip-10-0-0-2');
+      const event = (id: string, state: string) => ({ source: 'aws.ec2', 'detail-type': 'EC2 Instance State-change Notification', detail: { 'instance-id': id, state } });
+      expect(isInstanceStateEvent(event('i-0aaa', 'terminated'))).toBe(true);
+      expect(isInstanceStateEvent({ source: 'aws.events' })).toBe(false);
+      // Not a node's instance, or a state it may come back from: nothing.
+      expect(await handleInstanceState(c, ctx, event('i-0ccc', 'terminated') as never)).toBeUndefined();
+      expect(await handleInstanceState(c, ctx, event('i-0aaa', 'stopping') as never)).toBeUndefined();
+      expect((await ctx.registry.list(nodesRes, undefined)).items.map((n) => n.metadata.name).sort()).toEqual(['ip-10-0-0-1', 'ip-10-0-0-2']);
+      // Its instance shutting down: the Node and its pod go now.
+      expect(await handleInstanceState(c, ctx, event('i-0aaa', 'shutting-down') as never)).toBe('ip-10-0-0-1');
+      expect((await ctx.registry.list(nodesRes, undefined)).items.map((n) => n.metadata.name)).toEqual(['ip-10-0-0-2']);
+      expect(await podNames(ctx)).toEqual(['b']);
+      // The terminated event that follows (at least once, maybe twice) changes nothing more.
+      expect(await handleInstanceState(c, ctx, event('i-0aaa', 'terminated') as never)).toBeUndefined();
+      expect(await podNames(ctx)).toEqual(['b']);
     });
   });
 }

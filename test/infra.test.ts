@@ -390,13 +390,26 @@ describe('control loops', () => {
   });
 
   it('a rule resyncs both every 5 minutes (a prop)', () => {
-    const rules = Object.values(template.findResources('AWS::Events::Rule')) as Json[];
+    const rules = (Object.values(template.findResources('AWS::Events::Rule')) as Json[]).filter((r) => r.Properties.ScheduleExpression);
     expect(rules).toHaveLength(1);
     expect(rules[0].Properties.ScheduleExpression).toBe('rate(5 minutes)');
     const { json: j } = synth({ cluster: { resyncInterval: Duration.minutes(1), nodes: false, frontDoor: false, bootstrap: false } });
     expect(ofType(j, 'AWS::Events::Rule')[0]![1].Properties.ScheduleExpression).toBe('rate(1 minute)');
     const targets = rules[0].Properties.Targets.map((t: Json) => t.Arn['Fn::GetAtt'][0] as string).sort();
     expect(targets.map((t: string) => t.replace(/[0-9A-F]{8}$/, ''))).toEqual(['ClusterControllerManager', 'ClusterScheduler']);
+  });
+
+  it('a node\'s instance shutting down or terminated wakes the controller manager (and only it); no rule without nodes', () => {
+    const rules = (Object.values(template.findResources('AWS::Events::Rule')) as Json[]).filter((r) => r.Properties.EventPattern);
+    expect(rules).toHaveLength(1);
+    expect(rules[0].Properties.EventPattern).toEqual({
+      source: ['aws.ec2'],
+      'detail-type': ['EC2 Instance State-change Notification'],
+      detail: { state: ['shutting-down', 'terminated'] },
+    });
+    expect(rules[0].Properties.Targets.map((t: Json) => stripHash(t.Arn['Fn::GetAtt'][0]))).toEqual(['ClusterControllerManager']);
+    const { json: j } = synth({ cluster: { nodes: false, frontDoor: false, bootstrap: false } }, 'NoNodes');
+    expect(ofType(j, 'AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern)).toHaveLength(0);
   });
 
   it('CronJob wake-ups: a Scheduler group, a role Scheduler assumes to invoke the controller manager, and the function may manage only that group\'s schedules', () => {

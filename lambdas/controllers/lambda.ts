@@ -16,6 +16,7 @@ import { statefulSetController } from './statefulset.ts';
 import { createJobController } from './job.ts';
 import { createCronJobController } from './cronjob.ts';
 import { handleWakeUp, isWakeUpEvent, wakeUpsFromEnv } from './wakeups.ts';
+import { handleInstanceState, isInstanceStateEvent } from './instance-events.ts';
 import { garbageCollector } from './garbagecollector.ts';
 import { endpointsController } from './endpoints.ts';
 import { persistentVolumeController } from './persistentvolume.ts';
@@ -60,6 +61,10 @@ const handlers = createControllerHandlers(controllers, cloudContext);
 export const stream = handlers.stream;
 export const resync = handlers.resync;
 const dispatch = dispatchHandler(handlers);
-/** One function for all triggers: stream batches, the scheduled resync, and wake-ups of one key (wakeups.ts). */
-export const handler = async (event: Parameters<typeof dispatch>[0] | unknown) =>
-  isWakeUpEvent(event) ? handleWakeUp(controllers, await cloudContext(), event) : dispatch(event as Parameters<typeof dispatch>[0]);
+/** One function for all triggers: stream batches, the scheduled resync, wake-ups of one key (wakeups.ts), and instances gone (instance-events.ts). */
+export const handler = async (event: Parameters<typeof dispatch>[0] | unknown) => {
+  if (isWakeUpEvent(event)) return handleWakeUp(controllers, await cloudContext(), event);
+  // A node's instance gone (EventBridge): its Node and pods go now, not after lease expiry and a resync.
+  if (isInstanceStateEvent(event)) return void console.log('instance', event.detail['instance-id'], event.detail.state, '-> node', await handleInstanceState(nodeLifecycleController, await cloudContext(), event));
+  return dispatch(event as Parameters<typeof dispatch>[0]);
+};
