@@ -338,6 +338,16 @@ describe.skipIf(!moto)('wake-ups in the cloud: EventBridge Scheduler (moto)', ()
     const s = await client.send(new GetScheduleCommand({ Name: scheduleName('cronjob-controller', 'default/fn'), GroupName: group }));
     expect(s.Target?.Arn).toBe('arn:aws:lambda:us-east-1:123456789012:function:skiff-controllers');
     expect(s.ScheduleExpression).toBe(atExpression(new Date(minute + MIN)));
+
+    // The same function takes EventBridge's EC2 state changes (infra's InstanceGone rule): a node's
+    // instance terminated deletes its Node and the pods bound to it (lambdas/controllers/instance-events.ts).
+    const nodesRes = findResource('', 'v1', 'nodes')!;
+    const podsRes = findResource('', 'v1', 'pods')!;
+    await api.registry.create(nodesRes, undefined, { metadata: { name: 'ip-10-0-1-9' }, spec: { providerID: 'aws:///us-east-1a/i-0f00d' } });
+    await api.registry.create(podsRes, 'default', { metadata: { name: 'on-it' }, spec: { nodeName: 'ip-10-0-1-9', containers: [{ name: 'c', image: 'busybox' }] } });
+    await handler({ source: 'aws.ec2', 'detail-type': 'EC2 Instance State-change Notification', detail: { 'instance-id': 'i-0f00d', state: 'terminated' } });
+    expect((await api.registry.list(nodesRes, undefined)).items.map((n) => n.metadata.name)).toEqual([]);
+    expect((await api.registry.list(podsRes, 'default')).items.map((p) => p.metadata.name)).toEqual([]);
     await moto!.stop();
   });
 });
