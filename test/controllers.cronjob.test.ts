@@ -3,7 +3,8 @@
 // annotation, duplicated and concurrent reconciles making one Job per run, concurrencyPolicy Forbid and
 // Replace, startingDeadlineSeconds, too many missed start times, history limits, suspend, time zones.
 // Then the cloud's wake-ups: EventBridge Scheduler one-time schedules, against moto's scheduler service
-// (real API calls), and the controller function's handler reconciling the key a wake-up names.
+// (real API calls), and the controller function's handler reconciling the key a wake-up names (and, being
+// the one function for every trigger, deleting a Node whose EC2 instance terminated).
 
 import { describe, expect, it } from 'vitest';
 import { CreateScheduleGroupCommand, GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
