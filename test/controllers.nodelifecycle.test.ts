@@ -8,7 +8,7 @@ import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { namespaceLifecycle } from '../lambdas/apiserver/admission.ts';
 import { defaultTolerationSeconds } from '../lambdas/apiserver/admission-tolerations.ts';
 import type { ControllerContext } from '../lambdas/controllers/controller.ts';
-import { createNodeLifecycleController, NODE_LEASE_NAMESPACE, UNREACHABLE_TAINT } from '../lambdas/controllers/nodelifecycle.ts';
+import { createNodeLifecycleController, goneNodeKey, NODE_LEASE_NAMESPACE, UNREACHABLE_TAINT } from '../lambdas/controllers/nodelifecycle.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -201,9 +201,12 @@ for (const [label, open, enabled] of backends) {
       await addPod(ctx, 'b', 'gone');
       await addPod(ctx, 'c', 'kept');
       const deleted = (await ctx.registry.delete(nodesRes, undefined, 'gone')).object;
-      // The node's DELETED event keys the node; its reconcile finds it gone.
-      expect(c.keys({ type: 'DELETED', resource: nodesRes, object: deleted })).toEqual(['gone']);
+      // A plain key of a missing node (a lease that is no node's) looks for no pods.
       await c.reconcile('gone', ctx);
+      expect(await podNames(ctx)).toEqual(['a', 'b', 'c']);
+      // The node's DELETED event gives the gone-node key; its reconcile finds the node gone.
+      expect(c.keys({ type: 'DELETED', resource: nodesRes, object: deleted })).toEqual([goneNodeKey('gone')]);
+      await c.reconcile(goneNodeKey('gone'), ctx);
       expect(await podNames(ctx)).toEqual(['c']);
       const events = (await ctx.registry.list(eventsRes, 'default')).items.filter((e) => e.reason === 'PodGCOrphaned');
       expect(events.map((e) => e.message).sort()).toEqual([
@@ -211,7 +214,7 @@ for (const [label, open, enabled] of backends) {
         'Deleting pod default/b bound to node gone, which does not exist',
       ]);
       // Again: nothing left to do. A node that exists keeps its pods.
-      await c.reconcile('gone', ctx);
+      await c.reconcile(goneNodeKey('gone'), ctx);
       await c.reconcile('kept', ctx);
       expect(await podNames(ctx)).toEqual(['c']);
     });

@@ -9,6 +9,7 @@ import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import { contextFor, readerOf, type Controller, type ControllerContext } from './controller.ts';
 import { instanceIdFromProviderID } from './routes.ts';
+import { goneNodeKey } from './nodelifecycle.ts';
 
 const nodes = findResource('', 'v1', 'nodes')!;
 
@@ -43,6 +44,6 @@ export async function handleInstanceState(nodeLifecycle: Controller, ctx: Contro
     // Gone already, or a new Node of the same name (another instance): nothing of this one to delete.
     if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) throw err;
   }
-  await nodeLifecycle.reconcile(name, c);
+  await nodeLifecycle.reconcile(goneNodeKey(name), c);
   return name;
 }

@@ -6,7 +6,7 @@
 // tolerate it forever stay. When the lease is renewed the taint goes; the node agent sets Ready itself.
 //
 // A node that is gone (its Node deleted: `kubectl delete node`, or the cloud's instance terminated) takes
-// its pods with it: they are deleted at once, as kube's pod garbage collector deletes pods bound to a node
+// its pods with it: on its DELETED event (goneNodeKey) they are deleted at once, as kube's pod garbage collector deletes pods bound to a node
 // that does not exist, so their owners replace them elsewhere (without it they stayed bound to nothing).
 //
 // Everything is decided from the lease age at the time reconcile runs (level-triggered), so a missed,
@@ -26,6 +26,12 @@ const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;
 const pods = findResource('', 'v1', 'pods')!;
 
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+/**
+ * The key of a Node's DELETED event: only then are pods bound to a missing node looked for (a list of the
+ * node's pods). A plain key of a missing node (a lease in kube-node-lease that is no node's, such as the
+ * scheduler's reservations) reads nothing more than the node.
+ */
+export const goneNodeKey = (name: string) => `gone:${name}`;
 export const UNREACHABLE_TAINT = 'node.kubernetes.io/unreachable';
 
 export interface NodeLifecycleOptions {
@@ -182,14 +188,16 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     watches: [nodes, leases],
     keys(ev) {
       if (ev.resource.resource === 'leases') return ev.object.metadata.namespace === NODE_LEASE_NAMESPACE ? [ev.object.metadata.name!] : [];
-      return [ev.object.metadata.name!];
+      return [ev.type === 'DELETED' ? goneNodeKey(ev.object.metadata.name!) : ev.object.metadata.name!];
     },
     async allKeys(ctx) {
       return (await readerOf(ctx).list(nodes, undefined)).map((n) => n.metadata.name!);
     },
-    async reconcile(name, ctx): Promise<ReconcileResult | void> {
+    async reconcile(key, ctx): Promise<ReconcileResult | void> {
+      const gone = key.startsWith('gone:');
+      const name = gone ? key.slice('gone:'.length) : key;
       const node = await getOrUndefined(ctx, nodes, undefined, name);
-      if (!node) return deleteOrphanedPods(ctx, name);
+      if (!node) return gone ? deleteOrphanedPods(ctx, name) : undefined;
       if (node.metadata.deletionTimestamp) return;
       const lease = await getOrUndefined(ctx, leases, NODE_LEASE_NAMESPACE, name);
       const nowD = (opts.now ?? ctx.now)();
