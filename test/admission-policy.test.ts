@@ -219,6 +219,20 @@ describe('ValidatingAdmissionPolicy', () => {
   });
 
   it('asks the authorizer: a custom verb lets one user past the limit, the request resource, other resources, a path and a service account', async () => {
+    /** A Role in vap-authz holding one verb on Deployments, bound to one user. */
+    const deploymentsVerb = (role: string, verb: string, user: string) => `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: ${role}, namespace: vap-authz}
+rules:
+- {apiGroups: [apps], resources: [deployments], verbs: [${verb}]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: ${role}s, namespace: vap-authz}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: ${role}}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: ${user}}
+`;
     await namespace('vap-authz');
     // dev may edit in the namespace; lead may edit, and "override" Deployments (a verb RBAC only stores).
     await apply(`apiVersion: rbac.authorization.k8s.io/v1
@@ -229,19 +243,7 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: dev}
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: lead}
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: overrider, namespace: vap-authz}
-rules:
-- {apiGroups: [apps], resources: [deployments], verbs: [override]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: overriders, namespace: vap-authz}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: overrider}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: lead}
-`);
+${deploymentsVerb('overrider', 'override', 'lead')}`);
     await apply(
       policyYaml(
         'override-replicas',
@@ -271,19 +273,7 @@ subjects:
     expect(lead.code).toBe(0);
     expect((await create('bigger', 9)).code).toBe(0);
     // Someone who may create Deployments but not delete ConfigMaps (a Role of create only) is refused by the second.
-    await apply(`apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: creator, namespace: vap-authz}
-rules:
-- {apiGroups: [apps], resources: [deployments], verbs: [create]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: creators, namespace: vap-authz}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: creator}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: maker}
-`);
+    await apply(deploymentsVerb('creator', 'create', 'maker'));
     const maker = await create('m', 1, 'maker');
     expect(maker.code).not.toBe(0);
     expect(maker.stderr).toContain("denied request: only those who may delete ConfigMaps here");

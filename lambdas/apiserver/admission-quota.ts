@@ -314,6 +314,7 @@ async function chargesOf(registry: Registry, res: ResourceInfo, namespace: strin
   ]);
   if (!quotas.length && !cluster.length) return { presence, charged: [] };
   const usage = usageOf(res, o);
+  const oldUsage = old && usageOf(res, old);
   const forbidden = (msg: string) => errors.forbidden(`${qualifiedResource(res.resource, res.group)} "${o.metadata.name ?? ''}" is forbidden: ${msg}`);
   let keep = false;
   /** One quota's items; `hard` its limits, `used` its published usage, `spec` where its scopes are. */
@@ -321,7 +322,7 @@ async function chargesOf(registry: Registry, res: ResourceInfo, namespace: strin
     const matched = Object.keys(hard).filter((r) => usage.has(r));
     if (!matched.length || !matchesScopes(res, spec, o)) return [];
     // What the object held of this quota before the update (nothing, if the quota did not match it then).
-    const before = old && matchesScopes(res, spec, old) ? usageOf(res, old) : new Map<string, ParsedQuantity>();
+    const before = old && oldUsage && matchesScopes(res, spec, old) ? oldUsage : new Map<string, ParsedQuantity>();
     const rise = (r: string) => usage.get(r)!.nanos - (before.get(r)?.nanos ?? 0n);
     if (!old && res.group === '' && res.resource === 'pods') {
       const missing = podConstraints(o, Object.keys(hard));

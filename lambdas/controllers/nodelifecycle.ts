@@ -141,21 +141,23 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
         continue;
       }
       if (budget-- <= 0) return 0;
-      try {
-        // The node is gone, so nothing will finish a graceful termination: delete at once.
-        await ctx.registry.delete(pods, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
-      } catch (e) {
-        if (e instanceof ApiError && (e.code === 404 || e.code === 409)) continue;
-        throw e;
-      }
-      await recordEvent(ctx.registry, pod, {
-        type: 'Normal',
-        reason: 'TaintManagerEviction',
-        message: `Marking for deletion Pod ${pod.metadata.namespace}/${pod.metadata.name}`,
-        component: 'taint-eviction-controller',
-      }).catch(() => undefined); // events are best effort
+      await deletePodNow(ctx, pod, 'TaintManagerEviction', `Marking for deletion Pod ${pod.metadata.namespace}/${pod.metadata.name}`, 'taint-eviction-controller');
     }
     return next;
+  }
+
+  /**
+   * Deletes a pod with no grace period (its node is gone: no agent will finish a graceful termination),
+   * unless it went or was replaced meanwhile, and records why in an Event.
+   */
+  async function deletePodNow(ctx: ControllerContext, pod: KubeObject, reason: string, message: string, component: string): Promise<void> {
+    try {
+      await ctx.registry.delete(pods, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
+    } catch (e) {
+      if (e instanceof ApiError && (e.code === 404 || e.code === 409)) return;
+      throw e;
+    }
+    await recordEvent(ctx.registry, pod, { type: 'Normal', reason, message, component }).catch(() => undefined); // events are best effort
   }
 
   /**
@@ -167,18 +169,7 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     for (const pod of await readerOf(ctx).byIndex(pods, 'node', name)) {
       if (pod.spec?.nodeName !== name) continue;
       if (budget-- <= 0) return { requeueAfterMs: 0 };
-      try {
-        await ctx.registry.delete(pods, pod.metadata.namespace, pod.metadata.name!, { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } });
-      } catch (e) {
-        if (e instanceof ApiError && (e.code === 404 || e.code === 409)) continue;
-        throw e;
-      }
-      await recordEvent(ctx.registry, pod, {
-        type: 'Normal',
-        reason: 'PodGCOrphaned',
-        message: `Deleting pod ${pod.metadata.namespace}/${pod.metadata.name} bound to node ${name}, which does not exist`,
-        component: 'pod-garbage-collector',
-      }).catch(() => undefined); // events are best effort
+      await deletePodNow(ctx, pod, 'PodGCOrphaned', `Deleting pod ${pod.metadata.namespace}/${pod.metadata.name} bound to node ${name}, which does not exist`, 'pod-garbage-collector');
     }
   }
 
