@@ -46,6 +46,8 @@ export const PRICES = {
   cloudFrontPerGbOut: 0.085,
   eventBridgeScheduledEvent: 0,
   schedulerPerInvocation: 1.0 / 1e6,
+  /** SQS standard queue requests (https://aws.amazon.com/sqs/pricing/): the push channel to nodes. */
+  sqsPerRequest: 0.4 / 1e6,
   cloudWatchLogsPerGbIngested: 0.5,
   cloudWatchPerAlarmMonth: 0.1,
   eksControlPlanePerHour: 0.1,
@@ -61,7 +63,11 @@ export const FREE_TIER = {
   cloudWatchLogsGb: 5,
   cloudWatchAlarms: 10,
   schedulerInvocations: 14_000_000,
+  sqsRequests: 1_000_000,
 } as const;
+
+/** The push channel's long-poll wait (node-agent/push.ts): an idle agent makes one request per wait. */
+export const PUSH_WAIT_SECONDS = 20;
 
 /** Memory of every Skiff function (infra/skiff-cluster.ts memorySize; the test checks they agree). */
 export const LAMBDA_MEMORY_MB = 512;
@@ -545,18 +551,25 @@ export interface AgentSettings {
   statusRefreshSeconds: number;
   /** Whether a pod status write is retried from a stale cache until the next poll (see podStatusConflict). */
   staleStatusConflicts: boolean;
+  /**
+   * The push channel (lambdas/controllers/node-notifier.ts): each agent long-polls its SQS queue and
+   * re-lists its pods when told; its pods are then polled every podPollSeconds only (the safety net),
+   * Services and Endpoints every pollSeconds as before. False: the poll alone.
+   */
+  push: false | { podPollSeconds: number };
 }
 
 /**
- * What a deployed cluster does by default (infra/nodes.ts, infra/skiff-cluster.ts): agents poll every
- * 60 s and renew their Lease every 120 s, the proxy and DNS share one Services and one Endpoints
+ * What a deployed cluster does by default (infra/nodes.ts, infra/skiff-cluster.ts): agents are told of
+ * their pods' changes through the push channel (their pods' poll, every 300 s, is its safety net), poll
+ * Services and Endpoints every 75 s (the channel's idle long polls cost what 60 s would), renew their Lease every 120 s, the proxy and DNS share one Services and one Endpoints
  * informer, agents call the Function URL, heartbeat Leases wake no loop (streamFilterPatterns), the
  * loops resync every 5 minutes, an unchanged Node status is rewritten hourly, and a pod's status write
  * keeps the written object (no stale-cache conflicts).
  */
 export const CURRENT_AGENT: AgentSettings = {
   follow: 'poll',
-  pollSeconds: 60,
+  pollSeconds: 75,
   leaseSeconds: 120,
   informers: { pods: 1, services: 1, endpoints: 1 },
   via: 'functionUrl',
@@ -564,6 +577,7 @@ export const CURRENT_AGENT: AgentSettings = {
   resyncSeconds: 300,
   statusRefreshSeconds: 3600,
   staleStatusConflicts: false,
+  push: { podPollSeconds: 300 },
 };
 
 /** Before the cost work: 10 s polls, 60 s leases, five informers, through CloudFront, leases waking both loops, 1-minute resync. */
@@ -577,6 +591,7 @@ export const NAIVE_AGENT: AgentSettings = {
   resyncSeconds: 60,
   statusRefreshSeconds: NODE_STATUS_REFRESH_SECONDS,
   staleStatusConflicts: true,
+  push: false,
 };
 
 // ---- the bill ----
@@ -592,6 +607,8 @@ export interface Usage {
   logBytes: number;
   /** EventBridge Scheduler invocations (CronJob wake-ups). */
   schedulerInvocations: number;
+  /** SQS requests of the push channel (long polls, sends, deletes). */
+  sqsRequests: number;
 }
 
 export interface BillLine {
@@ -632,6 +649,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     storageGb: 0,
     logBytes: 0,
     schedulerInvocations: 0,
+    sqsRequests: 0,
   };
   const bySource: Record<string, number> = {};
   // Object writes reaching each loop function's filter, per month (invocations are derived below).
@@ -697,13 +715,24 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   const informers = agent.informers.pods + agent.informers.services + agent.informers.endpoints;
   if (agent.follow === 'poll') {
     const polls = cluster.nodes * perSecond(agent.pollSeconds);
-    add('agent polls', O.pollPods, polls * agent.informers.pods);
+    const podPolls = cluster.nodes * perSecond(agent.push ? agent.push.podPollSeconds : agent.pollSeconds);
+    add('agent polls', O.pollPods, podPolls * agent.informers.pods);
     add('agent polls', O.pollServices, polls * agent.informers.services);
     add('agent polls', O.pollEndpoints, polls * agent.informers.endpoints);
   }
 
   // Pod churn: half creations (create, bind, start), half deletions (delete, terminate).
   const starts = (cluster.churnPerHour / 2) * MONTH_HOURS;
+  if (agent.push) {
+    // The push channel: each agent's long poll returns empty every PUSH_WAIT_SECONDS while idle. A pod
+    // bound and a pod deleted each send its node one message (send, receive, delete) and cost it one
+    // list of its pods; status writes send nothing.
+    const idlePolls = cluster.nodes * perSecond(PUSH_WAIT_SECONDS);
+    const nudges = 2 * starts;
+    usage.sqsRequests += idlePolls + 3 * nudges;
+    bySource['push channel (SQS)'] = (idlePolls + 3 * nudges) * PRICES.sqsPerRequest;
+    add('push channel lists', O.pollPods, nudges);
+  }
   add('pod churn', O.podCreate, starts);
   add('pod churn', O.podStart, starts);
   if (agent.follow === 'poll' && agent.staleStatusConflicts) {
@@ -809,6 +838,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     { item: 'CloudWatch Logs', quantity: `${(usage.logBytes / GB).toFixed(2)} GB`, usd: logsUsd },
     { item: 'EventBridge schedule', quantity: fmt(2 * resyncs), usd: 2 * resyncs * PRICES.eventBridgeScheduledEvent },
     { item: 'EventBridge Scheduler (CronJob wake-ups)', quantity: fmt(usage.schedulerInvocations), usd: usage.schedulerInvocations * PRICES.schedulerPerInvocation },
+    { item: 'SQS (push channel to nodes)', quantity: fmt(usage.sqsRequests), usd: usage.sqsRequests * PRICES.sqsPerRequest },
   ];
   const usageUsd = lines.reduce((n, l) => n + l.usd, 0);
   lines.push({ item: 'CloudWatch alarms (fixed)', quantity: String(ALARMS), usd: alarmsUsd });
@@ -821,7 +851,8 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     Math.min(usage.storageGb, FREE_TIER.dynamoStorageGb) * PRICES.dynamoStoragePerGbMonth +
     Math.min(usage.logBytes / GB, FREE_TIER.cloudWatchLogsGb) * PRICES.cloudWatchLogsPerGbIngested +
     Math.min(ALARMS, FREE_TIER.cloudWatchAlarms) * PRICES.cloudWatchPerAlarmMonth +
-    Math.min(usage.schedulerInvocations, FREE_TIER.schedulerInvocations) * PRICES.schedulerPerInvocation;
+    Math.min(usage.schedulerInvocations, FREE_TIER.schedulerInvocations) * PRICES.schedulerPerInvocation +
+    Math.min(usage.sqsRequests, FREE_TIER.sqsRequests) * PRICES.sqsPerRequest;
   return {
     cluster,
     agent,

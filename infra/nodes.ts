@@ -73,6 +73,13 @@ export interface SkiffNodesProps {
   readonly desiredNodes?: number;
   /** The agent re-lists every N s instead of holding watches open through Lambda. Default 60. */
   readonly pollSeconds?: number;
+  /**
+   * The push channel's queue prefix (SkiffCluster sets it): agents long-poll a queue of their own and
+   * re-list their pods at once when told; their pods' poll is then a safety net, every pushPodPollSeconds.
+   */
+  readonly pushQueuePrefix?: string;
+  /** With the push channel, how often an agent polls its pods anyway (default 300). */
+  readonly pushPodPollSeconds?: number;
   /** The agent renews its node Lease every N s (declaring 4 N). Default 120. */
   readonly leaseSeconds?: number;
   /** The agent rewrites an unchanged Node status every N s. Default 3600. */
@@ -111,11 +118,14 @@ export class SkiffNodes extends Construct {
     const minNodes = props.minNodes ?? 1;
     const maxNodes = props.maxNodes ?? 3;
     // Defaults that keep an idle 3-node cluster under $1 a month (`npm run cost`, BENCHMARKS.md): a new pod
-    // is seen within a minute, a node that stops within 8 minutes (lease) + the resync.
-    const pollSeconds = props.pollSeconds ?? 60;
+    // is seen at once through the push channel (its pods' poll, the safety net, every 5 minutes),
+    // Services and Endpoints within 75 s (60 s without the channel: its long polls cost the 15 s), a
+    // node that stops within 8 minutes (lease) + the resync.
+    const pollSeconds = props.pollSeconds ?? (props.pushQueuePrefix ? 75 : 60);
+    const pushPodPollSeconds = props.pushPodPollSeconds ?? 300;
     const leaseSeconds = props.leaseSeconds ?? 120;
     const statusReportSeconds = props.statusReportSeconds ?? 3600;
-    for (const [k, v] of Object.entries({ minNodes, maxNodes, pollSeconds, leaseSeconds, statusReportSeconds })) {
+    for (const [k, v] of Object.entries({ minNodes, maxNodes, pollSeconds, leaseSeconds, statusReportSeconds, pushPodPollSeconds })) {
       if (!Number.isInteger(v) || v < (k === 'minNodes' ? 0 : 1)) throw new Error(`SkiffNodes: ${k} must be a whole number, got ${v}`);
     }
     if (minNodes > maxNodes) throw new Error(`SkiffNodes: minNodes ${minNodes} exceeds maxNodes ${maxNodes}`);
@@ -169,6 +179,15 @@ export class SkiffNodes extends Construct {
         resources: [SSM_PARAMETERS.apiUrl, SSM_PARAMETERS.ca, SSM_PARAMETERS.bootstrapToken].map((name) => parameterArn(this, props.clusterName, name)),
       }),
     );
+    if (props.pushQueuePrefix) {
+      // The push channel: a node makes, reads and empties queues of this cluster's prefix only.
+      this.instanceRole.addToPolicy(
+        new PolicyStatement({
+          actions: ['sqs:CreateQueue', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+          resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${props.pushQueuePrefix}*` })],
+        }),
+      );
+    }
     if (props.ssmSessionManager) this.instanceRole.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
 
     // ---- user data ----
@@ -185,7 +204,7 @@ export class SkiffNodes extends Construct {
     const zip = userData.addS3DownloadCommand({ bucket: bundle.bucket, bucketKey: bundle.s3ObjectKey, localFile: '/opt/skiff/agent.zip' });
     userData.addCommands(
       `unzip -o ${zip} -d /opt/skiff`,
-      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds })}\nEOF`,
+      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds })}\nEOF`,
       'systemctl daemon-reload',
       'systemctl enable --now skiff-agent',
     );
@@ -302,6 +321,8 @@ export interface AgentUnitOptions {
   pollSeconds: number;
   leaseSeconds: number;
   statusReportSeconds: number;
+  pushQueuePrefix?: string;
+  pushPodPollSeconds?: number;
 }
 
 /** The systemd unit that runs the agent as root (it drives Docker and iptables), restarted always. */
@@ -318,7 +339,8 @@ export function agentUnit(o: AgentUnitOptions): string {
     // The SDK takes its region from the environment (it does not ask the instance metadata).
     `Environment=AWS_REGION=${Aws.REGION}`,
     `ExecStart=/usr/bin/node-20 /opt/skiff/${AGENT_BUNDLE} agent --ssm-prefix /skiff/${o.clusterName} --cluster-cidr ${o.clusterCidr} ` +
-      `--poll-seconds ${o.pollSeconds} --lease-seconds ${o.leaseSeconds} --status-report-seconds ${o.statusReportSeconds} --stream-port ${STREAM_PORT} --data-dir /var/lib/skiff`,
+      `--poll-seconds ${o.pollSeconds} --lease-seconds ${o.leaseSeconds} --status-report-seconds ${o.statusReportSeconds} --stream-port ${STREAM_PORT} --data-dir /var/lib/skiff` +
+      (o.pushQueuePrefix ? ` --push-queue-prefix ${o.pushQueuePrefix} --push-pod-poll-seconds ${o.pushPodPollSeconds ?? 300}` : ''),
     'Restart=always',
     'RestartSec=5',
     '',

@@ -36,6 +36,7 @@ import { tableSchema } from '../lambdas/storage/dynamodb.ts';
 import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { INSTANCE_GONE_STATES, INSTANCE_STATE_DETAIL_TYPE } from '../lambdas/controllers/instance-events.ts';
+import { NODE_NOTIFIER_WATCHES, nodeQueuePrefix } from '../lambdas/controllers/node-notifier.ts';
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 import { AUDIT_LOG_GROUP_ENV, AUDIT_POLICY_ENV, parseAuditPolicy, type AuditPolicy } from '../lambdas/apiserver/audit.ts';
@@ -235,7 +236,9 @@ export class SkiffCluster extends Construct {
       return fn;
     };
     this.schedulerFunction = loop('Scheduler', '../lambdas/scheduler/lambda.ts', streamFilterPatterns(createScheduler()));
-    this.controllerFunction = loop('ControllerManager', '../lambdas/controllers/lambda.ts', streamFilterPatterns(...controllers));
+    // With nodes, the node notifier (the push channel) runs too: its kinds pass the filter.
+    const pushToNodes = props.nodes !== false && !Token.isUnresolved(this.clusterName);
+    this.controllerFunction = loop('ControllerManager', '../lambdas/controllers/lambda.ts', streamFilterPatterns(...controllers, ...(pushToNodes ? [{ watches: NODE_NOTIFIER_WATCHES }] : [])));
     // A CronJob fires on time with no function running in between: after each reconcile the cronjob
     // controller keeps one one-time schedule per CronJob, at(<next fire time>), deleted by Scheduler once
     // it ran, invoking the controller manager with the key (wakeups.ts). Schedules live in this group;
@@ -278,7 +281,18 @@ export class SkiffCluster extends Construct {
     }
 
     if (props.nodes !== false) {
-      const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', { ...props.nodes, clusterName: this.clusterName, clusterCidr: props.clusterCidr }));
+      // The push channel (lambdas/controllers/node-notifier.ts): each agent long-polls a queue of its own,
+      // named by this prefix, made by the agent; the controller manager sends to it and deletes it with the Node.
+      const queuePrefix = pushToNodes ? nodeQueuePrefix(this.clusterName) : undefined;
+      const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', { ...props.nodes, clusterName: this.clusterName, clusterCidr: props.clusterCidr, pushQueuePrefix: queuePrefix }));
+      if (queuePrefix) {
+        this.controllerFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
+        // ListQueues takes no resource; it lists only names under the prefix asked for.
+        this.controllerFunction.addToRolePolicy(new PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }));
+        this.controllerFunction.addToRolePolicy(
+          new PolicyStatement({ actions: ['sqs:SendMessage', 'sqs:DeleteQueue'], resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })] }),
+        );
+      }
       // Agents read their join parameters at start; let them exist first (systemd retries anyway).
       nodes.autoScalingGroup.node.addDependency(this.bootstrap!);
       nodes.grantRouteControl(this.controllerFunction);

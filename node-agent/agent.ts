@@ -14,6 +14,8 @@ import { KubeClient, type KubeClientConfig } from './kube-client.ts';
 import { DockerRuntime, LABELS, podNetwork, type RunRecord } from './runtime.ts';
 import { PodWorker } from './pods.ts';
 import { Informer } from './informer.ts';
+import { startPushChannel } from './push.ts';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { startLocalPathCleaner } from './volumes.ts';
 import { ProbeSet } from './probing.ts';
 import { NodeStatusReporter, hostIPv4 } from './node.ts';
@@ -94,6 +96,12 @@ export interface AgentOptions {
    * server's address is a loopback one (skiff up), which pods could not reach otherwise.
    */
   apiRelay?: boolean;
+  /**
+   * A deployed cluster's push channel (push.ts): the node's SQS queue, on which the controller manager
+   * says when to re-list its pods, so a polling agent acts on a bound pod at once rather than at its next
+   * poll. Its pods are then polled every podPollMs only (the safety net); Services and Endpoints as before.
+   */
+  push?: { sqs: SQSClient; queuePrefix: string; podPollMs: number };
   log?: (msg: string) => void;
 }
 
@@ -320,7 +328,10 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   }
 
   // ---- the pod informer (informer.ts): the pods bound to this node, by uid ----
-  const podInformer = new Informer(kube, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`, (m) => log(`pod ${m}`));
+  // With the push channel, on a client of its own polling less often; shared (one per client and path):
+  // the channel nudges it by collection (Informer.nudge).
+  const podKube = o.push && kube.pollMs ? new KubeClient({ ...o.api, pollMs: o.push.podPollMs }) : kube;
+  const podInformer = Informer.shared(podKube, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`, (m) => log(`pod ${m}`));
   podInformer.on((type, pod) => {
     const uid = pod.metadata.uid!;
     if (type === 'DELETED') desired.delete(uid);
@@ -331,6 +342,13 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     enqueue(uid);
   });
   podInformer.start();
+  // The push channel's messages end the informers' poll waits (pods, and the proxy's and DNS's Services and Endpoints).
+  const push = o.push
+    ? await startPushChannel({ ...o.push, nodeName, log, onNudge: (collections) => collections.forEach((c) => Informer.nudge(c === 'pods' ? podKube : kube, c)) }).catch((e: Error) => {
+        log(`push channel: ${e.message}; following by poll alone`);
+        return undefined;
+      })
+    : undefined;
   // The node's half of the local-path provisioner: directories of deleted volumes go (volumes.ts).
   const localPath = startLocalPathCleaner({ kube, nodeName, dir: join(dataDir, 'local-path'), log });
   void podInformer.synced.then(() => {
@@ -419,6 +437,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       events?.destroy();
       await (opts.removePods || opts.cleanup ? proxy?.cleanup() : proxy?.stop())?.catch((e: Error) => log(`service proxy: ${e.message}`));
       if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
+      await push?.stop();
       await podInformer.stop();
       await localPath.stop();
       while (processing.size) await sleep(20);
@@ -431,6 +450,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await streams?.close();
       await server.close();
       kube.close();
+      if (podKube !== kube) podKube.close();
     },
   };
 }

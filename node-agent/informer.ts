@@ -4,9 +4,9 @@
 // change to the cache with the key that changed; `synced` resolves after the first list.
 // On a client set to poll (KubeClientConfig.pollMs) it re-lists on that period instead of watching: the
 // same diff turns each list into events, and no connection stays open.
-// The node agent uses one per collection it follows (its pods, Services, Endpoints).
+// The node agent uses one per collection it follows (its pods, Services, Endpoints). A deployed agent
+// is also told when to re-list by its push channel (push.ts): nudge() ends the poll's wait.
 
-import { setTimeout as delay } from 'node:timers/promises';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeClient } from './kube-client.ts';
@@ -35,6 +35,20 @@ export class Informer {
     return inf;
   }
 
+  /**
+   * Nudges every informer of this client that follows `collection` (its path's last segment before any
+   * query: "pods", "services", "endpoints"). Returns how many.
+   */
+  static nudge(kube: KubeClient, collection: string): number {
+    let n = 0;
+    for (const [path, inf] of shared.get(kube) ?? []) {
+      if (path.split('?')[0]!.split('/').pop() !== collection) continue;
+      inf.nudge();
+      n++;
+    }
+    return n;
+  }
+
   /** The cache: namespace/name → the object as last seen. */
   readonly items = new Map<string, KubeObject>();
   readonly synced: Promise<void>;
@@ -45,6 +59,9 @@ export class Informer {
   private stopped = false;
   private users = 0;
   private onStopped?: () => void;
+  /** Ends the current wait, if one is running; else `nudged` makes the next wait end at once. */
+  private endWait?: () => void;
+  private nudged = false;
 
   /** `path` is a collection path, optionally with a query (e.g. `/api/v1/pods?fieldSelector=...`). */
   constructor(
@@ -122,8 +139,32 @@ export class Informer {
     }
   }
 
-  /** Waits ms, or less when the informer is stopped (the abort rejects the delay: nothing to report). */
+  /**
+   * Re-list now rather than at the end of the poll period (a poll-mode informer; a watching one is
+   * current already and re-lists only after its next wait, on an error). A nudge during a list makes the
+   * next list start at once: that list may have been read before the change it is told of.
+   */
+  nudge(): void {
+    if (this.endWait) this.endWait();
+    else this.nudged = true;
+  }
+
+  /** Waits ms, or less when the informer is stopped or nudged. */
   private sleep(ms: number): Promise<void> {
-    return delay(ms, undefined, { signal: this.ctl.signal }).catch(() => {});
+    if (this.nudged) {
+      this.nudged = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.ctl.signal.removeEventListener('abort', done);
+        this.endWait = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.ctl.signal.addEventListener('abort', done);
+      this.endWait = done;
+    });
   }
 }

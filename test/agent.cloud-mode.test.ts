@@ -17,6 +17,9 @@ import { startAgent, type Agent } from '../node-agent/agent.ts';
 import { KubeClient, type KubeClientConfig } from '../node-agent/kube-client.ts';
 import { STREAM_PORT_ANNOTATION } from '../node-agent/node.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
+import { sqsTestEndpoint } from './support/sqs.ts';
+import { createNodeNotifier } from '../lambdas/controllers/node-notifier.ts';
+import { runControllers } from '../lambdas/local/controllers.ts';
 
 const docker = await requireDocker();
 const NODE = `cloud-node-${process.pid}`;
@@ -123,3 +126,41 @@ describe.skipIf(!docker)('agent in cloud mode (polling, long lease, stream port)
     expect((await get()).status).toBe(401);
   });
 });
+
+// The push channel (issue #16): the same agent, polling only once an hour, with its SQS queue (moto)
+// fed by the node notifier loop: a pod bound to it starts at once, not at the next poll.
+const sqs = docker ? await sqsTestEndpoint() : undefined;
+afterAll(async () => sqs?.stop());
+
+describe.skipIf(!docker || !sqs)('agent in cloud mode with the push channel', () => {
+  it('starts a pod bound to it within seconds though it polls once an hour', async () => {
+    const c = await startTestCluster();
+    const node = `push-node-${process.pid}`;
+    const network = `skiff-push-${process.pid}`;
+    const token = newToken();
+    await storeToken(c.backend, token, nodeUser(node));
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-push-agent-'));
+    const client = sqs!.newClient();
+    const queuePrefix = `push${process.pid}-`;
+    const loops = runControllers(c.api.controllerContext(), [createNodeNotifier({ sqs: client, queuePrefix, queueListTtlMs: 0 })]);
+    const api: KubeClientConfig = { server: c.url, caCert: c.caCert, token, pollMs: 3_600_000 };
+    const a = await startAgent({ api, nodeName: node, dataDir: dir, network, port: 0, heartbeatMs: 1000, proxy: false, push: { sqs: client, queuePrefix, podPollMs: 3_600_000 } });
+    try {
+      // Its first list (at start) is done; from now on only a nudge makes it list again within the hour.
+      await until('the node is Ready', async () => (await c.kubectl(['get', 'node', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 30_000);
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pushed' }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: TEST_IMAGE, command: ['sleep', '3600'] }] } };
+      const t0 = Date.now();
+      expect((await c.kubectl(['apply', '-f', '-'], JSON.stringify(pod))).code).toBe(0);
+      await until('pushed Running on the agent', async () => (await c.kubectl(['get', 'pod', 'pushed', '-o', 'jsonpath={.spec.nodeName} {.status.phase}'])).stdout === `${node} Running`, 30_000, 100);
+      console.log(`push channel: kubectl apply -> Running on a node polling hourly: ${Date.now() - t0} ms`);
+    } finally {
+      await a.close({ removePods: true });
+      await loops.stop();
+      await c.destroy();
+      await engine().getNetwork(network).remove().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
+
+const engine = () => docker as Docker;

@@ -17,6 +17,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { CachePolicy, OriginRequestPolicy } from 'aws-cdk-lib/aws-cloudfront';
 import { SkiffStack, type SkiffStackProps } from '../infra/skiff-stack.ts';
 import { STREAM_PATH_PATTERNS } from '../infra/front-door.ts';
+import { nodeQueuePrefix } from '../lambdas/controllers/node-notifier.ts';
 import {
   ALARMS,
   CURRENT_AGENT,
@@ -502,7 +503,7 @@ function isTableOrStream(r: Json): boolean {
 }
 
 describe('IAM across the whole template', () => {
-  it('no statement allows a wildcard action, and "*" resources only for ec2:Describe*', () => {
+  it('no statement allows a wildcard action, and "*" resources only for ec2:Describe* and sqs:ListQueues', () => {
     const statements = allStatements(template.toJSON());
     expect(statements.length).toBeGreaterThan(10);
     for (const { where, s } of statements) {
@@ -515,7 +516,8 @@ describe('IAM across the whole template', () => {
         expect(a, `${where}: action ${a}`).not.toMatch(/^[\w-]+:\*$/);
       }
       if (list(s.Resource).includes('*')) {
-        for (const a of actions) expect(a, `${where}: ${a} on "*"`).toMatch(/^ec2:Describe\w+$/);
+        // sqs:ListQueues has no resource to name (the push channel lists its queues by their prefix).
+        for (const a of actions) expect(a, `${where}: ${a} on "*"`).toMatch(/^(ec2:Describe\w+|sqs:ListQueues)$/);
       }
     }
   });
@@ -642,6 +644,17 @@ describe('nodes', () => {
     template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/skiff/SkiffStack/api-url', Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
   });
 
+  it('the push channel: agents make, read and empty their cluster\'s queues; the controller manager sends to them and deletes them', () => {
+    const prefix = nodeQueuePrefix('SkiffStack');
+    // Granted on the queues of this prefix only (an ARN ending `:<prefix>*`).
+    const grants = allStatements(template.toJSON()).filter(({ s }) => list<string>(s.Action).some((a) => a.startsWith('sqs:') && a !== 'sqs:ListQueues') && !JSON.stringify(s.Resource).includes('StreamDeadLetters'));
+    for (const { s } of grants) expect(JSON.stringify(s.Resource)).toMatch(new RegExp(`:sqs:.*:${prefix}\\*"`));
+    expect(grants.map(({ s }) => list<string>(s.Action).sort().join(' ')).sort()).toEqual(['sqs:CreateQueue sqs:DeleteMessage sqs:ReceiveMessage', 'sqs:DeleteQueue sqs:SendMessage']);
+    const withPrefix = Object.values(template.findResources('AWS::Lambda::Function')).filter((f: any) => f.Properties.Environment?.Variables?.SKIFF_NODE_QUEUE_PREFIX === prefix);
+    expect(withPrefix).toHaveLength(1); // the controller manager's
+    expect(CURRENT_AGENT.push).toEqual({ podPollSeconds: 300 });
+  });
+
   it('user data installs the runtime, fetches the agent bundle and runs the agent as a systemd unit', () => {
     const u = userData();
     expect(u).toMatch(/dnf install -y (--setopt=strict=0 )?docker nodejs20 .*iptables conntrack-tools/);
@@ -649,7 +662,7 @@ describe('nodes', () => {
     const exec = /ExecStart=(.*)/.exec(u)?.[1];
     expect(exec).toBe(
       '/usr/bin/node-20 /opt/skiff/skiff.mjs agent --ssm-prefix /skiff/SkiffStack --cluster-cidr 10.244.0.0/16 ' +
-        '--poll-seconds 60 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff',
+        `--poll-seconds 75 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300`,
     );
     expect(u).toContain('Restart=always');
     expect(u).toContain('User=root');

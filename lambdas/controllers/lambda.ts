@@ -27,10 +27,13 @@ import { clusterResourceQuotaController } from './clusterresourcequota.ts';
 import { nodeIpamControllerFromEnv } from './nodeipam.ts';
 import { routeControllerFromEnv } from './routes.ts';
 import { createRootCACertPublisher, rootCAFromEnv, serviceAccountsController } from './serviceaccount.ts';
+import { nodeNotifierFromEnv } from './node-notifier.ts';
 
 // Routes to nodes' pod CIDRs are programmed only when a VPC route table is named (SKIFF_ROUTE_TABLE_ID).
 const routeController = routeControllerFromEnv();
 const wakeUps = wakeUpsFromEnv();
+// The push channel to nodes, when the stack gives them queues (SKIFF_NODE_QUEUE_PREFIX).
+const nodeNotifier = nodeNotifierFromEnv();
 export const controllers: Controller[] = [
   namespaceController,
   crdController,
@@ -55,6 +58,7 @@ export const controllers: Controller[] = [
   serviceAccountsController,
   createRootCACertPublisher({ caCert: rootCAFromEnv() }),
   ...(routeController ? [routeController] : []),
+  ...(nodeNotifier ? [nodeNotifier] : []),
 ];
 
 const handlers = createControllerHandlers(controllers, cloudContext);

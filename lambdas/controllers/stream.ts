@@ -133,7 +133,7 @@ export async function resyncAll(controllers: Controller[], ctx: ControllerContex
  * it has just read as live); the garbage collector deletes them through their Service's own DELETED or
  * foreground-deletion events, and finds a user's slice with a vanished owner on the resync.
  */
-export function streamFilterPatterns(...cs: Controller[]): string[] {
+export function streamFilterPatterns(...cs: Pick<Controller, 'watches'>[]): string[] {
   const leasesPk = `${OBJECT_PK_PREFIX}${resourcePrefix(leases)}`;
   const slicesPk = `${OBJECT_PK_PREFIX}${resourcePrefix(endpointSlices)}`;
   const pks = [...new Set(cs.flatMap((c) => c.watches.map((r) => `${OBJECT_PK_PREFIX}${resourcePrefix(r)}`)))].filter((pk) => pk !== slicesPk);

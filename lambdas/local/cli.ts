@@ -47,6 +47,9 @@ Options for agent:
                      SSM Parameter Store and trade the token for this node's own credential
   --poll-seconds N   re-list pods, Services and Endpoints every N s instead of holding watches open
                      (a deployed cluster's apiserver is a Lambda: an open watch is billed all along)
+  --push-queue-prefix P  also long-poll this node's SQS queue (P + its name), on which the cluster says
+                     when to re-list its pods (a deployed cluster's push channel)
+  --push-pod-poll-seconds N  with it, poll the node's pods every N s only, as a safety net (default 300)
   --lease-seconds N  renew the node Lease every N s (default 10; its duration is 4 N)
   --status-report-seconds N  write an unchanged Node status again after N s (default 300)
   --stream-port N    serve exec, attach, port-forward and logs on this plain-HTTP port, for a
@@ -153,6 +156,8 @@ async function agent(argv: string[]): Promise<void> {
       'proxy-cleanup': { type: 'boolean', default: false },
       'ssm-prefix': { type: 'string' },
       'poll-seconds': { type: 'string', default: '0' },
+      'push-queue-prefix': { type: 'string' },
+      'push-pod-poll-seconds': { type: 'string', default: '300' },
       'lease-seconds': { type: 'string', default: '10' },
       'status-report-seconds': { type: 'string', default: '300' },
       'stream-port': { type: 'string' },
@@ -207,6 +212,9 @@ async function agent(argv: string[]): Promise<void> {
       ...(values['cluster-cidr'] ? { podNetworkRules: { clusterCIDR: values['cluster-cidr'] } } : {}),
       pauseImage: values['pause-image'],
       proxy: !values['no-proxy'],
+      ...(values['push-queue-prefix']
+        ? { push: { sqs: new (await import('@aws-sdk/client-sqs')).SQSClient({}), queuePrefix: values['push-queue-prefix'], podPollMs: whole('push-pod-poll-seconds', values['push-pod-poll-seconds'], 1) * 1000 } }
+        : {}),
     });
     console.log(`skiff agent: node ${a.nodeName} registered with ${api.server}; serving logs and exec on port ${a.port}`);
     close = () => a.close();

@@ -1,0 +1,133 @@
+// The push channel to nodes of a deployed cluster (issue #16): one SQS queue per node, which its agent
+// long-polls (node-agent/push.ts), and this loop on the table's stream, which tells a node to re-list
+// its pods when a pod bound to it is created, bound, changed in spec or deleted.
+//
+// Pods only, not Services and Endpoints: every node proxies them all, so a push per change would be a
+// message and a list per node per change, O(nodes x changes): at 100 nodes and 600 pod changes an hour
+// (each changing a Service's Endpoints) `npm run cost` priced it at about $800 a month. Agents keep
+// polling those every minute (infra/nodes.ts); their pods' poll is the push channel's safety net, 5
+// minutes.
+//
+// Why SQS: a deployed agent cannot hold a watch (the apiserver is a Lambda: an open watch is billed
+// all along), so it polled every 60 s, and a bound pod waited up to a minute before its node saw it.
+// A queue costs nothing while idle but the agent's long polls (one request per 20 s wait, $0.40 per
+// million: about $0.05 a node-month), needs no function kept running, and holds a message while the
+// agent restarts. A message is a nudge, not the change itself: the agent re-lists the named collection
+// through the apiserver, so authorization, order and content stay the apiserver's, and a duplicated,
+// late or reordered message costs one list and changes nothing. A lost one is caught by the agent's
+// poll, which stays as the safety net, much rarer (infra/nodes.ts).
+//
+// Cost in proportion to what changed: one message per node per stream batch (the runner reconciles
+// each distinct key once per batch); queue URLs come from ListQueues by the cluster's prefix (kept for
+// a minute per warm function: no table read, so `npm run cost`'s per-operation reads are unchanged).
+
+import { DeleteQueueCommand, ListQueuesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { createHash } from 'node:crypto';
+import { findResource } from '../machinery/resources.ts';
+import type { ChangeEvent, Controller } from './controller.ts';
+
+const pods = findResource('', 'v1', 'pods')!;
+const nodes = findResource('', 'v1', 'nodes')!;
+/** What the notifier watches (the stack's stream filter names them; nodes: a deleted node's queue goes). */
+export const NODE_NOTIFIER_WATCHES = [pods, nodes];
+
+/** What a message tells an agent to re-list (pods only, for now: see above). */
+export type PushedCollection = 'pods' | 'services' | 'endpoints';
+export interface PushMessage {
+  resync: PushedCollection[];
+}
+
+/** A cluster's queue name prefix: short and fixed whatever the cluster's name (up to 64 characters). */
+export function nodeQueuePrefix(clusterName: string): string {
+  return `skiff-${createHash('sha256').update(clusterName).digest('hex').slice(0, 10)}-`;
+}
+
+/**
+ * The queue of a node: the cluster's prefix, the node name made safe for SQS (letters, digits, - and _,
+ * at most 80 characters in all) and a hash of the exact name, so two names that read alike differ.
+ */
+export function nodeQueueName(prefix: string, nodeName: string): string {
+  const hash = createHash('sha256').update(nodeName).digest('hex').slice(0, 8);
+  const safe = nodeName.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, Math.max(0, 80 - prefix.length - hash.length - 1));
+  return `${prefix}${safe}-${hash}`;
+}
+
+export interface NodeNotifierOptions {
+  sqs: SQSClient;
+  /** The cluster's queue name prefix (the stack's; SKIFF_NODE_QUEUE_PREFIX). */
+  queuePrefix: string;
+  /** How long the queue URLs listed stay in use (default 60 s); a node not among them re-lists after 10 s. */
+  queueListTtlMs?: number;
+}
+
+export function createNodeNotifier(o: NodeNotifierOptions): Controller {
+  const ttl = o.queueListTtlMs ?? 60_000;
+  let urls: Map<string, string> | undefined; // queue name → URL
+  let listedAt = -Infinity;
+
+  const listQueues = async (): Promise<Map<string, string>> => {
+    const found = new Map<string, string>();
+    let NextToken: string | undefined;
+    do {
+      const page = await o.sqs.send(new ListQueuesCommand({ QueueNamePrefix: o.queuePrefix, MaxResults: 1000, NextToken }));
+      for (const url of page.QueueUrls ?? []) found.set(url.slice(url.lastIndexOf('/') + 1), url);
+      NextToken = page.NextToken;
+    } while (NextToken);
+    listedAt = Date.now();
+    return (urls = found);
+  };
+  const queues = async () => (!urls || Date.now() - listedAt > ttl ? listQueues() : urls);
+  const send = (url: string, collections: PushedCollection[]) =>
+    o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: collections } satisfies PushMessage) }));
+
+  return {
+    name: 'node-notifier',
+    watches: NODE_NOTIFIER_WATCHES,
+    keys(ev: ChangeEvent): string[] {
+      if (ev.resource === nodes) return ev.type === 'DELETED' ? [`gone/${ev.object.metadata.name}`] : [];
+      if (ev.resource === pods) {
+        // What an agent acts on: a pod bound, created bound, deleted, being deleted or its spec changed
+        // (an image, a resize). Not its status, which is mostly the agent's own writes: telling the
+        // agent of them would make each status it writes cost it a list.
+        const was = ev.oldObject;
+        if (ev.type === 'MODIFIED' && was && JSON.stringify(was.spec) === JSON.stringify(ev.object.spec) && was.metadata.deletionTimestamp === ev.object.metadata.deletionTimestamp) return [];
+        // The node it is on, and the node it was on (a pod is never moved, but a delete names it once).
+        const on = new Set([ev.object.spec?.nodeName, ev.oldObject?.spec?.nodeName].filter((n): n is string => !!n));
+        return [...on].map((n) => `pods/${n}`);
+      }
+      return [];
+    },
+    async reconcile(key: string): Promise<void> {
+      if (key.startsWith('gone/')) {
+        // A deleted Node's queue goes with it (a replaced instance's node never comes back by that name;
+        // if it does, its agent makes the queue again).
+        const name = nodeQueueName(o.queuePrefix, key.slice('gone/'.length));
+        const url = (await listQueues()).get(name);
+        if (url) await o.sqs.send(new DeleteQueueCommand({ QueueUrl: url })).catch(gone);
+        urls?.delete(name);
+        return;
+      }
+      const name = nodeQueueName(o.queuePrefix, key.slice('pods/'.length));
+      let url = (await queues()).get(name);
+      // A node newer than the list: look again, at most every 10 s.
+      if (!url && Date.now() - listedAt > 10_000) url = (await listQueues()).get(name);
+      // No queue: an agent without the push channel, or one not started yet; its poll finds the pod.
+      if (url) await send(url, ['pods']).catch(gone);
+    },
+    // Nothing to catch up on at a resync: a missed nudge is what the agents' own poll is for.
+    allKeys: async () => [],
+  };
+}
+
+/** A queue deleted since it was listed (its node gone): nothing to tell. Anything else is an error. */
+function gone(e: Error & { name?: string }): void {
+  if (e.name === 'QueueDoesNotExist' || e.name === 'AWS.SimpleQueueService.NonExistentQueue') return;
+  throw e;
+}
+
+/** The notifier of a deployed cluster whose nodes have queues (SKIFF_NODE_QUEUE_PREFIX set by the stack). */
+export function nodeNotifierFromEnv(env: Record<string, string | undefined> = process.env): Controller | undefined {
+  const queuePrefix = env.SKIFF_NODE_QUEUE_PREFIX;
+  if (!queuePrefix) return undefined;
+  return createNodeNotifier({ sqs: new SQSClient({}), queuePrefix });
+}
