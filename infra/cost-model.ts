@@ -170,12 +170,17 @@ export const OPERATIONS = {
       controllerManager: { 'GetItem nodes': 3, 'GetItem leases': 1, 'GetItem podcidrs': 1 },
     },
   },
-  /** One poll of the agent's pod informer: LIST pods with fieldSelector spec.nodeName (scans all pods). */
+  /**
+   * One poll of the agent's pod informer: LIST pods with fieldSelector spec.nodeName, served from the
+   * pods-by-node index (storage/indexes.ts): a Query of the node's index partition and a BatchGetItem of
+   * its pods (it read every pod of the cluster before). The index's completeness marker is read once per
+   * apiserver instance; counted here per request, as the token (a cold instance each time).
+   */
   pollPods: {
     apiRequests: 1,
     invocations: nothing,
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'Query pods': 1 },
+      apiserver: { 'GetItem token': 1, 'GetItem counter': 2, 'GetItem index-marker': 1, 'Query pods-by-node': 1, 'BatchGetItem pods': 1 },
     },
   },
   /** One poll of a Services informer (the proxy and DNS share one; AgentSettings.informers). */
@@ -205,7 +210,7 @@ export const OPERATIONS = {
       // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
       // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
       apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem counter': 3, 'Query priorityclasses': 1, 'GetItem count': 4, 'GetItem pods': 1, 'TransactWriteItems pods create +count': 1 },
-      scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'GetItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'TransactWriteItems pods update': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
+      scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'GetItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
       // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
       // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
       // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
@@ -266,7 +271,7 @@ export const OPERATIONS = {
         // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
         // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
         // #14 added eight).
-      apiserver: { 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem counter': 2, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'GetItem pods': 2, 'TransactWriteItems pods delete +count': 1 },
+      apiserver: { 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem counter': 2, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'GetItem pods': 2, 'TransactWriteItems pods delete +count +index': 1 },
       scheduler: { 'GetItem reservations': 3, 'GetItem counter': 1, 'TransactWriteItems reservations update': 1 },
       controllerManager: { 'GetItem pods': 1, 'GetItem counter': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
@@ -437,6 +442,9 @@ export interface ClusterProfile {
 export const CRONJOB_WAKE_UP = { dynamoRequests: 7, rru: 5, wru: 12 } as const;
 
 /** Bytes of one item of a kind in this cluster, and of each collection a Query reads (all in one namespace: the worst case). */
+/** An index item of the pods-by-node index: pk "idx#pods-by-node#<node>" and the pod's key (storage/dynamodb.ts). */
+const INDEX_ITEM_BYTES = 100;
+
 export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) {
   const units = c.pods ? Math.ceil(c.pods / (c.podsPerUnit ?? 10)) : 0;
   const podsPerNode = c.nodes ? c.pods / c.nodes : 0;
@@ -469,6 +477,8 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
     endpoints: units * endpoints,
     endpointslices: units * endpointslices,
     replicationcontrollers: units * s.replicationcontrollers,
+    // One node's partition of the pods-by-node index: an item per pod (its key, no value).
+    'pods-by-node': podsPerNode * INDEX_ITEM_BYTES,
   };
   // A workload namespace's share of each workload collection. All Leases live in kube-node-lease, read
   // by "Query leases kube-node-lease"; workload namespaces hold none.
@@ -479,12 +489,12 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
   namespaceCollection['leases kube-node-lease'] = collection.leases!;
   const objects = {
     count: 1 + (c.nodes + 2) + 4 + 4 * c.nodes + c.pods + 5 * units,
-    bytes: s.counter + (c.nodes + 2) * s.token + Object.values(collection).reduce((a, b) => a + b, 0) + units * s.serviceips,
+    bytes: s.counter + (c.nodes + 2) * s.token + Object.values(collection).reduce((a, b) => a + b, 0) + units * s.serviceips + (c.pods - podsPerNode) * INDEX_ITEM_BYTES,
   };
   return { item, collection, namespaceCollection, units, objects, podsPerNode };
 }
 
-export type Sizes = Pick<ReturnType<typeof clusterSizes>, 'item' | 'collection' | 'namespaceCollection'>;
+export type Sizes = Pick<ReturnType<typeof clusterSizes>, 'item' | 'collection' | 'namespaceCollection'> & { podsPerNode?: number };
 
 /** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */
 export function logBytes(bytes: number, type: string): number {
@@ -506,9 +516,14 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     const bytes = (type === 'namespace' ? sizes.namespaceCollection[kind] : type ? sizes.namespaceCollection[`${kind} ${type}`] : sizes.collection[kind]) ?? 0;
     return { rru: Math.max(1, Math.ceil(bytes / 4096)), wru: 0, requests: Math.max(1, Math.ceil(bytes / 1048576)), kbRead: bytes / 1024 };
   }
+  if (command === 'BatchGetItem') {
+    // A node's pods (the one BatchGetItem of pollPods): each item read and rounded up on its own, 100 a request.
+    const n = sizes.podsPerNode ?? 1;
+    return { rru: n * Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: Math.max(1, Math.ceil(n / 100)), kbRead: (n * item) / 1024 };
+  }
   if (command === 'TransactWriteItems') {
-    // The namespace's count item is tiny: one unit.
-    const count = access.endsWith(' +count') ? 1 : 0;
+    // The namespace's count item and a pod's index item (its bind and delete) are tiny: one unit each.
+    const count = (access.includes(' +count') ? 1 : 0) + (access.includes(' +index') ? 1 : 0);
     const units = Math.ceil((sizes.item.counter ?? 0) / 1024) + Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;
     return { rru: 0, wru: 2 * units, requests: 1, kbRead: 0 };
   }

@@ -18,6 +18,7 @@ import { isObject } from '../machinery/types.ts';
 import { validateObject } from '../machinery/validation.ts';
 import type { FieldSelector, LabelSelector } from '../machinery/selectors.ts';
 import { ServiceAllocator, type ServiceAllocOptions } from './service-alloc.ts';
+import { PODS_BY_NODE } from '../storage/indexes.ts';
 
 export interface ListParams {
   labelSelector?: LabelSelector;
@@ -220,6 +221,9 @@ export class Registry {
       revision = parseRV(p.resourceVersion);
     }
     const filter = this.matcher(p);
+    // An agent's list of its pods: only pods bound to that node can match, and the store may keep them
+    // indexed (storage/indexes.ts).
+    const node = res.group === '' && res.resource === 'pods' && p.fieldSelector?.requirements.find((r) => r.field === 'spec.nodeName' && r.operator === '=' && r.value !== '')?.value;
     let result;
     try {
       result = await this.backend.list(prefix, {
@@ -227,6 +231,7 @@ export class Registry {
         startAfter,
         revision,
         filter: filter ? (kv) => filter(decode(kv)) : undefined,
+        ...(node ? { index: { name: PODS_BY_NODE.name, value: node } } : {}),
       });
     } catch (e) {
       if (e instanceof StorageError && e.code === 'Compacted') {

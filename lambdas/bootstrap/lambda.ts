@@ -30,7 +30,7 @@ import { ensureSystemPriorityClasses } from '../kinds/scheduling/priorityclass.t
 import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
 import { ensureDefaultStorageClass } from '../kinds/storage/storageclass.ts';
 import type { Backend } from '../storage/backend.ts';
-import { backendFromEnv } from '../storage/dynamodb.ts';
+import { backendFromEnv, DynamoBackend } from '../storage/dynamodb.ts';
 import { newServiceAccountKeyPem, storeServiceAccountIssuer } from '../apiserver/serviceaccount-tokens.ts';
 
 /** The custom resource's properties (infra/bootstrap.ts sets them; parameter names, never values). */
@@ -202,6 +202,9 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
   const backend = deps.backend();
   try {
     const registry = new Registry(backend);
+    // A table from before an index existed (storage/indexes.ts): index what it holds, once per table
+    // (nothing to do on later deploys; until it has run, lists read the whole collection).
+    if (backend instanceof DynamoBackend) await backend.indexExisting();
     await ensureSystemPriorityClasses(registry);
     await ensureDefaultStorageClass(registry);
     // The default RBAC roles and bindings (apiserver/bootstrap-policy.ts), reconciled at each deploy.

@@ -45,6 +45,11 @@ export interface ListOptions {
   revision?: number;
   /** Only items for which this returns true are returned and counted against limit. */
   filter?: (kv: KeyValue) => boolean;
+  /**
+   * A hint with the filter: only keys whose value in this index (storage/indexes.ts) is `value` can
+   * pass it. A backend that keeps the index may read just those; the result is the same without it.
+   */
+  index?: { name: string; value: string };
 }
 
 export interface ListResult {

@@ -18,6 +18,12 @@
 //            group's total is a count item too, moved by the amount (ADD, on the condition that the total
 //            stays within the limit) in the same transaction as the object's create or delete, or by the
 //            difference in an update that brings new charges (UpdateOptions.charges).
+//            and idx, the object's value in the index covering its collection (storage/indexes.ts).
+//   index    pk = "idx#<index>#<value>" sk = the object's full key   (nothing else): one per indexed object,
+//            put and deleted in the object's own transaction whenever its indexed value changes (a pod's
+//            bind and delete; its status writes leave it), so a consistent Query of one value's partition
+//            names exactly the keys with that value. "meta"/"index#<name>" marks an index complete: new
+//            tables are (ensureTable), older ones once indexExisting() has indexed what they hold.
 //   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
 //            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
 //            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
@@ -28,7 +34,10 @@
 // NotFound, Conflict) from a counter another writer moved first (-> retry with the next revision). The
 // single counter item serializes all writes of the cluster: it is what limits write throughput.
 //
-// Reads: get is a consistent GetItem. list is a consistent Query made exact by the log: it reads the
+// Reads: get is a consistent GetItem. A list with an index hint (ListOptions.index) of a complete index
+// Queries the value's index partition and reads those objects (BatchGetItem, consistent), then replays the
+// log like any list: a node's list of its pods reads its pods, not the cluster's.
+// list is otherwise a consistent Query made exact by the log: it reads the
 // counter before and after, and replays the log in between over what the Query saw, so the result is the
 // state at one revision. Undoing later log entries (each carries the previous value) also serves lists at
 // an older revision, as long as the log still holds them. A watch polls the counter (one read per interval
@@ -38,7 +47,9 @@
 
 import { randomUUID } from 'node:crypto';
 import {
+  BatchGetItemCommand,
   CreateTableCommand,
+  PutItemCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
   GetItemCommand,
@@ -64,6 +75,7 @@ import {
   type WatchEvent,
   type WatchEventType,
 } from './backend.ts';
+import { INDEXES, indexOfKey, type KeyIndex } from './indexes.ts';
 
 /** The table's definition, shared with the CDK stack. */
 export const tableSchema = {
@@ -106,8 +118,11 @@ interface LogEntry {
 const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
 const countKey = (group: string): Item => ({ pk: { S: 'count' }, sk: { S: group } });
 
-/** An object as stored: its KeyValue and the count group it was created in. */
-type Stored = KeyValue & { countGroup?: string; charges?: string };
+/** An object as stored: its KeyValue, the count group it was created in, its charges and its indexed value. */
+type Stored = KeyValue & { countGroup?: string; charges?: string; indexed?: string };
+
+const indexMarkerKey = (index: KeyIndex): Item => ({ pk: { S: 'meta' }, sk: { S: `index#${index.name}` } });
+const indexPk = (index: KeyIndex, value: string) => `idx#${index.name}#${value}`;
 
 /** What a write does, as decide() judges it against the stored object. */
 interface Change {
@@ -135,6 +150,10 @@ export class DynamoBackend implements Backend {
   private readonly recentLog: LogWindow;
   private closed = false;
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /** Indexes known complete (their marker read): a complete index stays so. */
+  private readonly completeIndexes = new Set<string>();
+  /** When an index was last found incomplete (looked at again after a minute). */
+  private readonly incompleteSince = new Map<string, number>();
 
   constructor(opts: DynamoOptions) {
     this.client = opts.client;
@@ -158,6 +177,10 @@ export class DynamoBackend implements Backend {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
+    const index = opts.index && INDEXES.find((i) => i.name === opts.index!.name && prefix.startsWith(i.prefix));
+    if (index && !opts.limit && opts.startAfter === undefined && opts.revision === undefined && (await this.indexComplete(index))) {
+      return this.listIndexed(prefix, index, opts.index!.value, opts.filter);
+    }
     const { pk, rest } = splitKey(prefix, true);
     const limit = opts.limit || 0;
     let rev = await this.currentRevision();
@@ -232,6 +255,91 @@ export class DynamoBackend implements Backend {
         return { kvs: limit ? matched.slice(0, limit) : matched, revision: target ?? rev, more: limit > 0 && matched.length > limit };
       }
     }
+  }
+
+  /**
+   * The keys under prefix whose indexed value is `value` (and whatever the log says changed meanwhile),
+   * through the filter: the state at one revision, as list's. The index partition is read consistently,
+   * and each of its objects was indexed in its own write's transaction, so an object with that value at
+   * the counter's first read is among them; what changed after is replayed from the log.
+   */
+  private async listIndexed(prefix: string, index: KeyIndex, value: string, filter: ListOptions['filter']): Promise<ListResult> {
+    const rev = await this.currentRevision();
+    const keys = (await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: indexPk(index, value) } } }))
+      .map((it) => it.sk!.S!)
+      .filter((k) => k.startsWith(prefix));
+    const items = new Map<string, KeyValue>();
+    for (let i = 0; i < keys.length; i += 100) {
+      let want: Item[] = keys.slice(i, i + 100).map(objectKey);
+      while (want.length) {
+        const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true } } }));
+        for (const it of r.Responses?.[this.table] ?? []) items.set(fullKey(it), objectKv(fullKey(it), it));
+        want = r.UnprocessedKeys?.[this.table]?.Keys ?? [];
+        if (want.length) await sleep(50); // throttled: DynamoDB asks to back off
+      }
+    }
+    // Objects read here may be newer than `rev`; the log brings every key to `now`.
+    const now = await this.currentRevision();
+    if (now > rev) {
+      for (const e of await this.readLog(prefix, rev, now)) {
+        if (!e.kv.key.startsWith(prefix)) continue;
+        if (e.type === 'delete') items.delete(e.kv.key);
+        else items.set(e.kv.key, e.kv);
+      }
+    }
+    const kvs = [...items.values()].filter((kv) => !filter || filter(kv)).sort(byKey);
+    return { kvs, revision: now, more: false };
+  }
+
+  private async indexComplete(index: KeyIndex): Promise<boolean> {
+    if (this.completeIndexes.has(index.name)) return true;
+    if (performance.now() - (this.incompleteSince.get(index.name) ?? -Infinity) < 60_000) return false;
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: indexMarkerKey(index), ConsistentRead: true }));
+    if (r.Item) this.completeIndexes.add(index.name);
+    else this.incompleteSince.set(index.name, performance.now());
+    return !!r.Item;
+  }
+
+  /**
+   * Indexes every object stored before its collection's index existed (a table of an older Skiff), then
+   * marks the index complete; until then lists read the whole collection. Safe while the cluster serves
+   * (each object is indexed on the condition that it is unchanged; one that changed was indexed by its
+   * own write) and again. Returns how many objects it indexed.
+   */
+  async indexExisting(): Promise<number> {
+    let n = 0;
+    for (const index of INDEXES) {
+      const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: indexMarkerKey(index), ConsistentRead: true }));
+      if (r.Item) continue;
+      const { pk } = splitKey(index.prefix, true);
+      for (const it of await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } } })) {
+        const value = index.valueOf(it.value!.S!);
+        if (value === undefined || it.idx?.S === value) continue;
+        try {
+          await this.client.send(
+            new TransactWriteItemsCommand({
+              TransactItems: [
+                {
+                  Update: {
+                    TableName: this.table,
+                    Key: { pk: it.pk!, sk: it.sk! },
+                    UpdateExpression: 'SET idx = :v',
+                    ConditionExpression: 'modRev = :m AND attribute_not_exists(idx)',
+                    ExpressionAttributeValues: { ':v': { S: value }, ':m': it.modRev! },
+                  },
+                },
+                { Put: { TableName: this.table, Item: { pk: { S: indexPk(index, value) }, sk: { S: fullKey(it) } } } },
+              ],
+            }),
+          );
+          n++;
+        } catch (e) {
+          if ((e as Error).name !== 'TransactionCanceledException') throw e; // changed meanwhile: its write indexed it
+        }
+      }
+      await this.client.send(new PutItemCommand({ TableName: this.table, Item: indexMarkerKey(index) }));
+    }
+    return n;
   }
 
   // ---- writes ----
@@ -373,7 +481,7 @@ export class DynamoBackend implements Backend {
       try {
         await this.client.send(
           new TransactWriteItemsCommand({
-            TransactItems: this.writeItems(head, entry, group, count?.limit, writeId, cur?.charges, charges, moves),
+            TransactItems: this.writeItems(head, entry, group, count?.limit, writeId, cur?.charges, charges, moves, cur?.indexed),
             ClientRequestToken: randomUUID(),
           }),
         );
@@ -450,9 +558,13 @@ export class DynamoBackend implements Backend {
     readCharges: string | undefined,
     charges: string | undefined,
     moves: Move[],
+    readIndexed: string | undefined,
   ): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
+    // The object's indexed value from now on, and the index items that move with it (appended last).
+    const index = indexOfKey(key);
+    const indexed = index && e.type !== 'delete' ? index.valueOf(value) : undefined;
     // A write to an existing object also holds it to the count group it was read with, so an object
     // countExisting() moves into a group meanwhile is re-read, not written back without its group.
     const sameGroup = group === undefined ? ' AND attribute_not_exists(countGroup)' : ' AND countGroup = :g';
@@ -460,6 +572,9 @@ export class DynamoBackend implements Backend {
     // Likewise held to the charges it was read with (chargeExisting may add some meanwhile).
     const sameCharges = e.type === 'create' ? '' : readCharges === undefined ? ' AND attribute_not_exists(charges)' : ' AND charges = :c';
     Object.assign(groupValue, e.type !== 'create' && readCharges !== undefined ? { ':c': { S: readCharges } } : {});
+    // And to the indexed value it was read with (indexExisting may set one meanwhile): the index item to delete.
+    const sameIndex = e.type === 'create' || !index ? '' : readIndexed === undefined ? ' AND attribute_not_exists(idx)' : ' AND idx = :ix';
+    Object.assign(groupValue, e.type !== 'create' && index && readIndexed !== undefined ? { ':ix': { S: readIndexed } } : {});
     const counter: TransactWriteItem = {
       Put: {
         TableName,
@@ -475,7 +590,7 @@ export class DynamoBackend implements Backend {
             Delete: {
               TableName,
               Key: objectKey(key),
-              ConditionExpression: `modRev = :m${sameGroup}${sameCharges}`,
+              ConditionExpression: `modRev = :m${sameGroup}${sameCharges}${sameIndex}`,
               ExpressionAttributeValues: { ':m': { N: String(e.prevKv!.modRevision) }, ...groupValue },
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
@@ -490,8 +605,9 @@ export class DynamoBackend implements Backend {
                 modRev: { N: String(rev) },
                 ...(group !== undefined ? { countGroup: { S: group } } : {}),
                 ...(charges !== undefined ? { charges: { S: charges } } : {}),
+                ...(indexed !== undefined ? { idx: { S: indexed } } : {}),
               },
-              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}${sameCharges}` : 'attribute_not_exists(pk)',
+              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}${sameCharges}${sameIndex}` : 'attribute_not_exists(pk)',
               ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) }, ...groupValue } : undefined,
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
@@ -539,6 +655,10 @@ export class DynamoBackend implements Backend {
       const prevValue = { S: e.prevKv.value };
       if (Buffer.byteLength(value) + Buffer.byteLength(e.prevKv.value) + Buffer.byteLength(key) <= INLINE_LOG_BYTES) log.prevValue = prevValue;
       else items.push({ Put: { TableName, Item: { pk: { S: 'log' }, sk: { S: `${pad(rev)}#prev` }, prevValue, ttl } } });
+    }
+    if (index && indexed !== readIndexed) {
+      if (readIndexed !== undefined) items.push({ Delete: { TableName, Key: { pk: { S: indexPk(index, readIndexed) }, sk: { S: key } } } });
+      if (indexed !== undefined) items.push({ Put: { TableName, Item: { pk: { S: indexPk(index, indexed) }, sk: { S: key } } } });
     }
     return items;
   }
@@ -657,6 +777,7 @@ export class DynamoBackend implements Backend {
 /** Creates the table if it does not exist, waits until it is ACTIVE, and turns TTL on. */
 export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
   const s = tableSchema;
+  let created = false;
   try {
     await client.send(
       new CreateTableCommand({
@@ -673,6 +794,7 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
         StreamSpecification: { StreamEnabled: true, StreamViewType: s.streamViewType },
       }),
     );
+    created = true;
   } catch (e) {
     if ((e as Error).name !== 'ResourceInUseException') throw e; // it exists already
   }
@@ -690,6 +812,8 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
       new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { AttributeName: s.timeToLiveAttribute, Enabled: true } }),
     );
   }
+  // A new table holds nothing unindexed: its indexes are complete from the start.
+  if (created) for (const index of INDEXES) await client.send(new PutItemCommand({ TableName: tableName, Item: indexMarkerKey(index) }));
 }
 
 /**
@@ -847,10 +971,11 @@ function storedKv(key: string, it: Item): Stored {
   const kv: Stored = objectKv(key, it);
   if (it.countGroup?.S !== undefined) kv.countGroup = it.countGroup.S;
   if (it.charges?.S !== undefined) kv.charges = it.charges.S;
+  if (it.idx?.S !== undefined) kv.indexed = it.idx.S;
   return kv;
 }
 
-function objectOnly({ countGroup: _g, charges: _c, ...kv }: Stored): KeyValue {
+function objectOnly({ countGroup: _g, charges: _c, indexed: _i, ...kv }: Stored): KeyValue {
   return kv;
 }
 
