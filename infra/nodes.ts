@@ -80,6 +80,13 @@ export interface SkiffNodesProps {
   readonly pushQueuePrefix?: string;
   /** With the push channel, how often an agent polls its pods anyway (default 300). */
   readonly pushPodPollSeconds?: number;
+  /**
+   * The agents' dead man's switch (node-agent/dead-mans-switch.ts; SkiffCluster sets it): the controller
+   * manager's wake-up schedule group and the role EventBridge Scheduler invokes it with. The function's
+   * ARN is read from the SSM parameter SILENCE_TARGET_PARAMETER (naming it here would be a cycle: the
+   * controller manager's policy names the Auto Scaling group).
+   */
+  readonly silence?: { scheduleGroup: string; roleArn: string };
   /** The agent renews its node Lease every N s (declaring 4 N). Default 120. */
   readonly leaseSeconds?: number;
   /** The agent rewrites an unchanged Node status every N s. Default 3600. */
@@ -176,7 +183,10 @@ export class SkiffNodes extends Construct {
       new PolicyStatement({
         actions: ['ssm:GetParameters', 'ssm:GetParameter'],
         // Not the admin token: a node (or a pod that reached the instance role) must never become admin.
-        resources: [SSM_PARAMETERS.apiUrl, SSM_PARAMETERS.ca, SSM_PARAMETERS.bootstrapToken].map((name) => parameterArn(this, props.clusterName, name)),
+        // (and, for the dead man's switch, the controller manager's ARN)
+        resources: [SSM_PARAMETERS.apiUrl, SSM_PARAMETERS.ca, SSM_PARAMETERS.bootstrapToken, ...(props.silence ? [SILENCE_TARGET_PARAMETER] : [])].map((name) =>
+          parameterArn(this, props.clusterName, name),
+        ),
       }),
     );
     if (props.pushQueuePrefix) {
@@ -187,6 +197,17 @@ export class SkiffNodes extends Construct {
           resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${props.pushQueuePrefix}*` })],
         }),
       );
+    }
+    if (props.silence) {
+      // The dead man's switch: a node moves the node lifecycle's one-time schedules of this group (their
+      // names start with the controller's) and hands Scheduler the role that invokes the controller manager.
+      this.instanceRole.addToPolicy(
+        new PolicyStatement({
+          actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule'],
+          resources: [Stack.of(this).formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${props.silence.scheduleGroup}/node-lifecycle-contr-*` })],
+        }),
+      );
+      this.instanceRole.addToPolicy(new PolicyStatement({ actions: ['iam:PassRole'], resources: [props.silence.roleArn] }));
     }
     if (props.ssmSessionManager) this.instanceRole.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
 
@@ -204,7 +225,7 @@ export class SkiffNodes extends Construct {
     const zip = userData.addS3DownloadCommand({ bucket: bundle.bucket, bucketKey: bundle.s3ObjectKey, localFile: '/opt/skiff/agent.zip' });
     userData.addCommands(
       `unzip -o ${zip} -d /opt/skiff`,
-      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds })}\nEOF`,
+      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds, silence: props.silence })}\nEOF`,
       'systemctl daemon-reload',
       'systemctl enable --now skiff-agent',
     );
@@ -298,6 +319,9 @@ function sharedRouteTable(subnets: ISubnet[]): string {
   return shared;
 }
 
+/** The SSM parameter (under /skiff/<cluster>/) holding the controller manager's ARN, for the dead man's switch. */
+export const SILENCE_TARGET_PARAMETER = 'controller-manager-arn';
+
 export function parameterArn(scope: Construct, clusterName: string, name: string): string {
   return Stack.of(scope).formatArn({
     service: 'ssm',
@@ -323,6 +347,7 @@ export interface AgentUnitOptions {
   statusReportSeconds: number;
   pushQueuePrefix?: string;
   pushPodPollSeconds?: number;
+  silence?: { scheduleGroup: string; roleArn: string };
 }
 
 /** The systemd unit that runs the agent as root (it drives Docker and iptables), restarted always. */
@@ -340,7 +365,10 @@ export function agentUnit(o: AgentUnitOptions): string {
     `Environment=AWS_REGION=${Aws.REGION}`,
     `ExecStart=/usr/bin/node-20 /opt/skiff/${AGENT_BUNDLE} agent --ssm-prefix /skiff/${o.clusterName} --cluster-cidr ${o.clusterCidr} ` +
       `--poll-seconds ${o.pollSeconds} --lease-seconds ${o.leaseSeconds} --status-report-seconds ${o.statusReportSeconds} --stream-port ${STREAM_PORT} --data-dir /var/lib/skiff` +
-      (o.pushQueuePrefix ? ` --push-queue-prefix ${o.pushQueuePrefix} --push-pod-poll-seconds ${o.pushPodPollSeconds ?? 300}` : ''),
+      (o.pushQueuePrefix ? ` --push-queue-prefix ${o.pushQueuePrefix} --push-pod-poll-seconds ${o.pushPodPollSeconds ?? 300}` : '') +
+      (o.silence
+        ? ` --silence-schedule-group ${o.silence.scheduleGroup} --silence-role-arn ${o.silence.roleArn} --silence-target-parameter /skiff/${o.clusterName}/${SILENCE_TARGET_PARAMETER}`
+        : ''),
     'Restart=always',
     'RestartSec=5',
     '',

@@ -40,7 +40,8 @@ import { NODE_NOTIFIER_WATCHES, nodeQueuePrefix } from '../lambdas/controllers/n
 import { controllers } from '../lambdas/controllers/lambda.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 import { AUDIT_LOG_GROUP_ENV, AUDIT_POLICY_ENV, parseAuditPolicy, type AuditPolicy } from '../lambdas/apiserver/audit.ts';
-import { SkiffNodes, parameterArn, type SkiffNodesProps } from './nodes.ts';
+import { SILENCE_TARGET_PARAMETER, SkiffNodes, parameterArn, type SkiffNodesProps } from './nodes.ts';
+import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import { SkiffFrontDoor } from './front-door.ts';
 import { SERVICE_ACCOUNT_KEY_PARAMETER, SkiffBootstrap, parameterPrefix } from './bootstrap.ts';
 
@@ -284,7 +285,15 @@ export class SkiffCluster extends Construct {
       // The push channel (lambdas/controllers/node-notifier.ts): each agent long-polls a queue of its own,
       // named by this prefix, made by the agent; the controller manager sends to it and deletes it with the Node.
       const queuePrefix = pushToNodes ? nodeQueuePrefix(this.clusterName) : undefined;
-      const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', { ...props.nodes, clusterName: this.clusterName, clusterCidr: props.clusterCidr, pushQueuePrefix: queuePrefix }));
+      const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', {
+        ...props.nodes,
+        clusterName: this.clusterName,
+        clusterCidr: props.clusterCidr,
+        pushQueuePrefix: queuePrefix,
+        // Each agent's dead man's switch is a wake-up of the node lifecycle loop (node-agent/dead-mans-switch.ts).
+        silence: { scheduleGroup: this.wakeUpGroup.ref, roleArn: wakeUpRole.roleArn },
+      }));
+      new StringParameter(this, 'ControllerManagerArn', { parameterName: `${parameterPrefix(this.clusterName)}/${SILENCE_TARGET_PARAMETER}`, stringValue: this.controllerFunction.functionArn });
       if (queuePrefix) {
         this.controllerFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
         // ListQueues takes no resource; it lists only names under the prefix asked for.

@@ -15,6 +15,8 @@ import { DockerRuntime, LABELS, podNetwork, type RunRecord } from './runtime.ts'
 import { PodWorker } from './pods.ts';
 import { Informer } from './informer.ts';
 import { startPushChannel } from './push.ts';
+import { startDeadMansSwitch } from './dead-mans-switch.ts';
+import type { WakeUps } from '../lambdas/controllers/wakeups.ts';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { startLocalPathCleaner } from './volumes.ts';
 import { ProbeSet } from './probing.ts';
@@ -102,6 +104,11 @@ export interface AgentOptions {
    * poll. Its pods are then polled every podPollMs only (the safety net); Services and Endpoints as before.
    */
   push?: { sqs: SQSClient; queuePrefix: string; podPollMs: number };
+  /**
+   * A deployed cluster's dead man's switch (dead-mans-switch.ts): a schedule moved ahead every 20 s, which
+   * makes the node unreachable within 40 s of the agent stopping, though its Lease is renewed seldom.
+   */
+  deadMansSwitch?: { wakeUps: WakeUps; everyMs?: number; silentAfterMs?: number };
   log?: (msg: string) => void;
 }
 
@@ -349,6 +356,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         return undefined;
       })
     : undefined;
+  const deadMan = o.deadMansSwitch ? startDeadMansSwitch({ ...o.deadMansSwitch, nodeName, log }) : undefined;
   // The node's half of the local-path provisioner: directories of deleted volumes go (volumes.ts).
   const localPath = startLocalPathCleaner({ kube, nodeName, dir: join(dataDir, 'local-path'), log });
   void podInformer.synced.then(() => {
@@ -438,6 +446,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       await (opts.removePods || opts.cleanup ? proxy?.cleanup() : proxy?.stop())?.catch((e: Error) => log(`service proxy: ${e.message}`));
       if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
       await push?.stop();
+      deadMan?.stop();
       await podInformer.stop();
       await localPath.stop();
       while (processing.size) await sleep(20);

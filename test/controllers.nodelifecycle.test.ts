@@ -8,7 +8,7 @@ import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { namespaceLifecycle } from '../lambdas/apiserver/admission.ts';
 import { defaultTolerationSeconds } from '../lambdas/apiserver/admission-tolerations.ts';
 import type { ControllerContext } from '../lambdas/controllers/controller.ts';
-import { createNodeLifecycleController, goneNodeKey, NODE_LEASE_NAMESPACE, UNREACHABLE_TAINT } from '../lambdas/controllers/nodelifecycle.ts';
+import { createNodeLifecycleController, goneNodeKey, NODE_LEASE_NAMESPACE, SILENT_SINCE_ANNOTATION, silentNodeKey, UNREACHABLE_TAINT } from '../lambdas/controllers/nodelifecycle.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
@@ -217,6 +217,36 @@ for (const [label, open, enabled] of backends) {
       await c.reconcile(goneNodeKey('gone'), ctx);
       await c.reconcile('kept', ctx);
       expect(await podNames(ctx)).toEqual(['c']);
+    });
+
+    it('a dead man\'s switch firing (silent:<node>) makes a node with a long, unexpired lease unreachable now; its next renewal makes it reachable again', async () => {
+      const ctx = await newCtx(await open());
+      let now = T0;
+      const c = createNodeLifecycleController({ gracePeriodMs: 40_000, now: () => new Date(now) });
+      await addNode(ctx, 'quiet', T0, 480); // renews every 120 s: its lease alone says nothing for 8 minutes
+      await addPod(ctx, 'p', 'quiet');
+      now = T0 + 60_000;
+      await c.reconcile('quiet', ctx);
+      expect(hasTaint(await node(ctx, 'quiet'))).toBe(false);
+      // The switch fires (the agent stopped moving it 40 s ago): unreachable at once, Ready Unknown.
+      await c.reconcile(silentNodeKey('quiet'), ctx);
+      const n = await node(ctx, 'quiet');
+      expect(hasTaint(n)).toBe(true);
+      expect(n.metadata.annotations?.[SILENT_SINCE_ANNOTATION]).toBe('2026-01-01T00:01:00Z');
+      expect(n.status.conditions.find((x: any) => x.type === 'Ready')).toMatchObject({ status: 'Unknown', reason: 'NodeStatusUnknown' });
+      // A redelivered firing, a resync: the same state; the pod stays within its 300 s toleration.
+      await c.reconcile(silentNodeKey('quiet'), ctx);
+      now = T0 + 90_000;
+      await c.reconcile('quiet', ctx);
+      expect(hasTaint(await node(ctx, 'quiet'))).toBe(true);
+      expect(await podNames(ctx)).toEqual(['p']);
+      // Back: it renews its lease; the taint goes.
+      now = T0 + 120_000;
+      await renew(ctx, 'quiet', now);
+      await c.reconcile('quiet', ctx);
+      expect(hasTaint(await node(ctx, 'quiet'))).toBe(false);
+      // A firing for a node that no longer exists changes nothing.
+      await expect(c.reconcile(silentNodeKey('nobody'), ctx)).resolves.toBeUndefined();
     });
 
     it('an EC2 instance shutting down or terminated (EventBridge) deletes its Node and its pods at once; other instances and states change nothing', async () => {

@@ -655,6 +655,18 @@ describe('nodes', () => {
     expect(CURRENT_AGENT.push).toEqual({ podPollSeconds: 300 });
   });
 
+  it('the dead man\'s switch: nodes may create and move only the node lifecycle\'s schedules of the wake-up group, and pass only its role', () => {
+    const lt = launchTemplate();
+    const instanceRole = json().Resources[lt.IamInstanceProfile.Arn['Fn::GetAtt'][0]].Properties.Roles[0].Ref;
+    const st = roleStatements(json(), instanceRole);
+    const sched = st.filter((x) => list<string>(x.Action).some((a) => a.startsWith('scheduler:')));
+    expect(sched).toHaveLength(1);
+    expect(list<string>(sched[0].Action).sort()).toEqual(['scheduler:CreateSchedule', 'scheduler:UpdateSchedule']);
+    expect(list(sched[0].Resource).map(flat)).toEqual(['arn:${AWS::Partition}:scheduler:us-east-1:${AWS::AccountId}:schedule/${ClusterWakeUps555840DA}/node-lifecycle-contr-*']);
+    const pass = st.filter((x) => list<string>(x.Action).includes('iam:PassRole'));
+    expect(pass.map((x) => list(x.Resource).map(flat))).toEqual([['${ClusterWakeUpRole197E33C0.Arn}']]);
+  });
+
   it('user data installs the runtime, fetches the agent bundle and runs the agent as a systemd unit', () => {
     const u = userData();
     expect(u).toMatch(/dnf install -y (--setopt=strict=0 )?docker nodejs20 .*iptables conntrack-tools/);
@@ -662,7 +674,8 @@ describe('nodes', () => {
     const exec = /ExecStart=(.*)/.exec(u)?.[1];
     expect(exec).toBe(
       '/usr/bin/node-20 /opt/skiff/skiff.mjs agent --ssm-prefix /skiff/SkiffStack --cluster-cidr 10.244.0.0/16 ' +
-        `--poll-seconds 75 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300`,
+        `--poll-seconds 75 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300 ` +
+        `--silence-schedule-group \${ClusterWakeUps555840DA} --silence-role-arn \${ClusterWakeUpRole197E33C0.Arn} --silence-target-parameter /skiff/SkiffStack/controller-manager-arn`,
     );
     expect(u).toContain('Restart=always');
     expect(u).toContain('User=root');
@@ -698,7 +711,7 @@ describe('nodes', () => {
     rmSync(empty, { recursive: true, force: true });
   });
 
-  it('the instance role reads api-url, ca and bootstrap-token, never admin-token, and has no EC2 or managed policy', () => {
+  it('the instance role reads api-url, ca, bootstrap-token and the controller manager\'s ARN, never admin-token, and has no EC2 or managed policy', () => {
     const lt = launchTemplate();
     const instanceRole = json().Resources[lt.IamInstanceProfile.Arn['Fn::GetAtt'][0]].Properties.Roles[0].Ref;
     const st = roleStatements(json(), instanceRole);
@@ -706,7 +719,7 @@ describe('nodes', () => {
     expect(ssm).toHaveLength(1);
     expect(list<string>(ssm[0].Action).sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
     expect(list(ssm[0].Resource).map(flat).sort()).toEqual(
-      ['api-url', 'bootstrap-token', 'ca'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
+      ['api-url', 'bootstrap-token', 'ca', 'controller-manager-arn'].map((n) => `arn:\${AWS::Partition}:ssm:us-east-1:\${AWS::AccountId}:parameter/skiff/SkiffStack/${n}`),
     );
     expect(JSON.stringify(st)).not.toContain('admin-token');
     expect(JSON.stringify(st)).not.toMatch(/"ec2:/);
@@ -814,9 +827,9 @@ describe('nodes', () => {
 });
 
 describe('bootstrap parameters', () => {
-  it('api-url and ca are String parameters; the tokens are no AWS::SSM::Parameter at all', () => {
+  it('api-url, ca and the controller manager\'s ARN are String parameters; the tokens are no AWS::SSM::Parameter at all', () => {
     const params = ofType(template.toJSON(), 'AWS::SSM::Parameter').map(([, p]) => p.Properties);
-    expect(params.map((p) => p.Name).sort()).toEqual(['/skiff/SkiffStack/api-url', '/skiff/SkiffStack/ca']);
+    expect(params.map((p) => p.Name).sort()).toEqual(['/skiff/SkiffStack/api-url', '/skiff/SkiffStack/ca', '/skiff/SkiffStack/controller-manager-arn']);
     for (const p of params) expect(p.Type).toBe('String');
     expect(params.find((p) => p.Name.endsWith('/ca'))!.Value).toBe('system');
   });

@@ -9,6 +9,12 @@
 // its pods with it: on its DELETED event (goneNodeKey) they are deleted at once, as kube's pod garbage collector deletes pods bound to a node
 // that does not exist, so their owners replace them elsewhere (without it they stayed bound to nothing).
 //
+// A deployed agent also keeps a dead man's switch (node-agent/dead-mans-switch.ts): a schedule it moves
+// ahead every 20 s, which fires only once it has stopped, as the key silentNodeKey(node). That records
+// on the Node when the silence was noticed (SILENT_SINCE_ANNOTATION), and a node whose last heartbeat is
+// older than that is unreachable at once, without waiting for its long lease to run out; its next lease
+// renewal makes it reachable again.
+//
 // Everything is decided from the lease age at the time reconcile runs (level-triggered), so a missed,
 // duplicated or late event, or a resync, all lead to the same state. The controller asks to be woken up
 // when the next deadline (lease expiry, a toleration running out) passes.
@@ -33,6 +39,11 @@ export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
  */
 export const goneNodeKey = (name: string) => `gone:${name}`;
 export const UNREACHABLE_TAINT = 'node.kubernetes.io/unreachable';
+export const NODE_LIFECYCLE_CONTROLLER = 'node-lifecycle-controller';
+/** The key a node's dead man's switch fires with: its agent has been silent for the switch's period. */
+export const silentNodeKey = (name: string) => `silent:${name}`;
+/** When a node's dead man's switch last fired (RFC 3339, on the Node): silent since, unless it renewed since. */
+export const SILENT_SINCE_ANNOTATION = 'node.skiff.io/silent-since';
 
 export interface NodeLifecycleOptions {
   /** How old a lease may get before the node is unreachable (Kubernetes' node-monitor-grace-period, 40 s). */
@@ -109,6 +120,16 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     });
   }
 
+  /** Notes on the Node that its dead man's switch fired now (a redelivered firing moves nothing back). */
+  async function recordSilence(ctx: ControllerContext, node: KubeObject, nowD: Date): Promise<KubeObject> {
+    const t = rfc3339(nowD);
+    return ctx.registry.guaranteedUpdate(nodes, undefined, node.metadata.name!, undefined, {}, (n) => {
+      const was = n.metadata.annotations?.[SILENT_SINCE_ANNOTATION];
+      if (was && Date.parse(was) >= Date.parse(t)) return n;
+      return { ...n, metadata: { ...n.metadata, annotations: { ...(n.metadata.annotations ?? {}), [SILENT_SINCE_ANNOTATION]: t } } };
+    });
+  }
+
   async function clearUnreachable(ctx: ControllerContext, name: string): Promise<void> {
     await ctx.registry.guaranteedUpdate(nodes, undefined, name, undefined, {}, (n) => {
       const taints: any[] = n.spec?.taints ?? [];
@@ -174,7 +195,7 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
   }
 
   return {
-    name: 'node-lifecycle-controller',
+    name: NODE_LIFECYCLE_CONTROLLER,
     identity: controllerUser('node-controller'),
     watches: [nodes, leases],
     keys(ev) {
@@ -186,19 +207,24 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     },
     async reconcile(key, ctx): Promise<ReconcileResult | void> {
       const gone = key.startsWith('gone:');
-      const name = gone ? key.slice('gone:'.length) : key;
-      const node = await getOrUndefined(ctx, nodes, undefined, name);
+      const silent = key.startsWith('silent:');
+      const name = gone ? key.slice('gone:'.length) : silent ? key.slice('silent:'.length) : key;
+      let node = await getOrUndefined(ctx, nodes, undefined, name);
       if (!node) return gone ? deleteOrphanedPods(ctx, name) : undefined;
+      if (silent) node = await recordSilence(ctx, node, (opts.now ?? ctx.now)());
       if (node.metadata.deletionTimestamp) return;
       const lease = await getOrUndefined(ctx, leases, NODE_LEASE_NAMESPACE, name);
       const nowD = (opts.now ?? ctx.now)();
       const nowMs = nowD.getTime();
-      const age = nowMs - lastHeartbeat(node, lease);
+      const heartbeat = lastHeartbeat(node, lease);
+      const age = nowMs - heartbeat;
+      // Silent since after its last heartbeat: its dead man's switch fired, and it has not renewed since.
+      const silentSince = Date.parse(node.metadata.annotations?.[SILENT_SINCE_ANNOTATION] ?? '');
       // A node that renews seldom (cloud agents renew every 60 s to keep idle cost down) declares a longer
       // lease; it is not late until that lease has run out.
       const declared = Number(lease?.spec?.leaseDurationSeconds);
       const grace = Math.max(graceDefault, Number.isFinite(declared) ? declared * 1000 : 0);
-      if (age <= grace) {
+      if (age <= grace && !(silentSince > heartbeat)) {
         await clearUnreachable(ctx, name);
         // Look again just after the lease would expire if it is not renewed.
         return { requeueAfterMs: grace - age + 1000 };

@@ -50,6 +50,10 @@ Options for agent:
   --push-queue-prefix P  also long-poll this node's SQS queue (P + its name), on which the cluster says
                      when to re-list its pods (a deployed cluster's push channel)
   --push-pod-poll-seconds N  with it, poll the node's pods every N s only, as a safety net (default 300)
+  --silence-schedule-group G  keep a dead man's switch in this EventBridge Scheduler group: a schedule
+                     moved 40 s ahead every 20 s, which wakes the cluster's node lifecycle if the agent
+                     stops (with --silence-role-arn, the role Scheduler invokes the controller manager
+                     with, and --silence-target-parameter, the SSM parameter holding its ARN)
   --lease-seconds N  renew the node Lease every N s (default 10; its duration is 4 N)
   --status-report-seconds N  write an unchanged Node status again after N s (default 300)
   --stream-port N    serve exec, attach, port-forward and logs on this plain-HTTP port, for a
@@ -158,6 +162,9 @@ async function agent(argv: string[]): Promise<void> {
       'poll-seconds': { type: 'string', default: '0' },
       'push-queue-prefix': { type: 'string' },
       'push-pod-poll-seconds': { type: 'string', default: '300' },
+      'silence-schedule-group': { type: 'string' },
+      'silence-target-parameter': { type: 'string' },
+      'silence-role-arn': { type: 'string' },
       'lease-seconds': { type: 'string', default: '10' },
       'status-report-seconds': { type: 'string', default: '300' },
       'stream-port': { type: 'string' },
@@ -215,6 +222,7 @@ async function agent(argv: string[]): Promise<void> {
       ...(values['push-queue-prefix']
         ? { push: { sqs: new (await import('@aws-sdk/client-sqs')).SQSClient({}), queuePrefix: values['push-queue-prefix'], podPollMs: whole('push-pod-poll-seconds', values['push-pod-poll-seconds'], 1) * 1000 } }
         : {}),
+      ...(values['silence-schedule-group'] ? { deadMansSwitch: { wakeUps: await silenceWakeUps(values) } } : {}),
     });
     console.log(`skiff agent: node ${a.nodeName} registered with ${api.server}; serving logs and exec on port ${a.port}`);
     close = () => a.close();
@@ -229,6 +237,19 @@ async function agent(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** The dead man's switch's schedules (`--silence-*`): the controller manager's wake-ups, set by this node. */
+async function silenceWakeUps(v: { 'silence-schedule-group'?: string; 'silence-target-parameter'?: string; 'silence-role-arn'?: string }) {
+  if (!v['silence-target-parameter'] || !v['silence-role-arn']) throw new Error('--silence-schedule-group needs --silence-target-parameter and --silence-role-arn');
+  const { EventBridgeWakeUps } = await import('../controllers/wakeups.ts');
+  const { SchedulerClient } = await import('@aws-sdk/client-scheduler');
+  const { SSMClient, GetParameterCommand } = await import('@aws-sdk/client-ssm');
+  const ssm = new SSMClient({});
+  const targetArn = (await ssm.send(new GetParameterCommand({ Name: v['silence-target-parameter'] }))).Parameter?.Value;
+  ssm.destroy();
+  if (!targetArn) throw new Error(`SSM parameter ${v['silence-target-parameter']} is empty`);
+  return new EventBridgeWakeUps({ client: new SchedulerClient({}), group: v['silence-schedule-group']!, targetArn, roleArn: v['silence-role-arn'] });
 }
 
 async function kubeconfig(argv: string[]): Promise<void> {
