@@ -3,7 +3,9 @@
 // and cuts connections after moto has applied a request. Whatever the faults, every acknowledged create,
 // update and delete is in the final state exactly once, nothing is applied twice, no write comes back as a
 // false KeyExists/Conflict/NotFound, revisions are gap-free and the log (a watch from 0) replays to
-// exactly the listed state.
+// exactly the listed state. The keys are pods bound to nodes that every update moves between, so the
+// pods-by-node index (an item put and deleted in each write's own transaction) must end exact too: each
+// node's indexed list equals the filtered full list.
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -17,7 +19,8 @@ const ddb = await dynamoTestEndpoint();
 if (!ddb) console.warn('fault.dynamodb: no DynamoDB endpoint, fault suite SKIPPED');
 afterAll(async () => ddb?.stop());
 
-const PREFIX = '/registry/core/configmaps/fault/';
+const PREFIX = '/registry/core/pods/fault/';
+const onNode = (node: string) => (kv: KeyValue) => (JSON.parse(kv.value) as { spec: { nodeName: string } }).spec.nodeName === node;
 const WRITERS = 4;
 const KEYS_PER_WRITER = 8;
 const UPDATES_PER_WRITER = 10;
@@ -88,16 +91,16 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
 
         for (let j = 0; j < KEYS_PER_WRITER; j++) {
           const key = `${PREFIX}w${w}-k${j}`;
-          const value = JSON.stringify({ w, j });
+          const value = JSON.stringify({ w, j, spec: { nodeName: `n${(w + j) % 2}` } });
           await attempt(key, value, () => store.create(key, value));
           if (j % 3 === 0 && (await readBack(key))) await attempt(key, undefined, () => store.delete(key));
         }
 
         const chain = `${PREFIX}w${w}-chain`;
-        const first = JSON.stringify({ w, seq: 0 });
+        const first = JSON.stringify({ w, seq: 0, spec: { nodeName: 'n0' } });
         let cur = (await attempt(chain, first, () => store.create(chain, first))) ?? (await readBack(chain));
         for (let seq = 1; seq <= UPDATES_PER_WRITER && cur; seq++) {
-          const value = JSON.stringify({ w, seq });
+          const value = JSON.stringify({ w, seq, spec: { nodeName: `n${seq % 2}` } });
           const expected = cur.modRevision;
           cur = (await attempt(chain, value, () => store.update(chain, value, expected))) ?? (await readBack(chain));
         }
@@ -161,6 +164,13 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
       for (const [key, a] of lastAcked) {
         const later = attempts.slice(attempts.indexOf(a) + 1).some((b) => b.key === key && b.outcome === 'ambiguous');
         if (!later) expect(final.get(key), key).toBe(a.value);
+      }
+
+      // The index agrees with the objects: each node's list through it is the filtered full list.
+      for (const node of ['n0', 'n1']) {
+        const indexed = await reader.list(PREFIX, { filter: onNode(node), index: { name: 'pods-by-node', value: node } });
+        expect(indexed.kvs, node).toEqual(state.kvs.filter(onNode(node)));
+        expect(indexed.kvs.length).toBeGreaterThan(0);
       }
       await reader.close();
     } finally {
