@@ -61,7 +61,8 @@ import { policyFor, RbacAuthorizer } from './rbac.ts';
 import type { WebhookCaller } from './webhook-post.ts';
 import { bootstrapClusterRoleBindings, bootstrapClusterRoles, ensureBootstrapPolicy } from './bootstrap-policy.ts';
 import { impersonate } from './impersonation.ts';
-import { auditAuthorization, auditUser, type Auditor } from './audit.ts';
+import { auditAuthorization, auditUser, pathAttributes, type Auditor } from './audit.ts';
+import { ApiMetrics, METRICS_PATH } from './metrics.ts';
 import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { createToken } from './tokenrequest.ts';
 
@@ -157,8 +158,12 @@ export class ApiServer {
   readonly crds: CustomResourceServing;
   /** The pods bound to each node and their claims, for the Node authorizer (follow() it in a long-lived process). */
   readonly nodeGraph: NodeGraph;
+  /** Request and storage metrics, served at /metrics (metrics.ts). */
+  readonly metrics = new ApiMetrics();
 
   constructor(opts: ApiServerOptions) {
+    // Every store call is timed for /metrics (metrics.ts).
+    opts = { ...opts, backend: this.metrics.timed(opts.backend) };
     this.crds = new CustomResourceServing(opts.backend, { maxAgeMs: opts.crdMaxAgeMs });
     this.registry = new Registry(opts.backend, {
       serviceCIDR: opts.serviceCIDR,
@@ -245,8 +250,13 @@ export class ApiServer {
   private shippedPolicyForLoops: boolean;
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
+    const t0 = performance.now();
     // Audited where requests are answered, so refusals (401, 403) and failures are events too.
-    return this.audit ? this.audit.run(req, () => this.answer(req)) : this.answer(req);
+    const res = await (this.audit ? this.audit.run(req, () => this.answer(req)) : this.answer(req));
+    // Counted the same way (by what the path says, as kube's RequestInfo before authentication).
+    const { ended } = this.metrics.request(pathAttributes(req, METRICS_USER), res.status, (performance.now() - t0) / 1000);
+    if (ended && typeof res.body !== 'string' && !(res.body instanceof Uint8Array)) res.body = endsWith(res.body, ended);
+    return res;
   }
 
   private async answer(req: ApiRequest): Promise<ApiResponse> {
@@ -299,6 +309,12 @@ export class ApiServer {
       group = segs[1]!;
       version = segs[2]!;
       rest = segs.slice(3);
+    } else if (path === METRICS_PATH) {
+      // kube's rule: `get` on the non-resource URL (system:monitoring has it).
+      await this.authorize(user, { verb: req.method.toLowerCase(), resourceRequest: false, path });
+      if (req.method !== 'GET') throw errors.methodNotAllowed();
+      const { contentType, body } = await this.metrics.text();
+      return { status: 200, headers: { 'content-type': contentType }, body };
     } else {
       // Any other path is a non-resource URL: authorized before it is found (or not), as kube does.
       await this.authorize(user, { verb: req.method.toLowerCase(), resourceRequest: false, path });
@@ -969,4 +985,16 @@ function dryRunOf(req: ApiRequest, verb: string): boolean {
     throw errors.invalid(kind, 'meta.k8s.io', '', [{ reason: 'FieldValueNotSupported', field: 'dryRun', message: `Unsupported value: "${bad}": supported values: "All"` }]);
   }
   return values.length > 0;
+}
+
+/** Who a request is counted as in /metrics: nobody (the labels come from the path alone). */
+const METRICS_USER: UserInfo = { username: '', groups: [] };
+
+/** A streamed body that calls `ended` once when it ends, however it ends (a watch closed by either side). */
+async function* endsWith(body: AsyncIterable<string>, ended: () => void): AsyncIterable<string> {
+  try {
+    yield* body;
+  } finally {
+    ended();
+  }
 }
