@@ -35,6 +35,11 @@ export interface FaultyProxyOptions {
   rates: Partial<Record<Fault, number>>;
   /** Only these DynamoDB operations (e.g. "TransactWriteItems") get faults; default: all. */
   ops?: string[];
+  /**
+   * Milliseconds each request waits before it is forwarded, by operation: the service and network time a
+   * real table adds (requests wait side by side, so contention between clients shows as it would).
+   */
+  latencyMs?: (op: string) => number;
 }
 
 /** mulberry32: a small seeded generator, so a failing run can be repeated with its seed. */
@@ -97,6 +102,8 @@ export async function startFaultyProxy(opts: FaultyProxyOptions): Promise<Faulty
       }
     }
 
+    const wait = opts.latencyMs?.(op) ?? 0;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     let answer: { status: number; headers: http.IncomingHttpHeaders; body: Buffer };
     try {
       answer = await forward(target, req, body);
