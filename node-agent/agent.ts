@@ -16,6 +16,7 @@ import { PodWorker } from './pods.ts';
 import { Informer } from './informer.ts';
 import { startPushChannel } from './push.ts';
 import { startDeadMansSwitch } from './dead-mans-switch.ts';
+import { StatsCollector } from './stats.ts';
 import type { WakeUps } from '../lambdas/controllers/wakeups.ts';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { startLocalPathCleaner } from './volumes.ts';
@@ -148,7 +149,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   // The agent's own HTTPS server (logs, exec), trusted by the apiserver through the pinned fingerprint.
   const cert = await loadOrCreateServingCert(join(dataDir, 'pki'), [nodeName, address, '127.0.0.1', 'localhost']);
   const authenticate = tokenReviewAuthenticator((body) => kube.create('/apis/authentication.k8s.io/v1/tokenreviews', body));
-  const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate });
+  // Resource usage for metrics.k8s.io (`kubectl top`), sampled every 10 s and served at /stats/summary.
+  const stats = new StatsCollector(docker, nodeName).start();
+  const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate, stats: () => stats.summary() });
   const listenHost = o.listenHost && o.listenHost !== '0.0.0.0' && o.listenHost !== '::' ? o.listenHost : '127.0.0.1';
   const streams =
     o.streamPort === undefined
@@ -447,6 +450,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
       await push?.stop();
       deadMan?.stop();
+      stats.stop();
       await podInformer.stop();
       await localPath.stop();
       while (processing.size) await sleep(20);

@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import { PassThrough, Writable } from 'node:stream';
 import type { AddressInfo, Server } from 'node:net';
 import type Docker from 'dockerode';
+import type { StatsSummary } from './stats.ts';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ApiError, errors, type Status } from '../lambdas/machinery/status.ts';
 import { EXEC_PROTOCOLS, execResult, runSession, spdyChannels, webSocketChannels, type Session } from './remotecommand.ts';
@@ -36,6 +37,8 @@ export interface AgentServerOptions {
   port: number;
   tls: { cert: string; key: string };
   authenticate(token: string): Promise<boolean>;
+  /** The node's and its pods' resource usage, for GET /stats/summary (stats.ts). */
+  stats?: () => StatsSummary;
 }
 
 export interface AgentServer {
@@ -120,6 +123,12 @@ async function serveHttp(opts: AgentServerOptions, req: IncomingMessage, res: Se
   await checkAuth(opts, req);
   const path = (req.url ?? '/').split('?')[0]!;
   if (path.startsWith('/exec/') || path.startsWith('/attach/') || path.startsWith('/portForward/')) throw errors.badRequest('Upgrade request required');
+  if (path === '/stats/summary' && opts.stats) {
+    if (req.method !== 'GET') throw errors.methodNotAllowed();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(opts.stats()));
+    return;
+  }
   if (!path.startsWith('/containerLogs/')) throw errors.pageNotFound();
   if (req.method !== 'GET') throw errors.methodNotAllowed();
   await serveLogs(opts, parseTarget(req, 'containerLogs'), req, res);

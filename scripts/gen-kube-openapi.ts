@@ -59,7 +59,7 @@ function byGVK(group: string, version: string, kind: string): string {
 // meta types the operations and discovery documents reference.
 const roots = new Set<string>();
 for (const r of RESOURCES) {
-  if (r.group.endsWith('skiff.io')) continue; // Skiff's own kinds: SKIFF_SCHEMAS, below
+  if (r.group.endsWith('skiff.io') || r.group === 'metrics.k8s.io') continue; // Skiff's own kinds and metrics-server's: SKIFF_SCHEMAS, below
   roots.add(byGVK(r.group, r.version, r.kind));
   if (r.verbs.includes('list')) roots.add(byGVK(r.group, r.version, r.listKind)); // TokenReview has none
 }

@@ -207,6 +207,7 @@ describe('aggregated discovery', () => {
       'scheduling.k8s.io',
       'coordination.k8s.io',
       'discovery.k8s.io',
+      'metrics.k8s.io', // metrics-server's APIService: priority 100
       'iam.skiff.io', // Skiff's own groups last
       'quota.skiff.io',
     ];

@@ -291,6 +291,23 @@ const CASES: Case[] = [
     message: 'LocalSubjectAccessReview.authorization.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
   },
   {
+    kind: 'NodeMetrics',
+    group: 'metrics.k8s.io',
+    resource: 'nodes',
+    // Never stored (read from the nodes' agents: test/metrics.e2e.test.ts); the generic store's rules apply as to any object.
+    valid: { metadata: meta('node-1') },
+    invalid: { metadata: meta('a/b') },
+    message: 'NodeMetrics.metrics.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
+    kind: 'PodMetrics',
+    group: 'metrics.k8s.io',
+    resource: 'pods',
+    valid: { metadata: meta('pod-1', 'default') },
+    invalid: { metadata: meta('a/b', 'default') },
+    message: 'PodMetrics.metrics.k8s.io "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\'',
+  },
+  {
     kind: 'SelfSubjectAccessReview',
     group: 'authorization.k8s.io',
     resource: 'selfsubjectaccessreviews',

@@ -12,7 +12,7 @@ import { apiVersionOf, findResource, type ResourceInfo } from '../machinery/reso
 import { kindFor, kinds as builtInKinds, type KindRegistry } from '../kinds/index.ts';
 import { CustomResourceServing } from './crds.ts';
 import { strictDecodingError, unknownFieldWarnings } from '../apiextensions/index.ts';
-import type { ScaleRules } from '../kinds/kind.ts';
+import type { ReadContext, ScaleRules } from '../kinds/kind.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
 import { parseFieldSelector, parseLabelSelector } from '../machinery/selectors.ts';
@@ -54,7 +54,7 @@ import { IamAuthenticator } from './iam-auth.ts';
 import { admit, defaultAdmissionChain, withServiceAccountAdmission, type AdmissionPlugin } from './admission.ts';
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
-import { podLogs } from './node-proxy.ts';
+import { nodeStats, podLogs } from './node-proxy.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
 import { policyFor, RbacAuthorizer } from './rbac.ts';
@@ -413,6 +413,16 @@ export class ApiServer {
 
   // ---- resources ----
 
+  /** What a kind read from elsewhere reads (metrics.k8s.io): nodes and pods as the server, and agents' usage. */
+  private readContext(): ReadContext {
+    const core = (r: 'nodes' | 'pods') => findResource('', 'v1', r)!;
+    return {
+      get: (r, ns, name) => this.registry.get(core(r), ns, name),
+      list: async (r, ns, ls) => (await this.registry.list(core(r), ns, { labelSelector: ls ? parseLabelSelector(ls) : undefined })).items,
+      nodeStats: (node) => nodeStats(node, this.nodeClientToken),
+    };
+  }
+
   private async serveResource(req: ApiRequest, info: RequestInfo, user: UserInfo): Promise<ApiResponse> {
     const { resource: res, namespace: ns, name, subresource: sub } = info;
     const reg = this.registry;
@@ -422,10 +432,17 @@ export class ApiServer {
       case 'get': {
         if (sub === 'scale') return jsonResponse(200, scaleOf(res).toScale(await reg.get(res, ns, name!)));
         if (sub === 'log') return podLogs(reg, req, ns!, name!, this.nodeClientToken);
+        const read = kindFor(res).read;
+        if (read) return jsonResponse(200, await read.get(this.readContext(), ns, name!).catch(readNotFound(res, name!)));
         const obj = await reg.get(res, ns, name!);
         return this.render(req, res, obj);
       }
       case 'list': {
+        const read = kindFor(res).read;
+        if (read) {
+          const items = await read.list(this.readContext(), ns, req.query.get('labelSelector') ?? undefined);
+          return jsonResponse(200, { kind: res.listKind, apiVersion: apiVersionOf(res), metadata: {}, items });
+        }
         const list = await reg.list(res, ns, listParams(req, res));
         return this.renderList(req, res, list);
       }
@@ -997,4 +1014,13 @@ async function* endsWith(body: AsyncIterable<string>, ended: () => void): AsyncI
   } finally {
     ended();
   }
+}
+
+/** A read-from-elsewhere kind's "no such object" as kube's 404 for that resource. */
+function readNotFound(res: ResourceInfo, name: string) {
+  return (e: unknown) => {
+    if (e instanceof ApiError) throw e;
+    if ((e as { notFound?: boolean }).notFound) throw errors.notFound(res.resource, res.group, name);
+    throw e;
+  };
 }

@@ -92,6 +92,12 @@ const CLUSTER_ROLES: RoleSpec[] = [
     ],
   },
   {
+    // metrics-server's: `kubectl top` for whoever may view (metrics.k8s.io is served here, not aggregated).
+    name: 'system:aggregated-metrics-reader',
+    labels: { [AGGREGATE_TO('view')]: 'true', [AGGREGATE_TO('edit')]: 'true', [AGGREGATE_TO('admin')]: 'true' },
+    rules: [rule(READ, ['metrics.k8s.io'], ['pods', 'nodes'])],
+  },
+  {
     name: 'system:basic-user',
     rules: [rule(['create'], ['authorization.k8s.io'], ['selfsubjectaccessreviews', 'selfsubjectrulesreviews']), rule(['create'], ['authentication.k8s.io'], ['selfsubjectreviews'])],
   },

@@ -12,6 +12,7 @@
 import tls from 'node:tls';
 import https from 'node:https';
 import { createHash } from 'node:crypto';
+import type { StatsSummary } from '../../node-agent/stats.ts';
 import { StringDecoder } from 'node:string_decoder';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -254,4 +255,35 @@ function writeSocketStatus(socket: Duplex, st: Status): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(st);
   socket.end(`HTTP/1.1 ${st.code} ${st.reason ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+// ---- resource usage: the agent's /stats/summary (metrics.k8s.io) ----
+
+/** A node's agent's latest usage sample (node-agent/stats.ts), or undefined when it cannot be had now. */
+export async function nodeStats(node: KubeObject, nodeClientToken: string | undefined, timeoutMs = 5000): Promise<StatsSummary | undefined> {
+  if (!nodeClientToken) return undefined; // a deployed apiserver reaches no agent
+  let sock: tls.TLSSocket;
+  try {
+    sock = await connectAgent(agentTarget(node));
+  } catch {
+    return undefined; // a node without an agent (hollow), or one gone: no metrics, as metrics-server skips it
+  }
+  try {
+    return await new Promise<StatsSummary | undefined>((ok) => {
+      const r = https.request({ createConnection: () => sock, path: '/stats/summary', headers: { authorization: `Bearer ${nodeClientToken}` }, timeout: timeoutMs }, async (res) => {
+        let text = '';
+        for await (const c of res) text += c;
+        try {
+          ok(res.statusCode === 200 ? (JSON.parse(text) as StatsSummary) : undefined);
+        } catch {
+          ok(undefined);
+        }
+      });
+      r.on('timeout', () => r.destroy());
+      r.on('error', () => ok(undefined));
+      r.end();
+    });
+  } finally {
+    sock.destroy();
+  }
 }

@@ -55,13 +55,15 @@ export function contextFor(c: Pick<Controller, 'identity'>, ctx: ControllerConte
 }
 
 /**
- * The served kinds, one version of each resource: the versions of a custom resource share one storage,
- * so a loop that lists, deletes or looks for dependents needs to go through only one of them.
+ * The served kinds that are stored, one version of each resource: the versions of a custom resource share
+ * one storage, so a loop that lists, deletes or looks for dependents needs to go through only one of them.
+ * Kinds that cannot be deleted are never stored (reviews, metrics.k8s.io): no loop has anything of theirs.
  */
 export async function servedKinds(ctx: ControllerContext): Promise<ResourceInfo[]> {
   const seen = new Set<string>();
   const out: ResourceInfo[] = [];
   for (const r of (await ctx.kinds?.()) ?? RESOURCES) {
+    if (!r.verbs.includes('delete')) continue;
     const id = `${r.group}/${r.resource}`;
     if (seen.has(id)) continue;
     seen.add(id);

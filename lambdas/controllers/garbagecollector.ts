@@ -35,7 +35,7 @@ const FOREGROUND = 'foregroundDeletion';
 // Every namespaced kind can be a dependent; Events are left out (nothing we serve owns them, and they
 // are the noisiest feed).
 /** Kinds whose objects may be dependents: the namespaced ones (Events excepted), custom resources included. */
-const isDependentKind = (r: ResourceInfo) => r.namespaced && r.resource !== 'events' && r.verbs.includes('list');
+const isDependentKind = (r: ResourceInfo) => r.namespaced && r.resource !== 'events' && r.verbs.includes('list') && r.verbs.includes('delete');
 /** The built-in dependent kinds: what the loop watches from the start (custom ones are added as they come). */
 const DEPENDENT_KINDS = RESOURCES.filter(isDependentKind);
 

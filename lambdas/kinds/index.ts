@@ -25,6 +25,7 @@ import { selfSubjectReview } from './authentication/selfsubjectreview.ts';
 import { subjectAccessReview } from './authorization/subjectaccessreview.ts';
 import { localSubjectAccessReview } from './authorization/localsubjectaccessreview.ts';
 import { selfSubjectAccessReview } from './authorization/selfsubjectaccessreview.ts';
+import { nodeMetricsKind, podMetricsKind } from './metrics/metrics.ts';
 import { selfSubjectRulesReview } from './authorization/selfsubjectrulesreview.ts';
 import { customResourceDefinition } from './apiextensions/customresourcedefinition.ts';
 import { endpointSlice } from './discovery/endpointslice.ts';
@@ -109,6 +110,9 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   priorityClass,
   lease,
   endpointSlice,
+  // metrics.k8s.io: metrics-server's APIService asks priority 100, after every built-in group.
+  nodeMetricsKind,
+  podMetricsKind,
   // Skiff's own groups, after the upstream ones (kube-apiserver lists aggregated groups last).
   accessEntry,
   clusterResourceQuota,

@@ -103,6 +103,13 @@ export interface CustomResourceRules {
   terminating: boolean;
 }
 
+/** What a read-from-elsewhere kind may read: core objects (as the requester may not: the server does), and a node's usage. */
+export interface ReadContext {
+  get(resource: 'nodes' | 'pods', namespace: string | undefined, name: string): Promise<KubeObject>;
+  list(resource: 'nodes' | 'pods', namespace: string | undefined, labelSelector: string | undefined): Promise<KubeObject[]>;
+  nodeStats(node: KubeObject): Promise<import('../../node-agent/stats.ts').StatsSummary | undefined>;
+}
+
 export interface KindStrategy {
   info: ResourceInfo;
 
@@ -164,6 +171,12 @@ export interface KindStrategy {
 
   /** A kind that is never stored answers create itself (TokenReview). */
   create?(body: unknown, ctx: CreateContext): Promise<Obj>;
+
+  /** A kind that is never stored and is read from elsewhere (metrics.k8s.io: from the nodes' agents). */
+  read?: {
+    get(ctx: ReadContext, namespace: string | undefined, name: string): Promise<Obj>;
+    list(ctx: ReadContext, namespace: string | undefined, labelSelector: string | undefined): Promise<Obj[]>;
+  };
 
   /** The scale subresource. */
   scale?: ScaleRules;

@@ -78,4 +78,52 @@ export const SKIFF_SCHEMAS: Record<string, object> = {
     required: ['namespace', 'status'],
     type: 'object',
   },
+  // metrics.k8s.io/v1beta1, as metrics-server publishes it (k8s.io/metrics/pkg/apis/metrics/v1beta1).
+  ...metricsSchemas(),
 };
+
+function metricsSchemas(): Record<string, object> {
+  const M = 'io.k8s.metrics.pkg.apis.metrics.v1beta1.';
+  const mgvk = (kind: string) => [{ group: 'metrics.k8s.io', version: 'v1beta1', kind }];
+  const usage = { additionalProperties: ref('io.k8s.apimachinery.pkg.api.resource.Quantity'), type: 'object' };
+  const sample = {
+    timestamp: { ...ref(`${META}Time`), description: 'The following fields define time interval from which metrics were collected from the interval [Timestamp-Window, Timestamp].' },
+    window: { description: 'The length of the interval the usage was measured over (a duration, e.g. "10s").', type: 'string' },
+  };
+  const list = (kind: string, what: string) => ({
+    description: `${kind}List is a list of ${what}.`,
+    properties: { ...typeMeta, items: { description: `List of ${what}.`, items: ref(`${M}${kind}`), type: 'array' }, metadata: { ...ref(`${META}ListMeta`), description: 'Standard list metadata.' } },
+    required: ['items'],
+    type: 'object',
+    'x-kubernetes-group-version-kind': mgvk(`${kind}List`),
+  });
+  return {
+    [`${M}NodeMetrics`]: {
+      description: 'NodeMetrics sets resource usage metrics of a node.',
+      properties: { ...typeMeta, metadata: { ...ref(`${META}ObjectMeta`), description: "Standard object's metadata." }, ...sample, usage: { ...usage, description: 'The memory usage is the memory working set.' } },
+      required: ['timestamp', 'window', 'usage'],
+      type: 'object',
+      'x-kubernetes-group-version-kind': mgvk('NodeMetrics'),
+    },
+    [`${M}NodeMetricsList`]: list('NodeMetrics', 'node metrics'),
+    [`${M}PodMetrics`]: {
+      description: 'PodMetrics sets resource usage metrics of a pod.',
+      properties: {
+        ...typeMeta,
+        metadata: { ...ref(`${META}ObjectMeta`), description: "Standard object's metadata." },
+        ...sample,
+        containers: { description: 'Metrics for all containers are collected within the same time window.', items: ref(`${M}ContainerMetrics`), type: 'array', 'x-kubernetes-list-type': 'atomic' },
+      },
+      required: ['timestamp', 'window', 'containers'],
+      type: 'object',
+      'x-kubernetes-group-version-kind': mgvk('PodMetrics'),
+    },
+    [`${M}PodMetricsList`]: list('PodMetrics', 'pod metrics'),
+    [`${M}ContainerMetrics`]: {
+      description: 'ContainerMetrics sets resource usage metrics of a container.',
+      properties: { name: { description: 'Container name corresponding to the one from pod.spec.containers.', type: 'string' }, usage: { ...usage, description: 'The memory usage is the memory working set.' } },
+      required: ['name', 'usage'],
+      type: 'object',
+    },
+  };
+}
