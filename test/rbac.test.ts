@@ -110,8 +110,11 @@ describe.each(stores)('RBAC on %s', (_name, makeStore, enabled) => {
         expect((await alice('GET', '/apis/apps/v1')).status).toBe(200);
         expect((await alice('GET', '/openapi/v2')).status).toBe(200);
         // A non-resource URL no role grants: 403 before 404 (an admin gets the 404).
+        expect(await alice('GET', '/debug/pprof')).toEqual({ status: 403, json: forbidden('forbidden: User "alice" cannot get path "/debug/pprof"') });
+        expect((await admin('GET', '/debug/pprof')).status).toBe(404);
+        // /metrics is served, to who may get it (system:monitoring; an admin).
         expect(await alice('GET', '/metrics')).toEqual({ status: 403, json: forbidden('forbidden: User "alice" cannot get path "/metrics"') });
-        expect((await admin('GET', '/metrics')).status).toBe(404);
+        expect((await admin('GET', '/metrics')).status).toBe(200);
 
         // A Role in "team" and alice's RoleBinding to it.
         const reader = role('reader', [
