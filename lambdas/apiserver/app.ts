@@ -433,7 +433,7 @@ export class ApiServer {
         if (sub === 'scale') return jsonResponse(200, scaleOf(res).toScale(await reg.get(res, ns, name!)));
         if (sub === 'log') return podLogs(reg, req, ns!, name!, this.nodeClientToken);
         const read = kindFor(res).read;
-        if (read) return jsonResponse(200, await read.get(this.readContext(), ns, name!).catch(readNotFound(res, name!)));
+        if (read) return jsonResponse(200, await read.get(this.readContext(), ns, name!));
         const obj = await reg.get(res, ns, name!);
         return this.render(req, res, obj);
       }
@@ -1014,13 +1014,4 @@ async function* endsWith(body: AsyncIterable<string>, ended: () => void): AsyncI
   } finally {
     ended();
   }
-}
-
-/** A read-from-elsewhere kind's "no such object" as kube's 404 for that resource. */
-function readNotFound(res: ResourceInfo, name: string) {
-  return (e: unknown) => {
-    if (e instanceof ApiError) throw e;
-    if ((e as { notFound?: boolean }).notFound) throw errors.notFound(res.resource, res.group, name);
-    throw e;
-  };
 }

@@ -9,6 +9,7 @@ import type { KubeObject } from '../../machinery/types.ts';
 
 type Obj = Record<string, any>;
 import type { StatsSummary, Usage } from '../../../node-agent/stats.ts';
+import { errors } from '../../machinery/status.ts';
 import { resourceInfo, type KindStrategy, type ReadContext } from '../kind.ts';
 
 export const METRICS_GROUP = 'metrics.k8s.io';
@@ -43,28 +44,30 @@ function podMetrics(pod: KubeObject, s: StatsSummary | undefined): Obj | undefin
   };
 }
 
-/** The usage samples of the given nodes, read from their agents at once (each at most once). */
-async function statsOf(ctx: ReadContext, nodeNames: Iterable<string>): Promise<Map<string, StatsSummary | undefined>> {
-  const names = [...new Set(nodeNames)];
-  const nodes = await Promise.all(names.map((n) => ctx.get('nodes', undefined, n).catch(() => undefined)));
-  const stats = await Promise.all(nodes.map((n) => (n ? ctx.nodeStats(n) : undefined)));
-  return new Map(names.map((n, i) => [n, stats[i]]));
+/** The nodes' latest usage samples, read from their agents at once, by node name. */
+async function statsOf(ctx: ReadContext, nodes: KubeObject[]): Promise<Map<string, StatsSummary | undefined>> {
+  const stats = await Promise.all(nodes.map((n) => ctx.nodeStats(n)));
+  return new Map(nodes.map((n, i) => [n.metadata.name!, stats[i]]));
 }
 
-const notFound = (what: string, name: string) => Object.assign(new Error(`${what} "${name}" not found`), { notFound: true });
+/** The nodes named (each once; a node gone meanwhile is left out). */
+async function nodesNamed(ctx: ReadContext, names: Iterable<string>): Promise<KubeObject[]> {
+  const nodes = await Promise.all([...new Set(names)].map((n) => ctx.get('nodes', undefined, n).catch(() => undefined)));
+  return nodes.filter((n): n is KubeObject => !!n);
+}
 
 export const nodeMetricsKind: KindStrategy = {
   info: resourceInfo(METRICS_GROUP, 'v1beta1', 'NodeMetrics', 'nodes', false, { verbs: ['get', 'list'] }),
   read: {
     async get(ctx, _ns, name) {
       const node = await ctx.get('nodes', undefined, name);
-      const m = nodeMetrics(node, (await statsOf(ctx, [name])).get(name));
-      if (!m) throw notFound('nodemetrics.metrics.k8s.io', name);
+      const m = nodeMetrics(node, await ctx.nodeStats(node));
+      if (!m) throw errors.notFound('nodes', METRICS_GROUP, name);
       return m;
     },
     async list(ctx, _ns, labelSelector) {
       const nodes = await ctx.list('nodes', undefined, labelSelector);
-      const stats = await statsOf(ctx, nodes.map((n) => n.metadata.name!));
+      const stats = await statsOf(ctx, nodes);
       return nodes.flatMap((n) => nodeMetrics(n, stats.get(n.metadata.name!)) ?? []);
     },
   },
@@ -75,13 +78,14 @@ export const podMetricsKind: KindStrategy = {
   read: {
     async get(ctx, ns, name) {
       const pod = await ctx.get('pods', ns, name);
-      const m = pod.spec?.nodeName ? podMetrics(pod, (await statsOf(ctx, [pod.spec.nodeName])).get(pod.spec.nodeName)) : undefined;
-      if (!m) throw notFound('podmetrics.metrics.k8s.io', name);
+      const [node] = pod.spec?.nodeName ? await nodesNamed(ctx, [pod.spec.nodeName]) : [];
+      const m = node ? podMetrics(pod, await ctx.nodeStats(node)) : undefined;
+      if (!m) throw errors.notFound('pods', METRICS_GROUP, name);
       return m;
     },
     async list(ctx, ns, labelSelector) {
       const pods = (await ctx.list('pods', ns, labelSelector)).filter((p) => p.spec?.nodeName && p.status?.phase === 'Running');
-      const stats = await statsOf(ctx, pods.map((p) => p.spec!.nodeName as string));
+      const stats = await statsOf(ctx, await nodesNamed(ctx, pods.map((p) => p.spec!.nodeName as string)));
       return pods.flatMap((p) => podMetrics(p, stats.get(p.spec!.nodeName)) ?? []);
     },
   },
