@@ -309,8 +309,7 @@ export class DynamoBackend implements Backend {
   async indexExisting(): Promise<number> {
     let n = 0;
     for (const index of INDEXES) {
-      const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: indexMarkerKey(index), ConsistentRead: true }));
-      if (r.Item) continue;
+      if (await this.indexComplete(index)) continue;
       const { pk } = splitKey(index.prefix, true);
       for (const it of await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } } })) {
         const value = index.valueOf(it.value!.S!);
@@ -338,6 +337,7 @@ export class DynamoBackend implements Backend {
         }
       }
       await this.client.send(new PutItemCommand({ TableName: this.table, Item: indexMarkerKey(index) }));
+      this.completeIndexes.add(index.name);
     }
     return n;
   }
