@@ -296,10 +296,11 @@ export class SkiffCluster extends Construct {
       new StringParameter(this, 'ControllerManagerArn', { parameterName: `${parameterPrefix(this.clusterName)}/${SILENCE_TARGET_PARAMETER}`, stringValue: this.controllerFunction.functionArn });
       if (queuePrefix) {
         this.controllerFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
-        // ListQueues takes no resource; it lists only names under the prefix asked for.
-        this.controllerFunction.addToRolePolicy(new PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }));
         this.controllerFunction.addToRolePolicy(
-          new PolicyStatement({ actions: ['sqs:SendMessage', 'sqs:DeleteQueue'], resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })] }),
+          new PolicyStatement({
+            actions: ['sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:DeleteQueue'],
+            resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
+          }),
         );
       }
       // Agents read their join parameters at start; let them exist first (systemd retries anyway).

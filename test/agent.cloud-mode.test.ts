@@ -142,7 +142,7 @@ describe.skipIf(!docker || !sqs)('agent in cloud mode with the push channel', ()
     const dir = mkdtempSync(join(tmpdir(), 'skiff-push-agent-'));
     const client = sqs!.newClient();
     const queuePrefix = `push${process.pid}-`;
-    const loops = runControllers(c.api.controllerContext(), [createNodeNotifier({ sqs: client, queuePrefix, queueListTtlMs: 0 })]);
+    const loops = runControllers(c.api.controllerContext(), [createNodeNotifier({ sqs: client, queuePrefix })]);
     const api: KubeClientConfig = { server: c.url, caCert: c.caCert, token, pollMs: 3_600_000 };
     const a = await startAgent({ api, nodeName: node, dataDir: dir, network, port: 0, heartbeatMs: 1000, proxy: false, push: { sqs: client, queuePrefix, podPollMs: 3_600_000 } });
     try {

@@ -55,7 +55,7 @@ describe.skipIf(!sqs)('push channel on a local cluster (loops on informers)', ()
 
   it('a pod bound to a node reaches its polling informer within moments, not at the next poll; duplicates change nothing', async () => {
     const queuePrefix = unique();
-    const notifier = createNodeNotifier({ sqs: client, queuePrefix, queueListTtlMs: 0 });
+    const notifier = createNodeNotifier({ sqs: client, queuePrefix });
     const loops = runControllers(c.api.controllerContext(), [notifier]);
     // The agent's side: a pod informer that would poll once an hour, nudged by its channel.
     const kube = new KubeClient({ server: c.url, caCert: c.caCert, token: c.token, pollMs: 3_600_000 });

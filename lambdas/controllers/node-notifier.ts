@@ -18,10 +18,10 @@
 // poll, which stays as the safety net, much rarer (infra/nodes.ts).
 //
 // Cost in proportion to what changed: one message per node per stream batch (the runner reconciles
-// each distinct key once per batch); queue URLs come from ListQueues by the cluster's prefix (kept for
-// a minute per warm function: no table read, so `npm run cost`'s per-operation reads are unchanged).
+// each distinct key once per batch); a node's queue URL is asked of SQS by its name once per warm
+// function (no table read, so `npm run cost`'s per-operation reads are unchanged).
 
-import { DeleteQueueCommand, ListQueuesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteQueueCommand, GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createHash } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
 import type { ChangeEvent, Controller } from './controller.ts';
@@ -56,29 +56,23 @@ export interface NodeNotifierOptions {
   sqs: SQSClient;
   /** The cluster's queue name prefix (the stack's; SKIFF_NODE_QUEUE_PREFIX). */
   queuePrefix: string;
-  /** How long the queue URLs listed stay in use (default 60 s); a node not among them re-lists after 10 s. */
-  queueListTtlMs?: number;
 }
 
 export function createNodeNotifier(o: NodeNotifierOptions): Controller {
-  const ttl = o.queueListTtlMs ?? 60_000;
-  let urls: Map<string, string> | undefined; // queue name → URL
-  let listedAt = -Infinity;
-
-  const listQueues = async (): Promise<Map<string, string>> => {
-    const found = new Map<string, string>();
-    let NextToken: string | undefined;
-    do {
-      const page = await o.sqs.send(new ListQueuesCommand({ QueueNamePrefix: o.queuePrefix, MaxResults: 1000, NextToken }));
-      for (const url of page.QueueUrls ?? []) found.set(url.slice(url.lastIndexOf('/') + 1), url);
-      NextToken = page.NextToken;
-    } while (NextToken);
-    listedAt = Date.now();
-    return (urls = found);
+  // Queue name → URL, as SQS said (a queue made again under its name has the same URL).
+  const urls = new Map<string, string>();
+  /** The queue's URL, or undefined when it does not exist (an agent without the channel, or not started yet). */
+  const urlOf = async (name: string): Promise<string | undefined> => {
+    let url = urls.get(name);
+    if (url) return url;
+    try {
+      url = (await o.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    } catch (e) {
+      return ignoreMissingQueue(e as Error);
+    }
+    if (url) urls.set(name, url);
+    return url;
   };
-  const queues = async () => (!urls || Date.now() - listedAt > ttl ? listQueues() : urls);
-  const send = (url: string, collections: PushedCollection[]) =>
-    o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: collections } satisfies PushMessage) }));
 
   return {
     name: 'node-notifier',
@@ -98,30 +92,30 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
       return [];
     },
     async reconcile(key: string): Promise<void> {
-      if (key.startsWith('gone/')) {
+      const nodeGone = key.startsWith('gone/');
+      const name = nodeQueueName(o.queuePrefix, key.slice(nodeGone ? 'gone/'.length : 'pods/'.length));
+      const url = await urlOf(name);
+      // No queue: an agent without the push channel, or one not started yet; its poll finds the pod.
+      if (!url) return;
+      try {
         // A deleted Node's queue goes with it (a replaced instance's node never comes back by that name;
         // if it does, its agent makes the queue again).
-        const name = nodeQueueName(o.queuePrefix, key.slice('gone/'.length));
-        const url = (await listQueues()).get(name);
-        if (url) await o.sqs.send(new DeleteQueueCommand({ QueueUrl: url })).catch(gone);
-        urls?.delete(name);
-        return;
+        if (nodeGone) await o.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+        else await o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: ['pods'] } satisfies PushMessage) }));
+      } catch (e) {
+        urls.delete(name);
+        return ignoreMissingQueue(e as Error);
       }
-      const name = nodeQueueName(o.queuePrefix, key.slice('pods/'.length));
-      let url = (await queues()).get(name);
-      // A node newer than the list: look again, at most every 10 s.
-      if (!url && Date.now() - listedAt > 10_000) url = (await listQueues()).get(name);
-      // No queue: an agent without the push channel, or one not started yet; its poll finds the pod.
-      if (url) await send(url, ['pods']).catch(gone);
+      if (nodeGone) urls.delete(name);
     },
     // Nothing to catch up on at a resync: a missed nudge is what the agents' own poll is for.
     allKeys: async () => [],
   };
 }
 
-/** A queue deleted since it was listed (its node gone): nothing to tell. Anything else is an error. */
-function gone(e: Error & { name?: string }): void {
-  if (e.name === 'QueueDoesNotExist' || e.name === 'AWS.SimpleQueueService.NonExistentQueue') return;
+/** A queue that does not exist (never made, or deleted with its node): nothing to tell. Anything else is an error. */
+function ignoreMissingQueue(e: Error & { name?: string }): undefined {
+  if (e.name === 'QueueDoesNotExist' || e.name === 'AWS.SimpleQueueService.NonExistentQueue') return undefined;
   throw e;
 }
 
