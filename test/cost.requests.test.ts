@@ -66,7 +66,8 @@ function kindOf(it: Item | undefined): string {
   const pk = it?.pk?.S ?? '';
   if (pk === 'meta') return it?.sk?.S?.startsWith('index#') ? 'index-marker' : 'counter';
   if (pk.startsWith('idx#pods-by-node#')) return 'pods-by-node'; // index items: a node's pods (storage/indexes.ts)
-  if (pk === 'log') return 'log';
+  if (pk === 'log' || pk.startsWith('log#')) return 'log'; // the change log, in 16 partitions by revision
+  if (pk === 'settled') return 'settled'; // the revision up to which every write is known settled
   if (pk === 'count') return 'count'; // a namespace's object count (the runaway-write guard)
   const m = /^obj#\/registry\/([^/]+)\/([^/]+)\//.exec(pk);
   if (!m) return `?${pk}`;
@@ -105,7 +106,8 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
         throw e;
       });
       const output = out.output as Record<string, any>;
-      const strong = input.ConsistentRead === true;
+      // BatchGetItem says it per table.
+      const strong = input.ConsistentRead === true || Object.values((input.RequestItems ?? {}) as Record<string, { ConsistentRead?: boolean }>).some((r) => r.ConsistentRead === true);
       const readUnits = (bytes: number) => Math.max(1, Math.ceil(bytes / 4096)) * (strong ? 1 : 0.5);
       if (command === 'GetItem') {
         const bytes = stored.get(keyOf(input.Key)) ?? (output.Item ? itemBytes(output.Item) : 0);
@@ -118,7 +120,8 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
         // kube-node-lease (node heartbeats, reservation records) is named: it is not a workload namespace.
         const rest = String(input.ExpressionAttributeValues?.[':rest']?.S ?? input.ExpressionAttributeValues?.[':lo']?.S ?? '');
         const scope = rest ? (rest.startsWith(`${RESERVATION_NAMESPACE}/`) ? ` ${RESERVATION_NAMESPACE}` : ' namespace') : '';
-        recording?.push({ fn, access: `Query ${kindOf({ pk: { S: pk } })}${pk === 'log' ? '' : scope}`, rru: readUnits(bytes), wru: 0 });
+        const kind = kindOf({ pk: { S: pk } });
+        recording?.push({ fn, access: `Query ${kind}${kind === 'log' ? '' : scope}`, rru: readUnits(bytes), wru: 0 });
       } else if (command === 'BatchGetItem') {
         // Each item is read (and rounded up) on its own.
         const items: Item[] = Object.values(output.Responses ?? {}).flat() as Item[];
@@ -155,6 +158,12 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
           }
         }
         recording?.push({ fn, access: `TransactWriteItems ${object}${counted}${indexed}`, rru: 0, wru: units });
+      } else if (command === 'UpdateItem') {
+        // The revision counter (ADD) and the settled watermark (SET): pk, sk and a number each.
+        const key = input.Key as Item;
+        const bytes = itemBytes({ ...key, rev: { N: '1000000000' } });
+        recording?.push({ fn, access: `UpdateItem ${kindOf(key)}`, rru: 0, wru: Math.ceil(Math.max(bytes, stored.get(keyOf(key)) ?? 0) / 1024) });
+        stored.set(keyOf(key), bytes);
       } else if (recording) {
         recording.push({ fn, access: command, rru: 0, wru: 0 });
       }

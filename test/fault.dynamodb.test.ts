@@ -2,7 +2,7 @@
 // (ProvisionedThroughputExceeded, Throttling), fails (500s), cancels transactions with TransactionConflict,
 // and cuts connections after moto has applied a request. Whatever the faults, every acknowledged create,
 // update and delete is in the final state exactly once, nothing is applied twice, no write comes back as a
-// false KeyExists/Conflict/NotFound, revisions are gap-free and the log (a watch from 0) replays to
+// false KeyExists/Conflict/NotFound, revisions strictly increase and the log (a watch from 0) replays to
 // exactly the listed state. The keys are pods bound to nodes that every update moves between, so the
 // pods-by-node index (an item put and deleted in each write's own transaction) must end exact too: each
 // node's indexed list equals the filtered full list.
@@ -135,8 +135,10 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
       }
       ctl.abort();
 
-      // Gap-free: every revision 1..head is one event under the prefix (nothing else writes this table).
-      expect(revisions).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+      // In order, each revision once, none past the head. Revisions a write abandoned (it lost a race or a
+      // fault after taking one) are gaps the watch skips; how many there were is printed.
+      expect(revisions.every((r, i) => r > (revisions[i - 1] ?? 0) && r <= head)).toBe(true);
+      console.log(`fault.dynamodb: ${revisions.length} events over ${head} revisions (${head - revisions.length} abandoned)`);
 
       // The log replays to exactly the listed state.
       const replayed = new Map<string, string>();
@@ -196,7 +198,16 @@ describe.skipIf(!ddb)('DynamoDB backend behind a faulty endpoint', () => {
       expect(proxy.injected.get('TransactWriteItems/throttle')).toBe(2); // the SDK's two attempts
       const reader = new DynamoBackend({ client: ddb!.newClient(), tableName });
       expect(await reader.get(`${PREFIX}throttled`)).toBeUndefined();
-      expect(await reader.currentRevision()).toBe(0);
+      // The revision it took is a gap: no event, nothing in a list.
+      const head = await reader.currentRevision();
+      expect(head).toBeLessThanOrEqual(1);
+      expect((await reader.list(PREFIX)).kvs).toEqual([]);
+      const ctl = new AbortController();
+      for await (const batch of reader.watch(PREFIX, 0, ctl.signal, 100)) {
+        expect(batch.events).toEqual([]);
+        if (batch.revision >= head) break;
+      }
+      ctl.abort();
     } finally {
       client.destroy();
       await proxy.close();

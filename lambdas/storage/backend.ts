@@ -1,5 +1,8 @@
 // The storage contract, shaped after k3s' kine Backend: opaque values under string keys, one global
 // revision that every write advances, and a watch that replays every change after a revision in order.
+// Revisions only increase; a backend may skip some (kine and the DynamoDB backend do, for a write that
+// lost a race after taking its revision), never for a write refused up front (KeyExists, NotFound, a
+// stale modRevision read before, a full count group): clients treat revisions as opaque and ordered.
 // Everything Kubernetes-specific (resourceVersion, selectors, finalizers) lives above this line, in the
 // apiserver's registry; a backend only stores bytes and revisions.
 //

@@ -7,7 +7,10 @@
 //            therefore have at least three segments and a slash: "/registry/core/pods/" is the shortest
 //            prefix list accepts.
 //            and countGroup, when created with CreateOptions.count (kept by updates).
-//   counter  pk = "meta" sk = "revision"   rev: the revision of the latest write.
+//   counter  pk = "meta" sk = "revision"   rev: the last revision handed out.
+//   settled  pk = "settled" sk = "revision"   rev: every revision up to this one is known committed or
+//            abandoned (a shared watermark, see currentRevision). Its own partition: the counter's takes a
+//            write per cluster write, and one partition takes 1,000 write units a second.
 //   count    pk = "count" sk = group   n: how many object items hold that countGroup. The same transaction
 //            that creates or deletes a counted object adds 1 (on the condition n < limit) or -1, so the
 //            count is exact for one more item written per counted write, never a Query. Objects stored
@@ -24,24 +27,34 @@
 //            bind and delete; its status writes leave it), so a consistent Query of one value's partition
 //            names exactly the keys with that value. "meta"/"index#<name>" marks an index complete: new
 //            tables are (ensureTable), older ones once indexExisting() has indexed what they hold.
-//   log      pk = "log"  sk = revision, zero-padded to 20 digits   key, type, value (for a delete: the last
-//            value), createRev, prevRev, prevValue, ttl. When value and prevValue together would not fit in
-//            one item, prevValue goes to a companion item sk = "<padded revision>#prev".
+//   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, value (for a
+//            delete: the last value), createRev, prevRev, prevValue, ttl. When value and prevValue together
+//            would not fit in one item, prevValue goes to a companion item sk = "<padded revision>#prev". A
+//            revision handed out but never committed holds a gap item instead (gap = true). Sixteen
+//            partitions because one DynamoDB partition takes 1,000 write units a second and the log gets
+//            every write of the cluster (a 3 KB pod update is ~12 units in a transaction). Tables written
+//            before the shards kept the log under pk = "log": readers look there for a revision no shard has.
 //
-// Every write is ONE TransactWriteItems of the counter (condition: it still holds the revision we read,
-// so revisions are gap-free and commit in order), the object (condition on its modRev or existence) and
-// the log item(s). A cancelled transaction's CancellationReasons tell a stale object (-> KeyExists,
-// NotFound, Conflict) from a counter another writer moved first (-> retry with the next revision). The
-// single counter item serializes all writes of the cluster: it is what limits write throughput.
+// A write takes its revision from the counter with one UpdateItem ADD (atomic, never a conflict), then
+// commits ONE TransactWriteItems of the object (condition: its modRev, or that it does not exist) and the
+// revision's log item(s) (condition: the slot is empty). Writes therefore commit out of revision order,
+// and a revision handed out may never commit (the object's condition failed, the writer died): the writer
+// fills its own abandoned slot with a gap item, and a reader that finds a slot still empty after
+// gapTimeoutMs fills it (kine's design). Whoever fills first wins: a writer whose slot was filled sees its
+// transaction cancelled and writes again with a new revision. Readers only ever use a revision once every
+// revision up to it is settled (committed or a gap), so lists and watches agree on one order and a watch
+// resumed from any revision misses nothing. The counter item takes one small write per cluster write:
+// DynamoDB's per-item limit (1,000 writes/s) is the cluster's write ceiling, against ~1 / (transaction
+// latency) when every write was a transaction conditioned on the counter's value.
 //
 // Reads: get is a consistent GetItem. A list with an index hint (ListOptions.index) of a complete index
 // Queries the value's index partition and reads those objects (BatchGetItem, consistent), then replays the
 // log like any list: a node's list of its pods reads its pods, not the cluster's.
 // list is otherwise a consistent Query made exact by the log: it reads the
-// counter before and after, and replays the log in between over what the Query saw, so the result is the
+// settled revision before and after, and replays the log in between over what the Query saw, so the result is the
 // state at one revision. Undoing later log entries (each carries the previous value) also serves lists at
-// an older revision, as long as the log still holds them. A watch polls the counter (one read per interval
-// for all the watches of this process) and reads new log items when it moves. The log is the history
+// an older revision, as long as the log still holds them. A watch polls the settled revision (one counter
+// read per interval for all the watches of this process) and reads new log items when it moves. The log is the history
 // window: log items expire by DynamoDB TTL after logRetentionSeconds, and a revision whose successor's log
 // item has expired (or is gone) is Compacted.
 
@@ -55,6 +68,7 @@ import {
   GetItemCommand,
   QueryCommand,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
   UpdateTimeToLiveCommand,
   type AttributeValue,
   type CancellationReason,
@@ -95,6 +109,8 @@ const MAX_WRITE_ATTEMPTS = 50;
 const THROTTLING_ERRORS = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
 /** Most revisions one watch batch covers. */
 const BATCH_REVISIONS = 1000;
+/** Partitions of the log (see the header): a log item's partition is its revision modulo this. */
+const LOG_SHARDS = 16;
 
 export interface DynamoOptions {
   client: DynamoDBClient;
@@ -105,6 +121,12 @@ export interface DynamoOptions {
   pollIntervalMs?: number;
   /** A list at an older revision undoes at most this many later writes, else Compacted (default 10 000). */
   maxListReplay?: number;
+  /**
+   * How long a revision may stay handed out but uncommitted before a reader fills it with a gap (default
+   * 1000 ms). A write takes one transaction after taking its revision: tens of milliseconds, unless its
+   * writer died or is throttled; a writer whose revision was filled writes again with a new one.
+   */
+  gapTimeoutMs?: number;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -115,7 +137,20 @@ interface LogEntry {
   prevKv?: KeyValue;
 }
 
+/** A settled revision's place in the log: its entry, or none for a gap (handed out, never committed). */
+interface Slot {
+  rev: number;
+  /** When the log item expires (epoch seconds). */
+  ttl: number;
+  entry?: LogEntry;
+}
+
 const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
+const SETTLED_KEY: Item = { pk: { S: 'settled' }, sk: { S: 'revision' } };
+/** The log's partition of a revision; "log" is where tables from before the shards keep theirs. */
+const logPk = (rev: number) => `log#${rev % LOG_SHARDS}`;
+const LEGACY_LOG_PK = 'log';
+const logKey = (rev: number, pk = logPk(rev)): Item => ({ pk: { S: pk }, sk: { S: pad(rev) } });
 const countKey = (group: string): Item => ({ pk: { S: 'count' }, sk: { S: group } });
 
 /** An object as stored: its KeyValue, the count group it was created in, its charges and its indexed value. */
@@ -148,8 +183,12 @@ export class DynamoBackend implements Backend {
   private readonly maxListReplay: number;
   private readonly feed: RevisionFeed;
   private readonly recentLog: LogWindow;
+  private readonly gapTimeoutMs: number;
   private closed = false;
-  private writeQueue: Promise<unknown> = Promise.resolve();
+  /** Every revision up to this one is settled (committed or a gap), as this process has seen. */
+  private settled = 0;
+  /** When this process first found a revision's log slot empty (the gap timeout runs from then). */
+  private readonly missingSince = new Map<number, number>();
   /** Indexes known complete (their marker read): a complete index stays so. */
   private readonly completeIndexes = new Set<string>();
   /** When an index was last found incomplete (looked at again after a minute). */
@@ -160,15 +199,74 @@ export class DynamoBackend implements Backend {
     this.table = opts.tableName;
     this.retentionSeconds = opts.logRetentionSeconds ?? 3600;
     this.maxListReplay = opts.maxListReplay ?? 10_000;
+    this.gapTimeoutMs = opts.gapTimeoutMs ?? 1000;
     this.feed = new RevisionFeed(() => this.currentRevision(), opts.pollIntervalMs ?? 150);
     this.recentLog = new LogWindow((after, upTo) => this.readLog('watch', after, upTo));
   }
 
   // ---- reads ----
 
+  /**
+   * The newest settled revision: the counter's, once every revision up to it is committed or a gap. The
+   * counter says what was handed out; the log slots between this process's watermark and it say what
+   * settled (usually one Query of one partition, none when nothing was written since).
+   */
   async currentRevision(): Promise<number> {
-    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: COUNTER_KEY, ConsistentRead: true }));
-    return num(r.Item?.rev);
+    const { head, shared } = await this.heads();
+    if (shared > this.settled) this.settled = Math.min(shared, head);
+    while (this.settled < head) {
+      const from = this.settled;
+      const upTo = Math.min(head, from + BATCH_REVISIONS);
+      try {
+        await this.recentLog.read(from, upTo); // waits for writes in flight, fills abandoned revisions
+      } catch (e) {
+        // Expired from the log: long settled (a revision is in flight for one transaction, not an hour).
+        if (!(e instanceof StorageError && e.code === 'Compacted' && e.revision !== undefined && e.revision > from)) throw e;
+        if (this.settled < e.revision) this.settled = Math.min(e.revision, head);
+        continue;
+      }
+      if (this.settled < upTo) this.settled = upTo;
+    }
+    // Other processes settle from the shared watermark: spare them the log read this one just made.
+    if (head > shared) await this.publishSettled(head);
+    return head;
+  }
+
+  /** The counter (the last revision handed out) and the shared settled watermark, in one consistent read. */
+  private async heads(): Promise<{ head: number; shared: number }> {
+    let want: Item[] = [COUNTER_KEY, SETTLED_KEY];
+    let head = 0;
+    let shared = 0;
+    while (want.length) {
+      const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true } } }));
+      for (const it of r.Responses?.[this.table] ?? []) {
+        if (it.pk!.S === COUNTER_KEY.pk!.S) head = num(it.rev);
+        else shared = num(it.rev);
+      }
+      want = r.UnprocessedKeys?.[this.table]?.Keys ?? [];
+      if (want.length) await sleep(50); // throttled: DynamoDB asks to back off
+    }
+    return { head, shared };
+  }
+
+  /**
+   * Moves the shared watermark up to `rev` (never down); with `after`, only from exactly that revision (a
+   * writer that knows nothing of the revisions below its own). Best effort: a failure only costs a later
+   * reader a longer read.
+   */
+  private async publishSettled(rev: number, after?: number): Promise<void> {
+    const condition = after === undefined ? 'attribute_not_exists(rev) OR rev < :s' : after === 0 ? 'attribute_not_exists(rev)' : 'rev = :a';
+    await this.client
+      .send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: SETTLED_KEY,
+          UpdateExpression: 'SET rev = :s',
+          ConditionExpression: condition,
+          ExpressionAttributeValues: { ':s': { N: String(rev) }, ...(after ? { ':a': { N: String(after) } } : {}) },
+        }),
+      )
+      .catch(() => undefined);
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -191,7 +289,7 @@ export class DynamoBackend implements Backend {
     const undo: LogEntry[] = [];
     if (target !== undefined && target < rev) {
       await this.assertListable(prefix, target, rev);
-      undo.push(...(await this.readLog(prefix, target, rev)));
+      undo.push(...entriesOf(await this.readLog(prefix, target, rev)));
     }
     const after = opts.startAfter !== undefined && opts.startAfter >= prefix ? opts.startAfter : undefined;
     // A startAfter above the prefix without starting with it sorts after every key under the prefix.
@@ -227,7 +325,7 @@ export class DynamoBackend implements Backend {
       // Query read it, or changed by writes at or below `now`, which the log holds in order.
       const now = await this.currentRevision();
       if (now > rev) {
-        const entries = await this.readLog(prefix, rev, now);
+        const entries = await this.logRange(prefix, rev, now);
         for (const e of entries) {
           if (!inRange(e.kv.key)) continue;
           if (e.type === 'delete') items.delete(e.kv.key);
@@ -281,7 +379,7 @@ export class DynamoBackend implements Backend {
     // Objects read here may be newer than `rev`; the log brings every key to `now`.
     const now = await this.currentRevision();
     if (now > rev) {
-      for (const e of await this.readLog(prefix, rev, now)) {
+      for (const e of await this.logRange(prefix, rev, now)) {
         if (!e.kv.key.startsWith(prefix)) continue;
         if (e.type === 'delete') items.delete(e.kv.key);
         else items.set(e.kv.key, e.kv);
@@ -446,111 +544,170 @@ export class DynamoBackend implements Backend {
   }
 
   /**
-   * Reads the counter and the object, lets decide() judge the change against the object (it throws the
-   * StorageError), and commits it as revision counter+1. Retries while only the counter was stale.
+   * Reads the object, lets decide() judge the change against it (it throws the StorageError), takes a
+   * revision and commits the change at it. Writes of one process run concurrently: nothing is contended
+   * but the objects themselves.
    */
-  /**
-   * This process's writes go one at a time: they would otherwise only race each other for the counter.
-   * Contention is then left to writers in other processes (other Lambda instances).
-   */
-  private write(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
-    const run = this.writeQueue.then(() => this.writeNow(key, decide));
-    this.writeQueue = run.catch(() => undefined);
-    return run;
-  }
-
-  private async writeNow(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
-    // Marks this write's log item, so an attempt whose answer was lost can be recognised (see committed()).
+  private async write(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
+    // Marks this write's log item, so an attempt whose answer was lost can be recognised (see claim()).
     const writeId = randomUUID();
-    let [head, cur] = await Promise.all([this.currentRevision(), this.getStored(key)]);
+    let cur = await this.getStored(key);
     for (let attempt = 1; ; attempt++) {
       const { type, value, count, charges: newCharges } = decide(cur);
       // The object's charges: made on create, kept by updates unless replaced, given back by the delete;
       // `moves` says how each group's total moves (a rise is checked against its limit first).
       const { charges, moves } = chargeMoves(type, cur?.charges, newCharges);
       const over = moves.find((m) => m.delta > 0 && m.limit !== undefined && m.delta > m.limit);
-      if (over) throw new StorageError('LimitExceeded', key, `${key}: charging ${over.delta} to ${over.group} would pass its limit of ${over.limit}`);
-      const rev = head + 1;
+      if (over) throw limitExceeded(key, over);
+      // The object's count group: joined on create, kept by updates, left by the delete.
+      const group = type === 'create' ? count?.group : cur!.countGroup;
+      // A rise past a limit is refused before a revision is taken (a refused write takes none), from the
+      // totals now; the transaction's own conditions still hold it exactly when writers race.
+      const rises: Move[] = [...(type === 'create' && count ? [{ group: count.group, delta: 1, limit: count.limit }] : []), ...moves.filter((m) => m.delta > 0 && m.limit !== undefined)];
+      if (rises.length) {
+        const totals = await this.totals(rises.map((m) => m.group));
+        const past = rises.find((m) => (totals.get(m.group) ?? 0) + m.delta > m.limit!);
+        if (past) throw limitExceeded(key, past, count);
+      }
+      // Taken after the read: a revision handed out after the object's last write is above its modRev.
+      const rev = await this.allocate(key);
       const entry: LogEntry = {
         type,
         kv: { key, value, createRevision: type === 'create' ? rev : cur!.createRevision, modRevision: rev },
         prevKv: type === 'create' ? undefined : cur && objectOnly(cur),
       };
-      // The object's count group: joined on create, kept by updates, left by the delete.
-      const group = type === 'create' ? count?.group : cur!.countGroup;
       try {
         await this.client.send(
           new TransactWriteItemsCommand({
-            TransactItems: this.writeItems(head, entry, group, count?.limit, writeId, cur?.charges, charges, moves, cur?.indexed),
+            TransactItems: this.writeItems(entry, group, count?.limit, writeId, cur?.charges, charges, moves, cur?.indexed),
             ClientRequestToken: randomUUID(),
           }),
         );
-        this.feed.observe(rev);
+        await this.settledOwn(rev);
         return entry.kv;
       } catch (e) {
-        // The SDK sent this transaction more than once (a dropped connection, a 500 after committing), or
-        // gave up with no answer: an earlier try may have committed. Real DynamoDB answers a retry carrying
-        // the same ClientRequestToken (the SDK keeps it across its retries) with success and applies
-        // nothing, for 10 minutes; moto ignores the token, re-runs the transaction and cancels it on the
-        // counter's condition, which would report our own write as a KeyExists/Conflict/NotFound and lose
-        // its acknowledgement. Either way, the log item at `rev` carrying our writeId says it committed.
+        // Not committed, or not known: the SDK sent the transaction more than once (a dropped connection, a
+        // 500 after committing) or gave up with no answer. Real DynamoDB answers a retry carrying the same
+        // ClientRequestToken with success and applies nothing; moto ignores the token and re-runs it, which
+        // cancels on our own log item. claim() settles it: it fills the revision's slot with a gap unless a
+        // log item is there, and that item's writeId says whether it is ours.
         const cancelled = (e as Error).name === 'TransactionCanceledException';
         const tries = (e as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
-        const mine = !cancelled || tries > 1 ? await this.committed(rev, writeId) : false;
-        if (mine) {
-          this.feed.observe(rev);
-          return entry.kv;
-        }
-        if (mine === undefined) throw e; // whether it committed cannot be told: no false answer either way
+        const outcome = await this.claim(rev, writeId);
+        if (outcome !== undefined) await this.settledOwn(rev);
+        if (outcome === 'mine') return entry.kv;
+        // Whether it committed cannot be told: no false answer either way (readers fill the slot later).
+        if (outcome === undefined && !(cancelled && tries === 1)) throw e;
         if (!cancelled) {
           // Not committed. Throttled past the SDK's retries: refused, 429 with Retry-After (clients retry).
           if (THROTTLING_ERRORS.has((e as Error).name)) throw new StorageError('Unavailable', key, `${key}: DynamoDB is throttling writes (${(e as Error).name})`);
           throw e;
         }
         if (attempt >= MAX_WRITE_ATTEMPTS) {
-          throw new StorageError('Unavailable', key, `${key}: write gave up after ${attempt} attempts (revision counter contention)`);
+          throw new StorageError('Unavailable', key, `${key}: write gave up after ${attempt} attempts`);
         }
-        // Reasons are in TransactItems order: counter, object, log, count. "None" means that item was fine.
+        // Reasons are in TransactItems order: object, log, count, charges. "None" means that item was fine.
         // Without reasons (an emulator that omits them), everything is re-read.
         const reasons = (e as { CancellationReasons?: CancellationReason[] }).CancellationReasons;
-        const [counter, object, , quota] = reasons ?? [];
+        const [object, , quota] = reasons ?? [];
         const stale = (r?: CancellationReason) => r?.Code === 'ConditionalCheckFailed';
         if (count && (stale(quota) || (!reasons && (await this.count(count.group)) >= count.limit))) {
-          throw new StorageError('LimitExceeded', key, `${key}: count group ${count.group} holds its limit of ${count.limit} keys`);
+          throw limitExceeded(key, { group: count.group, delta: 1, limit: count.limit }, count);
         }
         // The charge items follow the count item (when there is one), in the order of moves.
-        const chargeStart = group !== undefined && type !== 'update' ? 4 : 3;
+        const chargeStart = group !== undefined && type !== 'update' ? 3 : 2;
         for (const [i, m] of moves.entries()) {
           if (m.delta <= 0 || m.limit === undefined) continue;
-          if (reasons ? stale(reasons[chargeStart + i]) : (await this.count(m.group)) + m.delta > m.limit) {
-            throw new StorageError('LimitExceeded', key, `${key}: charging ${m.delta} to ${m.group} would pass its limit of ${m.limit}`);
-          }
+          if (reasons ? stale(reasons[chargeStart + i]) : (await this.count(m.group)) + m.delta > m.limit) throw limitExceeded(key, m);
         }
-        // A stale object is settled by re-reading it; anything else is contention: let the winners through.
+        // A stale object is settled by re-reading it. Otherwise our slot was filled (we were slower than
+        // the gap timeout) or the transaction conflicted with another on the object: back off, try again.
         if (!stale(object)) await backoff(attempt);
-        [head, cur] = await Promise.all([
-          counter?.Code === 'None' ? head : stale(counter) && counter!.Item ? num(counter!.Item.rev) : this.currentRevision(),
-          // ALL_OLD returns the item, when there is one, with a failed condition.
-          object?.Code === 'None' ? cur : stale(object) && object!.Item ? storedKv(key, object!.Item) : this.getStored(key),
-        ]);
+        // ALL_OLD returns the item, when there is one, with a failed condition.
+        cur = object?.Code === 'None' ? cur : stale(object) && object!.Item ? storedKv(key, object!.Item) : await this.getStored(key);
       }
     }
   }
 
-  /** Whether the log item of `rev` is this write's; undefined when that cannot be read now either. */
-  private async committed(rev: number, writeId: string): Promise<boolean | undefined> {
+  /**
+   * After this process's write settled `rev` (committed, or its slot filled with a gap): if every revision
+   * below was settled already, so is `rev`, and readers need not read the log to know it. Writes one after
+   * another keep the watermark at the counter this way; concurrent ones leave the rest to readers.
+   */
+  private async settledOwn(rev: number): Promise<void> {
+    await this.publishSettled(rev, rev - 1);
+    this.feed.poke();
+  }
+
+  /** The totals of count groups (0 for a group never used), in one consistent read. */
+  private async totals(groups: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    let want: Item[] = [...new Set(groups)].map(countKey);
+    while (want.length) {
+      const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true } } }));
+      for (const it of r.Responses?.[this.table] ?? []) out.set(it.sk!.S!, num(it.n));
+      want = r.UnprocessedKeys?.[this.table]?.Keys ?? [];
+      if (want.length) await sleep(50); // throttled: DynamoDB asks to back off
+    }
+    return out;
+  }
+
+  /** The next revision, from the counter (one atomic ADD: writers never conflict on it). */
+  private async allocate(key: string): Promise<number> {
     try {
       const r = await this.client.send(
-        new GetItemCommand({ TableName: this.table, Key: { pk: { S: 'log' }, sk: { S: pad(rev) } }, ConsistentRead: true, ProjectionExpression: 'writeId' }),
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: COUNTER_KEY,
+          UpdateExpression: 'ADD rev :one',
+          ExpressionAttributeValues: { ':one': { N: '1' } },
+          ReturnValues: 'UPDATED_NEW',
+        }),
       );
-      return r.Item?.writeId?.S === writeId;
+      return num(r.Attributes?.rev);
+    } catch (e) {
+      if (THROTTLING_ERRORS.has((e as Error).name)) throw new StorageError('Unavailable', key, `${key}: DynamoDB is throttling writes (${(e as Error).name})`);
+      throw e;
+    }
+  }
+
+  /**
+   * After a write that did not plainly succeed: fills its revision's slot with a gap, unless a log item is
+   * there already. 'mine': our write committed; 'lost': it did not and now never will (the slot is taken);
+   * undefined: neither could be told (DynamoDB did not answer).
+   */
+  private async claim(rev: number, writeId: string): Promise<'mine' | 'lost' | undefined> {
+    try {
+      if (await this.fillGap(rev)) return 'lost';
+      const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: logKey(rev), ConsistentRead: true, ProjectionExpression: 'writeId' }));
+      return r.Item?.writeId?.S === writeId ? 'mine' : 'lost';
     } catch {
       return undefined;
     }
   }
 
+  /** Puts a gap item in the revision's empty slot; false when the slot holds an item already. */
+  private async fillGap(rev: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: { ...logKey(rev), gap: { BOOL: true }, ttl: this.ttl() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (e) {
+      if ((e as Error).name === 'ConditionalCheckFailedException') return false;
+      throw e;
+    }
+  }
+
+  private ttl(): AttributeValue {
+    return { N: String(Math.ceil(Date.now() / 1000) + this.retentionSeconds) };
+  }
+
   private writeItems(
-    head: number,
     e: LogEntry,
     group: string | undefined,
     limit: number | undefined,
@@ -575,15 +732,6 @@ export class DynamoBackend implements Backend {
     // And to the indexed value it was read with (indexExisting may set one meanwhile): the index item to delete.
     const sameIndex = e.type === 'create' || !index ? '' : readIndexed === undefined ? ' AND attribute_not_exists(idx)' : ' AND idx = :ix';
     Object.assign(groupValue, e.type !== 'create' && index && readIndexed !== undefined ? { ':ix': { S: readIndexed } } : {});
-    const counter: TransactWriteItem = {
-      Put: {
-        TableName,
-        Item: { ...COUNTER_KEY, rev: { N: String(rev) } },
-        ConditionExpression: head === 0 ? 'attribute_not_exists(pk)' : 'rev = :head',
-        ExpressionAttributeValues: head === 0 ? undefined : { ':head': { N: String(head) } },
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-      },
-    };
     const object: TransactWriteItem =
       e.type === 'delete'
         ? {
@@ -612,10 +760,9 @@ export class DynamoBackend implements Backend {
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
           };
-    const ttl = { N: String(Math.ceil(Date.now() / 1000) + this.retentionSeconds) };
+    const ttl = this.ttl();
     const log: Item = {
-      pk: { S: 'log' },
-      sk: { S: pad(rev) },
+      ...logKey(rev),
       key: { S: key },
       type: { S: e.type },
       value: { S: value },
@@ -623,9 +770,10 @@ export class DynamoBackend implements Backend {
       writeId: { S: writeId },
       ttl,
     };
-    const items: TransactWriteItem[] = [counter, object, { Put: { TableName, Item: log } }];
+    // The slot must be empty: a reader that gave up waiting for this revision filled it with a gap.
+    const items: TransactWriteItem[] = [object, { Put: { TableName, Item: log, ConditionExpression: 'attribute_not_exists(pk)' } }];
     if (group !== undefined && e.type !== 'update') {
-      // Fourth, so its cancellation reason has a fixed place (see writeNow).
+      // Third, so its cancellation reason has a fixed place (see write).
       const join = e.type === 'create';
       items.push({
         Update: {
@@ -654,7 +802,7 @@ export class DynamoBackend implements Backend {
       log.prevRev = { N: String(e.prevKv.modRevision) };
       const prevValue = { S: e.prevKv.value };
       if (Buffer.byteLength(value) + Buffer.byteLength(e.prevKv.value) + Buffer.byteLength(key) <= INLINE_LOG_BYTES) log.prevValue = prevValue;
-      else items.push({ Put: { TableName, Item: { pk: { S: 'log' }, sk: { S: `${pad(rev)}#prev` }, prevValue, ttl } } });
+      else items.push({ Put: { TableName, Item: { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` }, prevValue, ttl } } });
     }
     if (index && indexed !== readIndexed) {
       if (readIndexed !== undefined) items.push({ Delete: { TableName, Key: { pk: { S: indexPk(index, readIndexed) }, sk: { S: key } } } });
@@ -676,10 +824,7 @@ export class DynamoBackend implements Backend {
       if (signal.aborted || this.closed) return;
       if (known > last) {
         const upTo = Math.min(known, last + BATCH_REVISIONS);
-        const entries = await this.recentLog.read(last, upTo).catch((e) => {
-          // The shared read's Compacted, naming this watch's prefix.
-          throw e instanceof StorageError && e.code === 'Compacted' ? new StorageError('Compacted', prefix, e.message, e.revision) : e;
-        });
+        const entries = await this.logRange(prefix, last, upTo);
         last = upTo;
         const events: WatchEvent[] = entries.filter((e) => e.kv.key.startsWith(prefix));
         if (events.length > 0) {
@@ -697,42 +842,80 @@ export class DynamoBackend implements Backend {
 
   // ---- the log ----
 
-  /** Log entries of revisions (after, upTo], all of them (every key), in order; Compacted if any is gone. */
-  private async readLog(what: string, after: number, upTo: number): Promise<LogEntry[]> {
-    for (let attempt = 1; ; attempt++) {
-      const items = await this.queryAll({
-        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
-        ExpressionAttributeValues: { ':pk': { S: 'log' }, ':lo': { S: pad(after + 1) }, ':hi': { S: `${pad(upTo)}#prev` } },
-      });
-      const entries: LogEntry[] = [];
-      for (const it of items) {
-        if (it.sk!.S!.endsWith('#prev')) {
-          // Sorts right after its own log item.
-          const prev = entries[entries.length - 1]?.prevKv;
-          if (prev) prev.value = it.prevValue!.S!;
-          continue;
-        }
-        entries.push(logEntry(it));
-      }
-      // Every revision up to upTo is committed (the counter said so), and each has exactly one log item.
-      if (entries.length === upTo - after) return entries;
-      if (attempt === 2) throw await this.compacted(what, after, upTo);
-      await sleep(50); // once more, in case a read raced a just-committed transaction
+  /** The log entries of (after, upTo] through the shared window: what lists and watches replay. */
+  private async logRange(what: string, after: number, upTo: number): Promise<LogEntry[]> {
+    return this.recentLog.read(after, upTo).catch((e) => {
+      // The shared read's Compacted, naming this reader's prefix.
+      throw e instanceof StorageError && e.code === 'Compacted' ? new StorageError('Compacted', what, e.message, e.revision) : e;
+    });
+  }
+
+  /**
+   * The slots of revisions (after, upTo], every one of them (every key), in order: an entry or a gap.
+   * A slot still empty is a write in flight: read again until it commits, and after gapTimeoutMs fill it
+   * with a gap (its writer died, or will write again under a new revision). Compacted if the log lost it.
+   */
+  private async readLog(what: string, after: number, upTo: number): Promise<Slot[]> {
+    const slots = new Map<number, Slot>();
+    // One Query per partition the range touches, at once.
+    const pks = new Set<string>();
+    for (let rev = after + 1; rev <= upTo && pks.size < LOG_SHARDS; rev++) pks.add(logPk(rev));
+    const range = (pk: string, lo: number, hi: number) => ({
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: { ':pk': { S: pk }, ':lo': { S: pad(lo) }, ':hi': { S: `${pad(hi)}#prev` } },
+    });
+    addSlots(slots, (await Promise.all([...pks].map((pk) => this.queryAll(range(pk, after + 1, upTo))))).flat());
+    let missing = missingRevisions(slots, after, upTo);
+    // A table from before the shards: its log items are in the one old partition.
+    if (missing.length) addSlots(slots, await this.queryAll(range(LEGACY_LOG_PK, missing[0]!, missing.at(-1)!)), true);
+    for (let attempt = 1; (missing = missingRevisions(slots, after, upTo)).length > 0; attempt++) {
+      const first = missing[0]!;
+      // Expired, not in flight: the slot after it has lived most of its retention (TTL takes the log from
+      // its old end, so what follows an expired run is old too), or the writers are long gone.
+      const next = [...slots.values()].filter((sl) => sl.rev > first).sort((x, y) => x.rev - y.rev)[0];
+      if (next && next.ttl * 1000 - Date.now() < (this.retentionSeconds * 1000) / 2) throw await this.compacted(what, after, upTo);
+      const now = Date.now();
+      for (const rev of missing) if (!this.missingSince.has(rev)) this.missingSince.set(rev, now);
+      const overdue = missing.filter((rev) => now - this.missingSince.get(rev)! >= this.gapTimeoutMs);
+      if (overdue.length) await Promise.all(overdue.map((rev) => this.fillGap(rev)));
+      else await sleep(Math.min(100, 5 * 2 ** attempt));
+      addSlots(slots, await this.getSlots(missing));
+      if (attempt > 10_000) throw new StorageError('Unavailable', what, `log slots ${missing.join(', ')} never settled`);
     }
+    for (let rev = after + 1; rev <= upTo; rev++) this.missingSince.delete(rev);
+    return [...slots.values()].sort((x, y) => x.rev - y.rev);
+  }
+
+  /** The log items of these revisions (with their companions), read consistently. */
+  private async getSlots(revs: number[]): Promise<Item[]> {
+    const out: Item[] = [];
+    for (let i = 0; i < revs.length; i += 50) {
+      let want: Item[] = revs.slice(i, i + 50).flatMap((rev) => [logKey(rev), { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` } }]);
+      while (want.length) {
+        const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true } } }));
+        out.push(...(r.Responses?.[this.table] ?? []));
+        want = r.UnprocessedKeys?.[this.table]?.Keys ?? [];
+        if (want.length) await sleep(50);
+      }
+    }
+    return out;
   }
 
   /** Whether the log item of `rev` exists and has not expired (expired items may linger until TTL runs). */
   private async available(rev: number): Promise<boolean> {
-    const r = await this.client.send(
-      new GetItemCommand({
-        TableName: this.table,
-        Key: { pk: { S: 'log' }, sk: { S: pad(rev) } },
-        ConsistentRead: true,
-        ProjectionExpression: '#t',
-        ExpressionAttributeNames: { '#t': 'ttl' },
-      }),
-    );
-    return r.Item !== undefined && num(r.Item.ttl) * 1000 > Date.now();
+    for (const pk of [logPk(rev), LEGACY_LOG_PK]) {
+      const r = await this.client.send(
+        new GetItemCommand({
+          TableName: this.table,
+          Key: logKey(rev, pk),
+          ConsistentRead: true,
+          ProjectionExpression: '#t',
+          ExpressionAttributeNames: { '#t': 'ttl' },
+        }),
+      );
+      if (r.Item) return num(r.Item.ttl) * 1000 > Date.now();
+    }
+    return false;
   }
 
   /** Compacted, carrying the oldest revision one can still watch or list from (found by bisection). */
@@ -823,18 +1006,18 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
  * one read (in flight, then from this window); the entries are shared and never mutated.
  */
 class LogWindow {
-  private readonly entries = new Map<number, LogEntry>();
-  private readonly inFlight = new Map<string, Promise<LogEntry[]>>();
+  private readonly slots = new Map<number, Slot>();
+  private readonly inFlight = new Map<string, Promise<Slot[]>>();
 
   constructor(
-    private readonly readRange: (after: number, upTo: number) => Promise<LogEntry[]>,
+    private readonly readRange: (after: number, upTo: number) => Promise<Slot[]>,
     // Two watch batches: enough for watches moving in step; one far behind reads its own range again.
     private readonly capacity = 2 * BATCH_REVISIONS,
   ) {}
 
   async read(after: number, upTo: number): Promise<LogEntry[]> {
     let from = after;
-    while (from < upTo && this.entries.has(from + 1)) from++;
+    while (from < upTo && this.slots.has(from + 1)) from++;
     if (from < upTo) {
       const id = `${from}:${upTo}`;
       let p = this.inFlight.get(id);
@@ -843,19 +1026,19 @@ class LogWindow {
         this.inFlight.set(id, p);
       }
       const fresh = await p;
-      for (const e of fresh) this.entries.set(e.kv.modRevision, e);
+      for (const sl of fresh) this.slots.set(sl.rev, sl);
       // Oldest first out (insertion order is close enough to revision order for a window).
-      for (const rev of this.entries.keys()) {
-        if (this.entries.size <= this.capacity) break;
-        this.entries.delete(rev);
+      for (const rev of this.slots.keys()) {
+        if (this.slots.size <= this.capacity) break;
+        this.slots.delete(rev);
       }
-      if (from === after) return fresh;
+      if (from === after) return entriesOf(fresh);
     }
     const out: LogEntry[] = [];
     for (let rev = after + 1; rev <= upTo; rev++) {
-      const e = this.entries.get(rev);
-      if (!e) return this.readRange(after, upTo); // evicted meanwhile: read it all
-      out.push(e);
+      const sl = this.slots.get(rev);
+      if (!sl) return entriesOf(await this.readRange(after, upTo)); // evicted meanwhile: read it all
+      if (sl.entry) out.push(sl.entry);
     }
     return out;
   }
@@ -869,6 +1052,7 @@ class RevisionFeed {
   private known = 0;
   private readonly waiters = new Set<{ above: number; wake: (err?: unknown) => void }>();
   private polling = false;
+  private cutSleep?: () => void;
 
   constructor(
     private readonly read: () => Promise<number>,
@@ -883,6 +1067,11 @@ class RevisionFeed {
 
   wakeAll(): void {
     for (const w of this.waiters) w.wake();
+  }
+
+  /** Reads now instead of at the end of the interval (this process wrote: there is something to see). */
+  poke(): void {
+    this.cutSleep?.();
   }
 
   /** The newest known revision, once it exceeds `above`, or when timeoutMs passes or signal aborts. */
@@ -918,7 +1107,14 @@ class RevisionFeed {
         } catch (err) {
           for (const w of this.waiters) w.wake(err); // the watches end with the error
         }
-        await sleep(this.intervalMs);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.intervalMs);
+          this.cutSleep = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.cutSleep = undefined;
       }
     } finally {
       this.polling = false;
@@ -1005,6 +1201,35 @@ function chargeMoves(type: WatchEventType, stored: string | undefined, given: Ch
   return { charges: encode([...after].map(([group, amount]) => ({ group, amount }))), moves };
 }
 
+/** Adds log items (and their prevValue companions) to slots; a revision already there is kept. */
+function addSlots(slots: Map<number, Slot>, items: Item[], legacy = false): void {
+  for (const it of items) {
+    const sk = it.sk!.S!;
+    if (sk.endsWith('#prev')) continue;
+    const rev = Number(sk);
+    // The old partition holds every revision of an older table's log, not only the ones asked for.
+    if (slots.has(rev) || (legacy && it.gap?.BOOL)) continue;
+    slots.set(rev, { rev, ttl: num(it.ttl), entry: it.gap?.BOOL ? undefined : logEntry(it) });
+  }
+  for (const it of items) {
+    const sk = it.sk!.S!;
+    if (!sk.endsWith('#prev')) continue;
+    const prev = slots.get(Number(sk.slice(0, -'#prev'.length)))?.entry?.prevKv;
+    if (prev) prev.value = it.prevValue!.S!;
+  }
+}
+
+/** The revisions of (after, upTo] that have no slot. */
+function missingRevisions(slots: Map<number, Slot>, after: number, upTo: number): number[] {
+  const out: number[] = [];
+  for (let rev = after + 1; rev <= upTo; rev++) if (!slots.has(rev)) out.push(rev);
+  return out;
+}
+
+function entriesOf(slots: Slot[]): LogEntry[] {
+  return slots.flatMap((sl) => (sl.entry ? [sl.entry] : []));
+}
+
 function logEntry(it: Item): LogEntry {
   const rev = Number(it.sk!.S!);
   const key = it.key!.S!;
@@ -1031,6 +1256,12 @@ function byKey(a: KeyValue, b: KeyValue): number {
 function checkSize(key: string, value: string): void {
   const n = Buffer.byteLength(value);
   if (n > MAX_VALUE_BYTES) throw new StorageError('TooLarge', key, `the object is ${n} bytes, over the DynamoDB backend's limit of ${MAX_VALUE_BYTES} bytes`);
+}
+
+/** LimitExceeded for a rise past its group's limit: the object count's wording when it is the count group. */
+function limitExceeded(key: string, m: Move, count?: CountOptions): StorageError {
+  if (count && m.group === count.group && m.delta === 1) return new StorageError('LimitExceeded', key, `${key}: count group ${m.group} holds its limit of ${m.limit} keys`);
+  return new StorageError('LimitExceeded', key, `${key}: charging ${m.delta} to ${m.group} would pass its limit of ${m.limit}`);
 }
 
 function conflict(key: string, stored: number): StorageError {
