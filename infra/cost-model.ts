@@ -180,7 +180,7 @@ export const OPERATIONS = {
     apiRequests: 1,
     invocations: nothing,
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'GetItem index-marker': 1, 'BatchGetItem counter,settled': 2, 'Query pods-by-node': 1, 'BatchGetItem pods': 1 },
+      apiserver: { 'GetItem token': 1, 'GetItem index-marker': 1, 'Query counter': 2, 'Query pods-by-node': 1, 'BatchGetItem pods': 1 },
     },
   },
   /** One poll of a Services informer (the proxy and DNS share one; AgentSettings.informers). */
@@ -188,7 +188,7 @@ export const OPERATIONS = {
     apiRequests: 1,
     invocations: nothing,
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'BatchGetItem counter,settled': 2, 'Query services': 1 },
+      apiserver: { 'GetItem token': 1, 'Query counter': 2, 'Query services': 1 },
     },
   },
   /** One poll of an Endpoints informer (the proxy and DNS share one; AgentSettings.informers). */
@@ -196,7 +196,7 @@ export const OPERATIONS = {
     apiRequests: 1,
     invocations: nothing,
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'BatchGetItem counter,settled': 2, 'Query endpoints': 1 },
+      apiserver: { 'GetItem token': 1, 'Query counter': 2, 'Query endpoints': 1 },
     },
   },
   /** A user creates a bare pod; the scheduler reserves room and binds it, recording an event. */
@@ -209,7 +209,7 @@ export const OPERATIONS = {
       // Admission reads the namespace once (NamespaceLifecycle and PodSecurity share it) and four counters
       // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
       // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
-      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem count': 4, 'BatchGetItem counter,settled': 2, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem count': 4, 'Query counter': 2, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 1 },
       scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 2, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
       // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
       // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
@@ -220,7 +220,7 @@ export const OPERATIONS = {
       // (kube's controllers look in their listers), and the disruption controller finds the budgets
       // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
       // pod's readiness can change). Each Query reads the revision counter twice.
-      controllerManager: { 'BatchGetItem counter,settled': 10, 'Query replicationcontrollers namespace': 2, 'Query replicasets namespace': 2, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
+      controllerManager: { 'Query counter': 10, 'Query replicationcontrollers namespace': 2, 'Query replicasets namespace': 2, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
     },
   },
   /**
@@ -233,8 +233,8 @@ export const OPERATIONS = {
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
       // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
-      apiserver: { 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'BatchGetItem counter,settled': 2, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
-      controllerManager: { 'BatchGetItem counter,settled': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
+      apiserver: { 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
+      controllerManager: { 'Query counter': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
   /**
@@ -257,7 +257,7 @@ export const OPERATIONS = {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
       // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
       apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
-      controllerManager: { 'BatchGetItem counter,settled': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
+      controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
   /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
@@ -273,7 +273,7 @@ export const OPERATIONS = {
         // #14 added eight).
       apiserver: { 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 2, 'TransactWriteItems pods delete +count +index': 1 },
       scheduler: { 'GetItem reservations': 3, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
-      controllerManager: { 'GetItem pods': 1, 'BatchGetItem counter,settled': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
+      controllerManager: { 'GetItem pods': 1, 'Query counter': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
   },
   /** The scheduler's every-minute resync on an idle 3-node cluster (lists nodes, pods, kube-node-lease Leases). */
@@ -281,7 +281,7 @@ export const OPERATIONS = {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
-      scheduler: { 'BatchGetItem counter,settled': 6, 'Query pods': 1, 'Query nodes': 1, 'Query leases kube-node-lease': 1 },
+      scheduler: { 'Query counter': 6, 'Query nodes': 1, 'Query leases kube-node-lease': 1, 'Query pods': 1 },
     },
   },
   /** The controller manager's every-minute resync (lambdas/controllers/stream.ts resyncAll) on an idle 3-node cluster. */
@@ -295,7 +295,7 @@ export const OPERATIONS = {
         // Every kind once: each loop's keys and the garbage collector's scan of every dependent kind read
         // through the resync's one reader (until issue #14 each loop listed its own kind again: 2 Queries
         // for most kinds, 84 counter reads with the workload kinds' loops).
-      controllerManager: { 'BatchGetItem counter,settled': 70, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
+      controllerManager: { 'Query counter': 70, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
     },
   },
   /** What each node beyond three adds to the scheduler's resync: nothing (its snapshot lists are paid for by size). */
@@ -338,7 +338,7 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       controllerManager: {
-        'BatchGetItem counter,settled': 4,
+        'Query counter': 4,
         'GetItem replicationcontrollers': 3,
         'Query pods namespace': 1,
         'GetItem services': 2,
@@ -946,7 +946,7 @@ export function guardCost(limit = GUARD_MAX_OBJECTS_PER_NAMESPACE, s: ItemSizes 
     apiRequests: 1,
     invocations: { scheduler: 0, controllerManager: 0 },
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem counter': 1, 'GetItem absent': 1, 'TransactWriteItems objects create +count': 1 },
+      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem absent': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems objects create +count': 1, 'UpdateItem settled': 1 },
     },
   };
   return [

@@ -64,10 +64,9 @@ type Item = Record<string, AttributeValue>;
 /** The kind of a table item, as the model names it: counter, log, token, or the resource (pods, leases...). */
 function kindOf(it: Item | undefined): string {
   const pk = it?.pk?.S ?? '';
-  if (pk === 'meta') return it?.sk?.S?.startsWith('index#') ? 'index-marker' : 'counter';
+  if (pk === 'meta') return it?.sk?.S?.startsWith('index#') ? 'index-marker' : it?.sk?.S === 'settled' ? 'settled' : 'counter';
   if (pk.startsWith('idx#pods-by-node#')) return 'pods-by-node'; // index items: a node's pods (storage/indexes.ts)
   if (pk === 'log' || pk.startsWith('log#')) return 'log'; // the change log, in 16 partitions by revision
-  if (pk === 'settled') return 'settled'; // the revision up to which every write is known settled
   if (pk === 'count') return 'count'; // a namespace's object count (the runaway-write guard)
   const m = /^obj#\/registry\/([^/]+)\/([^/]+)\//.exec(pk);
   if (!m) return `?${pk}`;
@@ -121,7 +120,8 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
         const rest = String(input.ExpressionAttributeValues?.[':rest']?.S ?? input.ExpressionAttributeValues?.[':lo']?.S ?? '');
         const scope = rest ? (rest.startsWith(`${RESERVATION_NAMESPACE}/`) ? ` ${RESERVATION_NAMESPACE}` : ' namespace') : '';
         const kind = kindOf({ pk: { S: pk } });
-        recording?.push({ fn, access: `Query ${kind}${kind === 'log' ? '' : scope}`, rru: readUnits(bytes), wru: 0 });
+        // "Query counter": the revision counter and the settled watermark next to it, read together.
+        recording?.push({ fn, access: `Query ${kind}${kind === 'log' || kind === 'counter' ? '' : scope}`, rru: readUnits(bytes), wru: 0 });
       } else if (command === 'BatchGetItem') {
         // Each item is read (and rounded up) on its own.
         const items: Item[] = Object.values(output.Responses ?? {}).flat() as Item[];
@@ -653,6 +653,9 @@ function diff(a: Measured, b: Measured): Measured {
   for (const fn of new Set([...Object.keys(a.count.dynamo), ...Object.keys(b.count.dynamo)]) as Set<Fn>) {
     const m: Record<string, number> = {};
     for (const k of new Set([...Object.keys(a.count.dynamo[fn] ?? {}), ...Object.keys(b.count.dynamo[fn] ?? {})])) {
+      // A resync reads the settled watermark once when anything was written since the function last
+      // settled (a heartbeat between the two runs, or not): once per resync, never per node or unit.
+      if (k === 'GetItem settled') continue;
       const d = (a.count.dynamo[fn]?.[k] ?? 0) - (b.count.dynamo[fn]?.[k] ?? 0);
       if (d) m[k] = d;
     }

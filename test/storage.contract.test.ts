@@ -671,11 +671,9 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     const calls: string[] = [];
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        const input = args.input as { ExpressionAttributeValues?: Record<string, { S?: string }>; RequestItems?: Record<string, { Keys: { pk: { S: string } }[] }> };
+        const input = args.input as { ExpressionAttributeValues?: Record<string, { S?: string }>; RequestItems?: Record<string, { Keys: unknown[] }> };
         if (context.commandName === 'QueryCommand') calls.push(`Query ${input.ExpressionAttributeValues?.[':pk']?.S}`);
-        const keys = context.commandName === 'BatchGetItemCommand' ? Object.values(input.RequestItems!)[0]!.Keys : [];
-        // The revision counter and the settled watermark, read together before and after every list.
-        if (keys.length) calls.push(keys[0]!.pk.S === 'meta' ? 'heads' : `BatchGetItem ${keys.length}`);
+        if (context.commandName === 'BatchGetItemCommand') calls.push(`BatchGetItem ${Object.values(input.RequestItems!)[0]!.Keys.length}`);
         return next(args);
       },
       { step: 'initialize' },
@@ -684,8 +682,9 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     const n1 = { filter: (kv: KeyValue) => nodeOf(kv) === 'n1', index: { name: 'pods-by-node', value: 'n1' } };
     const quiet = await reader.list(PODS, n1);
     expect(quiet.kvs).toHaveLength(3);
-    // Not the 43 pods' collection, and no log (the writer left the settled watermark at the counter).
-    expect(calls).toEqual(['heads', 'Query idx#pods-by-node#n1', 'BatchGetItem 3', 'heads']);
+    // Not the 43 pods' collection, and no log (the writer left the settled watermark at the counter):
+    // the counter and the watermark are one Query of "meta", before and after.
+    expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'BatchGetItem 3', 'Query meta']);
 
     // Writers move pods between the nodes, create and delete, while the reader lists: every list is the
     // state at its revision (replayed from the complete history).

@@ -8,9 +8,10 @@
 //            prefix list accepts.
 //            and countGroup, when created with CreateOptions.count (kept by updates).
 //   counter  pk = "meta" sk = "revision"   rev: the last revision handed out.
-//   settled  pk = "settled" sk = "revision"   rev: every revision up to this one is known committed or
-//            abandoned (a shared watermark, see currentRevision). Its own partition: the counter's takes a
-//            write per cluster write, and one partition takes 1,000 write units a second.
+//   settled  pk = "meta" sk = "settled"   rev: every revision up to this one is known committed or abandoned
+//            (a shared watermark, see currentRevision). Next to the counter, so one Query reads both for one
+//            read unit; each is written about once per cluster write, so at the top of the range DynamoDB
+//            must split the partition between the two items (split for heat does, by sort key).
 //   count    pk = "count" sk = group   n: how many object items hold that countGroup. The same transaction
 //            that creates or deletes a counted object adds 1 (on the condition n < limit) or -1, so the
 //            count is exact for one more item written per counted write, never a Query. Objects stored
@@ -146,7 +147,7 @@ interface Slot {
 }
 
 const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
-const SETTLED_KEY: Item = { pk: { S: 'settled' }, sk: { S: 'revision' } };
+const SETTLED_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'settled' } };
 /** The log's partition of a revision; "log" is where tables from before the shards keep theirs. */
 const logPk = (rev: number) => `log#${rev % LOG_SHARDS}`;
 const LEGACY_LOG_PK = 'log';
@@ -208,8 +209,8 @@ export class DynamoBackend implements Backend {
 
   /**
    * The newest settled revision: the counter's, once every revision up to it is committed or a gap. The
-   * counter says what was handed out; the log slots between this process's watermark and it say what
-   * settled (usually one Query of one partition, none when nothing was written since).
+   * counter says what was handed out; the shared watermark (usually at the counter: writers move it) and
+   * else the log slots between it and the counter say what settled.
    */
   async currentRevision(): Promise<number> {
     const { head, shared } = await this.heads();
@@ -232,21 +233,18 @@ export class DynamoBackend implements Backend {
     return head;
   }
 
-  /** The counter (the last revision handed out) and the shared settled watermark, in one consistent read. */
+  /** The counter (the last revision handed out) and the settled watermark: one Query, one read unit. */
   private async heads(): Promise<{ head: number; shared: number }> {
-    let want: Item[] = [COUNTER_KEY, SETTLED_KEY];
-    let head = 0;
-    let shared = 0;
-    while (want.length) {
-      const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true } } }));
-      for (const it of r.Responses?.[this.table] ?? []) {
-        if (it.pk!.S === COUNTER_KEY.pk!.S) head = num(it.rev);
-        else shared = num(it.rev);
-      }
-      want = r.UnprocessedKeys?.[this.table]?.Keys ?? [];
-      if (want.length) await sleep(50); // throttled: DynamoDB asks to back off
-    }
-    return { head, shared };
+    const r = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        ConsistentRead: true,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+        ExpressionAttributeValues: { ':pk': COUNTER_KEY.pk!, ':lo': COUNTER_KEY.sk!, ':hi': SETTLED_KEY.sk! },
+      }),
+    );
+    const rev = (key: Item) => num(r.Items?.find((it) => it.sk!.S === key.sk!.S)?.rev);
+    return { head: rev(COUNTER_KEY), shared: rev(SETTLED_KEY) };
   }
 
   /**
@@ -444,10 +442,16 @@ export class DynamoBackend implements Backend {
 
   async create(key: string, value: string, opts: CreateOptions = {}): Promise<KeyValue> {
     checkSize(key, value);
-    return this.write(key, (cur) => {
-      if (cur) throw new StorageError('KeyExists', key);
-      return { type: 'create', value, count: opts.count, charges: opts.charges };
-    });
+    // The groups a create joins are known before its read: their totals are read alongside.
+    const groups = [...(opts.count ? [opts.count.group] : []), ...(opts.charges ?? []).filter((c) => c.amount > 0).map((c) => c.group)];
+    return this.write(
+      key,
+      (cur) => {
+        if (cur) throw new StorageError('KeyExists', key);
+        return { type: 'create', value, count: opts.count, charges: opts.charges };
+      },
+      groups,
+    );
   }
 
   async count(group: string): Promise<number> {
@@ -548,10 +552,10 @@ export class DynamoBackend implements Backend {
    * revision and commits the change at it. Writes of one process run concurrently: nothing is contended
    * but the objects themselves.
    */
-  private async write(key: string, decide: (cur: Stored | undefined) => Change): Promise<KeyValue> {
+  private async write(key: string, decide: (cur: Stored | undefined) => Change, groups: string[] = []): Promise<KeyValue> {
     // Marks this write's log item, so an attempt whose answer was lost can be recognised (see claim()).
     const writeId = randomUUID();
-    let cur = await this.getStored(key);
+    let [cur, prefetched] = await Promise.all([this.getStored(key), groups.length ? this.totals(groups) : undefined]);
     for (let attempt = 1; ; attempt++) {
       const { type, value, count, charges: newCharges } = decide(cur);
       // The object's charges: made on create, kept by updates unless replaced, given back by the delete;
@@ -565,7 +569,8 @@ export class DynamoBackend implements Backend {
       // totals now; the transaction's own conditions still hold it exactly when writers race.
       const rises: Move[] = [...(type === 'create' && count ? [{ group: count.group, delta: 1, limit: count.limit }] : []), ...moves.filter((m) => m.delta > 0 && m.limit !== undefined)];
       if (rises.length) {
-        const totals = await this.totals(rises.map((m) => m.group));
+        const totals = prefetched && rises.every((m) => groups.includes(m.group)) ? prefetched : await this.totals(rises.map((m) => m.group));
+        prefetched = undefined; // a retry reads them again
         const past = rises.find((m) => (totals.get(m.group) ?? 0) + m.delta > m.limit!);
         if (past) throw limitExceeded(key, past, count);
       }
@@ -635,6 +640,9 @@ export class DynamoBackend implements Backend {
    * another keep the watermark at the counter this way; concurrent ones leave the rest to readers.
    */
   private async settledOwn(rev: number): Promise<void> {
+    if (this.settled === rev - 1) this.settled = rev;
+    // Awaited, though the write is done: a Lambda instance is frozen once it answers, and a watermark
+    // left behind until its next invocation would send every other reader to the log meanwhile.
     await this.publishSettled(rev, rev - 1);
     this.feed.poke();
   }

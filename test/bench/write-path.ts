@@ -2,11 +2,13 @@
 // handles, each standing for one apiserver Lambda instance (its own client; one request at a time, as a
 // Lambda instance serves), create objects as fast as they can for a fixed time, against moto behind a
 // proxy that adds DynamoDB-like latency to every call and lets calls overlap (test/support/faulty-proxy.ts).
-// Reports writes/s, latency p50/p99 and the transactions tried per write (the revision counter's
-// contention: every write is a conditional transaction on the one counter item), for N = 1, 4, 10.
+// Reports writes/s, latency p50/p99, the transactions tried per write (contention: before revisions came
+// from an atomic ADD, every write was a transaction conditioned on the one counter item), the DynamoDB
+// requests per write, and how long moto took per request, for N = 1, 4, 10.
 //
 // moto answers one request at a time (the test server's lock, support/dynamodb.ts) and takes a few ms
-// per request itself; the figures are this model's, not AWS's. Knobs: BENCH_SECONDS (15 per N),
+// per request itself: once it is busy all the time, the rate is moto's ceiling (1000 / (ms per request x
+// requests per write)), not the design's; the figures are this model's, not AWS's. Knobs: BENCH_SECONDS (15 per N),
 // BENCH_READ_MS (4: GetItem/Query), BENCH_WRITE_MS (8: TransactWriteItems), BENCH_INSTANCES ("1,4,10").
 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -26,14 +28,17 @@ if (!ddb) throw new Error('bench:write-path needs moto (.venv-moto) or SKIFF_DYN
 const proxy = await startFaultyProxy({ target: ddb.endpoint, seed: 1, rates: {}, latencyMs: (op) => (op === 'TransactWriteItems' ? WRITE_MS : READ_MS) * (0.8 + 0.4 * Math.random()) });
 console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z`);
 console.log(`moto behind a latency proxy: reads +${READ_MS} ms, TransactWriteItems +${WRITE_MS} ms (±20%); ${SECONDS} s per row\n`);
-console.log('| instances | writes | writes/s | p50 ms | p99 ms | transactions per write | refused (Unavailable) |');
-console.log('|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| instances | writes | writes/s | p50 ms | p99 ms | transactions per write | requests per write | moto ms per request | refused (Unavailable) |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+const allRequests = () => [...proxy.requests.values()].reduce((a, b) => a + b, 0);
 
 try {
   for (const n of INSTANCES) {
     const tableName = uniqueTableName('skiff-writepath');
     await ensureTable(ddb.client, tableName);
     const before = proxy.requests.get('TransactWriteItems') ?? 0;
+    const requestsBefore = allRequests();
+    const upstreamBefore = proxy.upstreamMs();
     const latencies: number[] = [];
     let refused = 0;
     const deadline = performance.now() + SECONDS * 1000;
@@ -58,7 +63,13 @@ try {
     latencies.sort((a, b) => a - b);
     const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
     const tx = (proxy.requests.get('TransactWriteItems') ?? 0) - before;
-    console.log(`| ${n} | ${latencies.length} | ${(latencies.length / elapsed).toFixed(0)} | ${q(0.5).toFixed(1)} | ${q(0.99).toFixed(1)} | ${(tx / Math.max(1, latencies.length)).toFixed(2)} | ${refused} |`);
+    const requests = allRequests() - requestsBefore;
+    const writes = Math.max(1, latencies.length);
+    // With one writer nothing queues in moto: the time per request is its service time.
+    const motoMs = (proxy.upstreamMs() - upstreamBefore) / Math.max(1, requests);
+    console.log(
+      `| ${n} | ${latencies.length} | ${(latencies.length / elapsed).toFixed(0)} | ${q(0.5).toFixed(1)} | ${q(0.99).toFixed(1)} | ${(tx / writes).toFixed(2)} | ${(requests / writes).toFixed(2)} | ${motoMs.toFixed(1)} | ${refused} |`,
+    );
   }
 } finally {
   await proxy.close();

@@ -22,6 +22,8 @@ export interface FaultyProxy {
   injected: Map<string, number>;
   /** Requests seen per operation. */
   requests: Map<string, number>;
+  /** Milliseconds spent waiting for the target's answers, summed over every forwarded request. */
+  upstreamMs(): number;
   /** Turns fault injection on or off (on at start). */
   setEnabled(on: boolean): void;
   close(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startFaultyProxy(opts: FaultyProxyOptions): Promise<Faulty
   const target = new URL(opts.target);
   const injected = new Map<string, number>();
   const requests = new Map<string, number>();
+  let upstreamMs = 0;
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
   let enabled = true;
 
@@ -105,8 +108,10 @@ export async function startFaultyProxy(opts: FaultyProxyOptions): Promise<Faulty
     const wait = opts.latencyMs?.(op) ?? 0;
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     let answer: { status: number; headers: http.IncomingHttpHeaders; body: Buffer };
+    const sent = performance.now();
     try {
       answer = await forward(target, req, body);
+      upstreamMs += performance.now() - sent;
     } catch {
       res.socket?.destroy();
       return;
@@ -125,6 +130,7 @@ export async function startFaultyProxy(opts: FaultyProxyOptions): Promise<Faulty
     endpoint: `http://127.0.0.1:${port}`,
     injected,
     requests,
+    upstreamMs: () => upstreamMs,
     setEnabled(on) {
       enabled = on;
     },
