@@ -635,6 +635,8 @@ export interface Usage {
   schedulerInvocations: number;
   /** SQS requests of the push channel (long polls, sends, deletes). */
   sqsRequests: number;
+  /** Object writes (transactions), all functions together. */
+  writes: number;
 }
 
 export interface BillLine {
@@ -676,6 +678,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     logBytes: 0,
     schedulerInvocations: 0,
     sqsRequests: 0,
+    writes: 0,
   };
   const bySource: Record<string, number> = {};
   // Object writes reaching each loop function's filter, per month (invocations are derived below).
@@ -842,6 +845,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
       (bySource['stream batching (saved)'] ?? 0) - cost({ req: saved, gbs: (saved * MEASURED_HANDLER_MS.perInvocation * memGb) / 1000 });
   }
 
+  usage.writes = writesPerMonth;
   // Storage: the objects, plus an hour of log items (TTL), plus 100 bytes of per-item overhead each.
   const logItems = Math.min(writesPerMonth, (writesPerMonth / MONTH_HOURS) * 1);
   usage.storageGb = (cs.objects.bytes + cs.objects.count * 100 + logItems * (1200 + 100)) / GB;
@@ -966,6 +970,69 @@ export function guardCost(limit = GUARD_MAX_OBJECTS_PER_NAMESPACE, s: ItemSizes 
 }
 
 // ---- the scenarios `npm run cost` prints ----
+
+/**
+ * AWS's published default limits that a cluster's load meets first (most are adjustable on request).
+ * Lambda: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html (6 MB response to a
+ * synchronous invocation, which a Function URL's buffered answer is; 1,000 concurrent executions).
+ * DynamoDB: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html
+ * (40,000 read and 40,000 write units a second per on-demand table) and its partition limits (1,000 write
+ * units a second on one partition, so on one item). EventBridge Scheduler: UpdateSchedule's request rate
+ * (50 a second in the quotas page's older revision; the current one lists far more in us-east-1: the
+ * conservative figure is used).
+ */
+export const AWS_LIMITS = {
+  lambdaResponseBytes: 6 * 1024 * 1024,
+  lambdaConcurrency: 1000,
+  tableRruPerSecond: 40_000,
+  tableWruPerSecond: 40_000,
+  partitionWruPerSecond: 1000,
+  schedulerUpdatesPerSecond: 50,
+} as const;
+
+/** The log's partitions (storage/dynamodb.ts LOG_SHARDS; test/cost.requests checks they agree). */
+export const LOG_PARTITIONS = 16;
+/** How often a deployed agent moves its dead man's switch (node-agent/dead-mans-switch.ts; checked likewise). */
+export const SWITCH_PERIOD_SECONDS = 20;
+
+export interface LimitRow {
+  what: string;
+  needed: number;
+  limit: number;
+  unit: string;
+  note: string;
+}
+
+/**
+ * What a cluster's steady load needs of each AWS limit, from the bill's usage (the counted requests per
+ * operation) and the cluster's item sizes: "where it would first break" is the row with the largest
+ * needed / limit. Averages over the month, except where a row says otherwise.
+ */
+export function scaleLimits(cluster: ClusterProfile, agent: AgentSettings = CURRENT_AGENT, sizes: ItemSizes = REFERENCE_SIZES): LimitRow[] {
+  const b = monthlyBill(cluster, agent, sizes);
+  const cs = clusterSizes(cluster, sizes);
+  const perSecond = (perMonth: number) => perMonth / MONTH_SECONDS;
+  const writes = perSecond(b.usage.writes);
+  // Every write puts one log item (an update carries the previous value too): a pod update's, in a transaction.
+  const logWruPerWrite = 2 * Math.ceil(logBytes(sizes.pods, 'update') / 1024);
+  const resyncRru = Object.values(cs.collection).reduce((n, bytes) => n + Math.ceil(bytes / 4096), 0);
+  const rows: LimitRow[] = [
+    { what: "an agent's list of every Service (one answer)", needed: cs.collection.services!, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: 'agents list without paging; a Lambda answer is at most 6 MB' },
+    { what: "an agent's list of every Endpoints (one answer)", needed: cs.collection.endpoints!, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: 'agents list without paging; a Lambda answer is at most 6 MB' },
+    { what: "the resync's list of every pod, held by one function", needed: cs.collection.pods!, limit: LAMBDA_MEMORY_MB * 1024 * 1024, unit: 'bytes', note: `raw JSON against the function's ${LAMBDA_MEMORY_MB} MB; parsed objects take several times that` },
+    { what: 'one resync: every collection read at once', needed: resyncRru, limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU (table: per second)', note: 'a burst every resync; above 1x it is spread over that many seconds or throttled' },
+    { what: 'table reads, the month\'s average', needed: perSecond(b.usage.rru), limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU/s', note: 'on-demand table default' },
+    { what: 'table writes, the month\'s average', needed: perSecond(b.usage.wru), limit: AWS_LIMITS.tableWruPerSecond, unit: 'WRU/s', note: 'on-demand table default' },
+    { what: 'the revision counter item', needed: writes, limit: AWS_LIMITS.partitionWruPerSecond, unit: 'writes/s', note: 'one ADD per write; the settled watermark beside it takes at most as many' },
+    { what: 'one of the 16 log partitions', needed: (writes * logWruPerWrite) / LOG_PARTITIONS, limit: AWS_LIMITS.partitionWruPerSecond, unit: 'WRU/s', note: 'every write as large as a pod update' },
+    { what: 'Lambda concurrency (the three functions)', needed: FUNCTIONS.reduce((n, f) => n + b.usage.lambdaSeconds[f], 0) / MONTH_SECONDS, limit: AWS_LIMITS.lambdaConcurrency, unit: 'executions', note: 'average; account default' },
+    { what: "the agents' dead man's switches", needed: cluster.nodes / SWITCH_PERIOD_SECONDS, limit: AWS_LIMITS.schedulerUpdatesPerSecond, unit: 'UpdateSchedule/s', note: `each agent every ${SWITCH_PERIOD_SECONDS} s` },
+  ];
+  return rows.sort((x, y) => y.needed / y.limit - x.needed / x.limit);
+}
+
+/** The cluster issue #16 asks about: 5,000 nodes and 150,000 pods, churn and namespaces as the 100-node scenario's, times 50. */
+export const LARGE_CLUSTER: ClusterProfile = { name: '5000 nodes, 150000 pods', nodes: 5000, pods: 150_000, churnPerHour: 30_000, namespaces: 1500 };
 
 export const SCENARIOS: { cluster: ClusterProfile; agent: AgentSettings; note: string }[] = [
   { cluster: { name: 'idle 3 nodes', nodes: 3, pods: 0, churnPerHour: 0 }, agent: CURRENT_AGENT, note: 'the deployed defaults' },

@@ -14,6 +14,8 @@ import {
   OPERATIONS,
   PRICES,
   SCENARIOS,
+  LARGE_CLUSTER,
+  scaleLimits,
   GUARD_MAX_OBJECTS_PER_NAMESPACE,
   guardCost,
   monthlyBill,
@@ -96,6 +98,19 @@ console.log(
     [1, 2, 3, 4, 5, 6, 7],
   ),
 );
+
+// Where a cluster far larger than the scenarios would first break (issue #16 item 5).
+for (const c of [SCENARIOS.find((x) => x.cluster.nodes === 100)!.cluster, LARGE_CLUSTER]) {
+  const bill = monthlyBill(c);
+  console.log(`\n== Where ${c.name} would first break (${c.churnPerHour} pod creations+deletions/h, ${c.namespaces} namespaces; usage ${usd(bill.usageUsd)} a month)`);
+  const amount = (n: number, unit: string) => (unit === 'bytes' ? `${(n / 1024 / 1024).toFixed(1)} MB` : n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  console.log(
+    table(
+      [['limit', 'needed', 'AWS default', 'needed / limit', 'unit', 'note'], ...scaleLimits(c).map((r) => [r.what, amount(r.needed, r.unit), amount(r.limit, r.unit), `${(r.needed / r.limit).toFixed(2)}x`, r.unit, r.note])],
+      [1, 2, 3],
+    ),
+  );
+}
 
 console.log(
   `\n== The runaway-write guard: the most one namespace can be made to cost (limit ${GUARD_MAX_OBJECTS_PER_NAMESPACE} objects, --max-objects-per-namespace / maxObjectsPerNamespace)`,

@@ -43,6 +43,12 @@ import {
   itemBytes,
   LAMBDA_MEMORY_MB,
   MAX_WATCH_SECONDS,
+  LARGE_CLUSTER,
+  LOG_PARTITIONS,
+  MONTH_SECONDS,
+  SWITCH_PERIOD_SECONDS,
+  monthlyBill,
+  scaleLimits,
   MEASURED_HANDLER_MS,
   OPERATIONS,
   recipeCapacity,
@@ -628,6 +634,21 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     expect(src).toContain(`memorySize: ${LAMBDA_MEMORY_MB},`);
     expect(src).toContain(`const MAX_WATCH_SECONDS = ${MAX_WATCH_SECONDS};`);
     expect(src).toContain(`maxBatchingWindow: Duration.seconds(${BATCHING_WINDOW_SECONDS})`);
+    // And the figures the scale limits use.
+    expect(readFileSync(new URL('../lambdas/storage/dynamodb.ts', import.meta.url), 'utf8')).toContain(`const LOG_SHARDS = ${LOG_PARTITIONS};`);
+    expect(readFileSync(new URL('../node-agent/dead-mans-switch.ts', import.meta.url), 'utf8')).toContain(`o.everyMs ?? ${SWITCH_PERIOD_SECONDS}_000`);
+  });
+
+  it('the scale limits: each row is needed / limit from the bill, the first to break first', () => {
+    const rows = scaleLimits(LARGE_CLUSTER);
+    const ratios = rows.map((r) => r.needed / r.limit);
+    expect(ratios).toEqual([...ratios].sort((a, b) => b - a));
+    const bill = monthlyBill(LARGE_CLUSTER);
+    expect(rows.find((r) => r.what.startsWith('table reads'))!.needed).toBeCloseTo(bill.usage.rru / MONTH_SECONDS, 6);
+    expect(rows.find((r) => r.what.startsWith('the revision counter'))!.needed).toBeCloseTo(bill.usage.writes / MONTH_SECONDS, 6);
+    expect(rows.find((r) => r.what.includes('dead man'))!.needed).toBe(LARGE_CLUSTER.nodes / SWITCH_PERIOD_SECONDS);
+    // A 3-node cluster is far from every limit.
+    expect(scaleLimits({ name: 'idle', nodes: 3, pods: 0, churnPerHour: 0 }).every((r) => r.needed < r.limit / 10)).toBe(true);
   });
 });
 
