@@ -109,7 +109,7 @@ export class Informer {
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
-        const list = await this.kube.get<{ items: KubeObject[]; metadata: { resourceVersion: string } }>(this.path);
+        const list = await this.kube.list(this.path);
         const seen = new Set(list.items.map(keyOf));
         for (const [key, obj] of [...this.items]) if (!seen.has(key)) this.emit('DELETED', obj);
         for (const o of list.items) {

@@ -72,6 +72,26 @@ export class KubeClient {
     return this.request('GET', path);
   }
 
+  /**
+   * Lists a collection in pages of `pageSize` (client-go's informers ask for 500): a deployed apiserver
+   * is a Lambda function, whose answer is at most 6 MB. The pages are one snapshot (the continue token
+   * carries its revision); an expired token (410) starts over. pageSize 0: one request.
+   */
+  async list<T = KubeObject>(path: string, pageSize = 500): Promise<{ items: T[]; metadata: { resourceVersion: string } }> {
+    const sep = path.includes('?') ? '&' : '?';
+    const items: T[] = [];
+    let resourceVersion: string | undefined;
+    let cont: string | undefined;
+    do {
+      const query = pageSize > 0 ? `${sep}limit=${pageSize}${cont ? `&continue=${encodeURIComponent(cont)}` : ''}` : '';
+      const page = await this.get<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>(`${path}${query}`);
+      items.push(...page.items);
+      resourceVersion ??= page.metadata.resourceVersion;
+      cont = page.metadata.continue || undefined;
+    } while (cont);
+    return { items, metadata: { resourceVersion: resourceVersion! } };
+  }
+
   /** GET, or undefined on 404. */
   async getOptional<T = KubeObject>(path: string): Promise<T | undefined> {
     try {

@@ -95,3 +95,62 @@ describe('shared informers', () => {
     kube.close();
   });
 });
+
+describe('paged lists', () => {
+  it("an informer lists in pages of 500 (a Lambda apiserver's answer is at most 6 MB)", async () => {
+    const kube = new CountingClient({ server: c.url, caCert: c.caCert, token: c.token, pollMs: 60_000 });
+    const paths: string[] = [];
+    const get = kube.get.bind(kube);
+    kube.get = <T>(path: string) => {
+      paths.push(path);
+      return get<T>(path);
+    };
+    // 1,100 ConfigMaps in a namespace of their own, made through the API.
+    expect((await c.kubectl(['create', 'namespace', 'paged'])).code).toBe(0);
+    const admin = new KubeClient({ server: c.url, caCert: c.caCert, token: c.token });
+    for (let i = 0; i < 1100; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => admin.create('/api/v1/namespaces/paged/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${i + j}` }, data: { v: '1' } })),
+      );
+    }
+    const inf = new Informer(kube, '/api/v1/namespaces/paged/configmaps');
+    inf.start();
+    await inf.synced;
+    // Three pages: 500, 500 and the rest (with kube-root-ca.crt, once its loop has published it).
+    expect(paths.filter((p) => p.startsWith('/api/v1/namespaces/paged/configmaps?limit=500'))).toHaveLength(3);
+    expect(paths.filter((p) => p.includes('&continue='))).toHaveLength(2);
+    expect([...inf.items.keys()].filter((k) => k.startsWith('paged/cm-'))).toHaveLength(1100);
+    expect(paths).toHaveLength(3);
+    await inf.stop();
+    kube.close();
+    admin.close();
+  }, 120_000);
+
+  it('pages are one snapshot: a delete between two pages does not make the second page skip or repeat an object', async () => {
+    const kube = new KubeClient({ server: c.url, caCert: c.caCert, token: c.token });
+    const names = new Set<string>();
+    let pages = 0;
+    const get = kube.get.bind(kube);
+    kube.get = async <T>(path: string) => {
+      const page = await get<{ items: { metadata: { name: string } }[] }>(path);
+      // After the first page, delete an object the second page would hold and one the first page held.
+      if (pages++ === 0) {
+        await kube.delete('/api/v1/namespaces/paged/configmaps/cm-999');
+        await kube.delete('/api/v1/namespaces/paged/configmaps/cm-1');
+      }
+      return page as T;
+    };
+    const list = await kube.list<{ metadata: { name: string } }>('/api/v1/namespaces/paged/configmaps');
+    for (const o of list.items) {
+      expect(names.has(o.metadata.name)).toBe(false);
+      names.add(o.metadata.name);
+    }
+    // The snapshot of the first page: all 1,100, both deleted objects with them (cm-999 sorts into a later page).
+    expect(pages).toBe(3);
+    expect([...names].filter((n) => n.startsWith('cm-'))).toHaveLength(1100);
+    expect(names.has('cm-999')).toBe(true);
+    expect(names.has('cm-1')).toBe(true);
+    expect(await kube.getOptional('/api/v1/namespaces/paged/configmaps/cm-999')).toBeUndefined();
+    kube.close();
+  }, 60_000);
+});

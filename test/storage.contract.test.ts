@@ -685,6 +685,14 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     // Not the 43 pods' collection, and no log (the writer left the settled watermark at the counter):
     // the counter and the watermark are one Query of "meta", before and after.
     expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'BatchGetItem 3', 'Query meta']);
+    // A first page that holds them all (an informer paging its list) reads the same way...
+    calls.length = 0;
+    expect((await reader.list(PODS, { ...n1, limit: 500 })).kvs).toEqual(quiet.kvs);
+    expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'BatchGetItem 3', 'Query meta']);
+    // ...and a page smaller than the node's pods comes from the collection, with the rest to follow.
+    const page = await reader.list(PODS, { ...n1, limit: 2 });
+    expect(page.kvs).toEqual(quiet.kvs.slice(0, 2));
+    expect(page.more).toBe(true);
 
     // Writers move pods between the nodes, create and delete, while the reader lists: every list is the
     // state at its revision (replayed from the complete history).

@@ -274,8 +274,11 @@ export class DynamoBackend implements Backend {
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
     const index = opts.index && INDEXES.find((i) => i.name === opts.index!.name && prefix.startsWith(i.prefix));
-    if (index && !opts.limit && opts.startAfter === undefined && opts.revision === undefined && (await this.indexComplete(index))) {
-      return this.listIndexed(prefix, index, opts.index!.value, opts.filter);
+    if (index && opts.startAfter === undefined && opts.revision === undefined && (await this.indexComplete(index))) {
+      // A first page (a client paging its list, as client-go's informers do) is the whole answer when the
+      // value's keys fit in it: a node's pods do. Otherwise the pages come from the collection's Query.
+      const all = await this.listIndexed(prefix, index, opts.index!.value, opts.filter);
+      if (!opts.limit || all.kvs.length <= opts.limit) return all;
     }
     const { pk, rest } = splitKey(prefix, true);
     const limit = opts.limit || 0;
