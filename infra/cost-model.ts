@@ -746,8 +746,11 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     const polls = cluster.nodes * perSecond(agent.pollSeconds);
     const podPolls = cluster.nodes * perSecond(agent.push ? agent.push.podPollSeconds : agent.pollSeconds);
     add('agent polls', O.pollPods, podPolls * agent.informers.pods);
-    add('agent polls', O.pollServices, polls * agent.informers.services);
-    add('agent polls', O.pollEndpoints, polls * agent.informers.endpoints);
+    // A list of more than LIST_PAGE objects is that many pages, each one apiserver request (the table
+    // reads the same bytes; each page's two counter reads are left out).
+    const paged = (op: OpCount, objects: number): OpCount => ({ ...op, apiRequests: op.apiRequests * Math.max(1, Math.ceil(objects / LIST_PAGE)) });
+    add('agent polls', paged(O.pollServices, cs.units), polls * agent.informers.services);
+    add('agent polls', paged(O.pollEndpoints, cs.units), polls * agent.informers.endpoints);
   }
 
   // Pod churn: half creations (create, bind, start), half deletions (delete, terminate).
@@ -992,6 +995,8 @@ export const AWS_LIMITS = {
 
 /** The log's partitions (storage/dynamodb.ts LOG_SHARDS; test/cost.requests checks they agree). */
 export const LOG_PARTITIONS = 16;
+/** Objects per page of an agent's list (node-agent/kube-client.ts list(); checked likewise). */
+export const LIST_PAGE = 500;
 /** How often a deployed agent moves its dead man's switch (node-agent/dead-mans-switch.ts; checked likewise). */
 export const SWITCH_PERIOD_SECONDS = 20;
 
@@ -1017,8 +1022,9 @@ export function scaleLimits(cluster: ClusterProfile, agent: AgentSettings = CURR
   const logWruPerWrite = 2 * Math.ceil(logBytes(sizes.pods, 'update') / 1024);
   const resyncRru = Object.values(cs.collection).reduce((n, bytes) => n + Math.ceil(bytes / 4096), 0);
   const rows: LimitRow[] = [
-    { what: "an agent's list of every Service (one answer)", needed: cs.collection.services!, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: 'agents list without paging; a Lambda answer is at most 6 MB' },
-    { what: "an agent's list of every Endpoints (one answer)", needed: cs.collection.endpoints!, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: 'agents list without paging; a Lambda answer is at most 6 MB' },
+    // Agents list in pages of LIST_PAGE (node-agent/kube-client.ts), each page one Lambda answer.
+    { what: "a page of an agent's list of Endpoints", needed: Math.min(cs.collection.endpoints!, LIST_PAGE * cs.item.endpoints!), limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
+    { what: "a page of an agent's list of Services", needed: Math.min(cs.collection.services!, LIST_PAGE * cs.item.services!), limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
     { what: "the resync's list of every pod, held by one function", needed: cs.collection.pods!, limit: LAMBDA_MEMORY_MB * 1024 * 1024, unit: 'bytes', note: `raw JSON against the function's ${LAMBDA_MEMORY_MB} MB; parsed objects take several times that` },
     { what: 'one resync: every collection read at once', needed: resyncRru, limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU (table: per second)', note: 'a burst every resync; above 1x it is spread over that many seconds or throttled' },
     { what: 'table reads, the month\'s average', needed: perSecond(b.usage.rru), limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU/s', note: 'on-demand table default' },

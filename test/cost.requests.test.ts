@@ -45,6 +45,7 @@ import {
   MAX_WATCH_SECONDS,
   LARGE_CLUSTER,
   LOG_PARTITIONS,
+  LIST_PAGE,
   MONTH_SECONDS,
   SWITCH_PERIOD_SECONDS,
   monthlyBill,
@@ -637,6 +638,7 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     // And the figures the scale limits use.
     expect(readFileSync(new URL('../lambdas/storage/dynamodb.ts', import.meta.url), 'utf8')).toContain(`const LOG_SHARDS = ${LOG_PARTITIONS};`);
     expect(readFileSync(new URL('../node-agent/dead-mans-switch.ts', import.meta.url), 'utf8')).toContain(`o.everyMs ?? ${SWITCH_PERIOD_SECONDS}_000`);
+    expect(readFileSync(new URL('../node-agent/kube-client.ts', import.meta.url), 'utf8')).toContain(`pageSize = ${LIST_PAGE}`);
   });
 
   it('the scale limits: each row is needed / limit from the bill, the first to break first', () => {
