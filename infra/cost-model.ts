@@ -199,6 +199,31 @@ export const OPERATIONS = {
       apiserver: { 'GetItem token': 1, 'Query counter': 2, 'Query endpoints': 1 },
     },
   },
+  /**
+   * What a deployed agent does after its first list of Services or Endpoints (Informer changesOnly): a
+   * watch from its last resourceVersion that the apiserver ends once caught up. Nothing changed: the
+   * token and the counter, one request.
+   */
+  catchUpUnchanged: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'Query counter': 1 },
+    },
+  },
+  /**
+   * What a catch-up that finds changes adds (measured with one Endpoints change): the revision it must
+   * reach, whether the log still holds where it starts, the feed's marker (cached by a warm function;
+   * each request here is a fresh one), the collection's changes (one Query of its feed) and their log
+   * items. Each further change in the same catch-up adds its log item to the BatchGetItem.
+   */
+  catchUpPerChange: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'Query counter': 1, 'GetItem log': 1, 'GetItem feed-marker': 1, 'Query changes': 1, 'BatchGetItem log': 1 },
+    },
+  },
   /** A user creates a bare pod; the scheduler reserves room and binds it, recording an event. */
   podCreate: {
     apiRequests: 1,
@@ -533,8 +558,9 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     return { rru: 0, wru: Math.max(1, Math.ceil(item / 1024)), requests: 1, kbRead: 0 };
   }
   if (command === 'TransactWriteItems') {
-    // The namespace's count item and a pod's index item (its bind and delete) are tiny: one unit each.
-    const count = (access.includes(' +count') ? 1 : 0) + (access.includes(' +index') ? 1 : 0);
+    // The namespace's count item, a pod's index item (its bind and delete) and a Service's or Endpoints'
+    // change item are tiny: one unit each.
+    const count = (access.includes(' +count') ? 1 : 0) + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0);
     const units = Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;
     return { rru: 0, wru: 2 * units, requests: 1, kbRead: 0 };
   }
@@ -583,6 +609,11 @@ export interface AgentSettings {
    * Services and Endpoints every pollSeconds as before. False: the poll alone.
    */
   push: false | { podPollSeconds: number };
+  /**
+   * After their first list, agents ask only what changed in Services and Endpoints since their last look
+   * (node-agent/informer.ts changesOnly, served from the store's change feeds); false: a full list each poll.
+   */
+  changesOnly: boolean;
 }
 
 /**
@@ -604,6 +635,7 @@ export const CURRENT_AGENT: AgentSettings = {
   statusRefreshSeconds: 3600,
   staleStatusConflicts: false,
   push: { podPollSeconds: 300 },
+  changesOnly: true,
 };
 
 /** Before the cost work: 10 s polls, 60 s leases, five informers, through CloudFront, leases waking both loops, 1-minute resync. */
@@ -618,6 +650,7 @@ export const NAIVE_AGENT: AgentSettings = {
   statusRefreshSeconds: NODE_STATUS_REFRESH_SECONDS,
   staleStatusConflicts: true,
   push: false,
+  changesOnly: false,
 };
 
 // ---- the bill ----
@@ -749,8 +782,22 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     // A list of more than LIST_PAGE objects is that many pages, each one apiserver request (the table
     // reads the same bytes; each page's two counter reads are left out).
     const paged = (op: OpCount, objects: number): OpCount => ({ ...op, apiRequests: op.apiRequests * Math.max(1, Math.ceil(objects / LIST_PAGE)) });
-    add('agent polls', paged(O.pollServices, cs.units), polls * agent.informers.services);
-    add('agent polls', paged(O.pollEndpoints, cs.units), polls * agent.informers.endpoints);
+    if (agent.changesOnly) {
+      // Each poll is a catch-up. Services change rarely (none here). Endpoints change with pod churn: a
+      // pod's creation (once ready) or deletion changes its Service's Endpoints once (the operations above
+      // measure a pod no Service selects; this assumes every churned pod has one). k changes per poll
+      // (Poisson): a poll finds some with probability 1 - e^-k, and each change past the first adds its
+      // log item (about one read unit) to the catch-up's BatchGetItem.
+      const k = (cluster.churnPerHour / 3600) * agent.pollSeconds;
+      const withChanges = 1 - Math.exp(-k);
+      const extra = Math.max(0, k - withChanges);
+      add('agent polls', O.catchUpUnchanged, polls * (agent.informers.services + agent.informers.endpoints));
+      add('agent polls', O.catchUpPerChange, polls * agent.informers.endpoints * withChanges);
+      add('agent polls', { apiRequests: 0, invocations: nothing, dynamo: { apiserver: { 'GetItem log': 1 } } }, polls * agent.informers.endpoints * extra);
+    } else {
+      add('agent polls', paged(O.pollServices, cs.units), polls * agent.informers.services);
+      add('agent polls', paged(O.pollEndpoints, cs.units), polls * agent.informers.endpoints);
+    }
   }
 
   // Pod churn: half creations (create, bind, start), half deletions (delete, terminate).

@@ -95,8 +95,8 @@ export async function startNodeDns(o: NodeDnsOptions): Promise<NodeDns> {
     dirty = true;
     serial++;
   };
-  const services = Informer.shared(o.kube, '/api/v1/services', log).on(markDirty).start();
-  const endpoints = Informer.shared(o.kube, '/api/v1/endpoints', log).on(markDirty).start();
+  const services = Informer.shared(o.kube, '/api/v1/services', log, { changesOnly: true }).on(markDirty).start();
+  const endpoints = Informer.shared(o.kube, '/api/v1/endpoints', log, { changesOnly: true }).on(markDirty).start();
   let isSynced = false;
   const synced = Promise.all([services.synced, endpoints.synced]).then(() => void (isSynced = true));
   const currentZone = () => {

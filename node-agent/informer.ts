@@ -14,6 +14,17 @@ import type { KubeClient } from './kube-client.ts';
 export type InformerEvent = 'ADDED' | 'MODIFIED' | 'DELETED';
 export type InformerHandler = (type: InformerEvent, obj: KubeObject, key: string) => void;
 
+export interface InformerOptions {
+  /**
+   * On a polling client, after the first list, ask only what changed since the last look: a watch of at
+   * most a second from the last resourceVersion, which Skiff's apiserver ends once it has caught up
+   * (drain=true; a list again after a 410). For collections the store keeps a change feed of (storage/indexes.ts FEEDS:
+   * Services and Endpoints, which every node follows), where that read costs what changed; a list costs
+   * the whole collection.
+   */
+  changesOnly?: boolean;
+}
+
 export const keyOf = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name!);
 
 // One informer per client and collection, shared by whoever follows it (client-go's
@@ -23,12 +34,12 @@ const shared = new WeakMap<KubeClient, Map<string, Informer>>();
 
 export class Informer {
   /** The informer of `path` on this client, made on first use; each user start()s and stop()s it. */
-  static shared(kube: KubeClient, path: string, log?: (msg: string) => void): Informer {
+  static shared(kube: KubeClient, path: string, log?: (msg: string) => void, opts: InformerOptions = {}): Informer {
     let byPath = shared.get(kube);
     if (!byPath) shared.set(kube, (byPath = new Map()));
     let inf = byPath.get(path);
     if (!inf) {
-      inf = new Informer(kube, path, log);
+      inf = new Informer(kube, path, log, opts);
       inf.onStopped = () => byPath.delete(path);
       byPath.set(path, inf);
     }
@@ -68,6 +79,7 @@ export class Informer {
     private readonly kube: KubeClient,
     private readonly path: string,
     private readonly log: (msg: string) => void = () => {},
+    private readonly opts: InformerOptions = {},
   ) {
     this.synced = new Promise((r) => (this.markSynced = r));
   }
@@ -107,8 +119,15 @@ export class Informer {
   }
 
   private async run(): Promise<void> {
+    // The resourceVersion the cache is at, when following changes only (opts.changesOnly).
+    let at: string | undefined;
     while (!this.stopped) {
       try {
+        if (at !== undefined) {
+          at = await this.catchUp(at);
+          await this.sleep(this.kube.pollMs!);
+          continue;
+        }
         const list = await this.kube.list(this.path);
         const seen = new Set(list.items.map(keyOf));
         for (const [key, obj] of [...this.items]) if (!seen.has(key)) this.emit('DELETED', obj);
@@ -121,6 +140,7 @@ export class Informer {
         }
         this.markSynced();
         if (this.kube.pollMs) {
+          if (this.opts.changesOnly) at = list.metadata.resourceVersion;
           await this.sleep(this.kube.pollMs);
           continue;
         }
@@ -132,11 +152,24 @@ export class Informer {
           this.emit(ev.type as InformerEvent, ev.object);
         }
       } catch (e) {
+        at = undefined; // list again
         if (this.stopped) break;
         if (!(e instanceof ApiError && e.code === 410)) this.log(`watch ${this.path}: ${(e as Error).message}; re-listing`);
         await this.sleep(this.kube.pollMs ? Math.min(this.kube.pollMs, 5000) : 500);
       }
     }
+  }
+
+  /** Applies what changed since `rv` (a watch the apiserver ends once caught up); returns the new resourceVersion. */
+  private async catchUp(rv: string): Promise<string> {
+    const sep = this.path.includes('?') ? '&' : '?';
+    // drain=true: Skiff's apiserver ends the watch once caught up; another would hold it the second.
+    for await (const ev of this.kube.watch(`${this.path}${sep}timeoutSeconds=1&drain=true`, rv, this.ctl.signal)) {
+      if (ev.type === 'ERROR') throw new ApiError('Expired', ev.object?.message ?? 'watch error', undefined, Number(ev.object?.code ?? 500));
+      rv = ev.object.metadata.resourceVersion ?? rv;
+      if (ev.type !== 'BOOKMARK') this.emit(ev.type as InformerEvent, ev.object);
+    }
+    return rv;
   }
 
   /**

@@ -83,8 +83,8 @@ export class ServiceProxy {
     this.prefix = o.chainPrefix ?? 'SKIFF';
     if (!/^[A-Za-z][A-Za-z0-9]{0,9}$/.test(this.prefix)) throw new Error(`proxy chain prefix must be 1-10 letters or digits, got ${this.prefix}`);
     this.log = o.log ?? (() => {});
-    this.services = Informer.shared(o.kube, '/api/v1/services', this.log);
-    this.endpoints = Informer.shared(o.kube, '/api/v1/endpoints', this.log);
+    this.services = Informer.shared(o.kube, '/api/v1/services', this.log, { changesOnly: true });
+    this.endpoints = Informer.shared(o.kube, '/api/v1/endpoints', this.log, { changesOnly: true });
     const changed = () => this.schedule();
     this.services.on(changed);
     this.endpoints.on(changed);

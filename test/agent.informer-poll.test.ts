@@ -154,3 +154,52 @@ describe('paged lists', () => {
     kube.close();
   }, 60_000);
 });
+
+describe('changes only (a deployed agent following Services and Endpoints)', () => {
+  it('after one list, each poll asks what changed since (a watch the apiserver ends once caught up), and the cache still converges', async () => {
+    const kube = new CountingClient({ server: c.url, caCert: c.caCert, token: c.token, pollMs: 200 });
+    const watched: string[] = [];
+    kube.watch = async function* (path: string, rv: string, signal?: AbortSignal) {
+      watched.push(path);
+      yield* KubeClient.prototype.watch.call(kube, path, rv, signal);
+    } as typeof kube.watch;
+    expect((await c.kubectl(['create', 'namespace', 'changes'])).code).toBe(0);
+    const events: string[] = [];
+    const inf = new Informer(kube, '/api/v1/namespaces/changes/configmaps', undefined, { changesOnly: true }).on((t, o) => {
+      if (o.metadata.name !== 'kube-root-ca.crt') events.push(`${t} ${o.metadata.name} ${o.data?.v ?? ''}`.trim());
+    });
+    inf.start();
+    await inf.synced;
+    const cm = (name: string, v: string) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'changes' }, data: { v } });
+    expect((await c.kubectl(['apply', '-f', '-'], cm('a', '1'))).code).toBe(0);
+    await until('ADDED', async () => events.includes('ADDED a 1'), 10_000);
+    expect((await c.kubectl(['apply', '-f', '-'], cm('a', '2'))).code).toBe(0);
+    await until('MODIFIED', async () => events.includes('MODIFIED a 2'), 10_000);
+    expect((await c.kubectl(['delete', 'configmap', 'a', '-n', 'changes'])).code).toBe(0);
+    await until('DELETED', async () => events.includes('DELETED a 2'), 10_000);
+    // One list at the start; everything since came from catch-up watches of at most a second.
+    expect(kube.lists).toBe(1);
+    expect(watched.length).toBeGreaterThanOrEqual(3);
+    expect(watched.every((p) => p.includes('timeoutSeconds=1&drain=true'))).toBe(true);
+    expect(inf.items.has('changes/a')).toBe(false);
+    await inf.stop();
+    kube.close();
+  }, 30_000);
+
+  it('the apiserver ends a drain watch once it has caught up: at once when nothing changed, with a BOOKMARK at the current revision', async () => {
+    const kube = new KubeClient({ server: c.url, caCert: c.caCert, token: c.token });
+    const list = await kube.list('/api/v1/namespaces/default/configmaps');
+    const t0 = performance.now();
+    const got: WatchEvent[] = [];
+    for await (const ev of kube.watch('/api/v1/namespaces/default/configmaps?timeoutSeconds=1&drain=true', list.metadata.resourceVersion)) got.push(ev);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(got.map((e) => e.type)).toEqual(['BOOKMARK']);
+    expect(Number(got[0]!.object.metadata.resourceVersion)).toBeGreaterThanOrEqual(Number(list.metadata.resourceVersion));
+    // With changes after the list: they, then the bookmark, then the end.
+    await kube.create('/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'drained' }, data: {} });
+    const after: WatchEvent[] = [];
+    for await (const ev of kube.watch('/api/v1/namespaces/default/configmaps?timeoutSeconds=1&drain=true', list.metadata.resourceVersion)) after.push(ev);
+    expect(after.map((e) => `${e.type} ${e.type === 'BOOKMARK' ? '' : e.object.metadata.name}`.trim())).toEqual(['ADDED drained', 'BOOKMARK']);
+    kube.close();
+  }, 30_000);
+});

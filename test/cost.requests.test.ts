@@ -29,7 +29,7 @@ import { filterMatches } from './support/lambda-filter.ts';
 import type { Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 import { reservationName, RESERVATION_NAMESPACE } from '../lambdas/scheduler/reservation.ts';
-import { KubeClient } from '../node-agent/kube-client.ts';
+import { KubeClient, type WatchEvent } from '../node-agent/kube-client.ts';
 import { NodeStatusReporter } from '../node-agent/node.ts';
 import { Informer } from '../node-agent/informer.ts';
 import { PodWorker } from '../node-agent/pods.ts';
@@ -71,8 +71,12 @@ type Item = Record<string, AttributeValue>;
 /** The kind of a table item, as the model names it: counter, log, token, or the resource (pods, leases...). */
 function kindOf(it: Item | undefined): string {
   const pk = it?.pk?.S ?? '';
-  if (pk === 'meta') return it?.sk?.S?.startsWith('index#') ? 'index-marker' : it?.sk?.S === 'settled' ? 'settled' : 'counter';
+  if (pk === 'meta') {
+    const sk = it?.sk?.S ?? '';
+    return sk.startsWith('index#') ? 'index-marker' : sk.startsWith('feed#') ? 'feed-marker' : sk === 'settled' ? 'settled' : 'counter';
+  }
   if (pk.startsWith('idx#pods-by-node#')) return 'pods-by-node'; // index items: a node's pods (storage/indexes.ts)
+  if (pk.startsWith('chg#')) return 'changes'; // a Service's or Endpoints' change, in its collection's feed
   if (pk === 'log' || pk.startsWith('log#')) return 'log'; // the change log, in 16 partitions by revision
   if (pk === 'count') return 'count'; // a namespace's object count (the runaway-write guard)
   const m = /^obj#\/registry\/([^/]+)\/([^/]+)\//.exec(pk);
@@ -128,7 +132,7 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
         const scope = rest ? (rest.startsWith(`${RESERVATION_NAMESPACE}/`) ? ` ${RESERVATION_NAMESPACE}` : ' namespace') : '';
         const kind = kindOf({ pk: { S: pk } });
         // "Query counter": the revision counter and the settled watermark next to it, read together.
-        recording?.push({ fn, access: `Query ${kind}${kind === 'log' || kind === 'counter' ? '' : scope}`, rru: readUnits(bytes), wru: 0 });
+        recording?.push({ fn, access: `Query ${kind}${['log', 'counter', 'changes'].includes(kind) ? '' : scope}`, rru: readUnits(bytes), wru: 0 });
       } else if (command === 'BatchGetItem') {
         // Each item is read (and rounded up) on its own.
         const items: Item[] = Object.values(output.Responses ?? {}).flat() as Item[];
@@ -139,6 +143,7 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
         let object = '';
         let counted = '';
         let indexed = '';
+        let fed = '';
         for (const t of input.TransactItems as Record<string, any>[]) {
           if (t.Put) {
             const item = t.Put.Item as Item;
@@ -146,6 +151,7 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
             units += 2 * Math.ceil(bytes / 1024);
             if (kindOf(item) === 'log') object += ` ${item.type?.S}`;
             else if (kindOf(item) === 'pods-by-node') indexed = ' +index';
+            else if (kindOf(item) === 'changes') fed = ' +change';
             else if (kindOf(item) !== 'counter') object = kindOf(item) + object;
             stored.set(keyOf(item), itemBytes(item));
           } else if (t.Delete) {
@@ -164,7 +170,7 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
             counted = ' +count';
           }
         }
-        recording?.push({ fn, access: `TransactWriteItems ${object}${counted}${indexed}`, rru: 0, wru: units });
+        recording?.push({ fn, access: `TransactWriteItems ${object}${counted}${indexed}${fed}`, rru: 0, wru: units });
       } else if (command === 'UpdateItem') {
         // The revision counter (ADD) and the settled watermark (SET): pk, sk and a number each.
         const key = input.Key as Item;
@@ -236,6 +242,33 @@ class DirectClient extends KubeClient {
     const parsed = text ? JSON.parse(text) : undefined;
     if (res.status >= 400) throw new ApiError(parsed?.reason ?? 'Unknown', parsed?.message ?? `HTTP ${res.status}`, parsed?.details, res.status);
     return parsed as T;
+  }
+
+  /** A watch through the same in-process apiserver; its answer streams as the Lambda's would. */
+  override async *watch(path: string, resourceVersion: string): AsyncGenerator<WatchEvent> {
+    const sep = path.includes('?') ? '&' : '?';
+    const u = new URL(`${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`, 'http://skiff.invalid');
+    if (recording) apiRequests++;
+    const t0 = performance.now();
+    const before = recording?.length ?? 0;
+    const res = await freshApi().handle({
+      method: 'GET',
+      path: u.pathname,
+      query: u.searchParams,
+      headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
+      body: Buffer.from(''),
+    });
+    if (res.status >= 400) throw new ApiError('InternalError', `watch: HTTP ${res.status}`, undefined, res.status);
+    let buf = '';
+    for await (const chunk of res.body as AsyncIterable<string>) {
+      buf += chunk;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line) yield JSON.parse(line) as WatchEvent;
+      }
+    }
+    if (recording) timings.push({ fn: 'apiserver', ms: performance.now() - t0, calls: recording.length - before });
   }
 
   private get token(): string {
@@ -521,6 +554,20 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     };
     results.pollServices = await measure(poll('/api/v1/services'));
     results.pollEndpoints = await measure(poll('/api/v1/endpoints'));
+    // What a deployed agent does instead after its first list (Informer changesOnly): ask what changed
+    // since its last look, a watch the apiserver ends once caught up. Nothing changed...
+    const kube = agent().kube;
+    let endpointsAt = (await kube.list('/api/v1/endpoints')).metadata.resourceVersion;
+    const catchUp = async () => {
+      for await (const ev of kube.watch('/api/v1/endpoints?timeoutSeconds=1&drain=true', endpointsAt)) endpointsAt = ev.object.metadata.resourceVersion ?? endpointsAt;
+    };
+    results.catchUpUnchanged = await measure(catchUp);
+    // ...and one Endpoints changed since: what each change adds (the model multiplies it by changes and nodes).
+    const probe = { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'cost-probe', namespace: 'default' }, subsets: [{ addresses: [{ ip: '10.1.2.3' }], ports: [{ port: 80 }] }] };
+    await new DirectClient(adminToken).create('/api/v1/namespaces/default/endpoints', probe);
+    await settleRequests();
+    await drainStream();
+    results.catchUpPerChange = diff(await measure(catchUp), results.catchUpUnchanged);
     results.resyncScheduler = await measure(() => timed('scheduler resync', loops[0]!.handlers.resync));
     results.resyncControllerManager = await measure(() => timed('controllerManager resync', loops[1]!.handlers.resync));
 

@@ -6,7 +6,7 @@
 // table whose log predates the 16 partitions is still read.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import type { WatchEvent } from '../lambdas/storage/backend.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
@@ -179,5 +179,93 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     // A list at an older revision undoes the later writes from both kinds of log item.
     expect((await b.list(PODS, { revision: 2 })).kvs.map((kv) => kv.value)).toEqual(['"v1"', '"t"']);
     await b.close();
+  }, 30_000);
+});
+
+describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {
+  const SVC = '/registry/core/services/';
+
+  /** A backend whose client records the partition of every Query it sends. */
+  function recording(tableName: string) {
+    const client = ddb!.newClient();
+    const queried: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { ExpressionAttributeValues?: Record<string, { S?: string }> };
+        if (context.commandName === 'QueryCommand') queried.push(String(input.ExpressionAttributeValues?.[':pk']?.S));
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    return { backend: new DynamoBackend({ client, tableName, pollIntervalMs: 20 }), queried };
+  }
+
+  async function events(b: DynamoBackend, prefix: string, from: number, until: number) {
+    const ac = new AbortController();
+    const out: WatchEvent[] = [];
+    try {
+      for await (const batch of b.watch(prefix, from, ac.signal, 0)) {
+        out.push(...batch.events);
+        if (batch.revision >= until) return out;
+      }
+    } finally {
+      ac.abort();
+    }
+    return out;
+  }
+
+  it("a watch of Services reads the Services' changes, not every write of the cluster; it sees what the log says", async () => {
+    const tableName = await freshTable();
+    const w = new DynamoBackend({ client: ddb!.newClient(), tableName });
+    const start = await w.currentRevision();
+    const a = await w.create(`${SVC}ns1/a`, '"a1"');
+    for (let i = 0; i < 30; i++) await w.create(`${PODS}ns1/p${i}`, '"p"'); // other writes between
+    const a2 = await w.update(`${SVC}ns1/a`, '"a2"', a.modRevision);
+    await w.create(`${SVC}ns2/b`, '"b"');
+    await w.delete(`${SVC}ns1/a`);
+    const head = await w.currentRevision();
+    const { backend: r, queried } = recording(tableName);
+    const got = await events(r, SVC, start, head);
+    expect(got.map((e) => [e.type, e.kv.key.slice(SVC.length), e.kv.value, e.prevKv?.value])).toEqual([
+      ['create', 'ns1/a', '"a1"', undefined],
+      ['update', 'ns1/a', '"a2"', '"a1"'],
+      ['create', 'ns2/b', '"b"', undefined],
+      ['delete', 'ns1/a', '"a2"', '"a2"'],
+    ]);
+    expect(got[1]!.kv.modRevision).toBe(a2.modRevision);
+    expect(queried.filter((pk) => pk.startsWith('log'))).toEqual([]);
+    expect(queried.filter((pk) => pk === `chg#${SVC}`).length).toBeGreaterThan(0);
+    // One namespace's watch: only its changes.
+    expect((await events(r, `${SVC}ns2/`, start, head)).map((e) => e.kv.key)).toEqual([`${SVC}ns2/b`]);
+    // The same as the log says (a pods watch has no feed and reads the log).
+    const { backend: viaLog } = recording(tableName);
+    const podEvents = await events(viaLog, PODS, start, head);
+    expect(podEvents).toHaveLength(30);
+    await Promise.all([w.close(), r.close(), viaLog.close()]);
+  }, 30_000);
+
+  it('a table from before the feeds: watches read the log until startFeeds() marks them, then from its revision on', async () => {
+    const tableName = await freshTable();
+    await ddb!.client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: { S: 'meta' }, sk: { S: `feed#${SVC}` } } }));
+    const w = new DynamoBackend({ client: ddb!.newClient(), tableName });
+    await w.create(`${SVC}ns/old`, '"old"');
+    const before = await w.currentRevision();
+    const { backend: r1, queried: q1 } = recording(tableName);
+    expect((await events(r1, SVC, 0, before)).map((e) => e.kv.value)).toEqual(['"old"']);
+    expect(q1.some((pk) => pk.startsWith('log#'))).toBe(true);
+    await w.startFeeds();
+    await w.startFeeds(); // again: nothing changes
+    const marked = await ddb!.client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: 'meta' }, sk: { S: `feed#${SVC}` } }, ConsistentRead: true }));
+    expect(marked.Item?.rev?.N).toBe(String(before));
+    await w.create(`${SVC}ns/new`, '"new"');
+    const head = await w.currentRevision();
+    const { backend: r2, queried: q2 } = recording(tableName);
+    expect((await events(r2, SVC, before, head)).map((e) => e.kv.value)).toEqual(['"new"']);
+    expect(q2.filter((pk) => pk.startsWith('log'))).toEqual([]);
+    // From before the mark: the log still, and both writes.
+    const { backend: r3, queried: q3 } = recording(tableName);
+    expect((await events(r3, SVC, 0, head)).map((e) => e.kv.value)).toEqual(['"old"', '"new"']);
+    expect(q3.some((pk) => pk.startsWith('log#'))).toBe(true);
+    await Promise.all([w.close(), r1.close(), r2.close(), r3.close()]);
   }, 30_000);
 });

@@ -675,7 +675,8 @@ export class ApiServer {
     // Checked before the headers go out: once the stream has begun, a bad version could only end it.
     parseRV(req.query.get('resourceVersion') ?? undefined);
     const timeoutParam = req.query.get('timeoutSeconds');
-    const timeout = Math.min(timeoutParam && /^\d+$/.test(timeoutParam) ? Number(timeoutParam) : this.maxWatchSeconds, this.maxWatchSeconds);
+    // 0, as unset, is the server's choice (kube-apiserver's too).
+    const timeout = Math.min(timeoutParam && /^\d+$/.test(timeoutParam) && Number(timeoutParam) > 0 ? Number(timeoutParam) : this.maxWatchSeconds, this.maxWatchSeconds);
     const asTable = wantsTable(req.headers['accept']);
     const includeObject = (req.query.get('includeObject') as 'None' | 'Metadata' | 'Object' | null) ?? 'Metadata';
     const ctl = new AbortController();
@@ -691,6 +692,11 @@ export class ApiServer {
         resourceVersion: req.query.get('resourceVersion') ?? undefined,
         allowBookmarks: req.query.get('allowWatchBookmarks') === 'true',
         progressIntervalMs: this.watchProgressMs,
+        // drain=true (Skiff's, not kube's; kube-apiserver ignores it and holds the watch its timeout): end
+        // the watch as soon as it has caught up (a server may end a watch at any time; the client watches
+        // again from its last resourceVersion). How deployed agents ask what changed since their last look
+        // without holding a Lambda function open.
+        drain: req.query.get('drain') === 'true',
       },
       ctl.signal,
     );

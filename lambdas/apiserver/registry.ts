@@ -36,6 +36,12 @@ export interface WatchParams {
   allowBookmarks?: boolean;
   /** Interval of progress checks from the backend (bookmarks are sent on them). */
   progressIntervalMs?: number;
+  /**
+   * End the watch once every change committed when it began has been sent, with a BOOKMARK at that
+   * revision when bookmarks are allowed: a client that polls for changes (a deployed node agent) asks
+   * what changed since its last look and gets only that, then its answer ends.
+   */
+  drain?: boolean;
 }
 
 export interface WatchEventOut {
@@ -582,20 +588,31 @@ export class Registry {
       from = parseRV(rv)!;
     }
     let lastSent = from;
+    const bookmark = (revision: number): WatchEventOut => ({
+      type: 'BOOKMARK',
+      object: { kind: res.kind, apiVersion: apiVersionOf(res), metadata: { resourceVersion: String(revision) } },
+    });
+    const until = p.drain ? await this.backend.currentRevision() : Infinity;
+    if (from >= until) {
+      if (p.allowBookmarks) yield bookmark(from);
+      return;
+    }
     let iter: AsyncIterable<import('../storage/backend.ts').WatchBatch>;
     try {
-      iter = this.backend.watch(prefix, from, signal, p.progressIntervalMs);
+      // Draining, every batch matters (an empty one says how far the backend has looked): no waiting.
+      iter = this.backend.watch(prefix, from, signal, p.drain ? 0 : p.progressIntervalMs);
       for await (const batch of iter) {
         for (const ev of batch.events) {
           const out = this.translate(res, ev, matches);
           if (out) yield out;
         }
+        if (batch.revision >= until) {
+          if (p.allowBookmarks) yield bookmark(batch.revision);
+          return;
+        }
         if (batch.events.length === 0 && p.allowBookmarks && batch.revision > lastSent) {
           lastSent = batch.revision;
-          yield {
-            type: 'BOOKMARK',
-            object: { kind: res.kind, apiVersion: apiVersionOf(res), metadata: { resourceVersion: String(batch.revision) } },
-          };
+          yield bookmark(batch.revision);
         }
       }
     } catch (e) {

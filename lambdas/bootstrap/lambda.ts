@@ -205,6 +205,8 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
     // A table from before an index existed (storage/indexes.ts): index what it holds, once per table
     // (nothing to do on later deploys; until it has run, lists read the whole collection).
     if (backend instanceof DynamoBackend) await backend.indexExisting();
+    // Likewise its change feeds: complete from now (watches from before read the whole log).
+    if (backend instanceof DynamoBackend) await backend.startFeeds();
     await ensureSystemPriorityClasses(registry);
     await ensureDefaultStorageClass(registry);
     // The default RBAC roles and bindings (apiserver/bootstrap-policy.ts), reconciled at each deploy.

@@ -28,6 +28,11 @@
 //            bind and delete; its status writes leave it), so a consistent Query of one value's partition
 //            names exactly the keys with that value. "meta"/"index#<name>" marks an index complete: new
 //            tables are (ensureTable), older ones once indexExisting() has indexed what they hold.
+//   change   pk = "chg#<collection prefix>" sk = revision, zero-padded   key, ttl: one per write to a collection
+//            with a change feed (storage/indexes.ts FEEDS: Services, Endpoints), in the write's
+//            transaction, so a watch of that collection Queries its own changes and reads their log items
+//            instead of reading every write of the cluster. "meta"/"feed#<prefix>" holds the revision the
+//            feed is complete from (0 on new tables; startFeeds() marks older ones at deploy).
 //   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, value (for a
 //            delete: the last value), createRev, prevRev, prevValue, ttl. When value and prevValue together
 //            would not fit in one item, prevValue goes to a companion item sk = "<padded revision>#prev". A
@@ -90,7 +95,7 @@ import {
   type WatchEvent,
   type WatchEventType,
 } from './backend.ts';
-import { INDEXES, indexOfKey, type KeyIndex } from './indexes.ts';
+import { FEEDS, INDEXES, feedOfKey, indexOfKey, type KeyIndex } from './indexes.ts';
 
 /** The table's definition, shared with the CDK stack. */
 export const tableSchema = {
@@ -159,6 +164,8 @@ type Stored = KeyValue & { countGroup?: string; charges?: string; indexed?: stri
 
 const indexMarkerKey = (index: KeyIndex): Item => ({ pk: { S: 'meta' }, sk: { S: `index#${index.name}` } });
 const indexPk = (index: KeyIndex, value: string) => `idx#${index.name}#${value}`;
+const feedMarkerKey = (feed: string): Item => ({ pk: { S: 'meta' }, sk: { S: `feed#${feed}` } });
+const feedPk = (feed: string) => `chg#${feed}`;
 
 /** What a write does, as decide() judges it against the stored object. */
 interface Change {
@@ -194,6 +201,8 @@ export class DynamoBackend implements Backend {
   private readonly completeIndexes = new Set<string>();
   /** When an index was last found incomplete (looked at again after a minute). */
   private readonly incompleteSince = new Map<string, number>();
+  /** The revision each change feed is complete from, as read from its marker (a feed stays complete). */
+  private readonly feedStarts = new Map<string, number>();
 
   constructor(opts: DynamoOptions) {
     this.client = opts.client;
@@ -819,6 +828,8 @@ export class DynamoBackend implements Backend {
       if (readIndexed !== undefined) items.push({ Delete: { TableName, Key: { pk: { S: indexPk(index, readIndexed) }, sk: { S: key } } } });
       if (indexed !== undefined) items.push({ Put: { TableName, Item: { pk: { S: indexPk(index, indexed) }, sk: { S: key } } } });
     }
+    const feed = feedOfKey(key);
+    if (feed) items.push({ Put: { TableName, Item: { pk: { S: feedPk(feed) }, sk: { S: pad(rev) }, key: { S: key }, ttl } } });
     return items;
   }
 
@@ -828,14 +839,18 @@ export class DynamoBackend implements Backend {
     const head = await this.currentRevision();
     this.feed.observe(head);
     if (fromRevision < head && !(await this.available(fromRevision + 1))) throw await this.compacted(prefix, fromRevision, head);
+    // A collection with a change feed complete since fromRevision: read its changes, not every write.
+    const feed = FEEDS.find((f) => prefix.startsWith(f));
+    const fed = feed !== undefined && fromRevision >= ((await this.feedStart(feed)) ?? Infinity);
     let last = fromRevision;
     let lastSent = Date.now();
     while (!signal.aborted && !this.closed) {
       const known = await this.feed.next(last, lastSent + progressIntervalMs - Date.now(), signal);
       if (signal.aborted || this.closed) return;
       if (known > last) {
-        const upTo = Math.min(known, last + BATCH_REVISIONS);
-        const entries = await this.logRange(prefix, last, upTo);
+        // A feed's changes are few: read them up to the newest revision at once.
+        const upTo = fed ? known : Math.min(known, last + BATCH_REVISIONS);
+        const entries = fed ? await this.changesOf(feed!, prefix, last, upTo) : await this.logRange(prefix, last, upTo);
         last = upTo;
         const events: WatchEvent[] = entries.filter((e) => e.kv.key.startsWith(prefix));
         if (events.length > 0) {
@@ -849,6 +864,57 @@ export class DynamoBackend implements Backend {
         lastSent = Date.now();
       }
     }
+  }
+
+  // ---- change feeds ----
+
+  /** The revision a collection's feed is complete from; undefined while it is not (a table from before). */
+  private async feedStart(feed: string): Promise<number | undefined> {
+    const known = this.feedStarts.get(feed);
+    if (known !== undefined) return known;
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: feedMarkerKey(feed), ConsistentRead: true }));
+    if (!r.Item) return undefined;
+    this.feedStarts.set(feed, num(r.Item.rev));
+    return num(r.Item.rev);
+  }
+
+  /**
+   * Starts the change feeds of a table from before them: each is complete from the counter's value now
+   * (this process writes them from now on; run it once the code that writes them serves every write: the
+   * bootstrap does, at deploy). Watches from an earlier revision read the log instead. Idempotent.
+   */
+  async startFeeds(): Promise<void> {
+    const head = await this.currentRevision();
+    for (const feed of FEEDS) {
+      if ((await this.feedStart(feed)) !== undefined) continue;
+      await this.client
+        .send(new PutItemCommand({ TableName: this.table, Item: { ...feedMarkerKey(feed), rev: { N: String(head) } }, ConditionExpression: 'attribute_not_exists(pk)' }))
+        .catch((e) => {
+          if ((e as Error).name !== 'ConditionalCheckFailedException') throw e; // marked meanwhile
+        });
+    }
+  }
+
+  /**
+   * The log entries under prefix in (after, upTo] from a collection's feed: one Query of its changes,
+   * then their log items (BatchGetItem). Every revision up to upTo is settled, so the feed is complete
+   * there; a change whose log item is gone expired with it (TTL): Compacted.
+   */
+  private async changesOf(feed: string, prefix: string, after: number, upTo: number): Promise<LogEntry[]> {
+    const revs = (
+      await this.queryAll({
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+        ExpressionAttributeValues: { ':pk': { S: feedPk(feed) }, ':lo': { S: pad(after + 1) }, ':hi': { S: pad(upTo) } },
+      })
+    )
+      .filter((it) => it.key!.S!.startsWith(prefix))
+      .map((it) => Number(it.sk!.S!));
+    if (revs.length === 0) return [];
+    const slots = new Map<number, Slot>();
+    addSlots(slots, await this.getSlots(revs));
+    const entries = revs.map((rev) => slots.get(rev)?.entry);
+    if (entries.some((e) => !e)) throw await this.compacted(prefix, after, upTo);
+    return entries as LogEntry[];
   }
 
   // ---- the log ----
@@ -1008,6 +1074,8 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
   }
   // A new table holds nothing unindexed: its indexes are complete from the start.
   if (created) for (const index of INDEXES) await client.send(new PutItemCommand({ TableName: tableName, Item: indexMarkerKey(index) }));
+  // And its change feeds complete from the first revision.
+  if (created) for (const feed of FEEDS) await client.send(new PutItemCommand({ TableName: tableName, Item: { ...feedMarkerKey(feed), rev: { N: '0' } } }));
 }
 
 /**

@@ -37,3 +37,17 @@ export const INDEXES: readonly KeyIndex[] = [PODS_BY_NODE];
 export function indexOfKey(key: string): KeyIndex | undefined {
   return INDEXES.find((i) => key.startsWith(i.prefix));
 }
+
+/**
+ * Change feeds: collections whose writes a backend also records by collection, so that a watch of the
+ * collection reads its own changes rather than every write of the cluster (DynamoDB: an item
+ * `chg#<prefix>` / revision per write, in the write's transaction). Every node follows every Service
+ * and Endpoints; a deployed node asks what changed since its last look (a short watch) instead of
+ * listing them all, and that read costs what changed. Kubernetes-specific, like the indexes above.
+ */
+export const FEEDS: readonly string[] = ['/registry/core/services/', '/registry/core/endpoints/'];
+
+/** The feed a key's writes go to, if any. */
+export function feedOfKey(key: string): string | undefined {
+  return FEEDS.find((f) => key.startsWith(f));
+}
