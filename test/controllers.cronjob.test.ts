@@ -123,6 +123,33 @@ for (const [label, makeStore, enabled] of stores) {
       expect(reasons).toContain('SawCompletedJob');
     });
 
+    it('a racer that makes the run between our read and our create: AlreadyExists, and the run stays in status.active', async () => {
+      const clock = { t: Date.now() };
+      const open = await makeStore();
+      const ctx = await newCtx(open, clock);
+      const other = await newCtx(open, clock);
+      const cj = await ctx.registry.create(cronJobsRes, 'default', cronJobObj('race'));
+      clock.t = firstMinute(cj) + 2000;
+      // The other instance reconciles (creates the Job, writes status.active) just before our create.
+      const create = ctx.create.bind(ctx);
+      let raced = false;
+      const slow = {
+        ...ctx,
+        create: (async (res, ns, obj) => {
+          if (res === jobsRes && !raced) {
+            raced = true;
+            await createCronJobController().reconcile('default/race', other);
+          }
+          return create(res, ns, obj);
+        }) as typeof ctx.create,
+      };
+      await createCronJobController().reconcile('default/race', slow);
+      expect(raced).toBe(true);
+      const jobs = await jobsOf(ctx, cj);
+      expect(jobs).toHaveLength(1);
+      expect((await getCJ(ctx, 'race')).status.active?.map((r: any) => r.uid)).toEqual([jobs[0]!.metadata.uid]);
+    });
+
     it('Forbid skips while a run is active; Replace deletes it and starts the new run', async () => {
       const clock = { t: Date.now() };
       const ctx = await newCtx(await makeStore(), clock);

@@ -229,6 +229,11 @@ async function reconcileCronJob(ns: string, name: string, ctx: ControllerContext
             }
             throw e;
           }
+          // A racing reconcile (another instance, a redelivered event) made this run first, after our read:
+          // it is active as much as if we had made it. Left out, the status written below would drop it
+          // from status.active over the racer's own write.
+          const theirs = await ctx.registry.get(jobs, ns, jobName).catch((err) => (is404(err) ? undefined : Promise.reject(err)));
+          if (theirs && controllerRef(theirs)?.uid === uid && !isFinished(theirs) && !active.some((r) => r.uid === theirs.metadata.uid)) active.push(jobRef(theirs));
         }
         scheduled = t;
       }
