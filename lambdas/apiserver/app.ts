@@ -65,6 +65,7 @@ import { auditAuthorization, auditUser, pathAttributes, type Auditor } from './a
 import { ApiMetrics, METRICS_PATH } from './metrics.ts';
 import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { createToken } from './tokenrequest.ts';
+import { actingAs, HISTORY_GROUP, inWriteScope, recordingBackend, serveHistory, setRequestWriter, type HistoryOptions } from './history.ts';
 
 export interface ApiServerOptions {
   backend: Backend;
@@ -120,6 +121,11 @@ export interface ApiServerOptions {
    * a server without that loop would refuse every pod of a new namespace, as kube-apiserver does.
    */
   serviceAccountAdmission?: boolean;
+  /**
+   * Object history (history.ts): each write of an object recorded with its writer, served read-only under
+   * /apis/history.skiff.io/v1. Off when absent.
+   */
+  history?: HistoryOptions;
 }
 
 /** What the path says: Kubernetes' RequestInfo. */
@@ -160,10 +166,15 @@ export class ApiServer {
   readonly nodeGraph: NodeGraph;
   /** Request and storage metrics, served at /metrics (metrics.ts). */
   readonly metrics = new ApiMetrics();
+  /** Object history, when on (history.ts). */
+  readonly history?: HistoryOptions;
 
   constructor(opts: ApiServerOptions) {
     // Every store call is timed for /metrics (metrics.ts).
     opts = { ...opts, backend: this.metrics.timed(opts.backend) };
+    // Every write of an object is recorded with whoever made it (history.ts), after the write.
+    if (opts.history) opts = { ...opts, backend: recordingBackend(opts.backend, opts.history) };
+    this.history = opts.history;
     this.crds = new CustomResourceServing(opts.backend, { maxAgeMs: opts.crdMaxAgeMs });
     this.registry = new Registry(opts.backend, {
       serviceCIDR: opts.serviceCIDR,
@@ -216,9 +227,10 @@ export class ApiServer {
         return this.crds.kinds.all().map((k) => k.info);
       },
       onKindsChange: (listener) => this.crds.kinds.onChange(listener),
-      as: (u) => make(u, authorizingRegistry(this.registry, u, this.loopAuthorizer)),
+      // A loop's writes are recorded as its identity's in the objects' history (history.ts actingAs).
+      as: (u) => make(u, actingAs(authorizingRegistry(this.registry, u, this.loopAuthorizer), u)),
     });
-    return make(manager, this.registry);
+    return make(manager, actingAs(this.registry, manager));
   }
 
   /**
@@ -261,7 +273,8 @@ export class ApiServer {
 
   private async answer(req: ApiRequest): Promise<ApiResponse> {
     try {
-      return await this.route(req);
+      // A scope for the request's writes: route() names their user for the objects' history (history.ts).
+      return await inWriteScope(() => this.route(req));
     } catch (e) {
       return errorResponse(e);
     }
@@ -296,6 +309,16 @@ export class ApiServer {
         await this.crds.unknown();
         return this.discovery(segs, req);
       }
+    }
+
+    // Object history: read-only, authorized as a `get` of the object itself (history.ts).
+    if (segs[0] === 'apis' && segs[1] === HISTORY_GROUP && segs.length > 3) {
+      return serveHistory(req, segs.slice(2), {
+        store: this.history?.store,
+        kinds: () => this.kinds,
+        refreshKinds: () => this.crds.unknown(),
+        authorize: (a) => this.authorize(user, a),
+      });
     }
 
     let group: string;
@@ -339,6 +362,7 @@ export class ApiServer {
         info = requestInfo(req, group, version, rest, this.kinds);
       }
     }
+    setRequestWriter(user, authenticated, info.verb, info.subresource);
     await this.authorize(user, {
       verb: info.verb,
       resourceRequest: true,

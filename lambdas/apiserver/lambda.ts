@@ -11,6 +11,7 @@ import { ApiServer } from './app.ts';
 import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
 import { auditorFromEnv } from './audit.ts';
+import { dynamoHistoryFromEnv } from '../storage/history.ts';
 import { DEFAULT_ISSUER, readServiceAccountIssuer, ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { remoteWebhookCaller, type CallerResult, type WebhookPost } from './webhook-post.ts';
 
@@ -63,6 +64,8 @@ async function open(): Promise<ApiServer> {
     iam: process.env.SKIFF_CLUSTER_NAME ? { clusterId: process.env.SKIFF_CLUSTER_NAME, stsEndpoint: process.env.SKIFF_STS_ENDPOINT || undefined } : undefined,
     // CloudWatch Logs, when the stack gives the function an audit log group (infra/skiff-cluster.ts).
     audit: auditorFromEnv(),
+    // Object history in the cluster's table, kept SKIFF_HISTORY_RETENTION (default 24h; "0" off).
+    history: dynamoHistoryFromEnv(),
     // The controller manager runs the serviceaccounts loop that makes each namespace's `default`.
     serviceAccountAdmission: true,
     // Service-based admission webhooks are called by the webhook caller, inside the nodes' VPC.

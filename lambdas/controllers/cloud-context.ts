@@ -5,10 +5,11 @@
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
 import { maxObjectsFromEnv } from '../apiserver/registry.ts';
+import { dynamoHistoryFromEnv } from '../storage/history.ts';
 import type { ControllerContext } from './controller.ts';
 
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
-  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true }).controllerContext()));
+  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext()));
 }

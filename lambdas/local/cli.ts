@@ -24,6 +24,9 @@ Commands:
   token --cluster-name NAME [--region R] [--sts-endpoint URL]
             Print an ExecCredential holding an IAM token for the cluster (a GetCallerIdentity request
             signed with your AWS credentials, valid 15 minutes): a kubeconfig exec plugin
+  history TYPE/NAME [-n NAMESPACE] [--limit N] [--kubeconfig PATH]
+            Show an object's recorded changes: each revision, when, who, the verb, and a diff of
+            its YAML (TYPE as kubectl takes it: deployment, deploy, deployments.apps, a CRD's plural)
 
 Options for up:
   --port N          HTTPS port (default 6443; 0 picks a free one)
@@ -40,6 +43,8 @@ Options for up:
                     against runaway writes (default 100000; 0: no limit)
   --audit-policy-file F  audit requests under this audit.k8s.io/v1 Policy (YAML), as kube-apiserver's flag
   --audit-log-path P     ... into this file, one audit.k8s.io/v1 Event a line ("-": standard output)
+  --history-retention D  keep object history (skiff history) this long: 24h (default), 90m, 3600s, 7d;
+                    0: record none. Kept in DATA_DIR/history.db
 
 Options for agent:
   --kubeconfig PATH  where the apiserver is and the token to use (default $KUBECONFIG, .skiff/kubeconfig)
@@ -90,9 +95,12 @@ async function up(argv: string[]): Promise<void> {
       'max-objects-per-namespace': { type: 'string' },
       'audit-policy-file': { type: 'string' },
       'audit-log-path': { type: 'string' },
+      'history-retention': { type: 'string' },
     },
     strict: true,
   });
+  const { parseRetention } = await import('../storage/history.ts');
+  const historyRetentionSeconds = values['history-retention'] === undefined ? undefined : parseRetention(values['history-retention'], '--history-retention');
   const maxObjects = values['max-objects-per-namespace'] === undefined ? undefined : Number(values['max-objects-per-namespace']);
   if (maxObjects !== undefined && (!Number.isSafeInteger(maxObjects) || maxObjects < 0)) {
     throw new Error(`--max-objects-per-namespace must be a whole number, got ${values['max-objects-per-namespace']}`);
@@ -114,6 +122,7 @@ async function up(argv: string[]): Promise<void> {
     maxObjectsPerNamespace: maxObjects,
     auditPolicyFile: values['audit-policy-file'],
     auditLogPath: values['audit-log-path'],
+    historyRetentionSeconds,
   });
   const agentLine = cluster.agentError
     ? `Nodes: NONE - the node agent could not start: ${cluster.agentError}\n       The control plane runs alone; pods stay Pending. (Use --no-agent to run it so on purpose.)`
@@ -283,6 +292,8 @@ async function main(): Promise<void> {
       return kubeconfig(rest);
     case 'token':
       return token(rest);
+    case 'history':
+      return (await import('./history-cli.ts')).history(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -14,6 +14,7 @@ import { ensureServiceAccountKey, loadOrCreateCerts } from './certs.ts';
 import { ServiceAccountTokenAuthenticator, ServiceAccountTokens, storeLookup } from '../apiserver/serviceaccount-tokens.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { SqliteBackend } from '../storage/sqlite.ts';
+import { DEFAULT_HISTORY_RETENTION_SECONDS, SqliteHistoryStore, type HistoryStore } from '../storage/history.ts';
 import type { Backend } from '../storage/backend.ts';
 import { ApiServer } from '../apiserver/app.ts';
 import { createHandler } from '../apiserver/handler.ts';
@@ -108,6 +109,10 @@ export interface LocalClusterOptions {
   serviceAccountIssuer?: string;
   /** --service-account-max-token-expiration, seconds (default: no cap). */
   serviceAccountMaxTokenExpirationSeconds?: number;
+  /** --history-retention: how long object history is kept, seconds (default a day; 0: no history). */
+  historyRetentionSeconds?: number;
+  /** Where history is kept (default: <data dir>/history.db); closed with the cluster. */
+  historyStore?: HistoryStore;
 }
 
 export interface LocalCluster {
@@ -150,7 +155,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     issuer: opts.serviceAccountIssuer,
     maxExpirationSeconds: opts.serviceAccountMaxTokenExpirationSeconds,
   });
+  // Object history (apiserver/history.ts): in its own SQLite file beside the store, swept every minute.
+  const historyRetention = opts.historyRetentionSeconds ?? DEFAULT_HISTORY_RETENTION_SECONDS;
+  const historyStore = historyRetention > 0 ? (opts.historyStore ?? new SqliteHistoryStore(join(dataDir, 'history.db'))) : undefined;
   const apiOptions = {
+    history: historyStore && { store: historyStore, retentionSeconds: historyRetention },
     serviceAccountTokens,
     // Pods need their ServiceAccount, which the serviceaccounts loop makes: on when the loops run.
     serviceAccountAdmission: opts.controllers !== false,
@@ -265,6 +274,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await followingCRDsForLoops;
         await opts.controlPlaneBackend?.close();
         await backend.close();
+        await historyStore?.close();
         throw e;
       }
       agentError = (e as Error).message;
@@ -315,6 +325,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await followingNodeGraph;
       await opts.controlPlaneBackend?.close();
       await backend.close();
+      await historyStore?.close();
     },
   };
 }
