@@ -27,8 +27,10 @@ import { loadOrCreateServingCert } from './serving-cert.ts';
 import { startAgentServer } from './server.ts';
 import { startStreamListener } from './stream-listener.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
+import { nodeMetricsAuthorizer } from './authz.ts';
+import { AgentMetrics } from './metrics.ts';
 import { startNodeDns, type NodeDns } from './dns.ts';
-import { startServiceProxy, type ProxyConfig, type ServiceProxy } from './proxy.ts';
+import { startServiceProxy, type ProxyConfig, type ServiceProxy, type SyncResult } from './proxy.ts';
 import { cleanupPodNetworkRules, ensurePodNetworkRules } from './pod-network.ts';
 import { TokenManager } from './token-manager.ts';
 import { startApiRelay, type ApiRelay } from './api-relay.ts';
@@ -116,6 +118,8 @@ export interface AgentOptions {
 export interface Agent {
   nodeName: string;
   port: number;
+  /** This agent's Prometheus metrics (metrics.ts), served at /metrics, /metrics/probes and /metrics/cadvisor. */
+  metrics: AgentMetrics;
   /** Where pods reach the apiserver through this node (its relay), for the `kubernetes` Service's Endpoints. */
   apiEndpoint?: { ip: string; port: number };
   /**
@@ -151,7 +155,18 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const authenticate = tokenReviewAuthenticator((body) => kube.create('/apis/authentication.k8s.io/v1/tokenreviews', body));
   // Resource usage for metrics.k8s.io (`kubectl top`), sampled every 10 s and served at /stats/summary.
   const stats = new StatsCollector(docker, nodeName).start();
-  const server = await startAgentServer({ docker, nodeName, host: o.listenHost ?? '0.0.0.0', port: o.port ?? 10250, tls: cert, authenticate, stats: () => stats.summary() });
+  // Prometheus metrics (metrics.ts): this agent's own registries; read by who may get nodes/metrics (authz.ts).
+  const metrics = new AgentMetrics(() => stats.summary());
+  const server = await startAgentServer({
+    docker,
+    nodeName,
+    host: o.listenHost ?? '0.0.0.0',
+    port: o.port ?? 10250,
+    tls: cert,
+    authenticate,
+    stats: () => stats.summary(),
+    metrics: { metrics, authorize: nodeMetricsAuthorizer((path, body) => kube.create(path, body), nodeName) },
+  });
   const listenHost = o.listenHost && o.listenHost !== '0.0.0.0' && o.listenHost !== '::' ? o.listenHost : '127.0.0.1';
   const streams =
     o.streamPort === undefined
@@ -266,6 +281,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       void container;
     },
   );
+  probes.onResult = (uid, container, kind, ok) => metrics.probe(desired.get(uid), container, kind, ok);
   const worker = new PodWorker({
     runtime,
     kube,
@@ -282,7 +298,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
     // are told that host and port in KUBERNETES_SERVICE_HOST/PORT.
     apiServer: relayed || loopback ? undefined : { host: apiHost, port: apiPort },
     now: Date.now,
+    sandboxStarted: (ok) => metrics.podStarted(ok),
     statusWritten: (basedOn, written) => {
+      metrics.podStatusWritten(basedOn, written);
       const uid = written.metadata.uid!;
       if (desired.get(uid)?.metadata.resourceVersion === basedOn.metadata.resourceVersion) desired.set(uid, written);
     },
@@ -344,8 +362,12 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const podInformer = Informer.shared(podKube, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`, (m) => log(`pod ${m}`));
   podInformer.on((type, pod) => {
     const uid = pod.metadata.uid!;
-    if (type === 'DELETED') desired.delete(uid);
-    else {
+    if (type === 'DELETED') {
+      desired.delete(uid);
+      metrics.podGone(uid);
+      metrics.forgetPod(pod);
+    } else {
+      metrics.podSeen(uid);
       desired.set(uid, pod);
       grace.set(uid, pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30);
     }
@@ -428,7 +450,11 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   let proxy: ServiceProxy | undefined;
   if (o.proxy !== false) {
     const config = typeof o.proxy === 'object' ? o.proxy : {};
-    proxy = await startServiceProxy({ kube, podCIDR: podNet.subnet, bridge: podNet.bridge, log, netns: o.netns, ...config }).catch((e: Error) => {
+    const onSync = (s: SyncResult) => {
+      metrics.proxySynced(s);
+      config.onSync?.(s);
+    };
+    proxy = await startServiceProxy({ kube, podCIDR: podNet.subnet, bridge: podNet.bridge, log, netns: o.netns, ...config, onSync }).catch((e: Error) => {
       log(`service proxy not started: ${e.message}`);
       return undefined;
     });
@@ -437,6 +463,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   return {
     nodeName,
     port: server.port,
+    metrics,
     apiEndpoint,
     async close(opts = {}) {
       if (stopped) return;

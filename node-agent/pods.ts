@@ -51,6 +51,8 @@ export interface PodWorkerOptions {
    * version just overwritten, and its write would meet a 409 until the next poll.
    */
   statusWritten?(basedOn: KubeObject, written: KubeObject): void;
+  /** A pod sandbox was created and started, or failed to (kubelet_started_pods_total, metrics.ts). */
+  sandboxStarted?(ok: boolean): void;
 }
 
 export interface SyncResult {
@@ -130,8 +132,15 @@ export class PodWorker {
         this.event(pod, 'Normal', 'SandboxChanged', 'Pod sandbox changed, it will be killed and re-created.');
         for (const r of runs) if (r.state === 'running') await this.o.runtime.stop(r.id, gracePeriod(pod));
       }
-      const id = sandbox?.state === 'created' ? sandbox.id : await this.o.runtime.create(ref, PAUSE, 'pause', sandbox ? sandbox.restart + 1 : 0, this.pauseConfig(pod));
-      await this.o.runtime.start(id);
+      let id: string;
+      try {
+        id = sandbox?.state === 'created' ? sandbox.id : await this.o.runtime.create(ref, PAUSE, 'pause', sandbox ? sandbox.restart + 1 : 0, this.pauseConfig(pod));
+        await this.o.runtime.start(id);
+      } catch (e) {
+        this.o.sandboxStarted?.(false);
+        throw e;
+      }
+      this.o.sandboxStarted?.(true);
       sandbox = await this.o.runtime.inspect(id);
       if (!sandbox || sandbox.state !== 'running') return this.report(pod, runs, { requeueMs: 1000 });
       runs = [...runs.filter((r) => r.id !== id), sandbox];

@@ -19,6 +19,8 @@ interface Entry {
 
 export class ProbeSet {
   private readonly entries = new Map<string, Entry>();
+  /** Called with every probe attempt's result (metrics.ts's prober_probe_total). */
+  onResult?: (uid: string, container: string, kind: Kind, ok: boolean) => void;
 
   constructor(
     private readonly runtime: DockerRuntime,
@@ -66,6 +68,7 @@ export class ProbeSet {
           .then((r) => {
             e.inflight.delete(kind);
             if (this.entries.get(id) !== e) return; // the container went meanwhile
+            this.onResult?.(e.uid, e.container, kind, r.ok);
             if (!r.ok) this.onFailure(e.uid, e.container, kind, r.message);
             if (t.record(r.ok, this.now()) !== undefined) this.onChange(e.uid);
           });

@@ -3,6 +3,7 @@
 //   GET /exec/{ns}/{pod}/{container}?command=.. an upgrade speaking Kubernetes' remotecommand protocol
 //                                              v5/v4 (kubectl exec), over WebSocket or SPDY/3.1
 //   GET /attach/{ns}/{pod}/{container}           the same, joined to the container's process (kubectl attach)
+//   GET /metrics, /metrics/probes, /metrics/cadvisor  Prometheus text (metrics.ts; nodes/metrics by SubjectAccessReview)
 //   GET /portForward/{ns}/{pod}                  SPDY streams to the pod's ports (kubectl port-forward), on
 //                                              a SPDY/3.1 upgrade or tunnelled in a WebSocket
 // Every request carries a bearer token; `authenticate` (a TokenReview, see authn.ts) decides.
@@ -15,6 +16,8 @@ import { PassThrough, Writable } from 'node:stream';
 import type { AddressInfo, Server } from 'node:net';
 import type Docker from 'dockerode';
 import type { StatsSummary } from './stats.ts';
+import { serveMetrics, type AgentMetrics } from './metrics.ts';
+import type { Decision } from './authz.ts';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ApiError, errors, type Status } from '../lambdas/machinery/status.ts';
 import { EXEC_PROTOCOLS, execResult, runSession, spdyChannels, webSocketChannels, type Session } from './remotecommand.ts';
@@ -39,6 +42,8 @@ export interface AgentServerOptions {
   authenticate(token: string): Promise<boolean>;
   /** The node's and its pods' resource usage, for GET /stats/summary (stats.ts). */
   stats?: () => StatsSummary;
+  /** Prometheus metrics at /metrics, /metrics/probes and /metrics/cadvisor (metrics.ts), for who may get nodes/metrics. */
+  metrics?: { metrics: AgentMetrics; authorize(token: string): Promise<Decision> };
 }
 
 export interface AgentServer {
@@ -120,8 +125,10 @@ async function checkAuth(opts: AgentServerOptions, req: IncomingMessage): Promis
 }
 
 async function serveHttp(opts: AgentServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  await checkAuth(opts, req);
   const path = (req.url ?? '/').split('?')[0]!;
+  // Authorized by SubjectAccessReview (nodes/metrics), not by the system:masters rule below.
+  if (opts.metrics && (path === '/metrics' || path.startsWith('/metrics/'))) return serveMetrics({ ...opts.metrics, nodeName: opts.nodeName }, path, req, res);
+  await checkAuth(opts, req);
   if (path.startsWith('/exec/') || path.startsWith('/attach/') || path.startsWith('/portForward/')) throw errors.badRequest('Upgrade request required');
   if (path === '/stats/summary' && opts.stats) {
     if (req.method !== 'GET') throw errors.methodNotAllowed();

@@ -17,6 +17,8 @@ export interface Usage {
   time: string;
   window: number;
   usageNanoCores?: number;
+  /** Cumulative CPU time, ns (the Summary API's cpu.usageCoreNanoSeconds; metrics.ts's container_cpu_usage_seconds_total). */
+  usageCoreNanoSeconds?: number;
   workingSetBytes: number;
 }
 
@@ -104,7 +106,7 @@ export class StatsCollector {
         const key = l[LABELS.uid]!;
         let pod = pods.get(key);
         if (!pod) pods.set(key, (pod = { podRef: { namespace: l[LABELS.namespace]!, name: l[LABELS.pod]!, uid: key }, containers: [] }));
-        pod.containers.push({ name: l[LABELS.container]!, usage: { time, window: prev ? (now - prev.at) / 1000 : 0, ...(usageNanoCores !== undefined ? { usageNanoCores } : {}), workingSetBytes } });
+        pod.containers.push({ name: l[LABELS.container]!, usage: { time, window: prev ? (now - prev.at) / 1000 : 0, ...(usageNanoCores !== undefined ? { usageNanoCores } : {}), ...(used !== undefined ? { usageCoreNanoSeconds: used } : {}), workingSetBytes } });
       }),
     );
     for (const id of this.containerCpu.keys()) if (!seen.has(id)) this.containerCpu.delete(id);
