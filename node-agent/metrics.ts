@@ -21,12 +21,28 @@ import type { StatsSummary } from './stats.ts';
 import type { SyncResult } from './proxy.ts';
 import type { Kind } from './probing.ts';
 import type { Decision } from './authz.ts';
+import type { EmfSeries } from '../lambdas/machinery/emf.ts';
 
 /** kubelet's buckets for kubelet_pod_start_duration_seconds. */
 const POD_START_BUCKETS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600];
 /** kube-proxy's: ExponentialBuckets(0.001, 2, 15), 1 ms to 16.4 s. */
 const PROXY_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
 const PROBE_TYPE: Record<Kind, string> = { startup: 'Startup', liveness: 'Liveness', readiness: 'Readiness' };
+
+/**
+ * What a deployed agent publishes to CloudWatch as EMF (lambdas/machinery/emf.ts, where the cost is):
+ * cluster-wide sums, never by node, pod or container (a custom metric per pod would cost $0.30 a month
+ * each); the agents' lines add up in CloudWatch (the Sum statistic).
+ */
+export const AGENT_EMF_SERIES: EmfSeries[] = [
+  { metric: 'kubelet_started_pods_total', dimensions: [], unit: 'Count' },
+  { metric: 'kubelet_started_pods_errors_total', dimensions: [], unit: 'Count' },
+  { metric: 'kubelet_pod_start_duration_seconds', dimensions: [], unit: 'Seconds' },
+  { metric: 'prober_probe_total', dimensions: ['probe_type', 'result'], unit: 'Count' },
+  { metric: 'kubeproxy_sync_proxy_rules_duration_seconds', dimensions: [], unit: 'Seconds' },
+  { metric: 'container_cpu_usage_seconds_total', dimensions: ['namespace'], unit: 'Seconds' },
+  { metric: 'container_memory_working_set_bytes', dimensions: ['namespace'], unit: 'Bytes' },
+];
 
 export const METRICS_PATHS = ['/metrics', '/metrics/probes', '/metrics/cadvisor'] as const;
 

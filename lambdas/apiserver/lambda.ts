@@ -10,6 +10,7 @@ import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
 import { maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
+import { apiserverEmf } from './metrics-emf.ts';
 import { auditorFromEnv } from './audit.ts';
 import { dynamoHistoryFromEnv } from '../storage/history.ts';
 import { DEFAULT_ISSUER, readServiceAccountIssuer, ServiceAccountTokens } from './serviceaccount-tokens.ts';
@@ -73,9 +74,12 @@ async function open(): Promise<ApiServer> {
   });
 }
 
-export const handler = createHandler(() => {
+function getServer(): Promise<ApiServer> {
   server ??= open();
   // A failed start (the table unreachable) is tried again by the next request.
   server.catch(() => (server = undefined));
   return server;
-});
+}
+
+// Its /metrics series go to CloudWatch as EMF lines, once a minute per instance (metrics-emf.ts).
+export const handler = createHandler(getServer).use(apiserverEmf(getServer));
