@@ -209,6 +209,10 @@ export class SkiffNodes extends Construct {
       );
       this.instanceRole.addToPolicy(new PolicyStatement({ actions: ['iam:PassRole'], resources: [props.silence.roleArn] }));
     }
+    // The nodes' metrics as EMF lines (node-agent/metrics.ts publishEmf), a stream per node; CloudWatch
+    // extracts the metrics (custom metrics: see lambdas/machinery/emf.ts for what they cost).
+    const metricsLogs = new LogGroup(this, 'NodeMetricsLogs', { logGroupName: nodeMetricsLogGroup(props.clusterName), retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
+    metricsLogs.grantWrite(this.instanceRole);
     if (props.ssmSessionManager) this.instanceRole.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
 
     // ---- user data ----
@@ -225,7 +229,7 @@ export class SkiffNodes extends Construct {
     const zip = userData.addS3DownloadCommand({ bucket: bundle.bucket, bucketKey: bundle.s3ObjectKey, localFile: '/opt/skiff/agent.zip' });
     userData.addCommands(
       `unzip -o ${zip} -d /opt/skiff`,
-      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds, silence: props.silence })}\nEOF`,
+      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds, silence: props.silence, metricsLogGroup: nodeMetricsLogGroup(props.clusterName) })}\nEOF`,
       'systemctl daemon-reload',
       'systemctl enable --now skiff-agent',
     );
@@ -348,6 +352,13 @@ export interface AgentUnitOptions {
   pushQueuePrefix?: string;
   pushPodPollSeconds?: number;
   silence?: { scheduleGroup: string; roleArn: string };
+  /** The log group of the nodes' EMF metrics (`--metrics-log-group`). */
+  metricsLogGroup?: string;
+}
+
+/** Where a cluster's nodes write their metrics (EMF lines). */
+export function nodeMetricsLogGroup(clusterName: string): string {
+  return `/skiff/${clusterName}/node-metrics`;
 }
 
 /** The systemd unit that runs the agent as root (it drives Docker and iptables), restarted always. */
@@ -368,7 +379,8 @@ export function agentUnit(o: AgentUnitOptions): string {
       (o.pushQueuePrefix ? ` --push-queue-prefix ${o.pushQueuePrefix} --push-pod-poll-seconds ${o.pushPodPollSeconds ?? 300}` : '') +
       (o.silence
         ? ` --silence-schedule-group ${o.silence.scheduleGroup} --silence-role-arn ${o.silence.roleArn} --silence-target-parameter /skiff/${o.clusterName}/${SILENCE_TARGET_PARAMETER}`
-        : ''),
+        : '') +
+      (o.metricsLogGroup ? ` --metrics-log-group ${o.metricsLogGroup}` : ''),
     'Restart=always',
     'RestartSec=5',
     '',

@@ -28,7 +28,7 @@ import { startAgentServer } from './server.ts';
 import { startStreamListener } from './stream-listener.ts';
 import { tokenReviewAuthenticator } from './authn.ts';
 import { nodeMetricsAuthorizer } from './authz.ts';
-import { AgentMetrics } from './metrics.ts';
+import { AgentMetrics, publishEmf, type AgentEmfOptions } from './metrics.ts';
 import { startNodeDns, type NodeDns } from './dns.ts';
 import { startServiceProxy, type ProxyConfig, type ServiceProxy, type SyncResult } from './proxy.ts';
 import { cleanupPodNetworkRules, ensurePodNetworkRules } from './pod-network.ts';
@@ -112,6 +112,8 @@ export interface AgentOptions {
    * makes the node unreachable within 40 s of the agent stopping, though its Lease is renewed seldom.
    */
   deadMansSwitch?: { wakeUps: WakeUps; everyMs?: number; silentAfterMs?: number };
+  /** A deployed node: its metrics to CloudWatch as EMF lines once a minute (metrics.ts publishEmf, emf-sink.ts). */
+  emf?: AgentEmfOptions;
   log?: (msg: string) => void;
 }
 
@@ -157,6 +159,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const stats = new StatsCollector(docker, nodeName).start();
   // Prometheus metrics (metrics.ts): this agent's own registries; read by who may get nodes/metrics (authz.ts).
   const metrics = new AgentMetrics(() => stats.summary());
+  const emf = o.emf && publishEmf(metrics, o.emf, log);
   const server = await startAgentServer({
     docker,
     nodeName,
@@ -477,6 +480,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       if ((opts.removePods || opts.cleanup) && netRules && podNet.subnet) await cleanupPodNetworkRules({ ...netRules, podCIDR: podNet.subnet }).catch((e: Error) => log(`pod network rules: ${e.message}`));
       await push?.stop();
       deadMan?.stop();
+      await emf?.stop();
       stats.stop();
       await podInformer.stop();
       await localPath.stop();

@@ -21,7 +21,7 @@ import type { StatsSummary } from './stats.ts';
 import type { SyncResult } from './proxy.ts';
 import type { Kind } from './probing.ts';
 import type { Decision } from './authz.ts';
-import type { EmfSeries } from '../lambdas/machinery/emf.ts';
+import { EMF_NAMESPACE, EmfPublisher, type EmfSeries } from '../lambdas/machinery/emf.ts';
 
 /** kubelet's buckets for kubelet_pod_start_duration_seconds. */
 const POD_START_BUCKETS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600];
@@ -142,6 +142,38 @@ export class AgentMetrics {
   registryOf(path: string): Registry | undefined {
     return path === '/metrics' ? this.registry : path === '/metrics/probes' ? this.probes : path === '/metrics/cadvisor' ? this.cadvisor : undefined;
   }
+}
+
+export interface AgentEmfOptions {
+  /** The ClusterName dimension. */
+  clusterName: string;
+  /** Sends one flush's lines (emf-sink.ts: a CloudWatch Logs stream). */
+  write(lines: string[]): Promise<void>;
+  /** Default a minute. */
+  everyMs?: number;
+}
+
+/** A deployed agent's series to CloudWatch as EMF, once a minute (and once more when it stops). */
+export function publishEmf(m: AgentMetrics, o: AgentEmfOptions, log: (msg: string) => void = () => {}): { flush(): Promise<void>; stop(): Promise<void> } {
+  let pending: string[] = [];
+  const publisher = new EmfPublisher([m.registry, m.probes, m.cadvisor], { namespace: EMF_NAMESPACE, dimensions: { ClusterName: o.clusterName }, series: AGENT_EMF_SERIES, write: (l) => pending.push(l) });
+  let running = Promise.resolve();
+  const flush = () =>
+    (running = running.then(async () => {
+      await publisher.flush();
+      const lines = pending;
+      pending = [];
+      if (lines.length) await o.write(lines);
+    }).catch((e: Error) => log(`metrics: EMF flush failed: ${e.message}`)));
+  const timer = setInterval(() => void flush(), o.everyMs ?? 60_000);
+  timer.unref();
+  return {
+    flush,
+    async stop() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
 }
 
 /**

@@ -10,7 +10,9 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EmfPublisher } from '../lambdas/machinery/emf.ts';
-import { AgentMetrics, AGENT_EMF_SERIES } from '../node-agent/metrics.ts';
+import { AgentMetrics, AGENT_EMF_SERIES, publishEmf } from '../node-agent/metrics.ts';
+import { cloudWatchLogsWriter } from '../node-agent/emf-sink.ts';
+import { CloudWatchLogsClient, CreateLogGroupCommand, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { ADMIN_USER, newToken, storeToken } from '../lambdas/apiserver/auth.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { installLocalLambdaRuntime } from '../lambdas/local/lambda-runtime.ts';
@@ -229,4 +231,29 @@ describe.skipIf(!ddb)('the deployed apiserver function writes EMF once per flush
     expect(sum(second, { verb: 'LIST', code: '200' }, 'apiserver_request_total')).toBe(1);
     expect(sum(second, { verb: 'GET', code: '404' }, 'apiserver_request_total')).toBe(0);
   }, 30_000);
+});
+
+describe.skipIf(!ddb)("a deployed agent's EMF lines in its CloudWatch Logs stream (moto)", () => {
+  it('are sent once per period and once more at stop, one PutLogEvents each, and read back as valid EMF', async () => {
+    const client = new CloudWatchLogsClient({ endpoint: ddb!.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const logGroupName = `/skiff/emf-test-${process.pid}/node-metrics`;
+    await client.send(new CreateLogGroupCommand({ logGroupName }));
+    const m = new AgentMetrics();
+    const sends: number[] = [];
+    const put = cloudWatchLogsWriter({ logGroupName, logStreamName: 'node-1', client });
+    const emf = publishEmf(m, { clusterName: 'emf-test', everyMs: 500, write: async (lines) => (sends.push(lines.length), put(lines)) });
+    m.podStarted(true);
+    m.podStarted(true);
+    await until('a flush', async () => sends.length > 0, 5000, 50);
+    m.podStarted(false);
+    await emf.stop();
+    const events = (await client.send(new GetLogEventsCommand({ logGroupName, logStreamName: 'node-1', startFromHead: true }))).events ?? [];
+    const docs = events.map((e) => checkEmf(e.message!));
+    const started = docs.map((d) => d.kubelet_started_pods_total).filter((v) => v !== undefined);
+    expect(started.reduce((a, b) => a + b, 0)).toBe(3); // increases: 2, then 1 (periods without a start send none)
+    expect(started.at(-1)).toBe(1);
+    expect(docs.find((d) => 'kubelet_started_pods_errors_total' in d)!.kubelet_started_pods_errors_total).toBe(1);
+    expect(sends.length).toBeGreaterThanOrEqual(2); // the timer's flush and the one at stop
+    client.destroy();
+  }, 20_000);
 });

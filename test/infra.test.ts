@@ -674,7 +674,7 @@ describe('nodes', () => {
     expect(exec).toBe(
       '/usr/bin/node-20 /opt/skiff/skiff.mjs agent --ssm-prefix /skiff/SkiffStack --cluster-cidr 10.244.0.0/16 ' +
         `--poll-seconds 75 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300 ` +
-        `--silence-schedule-group \${ClusterWakeUps555840DA} --silence-role-arn \${ClusterWakeUpRole197E33C0.Arn} --silence-target-parameter /skiff/SkiffStack/controller-manager-arn`,
+        `--silence-schedule-group \${ClusterWakeUps555840DA} --silence-role-arn \${ClusterWakeUpRole197E33C0.Arn} --silence-target-parameter /skiff/SkiffStack/controller-manager-arn --metrics-log-group /skiff/SkiffStack/node-metrics`,
     );
     expect(u).toContain('Restart=always');
     expect(u).toContain('User=root');

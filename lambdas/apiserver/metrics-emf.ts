@@ -11,10 +11,8 @@
 // /metrics has them: that would multiply the count by every resource served.
 
 import type middy from '@middy/core';
-import { EmfPublisher, type EmfSeries } from '../machinery/emf.ts';
+import { EMF_NAMESPACE, EmfPublisher, type EmfSeries } from '../machinery/emf.ts';
 import type { ApiServer } from './app.ts';
-
-export const EMF_NAMESPACE = 'Skiff';
 
 export const APISERVER_EMF_SERIES: EmfSeries[] = [
   { metric: 'apiserver_request_total', dimensions: ['verb', 'code'], unit: 'Count' },

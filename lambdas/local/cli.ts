@@ -63,6 +63,8 @@ Options for agent:
   --status-report-seconds N  write an unchanged Node status again after N s (default 300)
   --stream-port N    serve exec, attach, port-forward and logs on this plain-HTTP port, for a
                      deployed cluster's front door (CloudFront); published on the Node
+  --metrics-log-group G  send the node's metrics to CloudWatch as embedded metric format, once a
+                     minute, into its own stream of this log group (a deployed cluster's nodes)
   --name NAME        the node's name (default: the host name)
   --data-dir DIR     pod volumes and the agent's certificate (default .skiff-agent)
   --address IP       the address the node advertises (default: the host's first IPv4 address)
@@ -177,6 +179,7 @@ async function agent(argv: string[]): Promise<void> {
       'lease-seconds': { type: 'string', default: '10' },
       'status-report-seconds': { type: 'string', default: '300' },
       'stream-port': { type: 'string' },
+      'metrics-log-group': { type: 'string' },
     },
     strict: true,
   });
@@ -232,6 +235,7 @@ async function agent(argv: string[]): Promise<void> {
         ? { push: { sqs: new (await import('@aws-sdk/client-sqs')).SQSClient({}), queuePrefix: values['push-queue-prefix'], podPollMs: whole('push-pod-poll-seconds', values['push-pod-poll-seconds'], 1) * 1000 } }
         : {}),
       ...(values['silence-schedule-group'] ? { deadMansSwitch: { wakeUps: await silenceWakeUps(values) } } : {}),
+      ...(values['metrics-log-group'] ? { emf: await agentEmf(values['metrics-log-group'], nodeName, values['ssm-prefix']) } : {}),
     });
     console.log(`skiff agent: node ${a.nodeName} registered with ${api.server}; serving logs and exec on port ${a.port}`);
     close = () => a.close();
@@ -246,6 +250,14 @@ async function agent(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** A deployed node's metrics to CloudWatch (`--metrics-log-group`): EMF lines into its stream of that group. */
+async function agentEmf(logGroupName: string, nodeName: string, ssmPrefix?: string) {
+  const { cloudWatchLogsWriter } = await import('../../node-agent/emf-sink.ts');
+  // The cluster's name is the last part of its SSM prefix (/skiff/<cluster>).
+  const clusterName = ssmPrefix?.split('/').filter(Boolean).at(-1) ?? 'skiff';
+  return { clusterName, write: cloudWatchLogsWriter({ logGroupName, logStreamName: nodeName, log: (m: string) => console.error(`agent: ${m}`) }) };
 }
 
 /** The dead man's switch's schedules (`--silence-*`): the controller manager's wake-ups, set by this node. */

@@ -21,6 +21,9 @@
 
 import type { Registry } from 'prom-client';
 
+/** The CloudWatch namespace of Skiff's metrics (the apiserver's and the agents'). */
+export const EMF_NAMESPACE = 'Skiff';
+
 /** Which registry metric goes, with which of its labels as dimensions, in which CloudWatch unit. */
 export interface EmfSeries {
   metric: string;
