@@ -123,6 +123,14 @@ describe('EMF lines from a prom-client registry', () => {
     expect(second.some((d) => 'lat_seconds_count' in d)).toBe(false);
     expect(having(second, { verb: 'WATCH' })[0]!.open_now).toBe(0);
 
+    // A series that went and came back (a container's) counts from zero again.
+    reqs.remove({ verb: 'POST', resource: 'pods', code: '201' });
+    await p.flush();
+    expect(having(lines.splice(0).map(checkEmf), { verb: 'POST' })).toEqual([]);
+    reqs.inc({ verb: 'POST', resource: 'pods', code: '201' }, 4);
+    await p.flush();
+    expect(having(lines.splice(0).map(checkEmf), { verb: 'POST', code: '201' })[0]!.req_total).toBe(4);
+
     // A counter that went back (a reset) counts from zero.
     reqs.reset();
     reqs.inc({ verb: 'GET', resource: 'pods', code: '200' }, 2);

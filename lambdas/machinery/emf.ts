@@ -47,8 +47,8 @@ interface Doc {
 }
 
 export class EmfPublisher {
-  /** Each counter's and histogram's last value by metric name and full label set. */
-  private readonly last = new Map<string, number>();
+  /** Each counter's and histogram's last value by metric name and full label set (only the series still there). */
+  private last = new Map<string, number>();
   private lastFlush: number;
 
   constructor(
@@ -70,6 +70,8 @@ export class EmfPublisher {
     const wanted = new Map(this.o.series.map((s) => [s.metric, s]));
     const docs = new Map<string, Doc>();
     const gauges = new Set<string>();
+    // Rebuilt at every flush, so series that went (a container's) are not kept for ever.
+    const seen = new Map<string, number>();
     for (const registry of this.registries) {
       for (const m of await registry.getMetricsAsJSON()) {
         const spec = wanted.get(m.name);
@@ -83,7 +85,7 @@ export class EmfPublisher {
           if (type === 'counter' || type === 'histogram') {
             const key = `${sample}${JSON.stringify(v.labels)}`;
             const prev = this.last.get(key);
-            this.last.set(key, v.value);
+            seen.set(key, v.value);
             value = prev !== undefined && v.value >= prev ? v.value - prev : v.value; // a reset counts from zero
           }
           const name = type === 'histogram' ? sample : m.name;
@@ -98,6 +100,7 @@ export class EmfPublisher {
         }
       }
     }
+    this.last = seen;
     let lines = 0;
     for (const doc of docs.values()) {
       // Counters and histograms that did not move are left out (no cost for an idle series).
