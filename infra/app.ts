@@ -8,6 +8,8 @@
 //   skiff:adminPrincipalArns                        IAM users/roles made cluster admins for IAM sign-in,
 //                                                   comma-separated (`skiff kubeconfig --stack NAME --iam`)
 //   skiff:adminToken                                "false": no long-lived admin token (IAM sign-in only)
+//   skiff:cloudWatchMetrics                         "true": the apiserver's and nodes' metrics to CloudWatch
+//                                                   (custom metrics: `npm run cost` shows what they add)
 //
 // Region: the CLI's (CDK_DEFAULT_REGION). When it is unset, a stack with the front door is pinned to
 // us-east-1, because its Lambda@Edge function must be placed in us-east-1 and an environment-agnostic
@@ -35,6 +37,7 @@ new SkiffStack(app, 'SkiffStack', {
     frontDoor,
     bootstrap: enabled('skiff:bootstrap'),
     adminToken: enabled('skiff:adminToken'),
+    cloudWatchMetrics: String(app.node.tryGetContext('skiff:cloudWatchMetrics')).toLowerCase() === 'true',
     ...(adminArns ? { adminPrincipalArns: (Array.isArray(adminArns) ? adminArns : String(adminArns).split(',')).map((a) => a.trim()).filter(Boolean) } : {}),
   },
 });

@@ -50,6 +50,8 @@ export const PRICES = {
   sqsPerRequest: 0.4 / 1e6,
   cloudWatchLogsPerGbIngested: 0.5,
   cloudWatchPerAlarmMonth: 0.1,
+  /** A custom metric (what each EMF dimension-value set becomes), first 10,000, prorated by the hour it is sent. */
+  cloudWatchPerCustomMetricMonth: 0.3,
   eksControlPlanePerHour: 0.1,
 } as const;
 
@@ -1086,6 +1088,30 @@ export function scaleLimits(cluster: ClusterProfile, agent: AgentSettings = CURR
 
 /** The cluster issue #16 asks about: 5,000 nodes and 150,000 pods, churn and namespaces as the 100-node scenario's, times 50. */
 export const LARGE_CLUSTER: ClusterProfile = { name: '5000 nodes, 150000 pods', nodes: 5000, pods: 150_000, churnPerHour: 30_000, namespaces: 1500 };
+
+/**
+ * What the opt-in CloudWatch metrics (SkiffClusterProps.cloudWatchMetrics, off by default) add: each
+ * (metric, dimension values) the apiserver instances or the nodes send in an hour is a custom metric for that
+ * hour (lambdas/machinery/emf.ts; the series and their dimensions are APISERVER_EMF_SERIES in
+ * apiserver/metrics-emf.ts and AGENT_EMF_SERIES in node-agent/metrics.ts). Counted from those definitions,
+ * not measured on AWS:
+ * - apiserver: a request count per (verb, code) seen, a latency _count and _sum per verb, the open-watch
+ *   gauge per verb with watches, a latency _count and _sum per store operation. Idle, the nodes' polls,
+ *   watches, Lease renewals and status writes keep LIST, WATCH, GET, PUT and PATCH (200) and 4 store
+ *   operations (get, list, update, watch) moving: 5 + 10 + 1 + 8 = 24, every hour. With pod churn add
+ *   CREATE and DELETE (201, 200), some 404s and 409s, the create/delete store operations: about 40.
+ * - nodes: the proxy sync time (_count, _sum) moves at every poll; the memory gauge per namespace with
+ *   pods is always sent; with pods, CPU per namespace, pod starts and their duration, probes by type and
+ *   result (up to 3 x 2): 2 + 2 per namespace idle, 2 + 4 + 6 + 2 per namespace busy.
+ */
+export function cloudWatchMetricsCost(c: ClusterProfile): { metrics: number; usd: number } {
+  const busy = c.pods > 0 || c.churnPerHour > 0;
+  const namespaces = c.pods > 0 ? (c.namespaces ?? 1) : 0;
+  const apiserver = busy ? 40 : 24;
+  const nodes = busy ? 2 + 4 + 6 + 2 * namespaces : 2 + 2 * namespaces;
+  const metrics = apiserver + nodes;
+  return { metrics, usd: metrics * PRICES.cloudWatchPerCustomMetricMonth };
+}
 
 export const SCENARIOS: { cluster: ClusterProfile; agent: AgentSettings; note: string }[] = [
   { cluster: { name: 'idle 3 nodes', nodes: 3, pods: 0, churnPerHour: 0 }, agent: CURRENT_AGENT, note: 'the deployed defaults' },

@@ -78,6 +78,8 @@ export interface SkiffNodesProps {
    * re-list their pods at once when told; their pods' poll is then a safety net, every pushPodPollSeconds.
    */
   readonly pushQueuePrefix?: string;
+  /** Each node's metrics to CloudWatch as EMF (a log group of the cluster's; SkiffClusterProps.cloudWatchMetrics). Default false. */
+  readonly cloudWatchMetrics?: boolean;
   /** With the push channel, how often an agent polls its pods anyway (default 300). */
   readonly pushPodPollSeconds?: number;
   /**
@@ -211,8 +213,10 @@ export class SkiffNodes extends Construct {
     }
     // The nodes' metrics as EMF lines (node-agent/metrics.ts publishEmf), a stream per node; CloudWatch
     // extracts the metrics (custom metrics: see lambdas/machinery/emf.ts for what they cost).
-    const metricsLogs = new LogGroup(this, 'NodeMetricsLogs', { logGroupName: nodeMetricsLogGroup(props.clusterName), retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
-    metricsLogs.grantWrite(this.instanceRole);
+    if (props.cloudWatchMetrics) {
+      const metricsLogs = new LogGroup(this, 'NodeMetricsLogs', { logGroupName: nodeMetricsLogGroup(props.clusterName), retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
+      metricsLogs.grantWrite(this.instanceRole);
+    }
     if (props.ssmSessionManager) this.instanceRole.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
 
     // ---- user data ----
@@ -229,7 +233,7 @@ export class SkiffNodes extends Construct {
     const zip = userData.addS3DownloadCommand({ bucket: bundle.bucket, bucketKey: bundle.s3ObjectKey, localFile: '/opt/skiff/agent.zip' });
     userData.addCommands(
       `unzip -o ${zip} -d /opt/skiff`,
-      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds, silence: props.silence, metricsLogGroup: nodeMetricsLogGroup(props.clusterName) })}\nEOF`,
+      `cat > /etc/systemd/system/skiff-agent.service <<'EOF'\n${agentUnit({ clusterName: props.clusterName, clusterCidr, pollSeconds, leaseSeconds, statusReportSeconds, pushQueuePrefix: props.pushQueuePrefix, pushPodPollSeconds, silence: props.silence, ...(props.cloudWatchMetrics ? { metricsLogGroup: nodeMetricsLogGroup(props.clusterName) } : {}) })}\nEOF`,
       'systemctl daemon-reload',
       'systemctl enable --now skiff-agent',
     );

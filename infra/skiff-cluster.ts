@@ -114,6 +114,13 @@ export interface SkiffClusterProps {
    * (Lambda allows 4 KB for all of them).
    */
   readonly auditPolicy?: AuditPolicy | false;
+  /**
+   * The apiserver's and the nodes' metrics sent to CloudWatch as embedded metric format (lambdas/machinery/
+   * emf.ts). Default false: they are CloudWatch custom metrics at $0.30 each a month, and the nodes' polls
+   * keep some moving on an idle cluster (`npm run cost` prints what they add, several times the idle
+   * control plane's usage). /metrics on the agents is served either way.
+   */
+  readonly cloudWatchMetrics?: boolean;
 }
 
 /**
@@ -194,6 +201,8 @@ export class SkiffCluster extends Construct {
       // needs no permission of the function's own: the caller's signature authorizes the request.
       SKIFF_CLUSTER_NAME: this.clusterName,
       ...limitEnv,
+      // Its /metrics as EMF lines once a minute per instance (apiserver/metrics-emf.ts), when asked for.
+      ...(props.cloudWatchMetrics ? { SKIFF_METRICS_FLUSH_SECONDS: '60' } : {}),
     });
 
     if (props.auditPolicy !== false) {
@@ -292,6 +301,7 @@ export class SkiffCluster extends Construct {
         pushQueuePrefix: queuePrefix,
         // Each agent's dead man's switch is a wake-up of the node lifecycle loop (node-agent/dead-mans-switch.ts).
         silence: { scheduleGroup: this.wakeUpGroup.ref, roleArn: wakeUpRole.roleArn },
+        cloudWatchMetrics: props.cloudWatchMetrics ?? false,
       }));
       new StringParameter(this, 'ControllerManagerArn', { parameterName: `${parameterPrefix(this.clusterName)}/${SILENCE_TARGET_PARAMETER}`, stringValue: this.controllerFunction.functionArn });
       if (queuePrefix) {

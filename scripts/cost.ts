@@ -18,6 +18,7 @@ import {
   scaleLimits,
   GUARD_MAX_OBJECTS_PER_NAMESPACE,
   guardCost,
+  cloudWatchMetricsCost,
   monthlyBill,
   candidateSettings,
   type AgentSettings,
@@ -96,6 +97,15 @@ console.log(
       }),
     ],
     [1, 2, 3, 4, 5, 6, 7],
+  ),
+);
+
+// The opt-in CloudWatch metrics (cdk deploy -c skiff:cloudWatchMetrics=true): not in the bills above.
+console.log('\n== Opt-in: the apiserver\'s and nodes\' metrics in CloudWatch (skiff:cloudWatchMetrics=true; custom metrics, counted from the EMF series definitions, see cloudWatchMetricsCost)');
+console.log(
+  table(
+    [['scenario', 'custom metrics', 'adds a month'], ...bills.map(({ cluster: c }) => { const m = cloudWatchMetricsCost(c); return [c.name, String(m.metrics), usd(m.usd)]; })],
+    [1, 2],
   ),
 );
 

@@ -168,6 +168,20 @@ describe('EMF lines from a prom-client registry', () => {
   });
 });
 
+describe('the apiserver function sends EMF only when its stack asks (custom metrics cost)', () => {
+  it('without SKIFF_METRICS_FLUSH_SECONDS (or with 0) it writes nothing and never builds a publisher', async () => {
+    const { apiserverEmf } = await import('../lambdas/apiserver/metrics-emf.ts');
+    for (const env of [{}, { SKIFF_METRICS_FLUSH_SECONDS: '0' }]) {
+      const lines: string[] = [];
+      let asked = 0;
+      const mw = apiserverEmf(async () => (asked++, ({} as never)), env, (l) => lines.push(l));
+      await (mw.after as (r: unknown) => Promise<void>)({});
+      expect(lines).toEqual([]);
+      expect(asked).toBe(0);
+    }
+  });
+});
+
 const ddb = await dynamoTestEndpoint();
 afterAll(async () => ddb?.stop());
 

@@ -674,7 +674,7 @@ describe('nodes', () => {
     expect(exec).toBe(
       '/usr/bin/node-20 /opt/skiff/skiff.mjs agent --ssm-prefix /skiff/SkiffStack --cluster-cidr 10.244.0.0/16 ' +
         `--poll-seconds 75 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300 ` +
-        `--silence-schedule-group \${ClusterWakeUps555840DA} --silence-role-arn \${ClusterWakeUpRole197E33C0.Arn} --silence-target-parameter /skiff/SkiffStack/controller-manager-arn --metrics-log-group /skiff/SkiffStack/node-metrics`,
+        `--silence-schedule-group \${ClusterWakeUps555840DA} --silence-role-arn \${ClusterWakeUpRole197E33C0.Arn} --silence-target-parameter /skiff/SkiffStack/controller-manager-arn`,
     );
     expect(u).toContain('Restart=always');
     expect(u).toContain('User=root');
@@ -689,6 +689,24 @@ describe('nodes', () => {
     expect(s3).toHaveLength(1);
     expect(s3[0].Action).toBe('s3:GetObject');
     expect(flat(s3[0].Resource).endsWith(`/${key}`)).toBe(true);
+  });
+
+  it('metrics to CloudWatch only when asked (custom metrics cost): then a node-metrics log group the nodes may write, the agents\' flag and the apiserver\'s flush period', () => {
+    const fnEnv = (t: Template) => (Object.entries(t.findResources('AWS::Lambda::Function')).find(([id]) => id.includes('ApiServer'))![1] as Json).Properties.Environment.Variables;
+    const groups = (t: Template) => Object.values(t.findResources('AWS::Logs::LogGroup')).filter((g: Json) => g.Properties.LogGroupName === '/skiff/SkiffStack/node-metrics');
+    // The default stack sends none.
+    expect(groups(template)).toHaveLength(0);
+    expect(userData()).not.toContain('--metrics-log-group');
+    expect(fnEnv(template).SKIFF_METRICS_FLUSH_SECONDS).toBeUndefined();
+    const on = synth({ cluster: { cloudWatchMetrics: true } });
+    expect(groups(on.template)).toHaveLength(1);
+    expect(fnEnv(on.template).SKIFF_METRICS_FLUSH_SECONDS).toBe('60');
+    const lt = onlyResource(on.template, 'AWS::EC2::LaunchTemplate')[1].Properties.LaunchTemplateData;
+    expect(/ExecStart=(.*)/.exec(flat(lt.UserData))?.[1]).toMatch(/ --metrics-log-group \/skiff\/SkiffStack\/node-metrics$/);
+    const instanceRole = on.json.Resources[lt.IamInstanceProfile.Arn['Fn::GetAtt'][0]].Properties.Roles[0].Ref;
+    const [groupId] = Object.entries(on.template.findResources('AWS::Logs::LogGroup')).find(([, g]: [string, Json]) => g.Properties.LogGroupName === '/skiff/SkiffStack/node-metrics')!;
+    const st = roleStatements(on.json, instanceRole).filter((x) => JSON.stringify(x.Resource).includes(groupId));
+    expect(st.flatMap((x) => list<string>(x.Action)).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
   });
 
   it('the agent bundle is self-contained: copied where no node_modules can be found, it starts; user data installs no npm packages', () => {

@@ -23,15 +23,15 @@ export const APISERVER_EMF_SERIES: EmfSeries[] = [
 
 /**
  * A middy middleware for the apiserver function: after each invocation, the instance's series as EMF
- * lines when `everyMs` (SKIFF_METRICS_FLUSH_SECONDS, default 60) have passed. SKIFF_METRICS_FLUSH_SECONDS=0
- * turns it off.
+ * lines when `everyMs` (SKIFF_METRICS_FLUSH_SECONDS) have passed. Unset or 0: off (the stack sets 60 when its
+ * cloudWatchMetrics option is on: custom metrics cost, see machinery/emf.ts).
  */
 export function apiserverEmf(
   server: () => Promise<ApiServer>,
   env: NodeJS.ProcessEnv = process.env,
   write: (line: string) => void = (line) => void process.stdout.write(line + '\n'),
 ): middy.MiddlewareObj {
-  const everyMs = Number(env.SKIFF_METRICS_FLUSH_SECONDS ?? 60) * 1000;
+  const everyMs = Number(env.SKIFF_METRICS_FLUSH_SECONDS ?? 0) * 1000;
   let publisher: EmfPublisher | undefined;
   const flush = async () => {
     if (!(everyMs > 0)) return;
