@@ -409,25 +409,37 @@ export interface ItemSizes {
   serviceips: number;
 }
 
+/**
+ * Item bytes as stored, taken from test/cost.requests.test.ts's objects (it checks them: SKIFF_COST_PRINT=1
+ * prints them). Values are deflated with a preset dictionary (storage/value-codec.ts, 2026-12-05): a pod
+ * went from 2,145 to 473 bytes, a node from 2,073 to 587. The per-pod growth of Endpoints, EndpointSlices
+ * and reservations is measured on the codec with generated addresses (random uids, names, IPs), not by
+ * the test: ~34 bytes an address, rounded up.
+ */
+/**
+ * The same objects' JSON (what a list's answer and a function's memory hold, where compression does not
+ * reach): the stored sizes before value-codec.ts, less ~70 bytes of item attributes.
+ */
+export const JSON_BYTES = { pods: 2075, services: 488, endpoints: 251, endpointsPerPod: 150 } as const;
+
 export const REFERENCE_SIZES: ItemSizes = {
   counter: 21,
   token: 182,
-  namespaces: 294,
-  nodes: 2073,
-  leases: 420,
-  reservations: 644,
-  reservationPerPod: 128,
-  podcidrs: 179,
-  pods: 2145,
-  events: 720,
-  services: 558,
-  endpoints: 321,
-  endpointsPerPod: 150,
-  endpointslices: 607,
-  // An endpoint entry is an Endpoints address plus its conditions: about 70 bytes more of JSON (an estimate).
-  endpointSlicesPerPod: 220,
-  replicationcontrollers: 887,
-  serviceips: 194,
+  namespaces: 150,
+  nodes: 587,
+  leases: 233,
+  reservations: 337,
+  reservationPerPod: 50,
+  podcidrs: 151,
+  pods: 473,
+  events: 295,
+  services: 205,
+  endpoints: 180,
+  endpointsPerPod: 40,
+  endpointslices: 249,
+  endpointSlicesPerPod: 40,
+  replicationcontrollers: 292,
+  serviceips: 152,
 };
 
 /** The DynamoDB size of an item: attribute names plus values (strings by UTF-8 bytes, numbers ~1 byte per 2 digits + 1). */
@@ -1070,11 +1082,13 @@ export function scaleLimits(cluster: ClusterProfile, agent: AgentSettings = CURR
   // Every write puts one log item (an update carries the previous value too): a pod update's, in a transaction.
   const logWruPerWrite = 2 * Math.ceil(logBytes(sizes.pods, 'update') / 1024);
   const resyncRru = Object.values(cs.collection).reduce((n, bytes) => n + Math.ceil(bytes / 4096), 0);
+  // Answers and memory hold JSON, not the stored (compressed) bytes.
+  const endpointsJson = JSON_BYTES.endpoints + JSON_BYTES.endpointsPerPod * Math.max(0, (cluster.podsPerUnit ?? 10) - 1);
   const rows: LimitRow[] = [
     // Agents list in pages of LIST_PAGE (node-agent/kube-client.ts), each page one Lambda answer.
-    { what: "a page of an agent's list of Endpoints", needed: Math.min(cs.collection.endpoints!, LIST_PAGE * cs.item.endpoints!), limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
-    { what: "a page of an agent's list of Services", needed: Math.min(cs.collection.services!, LIST_PAGE * cs.item.services!), limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
-    { what: "the resync's list of every pod, held by one function", needed: cs.collection.pods!, limit: LAMBDA_MEMORY_MB * 1024 * 1024, unit: 'bytes', note: `raw JSON against the function's ${LAMBDA_MEMORY_MB} MB; parsed objects take several times that` },
+    { what: "a page of an agent's list of Endpoints", needed: Math.min(cs.units, LIST_PAGE) * endpointsJson, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
+    { what: "a page of an agent's list of Services", needed: Math.min(cs.units, LIST_PAGE) * JSON_BYTES.services, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
+    { what: "the resync's list of every pod, held by one function", needed: cluster.pods * JSON_BYTES.pods, limit: LAMBDA_MEMORY_MB * 1024 * 1024, unit: 'bytes', note: `raw JSON against the function's ${LAMBDA_MEMORY_MB} MB; parsed objects take several times that` },
     { what: 'one resync: every collection read at once', needed: resyncRru, limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU (table: per second)', note: 'a burst every resync; above 1x it is spread over that many seconds or throttled' },
     { what: 'table reads, the month\'s average', needed: perSecond(b.usage.rru), limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU/s', note: 'on-demand table default' },
     { what: 'table writes, the month\'s average', needed: perSecond(b.usage.wru), limit: AWS_LIMITS.tableWruPerSecond, unit: 'WRU/s', note: 'on-demand table default' },

@@ -4,6 +4,7 @@
 // moto's Lambda, runs its handler in this process with the deployed function's environment, and drives it
 // with Function URL events against the table the deploy created.
 
+import { itemValue } from '../lambdas/storage/value-codec.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -148,13 +149,13 @@ describe.skipIf(!moto)('npm run deploy:local against moto', () => {
     expect(log.body).toMatchObject({ kind: 'Status', reason: 'ServiceUnavailable' });
     expect(log.body.message).toContain('go through its front door');
 
-    // The objects are items of the deployed table, as lambdas/storage/dynamodb.ts lays them out.
+    // The objects are items of the deployed table, as lambdas/storage/dynamodb.ts lays them out (values compressed).
     const item = async (pk: string, sk: string) =>
       (await ddb.send(new GetItemCommand({ TableName: outputs.TableName, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }))).Item;
     const nsItem = await item('obj#/registry/core/namespaces/', 'smoke');
-    expect(JSON.parse(nsItem!.value!.S!).metadata.uid).toBe(ns.body.metadata.uid);
+    expect(JSON.parse(itemValue(nsItem!)!).metadata.uid).toBe(ns.body.metadata.uid);
     const podItem = await item('obj#/registry/core/pods/', 'smoke/web');
-    expect(JSON.parse(podItem!.value!.S!).metadata.uid).toBe(created.body.metadata.uid);
+    expect(JSON.parse(itemValue(podItem!)!).metadata.uid).toBe(created.body.metadata.uid);
 
     // ... and their writes are on the table's stream, where the event source mappings read them.
     const streams = new DynamoDBStreamsClient(moto!.clientConfig);

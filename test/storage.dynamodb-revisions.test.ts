@@ -7,7 +7,8 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
+import { DynamoBackend, ensureTable, objectFromImage } from '../lambdas/storage/dynamodb.ts';
+import { decodeValue, encodeValue, itemPrevValue, itemValue } from '../lambdas/storage/value-codec.ts';
 import type { WatchEvent } from '../lambdas/storage/backend.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { startFaultyProxy } from './support/faulty-proxy.ts';
@@ -168,7 +169,10 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     const b = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 300 });
     const next = await b.update(`${PODS}ns/old`, '"v3"', 3);
     expect(next.modRevision).toBe(4);
-    expect((await logItem(tableName, 4))?.value?.S).toBe('"v3"');
+    // Written now: compressed (z, zp), next to the uncompressed items from before.
+    const written = (await logItem(tableName, 4))!;
+    expect(written.value).toBeUndefined();
+    expect([itemValue(written), itemPrevValue(written)]).toEqual(['"v3"', '"v2"']);
     const events = await watchTo(b, 0, 4);
     expect(events.map((e) => [e.type, e.kv.value, e.prevKv?.value])).toEqual([
       ['create', '"v1"', undefined],
@@ -180,6 +184,49 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     expect((await b.list(PODS, { revision: 2 })).kvs.map((kv) => kv.value)).toEqual(['"v1"', '"t"']);
     await b.close();
   }, 30_000);
+});
+
+describe.runIf(!!ddb)('DynamoDB values are stored compressed (value-codec.ts)', () => {
+  // A pod as the agents and kubectl make them: the shape the preset dictionary holds, with values of its own.
+  const pod = JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'shop-7d9f8-x2k4p', generateName: 'shop-7d9f8-', namespace: 'team-ä', uid: '6f1c2b1e-9a55-4c3e-8d7e-0b1f3c2d4e5f', resourceVersion: '123456', creationTimestamp: '2026-12-05T09:00:00Z', labels: { app: 'shop', 'pod-template-hash': '7d9f8' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'shop-7d9f8', uid: '0a1b2c3d-1111-2222-3333-444455556666', controller: true, blockOwnerDeletion: true }] },
+    spec: { containers: [{ name: 'shop', image: 'registry.example/shop:4.2.1', ports: [{ containerPort: 8080, protocol: 'TCP' }], env: [{ name: 'MODE', value: 'production' }], resources: { requests: { cpu: '250m', memory: '256Mi' } }, terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File', imagePullPolicy: 'IfNotPresent' }], restartPolicy: 'Always', terminationGracePeriodSeconds: 30, dnsPolicy: 'ClusterFirst', serviceAccountName: 'default', nodeName: 'ip-10-0-1-23.ec2.internal', schedulerName: 'default-scheduler', tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }, { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }], priority: 0, enableServiceLinks: true, preemptionPolicy: 'PreemptLowerPriority' },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: '2026-12-05T09:00:05Z' }, { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: '2026-12-05T09:00:01Z' }], hostIP: '10.0.1.23', podIP: '10.244.3.17', podIPs: [{ ip: '10.244.3.17' }], startTime: '2026-12-05T09:00:01Z', containerStatuses: [{ name: 'shop', state: { running: { startedAt: '2026-12-05T09:00:04Z' } }, lastState: {}, ready: true, restartCount: 0, image: 'registry.example/shop:4.2.1', imageID: 'docker-pullable://registry.example/shop@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', containerID: 'docker://4b7e2f0c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c', started: true }], qosClass: 'Burstable' },
+  });
+  const key = `${PODS}team-ä/shop-7d9f8-x2k4p`;
+
+  it('an object item and its log items hold z (and zp), a fraction of the JSON; reads give back the same string', async () => {
+    const tableName = await freshTable();
+    const b = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20 });
+    const created = await b.create(key, pod);
+    const updated = pod.replace('"restartCount":0', '"restartCount":1');
+    await b.update(key, updated, created.modRevision);
+    const obj = (await ddb!.client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: 'obj#/registry/core/pods/' }, sk: { S: 'team-ä/shop-7d9f8-x2k4p' } }, ConsistentRead: true }))).Item!;
+    expect(obj.value).toBeUndefined();
+    expect(itemValue(obj)).toBe(updated);
+    // What DynamoDB bills by: the stored bytes. A third of the JSON at most for a pod (about an eighth here).
+    expect(obj.z!.B!.length).toBeLessThan(Buffer.byteLength(pod) / 3);
+    const log = (await logItem(tableName, created.modRevision + 1))!;
+    expect([itemValue(log), itemPrevValue(log)]).toEqual([updated, pod]);
+    expect((await b.get(key))?.value).toBe(updated);
+    const events = await watchTo(b, 0, created.modRevision + 1);
+    expect(events.map((e) => [e.type, e.kv.value === updated, e.prevKv?.value === pod])).toEqual([
+      ['create', false, false],
+      ['update', true, true],
+    ]);
+  });
+
+  it("a stream image's value: bytes from the SDK, base64 in a Lambda event; an unknown format is an error, not a wrong value", () => {
+    const z = encodeValue(pod);
+    const image = { pk: { S: 'obj#/registry/core/pods/' }, sk: { S: 'team-ä/shop-7d9f8-x2k4p' }, createRev: { N: '5' }, modRev: { N: '6' } };
+    expect(objectFromImage({ ...image, z: { B: z } })).toEqual({ key, value: pod, createRevision: 5, modRevision: 6 });
+    expect(objectFromImage({ ...image, z: { B: Buffer.from(z).toString('base64') as unknown as Uint8Array } })?.value).toBe(pod);
+    expect(objectFromImage({ ...image, value: { S: pod } })?.value).toBe(pod); // written before compression
+    expect(objectFromImage(image)).toBeUndefined();
+    expect(() => decodeValue(Uint8Array.from([9, ...z.subarray(1)]))).toThrow('unknown format 9');
+  });
 });
 
 describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {

@@ -1,7 +1,8 @@
 // The production backend: one DynamoDB table, shared by every apiserver Lambda.
 //
 // Items (pk, sk are strings):
-//   object   pk = "obj#/{a}/{b}/{c}/"  sk = rest of the key   value, createRev, modRev
+//   object   pk = "obj#/{a}/{b}/{c}/"  sk = rest of the key   z (the value, compressed: value-codec.ts;
+//            items from before hold it as the string `value`), createRev, modRev
 //            Keys look like /registry/{group}/{resource}/{namespace}/{name}: the first three segments name
 //            the collection (one partition key), so list(prefix) is a Query. Keys and list prefixes must
 //            therefore have at least three segments and a slash: "/registry/core/pods/" is the shortest
@@ -33,8 +34,8 @@
 //            transaction, so a watch of that collection Queries its own changes and reads their log items
 //            instead of reading every write of the cluster. "meta"/"feed#<prefix>" holds the revision the
 //            feed is complete from (0 on new tables; startFeeds() marks older ones at deploy).
-//   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, value (for a
-//            delete: the last value), createRev, prevRev, prevValue, ttl. When value and prevValue together
+//   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, z (the value,
+//            compressed; for a delete: the last value), createRev, prevRev, zp (the previous one), ttl. When value and prevValue together
 //            would not fit in one item, prevValue goes to a companion item sk = "<padded revision>#prev". A
 //            revision handed out but never committed holds a gap item instead (gap = true). Sixteen
 //            partitions because one DynamoDB partition takes 1,000 write units a second and the log gets
@@ -64,6 +65,7 @@
 // window: log items expire by DynamoDB TTL after logRetentionSeconds, and a revision whose successor's log
 // item has expired (or is gone) is Compacted.
 
+import { itemPrevValue, itemValue, prevValueAttribute, valueAttribute } from './value-codec.ts';
 import { randomUUID } from 'node:crypto';
 import {
   BatchGetItemCommand,
@@ -420,7 +422,7 @@ export class DynamoBackend implements Backend {
       if (await this.indexComplete(index)) continue;
       const { pk } = splitKey(index.prefix, true);
       for (const it of await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } } })) {
-        const value = index.valueOf(it.value!.S!);
+        const value = index.valueOf(itemValue(it)!);
         if (value === undefined || it.idx?.S === value) continue;
         try {
           await this.client.send(
@@ -768,7 +770,7 @@ export class DynamoBackend implements Backend {
               TableName,
               Item: {
                 ...objectKey(key),
-                value: { S: value },
+                ...valueAttribute(value),
                 createRev: { N: String(createRevision) },
                 modRev: { N: String(rev) },
                 ...(group !== undefined ? { countGroup: { S: group } } : {}),
@@ -785,7 +787,7 @@ export class DynamoBackend implements Backend {
       ...logKey(rev),
       key: { S: key },
       type: { S: e.type },
-      value: { S: value },
+      ...valueAttribute(value),
       createRev: { N: String(createRevision) },
       writeId: { S: writeId },
       ttl,
@@ -820,9 +822,10 @@ export class DynamoBackend implements Backend {
     }
     if (e.prevKv) {
       log.prevRev = { N: String(e.prevKv.modRevision) };
-      const prevValue = { S: e.prevKv.value };
-      if (Buffer.byteLength(value) + Buffer.byteLength(e.prevKv.value) + Buffer.byteLength(key) <= INLINE_LOG_BYTES) log.prevValue = prevValue;
-      else items.push({ Put: { TableName, Item: { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` }, prevValue, ttl } } });
+      const prevValue = prevValueAttribute(e.prevKv.value);
+      // Sizes as stored (compressed): the log item holds both values when they fit.
+      if (log.z!.B!.length + prevValue.zp!.B!.length + Buffer.byteLength(key) <= INLINE_LOG_BYTES) Object.assign(log, prevValue);
+      else items.push({ Put: { TableName, Item: { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` }, ...prevValue, ttl } } });
     }
     if (index && indexed !== readIndexed) {
       if (readIndexed !== undefined) items.push({ Delete: { TableName, Key: { pk: { S: indexPk(index, readIndexed) }, sk: { S: key } } } });
@@ -1239,7 +1242,7 @@ function skCondition(pk: string, rest: string, afterRest: string | undefined) {
 }
 
 function objectKv(key: string, it: Item): KeyValue {
-  return { key, value: it.value!.S!, createRevision: num(it.createRev), modRevision: num(it.modRev) };
+  return { key, value: itemValue(it)!, createRevision: num(it.createRev), modRevision: num(it.modRev) };
 }
 
 function storedKv(key: string, it: Item): Stored {
@@ -1294,7 +1297,7 @@ function addSlots(slots: Map<number, Slot>, items: Item[], legacy = false): void
     const sk = it.sk!.S!;
     if (!sk.endsWith('#prev')) continue;
     const prev = slots.get(Number(sk.slice(0, -'#prev'.length)))?.entry?.prevKv;
-    if (prev) prev.value = it.prevValue!.S!;
+    if (prev) prev.value = itemPrevValue(it)!;
   }
 }
 
@@ -1314,10 +1317,10 @@ function logEntry(it: Item): LogEntry {
   const key = it.key!.S!;
   const type = it.type!.S! as WatchEventType;
   const createRevision = num(it.createRev);
-  const kv = { key, value: it.value!.S!, createRevision, modRevision: rev };
+  const kv = { key, value: itemValue(it)!, createRevision, modRevision: rev };
   if (type === 'create') return { type, kv };
   // A companion item fills in prevValue when it did not fit here.
-  return { type, kv, prevKv: { key, value: it.prevValue?.S ?? '', createRevision, modRevision: num(it.prevRev) } };
+  return { type, kv, prevKv: { key, value: itemPrevValue(it) ?? '', createRevision, modRevision: num(it.prevRev) } };
 }
 
 function num(v: AttributeValue | undefined): number {
@@ -1364,7 +1367,7 @@ export const OBJECT_PK_PREFIX = 'obj#';
  * record); undefined for counter and log items. Controllers in the cloud read changes this way.
  */
 export function objectFromImage(image: Record<string, AttributeValue> | undefined): KeyValue | undefined {
-  if (!image?.pk?.S?.startsWith(OBJECT_PK_PREFIX) || image.sk?.S === undefined || image.value?.S === undefined) return undefined;
+  if (!image?.pk?.S?.startsWith(OBJECT_PK_PREFIX) || image.sk?.S === undefined || (image.z?.B === undefined && image.value?.S === undefined)) return undefined;
   return objectKv(fullKey(image), image);
 }
 

@@ -14,6 +14,7 @@
 //   until then). The controllers' stream filters name the object partitions ("obj#...") only, so
 //   history items never wake a loop.
 
+import { itemValue, valueAttribute } from './value-codec.ts';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { DynamoDBClient, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
@@ -212,7 +213,8 @@ export class DynamoHistoryStore implements HistoryStore {
       sk: { S: padRevision(e.revision) },
       op: { S: e.operation },
       time: { S: e.time },
-      value: { S: e.value },
+      // Compressed as the object items are (a write unit per KB).
+      ...valueAttribute(e.value),
       ttl: { N: String(e.expires) },
     };
     if (e.previousRevision !== undefined) item.prev = { N: String(e.previousRevision) };
@@ -251,7 +253,7 @@ export class DynamoHistoryStore implements HistoryStore {
           ...(it.sub?.S !== undefined ? { subresource: it.sub.S } : {}),
           ...(it.actor?.S !== undefined ? { actor: JSON.parse(it.actor.S) as HistoryActor } : {}),
           time: it.time!.S!,
-          value: it.value!.S!,
+          value: itemValue(it)!,
           expires: Number(it.ttl!.N),
         });
       }
