@@ -168,7 +168,7 @@ export const OPERATIONS = {
     apiRequests: 2,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
-      apiserver: { 'GetItem token': 2, 'GetItem nodes': 3, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems nodes update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'PutItem history:nodes': 1, 'GetItem token': 2, 'GetItem nodes': 3, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems nodes update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'GetItem nodes': 3, 'GetItem leases': 1, 'GetItem podcidrs': 1 },
     },
   },
@@ -236,8 +236,8 @@ export const OPERATIONS = {
       // Admission reads the namespace once (NamespaceLifecycle and PodSecurity share it) and four counters
       // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
       // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
-      apiserver: { 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem count': 4, 'Query counter': 2, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 1 },
-      scheduler: { 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 2, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem count': 4, 'Query counter': 2, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 1 },
+      scheduler: { 'PutItem history:pods': 1, 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 2, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
       // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
       // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
       // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
@@ -260,7 +260,7 @@ export const OPERATIONS = {
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
       // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
-      apiserver: { 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
       controllerManager: { 'Query counter': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
@@ -283,7 +283,7 @@ export const OPERATIONS = {
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
       // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
-      apiserver: { 'GetItem token': 1, 'GetItem pods': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem pods': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
@@ -298,7 +298,7 @@ export const OPERATIONS = {
         // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
         // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
         // #14 added eight).
-      apiserver: { 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 2, 'TransactWriteItems pods delete +count +index': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 2, 'TransactWriteItems pods delete +count +index': 1 },
       scheduler: { 'GetItem reservations': 3, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'GetItem pods': 1, 'Query counter': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
@@ -535,6 +535,9 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
 
 export type Sizes = Pick<ReturnType<typeof clusterSizes>, 'item' | 'collection' | 'namespaceCollection'> & { podsPerNode?: number };
 
+/** What a history entry holds beyond its object's item (its key as partition, writer, verb, time, expiry). */
+export const HISTORY_ITEM_EXTRA_BYTES = 250;
+
 /** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */
 export function logBytes(bytes: number, type: string): number {
   const value = Math.max(0, bytes - 70);
@@ -566,6 +569,12 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     const kinds = kind.split(',');
     const bytes = kinds.map((k) => sizes.item[k] ?? 0);
     return { rru: bytes.reduce((u, b) => u + Math.max(1, Math.ceil(b / 4096)), 0), wru: 0, requests: 1, kbRead: bytes.reduce((a, b) => a + b, 0) / 1024 };
+  }
+  if (command === 'PutItem') {
+    // An object's history entry (storage/history.ts, on by default in the cloud): the object's value and
+    // who wrote it, verb, time, expiry: ~250 bytes more than the object item (an estimate).
+    const resource = kind.startsWith('history:') ? kind.slice('history:'.length) : kind;
+    return { rru: 0, wru: Math.ceil(((sizes.item[resource] ?? 0) + HISTORY_ITEM_EXTRA_BYTES) / 1024), requests: 1, kbRead: 0 };
   }
   if (command === 'UpdateItem') {
     // The revision counter's ADD and the settled watermark's SET: a small item, one unit each.

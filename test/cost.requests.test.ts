@@ -7,6 +7,7 @@
 // consistent GetItem 0.5, TransactWriteItems nothing). The recipes (which requests each operation makes)
 // must EQUAL the model's table, so the model cannot drift from the code without this test failing.
 
+import { DEFAULT_HISTORY_RETENTION_SECONDS, DynamoHistoryStore } from '../lambdas/storage/history.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,6 +77,7 @@ function kindOf(it: Item | undefined): string {
     return sk.startsWith('index#') ? 'index-marker' : sk.startsWith('feed#') ? 'feed-marker' : sk === 'settled' ? 'settled' : 'counter';
   }
   if (pk.startsWith('idx#pods-by-node#')) return 'pods-by-node'; // index items: a node's pods (storage/indexes.ts)
+  if (pk.startsWith('hist#')) return `history:${/^hist#\/registry\/[^/]+\/([^/]+)\//.exec(pk)?.[1] ?? '?'}`; // an object's history entry (storage/history.ts)
   if (pk.startsWith('chg#')) return 'changes'; // a Service's or Endpoints' change, in its collection's feed
   if (pk === 'log' || pk.startsWith('log#')) return 'log'; // the change log, in 16 partitions by revision
   if (pk === 'count') return 'count'; // a namespace's object count (the runaway-write guard)
@@ -171,6 +173,11 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
           }
         }
         recording?.push({ fn, access: `TransactWriteItems ${object}${counted}${indexed}${fed}`, rru: 0, wru: units });
+      } else if (command === 'PutItem') {
+        // Object history entries (storage/history.ts): a new item each, 1 unit per KB.
+        const item = input.Item as Item;
+        recording?.push({ fn, access: `PutItem ${kindOf(item)}`, rru: 0, wru: Math.ceil(itemBytes(item) / 1024) });
+        stored.set(keyOf(item), itemBytes(item));
       } else if (command === 'UpdateItem') {
         // The revision counter (ADD) and the settled watermark (SET): pk, sk and a number each.
         const key = input.Key as Item;
@@ -199,7 +206,12 @@ const nodeTokens = new Map(nodeNames.map((n) => [n, newToken()]));
 
 /** A new apiserver per request: a Lambda instance whose token cache is cold (the conservative case). */
 function freshApi(): ApiServer {
-  return new ApiServer({ backend: new DynamoBackend({ client: apiClient, tableName }) });
+  return new ApiServer({ backend: new DynamoBackend({ client: apiClient, tableName }), history: deployedHistory(apiClient) });
+}
+
+/** Object history as the deployed functions keep it (dynamoHistoryFromEnv's default): a PutItem per recorded write. */
+function deployedHistory(client: DynamoDBClient) {
+  return { store: new DynamoHistoryStore({ client, tableName }), retentionSeconds: DEFAULT_HISTORY_RETENTION_SECONDS };
 }
 
 let apiRequests = 0;
@@ -294,7 +306,7 @@ const timings: { fn: string; ms: number; calls: number }[] = [];
 
 function loopFn(name: Fn, controllers: Controller[], client: DynamoDBClient): LoopFn {
   instrument(client, name);
-  const ctx: Promise<ControllerContext> = Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client, tableName }), shippedPolicyForLoops: true, serviceAccountAdmission: true }).controllerContext());
+  const ctx: Promise<ControllerContext> = Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client, tableName }), shippedPolicyForLoops: true, serviceAccountAdmission: true, history: deployedHistory(client) }).controllerContext());
   return {
     name,
     patterns: streamFilterPatterns(...controllers).map((p) => JSON.parse(p)),
