@@ -131,7 +131,11 @@ export interface OpCount {
 
 const nothing = { scheduler: 0, controllerManager: 0 };
 
-/** Every operation the bill is made of. The apiserver's token cache is cold (each request reads the token). */
+/**
+ * Every operation the bill is made of. The apiserver's token cache is cold (each request reads the token).
+ * An update or delete right after a read of the same object in the same process does not read it again
+ * (storage/dynamodb.ts `recent`, 2026-12-05: a Lease renewal's PATCH reads its Lease once, not twice).
+ */
 export const OPERATIONS = {
   /** node-agent/node.ts renewLease: a merge PATCH of the node's Lease. Wakes both loops (Leases are watched). */
   leaseRenewal: {
@@ -140,7 +144,7 @@ export const OPERATIONS = {
     invocations: nothing,
     dynamo: {
       // GetItem count: whether any admission webhook or policy exists (admission-match.ts; one counter).
-      apiserver: { 'GetItem token': 1, 'GetItem leases': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems leases update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'GetItem token': 1, 'GetItem leases': 1, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems leases update': 1, 'UpdateItem settled': 1 },
     },
   },
   /**
@@ -168,7 +172,7 @@ export const OPERATIONS = {
     apiRequests: 2,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
-      apiserver: { 'PutItem history:nodes': 1, 'GetItem token': 2, 'GetItem nodes': 3, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems nodes update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'PutItem history:nodes': 1, 'GetItem token': 2, 'GetItem nodes': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems nodes update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'GetItem nodes': 3, 'GetItem leases': 1, 'GetItem podcidrs': 1 },
     },
   },
@@ -237,7 +241,7 @@ export const OPERATIONS = {
       // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
       // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem count': 4, 'Query counter': 2, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 1 },
-      scheduler: { 'PutItem history:pods': 1, 'GetItem pods': 3, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 2, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
+      scheduler: { 'PutItem history:pods': 1, 'GetItem pods': 2, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 2, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
       // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
       // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
       // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
@@ -260,7 +264,7 @@ export const OPERATIONS = {
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
       // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 2, 'TransactWriteItems pods update': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update': 1 },
       controllerManager: { 'Query counter': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
@@ -283,7 +287,7 @@ export const OPERATIONS = {
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
       // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem pods': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem pods': 1, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
@@ -298,8 +302,8 @@ export const OPERATIONS = {
         // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
         // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
         // #14 added eight).
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 2, 'TransactWriteItems pods delete +count +index': 1 },
-      scheduler: { 'GetItem reservations': 3, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 1, 'TransactWriteItems pods delete +count +index': 1 },
+      scheduler: { 'GetItem reservations': 2, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'GetItem pods': 1, 'Query counter': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
   },

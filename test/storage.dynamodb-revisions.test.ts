@@ -229,6 +229,62 @@ describe.runIf(!!ddb)('DynamoDB values are stored compressed (value-codec.ts)', 
   });
 });
 
+describe.runIf(!!ddb)('DynamoDB: a write after a read of the same object does not read it again', () => {
+  /** A client that counts its GetItem requests. */
+  function countingClient(): { client: DynamoDBClient; gets: () => number } {
+    const client = ddb!.newClient();
+    let n = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName === 'GetItemCommand') n++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countGets' },
+    );
+    return { client, gets: () => n };
+  }
+
+  it('get then update (a PATCH): one GetItem; a write then the next write: none', async () => {
+    const tableName = await freshTable();
+    const { client, gets } = countingClient();
+    const b = new DynamoBackend({ client, tableName, pollIntervalMs: 20 });
+    const c = await b.create(`${PODS}ns/a`, '"v1"');
+    const before = gets();
+    const read = (await b.get(`${PODS}ns/a`))!;
+    const u1 = await b.update(`${PODS}ns/a`, '"v2"', read.modRevision);
+    expect(gets() - before).toBe(1);
+    const u2 = await b.update(`${PODS}ns/a`, '"v3"', u1.modRevision);
+    await b.delete(`${PODS}ns/a`, u2.modRevision);
+    expect(gets() - before).toBe(1);
+    const events = await watchTo(b, c.modRevision - 1, u2.modRevision + 1);
+    expect(events.map((e) => [e.type, e.kv.value, e.prevKv?.value])).toEqual([
+      ['create', '"v1"', undefined],
+      ['update', '"v2"', '"v1"'],
+      ['update', '"v3"', '"v2"'],
+      ['delete', '"v3"', '"v3"'],
+    ]);
+  });
+
+  it('what another process wrote since is not overwritten: a stale modRev is a Conflict, a moved count group is kept', async () => {
+    const tableName = await freshTable();
+    const a = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 300 });
+    const other = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 300 });
+    const c = await a.create(`${PODS}ns/b`, '"v1"');
+    const seen = (await a.get(`${PODS}ns/b`))!;
+    const theirs = await other.update(`${PODS}ns/b`, '"theirs"', c.modRevision);
+    await expect(a.update(`${PODS}ns/b`, '"mine"', seen.modRevision)).rejects.toMatchObject({ code: 'Conflict' });
+    expect((await other.get(`${PODS}ns/b`))?.value).toBe('"theirs"');
+    // Written at the revision they left, it goes through.
+    const mine = await a.update(`${PODS}ns/b`, '"mine"', theirs.modRevision);
+    // The other process counts the object into a group (no new modRev): our write from memory must keep it.
+    expect(await other.countExisting(`${PODS}ns/b`, 'ns')).toBe(true);
+    await a.update(`${PODS}ns/b`, '"mine2"', mine.modRevision);
+    expect(await a.count('ns')).toBe(1);
+    await a.delete(`${PODS}ns/b`);
+    expect(await a.count('ns')).toBe(0);
+  });
+});
+
 describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {
   const SVC = '/registry/core/services/';
 
