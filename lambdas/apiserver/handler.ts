@@ -5,6 +5,8 @@
 
 import middy from '@middy/core';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { ApiServer } from './app.ts';
 import { errorResponse } from './app.ts';
@@ -63,4 +65,22 @@ export function createHandler(server: () => Promise<ApiServer>) {
       const req = eventToRequest(event, (context as unknown as SkiffContext).signal);
       return toStreamingResult(await api.handle(req));
     });
+}
+
+/**
+ * An ApiResponse written to a node:http response (the local cluster's HTTPS server, which calls
+ * ApiServer.handle itself rather than through the Lambda handler above): a whole body in one write with
+ * its headers (one TLS record and one syscall, where the streaming runtime's headers, body and end took
+ * three, and a stream pipeline per request: ~15% of `skiff up`'s CPU serving GETs at 32 clients);
+ * a watch's chunks streamed after headers sent at once, since clients wait for them.
+ */
+export async function writeApiResponse(res: ServerResponse, r: ApiResponse): Promise<void> {
+  if (typeof r.body === 'string' || r.body instanceof Uint8Array) {
+    res.writeHead(r.status, r.headers);
+    res.end(r.body);
+    return;
+  }
+  res.writeHead(r.status, r.headers);
+  res.flushHeaders();
+  await pipeline(Readable.from(r.body, { objectMode: false }), res);
 }

@@ -1,6 +1,7 @@
-// The local cluster's control plane: the apiserver Lambda handler served over HTTPS on loopback, with
-// the embedded SQLite store in the data dir, and the controllers run in-process on its change feed. Each HTTP request becomes the same Function URL event
-// Lambda would receive; the response is streamed back as Lambda response streaming would.
+// The local cluster's control plane: the apiserver (the same ApiServer the Lambda function wraps in its
+// middy handler, apiserver/handler.ts) served over HTTPS on loopback, with the embedded SQLite store in the
+// data dir, and the controllers run in-process on its change feed. Each HTTP request becomes an ApiRequest;
+// a whole answer goes out in one write with its headers, a watch is streamed (handler.ts writeApiResponse).
 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -8,7 +9,6 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { installLocalLambdaRuntime } from './lambda-runtime.ts';
 import { ensureServiceAccountKey, loadOrCreateCerts } from './certs.ts';
 import { ServiceAccountTokenAuthenticator, ServiceAccountTokens, storeLookup } from '../apiserver/serviceaccount-tokens.ts';
@@ -16,8 +16,9 @@ import { writeKubeconfig } from './kubeconfig.ts';
 import { SqliteBackend } from '../storage/sqlite.ts';
 import { DEFAULT_HISTORY_RETENTION_SECONDS, SqliteHistoryStore, type HistoryStore } from '../storage/history.ts';
 import type { Backend } from '../storage/backend.ts';
-import { ApiServer } from '../apiserver/app.ts';
-import { createHandler } from '../apiserver/handler.ts';
+import { ApiServer, errorResponse } from '../apiserver/app.ts';
+import { writeApiResponse } from '../apiserver/handler.ts';
+import type { ApiRequest, ApiResponse } from '../apiserver/http.ts';
 import { ADMIN_USER, newToken, storeToken, TokenAuthenticator, type Authorizer, type RuleResolver } from '../apiserver/auth.ts';
 import { Auditor, FileAuditSink, loadAuditPolicy } from '../apiserver/audit.ts';
 import { podUpgradeHandler } from '../apiserver/node-proxy.ts';
@@ -227,11 +228,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // Hollow nodes (no containers; for trying the scheduler and controllers, and for benchmarks).
   const hollow = opts.hollowNodes ? await startHollowNodes({ ctx, count: opts.hollowNodes }) : undefined;
 
-  const handler = createHandler(async () => api) as unknown as (
-    event: APIGatewayProxyEventV2,
-    stream: ServerResponse,
-    context: { signal: AbortSignal },
-  ) => Promise<void>;
+  // Requests go to the ApiServer itself (the Lambda's middy handler wraps the same ApiServer.handle).
+  const handler = async (req: ApiRequest): Promise<ApiResponse> => {
+    try {
+      return await api.handle(req);
+    } catch (e) {
+      return errorResponse(e); // as the Lambda handler's onError: a Status, never a crash
+    }
+  };
 
   const sockets = new Set<{ destroy(): void }>();
   // Requests being answered, each with its abort and the end of its response: close() ends them.
@@ -384,11 +388,11 @@ async function ensureNamespaces(api: ApiServer): Promise<void> {
   }
 }
 
-/** One HTTP request → one Function URL event → the Lambda handler streaming into the response. */
+/** One HTTP request → one ApiRequest → the ApiServer's answer written to the response. */
 async function serve(
   req: IncomingMessage,
   res: ServerResponse,
-  handler: (event: APIGatewayProxyEventV2, stream: ServerResponse, context: { signal: AbortSignal }) => Promise<void>,
+  handler: (req: ApiRequest) => Promise<ApiResponse>,
   maxBody: number,
   gate: ApiPriorityGate,
   ctl: AbortController,
@@ -420,22 +424,11 @@ async function serve(
       }
     }
     const body = Buffer.concat(chunks);
+    // Node gives header names lower-cased, as ApiRequest wants them; repeated ones joined as a Function URL does.
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
-    const event = {
-      version: '2.0',
-      routeKey: '$default',
-      rawPath: u.pathname,
-      rawQueryString: u.search.slice(1),
-      headers,
-      requestContext: {
-        http: { method: req.method ?? 'GET', path: u.pathname, protocol: 'HTTP/1.1', sourceIp: req.socket.remoteAddress ?? '', userAgent: headers['user-agent'] ?? '' },
-        timeEpoch: Date.now(),
-      },
-      body: body.length ? body.toString('base64') : undefined,
-      isBase64Encoded: body.length > 0,
-    } as unknown as APIGatewayProxyEventV2;
-    await handler(event, res, { signal: ctl.signal });
+    const apiReq: ApiRequest = { method: (req.method ?? 'GET').toUpperCase(), path: u.pathname, query: u.searchParams, headers, body, sourceIp: req.socket.remoteAddress ?? '', signal: ctl.signal };
+    await writeApiResponse(res, await handler(apiReq));
   } catch (e) {
     // A client that went away mid-stream is normal for watches; anything else is logged.
     if (!ctl.signal.aborted) console.error('skiff: request failed', e);
