@@ -29,6 +29,7 @@ import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
 import { clusterRoleAggregationController } from '../controllers/clusterroleaggregation.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
+import { agentPodMetrics, createHorizontalController } from '../controllers/horizontal.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
 import { namespaceController } from '../controllers/namespace.ts';
 import { crdController } from '../controllers/crd.ts';
@@ -112,6 +113,9 @@ export interface LocalClusterOptions {
   serviceAccountMaxTokenExpirationSeconds?: number;
   /** --history-retention: how long object history is kept, seconds (default a day; 0: no history). */
   historyRetentionSeconds?: number;
+  /** --horizontal-pod-autoscaler-sync-period (default 15 s) and -downscale-stabilization (default 5 minutes). */
+  hpaSyncPeriodMs?: number;
+  hpaDownscaleStabilizationMs?: number;
   /** Where history is kept (default: <data dir>/history.db); closed with the cluster. */
   historyStore?: HistoryStore;
 }
@@ -214,6 +218,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     statefulSetController,
     jobController,
     cronJobController,
+    // Pod usage as metrics.k8s.io serves it: the agents' samples, read with the apiserver's node credential.
+    createHorizontalController({ metrics: agentPodMetrics(nodeClientToken), syncPeriodMs: opts.hpaSyncPeriodMs, downscaleStabilizationMs: opts.hpaDownscaleStabilizationMs }),
     garbageCollector,
     endpointsController,
     persistentVolumeController,
@@ -238,14 +244,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   };
 
   const sockets = new Set<{ destroy(): void }>();
-  // Requests being answered, each with its abort and the end of its response: close() ends them.
-  const inflight = new Map<AbortController, Promise<void>>();
+  // Requests being answered, by the end of their response, with an abort for those that wait on the
+  // client (watches): close() ends them.
+  const inflight = new Map<Promise<void>, InFlight>();
   const server = https.createServer({ cert: certs.serverCert, key: certs.serverKey }, (req, res) => {
-    const ctl = new AbortController();
     const ended = new Promise<void>((ok) => res.once('close', () => ok()));
-    inflight.set(ctl, ended);
-    void ended.then(() => inflight.delete(ctl));
-    void serve(req, res, handler, maxBody, gate, ctl);
+    const entry: InFlight = {};
+    inflight.set(ended, entry);
+    void ended.then(() => inflight.delete(ended));
+    void serve(req, res, handler, maxBody, gate, entry);
   });
   server.on('upgrade', podUpgradeHandler({ registry: api.registry, authn: new TokenAuthenticator(backend, undefined, { serviceAccounts: new ServiceAccountTokenAuthenticator(serviceAccountTokens, storeLookup(backend)) }), nodeClientToken, authorizer: api.authorizer }));
   server.on('connection', (s) => {
@@ -316,8 +323,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       // event; a write in progress finishes before the store closes. What has not ended within 2 s, and
       // idle keep-alive connections, are cut.
       const stopped = new Promise<void>((ok) => server.close(() => ok()));
-      for (const ctl of inflight.keys()) ctl.abort();
-      await Promise.race([Promise.all(inflight.values()), new Promise((ok) => setTimeout(ok, 2000).unref())]);
+      for (const r of inflight.values()) r.abort?.();
+      await Promise.race([Promise.all(inflight.keys()), new Promise((ok) => setTimeout(ok, 2000).unref())]);
       for (const s of sockets) s.destroy();
       await stopped;
       await hollow?.stop();
@@ -388,6 +395,11 @@ async function ensureNamespaces(api: ApiServer): Promise<void> {
   }
 }
 
+/** A request being answered: how to end it early (set for those that wait on their client). */
+interface InFlight {
+  abort?: () => void;
+}
+
 /** One HTTP request → one ApiRequest → the ApiServer's answer written to the response. */
 async function serve(
   req: IncomingMessage,
@@ -395,7 +407,7 @@ async function serve(
   handler: (req: ApiRequest) => Promise<ApiResponse>,
   maxBody: number,
   gate: ApiPriorityGate,
-  ctl: AbortController,
+  inflight: InFlight,
 ): Promise<void> {
   // The request target is a path: '//' or an absolute-form URL must be a 400, not a throw (outside the
   // try below, a throw here ended the whole process).
@@ -408,10 +420,15 @@ async function serve(
     res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `invalid request path: ${JSON.stringify(req.url ?? '')}`, reason: 'BadRequest', code: 400 }));
     return;
   }
-  const answered = isLongRunning(req.method, u) ? undefined : gate.enter();
+  const long = isLongRunning(req.method, u);
+  // An abort signal only for what waits on the client (watches, followed logs; logs and node proxies
+  // stream from an agent): an AbortController per request was ~5% of the CPU of serving GETs.
+  const ctl = long || /\/(log|proxy)(\/|$)/.test(u.pathname) ? new AbortController() : undefined;
+  if (ctl) inflight.abort = () => ctl.abort();
+  const answered = long ? undefined : gate.enter();
   res.on('close', () => {
     answered?.();
-    ctl.abort(RESPONSE_CLOSED);
+    ctl?.abort(RESPONSE_CLOSED);
   });
   try {
     // Read at most maxBody+1 bytes: enough for the apiserver to answer 413, without buffering a flood.
@@ -427,11 +444,11 @@ async function serve(
     // Node gives header names lower-cased, as ApiRequest wants them; repeated ones joined as a Function URL does.
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
-    const apiReq: ApiRequest = { method: (req.method ?? 'GET').toUpperCase(), path: u.pathname, query: u.searchParams, headers, body, sourceIp: req.socket.remoteAddress ?? '', signal: ctl.signal };
+    const apiReq: ApiRequest = { method: (req.method ?? 'GET').toUpperCase(), path: u.pathname, query: u.searchParams, headers, body, sourceIp: req.socket.remoteAddress ?? '', signal: ctl?.signal };
     await writeApiResponse(res, await handler(apiReq));
   } catch (e) {
     // A client that went away mid-stream is normal for watches; anything else is logged.
-    if (!ctl.signal.aborted) console.error('skiff: request failed', e);
+    if (!(ctl ? ctl.signal.aborted : res.destroyed)) console.error('skiff: request failed', e);
     if (!res.headersSent) {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'internal error', reason: 'InternalError', code: 500 }));
