@@ -191,12 +191,13 @@ describe('aggregated discovery', () => {
   it('/apis carries every named group', () => {
     const doc = aggregatedDiscovery('apis');
     // In kube-apiserver's order: by its APIServices' group priorities (apps 17800, authentication.k8s.io
-    // 17700, authorization.k8s.io 17600, batch 17400, networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
+    // 17700, authorization.k8s.io 17600, autoscaling 17500, batch 17400, networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
     // scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
     const order = [
       'apps',
       'authentication.k8s.io',
       'authorization.k8s.io',
+      'autoscaling',
       'batch',
       'networking.k8s.io',
       'policy',

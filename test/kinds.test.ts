@@ -20,6 +20,8 @@ const SUBDOMAIN_MSG =
 
 interface Case {
   kind: string;
+  /** The version, for a kind served at several (HorizontalPodAutoscaler). */
+  version?: string;
   group: string;
   resource: string;
   /** An object that defaults and validates cleanly. */
@@ -539,13 +541,48 @@ const CASES: Case[] = [
     },
     message: 'CronJob.batch "hello" is invalid: spec.schedule: Invalid value: "every minute": expected exactly 5 fields, found 2: [every minute]',
   },
+  {
+    kind: 'HorizontalPodAutoscaler',
+    version: 'v2',
+    group: 'autoscaling',
+    resource: 'horizontalpodautoscalers',
+    valid: { metadata: meta('web', 'default'), spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' }, maxReplicas: 5, behavior: { scaleDown: { stabilizationWindowSeconds: 60 } } } },
+    defaulted: {
+      spec: {
+        minReplicas: 1,
+        metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } }],
+        behavior: {
+          scaleUp: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }, { type: 'Percent', value: 100, periodSeconds: 15 }] },
+          scaleDown: { stabilizationWindowSeconds: 60, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }] },
+        },
+      },
+    },
+    invalid: { metadata: meta('web', 'default'), spec: { scaleTargetRef: { kind: 'Deployment', name: 'web' }, minReplicas: 3, maxReplicas: 2 } },
+    message: 'HorizontalPodAutoscaler.autoscaling "web" is invalid: spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`',
+  },
+  {
+    // Converted to v2 and checked by v2's rules, as kube-apiserver validates the internal version.
+    kind: 'HorizontalPodAutoscaler',
+    version: 'v1',
+    group: 'autoscaling',
+    resource: 'horizontalpodautoscalers',
+    valid: { metadata: meta('web', 'default'), spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' }, maxReplicas: 5, targetCPUUtilizationPercentage: 50 } },
+    defaulted: { spec: { minReplicas: 1, metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 50 } } }] } },
+    invalid: { metadata: meta('web', 'default'), spec: { scaleTargetRef: { kind: 'Deployment', name: 'web' }, maxReplicas: 2, targetCPUUtilizationPercentage: 0 } },
+    message: 'HorizontalPodAutoscaler.autoscaling "web" is invalid: spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater than 0',
+  },
 ];
 
 /** Defaults and validates as the registry does on create (PrepareForCreate, defaults, validation). */
 function create(kind: KindStrategy, input: KubeObject): KubeObject {
-  const o = structuredClone(input);
+  let o = structuredClone(input);
   o.apiVersion = apiVersionOf(kind.info);
   o.kind = kind.info.kind;
+  // A converted version is stored, defaulted and validated as its storage version (KindStrategy.conversion).
+  if (kind.conversion) {
+    o = kind.conversion.toStorage(o) as KubeObject;
+    kind = kindFor(kind.conversion.storage);
+  }
   kind.prepareForCreate?.(o);
   kind.defaults?.(o);
   validateObject(kind, o);
@@ -568,7 +605,7 @@ describe('every served kind is one module, found through the registry', () => {
   });
 
   describe.each(CASES)('$kind', (c) => {
-    const kind = BUILT_IN_KINDS.find((k) => k.info.kind === c.kind)!;
+    const kind = BUILT_IN_KINDS.find((k) => k.info.kind === c.kind && (!c.version || k.info.version === c.version))!;
 
     it('is found by resource, by kind, and through machinery/resources.ts', () => {
       const version = kind.info.version;

@@ -209,12 +209,23 @@ export class Registry {
   // ---- reads ----
 
   async get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject> {
+    const conv = kindFor(res).conversion;
+    if (conv) return this.converted(res, await this.get(conv.storage, namespace, name));
     const kv = await this.backend.get(storageKey(res, namespace, name));
     if (!kv) throw errors.notFound(res.resource, res.group, name);
     return this.withTypeMeta(res, decode(kv));
   }
 
   async list(res: ResourceInfo, namespace: string | undefined, p: ListParams = {}): Promise<KubeList> {
+    const conv = kindFor(res).conversion;
+    if (conv) {
+      const list = await this.list(conv.storage, namespace, p);
+      const items = list.items.map((it) => {
+        const { apiVersion: _a, kind: _k, ...rest } = this.converted(res, it);
+        return rest as KubeObject;
+      });
+      return { ...list, apiVersion: apiVersionOf(res), kind: res.listKind, items };
+    }
     const prefix = storagePrefix(res, namespace);
     let startAfter: string | undefined;
     let revision: number | undefined;
@@ -265,6 +276,10 @@ export class Registry {
 
   async create(res: ResourceInfo, namespace: string | undefined, input: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
     const kind = kindFor(res);
+    if (kind.conversion) {
+      const stored = kind.conversion.toStorage({ ...input, apiVersion: apiVersionOf(res), kind: res.kind }) as KubeObject;
+      return this.converted(res, await this.create(kind.conversion.storage, namespace, stored, opts));
+    }
     const obj = structuredClone(input);
     obj.apiVersion = apiVersionOf(res);
     obj.kind = res.kind;
@@ -386,6 +401,22 @@ export class Registry {
     mutate: (current: KubeObject) => KubeObject,
   ): Promise<KubeObject> {
     const kind = kindFor(res);
+    const conv = kind.conversion;
+    if (conv) {
+      // The caller's mutation and admission see this version; the store's steps the storage version.
+      const view = (o: KubeObject) => this.converted(res, o);
+      const down = (o: KubeObject) => (isObject(o) && isObject(o.metadata) ? (conv.toStorage({ ...o, apiVersion: apiVersionOf(res), kind: res.kind }) as KubeObject) : o);
+      const admit =
+        opts.admit &&
+        (async (next: KubeObject, stored: KubeObject) => {
+          const v = view(next);
+          await opts.admit!(v, view(stored));
+          const back = down(v);
+          for (const k of Object.keys(next)) delete (next as Record<string, unknown>)[k];
+          Object.assign(next, back);
+        });
+      return view(await this.guaranteedUpdate(conv.storage, namespace, name, precondition, { ...opts, admit }, (cur) => down(mutate(view(cur)))));
+    }
     kind.checkDelete?.(name);
     const key = storageKey(res, namespace, name);
     for (let attempt = 0; ; attempt++) {
@@ -481,6 +512,12 @@ export class Registry {
     opts: DeleteOptions = {},
   ): Promise<{ object: KubeObject; deleted: boolean }> {
     const kind = kindFor(res);
+    const conv = kind.conversion;
+    if (conv) {
+      const admit = opts.admit && ((stored: KubeObject) => opts.admit!(this.converted(res, stored)));
+      const r = await this.delete(conv.storage, namespace, name, { ...opts, admit });
+      return { object: this.converted(res, r.object), deleted: r.deleted };
+    }
     kind.checkDelete?.(name);
     const key = storageKey(res, namespace, name);
     for (let attempt = 0; ; attempt++) {
@@ -552,6 +589,26 @@ export class Registry {
     }
   }
 
+  // ---- the scale subresource, as a control loop uses it (the HorizontalPodAutoscaler's) ----
+
+  /** The object as its autoscaling/v1 Scale (a kind without a scale subresource: 404). */
+  async getScale(res: ResourceInfo, namespace: string | undefined, name: string): Promise<Record<string, any>> {
+    const rules = kindFor(res).scale;
+    if (!rules) throw errors.notFound(`${res.resource}/scale`, res.group, name);
+    return rules.toScale(await this.get(res, namespace, name));
+  }
+
+  /** Sets the desired replicas through the scale subresource's rules; returns the Scale written. */
+  async updateScale(res: ResourceInfo, namespace: string | undefined, name: string, replicas: number): Promise<Record<string, any>> {
+    const rules = kindFor(res).scale;
+    if (!rules) throw errors.notFound(`${res.resource}/scale`, res.group, name);
+    const out = await this.guaranteedUpdate(res, namespace, name, undefined, {}, (o) => {
+      rules.setReplicas(o, replicas);
+      return o;
+    });
+    return rules.toScale(out);
+  }
+
   /** DELETE on a collection: every matching object, as Kubernetes' deletecollection does. */
   async deleteCollection(res: ResourceInfo, namespace: string | undefined, p: ListParams, opts: DeleteOptions): Promise<KubeList> {
     const list = await this.list(res, namespace, { labelSelector: p.labelSelector, fieldSelector: p.fieldSelector });
@@ -574,6 +631,15 @@ export class Registry {
    * new object, so an object that stops matching is reported DELETED and one that starts matching ADDED.
    */
   async *watch(res: ResourceInfo, namespace: string | undefined, p: WatchParams, signal: AbortSignal): AsyncGenerator<WatchEventOut> {
+    const conv = kindFor(res).conversion;
+    if (conv) {
+      for await (const ev of this.watch(conv.storage, namespace, p, signal)) {
+        if (ev.type === 'ERROR') yield ev;
+        else if (ev.type === 'BOOKMARK') yield { type: 'BOOKMARK', object: { ...ev.object, kind: res.kind, apiVersion: apiVersionOf(res) } };
+        else yield { type: ev.type, object: this.converted(res, ev.object as KubeObject) };
+      }
+      return;
+    }
     const prefix = storagePrefix(res, namespace);
     const match = this.matcher(p);
     const matches = (o: KubeObject) => (match ? match(o) : true);
@@ -647,6 +713,11 @@ export class Registry {
     const fs = p.fieldSelector && !p.fieldSelector.empty ? p.fieldSelector : undefined;
     if (!ls && !fs) return undefined;
     return (o) => (!ls || ls.matches(o.metadata.labels)) && (!fs || fs.matches(o));
+  }
+
+  /** An object of a converted version's storage version, as that version (KindStrategy.conversion). */
+  private converted(res: ResourceInfo, stored: KubeObject): KubeObject {
+    return this.withTypeMeta(res, kindFor(res).conversion!.fromStorage(stored) as KubeObject);
   }
 
   private withTypeMeta(res: ResourceInfo, obj: KubeObject): KubeObject {

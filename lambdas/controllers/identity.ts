@@ -38,6 +38,8 @@ const CALLS: Record<string, (args: any[]) => Call> = {
   // A binding is a create of pods/binding; status and finalize are updates of their subresource.
   guaranteedUpdate: ([res, namespace, name, , opts]) =>
     opts?.subresource === 'binding' ? { verb: 'create', res, namespace, name, subresource: 'binding' } : { verb: 'update', res, namespace, name, subresource: opts?.subresource },
+  getScale: ([res, namespace, name]) => ({ verb: 'get', res, namespace, name, subresource: 'scale' }),
+  updateScale: ([res, namespace, name]) => ({ verb: 'update', res, namespace, name, subresource: 'scale' }),
   delete: ([res, namespace, name]) => ({ verb: 'delete', res, namespace, name }),
   deleteCollection: ([res, namespace]) => ({ verb: 'deletecollection', res, namespace }),
 };

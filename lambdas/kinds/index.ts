@@ -48,6 +48,7 @@ import { daemonSet } from './apps/daemonset.ts';
 import { deployment } from './apps/deployment.ts';
 import { replicaSet } from './apps/replicaset.ts';
 import { statefulSet } from './apps/statefulset.ts';
+import { horizontalPodAutoscaler, horizontalPodAutoscalerV1 } from './autoscaling/horizontalpodautoscaler.ts';
 import { cronJob } from './batch/cronjob.ts';
 import { job } from './batch/job.ts';
 import { accessEntry } from './iam/accessentry.ts';
@@ -59,7 +60,7 @@ import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from './
  * The kinds every Skiff serves, in discovery order: the core group first, then the named groups in the
  * order kube-apiserver lists them (by the group priorities of its APIServices, highest first:
  * pkg/controlplane/apiserver/aggregator.go's apiVersionPriorities, apps 17800, authentication.k8s.io 17700,
- * authorization.k8s.io 17600, batch 17400 ...
+ * authorization.k8s.io 17600, autoscaling 17500, batch 17400 ...
  * networking.k8s.io 17200, policy 17100, rbac.authorization.k8s.io 17000, storage.k8s.io 16800, apiextensions.k8s.io 16700,
  * scheduling.k8s.io 16600, coordination.k8s.io 16500, discovery.k8s.io 16200).
  */
@@ -90,6 +91,9 @@ export const BUILT_IN_KINDS: readonly KindStrategy[] = [
   selfSubjectAccessReview,
   selfSubjectRulesReview,
   subjectAccessReview,
+  // autoscaling (17500): v2 first, the preferred version and the one stored; v1 is converted from it.
+  horizontalPodAutoscaler,
+  horizontalPodAutoscalerV1,
   cronJob,
   job,
   ingress,

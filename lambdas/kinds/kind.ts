@@ -110,8 +110,27 @@ export interface ReadContext {
   nodeStats(node: KubeObject): Promise<import('../../node-agent/stats.ts').StatsSummary | undefined>;
 }
 
+/**
+ * A version of a kind whose objects are stored as another served version of the same group and resource
+ * (kube-apiserver's storage version and conversion: autoscaling/v1 HorizontalPodAutoscalers are stored as
+ * autoscaling/v2). The generic store converts at its edges: what a request sends goes `toStorage` and is
+ * then defaulted, validated, prepared and stored by the storage version's strategy (so its rules and field
+ * paths apply, as kube validates the internal version); what it reads, writes back or watches comes
+ * `fromStorage`. A patch applies to this version's form. Both must take any object (a malformed one, after
+ * decoding, too) and not share structure with their input.
+ */
+export interface Conversion {
+  /** The version objects are stored as (its strategy is found from it). */
+  storage: ResourceInfo;
+  toStorage(obj: Obj): Obj;
+  fromStorage(obj: Obj): Obj;
+}
+
 export interface KindStrategy {
   info: ResourceInfo;
+
+  /** Set when this version is served by converting to and from another one's storage (see Conversion). */
+  conversion?: Conversion;
 
   /** Set for custom resources: pruning, their published schemas, their CRD's state. */
   custom?: CustomResourceRules;

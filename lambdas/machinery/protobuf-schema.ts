@@ -527,10 +527,52 @@ export const messages: Readonly<Record<string, MessageSpec>> = {
   SelfSubjectRulesReview: { metadata: [1, 'ObjectMeta'], spec: [2, 'SelfSubjectRulesReviewSpec'] },
   SelfSubjectRulesReviewSpec: { namespace: [1, S] },
   SelfSubjectReview: { metadata: [1, 'ObjectMeta'] },
+  // --- autoscaling/v2 and v1 HorizontalPodAutoscaler (kubectl autoscale sends v1) ---
+  HorizontalPodAutoscaler: { metadata: [1, 'ObjectMeta'], spec: [2, 'HorizontalPodAutoscalerSpec'], status: [3, 'HorizontalPodAutoscalerStatus'] },
+  HorizontalPodAutoscalerSpec: {
+    scaleTargetRef: [1, 'CrossVersionObjectReference'], minReplicas: [2, 'i', 'p'], maxReplicas: [3, 'i', 'r'], metrics: [4, '[MetricSpec'], behavior: [5, 'HorizontalPodAutoscalerBehavior', 'p'],
+  },
+  CrossVersionObjectReference: { kind: [1, S, 'r'], name: [2, S, 'r'], apiVersion: [3, S] },
+  MetricSpec: {
+    type: [1, S, 'r'], object: [2, 'ObjectMetricSource', 'p'], pods: [3, 'PodsMetricSource', 'p'], resource: [4, 'ResourceMetricSource', 'p'],
+    containerResource: [7, 'ContainerResourceMetricSource', 'p'], external: [5, 'ExternalMetricSource', 'p'],
+  },
+  ObjectMetricSource: { describedObject: [1, 'CrossVersionObjectReference', 'r'], target: [2, 'MetricTarget', 'r'], metric: [3, 'MetricIdentifier', 'r'] },
+  PodsMetricSource: { metric: [1, 'MetricIdentifier', 'r'], target: [2, 'MetricTarget', 'r'] },
+  ResourceMetricSource: { name: [1, S, 'r'], target: [2, 'MetricTarget', 'r'] },
+  ContainerResourceMetricSource: { name: [1, S, 'r'], target: [2, 'MetricTarget', 'r'], container: [3, S, 'r'] },
+  ExternalMetricSource: { metric: [1, 'MetricIdentifier', 'r'], target: [2, 'MetricTarget', 'r'] },
+  MetricIdentifier: { name: [1, S, 'r'], selector: [2, 'LabelSelector', 'p'] },
+  MetricTarget: { type: [1, S, 'r'], value: [2, 'Quantity', 'p'], averageValue: [3, 'Quantity', 'p'], averageUtilization: [4, 'i', 'p'] },
+  HorizontalPodAutoscalerBehavior: { scaleUp: [1, 'HPAScalingRules', 'p'], scaleDown: [2, 'HPAScalingRules', 'p'] },
+  HPAScalingRules: { stabilizationWindowSeconds: [3, 'i', 'p'], selectPolicy: [1, S, 'p'], policies: [2, '[HPAScalingPolicy'] },
+  HPAScalingPolicy: { type: [1, S, 'r'], value: [2, 'i', 'r'], periodSeconds: [3, 'i', 'r'] },
+  HorizontalPodAutoscalerStatus: {
+    observedGeneration: [1, 'l', 'p'], lastScaleTime: [2, 'Time', 'p'], currentReplicas: [3, 'i'], desiredReplicas: [4, 'i', 'r'],
+    currentMetrics: [5, '[MetricStatus'], conditions: [6, '[HorizontalPodAutoscalerCondition'],
+  },
+  MetricStatus: {
+    type: [1, S, 'r'], object: [2, 'ObjectMetricStatus', 'p'], pods: [3, 'PodsMetricStatus', 'p'], resource: [4, 'ResourceMetricStatus', 'p'],
+    containerResource: [7, 'ContainerResourceMetricStatus', 'p'], external: [5, 'ExternalMetricStatus', 'p'],
+  },
+  ObjectMetricStatus: { metric: [1, 'MetricIdentifier', 'r'], current: [2, 'MetricValueStatus', 'r'], describedObject: [3, 'CrossVersionObjectReference', 'r'] },
+  PodsMetricStatus: { metric: [1, 'MetricIdentifier', 'r'], current: [2, 'MetricValueStatus', 'r'] },
+  ResourceMetricStatus: { name: [1, S, 'r'], current: [2, 'MetricValueStatus', 'r'] },
+  ContainerResourceMetricStatus: { name: [1, S, 'r'], current: [2, 'MetricValueStatus', 'r'], container: [3, S, 'r'] },
+  ExternalMetricStatus: { metric: [1, 'MetricIdentifier', 'r'], current: [2, 'MetricValueStatus', 'r'] },
+  MetricValueStatus: { value: [1, 'Quantity', 'p'], averageValue: [2, 'Quantity', 'p'], averageUtilization: [3, 'i', 'p'] },
+  HorizontalPodAutoscalerCondition: { type: [1, S, 'r'], status: [2, S, 'r'], lastTransitionTime: [3, 'Time'], reason: [4, S], message: [5, S] },
+  HorizontalPodAutoscalerV1: { metadata: [1, 'ObjectMeta'], spec: [2, 'HorizontalPodAutoscalerSpecV1'], status: [3, 'HorizontalPodAutoscalerStatusV1'] },
+  HorizontalPodAutoscalerSpecV1: {
+    scaleTargetRef: [1, 'CrossVersionObjectReference'], minReplicas: [2, 'i', 'p'], maxReplicas: [3, 'i', 'r'], targetCPUUtilizationPercentage: [4, 'i', 'p'],
+  },
+  HorizontalPodAutoscalerStatusV1: {
+    observedGeneration: [1, 'l', 'p'], lastScaleTime: [2, 'Time', 'p'], currentReplicas: [3, 'i', 'r'], desiredReplicas: [4, 'i', 'r'], currentCPUUtilizationPercentage: [5, 'i', 'p'],
+  },
 };
 
 /** Kinds a protobuf request body may carry: kind → its message and the apiVersions it is served at. */
-export const kinds: Readonly<Record<string, { message: string; apiVersions: readonly string[] | '*' }>> = {
+export const kinds: Readonly<Record<string, { message: string; apiVersions: readonly string[] | '*'; byVersion?: Readonly<Record<string, string>> }>> = {
   Namespace: { message: 'Namespace', apiVersions: ['v1'] },
   ConfigMap: { message: 'ConfigMap', apiVersions: ['v1'] },
   ResourceQuota: { message: 'ResourceQuota', apiVersions: ['v1'] },
@@ -556,6 +598,8 @@ export const kinds: Readonly<Record<string, { message: string; apiVersions: read
   LocalSubjectAccessReview: { message: 'SubjectAccessReview', apiVersions: ['authorization.k8s.io/v1'] },
   SelfSubjectRulesReview: { message: 'SelfSubjectRulesReview', apiVersions: ['authorization.k8s.io/v1'] },
   SelfSubjectReview: { message: 'SelfSubjectReview', apiVersions: ['authentication.k8s.io/v1'] },
+  // One kind, a message per version.
+  HorizontalPodAutoscaler: { message: 'HorizontalPodAutoscaler', apiVersions: ['autoscaling/v2', 'autoscaling/v1'], byVersion: { 'autoscaling/v1': 'HorizontalPodAutoscalerV1' } },
   // DeleteOptions is registered in every group version (kubectl drain sends it as "v1").
   DeleteOptions: { message: 'DeleteOptions', apiVersions: '*' },
 };

@@ -204,10 +204,11 @@ export function decodeProtobufObject(body: Buffer): Record<string, unknown> {
     );
   }
   const raw = has(unknown, 'raw') ? (unknown.raw as Uint8Array) : new Uint8Array(0);
-  const obj = decodeWith(k.message, raw, kind);
+  const message = k.byVersion?.[apiVersion] ?? k.message;
+  const obj = decodeWith(message, raw, kind);
   let json: Msg;
   try {
-    json = convertMessage(k.message, obj);
+    json = convertMessage(message, obj);
   } catch (e) {
     if (e instanceof ApiError) throw e;
     throw errors.badRequest(`unable to decode protobuf ${kind}: ${(e as Error).message}`);
