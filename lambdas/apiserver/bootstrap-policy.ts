@@ -197,6 +197,21 @@ const CONTROLLER_ROLES: RoleSpec[] = [
   },
   { name: 'job-controller', rules: [rule(['get', 'list', 'watch', 'update', 'patch', 'delete'], ['batch'], ['jobs']), rule(['update', 'patch'], ['batch'], ['jobs/status']), rule(['update'], ['batch'], ['jobs/finalizers']), rule(['get', 'list', 'watch', 'create', 'delete', 'patch', 'update'], [''], ['pods']), EVENTS] },
   { name: 'cronjob-controller', rules: [rule(['get', 'list', 'watch', 'update'], ['batch'], ['cronjobs']), rule(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], ['batch'], ['jobs']), rule(['update'], ['batch'], ['cronjobs/status']), rule(['list', 'delete'], [''], ['pods']), EVENTS] },
+  // kube's, plus get nodes: Skiff reads pod usage from the nodes' agents where kube asks metrics-server.
+  {
+    name: 'horizontal-pod-autoscaler',
+    rules: [
+      rule(READ, ['autoscaling'], ['horizontalpodautoscalers']),
+      rule(['update'], ['autoscaling'], ['horizontalpodautoscalers/status']),
+      rule(['get', 'update'], ['*'], ['*/scale']),
+      rule(['list', 'watch'], [''], ['pods']),
+      rule(['get'], [''], ['pods', 'nodes']),
+      rule(['list'], ['metrics.k8s.io'], ['pods']),
+      rule(['get', 'list'], ['custom.metrics.k8s.io'], ['*']),
+      rule(['get', 'list'], ['external.metrics.k8s.io'], ['*']),
+      EVENTS,
+    ],
+  },
   { name: 'generic-garbage-collector', rules: [rule(['get', 'list', 'watch', 'patch', 'update', 'delete'], ['*'], ['*'])] },
   {
     name: 'endpoint-controller',

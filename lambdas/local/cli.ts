@@ -45,6 +45,8 @@ Options for up:
   --audit-log-path P     ... into this file, one audit.k8s.io/v1 Event a line ("-": standard output)
   --history-retention D  keep object history (skiff history) this long: 24h (default), 90m, 3600s, 7d;
                     0: record none. Kept in DATA_DIR/history.db
+  --horizontal-pod-autoscaler-sync-period D  how often each HorizontalPodAutoscaler is synced (default 15s)
+  --horizontal-pod-autoscaler-downscale-stabilization D  the scale-down window of HPAs that set none (default 5m)
 
 Options for agent:
   --kubeconfig PATH  where the apiserver is and the token to use (default $KUBECONFIG, .skiff/kubeconfig)
@@ -98,11 +100,22 @@ async function up(argv: string[]): Promise<void> {
       'audit-policy-file': { type: 'string' },
       'audit-log-path': { type: 'string' },
       'history-retention': { type: 'string' },
+      'horizontal-pod-autoscaler-sync-period': { type: 'string' },
+      'horizontal-pod-autoscaler-downscale-stabilization': { type: 'string' },
     },
     strict: true,
   });
   const { parseRetention } = await import('../storage/history.ts');
   const historyRetentionSeconds = values['history-retention'] === undefined ? undefined : parseRetention(values['history-retention'], '--history-retention');
+  const duration = (flag: string, min: number) => {
+    const v = values[flag as 'history-retention'];
+    if (v === undefined) return undefined;
+    const s = parseRetention(v, `--${flag}`);
+    if (s < min) throw new Error(`--${flag} must be at least ${min}s, got ${v}`);
+    return s * 1000;
+  };
+  const hpaSyncPeriodMs = duration('horizontal-pod-autoscaler-sync-period', 1);
+  const hpaDownscaleStabilizationMs = duration('horizontal-pod-autoscaler-downscale-stabilization', 0);
   const maxObjects = values['max-objects-per-namespace'] === undefined ? undefined : Number(values['max-objects-per-namespace']);
   if (maxObjects !== undefined && (!Number.isSafeInteger(maxObjects) || maxObjects < 0)) {
     throw new Error(`--max-objects-per-namespace must be a whole number, got ${values['max-objects-per-namespace']}`);
@@ -125,6 +138,8 @@ async function up(argv: string[]): Promise<void> {
     auditPolicyFile: values['audit-policy-file'],
     auditLogPath: values['audit-log-path'],
     historyRetentionSeconds,
+    hpaSyncPeriodMs,
+    hpaDownscaleStabilizationMs,
   });
   const agentLine = cluster.agentError
     ? `Nodes: NONE - the node agent could not start: ${cluster.agentError}\n       The control plane runs alone; pods stay Pending. (Use --no-agent to run it so on purpose.)`
