@@ -411,9 +411,15 @@ export class Registry {
         (async (next: KubeObject, stored: KubeObject) => {
           const v = view(next);
           await opts.admit!(v, view(stored));
+          // What admission made of it, back in `next` itself and its metadata object (the caller holds both).
           const back = down(v);
+          const meta = next.metadata;
           for (const k of Object.keys(next)) delete (next as Record<string, unknown>)[k];
           Object.assign(next, back);
+          if (isObject(meta) && isObject(back.metadata)) {
+            for (const k of Object.keys(meta)) delete (meta as Record<string, unknown>)[k];
+            next.metadata = Object.assign(meta, back.metadata);
+          }
         });
       return view(await this.guaranteedUpdate(conv.storage, namespace, name, precondition, { ...opts, admit }, (cur) => down(mutate(view(cur)))));
     }
