@@ -101,6 +101,12 @@ export const MEASURED_HANDLER_MS = { perDynamoRequest: 5, perInvocation: 1 } as 
 export const MS_PER_KB_READ = 0.02;
 /** Platform log lines per invocation (START, END, REPORT) and the resync summary: an estimate. */
 export const LOG_BYTES_PER_INVOCATION = 350;
+/**
+ * One audit event (apiserver/audit.ts, on by default in the cloud, Metadata level) as CloudWatch Logs bills
+ * it: measured 600-850 bytes for a list, a drain watch, a create and a patch (2026-12-05), plus 26 bytes per
+ * event. The default policy leaves out some of the nodes' routine requests (OpCount.audited).
+ */
+export const AUDIT_EVENT_BYTES = 780;
 
 export type Fn = 'apiserver' | 'scheduler' | 'controllerManager';
 export const FUNCTIONS: Fn[] = ['apiserver', 'scheduler', 'controllerManager'];
@@ -125,6 +131,12 @@ export const FUNCTIONS: Fn[] = ['apiserver', 'scheduler', 'controllerManager'];
 // namespace a batch touches, and list the quotas on resync.
 export interface OpCount {
   apiRequests: number;
+  /**
+   * Of those, the requests the default audit policy records (apiserver/audit.ts DEFAULT_AUDIT_POLICY: not
+   * the nodes' Lease renewals, their GETs of their own Node, nor their lists and watches of Services and
+   * Endpoints, as GCE's policy leaves out kubelet's and kube-proxy's). Default: all of them.
+   */
+  audited?: number;
   invocations: { scheduler: number; controllerManager: number };
   dynamo: Partial<Record<Fn, Record<string, number>>>;
 }
@@ -140,6 +152,7 @@ export const OPERATIONS = {
   /** node-agent/node.ts renewLease: a merge PATCH of the node's Lease. Wakes both loops (Leases are watched). */
   leaseRenewal: {
     apiRequests: 1,
+    audited: 0,
     // Heartbeat Leases pass neither stream filter (streamFilterPatterns): node lifecycle reads them on resync.
     invocations: nothing,
     dynamo: {
@@ -162,6 +175,7 @@ export const OPERATIONS = {
   /** node.ts writeStatus with nothing changed: the GET of its Node every heartbeat. */
   nodeStatusCheck: {
     apiRequests: 1,
+    audited: 0,
     invocations: nothing,
     dynamo: {
       apiserver: { 'GetItem token': 1, 'GetItem nodes': 1 },
@@ -170,6 +184,7 @@ export const OPERATIONS = {
   /** node.ts writeStatus writing (conditions changed, or every status report interval): GET, then PUT nodes/status. */
   nodeStatusWrite: {
     apiRequests: 2,
+    audited: 1,
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       apiserver: { 'PutItem history:nodes': 1, 'GetItem token': 2, 'GetItem nodes': 2, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems nodes update': 1, 'UpdateItem settled': 1 },
@@ -192,6 +207,7 @@ export const OPERATIONS = {
   /** One poll of a Services informer (the proxy and DNS share one; AgentSettings.informers). */
   pollServices: {
     apiRequests: 1,
+    audited: 0,
     invocations: nothing,
     dynamo: {
       apiserver: { 'GetItem token': 1, 'Query counter': 2, 'Query services': 1 },
@@ -200,6 +216,7 @@ export const OPERATIONS = {
   /** One poll of an Endpoints informer (the proxy and DNS share one; AgentSettings.informers). */
   pollEndpoints: {
     apiRequests: 1,
+    audited: 0,
     invocations: nothing,
     dynamo: {
       apiserver: { 'GetItem token': 1, 'Query counter': 2, 'Query endpoints': 1 },
@@ -212,6 +229,7 @@ export const OPERATIONS = {
    */
   catchUpUnchanged: {
     apiRequests: 1,
+    audited: 0,
     invocations: nothing,
     dynamo: {
       apiserver: { 'GetItem token': 1, 'Query counter': 1 },
@@ -260,6 +278,7 @@ export const OPERATIONS = {
    */
   podStart: {
     apiRequests: 5,
+    audited: 4, // the Services list for the environment is a node's list of Services: not audited
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
@@ -691,6 +710,8 @@ export interface Usage {
   cloudFrontBytes: number;
   storageGb: number;
   logBytes: number;
+  /** Audit events written to the audit log group (CloudWatch Logs ingestion). */
+  auditBytes: number;
   /** EventBridge Scheduler invocations (CronJob wake-ups). */
   schedulerInvocations: number;
   /** SQS requests of the push channel (long polls, sends, deletes). */
@@ -736,6 +757,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     cloudFrontBytes: 0,
     storageGb: 0,
     logBytes: 0,
+    auditBytes: 0,
     schedulerInvocations: 0,
     sqsRequests: 0,
     writes: 0,
@@ -761,6 +783,8 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     if (api) {
       usage.lambdaRequests.apiserver += api;
       usage.logBytes += api * LOG_BYTES_PER_INVOCATION;
+      // Each request's audit event, but those the default policy leaves out.
+      usage.auditBytes += (op.audited ?? op.apiRequests) * perMonth * AUDIT_EVENT_BYTES;
       // A response: the objects a list returns (a pod poll returns only the node's pods), plus about 1 KB.
       const listed =
         op === OPERATIONS.pollPods ? cs.podsPerNode * cs.item.pods! : op === OPERATIONS.pollServices ? cs.collection.services! : op === OPERATIONS.pollEndpoints ? cs.collection.endpoints! : 0;
@@ -932,6 +956,8 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   const storageUsd = usage.storageGb * (PRICES.dynamoStoragePerGbMonth + PRICES.dynamoPitrPerGbMonth);
   const cfUsd = usage.cloudFrontRequests * PRICES.cloudFrontPerHttpsRequest + (usage.cloudFrontBytes / GB) * PRICES.cloudFrontPerGbOut;
   const logsUsd = (usage.logBytes / GB) * PRICES.cloudWatchLogsPerGbIngested;
+  const auditUsd = (usage.auditBytes / GB) * PRICES.cloudWatchLogsPerGbIngested;
+  bySource['audit log'] = auditUsd;
   const alarmsUsd = ALARMS * PRICES.cloudWatchPerAlarmMonth;
   bySource['storage, logs'] = storageUsd + logsUsd;
   const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(n < 10 ? 2 : 0));
@@ -943,6 +969,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     { item: 'DynamoDB storage + PITR', quantity: `${(usage.storageGb * 1024).toFixed(1)} MB`, usd: storageUsd },
     { item: 'CloudFront', quantity: `${fmt(usage.cloudFrontRequests)} req, ${(usage.cloudFrontBytes / GB).toFixed(2)} GB`, usd: cfUsd },
     { item: 'CloudWatch Logs', quantity: `${(usage.logBytes / GB).toFixed(2)} GB`, usd: logsUsd },
+    { item: 'CloudWatch Logs (audit log)', quantity: `${(usage.auditBytes / GB).toFixed(2)} GB`, usd: auditUsd },
     { item: 'EventBridge schedule', quantity: fmt(2 * resyncs), usd: 2 * resyncs * PRICES.eventBridgeScheduledEvent },
     { item: 'EventBridge Scheduler (CronJob wake-ups)', quantity: fmt(usage.schedulerInvocations), usd: usage.schedulerInvocations * PRICES.schedulerPerInvocation },
     { item: 'SQS (push channel to nodes)', quantity: fmt(usage.sqsRequests), usd: usage.sqsRequests * PRICES.sqsPerRequest },
@@ -956,7 +983,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     Math.min(usage.cloudFrontRequests, FREE_TIER.cloudFrontRequests) * PRICES.cloudFrontPerHttpsRequest +
     Math.min(usage.cloudFrontBytes / GB, FREE_TIER.cloudFrontGbOut) * PRICES.cloudFrontPerGbOut +
     Math.min(usage.storageGb, FREE_TIER.dynamoStorageGb) * PRICES.dynamoStoragePerGbMonth +
-    Math.min(usage.logBytes / GB, FREE_TIER.cloudWatchLogsGb) * PRICES.cloudWatchLogsPerGbIngested +
+    Math.min((usage.logBytes + usage.auditBytes) / GB, FREE_TIER.cloudWatchLogsGb) * PRICES.cloudWatchLogsPerGbIngested +
     Math.min(ALARMS, FREE_TIER.cloudWatchAlarms) * PRICES.cloudWatchPerAlarmMonth +
     Math.min(usage.schedulerInvocations, FREE_TIER.schedulerInvocations) * PRICES.schedulerPerInvocation +
     Math.min(usage.sqsRequests, FREE_TIER.sqsRequests) * PRICES.sqsPerRequest;

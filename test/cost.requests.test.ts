@@ -7,6 +7,7 @@
 // consistent GetItem 0.5, TransactWriteItems nothing). The recipes (which requests each operation makes)
 // must EQUAL the model's table, so the model cannot drift from the code without this test failing.
 
+import { Auditor, DEFAULT_AUDIT_POLICY } from '../lambdas/apiserver/audit.ts';
 import { DEFAULT_HISTORY_RETENTION_SECONDS, DynamoHistoryStore } from '../lambdas/storage/history.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -206,8 +207,12 @@ const nodeTokens = new Map(nodeNames.map((n) => [n, newToken()]));
 
 /** A new apiserver per request: a Lambda instance whose token cache is cold (the conservative case). */
 function freshApi(): ApiServer {
-  return new ApiServer({ backend: new DynamoBackend({ client: apiClient, tableName }), history: deployedHistory(apiClient) });
+  return new ApiServer({ backend: new DynamoBackend({ client: apiClient, tableName }), history: deployedHistory(apiClient), audit: countingAuditor });
 }
+
+/** The deployed default audit policy; its events counted (the model prices each as AUDIT_EVENT_BYTES of logs). */
+let auditEvents = 0;
+const countingAuditor = new Auditor(DEFAULT_AUDIT_POLICY, { write: (events) => void (auditEvents += events.length) });
 
 /** Object history as the deployed functions keep it (dynamoHistoryFromEnv's default): a PutItem per recorded write. */
 function deployedHistory(client: DynamoDBClient) {
@@ -383,6 +388,7 @@ async function measure(work: () => Promise<void>): Promise<Measured> {
   const calls: Call[] = [];
   recording = calls;
   apiRequests = 0;
+  auditEvents = 0;
   for (const k of Object.keys(invocations) as Fn[]) invocations[k] = 0;
   try {
     await work();
@@ -402,6 +408,7 @@ async function measure(work: () => Promise<void>): Promise<Measured> {
   }
   const count: OpCount = {
     apiRequests,
+    audited: auditEvents,
     invocations: { scheduler: invocations.scheduler, controllerManager: invocations.controllerManager },
     dynamo,
   };
@@ -641,9 +648,11 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
   it('each operation makes exactly the requests infra/cost-model.ts says', () => {
     expect(Object.keys(results).sort()).toEqual(Object.keys(OPERATIONS).concat('podResyncUnchanged').sort());
     // A pod already reported, synced again from a fresh cache, costs nothing.
-    expect(results.podResyncUnchanged!.count).toEqual({ apiRequests: 0, invocations: { scheduler: 0, controllerManager: 0 }, dynamo: {} });
+    expect(results.podResyncUnchanged!.count).toEqual({ apiRequests: 0, audited: 0, invocations: { scheduler: 0, controllerManager: 0 }, dynamo: {} });
     for (const op of Object.keys(OPERATIONS) as Operation[]) {
-      expect({ op, ...results[op]!.count }).toEqual({ op, ...OPERATIONS[op] });
+      // `audited` defaults to every request.
+      const model: OpCount = OPERATIONS[op];
+      expect({ op, ...results[op]!.count }).toEqual({ op, ...model, audited: model.audited ?? model.apiRequests });
     }
   });
 
@@ -748,6 +757,7 @@ function diff(a: Measured, b: Measured): Measured {
   return {
     count: {
       apiRequests: a.count.apiRequests - b.count.apiRequests,
+      audited: (a.count.audited ?? 0) - (b.count.audited ?? 0),
       invocations: {
         scheduler: a.count.invocations.scheduler - b.count.invocations.scheduler,
         controllerManager: a.count.invocations.controllerManager - b.count.invocations.controllerManager,

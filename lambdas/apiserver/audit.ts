@@ -158,7 +158,13 @@ export const DEFAULT_AUDIT_POLICY: AuditPolicy = {
   kind: 'Policy',
   omitStages: ['RequestReceived'],
   rules: [
-    { level: 'None', userGroups: ['system:nodes'], verbs: ['get', 'update', 'watch'], resources: [{ group: 'coordination.k8s.io', resources: ['leases'] }] },
+    // The nodes' routine requests, as GCE's default policy leaves out kubelet's and kube-proxy's: Lease
+    // renewals (Skiff's agent renews with a PATCH), a node's GET of its own Node, and the service proxy's
+    // lists and watches of Services and Endpoints. They were most of an idle cluster's audit log, and each
+    // event costs CloudWatch Logs ingestion (~780 bytes: infra/cost-model.ts AUDIT_EVENT_BYTES).
+    { level: 'None', userGroups: ['system:nodes'], verbs: ['get', 'update', 'patch', 'watch'], resources: [{ group: 'coordination.k8s.io', resources: ['leases'] }] },
+    { level: 'None', userGroups: ['system:nodes'], verbs: ['get'], resources: [{ group: '', resources: ['nodes'] }] },
+    { level: 'None', userGroups: ['system:nodes'], verbs: ['list', 'watch'], resources: [{ group: '', resources: ['services', 'endpoints'] }, { group: 'discovery.k8s.io', resources: ['endpointslices'] }] },
     { level: 'None', nonResourceURLs: ['/healthz*', '/livez*', '/readyz*', '/version'] },
     { level: 'Metadata' },
   ],
