@@ -323,7 +323,7 @@ export const OPERATIONS = {
         // #14 added eight).
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 1, 'TransactWriteItems pods delete +count +index': 1 },
       scheduler: { 'GetItem reservations': 2, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
-      controllerManager: { 'GetItem pods': 1, 'Query counter': 52, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
+      controllerManager: { 'GetItem pods': 1, 'Query counter': 54, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'Query horizontalpodautoscalers namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
   },
   /** The scheduler's every-minute resync on an idle 3-node cluster (lists nodes, pods, kube-node-lease Leases). */
@@ -345,7 +345,7 @@ export const OPERATIONS = {
         // Every kind once: each loop's keys and the garbage collector's scan of every dependent kind read
         // through the resync's one reader (until issue #14 each loop listed its own kind again: 2 Queries
         // for most kinds, 84 counter reads with the workload kinds' loops).
-      controllerManager: { 'Query counter': 70, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
+      controllerManager: { 'Query counter': 72, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query horizontalpodautoscalers': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
     },
   },
   /** What each node beyond three adds to the scheduler's resync: nothing (its snapshot lists are paid for by size). */
@@ -492,6 +492,8 @@ export interface ClusterProfile {
   namespaces?: number;
   /** CronJob fire times per hour, all CronJobs together (a `*\/1 * * * *` CronJob is 60). Default 0. */
   cronJobFiresPerHour?: number;
+  /** HorizontalPodAutoscalers, each synced every HPA_SYNC_SECONDS. Default 0. */
+  hpas?: number;
 }
 
 /**
@@ -502,6 +504,18 @@ export interface ClusterProfile {
  * churn (ClusterProfile.churnPerHour).
  */
 export const CRONJOB_WAKE_UP = { dynamoRequests: 7, rru: 5, wru: 12 } as const;
+
+/** --horizontal-pod-autoscaler-sync-period: each HPA is woken this often (lambdas/controllers/horizontal.ts). */
+export const HPA_SYNC_SECONDS = 15;
+/**
+ * What one HPA sync costs the controller manager as deployed (horizontal.ts under the per-invocation
+ * StoreReader), counted from the code path, not measured by test/cost.requests.test.ts: the HPA (GetItem),
+ * the served kinds (Query customresourcedefinitions), the target's scale (GetItem), the namespace's pods
+ * twice (the selector's pods, and the PodMetrics read: 2 Queries, 2 counter reads), ~2 KB of pods a
+ * namespace: 10 read units. The function reaches no agent, so no usage: the status stays the same and is
+ * not written, nor is the scale; the UpdateSchedule moving its wake-up on is one more AWS call.
+ */
+export const HPA_SYNC = { dynamoRequests: 7, awsCalls: 1, rru: 10, wru: 0 } as const;
 
 /** Bytes of one item of a kind in this cluster, and of each collection a Query reads (all in one namespace: the worst case). */
 /** An index item of the pods-by-node index: pk "idx#pods-by-node#<node>" and the pod's key (storage/dynamodb.ts). */
@@ -905,6 +919,20 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
       cost({ req: wakeUps, gbs: wakeUps * seconds * memGb, rru: wakeUps * CRONJOB_WAKE_UP.rru, wru: wakeUps * CRONJOB_WAKE_UP.wru }) + wakeUps * PRICES.schedulerPerInvocation;
   }
 
+  // HPA syncs (lambdas/controllers/horizontal.ts): each HPA's EventBridge Scheduler one-time schedule
+  // wakes the controller manager every HPA_SYNC_SECONDS while the HPA exists (wakeups.ts).
+  const hpaSyncs = ((cluster.hpas ?? 0) * MONTH_HOURS * 3600) / HPA_SYNC_SECONDS;
+  if (hpaSyncs > 0) {
+    const seconds = (MEASURED_HANDLER_MS.perInvocation + (HPA_SYNC.dynamoRequests + HPA_SYNC.awsCalls) * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+    usage.schedulerInvocations += hpaSyncs;
+    usage.lambdaRequests.controllerManager += hpaSyncs;
+    usage.lambdaSeconds.controllerManager += hpaSyncs * seconds;
+    usage.logBytes += hpaSyncs * LOG_BYTES_PER_INVOCATION;
+    usage.rru += hpaSyncs * HPA_SYNC.rru;
+    usage.wru += hpaSyncs * HPA_SYNC.wru;
+    bySource['hpa syncs'] = cost({ req: hpaSyncs, gbs: hpaSyncs * seconds * memGb, rru: hpaSyncs * HPA_SYNC.rru, wru: hpaSyncs * HPA_SYNC.wru }) + hpaSyncs * PRICES.schedulerPerInvocation;
+  }
+
   if (agent.follow === 'watch') {
     // Each informer holds a watch through the apiserver: a function running the whole month, reading the
     // revision counter every 150 ms and the log after every write; it is re-opened (and re-listed) every
@@ -1178,6 +1206,11 @@ export const SCENARIOS: { cluster: ClusterProfile; agent: AgentSettings; note: s
     cluster: { name: '10 nodes, 100 pods, 10 CronJobs', nodes: 10, pods: 100, churnPerHour: 60 + 10 * 60 * 2, cronJobFiresPerHour: 10 * 60 },
     agent: CURRENT_AGENT,
     note: 'the defaults; 10 CronJobs firing every minute (EventBridge Scheduler wake-ups), each run one pod',
+  },
+  {
+    cluster: { name: '10 nodes, 100 pods, 10 HPAs', nodes: 10, pods: 100, churnPerHour: 60, hpas: 10 },
+    agent: CURRENT_AGENT,
+    note: 'the defaults; 10 HorizontalPodAutoscalers, each woken every 15 s (EventBridge Scheduler wake-ups)',
   },
 ];
 

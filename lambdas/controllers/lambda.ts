@@ -15,6 +15,7 @@ import { daemonSetController } from './daemonset.ts';
 import { statefulSetController } from './statefulset.ts';
 import { createJobController } from './job.ts';
 import { createCronJobController } from './cronjob.ts';
+import { createHorizontalController } from './horizontal.ts';
 import { handleWakeUp, isWakeUpEvent, wakeUpsFromEnv } from './wakeups.ts';
 import { handleInstanceState, isInstanceStateEvent } from './instance-events.ts';
 import { garbageCollector } from './garbagecollector.ts';
@@ -47,6 +48,9 @@ export const controllers: Controller[] = [
   // EventBridge Scheduler wake-ups (wakeups.ts), named in the environment.
   createJobController({ wakeUps }),
   createCronJobController({ wakeUps }),
+  // Each HPA asks for a wake-up one sync period (15 s) after its sync, only while it exists. The function
+  // reaches no agent, so no pod usage: its HPAs report ScalingActive False (FailedGetResourceMetric).
+  createHorizontalController({ wakeUps }),
   garbageCollector,
   endpointsController,
   persistentVolumeController,
