@@ -20,6 +20,7 @@ import { testStores } from './support/backends.ts';
 const hpas = findResource('autoscaling', 'v2', 'horizontalpodautoscalers')!;
 const deployments = findResource('apps', 'v1', 'deployments')!;
 const pods = findResource('', 'v1', 'pods')!;
+const rcs = findResource('', 'v1', 'replicationcontrollers')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 const eventsRes = findResource('', 'v1', 'events')!;
 const stores = await testStores('hpa');
@@ -185,6 +186,24 @@ for (const [label, makeStore, enabled] of stores) {
       clock.t = T0 + 156_000;
       await sync('slow');
       expect(await replicasOf(ctx, 'slow')).toBe(2);
+    });
+
+    it('scales a ReplicationController through its scale subresource too', async () => {
+      const clock = { t: T0 };
+      const ctx = await newCtx(await makeStore(), clock);
+      await workload(ctx, 'rcpods', 2); // the pods (and a Deployment the HPA does not name)
+      await ctx.registry.create(rcs, 'default', {
+        apiVersion: 'v1',
+        kind: 'ReplicationController',
+        metadata: { name: 'rc' },
+        spec: { replicas: 2, selector: { app: 'rcpods' }, template: { metadata: { labels: { app: 'rcpods' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } },
+      } as KubeObject);
+      await ctx.registry.create(hpas, 'default', hpa('rc', { scaleTargetRef: { apiVersion: 'v1', kind: 'ReplicationController', name: 'rc' } }));
+      const c = createHorizontalController({ metrics: metricsFrom({ 'rcpods-0': 75, 'rcpods-1': 75 }, clock) });
+      await c.reconcile('default/rc', contextFor(c, ctx));
+      // 150% of 50%: 3.
+      expect((await ctx.registry.get(rcs, 'default', 'rc')).spec.replicas).toBe(3);
+      expect((await statusOf(ctx, 'rc')).currentMetrics[0].resource.current).toEqual({ averageUtilization: 75, averageValue: '75m' });
     });
 
     it('reports what stops it with kube\'s reasons: no scale subresource, no metrics, metrics it has no source for', async () => {
