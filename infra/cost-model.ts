@@ -99,8 +99,14 @@ export const ALARMS = 7;
  */
 export const MEASURED_HANDLER_MS = { perDynamoRequest: 5, perInvocation: 1 } as const;
 export const MS_PER_KB_READ = 0.02;
-/** Platform log lines per invocation (START, END, REPORT) and the resync summary: an estimate. */
-export const LOG_BYTES_PER_INVOCATION = 350;
+/**
+ * Log lines per invocation: none since the functions log at system level WARN (infra/skiff-cluster.ts:
+ * Lambda's START, END and REPORT lines, ~350 bytes, are not written); their own lines are errors, which
+ * the model leaves out, and the resync's summary (RESYNC_LOG_BYTES).
+ */
+export const LOG_BYTES_PER_INVOCATION = 0;
+/** The resync's summary line (lambdas/controllers/stream.ts) as Lambda's JSON log format writes it: an estimate. */
+export const RESYNC_LOG_BYTES = 600;
 /**
  * One audit event (apiserver/audit.ts, on by default in the cloud, Metadata level) as CloudWatch Logs bills
  * it: measured 600-850 bytes for a list, a drain watch, a create and a patch (2026-12-05), plus 26 bytes per
@@ -900,7 +906,7 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   for (const fn of ['scheduler', 'controllerManager'] as const) {
     usage.lambdaRequests[fn] += resyncs;
     usage.lambdaSeconds[fn] += (resyncs * MEASURED_HANDLER_MS.perInvocation) / 1000;
-    usage.logBytes += resyncs * LOG_BYTES_PER_INVOCATION;
+    usage.logBytes += resyncs * (LOG_BYTES_PER_INVOCATION + RESYNC_LOG_BYTES);
   }
   bySource.resync = (bySource.resync ?? 0) + cost({ req: 2 * resyncs, gbs: (2 * resyncs * MEASURED_HANDLER_MS.perInvocation * memGb) / 1000 });
 

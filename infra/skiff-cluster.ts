@@ -17,10 +17,13 @@ import { AttributeType, Billing, StreamViewType, TableV2 } from 'aws-cdk-lib/aws
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import {
+  ApplicationLogLevel,
   Architecture,
   FunctionUrlAuthType,
   InvokeMode,
+  LoggingFormat,
   Runtime,
+  SystemLogLevel,
   type FunctionUrl,
 } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -133,6 +136,13 @@ export const WRITE_ALARM_UNITS_PER_5_MINUTES = 30_000;
 
 /** Stream-driven functions alarm when their oldest unprocessed record is older than this. */
 export const MAX_ITERATOR_AGE = Duration.seconds(60);
+
+/**
+ * Every Skiff function logs without the platform's START, END and REPORT lines (~350 bytes an invocation,
+ * most of the functions' log ingestion: infra/cost-model.ts); Lambda's own metrics still carry durations
+ * and errors. The functions' own lines (errors, the resync's summary) are kept, as JSON.
+ */
+const QUIET_LOGS = { loggingFormat: LoggingFormat.JSON, systemLogLevelV2: SystemLogLevel.WARN, applicationLogLevelV2: ApplicationLogLevel.INFO } as const;
 
 export class SkiffCluster extends Construct {
   /** The cluster's whole state: objects, the revision counter and the change log. */
@@ -404,6 +414,7 @@ export class SkiffCluster extends Construct {
       timeout: Duration.seconds(35),
       role,
       logGroup,
+      ...QUIET_LOGS,
       vpc: nodes.vpc,
       vpcSubnets: { subnetType: SubnetType.PUBLIC },
       // The node subnets are public; the function gets no public address and needs none.
@@ -438,6 +449,7 @@ export class SkiffCluster extends Construct {
       timeout,
       role,
       logGroup,
+      ...QUIET_LOGS,
       environment: { SKIFF_TABLE: this.table.tableName, ...env, NODE_OPTIONS: '--enable-source-maps' },
       bundling,
     });

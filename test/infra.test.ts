@@ -28,6 +28,7 @@ import {
   SCENARIOS,
   guardCost,
   monthlyBill,
+  LOG_BYTES_PER_INVOCATION,
 } from '../infra/cost-model.ts';
 import { MAX_VALUE_BYTES as DYNAMO_MAX_VALUE_BYTES } from '../lambdas/storage/dynamodb.ts';
 import { WRITE_ALARM_UNITS_PER_5_MINUTES } from '../infra/skiff-cluster.ts';
@@ -186,6 +187,14 @@ describe('apiserver function', () => {
     const readTimeout = dist.Properties.DistributionConfig.Origins[0].CustomOriginConfig.OriginReadTimeout;
     expect(Number(p.Environment.Variables.SKIFF_WATCH_KEEPALIVE_SECONDS)).toBeGreaterThan(0);
     expect(Number(p.Environment.Variables.SKIFF_WATCH_KEEPALIVE_SECONDS)).toBeLessThanOrEqual(readTimeout / 2);
+  });
+
+  it("the cluster's functions log as JSON without Lambda's START/END/REPORT lines (the cost model counts none)", () => {
+    // The functions invoked by the cluster's traffic (one-off deploy-time custom resources aside).
+    const fns = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) => /^Cluster(ApiServer|Scheduler|ControllerManager|WebhookCaller)/.test(id)).map(([, f]) => f);
+    expect(fns).toHaveLength(4);
+    for (const f of fns as Json[]) expect(f.Properties.LoggingConfig).toMatchObject({ LogFormat: 'JSON', SystemLogLevel: 'WARN', ApplicationLogLevel: 'INFO' });
+    expect(LOG_BYTES_PER_INVOCATION).toBe(0);
   });
 
   it('has a response-streaming Function URL without IAM auth or CORS', () => {
