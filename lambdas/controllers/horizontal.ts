@@ -32,6 +32,7 @@ import { ApiError } from '../machinery/status.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
+import { setStatusCondition } from '../kinds/policy/poddisruptionbudget.ts';
 import { controllerUser } from './identity.ts';
 import { localWakeUps, type WakeUps } from './wakeups.ts';
 import {
@@ -98,16 +99,9 @@ interface State {
 
 const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-/** setConditionInList: the transition time moves only when the status does. */
-function setCondition(status: Obj, type: string, value: 'True' | 'False', reason: string, message: string, now: Date): void {
-  const conds: Obj[] = Array.isArray(status.conditions) ? status.conditions : (status.conditions = []);
-  let c = conds.find((x) => x?.type === type);
-  if (!c) conds.push((c = { type }));
-  if (c.status !== value) c.lastTransitionTime = rfc3339(now);
-  c.status = value;
-  c.reason = reason;
-  c.message = message;
-}
+/** setConditionInList: the transition time moves only when the status does (as meta.SetStatusCondition). */
+const setCondition = (status: Obj, type: string, value: 'True' | 'False', reason: string, message: string, now: Date) =>
+  setStatusCondition(status, { type, status: value, reason, message }, now);
 
 /** Quantity.MilliValue: rounded up. */
 const milli = (q: unknown) => Math.ceil(parseQuantity(String(q)) * 1000 - 1e-6);
