@@ -16,6 +16,10 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
 import { testStores } from './support/backends.ts';
+import { controllers as cloudControllers } from '../lambdas/controllers/lambda.ts';
+import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { OBJECT_PK_PREFIX } from '../lambdas/storage/dynamodb.ts';
+import { resourcePrefix } from '../lambdas/machinery/resources.ts';
 
 const hpas = findResource('autoscaling', 'v2', 'horizontalpodautoscalers')!;
 const deployments = findResource('apps', 'v1', 'deployments')!;
@@ -237,3 +241,13 @@ for (const [label, makeStore, enabled] of stores) {
     });
   });
 }
+
+describe('HPA controller in the controller function', () => {
+  it('runs there, acting as its own identity, and HPA writes pass the function\'s stream filter', () => {
+    const c = cloudControllers.find((x) => x.name === 'horizontal-pod-autoscaler');
+    expect(c?.identity?.username).toBe('system:serviceaccount:kube-system:horizontal-pod-autoscaler');
+    expect(c?.watches).toEqual([hpas]);
+    const patterns = streamFilterPatterns(...cloudControllers).map((p) => JSON.parse(p));
+    expect(patterns[0].dynamodb.Keys.pk.S).toContain(`${OBJECT_PK_PREFIX}${resourcePrefix(hpas)}`);
+  });
+});
