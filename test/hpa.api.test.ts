@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { call } from './support/api-call.ts';
 import { pythonClient, type PythonClient } from './support/python-client.ts';
+import { until } from './support/until.ts';
+import { widget, widgetCRD } from './apiextensions.fixtures.ts';
 
 const py = await pythonClient();
 const V1 = '/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers';
@@ -152,6 +154,21 @@ describe('HorizontalPodAutoscaler at autoscaling/v2 and v1', () => {
     expect(text).toContain('"maxReplicas": 4');
     expect(text).not.toContain('"apiVersion": "autoscaling/v2"');
   });
+
+  it('scales a custom resource through its scale subresource (5 replicas, max 3: down to 3 without metrics)', async () => {
+    expect((await c.kubectl(['apply', '-f', '-'], JSON.stringify(widgetCRD()))).code).toBe(0);
+    await until('widgets served', async () => (await call(c, 'GET', '/apis/example.com/v1/namespaces/default/widgets')).status === 200, 20_000, 200);
+    const w = await call(c, 'POST', '/apis/example.com/v1/namespaces/default/widgets', widget({ image: 'nginx', replicas: 5 }, 'wd'));
+    expect(w.status, JSON.stringify(w.body)).toBe(201);
+    const made = await call(c, 'POST', V2, { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'wd' }, spec: { scaleTargetRef: { apiVersion: 'example.com/v1', kind: 'Widget', name: 'wd' }, minReplicas: 1, maxReplicas: 3 } });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    await until('the Widget scaled to 3', async () => (await call(c, 'GET', '/apis/example.com/v1/namespaces/default/widgets/wd')).body.spec?.replicas === 3, 20_000, 200);
+    const st = (await call(c, 'GET', `${V2}/wd`)).body.status;
+    expect(st.desiredReplicas).toBe(3);
+    expect(st.conditions.find((x: any) => x.type === 'AbleToScale')).toMatchObject({ status: 'True', reason: 'SucceededRescale', message: 'the HPA controller was able to update the target scale to 3' });
+    const events = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=wd,involvedObject.kind=HorizontalPodAutoscaler', '-o', 'jsonpath={.items[*].message}'])).stdout;
+    expect(events).toContain('New size: 3; reason: Current number of replicas above Spec.MaxReplicas');
+  }, 60_000);
 
   it('bad input is a 4xx Status and changes nothing in the store', async () => {
     const before = (await call(c, 'GET', V2)).body;
