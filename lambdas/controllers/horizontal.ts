@@ -206,8 +206,7 @@ export function createHorizontalController(opts: HorizontalControllerOptions = {
       const computed = await computeReplicasForMetrics(ctx, hpa, scale, currentReplicas, status, nowDate, event);
       metricStatuses = computed.statuses;
       if (computed.replicas < 0) {
-        status.currentMetrics = metricStatuses.length ? metricStatuses : undefined;
-        if (!status.currentMetrics) delete status.currentMetrics;
+        status.currentMetrics = metricStatuses.length ? metricStatuses : null;
         status.desiredReplicas = status.desiredReplicas ?? 0;
         await event('Warning', 'FailedComputeMetricsReplicas', computed.error);
         return writeStatus();
@@ -244,8 +243,8 @@ export function createHorizontalController(opts: HorizontalControllerOptions = {
     }
     status.currentReplicas = scale.status?.replicas ?? 0;
     status.desiredReplicas = desiredReplicas;
-    if (metricStatuses?.length) status.currentMetrics = metricStatuses;
-    else delete status.currentMetrics;
+    // No omitempty: none is null, as the API defaults it.
+    status.currentMetrics = metricStatuses?.length ? metricStatuses : null;
     await writeStatus();
   }
 

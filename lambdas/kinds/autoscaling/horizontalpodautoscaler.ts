@@ -58,8 +58,11 @@ export function defaultHPA(o: Obj): void {
     spec.behavior.scaleUp = copyScalingRules(spec.behavior.scaleUp, defaultScaleUp());
     spec.behavior.scaleDown = copyScalingRules(spec.behavior.scaleDown, defaultScaleDown());
   }
-  // desiredReplicas is an int32 without omitempty: always there.
-  if (isObject(o.status) && !present(o.status.desiredReplicas)) o.status.desiredReplicas = 0;
+  // The status is a struct (never absent) whose desiredReplicas and currentMetrics have no omitempty: a new
+  // HPA reads `status: {currentMetrics: null, desiredReplicas: 0}`, as from kube-apiserver.
+  const status = ensureObject(o, 'status');
+  if (status.currentMetrics === undefined) status.currentMetrics = null;
+  if (!present(status.desiredReplicas)) status.desiredReplicas = 0;
 }
 
 // ---- validation (pkg/apis/autoscaling/validation/validation.go) ----
@@ -473,15 +476,14 @@ export function hpaV2ToV1(o: Obj): Obj {
       targetCPUUtilizationPercentage: cpu?.resource?.target?.averageUtilization,
     }),
   };
-  if (status) {
-    out.status = def({
-      observedGeneration: status.observedGeneration,
-      lastScaleTime: status.lastScaleTime,
-      currentReplicas: status.currentReplicas ?? 0,
-      desiredReplicas: status.desiredReplicas ?? 0,
-      currentCPUUtilizationPercentage: cpuStatus?.resource?.current?.averageUtilization,
-    });
-  }
+  // A struct in v1 too, its replica counts without omitempty.
+  out.status = def({
+    observedGeneration: status?.observedGeneration,
+    lastScaleTime: status?.lastScaleTime,
+    currentReplicas: status?.currentReplicas ?? 0,
+    desiredReplicas: status?.desiredReplicas ?? 0,
+    currentCPUUtilizationPercentage: cpuStatus?.resource?.current?.averageUtilization,
+  });
   return out;
 }
 
