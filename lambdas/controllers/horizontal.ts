@@ -15,9 +15,9 @@
 // period, unless the HPA's spec changed (a new generation: synced at once). In the cloud no process runs
 // between events: each sync asks for a wake-up one period later (wakeups.ts, an EventBridge Scheduler
 // one-time schedule per HPA, deleted with the HPA), so a cluster without HPAs pays nothing and each HPA
-// costs ~172,800 Scheduler invocations and controller Lambda runs a month. The recommendations and scale
-// events the windows and rate limits look back on are in memory, as kube's are (a new controller process
-// starts them afresh).
+// costs 175,200 Scheduler invocations and controller function runs a 730-hour month (~$0.48 at list
+// prices: infra/cost-model.ts HPA_SYNC). The recommendations and scale events the windows and rate limits
+// look back on are in memory, as kube's are (a new controller process, or a cold function, starts afresh).
 
 import { podMetricsKind } from '../kinds/metrics/metrics.ts';
 import { nodeStats } from '../apiserver/node-proxy.ts';
