@@ -26,7 +26,7 @@ import {
   SystemLogLevel,
   type FunctionUrl,
 } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction, OutputFormat, type ICommandHooks } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
@@ -213,6 +213,13 @@ export class SkiffCluster extends Construct {
       ...limitEnv,
       // Its /metrics as EMF lines once a minute per instance (apiserver/metrics-emf.ts), when asked for.
       ...(props.cloudWatchMetrics ? { SKIFF_METRICS_FLUSH_SECONDS: '60' } : {}),
+    }, {
+      // The web console's files beside the bundle, served at /ui/ (lambdas/apiserver/console.ts), ~40 KB.
+      commandHooks: {
+        beforeBundling: () => [],
+        beforeInstall: () => [],
+        afterBundling: (_in: string, out: string) => [`node ${JSON.stringify(fileURLToPath(new URL('../scripts/console-build.mjs', import.meta.url)))} ${JSON.stringify(`${out}/console`)}`],
+      },
     });
 
     if (props.auditPolicy !== false) {
@@ -434,7 +441,7 @@ export class SkiffCluster extends Construct {
    * read/write the cluster's table. (The default role would attach AWSLambdaBasicExecutionRole, whose
    * logs actions are on "*".) `prefix` names the log group and role (`<prefix>Logs`, `<prefix>Role`).
    */
-  private skiffFunction(id: string, prefix: string, entry: string, timeout: Duration, env: Record<string, string> = {}): NodejsFunction {
+  private skiffFunction(id: string, prefix: string, entry: string, timeout: Duration, env: Record<string, string> = {}, extra: { commandHooks?: ICommandHooks } = {}): NodejsFunction {
     const logGroup = new LogGroup(this, `${prefix}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     const role = new Role(this, `${prefix}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
     logGroup.grantWrite(role); // logs:CreateLogStream, logs:PutLogEvents on this log group only
@@ -451,7 +458,7 @@ export class SkiffCluster extends Construct {
       logGroup,
       ...QUIET_LOGS,
       environment: { SKIFF_TABLE: this.table.tableName, ...env, NODE_OPTIONS: '--enable-source-maps' },
-      bundling,
+      bundling: { ...bundling, ...extra },
     });
     this.table.grantReadWriteData(fn);
     return fn;

@@ -2,6 +2,14 @@
 // a native addon, and the Lambda runtime ships the AWS SDK v3 clients.
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { writeConsole } from './console-build.mjs';
+
+// The web console (console/), served at /ui/ from dist/console/ (lambdas/apiserver/console.ts).
+const consoleFiles = writeConsole('dist/console');
+const consoleGzip = Object.values(consoleFiles).reduce((n, f) => n + gzipSync(f.body).length, 0);
+if (consoleGzip > 300 * 1024) throw new Error(`the console is ${consoleGzip} bytes gzipped, over its 300 KB budget`);
+console.log(`console: ${(consoleGzip / 1024).toFixed(1)} KB gzipped (budget 300 KB)`);
 
 const common = {
   bundle: true,

@@ -487,6 +487,10 @@ describe('apiserver bundle', () => {
     expect(code.startsWith("import { createRequire as __skiffCreateRequire } from 'node:module';"), 'createRequire banner').toBe(true);
     expect(/from\s*["']@aws-sdk\/client-dynamodb["']/.test(code), 'the AWS SDK is imported, not inlined').toBe(true);
     expect(existsSync(`${file}.map`)).toBe(true);
+    // The web console's files beside the bundle for /ui/ (lambdas/apiserver/console.ts), not inside it.
+    expect(readFileSync(join(assetDir(), 'console', 'index.html'), 'utf8')).toContain('/ui/app.js');
+    expect(statSync(join(assetDir(), 'console', 'app.js')).size).toBeGreaterThan(10_000);
+    expect(code.includes('Sign in to Skiff'), 'the console is not in the bundle').toBe(false);
   });
 
   it('loads in Node and exports the handler', () => {

@@ -8,6 +8,7 @@ import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from '../mach
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
+import { CONSOLE_PATH, serveConsole } from './console.ts';
 import { apiVersionOf, findResource, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, kinds as builtInKinds, type KindRegistry } from '../kinds/index.ts';
 import { CustomResourceServing } from './crds.ts';
@@ -287,6 +288,8 @@ export class ApiServer {
       if (path === '/version') return jsonResponse(200, versionInfo());
       return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'ok' };
     }
+    // The web console's files (console.ts): public, as the page signs in with a token of its own.
+    if (path === CONSOLE_PATH || path.startsWith(CONSOLE_PATH + '/')) return serveConsole(req, req.path);
     const authenticated = await this.authn.authenticate(req.headers['authorization']);
     auditUser(authenticated);
     // kube's WithImpersonation: Impersonate-* headers make the request act as someone else, if allowed.

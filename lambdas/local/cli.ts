@@ -24,6 +24,9 @@ Commands:
   token --cluster-name NAME [--region R] [--sts-endpoint URL]
             Print an ExecCredential holding an IAM token for the cluster (a GetCallerIdentity request
             signed with your AWS credentials, valid 15 minutes): a kubeconfig exec plugin
+  ui [--kubeconfig PATH]
+            Print the web console's address and the token to sign in with (the kubeconfig's);
+            the token is never put in a URL
   history TYPE/NAME [-n NAMESPACE] [--limit N] [--kubeconfig PATH]
             Show an object's recorded changes: each revision, when, who, the verb, and a diff of
             its YAML (TYPE as kubectl takes it: deployment, deploy, deployments.apps, a CRD's plural)
@@ -165,7 +168,20 @@ ${agentLine}
   export KUBECONFIG=${cluster.kubeconfigPath}
   kubectl get namespaces
 
+Web console: ${cluster.url}/ui/  (\`skiff ui\` prints the token to sign in with)
+
 Press Ctrl-C to stop; objects are kept for the next start.`);
+}
+
+/** `skiff ui`: where the console is and the kubeconfig's token to paste into its sign-in form. */
+function ui(argv: string[]): void {
+  const { values } = parseArgs({ args: argv, options: { kubeconfig: { type: 'string', default: process.env.KUBECONFIG ?? '.skiff/kubeconfig' } }, strict: true });
+  const cfg = configFromKubeconfig(values.kubeconfig!);
+  console.log(`Console: ${cfg.server.replace(/\/+$/, '')}/ui/
+Sign in with this bearer token (the page keeps it in the tab's sessionStorage only):
+${cfg.token}
+The local apiserver's certificate is signed by the cluster's own CA (in ${values.kubeconfig}): the browser
+warns once unless that CA is trusted.`);
 }
 
 async function agent(argv: string[]): Promise<void> {
@@ -319,6 +335,8 @@ async function main(): Promise<void> {
       return kubeconfig(rest);
     case 'token':
       return token(rest);
+    case 'ui':
+      return ui(rest);
     case 'history':
       return (await import('./history-cli.ts')).history(rest);
     case undefined:

@@ -1,0 +1,129 @@
+// The web console (issue #17 item 4) driven by a real headless browser: Debian's chromium through
+// playwright-core, against a local cluster whose node agent runs a pod on the real Docker Engine. It signs
+// in (a wrong token first: a clear error), sees the pod in the cluster picture, opens it, sees a label
+// added by kubectl arrive through the watch without a reload, reads the container's logs, opens the pod's
+// history, checks the page with axe-core, and keeps screenshots in test-artifacts/ (git-ignored).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import type Docker from 'dockerode';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.ts';
+import { requireDocker, TEST_IMAGE } from './support/docker.ts';
+import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { until } from './support/until.ts';
+
+const docker = await requireDocker();
+const NODE = `ui-node-${process.pid}`;
+const NETWORK = `skiff-ui-${process.pid}`;
+const ARTIFACTS = resolve('test-artifacts');
+
+describe.skipIf(!docker)('web console in headless chromium', () => {
+  let c: TestCluster;
+  let browser: Browser;
+  let page: Page;
+  beforeAll(async () => {
+    c = await startTestCluster({ agents: 1, requireAgents: true, agentOptions: { nodeName: NODE, network: NETWORK } });
+    browser = await launchChromium();
+    // The local apiserver's certificate is signed by the cluster's own CA, which this profile does not trust.
+    page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } })).newPage();
+    mkdirSync(ARTIFACTS, { recursive: true });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    for (const a of c?.agents ?? []) await a.close({ removePods: true });
+    await c?.destroy();
+    await (docker as Docker).getNetwork(NETWORK).remove().catch(() => {});
+  });
+
+  it('serves its files without a token, small (<= 300 KB gzipped), and nothing else without one', async () => {
+    let gz = 0;
+    for (const f of ['/ui/', '/ui/app.js', '/ui/app.css']) {
+      const r = await page.request.get(c.url + f);
+      expect(r.status(), f).toBe(200);
+      gz += gzipSync(await r.body()).length;
+    }
+    console.log(`console: ${(gz / 1024).toFixed(1)} KB gzipped`);
+    expect(gz).toBeLessThan(300 * 1024);
+    expect((await page.request.get(c.url + '/api/v1/pods')).status()).toBe(401);
+  });
+
+  it('signs in, shows a pod live, its logs and history', async () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', labels: { app: 'web' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: TEST_IMAGE, command: ['sh', '-c', 'echo hello-from-console; sleep 3600'] }] },
+    };
+    expect((await c.kubectl(['apply', '-f', '-'], JSON.stringify(pod))).code).toBe(0);
+    await until('web Running', async () => (await c.kubectl(['get', 'pod', 'web', '-o', 'jsonpath={.status.phase}'])).stdout === 'Running', 60_000, 250);
+
+    await page.goto(c.url + '/ui/');
+    // A wrong token: a clear error, and still the sign-in form.
+    await page.getByLabel('Bearer token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByTestId('signin-error').textContent()).toMatch(/not accepted \(401 Unauthorized\)/);
+
+    await page.getByLabel('Bearer token').fill(c.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // The cluster picture: the node's box holds the pod, coloured (and named) by its phase.
+    const square = page.getByRole('link', { name: 'default/web: Running' });
+    await square.waitFor({ timeout: 15_000 });
+    expect(await page.getByRole('list', { name: `Pods on ${NODE}` }).getByRole('link').count()).toBeGreaterThanOrEqual(1);
+    await page.screenshot({ path: `${ARTIFACTS}/ui-cluster.png`, fullPage: true });
+
+    // Accessibility: axe-core finds no violations in the cluster view.
+    const axe = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+    await page.evaluate(axe); // through the DevTools protocol: the page's CSP allows no inline script
+    const violations = await page.evaluate(async () => (await (globalThis as any).axe.run()).violations.map((v: any) => `${v.id}: ${v.help} (${v.nodes.map((n: any) => n.target.join(" ")).join(", ")})`));
+    expect(violations).toEqual([]);
+
+    // Keyboard: the pod's square is reachable and opens with Enter.
+    await square.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('phase').textContent(), { timeout: 10_000 }).toBe('Running');
+    expect(await page.getByTestId('labels').textContent()).not.toContain('tier=frontend');
+
+    // A change made elsewhere arrives through the watch: no reload (the marker survives).
+    await page.evaluate(() => ((globalThis as any).__noReload = true));
+    expect((await c.kubectl(['label', 'pod', 'web', 'tier=frontend'])).code).toBe(0);
+    await expect.poll(() => page.getByTestId('labels').textContent(), { timeout: 10_000 }).toContain('tier=frontend');
+    expect(await page.evaluate(() => (globalThis as any).__noReload)).toBe(true);
+
+    // The container's logs (pods/log through the agent).
+    await page.getByRole('link', { name: 'Logs of main' }).click();
+    await expect.poll(() => page.getByRole('log', { name: 'Logs of main' }).textContent(), { timeout: 15_000 }).toContain('hello-from-console');
+    // ... beside the pod's details, still watched (a browser's 6 HTTP/1.1 connections are not used up).
+    expect(await page.getByTestId('phase').textContent()).toBe('Running');
+    await expect.poll(() => page.getByRole('table', { name: /Events of this pod/ }).textContent(), { timeout: 10_000 }).toMatch(/Scheduled|Pulled|Started/);
+
+    // Its history: the label change, by the admin, with its diff.
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    const change = page.locator('section[aria-labelledby="history-h"] li', { hasText: 'update by skiff-admin' }).first();
+    await change.waitFor({ timeout: 10_000 });
+    await change.locator('summary').click();
+    await expect.poll(() => change.locator('pre').textContent()).toContain('+    tier: frontend');
+    await page.screenshot({ path: `${ARTIFACTS}/ui-pod.png`, fullPage: true });
+    console.log(`screenshots: ${ARTIFACTS}/ui-cluster.png, ${ARTIFACTS}/ui-pod.png`);
+
+    // Workloads, nodes, services and events views render with the signed-in user's reads.
+    for (const [view, heading] of [['workloads', 'Workloads'], ['nodes', 'Nodes'], ['services', 'Services and endpoints'], ['events', 'Events']]) {
+      await page.goto(`${c.url}/ui/#/${view}`);
+      await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
+      expect(await page.getByRole('alert').count(), view).toBe(0);
+    }
+    await expect.poll(() => page.getByRole('table', { name: /Events/ }).textContent(), { timeout: 10_000 }).toMatch(/Pod\/web/);
+    // The workloads view's seven lists (more than its watch slots: the rest are listed again every 3 s).
+    await page.goto(`${c.url}/ui/#/workloads`);
+    await expect.poll(() => page.getByRole('table', { name: /^Pods/ }).textContent(), { timeout: 10_000 }).toContain('web');
+    await expect.poll(() => page.getByRole('table', { name: /^Deployments/ }).textContent(), { timeout: 10_000 }).toContain('None.');
+
+    // A token revoked mid-session (here: the tab's token replaced by a wrong one) returns to sign-in with the reason.
+    await page.evaluate(() => (globalThis as any).sessionStorage.setItem('skiff.token', 'revoked'));
+    await page.reload();
+    await expect.poll(() => page.getByTestId('signin-error').textContent(), { timeout: 10_000 }).toMatch(/not accepted/);
+  }, 180_000);
+});
