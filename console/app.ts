@@ -411,14 +411,14 @@ function History(props: { group: string; resource: string; ns?: string; name: st
     <${Problem} error=${hist.error} />
     ${hist.data?.message ? html`<p class="muted">${hist.data.message}</p>` : null}
     ${hist.data && !entries.length ? html`<p class="muted">No recorded changes.</p>` : null}
-    <ol reversed>
+    <ul>
       ${[...entries].reverse().map(
         (e) => html`<li><details>
           <summary>revision ${e.revision}: ${e.operation}${e.subresource ? ` (${e.subresource})` : ''} by ${e.user?.username ?? 'unknown'}, ${age(e.time)} ago${e.unrecordedBefore ? ' (earlier changes not recorded)' : ''}</summary>
           <pre>${e.diff}</pre>
         </details></li>`,
       )}
-    </ol>
+    </ul>
   </section>`;
 }
 
@@ -587,7 +587,8 @@ function App() {
       setSignedIn(true);
     }} />`;
   }
-  const [view = 'cluster', ...args] = route;
+  const view = route[0] || 'cluster';
+  const args = route.slice(1);
   let body;
   switch (view) {
     case 'namespaces': body = html`<${NamespacesView} setNs=${setNs} />`; break;
@@ -607,7 +608,7 @@ function App() {
         document.querySelector<HTMLElement>('main h1')?.focus();
       }}>Skip to content</a>
       <span class="brand">Skiff</span>
-      <nav aria-label="Views"><ul>${VIEWS.map(([v, label]) => html`<li><a href=${href(v)} aria-current=${view === v || (view === 'cluster' && v === 'cluster') ? 'page' : undefined}>${label}</a></li>`)}</ul></nav>
+      <nav aria-label="Views"><ul>${VIEWS.map(([v, label]) => html`<li><a href=${href(v)} aria-current=${view === v ? 'page' : undefined}>${label}</a></li>`)}</ul></nav>
       <label>Namespace <select value=${ns} onChange=${(e: Event) => setNs((e.target as HTMLSelectElement).value)}>
         <option value="">All namespaces</option>
         ${[...(namespaces.data?.items ?? [])].sort(byName).map((n) => html`<option value=${n.metadata.name}>${n.metadata.name}</option>`)}

@@ -5,6 +5,7 @@
 // history, checks the page with axe-core, and keeps screenshots in test-artifacts/ (git-ignored).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
@@ -49,6 +50,17 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     console.log(`console: ${(gz / 1024).toFixed(1)} KB gzipped`);
     expect(gz).toBeLessThan(300 * 1024);
     expect((await page.request.get(c.url + '/api/v1/pods')).status()).toBe(401);
+    const bare = await page.request.get(c.url + '/ui', { maxRedirects: 0 });
+    expect([bare.status(), bare.headers()['location']]).toEqual([301, '/ui/']);
+    expect((await page.request.post(c.url + '/ui/', { data: 'x' })).status()).toBe(405);
+    // Any other path under /ui/ is the page (its own routes are in the fragment).
+    expect(await (await page.request.get(c.url + '/ui/nodes')).text()).toContain('/ui/app.js');
+
+    // `skiff ui` prints where to go and the token, never the token in the URL.
+    const out = execFileSync(process.execPath, ['dist/skiff.mjs', 'ui', '--kubeconfig', c.kubeconfigPath], { encoding: 'utf8' });
+    const urlLine = out.split('\n').find((l) => l.startsWith('Console: '))!;
+    expect(urlLine).toBe(`Console: ${c.url}/ui/`);
+    expect(out.split('\n')).toContain(c.token);
   });
 
   it('signs in, shows a pod live, its logs and history', async () => {
@@ -72,6 +84,7 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     // The cluster picture: the node's box holds the pod, coloured (and named) by its phase.
     const square = page.getByRole('link', { name: 'default/web: Running' });
     await square.waitFor({ timeout: 15_000 });
+    expect(await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Cluster' }).getAttribute('aria-current')).toBe('page');
     expect(await page.getByRole('list', { name: `Pods on ${NODE}` }).getByRole('link').count()).toBeGreaterThanOrEqual(1);
     await page.screenshot({ path: `${ARTIFACTS}/ui-cluster.png`, fullPage: true });
 
@@ -107,7 +120,6 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     await change.locator('summary').click();
     await expect.poll(() => change.locator('pre').textContent()).toContain('+    tier: frontend');
     await page.screenshot({ path: `${ARTIFACTS}/ui-pod.png`, fullPage: true });
-    console.log(`screenshots: ${ARTIFACTS}/ui-cluster.png, ${ARTIFACTS}/ui-pod.png`);
 
     // Workloads, nodes, services and events views render with the signed-in user's reads.
     for (const [view, heading] of [['workloads', 'Workloads'], ['nodes', 'Nodes'], ['services', 'Services and endpoints'], ['events', 'Events']]) {
@@ -120,6 +132,17 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     await page.goto(`${c.url}/ui/#/workloads`);
     await expect.poll(() => page.getByRole('table', { name: /^Pods/ }).textContent(), { timeout: 10_000 }).toContain('web');
     await expect.poll(() => page.getByRole('table', { name: /^Deployments/ }).textContent(), { timeout: 10_000 }).toContain('None.');
+
+    // A Deployment's page: its pods, live, and its history (created, then scaled by the admin).
+    expect((await c.kubectl(['create', 'deployment', 'api', `--image=${TEST_IMAGE}`, '--', 'sleep', '3600'])).code).toBe(0);
+    expect((await c.kubectl(['scale', 'deployment', 'api', '--replicas=2'])).code).toBe(0);
+    await page.goto(`${c.url}/ui/#/workloads`);
+    await page.getByRole('link', { name: 'api', exact: true }).click();
+    await expect.poll(async () => (await page.getByRole('table', { name: /^Its pods/ }).textContent())?.match(/api-[a-z0-9]+-[a-z0-9]+/g)?.length ?? 0, { timeout: 20_000 }).toBe(2);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.locator('section[aria-labelledby="history-h"] li', { hasText: /update \(scale\) by skiff-admin/ }).first().waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: `${ARTIFACTS}/ui-deployment.png`, fullPage: true });
+    console.log(`screenshots: ${ARTIFACTS}/ui-cluster.png, ${ARTIFACTS}/ui-pod.png, ${ARTIFACTS}/ui-deployment.png`);
 
     // A token revoked mid-session (here: the tab's token replaced by a wrong one) returns to sign-in with the reason.
     await page.evaluate(() => (globalThis as any).sessionStorage.setItem('skiff.token', 'revoked'));
