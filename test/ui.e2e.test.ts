@@ -5,11 +5,12 @@
 // history, checks the page with axe-core, and keeps screenshots in test-artifacts/ (git-ignored).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './support/chromium.ts';
@@ -62,6 +63,24 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     expect(urlLine).toBe(`Console: ${c.url}/ui/`);
     expect(out.split('\n')).toContain(c.token);
   });
+
+  it('is served by the built `skiff up` from dist/console/ (what users run; this file runs the source)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-ui-dist-'));
+    const up = spawn(process.execPath, ['dist/skiff.mjs', 'up', '--port', '0', '--data-dir', dir, '--no-agent'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let out = '';
+      up.stdout!.on('data', (d: Buffer) => (out += d));
+      const url = await until('skiff up running', async () => /Skiff is running at (\S+)/.exec(out)?.[1], 30_000, 100);
+      expect(out).toContain(`Web console: ${url}/ui/`);
+      const r = await page.request.get(`${url}/ui/app.js`);
+      expect(r.status()).toBe(200);
+      expect(await r.text()).toBe(readFileSync('dist/console/app.js', 'utf8'));
+    } finally {
+      up.kill('SIGTERM');
+      await new Promise((r) => up.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('signs in, shows a pod live, its logs and history', async () => {
     const pod = {
