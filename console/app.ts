@@ -44,6 +44,18 @@ async function api(path: string, signal?: AbortSignal): Promise<Obj> {
   return r.json();
 }
 
+/** A GET's body as text chunks while they arrive (a watch, a followed log). */
+async function* streamed(path: string, signal: AbortSignal): AsyncGenerator<string> {
+  const r = await fetch(path, { headers: headers(), signal });
+  if (!r.ok) throw await failure(r);
+  const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    yield value;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A collection's path: core (group '') or a group's, all namespaces or one. */
@@ -110,13 +122,8 @@ function useList(path: string | undefined): ListState {
             holding = true;
             watchesOpen++;
           }
-          const r = await fetch(`${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(rv)}`, { headers: headers(), signal: ctl.signal });
-          if (!r.ok) throw await failure(r);
-          const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
           let buf = '';
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
+          for await (const value of streamed(`${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(rv)}`, ctl.signal)) {
             buf += value;
             let i: number;
             while ((i = buf.indexOf('\n')) >= 0) {
@@ -434,13 +441,8 @@ function Logs(props: { ns: string; pod: string; container: string }) {
     const q = new URLSearchParams({ container: props.container, tailLines: '500', ...(follow ? { follow: 'true' } : {}) });
     void (async () => {
       try {
-        const r = await fetch(`${coll('', 'v1', 'pods', props.ns)}/${encodeURIComponent(props.pod)}/log?${q}`, { headers: headers(), signal: ctl.signal });
-        if (!r.ok) throw await failure(r);
-        const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
         let all = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
+        for await (const value of streamed(`${coll('', 'v1', 'pods', props.ns)}/${encodeURIComponent(props.pod)}/log?${q}`, ctl.signal)) {
           all = (all + value).slice(-200_000);
           setText(all);
         }
