@@ -28,7 +28,8 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
   let browser: Browser;
   let page: Page;
   beforeAll(async () => {
-    c = await startTestCluster({ agents: 1, requireAgents: true, agentOptions: { nodeName: NODE, network: NETWORK } });
+    // Watches end after 2 s (kube's --min-request-timeout, short): the page must resume them.
+    c = await startTestCluster({ agents: 1, requireAgents: true, maxWatchSeconds: 2, agentOptions: { nodeName: NODE, network: NETWORK } });
     browser = await launchChromium();
     // The local apiserver's certificate is signed by the cluster's own CA, which this profile does not trust.
     page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } })).newPage();
@@ -119,11 +120,16 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     await expect.poll(() => page.getByTestId('phase').textContent(), { timeout: 10_000 }).toBe('Running');
     expect(await page.getByTestId('labels').textContent()).not.toContain('tier=frontend');
 
-    // A change made elsewhere arrives through the watch: no reload (the marker survives).
+    // A change made elsewhere arrives through the watch: no reload (the marker survives). The label is
+    // added after the first watch has ended: the page resumed it from its resourceVersion, listing once.
+    const podReads: string[] = [];
+    page.on('request', (r) => r.url().includes('/namespaces/default/pods?fieldSelector=metadata.name%3Dweb') && podReads.push(r.url()));
     await page.evaluate(() => ((globalThis as any).__noReload = true));
+    await until('a watch of the pod resumed', async () => podReads.filter((u) => /watch=1.*resourceVersion=\d+/.test(u)).length >= 2, 10_000, 100);
     expect((await c.kubectl(['label', 'pod', 'web', 'tier=frontend'])).code).toBe(0);
     await expect.poll(() => page.getByTestId('labels').textContent(), { timeout: 10_000 }).toContain('tier=frontend');
     expect(await page.evaluate(() => (globalThis as any).__noReload)).toBe(true);
+    expect(podReads.filter((u) => !u.includes('watch=1'))).toEqual([]); // no list again: resumed watches only
 
     // The container's logs (pods/log through the agent).
     await page.getByRole('link', { name: 'Logs of main' }).click();
