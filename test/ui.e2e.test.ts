@@ -169,6 +169,12 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     await page.screenshot({ path: `${ARTIFACTS}/ui-deployment.png`, fullPage: true });
     console.log(`screenshots: ${ARTIFACTS}/ui-cluster.png, ${ARTIFACTS}/ui-pod.png, ${ARTIFACTS}/ui-deployment.png`);
 
+    // Nodes with usage: once the agent has two samples (10 s apart) its NodeMetrics fill the CPU column.
+    await page.goto(`${c.url}/ui/#/nodes`);
+    const nodeRow = page.getByRole('table', { name: /^Nodes/ }).getByRole('row', { name: new RegExp(NODE) });
+    await expect.poll(async () => (await nodeRow.getByRole('cell').nth(2).textContent()) ?? '', { timeout: 40_000, interval: 1000 }).toMatch(/^\d+(\.\d+)?m?$/);
+    expect(await nodeRow.getByRole('cell').nth(4).textContent()).toMatch(/^\d+Mi$/);
+
     // A token revoked mid-session (here: the tab's token replaced by a wrong one) returns to sign-in with the reason.
     await page.evaluate(() => (globalThis as any).sessionStorage.setItem('skiff.token', 'revoked'));
     await page.reload();
