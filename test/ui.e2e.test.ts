@@ -169,6 +169,15 @@ describe.skipIf(!docker)('web console in headless chromium', () => {
     await page.screenshot({ path: `${ARTIFACTS}/ui-deployment.png`, fullPage: true });
     console.log(`screenshots: ${ARTIFACTS}/ui-cluster.png, ${ARTIFACTS}/ui-pod.png, ${ARTIFACTS}/ui-deployment.png`);
 
+    // Services and endpoints: a Service over the pod, its endpoint the pod's IP (arriving through the watch).
+    const podIP = (await c.kubectl(['get', 'pod', 'web', '-o', 'jsonpath={.status.podIP}'])).stdout;
+    expect(podIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    await page.goto(`${c.url}/ui/#/services`);
+    await page.getByRole('heading', { name: 'Services and endpoints', level: 1 }).waitFor();
+    expect((await c.kubectl(['expose', 'pod', 'web', '--port=80', '--target-port=8080', '--name=web-svc'])).code).toBe(0);
+    await expect.poll(() => page.getByRole('table', { name: /^Services/ }).textContent(), { timeout: 10_000 }).toContain('web-svc');
+    await expect.poll(() => page.getByRole('table', { name: /^Endpoints/ }).getByRole('row', { name: /web-svc/ }).textContent(), { timeout: 15_000 }).toContain(`${podIP}:8080`);
+
     // Nodes with usage: once the agent has two samples (10 s apart) its NodeMetrics fill the CPU column.
     await page.goto(`${c.url}/ui/#/nodes`);
     const nodeRow = page.getByRole('table', { name: /^Nodes/ }).getByRole('row', { name: new RegExp(NODE) });
