@@ -1267,3 +1267,28 @@ export function candidateSettings(cluster: ClusterProfile): Candidate[] {
               }
   return out;
 }
+
+// ---- cost per namespace (lambdas/machinery/usage.ts counts, `skiff cost` and /apis/cost.skiff.io serve) ----
+
+/** What a namespace caused: apiserver requests (one Lambda invocation each) and its DynamoDB requests and units. */
+export interface NamespaceUsage {
+  apiRequests: number;
+  dynamoRequests: number;
+  rru: number;
+  wru: number;
+}
+
+/**
+ * Dollars at list prices (no free tier: it is the account's, not a namespace's), priced as monthlyBill
+ * prices an operation: each apiserver request a Lambda invocation and a CloudFront request, Lambda time
+ * from MEASURED_HANDLER_MS (per invocation and per DynamoDB request) at LAMBDA_MEMORY_MB, and the
+ * DynamoDB request units. The loops' storage requests are charged to the namespace they reconcile; their
+ * stream invocations are not (a batch serves many namespaces), nor the resync's.
+ */
+export function priceUsage(u: NamespaceUsage): { lambda: number; dynamo: number; cloudFront: number; total: number } {
+  const seconds = (u.apiRequests * MEASURED_HANDLER_MS.perInvocation + u.dynamoRequests * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+  const lambda = u.apiRequests * PRICES.lambdaPerRequest + seconds * (LAMBDA_MEMORY_MB / 1024) * PRICES.lambdaPerGbSecondArm;
+  const dynamo = u.rru * PRICES.dynamoPerRru + u.wru * PRICES.dynamoPerWru;
+  const cloudFront = u.apiRequests * PRICES.cloudFrontPerHttpsRequest;
+  return { lambda, dynamo, cloudFront, total: lambda + dynamo + cloudFront };
+}

@@ -64,11 +64,15 @@ import { bootstrapClusterRoleBindings, bootstrapClusterRoles, ensureBootstrapPol
 import { impersonate } from './impersonation.ts';
 import { auditAuthorization, auditUser, pathAttributes, type Auditor } from './audit.ts';
 import { ApiMetrics, METRICS_PATH } from './metrics.ts';
+import { chargedTo, meteredBackend, namespaceOfPath, UsageMeter } from '../machinery/usage.ts';
+import { COST_PATH, serveCost } from './cost.ts';
 import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { createToken } from './tokenrequest.ts';
 import { actingAs, HISTORY_GROUP, inWriteScope, recordingBackend, serveHistory, setRequestWriter, type HistoryOptions } from './history.ts';
 
 export interface ApiServerOptions {
+  /** Where cost per namespace is counted (usage.ts); shared by a second ApiServer over the same cluster. */
+  usage?: UsageMeter;
   backend: Backend;
   authorizer?: Authorizer;
   /** What the authorizer allows a user, for SelfSubjectRulesReview (RBAC's rule resolver). */
@@ -167,12 +171,17 @@ export class ApiServer {
   readonly nodeGraph: NodeGraph;
   /** Request and storage metrics, served at /metrics (metrics.ts). */
   readonly metrics = new ApiMetrics();
+  /** Cost per namespace (machinery/usage.ts): each request and its storage requests, charged to its namespace. */
+  readonly usage: UsageMeter;
   /** Object history, when on (history.ts). */
   readonly history?: HistoryOptions;
 
   constructor(opts: ApiServerOptions) {
     // Every store call is timed for /metrics (metrics.ts).
     opts = { ...opts, backend: this.metrics.timed(opts.backend) };
+    // ... and counted in DynamoDB's terms, charged to the namespace of the request or reconcile (usage.ts).
+    this.usage = opts.usage ?? new UsageMeter();
+    opts = { ...opts, backend: meteredBackend(opts.backend, this.usage) };
     // Every write of an object is recorded with whoever made it (history.ts), after the write.
     if (opts.history) opts = { ...opts, backend: recordingBackend(opts.backend, opts.history) };
     this.history = opts.history;
@@ -216,6 +225,7 @@ export class ApiServer {
     const manager: UserInfo = { username: 'system:kube-controller-manager', groups: ['system:authenticated'] };
     const make = (user: UserInfo, registry: Registry): import('../controllers/controller.ts').ControllerContext => ({
       registry,
+      usage: this.usage,
       create: async (res, namespace, obj) => {
         await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, namespace, object: obj, user }, this.registry);
         return registry.create(res, namespace, obj);
@@ -263,6 +273,12 @@ export class ApiServer {
   private shippedPolicyForLoops: boolean;
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
+    const namespace = namespaceOfPath(req.path);
+    this.usage.apiRequest(namespace);
+    return chargedTo(namespace, () => this.handleCharged(req));
+  }
+
+  private async handleCharged(req: ApiRequest): Promise<ApiResponse> {
     const t0 = performance.now();
     // Audited where requests are answered, so refusals (401, 403) and failures are events too.
     const res = await (this.audit ? this.audit.run(req, () => this.answer(req)) : this.answer(req));
@@ -296,6 +312,7 @@ export class ApiServer {
     const user = await impersonate(req.headers, authenticated, this.authz, path);
     auditUser(authenticated, user);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
+    if (path.startsWith(COST_PATH)) return serveCost(req, path, this.usage, (a) => this.authorize(user, a), (ns) => this.registry.get(findResource('', 'v1', 'namespaces')!, undefined, ns));
     if (path === OIDC_CONFIGURATION_PATH || path === OIDC_JWKS_PATH) return this.oidcDiscovery(req, user, path);
     const segs = path.split('/').filter(Boolean);
 

@@ -6,6 +6,7 @@
 // costs in proportion to what it changed, not to the namespace.
 
 import type { Registry } from '../apiserver/registry.ts';
+import type { UsageMeter } from '../machinery/usage.ts';
 import type { UserInfo } from '../apiserver/auth.ts';
 import { RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
@@ -27,6 +28,8 @@ export interface ReconcileResult {
 /** What a controller may use: the store, and creation through the admission chain. */
 export interface ControllerContext {
   registry: Registry;
+  /** Where each reconcile's storage requests are charged to its key's namespace (machinery/usage.ts). */
+  usage?: UsageMeter;
   /** Creates an object as a control-plane client: admission (namespace lifecycle...) applies. */
   create(res: ResourceInfo, namespace: string | undefined, obj: KubeObject): Promise<KubeObject>;
   now(): Date;

@@ -26,6 +26,7 @@ import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInf
 import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
 import { StoreReader } from './cache.ts';
 import { contextFor, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
+import { reconcileCharged } from '../machinery/usage.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
 export function resourceOfKey(key: string): ResourceInfo | undefined {
@@ -84,7 +85,7 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
     const cctx = contextFor(c, ctx);
     for (const [key, seq] of keys) {
       try {
-        await c.reconcile(key, cctx);
+        await reconcileCharged(cctx.usage, key, () => c.reconcile(key, cctx));
       } catch (e) {
         console.error(`controller ${c.name}: reconcile ${key} failed`, e);
         failures.set(seq, seq);
@@ -110,7 +111,7 @@ export async function resyncAll(controllers: Controller[], ctx: ControllerContex
     const keys = [...new Set(await c.allKeys(cctx))];
     for (const k of keys) {
       try {
-        await c.reconcile(k, cctx);
+        await reconcileCharged(cctx.usage, k, () => c.reconcile(k, cctx));
       } catch (e) {
         console.error(`controller ${c.name}: resync of ${k} failed`, e);
       }

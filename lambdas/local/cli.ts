@@ -30,6 +30,9 @@ Commands:
   history TYPE/NAME [-n NAMESPACE] [--limit N] [--kubeconfig PATH]
             Show an object's recorded changes: each revision, when, who, the verb, and a diff of
             its YAML (TYPE as kubectl takes it: deployment, deploy, deployments.apps, a CRD's plural)
+  cost [-n NAMESPACE] [--since D] [--kubeconfig PATH]
+            What each namespace's control-plane requests cost (requests by kind, DynamoDB request
+            units, dollars, the month's projection), priced as deployed; --since 90s, 15m, 1h, 7d
 
 Options for up:
   --port N          HTTPS port (default 6443; 0 picks a free one)
@@ -339,6 +342,8 @@ async function main(): Promise<void> {
       return ui(rest);
     case 'history':
       return (await import('./history-cli.ts')).history(rest);
+    case 'cost':
+      return (await import('./cost-cli.ts')).cost(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -17,6 +17,7 @@ import type { ResourceInfo } from '../machinery/resources.ts';
 import { ControllerRateLimiter, type RateLimiterOptions } from '../controllers/ratelimit.ts';
 import type { ApiPriorityGate } from './api-priority.ts';
 import { SharedInformers } from '../controllers/informer.ts';
+import { reconcileCharged } from '../machinery/usage.ts';
 
 /** Longest a worker reconciles without letting the event loop turn. */
 const SLICE_MS = 50;
@@ -100,7 +101,7 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
     const cctx = contextFor(c, ctx);
     const reconcileKey = async (key: string): Promise<void> => {
       try {
-        const r = await c.reconcile(key, cctx);
+        const r = await reconcileCharged(cctx.usage, key, () => c.reconcile(key, cctx));
         limiter.forget(key);
         if (r?.requeueAfterMs !== undefined) later(r.requeueAfterMs, () => enqueue(key));
       } catch (e) {

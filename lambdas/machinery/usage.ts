@@ -1,0 +1,200 @@
+// Cost per namespace (issue #17 item 6): the control-plane requests each namespace causes, counted where
+// they happen and priced by the cost model's PRICES (infra/cost-model.ts priceUsage: one place for prices).
+//
+// Who pays: the namespace in the async context (AsyncLocalStorage) of the work that made the request. The
+// apiserver runs each request in its namespace's context (cluster-scoped requests: "", the cluster); the
+// control loops run each reconcile in the context of the object's namespace. Storage requests are counted
+// at the one narrow point every read and write passes, the Backend (meteredBackend), in DynamoDB's terms:
+// the requests and read/write request units the DynamoDB backend makes for that Backend call, by
+// DynamoDB's billing rules on the stored bytes (reads 1 RRU per 4 KB, a list's items summed before
+// rounding; writes 2 WRU per KB of the object and of its change-log item in one transaction, plus the
+// revision counter's and the settled watermark's 1 WRU each). The same counting runs over SQLite
+// (`skiff up`), so a local cluster's counts are priced as if it were deployed.
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Backend } from '../storage/backend.ts';
+import { encodeValue } from '../storage/value-codec.ts';
+
+/** Who a request or reconcile is charged to: a namespace, or "" for the cluster. */
+const scope = new AsyncLocalStorage<{ namespace: string }>();
+
+/** Runs fn with its storage requests charged to namespace ("" = cluster-scoped). */
+export function chargedTo<T>(namespace: string, fn: () => T): T {
+  return scope.run({ namespace }, fn);
+}
+
+/** The namespace the current work is charged to ("" when none: the cluster). */
+export function currentNamespace(): string {
+  return scope.getStore()?.namespace ?? '';
+}
+
+/** What one namespace caused in one minute. `requests` counts DynamoDB requests by "Command kind of call". */
+export interface UsageCounts {
+  /** apiserver requests: one Lambda invocation each deployed. */
+  apiRequests: number;
+  /** Control-loop reconciles (their invocations are the stream's, shared: priced by their storage requests). */
+  reconciles: number;
+  dynamoRequests: number;
+  rru: number;
+  wru: number;
+  /** DynamoDB requests by kind: "read", "list", "write". */
+  byKind: Record<string, number>;
+}
+
+export const emptyCounts = (): UsageCounts => ({ apiRequests: 0, reconciles: 0, dynamoRequests: 0, rru: 0, wru: 0, byKind: {} });
+
+export function addCounts(into: UsageCounts, c: UsageCounts): UsageCounts {
+  into.apiRequests += c.apiRequests;
+  into.reconciles += c.reconciles;
+  into.dynamoRequests += c.dynamoRequests;
+  into.rru += c.rru;
+  into.wru += c.wru;
+  for (const [k, n] of Object.entries(c.byKind)) into.byKind[k] = (into.byKind[k] ?? 0) + n;
+  return into;
+}
+
+const MINUTE_MS = 60_000;
+/** Minutes of counts kept in memory (a week). */
+const KEEP_MINUTES = 7 * 24 * 60;
+
+/** Per-namespace counters in one-minute buckets (this process's; kept a week). */
+export class UsageMeter {
+  private readonly minutes = new Map<number, Map<string, UsageCounts>>();
+  readonly started = Date.now();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private counts(namespace = currentNamespace()): UsageCounts {
+    const minute = Math.floor(this.now() / MINUTE_MS);
+    let m = this.minutes.get(minute);
+    if (!m) {
+      this.minutes.set(minute, (m = new Map()));
+      for (const old of this.minutes.keys()) if (old <= minute - KEEP_MINUTES) this.minutes.delete(old);
+    }
+    let c = m.get(namespace);
+    if (!c) m.set(namespace, (c = emptyCounts()));
+    return c;
+  }
+
+  apiRequest(namespace: string): void {
+    this.counts(namespace).apiRequests++;
+  }
+
+  reconcile(namespace: string): void {
+    this.counts(namespace).reconciles++;
+  }
+
+  storage(kind: 'read' | 'list' | 'write', requests: number, rru: number, wru: number): void {
+    const c = this.counts();
+    c.dynamoRequests += requests;
+    c.rru += rru;
+    c.wru += wru;
+    c.byKind[kind] = (c.byKind[kind] ?? 0) + requests;
+  }
+
+  /** Counts per namespace since `sinceMs` (epoch ms), summed over minutes. */
+  since(sinceMs: number): Map<string, UsageCounts> {
+    const from = Math.floor(sinceMs / MINUTE_MS);
+    const out = new Map<string, UsageCounts>();
+    for (const [minute, m] of this.minutes) {
+      if (minute < from) continue;
+      for (const [ns, c] of m) addCounts(out.get(ns) ?? out.set(ns, emptyCounts()).get(ns)!, c);
+    }
+    return out;
+  }
+}
+
+/** Read units of `bytes` read strongly consistently (all of Skiff's reads): 1 per 4 KB, at least 1. */
+const readUnits = (bytes: number) => Math.max(1, Math.ceil(bytes / 4096));
+/** An item's key and other attributes (revisions, expiry...) beside its value: ~150 bytes. */
+const ITEM_OVERHEAD = 150;
+/**
+ * The DynamoDB backend stores values deflated with a dictionary (storage/value-codec.ts): a pod's 2.5 KB
+ * of JSON is ~300 bytes. A write's stored size is computed (encodeValue, ~50 µs a pod, as the write
+ * itself does); a read's is estimated at a sixth of its JSON (re-deflating every object read to count it
+ * would cost more than it tells: reads under 4 KB are 1 unit whatever their size).
+ */
+const storedWrite = (key: string, value: string) => encodeValue(value).length + key.length + ITEM_OVERHEAD;
+const storedRead = (key: string, value: string) => Math.ceil(Buffer.byteLength(value) / 6) + key.length + ITEM_OVERHEAD;
+
+/**
+ * A write as the DynamoDB backend makes it: the counter's ADD (1 WRU), one TransactWriteItems of the
+ * object item and its change-log item (2 WRU per KB each; an update's log item holds the value and the
+ * previous one; the namespace's count item 2 more when counted), and the settled watermark's SET (1 WRU):
+ * 3 requests. A create first reads its count group's item (a BatchGetItem, 1 RRU).
+ */
+function writeUnits(bytes: number, type: 'create' | 'update' | 'delete', counted: boolean): number {
+  const log = type === 'update' ? 2 * bytes : bytes;
+  return 1 + 2 * (Math.max(1, Math.ceil(bytes / 1024)) + Math.ceil(log / 1024) + (counted ? 1 : 0)) + 1;
+}
+
+/** The store, counted: each call's DynamoDB requests and units, charged to the current namespace. */
+export function meteredBackend(backend: Backend, meter: UsageMeter): Backend {
+  return {
+    // The revision counter and the settled watermark, read together: one Query, 1 RRU.
+    currentRevision: async () => {
+      meter.storage('read', 1, 1, 0);
+      return backend.currentRevision();
+    },
+    get: async (key) => {
+      const kv = await backend.get(key);
+      meter.storage('read', 1, readUnits(kv ? storedRead(key, kv.value) : 0), 0);
+      return kv;
+    },
+    list: async (prefix, opts) => {
+      const r = await backend.list(prefix, opts);
+      const bytes = r.kvs.reduce((s, kv) => s + storedRead(kv.key, kv.value), 0);
+      // The counter read before and after (2 Queries, 1 RRU each) and the collection's Query(s), 1 MB each.
+      meter.storage('list', 2 + Math.max(1, Math.ceil(bytes / 1048576)), 2 + readUnits(bytes), 0);
+      return r;
+    },
+    create: async (key, value, opts) => {
+      const kv = await backend.create(key, value, opts);
+      meter.storage('write', 3, 0, writeUnits(storedWrite(key, value), 'create', !!opts?.count));
+      meter.storage('read', 1, 1, 0);
+      return kv;
+    },
+    count: async (group) => {
+      meter.storage('read', 1, 1, 0);
+      return backend.count(group);
+    },
+    countExisting: async (key, group) => {
+      meter.storage('write', 1, 0, 2);
+      return backend.countExisting(key, group);
+    },
+    chargeExisting: async (key, charges) => {
+      meter.storage('write', 1, 0, 2 * (1 + charges.length));
+      return backend.chargeExisting(key, charges);
+    },
+    update: async (key, value, rev, opts) => {
+      const kv = await backend.update(key, value, rev, opts);
+      meter.storage('write', 3, 0, writeUnits(storedWrite(key, value), 'update', false));
+      return kv;
+    },
+    delete: async (key, rev) => {
+      const kv = await backend.delete(key, rev);
+      meter.storage('write', 3, 0, writeUnits(storedWrite(key, kv.value), 'delete', true));
+      return kv;
+    },
+    watch: (prefix, from, signal, progress) => backend.watch(prefix, from, signal, progress),
+    close: () => backend.close(),
+  };
+}
+
+/** The namespace a request path names (/api/v1/namespaces/<ns>/..., /apis/g/v/namespaces/<ns>/...), or "". */
+export function namespaceOfPath(path: string): string {
+  const m = /^\/apis?\/(?:[^/]+\/)?[^/]+\/namespaces\/([^/]+)\/[^/]/.exec(path);
+  return m ? decodeURIComponent(m[1]!) : '';
+}
+
+/** The namespace of a loop's key ("ns/name"; a cluster-scoped object's key has no slash: ""). */
+export function namespaceOfKey(key: string): string {
+  const i = key.indexOf('/');
+  return i > 0 ? key.slice(0, i) : '';
+}
+
+/** A control loop's reconcile of key, its storage requests charged to the key's namespace. */
+export function reconcileCharged<T>(meter: UsageMeter | undefined, key: string, fn: () => Promise<T>): Promise<T> {
+  const ns = namespaceOfKey(key);
+  meter?.reconcile(ns);
+  return chargedTo(ns, fn);
+}
