@@ -329,6 +329,14 @@ export class SkiffCluster extends Construct {
             resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
           }),
         );
+        // `kubectl top`: the apiserver asks nodes for usage reports while it is read (lambdas/apiserver/node-usage.ts).
+        this.apiFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
+        this.apiFunction.addToRolePolicy(
+          new PolicyStatement({
+            actions: ['sqs:GetQueueUrl', 'sqs:SendMessage'],
+            resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
+          }),
+        );
       }
       // Agents read their join parameters at start; let them exist first (systemd retries anyway).
       nodes.autoScalingGroup.node.addDependency(this.bootstrap!);

@@ -17,6 +17,7 @@ import { Informer } from './informer.ts';
 import { startPushChannel } from './push.ts';
 import { startDeadMansSwitch } from './dead-mans-switch.ts';
 import { StatsCollector } from './stats.ts';
+import { UsageReporter } from './usage-report.ts';
 import type { WakeUps } from '../lambdas/controllers/wakeups.ts';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { startLocalPathCleaner } from './volumes.ts';
@@ -159,6 +160,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const stats = new StatsCollector(docker, nodeName).start();
   // Prometheus metrics (metrics.ts): this agent's own registries; read by who may get nodes/metrics (authz.ts).
   const metrics = new AgentMetrics(() => stats.summary());
+  const usageReporter = new UsageReporter({ kube, nodeName, summary: () => stats.summary(), log });
   const emf = o.emf && publishEmf(metrics, o.emf, log);
   const server = await startAgentServer({
     docker,
@@ -379,7 +381,14 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   podInformer.start();
   // The push channel's messages end the informers' poll waits (pods, and the proxy's and DNS's Services and Endpoints).
   const push = o.push
-    ? await startPushChannel({ ...o.push, nodeName, log, onNudge: (collections) => collections.forEach((c) => Informer.nudge(c === 'pods' ? podKube : kube, c)) }).catch((e: Error) => {
+    ? await startPushChannel({
+        ...o.push,
+        nodeName,
+        log,
+        onNudge: (collections) => collections.forEach((c) => Informer.nudge(c === 'pods' ? podKube : kube, c)),
+        // `kubectl top` deployed: the apiserver asks for usage reports while it is read (usage-report.ts).
+        onReportUsage: (until) => usageReporter.demand(until),
+      }).catch((e: Error) => {
         log(`push channel: ${e.message}; following by poll alone`);
         return undefined;
       })
@@ -482,6 +491,7 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       deadMan?.stop();
       await emf?.stop();
       stats.stop();
+      usageReporter.stop();
       await podInformer.stop();
       await localPath.stop();
       while (processing.size) await sleep(20);

@@ -18,6 +18,8 @@ export interface PushChannelOptions {
   nodeName: string;
   /** Called with the collections a batch of messages names, before the messages are deleted. */
   onNudge: (collections: PushedCollection[]) => void;
+  /** Called with the latest "report usage until" deadline a batch names (ms since the epoch; node-agent/usage-report.ts). */
+  onReportUsage?: (untilMs: number) => void;
   log?: (msg: string) => void;
   /** Long-poll wait (default 20 s, SQS's longest: the fewest requests while idle). */
   waitSeconds?: number;
@@ -51,6 +53,8 @@ export async function startPushChannel(o: PushChannelOptions): Promise<PushChann
         const named = new Set<PushedCollection>();
         for (const m of messages) for (const c of collectionsOf(m.Body)) named.add(c);
         if (named.size) o.onNudge([...named]);
+        const until = Math.max(0, ...messages.map((m) => reportUsageUntil(m.Body)));
+        if (until) o.onReportUsage?.(until);
         await o.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
       } catch (e) {
         if (ctl.signal.aborted) break;
@@ -67,6 +71,16 @@ export async function startPushChannel(o: PushChannelOptions): Promise<PushChann
       await running;
     },
   };
+}
+
+/** The deadline of a "report usage" message (ms since the epoch), 0 when it is not one. */
+function reportUsageUntil(body: string | undefined): number {
+  try {
+    const t = Date.parse((JSON.parse(body ?? '') as PushMessage).reportUsage?.until ?? '');
+    return Number.isFinite(t) ? t : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** The collections a message names; a message that is not ours names none (and is deleted). */

@@ -56,6 +56,7 @@ import { admit, defaultAdmissionChain, withServiceAccountAdmission, type Admissi
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
 import { nodeStats, podLogs } from './node-proxy.ts';
+import { checkSummary, NODE_USAGE_SUBRESOURCE, type NodeUsageStore } from './node-usage.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
 import { policyFor, RbacAuthorizer } from './rbac.ts';
@@ -95,6 +96,8 @@ export interface ApiServerOptions {
   watchKeepAliveMs?: number;
   /** The bearer token this apiserver presents to node agents (pods/log); see node-proxy.ts. */
   nodeClientToken?: string;
+  /** Deployed: the nodes' usage, reported on demand (node-usage.ts); locally the agents are asked directly. */
+  nodeUsage?: NodeUsageStore;
   /** Where Service clusterIPs come from (kube-apiserver --service-cluster-ip-range); default 10.96.0.0/16. */
   serviceCIDR?: string;
   /** Node ports for NodePort Services, "first-last" (--service-node-port-range); default 30000-32767. */
@@ -159,6 +162,7 @@ export class ApiServer {
   private watchProgressMs: number;
   private watchKeepAliveMs?: number;
   private nodeClientToken?: string;
+  private nodeUsage?: NodeUsageStore;
   private backend: Backend;
   /** This store's RBAC view (rbac.ts): the default authorizer's last word, and its rule resolver. */
   readonly rbac: RbacAuthorizer;
@@ -213,6 +217,7 @@ export class ApiServer {
     this.watchProgressMs = opts.watchProgressMs ?? 5000;
     this.watchKeepAliveMs = opts.watchKeepAliveMs;
     this.nodeClientToken = opts.nodeClientToken;
+    this.nodeUsage = opts.nodeUsage;
     this.audit = opts.audit;
   }
 
@@ -463,7 +468,7 @@ export class ApiServer {
     return {
       get: (r, ns, name) => this.registry.get(core(r), ns, name),
       list: async (r, ns, ls) => (await this.registry.list(core(r), ns, { labelSelector: ls ? parseLabelSelector(ls) : undefined })).items,
-      nodeStats: (node) => nodeStats(node, this.nodeClientToken),
+      nodeStats: (node) => (this.nodeUsage ? this.nodeUsage.stats(node) : nodeStats(node, this.nodeClientToken)),
     };
   }
 
@@ -528,6 +533,12 @@ export class ApiServer {
         return jsonResponse(201, created, warningHeader(warnings));
       }
       case 'update': {
+        if (sub === NODE_USAGE_SUBRESOURCE) {
+          // Not a stored object: no admission, revision or history (the node authorizer allows a node its own only).
+          if (!this.nodeUsage) throw errors.pageNotFound();
+          await this.nodeUsage.put(name!, checkSummary(name!, parseBody(req)));
+          return jsonResponse(200, successStatus({ name: name!, kind: 'nodes' }));
+        }
         if (sub === 'scale') return jsonResponse(200, await this.updateScale(res, ns, name!, () => decodeScale(req)));
         const obj = checkFields(req, res, decodeBody(req, res), warnings);
         const status = sub === 'status' || sub === 'finalize' ? sub : undefined;
@@ -820,7 +831,10 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
   if (!res) throw errors.pageNotFound();
   if (res.namespaced && namespace === undefined && name !== undefined) throw errors.pageNotFound();
   if (!res.namespaced && namespace !== undefined) throw errors.pageNotFound();
-  if (subresource && !res.subresources.includes(subresource)) throw errors.pageNotFound();
+  // nodes/usage: Skiff's own, agents' usage reports (node-usage.ts); not in discovery, PUT only.
+  const nodeUsage = subresource === NODE_USAGE_SUBRESOURCE && group === '' && res.resource === 'nodes';
+  if (subresource && !res.subresources.includes(subresource) && !nodeUsage) throw errors.pageNotFound();
+  if (nodeUsage && req.method !== 'PUT') throw errors.methodNotAllowed();
   const m = req.method;
   let verb: string;
   const isWatch = watchPath || req.query.get('watch') === 'true' || req.query.get('watch') === '1';

@@ -13,6 +13,7 @@ import { createHandler } from './handler.ts';
 import { apiserverEmf } from './metrics-emf.ts';
 import { auditorFromEnv } from './audit.ts';
 import { dynamoHistoryFromEnv } from '../storage/history.ts';
+import { nodeUsageFromEnv } from './node-usage.ts';
 import { DEFAULT_ISSUER, readServiceAccountIssuer, ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { remoteWebhookCaller, type CallerResult, type WebhookPost } from './webhook-post.ts';
 
@@ -70,6 +71,8 @@ async function open(): Promise<ApiServer> {
     // The controller manager runs the serviceaccounts loop that makes each namespace's `default`.
     serviceAccountAdmission: true,
     // Service-based admission webhooks are called by the webhook caller, inside the nodes' VPC.
+    // `kubectl top`: the nodes' usage, reported on demand through their push queues (node-usage.ts).
+    nodeUsage: nodeUsageFromEnv(),
     webhookCaller: process.env.SKIFF_WEBHOOK_CALLER ? remoteWebhookCaller(invokeCaller(process.env.SKIFF_WEBHOOK_CALLER)) : undefined,
   });
 }

@@ -363,6 +363,10 @@ function authorizeNode(node: string, a: RequestAttributes): AuthorizationResult 
     }
   } else if (a.subresource === 'status' && (a.verb === 'update' || a.verb === 'patch')) {
     return allow;
+  } else if (a.subresource === 'usage' && a.verb === 'update') {
+    // Skiff: a node reports its own usage only (apiserver/node-usage.ts, `kubectl top` deployed).
+    if (a.name === node) return allow;
+    return noOpinion(`node '${node}' cannot report usage of '${a.name}', only its own`);
   }
   return noOpinion();
 }

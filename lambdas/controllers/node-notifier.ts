@@ -34,7 +34,9 @@ export const NODE_NOTIFIER_WATCHES = [pods, nodes];
 /** What a message tells an agent to re-list (pods only, for now: see above). */
 export type PushedCollection = 'pods' | 'services' | 'endpoints';
 export interface PushMessage {
-  resync: PushedCollection[];
+  resync?: PushedCollection[];
+  /** Report usage to the apiserver until then (RFC 3339): `kubectl top` deployed (apiserver/node-usage.ts). */
+  reportUsage?: { until: string };
 }
 
 /** A cluster's queue name prefix: short and fixed whatever the cluster's name (up to 64 characters). */
