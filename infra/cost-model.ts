@@ -166,6 +166,22 @@ export const OPERATIONS = {
       apiserver: { 'GetItem token': 1, 'GetItem leases': 1, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems leases update': 1, 'UpdateItem settled': 1 },
     },
   },
+  /** `kubectl top` deployed: an agent's usage report while demanded (node-usage.ts): PUT nodes/<node>/usage, no revision, no history. */
+  usageReport: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'UpdateItem usage': 1 },
+    },
+  },
+  /** A NodeMetrics read of one node while its reports are fresh and the demand recent: its usage item, no write. */
+  usageRead: {
+    apiRequests: 1,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'GetItem token': 1, 'GetItem nodes': 1, 'GetItem usage': 1 },
+    },
+  },
   /**
    * What a heartbeat would add if it woke both loops (it did until the filters left heartbeat Leases out;
    * counted by this test on 2026-11-29 before that change): node lifecycle gets the node and the lease and
@@ -522,6 +538,42 @@ export const HPA_SYNC_SECONDS = 15;
  * not written, nor is the scale; the UpdateSchedule moving its wake-up on is one more AWS call.
  */
 export const HPA_SYNC = { dynamoRequests: 7, awsCalls: 1, rru: 10, wru: 0 } as const;
+
+/**
+ * `kubectl top` deployed (lambdas/apiserver/node-usage.ts): usage is reported only on demand, so an idle
+ * cluster pays nothing for it. While NodeMetrics/PodMetrics are read (a person's `kubectl top`, an HPA's
+ * sync), each node's agent PUTs its usage every USAGE_REPORT_SECONDS (OPERATIONS.usageReport: an apiserver
+ * invocation, the token read, one UpdateItem of its usage item), and each node is told again every
+ * USAGE_RESEND_SECONDS (one conditional UpdateItem of 1 WRU and one SendMessage, inside a read; the agent's
+ * long poll returns early: one more ReceiveMessage and a DeleteMessageBatch). Each read reads one usage
+ * item per node it names (OPERATIONS.usageRead). The demand's writes and messages are counted from the
+ * code path (test/top.deployed.test.ts checks one message per node per resend period).
+ */
+export const USAGE_REPORT_SECONDS = 30;
+export const USAGE_RESEND_SECONDS = 180;
+/** A node's usage item: its summary deflated (~40 bytes a pod: 1,218 bytes for 30 pods measured) and the keys. */
+export const usageItemBytes = (podsPerNode: number) => 200 + 40 * podsPerNode;
+
+/** What an hour of continuous `kubectl top`/HPA demand costs a cluster of `nodes` (reads not included: `readsPerHour` prices them). */
+export function usageDemandHour(nodes: number, podsPerNode: number, readsPerHour = 0): { usd: number; reports: number; messages: number } {
+  const reports = (nodes * 3600) / USAGE_REPORT_SECONDS;
+  const demands = (nodes * 3600) / USAGE_RESEND_SECONDS;
+  const reportOp = OPERATIONS.usageReport.dynamo.apiserver;
+  const reportSeconds = (MEASURED_HANDLER_MS.perInvocation + Object.values(reportOp).reduce((a, b) => a + b, 0) * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+  const reportUsd =
+    reports *
+    (PRICES.lambdaPerRequest +
+      reportSeconds * (LAMBDA_MEMORY_MB / 1024) * PRICES.lambdaPerGbSecondArm +
+      PRICES.dynamoPerRru +
+      Math.ceil(usageItemBytes(podsPerNode) / 1024) * PRICES.dynamoPerWru +
+      // The deployed audit policy records each report (Metadata level).
+      (AUDIT_EVENT_BYTES / 1e9) * PRICES.cloudWatchLogsPerGbIngested);
+  // The demand: a conditional write and a message; the agent's early receive and its delete.
+  const demandUsd = demands * (PRICES.dynamoPerWru + 3 * PRICES.sqsPerRequest);
+  // Each read: the usage item of each node it names (eventually consistent: half a unit per 4 KB).
+  const readUsd = readsPerHour * nodes * 0.5 * Math.max(1, Math.ceil(usageItemBytes(podsPerNode) / 4096)) * PRICES.dynamoPerRru;
+  return { usd: reportUsd + demandUsd + readUsd, reports, messages: demands };
+}
 
 /** Bytes of one item of a kind in this cluster, and of each collection a Query reads (all in one namespace: the worst case). */
 /** An index item of the pods-by-node index: pk "idx#pods-by-node#<node>" and the pod's key (storage/dynamodb.ts). */

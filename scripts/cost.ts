@@ -14,6 +14,7 @@ import {
   OPERATIONS,
   PRICES,
   SCENARIOS,
+  usageDemandHour,
   LARGE_CLUSTER,
   scaleLimits,
   GUARD_MAX_OBJECTS_PER_NAMESPACE,
@@ -106,6 +107,21 @@ console.log(
   table(
     [['scenario', 'custom metrics', 'adds a month'], ...bills.map(({ cluster: c }) => { const m = cloudWatchMetricsCost(c); return [c.name, String(m.metrics), usd(m.usd)]; })],
     [1, 2],
+  ),
+);
+
+// `kubectl top` deployed: reported on demand only, so the idle bills above have none of it.
+console.log('\n== `kubectl top` / HPA usage reads on a deployed cluster (node-usage.ts): nothing while nobody reads; while read, per hour');
+console.log(
+  table(
+    [
+      ['cluster', 'reports/h', 'demands/h', 'an hour', 'read all month'],
+      ...[[3, 10], [100, 30]].map(([n, p]) => {
+        const h = usageDemandHour(n!, p!, 240); // an HPA's PodMetrics read every 15 s
+        return [`${n} nodes, ${p} pods each`, String(h.reports), String(h.messages), usd(h.usd), usd(h.usd * 730)];
+      }),
+    ],
+    [1, 2, 3, 4],
   ),
 );
 

@@ -14,7 +14,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DescribeTableCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { NodeUsageStore, USAGE_PK_PREFIX } from '../lambdas/apiserver/node-usage.ts';
+import { DescribeTableCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
 import type Docker from 'dockerode';
@@ -79,6 +81,7 @@ function kindOf(it: Item | undefined): string {
   }
   if (pk.startsWith('idx#pods-by-node#')) return 'pods-by-node'; // index items: a node's pods (storage/indexes.ts)
   if (pk.startsWith('hist#')) return `history:${/^hist#\/registry\/[^/]+\/([^/]+)\//.exec(pk)?.[1] ?? '?'}`; // an object's history entry (storage/history.ts)
+  if (pk.startsWith('usage#')) return 'usage'; // a node's usage reports (`kubectl top` deployed, apiserver/node-usage.ts)
   if (pk.startsWith('chg#')) return 'changes'; // a Service's or Endpoints' change, in its collection's feed
   if (pk === 'log' || pk.startsWith('log#')) return 'log'; // the change log, in 16 partitions by revision
   if (pk === 'count') return 'count'; // a namespace's object count (the runaway-write guard)
@@ -207,7 +210,16 @@ const nodeTokens = new Map(nodeNames.map((n) => [n, newToken()]));
 
 /** A new apiserver per request: a Lambda instance whose token cache is cold (the conservative case). */
 function freshApi(): ApiServer {
-  return new ApiServer({ backend: new DynamoBackend({ client: apiClient, tableName }), history: deployedHistory(apiClient), audit: countingAuditor });
+  return new ApiServer({ backend: new DynamoBackend({ client: apiClient, tableName }), history: deployedHistory(apiClient), audit: countingAuditor, nodeUsage: deployedUsage() });
+}
+
+/**
+ * The nodes' usage as the deployed apiserver keeps it (node-usage.ts). The operations measured here make
+ * no SQS request (a read while reports are fresh and the demand recent), so its SQS endpoint is nowhere:
+ * a request there would fail the test.
+ */
+function deployedUsage(): NodeUsageStore {
+  return new NodeUsageStore({ client: apiClient, tableName, queuePrefix: 'cost-', sqs: new SQSClient({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }) });
 }
 
 /** The deployed default audit policy; its events counted (the model prices each as AUDIT_EVENT_BYTES of logs). */
@@ -566,6 +578,12 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     }
     results.nodeStatusCheck = await measure(() => agent().reporter.writeStatus(false));
     results.nodeStatusWrite = await measure(() => agent().reporter.writeStatus(true));
+    // `kubectl top` deployed: a node's usage report, then a read of it while the demand is recent (a demand
+    // recorded a moment ago, as the first read would have: its write and message are the model's usageDemandHour).
+    const usage = { time: new Date().toISOString(), window: 10, usageNanoCores: 1e8, workingSetBytes: 1 << 26 };
+    results.usageReport = await measure(async () => void (await new DirectClient(nodeTokens.get(nodeNames[0]!)!).update(`/api/v1/nodes/${nodeNames[0]}/usage`, { node: { nodeName: nodeNames[0], usage }, pods: [] })));
+    await plainClient.send(new UpdateItemCommand({ TableName: tableName, Key: { pk: { S: `${USAGE_PK_PREFIX}${nodeNames[0]}` }, sk: { S: 'usage' } }, UpdateExpression: 'SET demandedAt = :now', ExpressionAttributeValues: { ':now': { N: String(Date.now()) } } }));
+    results.usageRead = await measure(async () => expect((await new DirectClient(adminToken).get<KubeObject>(`/apis/metrics.k8s.io/v1beta1/nodes/${nodeNames[0]}`)).metadata.name).toBe(nodeNames[0]));
     const poll = (path: string) => async () => {
       const inf = new Informer(agent().kube, path).start();
       await inf.synced;

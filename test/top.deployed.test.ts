@@ -20,9 +20,10 @@ import { ADMIN_USER, newToken, nodeUser, storeToken } from '../lambdas/apiserver
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { installLocalLambdaRuntime } from '../lambdas/local/lambda-runtime.ts';
 import { nodeQueueName } from '../lambdas/controllers/node-notifier.ts';
-import { NodeUsageStore, USAGE_PK_PREFIX } from '../lambdas/apiserver/node-usage.ts';
+import { NodeUsageStore, USAGE_PK_PREFIX, USAGE_REPORT_SECONDS, USAGE_RESEND_SECONDS } from '../lambdas/apiserver/node-usage.ts';
 import { startPushChannel, type PushChannel } from '../node-agent/push.ts';
 import { UsageReporter } from '../node-agent/usage-report.ts';
+import * as costModel from '../infra/cost-model.ts';
 import { KubeClient } from '../node-agent/kube-client.ts';
 import type { StatsSummary } from '../node-agent/stats.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
@@ -268,4 +269,12 @@ describe.skipIf(!ddb || !sqs)('demands: one per node per resend period however m
     // A node with no queue (a hollow node): no metrics, no error.
     expect(await s1.stats({ metadata: { name: 'no-queue' } })).toBeUndefined();
   }, 30_000);
+});
+
+describe('the cost model prices the intervals the code uses', () => {
+  it('reports every USAGE_REPORT_SECONDS, demands again every USAGE_RESEND_SECONDS', () => {
+    expect(costModel.USAGE_REPORT_SECONDS).toBe(USAGE_REPORT_SECONDS);
+    expect(costModel.USAGE_RESEND_SECONDS).toBe(USAGE_RESEND_SECONDS);
+    expect(costModel.usageDemandHour(3, 10).reports).toBe((3 * 3600) / USAGE_REPORT_SECONDS);
+  });
 });
