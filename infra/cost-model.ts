@@ -991,6 +991,20 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     bySource['hpa syncs'] = cost({ req: hpaSyncs, gbs: hpaSyncs * seconds * memGb, rru: hpaSyncs * HPA_SYNC.rru, wru: hpaSyncs * HPA_SYNC.wru }) + hpaSyncs * PRICES.schedulerPerInvocation;
   }
 
+  // Cost per namespace (lambdas/storage/usage-store.ts): each function instance adds what it counted to one
+  // table item per namespace it touched (an UpdateItem ADD, 1 WRU), every USAGE_FLUSH_SECONDS at most. The
+  // apiserver is called every few seconds (heartbeats): kube-node-lease, the cluster and the namespaces
+  // with requests; the controller manager's resync reconciles in every namespace and its own few.
+  const usageFlushes = MONTH_SECONDS / USAGE_FLUSH_SECONDS;
+  const usageWrites = usageFlushes * (USAGE_FLUSH_BASE_ITEMS + 2 * (cluster.namespaces ?? 1));
+  {
+    const seconds = (usageWrites * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+    usage.lambdaSeconds.apiserver += seconds / 2;
+    usage.lambdaSeconds.controllerManager += seconds / 2;
+    usage.wru += usageWrites;
+    bySource['cost per namespace counting'] = cost({ gbs: seconds * memGb, wru: usageWrites });
+  }
+
   if (agent.follow === 'watch') {
     // Each informer holds a watch through the apiserver: a function running the whole month, reading the
     // revision counter every 150 ms and the log after every write; it is re-opened (and re-listed) every
@@ -1321,6 +1335,11 @@ export function candidateSettings(cluster: ClusterProfile): Candidate[] {
 }
 
 // ---- cost per namespace (lambdas/machinery/usage.ts counts, `skiff cost` and /apis/cost.skiff.io serve) ----
+
+/** How often a Lambda instance adds its per-namespace counts to the table (SKIFF_USAGE_FLUSH_SECONDS default). */
+export const USAGE_FLUSH_SECONDS = 300;
+/** Items a flush writes besides the workload namespaces: the apiserver's kube-node-lease and cluster, the loops' kube-system, kube-public, cluster. */
+export const USAGE_FLUSH_BASE_ITEMS = 5;
 
 /** What a namespace caused: apiserver requests (one Lambda invocation each) and its DynamoDB requests and units. */
 export interface NamespaceUsage {

@@ -16,9 +16,11 @@ import type { UsageReport } from '../lambdas/apiserver/cost.ts';
 import { deploymentController } from '../lambdas/controllers/deployment.ts';
 import { replicaSetController } from '../lambdas/controllers/replicaset.ts';
 import { handleStreamBatch, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
-import { currentNamespace } from '../lambdas/machinery/usage.ts';
+import { chargedTo, currentNamespace, UsageMeter } from '../lambdas/machinery/usage.ts';
+import { DynamoUsageStore } from '../lambdas/storage/usage-store.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { itemBytes, priceUsage, type NamespaceUsage } from '../infra/cost-model.ts';
+import { findResource } from '../lambdas/machinery/resources.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { streamRecords } from './support/dynamo-stream.ts';
 import { passesFilters } from './support/lambda-filter.ts';
@@ -172,5 +174,47 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
     expect(bad.status).toBe(400);
     expect(bad.json.message).toMatch(/invalid since "yesterday"/);
     expect((await call('POST', '/apis/cost.skiff.io/v1/usage')).status).toBe(405);
+  });
+
+  it('deployed, the instances\' counts are kept per namespace per hour in the table and served from there', async () => {
+    const tableName = uniqueTableName('skiff-coststore');
+    await ensureTable(ddb!.client, tableName);
+    const store = new DynamoUsageStore(ddb!.client, tableName);
+    // Two Lambda instances' meters, each flushing what it counted.
+    const a = new UsageMeter(Date.now, true);
+    const b = new UsageMeter(Date.now, true);
+    a.apiRequest('team-a');
+    chargedTo('team-a', () => a.storage('write', 3, 0, 8));
+    b.apiRequest('team-a');
+    chargedTo('team-a', () => b.storage('read', 1, 1, 0));
+    b.reconcile('');
+    chargedTo('', () => b.storage('list', 3, 3, 0));
+    expect(await store.flush(a, 0)).toBe(1);
+    expect(await store.flush(b, 0)).toBe(2);
+    // Nothing new: no write; new counts within the period: none either, until it has passed.
+    expect(await store.flush(a, 0)).toBe(0);
+    a.apiRequest('team-a');
+    expect(await store.flush(a, 300_000)).toBe(0);
+    expect(await store.flush(a, 0)).toBe(1);
+
+    const backend = new DynamoBackend({ client: ddb!.client, tableName });
+    const token = newToken();
+    await storeToken(backend, token, ADMIN_USER);
+    const api = new ApiServer({ backend, usageStore: store });
+    for (const ns of ['team-a']) await api.registry.create(findResource('', 'v1', 'namespaces')!, undefined, { metadata: { name: ns } });
+    const get = async (path: string, query = '') => {
+      const r = await api.handle({ method: 'GET', path, query: new URLSearchParams(query), headers: { authorization: `Bearer ${token}` }, body: Buffer.alloc(0) } as Parameters<ApiServer['handle']>[0]);
+      return { status: r.status, json: JSON.parse(String(r.body)) };
+    };
+    const all = (await get('/apis/cost.skiff.io/v1/usage', 'since=1h')).json as UsageReport;
+    const teamA = all.namespaces.find((n) => n.namespace === 'team-a')!;
+    expect(teamA).toMatchObject({ apiRequests: 3, dynamoRequests: { read: 1, list: 0, write: 3 }, readUnits: 1, writeUnits: 8 });
+    expect(all.namespaces.find((n) => n.namespace === '')).toMatchObject({ reconciles: 1, dynamoRequests: { list: 3 }, readUnits: 3 });
+    expect(teamA.usd.total).toBeCloseTo(priceUsage({ apiRequests: 3, dynamoRequests: 4, rru: 1, wru: 8 }).total, 15);
+    const one = (await get('/apis/cost.skiff.io/v1/namespaces/team-a/usage')).json as UsageReport;
+    expect(one.namespaces).toHaveLength(1);
+    expect(one.namespaces[0]).toMatchObject({ namespace: 'team-a', apiRequests: 3 });
+    // Deployed, the window is whole hours: the last day by default.
+    expect(one.window.seconds).toBeGreaterThan(86_000);
   });
 });

@@ -66,7 +66,7 @@ import { impersonate } from './impersonation.ts';
 import { auditAuthorization, auditUser, pathAttributes, type Auditor } from './audit.ts';
 import { ApiMetrics, METRICS_PATH } from './metrics.ts';
 import { chargedTo, meteredBackend, namespaceOfPath, UsageMeter } from '../machinery/usage.ts';
-import { COST_PATH, serveCost } from './cost.ts';
+import { COST_PATH, serveCost, type UsageSource } from './cost.ts';
 import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { createToken } from './tokenrequest.ts';
 import { actingAs, HISTORY_GROUP, inWriteScope, recordingBackend, serveHistory, setRequestWriter, type HistoryOptions } from './history.ts';
@@ -74,6 +74,8 @@ import { actingAs, HISTORY_GROUP, inWriteScope, recordingBackend, serveHistory, 
 export interface ApiServerOptions {
   /** Where cost per namespace is counted (usage.ts); shared by a second ApiServer over the same cluster. */
   usage?: UsageMeter;
+  /** Deployed: where every instance's counts are kept and `skiff cost` reads them (storage/usage-store.ts). */
+  usageStore?: UsageSource;
   backend: Backend;
   authorizer?: Authorizer;
   /** What the authorizer allows a user, for SelfSubjectRulesReview (RBAC's rule resolver). */
@@ -177,6 +179,7 @@ export class ApiServer {
   readonly metrics = new ApiMetrics();
   /** Cost per namespace (machinery/usage.ts): each request and its storage requests, charged to its namespace. */
   readonly usage: UsageMeter;
+  private readonly usageStore?: UsageSource;
   /** Object history, when on (history.ts). */
   readonly history?: HistoryOptions;
 
@@ -185,6 +188,7 @@ export class ApiServer {
     opts = { ...opts, backend: this.metrics.timed(opts.backend) };
     // ... and counted in DynamoDB's terms, charged to the namespace of the request or reconcile (usage.ts).
     this.usage = opts.usage ?? new UsageMeter();
+    this.usageStore = opts.usageStore;
     opts = { ...opts, backend: meteredBackend(opts.backend, this.usage) };
     // Every write of an object is recorded with whoever made it (history.ts), after the write.
     if (opts.history) opts = { ...opts, backend: recordingBackend(opts.backend, opts.history) };
@@ -317,7 +321,7 @@ export class ApiServer {
     const user = await impersonate(req.headers, authenticated, this.authz, path);
     auditUser(authenticated, user);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
-    if (path.startsWith(COST_PATH)) return serveCost(req, path, this.usage, (a) => this.authorize(user, a), (ns) => this.registry.get(findResource('', 'v1', 'namespaces')!, undefined, ns));
+    if (path.startsWith(COST_PATH)) return serveCost(req, path, this.usage, (a) => this.authorize(user, a), (ns) => this.registry.get(findResource('', 'v1', 'namespaces')!, undefined, ns), this.usageStore);
     if (path === OIDC_CONFIGURATION_PATH || path === OIDC_JWKS_PATH) return this.oidcDiscovery(req, user, path);
     const segs = path.split('/').filter(Boolean);
 

@@ -13,7 +13,8 @@
 //                     usd: { lambda, dynamo, cloudFront, total }, monthlyUsd } ],   costliest first
 //     total: { the same fields, namespace omitted } }
 // monthlyUsd projects the window's rate to a 730-hour month. `since` is a duration (90s, 15m, 1h, 2h30m,
-// 7d); the counts are this server's since it started, a week at most.
+// 7d). Locally the counts are this server's since it started (a week at most, by the minute); deployed,
+// the table's hourly items (storage/usage-store.ts), whole hours, the last day by default.
 
 import { MONTH_SECONDS, PRICES, priceUsage } from '../../infra/cost-model.ts';
 import { addCounts, emptyCounts, type UsageCounts, type UsageMeter } from '../machinery/usage.ts';
@@ -67,11 +68,28 @@ function line(c: UsageCounts, seconds: number): UsageLine {
   };
 }
 
+/** Where the counts are read: deployed, the table's hourly items (storage/usage-store.ts). */
+export interface UsageSource {
+  read(sinceMs: number, untilMs: number, namespace?: string): Promise<Map<string, UsageCounts>>;
+}
+
+/** Deployed, a report without --since covers the last day (the table keeps 35). */
+const DEFAULT_SHARED_SECONDS = 86400;
+
 /** The report of `meter` since `sinceSeconds` ago (or since it started), for one namespace or all. */
 export function usageReport(meter: UsageMeter, sinceSeconds: number | undefined, namespace?: string, now = Date.now()): UsageReport {
   const from = Math.max(meter.started, sinceSeconds === undefined ? 0 : now - sinceSeconds * 1000);
+  return reportOf(meter.since(from), from, now, namespace);
+}
+
+/** The report from the shared store: whole hours, the one `since` falls in included. */
+export async function sharedUsageReport(source: UsageSource, sinceSeconds: number | undefined, namespace?: string, now = Date.now()): Promise<UsageReport> {
+  const from = Math.floor((now - (sinceSeconds ?? DEFAULT_SHARED_SECONDS) * 1000) / 3600_000) * 3600_000;
+  return reportOf(await source.read(from, now, namespace), from, now, namespace);
+}
+
+function reportOf(counts: Map<string, UsageCounts>, from: number, now: number, namespace?: string): UsageReport {
   const seconds = Math.max(1, (now - from) / 1000);
-  const counts = meter.since(from);
   const names = namespace === undefined ? [...counts.keys()] : [namespace];
   const namespaces = names.map((ns) => ({ namespace: ns, ...line(counts.get(ns) ?? emptyCounts(), seconds) })).sort((a, b) => b.usd.total - a.usd.total || a.namespace.localeCompare(b.namespace));
   const total = names.reduce((t, ns) => addCounts(t, counts.get(ns) ?? emptyCounts()), emptyCounts());
@@ -92,7 +110,9 @@ export async function serveCost(
   meter: UsageMeter,
   authorize: (a: Omit<RequestAttributes, 'user'>) => Promise<void>,
   namespaceExists: (ns: string) => Promise<unknown>,
+  source?: UsageSource,
 ): Promise<ApiResponse> {
+  const report = (since: number | undefined, ns?: string) => (source ? sharedUsageReport(source, since, ns) : Promise.resolve(usageReport(meter, since, ns)));
   const ns = /^\/apis\/cost\.skiff\.io\/v1\/namespaces\/([^/]+)\/usage$/.exec(path)?.[1];
   const verb = req.method.toLowerCase();
   if (ns !== undefined) {
@@ -101,12 +121,12 @@ export async function serveCost(
     await authorize({ verb: 'get', resourceRequest: true, path, version: 'v1', group: '', resource: 'pods', namespace });
     if (req.method !== 'GET') throw errors.methodNotAllowed();
     await namespaceExists(namespace);
-    return jsonResponse(200, usageReport(meter, sinceOf(req), namespace));
+    return jsonResponse(200, await report(sinceOf(req), namespace));
   }
   await authorize({ verb, resourceRequest: false, path });
   if (path !== '/apis/cost.skiff.io/v1/usage') throw errors.pageNotFound();
   if (req.method !== 'GET') throw errors.methodNotAllowed();
-  return jsonResponse(200, usageReport(meter, sinceOf(req)));
+  return jsonResponse(200, await report(sinceOf(req)));
 }
 
 function sinceOf(req: ApiRequest): number | undefined {

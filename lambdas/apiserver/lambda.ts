@@ -5,6 +5,7 @@
 // 5 minutes (a rotation reaches every instance within that); the issuer is read from the table once per
 // instance (serviceaccount-tokens.ts ISSUER_KEY).
 
+import { flushLambdaUsage, lambdaUsage } from '../storage/usage-store.ts';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
@@ -58,6 +59,9 @@ async function open(): Promise<ApiServer> {
     : undefined;
   return new ApiServer({
     backend,
+    // Cost per namespace: counted by the instance, kept in the table (usage-store.ts).
+    usage: lambdaUsage().meter,
+    usageStore: lambdaUsage().store,
     maxWatchSeconds,
     watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
     maxObjectsPerNamespace: maxObjectsFromEnv(),
@@ -85,4 +89,6 @@ function getServer(): Promise<ApiServer> {
 }
 
 // Its /metrics series go to CloudWatch as EMF lines, once a minute per instance (metrics-emf.ts).
-export const handler = createHandler(getServer).use(apiserverEmf(getServer));
+export const handler = createHandler(getServer)
+  .use(apiserverEmf(getServer))
+  .use({ after: () => flushLambdaUsage() });

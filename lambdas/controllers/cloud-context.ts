@@ -4,6 +4,7 @@
 
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
+import { lambdaUsage } from '../storage/usage-store.ts';
 import { maxObjectsFromEnv } from '../apiserver/registry.ts';
 import { dynamoHistoryFromEnv } from '../storage/history.ts';
 import type { ControllerContext } from './controller.ts';
@@ -11,5 +12,5 @@ import type { ControllerContext } from './controller.ts';
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
-  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext()));
+  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), usage: lambdaUsage().meter, maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext()));
 }

@@ -2,6 +2,7 @@
 // to the kinds these controllers watch by the event source mapping; see streamFilterPatterns) and
 // `resync` for the scheduled trigger (every 5 minutes by default), which also drives node lifecycle's clock.
 
+import { flushLambdaUsage } from '../storage/usage-store.ts';
 import { createControllerHandlers, dispatchHandler } from './stream.ts';
 import { cloudContext } from './cloud-context.ts';
 import type { Controller, ControllerContext } from './controller.ts';
@@ -71,8 +72,13 @@ export const resync = handlers.resync;
 const dispatch = dispatchHandler(handlers);
 /** One function for all triggers: stream batches, the scheduled resync, wake-ups of one key (wakeups.ts), and instances gone (instance-events.ts). */
 export const handler = async (event: Parameters<typeof dispatch>[0] | unknown) => {
-  if (isWakeUpEvent(event)) return handleWakeUp(controllers, await cloudContext(), event);
-  // A node's instance gone (EventBridge): its Node and pods go now, not after lease expiry and a resync.
-  if (isInstanceStateEvent(event)) return void console.log('instance', event.detail['instance-id'], event.detail.state, '-> node', await handleInstanceState(nodeLifecycleController, await cloudContext(), event));
-  return dispatch(event as Parameters<typeof dispatch>[0]);
+  try {
+    if (isWakeUpEvent(event)) return await handleWakeUp(controllers, await cloudContext(), event);
+    // A node's instance gone (EventBridge): its Node and pods go now, not after lease expiry and a resync.
+    if (isInstanceStateEvent(event)) return void console.log('instance', event.detail['instance-id'], event.detail.state, '-> node', await handleInstanceState(nodeLifecycleController, await cloudContext(), event));
+    return await dispatch(event as Parameters<typeof dispatch>[0]);
+  } finally {
+    // Cost per namespace: this instance's counts to the table, every 5 minutes at most (usage-store.ts).
+    await flushLambdaUsage();
+  }
 };

@@ -60,10 +60,15 @@ const KEEP_MINUTES = 7 * 24 * 60;
 /** Per-namespace counters in one-minute buckets (this process's; kept a week). */
 export class UsageMeter {
   private readonly minutes = new Map<number, Map<string, UsageCounts>>();
+  /** Counts not yet flushed to a shared store (deployed: usage-store.ts), by hour (epoch hours) and namespace. */
+  private pending = new Map<number, Map<string, UsageCounts>>();
+  private lastDrain = Date.now();
   readonly started = Date.now();
-  constructor(private readonly now: () => number = Date.now) {}
+  /** shared: keep counts for drain() (a deployed instance's, flushed to the table); locally nothing drains. */
+  constructor(private readonly now: () => number = Date.now, private readonly shared = false) {}
 
-  private counts(namespace = currentNamespace()): UsageCounts {
+  /** Applies f to the namespace's counts of this minute (kept in memory) and of this hour's unflushed ones. */
+  private bump(namespace: string, f: (c: UsageCounts) => void): void {
     const minute = Math.floor(this.now() / MINUTE_MS);
     let m = this.minutes.get(minute);
     if (!m) {
@@ -72,23 +77,42 @@ export class UsageMeter {
     }
     let c = m.get(namespace);
     if (!c) m.set(namespace, (c = emptyCounts()));
-    return c;
+    const hour = Math.floor(minute / 60);
+    let p = this.pending.get(hour);
+    if (!p && this.shared) this.pending.set(hour, (p = new Map()));
+    let q = p?.get(namespace);
+    if (!q && p) p.set(namespace, (q = emptyCounts()));
+    f(c);
+    if (q) f(q);
+  }
+
+  /**
+   * The counts since the last drain, by epoch hour and namespace, when `everyMs` have passed since it
+   * (undefined otherwise): what a deployed instance adds to the shared store (usage-store.ts).
+   */
+  drain(everyMs = 0): Map<number, Map<string, UsageCounts>> | undefined {
+    if (this.now() - this.lastDrain < everyMs || !this.pending.size) return undefined;
+    const out = this.pending;
+    this.pending = new Map();
+    this.lastDrain = this.now();
+    return out;
   }
 
   apiRequest(namespace: string): void {
-    this.counts(namespace).apiRequests++;
+    this.bump(namespace, (c) => c.apiRequests++);
   }
 
   reconcile(namespace: string): void {
-    this.counts(namespace).reconciles++;
+    this.bump(namespace, (c) => c.reconciles++);
   }
 
   storage(kind: 'read' | 'list' | 'write', requests: number, rru: number, wru: number): void {
-    const c = this.counts();
-    c.dynamoRequests += requests;
-    c.rru += rru;
-    c.wru += wru;
-    c.byKind[kind] = (c.byKind[kind] ?? 0) + requests;
+    this.bump(currentNamespace(), (c) => {
+      c.dynamoRequests += requests;
+      c.rru += rru;
+      c.wru += wru;
+      c.byKind[kind] = (c.byKind[kind] ?? 0) + requests;
+    });
   }
 
   /** Counts per namespace since `sinceMs` (epoch ms), summed over minutes. */
