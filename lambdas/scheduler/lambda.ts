@@ -5,10 +5,19 @@
 import { createControllerHandlers, dispatchHandler } from '../controllers/stream.ts';
 import { cloudContext } from '../controllers/cloud-context.ts';
 import { createScheduler } from './scheduler.ts';
+import { flushLambdaUsage } from '../storage/usage-store.ts';
 
 export const scheduler = createScheduler();
 const handlers = createControllerHandlers([scheduler], cloudContext);
 export const stream = handlers.stream;
 export const resync = handlers.resync;
+const dispatch = dispatchHandler(handlers);
 /** One function for both triggers: stream batches and the scheduled resync. */
-export const handler = dispatchHandler(handlers);
+export const handler = async (event: Parameters<typeof dispatch>[0]) => {
+  try {
+    return await dispatch(event);
+  } finally {
+    // Cost per namespace: this instance's counts to the table, every 5 minutes at most (usage-store.ts).
+    await flushLambdaUsage();
+  }
+};
