@@ -169,6 +169,8 @@ export const OPERATIONS = {
   /** `kubectl top` deployed: an agent's usage report while demanded (node-usage.ts): PUT nodes/<node>/usage, no revision, no history. */
   usageReport: {
     apiRequests: 1,
+    // The deployed audit policy leaves them out, as it does Lease renewals (audit.ts).
+    audited: 0,
     invocations: nothing,
     dynamo: {
       apiserver: { 'GetItem token': 1, 'UpdateItem usage': 1 },
@@ -543,7 +545,7 @@ export const HPA_SYNC = { dynamoRequests: 7, awsCalls: 1, rru: 10, wru: 0 } as c
  * `kubectl top` deployed (lambdas/apiserver/node-usage.ts): usage is reported only on demand, so an idle
  * cluster pays nothing for it. While NodeMetrics/PodMetrics are read (a person's `kubectl top`, an HPA's
  * sync), each node's agent PUTs its usage every USAGE_REPORT_SECONDS (OPERATIONS.usageReport: an apiserver
- * invocation, the token read, one UpdateItem of its usage item), and each node is told again every
+ * invocation, the token read, one UpdateItem of its usage item; not audited), and each node is told again every
  * USAGE_RESEND_SECONDS (one conditional UpdateItem of 1 WRU and one SendMessage, inside a read; the agent's
  * long poll returns early: one more ReceiveMessage and a DeleteMessageBatch). Each read reads one usage
  * item per node it names (OPERATIONS.usageRead). The demand's writes and messages are counted from the
@@ -565,9 +567,7 @@ export function usageDemandHour(nodes: number, podsPerNode: number, readsPerHour
     (PRICES.lambdaPerRequest +
       reportSeconds * (LAMBDA_MEMORY_MB / 1024) * PRICES.lambdaPerGbSecondArm +
       PRICES.dynamoPerRru +
-      Math.ceil(usageItemBytes(podsPerNode) / 1024) * PRICES.dynamoPerWru +
-      // The deployed audit policy records each report (Metadata level).
-      (AUDIT_EVENT_BYTES / 1e9) * PRICES.cloudWatchLogsPerGbIngested);
+      Math.ceil(usageItemBytes(podsPerNode) / 1024) * PRICES.dynamoPerWru);
   // The demand: a conditional write and a message; the agent's early receive and its delete.
   const demandUsd = demands * (PRICES.dynamoPerWru + 3 * PRICES.sqsPerRequest);
   // Each read: the usage item of each node it names (eventually consistent: half a unit per 4 KB).

@@ -164,6 +164,8 @@ export const DEFAULT_AUDIT_POLICY: AuditPolicy = {
     // event costs CloudWatch Logs ingestion (~780 bytes: infra/cost-model.ts AUDIT_EVENT_BYTES).
     { level: 'None', userGroups: ['system:nodes'], verbs: ['get', 'update', 'patch', 'watch'], resources: [{ group: 'coordination.k8s.io', resources: ['leases'] }] },
     { level: 'None', userGroups: ['system:nodes'], verbs: ['get'], resources: [{ group: '', resources: ['nodes'] }] },
+    // Skiff: a node's usage reports while `kubectl top` is read deployed (node-usage.ts), every 30 s each.
+    { level: 'None', userGroups: ['system:nodes'], verbs: ['update'], resources: [{ group: '', resources: ['nodes/usage'] }] },
     { level: 'None', userGroups: ['system:nodes'], verbs: ['list', 'watch'], resources: [{ group: '', resources: ['services', 'endpoints'] }, { group: 'discovery.k8s.io', resources: ['endpointslices'] }] },
     { level: 'None', nonResourceURLs: ['/healthz*', '/livez*', '/readyz*', '/version'] },
     { level: 'Metadata' },
