@@ -180,6 +180,7 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
 
   it("a node may report its own usage only (403 for another's); bad bodies get 400 and nothing is stored", async () => {
     const before = await usageItem('node-b');
+    const beforeOwn = await usageItem('node-a');
     const other = await api('PUT', '/api/v1/nodes/node-b/usage', summaryOf('node-b', []), tokens['node-a']);
     expect(other.status).toBe(403);
     expect(other.body).toMatchObject({ kind: 'Status', reason: 'Forbidden' });
@@ -189,6 +190,8 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
       { node: { nodeName: 'node-a', usage: { time: 'yesterday', window: 10, workingSetBytes: 1 } }, pods: [] },
       { node: { nodeName: 'node-a' }, pods: [{ podRef: { namespace: 'default', name: 'web', uid: 'u' }, containers: [{ name: 'app', usage: { time: new Date().toISOString(), window: 10, workingSetBytes: -5 } }] }] },
       'not an object',
+      // More containers than a node's item may hold.
+      { node: { nodeName: 'node-a' }, pods: Array.from({ length: 30 }, (_, i) => ({ podRef: { namespace: 'default', name: `p${i}`, uid: `u${i}` }, containers: Array.from({ length: 100 }, (_, j) => ({ name: `c${j}`, usage: { time: new Date().toISOString(), window: 10, workingSetBytes: 1 } })) })) },
     ]) {
       const r = await api('PUT', '/api/v1/nodes/node-a/usage', bad, tokens['node-a']);
       expect(r.status, JSON.stringify(bad)).toBe(400);
@@ -198,6 +201,7 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
     expect(notJson.status).toBe(400);
     expect((await api('GET', '/api/v1/nodes/node-a/usage', undefined, tokens['node-a'])).status).toBe(405);
     expect((await usageItem('node-b'))!.at).toEqual(before!.at);
+    expect(await usageItem('node-a')).toEqual(beforeOwn); // nothing of the bad bodies stored
     // The node's own: accepted (as the reporter does it).
     const own = await api('PUT', '/api/v1/nodes/node-a/usage', summaryOf('node-a', pods['node-a']!), tokens['node-a']);
     expect(own.status).toBe(200);

@@ -195,8 +195,11 @@ export class NodeUsageStore {
 
 // ---- what a report may hold ----
 
+// Bounds that keep the item far under DynamoDB's 400 KB (~40 bytes a container deflated): kube's
+// default is 110 pods a node.
 const MAX_PODS = 1000;
 const MAX_CONTAINERS = 100;
+const MAX_CONTAINERS_IN_ALL = 2000;
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown, max = 253): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
@@ -228,6 +231,8 @@ export function checkSummary(name: string, body: unknown): StatsSummary {
   const nodeUsage = body.node.usage === undefined ? undefined : usageOf(body.node.usage);
   if (body.node.usage !== undefined && !nodeUsage) throw bad('node.usage is malformed');
   if (body.pods.length > MAX_PODS) throw bad(`at most ${MAX_PODS} pods`);
+  const containers = body.pods.reduce((n: number, p) => n + (isObj(p) && Array.isArray(p.containers) ? p.containers.length : 0), 0);
+  if (containers > MAX_CONTAINERS_IN_ALL) throw bad(`at most ${MAX_CONTAINERS_IN_ALL} containers in all`);
   const pods: PodStats[] = body.pods.map((p, i) => {
     if (!isObj(p) || !isObj(p.podRef) || !str(p.podRef.namespace, 63) || !str(p.podRef.name) || !str(p.podRef.uid, 64) || !Array.isArray(p.containers) || p.containers.length > MAX_CONTAINERS) {
       throw bad(`pods[${i}] is malformed`);
