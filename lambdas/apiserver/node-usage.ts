@@ -103,7 +103,13 @@ export class NodeUsageStore {
     );
   }
 
-  /** The node's latest report if fresh, demanding reports when there are none (see above). */
+  /**
+   * The node's latest report if fresh, demanding reports when there are none (see above): what
+   * ReadContext.nodeStats is deployed. For the HPA controller deployed (it reads PodMetrics through
+   * metrics.ts as the apiserver does), `nodeStats: (node) => store.stats(node)` with
+   * `nodeUsageFromEnv()` in the controller function, which already has SKIFF_TABLE,
+   * SKIFF_NODE_QUEUE_PREFIX and sqs:SendMessage on the node queues.
+   */
   async stats(node: KubeObject): Promise<StatsSummary | undefined> {
     const name = node.metadata.name!;
     const item = await this.read(name);
