@@ -23,6 +23,7 @@ export function formatReport(r: UsageReport, local: boolean): string {
     local ? `priced as if deployed (this is a local cluster on SQLite: ${basis})` : `priced at ${basis}`,
     '',
     table,
+    ...(r.window.seconds < 3600 ? ['', `MONTH projects a ${r.window.seconds} s window: a burst in it (a start-up's writes, a rollout) is projected as if it went on all month`] : []),
     '',
   ].join('\n');
 }
