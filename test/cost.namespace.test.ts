@@ -243,5 +243,13 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
     expect(one.namespaces[0]).toMatchObject({ namespace: 'team-a', apiRequests: 3 });
     // Deployed, the window is whole hours: the last day by default.
     expect(one.window.seconds).toBeGreaterThan(86_000);
+    // Who may not get pods in team-a sees neither its cost nor the cluster's (403, as a Status).
+    const bobToken = newToken();
+    await storeToken(backend, bobToken, { username: 'bob', groups: ['system:authenticated'] });
+    for (const path of ['/apis/cost.skiff.io/v1/namespaces/team-a/usage', '/apis/cost.skiff.io/v1/usage']) {
+      const r = await api.handle({ method: 'GET', path, query: new URLSearchParams(), headers: { authorization: `Bearer ${bobToken}` }, body: Buffer.alloc(0) } as Parameters<ApiServer['handle']>[0]);
+      expect(r.status, path).toBe(403);
+      expect(JSON.parse(String(r.body))).toMatchObject({ kind: 'Status', reason: 'Forbidden' });
+    }
   });
 });
