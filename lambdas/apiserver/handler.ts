@@ -69,14 +69,17 @@ export function createHandler(server: () => Promise<ApiServer>) {
 
 /**
  * An ApiResponse written to a node:http response (the local cluster's HTTPS server, which calls
- * ApiServer.handle itself rather than through the Lambda handler above): a whole body in one write with
- * its headers (one TLS record and one syscall, where the streaming runtime's headers, body and end took
- * three, and a stream pipeline per request: ~15% of `skiff up`'s CPU serving GETs at 32 clients);
- * a watch's chunks streamed after headers sent at once, since clients wait for them.
+ * ApiServer.handle itself rather than through the Lambda handler above): a whole body with one end()
+ * after its headers, where the streaming runtime's stand-in piped the body through a stream pipeline (with
+ * the per-request AbortController, ~30% of `skiff up`'s CPU serving GETs at 32 clients). The headers are
+ * flushed first: written together with the body in one write, test/fault.disk.test.ts's 200 KB creates on a
+ * keep-alive connection got ECONNRESET on the next request in about half the runs (0 of 10 with the flush;
+ * the cause is not understood). A watch's chunks are streamed after its headers.
  */
 export async function writeApiResponse(res: ServerResponse, r: ApiResponse): Promise<void> {
   if (typeof r.body === 'string' || r.body instanceof Uint8Array) {
     res.writeHead(r.status, r.headers);
+    res.flushHeaders();
     res.end(r.body);
     return;
   }
