@@ -77,13 +77,8 @@ export function createHandler(server: () => Promise<ApiServer>) {
  * the cause is not understood). A watch's chunks are streamed after its headers.
  */
 export async function writeApiResponse(res: ServerResponse, r: ApiResponse): Promise<void> {
-  if (typeof r.body === 'string' || r.body instanceof Uint8Array) {
-    res.writeHead(r.status, r.headers);
-    res.flushHeaders();
-    res.end(r.body);
-    return;
-  }
   res.writeHead(r.status, r.headers);
   res.flushHeaders();
-  await pipeline(Readable.from(r.body, { objectMode: false }), res);
+  if (typeof r.body === 'string' || r.body instanceof Uint8Array) res.end(r.body);
+  else await pipeline(Readable.from(r.body, { objectMode: false }), res);
 }

@@ -642,7 +642,8 @@ export class DynamoBackend implements Backend {
             ClientRequestToken: randomUUID(),
           }),
         );
-        this.remember(key, type === 'delete' ? undefined : { ...entry.kv, ...(group !== undefined ? { countGroup: group } : {}), ...(charges !== undefined ? { charges } : {}), ...(indexedOf(key, entry) !== undefined ? { indexed: indexedOf(key, entry) } : {}) });
+        const indexed = indexedOf(key, entry);
+        this.remember(key, type === 'delete' ? undefined : { ...entry.kv, ...(group !== undefined ? { countGroup: group } : {}), ...(charges !== undefined ? { charges } : {}), ...(indexed !== undefined ? { indexed } : {}) });
         await this.settledOwn(rev);
         return entry.kv;
       } catch (e) {
@@ -784,7 +785,7 @@ export class DynamoBackend implements Backend {
     const TableName = this.table;
     // The object's indexed value from now on, and the index items that move with it (appended last).
     const index = indexOfKey(key);
-    const indexed = index && e.type !== 'delete' ? index.valueOf(value) : undefined;
+    const indexed = indexedOf(key, e);
     // A write to an existing object also holds it to the count group it was read with, so an object
     // countExisting() moves into a group meanwhile is re-read, not written back without its group.
     const sameGroup = group === undefined ? ' AND attribute_not_exists(countGroup)' : ' AND countGroup = :g';
