@@ -115,6 +115,16 @@ export class SqliteBackend implements Backend {
   private queued: QueuedWrite[] = [];
   private commitScheduled = false;
   private readonly changesTx: (prefix: string, after: number) => WatchBatch;
+  /**
+   * The log read after a revision for all keys, shared by the watches woken together: every write
+   * wakes every open watch (a local cluster has one per kind its loops follow, ~40), and each reading
+   * the log for its own prefix made a write cost ~40 read transactions (a third of `skiff up`'s CPU
+   * under creates). Caught-up watches all read after the same revision, so the first reads for all and
+   * the rest filter. Emptied by every commit (this process's or another's), so it never hides one.
+   */
+  private shared = new Map<number, WatchBatch>();
+  /** The revision the last read reached: where caught-up watches stand. */
+  private readHead = 0;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.retain = opts.retainRevisions ?? 10_000;
@@ -404,14 +414,15 @@ export class SqliteBackend implements Backend {
       while (!signal.aborted && !this.closed) {
         if (dirty) {
           dirty = false;
-          const batch = this.changesAfter(prefix, last);
+          const { batch, more } = this.changesAfter(prefix, last);
           last = batch.revision;
           if (batch.events.length > 0) {
             yield batch;
             lastSent = Date.now();
-            dirty = true; // there may be more rows than one batch carries
+            dirty ||= more; // the log had more rows than one batch carries
             continue;
           }
+          dirty ||= more;
         }
         const wait = lastSent + progressIntervalMs - Date.now();
         if (wait <= 0) {
@@ -438,9 +449,26 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  /** Events under prefix after `after`, read from one snapshot; revision = how far they cover. */
-  private changesAfter(prefix: string, after: number): WatchBatch {
-    return this.changesTx(prefix, after);
+  /**
+   * Events under prefix after `after`, read from one snapshot; revision = how far they cover; `more`:
+   * the read stopped at its row limit. A watch at the caught-up revision shares one read of all keys
+   * (see `shared`); one behind (resumed from an old revision) reads its own prefix.
+   */
+  private changesAfter(prefix: string, after: number): { batch: WatchBatch; more: boolean } {
+    let all = this.shared.get(after);
+    if (!all && after === this.readHead) {
+      all = this.changesTx('', after);
+      this.shared.set(after, all);
+      this.readHead = all.revision;
+    }
+    if (!all) {
+      const batch = this.changesTx(prefix, after);
+      const more = batch.events.length === BATCH_ROWS;
+      if (!more) this.readHead = Math.max(this.readHead, batch.revision); // it read up to the head
+      return { batch, more };
+    }
+    const events = all.events.filter((e) => e.kv.key.startsWith(prefix));
+    return { batch: { events, revision: all.revision }, more: all.events.length === BATCH_ROWS };
   }
 
   /**
@@ -448,6 +476,7 @@ export class SqliteBackend implements Backend {
    * (Every write waits for a turn of the event loop, group commit, so no writer can hold watches back.)
    */
   private wake(): void {
+    this.shared.clear();
     this.unwoken++;
     if (this.wakeScheduled) return;
     this.wakeScheduled = true;
@@ -470,6 +499,7 @@ export class SqliteBackend implements Backend {
       const v = this.db.pragma('data_version', { simple: true }) as number;
       if (v !== this.dataVersion) {
         this.dataVersion = v;
+        this.shared.clear();
         this.wakeNow();
       }
     }, this.pollMs);
