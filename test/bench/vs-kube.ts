@@ -24,7 +24,7 @@
 // 3. Custom resources (vs-kube-crd.ts): CR create/get/list/update/delete, and discovery and OpenAPI with
 //    100 CRDs installed.
 //
-// Knobs: BENCH_ONLY=api|crd|scheduling, BENCH_WARM_UP (4000), BENCH_CRDS (100), BENCH_OPS (requests per API row per round, 400), BENCH_ROUNDS (2),
+// Knobs: BENCH_ONLY=api|crd|scheduling, BENCH_WARM_UP (4000), BENCH_CRDS (100), BENCH_OPS (requests per API row per round, 1600: rows of 400 measured a GC, a compaction or a new namespace's first writes as much as the requests), BENCH_ROUNDS (2),
 // BENCH_NODES (1000), BENCH_PODS (10000), BENCH_SERVICES (0), BENCH_SCHEDULER_QPS (kube-scheduler's client QPS, 1000),
 // BENCH_SCHED_TIMEOUT_S (900), BENCH_SIDE=skiff|kubernetes (one side alone), BENCH_KEEP=1 (keep data
 // dirs and logs). Without Go on PATH it says so and measures Skiff alone.
@@ -42,7 +42,7 @@ import { crdPhase } from './vs-kube-crd.ts';
 import { follow, leaseRenewer, registerNodes } from './fake-nodes.ts';
 
 const ONLY = process.env.BENCH_ONLY; // 'api' | 'crd' | 'scheduling' | undefined (all three)
-const OPS = Number(process.env.BENCH_OPS ?? 400);
+const OPS = Number(process.env.BENCH_OPS ?? 1600);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const PODS = Number(process.env.BENCH_PODS ?? 10000);
