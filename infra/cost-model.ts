@@ -1249,20 +1249,22 @@ export const LARGE_CLUSTER: ClusterProfile = { name: '5000 nodes, 150000 pods', 
  * hour (lambdas/machinery/emf.ts; the series and their dimensions are APISERVER_EMF_SERIES in
  * apiserver/metrics-emf.ts and AGENT_EMF_SERIES in node-agent/metrics.ts). Counted from those definitions,
  * not measured on AWS:
- * - apiserver: a request count per (verb, code) seen, a latency _count and _sum per verb, the open-watch
- *   gauge per verb with watches, a latency _count and _sum per store operation. Idle, the nodes' polls,
- *   watches, Lease renewals and status writes keep LIST, WATCH, GET, PUT and PATCH (200) and 4 store
- *   operations (get, list, update, watch) moving: 5 + 10 + 1 + 8 = 24, every hour. With pod churn add
- *   CREATE and DELETE (201, 200), some 404s and 409s, the create/delete store operations: about 40.
- * - nodes: the proxy sync time (_count, _sum) moves at every poll; the memory gauge per namespace with
- *   pods is always sent; with pods, CPU per namespace, pod starts and their duration, probes by type and
- *   result (up to 3 x 2): 2 + 2 per namespace idle, 2 + 4 + 6 + 2 per namespace busy.
+ * - apiserver: a request count per (verb, code) seen, a latency _count, _sum and distribution (for
+ *   percentiles) per verb, the open-watch gauge per verb with watches, a latency _count, _sum and
+ *   distribution per store operation. Idle, the nodes' polls, watches, Lease renewals and status writes
+ *   keep LIST, WATCH, GET, PUT and PATCH (200) and 4 store operations (get, list, update, watch) moving:
+ *   5 + 15 + 1 + 12 = 33, every hour. With pod churn add CREATE and DELETE (201, 200), some 404s and
+ *   409s, the create/delete store operations: about 53.
+ * - nodes: the proxy sync time (_count, _sum, distribution) moves at every poll; the memory gauge per
+ *   namespace with pods is always sent; with pods, CPU per namespace, pod starts and their duration
+ *   (with its distribution), probes by type and result (up to 3 x 2): 3 + 2 per namespace idle,
+ *   3 + 5 + 6 + 2 per namespace busy.
  */
 export function cloudWatchMetricsCost(c: ClusterProfile): { metrics: number; usd: number } {
   const busy = c.pods > 0 || c.churnPerHour > 0;
   const namespaces = c.pods > 0 ? (c.namespaces ?? 1) : 0;
-  const apiserver = busy ? 40 : 24;
-  const nodes = busy ? 2 + 4 + 6 + 2 * namespaces : 2 + 2 * namespaces;
+  const apiserver = busy ? 53 : 33;
+  const nodes = busy ? 3 + 5 + 6 + 2 * namespaces : 3 + 2 * namespaces;
   const metrics = apiserver + nodes;
   return { metrics, usd: metrics * PRICES.cloudWatchPerCustomMetricMonth };
 }

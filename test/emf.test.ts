@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { EmfPublisher } from '../lambdas/machinery/emf.ts';
+import { EmfPublisher, distributionValues } from '../lambdas/machinery/emf.ts';
 import { AgentMetrics, AGENT_EMF_SERIES, publishEmf } from '../node-agent/metrics.ts';
 import { cloudWatchLogsWriter } from '../node-agent/emf-sink.ts';
 import { CloudWatchLogsClient, CreateLogGroupCommand, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
@@ -65,6 +65,39 @@ function checkEmf(line: string): Record<string, any> {
 const having = (docs: Record<string, any>[], dims: Record<string, string>) => docs.filter((d) => Object.entries(dims).every(([k, v]) => d[k] === v));
 
 describe('EMF lines from a prom-client registry', () => {
+  it('carry a histogram\'s distribution as its buckets\' bounds, at most 100 values, in proportion', async () => {
+    // Cumulative counts by upper bound, as prom-client gives them.
+    expect(distributionValues(new Map([[0.1, 2], [0.5, 3], [1, 3], [Infinity, 4]]))).toEqual([0.1, 0.1, 0.5, 1]); // +Inf counted at 1, a floor
+    expect(distributionValues(new Map([[0.1, 0], [Infinity, 0]]))).toEqual([]);
+    // 1,000 observations: 900 under 0.1, 90 under 0.5, 10 under 1 → 90, 9 and 1 values.
+    const scaled = distributionValues(new Map([[0.1, 900], [0.5, 990], [1, 1000], [Infinity, 1000]]));
+    expect(scaled.length).toBe(100);
+    expect(scaled.filter((v) => v === 0.1).length).toBe(90);
+    expect(scaled.filter((v) => v === 0.5).length).toBe(9);
+    expect(scaled.filter((v) => v === 1).length).toBe(1);
+    // Largest remainders: 3 buckets of 1/3 each over 100 values make 34, 33, 33.
+    const thirds = distributionValues(new Map([[1, 100], [2, 200], [3, 300]]));
+    expect(thirds.length).toBe(100);
+    expect([1, 2, 3].map((b) => thirds.filter((v) => v === b).length).sort()).toEqual([33, 33, 34]);
+
+    // Through a publisher: 150 observations in a flush are 100 values, the next flush only the new ones.
+    const r = new Registry();
+    const h = new Histogram({ name: 'd_seconds', help: 'h', labelNames: ['verb', 'resource'], buckets: [0.01, 0.1], registers: [r] });
+    const lines: string[] = [];
+    const p = new EmfPublisher([r], { namespace: 'Skiff', dimensions: { ClusterName: 'c1' }, series: [{ metric: 'd_seconds', dimensions: ['verb'], unit: 'Seconds' }], write: (l) => lines.push(l) });
+    for (let i = 0; i < 100; i++) h.observe({ verb: 'GET', resource: 'pods' }, 0.005);
+    for (let i = 0; i < 50; i++) h.observe({ verb: 'GET', resource: 'secrets' }, 0.05); // summed over resource
+    await p.flush();
+    const [doc] = lines.splice(0).map(checkEmf);
+    expect(doc!.d_seconds_count).toBe(150);
+    expect(doc!.d_seconds.length).toBe(100);
+    expect(doc!.d_seconds.filter((v: number) => v === 0.01).length).toBe(67);
+    expect(doc!.d_seconds.filter((v: number) => v === 0.1).length).toBe(33);
+    h.observe({ verb: 'GET', resource: 'pods' }, 0.2); // past the last bound: counted at it
+    await p.flush();
+    expect(lines.splice(0).map(checkEmf)[0]!.d_seconds).toEqual([0.1]);
+  });
+
   it('are well-formed, carry increases per flush summed over non-dimension labels, gauges as values, histograms as count and sum', async () => {
     const r = new Registry();
     const reqs = new Counter({ name: 'req_total', help: 'h', labelNames: ['verb', 'resource', 'code'], registers: [r] });
@@ -110,6 +143,9 @@ describe('EMF lines from a prom-client registry', () => {
     expect(get.lat_seconds_count).toBe(2);
     expect(get.lat_seconds_sum).toBeCloseTo(0.75);
     expect(get._aws.CloudWatchMetrics[0].Metrics).toEqual(expect.arrayContaining([{ Name: 'lat_seconds_count', Unit: 'Count' }, { Name: 'lat_seconds_sum', Unit: 'Seconds' }]));
+    // The distribution for percentiles: 0.25 and 0.5 fell in the bucket up to 1 s.
+    expect(get.lat_seconds).toEqual([1, 1]);
+    expect(get._aws.CloudWatchMetrics[0].Metrics).toContainEqual({ Name: 'lat_seconds', Unit: 'Seconds' });
     expect(having(first, { verb: 'WATCH' })[0]!.open_now).toBe(2);
 
     // The next flush: only what moved since, and the gauge's value now.
@@ -120,7 +156,7 @@ describe('EMF lines from a prom-client registry', () => {
     const second = lines.splice(0).map(checkEmf);
     expect(having(second, { verb: 'GET', code: '200' })[0]!.req_total).toBe(1);
     expect(having(second, { verb: 'POST', code: '201' })).toEqual([]); // did not move: not sent
-    expect(second.some((d) => 'lat_seconds_count' in d)).toBe(false);
+    expect(second.some((d) => 'lat_seconds_count' in d || 'lat_seconds' in d)).toBe(false);
     expect(having(second, { verb: 'WATCH' })[0]!.open_now).toBe(0);
 
     // A series that went and came back (a container's) counts from zero again.

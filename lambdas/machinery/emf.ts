@@ -9,8 +9,13 @@
 //
 // What goes: counters as the increase since the last flush (CloudWatch sums the lines of all instances
 // and nodes in a period: use the Sum statistic), gauges as their value (summed over the labels dropped),
-// histograms as <name>_count and <name>_sum increases (average = sum / count; the buckets are not sent,
-// so no percentiles). Labels become dimensions only where `dimensions` names them; the rest are summed.
+// histograms as <name>_count and <name>_sum increases (average = sum / count) and, under <name> itself, the
+// flush's distribution for CloudWatch's percentiles: EMF takes an array of up to 100 values per metric and
+// no counts, so each bucket's increase becomes that many copies of its upper bound (the +Inf bucket's: the
+// largest finite bound, a floor), scaled down in proportion when the increases pass 100. So a p99 read in
+// CloudWatch is the bucket bound a Prometheus reader would see (no interpolation), exact while an
+// instance's minute has at most 100 observations, approximate beyond; the true count stays in _count.
+// Labels become dimensions only where `dimensions` names them; the rest are summed.
 //
 // COST: each distinct (namespace, metric name, dimension values) is a CloudWatch custom metric, priced per
 // metric per month ($0.30 each for the first 10,000, prorated by the hour it is sent in), so dimension sets
@@ -43,7 +48,44 @@ export interface EmfOptions {
 
 interface Doc {
   dims: Record<string, string>;
-  metrics: Map<string, { value: number; unit: string }>;
+  metrics: Map<string, { value: number | number[]; unit: string }>;
+  /** Per histogram: its buckets' cumulative increases by upper bound (le), summed over dropped labels. */
+  buckets: Map<string, { unit: string; byLe: Map<number, number> }>;
+}
+
+/** The most values EMF takes for one metric in one line. */
+export const EMF_MAX_VALUES = 100;
+
+/**
+ * A histogram's increases as EMF values: cumulative bucket counts by upper bound → each bucket's bound
+ * repeated as often as it grew (the +Inf bucket counted at the largest finite bound), at most `max`
+ * values in all, scaled by largest remainders when more. Empty when nothing was observed.
+ */
+export function distributionValues(byLe: Map<number, number>, max = EMF_MAX_VALUES): number[] {
+  const les = [...byLe.keys()].sort((a, b) => a - b);
+  const finite = les.filter(Number.isFinite);
+  const counts: [number, number][] = [];
+  let below = 0;
+  for (const le of les) {
+    const cum = byLe.get(le)!;
+    const n = Math.max(0, cum - below);
+    below = Math.max(below, cum);
+    const at = Number.isFinite(le) ? le : finite[finite.length - 1];
+    if (n > 0 && at !== undefined) counts.push([at, n]);
+  }
+  const total = counts.reduce((a, [, n]) => a + n, 0);
+  if (total === 0) return [];
+  let shares = counts.map(([at, n]) => ({ at, n, exact: total <= max ? n : (n * max) / total }));
+  if (total > max) {
+    const floors = shares.map((c) => ({ ...c, n: Math.floor(c.exact) }));
+    let left = max - floors.reduce((a, c) => a + c.n, 0);
+    for (const c of [...floors].sort((x, y) => y.exact - Math.floor(y.exact) - (x.exact - Math.floor(x.exact)))) {
+      if (left-- <= 0) break;
+      c.n++;
+    }
+    shares = floors;
+  }
+  return shares.flatMap((c) => Array<number>(c.n).fill(c.at));
 }
 
 export class EmfPublisher {
@@ -80,7 +122,8 @@ export class EmfPublisher {
         if (type === 'gauge') gauges.add(m.name);
         for (const v of m.values as { value: number; labels: Record<string, string | number>; metricName?: string }[]) {
           const sample = v.metricName ?? m.name;
-          if (type === 'histogram' && !sample.endsWith('_count') && !sample.endsWith('_sum')) continue;
+          const bucket = type === 'histogram' && sample.endsWith('_bucket');
+          if (type === 'histogram' && !bucket && !sample.endsWith('_count') && !sample.endsWith('_sum')) continue;
           let value = v.value;
           if (type === 'counter' || type === 'histogram') {
             const key = `${sample}${JSON.stringify(v.labels)}`;
@@ -94,15 +137,26 @@ export class EmfPublisher {
           const dims = Object.fromEntries(spec.dimensions.map((d) => [d, String(v.labels[d] ?? '') || 'none']));
           const id = `${spec.dimensions.join(',')}|${JSON.stringify(dims)}`;
           let doc = docs.get(id);
-          if (!doc) docs.set(id, (doc = { dims, metrics: new Map() }));
+          if (!doc) docs.set(id, (doc = { dims, metrics: new Map(), buckets: new Map() }));
+          if (bucket) {
+            let h = doc.buckets.get(m.name);
+            if (!h) doc.buckets.set(m.name, (h = { unit: spec.unit ?? 'None', byLe: new Map() }));
+            const le = v.labels.le === '+Inf' ? Infinity : Number(v.labels.le);
+            h.byLe.set(le, (h.byLe.get(le) ?? 0) + value);
+            continue;
+          }
           const cur = doc.metrics.get(name);
-          doc.metrics.set(name, { value: (cur?.value ?? 0) + value, unit });
+          doc.metrics.set(name, { value: ((cur?.value as number | undefined) ?? 0) + value, unit });
         }
       }
     }
     this.last = seen;
     let lines = 0;
     for (const doc of docs.values()) {
+      for (const [name, h] of doc.buckets) {
+        const values = distributionValues(h.byLe);
+        if (values.length) doc.metrics.set(name, { value: values, unit: h.unit });
+      }
       // Counters and histograms that did not move are left out (no cost for an idle series).
       const metrics = [...doc.metrics].filter(([name, m]) => m.value !== 0 || gauges.has(name));
       // At most 100 metrics per directive (the spec's limit).
