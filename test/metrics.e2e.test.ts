@@ -70,4 +70,39 @@ describe.skipIf(!docker)('kubectl top (metrics.k8s.io from the agents)', () => {
     const missing = await c.kubectl(['get', '--raw', '/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope']);
     expect(missing.stderr).toMatch(/NotFound|not found/);
   }, 120_000);
+
+  it('nodes/<node>/proxy passes GETs of the agent\'s metrics and stats through, for whoever may get nodes/proxy', async () => {
+    const raw = (path: string, ...extra: string[]) => c.kubectl(['get', '--raw', path, ...extra]);
+    const metrics = await raw(`/api/v1/nodes/${NODE}/proxy/metrics`);
+    expect(metrics.code, metrics.stderr).toBe(0);
+    expect(metrics.stdout).toMatch(/^# HELP kubelet_started_pods_total /m);
+    const cadvisor = await raw(`/api/v1/nodes/${NODE}/proxy/metrics/cadvisor`);
+    expect(cadvisor.stdout).toMatch(/^container_memory_working_set_bytes\{.*pod="busy"/m);
+    const summary = JSON.parse((await raw(`/api/v1/nodes/${NODE}/proxy/stats/summary`)).stdout);
+    expect(summary.node.nodeName).toBe(NODE);
+    expect(summary.pods.map((p: { podRef: { name: string } }) => p.podRef.name)).toContain('busy');
+    // Discovery lists it, as kube-apiserver does (get only: the agents serve reads).
+    const v1 = JSON.parse((await raw('/api/v1')).stdout);
+    expect(v1.resources.find((r: { name: string }) => r.name === 'nodes/proxy')).toMatchObject({ kind: 'NodeProxyOptions', verbs: ['get'] });
+
+    // Authorization: a user with no grant is refused before the agent is asked; a grant of nodes/proxy opens it.
+    const denied = await raw(`/api/v1/nodes/${NODE}/proxy/metrics`, '--as=scraper');
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/forbidden.*nodes\/proxy/i);
+    expect((await c.kubectl(['create', 'clusterrole', 'node-proxy-reader', '--verb=get', '--resource=nodes/proxy'])).code).toBe(0);
+    expect((await c.kubectl(['create', 'clusterrolebinding', 'scraper-node-proxy', '--clusterrole=node-proxy-reader', '--user=scraper'])).code).toBe(0);
+    const allowed = await until('the grant applies', async () => {
+      const r = await raw(`/api/v1/nodes/${NODE}/proxy/metrics`, '--as=scraper');
+      return r.code === 0 ? r.stdout : undefined;
+    }, 10_000, 200);
+    expect(allowed).toMatch(/kubelet_started_pods_total/);
+
+    // Bad input: a path the agent does not serve read-only, an unknown node, a write.
+    expect((await raw(`/api/v1/nodes/${NODE}/proxy/containerLogs/default/busy/burn`)).stderr).toMatch(/NotFound|not found/i);
+    expect((await raw(`/api/v1/nodes/${NODE}/proxy/../../metrics`)).code).not.toBe(0);
+    expect((await raw('/api/v1/nodes/no-such-node/proxy/metrics')).stderr).toMatch(/nodes "no-such-node" not found/);
+    const put = await c.kubectl(['replace', '--raw', `/api/v1/nodes/${NODE}/proxy/metrics`, '-f', '-'], '{}');
+    expect(put.code).not.toBe(0);
+    expect(put.stderr).toMatch(/MethodNotAllowed|method not allowed|405/i);
+  }, 60_000);
 });

@@ -55,7 +55,7 @@ import { IamAuthenticator } from './iam-auth.ts';
 import { admit, defaultAdmissionChain, withServiceAccountAdmission, type AdmissionPlugin } from './admission.ts';
 import { parseRV, Registry, type DeleteOptions, type ListParams, type WatchEventOut } from './registry.ts';
 import { jsonResponse, type ApiRequest, type ApiResponse } from './http.ts';
-import { nodeStats, podLogs } from './node-proxy.ts';
+import { nodeProxy, nodeStats, podLogs } from './node-proxy.ts';
 import { checkSummary, NODE_USAGE_SUBRESOURCE, type NodeUsageStore } from './node-usage.ts';
 import { authorizingRegistry } from '../controllers/identity.ts';
 import { createNodeAuthorizer, NodeGraph } from './node-authorizer.ts';
@@ -144,6 +144,8 @@ export interface RequestInfo {
   namespace?: string;
   name?: string;
   subresource?: string;
+  /** nodes/{name}/proxy/{path}: the agent path asked for ("/metrics"). */
+  proxyPath?: string;
   /** get, list, watch, create, update, patch, delete, deletecollection */
   verb: string;
 }
@@ -485,6 +487,7 @@ export class ApiServer {
       case 'get': {
         if (sub === 'scale') return jsonResponse(200, scaleOf(res).toScale(await reg.get(res, ns, name!)));
         if (sub === 'log') return podLogs(reg, req, ns!, name!, this.nodeClientToken);
+        if (sub === 'proxy') return nodeProxy(reg, req, name!, info.proxyPath!, this.nodeClientToken);
         const read = kindFor(res).read;
         if (read) return jsonResponse(200, await read.get(this.readContext(), ns, name!));
         const obj = await reg.get(res, ns, name!);
@@ -828,8 +831,10 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
     if (rest.length > 5) throw errors.pageNotFound();
   } else {
     [resourceName, name, subresource] = rest;
-    if (rest.length > 3) throw errors.pageNotFound();
+    // nodes/{name}/proxy/{path...}: the path goes to the node's agent (node-proxy.ts nodeProxy).
+    if (rest.length > 3 && !(group === '' && resourceName === 'nodes' && subresource === 'proxy')) throw errors.pageNotFound();
   }
+  const proxyPath = subresource === 'proxy' ? `/${rest.slice(3).join('/')}` : undefined;
   if (!resourceName) throw errors.pageNotFound();
   const res = kinds.forResource(group, version, resourceName)?.info;
   if (!res) throw errors.pageNotFound();
@@ -847,6 +852,9 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
     else if (m === 'POST') verb = 'create';
     else if (m === 'DELETE') verb = 'deletecollection';
     else throw errors.methodNotAllowed();
+  } else if (subresource === 'proxy') {
+    if (m !== 'GET') throw errors.methodNotAllowed(); // kube proxies every method; Skiff's agents serve reads only
+    verb = 'get';
   } else if (subresource === 'binding' || subresource === 'eviction' || subresource === 'token') {
     if (m !== 'POST') throw errors.methodNotAllowed();
     verb = 'create';
@@ -859,7 +867,7 @@ function requestInfo(req: ApiRequest, group: string, version: string, rest: stri
   }
   if (!res.verbs.includes(verb) && !subresource) throw errors.methodNotAllowed();
   if (verb === 'watch' && subresource) throw errors.methodNotAllowed();
-  return { resource: res, namespace, name, subresource, verb };
+  return { resource: res, namespace, name, subresource, verb, ...(proxyPath !== undefined ? { proxyPath } : {}) };
 }
 
 function parseBody(req: ApiRequest): unknown {

@@ -134,6 +134,8 @@ export const SUBRESOURCES: Readonly<Record<string, SubresourceFacts>> = {
   scale: { group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] },
   finalize: { verbs: ['update'] },
   log: { kind: 'Pod', verbs: ['get'] },
+  // nodes/proxy: kube lists create, delete, get, patch, update; Skiff's agents serve reads only.
+  proxy: { kind: 'NodeProxyOptions', verbs: ['get'] },
   // serviceaccounts/token speaks authentication.k8s.io/v1 TokenRequest (kube's TokenREST).
   token: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] },
 };

@@ -162,6 +162,50 @@ export async function podLogs(registry: Registry, req: ApiRequest, ns: string, n
   return { status: 200, headers: { 'content-type': 'text/plain', 'cache-control': 'no-cache, private' }, body };
 }
 
+// ---- nodes/{name}/proxy/{path}: GET passed through to the agent (kube's node proxy) ----
+
+/** Agent paths the node proxy passes on: its metrics, stats and health (not the pod streams, which have their own subresources). */
+const NODE_PROXY_PATHS = /^\/(metrics(\/cadvisor|\/probes)?|stats\/summary|healthz)$/;
+
+/**
+ * GET /api/v1/nodes/{name}/proxy/{path}: the node agent's answer for `path`, as kube-apiserver's node
+ * proxy gives the kubelet's (`kubectl get --raw /api/v1/nodes/N/proxy/metrics`, Prometheus' scrape
+ * through the apiserver). The caller was authorized for `get nodes/proxy`; the agent is asked with the
+ * apiserver's node-client identity. Only GET and the agent's read-only paths; a deployed apiserver reaches
+ * no agent (503, as pods/log).
+ */
+export async function nodeProxy(registry: Registry, req: ApiRequest, nodeName: string, path: string, nodeClientToken: string | undefined): Promise<ApiResponse> {
+  if (!nodeClientToken) {
+    throw new ApiError('ServiceUnavailable', 'this apiserver does not reach node agents: on a deployed cluster, scrape the agents\' /metrics on their nodes (kubectl top works through the usage reports)');
+  }
+  if (!NODE_PROXY_PATHS.test(path)) throw errors.pageNotFound();
+  const target = agentTarget(await registry.get(nodes(), undefined, nodeName));
+  const query = req.query.toString();
+  let sock: tls.TLSSocket;
+  try {
+    sock = await connectAgent(target);
+  } catch (e) {
+    throw new ApiError('ServiceUnavailable', `error trying to reach the node agent of ${nodeName}: ${(e as Error).message}`);
+  }
+  const res = await new Promise<IncomingMessage>((ok, fail) => {
+    const r = https.request({ createConnection: () => sock, path: query ? `${path}?${query}` : path, headers: { authorization: `Bearer ${nodeClientToken}`, accept: req.headers.accept ?? '*/*' }, timeout: 30_000 }, ok);
+    r.on('timeout', () => r.destroy(new Error('timed out')));
+    r.on('error', fail);
+    r.end();
+  }).catch((e) => {
+    sock.destroy();
+    throw new ApiError('ServiceUnavailable', `error talking to the node agent of ${nodeName}: ${(e as Error).message}`);
+  });
+  // A proxy: the agent's status, type and body as they are (its errors are kubelet's Status).
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of res) chunks.push(c as Buffer);
+  } finally {
+    sock.destroy();
+  }
+  return { status: res.statusCode ?? 502, headers: { 'content-type': String(res.headers['content-type'] ?? 'text/plain'), 'cache-control': 'no-cache, private' }, body: Buffer.concat(chunks) };
+}
+
 // ---- exec: HTTP upgrades, spliced ----
 
 export interface UpgradeProxyOptions {

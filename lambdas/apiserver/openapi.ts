@@ -169,7 +169,9 @@ function resourcePaths(strategy: KindStrategy, prefix: string, paths: Record<str
 
   for (const sub of r.subresources) {
     const facts = SUBRESOURCES[sub];
-    if (!facts) continue;
+    // nodes/proxy is a connect operation (a path beyond it, any body): kube describes it with string
+    // answers, which no client here reads; left out rather than described wrongly.
+    if (!facts || sub === 'proxy') continue;
     const k = subresourceKind(r, sub);
     const subGvk: Gvk = { group: k.group || r.group, version: k.version || r.version, kind: k.kind };
     const subSchema = custom && subGvk.kind === r.kind ? kindSchema : must(subGvk);

@@ -131,7 +131,7 @@ function printNode(node: Obj, now: Date): Printed {
 }
 
 export const node: KindStrategy = {
-  info: resourceInfo('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], subresources: ['status'] }),
+  info: resourceInfo('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], subresources: ['status', 'proxy'] }),
   meta: { name: nameIsDNSSubdomain, kubeFinalizers: true },
   defaults: defaultNode,
   validate: validateNode,
