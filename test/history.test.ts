@@ -348,6 +348,27 @@ describe('recording: who, what is lost, retention', () => {
     await backend.close();
   });
 
+  it('a history file written before (a WITHOUT ROWID table) is read and written as it is', async () => {
+    const path = join(dir, 'h-old.db');
+    const Database = (await import('better-sqlite3')).default;
+    const old = new Database(path);
+    old.exec(`CREATE TABLE history (key TEXT NOT NULL, rev INTEGER NOT NULL, prev INTEGER, op TEXT NOT NULL, verb TEXT, sub TEXT, actor TEXT,
+      time TEXT NOT NULL, value TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (key, rev)) WITHOUT ROWID`);
+    old.prepare('INSERT INTO history VALUES (?, ?, NULL, ?, NULL, NULL, NULL, ?, ?, ?)').run('/registry/core/configmaps/default/o', 5, 'create', '2026-12-01T00:00:00.000Z', '{"v":1}', 4e9);
+    old.close();
+    const store = new SqliteHistoryStore(path, { sweepIntervalMs: 0 });
+    await store.record({ key: '/registry/core/configmaps/default/o', revision: 9, previousRevision: 5, operation: 'update', time: '2026-12-01T00:00:01.000Z', value: '{"v":2}', expires: 4e9 });
+    expect((await store.read('/registry/core/configmaps/default/o')).map((e) => [e.revision, e.value])).toEqual([[5, '{"v":1}'], [9, '{"v":2}']]);
+    await store.close();
+    // New files are rowid tables with a unique (key, rev) index: an entry recorded twice is one entry.
+    const fresh = new SqliteHistoryStore(join(dir, 'h-new.db'), { sweepIntervalMs: 0 });
+    const e = { key: '/registry/core/configmaps/default/n', revision: 3, operation: 'create' as const, time: '2026-12-01T00:00:00.000Z', value: '{}', expires: 4e9 };
+    await Promise.all([fresh.record(e), fresh.record(e)]);
+    await fresh.record(e);
+    expect(await fresh.read(e.key)).toHaveLength(1);
+    await fresh.close();
+  });
+
   it('retention flags and environment', () => {
     expect(parseRetention('24h')).toBe(86400);
     expect(parseRetention('90m')).toBe(5400);

@@ -124,6 +124,10 @@ export class SqliteHistoryStore implements HistoryStore {
     // the object's own (fsynced) write and is best effort either way (see apiserver/history.ts).
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // A rowid table with an index on (key, rev), not a WITHOUT ROWID table keyed so: entries hold whole
+    // objects (2 KB a pod), and SQLite's WITHOUT ROWID tables suit small rows; inserting into one cost
+    // ~60 µs an entry against ~19 here (scratch measurement, 2 KB values). A file made before keeps its
+    // WITHOUT ROWID table (CREATE IF NOT EXISTS), which reads and writes the same.
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS history (
         key TEXT NOT NULL,
@@ -135,11 +139,12 @@ export class SqliteHistoryStore implements HistoryStore {
         actor TEXT,
         time TEXT NOT NULL,
         value TEXT NOT NULL,
-        expires INTEGER NOT NULL,
-        PRIMARY KEY (key, rev)
-      ) WITHOUT ROWID;
+        expires INTEGER NOT NULL
+      );
       CREATE INDEX IF NOT EXISTS history_expires ON history (expires);
     `);
+    const table = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'history'").get() as { sql: string };
+    if (!/WITHOUT ROWID/i.test(table.sql)) this.db.exec('CREATE UNIQUE INDEX IF NOT EXISTS history_key_rev ON history (key, rev)');
     this.insert = this.db.prepare(
       'INSERT OR REPLACE INTO history (key, rev, prev, op, verb, sub, actor, time, value, expires) VALUES (@key, @rev, @prev, @op, @verb, @sub, @actor, @time, @value, @expires)',
     );

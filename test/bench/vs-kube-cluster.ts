@@ -68,7 +68,8 @@ export const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').sl
 
 /** `skiff up --no-agent` in a process of its own (dist/skiff.mjs: run `npm run build` first). */
 export async function startSkiff(dir: string): Promise<ControlPlane> {
-  const s = await skiffUp(dir);
+  // SKIFF_UP_ARGS: extra `skiff up` flags, e.g. "--history-retention 0" to see what a feature costs.
+  const s = await skiffUp(dir, ...(process.env.SKIFF_UP_ARGS?.split(' ').filter(Boolean) ?? []));
   return {
     name: 'Skiff',
     url: s.url,
