@@ -14,7 +14,7 @@
 // Cost: no storage read, ever; with a file, one append per event; with CloudWatch, one PutLogEvents
 // call per audited request (plus one CreateLogStream per Lambda instance).
 
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { contextSlot } from '../machinery/context.ts';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -336,7 +336,7 @@ interface AuditRecord {
   decision?: AuthorizationResult;
 }
 
-const current = new AsyncLocalStorage<AuditRecord>();
+const current = contextSlot<AuditRecord>('audit record');
 
 /** Authentication's answer (and impersonation's, when the request acts as someone else). */
 export function auditUser(user: UserInfo, impersonated?: UserInfo): void {

@@ -22,7 +22,7 @@
 // revision only known after the write, which the same crash loses, so it buys completeness of values
 // only, at the cost of one more Lambda on the stream. See ARCHITECTURE.md.
 
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { contextSlot } from '../machinery/context.ts';
 import { createTwoFilesPatch } from 'diff';
 import { stringify as toYaml } from 'yaml';
 import type { Backend, KeyValue } from '../storage/backend.ts';
@@ -57,7 +57,7 @@ interface WriteScope {
   subresource?: string;
 }
 
-const scopes = new AsyncLocalStorage<WriteScope>();
+const scopes = contextSlot<WriteScope>('history write scope');
 
 const actorOf = (user: UserInfo, authenticated?: UserInfo): HistoryActor => ({
   username: user.username,
