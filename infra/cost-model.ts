@@ -1340,28 +1340,66 @@ export function candidateSettings(cluster: ClusterProfile): Candidate[] {
 
 /** How often a Lambda instance adds its per-namespace counts to the table (SKIFF_USAGE_FLUSH_SECONDS default). */
 export const USAGE_FLUSH_SECONDS = 300;
-/** Items a flush writes besides the workload namespaces: the apiserver's kube-node-lease and cluster, the loops' kube-system, kube-public, cluster. */
+/** Items a flush writes besides the workload namespaces: the apiserver's heartbeats, agent polls and counting, the loops' resync and counting. */
 export const USAGE_FLUSH_BASE_ITEMS = 5;
 
-/** What a namespace caused: apiserver requests (one Lambda invocation each) and its DynamoDB requests and units. */
+/**
+ * What a namespace (or a line of overhead) caused: apiserver requests (one Lambda invocation each), its
+ * DynamoDB requests and units, and (each 0 when left out) the other Lambda invocations it had a share of,
+ * push-channel SQS requests, audit and function log bytes, EventBridge Scheduler invocations, and requests
+ * through CloudFront.
+ */
 export interface NamespaceUsage {
   apiRequests: number;
   dynamoRequests: number;
   rru: number;
   wru: number;
+  invocations?: number;
+  sqsRequests?: number;
+  auditBytes?: number;
+  logBytes?: number;
+  schedulerInvocations?: number;
+  cloudFrontRequests?: number;
+}
+
+export interface UsagePrice {
+  lambda: number;
+  dynamo: number;
+  cloudFront: number;
+  sqs: number;
+  /** CloudWatch Logs ingestion: audit events and the functions' own lines. */
+  logs: number;
+  scheduler: number;
+  total: number;
 }
 
 /**
  * Dollars at list prices (no free tier: it is the account's, not a namespace's), priced as monthlyBill
- * prices an operation: each apiserver request a Lambda invocation and a CloudFront request, Lambda time
- * from MEASURED_HANDLER_MS (per invocation and per DynamoDB request) at LAMBDA_MEMORY_MB, and the
- * DynamoDB request units. The loops' storage requests are charged to the namespace they reconcile; their
- * stream invocations are not (a batch serves many namespaces), nor the resync's.
+ * prices its usage: each Lambda invocation (apiserver requests and the rest) a request and, from
+ * MEASURED_HANDLER_MS, 1 ms, plus 5 ms per DynamoDB request, at LAMBDA_MEMORY_MB; DynamoDB request units;
+ * CloudFront, SQS and Scheduler requests; log bytes ingested.
  */
-export function priceUsage(u: NamespaceUsage): { lambda: number; dynamo: number; cloudFront: number; total: number } {
-  const seconds = (u.apiRequests * MEASURED_HANDLER_MS.perInvocation + u.dynamoRequests * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
-  const lambda = u.apiRequests * PRICES.lambdaPerRequest + seconds * (LAMBDA_MEMORY_MB / 1024) * PRICES.lambdaPerGbSecondArm;
+export function priceUsage(u: NamespaceUsage): UsagePrice {
+  const invocations = u.apiRequests + (u.invocations ?? 0);
+  const seconds = (invocations * MEASURED_HANDLER_MS.perInvocation + u.dynamoRequests * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+  const lambda = invocations * PRICES.lambdaPerRequest + seconds * (LAMBDA_MEMORY_MB / 1024) * PRICES.lambdaPerGbSecondArm;
   const dynamo = u.rru * PRICES.dynamoPerRru + u.wru * PRICES.dynamoPerWru;
-  const cloudFront = u.apiRequests * PRICES.cloudFrontPerHttpsRequest;
-  return { lambda, dynamo, cloudFront, total: lambda + dynamo + cloudFront };
+  const cloudFront = (u.cloudFrontRequests ?? 0) * PRICES.cloudFrontPerHttpsRequest;
+  const sqs = (u.sqsRequests ?? 0) * PRICES.sqsPerRequest;
+  const logs = (((u.auditBytes ?? 0) + (u.logBytes ?? 0)) / 1024 ** 3) * PRICES.cloudWatchLogsPerGbIngested;
+  const scheduler = (u.schedulerInvocations ?? 0) * PRICES.schedulerPerInvocation;
+  return { lambda, dynamo, cloudFront, sqs, logs, scheduler, total: lambda + dynamo + cloudFront + sqs + logs + scheduler };
+}
+
+/**
+ * What no namespace causes and nothing counts, for a window of `seconds` (the report's estimated overhead
+ * lines): the CloudWatch alarms (ALARMS, billed by the month) and, with the push channel, each node's idle
+ * long polls of its queue (one ReceiveMessage per PUSH_WAIT_SECONDS), as monthlyBill prices them.
+ */
+export function fixedOverhead(seconds: number, nodes: number, pushChannel: boolean): { name: string; description: string; quantity: number; usd: number }[] {
+  const polls = pushChannel ? (nodes * seconds) / PUSH_WAIT_SECONDS : 0;
+  return [
+    { name: 'alarms', description: `${ALARMS} CloudWatch alarms, billed by the month`, quantity: ALARMS, usd: (ALARMS * PRICES.cloudWatchPerAlarmMonth * seconds) / MONTH_SECONDS },
+    { name: 'push channel idle polls', description: `each node's long poll of its SQS queue, one per ${PUSH_WAIT_SECONDS} s (${nodes} nodes now)`, quantity: polls, usd: polls * PRICES.sqsPerRequest },
+  ];
 }

@@ -18,7 +18,7 @@ import type { UsageReport } from '../lambdas/apiserver/cost.ts';
 import { deploymentController } from '../lambdas/controllers/deployment.ts';
 import { replicaSetController } from '../lambdas/controllers/replicaset.ts';
 import { handleStreamBatch, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
-import { chargedTo, currentNamespace, UsageMeter } from '../lambdas/machinery/usage.ts';
+import { chargedTo, currentNamespace, namespaceOfKey, UsageMeter } from '../lambdas/machinery/usage.ts';
 import { DynamoUsageStore } from '../lambdas/storage/usage-store.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { clusterSizes, itemBytes, OPERATIONS, priceUsage, recipeCapacity, type NamespaceUsage } from '../infra/cost-model.ts';
@@ -98,9 +98,12 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
 
     const loops = [deploymentController, replicaSetController];
     const seen = new Set<string>();
+    // Each batch is one invocation of the loops' function, shared by its records' namespaces.
+    const invocations = new Map<string, number>();
     const deliver = async () => {
       const records = (await streamRecords(ddb!, tableName)).filter((r) => !seen.has(r.dynamodb!.SequenceNumber!) && passesFilters(streamFilterPatterns(...loops), r));
       for (const r of records) seen.add(r.dynamodb!.SequenceNumber!);
+      if (measuring) for (const r of records) invocations.set(namespaceOfKey(r.dynamodb!.Keys!.sk!.S!), (invocations.get(namespaceOfKey(r.dynamodb!.Keys!.sk!.S!)) ?? 0) + 1 / records.length);
       if (records.length) expect((await handleStreamBatch(loops, ctx, records)).batchItemFailures).toEqual([]);
       return records.length;
     };
@@ -141,13 +144,17 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
     // The report's API requests are the ones made (those before `measuring` too: the check GET above).
     expect(by.get('busy')!.apiRequests).toBe(apiCalls.get('busy')! + 1);
     expect(by.get('idle')!.apiRequests).toBe(apiCalls.get('idle'));
-    const price = (ns: string) => priceUsage({ ...(measured.get(ns) ?? { dynamoRequests: 0, rru: 0, wru: 0 }), apiRequests: apiCalls.get(ns) ?? 0 }).total;
-    const measuredTotal = [...measured.keys()].reduce((s, ns) => s + price(ns), 0);
-    const meteredTotal = r.namespaces.reduce((s, n) => s + n.usd.total, 0);
-    console.log('cost.namespace', JSON.stringify({ measured: Object.fromEntries(measured), metered: r.namespaces.map((n) => ({ ns: n.namespace, api: n.apiRequests, ddb: n.dynamoRequests, rru: n.readUnits, wru: n.writeUnits, usd: n.usd.total })), measuredTotal, meteredTotal }));
-    // The namespaces' costs sum to the report's total ...
-    expect(Math.abs(r.total.usd.total - meteredTotal)).toBeLessThan(1e-12);
-    // ... and to what the DynamoDB requests actually sent cost, priced by the same model, within 10%
+    const price = (ns: string) => priceUsage({ ...(measured.get(ns) ?? { dynamoRequests: 0, rru: 0, wru: 0 }), apiRequests: apiCalls.get(ns) ?? 0, invocations: invocations.get(ns) ?? 0 }).total;
+    const buckets = new Set([...measured.keys(), ...invocations.keys()]);
+    // What nothing counts: the alarms, estimated for the window (no push channel here).
+    const measuredTotal = [...buckets].reduce((s, ns) => s + price(ns), 0) + r.total.usd.fixed;
+    const meteredTotal = r.total.usd.total;
+    console.log('cost.namespace', JSON.stringify({ measured: Object.fromEntries(measured), invocations: Object.fromEntries(invocations), metered: [...r.namespaces, ...r.overhead].map((n) => ({ ns: n.namespace ?? (n as { name?: string }).name, api: n.apiRequests, inv: n.invocations, ddb: n.dynamoRequests, rru: n.readUnits, wru: n.writeUnits, usd: n.usd.total })), measuredTotal, meteredTotal }));
+    // The namespaces' costs sum to namespacesTotal; with the overhead lines, to the total ...
+    expect(Math.abs(r.namespacesTotal.usd.total - r.namespaces.reduce((s, n) => s + n.usd.total, 0))).toBeLessThan(1e-12);
+    expect(Math.abs(r.total.usd.total - r.namespacesTotal.usd.total - r.overhead.reduce((s, n) => s + n.usd.total, 0))).toBeLessThan(1e-12);
+    expect(r.overhead.find((o) => o.name === 'alarms')).toMatchObject({ estimated: true });
+    // ... and to what the DynamoDB requests actually sent and the invocations made cost, priced by the same model, within 10%
     // (measured 0.6% apart, 2026-12-05): write units matched exactly, reads are estimated (items at a sixth
     // of their JSON, as the compressed values come to; a read of an object written in the last second by the same
     // process is skipped by DynamoBackend's `recent` and still counted here), and the few reads the meter
@@ -216,13 +223,14 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
     chargedTo('team-a', () => b.storage('read', 1, 1, 0));
     b.reconcile('');
     chargedTo('', () => b.storage('list', 3, 3, 0));
-    expect(await store.flush(a, 0)).toBe(1);
-    expect(await store.flush(b, 0)).toBe(2);
+    // Each flush: an item per namespace touched, and one more counting the flush's own writes (overhead).
+    expect(await store.flush(a, 0)).toBe(2);
+    expect(await store.flush(b, 0)).toBe(3);
     // Nothing new: no write; new counts within the period: none either, until it has passed.
     expect(await store.flush(a, 0)).toBe(0);
     a.apiRequest('team-a');
     expect(await store.flush(a, 300_000)).toBe(0);
-    expect(await store.flush(a, 0)).toBe(1);
+    expect(await store.flush(a, 0)).toBe(2);
 
     const backend = new DynamoBackend({ client: ddb!.client, tableName });
     const token = newToken();
@@ -238,6 +246,9 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
     expect(teamA).toMatchObject({ apiRequests: 3, dynamoRequests: { read: 1, list: 0, write: 3 }, readUnits: 1, writeUnits: 8 });
     expect(all.namespaces.find((n) => n.namespace === '')).toMatchObject({ reconciles: 1, dynamoRequests: { list: 3 }, readUnits: 3 });
     expect(teamA.usd.total).toBeCloseTo(priceUsage({ apiRequests: 3, dynamoRequests: 4, rru: 1, wru: 8 }).total, 15);
+    // The flushes' own writes are overhead: 2 + 3 + 2 UpdateItems.
+    expect(all.overhead.find((o) => o.name === 'cost per namespace counting')).toMatchObject({ estimated: false, writeUnits: 7, dynamoRequests: { write: 7 } });
+    expect(all.namespaces.map((n) => n.namespace)).not.toContain('@cost per namespace counting');
     const one = (await get('/apis/cost.skiff.io/v1/namespaces/team-a/usage')).json as UsageReport;
     expect(one.namespaces).toHaveLength(1);
     expect(one.namespaces[0]).toMatchObject({ namespace: 'team-a', apiRequests: 3 });

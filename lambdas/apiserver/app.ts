@@ -65,7 +65,7 @@ import { bootstrapClusterRoleBindings, bootstrapClusterRoles, ensureBootstrapPol
 import { impersonate } from './impersonation.ts';
 import { auditAuthorization, auditUser, pathAttributes, type Auditor } from './audit.ts';
 import { ApiMetrics, METRICS_PATH } from './metrics.ts';
-import { chargedTo, meteredBackend, namespaceOfPath, UsageMeter } from '../machinery/usage.ts';
+import { meteredBackend, meteredHistory, namespaceOfPath, nodeOverhead, UsageMeter } from '../machinery/usage.ts';
 import { COST_PATH, serveCost, type UsageSource } from './cost.ts';
 import { ServiceAccountTokenAuthenticator, storeLookup, type ServiceAccountTokens } from './serviceaccount-tokens.ts';
 import { createToken } from './tokenrequest.ts';
@@ -192,7 +192,8 @@ export class ApiServer {
     this.usage = opts.usage ?? new UsageMeter();
     this.usageStore = opts.usageStore;
     opts = { ...opts, backend: meteredBackend(opts.backend, this.usage) };
-    // Every write of an object is recorded with whoever made it (history.ts), after the write.
+    // Every write of an object is recorded with whoever made it (history.ts), after the write; counted too.
+    if (opts.history) opts = { ...opts, history: { ...opts.history, store: meteredHistory(opts.history.store, this.usage) } };
     if (opts.history) opts = { ...opts, backend: recordingBackend(opts.backend, opts.history) };
     this.history = opts.history;
     this.crds = new CustomResourceServing(opts.backend, { maxAgeMs: opts.crdMaxAgeMs });
@@ -225,6 +226,8 @@ export class ApiServer {
     this.nodeClientToken = opts.nodeClientToken;
     this.nodeUsage = opts.nodeUsage;
     this.audit = opts.audit;
+    // Each request's audit events, counted to its namespace (usage.ts).
+    if (this.audit) this.audit.onWritten ??= (bytes, events) => this.usage.audit(bytes, events);
   }
 
   /**
@@ -284,9 +287,8 @@ export class ApiServer {
   private shippedPolicyForLoops: boolean;
 
   async handle(req: ApiRequest): Promise<ApiResponse> {
-    const namespace = namespaceOfPath(req.path);
-    this.usage.apiRequest(namespace);
-    return chargedTo(namespace, () => this.handleCharged(req));
+    // Charged to the path's namespace, or once the user is known to a node's overhead (route()).
+    return this.usage.request(namespaceOfPath(req.path), req.headers['x-amz-cf-id'] !== undefined, () => this.handleCharged(req));
   }
 
   private async handleCharged(req: ApiRequest): Promise<ApiResponse> {
@@ -318,12 +320,17 @@ export class ApiServer {
     // The web console's files (console.ts): public, as the page signs in with a token of its own.
     if (path === CONSOLE_PATH || path.startsWith(CONSOLE_PATH + '/')) return serveConsole(req, req.path);
     const authenticated = await this.authn.authenticate(req.headers['authorization']);
+    // A node's heartbeats and polls are overhead, not the cluster's nor kube-node-lease's (usage.ts).
+    this.usage.settle(nodeOverhead(authenticated.groups, namespaceOfPath(req.path), path));
     auditUser(authenticated);
     // kube's WithImpersonation: Impersonate-* headers make the request act as someone else, if allowed.
     const user = await impersonate(req.headers, authenticated, this.authz, path);
     auditUser(authenticated, user);
     if (path === NODE_CREDENTIAL_PATH) return this.nodeCredential(req, user);
-    if (path.startsWith(COST_PATH)) return serveCost(req, path, this.usage, (a) => this.authorize(user, a), (ns) => this.registry.get(findResource('', 'v1', 'namespaces')!, undefined, ns), this.usageStore);
+    if (path.startsWith(COST_PATH)) {
+      const nodes = async () => (await this.registry.list(findResource('', 'v1', 'nodes')!, undefined)).items.length;
+      return serveCost(req, path, this.usage, (a) => this.authorize(user, a), (ns) => this.registry.get(findResource('', 'v1', 'namespaces')!, undefined, ns), this.usageStore, nodes);
+    }
     if (path === OIDC_CONFIGURATION_PATH || path === OIDC_JWKS_PATH) return this.oidcDiscovery(req, user, path);
     const segs = path.split('/').filter(Boolean);
 

@@ -15,6 +15,7 @@
 // call per audited request (plus one CreateLogStream per Lambda instance).
 
 import { contextSlot } from '../machinery/context.ts';
+import { AsyncResource } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -196,9 +197,12 @@ export interface AuditEvent {
   annotations?: Record<string, string>;
 }
 
-/** Where events go. `write` must not throw; `flush` delivers what is buffered (and must not throw either). */
+/**
+ * Where events go. `write` must not throw; `flush` delivers what is buffered (and must not throw either).
+ * `write` returns the bytes of JSON it made of the events, if it knows (cost per namespace counts them).
+ */
 export interface AuditSink {
-  write(events: AuditEvent[]): void;
+  write(events: AuditEvent[]): number | void;
   flush?(): Promise<void>;
 }
 
@@ -214,7 +218,7 @@ export class FileAuditSink implements AuditSink {
   constructor(private path: string) {
     if (path !== '-') mkdirSync(dirname(path), { recursive: true });
   }
-  write(events: AuditEvent[]): void {
+  write(events: AuditEvent[]): number {
     const text = events.map((e) => JSON.stringify(e) + '\n').join('');
     try {
       if (this.path === '-') process.stdout.write(text);
@@ -222,6 +226,7 @@ export class FileAuditSink implements AuditSink {
     } catch (e) {
       console.error(`audit: cannot append to ${this.path}: ${(e as Error).message}`);
     }
+    return text.length - events.length;
   }
 }
 
@@ -254,13 +259,17 @@ export class CloudWatchAuditSink implements AuditSink {
     this.stream = opts.logStreamName ?? `${new Date().toISOString().slice(0, 10)}/apiserver/${randomUUID()}`;
   }
 
-  write(events: AuditEvent[]): void {
+  write(events: AuditEvent[]): number {
+    let bytes = 0;
     for (const e of events) {
       let message = JSON.stringify(e);
-      if (Buffer.byteLength(message) > CW_MAX_EVENT_BYTES) {
+      let size = Buffer.byteLength(message);
+      if (size > CW_MAX_EVENT_BYTES) {
         const { requestObject: _q, responseObject: _r, ...rest } = e;
         message = JSON.stringify({ ...rest, annotations: { ...(e.annotations ?? {}), 'audit.k8s.io/truncated': 'true' } });
+        size = Buffer.byteLength(message);
       }
+      bytes += size;
       this.buffer.push({ timestamp: Date.parse(e.stageTimestamp) || Date.now(), message });
     }
     if (this.buffer.length > CW_MAX_BUFFERED) {
@@ -268,6 +277,7 @@ export class CloudWatchAuditSink implements AuditSink {
       this.buffer.splice(0, dropped);
       console.error(`audit: CloudWatch Logs unreachable, dropped the ${dropped} oldest events`);
     }
+    return bytes;
   }
 
   /** Sends what is buffered; one flush at a time (a request's flush waits for the one before it). */
@@ -453,6 +463,9 @@ function responseJSON(res: ApiResponse): unknown {
 
 /** Audits one ApiServer's requests under one policy into one sink. */
 export class Auditor {
+  /** Told the bytes of each request's events its sink wrote, in the request's async context (cost per namespace). */
+  onWritten?: (bytes: number, events: number) => void;
+
   constructor(
     readonly policy: AuditPolicy,
     readonly sink: AuditSink,
@@ -539,12 +552,13 @@ export class Auditor {
     await this.emit(first);
     if (omitStages.has('ResponseComplete')) return res;
     const inner = res.body as AsyncIterable<string>;
-    const self = this;
+    // Emitted in this request's async context (its cost's namespace), wherever the stream is read from.
+    const emitLater = AsyncResource.bind((events: AuditEvent[]) => this.emit(events));
     const body = (async function* () {
       try {
         yield* inner;
       } finally {
-        await self.emit([withDetail(base('ResponseComplete'), false)]);
+        await emitLater([withDetail(base('ResponseComplete'), false)]);
       }
     })();
     return { ...res, body };
@@ -574,7 +588,8 @@ export class Auditor {
   private async emit(events: AuditEvent[]): Promise<void> {
     if (!events.length) return;
     try {
-      this.sink.write(events);
+      const bytes = this.sink.write(events);
+      if (typeof bytes === 'number') this.onWritten?.(bytes, events.length);
       await this.sink.flush?.();
     } catch (e) {
       console.error(`audit: ${(e as Error).message}`);

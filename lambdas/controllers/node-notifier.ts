@@ -19,12 +19,14 @@
 //
 // Cost in proportion to what changed: one message per node per stream batch (the runner reconciles
 // each distinct key once per batch); a node's queue URL is asked of SQS by its name once per warm
-// function (no table read, so `npm run cost`'s per-operation reads are unchanged).
+// function (no table read, so `npm run cost`'s per-operation reads are unchanged). Cost per namespace
+// (machinery/usage.ts): a message's requests (its send, and the agent's receive and delete) are shared
+// by the namespaces of the pods whose changes sent it; keys name no namespace ("pods:<node>").
 
 import { DeleteQueueCommand, GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createHash } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
-import type { ChangeEvent, Controller } from './controller.ts';
+import type { ChangeEvent, Controller, ControllerContext } from './controller.ts';
 
 const pods = findResource('', 'v1', 'pods')!;
 const nodes = findResource('', 'v1', 'nodes')!;
@@ -63,6 +65,8 @@ export interface NodeNotifierOptions {
 export function createNodeNotifier(o: NodeNotifierOptions): Controller {
   // Queue name → URL, as SQS said (a queue made again under its name has the same URL).
   const urls = new Map<string, string>();
+  // A node's key → the namespaces of the pods that asked for it since its last reconcile (who pays).
+  const askedBy = new Map<string, string[]>();
   /** The queue's URL, or undefined when it does not exist (an agent without the channel, or not started yet). */
   const urlOf = async (name: string): Promise<string | undefined> => {
     let url = urls.get(name);
@@ -80,7 +84,7 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
     name: 'node-notifier',
     watches: NODE_NOTIFIER_WATCHES,
     keys(ev: ChangeEvent): string[] {
-      if (ev.resource === nodes) return ev.type === 'DELETED' ? [`gone/${ev.object.metadata.name}`] : [];
+      if (ev.resource === nodes) return ev.type === 'DELETED' ? [`gone:${ev.object.metadata.name}`] : [];
       if (ev.resource === pods) {
         // What an agent acts on: a pod bound, created bound, deleted, being deleted or its spec changed
         // (an image, a resize). Not its status, which is mostly the agent's own writes: telling the
@@ -89,13 +93,17 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
         if (ev.type === 'MODIFIED' && was && JSON.stringify(was.spec) === JSON.stringify(ev.object.spec) && was.metadata.deletionTimestamp === ev.object.metadata.deletionTimestamp) return [];
         // The node it is on, and the node it was on (a pod is never moved, but a delete names it once).
         const on = new Set([ev.object.spec?.nodeName, ev.oldObject?.spec?.nodeName].filter((n): n is string => !!n));
-        return [...on].map((n) => `pods/${n}`);
+        const keys = [...on].map((n) => `pods:${n}`);
+        for (const k of keys) askedBy.set(k, [...(askedBy.get(k) ?? []), ev.object.metadata.namespace ?? '']);
+        return keys;
       }
       return [];
     },
-    async reconcile(key: string): Promise<void> {
-      const nodeGone = key.startsWith('gone/');
-      const name = nodeQueueName(o.queuePrefix, key.slice(nodeGone ? 'gone/'.length : 'pods/'.length));
+    async reconcile(key: string, ctx?: ControllerContext): Promise<void> {
+      const nodeGone = key.startsWith('gone:');
+      const payers = askedBy.get(key) ?? [];
+      askedBy.delete(key);
+      const name = nodeQueueName(o.queuePrefix, key.slice(nodeGone ? 'gone:'.length : 'pods:'.length));
       const url = await urlOf(name);
       // No queue: an agent without the push channel, or one not started yet; its poll finds the pod.
       if (!url) return;
@@ -103,7 +111,10 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
         // A deleted Node's queue goes with it (a replaced instance's node never comes back by that name;
         // if it does, its agent makes the queue again).
         if (nodeGone) await o.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
-        else await o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: ['pods'] } satisfies PushMessage) }));
+        else {
+          await o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: ['pods'] } satisfies PushMessage) }));
+          ctx?.usage?.sqs(3, payers);
+        }
       } catch (e) {
         urls.delete(name);
         return ignoreMissingQueue(e as Error);

@@ -26,7 +26,7 @@ import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInf
 import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
 import { StoreReader } from './cache.ts';
 import { contextFor, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
-import { reconcileCharged } from '../machinery/usage.ts';
+import { asOverhead, namespaceOfRecordKey, OVERHEAD, reconcileCharged } from '../machinery/usage.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
 export function resourceOfKey(key: string): ResourceInfo | undefined {
@@ -71,6 +71,8 @@ export interface BatchResult extends DynamoDBBatchResponse {
 export async function handleStreamBatch(controllers: Controller[], ctx: ControllerContext, records: DynamoDBRecord[]): Promise<BatchResult> {
   // One reader for the batch: each kind and namespace a loop reads is listed once, whatever the records.
   ctx = forOneBatch(ctx);
+  // The invocation (its request and base time) is shared by the namespaces of its records, one share each.
+  ctx.usage?.invocation(records.map((r) => namespaceOfRecordKey(r.dynamodb?.Keys?.sk?.S)));
   const failures = new Map<string, string>(); // sequence number → (kept once)
   const reconciled: Record<string, number> = {};
   for (const c of controllers) {
@@ -102,8 +104,19 @@ function compareSequence(a: string, b: string): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-/** A full resync: every key of every controller (the scheduled trigger, so nothing missed stays missed). */
-export async function resyncAll(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
+/**
+ * A full resync: every key of every controller (the scheduled trigger, so nothing missed stays missed).
+ * Its cost, the invocation and every read and reconcile in it, is overhead (usage.ts OVERHEAD.resync):
+ * it runs on a clock, whatever the namespaces did.
+ */
+export function resyncAll(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
+  return asOverhead(OVERHEAD.resync, () => {
+    ctx.usage?.invocation();
+    return resyncEvery(controllers, ctx);
+  });
+}
+
+async function resyncEvery(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
   ctx = forOneBatch(ctx);
   const done: Record<string, number> = {};
   for (const c of controllers) {
@@ -164,7 +177,10 @@ export function createControllerHandlers(controllers: Controller[], context: () 
       return { batchItemFailures };
     },
     async resync(): Promise<void> {
-      console.log('resync', JSON.stringify(await resyncAll(controllers, await context())));
+      const ctx = await context();
+      const line = `resync ${JSON.stringify(await resyncAll(controllers, ctx))}`;
+      console.log(line);
+      asOverhead(OVERHEAD.resync, () => ctx.usage?.log(line.length));
     },
   };
 }

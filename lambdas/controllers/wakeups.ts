@@ -21,6 +21,7 @@ import {
   type CreateScheduleCommandInput,
 } from '@aws-sdk/client-scheduler';
 import { contextFor, type Controller, type ControllerContext } from './controller.ts';
+import { namespaceOfKey, reconcileCharged } from '../machinery/usage.ts';
 
 export interface WakeUps {
   /** Reconcile `key` of `controller` at `at` (replacing an earlier wake-up of that key). */
@@ -49,7 +50,10 @@ export function isWakeUpEvent(e: unknown): e is WakeUpEvent {
 export async function handleWakeUp(controllers: Controller[], ctx: ControllerContext, e: WakeUpEvent): Promise<void> {
   const c = controllers.find((c) => c.name === e.skiffWakeUp.controller);
   if (!c) return console.warn(`wake-up for unknown controller ${e.skiffWakeUp.controller}`);
-  await c.reconcile(e.skiffWakeUp.key, contextFor(c, ctx));
+  // The Scheduler's invocation and the reconcile are the key's namespace's (cost per namespace, usage.ts).
+  const key = e.skiffWakeUp.key;
+  ctx.usage?.invocation([namespaceOfKey(key)], true);
+  await reconcileCharged(ctx.usage, key, () => c.reconcile(key, contextFor(c, ctx)));
 }
 
 export interface EventBridgeWakeUpsOptions {
