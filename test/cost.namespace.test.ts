@@ -8,20 +8,33 @@
 // to the measured total within 10%; each namespace's within 15% of what it measurably caused; the busy
 // namespace costs many times the idle one; bare pods created and deleted cost within 25% of what `npm run
 // cost` prices the same operations at (OPERATIONS.podCreate/podDelete); bad input is a 4xx. And deployed,
-// the instances' counts kept in the table and served from there.
+// the instances' counts kept in the table and served from there. And a scripted load with every part
+// on (history, audit, the push channel on SQS, a node's heartbeats and polls, a wake-up, the resync, a
+// request through CloudFront): each part charged where the load caused it, the node's requests and the
+// resync as overhead, namespaces + overhead = total, within 5% of the measured operations priced by the
+// cost model (1.0% measured), heartbeats within 25% of OPERATIONS.leaseRenewal + nodeStatusCheck.
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
-import { ADMIN_USER, newToken, storeToken } from '../lambdas/apiserver/auth.ts';
+import { ADMIN_USER, newToken, nodeUser, storeToken } from '../lambdas/apiserver/auth.ts';
+import { Auditor, DEFAULT_AUDIT_POLICY, FileAuditSink } from '../lambdas/apiserver/audit.ts';
+import { createNodeNotifier, nodeQueueName, nodeQueuePrefix } from '../lambdas/controllers/node-notifier.ts';
+import { handleWakeUp } from '../lambdas/controllers/wakeups.ts';
+import { DynamoHistoryStore } from '../lambdas/storage/history.ts';
+import { sqsTestEndpoint } from './support/sqs.ts';
 import type { UsageReport } from '../lambdas/apiserver/cost.ts';
 import { deploymentController } from '../lambdas/controllers/deployment.ts';
 import { replicaSetController } from '../lambdas/controllers/replicaset.ts';
-import { handleStreamBatch, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { createControllerHandlers, handleStreamBatch, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { chargedTo, currentNamespace, namespaceOfKey, UsageMeter } from '../lambdas/machinery/usage.ts';
 import { DynamoUsageStore } from '../lambdas/storage/usage-store.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { clusterSizes, itemBytes, OPERATIONS, priceUsage, recipeCapacity, type NamespaceUsage } from '../infra/cost-model.ts';
+import { clusterSizes, fixedOverhead, itemBytes, OPERATIONS, priceUsage, recipeCapacity, type NamespaceUsage } from '../infra/cost-model.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { streamRecords } from './support/dynamo-stream.ts';
@@ -29,12 +42,16 @@ import { passesFilters } from './support/lambda-filter.ts';
 
 const ddb = await dynamoTestEndpoint();
 afterAll(async () => ddb?.stop());
+const sqs = ddb ? await sqsTestEndpoint() : undefined;
+afterAll(async () => sqs?.stop());
 
 type Item = Record<string, AttributeValue>;
 const units = (bytes: number, per: number) => Math.max(1, Math.ceil(bytes / per));
 
 /** DynamoDB requests actually sent, by the namespace charged when each was sent. */
-const measured = new Map<string, NamespaceUsage>();
+let measured = new Map<string, NamespaceUsage>();
+/** History entries PutItem'd (hist# items). */
+let historyPuts = 0;
 let measuring = false;
 
 function measure(client: DynamoDBClient): void {
@@ -50,7 +67,7 @@ function measure(client: DynamoDBClient): void {
       if (command === 'GetItem') rru = units(output.Item ? itemBytes(output.Item) : 0, 4096);
       else if (command === 'Query') rru = units(((output.Items ?? []) as Item[]).reduce((s, it) => s + itemBytes(it), 0), 4096);
       else if (command === 'BatchGetItem') rru = (Object.values(output.Responses ?? {}).flat() as Item[]).reduce((s, it) => s + units(itemBytes(it), 4096), 0);
-      else if (command === 'PutItem') wru = units(itemBytes(input.Item), 1024);
+      else if (command === 'PutItem') (wru = units(itemBytes(input.Item), 1024)), (historyPuts += String(input.Item?.pk?.S).startsWith('hist#') ? 1 : 0);
       else if (command === 'UpdateItem' || command === 'DeleteItem') wru = 1;
       else if (command === 'TransactWriteItems') for (const t of input.TransactItems as Record<string, any>[]) wru += 2 * (t.Put ? units(itemBytes(t.Put.Item), 1024) : 1);
       const ns = currentNamespace();
@@ -263,4 +280,177 @@ describe.skipIf(!ddb)('cost per namespace on DynamoDB (moto), deployed-style loo
       expect(JSON.parse(String(r.body))).toMatchObject({ kind: 'Status', reason: 'Forbidden' });
     }
   });
+});
+
+describe.skipIf(!ddb || !sqs)('cost per namespace of a scripted load, deployed-style: namespaces + overhead = what the cost model prices', () => {
+  it('charges each part where the load caused it, the rest as overhead; the total within 5% of the measured operations priced by the model', async () => {
+    measured = new Map();
+    historyPuts = 0;
+    const tableName = uniqueTableName('skiff-costload');
+    await ensureTable(ddb!.client, tableName);
+    const client = ddb!.newClient();
+    measure(client);
+    const backend = new DynamoBackend({ client, tableName });
+    const auditPath = join(mkdtempSync(join(tmpdir(), 'skiff-costload-')), 'audit.log');
+    const api = new ApiServer({
+      backend,
+      history: { store: new DynamoHistoryStore({ client, tableName }), retentionSeconds: 86400 },
+      audit: new Auditor(DEFAULT_AUDIT_POLICY, new FileAuditSink(auditPath)),
+    });
+    api.usage.pushChannel = true; // as deployed with nodes: a report prices their idle long polls
+    const admin = newToken();
+    const node = newToken();
+    await storeToken(backend, admin, ADMIN_USER);
+    await storeToken(backend, node, nodeUser('n1'));
+    // The push channel: n1's queue on moto, the notifier on the stream; its SendMessages counted.
+    const sqsClient = sqs!.newClient();
+    let sends = 0;
+    sqsClient.middlewareStack.add((next, context) => async (args) => ((context as { commandName?: string }).commandName === 'SendMessageCommand' && sends++, next(args)), { step: 'initialize' });
+    const queuePrefix = nodeQueuePrefix(tableName);
+    await sqsClient.send(new CreateQueueCommand({ QueueName: nodeQueueName(queuePrefix, 'n1') }));
+    const loops = [deploymentController, replicaSetController, createNodeNotifier({ sqs: sqsClient, queuePrefix })];
+    const ctx = api.controllerContext();
+
+    // The requests made, by the bucket they are charged to; the stream batches' invocations, shared by record.
+    const apiCalls = new Map<string, number>();
+    const invocations = new Map<string, number>();
+    const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
+    const call = async (bucket: string, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+      add(apiCalls, bucket, 1);
+      const r = await api.handle({
+        method,
+        path: path.split('?')[0]!,
+        query: new URLSearchParams(path.split('?')[1] ?? ''),
+        headers: { authorization: `Bearer ${token}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json', ...headers },
+        body: Buffer.from(body === undefined ? '' : JSON.stringify(body)),
+      } as Parameters<ApiServer['handle']>[0]);
+      const text = typeof r.body === 'string' ? r.body : Buffer.from(r.body as Uint8Array).toString();
+      expect(r.status, `${method} ${path}: ${text}`).toBeLessThan(300);
+      return JSON.parse(text);
+    };
+    const seen = new Set<string>();
+    const settle = async () => {
+      for (let i = 0; i < 20; i++) {
+        const records = (await streamRecords(ddb!, tableName)).filter((r) => !seen.has(r.dynamodb!.SequenceNumber!) && passesFilters(streamFilterPatterns(...loops), r));
+        if (!records.length) return;
+        for (const r of records) seen.add(r.dynamodb!.SequenceNumber!), add(invocations, namespaceOfKey(r.dynamodb!.Keys!.sk!.S!), 1 / records.length);
+        expect((await handleStreamBatch(loops, ctx, records)).batchItemFailures).toEqual([]);
+      }
+    };
+    const heartbeats = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        await call('@heartbeats', node, 'PATCH', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1', { spec: { renewTime: new Date().toISOString().replace('Z', '000Z') } });
+        await call('@heartbeats', node, 'GET', '/api/v1/nodes/n1');
+      }
+    };
+    const report = async () => (await call('', admin, 'GET', '/apis/cost.skiff.io/v1/usage')) as UsageReport;
+    const logLines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void logLines.push(a.join(' ')));
+
+    measuring = true;
+    for (const ns of ['kube-node-lease', 'team-a', 'team-b']) await call('', admin, 'POST', '/api/v1/namespaces', { metadata: { name: ns } });
+    await call('', admin, 'POST', '/api/v1/nodes', { metadata: { name: 'n1' } });
+    // The node: its Lease, renewals and its Node read (heartbeats), its pods' list and Services (polls).
+    await call('@heartbeats', node, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { metadata: { name: 'n1' }, spec: { holderIdentity: 'n1', leaseDurationSeconds: 40 } });
+    await heartbeats(2);
+    await call('@agent polls', node, 'GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dn1');
+    await call('@agent polls', node, 'GET', '/api/v1/services');
+    // team-a: a Deployment of 2 and two pods on n1; team-b: one pod on n1 and a read through CloudFront.
+    await call('team-a', admin, 'POST', '/apis/apps/v1/namespaces/team-a/deployments', {
+      metadata: { name: 'web' },
+      spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'nginx:1' }] } } },
+    });
+    const pod = (name: string) => ({ metadata: { name }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'nginx:1' }] } });
+    for (const p of ['a1', 'a2']) await call('team-a', admin, 'POST', '/api/v1/namespaces/team-a/pods', pod(p));
+    await call('team-b', admin, 'POST', '/api/v1/namespaces/team-b/pods', pod('b1'));
+    await settle();
+    await call('team-b', admin, 'GET', '/api/v1/namespaces/team-b/pods', undefined, { 'x-amz-cf-id': 'test-id' });
+    await call('team-a', admin, 'DELETE', '/api/v1/namespaces/team-a/pods/a1');
+    await settle();
+    // A wake-up of team-a's ReplicaSet (EventBridge Scheduler), and the loops' scheduled resync.
+    const rs = (await call('team-a', admin, 'GET', '/apis/apps/v1/namespaces/team-a/replicasets')).items[0].metadata.name as string;
+    await handleWakeUp(loops, ctx, { skiffWakeUp: { controller: replicaSetController.name, key: `team-a/${rs}` } });
+    add(invocations, 'team-a', 1);
+    await createControllerHandlers(loops, async () => ctx).resync();
+    add(invocations, '@resync', 1);
+    await settle();
+    log.mockRestore();
+    // What the sink wrote before the report's own request: CloudWatch bills each event's bytes and 26 more.
+    const auditLines = readFileSync(auditPath, 'utf8').split('\n').filter(Boolean);
+    const r = await report();
+    measuring = false;
+
+    const line = (name: string) => r.namespaces.find((n) => n.namespace === name) ?? r.overhead.find((o) => o.name === name.replace(/^@/, ''));
+    const a = line('team-a')!;
+    const b = line('team-b')!;
+    console.log('cost.namespace load', JSON.stringify({ window: r.window.seconds, namespaces: r.namespaces, overhead: r.overhead.map((o) => ({ name: o.name, usd: o.usd })), total: r.total.usd }));
+    // Each part is charged where the load caused it.
+    expect(a.invocations).toBeGreaterThan(0); // stream batches' shares, the wake-up
+    expect(a.schedulerInvocations).toBe(1);
+    expect(b.schedulerInvocations).toBe(0);
+    expect(a.historyWrites).toBeGreaterThan(0);
+    expect(a.dynamoRequests.history).toBe(a.historyWrites);
+    expect(b.historyWrites).toBeGreaterThan(0);
+    expect(a.sqsRequests).toBeGreaterThan(0); // its pods' creation and deletion told n1
+    expect(b.sqsRequests).toBeGreaterThan(0);
+    expect(a.auditBytes).toBeGreaterThan(0);
+    expect(b.cloudFrontRequests).toBe(1);
+    expect(a.cloudFrontRequests).toBe(0);
+    for (const part of ['lambda', 'dynamo', 'sqs', 'logs', 'scheduler'] as const) expect(a.usd[part], part).toBeGreaterThan(0);
+    expect(b.usd.cloudFront).toBeGreaterThan(0);
+    // The node's own requests are overhead, not the cluster's nor kube-node-lease's.
+    expect(r.namespaces.map((n) => n.namespace)).not.toContain('kube-node-lease');
+    expect(line('@heartbeats')).toMatchObject({ apiRequests: apiCalls.get('@heartbeats'), estimated: false });
+    expect(line('@agent polls')).toMatchObject({ apiRequests: apiCalls.get('@agent polls') });
+    expect(line('@resync')!.invocations).toBe(1);
+    expect(line('@resync')!.logBytes).toBe(logLines.filter((l) => l.startsWith('resync ')).reduce((n, l) => n + l.length + 26, 0));
+    expect(line('@resync')!.reconciles).toBeGreaterThan(0);
+    expect(line('alarms')).toMatchObject({ estimated: true });
+    // One node's long polls, one per 20 s of the window ($0.40 a million).
+    expect(line('push channel idle polls')!.usd.fixed / ((r.window.seconds / 20) * 0.4e-6)).toBeCloseTo(1, 0);
+    // The report's counts are the ones made: requests, audit bytes, history entries, SQS requests (3 a message).
+    for (const [bucket, n] of apiCalls) if (bucket.startsWith('team-')) expect(line(bucket)!.apiRequests, bucket).toBe(n);
+    expect(r.total.auditBytes).toBe(auditLines.reduce((n, l) => n + Buffer.byteLength(l) + 26, 0));
+    expect(r.total.historyWrites).toBe(historyPuts);
+    expect(r.total.sqsRequests).toBeCloseTo(3 * sends, 9);
+    expect(sends).toBeGreaterThan(0);
+    // namespaces + overhead = total.
+    const sum = (ls: { usd: { total: number } }[]) => ls.reduce((n, l) => n + l.usd.total, 0);
+    expect(Math.abs(r.total.usd.total - sum(r.namespaces) - sum(r.overhead))).toBeLessThan(1e-12);
+
+    // The same operations, measured (the DynamoDB requests sent and their units, the requests and
+    // invocations made, the SQS requests, the audit and log bytes written) and priced by the cost model,
+    // with the window's alarms and idle polls: the report's total within 5%.
+    const buckets = new Set([...measured.keys(), ...apiCalls.keys(), ...invocations.keys()]);
+    const priced = [...buckets].reduce((n, k) => n + priceUsage({ ...(measured.get(k) ?? { dynamoRequests: 0, rru: 0, wru: 0 }), apiRequests: apiCalls.get(k) ?? 0, invocations: invocations.get(k) ?? 0 }).total, 0);
+    const others = priceUsage({ apiRequests: 0, dynamoRequests: 0, rru: 0, wru: 0, sqsRequests: 3 * sends, auditBytes: r.total.auditBytes, logBytes: line('@resync')!.logBytes, schedulerInvocations: 1, cloudFrontRequests: 1 }).total;
+    const fixed = fixedOverhead(r.window.seconds, 1, true).reduce((n, f) => n + f.usd, 0);
+    const modelled = priced + others + fixed;
+    console.log('cost.namespace load total', JSON.stringify({ reported: r.total.usd.total, modelled, ratio: r.total.usd.total / modelled }));
+    expect(r.total.usd.total / modelled).toBeGreaterThan(0.95);
+    expect(r.total.usd.total / modelled).toBeLessThan(1.05);
+    // Each namespace within 15% of what it measurably caused (its SQS shares, audit and Scheduler aside).
+    for (const ns of ['team-a', 'team-b']) {
+      const l = line(ns)!;
+      const own = priceUsage({ ...measured.get(ns)!, apiRequests: apiCalls.get(ns)!, invocations: invocations.get(ns) ?? 0 }).total;
+      const charged = l.usd.lambda + l.usd.dynamo;
+      expect(charged / own, ns).toBeGreaterThan(0.85);
+      expect(charged / own, ns).toBeLessThan(1.15);
+    }
+
+    // Heartbeats as `npm run cost` prices them: k Lease renewals and Node reads (OPERATIONS.leaseRenewal,
+    // nodeStatusCheck: the apiserver's requests at REFERENCE_SIZES) against what the meter charged for k more.
+    const before = line('@heartbeats')!.usd.total;
+    const k = 5;
+    await heartbeats(k);
+    const after = ((await report()).overhead.find((o) => o.name === 'heartbeats')!).usd.total;
+    const sizes = clusterSizes({ name: 'ref', nodes: 3, pods: 0, churnPerHour: 0 });
+    const modelledBeats = [OPERATIONS.leaseRenewal, OPERATIONS.nodeStatusCheck].reduce((n, op) => {
+      const c = recipeCapacity(op.dynamo.apiserver, sizes);
+      return n + k * priceUsage({ apiRequests: op.apiRequests, dynamoRequests: c.requests, rru: c.rru, wru: c.wru }).total;
+    }, 0);
+    console.log('cost.namespace heartbeats', JSON.stringify({ charged: after - before, modelled: modelledBeats, ratio: (after - before) / modelledBeats }));
+    expect((after - before) / modelledBeats).toBeGreaterThan(0.75);
+    expect((after - before) / modelledBeats).toBeLessThan(1.25);
+  }, 240_000);
 });
