@@ -1,6 +1,6 @@
 // `skiff cost` on a running `skiff up` (the built CLI, SQLite): every namespace's requests and dollars,
-// priced as if deployed and saying so; one namespace with --since; bad input (an unknown namespace, a bad
-// --since, an argument) a clear error and exit 1.
+// priced as if deployed and saying so, the overhead rows and TOTAL their sum; one namespace with --since
+// (no overhead); bad input (an unknown namespace, a bad --since, an argument) a clear error and exit 1.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
@@ -58,12 +58,22 @@ describe('skiff cost on skiff up', () => {
     expect(Number(busy[6])).toBeGreaterThan(0);
     expect(dollars(busy[8]!)).toBeGreaterThan(3 * dollars(idle[8]!));
     expect(dollars(busy[9]!)).toBeGreaterThan(dollars(busy[8]!)); // the month's projection of a window of seconds
-    expect(row(all.stdout, 'TOTAL')).toBeDefined();
+    // What no namespace caused, as rows of their own; TOTAL is namespaces + overhead.
+    expect(row(all.stdout, 'overhead/alarms*'), all.stdout).toBeDefined();
+    expect(all.stdout).toContain('TOTAL = namespaces + overhead: compare with `npm run cost`');
+    const rows = all.stdout.split('\n').filter((l) => /^\S+\s+\d/.test(l)).map((l) => l.split(/\s+/));
+    const total = rows.find((x) => x[0] === 'TOTAL')!;
+    expect(total, all.stdout).toBeDefined();
+    const summed = rows.filter((x) => x[0] !== 'TOTAL').reduce((n, x) => n + dollars(x[8]!), 0);
+    expect(Math.abs(dollars(total[8]!) - summed)).toBeLessThan(1e-5 * rows.length);
+    expect(Number(total[1])).toBe(rows.filter((x) => x[0] !== 'TOTAL').reduce((n, x) => n + Number(x[1]), 0));
 
     const one = await cost('-n', 'idle', '--since', '1h');
     expect(one.code).toBe(0);
     expect(row(one.stdout, 'idle')).toBeDefined();
     expect(row(one.stdout, 'busy')).toBeUndefined();
+    // One namespace's report has no overhead.
+    expect(one.stdout).not.toContain('overhead/');
   }, 60_000);
 
   it('bad input: an unknown namespace, a bad --since, an argument', async () => {

@@ -1,7 +1,9 @@
-// `skiff cost [--namespace NS] [--since 1h]`: what each namespace's control-plane requests cost
+// `skiff cost [--namespace NS] [--since 1h]`: what each namespace caused the control plane to spend
 // (apiserver/cost.ts serves it at /apis/cost.skiff.io/v1), read with the kubeconfig's credentials as
 // kubectl would, printed as a table: requests by kind, request units, dollars in the window and the
-// 730-hour month it projects to. A local cluster's counts are priced as if it were deployed.
+// 730-hour month it projects to; without --namespace, the overhead no namespace caused as rows
+// "overhead/<name>" (estimated ones marked *), and TOTAL = namespaces + overhead, the figure to compare
+// with `npm run cost`. A local cluster's counts are priced as if it were deployed.
 
 import { parseArgs } from 'node:util';
 import { configFromKubeconfig, KubeClient } from '../../node-agent/kube-client.ts';
@@ -13,8 +15,9 @@ const usd = (n: number) => (n >= 0.01 ? `$${n.toFixed(2)}` : `$${n.toFixed(6)}`)
 export function formatReport(r: UsageReport, local: boolean): string {
   const header = ['NAMESPACE', 'API REQUESTS', 'RECONCILES', 'DDB READS', 'DDB LISTS', 'DDB WRITES', 'RRU', 'WRU', 'COST', 'MONTH'];
   const row = (name: string, l: UsageLine) => [name, l.apiRequests, l.reconciles, l.dynamoRequests.read, l.dynamoRequests.list, l.dynamoRequests.write, l.readUnits, l.writeUnits, usd(l.usd.total), usd(l.monthlyUsd)].map(String);
-  const rows = [header, ...r.namespaces.map((n) => row(n.namespace || '(cluster)', n))];
-  if (r.namespaces.length > 1) rows.push(row('TOTAL', r.total));
+  const overhead = r.overhead ?? [];
+  const rows = [header, ...r.namespaces.map((n) => row(n.namespace || '(cluster)', n)), ...overhead.map((o) => row(`overhead/${o.name.replace(/ /g, '-')}${o.estimated ? '*' : ''}`, o))];
+  if (r.namespaces.length + overhead.length > 1) rows.push(row('TOTAL', r.total));
   const widths = header.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
   const table = rows.map((x) => x.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
   const basis = `${r.pricing.basis}, ${r.pricing.region} prices checked ${r.pricing.checked}`;
@@ -23,6 +26,13 @@ export function formatReport(r: UsageReport, local: boolean): string {
     local ? `priced as if deployed (this is a local cluster on SQLite: ${basis})` : `priced at ${basis}`,
     '',
     table,
+    ...(overhead.length
+      ? [
+          '',
+          "overhead/...: what no namespace caused (the nodes' heartbeats and polls, the loops' scheduled resync, the counting itself, work outside any request);",
+          '* estimated for the window (alarms by the month, the nodes\' idle long polls). TOTAL = namespaces + overhead: compare with `npm run cost` (DynamoDB storage left out)',
+        ]
+      : []),
     ...(r.window.seconds < 3600 ? ['', `MONTH projects a ${r.window.seconds} s window: a burst in it (a start-up's writes, a rollout) is projected as if it went on all month`] : []),
     '',
   ].join('\n');
