@@ -1360,6 +1360,8 @@ export interface NamespaceUsage {
   logBytes?: number;
   schedulerInvocations?: number;
   cloudFrontRequests?: number;
+  /** Seconds apiserver answers stayed open (watches): Lambda time, billed all along. */
+  watchSeconds?: number;
 }
 
 export interface UsagePrice {
@@ -1376,12 +1378,13 @@ export interface UsagePrice {
 /**
  * Dollars at list prices (no free tier: it is the account's, not a namespace's), priced as monthlyBill
  * prices its usage: each Lambda invocation (apiserver requests and the rest) a request and, from
- * MEASURED_HANDLER_MS, 1 ms, plus 5 ms per DynamoDB request, at LAMBDA_MEMORY_MB; DynamoDB request units;
+ * MEASURED_HANDLER_MS, 1 ms, plus 5 ms per DynamoDB request, plus the seconds watches were open, at
+ * LAMBDA_MEMORY_MB; DynamoDB request units;
  * CloudFront, SQS and Scheduler requests; log bytes ingested.
  */
 export function priceUsage(u: NamespaceUsage): UsagePrice {
   const invocations = u.apiRequests + (u.invocations ?? 0);
-  const seconds = (invocations * MEASURED_HANDLER_MS.perInvocation + u.dynamoRequests * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
+  const seconds = (invocations * MEASURED_HANDLER_MS.perInvocation + u.dynamoRequests * MEASURED_HANDLER_MS.perDynamoRequest) / 1000 + (u.watchSeconds ?? 0);
   const lambda = invocations * PRICES.lambdaPerRequest + seconds * (LAMBDA_MEMORY_MB / 1024) * PRICES.lambdaPerGbSecondArm;
   const dynamo = u.rru * PRICES.dynamoPerRru + u.wru * PRICES.dynamoPerWru;
   const cloudFront = (u.cloudFrontRequests ?? 0) * PRICES.cloudFrontPerHttpsRequest;

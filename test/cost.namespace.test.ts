@@ -365,6 +365,13 @@ describe.skipIf(!ddb || !sqs)('cost per namespace of a scripted load, deployed-s
     await call('team-b', admin, 'POST', '/api/v1/namespaces/team-b/pods', pod('b1'));
     await settle();
     await call('team-b', admin, 'GET', '/api/v1/namespaces/team-b/pods', undefined, { 'x-amz-cf-id': 'test-id' });
+    // A watch open about a second in team-b: deployed, the apiserver function runs (and polls the counter) all along.
+    add(apiCalls, 'team-b', 1);
+    const t0 = performance.now();
+    const w = await api.handle({ method: 'GET', path: '/api/v1/namespaces/team-b/pods', query: new URLSearchParams('watch=true&timeoutSeconds=1'), headers: { authorization: `Bearer ${admin}` }, body: Buffer.alloc(0) } as Parameters<ApiServer['handle']>[0]);
+    expect(w.status).toBe(200);
+    for await (const _ of w.body as AsyncIterable<unknown>);
+    const watchSeconds = (performance.now() - t0) / 1000;
     await call('team-a', admin, 'DELETE', '/api/v1/namespaces/team-a/pods/a1');
     await settle();
     // A wake-up of team-a's ReplicaSet (EventBridge Scheduler), and the loops' scheduled resync.
@@ -395,6 +402,9 @@ describe.skipIf(!ddb || !sqs)('cost per namespace of a scripted load, deployed-s
     expect(b.sqsRequests).toBeGreaterThan(0);
     expect(a.auditBytes).toBeGreaterThan(0);
     expect(b.cloudFrontRequests).toBe(1);
+    expect(b.watchSeconds).toBeGreaterThan(0.9);
+    expect(b.watchSeconds).toBeLessThanOrEqual(watchSeconds);
+    expect(a.watchSeconds).toBe(0);
     expect(a.cloudFrontRequests).toBe(0);
     for (const part of ['lambda', 'dynamo', 'sqs', 'logs', 'scheduler'] as const) expect(a.usd[part], part).toBeGreaterThan(0);
     expect(b.usd.cloudFront).toBeGreaterThan(0);
@@ -423,7 +433,8 @@ describe.skipIf(!ddb || !sqs)('cost per namespace of a scripted load, deployed-s
     // with the window's alarms and idle polls: the report's total within 5%.
     const buckets = new Set([...measured.keys(), ...apiCalls.keys(), ...invocations.keys()]);
     const priced = [...buckets].reduce((n, k) => n + priceUsage({ ...(measured.get(k) ?? { dynamoRequests: 0, rru: 0, wru: 0 }), apiRequests: apiCalls.get(k) ?? 0, invocations: invocations.get(k) ?? 0 }).total, 0);
-    const others = priceUsage({ apiRequests: 0, dynamoRequests: 0, rru: 0, wru: 0, sqsRequests: 3 * sends, auditBytes: r.total.auditBytes, logBytes: line('@resync')!.logBytes, schedulerInvocations: 1, cloudFrontRequests: 1 }).total;
+    // The watch's time, and its counter reads one per 150 ms (the measured ones are in team-b's requests).
+    const others = priceUsage({ apiRequests: 0, dynamoRequests: 0, rru: 0, wru: 0, watchSeconds, sqsRequests: 3 * sends, auditBytes: r.total.auditBytes, logBytes: line('@resync')!.logBytes, schedulerInvocations: 1, cloudFrontRequests: 1 }).total;
     const fixed = fixedOverhead(r.window.seconds, 1, true).reduce((n, f) => n + f.usd, 0);
     const modelled = priced + others + fixed;
     console.log('cost.namespace load total', JSON.stringify({ reported: r.total.usd.total, modelled, ratio: r.total.usd.total / modelled }));
@@ -432,7 +443,7 @@ describe.skipIf(!ddb || !sqs)('cost per namespace of a scripted load, deployed-s
     // Each namespace within 15% of what it measurably caused (its SQS shares, audit and Scheduler aside).
     for (const ns of ['team-a', 'team-b']) {
       const l = line(ns)!;
-      const own = priceUsage({ ...measured.get(ns)!, apiRequests: apiCalls.get(ns)!, invocations: invocations.get(ns) ?? 0 }).total;
+      const own = priceUsage({ ...measured.get(ns)!, apiRequests: apiCalls.get(ns)!, invocations: invocations.get(ns) ?? 0, watchSeconds: ns === 'team-b' ? watchSeconds : 0 }).total;
       const charged = l.usd.lambda + l.usd.dynamo;
       expect(charged / own, ns).toBeGreaterThan(0.85);
       expect(charged / own, ns).toBeLessThan(1.15);

@@ -298,6 +298,8 @@ export class ApiServer {
     // Counted the same way (by what the path says, as kube's RequestInfo before authentication).
     const { ended } = this.metrics.request(pathAttributes(req, METRICS_USER), res.status, (performance.now() - t0) / 1000);
     if (ended && typeof res.body !== 'string' && !(res.body instanceof Uint8Array)) res.body = endsWith(res.body, ended);
+    // Cost per namespace: the time a watch (or a followed log) stays open (usage.ts).
+    if (typeof res.body !== 'string' && !(res.body instanceof Uint8Array)) res.body = this.usage.streamed(res.body, req.path.includes('/watch/') || ['true', '1'].includes(req.query.get('watch') ?? ''));
     return res;
   }
 

@@ -14,6 +14,7 @@
 //                     dynamoRequests: { read, list, write, history }, readUnits, writeUnits,
 //                     invocations (stream batches' shares, wake-ups), historyWrites, sqsRequests,
 //                     auditBytes, logBytes, schedulerInvocations, cloudFrontRequests,
+//                     watchSeconds (how long its watches were open: Lambda time deployed),
 //                     usd: { lambda, dynamo, cloudFront, sqs, logs, scheduler, fixed, total },
 //                     monthlyUsd } ],                                                   costliest first
 //     overhead: [ { name, description, estimated, the same fields } ],   costliest first; [] for one namespace
@@ -62,6 +63,7 @@ export interface UsageLine {
   logBytes: number;
   schedulerInvocations: number;
   cloudFrontRequests: number;
+  watchSeconds: number;
   /** fixed: the estimated lines' dollars (alarms, idle polls), which no count prices. */
   usd: UsagePrice & { fixed: number };
   monthlyUsd: number;
@@ -101,6 +103,7 @@ function line(c: UsageCounts, seconds: number, fixed = 0): UsageLine {
     logBytes: c.logBytes,
     schedulerInvocations: c.schedulerInvocations,
     cloudFrontRequests: c.cloudFrontRequests,
+    watchSeconds: c.watchSeconds,
     usd,
     monthlyUsd: seconds > 0 ? (usd.total * MONTH_SECONDS) / seconds : 0,
   };

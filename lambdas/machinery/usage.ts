@@ -18,6 +18,8 @@
 // settled watermark's 1 WRU each). The same counting runs over SQLite (`skiff up`), so a local cluster's
 // counts are priced as if it were deployed (it has no stream invocations, push channel nor resync).
 
+import { AsyncResource } from 'node:async_hooks';
+import { WATCH_COUNTER_POLL_MS } from '../../infra/cost-model.ts';
 import { contextSlot } from './context.ts';
 import type { Backend } from '../storage/backend.ts';
 import type { HistoryStore } from '../storage/history.ts';
@@ -104,10 +106,12 @@ export interface UsageCounts {
   schedulerInvocations: number;
   /** apiserver requests that came through the CloudFront front door (CloudFront's x-amz-cf-id header). */
   cloudFrontRequests: number;
+  /** Seconds apiserver answers stayed open (watches): deployed, the function runs all along. */
+  watchSeconds: number;
 }
 
 /** The numeric fields of UsageCounts (byKind aside): what the store keeps and reports add. */
-export const COUNT_FIELDS = ['apiRequests', 'reconciles', 'dynamoRequests', 'rru', 'wru', 'invocations', 'historyWrites', 'sqsRequests', 'auditBytes', 'logBytes', 'schedulerInvocations', 'cloudFrontRequests'] as const;
+export const COUNT_FIELDS = ['apiRequests', 'reconciles', 'dynamoRequests', 'rru', 'wru', 'invocations', 'historyWrites', 'sqsRequests', 'auditBytes', 'logBytes', 'schedulerInvocations', 'cloudFrontRequests', 'watchSeconds'] as const;
 
 export const emptyCounts = (): UsageCounts => ({
   apiRequests: 0,
@@ -123,6 +127,7 @@ export const emptyCounts = (): UsageCounts => ({
   logBytes: 0,
   schedulerInvocations: 0,
   cloudFrontRequests: 0,
+  watchSeconds: 0,
 });
 
 export function addCounts(into: UsageCounts, c: UsageCounts, share = 1): UsageCounts {
@@ -266,6 +271,29 @@ export class UsageMeter {
       c.invocations += k;
       if (scheduled) c.schedulerInvocations += k;
     });
+  }
+
+  /**
+   * A streamed answer (a watch, a followed log), charged when it ends for the time it was open: deployed
+   * the apiserver function runs all along, and a watch reads the revision counter every
+   * WATCH_COUNTER_POLL_MS (1 RRU each, estimated from the time: the store's own poll is not a Backend call).
+   */
+  streamed<T>(body: AsyncIterable<T>, watch: boolean): AsyncIterable<T> {
+    const t0 = performance.now();
+    const done = AsyncResource.bind(() => {
+      const seconds = (performance.now() - t0) / 1000;
+      this.charge((c) => {
+        c.watchSeconds += seconds;
+        if (watch) c.rru += Math.ceil((seconds * 1000) / WATCH_COUNTER_POLL_MS);
+      });
+    });
+    return (async function* () {
+      try {
+        yield* body;
+      } finally {
+        done();
+      }
+    })();
   }
 
   /** SQS requests, shared among `namespaces` (the pods' whose change sent a message) or the current work's. */
