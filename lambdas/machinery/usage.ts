@@ -8,7 +8,7 @@
 // run each reconcile in its key's namespace; a stream batch's invocation is shared among its records'
 // namespaces (one share a record); a wake-up is its key's; the scheduled resync is overhead, all of it.
 // Counted per bucket: apiserver requests (one Lambda invocation each; through CloudFront when its header
-// says so), other invocations, storage requests and units, object history entries, push-channel SQS
+// says so; a watch's open time, Lambda time deployed), other invocations, storage requests and units, object history entries, push-channel SQS
 // requests (shared among the pods' namespaces that sent the message), audit event bytes (as the sink wrote
 // them), the resync's log line, Scheduler invocations. Storage requests are counted at the one narrow
 // point every read and write passes, the Backend (meteredBackend), in DynamoDB's terms: the requests and
