@@ -521,9 +521,171 @@ function NodeView(props: { name: string }) {
     <${PodTable} caption="Pods on this node" path=${`${coll('', 'v1', 'pods')}?fieldSelector=${encodeURIComponent(`spec.nodeName=${props.name}`)}`} />`;
 }
 
-/** Cost per namespace (issue #17 item 6) is built separately; its view goes here. */
-function CostView() {
-  return html`<${Title}>Cost</${Title}><p>Cost per namespace is not in the console yet; <code>skiff cost</code> will show it.</p>`;
+// ---- cost per namespace (issue #17 item 6; lambdas/apiserver/cost.ts serves it, `skiff cost` prints it) ----
+
+const COST = '/apis/cost.skiff.io/v1';
+const WINDOWS: [string, string, number][] = [
+  ['1h', 'Last hour', 3600],
+  ['1d', 'Last day', 86400],
+  ['7d', 'Last 7 days', 7 * 86400],
+  ['30d', 'Last 30 days', 30 * 86400],
+];
+/** The report's dollars by service, as the cost model names them; keys not listed are shown as they come. */
+const SERVICES: Record<string, string> = { lambda: 'Lambda', dynamo: 'DynamoDB', cloudFront: 'CloudFront', sqs: 'SQS', logs: 'CloudWatch Logs', scheduler: 'EventBridge Scheduler', fixed: 'Estimated' };
+
+interface Cost {
+  report?: Obj;
+  /** Why only some namespaces are shown (the cluster-wide report was forbidden). */
+  partial?: string;
+  /** Neither the cluster-wide report nor the namespaces' list may be read: the user names a namespace. */
+  askNamespace?: boolean;
+}
+
+/** The lines' numbers added field by field (nested ones too: usd, dynamoRequests), whatever fields they have. */
+function addUp(lines: Obj[]): Obj {
+  const add = (into: Obj, l: Obj) => {
+    for (const [k, v] of Object.entries(l ?? {})) {
+      if (typeof v === 'number') into[k] = (into[k] ?? 0) + v;
+      else if (v && typeof v === 'object' && !Array.isArray(v)) add((into[k] ??= {}), v);
+    }
+    return into;
+  };
+  return lines.reduce(add, {});
+}
+
+const forbidden = (e: unknown) => e instanceof HttpError && (e.status === 403 || e.status === 404);
+
+/**
+ * The cluster-wide report; for a user who may not read it (403), the report of each namespace they may get
+ * pods in, summed here; for one namespace (the header's choice), its own report.
+ */
+async function loadCost(since: string, ns: string, signal: AbortSignal): Promise<Cost> {
+  const q = `?since=${encodeURIComponent(since)}`;
+  if (ns) return { report: await api(`${COST}/namespaces/${encodeURIComponent(ns)}/usage${q}`, signal) };
+  let why: string;
+  try {
+    return { report: await api(`${COST}/usage${q}`, signal) };
+  } catch (e) {
+    if (!(e instanceof HttpError) || e.status !== 403) throw e;
+    why = e.message;
+  }
+  let names: string[];
+  try {
+    names = (await api(coll('', 'v1', 'namespaces'), signal)).items.map((n: Obj) => n.metadata.name);
+  } catch (e) {
+    if (!forbidden(e)) throw e;
+    return { partial: `You may not read the cluster-wide report (${why}), nor list namespaces: name one you may get pods in.`, askNamespace: true };
+  }
+  const reports = (await Promise.all(names.map((n) => api(`${COST}/namespaces/${encodeURIComponent(n)}/usage${q}`, signal).catch((e) => (forbidden(e) ? undefined : Promise.reject(e)))))).filter(Boolean);
+  const lines = reports.flatMap((r) => r.namespaces ?? []).sort((a: Obj, b: Obj) => (b.usd?.total ?? 0) - (a.usd?.total ?? 0));
+  return {
+    partial: `You may not read the cluster-wide report (${why}): shown are the namespaces you may get pods in (${lines.length}) and their total, without the cluster's overhead.`,
+    askNamespace: lines.length === 0,
+    report: reports.length ? { window: reports[0].window, pricing: reports[0].pricing, namespaces: lines, overhead: [], total: addUp(lines) } : undefined,
+  };
+}
+
+const money = (n: unknown) => {
+  const v = typeof n === 'number' ? n : 0;
+  // Cents for dollars; a local cluster's hour is fractions of a cent: three significant digits.
+  if (v === 0) return '$0';
+  if (v >= 1) return `$${v.toFixed(2)}`;
+  const t = v.toLocaleString('en-US', { maximumSignificantDigits: 3, maximumFractionDigits: 12 });
+  return `$${v >= 0.01 && /\.\d$/.test(t) ? `${t}0` : t}`;
+};
+const count = (n: unknown) => (typeof n === 'number' ? n.toLocaleString('en-US', { maximumFractionDigits: 1 }) : '0');
+function duration(s: number): string {
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1).replace(/\.0$/, '')} h`;
+  return `${(s / 86400).toFixed(1).replace(/\.0$/, '')} days`;
+}
+
+/** A line's cells after its name: requests, reconciles, DynamoDB reads and writes, dollars in the window and a month. */
+function costCells(l: Obj) {
+  const d = l.dynamoRequests ?? {};
+  return [count(l.apiRequests), count(l.reconciles), count((d.read ?? 0) + (d.list ?? 0)), count((d.write ?? 0) + (d.history ?? 0)), money(l.usd?.total), money(l.monthlyUsd)].map((c) => html`<td class="num">${c}</td>`);
+}
+
+function NamespaceName(props: { ns: string }) {
+  const { ns } = props;
+  if (ns === '') return html`<span class="muted">(cluster-scoped)</span>`;
+  // A namespace's page when it is one (a DNS label); any other line the API adds is shown as it comes.
+  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns) ? html`<a href=${href('o', 'core', 'v1', 'namespaces', '_', ns)}>${ns}</a>` : ns;
+}
+
+function CostView(props: { ns: string; since?: string; setNs: (ns: string) => void }) {
+  const since = WINDOWS.some(([w]) => w === props.since) ? props.since! : '1h';
+  const [n, setN] = useState(0);
+  const [state, setState] = useState<Cost & { error?: string; loading: boolean }>({ loading: true });
+  useEffect(() => {
+    const ctl = new AbortController();
+    setState((s) => ({ ...s, loading: true }));
+    loadCost(since, props.ns, ctl.signal).then(
+      (c) => !ctl.signal.aborted && setState({ ...c, loading: false }),
+      // A namespace the user may not see: the Status's message, and the form to name another.
+      (e) => !ctl.signal.aborted && setState({ loading: false, error: (e as Error).message, askNamespace: !!props.ns && forbidden(e) }),
+    );
+    return () => ctl.abort();
+  }, [since, props.ns, n]);
+  const r = state.report;
+  const lines: Obj[] = r?.namespaces ?? [];
+  const overhead: Obj[] = r?.overhead ?? [];
+  const all = [...lines.map((l) => [l.namespace, l] as const), ...overhead.map((o) => [o.name, o] as const), ['Total', r?.total] as const];
+  const services = [...new Set(all.flatMap(([, l]) => Object.entries(l?.usd ?? {}).filter(([k, v]) => k !== 'total' && typeof v === 'number').map(([k]) => k)))];
+  const chosen = WINDOWS.find(([w]) => w === since)![2];
+  const head = ['Namespace', 'API requests', 'Reconciles', 'DynamoDB reads', 'DynamoDB writes', 'Cost in the window', 'Per month'];
+  return html`<${Title}>Cost${props.ns ? ` of ${props.ns}` : ' per namespace'}</${Title}>
+    <div class="toolbar">
+      <fieldset class="windows"><legend>Window</legend>
+        ${WINDOWS.map(([w, label]) => html`<label><input type="radio" name="window" value=${w} checked=${w === since}
+          onChange=${() => (location.hash = href('cost', w))} /> ${label}</label>`)}
+      </fieldset>
+      <button type="button" onClick=${() => setN(n + 1)}>Refresh</button>
+    </div>
+    <${Problem} error=${state.error} />
+    ${state.partial ? html`<p class="note" role="status" data-testid="cost-partial">${state.partial}</p>` : null}
+    ${state.askNamespace
+      ? html`<form class="inline" onSubmit=${(e: Event) => {
+          e.preventDefault();
+          const v = ((e.target as HTMLFormElement).elements.namedItem('cost-ns') as HTMLInputElement).value.trim();
+          if (v) props.setNs(v);
+        }}><label for="cost-ns">Namespace to show</label> <input id="cost-ns" name="cost-ns" required /> <button type="submit">Show its cost</button></form>`
+      : null}
+    <section aria-busy=${String(state.loading)} data-testid="cost" data-since=${since} data-loaded=${String(!state.loading && !!r)}>
+    ${r
+      ? html`<p>${r.window?.since} to ${r.window?.until} (${duration(r.window?.seconds ?? 0)})${(r.window?.seconds ?? 0) < chosen * 0.99 ? html`<span class="muted">: the counts begin at ${r.window?.since}, a local apiserver's when it started</span>` : null}.</p>
+        <table class="cost">
+          <caption>Control-plane cost${props.ns ? '' : ' per namespace'}, costliest first (${lines.length})</caption>
+          <thead><tr>${head.map((c, i) => html`<th scope="col" class=${i ? 'num' : ''}>${c}</th>`)}</tr></thead>
+          <tbody>
+            ${lines.map((l) => html`<tr data-namespace=${l.namespace}><th scope="row"><${NamespaceName} ns=${l.namespace ?? ''} /></th>${costCells(l)}</tr>`)}
+            ${lines.length === 0 ? html`<tr><td colspan=${head.length} class="muted">No namespace caused any cost in the window.</td></tr>` : null}
+          </tbody>
+          ${overhead.length
+            ? html`<tbody>
+                <tr><th scope="rowgroup" colspan=${head.length}>Cluster overhead: what no namespace caused</th></tr>
+                ${overhead.map((o) => html`<tr data-overhead=${o.name}><th scope="row">${o.name}${o.estimated ? ' (estimated)' : ''}<br /><span class="muted small">${o.description}</span></th>${costCells(o)}</tr>`)}
+              </tbody>`
+            : null}
+          <tfoot><tr data-testid="cost-total"><th scope="row">${state.partial ? 'Total of these namespaces' : overhead.length ? 'Total (namespaces and overhead)' : 'Total'}</th>${costCells(r.total ?? {})}</tr></tfoot>
+        </table>
+        <p class="muted">Priced at ${r.pricing?.basis ?? 'the cost model'}; ${r.pricing?.region ?? ''} prices checked ${r.pricing?.checked ?? '?'}.
+          DynamoDB reads are gets and queries, writes include object history entries. Per month: the window's rate for 730 hours${(r.window?.seconds ?? 0) < 3600 ? ` (a window of ${duration(r.window?.seconds ?? 0)}: a burst in it, such as a start's writes, is projected as if it went on all month)` : ''}.
+          ${/^(127\.|localhost$|\[::1\]$)/.test(location.hostname) ? " This is a local cluster: its requests are priced as if it were deployed." : ''}</p>
+        ${services.length
+          ? html`<details><summary>By service</summary>
+              <table>
+                <caption>Cost in the window by service</caption>
+                <thead><tr><th scope="col">Line</th>${services.map((k) => html`<th scope="col" class="num">${SERVICES[k] ?? k}</th>`)}</tr></thead>
+                <tbody>${all.map(([name, l]) => html`<tr><th scope="row">${name === '' ? '(cluster-scoped)' : name}</th>${services.map((k) => html`<td class="num">${money(l?.usd?.[k])}</td>`)}</tr>`)}</tbody>
+              </table>
+            </details>`
+          : null}`
+      : state.loading
+        ? html`<p class="muted">Loading…</p>`
+        : null}
+    </section>`;
 }
 
 const VIEWS: [string, string][] = [
@@ -598,7 +760,7 @@ function App() {
     case 'nodes': body = html`<${NodesView} />`; break;
     case 'services': body = html`<${ServicesView} ns=${ns} />`; break;
     case 'events': body = html`<${EventsView} ns=${ns} />`; break;
-    case 'cost': body = html`<${CostView} />`; break;
+    case 'cost': body = html`<${CostView} ns=${ns} since=${args[0]} setNs=${setNs} />`; break;
     case 'pod': body = html`<${PodView} key=${`${args[0]}/${args[1]}`} ns=${args[0]} name=${args[1]} container=${args[2] === 'logs' ? args[3] : undefined} />`; break;
     case 'node': body = html`<${NodeView} key=${args[0]} name=${args[0]} />`; break;
     case 'o': body = html`<${ObjectView} key=${args.join('/')} group=${args[0]} version=${args[1]} resource=${args[2]} ns=${args[3]} name=${args[4]} />`; break;
@@ -613,6 +775,7 @@ function App() {
       <nav aria-label="Views"><ul>${VIEWS.map(([v, label]) => html`<li><a href=${href(v)} aria-current=${view === v ? 'page' : undefined}>${label}</a></li>`)}</ul></nav>
       <label>Namespace <select value=${ns} onChange=${(e: Event) => setNs((e.target as HTMLSelectElement).value)}>
         <option value="">All namespaces</option>
+        ${ns && !(namespaces.data?.items ?? []).some((n: Obj) => n.metadata.name === ns) ? html`<option value=${ns}>${ns}</option>` : null}
         ${[...(namespaces.data?.items ?? [])].sort(byName).map((n) => html`<option value=${n.metadata.name}>${n.metadata.name}</option>`)}
       </select></label>
       <button type="button" onClick=${() => {
