@@ -292,8 +292,10 @@ export const OPERATIONS = {
       // each loop lists its kind in the pod's namespace once per batch that carries an orphan's record
       // (kube's controllers look in their listers), and the disruption controller finds the budgets
       // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
-      // pod's readiness can change). Each Query reads the revision counter twice.
-      controllerManager: { 'Query counter': 10, 'Query replicationcontrollers namespace': 2, 'Query replicasets namespace': 2, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
+      // pod's readiness can change). Each Query reads the revision counter twice. The bind (an update with
+      // the same labels and no controller) looks for no adopter, as kube's updatePod (2 more Queries each
+      // until 2026-12-05).
+      controllerManager: { 'Query counter': 6, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
     },
   },
   /**
@@ -306,9 +308,10 @@ export const OPERATIONS = {
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
-      // orphan's adopters (RCs, ReplicaSets) and the budgets selecting it, as at its create.
+      // budgets selecting it (its readiness changed); a status write asks no RC or ReplicaSet to adopt
+      // the orphan (its labels and controller are unchanged: kube's updatePod; 4 more reads until 2026-12-05).
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update': 1 },
-      controllerManager: { 'Query counter': 8, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
+      controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
     },
   },
   /**

@@ -136,6 +136,14 @@ for (const [label, makeStore, enabled] of backends) {
       const rc = await ctx.registry.create(rcs, 'default', rcObj('db', 2));
       // The orphan's event maps to the namespace's RCs.
       expect(rcc.keys({ type: 'ADDED', resource: podsRes, object: orphan })).toEqual(['default/*']);
+      // An update of an orphan looks for adopters only when its labels or its controller changed (kube's
+      // updatePod): a bind or a status write does not; a relabel and a release do.
+      const bound = { ...orphan, spec: { ...orphan.spec, nodeName: 'n1' }, status: { phase: 'Running' } };
+      expect(rcc.keys({ type: 'MODIFIED', resource: podsRes, object: bound, oldObject: orphan })).toEqual([]);
+      const relabelled = { ...orphan, metadata: { ...orphan.metadata, labels: { app: 'db' } } };
+      expect(rcc.keys({ type: 'MODIFIED', resource: podsRes, object: relabelled, oldObject: orphan })).toEqual(['default/*']);
+      const owned0 = { ...orphan, metadata: { ...orphan.metadata, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'x', uid: 'u1', controller: true }] } };
+      expect(rcc.keys({ type: 'MODIFIED', resource: podsRes, object: orphan, oldObject: owned0 })).toEqual(['default/*']);
       await rcc.reconcile('default/*', ctx);
       const owned = await activeOwned(ctx, rc);
       expect(owned.length).toBe(2);

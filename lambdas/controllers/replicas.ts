@@ -45,6 +45,7 @@ import { createHash } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
+import { jsonEqual } from '../machinery/validation.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { slowStartBatch, BURST_REPLICAS } from './batch.ts';
 import { recordEvent, type EventSpec } from './events.ts';
@@ -386,6 +387,10 @@ export function createReplicaController(k: ReplicaKind, opts: ReplicaControllerO
       if (ref) return ref.kind === rcs.kind && ref.apiVersion === apiVersion ? [`${m.namespace}/${ref.name}`] : [];
       // An orphan that some RC may adopt (a deleted or terminating orphan changes no RC's count).
       if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
+      // An update looks for adopters only when the orphan's labels or controller changed (kube's updatePod):
+      // a bare pod's bind and status writes ask nothing of its namespace's RCs (a list of them each, before).
+      const old = ev.type === 'MODIFIED' ? ev.oldObject : undefined;
+      if (old && !controllerRef(old) && jsonEqual(old.metadata.labels, m.labels)) return [];
       return [`${m.namespace}/*`];
     },
     async allKeys(ctx) {
