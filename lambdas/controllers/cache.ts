@@ -144,7 +144,11 @@ export class StoreReader implements ObjectReader {
   private readonly indexed = new Map<string, Promise<Map<string, KubeObject[]>>>();
   /** Store lists made, by "resource namespace" (for tests and the cost model). */
   readonly listed: string[] = [];
-  constructor(private readonly registry: Registry) {}
+  /** pageSize: list in pages of so many items (limit/continue), one Query after another (the full resync). */
+  constructor(
+    private readonly registry: Registry,
+    private readonly pageSize = 0,
+  ) {}
 
   list(res: ResourceInfo, namespace: string | undefined): Promise<KubeObject[]> {
     const id = `${res.group}/${res.resource} ${namespace ?? '*'}`;
@@ -154,12 +158,24 @@ export class StoreReader implements ObjectReader {
       // Items of a list carry no apiVersion/kind; objects read one by one, and the informers', do. A
       // loop may get() an object from this list and make it an owner (controllerRefTo needs its kind).
       const head = { apiVersion: apiVersionOf(res), kind: res.kind };
-      l = this.registry.list(res, res.namespaced ? namespace : undefined).then((r) => r.items.map((o) => ({ ...head, ...o })));
+      l = this.listAll(res, res.namespaced ? namespace : undefined).then((items) => items.map((o) => ({ ...head, ...o })));
       this.lists.set(id, l);
       // A failed list is not kept: the next read tries again.
       l.catch(() => this.lists.delete(id));
     }
     return l;
+  }
+
+  private async listAll(res: ResourceInfo, namespace: string | undefined): Promise<KubeObject[]> {
+    if (!this.pageSize) return (await this.registry.list(res, namespace)).items;
+    const items: KubeObject[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.registry.list(res, namespace, { limit: this.pageSize, ...(next ? { continue: next } : {}) });
+      items.push(...page.items);
+      next = page.metadata.continue || undefined;
+    } while (next);
+    return items;
   }
 
   /** Forgets this batch's lists of the kind: they may predate the write, and the next read lists again. */

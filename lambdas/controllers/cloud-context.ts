@@ -12,5 +12,10 @@ import type { ControllerContext } from './controller.ts';
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
-  return (ctx ??= Promise.resolve().then(() => new ApiServer({ backend: backendFromEnv(), usage: lambdaUsage().meter, maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext()));
+  return (ctx ??= Promise.resolve().then(() => {
+    const backend = backendFromEnv();
+    const c = new ApiServer({ backend, usage: lambdaUsage().meter, maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext();
+    // The scheduled resync reads the log since its last run (stream.ts resyncAll).
+    return { ...c, resyncLog: backend };
+  }));
 }

@@ -10,6 +10,8 @@ import type { UsageMeter } from '../machinery/usage.ts';
 import type { UserInfo } from '../apiserver/auth.ts';
 import { RESOURCES, type ResourceInfo } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
+import type { WatchEvent } from '../storage/backend.ts';
+import type { ResyncMark } from '../storage/dynamodb.ts';
 import { StoreReader, type ObjectReader } from './cache.ts';
 
 export interface ChangeEvent {
@@ -47,6 +49,17 @@ export interface ControllerContext {
    * user's requests would be. The runners give each loop the context of its Controller.identity.
    */
   as?(user: UserInfo): ControllerContext;
+  /** The store's log and the resync's mark (DynamoBackend, deployed): the scheduled resync reads what changed. */
+  resyncLog?: ResyncLog;
+}
+
+/** What an incremental resync reads (stream.ts resyncAll); DynamoBackend has it. */
+export interface ResyncLog {
+  currentRevision(): Promise<number>;
+  resyncMark(name: string): Promise<ResyncMark | undefined>;
+  moveResyncMark(name: string, revision: number, fullAt: number | undefined, done: string[]): Promise<void>;
+  addResyncPending(name: string, keys: string[]): Promise<void>;
+  changesSince(after: number, each: (events: WatchEvent[]) => void): Promise<number>;
 }
 
 /** The context a loop reconciles with: acting as its own identity, reading the runner's cache. */
@@ -104,6 +117,11 @@ export interface Controller {
    * deployed stream filter names the built-in kinds only, so custom resources are seen by the resync.
    */
   watchesCustomResources?: boolean;
+  /**
+   * Its allKeys on every scheduled resync, not only the full re-read: it has work on a clock that no
+   * change announces (node lifecycle: a lease that stops being renewed).
+   */
+  resyncAlways?: boolean;
   /**
    * How many different keys the local runner reconciles at once (controller-runtime's
    * MaxConcurrentReconciles; default 1); the same key never twice at once. In the cloud a stream batch's

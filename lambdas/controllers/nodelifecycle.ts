@@ -198,6 +198,8 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     name: NODE_LIFECYCLE_CONTROLLER,
     identity: controllerUser('node-controller'),
     watches: [nodes, leases],
+    // Its clock: a lease that stops being renewed announces nothing, so every resync looks at every node.
+    resyncAlways: true,
     keys(ev) {
       if (ev.resource.resource === 'leases') return ev.object.metadata.namespace === NODE_LEASE_NAMESPACE ? [ev.object.metadata.name!] : [];
       return [ev.type === 'DELETED' ? goneNodeKey(ev.object.metadata.name!) : ev.object.metadata.name!];

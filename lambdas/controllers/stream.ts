@@ -27,6 +27,7 @@ import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservat
 import { StoreReader } from './cache.ts';
 import { contextFor, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
 import { asOverhead, namespaceOfRecordKey, OVERHEAD, reconcileCharged } from '../machinery/usage.ts';
+import { StorageError, type WatchEvent } from '../storage/backend.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
 export function resourceOfKey(key: string): ResourceInfo | undefined {
@@ -53,11 +54,11 @@ export function changeEventOf(record: DynamoDBRecord): ChangeEvent | undefined {
 }
 
 /** A context whose reads (objects, and which kinds are served) are made at most once in one batch. */
-function forOneBatch(ctx: ControllerContext): ControllerContext {
+function forOneBatch(ctx: ControllerContext, pageSize = 0): ControllerContext {
   let kinds: Promise<readonly ResourceInfo[]> | undefined;
   return {
     ...ctx,
-    cache: new StoreReader(ctx.registry),
+    cache: new StoreReader(ctx.registry, pageSize),
     ...(ctx.kinds ? { kinds: () => (kinds ??= ctx.kinds!()) } : {}),
   };
 }
@@ -75,6 +76,8 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
   ctx.usage?.invocation(records.map((r) => namespaceOfRecordKey(r.dynamodb?.Keys?.sk?.S)));
   const failures = new Map<string, string>(); // sequence number → (kept once)
   const reconciled: Record<string, number> = {};
+  // Keys a loop asked to see again: the next scheduled resync reconciles them (no function runs meanwhile).
+  const again: string[] = [];
   for (const c of controllers) {
     // key → the sequence number of the first record that asked for it
     const keys = new Map<string, string>();
@@ -87,13 +90,15 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
     const cctx = contextFor(c, ctx);
     for (const [key, seq] of keys) {
       try {
-        await reconcileCharged(cctx.usage, key, () => c.reconcile(key, cctx));
+        const r = await reconcileCharged(cctx.usage, key, () => c.reconcile(key, cctx));
+        if (r?.requeueAfterMs !== undefined) again.push(pendingKey(c, key));
       } catch (e) {
         console.error(`controller ${c.name}: reconcile ${key} failed`, e);
         failures.set(seq, seq);
       }
     }
   }
+  await ctx.resyncLog?.addResyncPending(resyncName(controllers), again);
   // Lambda restarts from the lowest failed sequence number; report them all, lowest first.
   const batchItemFailures = [...failures.keys()].sort(compareSequence).map((itemIdentifier) => ({ itemIdentifier }));
   return { batchItemFailures, reconciled };
@@ -104,34 +109,124 @@ function compareSequence(a: string, b: string): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
+/** How often a resync reads everything rather than the log since the last one (`fullEveryMs`). */
+export const FULL_RESYNC_MS = 3600_000;
+/** The full re-read lists each kind in pages of so many items, one after another. */
+export const RESYNC_PAGE = 500;
+
+export interface ResyncOptions {
+  /** The mark's name (one per function); default: the one controller's name, or "controller-manager". */
+  name?: string;
+  fullEveryMs?: number;
+  pageSize?: number;
+}
+
+/** The name of a function's resync mark, and of its pending keys. */
+export function resyncName(controllers: Pick<Controller, 'name'>[]): string {
+  return controllers.length === 1 ? controllers[0]!.name : 'controller-manager';
+}
+const pendingKey = (c: Pick<Controller, 'name'>, key: string) => `${c.name} ${key}`;
+
 /**
- * A full resync: every key of every controller (the scheduled trigger, so nothing missed stays missed).
+ * The scheduled resync (so nothing missed stays missed, and node lifecycle's clock). Deployed
+ * (ctx.resyncLog), it costs what changed: it reconciles the keys of every change in the store's log
+ * since the revision its last run reached (the table's `meta`/`resync#<name>` item), which covers stream
+ * records lost or failed, plus the keys loops asked to see again (requeues) and every key of the loops
+ * with work on a clock (`resyncAlways`). Every `fullEveryMs` (an hour), when the log since the mark has
+ * expired (Compacted), or with no mark yet, it reads everything instead: every key of every loop, each
+ * kind listed in pages. The mark is the revision read before the reconciles, so a change made during
+ * them is the next run's too; reconciles are idempotent, so overlapping a stream batch or another run
+ * costs no-ops. Without a log (tests, SQLite) every run reads everything.
  * Its cost, the invocation and every read and reconcile in it, is overhead (usage.ts OVERHEAD.resync):
  * it runs on a clock, whatever the namespaces did.
  */
-export function resyncAll(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
-  return asOverhead(OVERHEAD.resync, () => {
+export function resyncAll(controllers: Controller[], ctx: ControllerContext, o: ResyncOptions = {}): Promise<Record<string, number>> {
+  return asOverhead(OVERHEAD.resync, async () => {
     ctx.usage?.invocation();
-    return resyncEvery(controllers, ctx);
+    const log = ctx.resyncLog;
+    if (!log) return resyncEvery(controllers, forOneBatch(ctx, o.pageSize ?? RESYNC_PAGE));
+    const name = o.name ?? resyncName(controllers);
+    const mark = await log.resyncMark(name);
+    const now = ctx.now().getTime();
+    const pending = new Set(mark?.pending ?? []);
+    const again: string[] = [];
+    let done: Record<string, number> | undefined;
+    let head: number | undefined;
+    let full = !mark || now - mark.fullAt >= (o.fullEveryMs ?? FULL_RESYNC_MS);
+    if (!full) {
+      const changed = new Map<Controller, Set<string>>(controllers.map((c) => [c, new Set()]));
+      try {
+        head = await log.changesSince(mark!.revision, (events) => {
+          for (const e of events) {
+            const ev = changeEventOfEntry(e);
+            if (!ev) continue;
+            for (const c of controllers) if (c.watches.includes(ev.resource)) for (const k of c.keys(ev)) changed.get(c)!.add(k);
+          }
+        });
+      } catch (e) {
+        if (!(e instanceof StorageError && e.code === 'Compacted')) throw e;
+        console.log(`resync: ${e.message}; reading everything`);
+        full = true;
+      }
+      if (!full) {
+        const rctx = forOneBatch(ctx, o.pageSize ?? RESYNC_PAGE);
+        done = await resyncKeys(controllers, rctx, async (c, cctx) => [...changed.get(c)!, ...(c.resyncAlways ? await c.allKeys(cctx) : [])], pending, again);
+      }
+    }
+    if (full) {
+      head = await log.currentRevision();
+      done = await resyncKeys(controllers, forOneBatch(ctx, o.pageSize ?? RESYNC_PAGE), (c, cctx) => c.allKeys(cctx), pending, again);
+    }
+    await log.moveResyncMark(name, head!, full ? now : undefined, [...pending].filter((k) => !again.includes(k)));
+    await log.addResyncPending(name, again);
+    return { ...done!, ...(full ? { full: 1 } : {}) };
   });
 }
 
-async function resyncEvery(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
-  ctx = forOneBatch(ctx);
+/** Every key of every controller, without a mark (no log to read). */
+function resyncEvery(controllers: Controller[], ctx: ControllerContext): Promise<Record<string, number>> {
+  return resyncKeys(controllers, ctx, (c, cctx) => c.allKeys(cctx), new Set(), []);
+}
+
+/**
+ * Reconciles each controller's keys (from `keysOf`) and its pending ones, each distinct key once. A key
+ * that fails or asks to be requeued goes to `again`, for the next run.
+ */
+async function resyncKeys(
+  controllers: Controller[],
+  ctx: ControllerContext,
+  keysOf: (c: Controller, cctx: ControllerContext) => Promise<string[]>,
+  pending: Set<string>,
+  again: string[],
+): Promise<Record<string, number>> {
   const done: Record<string, number> = {};
   for (const c of controllers) {
     const cctx = contextFor(c, ctx);
-    const keys = [...new Set(await c.allKeys(cctx))];
+    const own = [...pending].filter((p) => p.startsWith(`${c.name} `)).map((p) => p.slice(c.name.length + 1));
+    const keys = [...new Set([...(await keysOf(c, cctx)), ...own])];
     for (const k of keys) {
       try {
-        await reconcileCharged(cctx.usage, k, () => c.reconcile(k, cctx));
+        const r = await reconcileCharged(cctx.usage, k, () => c.reconcile(k, cctx));
+        if (r?.requeueAfterMs !== undefined) again.push(pendingKey(c, k));
       } catch (e) {
         console.error(`controller ${c.name}: resync of ${k} failed`, e);
+        again.push(pendingKey(c, k));
       }
     }
     done[c.name] = keys.length;
   }
   return done;
+}
+
+/** A log entry (DynamoBackend.changesSince) as the ChangeEvent its stream record would have made. */
+function changeEventOfEntry(e: WatchEvent): ChangeEvent | undefined {
+  const resource = resourceOfKey(e.kv.key);
+  if (!resource) return undefined;
+  const typeMeta = { apiVersion: apiVersionOf(resource), kind: resource.kind };
+  const object = { ...typeMeta, ...decode(e.kv) };
+  const type = e.type === 'create' ? 'ADDED' : e.type === 'delete' ? 'DELETED' : 'MODIFIED';
+  const oldObject = e.type === 'update' && e.prevKv ? { ...typeMeta, ...decode(e.prevKv) } : undefined;
+  return { type, resource, object, ...(oldObject ? { oldObject } : {}) };
 }
 
 /**

@@ -1072,6 +1072,65 @@ export class DynamoBackend implements Backend {
     return out;
   }
 
+  // ---- the loops' resync marks (controllers/stream.ts ResyncLog) ----
+  // An item `meta`/`resync#<name>` per function: outside the revisioned store (no revision, no log item),
+  // in no stream filter. It holds how far the function's last resync read the log, when it last read
+  // everything, and the keys its loops asked to see again (requeues, failures).
+
+  async resyncMark(name: string): Promise<ResyncMark | undefined> {
+    const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: resyncMarkKey(name), ConsistentRead: true }));
+    if (!r.Item) return undefined;
+    return { revision: num(r.Item.rev), fullAt: num(r.Item.fullAt), pending: r.Item.pending?.SS ?? [] };
+  }
+
+  /**
+   * Moves the mark to `revision`, never back (a resync running late or twice leaves a later one's mark),
+   * with `fullAt` when it read everything, and forgets the pending keys it has reconciled (`done`; keys
+   * added meanwhile stay).
+   */
+  async moveResyncMark(name: string, revision: number, fullAt: number | undefined, done: string[]): Promise<void> {
+    const forget: { del: string; values: Item } = done.length ? { del: ' DELETE pending :done', values: { ':done': { SS: done } } } : { del: '', values: {} };
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: resyncMarkKey(name),
+          UpdateExpression: `SET rev = :rev${fullAt !== undefined ? ', fullAt = :full' : ''}${forget.del}`,
+          ConditionExpression: 'attribute_not_exists(rev) OR rev <= :rev',
+          ExpressionAttributeValues: { ':rev': { N: String(revision) }, ...(fullAt !== undefined ? { ':full': { N: String(fullAt) } } : {}), ...forget.values },
+        }),
+      );
+    } catch (e) {
+      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
+      // Another resync read further: its mark stays; the keys done here are still done.
+      if (done.length) await this.client.send(new UpdateItemCommand({ TableName: this.table, Key: resyncMarkKey(name), UpdateExpression: 'DELETE pending :done', ExpressionAttributeValues: forget.values }));
+    }
+  }
+
+  /** Keys for the next resync to reconcile ("<controller> <key>"): one write, whatever else is pending. */
+  async addResyncPending(name: string, keys: string[]): Promise<void> {
+    if (!keys.length) return;
+    await this.client.send(new UpdateItemCommand({ TableName: this.table, Key: resyncMarkKey(name), UpdateExpression: 'ADD pending :k', ExpressionAttributeValues: { ':k': { SS: [...new Set(keys)] } } }));
+  }
+
+  /**
+   * Every change after `after` up to the newest settled revision (returned), given to `each` in pages of
+   * at most BATCH_REVISIONS revisions, in order: the log, as a watch reads it. Compacted when the log no
+   * longer holds `after + 1` (expired by TTL), without looking for the oldest revision it does hold.
+   */
+  async changesSince(after: number, each: (events: WatchEvent[]) => void): Promise<number> {
+    const head = await this.currentRevision();
+    if (after > head) throw new StorageError('Compacted', RESYNC_WHAT, `revision ${after} is ahead of the store (${head})`);
+    if (after === head) return head;
+    if (!(await this.available(after + 1))) throw new StorageError('Compacted', RESYNC_WHAT, `revision ${after} is compacted`);
+    for (let from = after; from < head; ) {
+      const upTo = Math.min(head, from + BATCH_REVISIONS);
+      each(entriesOf(await this.readLog(RESYNC_WHAT, from, upTo)));
+      from = upTo;
+    }
+    return head;
+  }
+
   async close(): Promise<void> {
     // The client belongs to the caller. Open watches end now.
     this.closed = true;
@@ -1355,6 +1414,19 @@ function missingRevisions(slots: Map<number, Slot>, after: number, upTo: number)
   for (let rev = after + 1; rev <= upTo; rev++) if (!slots.has(rev)) out.push(rev);
   return out;
 }
+
+/** What a resync knows of where it stopped (DynamoBackend.resyncMark). */
+export interface ResyncMark {
+  /** The revision up to which the last resync reconciled every change. */
+  revision: number;
+  /** When the last full re-read ran (epoch ms). */
+  fullAt: number;
+  /** Keys its loops asked to see again, "<controller> <key>". */
+  pending: string[];
+}
+
+const RESYNC_WHAT = 'resync';
+const resyncMarkKey = (name: string): Item => ({ pk: { S: 'meta' }, sk: { S: `resync#${name}` } });
 
 function entriesOf(slots: Slot[]): LogEntry[] {
   return slots.flatMap((sl) => (sl.entry ? [sl.entry] : []));
