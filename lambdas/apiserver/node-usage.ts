@@ -21,7 +21,9 @@
 // 4. A report older than two intervals and a bit is stale: that node has no metrics (as metrics-server
 //    skips a node it cannot scrape). The first read after idle waits up to `firstWaitMs` (5 s) for the
 //    demanded nodes' first reports, which come as soon as an agent's long poll returns (at once: it is
-//    waiting on the queue); a node that does not report in time is left out of that answer.
+//    waiting on the queue); a node that does not report in time is left out of that answer. The HPA
+//    controller's reads (controllers/lambda.ts) do not wait: a sync is one of many in an invocation, and
+//    its next one, 15 s later, finds the reports (kube's HPA treats pods without metrics its own way).
 
 import { DynamoDBClient, GetItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -105,10 +107,9 @@ export class NodeUsageStore {
 
   /**
    * The node's latest report if fresh, demanding reports when there are none (see above): what
-   * ReadContext.nodeStats is deployed. For the HPA controller deployed (it reads PodMetrics through
-   * metrics.ts as the apiserver does), `nodeStats: (node) => store.stats(node)` with
-   * `nodeUsageFromEnv()` in the controller function, which already has SKIFF_TABLE,
-   * SKIFF_NODE_QUEUE_PREFIX and sqs:SendMessage on the node queues.
+   * ReadContext.nodeStats is deployed, in the apiserver and in the controller function for the HPA
+   * controller (controllers/lambda.ts: it reads PodMetrics through metrics.ts as the apiserver does,
+   * with firstWaitMs 0, so a sync never waits: a node not yet reporting has no metrics in that sync).
    */
   async stats(node: KubeObject): Promise<StatsSummary | undefined> {
     const name = node.metadata.name!;
@@ -253,12 +254,16 @@ export function checkSummary(name: string, body: unknown): StatsSummary {
   return { node: { nodeName: name, ...(nodeUsage ? { usage: nodeUsage } : {}) }, pods };
 }
 
-/** The deployed apiserver's usage store: the cluster's table and node queues (SKIFF_NODE_QUEUE_PREFIX); undefined without nodes. */
-export function nodeUsageFromEnv(env: NodeJS.ProcessEnv = process.env): NodeUsageStore | undefined {
+/**
+ * The deployed apiserver's (and controller function's) usage store: the cluster's table and node queues
+ * (SKIFF_NODE_QUEUE_PREFIX); undefined without nodes. `opts`: the timings (the controller function's
+ * reads do not wait for first reports).
+ */
+export function nodeUsageFromEnv(env: NodeJS.ProcessEnv = process.env, opts: Pick<NodeUsageOptions, 'firstWaitMs'> = {}): NodeUsageStore | undefined {
   const queuePrefix = env.SKIFF_NODE_QUEUE_PREFIX;
   const tableName = env.SKIFF_TABLE;
   if (!queuePrefix || !tableName) return undefined;
   const endpoint = env.SKIFF_DYNAMODB_ENDPOINT;
   const sqsEndpoint = env.SKIFF_SQS_ENDPOINT;
-  return new NodeUsageStore({ client: new DynamoDBClient(endpoint ? { endpoint } : {}), tableName, sqs: new SQSClient(sqsEndpoint ? { endpoint: sqsEndpoint } : {}), queuePrefix });
+  return new NodeUsageStore({ client: new DynamoDBClient(endpoint ? { endpoint } : {}), tableName, sqs: new SQSClient(sqsEndpoint ? { endpoint: sqsEndpoint } : {}), queuePrefix, ...opts });
 }

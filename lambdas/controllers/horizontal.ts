@@ -1,8 +1,9 @@
 // The HorizontalPodAutoscaler controller (kube-controller-manager's pkg/controller/podautoscaler,
 // horizontal.go's reconcileAutoscaler): every sync period (--horizontal-pod-autoscaler-sync-period, 15 s)
 // each HPA reads its target's scale subresource (Deployments, ReplicaSets, StatefulSets, RCs, custom
-// resources with one), the pods its selector names and their usage (metrics.k8s.io PodMetrics, read from
-// the nodes' agents as the apiserver serves them: kinds/metrics/metrics.ts), computes the replicas each
+// resources with one), the pods its selector names and their usage (metrics.k8s.io PodMetrics as the
+// apiserver serves them, kinds/metrics/metrics.ts: locally the agents' /stats/summary; deployed the nodes'
+// reports on demand, apiserver/node-usage.ts, wired in controllers/lambda.ts), computes the replicas each
 // metric asks for (horizontal-replicas.ts: kube's replica calculator), takes the highest, stabilizes it
 // (the down-scale window, 300 s, or the behavior's windows), limits its rate (the behavior's policies, or
 // double-or-4 without one), clamps it to min/max, writes the scale, and records status: currentMetrics,
@@ -60,16 +61,21 @@ const nodes = findResource('', 'v1', 'nodes')!;
 /** Pods' usage of a namespace's pods selected by `selector` (metrics.k8s.io PodMetrics objects). */
 export type PodMetricsSource = (ctx: ControllerContext, namespace: string, selector: string) => Promise<Obj[]>;
 
-/** PodMetrics as the apiserver serves them: the nodes' agents' latest samples (none where no agent can be reached). */
-export function agentPodMetrics(nodeClientToken: string | undefined): PodMetricsSource {
+/** PodMetrics as the apiserver serves them, each node's usage from `stats` (ReadContext.nodeStats). */
+export function podMetricsFrom(stats: ReadContext['nodeStats']): PodMetricsSource {
   return (ctx, namespace, selector) => {
     const read: ReadContext = {
       get: (r, ns, name) => ctx.registry.get(r === 'pods' ? pods : nodes, ns, name),
       list: async (r, ns, ls) => (await ctx.registry.list(r === 'pods' ? pods : nodes, ns, { labelSelector: ls ? parseLabelSelector(ls) : undefined })).items,
-      nodeStats: (node) => nodeStats(node, nodeClientToken),
+      nodeStats: stats,
     };
     return podMetricsKind.read!.list(read, namespace, selector);
   };
+}
+
+/** PodMetrics from the nodes' agents' /stats/summary, as `skiff up` serves them (none where no agent can be reached). */
+export function agentPodMetrics(nodeClientToken: string | undefined): PodMetricsSource {
+  return podMetricsFrom((node) => nodeStats(node, nodeClientToken));
 }
 
 export interface HorizontalControllerOptions {

@@ -16,7 +16,8 @@ import { daemonSetController } from './daemonset.ts';
 import { statefulSetController } from './statefulset.ts';
 import { createJobController } from './job.ts';
 import { createCronJobController } from './cronjob.ts';
-import { createHorizontalController } from './horizontal.ts';
+import { createHorizontalController, podMetricsFrom } from './horizontal.ts';
+import { nodeUsageFromEnv } from '../apiserver/node-usage.ts';
 import { handleWakeUp, isWakeUpEvent, wakeUpsFromEnv } from './wakeups.ts';
 import { handleInstanceState, isInstanceStateEvent } from './instance-events.ts';
 import { garbageCollector } from './garbagecollector.ts';
@@ -36,6 +37,11 @@ const routeController = routeControllerFromEnv();
 const wakeUps = wakeUpsFromEnv();
 // The push channel to nodes, when the stack gives them queues (SKIFF_NODE_QUEUE_PREFIX).
 const nodeNotifier = nodeNotifierFromEnv();
+// The HPAs' pod usage: the nodes' reports on demand, read as the apiserver reads them (apiserver/node-usage.ts;
+// SKIFF_NODE_QUEUE_PREFIX, the table, sqs:SendMessage on the node queues). A sync never waits for a first
+// report (firstWaitMs 0): it sends the demand and finds no metrics (ScalingActive False, no scaling, as kube
+// before metrics-server's first scrape); the next sync, 15 s later, reads the reports.
+const nodeUsage = nodeUsageFromEnv(process.env, { firstWaitMs: 0 });
 export const controllers: Controller[] = [
   namespaceController,
   crdController,
@@ -49,9 +55,9 @@ export const controllers: Controller[] = [
   // EventBridge Scheduler wake-ups (wakeups.ts), named in the environment.
   createJobController({ wakeUps }),
   createCronJobController({ wakeUps }),
-  // Each HPA asks for a wake-up one sync period (15 s) after its sync, only while it exists. The function
-  // reaches no agent, so no pod usage: its HPAs report ScalingActive False (FailedGetResourceMetric).
-  createHorizontalController({ wakeUps }),
+  // Each HPA asks for a wake-up one sync period (15 s) after its sync, only while it exists. Its reads keep
+  // the nodes reporting while HPAs exist (a demand renewed every 3 minutes); without node queues, no usage.
+  createHorizontalController({ wakeUps, ...(nodeUsage ? { metrics: podMetricsFrom((node) => nodeUsage.stats(node)) } : {}) }),
   garbageCollector,
   endpointsController,
   persistentVolumeController,
