@@ -294,8 +294,9 @@ export const OPERATIONS = {
       // selecting the pod in one list of the namespace's PodDisruptionBudgets (in the batch where the
       // pod's readiness can change). Each Query reads the revision counter twice. The bind (an update with
       // the same labels and no controller) looks for no adopter, as kube's updatePod (2 more Queries each
-      // until 2026-12-05).
-      controllerManager: { 'Query counter': 6, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 4, 'GetItem nodes': 1 },
+      // until 2026-12-05). The quota loops read their two counters for the create only: the bind leaves
+      // what quota sees as it was (chargesMayMove; 2 more reads until 2026-12-05).
+      controllerManager: { 'Query counter': 6, 'Query replicationcontrollers namespace': 1, 'Query replicasets namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
   },
   /**
@@ -309,9 +310,10 @@ export const OPERATIONS = {
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). The
       // budgets selecting it (its readiness changed); a status write asks no RC or ReplicaSet to adopt
-      // the orphan (its labels and controller are unchanged: kube's updatePod; 4 more reads until 2026-12-05).
+      // the orphan (its labels and controller are unchanged: kube's updatePod; 4 more reads until 2026-12-05),
+      // nor the quota loops to read their counters (its charges are unchanged: 2 more until 2026-12-05).
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update': 1 },
-      controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
+      controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
   /**
@@ -332,9 +334,10 @@ export const OPERATIONS = {
     invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
-      // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query.
+      // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query. Its charges stay
+      // until it is gone: the quota loops read nothing (2 counter reads until 2026-12-05).
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem pods': 1, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
-      controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 2 },
+      controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
   /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */

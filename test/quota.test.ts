@@ -44,6 +44,27 @@ async function setup(api: ApiServer, ns: string, q: KubeObject): Promise<KubeObj
   return reg.get(rqRes, ns, q.metadata.name!);
 }
 
+describe('quota loops: which changes they look at', () => {
+  it("an update that leaves an object's charges as they were wakes neither loop; one that moves them, or a quota's, does", () => {
+    const p = { ...pod('p', { requests: { cpu: '100m' } }), metadata: { name: 'p', namespace: 'a' } } as KubeObject;
+    const bound = { ...p, spec: { ...p.spec, nodeName: 'n1' }, status: { phase: 'Running', podIP: '10.0.0.9' } } as KubeObject;
+    const terminating = { ...bound, metadata: { ...bound.metadata, deletionTimestamp: '2026-12-05T00:00:00Z' } } as KubeObject;
+    const done = { ...bound, status: { phase: 'Succeeded' } } as KubeObject;
+    const q = { ...quota('q', { pods: '10' }), metadata: { name: 'q', namespace: 'a' } } as KubeObject;
+    for (const c of [resourceQuotaController, clusterResourceQuotaController]) {
+      expect(c.keys({ type: 'ADDED', resource: podRes, object: p })).toHaveLength(1);
+      expect(c.keys({ type: 'MODIFIED', resource: podRes, object: bound, oldObject: p })).toEqual([]);
+      expect(c.keys({ type: 'MODIFIED', resource: podRes, object: terminating, oldObject: bound })).toEqual([]);
+      // A pod's turn to a terminal phase gives its compute back: the counters moved.
+      expect(c.keys({ type: 'MODIFIED', resource: podRes, object: done, oldObject: bound })).toHaveLength(1);
+      // Without the old object (a source that does not know it), always.
+      expect(c.keys({ type: 'MODIFIED', resource: podRes, object: bound })).toHaveLength(1);
+      expect(c.keys({ type: 'DELETED', resource: podRes, object: bound })).toHaveLength(1);
+      expect(c.keys({ type: 'MODIFIED', resource: rqRes, object: { ...q, spec: { hard: { pods: '5' } } }, oldObject: q })).toHaveLength(1);
+    }
+  });
+});
+
 describe.each(stores)('ResourceQuota on %s', (_name, makeStore, enabled) => {
   it.runIf(enabled)('Backend charges: within the limit or nothing written; updates keep them; the delete gives them back; chargeExisting once', async () => {
     const be = (await makeStore())();

@@ -19,7 +19,7 @@ import { isObject, type KubeObject } from '../machinery/types.ts';
 import { jsonEqual, obj } from '../machinery/validation.ts';
 import { readerOf, type Controller, type ControllerContext } from './controller.ts';
 import { controllerUser } from './identity.ts';
-import { kindOfQuotaResource, resourceQuotaController } from './resourcequota.ts';
+import { chargesMayMove, kindOfQuotaResource, resourceQuotaController } from './resourcequota.ts';
 
 type Obj = Record<string, any>;
 
@@ -111,7 +111,7 @@ export const clusterResourceQuotaController: Controller = {
   keys: (ev) => {
     if (ev.resource === clusterResourceQuotas) return [ev.object.metadata.name!];
     if (ev.resource === namespaces) return [`${NS_KEY}${ev.object.metadata.name}`];
-    return ev.object.metadata.namespace ? [`${NS_KEY}${ev.object.metadata.namespace}`] : [];
+    return ev.object.metadata.namespace && chargesMayMove(ev) ? [`${NS_KEY}${ev.object.metadata.namespace}`] : [];
   },
   async reconcile(key, ctx) {
     if (!key.startsWith(NS_KEY)) return reconcileClusterQuota(ctx, key);

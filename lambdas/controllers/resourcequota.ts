@@ -10,12 +10,12 @@
 // quotas (one list of them from the cache, one counter read per quota resource, a status write only
 // when something changed). Redelivered or reordered events cost a no-op.
 
-import { QUOTAS_IN, chargeGroup, fromMilli, matchesScopes, toMilli, usageOf } from '../apiserver/admission-quota.ts';
+import { QUOTAS_IN, chargeGroup, chargeSignature, fromMilli, matchesScopes, toMilli, usageOf } from '../apiserver/admission-quota.ts';
 import { parseQuantityExact } from '../machinery/quantity.ts';
 import { findResource, storageKey, type ResourceInfo } from '../machinery/resources.ts';
 import { isObject, type KubeObject } from '../machinery/types.ts';
 import { jsonEqual } from '../machinery/validation.ts';
-import { readerOf, type Controller, type ControllerContext } from './controller.ts';
+import { readerOf, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
 import { controllerUser } from './identity.ts';
 
 type Obj = Record<string, any>;
@@ -113,11 +113,22 @@ async function reconcileQuota(ctx: ControllerContext, quota: KubeObject): Promis
   await writeStatus({ hard, used: Object.fromEntries(Object.keys(specHard).sort().map((r) => [r, used[r]])) });
 }
 
+/**
+ * Whether a change of a charged object can move the store's counters: not an update that leaves what quota
+ * sees as it was (chargeSignature: the write kept its charges, admission-quota.ts), such as a pod's bind,
+ * status writes or graceful deletion, as kube's quota monitor lets only a pod's turn to terminal through.
+ * A ResourceQuota's own changes always can (its spec.hard).
+ */
+export function chargesMayMove(ev: ChangeEvent): boolean {
+  if (ev.type !== 'MODIFIED' || !ev.oldObject || ev.resource === resourceQuotas) return true;
+  return chargeSignature(ev.resource, ev.oldObject) !== chargeSignature(ev.resource, ev.object);
+}
+
 export const resourceQuotaController: Controller = {
   name: 'resourcequota-controller',
   identity: controllerUser('resourcequota-controller'),
   watches: [resourceQuotas, pods, services, claims, ...Object.values(LEGACY).filter((r) => r !== resourceQuotas)],
-  keys: (ev) => (ev.object.metadata.namespace ? [ev.object.metadata.namespace] : []),
+  keys: (ev) => (ev.object.metadata.namespace && chargesMayMove(ev) ? [ev.object.metadata.namespace] : []),
   async reconcile(ns, ctx) {
     // One counter read tells whether the namespace has quotas at all (most have none): no list then.
     if ((await ctx.registry.backend.count(QUOTAS_IN(ns))) === 0) return;
