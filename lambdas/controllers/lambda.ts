@@ -57,7 +57,7 @@ export const controllers: Controller[] = [
   createCronJobController({ wakeUps }),
   // Each HPA asks for a wake-up one sync period (15 s) after its sync, only while it exists. Its reads keep
   // the nodes reporting while HPAs exist (a demand renewed every 3 minutes); without node queues, no usage.
-  createHorizontalController({ wakeUps, ...(nodeUsage ? { metrics: podMetricsFrom((node) => nodeUsage.stats(node)) } : {}) }),
+  createHorizontalController({ wakeUps, ...(nodeUsage ? { metrics: podMetricsFrom((node) => nodeUsage.stats(node), true) } : {}) }),
   garbageCollector,
   endpointsController,
   persistentVolumeController,
