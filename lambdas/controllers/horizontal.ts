@@ -17,7 +17,8 @@
 // between events: each sync asks for a wake-up one period later (wakeups.ts, an EventBridge Scheduler
 // one-time schedule per HPA, deleted with the HPA), so a cluster without HPAs pays nothing and each HPA
 // costs 175,200 Scheduler invocations and controller function runs a 730-hour month (~$0.48 at list
-// prices: infra/cost-model.ts HPA_SYNC). The recommendations and scale events the windows and rate limits
+// prices: infra/cost-model.ts HPA_SYNC; its usage reads and the nodes' reports are HPA_USAGE_READ and
+// usageDemandHour). The recommendations and scale events the windows and rate limits
 // look back on are in memory, as kube's are (a new controller process, or a cold function, starts afresh).
 
 import { podMetricsKind } from '../kinds/metrics/metrics.ts';
