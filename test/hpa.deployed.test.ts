@@ -11,7 +11,8 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { ADMIN_USER, newToken, nodeUser, storeToken } from '../lambdas/apiserver/auth.ts';
-import { USAGE_PK_PREFIX } from '../lambdas/apiserver/node-usage.ts';
+import { USAGE_PK_PREFIX, USAGE_REPORT_SECONDS, USAGE_RESEND_SECONDS } from '../lambdas/apiserver/node-usage.ts';
+import * as costModel from '../infra/cost-model.ts';
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { isWakeUpEvent, scheduleName } from '../lambdas/controllers/wakeups.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
@@ -233,4 +234,24 @@ describe.skipIf(!ddb || !sqs)('a deployed HPA: usage demanded from the nodes by 
       expect(a.reporter.reports).toBeGreaterThanOrEqual(3); // every 5 s here since the demand
     }
   }, 60_000);
+});
+
+describe('the cost model prices what deployed HPAs cause (infra/cost-model.ts, npm run cost)', () => {
+  it('while HPAs exist every node reports every USAGE_REPORT_SECONDS and is told again every USAGE_RESEND_SECONDS; each sync reads its nodes\' usage items', () => {
+    const cluster = { name: 'c', nodes: 10, pods: 100, churnPerHour: 60 };
+    const none = costModel.monthlyBill(cluster);
+    const ten = costModel.monthlyBill({ ...cluster, hpas: 10 });
+    const syncs = (10 * costModel.MONTH_SECONDS) / costModel.HPA_SYNC_SECONDS;
+    const reports = (10 * costModel.MONTH_SECONDS) / USAGE_REPORT_SECONDS;
+    const demands = (10 * costModel.MONTH_SECONDS) / USAGE_RESEND_SECONDS;
+    // The reports are apiserver invocations (the agents' PUTs); a demand is a send, the agent's early receive and its delete.
+    expect(ten.usage.lambdaRequests.apiserver - none.usage.lambdaRequests.apiserver).toBeCloseTo(reports, 3);
+    expect(ten.usage.sqsRequests - none.usage.sqsRequests).toBeCloseTo(3 * demands, 3);
+    // The wake-ups invoke the controller function; each sync reads 10 pods' nodes' usage items (1 unit each), its own reads, and the reports and demands write.
+    expect(ten.usage.lambdaRequests.controllerManager - none.usage.lambdaRequests.controllerManager).toBeCloseTo(syncs, 3);
+    expect(ten.usage.rru - none.usage.rru).toBeCloseTo(syncs * (costModel.HPA_SYNC.rru + 10) + reports, 1); // + each report's token read
+    expect(ten.usage.wru - none.usage.wru).toBeCloseTo(reports + demands, 1);
+    for (const source of ['hpa syncs', 'hpa usage reads', 'hpa usage reports', 'hpa usage demands']) expect(ten.bySource[source], source).toBeGreaterThan(0);
+    expect(none.bySource['hpa usage reports']).toBeUndefined();
+  });
 });
