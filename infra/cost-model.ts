@@ -105,6 +105,9 @@ export const MS_PER_KB_READ = 0.02;
  * the model leaves out, and the resync's summary (RESYNC_LOG_BYTES).
  */
 export const LOG_BYTES_PER_INVOCATION = 0;
+/** The full resync's page (lambdas/controllers/stream.ts RESYNC_PAGE). */
+export const RESYNC_PAGE = 500;
+
 /** The resync's summary line (lambdas/controllers/stream.ts) as Lambda's JSON log format writes it: an estimate. */
 export const RESYNC_LOG_BYTES = 600;
 /**
@@ -356,15 +359,19 @@ export const OPERATIONS = {
       controllerManager: { 'GetItem pods': 1, 'Query counter': 54, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'Query horizontalpodautoscalers namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
     },
   },
-  /** The scheduler's every-minute resync on an idle 3-node cluster (lists nodes, pods, kube-node-lease Leases). */
+  /**
+   * The scheduler's full re-read (hourly; lambdas/controllers/stream.ts resyncAll) on an idle 3-node cluster
+   * (lists nodes, pods, kube-node-lease Leases), with its mark read and moved (`resync-mark`, meta/resync#<fn>)
+   * and the revision it starts from. Every resync was one until 2026-12-05.
+   */
   resyncScheduler: {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
-      scheduler: { 'Query counter': 6, 'Query nodes': 1, 'Query leases kube-node-lease': 1, 'Query pods': 1 },
+      scheduler: { 'GetItem resync-mark': 1, 'Query counter': 7, 'Query nodes': 1, 'Query pods': 1, 'Query leases kube-node-lease': 1, 'UpdateItem resync-mark': 1 },
     },
   },
-  /** The controller manager's every-minute resync (lambdas/controllers/stream.ts resyncAll) on an idle 3-node cluster. */
+  /** The controller manager's full re-read (hourly) on an idle 3-node cluster, its mark read and moved. */
   resyncControllerManager: {
     apiRequests: 0,
     invocations: nothing,
@@ -375,7 +382,96 @@ export const OPERATIONS = {
         // Every kind once: each loop's keys and the garbage collector's scan of every dependent kind read
         // through the resync's one reader (until issue #14 each loop listed its own kind again: 2 Queries
         // for most kinds, 84 counter reads with the workload kinds' loops).
-      controllerManager: { 'Query counter': 72, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query horizontalpodautoscalers': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
+      controllerManager: { 'GetItem resync-mark': 1, 'UpdateItem resync-mark': 1, 'Query counter': 73, 'Query namespaces': 2, 'Query customresourcedefinitions': 2, 'Query clusterroles': 1, 'Query replicationcontrollers': 1, 'Query replicasets': 1, 'Query deployments': 1, 'Query daemonsets': 1, 'Query statefulsets': 1, 'Query jobs': 1, 'Query cronjobs': 1, 'Query pods': 1, 'Query podtemplates': 1, 'Query services': 1, 'Query endpoints': 1, 'Query limitranges': 1, 'Query configmaps': 1, 'Query secrets': 1, 'Query serviceaccounts': 1, 'Query resourcequotas': 1, 'Query persistentvolumeclaims': 1, 'Query controllerrevisions': 1, 'Query ingresses': 1, 'Query networkpolicies': 1, 'Query poddisruptionbudgets': 1, 'Query rolebindings': 1, 'Query roles': 1, 'Query leases': 1, 'Query endpointslices': 1, 'Query horizontalpodautoscalers': 1, 'Query persistentvolumes': 1, 'Query nodes': 2, 'GetItem nodes': 9, 'GetItem leases': 3, 'Query clusterresourcequotas': 1, 'GetItem podcidrs': 3, 'Query podcidrs': 1, 'GetItem serviceaccounts': 4, 'GetItem configmaps': 4 },
+    },
+  },
+  /**
+   * The every-5-minutes resync between full re-reads, with nothing changed since the last (stream.ts
+   * resyncAll from the log): its mark, the revision, the mark moved. The scheduler's pending pods are
+   * the keys it asked to see again (none here).
+   */
+  resyncChangedScheduler: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      scheduler: { 'GetItem resync-mark': 1, 'Query counter': 1, 'UpdateItem resync-mark': 1 },
+    },
+  },
+  /** ... the controller manager's: node lifecycle's clock (every node and its Lease: resyncAlways). */
+  resyncChangedControllerManager: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      controllerManager: { 'GetItem resync-mark': 1, 'Query counter': 3, 'Query nodes': 1, 'GetItem nodes': 6, 'GetItem leases': 3, 'UpdateItem resync-mark': 1 },
+    },
+  },
+  /** What each node beyond three adds to that resync (node lifecycle's look at it and its Lease). */
+  resyncChangedPerNode: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      controllerManager: { 'GetItem nodes': 2, 'GetItem leases': 1 },
+    },
+  },
+  /**
+   * A heartbeat since the last run: its log item read by each function (the log's first revision checked,
+   * one Query of its partition); its Lease's keys are node lifecycle's, looked at anyway. The bill sums a
+   * run's log reads by bytes (monthlyBill): one Query per partition, not per change.
+   */
+  resyncChangedPerHeartbeat: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      scheduler: { 'GetItem log': 1, 'Query log': 1 },
+      controllerManager: { 'GetItem log': 1, 'Query log': 1 },
+    },
+  },
+  /**
+   * A pod's life since the last run (created, bound, started, deleted, gone: 12 revisions with its Events):
+   * the log read, then its keys reconciled again, no-ops where the stream did the work; the garbage
+   * collector's look for the deleted pod's dependents (a Query of each dependent kind of the namespace)
+   * is most of it.
+   */
+  resyncChangedPerPodLife: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      scheduler: { 'GetItem log': 1, 'Query log': 12, 'GetItem pods': 1 },
+      controllerManager: {
+        'GetItem log': 1,
+        'Query log': 12,
+        'Query counter': 54,
+        'Query replicationcontrollers namespace': 1,
+        'Query replicasets namespace': 1,
+        'GetItem pods': 1,
+        'Query customresourcedefinitions': 1,
+        'Query pods namespace': 1,
+        'Query podtemplates namespace': 1,
+        'Query services namespace': 1,
+        'Query endpoints namespace': 1,
+        'Query limitranges namespace': 1,
+        'Query configmaps namespace': 1,
+        'Query secrets namespace': 1,
+        'Query serviceaccounts namespace': 1,
+        'Query resourcequotas namespace': 1,
+        'Query persistentvolumeclaims namespace': 1,
+        'Query controllerrevisions namespace': 1,
+        'Query daemonsets namespace': 1,
+        'Query deployments namespace': 1,
+        'Query statefulsets namespace': 1,
+        'Query horizontalpodautoscalers namespace': 1,
+        'Query cronjobs namespace': 1,
+        'Query jobs namespace': 1,
+        'Query ingresses namespace': 1,
+        'Query networkpolicies namespace': 1,
+        'Query poddisruptionbudgets namespace': 1,
+        'Query rolebindings namespace': 1,
+        'Query roles namespace': 1,
+        'Query leases namespace': 1,
+        'Query endpointslices namespace': 1,
+        'GetItem nodes': 1,
+        'GetItem count': 2,
+      },
     },
   },
   /** What each node beyond three adds to the scheduler's resync: nothing (its snapshot lists are paid for by size). */
@@ -659,6 +755,10 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
   const [command, kind = '', type = ''] = access.split(' ');
   const item = sizes.item[kind] ?? 0;
   if (command === 'GetItem') return { rru: Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: 1, kbRead: item / 1024 };
+  if (command === 'Query' && kind === 'log') {
+    // A resync's read of one revision's log item (its partition's Query, when a run has few): the item.
+    return { rru: Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: 1, kbRead: item / 1024 };
+  }
   if (command === 'Query') {
     const bytes = (type === 'namespace' ? sizes.namespaceCollection[kind] : type ? sizes.namespaceCollection[`${kind} ${type}`] : sizes.collection[kind]) ?? 0;
     return { rru: Math.max(1, Math.ceil(bytes / 4096)), wru: 0, requests: Math.max(1, Math.ceil(bytes / 1048576)), kbRead: bytes / 1024 };
@@ -708,6 +808,18 @@ export function recipeCapacity(recipe: Record<string, number> | undefined, sizes
   return out;
 }
 
+/** The operation without its reads of the log (a resync's, summed per run by monthlyBill). */
+function withoutLog(op: OpCount): OpCount {
+  const dynamo: OpCount['dynamo'] = {};
+  for (const [fn, recipe] of Object.entries(op.dynamo) as [Fn, Record<string, number>][]) dynamo[fn] = Object.fromEntries(Object.entries(recipe).filter(([k]) => !k.endsWith(' log')));
+  return { ...op, dynamo };
+}
+
+/** The log revisions a resync operation reads (its scheduler's Queries of the log: one per revision when few). */
+function logAccesses(op: OpCount): number {
+  return op.dynamo.scheduler?.['Query log'] ?? 0;
+}
+
 // ---- the agents ----
 
 export interface AgentSettings {
@@ -727,6 +839,11 @@ export interface AgentSettings {
   leaseWakes: { scheduler: boolean; controllerManager: boolean };
   /** The loops' scheduled resync (EventBridge rule; 5 minutes by default). */
   resyncSeconds: number;
+  /**
+   * How often a resync reads everything (stream.ts FULL_RESYNC_MS); the others read the log since the
+   * last. Absent: every resync reads everything (as before 2026-12-05).
+   */
+  fullResyncSeconds?: number;
   /** The agent rewrites its unchanged Node status this often (--status-report-seconds; kubelet's is NODE_STATUS_REFRESH_SECONDS). */
   statusRefreshSeconds: number;
   /** Whether a pod status write is retried from a stale cache until the next poll (see podStatusConflict). */
@@ -760,6 +877,7 @@ export const CURRENT_AGENT: AgentSettings = {
   via: 'functionUrl',
   leaseWakes: { scheduler: false, controllerManager: false },
   resyncSeconds: 300,
+  fullResyncSeconds: 3600,
   statusRefreshSeconds: 3600,
   staleStatusConflicts: false,
   push: { podPollSeconds: 300 },
@@ -955,16 +1073,37 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   add('pod churn', O.podDelete, starts);
   add('pod churn', O.podTerminate, starts);
 
-  // The scheduled resync of both loops.
+  // The scheduled resync of both loops: everything every fullResyncSeconds (an hour), else what changed.
   const resyncs = perSecond(agent.resyncSeconds);
+  const fulls = perSecond(Math.max(agent.resyncSeconds, agent.fullResyncSeconds ?? agent.resyncSeconds));
+  const fromLog = resyncs - fulls;
   const extraNodes = Math.max(0, cluster.nodes - 3);
-  add('resync', O.resyncScheduler, resyncs);
-  add('resync', O.resyncControllerManager, resyncs);
-  add('resync', O.resyncSchedulerPerNode, resyncs * extraNodes);
-  add('resync', O.resyncSchedulerPerReservation, resyncs * Math.min(cluster.nodes, cluster.pods));
-  add('resync', O.resyncControllerManagerPerNode, resyncs * extraNodes);
-  add('resync', O.resyncSchedulerPerUnit, resyncs * cs.units);
-  add('resync', O.resyncControllerManagerPerUnit, resyncs * cs.units);
+  add('resync', O.resyncScheduler, fulls);
+  add('resync', O.resyncControllerManager, fulls);
+  add('resync', O.resyncSchedulerPerNode, fulls * extraNodes);
+  add('resync', O.resyncSchedulerPerReservation, fulls * Math.min(cluster.nodes, cluster.pods));
+  add('resync', O.resyncControllerManagerPerNode, fulls * extraNodes);
+  add('resync', O.resyncSchedulerPerUnit, fulls * cs.units);
+  add('resync', O.resyncControllerManagerPerUnit, fulls * cs.units);
+  if (fromLog > 0) {
+    add('resync', O.resyncChangedScheduler, fromLog);
+    add('resync', O.resyncChangedControllerManager, fromLog);
+    add('resync', O.resyncChangedPerNode, fromLog * extraNodes);
+    // What changed in one period: heartbeats and pod lives (a life's writes read by the next run or two).
+    const beats = (cluster.nodes * agent.resyncSeconds) / agent.leaseSeconds;
+    const lives = ((cluster.churnPerHour / 2) * agent.resyncSeconds) / 3600;
+    add('resync', withoutLog(O.resyncChangedPerPodLife), fromLog * lives);
+    // Their log items, read by each function in one Query per partition the run's revisions touch (and
+    // one GetItem: is the log still there): the units by bytes, every item taken as a pod update's.
+    const revisions = beats * logAccesses(O.resyncChangedPerHeartbeat) + lives * logAccesses(O.resyncChangedPerPodLife);
+    if (revisions > 0) {
+      const queries = Math.min(LOG_PARTITIONS, Math.ceil(revisions));
+      const units = Math.max(queries, Math.ceil((revisions * logBytes(sizes.pods, 'update')) / 4096));
+      // Counted as that many one-unit Queries: the units right, the requests (Lambda time) a little over.
+      const log = { 'GetItem log': 1, 'Query log': units };
+      add('resync', { apiRequests: 0, invocations: nothing, dynamo: { scheduler: log, controllerManager: log } }, fromLog);
+    }
+  }
   for (const fn of ['scheduler', 'controllerManager'] as const) {
     usage.lambdaRequests[fn] += resyncs;
     usage.lambdaSeconds[fn] += (resyncs * MEASURED_HANDLER_MS.perInvocation) / 1000;
@@ -1242,15 +1381,18 @@ export function scaleLimits(cluster: ClusterProfile, agent: AgentSettings = CURR
   const writes = perSecond(b.usage.writes);
   // Every write puts one log item (an update carries the previous value too): a pod update's, in a transaction.
   const logWruPerWrite = 2 * Math.ceil(logBytes(sizes.pods, 'update') / 1024);
-  const resyncRru = Object.values(cs.collection).reduce((n, bytes) => n + Math.ceil(bytes / 4096), 0);
+  // The full re-read lists each kind in pages of RESYNC_PAGE items, one Query after another: its burst is
+  // the largest kind's page (pods) at the rate pages follow each other (one request's time apiece).
+  const pageRru = Math.ceil((Math.min(RESYNC_PAGE, cluster.pods) * sizes.pods) / 4096);
+  const resyncRru = pageRru * (1000 / MEASURED_HANDLER_MS.perDynamoRequest);
   // Answers and memory hold JSON, not the stored (compressed) bytes.
   const endpointsJson = JSON_BYTES.endpoints + JSON_BYTES.endpointsPerPod * Math.max(0, (cluster.podsPerUnit ?? 10) - 1);
   const rows: LimitRow[] = [
     // Agents list in pages of LIST_PAGE (node-agent/kube-client.ts), each page one Lambda answer.
     { what: "a page of an agent's list of Endpoints", needed: Math.min(cs.units, LIST_PAGE) * endpointsJson, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
     { what: "a page of an agent's list of Services", needed: Math.min(cs.units, LIST_PAGE) * JSON_BYTES.services, limit: AWS_LIMITS.lambdaResponseBytes, unit: 'bytes', note: `${LIST_PAGE} objects; a Lambda answer is at most 6 MB` },
-    { what: "the resync's list of every pod, held by one function", needed: cluster.pods * JSON_BYTES.pods, limit: LAMBDA_MEMORY_MB * 1024 * 1024, unit: 'bytes', note: `raw JSON against the function's ${LAMBDA_MEMORY_MB} MB; parsed objects take several times that` },
-    { what: 'one resync: every collection read at once', needed: resyncRru, limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU (table: per second)', note: 'a burst every resync; above 1x it is spread over that many seconds or throttled' },
+    { what: "the hourly full resync's list of every pod, held by one function", needed: cluster.pods * JSON_BYTES.pods, limit: LAMBDA_MEMORY_MB * 1024 * 1024, unit: 'bytes', note: `raw JSON against the function's ${LAMBDA_MEMORY_MB} MB; parsed objects take several times that` },
+    { what: "the hourly full resync's pages, one after another", needed: resyncRru, limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU/s', note: `pages of ${RESYNC_PAGE} pods (${pageRru} RRU) at one per ${MEASURED_HANDLER_MS.perDynamoRequest} ms; the 5-minute runs read the log since the last` },
     { what: 'table reads, the month\'s average', needed: perSecond(b.usage.rru), limit: AWS_LIMITS.tableRruPerSecond, unit: 'RRU/s', note: 'on-demand table default' },
     { what: 'table writes, the month\'s average', needed: perSecond(b.usage.wru), limit: AWS_LIMITS.tableWruPerSecond, unit: 'WRU/s', note: 'on-demand table default' },
     { what: 'the revision counter item', needed: writes, limit: AWS_LIMITS.partitionWruPerSecond, unit: 'writes/s', note: 'one ADD per write; the settled watermark beside it takes at most as many' },

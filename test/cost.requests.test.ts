@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeUsageStore, USAGE_PK_PREFIX } from '../lambdas/apiserver/node-usage.ts';
-import { DescribeTableCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DescribeTableCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
 import type Docker from 'dockerode';
@@ -28,7 +28,7 @@ import { ADMIN_USER, newToken, nodeUser, storeToken } from '../lambdas/apiserver
 import { ApiError } from '../lambdas/machinery/status.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import { createControllerHandlers, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
+import { createControllerHandlers, FULL_RESYNC_MS, RESYNC_PAGE as STREAM_RESYNC_PAGE, streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { filterMatches } from './support/lambda-filter.ts';
 import type { Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
@@ -43,7 +43,9 @@ import { DEFAULT_PAUSE_IMAGE, ensureBusyboxImage } from '../node-agent/images.ts
 import { readFileSync } from 'node:fs';
 import {
   BATCHING_WINDOW_SECONDS,
+  CURRENT_AGENT,
   FUNCTIONS,
+  RESYNC_PAGE,
   itemBytes,
   LAMBDA_MEMORY_MB,
   MAX_WATCH_SECONDS,
@@ -77,7 +79,8 @@ function kindOf(it: Item | undefined): string {
   const pk = it?.pk?.S ?? '';
   if (pk === 'meta') {
     const sk = it?.sk?.S ?? '';
-    return sk.startsWith('index#') ? 'index-marker' : sk.startsWith('feed#') ? 'feed-marker' : sk === 'settled' ? 'settled' : 'counter';
+    // resync#<function>: how far that function's scheduled resync read the log (stream.ts resyncAll).
+    return sk.startsWith('index#') ? 'index-marker' : sk.startsWith('feed#') ? 'feed-marker' : sk.startsWith('resync#') ? 'resync-mark' : sk === 'settled' ? 'settled' : 'counter';
   }
   if (pk.startsWith('idx#pods-by-node#')) return 'pods-by-node'; // index items: a node's pods (storage/indexes.ts)
   if (pk.startsWith('hist#')) return `history:${/^hist#\/registry\/[^/]+\/([^/]+)\//.exec(pk)?.[1] ?? '?'}`; // an object's history entry (storage/history.ts)
@@ -323,13 +326,30 @@ const timings: { fn: string; ms: number; calls: number }[] = [];
 
 function loopFn(name: Fn, controllers: Controller[], client: DynamoDBClient): LoopFn {
   instrument(client, name);
-  const ctx: Promise<ControllerContext> = Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client, tableName }), shippedPolicyForLoops: true, serviceAccountAdmission: true, history: deployedHistory(client) }).controllerContext());
+  // As cloud-context.ts makes it: the backend is also the resync's log.
+  const backend = new DynamoBackend({ client, tableName });
+  const ctx: Promise<ControllerContext> = Promise.resolve({ ...new ApiServer({ backend, shippedPolicyForLoops: true, serviceAccountAdmission: true, history: deployedHistory(client) }).controllerContext(), resyncLog: backend });
   return {
     name,
     patterns: streamFilterPatterns(...controllers).map((p) => JSON.parse(p)),
     handlers: createControllerHandlers(controllers, () => ctx),
   };
 }
+
+/**
+ * The next resync of each function reads everything (as hourly, or with no mark): its mark forgotten,
+ * with the keys it holds to see again (none here: the test's loops ask for no requeue).
+ */
+async function forgetMarks(): Promise<void> {
+  for (const name of ['scheduler', 'controller-manager']) await plainClient.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: { S: 'meta' }, sk: { S: `resync#${name}` } } }));
+}
+const fullResync = (i: number) => async () => {
+  await forgetMarks();
+  await loops[i]!.handlers.resync();
+};
+const resyncBoth = async () => {
+  for (const f of loops) await f.handlers.resync();
+};
 
 const seen = new Set<string>();
 let streams: DynamoDBStreamsClient;
@@ -605,8 +625,16 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     await settleRequests();
     await drainStream();
     results.catchUpPerChange = diff(await measure(catchUp), results.catchUpUnchanged);
-    results.resyncScheduler = await measure(() => timed('scheduler resync', loops[0]!.handlers.resync));
-    results.resyncControllerManager = await measure(() => timed('controllerManager resync', loops[1]!.handlers.resync));
+    results.resyncScheduler = await measure(() => timed('scheduler resync', fullResync(0)));
+    results.resyncControllerManager = await measure(() => timed('controllerManager resync', fullResync(1)));
+    // The every-5-minutes resync, from the log since the last one: nothing changed...
+    await resyncBoth();
+    results.resyncChangedScheduler = await measure(() => loops[0]!.handlers.resync());
+    results.resyncChangedControllerManager = await measure(() => loops[1]!.handlers.resync());
+    // ...and a heartbeat since (a Lease renewed: a log item each function reads, and the keys it names).
+    await agent().reporter.renewLease();
+    await drainStream();
+    results.resyncChangedPerHeartbeat = diff(await measure(resyncBoth), await measure(resyncBoth));
 
     // A pod: created by a user, bound by the scheduler (stream), started by its node's agent.
     const admin = new DirectClient(adminToken);
@@ -633,19 +661,25 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     expect(deleting.metadata.deletionTimestamp).toBeTruthy();
     results.podTerminate = await measure(async () => void (await worker.sync(deleting, await runtime.list(deleting.metadata.uid))));
     await expect(podNow()).rejects.toThrow(/not found/);
+    // What the pod's life (created, bound, started, deleted, gone) adds to the next resync of each: its
+    // writes read from the log, their keys reconciled again (no-ops: the stream did the work).
+    results.resyncChangedPerPodLife = diff(await measure(resyncBoth), await measure(resyncBoth));
 
     // The pod's node kept its (now empty) reservation record: what that adds to the scheduler's resync.
-    const s3 = await measure(() => loops[0]!.handlers.resync());
-    const c3 = await measure(() => loops[1]!.handlers.resync());
+    const s3 = await measure(fullResync(0));
+    const c3 = await measure(fullResync(1));
     results.resyncSchedulerPerReservation = diff(s3, results.resyncScheduler);
 
     // What one more node adds to each resync.
     await registerNode(nodeNames[3]!);
     await drainStream();
-    const s4 = await measure(() => loops[0]!.handlers.resync());
-    const c4 = await measure(() => loops[1]!.handlers.resync());
+    const s4 = await measure(fullResync(0));
+    const c4 = await measure(fullResync(1));
     results.resyncSchedulerPerNode = diff(s4, s3);
     results.resyncControllerManagerPerNode = diff(c4, c3);
+    // And to each resync from the log (node lifecycle looks at every node each time: its clock).
+    await resyncBoth();
+    results.resyncChangedPerNode = diff(await measure(resyncBoth), diffBase(results.resyncChangedScheduler!, results.resyncChangedControllerManager!));
 
     // What one workload unit adds to each resync: a ReplicationController with its pod, and a Service
     // selecting it with its Endpoints (made by the controllers themselves, from the stream).
@@ -654,8 +688,8 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     await settleRequests();
     await drainStream();
     await drainStream();
-    const s5 = await measure(() => loops[0]!.handlers.resync());
-    const c5 = await measure(() => loops[1]!.handlers.resync());
+    const s5 = await measure(fullResync(0));
+    const c5 = await measure(fullResync(1));
     results.resyncSchedulerPerUnit = diff(s5, s4);
     results.resyncControllerManagerPerUnit = diff(c5, c4);
     console.log('sizes with a unit', JSON.stringify(sizesNow()));
@@ -725,6 +759,9 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     expect(readFileSync(new URL('../lambdas/storage/dynamodb.ts', import.meta.url), 'utf8')).toContain(`const LOG_SHARDS = ${LOG_PARTITIONS};`);
     expect(readFileSync(new URL('../node-agent/dead-mans-switch.ts', import.meta.url), 'utf8')).toContain(`o.everyMs ?? ${SWITCH_PERIOD_SECONDS}_000`);
     expect(readFileSync(new URL('../node-agent/kube-client.ts', import.meta.url), 'utf8')).toContain(`pageSize = ${LIST_PAGE}`);
+    // The resync's full re-read: how often, and its page.
+    expect(CURRENT_AGENT.fullResyncSeconds! * 1000).toBe(FULL_RESYNC_MS);
+    expect(RESYNC_PAGE).toBe(STREAM_RESYNC_PAGE);
   });
 
   it('the scale limits: each row is needed / limit from the bill, the first to break first', () => {
@@ -755,6 +792,22 @@ function sizesNow(): Record<string, { n: number; mean: number }> {
     (by[kindOf({ pk: { S: pk! }, sk: { S: sk! } })] ??= []).push(v);
   }
   return Object.fromEntries(Object.entries(by).map(([k, v]) => [k, { n: v.length, mean: Math.round(v.reduce((a, b) => a + b, 0) / v.length) }]));
+}
+
+/** Two functions' measurements as one (each function's counts are its own). */
+function diffBase(a: Measured, b: Measured): Measured {
+  const add = (x: Record<Fn, number>, y: Record<Fn, number>) => Object.fromEntries(Object.keys(x).map((k) => [k, x[k as Fn] + y[k as Fn]])) as Record<Fn, number>;
+  return {
+    count: {
+      apiRequests: a.count.apiRequests + b.count.apiRequests,
+      audited: (a.count.audited ?? 0) + (b.count.audited ?? 0),
+      invocations: { scheduler: a.count.invocations.scheduler + b.count.invocations.scheduler, controllerManager: a.count.invocations.controllerManager + b.count.invocations.controllerManager },
+      dynamo: { ...a.count.dynamo, ...b.count.dynamo },
+    },
+    rru: add(a.rru, b.rru),
+    wru: add(a.wru, b.wru),
+    calls: [],
+  };
 }
 
 function diff(a: Measured, b: Measured): Measured {

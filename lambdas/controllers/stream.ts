@@ -91,7 +91,8 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
     for (const [key, seq] of keys) {
       try {
         const r = await reconcileCharged(cctx.usage, key, () => c.reconcile(key, cctx));
-        if (r?.requeueAfterMs !== undefined) again.push(pendingKey(c, key));
+        // (A loop whose every key each resync sees anyway needs no note of it.)
+        if (r?.requeueAfterMs !== undefined && !c.resyncAlways) again.push(pendingKey(c, key));
       } catch (e) {
         console.error(`controller ${c.name}: reconcile ${key} failed`, e);
         failures.set(seq, seq);
@@ -207,10 +208,10 @@ async function resyncKeys(
     for (const k of keys) {
       try {
         const r = await reconcileCharged(cctx.usage, k, () => c.reconcile(k, cctx));
-        if (r?.requeueAfterMs !== undefined) again.push(pendingKey(c, k));
+        if (r?.requeueAfterMs !== undefined && !c.resyncAlways) again.push(pendingKey(c, k));
       } catch (e) {
         console.error(`controller ${c.name}: resync of ${k} failed`, e);
-        again.push(pendingKey(c, k));
+        if (!c.resyncAlways) again.push(pendingKey(c, k));
       }
     }
     done[c.name] = keys.length;
