@@ -7,18 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Server, ServerResponse } from 'node:http';
-import { createServer } from 'node:https';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadOrCreateServingCert } from '../node-agent/serving-cert.ts';
-import type { AddressInfo } from 'node:net';
 import { GetItemCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { ADMIN_USER, newToken, nodeUser, storeToken } from '../lambdas/apiserver/auth.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { installLocalLambdaRuntime } from '../lambdas/local/lambda-runtime.ts';
 import { nodeQueueName } from '../lambdas/controllers/node-notifier.ts';
 import { NodeUsageStore, USAGE_PK_PREFIX, USAGE_REPORT_SECONDS, USAGE_RESEND_SECONDS } from '../lambdas/apiserver/node-usage.ts';
 import { startPushChannel, type PushChannel } from '../node-agent/push.ts';
@@ -29,6 +21,7 @@ import type { StatsSummary } from '../node-agent/stats.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { sqsTestEndpoint } from './support/sqs.ts';
 import { until } from './support/until.ts';
+import { serveApiserverLambda, type LambdaApiserver } from './support/lambda-apiserver.ts';
 
 const ddb = await dynamoTestEndpoint();
 const sqs = await sqsTestEndpoint();
@@ -56,7 +49,7 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
   const admin = newToken();
   const tokens: Record<string, string> = { 'node-a': newToken(), 'node-b': newToken() };
   let client: DynamoDBClient;
-  let server: Server;
+  let server: LambdaApiserver;
   let base: string;
   let caCert: string;
   const agents: { name: string; reporter: UsageReporter; channel: PushChannel; demands: number[] }[] = [];
@@ -78,32 +71,11 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
     const backend = new DynamoBackend({ client, tableName });
     await storeToken(backend, admin, ADMIN_USER);
     for (const [node, t] of Object.entries(tokens)) await storeToken(backend, t, nodeUser(node));
-    installLocalLambdaRuntime();
-    const { handler } = await import('../lambdas/apiserver/lambda.ts');
-    const invoke = handler as unknown as (event: unknown, stream: ServerResponse, context: { signal: AbortSignal }) => Promise<void>;
-    // HTTPS: kubectl sends no bearer token over plain HTTP.
-    const cert = await loadOrCreateServingCert(join(mkdtempSync(join(tmpdir(), 'skiff-top-')), 'pki'), ['127.0.0.1', 'localhost']);
-    // The test's own fetches trust it as they are (a self-signed certificate), the agents by its CA.
+    server = await serveApiserverLambda();
+    // The test's own fetches trust its self-signed certificate as they are, the agents by its CA.
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
-    caCert = cert.cert;
-    server = createServer({ cert: cert.cert, key: cert.key }, async (req, res) => {
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      const u = new URL(`http://x${req.url}`);
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]));
-      const body = Buffer.concat(chunks);
-      const event = {
-        version: '2.0',
-        rawPath: u.pathname,
-        rawQueryString: u.search.slice(1),
-        headers,
-        requestContext: { http: { method: req.method, path: u.pathname, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' }, timeEpoch: Date.now() },
-        ...(body.length ? { body: body.toString('base64'), isBase64Encoded: true } : {}),
-      };
-      await invoke(event, res as unknown as ServerResponse, { signal: new AbortController().signal });
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', () => ok()));
-    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    caCert = server.caCert;
+    base = server.base;
 
     // Two nodes, a running pod with two containers on node-a.
     for (const node of Object.keys(tokens)) expect((await api('POST', '/api/v1/nodes', { metadata: { name: node, labels: { role: 'test' } } })).status).toBe(201);
@@ -132,7 +104,7 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
       a.reporter.stop();
       await a.channel.stop();
     }
-    await new Promise((ok) => server?.close(ok));
+    await server?.close();
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
   });
