@@ -309,7 +309,8 @@ export class SkiffCluster extends Construct {
 
     if (props.nodes !== false) {
       // The push channel (lambdas/controllers/node-notifier.ts): each agent long-polls a queue of its own,
-      // named by this prefix, made by the agent; the controller manager sends to it and deletes it with the Node.
+      // named by this prefix, made by the agent; the controller manager sends to it (nudges, and its HPAs'
+      // usage demands: lambdas/apiserver/node-usage.ts) and deletes it with the Node.
       const queuePrefix = pushToNodes ? nodeQueuePrefix(this.clusterName) : undefined;
       const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', {
         ...props.nodes,
