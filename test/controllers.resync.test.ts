@@ -8,7 +8,8 @@ import type { DynamoDBRecord } from 'aws-lambda';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
-import { handleStreamBatch, resyncAll } from '../lambdas/controllers/stream.ts';
+import { handleStreamBatch, meteredResyncLog, resyncAll } from '../lambdas/controllers/stream.ts';
+import { OVERHEAD, UsageMeter } from '../lambdas/machinery/usage.ts';
 import { readerOf, type Controller, type ControllerContext } from '../lambdas/controllers/controller.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
@@ -166,6 +167,23 @@ describe.skipIf(!ddb)('the scheduled resync, incremental (deployed)', () => {
     requeue.clear();
     expect(await resyncAll([r.c], ctx)).toEqual({ recorder: 1 });
     expect(r.done).toEqual(['a', 'a']);
+  });
+
+  it("its requests are counted to the resync's overhead, as deployed (meteredResyncLog)", async () => {
+    const { ctx: plain, create } = await setup();
+    const meter = new UsageMeter(Date.now, true);
+    const ctx: ControllerContext = { ...plain, usage: meter, resyncLog: meteredResyncLog(plain.resyncLog!, meter) };
+    const { c } = recorder();
+    await resyncAll([c], ctx);
+    meter.drain();
+    const resyncCounts = () => [...(meter.drain() ?? new Map()).values()].map((m) => m.get(OVERHEAD.resync)).find((x) => x);
+    // Quiet: the mark read and moved, the counter.
+    await resyncAll([c], ctx);
+    expect(resyncCounts()).toMatchObject({ dynamoRequests: 3, rru: 2, wru: 1, invocations: 1 });
+    // One change since: its log read (is it still there, its partition's Query) and its reconcile.
+    await create('one');
+    await resyncAll([c], ctx);
+    expect(resyncCounts()).toMatchObject({ dynamoRequests: 5, wru: 1, reconciles: 1 });
   });
 
   it('runs beside another resync: the mark never goes back, and both reconcile idempotently', async () => {

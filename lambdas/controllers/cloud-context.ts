@@ -8,14 +8,16 @@ import { lambdaUsage } from '../storage/usage-store.ts';
 import { maxObjectsFromEnv } from '../apiserver/registry.ts';
 import { dynamoHistoryFromEnv } from '../storage/history.ts';
 import type { ControllerContext } from './controller.ts';
+import { meteredResyncLog } from './stream.ts';
 
 let ctx: Promise<ControllerContext> | undefined;
 
 export function cloudContext(): Promise<ControllerContext> {
   return (ctx ??= Promise.resolve().then(() => {
     const backend = backendFromEnv();
-    const c = new ApiServer({ backend, usage: lambdaUsage().meter, maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext();
-    // The scheduled resync reads the log since its last run (stream.ts resyncAll).
-    return { ...c, resyncLog: backend };
+    const usage = lambdaUsage().meter;
+    const c = new ApiServer({ backend, usage, maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext();
+    // The scheduled resync reads the log since its last run (stream.ts resyncAll), counted as the store is.
+    return { ...c, resyncLog: meteredResyncLog(backend, usage) };
   }));
 }

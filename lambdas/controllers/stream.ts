@@ -25,8 +25,8 @@ import { decode } from '../apiserver/registry.ts';
 import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
 import { StoreReader } from './cache.ts';
-import { contextFor, type ChangeEvent, type Controller, type ControllerContext } from './controller.ts';
-import { asOverhead, namespaceOfRecordKey, OVERHEAD, reconcileCharged } from '../machinery/usage.ts';
+import { contextFor, type ChangeEvent, type Controller, type ControllerContext, type ResyncLog } from './controller.ts';
+import { asOverhead, namespaceOfRecordKey, OVERHEAD, reconcileCharged, type UsageMeter } from '../machinery/usage.ts';
 import { StorageError, type WatchEvent } from '../storage/backend.ts';
 
 /** The resource a storage key belongs to: /registry/{group|core}/{resource}/... */
@@ -217,6 +217,47 @@ async function resyncKeys(
     done[c.name] = keys.length;
   }
   return done;
+}
+
+/**
+ * The resync's log with its DynamoDB requests counted by the meter, as meteredBackend counts the store's
+ * (estimates by the same rules: a value stored at about a sixth of its JSON): the mark's read and writes,
+ * the counter, and a run's log reads (is the next revision still there; a Query per partition touched).
+ */
+export function meteredResyncLog(log: ResyncLog, meter: UsageMeter | undefined): ResyncLog {
+  if (!meter) return log;
+  return {
+    currentRevision: async () => {
+      meter.storage('read', 1, 1, 0);
+      return log.currentRevision();
+    },
+    resyncMark: async (name) => {
+      meter.storage('read', 1, 1, 0);
+      return log.resyncMark(name);
+    },
+    moveResyncMark: async (name, revision, fullAt, done) => {
+      meter.storage('write', 1, 0, 1);
+      return log.moveResyncMark(name, revision, fullAt, done);
+    },
+    addResyncPending: async (name, keys) => {
+      if (keys.length) meter.storage('write', 1, 0, 1);
+      return log.addResyncPending(name, keys);
+    },
+    changesSince: async (after, each) => {
+      let revisions = 0;
+      let bytes = 0;
+      const head = await log.changesSince(after, (events) => {
+        for (const e of events) {
+          revisions++;
+          bytes += Math.ceil((Buffer.byteLength(e.kv.value) + (e.prevKv ? Buffer.byteLength(e.prevKv.value) : 0)) / 6) + 100;
+        }
+        each(events);
+      });
+      const queries = Math.min(16, revisions);
+      meter.storage('read', 1 + (revisions ? 1 + queries : 0), 1 + (revisions ? 1 + Math.max(queries, Math.ceil(bytes / 4096)) : 0), 0);
+      return head;
+    },
+  };
 }
 
 /** A log entry (DynamoBackend.changesSince) as the ChangeEvent its stream record would have made. */
