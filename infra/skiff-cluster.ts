@@ -2,7 +2,7 @@
 //
 //   kubectl ─HTTPS─> Function URL ─> apiserver Lambda ─read/write─> DynamoDB table
 //   table stream ─(filtered per kind)─> scheduler Lambda, controller-manager Lambda ─> table
-//   EventBridge every 5 minutes ─> the same two functions (full resync; node lifecycle's clock)
+//   EventBridge every 5 minutes ─> the same two functions (resync from the log, everything hourly; node lifecycle's clock)
 //   CloudFront (front-door.ts) ─> the Function URL; exec/attach/portforward/log ─Lambda@Edge─> the pod's node
 //   EC2 nodes (nodes.ts) run `skiff agent`, joining through SSM parameters (bootstrap.ts)
 //   CloudWatch alarms: stream iterator age and errors of every function, and the table's write rate
@@ -80,7 +80,7 @@ export interface SkiffClusterProps {
   readonly clusterName?: string;
   /** The pod range: node IPAM hands out node pod CIDRs from it, the route controller routes them. Default 10.244.0.0/16. */
   readonly clusterCidr?: string;
-  /** How often the scheduler and controller manager resync everything. Default 5 minutes. */
+  /** How often the scheduler and controller manager resync (what changed since the last; everything hourly). Default 5 minutes. */
   readonly resyncInterval?: Duration;
   /** EC2 nodes (`false`: none, a control plane only). Default: SkiffNodes' defaults. */
   readonly nodes?: false | Omit<SkiffNodesProps, 'clusterName' | 'clusterCidr'>;
