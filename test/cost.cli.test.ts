@@ -1,6 +1,6 @@
 // `skiff cost` on a running `skiff up` (the built CLI, SQLite): every namespace's requests and dollars,
 // priced as if deployed and saying so, the overhead rows and TOTAL their sum; one namespace with --since
-// (no overhead); bad input (an unknown namespace, a bad --since, an argument) a clear error and exit 1.
+// (no overhead); who may read which report; bad input (an unknown namespace, a bad --since, an argument) a clear error and exit 1.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
@@ -75,6 +75,35 @@ describe('skiff cost on skiff up', () => {
     // One namespace's report has no overhead.
     expect(one.stdout).not.toContain('overhead/');
   }, 60_000);
+
+  it('who sees what: the whole report needs list pods in all namespaces, not the /apis/* every user may get', async () => {
+    kubectl('create', 'namespace', 'team');
+    kubectl('-n', 'team', 'create', 'serviceaccount', 'dev');
+    const token = kubectl('-n', 'team', 'create', 'token', 'dev').trim();
+    const get = (path: string) => {
+      try {
+        return { ok: true, out: execFileSync('kubectl', ['--kubeconfig', kubeconfig, '--token', token, 'get', '--raw', path], { encoding: 'utf8', stdio: 'pipe' }) };
+      } catch (e) {
+        return { ok: false, out: String((e as { stderr?: string }).stderr) };
+      }
+    };
+    // kube's default system:discovery binding: a fresh service account may get the report's URL as a non-resource URL.
+    expect(kubectl('auth', 'can-i', 'get', '/apis/cost.skiff.io/v1/usage', '--as=system:serviceaccount:team:dev').trim()).toBe('yes');
+    const whole = get('/apis/cost.skiff.io/v1/usage');
+    expect(whole.ok).toBe(false);
+    expect(whole.out).toContain('cannot list resource "pods" in API group "" at the cluster scope');
+    expect(get('/apis/cost.skiff.io/v1/namespaces/team/usage').ok).toBe(false);
+    // With view in its namespace: that namespace's report, still not the whole one.
+    kubectl('-n', 'team', 'create', 'rolebinding', 'dev-view', '--clusterrole=view', '--serviceaccount=team:dev');
+    let own = get('/apis/cost.skiff.io/v1/namespaces/team/usage');
+    for (let i = 0; !own.ok && i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100)); // the binding reaches the authorizer's view through its watch
+      own = get('/apis/cost.skiff.io/v1/namespaces/team/usage');
+    }
+    expect(own.ok, own.out).toBe(true);
+    expect(JSON.parse(own.out)).toMatchObject({ kind: 'UsageReport', namespaces: [{ namespace: 'team' }], overhead: [] });
+    expect(get('/apis/cost.skiff.io/v1/usage').ok).toBe(false);
+  });
 
   it('bad input: an unknown namespace, a bad --since, an argument', async () => {
     const missing = await cost('-n', 'nope');

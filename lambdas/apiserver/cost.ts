@@ -5,7 +5,7 @@
 //
 //   GET /apis/cost.skiff.io/v1/namespaces/{namespace}/usage[?since=1h]   who may get pods in the namespace
 //   GET /apis/cost.skiff.io/v1/usage[?since=1h]                          every namespace and the overhead:
-//                                                                         `get` on this non-resource URL
+//                                                                         who may list pods in all namespaces
 // The answer (JSON, one shape for both):
 //   { kind: "UsageReport", apiVersion: "cost.skiff.io/v1",
 //     window: { since, until (RFC 3339), seconds },
@@ -207,8 +207,13 @@ export async function serveCost(
     await namespaceExists(namespace);
     return jsonResponse(200, await report(sinceOf(req), namespace));
   }
-  await authorize({ verb, resourceRequest: false, path });
-  if (path !== '/apis/cost.skiff.io/v1/usage') throw errors.pageNotFound();
+  if (path !== '/apis/cost.skiff.io/v1/usage') {
+    await authorize({ verb, resourceRequest: false, path });
+    throw errors.pageNotFound();
+  }
+  // Every namespace's figures: whoever may list pods in all namespaces. Not a non-resource check on the
+  // URL: kube's default system:discovery binding lets every authenticated user get /apis/*.
+  await authorize({ verb: 'list', resourceRequest: true, path, version: 'v1', group: '', resource: 'pods', namespace: '' });
   if (req.method !== 'GET') throw errors.methodNotAllowed();
   return jsonResponse(200, await report(sinceOf(req)));
 }
