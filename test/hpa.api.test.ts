@@ -163,6 +163,8 @@ describe('HorizontalPodAutoscaler at autoscaling/v2 and v1', () => {
     const made = await call(c, 'POST', V2, { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'wd' }, spec: { scaleTargetRef: { apiVersion: 'example.com/v1', kind: 'Widget', name: 'wd' }, minReplicas: 1, maxReplicas: 3 } });
     expect(made.status, JSON.stringify(made.body)).toBe(201);
     await until('the Widget scaled to 3', async () => (await call(c, 'GET', '/apis/example.com/v1/namespaces/default/widgets/wd')).body.spec?.replicas === 3, 20_000, 200);
+    // The controller writes the HPA's status after the scale: a read between the two sees the old status.
+    await until('the HPA status says 3', async () => (await call(c, 'GET', `${V2}/wd`)).body.status?.desiredReplicas === 3, 20_000, 200);
     const st = (await call(c, 'GET', `${V2}/wd`)).body.status;
     expect(st.desiredReplicas).toBe(3);
     expect(st.conditions.find((x: any) => x.type === 'AbleToScale')).toMatchObject({ status: 'True', reason: 'SucceededRescale', message: 'the HPA controller was able to update the target scale to 3' });
