@@ -18,15 +18,13 @@ import { isWakeUpEvent, scheduleName } from '../lambdas/controllers/wakeups.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { KubeClient } from '../node-agent/kube-client.ts';
-import { startPushChannel, type PushChannel } from '../node-agent/push.ts';
 import type { StatsSummary } from '../node-agent/stats.ts';
-import { UsageReporter } from '../node-agent/usage-report.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { streamRecords } from './support/dynamo-stream.ts';
 import { serveApiserverLambda, type LambdaApiserver } from './support/lambda-apiserver.ts';
 import { passesFilters } from './support/lambda-filter.ts';
 import { sqsTestEndpoint } from './support/sqs.ts';
+import { startUsageAgent, stopUsageAgents, type UsageAgent } from './support/usage-agent.ts';
 import { until } from './support/until.ts';
 
 const ddb = await dynamoTestEndpoint();
@@ -59,7 +57,7 @@ describe.skipIf(!ddb || !sqs)('a deployed HPA: usage demanded from the nodes by 
   let scheduler: SchedulerClient;
   let handler: (event: unknown) => Promise<unknown>;
   let hpaPatterns: string[];
-  const agents: { name: string; reporter: UsageReporter; channel: PushChannel; demands: number[] }[] = [];
+  const agents: UsageAgent[] = [];
   /** The pods each agent reports, at `milli` millicores each. */
   const reported: Record<string, { name: string; uid: string; milli: number }[]> = { 'node-a': [], 'node-b': [] };
 
@@ -150,19 +148,12 @@ describe.skipIf(!ddb || !sqs)('a deployed HPA: usage demanded from the nodes by 
     await workload('quiet', ['node-c', 'node-c'], 100);
 
     for (const name of Object.keys(tokens)) {
-      const kube = new KubeClient({ server: api.base, token: tokens[name]!, caCert: api.caCert });
-      const reporter = new UsageReporter({ kube, nodeName: name, summary: () => summaryOf(name), everyMs: 5_000 });
-      const demands: number[] = [];
-      const channel = await startPushChannel({ sqs: sqs!.newClient(), queuePrefix, nodeName: name, waitSeconds: 1, onNudge: () => {}, onReportUsage: (u) => (demands.push(u), reporter.demand(u)) });
-      agents.push({ name, reporter, channel, demands });
+      agents.push(await startUsageAgent({ name, server: api.base, token: tokens[name]!, caCert: api.caCert, sqs: sqs!.newClient(), queuePrefix, summary: () => summaryOf(name), everyMs: 5_000 }));
     }
   }, 120_000);
 
   afterAll(async () => {
-    for (const a of agents) {
-      a.reporter.stop();
-      await a.channel.stop();
-    }
+    await stopUsageAgents(agents);
     await api?.close();
     scheduler?.destroy();
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];

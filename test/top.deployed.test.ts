@@ -13,13 +13,13 @@ import { ADMIN_USER, newToken, nodeUser, storeToken } from '../lambdas/apiserver
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { nodeQueueName } from '../lambdas/controllers/node-notifier.ts';
 import { NodeUsageStore, USAGE_PK_PREFIX, USAGE_REPORT_SECONDS, USAGE_RESEND_SECONDS } from '../lambdas/apiserver/node-usage.ts';
-import { startPushChannel, type PushChannel } from '../node-agent/push.ts';
+import { startPushChannel } from '../node-agent/push.ts';
 import { UsageReporter } from '../node-agent/usage-report.ts';
 import * as costModel from '../infra/cost-model.ts';
-import { KubeClient } from '../node-agent/kube-client.ts';
 import type { StatsSummary } from '../node-agent/stats.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { sqsTestEndpoint } from './support/sqs.ts';
+import { startUsageAgent, stopUsageAgents, type UsageAgent } from './support/usage-agent.ts';
 import { until } from './support/until.ts';
 import { serveApiserverLambda, type LambdaApiserver } from './support/lambda-apiserver.ts';
 
@@ -52,7 +52,7 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
   let server: LambdaApiserver;
   let base: string;
   let caCert: string;
-  const agents: { name: string; reporter: UsageReporter; channel: PushChannel; demands: number[] }[] = [];
+  const agents: UsageAgent[] = [];
   const pods: Record<string, { name: string; uid: string; containers: string[] }[]> = { 'node-a': [], 'node-b': [] };
 
   const api = async (method: string, path: string, body?: unknown, token = admin, contentType = 'application/json') => {
@@ -89,21 +89,14 @@ describe.skipIf(!ddb || !sqs)('kubectl top on the deployed apiserver: usage repo
 
     // The agents: their push channels (queues made at start) and reporters, wired as agent.ts wires them.
     for (const name of Object.keys(tokens)) {
-      const kube = new KubeClient({ server: base, token: tokens[name]!, caCert });
       // Reports every 10 minutes here, so the counts below stay put while the test runs (the interval and
       // the deadline are the reporter's own test's, below).
-      const reporter = new UsageReporter({ kube, nodeName: name, summary: () => summaryOf(name, pods[name]!), everyMs: 600_000 });
-      const demands: number[] = [];
-      const channel = await startPushChannel({ sqs: sqs!.newClient(), queuePrefix, nodeName: name, waitSeconds: 1, onNudge: () => {}, onReportUsage: (u) => (demands.push(u), reporter.demand(u)) });
-      agents.push({ name, reporter, channel, demands });
+      agents.push(await startUsageAgent({ name, server: base, token: tokens[name]!, caCert, sqs: sqs!.newClient(), queuePrefix, summary: () => summaryOf(name, pods[name]!), everyMs: 600_000 }));
     }
   }, 120_000);
 
   afterAll(async () => {
-    for (const a of agents) {
-      a.reporter.stop();
-      await a.channel.stop();
-    }
+    await stopUsageAgents(agents);
     await server?.close();
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
