@@ -361,5 +361,39 @@ for (const [label, makeStore, enabled] of stores) {
       await jc.reconcile(keys[0]!, ctx);
       expect(await podsOf(ctx, job)).toEqual([]);
     });
+
+    it('a Job deleted with orphan propagation (the default for Jobs): its orphaned pods lose the tracking finalizer, as kube\'s orphan queue', async () => {
+      const clock = { t: Date.parse('2026-01-01T00:00:00Z') };
+      const ctx = await newCtx(await makeStore(), clock);
+      const jc = createJobController();
+      const job = await ctx.registry.create(jobsRes, 'default', jobObj('orphaner', { parallelism: 2, completions: 2 }));
+      await jc.reconcile('default/orphaner', ctx);
+      const names = (await podsOf(ctx, job)).map((p) => p.metadata.name!);
+      expect(names.length).toBe(2);
+      await ctx.registry.delete(jobsRes, 'default', 'orphaner');
+      // The garbage collector orphans them: their owner reference goes, the finalizer stays.
+      for (const n of names) {
+        await ctx.registry.guaranteedUpdate(podsRes, 'default', n, undefined, {}, (cur) => ({ ...cur, metadata: { ...cur.metadata, ownerReferences: [] } }));
+      }
+      const orphan = await ctx.registry.get(podsRes, 'default', names[0]!);
+      expect(orphan.metadata.finalizers).toEqual([TRACKING_FINALIZER]);
+      const keys = jc.keys({ type: 'MODIFIED', resource: podsRes, object: orphan });
+      expect(keys).toEqual([`orphan-pod:default/${names[0]}`]);
+      // Duplicated delivery is a no-op.
+      await jc.reconcile(keys[0]!, ctx);
+      await jc.reconcile(keys[0]!, ctx);
+      expect((await ctx.registry.get(podsRes, 'default', names[0]!)).metadata.finalizers).toBeUndefined();
+      // A pod another Job adopted meanwhile keeps its finalizer.
+      const other = await ctx.registry.create(jobsRes, 'default', jobObj('adopter', { parallelism: 1, completions: 1 }));
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', names[1]!, undefined, {}, (cur) => ({
+        ...cur,
+        metadata: { ...cur.metadata, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'adopter', uid: other.metadata.uid!, controller: true, blockOwnerDeletion: true }] },
+      }));
+      await jc.reconcile(`orphan-pod:default/${names[1]}`, ctx);
+      expect((await ctx.registry.get(podsRes, 'default', names[1]!)).metadata.finalizers).toEqual([TRACKING_FINALIZER]);
+      // Deleting the released pod now completes.
+      await ctx.registry.delete(podsRes, 'default', names[0]!, { gracePeriodSeconds: 0 });
+      await expect(ctx.registry.get(podsRes, 'default', names[0]!)).rejects.toMatchObject({ code: 404 });
+    });
   });
 }

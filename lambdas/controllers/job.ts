@@ -210,10 +210,10 @@ function podFor(job: KubeObject, name: string, index: number | undefined): KubeO
 }
 
 /** Removes the tracking finalizer from a pod (CAS on the current pod; gone is done). */
-async function removeFinalizer(ctx: ControllerContext, p: KubeObject): Promise<KubeObject | undefined> {
+async function removeFinalizer(ctx: ControllerContext, p: KubeObject, still: (cur: KubeObject) => boolean = () => true): Promise<KubeObject | undefined> {
   try {
     return await ctx.registry.guaranteedUpdate(pods, p.metadata.namespace, p.metadata.name!, undefined, {}, (cur) => {
-      if (cur.metadata.uid !== p.metadata.uid || !hasFinalizer(cur)) return cur;
+      if (cur.metadata.uid !== p.metadata.uid || !hasFinalizer(cur) || !still(cur)) return cur;
       const finalizers = (cur.metadata.finalizers ?? []).filter((f) => f !== TRACKING_FINALIZER);
       const metadata = { ...cur.metadata, finalizers };
       if (!finalizers.length) delete (metadata as Obj).finalizers;
@@ -642,6 +642,20 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
   return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
 }
 
+/** Keys of orphan pods (`orphan-pod:<namespace>/<name>`): kube's orphan queue. */
+const ORPHAN_POD = 'orphan-pod:';
+
+/**
+ * kube's syncOrphanPod: a pod that still has the tracking finalizer and no controller any more is released
+ * (its finalizer removed), so its deletion can finish. One adopted meanwhile is left to its Job.
+ */
+async function releaseOrphanPod(nsName: string, ctx: ControllerContext): Promise<void> {
+  const i = nsName.indexOf('/');
+  const pod = await readerOf(ctx).get(pods, nsName.slice(0, i), nsName.slice(i + 1));
+  if (!pod || !hasFinalizer(pod) || controllerRef(pod)) return;
+  await removeFinalizer(ctx, pod, (cur) => !controllerRef(cur));
+}
+
 export function createJobController(opts: JobControllerOptions = {}): Controller {
   const burst = opts.burst ?? BURST_REPLICAS;
   const wakeUps = opts.wakeUps ?? localWakeUps;
@@ -657,7 +671,10 @@ export function createJobController(opts: JobControllerOptions = {}): Controller
         return ev.type === 'DELETED' ? [`${m.namespace}/${m.name}#${m.uid}`] : [`${m.namespace}/${m.name}`];
       }
       const ref = controllerRef(ev.object);
-      if (!ref || ref.kind !== 'Job' || ref.apiVersion !== 'batch/v1') return [];
+      // A pod with our finalizer and no controller (its Job deleted with orphan propagation, the default for
+      // Jobs, so the garbage collector took its owner reference): nothing would ever release it.
+      if (!ref) return hasFinalizer(ev.object) ? [`${ORPHAN_POD}${m.namespace}/${m.name}`] : [];
+      if (ref.kind !== 'Job' || ref.apiVersion !== 'batch/v1') return [];
       // A pod held by our finalizer whose Job may be gone is reconciled by the Job's uid too.
       return hasFinalizer(ev.object) && (isTerminating(ev.object) || isFinishedPhase(ev.object)) ? [`${m.namespace}/${ref.name}#${ref.uid}`] : [`${m.namespace}/${ref.name}`];
     },
@@ -665,6 +682,7 @@ export function createJobController(opts: JobControllerOptions = {}): Controller
       return (await readerOf(ctx).list(jobs, undefined)).map((j) => `${j.metadata.namespace}/${j.metadata.name}`);
     },
     async reconcile(key, ctx) {
+      if (key.startsWith(ORPHAN_POD)) return releaseOrphanPod(key.slice(ORPHAN_POD.length), ctx);
       const i = key.indexOf('/');
       const ns = key.slice(0, i);
       const rest = key.slice(i + 1);
