@@ -296,7 +296,7 @@ function resolve(s: OpenAPISchema | undefined, name: string): { d: OpenAPISchema
   if (!s || (!s.$ref && !s.allOf)) return { d: s, name };
   // Through a $ref the answer depends on the schema alone: remembered (every write's walk passes here).
   const known = resolvedRefs.get(s);
-  if (known) return known.name === undefined ? { d: known.d, name } : (known as { d: OpenAPISchema | undefined; name: string });
+  if (known) return known;
   const start = s;
   let viaRef = false;
   for (let i = 0; s && i < 16; i++) {
@@ -307,11 +307,12 @@ function resolve(s: OpenAPISchema | undefined, name: string): { d: OpenAPISchema
       viaRef = true;
     } else break;
   }
+  const found = Object.freeze({ d: s, name });
   // Not an unknown name: a kind's schemas may be registered after (registerSchemas).
-  if (s) resolvedRefs.set(start, { d: s, name: viaRef ? name : undefined });
-  return { d: s, name };
+  if (viaRef && s) resolvedRefs.set(start, found);
+  return found;
 }
-const resolvedRefs = new WeakMap<OpenAPISchema, { d: OpenAPISchema | undefined; name: string | undefined }>();
+const resolvedRefs = new WeakMap<OpenAPISchema, { d: OpenAPISchema | undefined; name: string }>();
 
 /** Go's name of a schema's type: int32, []v1.Container, map[string]string, v1.PodSpec, resource.Quantity. */
 function goType(s: OpenAPISchema | undefined, name: string): string {
@@ -349,13 +350,6 @@ function structName(name: string): string {
   return n;
 }
 
-/** Go's decoder message for a value the field's type cannot hold (type: the field's Go type by default). */
-function fail(out: string[], struct: string, path: string[], d: OpenAPISchema, n: string, value: string, type = goType(d, n)): void {
-  out.push(`json: cannot unmarshal ${value} into Go struct field ${struct}.${path.join('.')} of type ${type}`);
-}
-
-const numberText = (x: number) => `number ${Number.isFinite(x) ? JSON.stringify(x) : String(x)}`;
-
 /**
  * Checks `v` against schema `s` (reached through the type `name`), appending Go decoder messages to out.
  * `struct` is the innermost Go struct holding the field and `path` the JSON field path from the root, the
@@ -366,42 +360,45 @@ const numberText = (x: number) => `number ${Number.isFinite(x) ? JSON.stringify(
 function walkTypes(s: OpenAPISchema | undefined, name: string, v: unknown, path: string[], out: string[], struct: string): void {
   const { d, name: n } = resolve(s, name);
   if (!d || v === null || v === undefined || d['x-kubernetes-preserve-unknown-fields']) return;
+  const fail = (value: string, type = goType(d, n)) =>
+    out.push(`json: cannot unmarshal ${value} into Go struct field ${struct}.${path.join('.')} of type ${type}`);
+  const numberText = (x: number) => `number ${Number.isFinite(x) ? JSON.stringify(x) : String(x)}`;
   if (d.oneOf) {
     // int-or-string (ports) and Quantity: a string, or a number; IntOrString's number is an int32.
     if (typeof v === 'number') {
-      if (!Number.isFinite(v)) fail(out, struct, path, d, n, numberText(v));
-      else if (d.oneOf.some((o) => resolve(o, n).d?.type === 'integer') && !integerFits('int32', v)) fail(out, struct, path, d, n, numberText(v), 'int32');
-      else if (!d.oneOf.some((o) => ['integer', 'number'].includes(resolve(o, n).d?.type ?? ''))) fail(out, struct, path, d, n, 'number');
-    } else if (typeof v !== 'string') fail(out, struct, path, d, n, jsonKind(v));
+      if (!Number.isFinite(v)) fail(numberText(v));
+      else if (d.oneOf.some((o) => resolve(o, n).d?.type === 'integer') && !integerFits('int32', v)) fail(numberText(v), 'int32');
+      else if (!d.oneOf.some((o) => ['integer', 'number'].includes(resolve(o, n).d?.type ?? ''))) fail('number');
+    } else if (typeof v !== 'string') fail(jsonKind(v));
     return;
   }
   switch (d.type) {
     case 'string':
-      if (typeof v !== 'string') fail(out, struct, path, d, n, typeof v === 'number' ? 'number' : jsonKind(v));
+      if (typeof v !== 'string') fail(typeof v === 'number' ? 'number' : jsonKind(v));
       return;
     case 'integer':
-      if (typeof v !== 'number') fail(out, struct, path, d, n, jsonKind(v));
-      else if (!integerFits(d.format, v)) fail(out, struct, path, d, n, numberText(v));
+      if (typeof v !== 'number') fail(jsonKind(v));
+      else if (!integerFits(d.format, v)) fail(numberText(v));
       return;
     case 'number':
-      if (typeof v !== 'number') fail(out, struct, path, d, n, jsonKind(v));
-      else if (!Number.isFinite(v)) fail(out, struct, path, d, n, numberText(v));
+      if (typeof v !== 'number') fail(jsonKind(v));
+      else if (!Number.isFinite(v)) fail(numberText(v));
       return;
     case 'boolean':
-      if (typeof v !== 'boolean') fail(out, struct, path, d, n, typeof v === 'number' ? 'number' : jsonKind(v));
+      if (typeof v !== 'boolean') fail(typeof v === 'number' ? 'number' : jsonKind(v));
       return;
     case 'array':
-      if (!Array.isArray(v)) fail(out, struct, path, d, n, typeof v === 'number' ? 'number' : jsonKind(v));
+      if (!Array.isArray(v)) fail(typeof v === 'number' ? 'number' : jsonKind(v));
       else for (const el of v) walkTypes(d.items, n, el, path, out, struct);
       return;
   }
   if (d.type !== 'object' && !d.properties) {
     // Untyped (e.g. RawExtension): any JSON value, but a number must still be finite to be stored as sent.
-    if (typeof v === 'number' && !Number.isFinite(v)) fail(out, struct, path, d, n, numberText(v));
+    if (typeof v === 'number' && !Number.isFinite(v)) fail(numberText(v));
     return;
   }
   if (!isObject(v)) {
-    fail(out, struct, path, d, n, typeof v === 'number' ? 'number' : jsonKind(v));
+    fail(typeof v === 'number' ? 'number' : jsonKind(v));
     return;
   }
   if (d.properties) {
