@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { skiffUp, type Skiff } from './support/skiff-up.ts';
+import { until } from './support/until.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'skiff-cost-'));
 const kubeconfig = join(dataDir, 'kubeconfig');
@@ -95,12 +96,12 @@ describe('skiff cost on skiff up', () => {
     expect(get('/apis/cost.skiff.io/v1/namespaces/team/usage').ok).toBe(false);
     // With view in its namespace: that namespace's report, still not the whole one.
     kubectl('-n', 'team', 'create', 'rolebinding', 'dev-view', '--clusterrole=view', '--serviceaccount=team:dev');
-    let own = get('/apis/cost.skiff.io/v1/namespaces/team/usage');
-    for (let i = 0; !own.ok && i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 100)); // the binding reaches the authorizer's view through its watch
-      own = get('/apis/cost.skiff.io/v1/namespaces/team/usage');
-    }
-    expect(own.ok, own.out).toBe(true);
+    // The binding reaches the authorizer's view through its watch.
+    const own = await until('the namespace report allowed', async () => {
+      const r = get('/apis/cost.skiff.io/v1/namespaces/team/usage');
+      if (!r.ok) throw new Error(r.out);
+      return r;
+    }, 5_000, 100);
     expect(JSON.parse(own.out)).toMatchObject({ kind: 'UsageReport', namespaces: [{ namespace: 'team' }], overhead: [] });
     expect(get('/apis/cost.skiff.io/v1/usage').ok).toBe(false);
   });
