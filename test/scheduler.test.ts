@@ -32,12 +32,13 @@ import { nodePorts } from '../lambdas/scheduler/plugins/node-ports.ts';
 import { taintToleration, toleratesTaint } from '../lambdas/scheduler/plugins/taint-toleration.ts';
 import { selectorSpread } from '../lambdas/scheduler/plugins/spread.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
-import { readReservation, updateReservation } from '../lambdas/scheduler/reservation.ts';
+import { MemoryReservations, readReservation, updateReservation } from '../lambdas/scheduler/reservation.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
 const podsRes = findResource('', 'v1', 'pods')!;
 const nodesRes = findResource('', 'v1', 'nodes')!;
 const eventsRes = findResource('', 'v1', 'events')!;
+const leasesRes = findResource('coordination.k8s.io', 'v1', 'leases')!;
 
 // ---- builders ----
 
@@ -641,6 +642,44 @@ for (const [label, makeStore, enabled] of backends) {
       // Each bound pod has one Scheduled event, whichever scheduler won.
       const scheduled = (await ctxA.registry.list(eventsRes, 'default')).items.filter((e) => e.reason === 'Scheduled');
       expect(scheduled.map((e) => e.count)).toEqual(Array(9).fill(1));
+    });
+
+    it('in-memory reservation records (the one scheduler of its store): pods in flight at once never overcommit, nothing is written for them, a standby binds nothing', async () => {
+      await fresh();
+      for (let i = 0; i < 2; i++) await ctx.registry.create(nodesRes, undefined, node(`mem-${i}`, { cpu: '1', memory: '1Gi', pods: '10' }));
+      // 300m each: three fit on a node, six in all; twelve compete, all reconciled at once (as the runner's
+      // concurrency does), so each reserve races the others through the same records.
+      for (let i = 0; i < 12; i++) await createPod(ctx, pod(`m${String(i).padStart(2, '0')}`, { cpu: '300m', memory: '100Mi' }));
+      const records = new MemoryReservations();
+      const s = createScheduler({ reservations: records, unschedulableBackoffMs: [0, 0] });
+      const keys = await s.allKeys(ctx);
+      expect(keys.length).toBe(12);
+      await Promise.all(keys.map((k) => s.reconcile(k, ctx)));
+      const used = await assertNoOvercommit(ctx);
+      expect(used['mem-0']!.pods + used['mem-1']!.pods).toBe(6);
+      // The records are this scheduler's memory: no Lease was made for them.
+      const stored = (await ctx.registry.list(leasesRes, 'kube-node-lease')).items.map((l) => l.metadata.name);
+      expect(stored.filter((n) => n!.startsWith('skiff-alloc-'))).toEqual([]);
+      // They hold exactly the pods bound to each node.
+      for (const n of ['mem-0', 'mem-1']) {
+        const held = Object.values((await records.read(n)).entries).map((e) => e.key).sort();
+        const there = Object.entries(await placement(ctx)).filter(([, on]) => on === n).map(([name]) => `default/${name}`).sort();
+        expect(held).toEqual(there);
+      }
+      // A pod deleted gives its room back: its entry goes with the node's reconcile, and a waiting pod fits.
+      const victim = Object.entries(await placement(ctx)).find(([, on]) => on === 'mem-0')![0];
+      const gone = await getPod(ctx, victim);
+      await ctx.registry.delete(podsRes, 'default', victim, { gracePeriodSeconds: 0 });
+      expect(s.keys({ type: 'DELETED', resource: podsRes, object: gone })).toContain('node:mem-0');
+      await s.reconcile('node:mem-0', ctx);
+      expect(Object.keys((await records.read('mem-0')).entries)).not.toContain(gone.metadata.uid);
+      for (const k of await s.allKeys(ctx)) if (!k.startsWith('node:')) await s.reconcile(k, ctx);
+      expect((await assertNoOvercommit(ctx))['mem-0']!.pods).toBe(3);
+      // A standby (another process holds the data dir's scheduler lock) looks again later and binds nothing.
+      await createPod(ctx, pod('standby', { cpu: '10m' }));
+      const standby = createScheduler({ reservations: new MemoryReservations(), active: () => false });
+      expect(await standby.reconcile('default/standby', ctx)).toEqual({ requeueAfterMs: 5000 });
+      expect((await placement(ctx)).standby).toBeUndefined();
     });
 
     it('runs on the in-process runner from watch events', async () => {

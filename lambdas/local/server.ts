@@ -34,6 +34,8 @@ import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
 import { namespaceController } from '../controllers/namespace.ts';
 import { crdController } from '../controllers/crd.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
+import { MemoryReservations } from '../scheduler/reservation.ts';
+import { SchedulerLock } from './scheduler-lock.ts';
 import { replicationController } from '../controllers/replication.ts';
 import { replicaSetController } from '../controllers/replicaset.ts';
 import { deploymentController } from '../controllers/deployment.ts';
@@ -204,13 +206,18 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const loopsApi = opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api;
   const followingCRDsForLoops = loopsApi === api ? followingCRDs : loopsApi.crds.follow(crdFeed.signal);
   const ctx = loopsApi.controllerContext();
+  // The scheduler keeps its reservation records in memory when the store is this data dir's SQLite file
+  // and it holds the data dir's scheduler lock (scheduler-lock.ts); on a store given from outside (a
+  // DynamoDB table other processes may share) they stay in the store.
+  const schedulerLock = opts.backend ? undefined : new SchedulerLock(join(dataDir, 'scheduler.lock'));
+  const scheduler = schedulerLock ? createScheduler({ reservations: new MemoryReservations(), active: () => schedulerLock.held() }) : createScheduler();
   // API requests in flight hold back the in-process loops' next slice of work (api-priority.ts).
   const gate = new ApiPriorityGate();
   const controllers = runControllers(ctx, opts.controllers === false ? [] : [
     namespaceController,
     crdController,
     clusterRoleAggregationController,
-    createScheduler(),
+    scheduler,
     replicationController,
     replicaSetController,
     deploymentController,
@@ -278,6 +285,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         await new Promise<void>((ok) => server.close(() => ok()));
         await hollow?.stop();
         await controllers.stop();
+        schedulerLock?.release();
         crdFeed.abort();
         await followingCRDs;
         await followingRBAC;
@@ -329,6 +337,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await stopped;
       await hollow?.stop();
       await controllers.stop();
+      schedulerLock?.release();
       crdFeed.abort();
       await followingCRDs;
       await followingRBAC;

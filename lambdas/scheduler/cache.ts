@@ -85,7 +85,14 @@ export class SchedulerCache {
   private building: Promise<void> | undefined;
   private buffer: ChangeEvent[] | undefined;
 
-  constructor(private readonly maxAgeMs: number) {}
+  /**
+   * `held`: the reservation records, when the scheduler keeps them in memory (MemoryReservations); the
+   * snapshot then takes them from there and not from the store's Leases.
+   */
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly held?: () => Reservation[],
+  ) {}
 
   /** Forget the snapshot: the next ensure() lists everything again. */
   invalidate(): void {
@@ -104,7 +111,7 @@ export class SchedulerCache {
       const [nl, pl, ll] = await Promise.all([
         registry.list(nodes, undefined),
         registry.list(pods, undefined),
-        registry.list(leases, RESERVATION_NAMESPACE),
+        this.held ? undefined : registry.list(leases, RESERVATION_NAMESPACE),
       ]);
       this.nodes.clear();
       this.nodeOrder = undefined;
@@ -115,7 +122,8 @@ export class SchedulerCache {
       this.list = undefined;
       for (const n of nl.items) this.applyNode('ADDED', n);
       for (const p of pl.items) this.applyPod('ADDED', p);
-      for (const l of ll.items) this.applyLease('ADDED', l);
+      for (const l of ll?.items ?? []) this.applyLease('ADDED', l);
+      for (const r of this.held?.() ?? []) this.reservations.set(r.node, r);
       // Events that arrived while listing: replayed (the older ones are ignored by resourceVersion).
       // Straight into the new snapshot: through apply(), the first build's replay was taken for events
       // of a never-built cache and dropped, and a node created while the first lists ran was missing
@@ -227,7 +235,7 @@ export class SchedulerCache {
   private applyLease(type: ChangeEvent['type'], l: KubeObject): Effect {
     // Node heartbeats are Leases too, and most reservation events echo a write this scheduler already
     // took in (setReservation): both are told apart before parsing the entries.
-    const node = reservationNode(l);
+    const node = this.held ? undefined : reservationNode(l);
     if (!node) return {};
     if (type !== 'DELETED' && (this.reservations.get(node)?.rv ?? -1) >= rvOf(l)) return {};
     const r = reservationOf(l);

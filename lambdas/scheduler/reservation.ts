@@ -137,9 +137,75 @@ export async function readReservation(registry: Registry, node: string): Promise
   }
 }
 
+/**
+ * Where a scheduler keeps its reservation records: in the store (storeReservations), so that schedulers
+ * in different processes see each other's, or in its own memory (MemoryReservations), when it is the
+ * only scheduler of its store, as kube-scheduler's assume cache is for the one leader.
+ */
+export interface ReservationRecords {
+  /** Read-modify-write of a node's record, atomically (see updateReservation). */
+  update(node: string, change: (entries: Record<string, Entry>, rv: number) => Record<string, Entry>, opts?: { create?: boolean }): Promise<Reservation>;
+  read(node: string): Promise<Reservation>;
+  /** Removes a node's record if it is still the empty one read at `rv`. */
+  drop(node: string, rv: number): Promise<void>;
+  /** The records, when they are kept here and not in the store (the snapshot takes them from here). */
+  held?(): Reservation[];
+}
+
+/** The records as Leases in the store: what several schedulers on one store need (Lambda instances). */
+export function storeReservations(registry: Registry): ReservationRecords {
+  return {
+    update: (node, change, opts) => updateReservation(registry, node, change, opts),
+    read: (node) => readReservation(registry, node),
+    async drop(node, rv) {
+      try {
+        await registry.delete(leases, RESERVATION_NAMESPACE, reservationName(node), { preconditions: { resourceVersion: String(rv) } });
+      } catch (e) {
+        // Written meanwhile (a scheduler with a stale snapshot reserved there) or already gone: leave it.
+        if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
+      }
+    },
+  };
+}
+
+/**
+ * The records in this process's memory, for a scheduler that is the only one of its store (`skiff up`
+ * holding its data dir's scheduler lock): the same protocol without a store write per pod. A change is
+ * atomic because it runs synchronously; revisions are this object's own counter. What is in flight
+ * when the process stops is lost with it, as kube-scheduler's assumed pods are: those pods are still
+ * unbound, and the next scheduler places them again.
+ */
+export class MemoryReservations implements ReservationRecords {
+  private readonly records = new Map<string, Reservation>();
+  private rv = 0;
+
+  async update(node: string, change: (entries: Record<string, Entry>, rv: number) => Record<string, Entry>, opts: { create?: boolean } = {}): Promise<Reservation> {
+    const cur = this.records.get(node);
+    if (!cur && opts.create === false) return { node, rv: 0, entries: {} };
+    const entries = change({ ...(cur?.entries ?? {}) }, cur?.rv ?? 0);
+    const r = { node, rv: ++this.rv, entries };
+    this.records.set(node, r);
+    return r;
+  }
+
+  async read(node: string): Promise<Reservation> {
+    const r = this.records.get(node);
+    return r ? { ...r, entries: { ...r.entries } } : { node, rv: 0, entries: {} };
+  }
+
+  async drop(node: string, rv: number): Promise<void> {
+    const r = this.records.get(node);
+    if (r && r.rv === rv && Object.keys(r.entries).length === 0) this.records.delete(node);
+  }
+
+  held(): Reservation[] {
+    return [...this.records.values()];
+  }
+}
+
 /** Removes the given pods' reservations (missing ones are fine). */
-export async function release(registry: Registry, node: string, uids: string[]): Promise<Reservation> {
-  return updateReservation(registry, node, (entries) => {
+export async function release(records: ReservationRecords, node: string, uids: string[]): Promise<Reservation> {
+  return records.update(node, (entries) => {
     for (const u of uids) delete entries[u];
     return entries;
   }, { create: false });

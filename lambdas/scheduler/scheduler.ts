@@ -34,6 +34,10 @@
 //      scheduler, release the reservation (unless the pod ended up on this very node).
 // Two schedulers can therefore only ever disagree about which node a pod goes to, never put more on
 // a node than fits: every pod on a node went through a successful CAS that counted all the others.
+// Where a scheduler is the only one of its store (`skiff up` holding its data dir's scheduler lock,
+// local/scheduler-lock.ts) it keeps the same records in memory (MemoryReservations): the same cycle,
+// without a store write per pod (a fifth of `skiff up`'s CPU when scheduling 10,000 pods). Lambda
+// instances and local clusters on a store given from outside (a DynamoDB table) keep them as Leases.
 //
 // Garbage collection. An entry is released when its pod is deleted or finished (dropped inline by
 // any later reservation on that node, and by reconciling "node:<name>", enqueued when such a pod
@@ -54,7 +58,7 @@ import { defaultProfile } from './plugins/index.ts';
 import { insufficientResources } from './plugins/node-resources.ts';
 import { portsConflict } from './plugins/node-ports.ts';
 import { isPendingPod, nodes, pods, SchedulerCache, SCHEDULER_NAME } from './cache.ts';
-import { leases, NoFit, readReservation, release, reservationName, RESERVATION_NAMESPACE, updateReservation, type Entry } from './reservation.ts';
+import { leases, NoFit, release, storeReservations, type Entry, type ReservationRecords } from './reservation.ts';
 
 export interface SchedulerOptions {
   profile?: Profile;
@@ -66,6 +70,18 @@ export interface SchedulerOptions {
   snapshotMaxAgeMs?: number;
   /** A reservation of a pod still unbound after this long is released. Default 60 s. */
   staleReservationMs?: number;
+  /**
+   * Where the reservation records are kept: by default Leases in the store (storeReservations), which
+   * any number of schedulers on one store may share. MemoryReservations only for the store's one
+   * scheduler (see `active`).
+   */
+  reservations?: ReservationRecords;
+  /**
+   * Whether this scheduler may schedule now (default: always). `skiff up` answers with its data dir's
+   * scheduler lock, so that with in-memory records only one process schedules, as kube-scheduler's
+   * leader election makes standby instances wait. A standby looks at its pods again every 5 s.
+   */
+  active?: () => boolean;
 }
 
 const NODE_KEY = 'node:';
@@ -93,7 +109,10 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   const profile = opts.profile ?? defaultProfile;
   const [backoffMin, backoffMax] = opts.unschedulableBackoffMs ?? [5000, 10_000];
   const staleMs = opts.staleReservationMs ?? 60_000;
-  const cache = new SchedulerCache(opts.snapshotMaxAgeMs ?? 60_000);
+  const memory = opts.reservations;
+  const cache = new SchedulerCache(opts.snapshotMaxAgeMs ?? 60_000, memory?.held && (() => memory.held!()));
+  const recordsOf = (ctx: ControllerContext): ReservationRecords => memory ?? storeReservations(ctx.registry);
+  const STANDBY_RETRY_MS = 5000;
   let nextStart = 0;
 
   const backoff = () => backoffMin + Math.floor(Math.random() * (backoffMax - backoffMin + 1));
@@ -131,7 +150,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   /** Claims room for the pod on the node with CAS on its reservation record; NoFit if there is none. */
   async function reserve(ctx: ControllerContext, nodeName: string, pod: KubeObject): Promise<void> {
     const res = podResources(pod);
-    const r = await updateReservation(ctx.registry, nodeName, (entries, rv) => {
+    const r = await recordsOf(ctx).update(nodeName, (entries, rv) => {
       for (const u of Object.keys(entries)) if (u !== res.uid && cache.finished.has(u)) delete entries[u];
       if (entries[res.uid]) return entries; // reserved already (a redelivered key, or a retry after a failed bind)
       const node = cache.node(nodeName);
@@ -231,14 +250,14 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       try {
         for (const [plugin, state] of cycle.states) await plugin.preBind?.(ctx, pod, state, result.node);
       } catch (e) {
-        cache.setReservation(await release(registry, result.node, [pod.metadata.uid!]));
+        cache.setReservation(await release(recordsOf(ctx), result.node, [pod.metadata.uid!]));
         throw e;
       }
       try {
         bound = await bind(ctx, pod, result.node);
       } catch (e) {
         if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) {
-          cache.setReservation(await release(registry, result.node, [pod.metadata.uid!]));
+          cache.setReservation(await release(recordsOf(ctx), result.node, [pod.metadata.uid!]));
           throw e;
         }
         // Gone, being deleted, or bound by another scheduler: keep the room only if it is ours.
@@ -250,7 +269,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
           if (!notFound(e2)) throw e2;
         }
         if (!(now && now.metadata.uid === pod.metadata.uid && now.spec?.nodeName === result.node)) {
-          cache.setReservation(await release(registry, result.node, [pod.metadata.uid!]));
+          cache.setReservation(await release(recordsOf(ctx), result.node, [pod.metadata.uid!]));
         }
         cache.unschedulable.delete(key);
         return;
@@ -273,7 +292,8 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   async function reconcileNode(nodeName: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
     const { registry } = ctx;
     await cache.ensure(registry);
-    const r = await readReservation(registry, nodeName);
+    const records = recordsOf(ctx);
+    const r = await records.read(nodeName);
     cache.setReservation(r);
     const stale: string[] = [];
     let inFlight = false;
@@ -302,7 +322,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
         inFlight = true; // reserved, not bound yet: look again once it may have gone stale
       }
     }
-    if (stale.length) cache.setReservation(await release(registry, nodeName, stale));
+    if (stale.length) cache.setReservation(await release(records, nodeName, stale));
     if (inFlight) return { requeueAfterMs: staleMs };
     if (stale.length === Object.keys(r.entries).length && r.rv > 0) await dropRecordOfDeletedNode(ctx, nodeName);
   }
@@ -316,14 +336,10 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     } catch (e) {
       if (!notFound(e)) throw e;
     }
-    const r = await readReservation(ctx.registry, nodeName);
+    const records = recordsOf(ctx);
+    const r = await records.read(nodeName);
     if (r.rv === 0 || Object.keys(r.entries).length) return;
-    try {
-      await ctx.registry.delete(leases, RESERVATION_NAMESPACE, reservationName(nodeName), { preconditions: { resourceVersion: String(r.rv) } });
-    } catch (e) {
-      // Written meanwhile (a scheduler with a stale snapshot reserved there) or already gone: leave it.
-      if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) throw e;
-    }
+    await records.drop(nodeName, r.rv);
   }
 
   return {
@@ -336,7 +352,8 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     // commit) instead of each pod paying its own. Safe by the reservation protocol above: pods in flight
     // at once are no different from two schedulers.
     concurrency: 16,
-    watches: [pods, nodes, leases],
+    // The records' Leases only when the records are in the store.
+    watches: memory ? [pods, nodes] : [pods, nodes, leases],
     keys(ev) {
       const effect = cache.apply(ev);
       const out: string[] = [];
@@ -354,7 +371,8 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       await cache.ensure(registry);
       return [...cache.pendingKeys(), ...cache.reservationNodes().map((n) => NODE_KEY + n)];
     },
-    reconcile(key, ctx) {
+    async reconcile(key, ctx) {
+      if (opts.active && !opts.active()) return { requeueAfterMs: STANDBY_RETRY_MS };
       return key.startsWith(NODE_KEY) ? reconcileNode(key.slice(NODE_KEY.length), ctx) : reconcilePod(key, ctx);
     },
   };
