@@ -648,7 +648,6 @@ export class Registry {
     }
     const prefix = storagePrefix(res, namespace);
     const match = this.matcher(p);
-    const matches = (o: KubeObject) => (match ? match(o) : true);
     let from: number;
     const rv = p.resourceVersion;
     if (rv === undefined || rv === '' || rv === '0') {
@@ -675,7 +674,7 @@ export class Registry {
       iter = this.backend.watch(prefix, from, signal, p.drain ? 0 : p.progressIntervalMs);
       for await (const batch of iter) {
         for (const ev of batch.events) {
-          const out = this.translate(res, ev, matches);
+          const out = this.translate(res, ev, match);
           if (out) yield out;
         }
         if (batch.revision >= until) {
@@ -696,8 +695,15 @@ export class Registry {
     }
   }
 
-  private translate(res: ResourceInfo, ev: WatchEvent, matches: (o: KubeObject) => boolean): WatchEventOut | undefined {
+  private translate(res: ResourceInfo, ev: WatchEvent, matches: ((o: KubeObject) => boolean) | undefined): WatchEventOut | undefined {
     const cur = this.withTypeMeta(res, decode(ev.kv));
+    if (!matches) {
+      // No selector: every object matches, so the previous value is not parsed (most watches, the loops'
+      // informers among them; it was ~40% of the decoding in `skiff up` scheduling 10,000 pods), only
+      // whether there is one: an update without it is an ADDED, as with a selector below.
+      if (ev.type === 'delete') return { type: 'DELETED', object: cur };
+      return { type: ev.type === 'update' && ev.prevKv ? 'MODIFIED' : 'ADDED', object: cur };
+    }
     const prev = ev.prevKv ? this.withTypeMeta(res, decode(ev.prevKv)) : undefined;
     if (ev.type === 'delete') {
       if (!(prev ? matches(prev) : matches(cur))) return undefined;
