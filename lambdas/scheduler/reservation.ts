@@ -148,8 +148,6 @@ export interface ReservationRecords {
   read(node: string): Promise<Reservation>;
   /** Removes a node's record if it is still the empty one read at `rv`. */
   drop(node: string, rv: number): Promise<void>;
-  /** The records, when they are kept here and not in the store (the snapshot takes them from here). */
-  held?(): Reservation[];
 }
 
 /** The records as Leases in the store: what several schedulers on one store need (Lambda instances). */
@@ -198,6 +196,7 @@ export class MemoryReservations implements ReservationRecords {
     if (r && r.rv === rv && Object.keys(r.entries).length === 0) this.records.delete(node);
   }
 
+  /** Every record: the scheduler's snapshot takes them from here, not from the store. */
   held(): Reservation[] {
     return [...this.records.values()];
   }

@@ -58,7 +58,7 @@ import { defaultProfile } from './plugins/index.ts';
 import { insufficientResources } from './plugins/node-resources.ts';
 import { portsConflict } from './plugins/node-ports.ts';
 import { isPendingPod, nodes, pods, SchedulerCache, SCHEDULER_NAME } from './cache.ts';
-import { leases, NoFit, release, storeReservations, type Entry, type ReservationRecords } from './reservation.ts';
+import { leases, NoFit, release, storeReservations, type Entry, type MemoryReservations, type ReservationRecords } from './reservation.ts';
 
 export interface SchedulerOptions {
   profile?: Profile;
@@ -71,11 +71,11 @@ export interface SchedulerOptions {
   /** A reservation of a pod still unbound after this long is released. Default 60 s. */
   staleReservationMs?: number;
   /**
-   * Where the reservation records are kept: by default Leases in the store (storeReservations), which
-   * any number of schedulers on one store may share. MemoryReservations only for the store's one
+   * Records kept in this scheduler's memory instead of the store's Leases (storeReservations, the
+   * default, which any number of schedulers on one store may share): only for the store's one
    * scheduler (see `active`).
    */
-  reservations?: ReservationRecords;
+  reservations?: MemoryReservations;
   /**
    * Whether this scheduler may schedule now (default: always). `skiff up` answers with its data dir's
    * scheduler lock, so that with in-memory records only one process schedules, as kube-scheduler's
@@ -110,7 +110,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   const [backoffMin, backoffMax] = opts.unschedulableBackoffMs ?? [5000, 10_000];
   const staleMs = opts.staleReservationMs ?? 60_000;
   const memory = opts.reservations;
-  const cache = new SchedulerCache(opts.snapshotMaxAgeMs ?? 60_000, memory?.held && (() => memory.held!()));
+  const cache = new SchedulerCache(opts.snapshotMaxAgeMs ?? 60_000, memory && (() => memory.held()));
   const recordsOf = (ctx: ControllerContext): ReservationRecords => memory ?? storeReservations(ctx.registry);
   const STANDBY_RETRY_MS = 5000;
   let nextStart = 0;
@@ -148,9 +148,9 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   }
 
   /** Claims room for the pod on the node with CAS on its reservation record; NoFit if there is none. */
-  async function reserve(ctx: ControllerContext, nodeName: string, pod: KubeObject): Promise<void> {
+  async function reserve(records: ReservationRecords, nodeName: string, pod: KubeObject): Promise<void> {
     const res = podResources(pod);
-    const r = await recordsOf(ctx).update(nodeName, (entries, rv) => {
+    const r = await records.update(nodeName, (entries, rv) => {
       for (const u of Object.keys(entries)) if (u !== res.uid && cache.finished.has(u)) delete entries[u];
       if (entries[res.uid]) return entries; // reserved already (a redelivered key, or a retry after a failed bind)
       const node = cache.node(nodeName);
@@ -206,6 +206,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
 
   async function reconcilePod(key: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
     const { registry } = ctx;
+    const records = recordsOf(ctx);
     const slash = key.indexOf('/');
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
@@ -237,7 +238,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       // The next pod starts looking where this one stopped (kube-scheduler's nextStartNodeIndex).
       nextStart = (nextStart + result.examined) % Math.max(1, infos.length);
       try {
-        await reserve(ctx, result.node, pod);
+        await reserve(records, result.node, pod);
       } catch (e) {
         if (e instanceof NoFit) {
           // Our snapshot was behind: take the fresh record and choose again.
@@ -250,14 +251,14 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       try {
         for (const [plugin, state] of cycle.states) await plugin.preBind?.(ctx, pod, state, result.node);
       } catch (e) {
-        cache.setReservation(await release(recordsOf(ctx), result.node, [pod.metadata.uid!]));
+        cache.setReservation(await release(records, result.node, [pod.metadata.uid!]));
         throw e;
       }
       try {
         bound = await bind(ctx, pod, result.node);
       } catch (e) {
         if (!(e instanceof ApiError && (e.code === 404 || e.code === 409))) {
-          cache.setReservation(await release(recordsOf(ctx), result.node, [pod.metadata.uid!]));
+          cache.setReservation(await release(records, result.node, [pod.metadata.uid!]));
           throw e;
         }
         // Gone, being deleted, or bound by another scheduler: keep the room only if it is ours.
@@ -269,7 +270,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
           if (!notFound(e2)) throw e2;
         }
         if (!(now && now.metadata.uid === pod.metadata.uid && now.spec?.nodeName === result.node)) {
-          cache.setReservation(await release(recordsOf(ctx), result.node, [pod.metadata.uid!]));
+          cache.setReservation(await release(records, result.node, [pod.metadata.uid!]));
         }
         cache.unschedulable.delete(key);
         return;
@@ -324,11 +325,11 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     }
     if (stale.length) cache.setReservation(await release(records, nodeName, stale));
     if (inFlight) return { requeueAfterMs: staleMs };
-    if (stale.length === Object.keys(r.entries).length && r.rv > 0) await dropRecordOfDeletedNode(ctx, nodeName);
+    if (stale.length === Object.keys(r.entries).length && r.rv > 0) await dropRecordOfDeletedNode(ctx, records, nodeName);
   }
 
   /** A deleted node's empty reservation record goes too (only if unchanged since we read it). */
-  async function dropRecordOfDeletedNode(ctx: ControllerContext, nodeName: string): Promise<void> {
+  async function dropRecordOfDeletedNode(ctx: ControllerContext, records: ReservationRecords, nodeName: string): Promise<void> {
     if (cache.node(nodeName)) return;
     try {
       await ctx.registry.get(nodes, undefined, nodeName);
@@ -336,7 +337,6 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     } catch (e) {
       if (!notFound(e)) throw e;
     }
-    const records = recordsOf(ctx);
     const r = await records.read(nodeName);
     if (r.rv === 0 || Object.keys(r.entries).length) return;
     await records.drop(nodeName, r.rv);
