@@ -23,8 +23,9 @@ const tempDir = () => {
   dirs.push(d);
   return d;
 };
+const modulePath = new URL('../lambdas/local/scheduler-lock.ts', import.meta.url).pathname;
 const tryInChild = (path: string) =>
-  execFileSync(process.execPath, ['--import', 'tsx', '-e', `import('${new URL('../lambdas/local/scheduler-lock.ts', import.meta.url).pathname}').then((m) => console.log(new m.SchedulerLock(${JSON.stringify(path)}).held()))`]).toString().trim();
+  execFileSync(process.execPath, ['--import', 'tsx', '-e', `import('${modulePath}').then((m) => console.log(new m.SchedulerLock(${JSON.stringify(path)}).held()))`]).toString().trim();
 const waitRetry = () => new Promise((r) => setTimeout(r, 1100)); // a standby tries at most once a second
 
 describe('the scheduler lock', () => {
@@ -44,7 +45,6 @@ describe('the scheduler lock', () => {
 
   it('is free as soon as a holder is killed', async () => {
     const path = join(tempDir(), 'scheduler.lock');
-    const modulePath = new URL('../lambdas/local/scheduler-lock.ts', import.meta.url).pathname;
     const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import('${modulePath}').then((m) => { console.log(new m.SchedulerLock(${JSON.stringify(path)}).held()); setInterval(() => {}, 1000); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
     const said = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d).trim())));
     expect(said).toBe('true');
