@@ -415,6 +415,42 @@ function contract(s: Subject) {
       expect(await b.count('up')).toBe(1);
     });
 
+    // The SQLite backend answers repeated gets, small lists and counts from memory (ReadMemo): the same
+    // reads, made again right after another handle's write, must see it, with no wait.
+    it('a read repeated right after another handle wrote sees the write: get, a small list, a count', async () => {
+      const { backend: a, open } = await s.fresh();
+      const b = await open();
+      const NS = '/registry/core/namespaces/';
+      const first = await a.create(`${NS}one`, '{"v":1}', { count: { group: 'g', limit: 10 } });
+      const read = async () => ({
+        got: (await a.get(`${NS}one`))?.value,
+        absent: await a.get(`${NS}two`),
+        listed: (await a.list(NS)).kvs.map((kv) => `${kv.key.slice(NS.length)}=${kv.value}`),
+        count: await a.count('g'),
+      });
+      expect(await read()).toEqual({ got: '{"v":1}', absent: undefined, listed: ['one={"v":1}'], count: 1 });
+      expect(await read()).toEqual({ got: '{"v":1}', absent: undefined, listed: ['one={"v":1}'], count: 1 }); // now remembered
+      await b.update(`${NS}one`, '{"v":2}', first.modRevision);
+      await b.create(`${NS}two`, '{"v":1}', { count: { group: 'g', limit: 10 } });
+      expect(await read()).toEqual({ got: '{"v":2}', absent: expect.objectContaining({ value: '{"v":1}' }), listed: ['one={"v":2}', 'two={"v":1}'], count: 2 });
+      await b.delete(`${NS}one`);
+      const after = await read();
+      expect(after.got).toBeUndefined();
+      expect(after.listed).toEqual(['two={"v":1}']);
+      expect(after.count).toBe(1);
+      // And its own writes, through the same handle.
+      await a.create(`${NS}three`, '{"v":3}', { count: { group: 'g', limit: 10 } });
+      expect((await a.list(NS)).kvs.map((kv) => kv.key.slice(NS.length))).toEqual(['three', 'two']);
+      expect(await a.count('g')).toBe(2);
+      expect((await a.get(`${NS}three`))?.value).toBe('{"v":3}');
+      // A caller changing what it was given does not change the next answer.
+      const kv = (await a.get(`${NS}three`))!;
+      kv.value = 'changed';
+      (await a.list(NS)).kvs[0]!.value = 'changed';
+      expect((await a.get(`${NS}three`))?.value).toBe('{"v":3}');
+      expect((await a.list(NS)).kvs[0]!.value).toBe('{"v":3}');
+    });
+
     it('50 concurrent creates (two processes) into a group with a limit of 3 leave exactly 3', async () => {
       const { backend: b, open } = await s.fresh();
       const handles = [b, await open()];
