@@ -432,7 +432,8 @@ export class Registry {
         throw errors.staleResourceVersion(res.resource, res.group, name);
       }
       const old = this.withTypeMeta(res, decode(kv));
-      const obj = mutate(structuredClone(old));
+      // The mutation's own copy, parsed again: JSON.parse makes it in less than half structuredClone's time.
+      const obj = mutate(this.withTypeMeta(res, decode(kv)));
       if (!isObject(obj) || !isObject(obj.metadata)) throw errors.badRequest('object has no metadata');
       obj.apiVersion = apiVersionOf(res);
       obj.kind = res.kind;

@@ -121,8 +121,12 @@ async function reconcileQuota(ctx: ControllerContext, quota: KubeObject): Promis
  */
 export function chargesMayMove(ev: ChangeEvent): boolean {
   if (ev.type !== 'MODIFIED' || !ev.oldObject || ev.resource === resourceQuotas) return true;
-  return chargeSignature(ev.resource, ev.oldObject) !== chargeSignature(ev.resource, ev.object);
+  // Asked by both quota loops of each change (the informer hands them the same event): worked out once.
+  let moves = mayMove.get(ev);
+  if (moves === undefined) mayMove.set(ev, (moves = chargeSignature(ev.resource, ev.oldObject) !== chargeSignature(ev.resource, ev.object)));
+  return moves;
 }
+const mayMove = new WeakMap<ChangeEvent, boolean>();
 
 export const resourceQuotaController: Controller = {
   name: 'resourcequota-controller',

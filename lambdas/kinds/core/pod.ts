@@ -174,8 +174,9 @@ function validatePodUpdate(errs: ErrorList, pod: Record<string, any>, old: Recor
     if (!oldGates.has(strOf(g?.name))) errs.forbidden(`spec.schedulingGates[${i}].name`, `only deletion is allowed, but found new scheduling gate '${strOf(g?.name)}'`);
   });
   if (jsonEqual(spec, oldSpec)) return;
-  // The spec is immutable except for the fields above: copy those from the old spec and compare.
-  const munged: Record<string, any> = structuredClone(spec);
+  // The spec is immutable except for the fields above: copy those from the old spec and compare. (A
+  // shallow copy: only its top-level fields and the containers' images are replaced, never changed in place.)
+  const munged: Record<string, any> = { ...spec };
   for (const list of ['containers', 'initContainers']) {
     if (Array.isArray(munged[list])) munged[list] = munged[list].map((c: any, i: number) => ({ ...obj(c), image: oldSpec[list]?.[i]?.image }));
   }
