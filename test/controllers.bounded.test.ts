@@ -157,7 +157,7 @@ for (const [label, makeStore, enabled] of backends) {
         expect((await activeOwned(a, rc)).length).toBeLessThanOrEqual(n);
       }
       expect((await activeOwned(a, rc)).length).toBe(n);
-    });
+    }, big);
 
     it(`namespace deletion and the garbage collector delete at most ${BURST_REPLICAS} objects per reconcile`, async () => {
       const ctx = await newCtx(await makeStore(), 'doomed');
