@@ -545,7 +545,7 @@ export class ApiServer {
           throw errors.badRequest('the namespace of the provided object does not match the namespace sent on the request');
         }
         await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
-        const created = await reg.create(res, ns, obj, { dryRun });
+        const created = await reg.create(res, ns, obj, { dryRun, owned: true });
         return jsonResponse(201, created, warningHeader(warnings));
       }
       case 'update': {
