@@ -608,12 +608,12 @@ export class SqliteBackend implements Backend {
 type Decide = (cur: LogRow | undefined, rev: number) => Omit<LogRow, 'rev'>;
 
 /** Most gets remembered (the oldest go first), and the largest value remembered. */
-const MEMO_GETS = 4096;
+const MEMO_GETS = 1024;
 const MEMO_VALUE_MAX = 32 * 1024;
 /** Most lists remembered (each write compares its key with every remembered prefix), and their most keys. */
 const MEMO_LISTS = 64;
 const MEMO_LIST_MAX = 100;
-const MEMO_COUNTS = 4096;
+const MEMO_COUNTS = 1024;
 
 /**
  * What this connection read, for as long as it is still true (see the header). Each answer from memory
