@@ -106,7 +106,10 @@ export class SqliteBackend implements Backend {
   private readonly pollMs: number;
   private readonly compactTimer?: NodeJS.Timeout;
   private pollTimer?: NodeJS.Timeout;
+  /** The last PRAGMA data_version the watches' timer saw. */
   private dataVersion = 0;
+  /** PRAGMA data_version now: changed since the last look iff another connection committed. */
+  private readonly readDataVersion: () => number;
   /** Wake-up callbacks of open watches. */
   private readonly listeners = new Set<() => void>();
   private closed = false;
@@ -166,7 +169,8 @@ export class SqliteBackend implements Backend {
     `);
     this.sql = prepare(this.db);
     const dataVersion = this.db.prepare('PRAGMA data_version').pluck();
-    this.memo = new ReadMemo(() => dataVersion.get() as number);
+    this.readDataVersion = () => dataVersion.get() as number;
+    this.memo = new ReadMemo(this.readDataVersion);
     const writeOne = (key: string, decide: Decide): LogRow => {
       const head = this.sql.writeHead.get(key) as LogRow & { seq: number | null };
       const rev = (head.seq ?? 0) + 1;
@@ -211,7 +215,8 @@ export class SqliteBackend implements Backend {
       for (const row of rows.iterate(params) as IterableIterator<LogRow>) {
         if (!row.key.startsWith(prefix)) break;
         const kv = toKv(row);
-        if (whole) whole = whole.length < MEMO_LIST_MAX ? (whole.push(kv), whole) : undefined;
+        if (whole && whole.length === MEMO_LIST_MAX) whole = undefined; // too many to remember
+        whole?.push(kv);
         if (opts.filter && !opts.filter(kv)) continue;
         if (opts.limit && kvs.length === opts.limit) {
           more = true;
@@ -524,9 +529,9 @@ export class SqliteBackend implements Backend {
   /** One timer for all watches: PRAGMA data_version changes when another connection commits. */
   private startPolling(): void {
     if (this.pollTimer) return;
-    this.dataVersion = this.db.pragma('data_version', { simple: true }) as number;
+    this.dataVersion = this.readDataVersion();
     this.pollTimer = setInterval(() => {
-      const v = this.db.pragma('data_version', { simple: true }) as number;
+      const v = this.readDataVersion();
       if (v !== this.dataVersion) {
         this.dataVersion = v;
         this.shared.clear();
