@@ -154,7 +154,7 @@ async function hasOtherLiveOwner(ctx: ControllerContext, dep: KubeObject, uid: s
   return false;
 }
 
-async function reconcileOwner(key: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
+async function reconcileOwner(key: string, ctx: ControllerContext, burst: number): Promise<ReconcileResult | void> {
   const parsed = parseKey(key);
   if (!parsed) return;
   // A kind not served (a CRD not Established yet, or gone): its objects cannot be read, so nothing is
@@ -168,7 +168,7 @@ async function reconcileOwner(key: string, ctx: ControllerContext): Promise<Reco
   if (owner && !isTerminating(owner)) return;
   const deps = await dependentsOf(ctx, readerOf(ctx), k.namespace, k.uid);
   // Writes left in this reconcile; when they run out, the rest waits for the requeue.
-  let budget = BURST_REPLICAS;
+  let budget = burst;
   const more = { requeueAfterMs: 0 };
 
   if (!owner) {
@@ -242,6 +242,17 @@ export const garbageCollector: Controller = {
     }
     return [...keys];
   },
-  reconcile: reconcileOwner,
+  reconcile: (key, ctx) => reconcileOwner(key, ctx, BURST_REPLICAS),
 };
+
+export interface GarbageCollectorOptions {
+  /** The most dependents one reconcile deletes or updates (default BURST_REPLICAS, 500, as kube). */
+  burstReplicas?: number;
+}
+
+/** The garbage collector with options (garbageCollector is it with kube's defaults). */
+export function createGarbageCollector(opts: GarbageCollectorOptions = {}): Controller {
+  const burst = opts.burstReplicas ?? BURST_REPLICAS;
+  return { ...garbageCollector, reconcile: (key, ctx) => reconcileOwner(key, ctx, burst) };
+}
 

@@ -39,45 +39,55 @@ async function deleteSome(registry: Registry, res: ResourceInfo, ns: string, bud
   return deleted;
 }
 
-export const namespaceController: Controller = {
-  name: 'namespace',
-  identity: controllerUser('namespace-controller'),
-  watches: [namespaces],
-  keys: (ev) => (ev.object.metadata.deletionTimestamp ? [ev.object.metadata.name!] : []),
-  async allKeys({ registry }) {
-    const list = await registry.list(namespaces, undefined);
-    return list.items.filter((n) => n.metadata.deletionTimestamp).map((n) => n.metadata.name!);
-  },
-  async reconcile(name, ctx) {
-    const { registry } = ctx;
-    let ns;
-    try {
-      ns = await registry.get(namespaces, undefined, name);
-    } catch (e) {
-      if (e instanceof ApiError && e.code === 404) return; // already gone: nothing to do
-      throw e;
-    }
-    if (!ns.metadata.deletionTimestamp) return;
-    let remaining = 0;
-    let budget = BURST_REPLICAS;
-    // Custom resources too (kube's namespace controller asks discovery for every namespaced resource).
-    for (const res of await servedKinds(ctx)) {
-      if (!res.namespaced || !res.verbs.includes('delete')) continue;
-      // Deletes or marks what it may; what is still present (finalizers, graceful pods) is counted below.
-      budget -= await deleteSome(registry, res, name, budget);
-      if (budget <= 0) return { requeueAfterMs: 0 }; // the rest at the queue's next turn
-      remaining += (await registry.list(res, name, { limit: 1 })).items.length;
-    }
-    if (remaining > 0) return { requeueAfterMs: 1000 };
-    const finalizers: string[] = ns.spec?.finalizers ?? [];
-    if (!finalizers.includes(FINALIZER)) return;
-    try {
-      await registry.guaranteedUpdate(namespaces, undefined, name, undefined, { subresource: 'finalize' }, (cur) => ({
-        ...cur,
-        spec: { ...(cur.spec ?? {}), finalizers: (cur.spec?.finalizers ?? []).filter((f: string) => f !== FINALIZER) },
-      }));
-    } catch (e) {
-      if (!(e instanceof ApiError && e.code === 404)) throw e;
-    }
-  },
-};
+export interface NamespaceControllerOptions {
+  /** The most objects one reconcile deletes (default BURST_REPLICAS, 500, as kube). */
+  burstReplicas?: number;
+}
+
+export function createNamespaceController(opts: NamespaceControllerOptions = {}): Controller {
+  const burst = opts.burstReplicas ?? BURST_REPLICAS;
+  return {
+    name: 'namespace',
+    identity: controllerUser('namespace-controller'),
+    watches: [namespaces],
+    keys: (ev) => (ev.object.metadata.deletionTimestamp ? [ev.object.metadata.name!] : []),
+    async allKeys({ registry }) {
+      const list = await registry.list(namespaces, undefined);
+      return list.items.filter((n) => n.metadata.deletionTimestamp).map((n) => n.metadata.name!);
+    },
+    async reconcile(name, ctx) {
+      const { registry } = ctx;
+      let ns;
+      try {
+        ns = await registry.get(namespaces, undefined, name);
+      } catch (e) {
+        if (e instanceof ApiError && e.code === 404) return; // already gone: nothing to do
+        throw e;
+      }
+      if (!ns.metadata.deletionTimestamp) return;
+      let remaining = 0;
+      let budget = burst;
+      // Custom resources too (kube's namespace controller asks discovery for every namespaced resource).
+      for (const res of await servedKinds(ctx)) {
+        if (!res.namespaced || !res.verbs.includes('delete')) continue;
+        // Deletes or marks what it may; what is still present (finalizers, graceful pods) is counted below.
+        budget -= await deleteSome(registry, res, name, budget);
+        if (budget <= 0) return { requeueAfterMs: 0 }; // the rest at the queue's next turn
+        remaining += (await registry.list(res, name, { limit: 1 })).items.length;
+      }
+      if (remaining > 0) return { requeueAfterMs: 1000 };
+      const finalizers: string[] = ns.spec?.finalizers ?? [];
+      if (!finalizers.includes(FINALIZER)) return;
+      try {
+        await registry.guaranteedUpdate(namespaces, undefined, name, undefined, { subresource: 'finalize' }, (cur) => ({
+          ...cur,
+          spec: { ...(cur.spec ?? {}), finalizers: (cur.spec?.finalizers ?? []).filter((f: string) => f !== FINALIZER) },
+        }));
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === 404)) throw e;
+      }
+    },
+  };
+}
+
+export const namespaceController = createNamespaceController();

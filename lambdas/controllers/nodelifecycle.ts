@@ -52,6 +52,8 @@ export interface NodeLifecycleOptions {
   evictionEnabled?: boolean;
   /** The clock; defaults to the context's. Tests inject one so nothing sleeps 40 s. */
   now?: () => Date;
+  /** The most pods one reconcile evicts or deletes (default BURST_REPLICAS, 500, as kube). */
+  burstReplicas?: number;
 }
 
 const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -92,6 +94,7 @@ export function toleratedSeconds(pod: KubeObject): number | undefined {
 export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): Controller {
   const graceDefault = opts.gracePeriodMs ?? 40_000;
   const evictionEnabled = opts.evictionEnabled ?? true;
+  const burst = opts.burstReplicas ?? BURST_REPLICAS;
 
   async function markUnreachable(ctx: ControllerContext, name: string, nowD: Date): Promise<KubeObject> {
     const t = rfc3339(nowD);
@@ -151,7 +154,7 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
     // The node's pods from the cache's node index (a store list of every pod, filtered, before).
     const onNode = await readerOf(ctx).byIndex(pods, 'node', node.metadata.name!);
     let next: number | undefined;
-    let budget = BURST_REPLICAS;
+    let budget = burst;
     for (const pod of onNode) {
       if (pod.metadata.deletionTimestamp && pod.metadata.deletionGracePeriodSeconds === 0) continue;
       const secs = toleratedSeconds(pod);
@@ -186,7 +189,7 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
    * are deleted with no grace period, since no agent will end them. At most BURST_REPLICAS per reconcile.
    */
   async function deleteOrphanedPods(ctx: ControllerContext, name: string): Promise<ReconcileResult | void> {
-    let budget = BURST_REPLICAS;
+    let budget = burst;
     for (const pod of await readerOf(ctx).byIndex(pods, 'node', name)) {
       if (pod.spec?.nodeName !== name) continue;
       if (budget-- <= 0) return { requeueAfterMs: 0 };
