@@ -33,7 +33,8 @@ describe.skipIf(!docker)('HorizontalPodAutoscaler scaling a Deployment on CPU (D
   };
 
   it('scales up under load and back down after it stops; kubectl get and describe show it', async () => {
-    // Every pod burns (capped at 300m by its limit, so the machine keeps its other cores) until END, then idles.
+    // Every pod burns (capped at 300m by its limit, so the machine keeps its other cores) until it is told to
+    // stop (a file made by kubectl exec, once the scale-up is seen) or END at the latest, then idles.
     const end = Math.floor(Date.now() / 1000) + 80;
     const deployment = {
       apiVersion: 'apps/v1',
@@ -50,7 +51,7 @@ describe.skipIf(!docker)('HorizontalPodAutoscaler scaling a Deployment on CPU (D
               {
                 name: 'burn',
                 image: TEST_IMAGE,
-                command: ['sh', '-c', `while [ $(date +%s) -lt ${end} ]; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done; exec sleep 3600`],
+                command: ['sh', '-c', `while [ ! -e /tmp/stop ] && [ $(date +%s) -lt ${end} ]; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done; exec sleep 3600`],
                 resources: { requests: { cpu: '20m' }, limits: { cpu: '300m' } },
               },
             ],
@@ -110,7 +111,12 @@ describe.skipIf(!docker)('HorizontalPodAutoscaler scaling a Deployment on CPU (D
     expect(v1.status.currentCPUUtilizationPercentage).toBeGreaterThan(0);
     expect(JSON.parse(v1.metadata.annotations['autoscaling.alpha.kubernetes.io/behavior'])).toMatchObject({ ScaleDown: { StabilizationWindowSeconds: 5 } });
 
-    // Down: the pods stop burning at END; after the 5 s window the HPA goes back to min.
+    // Down: the pods are told to stop burning (one still starting stops at END); after the 5 s window the
+    // HPA goes back to min.
+    const names = (await get(['get', 'pods', '-l', 'app=burn', '-o', 'jsonpath={.items[*].metadata.name}'])).trim().split(/\s+/);
+    let stopped = 0;
+    for (const name of names) if ((await c.kubectl(['exec', name, '--', 'touch', '/tmp/stop'])).code === 0) stopped++;
+    expect(stopped).toBeGreaterThan(0);
     await until('the Deployment scaled back down to 1', async () => (await get(['get', 'deploy', 'burn', '-o', 'jsonpath={.spec.replicas}'])) === '1', Math.max(0, end * 1000 - Date.now()) + 80_000, 1000);
     const down = JSON.parse(await get(['get', 'hpa', 'burn', '-o', 'json']));
     expect(down.status.currentMetrics[0].resource.current.averageUtilization).toBeLessThan(50);
