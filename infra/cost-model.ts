@@ -864,7 +864,7 @@ export interface AgentSettings {
 /**
  * What a deployed cluster does by default (infra/nodes.ts, infra/skiff-cluster.ts): agents are told of
  * their pods' changes through the push channel (their pods' poll, every 300 s, is its safety net), poll
- * Services and Endpoints every 75 s (the channel's idle long polls cost what 60 s would), renew their Lease every 120 s, the proxy and DNS share one Services and one Endpoints
+ * Services and Endpoints every 75 s (the channel's idle long polls cost what 60 s would), renew their Lease every 300 s, the proxy and DNS share one Services and one Endpoints
  * informer, agents call the Function URL, heartbeat Leases wake no loop (streamFilterPatterns), the
  * loops resync every 5 minutes, an unchanged Node status is rewritten hourly, and a pod's status write
  * keeps the written object (no stale-cache conflicts).
@@ -872,7 +872,7 @@ export interface AgentSettings {
 export const CURRENT_AGENT: AgentSettings = {
   follow: 'poll',
   pollSeconds: 75,
-  leaseSeconds: 120,
+  leaseSeconds: 300,
   informers: { pods: 1, services: 1, endpoints: 1 },
   via: 'functionUrl',
   leaseWakes: { scheduler: false, controllerManager: false },

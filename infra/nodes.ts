@@ -89,7 +89,10 @@ export interface SkiffNodesProps {
    * controller manager's policy names the Auto Scaling group).
    */
   readonly silence?: { scheduleGroup: string; roleArn: string };
-  /** The agent renews its node Lease every N s (declaring 4 N). Default 120. */
+  /**
+   * The agent renews its node Lease every N s (declaring 4 N). Default 300: liveness comes from the
+   * dead man's switch (within 40 s), and after a lapse of it the agent renews at once.
+   */
   readonly leaseSeconds?: number;
   /** The agent rewrites an unchanged Node status every N s. Default 3600. */
   readonly statusReportSeconds?: number;
@@ -132,7 +135,7 @@ export class SkiffNodes extends Construct {
     // node that stops within 8 minutes (lease) + the resync.
     const pollSeconds = props.pollSeconds ?? (props.pushQueuePrefix ? 75 : 60);
     const pushPodPollSeconds = props.pushPodPollSeconds ?? 300;
-    const leaseSeconds = props.leaseSeconds ?? 120;
+    const leaseSeconds = props.leaseSeconds ?? 300;
     const statusReportSeconds = props.statusReportSeconds ?? 3600;
     for (const [k, v] of Object.entries({ minNodes, maxNodes, pollSeconds, leaseSeconds, statusReportSeconds, pushPodPollSeconds })) {
       if (!Number.isInteger(v) || v < (k === 'minNodes' ? 0 : 1)) throw new Error(`SkiffNodes: ${k} must be a whole number, got ${v}`);

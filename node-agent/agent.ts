@@ -393,7 +393,10 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         return undefined;
       })
     : undefined;
-  const deadMan = o.deadMansSwitch ? startDeadMansSwitch({ ...o.deadMansSwitch, nodeName, log }) : undefined;
+  // After a lapse of the switch the node may be marked unreachable: a heartbeat (Lease and status) ends that at once.
+  const deadMan = o.deadMansSwitch
+    ? startDeadMansSwitch({ ...o.deadMansSwitch, nodeName, log, onLapse: () => void reporter.heartbeat().catch((e: Error) => !stopped && log(`heartbeat: ${e.message}`)) })
+    : undefined;
   // The node's half of the local-path provisioner: directories of deleted volumes go (volumes.ts).
   const localPath = startLocalPathCleaner({ kube, nodeName, dir: join(dataDir, 'local-path'), log });
   void podInformer.synced.then(() => {

@@ -10,7 +10,7 @@ import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from 
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
-import { EventBridgeWakeUps, handleWakeUp, isWakeUpEvent, scheduleName } from '../lambdas/controllers/wakeups.ts';
+import { EventBridgeWakeUps, handleWakeUp, isWakeUpEvent, scheduleName, type WakeUps } from '../lambdas/controllers/wakeups.ts';
 import { NODE_LEASE_NAMESPACE, NODE_LIFECYCLE_CONTROLLER, silentNodeKey, UNREACHABLE_TAINT } from '../lambdas/controllers/nodelifecycle.ts';
 import { controllers as deployedControllers } from '../lambdas/controllers/lambda.ts';
 import { startDeadMansSwitch } from '../node-agent/dead-mans-switch.ts';
@@ -60,5 +60,57 @@ describe.skipIf(!moto)('dead man\'s switch (EventBridge Scheduler and DynamoDB o
     const n = await ctx.registry.get(nodes, undefined, 'ip-10-0-1-5');
     expect((n.spec?.taints ?? []).map((t: { key: string }) => t.key)).toEqual([UNREACHABLE_TAINT]);
     expect(n.status?.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown' });
+  });
+});
+
+// A lapse of the switch (moves failing, or the agent stalled past silentAfterMs) may have let the schedule
+// fire and mark the node unreachable; the agent then heartbeats at once (onLapse) rather than at its next
+// Lease renewal, up to 300 s later. A stub stands for Scheduler here: what is tested is when onLapse is called.
+describe('dead man\'s switch lapses', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('the first move that succeeds after failed ones calls onLapse once; steady moves never do', async () => {
+    let fail = false;
+    let calls = 0;
+    let lapses = 0;
+    const wakeUps = {
+      async wakeAt() {
+        calls++;
+        if (fail) throw new Error('ThrottlingException: Rate exceeded');
+      },
+    } as unknown as WakeUps;
+    const sw = startDeadMansSwitch({ wakeUps, nodeName: 'n1', everyMs: 20, silentAfterMs: 5_000, onLapse: () => lapses++ });
+    try {
+      await until('steady moves', async () => calls >= 5);
+      expect(lapses).toBe(0);
+      fail = true;
+      const before = calls;
+      await until('failed moves', async () => calls >= before + 3);
+      expect(lapses).toBe(0);
+      fail = false;
+      await until('a lapse', async () => lapses > 0);
+      const after = calls;
+      await until('steady moves again', async () => calls >= after + 5);
+      expect(lapses).toBe(1);
+    } finally {
+      sw.stop();
+    }
+  });
+
+  it('a move more than silentAfterMs after the last (the agent stalled: its event loop blocked) calls onLapse', async () => {
+    let lapses = 0;
+    const wakeUps = { async wakeAt() {} } as unknown as WakeUps;
+    const sw = startDeadMansSwitch({ wakeUps, nodeName: 'n2', everyMs: 20, silentAfterMs: 1_000, onLapse: () => lapses++ });
+    try {
+      await sleep(300);
+      expect(lapses).toBe(0);
+      const stallUntil = Date.now() + 1_500;
+      while (Date.now() < stallUntil); // no timer runs meanwhile, as in a stalled agent
+      await until('a lapse', async () => lapses > 0, 5_000, 20);
+      await sleep(300);
+      expect(lapses).toBe(1);
+    } finally {
+      sw.stop();
+    }
   });
 });

@@ -701,7 +701,7 @@ describe('nodes', () => {
     const exec = /ExecStart=(.*)/.exec(u)?.[1];
     expect(exec).toBe(
       '/usr/bin/node-20 /opt/skiff/skiff.mjs agent --ssm-prefix /skiff/SkiffStack --cluster-cidr 10.244.0.0/16 ' +
-        `--poll-seconds 75 --lease-seconds 120 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300 ` +
+        `--poll-seconds 75 --lease-seconds 300 --status-report-seconds 3600 --stream-port 10255 --data-dir /var/lib/skiff --push-queue-prefix ${nodeQueuePrefix('SkiffStack')} --push-pod-poll-seconds 300 ` +
         `--silence-schedule-group \${ClusterWakeUps555840DA} --silence-role-arn \${ClusterWakeUpRole197E33C0.Arn} --silence-target-parameter /skiff/SkiffStack/controller-manager-arn`,
     );
     expect(u).toContain('Restart=always');
