@@ -14,6 +14,7 @@
 // Figures marked "local measurement" were taken on a 2 vCPU shared machine against moto, not AWS.
 
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { itemBytes } from '../lambdas/storage/value-codec.ts';
 
 /** AWS prices by the 730-hour month (EKS: $0.10/h × 730 = $73). */
 export const MONTH_HOURS = 730;
@@ -265,14 +266,15 @@ export const OPERATIONS = {
   /**
    * What a catch-up that finds changes adds (measured with one Endpoints change): the revision it must
    * reach, whether the log still holds where it starts, the feed's marker (cached by a warm function;
-   * each request here is a fresh one), the collection's changes (one Query of its feed) and their log
-   * items. Each further change in the same catch-up adds its log item to the BatchGetItem.
+   * each request here is a fresh one) and the collection's changes: one Query of its feed, whose items
+   * carry the changes (storage/dynamodb.ts, 2026-12-06; until then a BatchGetItem of their log items
+   * followed). Each further change in the same catch-up adds its item's bytes to the Query.
    */
   catchUpPerChange: {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
-      apiserver: { 'Query counter': 1, 'GetItem log': 1, 'GetItem feed-marker': 1, 'Query changes': 1, 'BatchGetItem log': 1 },
+      apiserver: { 'Query counter': 1, 'GetItem log': 1, 'GetItem feed-marker': 1, 'Query changes': 1 },
     },
   },
   /** A user creates a bare pod; the scheduler reserves room and binds it, recording an event. */
@@ -591,20 +593,7 @@ export const REFERENCE_SIZES: ItemSizes = {
   serviceips: 152,
 };
 
-/** The DynamoDB size of an item: attribute names plus values (strings by UTF-8 bytes, numbers ~1 byte per 2 digits + 1). */
-export function itemBytes(item: Record<string, AttributeValue>): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(item)) {
-    n += Buffer.byteLength(k);
-    if (v.S !== undefined) n += Buffer.byteLength(v.S);
-    else if (v.N !== undefined) {
-      const digits = v.N.replace(/^-/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
-      n += Math.ceil(Math.max(1, digits.length) / 2) + 1;
-    } else if (v.B !== undefined) n += v.B.length;
-    else n += 1;
-  }
-  return n;
-}
+export { itemBytes };
 
 /** A cluster: its size and its pod churn (creations + deletions per hour). */
 export interface ClusterProfile {
@@ -755,6 +744,12 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
   const [command, kind = '', type = ''] = access.split(' ');
   const item = sizes.item[kind] ?? 0;
   if (command === 'GetItem') return { rru: Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: 1, kbRead: item / 1024 };
+  if (command === 'Query' && kind === 'changes' && type === 'more') {
+    // One more change in a feed's Query, riding on its feed item: an Endpoints update's log attributes,
+    // added to the Query's sum before rounding; no request of its own.
+    const bytes = logBytes(sizes.item.endpoints ?? 0, 'update');
+    return { rru: bytes / 4096, wru: 0, requests: 0, kbRead: bytes / 1024 };
+  }
   if (command === 'Query' && kind === 'log') {
     // A resync's read of one revision's log item (its partition's Query, when a run has few): the item.
     return { rru: Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: 1, kbRead: item / 1024 };
@@ -1038,13 +1033,14 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
       // pod's creation (once ready) or deletion changes its Service's Endpoints once (the operations above
       // measure a pod no Service selects; this assumes every churned pod has one). k changes per poll
       // (Poisson): a poll finds some with probability 1 - e^-k, and each change past the first adds its
-      // log item (about one read unit) to the catch-up's BatchGetItem.
+      // feed item's bytes to the catch-up's Query (a log item of one read unit each, read by BatchGetItem,
+      // until the changes rode on their feed items).
       const k = (cluster.churnPerHour / 3600) * agent.pollSeconds;
       const withChanges = 1 - Math.exp(-k);
       const extra = Math.max(0, k - withChanges);
       add('agent polls', O.catchUpUnchanged, polls * (agent.informers.services + agent.informers.endpoints));
       add('agent polls', O.catchUpPerChange, polls * agent.informers.endpoints * withChanges);
-      add('agent polls', { apiRequests: 0, invocations: nothing, dynamo: { apiserver: { 'GetItem log': 1 } } }, polls * agent.informers.endpoints * extra);
+      add('agent polls', { apiRequests: 0, invocations: nothing, dynamo: { apiserver: { 'Query changes more': 1 } } }, polls * agent.informers.endpoints * extra);
     } else {
       add('agent polls', paged(O.pollServices, cs.units), polls * agent.informers.services);
       add('agent polls', paged(O.pollEndpoints, cs.units), polls * agent.informers.endpoints);

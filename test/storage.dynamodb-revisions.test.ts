@@ -5,6 +5,7 @@
 // gap after gapTimeoutMs, a slow writer whose revision was filled writes again under a new one, and a
 // table whose log predates the 16 partitions is still read.
 
+import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoBackend, ensureTable, objectFromImage } from '../lambdas/storage/dynamodb.ts';
@@ -288,19 +289,21 @@ describe.runIf(!!ddb)('DynamoDB: a write after a read of the same object does no
 describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {
   const SVC = '/registry/core/services/';
 
-  /** A backend whose client records the partition of every Query it sends. */
+  /** A backend whose client records the partition of every Query it sends, and of every key it batch-reads. */
   function recording(tableName: string) {
     const client = ddb!.newClient();
     const queried: string[] = [];
+    const batchRead: string[] = [];
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        const input = args.input as { ExpressionAttributeValues?: Record<string, { S?: string }> };
+        const input = args.input as { ExpressionAttributeValues?: Record<string, { S?: string }>; RequestItems?: Record<string, { Keys: Record<string, AttributeValue>[] }> };
         if (context.commandName === 'QueryCommand') queried.push(String(input.ExpressionAttributeValues?.[':pk']?.S));
+        if (context.commandName === 'BatchGetItemCommand') for (const r of Object.values(input.RequestItems ?? {})) batchRead.push(...r.Keys.map((k) => String(k.pk?.S)));
         return next(args);
       },
       { step: 'initialize' },
     );
-    return { backend: new DynamoBackend({ client, tableName, pollIntervalMs: 20 }), queried };
+    return { backend: new DynamoBackend({ client, tableName, pollIntervalMs: 20 }), queried, batchRead };
   }
 
   async function events(b: DynamoBackend, prefix: string, from: number, until: number) {
@@ -345,6 +348,41 @@ describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {
     const podEvents = await events(viaLog, PODS, start, head);
     expect(podEvents).toHaveLength(30);
     await Promise.all([w.close(), r.close(), viaLog.close()]);
+  }, 30_000);
+
+  it('a small change rides on its feed item (no log item read); a big one, or one written before changes rode, is read from the log', async () => {
+    const tableName = await freshTable();
+    const w = new DynamoBackend({ client: ddb!.newClient(), tableName });
+    const start = await w.currentRevision();
+    const small = await w.create(`${SVC}ns/small`, JSON.stringify({ spec: { ports: [{ port: 80 }] } }));
+    await w.update(`${SVC}ns/small`, JSON.stringify({ spec: { ports: [{ port: 81 }] } }), small.modRevision);
+    const { backend: r1, batchRead: b1 } = recording(tableName);
+    const got1 = await events(r1, SVC, start, await w.currentRevision());
+    expect(got1.map((e) => [e.type, e.kv.value, e.prevKv?.value, e.kv.createRevision])).toEqual([
+      ['create', '{"spec":{"ports":[{"port":80}]}}', undefined, small.createRevision],
+      ['update', '{"spec":{"ports":[{"port":81}]}}', '{"spec":{"ports":[{"port":80}]}}', small.createRevision],
+    ]);
+    expect(b1.filter((pk) => pk.startsWith('log#'))).toEqual([]);
+
+    // 4 KB of random base64, which deflate cannot shrink below 3 KB: over what a feed item carries, so its log item is read.
+    const noise = randomBytes(3000).toString('base64');
+    const mark = await w.currentRevision();
+    const big = await w.create(`${SVC}ns/big`, JSON.stringify({ noise }));
+    const { backend: r2, batchRead: b2 } = recording(tableName);
+    const got2 = await events(r2, SVC, mark, big.modRevision);
+    expect(got2.map((e) => [e.type, e.kv.key, JSON.parse(e.kv.value).noise === noise])).toEqual([['create', `${SVC}ns/big`, true]]);
+    expect(b2.filter((pk) => pk.startsWith('log#')).length).toBeGreaterThan(0);
+
+    // A feed item as written before changes rode on it (its key alone): the log item is read.
+    const mark2 = await w.currentRevision();
+    const old = await w.create(`${SVC}ns/old`, '"old"');
+    await ddb!.client.send(
+      new UpdateItemCommand({ TableName: tableName, Key: { pk: { S: `chg#${SVC}` }, sk: { S: String(old.modRevision).padStart(20, '0') } }, UpdateExpression: 'REMOVE #t, z, createRev', ExpressionAttributeNames: { '#t': 'type' } }),
+    );
+    const { backend: r3, batchRead: b3 } = recording(tableName);
+    expect((await events(r3, SVC, mark2, old.modRevision)).map((e) => [e.type, e.kv.value, e.kv.createRevision])).toEqual([['create', '"old"', old.createRevision]]);
+    expect(b3.filter((pk) => pk.startsWith('log#')).length).toBeGreaterThan(0);
+    await Promise.all([w.close(), r1.close(), r2.close(), r3.close()]);
   }, 30_000);
 
   it('a table from before the feeds: watches read the log until startFeeds() marks them, then from its revision on', async () => {

@@ -31,9 +31,12 @@
 //            tables are (ensureTable), older ones once indexExisting() has indexed what they hold.
 //   change   pk = "chg#<collection prefix>" sk = revision, zero-padded   key, ttl: one per write to a collection
 //            with a change feed (storage/indexes.ts FEEDS: Services, Endpoints), in the write's
-//            transaction, so a watch of that collection Queries its own changes and reads their log items
-//            instead of reading every write of the cluster. "meta"/"feed#<prefix>" holds the revision the
-//            feed is complete from (0 on new tables; startFeeds() marks older ones at deploy).
+//            transaction, so a watch of that collection Queries its own changes instead of reading every
+//            write of the cluster. A change of up to FEED_CARRY_BYTES also carries its log item's
+//            attributes (type, z, createRev, prevRev, zp): the Query then reads the changes themselves,
+//            not a log item per change (every node reads every Endpoints change); a bigger one's log item
+//            is read. "meta"/"feed#<prefix>" holds the revision the feed is complete from (0 on new
+//            tables; startFeeds() marks older ones at deploy).
 //   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, z (the value,
 //            compressed; for a delete: the last value), createRev, prevRev, zp (the previous one), ttl. When value and prevValue together
 //            would not fit in one item, prevValue goes to a companion item sk = "<padded revision>#prev". A
@@ -65,7 +68,7 @@
 // window: log items expire by DynamoDB TTL after logRetentionSeconds, and a revision whose successor's log
 // item has expired (or is gone) is Compacted.
 
-import { itemPrevValue, itemValue, prevValueAttribute, valueAttribute } from './value-codec.ts';
+import { itemBytes, itemPrevValue, itemValue, prevValueAttribute, valueAttribute } from './value-codec.ts';
 import { randomUUID } from 'node:crypto';
 import {
   BatchGetItemCommand,
@@ -112,6 +115,12 @@ export const tableSchema = {
 export const MAX_VALUE_BYTES = 350 * 1024;
 /** Above this, a log item's prevValue moves to a companion item (value + prevValue + ~1 KB of the rest). */
 const INLINE_LOG_BYTES = 390 * 1024;
+/**
+ * Largest change feed item that carries its change (see the layout above): two write units, one more
+ * than a bare one in the write's transaction, where each node's catch-up then saves the read of a log
+ * item (a Service's or a 10-address Endpoints' update is ~1.1 KB with both values).
+ */
+const FEED_CARRY_BYTES = 2048;
 const MAX_WRITE_ATTEMPTS = 50;
 /** DynamoDB's answers to too many requests (the SDK retries them a few times before giving up). */
 const THROTTLING_ERRORS = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
@@ -874,7 +883,7 @@ export class DynamoBackend implements Backend {
       if (indexed !== undefined) items.push({ Put: { TableName, Item: { pk: { S: indexPk(index, indexed) }, sk: { S: key } } } });
     }
     const feed = feedOfKey(key);
-    if (feed) items.push({ Put: { TableName, Item: { pk: { S: feedPk(feed) }, sk: { S: pad(rev) }, key: { S: key }, ttl } } });
+    if (feed) items.push({ Put: { TableName, Item: feedItem(feed, log) } });
     return items;
   }
 
@@ -946,18 +955,20 @@ export class DynamoBackend implements Backend {
    * there; a change whose log item is gone expired with it (TTL): Compacted.
    */
   private async changesOf(feed: string, prefix: string, after: number, upTo: number): Promise<LogEntry[]> {
-    const revs = (
+    const changes = (
       await this.queryAll({
         KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
         ExpressionAttributeValues: { ':pk': { S: feedPk(feed) }, ':lo': { S: pad(after + 1) }, ':hi': { S: pad(upTo) } },
       })
-    )
-      .filter((it) => it.key!.S!.startsWith(prefix))
-      .map((it) => Number(it.sk!.S!));
-    if (revs.length === 0) return [];
+    ).filter((it) => it.key!.S!.startsWith(prefix));
+    if (changes.length === 0) return [];
+    // A change that carries itself is its log entry; for the others (too big to carry, or written before
+    // changes were carried) the log items are read.
+    const carried = (it: Item) => it.type !== undefined;
     const slots = new Map<number, Slot>();
-    addSlots(slots, await this.getSlots(revs));
-    const entries = revs.map((rev) => slots.get(rev)?.entry);
+    const bare = changes.filter((it) => !carried(it)).map((it) => Number(it.sk!.S!));
+    if (bare.length) addSlots(slots, await this.getSlots(bare));
+    const entries = changes.map((it) => (carried(it) ? logEntry(it) : slots.get(Number(it.sk!.S!))?.entry));
     if (entries.some((e) => !e)) throw await this.compacted(prefix, after, upTo);
     return entries as LogEntry[];
   }
@@ -1427,6 +1438,19 @@ export interface ResyncMark {
 
 const RESYNC_WHAT = 'resync';
 const resyncMarkKey = (name: string): Item => ({ pk: { S: 'meta' }, sk: { S: `resync#${name}` } });
+
+/**
+ * A write's item in its collection's change feed: the revision and key, and the change itself (the log
+ * item's attributes but its own key and writeId) when that fits in FEED_CARRY_BYTES and the previous
+ * value is not in a companion item.
+ */
+function feedItem(feed: string, log: Item): Item {
+  const bare: Item = { pk: { S: feedPk(feed) }, sk: log.sk!, key: log.key!, ttl: log.ttl! };
+  if (log.prevRev !== undefined && log.zp === undefined) return bare;
+  const { pk: _pk, sk: _sk, writeId: _w, ...change } = log;
+  const full: Item = { ...bare, ...change };
+  return itemBytes(full) <= FEED_CARRY_BYTES ? full : bare;
+}
 
 function entriesOf(slots: Slot[]): LogEntry[] {
   return slots.flatMap((sl) => (sl.entry ? [sl.entry] : []));

@@ -55,6 +55,21 @@ export function itemValue(it: Item): string | undefined {
   return it.value?.S;
 }
 
+/** The DynamoDB size of an item: attribute names plus values (strings by UTF-8 bytes, numbers ~1 byte per 2 digits + 1). */
+export function itemBytes(item: Item): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(item)) {
+    n += Buffer.byteLength(k);
+    if (v.S !== undefined) n += Buffer.byteLength(v.S);
+    else if (v.N !== undefined) {
+      const digits = v.N.replace(/^-/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
+      n += Math.ceil(Math.max(1, digits.length) / 2) + 1;
+    } else if (v.B !== undefined) n += v.B.length;
+    else n += 1;
+  }
+  return n;
+}
+
 /** A log item's previous value (`zp`, or `prevValue` from before). */
 export function itemPrevValue(it: Item): string | undefined {
   if (it.zp?.B !== undefined) return decodeValue(it.zp.B as Uint8Array | string);
