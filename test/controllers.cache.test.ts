@@ -136,6 +136,7 @@ describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
     try {
       await until('the first resync', async () => reconciled.includes('default/web') && reconciled.includes('default/other'));
       await new Promise((r) => setTimeout(r, 300));
+      const peek = reg.get.bind(reg); // the test's own reads, not counted
       const reads = countReads(reg);
       reconciled.length = 0;
       for (let i = 0; i < 100; i++) await reg.create(podsRes, 'default', pod(`batch-${i}`, { app: 'batch', i: String(i % 2) }));
@@ -143,7 +144,7 @@ describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
       for (let i = 0; i < 3; i++) await reg.create(podsRes, 'default', pod(`web-${i}`, { app: 'web' }));
       for (let i = 0; i < 3; i++) await running(ctx, `web-${i}`, `10.2.0.${i + 1}`);
       await until('Endpoints web to list the 3 web pods', async () => {
-        const ep = await reg.get(epRes, 'default', 'web').catch(() => undefined);
+        const ep = await peek(epRes, 'default', 'web').catch(() => undefined);
         return ep?.subsets?.[0]?.addresses?.length === 3;
       });
       await new Promise((r) => setTimeout(r, 300));
@@ -152,10 +153,17 @@ describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
       // The batch pods' events coalesce into their two label sets; they recompute no Service.
       expect(reconciled.every((k) => k === 'default/web' || k.startsWith('default/@'))).toBe(true);
       expect(reconciled.filter((k) => k === 'default/other')).toEqual([]);
-      // Only Service web's Endpoints and slice were read (once per recompute), never other's.
+      // Only Service web's Endpoints were read, once per reconcile of a key of the web pods (their label set,
+      // or web itself), a few per change of those six pod changes at most (one each, fewer when they
+      // coalesce, and a rerun of one whose write conflicted); the 100 batch pods read none, and other's
+      // Endpoints were never read. (The test's own polling of the Endpoints was counted too until
+      // 2026-12-06: a loaded CI run read 14 against a bound of 12.)
+      const webRuns = reconciled.filter((k) => !k.includes('"batch"')).length;
+      expect(webRuns).toBeGreaterThan(0);
+      expect(webRuns).toBeLessThanOrEqual(12);
       expect((reads.get('get endpoints') ?? 0)).toBeGreaterThan(0);
-      expect((reads.get('get endpoints') ?? 0)).toBeLessThanOrEqual(12);
-      const other = await reg.get(epRes, 'default', 'other');
+      expect((reads.get('get endpoints') ?? 0)).toBeLessThanOrEqual(webRuns);
+      const other = await peek(epRes, 'default', 'other');
       expect(other.subsets ?? []).toEqual([]);
     } finally {
       await runner.stop();
