@@ -86,11 +86,11 @@ describe('slowStartBatch', () => {
 
 for (const [label, makeStore, enabled] of backends) {
   // moto answers one request at a time (a pod create with its admission is a dozen requests): there each
-  // loop is given a burst of 50 (its burstReplicas option; the bound is the same code) and fewer objects,
+  // loop is given a burst of 25 (its burstReplicas option; the bound is the same code) and fewer objects,
   // still more than a burst. Kube's 500 is checked on SQLite.
   const dynamo = label !== 'SQLite';
-  const replicas = dynamo ? 120 : 1200;
-  const burst = dynamo ? 50 : BURST_REPLICAS;
+  const replicas = dynamo ? 60 : 1200;
+  const burst = dynamo ? 25 : BURST_REPLICAS;
   const rcLoop = dynamo ? createReplicationController({ burstReplicas: burst }) : rcc;
   const garbageCollector = dynamo ? createGarbageCollector({ burstReplicas: burst }) : gcDefault;
   const namespaceController = dynamo ? createNamespaceController({ burstReplicas: burst }) : nsDefault;
@@ -150,7 +150,7 @@ for (const [label, makeStore, enabled] of backends) {
       const open = await makeStore();
       const a = await newCtx(open);
       const b = await newCtx(open);
-      const n = label === 'SQLite' ? 700 : 70; // on moto: more than the slow-start batches of 1+2+...+32
+      const n = label === 'SQLite' ? 700 : 40; // on moto: more than the slow-start batches of 1+2+...+16
       const rc = await a.registry.create(rcs, 'default', rcObj('race', n));
       for (let round = 0; round < 4; round++) {
         // The same key, delivered twice to one instance and once to another, all at once.
