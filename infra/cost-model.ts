@@ -345,6 +345,36 @@ export const OPERATIONS = {
       controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
+  /**
+   * What a unit's pod (an RC's, behind a Service: the scenarios' pods) adds to a bare pod's start: its
+   * Service's Endpoints and EndpointSlice take it in (the slice is made anew and the empty one deleted)
+   * and its RC's status counts it ready; the RC loop lists the namespace's pods once per batch. Measured
+   * as the same agent sync of an RC's pod less podStart's (2026-12-06; priced from then on: before, pod
+   * churn left these writes out).
+   */
+  unitPodStart: {
+    apiRequests: 0,
+    invocations: { scheduler: 0, controllerManager: 2 },
+    dynamo: {
+      controllerManager: { 'GetItem replicationcontrollers': 5, 'Query counter': 10, 'Query pods namespace': 3, 'UpdateItem counter': 4, 'TransactWriteItems replicationcontrollers update': 1, 'UpdateItem settled': 4, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem count': 2, 'GetItem endpointslices': 2, 'BatchGetItem count': 1, 'TransactWriteItems endpointslices create +count': 1, 'PutItem history:endpointslices': 2, 'TransactWriteItems endpointslices delete +count': 1, 'GetItem services': 1 },
+    },
+  },
+  /**
+   * And to its end: deleted by a user, stopped by its agent, and replaced by its RC, less a bare pod's
+   * podDelete, podTerminate and podCreate (the replacement is the next life's creation). The RC loop's
+   * create (and its Event, and the RC's status) stands in for the user's; the Endpoints and slice let the
+   * pod go. Negative counts are what the bare path does and this one does not.
+   */
+  unitPodEnd: {
+    apiRequests: -1,
+    audited: -1,
+    invocations: { scheduler: 0, controllerManager: 2 },
+    dynamo: {
+      apiserver: { 'GetItem token': -1, 'GetItem count': -4, 'UpdateItem counter': -1, 'UpdateItem settled': -1, 'PutItem history:pods': -1, 'GetItem namespaces': -1, 'BatchGetItem count': -1, 'Query counter': -2, 'Query priorityclasses': -1, 'TransactWriteItems pods create +count': -1 },
+      controllerManager: { 'GetItem replicationcontrollers': 14, 'Query counter': 14, 'Query pods namespace': 6, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 2, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
+      scheduler: { 'GetItem reservations': -1, 'TransactWriteItems reservations update': 1, 'GetItem count': -2, 'BatchGetItem count': -1, 'TransactWriteItems reservations create +count': -1 },
+    },
+  },
   /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
   podTerminate: {
     apiRequests: 2,
@@ -1068,6 +1098,11 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
   }
   add('pod churn', O.podDelete, starts);
   add('pod churn', O.podTerminate, starts);
+  // The pods of units (an RC and a Service each) move their Endpoints, EndpointSlice and RC status when
+  // they start and end; a CronJob's pods (a Job's, no Service) do not.
+  const unitLives = Math.max(0, (cluster.churnPerHour - 2 * (cluster.cronJobFiresPerHour ?? 0)) / 2) * MONTH_HOURS;
+  add('pod churn', O.unitPodStart, unitLives);
+  add('pod churn', O.unitPodEnd, unitLives);
 
   // The scheduled resync of both loops: everything every fullResyncSeconds (an hour), else what changed.
   const resyncs = perSecond(agent.resyncSeconds);
