@@ -347,16 +347,16 @@ export const OPERATIONS = {
   },
   /**
    * What a unit's pod (an RC's, behind a Service: the scenarios' pods) adds to a bare pod's start: its
-   * Service's Endpoints and EndpointSlice take it in (the slice is made anew and the empty one deleted)
-   * and its RC's status counts it ready; the RC loop lists the namespace's pods once per batch. Measured
-   * as the same agent sync of an RC's pod less podStart's (2026-12-06; priced from then on: before, pod
-   * churn left these writes out).
+   * Service's Endpoints and EndpointSlice take it in and its RC's status counts it ready; the RC loop
+   * lists the namespace's pods once per batch. Measured as the same agent sync of the second pod of an
+   * RC whose first already serves (as in a unit of ten: a Service's first pod makes its slice anew
+   * instead), less podStart's (2026-12-06; priced from then on: before, pod churn left these writes out).
    */
   unitPodStart: {
     apiRequests: 0,
     invocations: { scheduler: 0, controllerManager: 2 },
     dynamo: {
-      controllerManager: { 'GetItem replicationcontrollers': 5, 'Query counter': 10, 'Query pods namespace': 3, 'UpdateItem counter': 4, 'TransactWriteItems replicationcontrollers update': 1, 'UpdateItem settled': 4, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem count': 2, 'GetItem endpointslices': 2, 'BatchGetItem count': 1, 'TransactWriteItems endpointslices create +count': 1, 'PutItem history:endpointslices': 2, 'TransactWriteItems endpointslices delete +count': 1, 'GetItem services': 1 },
+      controllerManager: { 'GetItem replicationcontrollers': 5, 'Query counter': 10, 'Query pods namespace': 3, 'UpdateItem counter': 3, 'TransactWriteItems replicationcontrollers update': 1, 'UpdateItem settled': 3, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1 },
     },
   },
   /**

@@ -698,26 +698,38 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
 
     // The scenario's pods are a unit's: an RC's, behind a Service. When one starts (Ready, with an IP) its
     // Service's Endpoints and EndpointSlice take it in and its RC's status counts it; the bare pod above
-    // moves none of them. What the unit's pod adds to a start (the same agent's sync, its loops on the stream).
-    const unitPod = (await freshApi().registry.list(pods, 'default')).items.find((p) => p.metadata.labels?.app === 'app')!;
-    expect(unitPod.spec?.nodeName).toBe(nodeNames[0]);
-    results.unitPodStart = diff(await measure(async () => void (await worker.sync(unitPod, await runtime.list(unitPod.metadata.uid)))), results.podStart!);
+    // moves none of them. Measured on a unit of two whose first pod already serves, so the measured one
+    // joins Endpoints and a slice that exist (as in a unit of ten; a Service's first pod makes its slice).
+    const rcRes = findResource('', 'v1', 'replicationcontrollers')!;
     const endpointsRes = findResource('', 'v1', 'endpoints')!;
-    expect((await freshApi().registry.get(endpointsRes, 'default', 'app')).subsets?.[0]?.addresses?.length).toBe(1);
+    await freshApi().registry.guaranteedUpdate(rcRes, 'default', 'app', undefined, {}, (rc) => ({ ...rc, spec: { ...rc.spec, replicas: 2 } }));
+    await drainStream();
+    await drainStream();
+    const unitOf = async () => (await freshApi().registry.list(pods, 'default')).items.filter((p) => p.metadata.labels?.app === 'app');
+    const [first, unitPod] = await unitOf();
+    expect([first?.spec?.nodeName, unitPod?.spec?.nodeName]).toEqual([nodeNames[0], nodeNames[0]]);
+    await worker.sync(first!, await runtime.list(first!.metadata.uid));
+    await settleRequests();
+    await drainStream();
+    const addresses = async () => (await freshApi().registry.get(endpointsRes, 'default', 'app')).subsets?.[0]?.addresses?.length ?? 0;
+    expect(await addresses()).toBe(1);
+    // What the unit's pod adds to a start (the same agent's sync; its loops on the stream).
+    results.unitPodStart = diff(await measure(async () => void (await worker.sync(unitPod!, await runtime.list(unitPod!.metadata.uid)))), results.podStart!);
+    expect(await addresses()).toBe(2);
     // ...and when it goes: deleted by a user, stopped by its agent, replaced by its RC (a unit's churned pod).
     // What that adds to a bare pod's delete, termination and creation: the loops' writes again.
     const unitEnd = await measure(async () => {
-      await admin.delete(`/api/v1/namespaces/default/pods/${unitPod.metadata.name}`);
+      await admin.delete(`/api/v1/namespaces/default/pods/${unitPod!.metadata.name}`);
       await settleRequests();
       await drainStream();
-      const deleting = await freshApi().registry.get(pods, 'default', unitPod.metadata.name!);
+      const deleting = await freshApi().registry.get(pods, 'default', unitPod!.metadata.name!);
       await worker.sync(deleting, await runtime.list(deleting.metadata.uid));
     });
     results.unitPodEnd = diff(unitEnd, sum(sum(results.podDelete!, results.podTerminate!), results.podCreate!));
-    const unitPods = (await freshApi().registry.list(pods, 'default')).items.filter((p) => p.metadata.labels?.app === 'app');
-    expect(unitPods.map((p) => p.metadata.name)).not.toContain(unitPod.metadata.name);
-    expect(unitPods).toHaveLength(1); // the replacement
-    expect((await freshApi().registry.get(endpointsRes, 'default', 'app')).subsets ?? []).toEqual([]);
+    const after = await unitOf();
+    expect(after.map((p) => p.metadata.name)).not.toContain(unitPod!.metadata.name);
+    expect(after).toHaveLength(2); // the first, and the replacement
+    expect(await addresses()).toBe(1);
 
     if (process.env.SKIFF_COST_PRINT) console.log(JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ...v.count, rru: v.rru, wru: v.wru }])), null, 1));
   }, 300_000);
