@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
+import { LABELS } from '../node-agent/runtime.ts';
 import { until } from './support/until.ts';
 
 const docker = await requireDocker();
@@ -25,7 +26,7 @@ afterAll(async () => {
   await c?.destroy();
   if (docker) {
     const engine = docker as Docker;
-    for (const ct of await engine.listContainers({ all: true, filters: { label: [`skiff.io/node=${NODE}`] } })) await engine.getContainer(ct.Id).remove({ force: true }).catch(() => {});
+    for (const ct of await engine.listContainers({ all: true, filters: { label: [`${LABELS.node}=${NODE}`] } })) await engine.getContainer(ct.Id).remove({ force: true }).catch(() => {});
     await engine.getNetwork(NETWORK).remove().catch(() => {});
   }
   rmSync(dir, { recursive: true, force: true });
