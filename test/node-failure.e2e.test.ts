@@ -27,7 +27,12 @@ afterAll(async () => {
   if (docker) {
     const engine = docker as Docker;
     for (const ct of await engine.listContainers({ all: true, filters: { label: [`${LABELS.node}=${NODE}`] } })) await engine.getContainer(ct.Id).remove({ force: true }).catch(() => {});
-    await engine.getNetwork(NETWORK).remove().catch(() => {});
+    // Docker may still be detaching the containers just removed: the network goes once they are off it.
+    for (let i = 0; i < 20; i++) {
+      const err = await engine.getNetwork(NETWORK).remove().then(() => undefined, (e: { statusCode?: number }) => e);
+      if (!err || err.statusCode === 404) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 });
