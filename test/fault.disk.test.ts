@@ -5,7 +5,7 @@
 // the SQLite file intact, and takes writes again once space returns.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,8 +66,13 @@ function ext4(): { mount: string; goReadOnly(): void; remount(): void } {
     mount,
     goReadOnly: () => writeFileSync(`/sys/fs/ext4/${device.split('/').pop()}/trigger_fs_error`, 'skiff fault test'),
     remount() {
+      // As after a repair: checked (e2fsck clears the error the kernel recorded; exit 1 means it corrected
+      // something), then mounted read-write. In one loaded CI run the mount came back read-only without it.
       execFileSync('umount', [mount]);
+      const fsck = spawnSync('e2fsck', ['-f', '-y', device], { encoding: 'utf8' });
+      if (fsck.status !== 0 && fsck.status !== 1) throw new Error(`e2fsck ${device} exited ${fsck.status}: ${fsck.stdout}${fsck.stderr}`);
       execFileSync('mount', ['-o', 'errors=remount-ro', device, mount]);
+      if (readOnly(mount)) throw new Error(`${device} mounted read-only again at ${mount}`);
     },
   };
 }
