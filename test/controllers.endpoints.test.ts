@@ -251,7 +251,8 @@ for (const [label, open, enabled] of backends) {
         await ctx.registry.create(svcRes, 'default', svc('live', { app: 'live' }));
         await ctx.registry.create(podsRes, 'default', pod('lp', { app: 'live' }));
         await setStatus(ctx, 'lp', '10.0.4.1', true);
-        const deadline = Date.now() + 10_000;
+        // About 5 s on moto alone; a loaded CI run took over 10.
+        const deadline = Date.now() + 30_000;
         let v: ReturnType<typeof view> = [];
         while (Date.now() < deadline) {
           v = view(await getEp(ctx, 'live'));
