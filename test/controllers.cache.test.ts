@@ -135,7 +135,13 @@ describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
     const runner = runControllers(ctx, [loop], { resyncMs: 3_600_000 });
     try {
       await until('the first resync', async () => reconciled.includes('default/web') && reconciled.includes('default/other'));
-      await new Promise((r) => setTimeout(r, 300));
+      // The resync's own Endpoints writes come back as events for web and other: wait until the loop has
+      // been quiet for a second, not a fixed 300 ms (a loaded CI run reconciled other after it, 2026-12-06).
+      await until('the loop to settle', async () => {
+        const n = reconciled.length;
+        await new Promise((r) => setTimeout(r, 1_000));
+        return reconciled.length === n;
+      });
       const peek = reg.get.bind(reg); // the test's own reads, not counted
       const reads = countReads(reg);
       reconciled.length = 0;
@@ -151,8 +157,7 @@ describe.each(backends)('shared informers on %s', (_name, make, enabled) => {
       // Not one list by the loop (the old loop listed the namespace's pods and Services per event).
       expect([...reads.keys()].filter((k) => k.startsWith('list'))).toEqual([]);
       // The batch pods' events coalesce into their two label sets; they recompute no Service.
-      expect(reconciled.every((k) => k === 'default/web' || k.startsWith('default/@'))).toBe(true);
-      expect(reconciled.filter((k) => k === 'default/other')).toEqual([]);
+      expect(reconciled.filter((k) => k !== 'default/web' && !k.startsWith('default/@'))).toEqual([]);
       // Only Service web's Endpoints were read, once per reconcile of a key of the web pods (their label set,
       // or web itself), a few per change of those six pod changes at most (one each, fewer when they
       // coalesce, and a rerun of one whose write conflicted); the 100 batch pods read none, and other's
