@@ -123,6 +123,39 @@ for (const [label, makeStore, enabled] of backends) {
       expect((await ctx.registry.get(rcs, 'default', 'api')).status.replicas).toBe(2);
     });
 
+    it("maps an owned pod's change to its RC only when it moves what the RC counts (a bind or a not-ready status write does not), and an RC's only when its spec or deletion moved", () => {
+      const ref = { apiVersion: 'v1', kind: 'ReplicationController', name: 'db', uid: 'u-db', controller: true };
+      const created = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db-0', namespace: 'default', labels: { app: 'db' }, ownerReferences: [ref] }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+      const ev = (object: any, oldObject?: any) => rcc.keys(oldObject ? { type: 'MODIFIED', resource: podsRes, object, oldObject } : { type: 'ADDED', resource: podsRes, object });
+      expect(ev(created)).toEqual(['default/db']);
+      const bound = { ...created, spec: { ...created.spec, nodeName: 'n1' } };
+      expect(ev(bound, created)).toEqual([]);
+      const starting = { ...bound, status: { phase: 'Pending', conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: 't0' }] } };
+      expect(ev(starting, bound)).toEqual([]);
+      const running = { ...bound, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: 't0' }] } };
+      expect(ev(running, starting)).toEqual([]);
+      // Ready (readyReplicas), and the time it became so (availableReplicas with minReadySeconds), count.
+      const ready = { ...bound, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: 't1' }] } };
+      expect(ev(ready, running)).toEqual(['default/db']);
+      expect(ev({ ...ready, status: { ...ready.status, podIP: '10.0.0.9' } }, ready)).toEqual([]);
+      expect(ev({ ...ready, status: { ...ready.status, conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: 't2' }] } }, ready)).toEqual(['default/db']);
+      // Finished, terminating, relabelled, released: all counted; so is any change without the old object.
+      expect(ev({ ...ready, status: { phase: 'Succeeded' } }, ready)).toEqual(['default/db']);
+      expect(ev({ ...ready, metadata: { ...ready.metadata, deletionTimestamp: 't3' } }, ready)).toEqual(['default/db']);
+      expect(ev({ ...ready, metadata: { ...ready.metadata, labels: { app: 'db', v: '2' } } }, ready)).toEqual(['default/db']);
+      // Released: an orphan now, which any RC of the namespace may adopt.
+      expect(ev({ ...ready, metadata: { ...ready.metadata, ownerReferences: [] } }, ready)).toEqual(['default/*']);
+      expect(rcc.keys({ type: 'MODIFIED', resource: podsRes, object: bound })).toEqual(['default/db']);
+      expect(rcc.keys({ type: 'DELETED', resource: podsRes, object: ready })).toEqual(['default/db']);
+      // The RC's own changes: a status write decides nothing; spec and deletion do.
+      const rc = { apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'db', namespace: 'default', uid: 'u-db' }, spec: { replicas: 2, selector: { app: 'db' } } };
+      const rcEv = (object: any, oldObject: any) => rcc.keys({ type: 'MODIFIED', resource: rcs, object, oldObject });
+      expect(rcEv({ ...rc, status: { replicas: 2 } }, rc)).toEqual([]);
+      expect(rcEv({ ...rc, spec: { ...rc.spec, replicas: 3 } }, rc)).toEqual(['default/db']);
+      expect(rcEv({ ...rc, metadata: { ...rc.metadata, deletionTimestamp: 't' } }, rc)).toEqual(['default/db']);
+      expect(rcc.keys({ type: 'MODIFIED', resource: rcs, object: rc })).toEqual(['default/db']);
+    });
+
     it('adopts matching orphans, releases pods whose labels stop matching', async () => {
       const ctx = await newCtx(await makeStore());
       const orphan = await ctx.registry.create(podsRes, 'default', {

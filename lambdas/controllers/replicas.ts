@@ -109,6 +109,17 @@ function isReady(p: KubeObject): boolean {
   return readyCondition(p)?.status === 'True';
 }
 
+/**
+ * What of a pod reconcileRC counts: labels (it must match), owners, terminating, finished (not active), and
+ * ready with the time it became so (availableReplicas). A pod change that keeps this the same changes no
+ * decision and no status field.
+ */
+function countedView(p: KubeObject): string {
+  const r = readyCondition(p);
+  const ready = r?.status === 'True' ? r.lastTransitionTime ?? '' : false;
+  return JSON.stringify([p.metadata.labels ?? {}, p.metadata.ownerReferences ?? [], p.metadata.deletionTimestamp ?? null, !isActive(p), ready]);
+}
+
 /** Kubernetes' deletion ranking, simplified: unscheduled < pending < not ready < newest first. */
 function deletionRank(a: KubeObject, b: KubeObject): number {
   const sched = (p: KubeObject) => (p.spec?.nodeName ? 1 : 0);
@@ -382,9 +393,25 @@ export function createReplicaController(k: ReplicaKind, opts: ReplicaControllerO
     watches: [rcs, pods],
     keys(ev) {
       const m = ev.object.metadata;
-      if (ev.resource === rcs || (ev.resource.group === rcs.group && ev.resource.resource === rcs.resource)) return [`${m.namespace}/${m.name}`];
+      if (ev.resource === rcs || (ev.resource.group === rcs.group && ev.resource.resource === rcs.resource)) {
+        // Its own status write (or anyone's that leaves spec and deletion alone) decides nothing: the pods
+        // it counted are unchanged, and their next change brings the RC back. In the cloud it was one more
+        // list of the namespace's pods after every status write.
+        const old = ev.type === 'MODIFIED' ? ev.oldObject : undefined;
+        if (old && jsonEqual(old.spec, ev.object.spec) && old.metadata.deletionTimestamp === m.deletionTimestamp) return [];
+        return [`${m.namespace}/${m.name}`];
+      }
       const ref = controllerRef(ev.object);
-      if (ref) return ref.kind === rcs.kind && ref.apiVersion === apiVersion ? [`${m.namespace}/${ref.name}`] : [];
+      if (ref) {
+        if (ref.kind !== rcs.kind || ref.apiVersion !== apiVersion) return [];
+        // A change that moves none of what the RC counts (its bind, a status write that leaves it as ready
+        // as it was) asks nothing of the RC: in the cloud each reconcile is a list of the namespace's pods
+        // per stream batch (the bind and the first status of every pod were two). Which pod goes first on a
+        // scale-down (deletionRank) is read when the RC changes, not kept from these events.
+        const old = ev.type === 'MODIFIED' ? ev.oldObject : undefined;
+        if (old && controllerRef(old)?.uid === ref.uid && countedView(old) === countedView(ev.object)) return [];
+        return [`${m.namespace}/${ref.name}`];
+      }
       // An orphan that some RC may adopt (a deleted or terminating orphan changes no RC's count).
       if (ev.type === 'DELETED' || isTerminating(ev.object) || !m.labels || !Object.keys(m.labels).length) return [];
       // An update looks for adopters only when the orphan's labels or controller changed (kube's updatePod):
