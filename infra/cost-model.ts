@@ -373,8 +373,8 @@ export const OPERATIONS = {
     audited: -1,
     invocations: { scheduler: 0, controllerManager: 2 },
     dynamo: {
-      apiserver: { 'GetItem token': -1, 'GetItem count': -4, 'UpdateItem counter': -1, 'UpdateItem settled': -1, 'PutItem history:pods': -1, 'GetItem namespaces': -1, 'BatchGetItem count': -1, 'Query counter': -2, 'Query priorityclasses': -1, 'TransactWriteItems pods create +count': -1 },
-      controllerManager: { 'GetItem replicationcontrollers': 10, 'Query counter': 10, 'Query pods namespace': 4, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 2, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
+      apiserver: { 'GetItem token': -1, 'GetItem count': -4, 'UpdateItem counter': -1, 'UpdateItem settled': -1, 'PutItem history:pods': -1, 'GetItem namespaces': -1, 'BatchGetItem count': -1, 'Query counter': -2, 'Query priorityclasses': -1, 'TransactWriteItems pods create +count': -1, 'TransactWriteItems pods delete +count +charge +index': 1, 'TransactWriteItems pods delete +count +index': -1 },
+      controllerManager: { 'GetItem replicationcontrollers': 10, 'Query counter': 12, 'Query pods namespace': 5, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 2, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count +charge': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
       scheduler: { 'GetItem reservations': -1, 'TransactWriteItems reservations update': 1, 'GetItem count': -2, 'BatchGetItem count': -1, 'TransactWriteItems reservations create +count': -1 },
     },
   },
@@ -383,15 +383,14 @@ export const OPERATIONS = {
     apiRequests: 2,
     invocations: { scheduler: 2, controllerManager: 2 },
     dynamo: {
-        // The endpoints loop's pod Query is gone (issue #12); the garbage collector's remains. The
-        // collector reads through the batch's reader, so the Services list is the endpoints loop's.
-        // It asks which kinds are served, custom resources included: the CRDs, read at most once a second
-        // per function instance (a Query and 2 counter reads; each CRD's kind would add its own Query).
-        // Each namespaced kind that can be a dependent is one Query (the workload and volume kinds of issue
-        // #14 added eight).
+        // The endpoints loop's pod Query is gone (issue #12). The garbage collector asks which kinds are
+        // served, custom resources included: the CRDs, read at most once a second per function instance (a
+        // Query and 2 counter reads). For the deleted pod's dependents it reads their count (one GetItem
+        // count: apiserver/dependents.ts); until 2026-12-06 it listed each namespaced kind that can be a
+        // dependent (27 Queries and 54 counter reads), and the pod Query and the Services list with them.
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 1, 'TransactWriteItems pods delete +count +index': 1 },
       scheduler: { 'GetItem reservations': 2, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
-      controllerManager: { 'GetItem pods': 1, 'Query counter': 54, 'Query customresourcedefinitions': 1, 'Query pods namespace': 1, 'Query podtemplates namespace': 1, 'Query services namespace': 1, 'Query endpoints namespace': 1, 'Query replicationcontrollers namespace': 1, 'Query limitranges namespace': 1, 'Query configmaps namespace': 1, 'Query secrets namespace': 1, 'Query serviceaccounts namespace': 1, 'Query resourcequotas namespace': 1, 'Query persistentvolumeclaims namespace': 1, 'Query controllerrevisions namespace': 1, 'Query daemonsets namespace': 1, 'Query deployments namespace': 1, 'Query replicasets namespace': 1, 'Query statefulsets namespace': 1, 'Query cronjobs namespace': 1, 'Query jobs namespace': 1, 'Query ingresses namespace': 1, 'Query networkpolicies namespace': 1, 'Query poddisruptionbudgets namespace': 1, 'Query rolebindings namespace': 1, 'Query roles namespace': 1, 'Query leases namespace': 1, 'Query endpointslices namespace': 1, 'Query horizontalpodautoscalers namespace': 1, 'GetItem count': 2, 'GetItem nodes': 1 },
+      controllerManager: { 'GetItem pods': 1, 'Query counter': 4, 'Query customresourcedefinitions': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 3, 'GetItem nodes': 1 },
     },
   },
   /**
@@ -463,9 +462,9 @@ export const OPERATIONS = {
   },
   /**
    * A pod's life since the last run (created, bound, started, deleted, gone: 12 revisions with its Events):
-   * the log read, then its keys reconciled again, no-ops where the stream did the work; the garbage
-   * collector's look for the deleted pod's dependents (a Query of each dependent kind of the namespace)
-   * is most of it.
+   * the log read, then its keys reconciled again, no-ops where the stream did the work. The garbage
+   * collector's look for the deleted pod's dependents is one read of their count (apiserver/dependents.ts;
+   * until 2026-12-06 a Query of each dependent kind of the namespace, most of this).
    */
   resyncChangedPerPodLife: {
     apiRequests: 0,
@@ -475,37 +474,15 @@ export const OPERATIONS = {
       controllerManager: {
         'GetItem log': 1,
         'Query log': 12,
-        'Query counter': 54,
+        'Query counter': 10,
         'Query replicationcontrollers namespace': 1,
         'Query replicasets namespace': 1,
         'GetItem pods': 1,
         'Query customresourcedefinitions': 1,
-        'Query pods namespace': 1,
-        'Query podtemplates namespace': 1,
         'Query services namespace': 1,
-        'Query endpoints namespace': 1,
-        'Query limitranges namespace': 1,
-        'Query configmaps namespace': 1,
-        'Query secrets namespace': 1,
-        'Query serviceaccounts namespace': 1,
-        'Query resourcequotas namespace': 1,
-        'Query persistentvolumeclaims namespace': 1,
-        'Query controllerrevisions namespace': 1,
-        'Query daemonsets namespace': 1,
-        'Query deployments namespace': 1,
-        'Query statefulsets namespace': 1,
-        'Query horizontalpodautoscalers namespace': 1,
-        'Query cronjobs namespace': 1,
-        'Query jobs namespace': 1,
-        'Query ingresses namespace': 1,
-        'Query networkpolicies namespace': 1,
         'Query poddisruptionbudgets namespace': 1,
-        'Query rolebindings namespace': 1,
-        'Query roles namespace': 1,
-        'Query leases namespace': 1,
-        'Query endpointslices namespace': 1,
         'GetItem nodes': 1,
-        'GetItem count': 2,
+        'GetItem count': 3,
       },
     },
   },
@@ -620,7 +597,7 @@ export const REFERENCE_SIZES: ItemSizes = {
   services: 205,
   endpoints: 180,
   endpointsPerPod: 40,
-  endpointslices: 249,
+  endpointslices: 329,
   endpointSlicesPerPod: 40,
   replicationcontrollers: 292,
   serviceips: 152,
@@ -814,9 +791,10 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     return { rru: 0, wru: Math.max(1, Math.ceil(item / 1024)), requests: 1, kbRead: 0 };
   }
   if (command === 'TransactWriteItems') {
-    // The namespace's count item, a pod's index item (its bind and delete) and a Service's or Endpoints'
-    // change item are tiny: one unit each.
-    const count = (access.includes(' +count') ? 1 : 0) + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0);
+    // The namespace's count item, each charge (an owner's count of its dependents: apiserver/dependents.ts),
+    // a pod's index item (its bind and delete) and a Service's or Endpoints' change item are tiny: one unit each.
+    const charges = access.split(' +charge').length - 1;
+    const count = (access.includes(' +count') ? 1 : 0) + charges + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0);
     const units = Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;
     return { rru: 0, wru: 2 * units, requests: 1, kbRead: 0 };
   }

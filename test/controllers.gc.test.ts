@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { ChangeEvent, ControllerContext } from '../lambdas/controllers/controller.ts';
-import type { ObjectReader } from '../lambdas/controllers/cache.ts';
+import { StoreReader, type ObjectReader } from '../lambdas/controllers/cache.ts';
 import { garbageCollector as gc } from '../lambdas/controllers/garbagecollector.ts';
 import { SharedInformers } from '../lambdas/controllers/informer.ts';
 import { replicationController } from '../lambdas/controllers/replication.ts';
@@ -25,8 +25,11 @@ const nodesRes = findResource('', 'v1', 'nodes')!;
 
 const backends = await testBackends('gc');
 
-async function newCtx(b: Backend): Promise<ControllerContext> {
+async function newCtx(b: Backend, countDependents = true): Promise<ControllerContext> {
   const ctx = new ApiServer({ backend: b }).controllerContext();
+  // As skiff up and the deployed bootstrap do: the store's counts of each owner's dependents are complete,
+  // so the store reader's owner lookups (the cloud's path) go through them.
+  if (countDependents) await ctx.registry.countExistingDependents();
   await ctx.registry.create(nsRes, undefined, { metadata: { name: 'default' } });
   return ctx;
 }
@@ -164,6 +167,67 @@ for (const [label, makeBackend, enabled] of backends) {
         expect(await outcome(policy, 'dup')).toEqual(clean);
         expect(await outcome(policy, 'batch')).toEqual(clean);
       }
+    });
+
+    it("the cloud's reader: an owner's dependents are counted by the store, so a deleted object that owns nothing costs one read and no list", async () => {
+      const ctx = await newCtx(await makeBackend());
+      const b = ctx.registry.backend;
+      const { rc, pods } = await rcWithPods(ctx, 'w', 2);
+      const group = `dependents#${rc.metadata.uid}`;
+      expect(await b.count(group)).toBe(2);
+      // Owners moved by an update are moved in the counts: released, then adopted again.
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', 'w-0', undefined, {}, (p) => ({ ...p, metadata: { ...p.metadata, ownerReferences: [] } }));
+      expect(await b.count(group)).toBe(1);
+      await ctx.registry.guaranteedUpdate(podsRes, 'default', 'w-0', undefined, {}, (p) => ({ ...p, metadata: { ...p.metadata, ownerReferences: [refTo(rc)] } }));
+      expect(await b.count(group)).toBe(2);
+      // A pod that owns nothing, deleted: the collector (with no cache: a StoreReader per batch, as a
+      // Lambda reads) lists no kind for it.
+      const bare = await ctx.registry.create(podsRes, 'default', { metadata: { name: 'bare' }, spec: { containers: [{ name: 'c', image: 'x' }] } });
+      const reader = new StoreReader(ctx.registry);
+      const gone = await ctx.registry.delete(podsRes, 'default', 'bare', { gracePeriodSeconds: 0 });
+      for (const k of gc.keys({ type: 'DELETED', resource: podsRes, object: gone.object })) await gc.reconcile(k, { ...ctx, cache: reader });
+      expect(reader.listed).toEqual([]);
+      expect(bare.metadata.uid).toBeDefined();
+      // The RC deleted: its two pods are found (the count says so) and go; the deletes give the count back.
+      const evs = [await deleteWith(ctx, rcs, 'w', 'Background'), ...pods.map((p): ChangeEvent => ({ type: 'ADDED', resource: podsRes, object: p }))];
+      const batch = new StoreReader(ctx.registry);
+      for (const k of new Set(evs.flatMap((e) => gc.keys(e)))) await gc.reconcile(k, { ...ctx, cache: batch });
+      expect(await names(ctx)).toEqual([]);
+      expect(batch.listed).toContain('/pods default');
+      expect(await b.count(group)).toBe(0);
+    });
+
+    it('an object names at most 64 owners (each moves a count in its own write): 65 is a 422, and nothing is stored', async () => {
+      const ctx = await newCtx(await makeBackend());
+      const refs = (n: number) => Array.from({ length: n }, (_, i) => ({ apiVersion: 'v1', kind: 'ConfigMap', name: `o${i}`, uid: `uid-${i}` }));
+      const many = await ctx.registry.create(cmRes, 'default', { metadata: { name: 'many', ownerReferences: refs(64) } });
+      expect(many.metadata.ownerReferences).toHaveLength(64);
+      expect(await ctx.registry.backend.count('dependents#uid-63')).toBe(1);
+      const err = await ctx.registry.create(cmRes, 'default', { metadata: { name: 'too-many', ownerReferences: refs(65) } }).catch((e) => e);
+      expect(err.code).toBe(422);
+      expect(err.message).toContain('metadata.ownerReferences: Too many: 65: must have at most 64 items');
+      expect(await exists(ctx, cmRes, 'too-many')).toBe(false);
+      expect(await ctx.registry.backend.count('dependents#uid-64')).toBe(0);
+    });
+
+    it('a store from before the counts: the reader lists as before until countExistingDependents has charged what it holds', async () => {
+      const ctx = await newCtx(await makeBackend(), false);
+      const b = ctx.registry.backend;
+      const rc = await ctx.registry.create(rcs, 'default', { metadata: { name: 'old' }, spec: { replicas: 0, selector: { app: 'old' }, template: { metadata: { labels: { app: 'old' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } } });
+      // A dependent written as an older Skiff wrote it: no charge to its owner.
+      await b.create('/registry/core/configmaps/default/of-old', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'of-old', namespace: 'default', uid: 'u-of-old', ownerReferences: [refTo(rc)] } }));
+      expect(await b.count(`dependents#${rc.metadata.uid}`)).toBe(0);
+      // Counts not known complete: the owner's dependents are looked for in lists, and found.
+      const before = new StoreReader(ctx.registry);
+      expect((await before.byIndex(cmRes, 'owner', `default/${rc.metadata.uid}`)).map((c) => c.metadata.name)).toEqual(['of-old']);
+      expect(await ctx.registry.countExistingDependents()).toBe(1);
+      expect(await ctx.registry.countExistingDependents()).toBe(0); // done: the marker says so
+      expect(await b.count(`dependents#${rc.metadata.uid}`)).toBe(1);
+      // From now on through the count; deleting the RC collects the old dependent.
+      const ev = await deleteWith(ctx, rcs, 'old', 'Background');
+      for (const k of gc.keys(ev)) await gc.reconcile(k, { ...ctx, cache: new StoreReader(ctx.registry) });
+      expect(await names(ctx, cmRes)).toEqual([]);
+      expect(await b.count(`dependents#${rc.metadata.uid}`)).toBe(0);
     });
 
     it('a cluster-scoped owner: its dependents in every namespace go, found by the owner index (no list)', async () => {

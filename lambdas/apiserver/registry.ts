@@ -11,6 +11,7 @@ import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
 import { clusterQuotaPresence, planQuotaCharges, planQuotaUpdate } from './admission-quota.ts';
 import type { WebhookCaller } from './webhook-post.ts';
+import { countExistingDependents, dependentCharges, dependentRecharges } from './dependents.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
@@ -212,6 +213,21 @@ export class Registry {
     return counted;
   }
 
+  /**
+   * The upgrade of a store written before dependents were counted (dependents.ts): every object with
+   * owners, of the namespaced built-in kinds and the custom resources of the CRDs stored, is charged to
+   * them, once; later calls cost one read. `skiff up` runs it at start, a deployed table at its bootstrap.
+   */
+  async countExistingDependents(): Promise<number> {
+    const prefixes = new Set(RESOURCES.filter((r) => r.namespaced).map(resourcePrefix));
+    const crds = await this.backend.list('/registry/apiextensions.k8s.io/customresourcedefinitions/');
+    for (const kv of crds.kvs) {
+      const spec = (decode(kv).spec ?? {}) as { group?: string; names?: { plural?: string } };
+      if (spec.group && spec.names?.plural) prefixes.add(`/registry/${spec.group}/${spec.names.plural}/`);
+    }
+    return countExistingDependents(this.backend, prefixes);
+  }
+
   // ---- reads ----
 
   async get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject> {
@@ -320,9 +336,11 @@ export class Registry {
     if (opts.dryRun) return this.withTypeMeta(res, obj);
     // Namespaced objects count against their namespace's limit, in the create's own storage write.
     const limit = this.maxObjectsPerNamespace;
+    // Quota's charges, and one to each owner the object names (dependents.ts: the garbage collector's count).
+    const charges = [...(plan ? plan.charges : (clusterQuota ?? [])), ...dependentCharges(obj)];
     const count = {
       ...(res.namespaced && namespace && limit > 0 ? { count: { group: namespace, limit } } : {}),
-      ...(plan ? { charges: plan.charges } : clusterQuota ? { charges: clusterQuota } : {}),
+      ...(charges.length ? { charges } : {}),
     };
     try {
       // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
@@ -491,7 +509,9 @@ export class Registry {
           await kind.afterDelete?.(this, old);
           return out;
         }
-        const written = await this.backend.update(key, encode(obj), kv.modRevision, recharge && { charges: recharge.charges });
+        // And the owners' counts, when the object's owners changed (dependents.ts).
+        const charges = [...(recharge?.charges ?? []), ...dependentRecharges(obj, old)];
+        const written = await this.backend.update(key, encode(obj), kv.modRevision, charges.length ? { charges } : undefined);
         await hook?.commit();
         return this.withTypeMeta(res, decode(written));
       } catch (e) {

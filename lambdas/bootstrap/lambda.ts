@@ -207,6 +207,9 @@ async function ensureSystemObjects(deps: BootstrapDeps): Promise<void> {
     if (backend instanceof DynamoBackend) await backend.indexExisting();
     // Likewise its change feeds: complete from now (watches from before read the whole log).
     if (backend instanceof DynamoBackend) await backend.startFeeds();
+    // Dependents counted per owner (apiserver/dependents.ts), for the garbage collector: on a table from
+    // before the counts, every object with owners is charged once; afterwards this is one read.
+    await registry.countExistingDependents();
     await ensureSystemPriorityClasses(registry);
     await ensureDefaultStorageClass(registry);
     // The default RBAC roles and bindings (apiserver/bootstrap-policy.ts), reconciled at each deploy.

@@ -11,6 +11,7 @@
 // writes with optimistic concurrency; the event its own write or a later change produces corrects it.
 
 import type { Registry } from '../apiserver/registry.ts';
+import { mayHaveDependents } from '../apiserver/dependents.ts';
 import { ApiError } from '../machinery/status.ts';
 import { labelSelectorFromMetav1 } from '../machinery/selectors.ts';
 import { apiVersionOf, type ResourceInfo } from '../machinery/resources.ts';
@@ -142,6 +143,8 @@ export class StoreReader implements ObjectReader {
   private readonly lists = new Map<string, Promise<KubeObject[]>>();
   /** Index maps built from those lists, by "list id|index name", each at most once per list. */
   private readonly indexed = new Map<string, Promise<Map<string, KubeObject[]>>>();
+  /** Whether an owner uid may have dependents (mayOwn), as read in this batch. */
+  private readonly owners = new Map<string, Promise<boolean>>();
   /** Store lists made, by "resource namespace" (for tests and the cost model). */
   readonly listed: string[] = [];
   /** pageSize: list in pages of so many items (limit/continue), one Query after another (the full resync). */
@@ -180,6 +183,7 @@ export class StoreReader implements ObjectReader {
 
   /** Forgets this batch's lists of the kind: they may predate the write, and the next read lists again. */
   async caughtUp(res: ResourceInfo, _revision: number): Promise<boolean> {
+    this.owners.clear(); // a write of the loop's may have named an owner
     for (const id of [...this.lists.keys()]) if (id.startsWith(`${res.group}/${res.resource} `)) this.lists.delete(id);
     for (const id of [...this.indexed.keys()]) if (id.startsWith(`${res.group}/${res.resource} `)) this.indexed.delete(id);
     return true;
@@ -198,11 +202,29 @@ export class StoreReader implements ObjectReader {
   }
 
   async byIndex(res: ResourceInfo, index: IndexName, value: string): Promise<KubeObject[]> {
+    if (index === 'owner' && !(await this.mayOwn(value))) return [];
     return [...((await this.indexMap(res, index, value)).get(value) ?? [])];
   }
 
   async countByIndex(res: ResourceInfo, index: IndexName, value: string): Promise<number> {
+    if (index === 'owner' && !(await this.mayOwn(value))) return 0;
     return (await this.indexMap(res, index, value)).get(value)?.length ?? 0;
+  }
+
+  /**
+   * Whether any object may name the owner of an owner index value ("namespace/uid"): the store's count of
+   * its dependents (apiserver/dependents.ts), read once per uid and batch, so the garbage collector lists
+   * no dependent kind for an object that owns nothing (every deleted pod asked for 27 lists).
+   */
+  private mayOwn(value: string): Promise<boolean> {
+    const uid = value.slice(value.indexOf('/') + 1);
+    let m = this.owners.get(uid);
+    if (!m) {
+      m = mayHaveDependents(this.registry.backend, uid);
+      this.owners.set(uid, m);
+      m.catch(() => this.owners.delete(uid));
+    }
+    return m;
   }
 
   private indexMap(res: ResourceInfo, index: IndexName, value: string): Promise<Map<string, KubeObject[]>> {

@@ -192,6 +192,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const followingNodeGraph = api.nodeGraph.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
+  // And from before dependents were counted per owner (apiserver/dependents.ts): the same, once.
+  await api.registry.countExistingDependents();
 
   // The admin token lives in plain text only in the kubeconfig; the store keeps its hash.
   const kubeconfigPath = join(dataDir, 'kubeconfig');

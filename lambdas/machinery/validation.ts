@@ -423,7 +423,16 @@ export function validateAnnotations(errs: ErrorList, annotations: unknown, field
   if (size > TOTAL_ANNOTATION_SIZE) errs.tooLong(field, TOTAL_ANNOTATION_SIZE);
 }
 
+/**
+ * The most distinct owners an object may name. Kubernetes sets none; here each owner's count of its
+ * dependents moves in the object's own storage write (apiserver/dependents.ts), and a DynamoDB
+ * transaction holds at most 100 items, so an object naming hundreds would fail at storage instead.
+ */
+export const MAX_OWNER_REFERENCES = 64;
+
 function validateOwnerReferences(errs: ErrorList, refs: unknown, field: string): void {
+  const uids = new Set(arr(refs).map((r) => strOf(obj(r).uid)));
+  if (uids.size > MAX_OWNER_REFERENCES) errs.tooMany(field, uids.size, MAX_OWNER_REFERENCES);
   let firstController = '';
   for (const ref of arr(refs)) {
     const r = obj(ref);
