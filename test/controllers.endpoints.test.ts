@@ -472,7 +472,16 @@ for (const [label, open, enabled] of backends) {
       await ctx.registry.delete(podsRes, 'default', 'a', { gracePeriodSeconds: 0 });
       await ctx.registry.delete(podsRes, 'default', 'b', { gracePeriodSeconds: 0 });
       await epc.reconcile('default/multi', ctx);
-      expect((await slicesOf(ctx, 'multi')).map(sliceView)).toEqual([{ endpoints: [], ports: [] }]);
+      const placeholder = await slicesOf(ctx, 'multi');
+      expect(placeholder.map(sliceView)).toEqual([{ endpoints: [], ports: [] }]);
+      // A first endpoint again: it fills the placeholder (one update, as kube's reconciler makes a create
+      // take the place of a delete), not a new slice and the placeholder's delete.
+      await ctx.registry.create(podsRes, 'default', pod('c', { app: 'm' }, [{ name: 'web', containerPort: 8080 }]));
+      await setStatus(ctx, 'c', '10.0.0.3', true);
+      await epc.reconcile('default/multi', ctx);
+      const filled = await slicesOf(ctx, 'multi');
+      expect(filled.map(sliceView)).toEqual([{ endpoints: ['10.0.0.3 true/true/false'], ports: ['http:8080/TCP'] }]);
+      expect(filled[0]!.metadata.uid).toBe(placeholder[0]!.metadata.uid);
     });
   });
 }

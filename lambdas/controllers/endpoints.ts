@@ -356,6 +356,13 @@ async function syncSlices(ctx: ControllerContext, svc: KubeObject, groups: Map<s
       updates.push(want(keep, [], []));
     } else creates.push(want({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { generateName: `${name}-`, namespace: ns } }, [], []));
   }
+  // As kube's reconciler (finalize): a slice to create takes the place of one to delete, one update instead
+  // of two writes (a Service's first endpoint fills its empty placeholder). Appended after the other
+  // updates, so endpoints moving out of the replaced slice are in their new slices first.
+  while (creates.length && deletes.length) {
+    const c = creates.pop()!;
+    updates.push(want(deletes.pop()!, c.endpoints, c.ports));
+  }
   const byName = new Map(existing.map((s) => [s.metadata.name!, s]));
   for (const c of creates) noteSliceWrite(ctx, key, Number((await ctx.registry.create(slicesRes, ns, c)).metadata.resourceVersion));
   for (const u of updates) {
