@@ -92,9 +92,9 @@ export const STATUS_CONFLICT_RETRY_SECONDS = 0.5;
 export const ALARMS = 7;
 
 /**
- * Lambda time per invocation (local measurement: test/cost.requests.test.ts on moto, 2026-11-29,
- * 2 vCPU shared machine): about 5 ms per DynamoDB request, which is also a fair in-region DynamoDB
- * round trip, and well under 1 ms for an invocation with no request (billed as 1 ms). Reading large
+ * Lambda time per invocation (local measurement, printed by test/cost.requests.test.ts on moto with
+ * SKIFF_COST_PRINT=1; 2026-11-29, 2 vCPU shared machine): about 5 ms per DynamoDB request, which is
+ * also a fair in-region DynamoDB round trip, and well under 1 ms for an invocation with no request (billed as 1 ms). Reading large
  * lists also costs parse time: MS_PER_KB_READ is an assumption (about 50 MB/s to page, parse and decode
  * items), not a measurement.
  */
