@@ -15,8 +15,9 @@
 // idempotent and level-triggered (a dependent the cache had not yet seen brings the owner's key back
 // with its own event). Resync derives the keys from every ownerReference in the store, so dependents
 // whose owner vanished while nothing watched are found. Kubernetes keeps a graph of all objects in
-// memory; locally the shared informers' owner index is that graph, and a Lambda, which keeps nothing,
-// lists each dependent kind of the namespace once per stream batch instead.
+// memory; locally the shared informers' owner index is that graph. A Lambda keeps nothing: its batch
+// reader first reads the store's count of the owner's dependents (apiserver/dependents.ts), and only when
+// it is above 0 lists each dependent kind of the namespace, once per stream batch.
 // One reconcile deletes or updates at most BURST_REPLICAS dependents, then asks to be requeued (an owner
 // of a hundred thousand pods is cleaned up in steps, with the API answering in between).
 
@@ -101,7 +102,8 @@ async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: s
  * index (cache.ts): locally a lookup per dependent kind in the shared informers, so reconciling a
  * deleted object costs no store read however full its namespace is (every delete of every namespaced
  * object asks, and a list of each dependent kind per delete made a delete slower than a create); in the
- * cloud, the batch reader's list of each kind in the namespace, as before.
+ * cloud, the batch reader's count of the owner's dependents, then (if any) its list of each kind in the
+ * namespace.
  */
 async function dependentsOf(ctx: ControllerContext, reader: ObjectReader, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
   const out: { res: ResourceInfo; obj: KubeObject }[] = [];
