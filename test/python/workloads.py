@@ -170,10 +170,13 @@ cj = batch.create_namespaced_cron_job(
 out["cronJob"] = {"concurrencyPolicy": cj.spec.concurrency_policy, "successfulJobsHistoryLimit": cj.spec.successful_jobs_history_limit}
 
 # --- Eviction: a Deployment pod evicted through the subresource, then replaced.
-victim = core.list_namespaced_pod(ns, label_selector="app=web").items[0].metadata.name
+victim_pod = core.list_namespaced_pod(ns, label_selector="app=web").items[0]
+victim, victim_uid = victim_pod.metadata.name, victim_pod.metadata.uid
 policy_body = client.V1Eviction(metadata=client.V1ObjectMeta(name=victim, namespace=ns))
 core.create_namespaced_pod_eviction(victim, ns, policy_body)
-until("evicted pod gone", lambda: victim not in [p.metadata.name for p in core.list_namespaced_pod(ns, label_selector="app=web").items if p.metadata.deletion_timestamp is None])
+# By uid: Skiff's ReplicaSet gives the replacement the lowest free name, which may be the victim's once it
+# is gone (kube would draw a random one); a CI run saw the replacement under the victim's name.
+until("evicted pod gone", lambda: victim_uid not in [p.metadata.uid for p in core.list_namespaced_pod(ns, label_selector="app=web").items if p.metadata.deletion_timestamp is None])
 until("replaced", lambda: available("web", 3))
 out["evicted"] = True
 
