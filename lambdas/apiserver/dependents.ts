@@ -7,12 +7,11 @@
 // pod almost never owns anything: one read of its count now says so (controllers/cache.ts StoreReader).
 //
 // A store written before the counts holds dependents that were never charged. Until
-// countExistingDependents() has charged them and left its marker, the counts are not trusted and the
+// Registry.countExistingDependents() has charged them and left its marker, the counts are not trusted and the
 // collector lists as before. skiff up runs it at start; a deployed table at its bootstrap (each deploy
 // after the first costs one read).
 
-import type { Backend, Charge } from '../storage/backend.ts';
-import { StorageError } from '../storage/backend.ts';
+import type { Backend, Charge, KeyValue } from '../storage/backend.ts';
 import type { KubeObject } from '../machinery/types.ts';
 
 /** Present once every stored dependent is in its owners' counts (see countExistingDependents). */
@@ -56,37 +55,18 @@ export async function mayHaveDependents(backend: Backend, uid: string): Promise<
 }
 
 /**
- * The upgrade of a store written before dependents were counted: every namespaced object with owners is
- * charged to them (Backend.chargeExisting: only the groups it lacks, so a write that charged it meanwhile
- * is not counted twice), then a marker says it is done, so later calls cost one read. Safe while the
- * cluster serves, and again. Returns how many objects it charged.
+ * One key of a store written before dependents were counted (Registry.countExistingDependents, which
+ * visits every key and then writes DEPENDENT_COUNTS_KEY): an object with owners is charged to them
+ * (Backend.chargeExisting: only the groups it lacks, so a write that charged it meanwhile is not counted
+ * twice). True when it charged something now.
  */
-export async function countExistingDependents(backend: Backend, resourcePrefixes: Iterable<string>): Promise<number> {
-  if (await backend.get(DEPENDENT_COUNTS_KEY)) return 0;
-  let charged = 0;
-  for (const prefix of resourcePrefixes) {
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await backend.list(prefix, { limit: 500, startAfter });
-      for (const kv of page.kvs) {
-        let obj: KubeObject | undefined;
-        try {
-          obj = JSON.parse(kv.value) as KubeObject;
-        } catch {
-          continue; // not an object (a malformed value is never a dependent)
-        }
-        if (!obj?.metadata) continue;
-        const charges = dependentCharges(obj);
-        if (charges.length && (await backend.chargeExisting(kv.key, charges)).length) charged++;
-      }
-      if (!page.more) break;
-      startAfter = page.kvs[page.kvs.length - 1]!.key;
-    }
-  }
+export async function chargeExistingDependents(backend: Backend, kv: KeyValue): Promise<boolean> {
+  let obj: KubeObject | undefined;
   try {
-    await backend.create(DEPENDENT_COUNTS_KEY, JSON.stringify({ countedAt: new Date().toISOString(), charged }));
-  } catch (e) {
-    if (!(e instanceof StorageError && e.code === 'KeyExists')) throw e; // another process finished first
+    obj = JSON.parse(kv.value) as KubeObject;
+  } catch {
+    return false; // not an object (a malformed value is never a dependent)
   }
-  return charged;
+  const charges = obj?.metadata ? dependentCharges(obj) : [];
+  return charges.length > 0 && (await backend.chargeExisting(kv.key, charges)).length > 0;
 }

@@ -11,7 +11,7 @@ import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, qualifiedResource } from '../machinery/status.ts';
 import { clusterQuotaPresence, planQuotaCharges, planQuotaUpdate } from './admission-quota.ts';
 import type { WebhookCaller } from './webhook-post.ts';
-import { countExistingDependents, dependentCharges, dependentRecharges } from './dependents.ts';
+import { chargeExistingDependents, DEPENDENT_COUNTS_KEY, dependentCharges, dependentRecharges } from './dependents.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
@@ -191,26 +191,9 @@ export class Registry {
    * for a deployed table, scripts/count-objects.ts runs it once.
    */
   async countExistingObjects(): Promise<number> {
-    if (await this.backend.get(OBJECT_COUNTS_KEY)) return 0;
-    let counted = 0;
-    for (const prefix of new Set(RESOURCES.filter((r) => r.namespaced).map(resourcePrefix))) {
-      let startAfter: string | undefined;
-      for (;;) {
-        const page = await this.backend.list(prefix, { limit: 500, startAfter });
-        for (const kv of page.kvs) {
-          const namespace = kv.key.slice(prefix.length).split('/')[0]!;
-          if (await this.backend.countExisting(kv.key, namespace)) counted++;
-        }
-        if (!page.more) break;
-        startAfter = page.kvs[page.kvs.length - 1]!.key;
-      }
-    }
-    try {
-      await this.backend.create(OBJECT_COUNTS_KEY, JSON.stringify({ countedAt: nowRFC3339(), counted }));
-    } catch (e) {
-      if (!(e instanceof StorageError && e.code === 'KeyExists')) throw e; // another process finished first
-    }
-    return counted;
+    return this.upgradeOnce(OBJECT_COUNTS_KEY, async () => RESOURCES.filter((r) => r.namespaced).map(resourcePrefix), (kv, prefix) =>
+      this.backend.countExisting(kv.key, kv.key.slice(prefix.length).split('/')[0]!),
+    );
   }
 
   /**
@@ -219,13 +202,40 @@ export class Registry {
    * them, once; later calls cost one read. `skiff up` runs it at start, a deployed table at its bootstrap.
    */
   async countExistingDependents(): Promise<number> {
-    const prefixes = new Set(RESOURCES.filter((r) => r.namespaced).map(resourcePrefix));
-    const crds = await this.backend.list('/registry/apiextensions.k8s.io/customresourcedefinitions/');
-    for (const kv of crds.kvs) {
-      const spec = (decode(kv).spec ?? {}) as { group?: string; names?: { plural?: string } };
-      if (spec.group && spec.names?.plural) prefixes.add(`/registry/${spec.group}/${spec.names.plural}/`);
+    const prefixes = async () => {
+      const all = new Set(RESOURCES.filter((r) => r.namespaced).map(resourcePrefix));
+      for (const kv of (await this.backend.list('/registry/apiextensions.k8s.io/customresourcedefinitions/')).kvs) {
+        const spec = (decode(kv).spec ?? {}) as { group?: string; names?: { plural?: string } };
+        if (spec.group && spec.names?.plural) all.add(`/registry/${spec.group}/${spec.names.plural}/`);
+      }
+      return all;
+    };
+    return this.upgradeOnce(DEPENDENT_COUNTS_KEY, prefixes, (kv) => chargeExistingDependents(this.backend, kv));
+  }
+
+  /**
+   * A one-time upgrade of the store: unless `marker` is there, `each` is applied to every key under the
+   * prefixes (idempotent: safe while the cluster serves, and again), then the marker says it is done, so
+   * later calls cost one read. Returns how many keys `each` changed.
+   */
+  private async upgradeOnce(marker: string, prefixes: () => Promise<Iterable<string>>, each: (kv: KeyValue, prefix: string) => Promise<boolean>): Promise<number> {
+    if (await this.backend.get(marker)) return 0;
+    let counted = 0;
+    for (const prefix of new Set(await prefixes())) {
+      let startAfter: string | undefined;
+      for (;;) {
+        const page = await this.backend.list(prefix, { limit: 500, startAfter });
+        for (const kv of page.kvs) if (await each(kv, prefix)) counted++;
+        if (!page.more) break;
+        startAfter = page.kvs[page.kvs.length - 1]!.key;
+      }
     }
-    return countExistingDependents(this.backend, prefixes);
+    try {
+      await this.backend.create(marker, JSON.stringify({ countedAt: nowRFC3339(), counted }));
+    } catch (e) {
+      if (!(e instanceof StorageError && e.code === 'KeyExists')) throw e; // another process finished first
+    }
+    return counted;
   }
 
   // ---- reads ----
