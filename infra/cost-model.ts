@@ -755,9 +755,10 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
   const item = sizes.item[kind] ?? 0;
   if (command === 'GetItem') return { rru: Math.max(1, Math.ceil(item / 4096)), wru: 0, requests: 1, kbRead: item / 1024 };
   if (command === 'Query' && kind === 'changes' && type === 'more') {
-    // One more change in a feed's Query, riding on its feed item: an Endpoints update's log attributes,
-    // added to the Query's sum before rounding; no request of its own.
-    const bytes = logBytes(sizes.item.endpoints ?? 0, 'update');
+    // One more change in a feed's Query, riding on its feed item: an Endpoints update's log attributes
+    // but its previous value (storage/dynamodb.ts feedItem; with it until 2026-12-06), added to the
+    // Query's sum before rounding; no request of its own.
+    const bytes = logBytes(sizes.item.endpoints ?? 0, 'create');
     return { rru: bytes / 4096, wru: 0, requests: 0, kbRead: bytes / 1024 };
   }
   if (command === 'Query' && kind === 'log') {
@@ -792,7 +793,8 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
   }
   if (command === 'TransactWriteItems') {
     // The namespace's count item, each charge (an owner's count of its dependents: apiserver/dependents.ts),
-    // a pod's index item (its bind and delete) and a Service's or Endpoints' change item are tiny: one unit each.
+    // a pod's index item (its bind and delete) and a Service's or Endpoints' change item (the change
+    // without its previous value, under 1 KB for a 10-address Endpoints) are small: one unit each.
     const charges = access.split(' +charge').length - 1;
     const count = (access.includes(' +count') ? 1 : 0) + charges + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0);
     const units = Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;

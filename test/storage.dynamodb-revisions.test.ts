@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoBackend, ensureTable, objectFromImage } from '../lambdas/storage/dynamodb.ts';
 import { decodeValue, encodeValue, itemPrevValue, itemValue } from '../lambdas/storage/value-codec.ts';
-import type { WatchEvent } from '../lambdas/storage/backend.ts';
+import type { WatchEvent, WatchOptions } from '../lambdas/storage/backend.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { startFaultyProxy } from './support/faulty-proxy.ts';
 
@@ -306,11 +306,11 @@ describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {
     return { backend: new DynamoBackend({ client, tableName, pollIntervalMs: 20 }), queried, batchRead };
   }
 
-  async function events(b: DynamoBackend, prefix: string, from: number, until: number) {
+  async function events(b: DynamoBackend, prefix: string, from: number, until: number, opts?: WatchOptions) {
     const ac = new AbortController();
     const out: WatchEvent[] = [];
     try {
-      for await (const batch of b.watch(prefix, from, ac.signal, 0)) {
+      for await (const batch of b.watch(prefix, from, ac.signal, 0, opts)) {
         out.push(...batch.events);
         if (batch.revision >= until) return out;
       }
@@ -350,19 +350,37 @@ describe.runIf(!!ddb)('DynamoDB change feeds (Services, Endpoints)', () => {
     await Promise.all([w.close(), r.close(), viaLog.close()]);
   }, 30_000);
 
-  it('a small change rides on its feed item (no log item read); a big one, or one written before changes rode, is read from the log', async () => {
+  it('a small change rides on its feed item without its previous value (no log item read); a big one, one written before changes rode, or a previous value asked for, is read from the log', async () => {
     const tableName = await freshTable();
     const w = new DynamoBackend({ client: ddb!.newClient(), tableName });
     const start = await w.currentRevision();
     const small = await w.create(`${SVC}ns/small`, JSON.stringify({ spec: { ports: [{ port: 80 }] } }));
-    await w.update(`${SVC}ns/small`, JSON.stringify({ spec: { ports: [{ port: 81 }] } }), small.modRevision);
+    const small2 = await w.update(`${SVC}ns/small`, JSON.stringify({ spec: { ports: [{ port: 81 }] } }), small.modRevision);
+    await w.delete(`${SVC}ns/small`);
+    const head = await w.currentRevision();
     const { backend: r1, batchRead: b1 } = recording(tableName);
-    const got1 = await events(r1, SVC, start, await w.currentRevision());
+    const got1 = await events(r1, SVC, start, head, { prevKv: false });
     expect(got1.map((e) => [e.type, e.kv.value, e.prevKv?.value, e.kv.createRevision])).toEqual([
       ['create', '{"spec":{"ports":[{"port":80}]}}', undefined, small.createRevision],
-      ['update', '{"spec":{"ports":[{"port":81}]}}', '{"spec":{"ports":[{"port":80}]}}', small.createRevision],
+      ['update', '{"spec":{"ports":[{"port":81}]}}', undefined, small.createRevision],
+      ['delete', '{"spec":{"ports":[{"port":81}]}}', undefined, small.createRevision],
     ]);
     expect(b1.filter((pk) => pk.startsWith('log#'))).toEqual([]);
+    // The feed item holds no previous value: a carried update is about half its log item.
+    const item = await ddb!.client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `chg#${SVC}` }, sk: { S: String(small2.modRevision).padStart(20, '0') } }, ConsistentRead: true }));
+    expect(item.Item?.z).toBeDefined();
+    expect(item.Item?.zp).toBeUndefined();
+    // Asked for previous values (the default): the update's and the delete's log items are read, not the create's.
+    const { backend: r1b, batchRead: b1b } = recording(tableName);
+    const got1b = await events(r1b, SVC, start, head);
+    expect(got1b.map((e) => [e.type, e.kv.value, e.prevKv?.value])).toEqual([
+      ['create', '{"spec":{"ports":[{"port":80}]}}', undefined],
+      ['update', '{"spec":{"ports":[{"port":81}]}}', '{"spec":{"ports":[{"port":80}]}}'],
+      ['delete', '{"spec":{"ports":[{"port":81}]}}', '{"spec":{"ports":[{"port":81}]}}'],
+    ]);
+    // (each revision's log item and its companion key: 2 keys a revision)
+    expect([...new Set(b1b.filter((pk) => pk.startsWith('log#')))]).toEqual([`log#${small2.modRevision % 16}`, `log#${head % 16}`]);
+    await r1b.close();
 
     // 4 KB of random base64, which deflate cannot shrink below 3 KB: over what a feed item carries, so its log item is read.
     const noise = randomBytes(3000).toString('base64');

@@ -95,7 +95,7 @@ export class ApiMetrics {
       chargeExisting: (key, charges) => time('chargeExisting', backend.chargeExisting(key, charges)),
       update: (key, value, rev, opts) => time('update', backend.update(key, value, rev, opts)),
       delete: (key, rev) => time('delete', backend.delete(key, rev)),
-      watch: (prefix, from, signal, progress) => backend.watch(prefix, from, signal, progress),
+      watch: (prefix, from, signal, progress, opts) => backend.watch(prefix, from, signal, progress, opts),
       close: () => backend.close(),
     };
   }

@@ -708,7 +708,9 @@ export class Registry {
     let iter: AsyncIterable<import('../storage/backend.ts').WatchBatch>;
     try {
       // Draining, every batch matters (an empty one says how far the backend has looked): no waiting.
-      iter = this.backend.watch(prefix, from, signal, p.drain ? 0 : p.progressIntervalMs);
+      // Previous values only for a selector (translate): the DynamoDB backend then reads a collection's
+      // changes without them (every node's agent follows Endpoints, without a selector).
+      iter = this.backend.watch(prefix, from, signal, p.drain ? 0 : p.progressIntervalMs, { prevKv: match !== undefined });
       for await (const batch of iter) {
         for (const ev of batch.events) {
           const out = this.translate(res, ev, match);
@@ -735,11 +737,11 @@ export class Registry {
   private translate(res: ResourceInfo, ev: WatchEvent, matches: ((o: KubeObject) => boolean) | undefined): WatchEventOut | undefined {
     const cur = this.withTypeMeta(res, decode(ev.kv));
     if (!matches) {
-      // No selector: every object matches, so the previous value is not parsed (most watches, the loops'
-      // informers among them; it was ~40% of the decoding in `skiff up` scheduling 10,000 pods), only
-      // whether there is one: an update without it is an ADDED, as with a selector below.
+      // No selector: every object matches, so the previous value is not needed (most watches, the loops'
+      // informers among them; parsing it was ~40% of the decoding in `skiff up` scheduling 10,000 pods,
+      // and the backend may leave it out: WatchOptions.prevKv).
       if (ev.type === 'delete') return { type: 'DELETED', object: cur };
-      return { type: ev.type === 'update' && ev.prevKv ? 'MODIFIED' : 'ADDED', object: cur };
+      return { type: ev.type === 'update' ? 'MODIFIED' : 'ADDED', object: cur };
     }
     const prev = ev.prevKv ? this.withTypeMeta(res, decode(ev.prevKv)) : undefined;
     if (ev.type === 'delete') {

@@ -384,7 +384,7 @@ export function meteredBackend(backend: Backend, meter: UsageMeter): Backend {
       meter.storage('write', 3, 0, writeUnits(storedBytes(key, kv.value), 'delete', true));
       return kv;
     },
-    watch: (prefix, from, signal, progress) => backend.watch(prefix, from, signal, progress),
+    watch: (prefix, from, signal, progress, opts) => backend.watch(prefix, from, signal, progress, opts),
     close: () => backend.close(),
   };
 }

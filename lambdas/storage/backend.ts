@@ -29,6 +29,11 @@ export interface WatchEvent {
   prevKv?: KeyValue;
 }
 
+export interface WatchOptions {
+  /** Whether events need their previous value (default true). */
+  prevKv?: boolean;
+}
+
 export interface WatchBatch {
   /** Changes under the watched prefix, in revision order, each exactly once. */
   events: WatchEvent[];
@@ -162,7 +167,9 @@ export interface Backend {
    * Every change under prefix with revision > fromRevision, in order, each once, then live changes,
    * until signal aborts. Throws Compacted (before yielding) if fromRevision is too old to replay.
    * Emits an empty batch at least every progressIntervalMs (default 5 s) while idle.
+   * opts.prevKv false (etcd's watch without WithPrevKV): updates and deletes may come without prevKv,
+   * which spares a backend reading previous values no one looks at; by default they carry it.
    */
-  watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs?: number): AsyncIterable<WatchBatch>;
+  watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs?: number, opts?: WatchOptions): AsyncIterable<WatchBatch>;
   close(): Promise<void>;
 }

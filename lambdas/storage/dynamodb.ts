@@ -33,9 +33,10 @@
 //            with a change feed (storage/indexes.ts FEEDS: Services, Endpoints), in the write's
 //            transaction, so a watch of that collection Queries its own changes instead of reading every
 //            write of the cluster. A change of up to FEED_CARRY_BYTES also carries its log item's
-//            attributes (type, z, createRev, prevRev, zp): the Query then reads the changes themselves,
-//            not a log item per change (every node reads every Endpoints change); a bigger one's log item
-//            is read. "meta"/"feed#<prefix>" holds the revision the feed is complete from (0 on new
+//            attributes but the previous value (type, z, createRev, prevRev): the Query then reads the
+//            changes themselves, not a log item per change (every node reads every Endpoints change); a
+//            bigger one's log item is read, and so is an update's or delete's when a watch asks for
+//            previous values (WatchOptions.prevKv: a selector's). "meta"/"feed#<prefix>" holds the revision the feed is complete from (0 on new
 //            tables; startFeeds() marks older ones at deploy).
 //   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, z (the value,
 //            compressed; for a delete: the last value), createRev, prevRev, zp (the previous one), ttl. When value and prevValue together
@@ -99,6 +100,7 @@ import {
   type WatchBatch,
   type WatchEvent,
   type WatchEventType,
+  type WatchOptions,
 } from './backend.ts';
 import { FEEDS, INDEXES, feedOfKey, indexOfKey, type KeyIndex } from './indexes.ts';
 
@@ -116,9 +118,9 @@ export const MAX_VALUE_BYTES = 350 * 1024;
 /** Above this, a log item's prevValue moves to a companion item (value + prevValue + ~1 KB of the rest). */
 const INLINE_LOG_BYTES = 390 * 1024;
 /**
- * Largest change feed item that carries its change (see the layout above): two write units, one more
- * than a bare one in the write's transaction, where each node's catch-up then saves the read of a log
- * item (a Service's or a 10-address Endpoints' update is ~1.1 KB with both values).
+ * Largest change feed item that carries its change (see the layout above): two write units at most, one
+ * more than a bare one in the write's transaction, where each node's catch-up then saves the read of a
+ * log item (a Service's or a 10-address Endpoints' update carried is ~0.6 KB, one unit).
  */
 const FEED_CARRY_BYTES = 2048;
 const MAX_WRITE_ATTEMPTS = 50;
@@ -889,7 +891,8 @@ export class DynamoBackend implements Backend {
 
   // ---- watch ----
 
-  async *watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs = 5000): AsyncIterable<WatchBatch> {
+  async *watch(prefix: string, fromRevision: number, signal: AbortSignal, progressIntervalMs = 5000, opts: WatchOptions = {}): AsyncIterable<WatchBatch> {
+    const withPrev = opts.prevKv !== false;
     const head = await this.currentRevision();
     this.feed.observe(head);
     if (fromRevision < head && !(await this.available(fromRevision + 1))) throw await this.compacted(prefix, fromRevision, head);
@@ -904,7 +907,7 @@ export class DynamoBackend implements Backend {
       if (known > last) {
         // A feed's changes are few: read them up to the newest revision at once.
         const upTo = fed ? known : Math.min(known, last + BATCH_REVISIONS);
-        const entries = fed ? await this.changesOf(feed!, prefix, last, upTo) : await this.logRange(prefix, last, upTo);
+        const entries = fed ? await this.changesOf(feed!, prefix, last, upTo, withPrev) : await this.logRange(prefix, last, upTo);
         last = upTo;
         const events: WatchEvent[] = entries.filter((e) => e.kv.key.startsWith(prefix));
         if (events.length > 0) {
@@ -951,10 +954,12 @@ export class DynamoBackend implements Backend {
 
   /**
    * The log entries under prefix in (after, upTo] from a collection's feed: one Query of its changes,
-   * then their log items (BatchGetItem). Every revision up to upTo is settled, so the feed is complete
-   * there; a change whose log item is gone expired with it (TTL): Compacted.
+   * then the log items of those that do not carry themselves (BatchGetItem). A change carries its new
+   * value only (feedItem): with withPrev, an update's or delete's log item is read for its previous value.
+   * Every revision up to upTo is settled, so the feed is complete there; a change whose log item is gone
+   * expired with it (TTL): Compacted.
    */
-  private async changesOf(feed: string, prefix: string, after: number, upTo: number): Promise<LogEntry[]> {
+  private async changesOf(feed: string, prefix: string, after: number, upTo: number, withPrev: boolean): Promise<LogEntry[]> {
     const changes = (
       await this.queryAll({
         KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
@@ -962,13 +967,14 @@ export class DynamoBackend implements Backend {
       })
     ).filter((it) => it.key!.S!.startsWith(prefix));
     if (changes.length === 0) return [];
-    // A change that carries itself is its log entry; for the others (too big to carry, or written before
-    // changes were carried) the log items are read.
-    const carried = (it: Item) => it.type !== undefined;
+    // A change that carries itself is its log entry; for the others (too big to carry, written before
+    // changes were carried, or whose previous value is asked for and not carried) the log items are read.
+    // Items written before 2026-12-06 carry the previous value too (zp).
+    const carried = (it: Item) => it.type !== undefined && (!withPrev || it.type.S === 'create' || it.zp !== undefined);
     const slots = new Map<number, Slot>();
     const bare = changes.filter((it) => !carried(it)).map((it) => Number(it.sk!.S!));
     if (bare.length) addSlots(slots, await this.getSlots(bare));
-    const entries = changes.map((it) => (carried(it) ? logEntry(it) : slots.get(Number(it.sk!.S!))?.entry));
+    const entries = changes.map((it) => (carried(it) ? feedEntry(it) : slots.get(Number(it.sk!.S!))?.entry));
     if (entries.some((e) => !e)) throw await this.compacted(prefix, after, upTo);
     return entries as LogEntry[];
   }
@@ -1441,15 +1447,22 @@ const resyncMarkKey = (name: string): Item => ({ pk: { S: 'meta' }, sk: { S: `re
 
 /**
  * A write's item in its collection's change feed: the revision and key, and the change itself (the log
- * item's attributes but its own key and writeId) when that fits in FEED_CARRY_BYTES and the previous
- * value is not in a companion item.
+ * item's attributes but its own key, writeId and previous value) when that fits in FEED_CARRY_BYTES.
+ * The previous value stays in the log item: a watch without a selector never reads it (every node's
+ * agent follows every Endpoints change, so carrying it doubled what each of them read per change, and
+ * the feed item's write), and one that asks for it (WatchOptions.prevKv) reads the log item.
  */
 function feedItem(feed: string, log: Item): Item {
   const bare: Item = { pk: { S: feedPk(feed) }, sk: log.sk!, key: log.key!, ttl: log.ttl! };
-  if (log.prevRev !== undefined && log.zp === undefined) return bare;
-  const { pk: _pk, sk: _sk, writeId: _w, ...change } = log;
+  const { pk: _pk, sk: _sk, writeId: _w, zp: _zp, ...change } = log;
   const full: Item = { ...bare, ...change };
   return itemBytes(full) <= FEED_CARRY_BYTES ? full : bare;
+}
+
+/** A carried change's entry: with its previous value only on items written before feedItem left it out. */
+function feedEntry(it: Item): LogEntry {
+  const e = logEntry(it);
+  return it.zp === undefined ? { type: e.type, kv: e.kv } : e;
 }
 
 function entriesOf(slots: Slot[]): LogEntry[] {
