@@ -184,20 +184,21 @@ export class NodeGraph {
 
   /**
    * Keeps pods (indexed by node) and claims in caches fed by a watch, used once listed, until the signal
-   * aborts; resolves when the watches have ended. Until then (and after) the store is read.
+   * aborts; resolves when the watches have ended. Until then (and after) the store is read. `shared`: the
+   * process's informers (`skiff up`: its loops'), started by their owner, so that a local cluster keeps
+   * one cache of every pod and not two; without it, its own.
    */
-  async follow(signal: AbortSignal): Promise<void> {
+  async follow(signal: AbortSignal, shared?: SharedInformers): Promise<void> {
     if (signal.aborted) return;
-    const informers = new SharedInformers(this.registry);
-    informers.for(podsRes);
-    informers.for(claimsRes);
-    void informers.start(signal);
-    void informers.synced().then(() => {
+    const informers = shared ?? new SharedInformers(this.registry);
+    const kinds = [informers.for(podsRes), informers.for(claimsRes)];
+    if (!shared) void informers.start(signal);
+    void Promise.all(kinds.map((k) => k.synced)).then(() => {
       if (!signal.aborted) this.informers = informers;
     });
     await new Promise<void>((ok) => signal.addEventListener('abort', () => ok(), { once: true }));
     this.informers = undefined;
-    await informers.stopped();
+    if (!shared) await informers.stopped();
   }
 
   /** The pods bound to a node; `fresh`: read from the store now. */

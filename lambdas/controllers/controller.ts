@@ -112,11 +112,17 @@ export interface Controller {
    */
   allKeys(ctx: ControllerContext): Promise<string[]>;
   /**
-   * Also listen to every namespaced custom resource, as CRDs are Established (the garbage collector: any
-   * object may be an owner or a dependent). Locally the runner adds them as they come; in the cloud the
-   * deployed stream filter names the built-in kinds only, so custom resources are seen by the resync.
+   * Also listen to every other served kind, custom resources included as CRDs are Established, but those
+   * `ignores` names (the garbage collector: any object may be an owner or a dependent). Locally the
+   * runner adds them as they come; in the cloud the deployed stream filter names `watches` only, so the
+   * others are seen by the resync.
    */
   watchesCustomResources?: boolean;
+  /**
+   * Served kinds a loop with watchesCustomResources does not listen to (the garbage collector's Events,
+   * as kube's GC ignores them): each would be one more cache of every such object in a local cluster.
+   */
+  ignores?: (res: ResourceInfo) => boolean;
   /**
    * Its allKeys on every scheduled resync, not only the full re-read: it has work on a clock that no
    * change announces (node lifecycle: a lease that stops being renewed).

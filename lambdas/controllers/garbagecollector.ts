@@ -35,10 +35,16 @@ const FOREGROUND = 'foregroundDeletion';
 
 // Every namespaced kind can be a dependent; Events are left out (nothing we serve owns them, and they
 // are the noisiest feed).
+/** Events (core and events.k8s.io) are neither owners nor dependents here, as kube's GC ignores them. */
+const isEvents = (r: ResourceInfo) => r.resource === 'events';
 /** Kinds whose objects may be dependents: the namespaced ones (Events excepted), custom resources included. */
-const isDependentKind = (r: ResourceInfo) => r.namespaced && r.resource !== 'events' && r.verbs.includes('list') && r.verbs.includes('delete');
-/** The built-in dependent kinds: what the loop watches from the start (custom ones are added as they come). */
-const DEPENDENT_KINDS = RESOURCES.filter(isDependentKind);
+const isDependentKind = (r: ResourceInfo) => r.namespaced && !isEvents(r) && r.verbs.includes('list') && r.verbs.includes('delete');
+/**
+ * The built-in dependent kinds: what the loop watches from the start (custom ones are added as they
+ * come). One version of each (autoscaling/v2 HPAs, not v1 too: versions share one store, and each kind
+ * watched is a cache of every such object in a local cluster).
+ */
+const DEPENDENT_KINDS = RESOURCES.filter((r, i) => isDependentKind(r) && RESOURCES.findIndex((o) => o.group === r.group && o.resource === r.resource) === i);
 
 async function dependentKinds(ctx: ControllerContext): Promise<ResourceInfo[]> {
   return (await servedKinds(ctx)).filter(isDependentKind);
@@ -227,6 +233,7 @@ export const garbageCollector: Controller = {
   // resources are watched too, as their CRDs are Established (the local runner adds them).
   watches: DEPENDENT_KINDS,
   watchesCustomResources: true,
+  ignores: isEvents,
   keys(ev) {
     const o = ev.object;
     const keys = refKeys(o);

@@ -193,6 +193,11 @@ export class SharedInformers implements ObjectReader {
     return inf;
   }
 
+  /** The kinds cached, one informer each. */
+  kinds(): ResourceInfo[] {
+    return [...this.informers.keys()];
+  }
+
   /** Starts every informer made so far (and any made later); resolves when all have listed once. */
   async start(signal: AbortSignal): Promise<void> {
     this.running = signal;

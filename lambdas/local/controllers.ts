@@ -135,14 +135,14 @@ export function runControllers(ctx: ControllerContext, controllers: Controller[]
         for (const k of c.keys(ev)) enqueue(k);
       });
     for (const res of c.watches) feed(res);
-    // And custom resources, for a loop that asks: each served resource not fed yet, as CRDs come.
+    // And the other served kinds, custom resources as CRDs come, for a loop that asks (but those it ignores).
     if (c.watchesCustomResources && ctx.onKindsChange) {
       const fed = new Set(c.watches.map((r) => `${r.group}/${r.resource}`));
       const feedNewKinds = async () => {
         try {
           for (const res of await servedKinds(ctx)) {
             const id = `${res.group}/${res.resource}`;
-            if (fed.has(id) || ctl.signal.aborted) continue;
+            if (fed.has(id) || c.ignores?.(res) || ctl.signal.aborted) continue;
             fed.add(id);
             feed(res);
           }

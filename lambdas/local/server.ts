@@ -29,6 +29,7 @@ import { ensureBootstrapPolicy } from '../apiserver/bootstrap-policy.ts';
 import { clusterRoleAggregationController } from '../controllers/clusterroleaggregation.ts';
 import { ApiError } from '../machinery/status.ts';
 import { runControllers } from './controllers.ts';
+import { SharedInformers } from '../controllers/informer.ts';
 import { agentPodMetrics, createHorizontalController } from '../controllers/horizontal.ts';
 import { ApiPriorityGate, isLongRunning } from './api-priority.ts';
 import { namespaceController } from '../controllers/namespace.ts';
@@ -130,6 +131,8 @@ export interface LocalCluster {
   caCert: string;
   backend: Backend;
   api: ApiServer;
+  /** The process's caches, one per kind, shared by the loops and the Node authorizer. */
+  informers: SharedInformers;
   agents: Agent[];
   /** Why no agent runs, when agents were asked for and could not start (e.g. no Docker Engine). */
   agentError?: string;
@@ -188,8 +191,6 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const followingCRDs = api.crds.follow(crdFeed.signal);
   // So does its RBAC view (apiserver/rbac.ts): authorizing a request reads nothing from the store.
   const followingRBAC = api.rbac.follow(crdFeed.signal);
-  // The Node authorizer's view of which pods (and claims) each node has, kept by a watch (node-authorizer.ts).
-  const followingNodeGraph = api.nodeGraph.follow(crdFeed.signal);
   // A data dir from before objects were counted per namespace: count them once (one read afterwards).
   await api.registry.countExistingObjects();
   // And from before dependents were counted per owner (apiserver/dependents.ts): the same, once.
@@ -207,7 +208,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // the loops ask it which kinds are served (custom resources included) without reading the store.
   const loopsApi = opts.controlPlaneBackend ? new ApiServer({ ...apiOptions, backend: opts.controlPlaneBackend }) : api;
   const followingCRDsForLoops = loopsApi === api ? followingCRDs : loopsApi.crds.follow(crdFeed.signal);
-  const ctx = loopsApi.controllerContext();
+  // One cache per kind for the whole process (controllers/informer.ts): the loops' and the Node
+  // authorizer's view of which pods (and claims) each node has (node-authorizer.ts).
+  const informers = new SharedInformers(loopsApi.registry);
+  const ctx = { ...loopsApi.controllerContext(), cache: informers };
+  const followingNodeGraph = api.nodeGraph.follow(crdFeed.signal, informers);
   // The scheduler keeps its reservation records in memory when the store is this data dir's SQLite file
   // and it holds the data dir's scheduler lock (scheduler-lock.ts); on a store given from outside (a
   // DynamoDB table other processes may share) they stay in the store.
@@ -320,6 +325,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     caCert: certs.caCert,
     backend,
     api,
+    informers,
     agents,
     agentError,
     async close() {
