@@ -33,9 +33,10 @@ import { controllerUser } from './identity.ts';
 const ORPHAN = 'orphan';
 const FOREGROUND = 'foregroundDeletion';
 
-// Every namespaced kind can be a dependent; Events are left out (nothing we serve owns them, and they
-// are the noisiest feed).
-/** Events (core and events.k8s.io) are neither owners nor dependents here, as kube's GC ignores them. */
+/**
+ * Events (core and events.k8s.io) are neither owners nor dependents here, as kube's GC ignores them:
+ * nothing we serve owns them, and they are the noisiest feed.
+ */
 const isEvents = (r: ResourceInfo) => r.resource === 'events';
 /** Kinds whose objects may be dependents: the namespaced ones (Events excepted), custom resources included. */
 const isDependentKind = (r: ResourceInfo) => r.namespaced && !isEvents(r) && r.verbs.includes('list') && r.verbs.includes('delete');
