@@ -45,9 +45,11 @@ describe('DynamoDB watches of one process', () => {
       const deadline = Date.now() + 30_000;
       while (seen.slice(0, writes).some((s) => s.length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (let w = 0; w < writes; w++) expect(seen[w]!.flatMap((b) => b.events).map((e) => e.kv.key)).toEqual([`/registry/g/kind${w}/ns/o${w}`]);
-      // At most one log Query per write (fewer when a read covers several), not one per watch (30 x 5).
+      // About one log Query per write (fewer when a read covers several), not one per watch (30 x 5). A
+      // read that finds a write still in flight (its revision taken, its transaction not yet committed)
+      // reads again: a loaded CI run counted 6 for 5 writes. Twice the writes still fails without sharing.
       expect(logQueries).toBeGreaterThan(0);
-      expect(logQueries).toBeLessThanOrEqual(writes);
+      expect(logQueries).toBeLessThanOrEqual(2 * writes);
     } finally {
       signal.abort();
       await Promise.allSettled(watching);
