@@ -10,7 +10,9 @@
 // `kubernetes` VIP never meets another test cluster's 10.96.0.1 in the host's iptables.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupProxyRules } from '../node-agent/proxy.ts';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import type Docker from 'dockerode';
 import { LABELS } from '../node-agent/runtime.ts';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
@@ -24,6 +26,7 @@ const python = docker ? await pythonClient() : undefined;
 
 const NS = 'incluster';
 const SERVICE_CIDR = '10.123.0.0/16';
+const PROXY_PREFIX = `SKIC${process.pid % 10000}`;
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** Reaches the apiserver by each name a pod may use, verifying TLS against the mounted CA only. */
@@ -132,7 +135,7 @@ describe.skipIf(!docker)('in-cluster API access from pods (Docker agent, kubectl
       agentOptions: {
         nodeName,
         network,
-        proxy: { chainPrefix: `SKIC${process.pid % 10000}`, serviceCIDR: SERVICE_CIDR, resyncMs: 3000 },
+        proxy: { chainPrefix: PROXY_PREFIX, serviceCIDR: SERVICE_CIDR, resyncMs: 3000 },
         // A 600 s token (the least TokenRequest allows) is refreshed after 6 s instead of 480 s.
         tokenRefreshFraction: 0.01,
         resyncMs: 3000,
@@ -149,6 +152,10 @@ describe.skipIf(!docker)('in-cluster API access from pods (Docker agent, kubectl
 
   afterAll(async () => {
     await c?.destroy();
+    // The proxy's rules outlive its agent (as kube-proxy's do). Left behind, a later run's pods (the same
+    // VIP, 10.123.0.1, on a bridge that may reuse the address) could meet this run's DNAT to a relay
+    // that is gone: a CI run on a machine that had run this file before saw ECONNREFUSED from every pod.
+    await cleanupProxyRules(PROXY_PREFIX).catch(() => {});
     const left = await engine.listContainers({ all: true, filters: { label: [`${LABELS.node}=${nodeName}`] } });
     for (const x of left) await engine.getContainer(x.Id).remove({ force: true }).catch(() => {});
     await engine.getNetwork(network).remove().catch(() => {});
@@ -165,6 +172,11 @@ describe.skipIf(!docker)('in-cluster API access from pods (Docker agent, kubectl
     expect(ep.subsets).toEqual([{ addresses: [{ ip: relay.ip }], ports: [{ name: 'https', port: c.port, protocol: 'TCP' }] }]);
     const slice = JSON.parse(await kubectl('-n', 'default', 'get', 'endpointslices', 'kubernetes', '-o', 'json'));
     expect(slice.endpoints.map((e: any) => e.addresses)).toEqual([[relay.ip]]);
+    // The node's proxy has the VIP's DNAT to the relay (a pod started before its first sync of the
+    // Endpoints meets the service range's REJECT, as one would meet a kube-proxy that lags).
+    await until('the proxy routing the kubernetes VIP to the relay', async () =>
+      execFileSync('iptables-save', ['-t', 'nat']).toString().split('\n').some((l) => l.startsWith(`-A ${PROXY_PREFIX}-SEP-`) && l.includes(`--to-destination ${relay.ip}:${relay.port}`)),
+    );
 
     // A pod with only the CA mounted: TLS to kubernetes.default.svc (node DNS → the VIP → the relay →
     // the apiserver) and to KUBERNETES_SERVICE_HOST:PORT verifies against it.
