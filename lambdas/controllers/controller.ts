@@ -76,16 +76,18 @@ export function contextFor(c: Pick<Controller, 'identity'>, ctx: ControllerConte
  * Kinds that cannot be deleted are never stored (reviews, metrics.k8s.io): no loop has anything of theirs.
  */
 export async function servedKinds(ctx: ControllerContext): Promise<ResourceInfo[]> {
+  return oneVersionEach(((await ctx.kinds?.()) ?? RESOURCES).filter((r) => r.verbs.includes('delete')));
+}
+
+/** The first of each group/resource: one version of each (versions share one storage). */
+export function oneVersionEach(resources: readonly ResourceInfo[]): ResourceInfo[] {
   const seen = new Set<string>();
-  const out: ResourceInfo[] = [];
-  for (const r of (await ctx.kinds?.()) ?? RESOURCES) {
-    if (!r.verbs.includes('delete')) continue;
+  return resources.filter((r) => {
     const id = `${r.group}/${r.resource}`;
-    if (seen.has(id)) continue;
+    if (seen.has(id)) return false;
     seen.add(id);
-    out.push(r);
-  }
-  return out;
+    return true;
+  });
 }
 
 /** The context's cache, or a reader straight from the store for this call. */

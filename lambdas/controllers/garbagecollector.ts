@@ -24,7 +24,7 @@
 import { RESOURCES, findKind, type ResourceInfo } from '../machinery/resources.ts';
 import { ApiError } from '../machinery/status.ts';
 import type { KubeObject, OwnerReference } from '../machinery/types.ts';
-import { readerOf, servedKinds, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
+import { oneVersionEach, readerOf, servedKinds, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { StoreReader, type ObjectReader } from './cache.ts';
 import { isTerminating, withoutOwner } from './owners.ts';
 import { BURST_REPLICAS } from './batch.ts';
@@ -45,7 +45,7 @@ const isDependentKind = (r: ResourceInfo) => r.namespaced && !isEvents(r) && r.v
  * come). One version of each (autoscaling/v2 HPAs, not v1 too: versions share one store, and each kind
  * watched is a cache of every such object in a local cluster).
  */
-const DEPENDENT_KINDS = RESOURCES.filter((r, i) => isDependentKind(r) && RESOURCES.findIndex((o) => o.group === r.group && o.resource === r.resource) === i);
+const DEPENDENT_KINDS = oneVersionEach(RESOURCES).filter(isDependentKind);
 
 async function dependentKinds(ctx: ControllerContext): Promise<ResourceInfo[]> {
   return (await servedKinds(ctx)).filter(isDependentKind);
