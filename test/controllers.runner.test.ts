@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiServer } from '../lambdas/apiserver/app.ts';
 import type { Controller } from '../lambdas/controllers/controller.ts';
+import { ApiPriorityGate } from '../lambdas/local/api-priority.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
@@ -81,6 +82,40 @@ describe('local controller runner', () => {
     const firstHalf = done.slice(0, 30);
     expect(firstHalf.filter((k) => k.startsWith('a')).length).toBeGreaterThanOrEqual(10);
     expect(firstHalf.filter((k) => k.startsWith('b')).length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('slices are at most 10 ms while an API request is in flight, 50 ms while none is', async () => {
+    const ctx = context();
+    const gate = new ApiPriorityGate();
+    const done: string[] = [];
+    // Keys of 1 ms each; the probe counts how many were done between two turns of the event loop.
+    const runner = runControllers(ctx, [busy(Array.from({ length: 400 }, (_, i) => `k${i}`), 1, done)], { resyncMs: 60_000, gate });
+    cleanup.push(() => runner.stop());
+    const mostPerTurn = async (n: number) => {
+      let last = done.length;
+      let most = 0;
+      const start = done.length;
+      await new Promise<void>((resolve) => {
+        const probe = setInterval(() => {
+          most = Math.max(most, done.length - last);
+          last = done.length;
+          if (done.length - start >= n || done.length === 400) {
+            clearInterval(probe);
+            resolve();
+          }
+        }, 0);
+      });
+      return most;
+    };
+    // A request in flight the whole time: the loop gives way for up to 40 ms, then works 10 ms (+1 key).
+    const answered = gate.enter();
+    const busySlice = await mostPerTurn(100);
+    answered();
+    // None: slices of 50 ms.
+    const idleSlice = await mostPerTurn(150);
+    expect(busySlice).toBeGreaterThanOrEqual(5);
+    expect(busySlice).toBeLessThanOrEqual(16);
+    expect(idleSlice).toBeGreaterThanOrEqual(30);
   });
 
   it('stop() while the worker is letting the event loop turn ends the worker', async () => {

@@ -93,6 +93,8 @@ function ownsSelf(obj: KubeObject): boolean {
   return isTerminating(obj) && (f.includes(ORPHAN) || f.includes(FOREGROUND));
 }
 
+const sameUid = (o: KubeObject | undefined, uid: string) => (o?.metadata.uid === uid ? o : undefined);
+
 /** The owner, if it is the one a reference means (same uid); undefined when it is gone. */
 async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: string, name: string, uid: string): Promise<KubeObject | undefined> {
   try {
@@ -171,11 +173,23 @@ async function reconcileOwner(key: string, ctx: ControllerContext, burst: number
   const res = await kindOf(ctx, parsed.group, parsed.kind);
   if (!res) return;
   const k = { ...parsed, res, namespace: res.namespaced ? parsed.namespace : '' };
-  const owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
-  // A live owner that is not being deleted needs nothing from its dependents: don't list them (a list
-  // per dependent kind, on every resync of every owner).
+  const reader = readerOf(ctx);
+  // The owner first as the loop's reader sees it (locally the cache, in the cloud one get), for the
+  // namespaced kinds the collector follows; owners of other kinds (Nodes, Namespaces) from the store.
+  // An owner that is live and not being deleted needs nothing from its dependents, and one gone that
+  // has none (every delete of every namespaced object) needs nothing at all, as kube's GC does nothing
+  // for an owner without dependents in its graph. A cache that lags is safe for these two answers: the
+  // owner's terminating update, or a new dependent, is an event of its own that queues this key again.
+  // What may delete or update something reads the owner from the store.
+  const fromReader = k.res.namespaced;
+  let owner = fromReader ? sameUid(await reader.get(k.res, k.namespace, k.name), k.uid) : await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
   if (owner && !isTerminating(owner)) return;
-  const deps = await dependentsOf(ctx, readerOf(ctx), k.namespace, k.uid);
+  const deps = await dependentsOf(ctx, reader, k.namespace, k.uid);
+  if (!owner && !deps.length) return;
+  if (fromReader) {
+    owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
+    if (owner && !isTerminating(owner)) return;
+  }
   // Writes left in this reconcile; when they run out, the rest waits for the requeue.
   let budget = burst;
   const more = { requeueAfterMs: 0 };

@@ -7,8 +7,11 @@
 // under a constant stream of requests. Long-running requests (watches, followed logs) are not counted:
 // they are open for minutes while idle.
 
-/** The longest the loops wait for the API before they take a slice anyway. */
-export const MAX_GIVE_WAY_MS = 200;
+/**
+ * The longest the loops wait for the API before they take a slice anyway (a short one while requests
+ * are still in flight: controllers.ts, BUSY_SLICE_MS).
+ */
+export const MAX_GIVE_WAY_MS = 40;
 
 export class ApiPriorityGate {
   private inFlight = 0;
