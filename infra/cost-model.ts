@@ -366,9 +366,7 @@ export const OPERATIONS = {
    * And to its end: deleted by a user, stopped by its agent, and replaced by its RC, less a bare pod's
    * podDelete, podTerminate and podCreate (the replacement is the next life's creation). The RC loop's
    * create (and its Event, and the RC's status) stands in for the user's; the Endpoints and slice let the
-   * pod go. Negative counts are what the bare path does and this one does not. The garbage collector
-   * finds the deleted pod gone in the RC loop's list of the namespace's pods, made in the same batch
-   * (cache.ts StoreReader), where a bare pod's delete costs it a GetItem (podTerminate).
+   * pod go. Negative counts are what the bare path does and this one does not.
    */
   unitPodEnd: {
     apiRequests: -1,
@@ -376,7 +374,7 @@ export const OPERATIONS = {
     invocations: { scheduler: 0, controllerManager: 2 },
     dynamo: {
       apiserver: { 'GetItem token': -1, 'GetItem count': -4, 'UpdateItem counter': -1, 'UpdateItem settled': -1, 'PutItem history:pods': -1, 'GetItem namespaces': -1, 'BatchGetItem count': -1, 'Query counter': -2, 'Query priorityclasses': -1, 'TransactWriteItems pods create +count': -1, 'TransactWriteItems pods delete +count +charge +index': 1, 'TransactWriteItems pods delete +count +index': -1 },
-      controllerManager: { 'GetItem replicationcontrollers': 10, 'Query counter': 12, 'Query pods namespace': 5, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'BatchGetItem count': 2, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count +charge': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
+      controllerManager: { 'GetItem replicationcontrollers': 10, 'Query counter': 12, 'Query pods namespace': 5, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 2, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count +charge': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
       scheduler: { 'GetItem reservations': -1, 'TransactWriteItems reservations update': 1, 'GetItem count': -2, 'BatchGetItem count': -1, 'TransactWriteItems reservations create +count': -1 },
     },
   },

@@ -230,6 +230,29 @@ for (const [label, makeBackend, enabled] of backends) {
       expect(await b.count(`dependents#${rc.metadata.uid}`)).toBe(0);
     });
 
+    it('a reference to a namespaced kind that cannot be listed ends its reconcile, with no cache made for that kind', async () => {
+      const ctx = await newCtx(await makeBackend());
+      const lsar = findResource('authorization.k8s.io', 'v1', 'localsubjectaccessreviews')!;
+      const ref = { apiVersion: 'authorization.k8s.io/v1', kind: 'LocalSubjectAccessReview', name: 'x', uid: 'u-1' };
+      const cm = await ctx.registry.create(cmRes, 'default', { metadata: { name: 'odd-owner', ownerReferences: [ref] } });
+      const ac = new AbortController();
+      const informers = new SharedInformers(ctx.registry);
+      informers.for(cmRes);
+      await informers.start(ac.signal);
+      try {
+        const keys = gc.keys({ type: 'ADDED', resource: cmRes, object: cm });
+        expect(keys.length).toBe(1);
+        const ended = await Promise.race([gc.reconcile(keys[0]!, { ...ctx, cache: informers }).then(() => 'ended'), new Promise((r) => setTimeout(() => r('still waiting'), 5000))]);
+        expect(ended).toBe('ended');
+        expect(informers.kinds()).not.toContain(lsar);
+      } finally {
+        ac.abort();
+        await informers.stopped();
+      }
+      // The owner does not exist: the dependent goes, as with any owner gone.
+      expect(await exists(ctx, cmRes, 'odd-owner')).toBe(false);
+    });
+
     it('a cluster-scoped owner: its dependents in every namespace go, found by the owner index (no list)', async () => {
       const ctx = await newCtx(await makeBackend());
       await ctx.registry.create(nsRes, undefined, { metadata: { name: 'other' } });

@@ -93,8 +93,6 @@ function ownsSelf(obj: KubeObject): boolean {
   return isTerminating(obj) && (f.includes(ORPHAN) || f.includes(FOREGROUND));
 }
 
-const sameUid = (o: KubeObject | undefined, uid: string) => (o?.metadata.uid === uid ? o : undefined);
-
 /** The owner, if it is the one a reference means (same uid); undefined when it is gone. */
 async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: string, name: string, uid: string): Promise<KubeObject | undefined> {
   try {
@@ -122,6 +120,12 @@ async function dependentsOf(ctx: ControllerContext, reader: ObjectReader, namesp
     for (const obj of found) out.push({ res, obj });
   }
   return out;
+}
+
+/** Whether any object of a dependent kind names `uid` as an owner (the owner index, without the lists). */
+async function hasDependents(ctx: ControllerContext, reader: ObjectReader, namespace: string, uid: string): Promise<boolean> {
+  for (const res of await dependentKinds(ctx)) if ((await reader.countByIndex(res, 'owner', `${namespace || '*'}/${uid}`)) > 0) return true;
+  return false;
 }
 
 async function removeRef(ctx: ControllerContext, res: ResourceInfo, dep: KubeObject, uid: string): Promise<void> {
@@ -174,22 +178,24 @@ async function reconcileOwner(key: string, ctx: ControllerContext, burst: number
   if (!res) return;
   const k = { ...parsed, res, namespace: res.namespaced ? parsed.namespace : '' };
   const reader = readerOf(ctx);
-  // The owner first as the loop's reader sees it (locally the cache, in the cloud one get), for the
-  // namespaced kinds the collector follows; owners of other kinds (Nodes, Namespaces) from the store.
-  // An owner that is live and not being deleted needs nothing from its dependents, and one gone that
-  // has none (every delete of every namespaced object) needs nothing at all, as kube's GC does nothing
-  // for an owner without dependents in its graph. A cache that lags is safe for these two answers: the
-  // owner's terminating update, or a new dependent, is an event of its own that queues this key again.
-  // What may delete or update something reads the owner from the store.
-  const fromReader = k.res.namespaced;
-  let owner = fromReader ? sameUid(await reader.get(k.res, k.namespace, k.name), k.uid) : await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
+  // Locally, the loops' shared informers answer first, for the kinds the collector follows
+  // (isDependentKind): an owner in the cache that is live and not being deleted needs nothing from its
+  // dependents, and one gone from it with no dependents in its owner index (every delete of every
+  // namespaced object) needs nothing at all, with no store read, as kube's GC does nothing for an owner
+  // without dependents in its graph. A cache that lags is safe for these two answers: the owner's
+  // terminating update, or a new dependent, is an event of its own that queues this key again. Not a
+  // StoreReader (the cloud's batch reader): it keeps what it read, and a decision to delete dependents
+  // must read them after the owner. Otherwise a reconcile that read them before a concurrent one orphaned
+  // them and took the owner's finalizer would find the owner gone and delete what was just orphaned.
+  if (!(reader instanceof StoreReader) && isDependentKind(k.res)) {
+    const cached = await reader.get(k.res, k.namespace, k.name);
+    if (cached?.metadata.uid === k.uid ? !isTerminating(cached) : !(await hasDependents(ctx, reader, k.namespace, k.uid))) return;
+  }
+  const owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
+  // A live owner that is not being deleted needs nothing from its dependents: don't list them (a list
+  // per dependent kind, on every resync of every owner).
   if (owner && !isTerminating(owner)) return;
   const deps = await dependentsOf(ctx, reader, k.namespace, k.uid);
-  if (!owner && !deps.length) return;
-  if (fromReader) {
-    owner = await liveOwner(ctx, k.res, k.namespace, k.name, k.uid);
-    if (owner && !isTerminating(owner)) return;
-  }
   // Writes left in this reconcile; when they run out, the rest waits for the requeue.
   let budget = burst;
   const more = { requeueAfterMs: 0 };
