@@ -115,16 +115,18 @@ async function liveOwner(ctx: ControllerContext, res: ResourceInfo, namespace: s
 async function dependentsOf(ctx: ControllerContext, reader: ObjectReader, namespace: string, uid: string): Promise<{ res: ResourceInfo; obj: KubeObject }[]> {
   const out: { res: ResourceInfo; obj: KubeObject }[] = [];
   for (const res of await dependentKinds(ctx)) {
-    // A cluster-scoped owner may have dependents in any namespace: the index's "*" entries hold those.
-    const found = await reader.byIndex(res, 'owner', `${namespace || '*'}/${uid}`);
+    const found = await reader.byIndex(res, 'owner', ownerIndexValue(namespace, uid));
     for (const obj of found) out.push({ res, obj });
   }
   return out;
 }
 
+/** The owner index's value for an owner: a cluster-scoped one ('' namespace) may have dependents in any namespace, under "*". */
+const ownerIndexValue = (namespace: string, uid: string) => `${namespace || '*'}/${uid}`;
+
 /** Whether any object of a dependent kind names `uid` as an owner (the owner index, without the lists). */
 async function hasDependents(ctx: ControllerContext, reader: ObjectReader, namespace: string, uid: string): Promise<boolean> {
-  for (const res of await dependentKinds(ctx)) if ((await reader.countByIndex(res, 'owner', `${namespace || '*'}/${uid}`)) > 0) return true;
+  for (const res of await dependentKinds(ctx)) if ((await reader.countByIndex(res, 'owner', ownerIndexValue(namespace, uid))) > 0) return true;
   return false;
 }
 
