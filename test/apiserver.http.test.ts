@@ -216,6 +216,34 @@ describe('semantics', () => {
     expect(again.status).toBe(409);
   });
 
+  // A write answers with the object it wrote (WriteOptions.owned), not a parse of the stored value: the
+  // answer must be what a read gives, byte for byte, whatever the body held (the request's own
+  // resourceVersion, fields defaulting fills in, a field sent as null).
+  it("each write's answer is the stored object as a GET returns it, byte for byte", async () => {
+    const path = '/api/v1/namespaces/t/pods/echo';
+    const pod = { metadata: { name: 'echo', labels: { a: 'b' }, annotations: null }, spec: { containers: [{ name: 'c', image: 'busybox', ports: [{ containerPort: 80 }] }] } };
+    const created = await call('POST', '/api/v1/namespaces/t/pods', { body: JSON.stringify(pod) });
+    expect(created.status).toBe(201);
+    expect(created.text).toBe((await call('GET', path)).text);
+    // The precondition first among the metadata's fields, where a stored object's is last.
+    const { resourceVersion, ...meta } = created.json.metadata;
+    const put = await call('PUT', path, { body: JSON.stringify({ ...created.json, metadata: { resourceVersion, ...meta, labels: { a: 'c' } } }) });
+    expect(put.status).toBe(200);
+    expect(put.json.metadata.resourceVersion).not.toBe(created.json.metadata.resourceVersion);
+    expect(put.text).toBe((await call('GET', path)).text);
+    const status = await call('PUT', `${path}/status`, { body: JSON.stringify({ ...put.json, status: { phase: 'Running', podIP: '10.0.0.7' } }) });
+    expect(status.text).toBe((await call('GET', path)).text);
+    const patched = await call('PATCH', path, { body: '{"metadata":{"labels":{"x":"y"}}}', contentType: 'application/merge-patch+json' });
+    expect(patched.json.metadata.labels).toEqual({ a: 'c', x: 'y' });
+    expect(patched.text).toBe((await call('GET', path)).text);
+    const applied = await call('PATCH', '/api/v1/namespaces/t/configmaps/echo?fieldManager=t', {
+      body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'echo' }, data: { k: 'v' } }),
+      contentType: 'application/apply-patch+yaml',
+    });
+    expect(applied.status).toBe(201);
+    expect(applied.text).toBe((await call('GET', '/api/v1/namespaces/t/configmaps/echo')).text);
+  });
+
   it('finalizers hold a deleted object until removed', async () => {
     await call('POST', '/api/v1/namespaces/t/configmaps', { body: cm('fin', { metadata: { name: 'fin', finalizers: ['example.com/hold'] } }) });
     const d = await call('DELETE', '/api/v1/namespaces/t/configmaps/fin');

@@ -561,13 +561,13 @@ export class ApiServer {
         const admitUpdate = this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings, dryRun);
         if (status === 'finalize') {
           // Namespace finalize: only spec.finalizers changes (the namespace controller's last step).
-          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize', admit: admitUpdate }, (cur) => ({
+          const out = await reg.guaranteedUpdate(res, ns, name!, rvOf(obj), { dryRun, subresource: 'finalize', admit: admitUpdate, owned: true }, (cur) => ({
             ...cur,
             spec: { ...(cur.spec ?? {}), finalizers: obj.spec?.finalizers ?? [] },
           }));
           return jsonResponse(200, out);
         }
-        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined, admit: admitUpdate });
+        const out = await reg.update(res, ns, name!, obj, { dryRun, subresource: status as 'status' | undefined, admit: admitUpdate, owned: true });
         return jsonResponse(200, out, warningHeader(warnings));
       }
       case 'patch': {
@@ -593,7 +593,7 @@ export class ApiServer {
             const skeleton: KubeObject = { apiVersion: apiVersionOf(res), kind: res.kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } };
             const obj = checkFields(req, res, applyPatch(ct, res, skeleton, body), warnings);
             await admit(this.chain, { authorizer: this.authz, operation: 'CREATE', resource: res, namespace: ns, object: obj, user, dryRun, warnings }, reg);
-            return jsonResponse(201, await reg.create(res, ns, obj, { dryRun }), warningHeader(warnings));
+            return jsonResponse(201, await reg.create(res, ns, obj, { dryRun, owned: true }), warningHeader(warnings));
           }
         }
         // kube admits a patch as an UPDATE of the patched object, judged against the stored one: here
@@ -603,7 +603,7 @@ export class ApiServer {
           ns,
           name!,
           undefined,
-          { dryRun, subresource: sub === 'status' ? 'status' : undefined, admit: this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings, dryRun) },
+          { dryRun, subresource: sub === 'status' ? 'status' : undefined, admit: this.admitInWrite('UPDATE', res, sub, ns, name!, user, warnings, dryRun), owned: true },
           (cur) => {
             warnings.length = 0;
             const patched = checkFields(req, res, applyPatch(ct, res, cur, body), warnings);
@@ -702,7 +702,7 @@ export class ApiServer {
     if (!target || typeof target.name !== 'string' || !target.name) {
       throw errors.invalid('Binding', '', name, [{ reason: 'FieldValueRequired', field: 'target.name', message: 'Required value' }]);
     }
-    await this.registry.guaranteedUpdate(res, ns, name, undefined, { subresource: 'binding' }, (pod) => {
+    await this.registry.guaranteedUpdate(res, ns, name, undefined, { subresource: 'binding', owned: true }, (pod) => {
       if (pod.metadata.deletionTimestamp) throw errors.conflict(res.resource, '', name, 'pod is being deleted, cannot be assigned to a host');
       if (pod.spec?.nodeName) {
         throw errors.conflict(res.resource, '', name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);

@@ -170,7 +170,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   /** pods/binding, as the apiserver serves it: spec.nodeName only if unset, for this very pod. */
   async function bind(ctx: ControllerContext, pod: KubeObject, nodeName: string): Promise<KubeObject> {
     const { namespace, name, uid } = pod.metadata;
-    return ctx.registry.guaranteedUpdate(pods, namespace, name!, undefined, { subresource: 'binding' }, (cur) => {
+    return ctx.registry.guaranteedUpdate(pods, namespace, name!, undefined, { subresource: 'binding', owned: true }, (cur) => {
       if (cur.metadata.deletionTimestamp) throw errors.conflict('pods', '', name!, 'pod is being deleted, cannot be assigned to a host');
       if (cur.spec?.nodeName) throw errors.conflict('pods', '', name!, `pod ${name} is already assigned to node "${cur.spec.nodeName}"`);
       if (cur.metadata.uid !== uid) throw errors.conflict('pods', '', name!, 'the UID in the binding does not match the pod');
