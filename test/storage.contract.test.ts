@@ -417,7 +417,7 @@ function contract(s: Subject) {
 
     // The SQLite backend answers repeated gets, small lists and counts from memory (ReadMemo): the same
     // reads, made again right after another handle's write, must see it, with no wait.
-    it('a read repeated right after another handle wrote sees the write: get, a small list, a count', async () => {
+    it('a read repeated right after another handle wrote sees the write: get, a small list, a first page, a count', async () => {
       const { backend: a, open } = await s.fresh();
       const b = await open();
       const NS = '/registry/core/namespaces/';
@@ -426,21 +426,31 @@ function contract(s: Subject) {
         got: (await a.get(`${NS}one`))?.value,
         absent: await a.get(`${NS}two`),
         listed: (await a.list(NS)).kvs.map((kv) => `${kv.key.slice(NS.length)}=${kv.value}`),
+        page: await a.list(NS, { limit: 1 }).then((r) => ({ items: r.kvs.map((kv) => `${kv.key.slice(NS.length)}=${kv.value}`), more: r.more })),
         count: await a.count('g'),
       });
-      expect(await read()).toEqual({ got: '{"v":1}', absent: undefined, listed: ['one={"v":1}'], count: 1 });
-      expect(await read()).toEqual({ got: '{"v":1}', absent: undefined, listed: ['one={"v":1}'], count: 1 }); // now remembered
+      const before = { got: '{"v":1}', absent: undefined, listed: ['one={"v":1}'], page: { items: ['one={"v":1}'], more: false }, count: 1 };
+      expect(await read()).toEqual(before);
+      expect(await read()).toEqual(before); // now remembered
       await b.update(`${NS}one`, '{"v":2}', first.modRevision);
       await b.create(`${NS}two`, '{"v":1}', { count: { group: 'g', limit: 10 } });
-      expect(await read()).toEqual({ got: '{"v":2}', absent: expect.objectContaining({ value: '{"v":1}' }), listed: ['one={"v":2}', 'two={"v":1}'], count: 2 });
+      expect(await read()).toEqual({
+        got: '{"v":2}',
+        absent: expect.objectContaining({ value: '{"v":1}' }),
+        listed: ['one={"v":2}', 'two={"v":1}'],
+        page: { items: ['one={"v":2}'], more: true },
+        count: 2,
+      });
       await b.delete(`${NS}one`);
       const after = await read();
       expect(after.got).toBeUndefined();
       expect(after.listed).toEqual(['two={"v":1}']);
+      expect(after.page).toEqual({ items: ['two={"v":1}'], more: false });
       expect(after.count).toBe(1);
       // And its own writes, through the same handle.
       await a.create(`${NS}three`, '{"v":3}', { count: { group: 'g', limit: 10 } });
       expect((await a.list(NS)).kvs.map((kv) => kv.key.slice(NS.length))).toEqual(['three', 'two']);
+      expect(await a.list(NS, { limit: 1 }).then((r) => [r.kvs.map((kv) => kv.key.slice(NS.length)), r.more])).toEqual([['three'], true]);
       expect(await a.count('g')).toBe(2);
       expect((await a.get(`${NS}three`))?.value).toBe('{"v":3}');
       // A caller changing what it was given does not change the next answer.
@@ -449,6 +459,10 @@ function contract(s: Subject) {
       (await a.list(NS)).kvs[0]!.value = 'changed';
       expect((await a.get(`${NS}three`))?.value).toBe('{"v":3}');
       expect((await a.list(NS)).kvs[0]!.value).toBe('{"v":3}');
+      (await a.list(NS, { limit: 1 })).kvs[0]!.value = 'changed';
+      expect((await a.list(NS, { limit: 1 })).kvs[0]!.value).toBe('{"v":3}');
+      // A page of another size is its own answer.
+      expect(await a.list(NS, { limit: 2 }).then((r) => [r.kvs.map((kv) => kv.key.slice(NS.length)), r.more])).toEqual([['three', 'two'], false]);
     });
 
     it('50 concurrent creates (two processes) into a group with a limit of 3 leave exactly 3', async () => {

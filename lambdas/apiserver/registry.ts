@@ -318,12 +318,11 @@ export class Registry {
       }
       throw e;
     }
-    const items = result.kvs.map((kv) => this.withTypeMeta(res, decode(kv)));
     // Items in a list carry no apiVersion/kind in Kubernetes' JSON; the list has them.
-    for (const it of items) {
-      delete it.apiVersion;
-      delete it.kind;
-    }
+    const items = result.kvs.map((kv) => {
+      const { apiVersion: _a, kind: _k, ...item } = decode(kv);
+      return item as KubeObject;
+    });
     const last = result.kvs[result.kvs.length - 1];
     const meta: KubeList['metadata'] = { resourceVersion: String(result.revision) };
     if (result.more && last) meta.continue = encodeContinue(result.revision, last.key.slice(prefix.length));
