@@ -131,6 +131,23 @@ describe('SqliteBackend change feed', () => {
     ]);
   });
 
+  // The commit waits for the next poll phase too: requests that arrive while a batch is answered join
+  // the next one (larger batches at 32 clients). So a write asked for in the next turn is answered with one
+  // asked for in this turn, not after it.
+  it('group commit: a write asked for in the next turn of the event loop joins the commit', async () => {
+    const { b } = fresh();
+    const order: string[] = [];
+    const first = b.create(`${P}ns/a`, 'a').then(() => order.push('a answered'));
+    const second = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        order.push('b asked');
+        void b.create(`${P}ns/b`, 'b').then(() => resolve(void order.push('b answered')));
+      }),
+    );
+    await Promise.all([first, second]);
+    expect(order).toEqual(['b asked', 'a answered', 'b answered']);
+  });
+
   it('a writer awaiting each write lets watches see its writes as it goes', async () => {
     const { b } = fresh();
     const ac = new AbortController();

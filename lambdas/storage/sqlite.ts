@@ -25,8 +25,8 @@
 // Group commit. Every commit is fsynced (synchronous = FULL, below), and better-sqlite3 is synchronous:
 // the fsync blocks the event loop, the API and the control loops with it. A profile of `skiff up`
 // scheduling 6,000 pods (bench:vs-kube) spent 35% of its time in commits. So writes are queued and
-// committed together: the writes asked for in one turn of the event loop (the requests read from the
-// sockets in one poll phase, the loops' writes of one slice) run in one IMMEDIATE transaction, each in
+// committed together: the writes asked for in two turns of the event loop (the requests read from the
+// sockets in two poll phases, the loops' writes of one slice) run in one IMMEDIATE transaction, each in
 // its own savepoint, and share one fsync; each is answered only after that commit, so an answered write
 // is as durable as before. A write refused by its own check (KeyExists, Conflict, ...) rolls back its
 // savepoint only. If the transaction itself fails (a full or failing disk, the lock held by another
@@ -411,8 +411,12 @@ export class SqliteBackend implements Backend {
       this.queued.push({ key, decide, resolve, reject });
       if (this.commitScheduled) return;
       this.commitScheduled = true;
-      // setImmediate: after the poll phase, so the requests read from the sockets in this turn join.
-      setImmediate(() => this.commitQueued());
+      // After this turn's poll phase and the next one, so the requests read from the sockets in both join:
+      // answering a batch makes its clients send their next requests, which the next poll phase reads.
+      // Creating ConfigMaps at 32 clients, batches grew from 10.5 writes to 15.8 on average and creates/s
+      // by 6-12% (three alternating pairs of skiff up runs); one loop iteration more did not show at one
+      // client. A write costs the store ~130 µs of CPU alone, ~35 in a batch of 8, ~27 in one of 32.
+      setImmediate(() => setImmediate(() => this.commitQueued()));
     });
   }
 
