@@ -214,7 +214,8 @@ export class SqliteBackend implements Backend {
       const rows = (opts.filter ? stmt.iterate(params) : stmt.all(params)) as Iterable<KeyValue>;
       // Every key of the prefix at the latest revision, while few: what the memo keeps.
       // (Only when list() asked the memo first, which looked at data_version before this read.)
-      let whole: KeyValue[] | undefined = !opts.limit && !opts.startAfter && opts.revision === undefined ? [] : undefined;
+      const shape = memoShape(opts);
+      let whole: KeyValue[] | undefined = shape === 'whole' ? [] : undefined;
       const kvs: KeyValue[] = [];
       let more = false;
       for (const kv of rows) {
@@ -229,9 +230,7 @@ export class SqliteBackend implements Backend {
       }
       if (whole) this.memo.rememberList(prefix, whole);
       // A first page at the latest revision with no filter (kubectl get, an informer's list) is kept too.
-      else if (opts.limit && opts.limit <= MEMO_LIST_MAX && !opts.filter && !opts.startAfter && opts.revision === undefined) {
-        this.memo.rememberList(prefix, kvs, { limit: opts.limit, more });
-      }
+      else if (shape === 'page' && opts.limit! <= MEMO_LIST_MAX) this.memo.rememberList(prefix, kvs, { limit: opts.limit!, more });
       return { kvs, revision: at, more };
     });
     this.changesTx = this.db.transaction((prefix: string, after: number): WatchBatch => {
@@ -265,14 +264,11 @@ export class SqliteBackend implements Backend {
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
     // A list of the whole prefix at the latest revision may be remembered (small ones only: see listTx).
-    if (!opts.startAfter && opts.revision === undefined) {
-      if (!opts.limit) {
-        const known = this.memo.list(prefix);
-        if (known) return { kvs: opts.filter ? known.kvs.filter(opts.filter) : known.kvs, revision: this.revision(), more: false };
-      } else if (!opts.filter) {
-        const known = this.memo.list(prefix, opts.limit);
-        if (known) return { kvs: known.kvs, revision: this.revision(), more: known.more };
-      }
+    const shape = memoShape(opts);
+    if (shape) {
+      const known = this.memo.list(prefix, shape === 'page' ? opts.limit : undefined);
+      // (A whole list is remembered unfiltered; a page only when asked for without a filter.)
+      if (known) return { kvs: opts.filter ? known.kvs.filter(opts.filter) : known.kvs, revision: this.revision(), more: known.more };
     }
     return this.listTx(prefix, opts);
   }
@@ -636,6 +632,9 @@ const MEMO_LISTS = 64;
 const MEMO_LIST_MAX = 100;
 const MEMO_COUNTS = 1024;
 
+/** A remembered list's key: its prefix, or for a first page its limit and prefix. */
+const listKey = (prefix: string, limit?: number): string => (limit ? `${limit} ${prefix}` : prefix);
+
 /**
  * What this connection read, for as long as it is still true (see the header). Answers from memory look
  * at PRAGMA data_version (1.6 µs against 6-16 µs for the read it saves) first: when another connection
@@ -657,14 +656,15 @@ class ReadMemo {
     this.looked = false;
   };
   private readonly gets = new Map<string, KeyValue | null>();
-  /** By prefix, and by limit and prefix for a first page. */
+  /** By listKey: the prefix, or the limit and prefix of a first page. */
   private readonly lists = new Map<string, { prefix: string; kvs: KeyValue[]; more: boolean }>();
   private readonly counts = new Map<string, number>();
 
   constructor(private readonly dataVersion: () => number) {}
 
-  /** null: remembered as absent; undefined: not remembered. */
   // A miss is followed by the caller's read of the store: it looks first, unless current() just did.
+
+  /** null: remembered as absent; undefined: not remembered. */
   get(key: string): KeyValue | null | undefined {
     const lookedNow = this.current();
     const kv = this.gets.get(key);
@@ -675,7 +675,7 @@ class ReadMemo {
   /** The whole prefix, or (with a limit) its first page. */
   list(prefix: string, limit?: number): { kvs: KeyValue[]; more: boolean } | undefined {
     const lookedNow = this.current();
-    const known = this.lists.get(limit ? `${limit} ${prefix}` : prefix);
+    const known = this.lists.get(listKey(prefix, limit));
     if (known === undefined && !lookedNow) this.look();
     return known && { kvs: known.kvs.map((kv) => ({ ...kv })), more: known.more };
   }
@@ -697,7 +697,7 @@ class ReadMemo {
   rememberList(prefix: string, kvs: KeyValue[], page?: { limit: number; more: boolean }): void {
     if (kvs.some((kv) => kv.value.length > MEMO_VALUE_MAX)) return;
     const entry = { prefix, kvs: kvs.map((kv) => ({ ...kv })), more: page?.more ?? false };
-    bounded(this.lists, MEMO_LISTS).set(page ? `${page.limit} ${prefix}` : prefix, entry);
+    bounded(this.lists, MEMO_LISTS).set(listKey(prefix, page?.limit), entry);
   }
 
   rememberCount(group: string, n: number): void {
@@ -791,6 +791,17 @@ function prepare(db: Database.Database) {
 
 function conflict(key: string, stored: number): StorageError {
   return new StorageError('Conflict', key, `${key}: modRevision is ${stored}`, stored);
+}
+
+/**
+ * What of a list the read memo may hold: the whole prefix at the latest revision (a filter is applied to
+ * it after), or a first page of it asked for without a filter; undefined for any other (a later page, an
+ * older revision, a filtered page).
+ */
+function memoShape(opts: ListOptions): 'whole' | 'page' | undefined {
+  if (opts.startAfter || opts.revision !== undefined) return undefined;
+  if (!opts.limit) return 'whole';
+  return opts.filter ? undefined : 'page';
 }
 
 /** The least string above every string that starts with prefix (keys are compared byte by byte). */
