@@ -369,6 +369,20 @@ describe('recording: who, what is lost, retention', () => {
     await fresh.close();
   });
 
+  // The SQLite store writes its queue once a turn; the write being recorded does not wait for that (a turn
+  // more per write at one client), and a read right after still sees the entry.
+  it('a record is answered once queued, before the next turn, and read back at once', async () => {
+    const store = new SqliteHistoryStore(join(dir, 'h-queue.db'), { sweepIntervalMs: 0 });
+    const order: string[] = [];
+    const nextTurn = new Promise<void>((resolve) => setImmediate(() => resolve(void order.push('next turn'))));
+    const e = { key: '/registry/core/configmaps/default/q', revision: 4, operation: 'create' as const, time: '2026-12-01T00:00:00.000Z', value: '{}', expires: 4e9 };
+    await store.record(e).then(() => order.push('answered'));
+    expect((await store.read(e.key)).map((x) => x.revision)).toEqual([4]);
+    await nextTurn;
+    expect(order).toEqual(['answered', 'next turn']);
+    await store.close();
+  });
+
   it('retention flags and environment', () => {
     expect(parseRetention('24h')).toBe(86400);
     expect(parseRetention('90m')).toBe(5400);

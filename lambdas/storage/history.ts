@@ -181,25 +181,26 @@ export class SqliteHistoryStore implements HistoryStore {
   /**
    * Entries are written in one transaction per turn of the event loop: a commit per entry was 8% of
    * `skiff up`'s CPU under 32 concurrent creates (profiled), and every write of the cluster records one.
+   * Answered once queued, not once written: every read and expiry writes the queue first, so none misses
+   * an entry, and the write being recorded need not wait a turn more for it (ConfigMap creates at one
+   * client, skiff up alone, p50 1.13-1.16 ms and p90 2.0 when they waited, 0.95-1.09 and 1.5-1.7 now). A batch
+   * that fails to be written is logged, as a failed record always was; the file is synchronous = NORMAL,
+   * so a crash could lose its last entries either way.
    */
   async record(e: HistoryEntry): Promise<void> {
     this.queued.push(e);
-    if (this.queued.length > 1) return this.flushed!;
-    this.flushed = new Promise<void>((resolve, reject) =>
-      setImmediate(() => {
-        try {
-          this.flush();
-          resolve();
-        } catch (err) {
-          reject(err as Error);
-        }
-      }),
-    );
-    return this.flushed;
+    if (this.queued.length > 1) return;
+    setImmediate(() => {
+      const n = this.queued.length;
+      try {
+        this.flush();
+      } catch (err) {
+        console.error(`history: ${n} entries were stored but not recorded: ${(err as Error).message}`);
+      }
+    });
   }
 
   private queued: HistoryEntry[] = [];
-  private flushed?: Promise<void>;
 
   /** Writes the queued entries (reads call it first, so they see every entry recorded before them). */
   private flush(): void {
