@@ -100,6 +100,33 @@ describe('SqliteBackend change feed', () => {
     await it.return?.();
   });
 
+  // A watch is woken in the commit's own turn, after the writers are answered: waking it a turn later
+  // added that turn to every event's delivery (watch delivery at one client, bench:vs-kube).
+  it('a watch gets a committed write in the turn its writer is answered', async () => {
+    const { b } = fresh();
+    const ac = new AbortController();
+    // Turns of the event loop, counted by an immediate that queues itself again (one run per check phase).
+    let turn = 0;
+    let counting = true;
+    const count = () => {
+      turn++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    let seenIn: number | undefined;
+    const watching = (async () => {
+      for await (const batch of b.watch(P, 0, ac.signal)) {
+        if (batch.events.length) return void (seenIn = turn);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    const answeredIn = await b.create(`${P}ns/a`, 'a').then(() => turn);
+    await watching;
+    counting = false;
+    ac.abort();
+    expect(seenIn).toBe(answeredIn);
+  });
+
   it('group commit: writes of one turn commit together, and a refused one fails alone', async () => {
     const { b, file } = fresh();
     await b.create(`${P}ns/x`, 'x1'); // 1

@@ -34,9 +34,8 @@
 //
 // Watches are woken in-process after commits, and by a shared timer that checks PRAGMA data_version
 // (which changes when another connection commits) so a second process writing the same file is seen
-// within pollIntervalMs. The in-process wake-up is deferred to the next turn of the event loop
-// (setImmediate), so a burst of writes made in one turn is read by each watch as one batch, with one
-// query, rather than one query per write per watch.
+// within pollIntervalMs. The in-process wake-up comes once per committed batch, so a burst of writes
+// is read by each watch as one batch, with one query, rather than one query per write per watch.
 //
 // Statements are prepared once and the transaction wrappers built once: at thousands of writes a second,
 // per-call preparation and wrapper building are a measurable share of a write.
@@ -114,9 +113,6 @@ export class SqliteBackend implements Backend {
   /** Wake-up callbacks of open watches. */
   private readonly listeners = new Set<() => void>();
   private closed = false;
-  private wakeScheduled = false;
-  /** Writes since watches were last woken. */
-  private unwoken = 0;
   private readonly sql: ReturnType<typeof prepare>;
   private readonly writeTx: (key: string, decide: Decide) => LogRow;
   /** One write in a savepoint of the batch's transaction (better-sqlite3 nests transactions so). */
@@ -434,12 +430,14 @@ export class SqliteBackend implements Backend {
           }
         });
       }
+      let written = false;
       batch.forEach((w, i) => {
         const r = results[i]!;
         if (r instanceof Error) return w.reject(r);
-        this.wake();
+        written = true;
         w.resolve(toKv(r));
       });
+      if (written) this.wake();
     }
   }
 
@@ -519,22 +517,17 @@ export class SqliteBackend implements Backend {
   }
 
   /**
-   * Wakes every open watch on the next turn of the event loop, once however many writes came first.
-   * (Every write waits for a turn of the event loop, group commit, so no writer can hold watches back.)
+   * Wakes every open watch once per committed batch, in the commit's own turn: the batch's writers are
+   * answered first (their promises were resolved first), then each watch reads the batch with one query.
+   * Group commit already gathers two turns of writes into a batch; waking a turn later, as it did,
+   * only added that turn to every event's delivery.
    */
   private wake(): void {
     this.shared.clear();
-    this.unwoken++;
-    if (this.wakeScheduled) return;
-    this.wakeScheduled = true;
-    setImmediate(() => {
-      this.wakeScheduled = false;
-      if (this.unwoken > 0) this.wakeNow();
-    });
+    this.wakeNow();
   }
 
   private wakeNow(): void {
-    this.unwoken = 0;
     for (const l of this.listeners) l();
   }
 
