@@ -14,6 +14,10 @@
 //    10 s on both sides alike), then PODS pods of 50m/64Mi created 32 at a time; a pod counts when a
 //    watch sees it bound (spec.nodeName set), from the moment its create was sent. One side at a time,
 //    each on fresh servers. Per side: pods/s end to end, latency p50/p99, CPU seconds, peak RSS.
+//    BENCH_SCHED_PAIRS pairs of runs, the side going first alternating by pair; ratios per pair and their
+//    median. One pair moved between 1.5x and 3.0x on this shared machine (its speed changes by half
+//    within minutes, and a single-threaded Skiff follows it more than Kubernetes on both cores), so one
+//    pair says more about the minute than about the code.
 //    With BENCH_SERVICES=N, N ClusterIP Services (port 80) are created in the namespace before the
 //    pods, Service j selecting app=a<j mod 50>, the label every 50th pod carries (so with 50 each
 //    selects 200 pods, and every pod is selected). Created on both sides alike, but only Skiff's side does
@@ -26,7 +30,7 @@
 //
 // Knobs: BENCH_ONLY=api|crd|scheduling, BENCH_WARM_UP (4000), BENCH_CRDS (100), BENCH_OPS (requests per API row per round, 1600: rows of 400 measured a GC, a compaction or a new namespace's first writes as much as the requests), BENCH_ROUNDS (2),
 // BENCH_NODES (1000), BENCH_PODS (10000), BENCH_SERVICES (0), BENCH_SCHEDULER_QPS (kube-scheduler's client QPS, 1000),
-// BENCH_SCHED_TIMEOUT_S (900), BENCH_SIDE=skiff|kubernetes (one side alone), BENCH_KEEP=1 (keep data
+// BENCH_SCHED_TIMEOUT_S (900), BENCH_SCHED_PAIRS (3), BENCH_SIDE=skiff|kubernetes (one side alone), BENCH_KEEP=1 (keep data
 // dirs and logs). Without Go on PATH it says so and measures Skiff alone.
 
 import { execFileSync } from 'node:child_process';
@@ -49,6 +53,7 @@ const PODS = Number(process.env.BENCH_PODS ?? 10000);
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 0);
 const SCHEDULER_QPS = Number(process.env.BENCH_SCHEDULER_QPS ?? 1000);
 const SCHED_TIMEOUT_S = Number(process.env.BENCH_SCHED_TIMEOUT_S ?? 900);
+const SCHED_PAIRS = Math.max(1, Number(process.env.BENCH_SCHED_PAIRS ?? 3));
 const CONCURRENCY = [1, 32];
 /** Creates, gets and deletes made on each side before the API rows (not measured). */
 const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 4000);
@@ -337,34 +342,51 @@ async function schedulingRun(cp: ControlPlane): Promise<SchedResult> {
   return { side: cp.name, bound: lat.length, registerS, createS, totalS, lat: lat.sort((a, b) => a - b), retries, watch: { ...follower }, cpu, otherCpuS, load };
 }
 
-function printScheduling(results: SchedResult[]): void {
-  console.log(`\n### Scheduling: ${NODES} nodes, ${PODS} pods (50m/64Mi) created ${CREATE_CONCURRENCY} at a time${SERVICES ? `, ${SERVICES} Services selecting them` : ''}, create → bound seen by a watch\n`);
-  console.log('| side | bound | registering nodes s | creating pods s | created → all bound s | pods/s end to end | latency p50 ms | latency p99 ms | server CPU s | CPU ms per pod | peak RSS MiB | create retries | watch resumed / relisted |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+function printScheduling(pairs: SchedResult[][]): void {
+  console.log(`\n### Scheduling: ${NODES} nodes, ${PODS} pods (50m/64Mi) created ${CREATE_CONCURRENCY} at a time${SERVICES ? `, ${SERVICES} Services selecting them` : ''}, create → bound seen by a watch; ${pairs.length} run${pairs.length > 1 ? 's' : ''} a side, alternating\n`);
+  console.log('| run | side | bound | registering nodes s | creating pods s | created → all bound s | pods/s end to end | latency p50 ms | latency p99 ms | server CPU s | CPU ms per pod | peak RSS MiB | create retries | watch resumed / relisted |');
+  console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const sum = (r: SchedResult) => ({
     pps: r.bound / r.totalS,
     cpuS: r.cpu.reduce((a, c) => a + c.ms, 0) / 1000,
     rss: r.cpu.reduce((a, c) => a + c.peakRss, 0),
   });
-  for (const r of results) {
-    const s = sum(r);
-    console.log(
-      `| ${r.side} | ${r.bound} | ${fmt(r.registerS)} | ${fmt(r.createS)} | ${fmt(r.totalS)} | ${fmt(s.pps, 0)} | ${fmt(pct(r.lat, 50), 0)} | ${fmt(pct(r.lat, 99), 0)} | ${fmt(s.cpuS)} | ${fmt((s.cpuS * 1000) / Math.max(1, r.bound), 2)} | ${fmt(s.rss, 0)} | ${r.retries} | ${r.watch.resumed} / ${r.watch.relisted} |`,
-    );
-  }
-  for (const r of results)
-    if (r.cpu.length > 1) console.log(`\n${r.side} by process (CPU s / peak RSS MiB sampled each second / VmHWM MiB): ${r.cpu.map((c) => `${c.name} ${fmt(c.ms / 1000)} / ${fmt(c.peakRss, 0)} / ${fmt(c.hwm, 0)}`).join('; ')}`);
+  pairs.forEach((results, i) => {
+    for (const r of results) {
+      const s = sum(r);
+      console.log(
+        `| ${i + 1} | ${r.side} | ${r.bound} | ${fmt(r.registerS)} | ${fmt(r.createS)} | ${fmt(r.totalS)} | ${fmt(s.pps, 0)} | ${fmt(pct(r.lat, 50), 0)} | ${fmt(pct(r.lat, 99), 0)} | ${fmt(s.cpuS)} | ${fmt((s.cpuS * 1000) / Math.max(1, r.bound), 2)} | ${fmt(s.rss, 0)} | ${r.retries} | ${r.watch.resumed} / ${r.watch.relisted} |`,
+      );
+    }
+  });
   console.log('');
-  for (const r of results) console.log(`- ${r.side}: load average ${r.load}; CPU used by other processes on the machine meanwhile: ${fmt(r.otherCpuS)} s over ${fmt(r.totalS)} s`);
-  const s = results.find((r) => r.side === 'Skiff');
-  const k = results.find((r) => r.side === 'Kubernetes');
-  if (s && k) {
+  pairs.forEach((results, i) => {
+    for (const r of results) {
+      if (r.cpu.length > 1) console.log(`- run ${i + 1}, ${r.side} by process (CPU s / peak RSS MiB sampled each second / VmHWM MiB): ${r.cpu.map((c) => `${c.name} ${fmt(c.ms / 1000)} / ${fmt(c.peakRss, 0)} / ${fmt(c.hwm, 0)}`).join('; ')}`);
+      console.log(`- run ${i + 1}, ${r.side}: load average ${r.load}; CPU used by other processes on the machine meanwhile: ${fmt(r.otherCpuS)} s over ${fmt(r.totalS)} s`);
+    }
+  });
+  // Ratios per pair (both sides measured within a few minutes of each other), then their median.
+  const rows = pairs.flatMap((results) => {
+    const s = results.find((r) => r.side === 'Skiff');
+    const k = results.find((r) => r.side === 'Kubernetes');
+    if (!s || !k) return [];
     const a = sum(s);
     const b = sum(k);
-    console.log('\nRatios Skiff/Kubernetes (pods/s: above 1× is Skiff faster; the rest: below 1× is Skiff better):\n');
-    console.log('| pods/s | latency p50 | latency p99 | server CPU s | peak RSS |');
-    console.log('|---:|---:|---:|---:|---:|');
-    console.log(`| ${ratio(a.pps, b.pps)} | ${ratio(pct(s.lat, 50), pct(k.lat, 50))} | ${ratio(pct(s.lat, 99), pct(k.lat, 99))} | ${ratio(a.cpuS, b.cpuS)} | ${ratio(a.rss, b.rss)} |`);
+    return [[a.pps / b.pps, pct(s.lat, 50) / pct(k.lat, 50), pct(s.lat, 99) / pct(k.lat, 99), a.cpuS / b.cpuS, a.rss / b.rss]];
+  });
+  if (!rows.length) return;
+  const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
+  console.log('\nRatios Skiff/Kubernetes (pods/s: above 1× is Skiff faster; the rest: below 1× is Skiff better):\n');
+  console.log('| run | pods/s | latency p50 | latency p99 | server CPU s | peak RSS |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  rows.forEach((r, i) => console.log(`| ${i + 1} | ${r.map(x).join(' | ')} |`));
+  if (rows.length > 1) {
+    const median = (col: number) => {
+      const v = rows.map((r) => r[col]!).sort((p, q) => p - q);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    console.log(`| **median** | ${[0, 1, 2, 3, 4].map((c) => `**${x(median(c))}**`).join(' | ')} |`);
   }
 }
 
@@ -407,16 +429,20 @@ async function main() {
       for (const cp of running.splice(0)) await cp.stop();
     }
     if (!ONLY || ONLY === 'scheduling') {
-      const results: SchedResult[] = [];
-      for (const n of names) {
-        const cp = await start(n, 'sched');
-        running.push(cp);
-        console.error(`scheduling run on ${n}…`);
-        results.push(await schedulingRun(cp));
-        await cp.stop();
-        running.splice(running.indexOf(cp), 1);
+      const pairs: SchedResult[][] = [];
+      for (let pair = 0; pair < SCHED_PAIRS; pair++) {
+        const results: SchedResult[] = [];
+        for (const n of pair % 2 === 0 ? names : [...names].reverse()) {
+          const cp = await start(n, `sched-${pair}`);
+          running.push(cp);
+          console.error(`scheduling run ${pair + 1}/${SCHED_PAIRS} on ${n}…`);
+          results.push(await schedulingRun(cp));
+          await cp.stop();
+          running.splice(running.indexOf(cp), 1);
+        }
+        pairs.push(results);
       }
-      printScheduling(results);
+      printScheduling(pairs);
     }
     console.log(`\nLoad average at end: ${loadAvg()}`);
   } finally {
