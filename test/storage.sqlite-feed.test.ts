@@ -127,6 +127,39 @@ describe('SqliteBackend change feed', () => {
     expect(seenIn).toBe(answeredIn);
   });
 
+  // A commit wakes only the watches with a written key under their prefix; the others are moved past it.
+  // Moving one on must never skip what it has not read: here another connection's write under its prefix
+  // lands just before this handle's commit of other keys, and the timer that sees other connections is
+  // too slow to have noticed it (60 s).
+  it('a watch moved past commits of other keys never skips a write it has not read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `skiff-feed-${process.pid}-`));
+    dirs.push(dir);
+    const file = join(dir, 'db');
+    const b = new SqliteBackend(file, { compactIntervalMs: 0, pollIntervalMs: 60_000 });
+    const other = new SqliteBackend(file, { compactIntervalMs: 0, pollIntervalMs: 60_000 });
+    open.push(b, other);
+    const Q = '/registry/core/configmaps/';
+    const ac = new AbortController();
+    const seen: WatchBatch[] = [];
+    const watching = (async () => {
+      for await (const batch of b.watch(P, 0, ac.signal, 60_000)) seen.push(batch);
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    await b.create(`${Q}ns/c1`, 'c1'); // 1: not the watch's; it is moved on
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual([]);
+    await other.create(`${P}ns/a`, 'a'); // 2: the watch's, by another connection
+    await b.create(`${Q}ns/c2`, 'c2'); // 3: not the watch's, committed here before the timer looks
+    await b.create(`${P}ns/b`, 'b'); // 4
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen.flatMap((x) => x.events.map((e) => [e.kv.key, e.kv.modRevision]))).toEqual([
+      [`${P}ns/a`, 2],
+      [`${P}ns/b`, 4],
+    ]);
+    ac.abort();
+    await watching;
+  });
+
   it('group commit: writes of one turn commit together, and a refused one fails alone', async () => {
     const { b, file } = fresh();
     await b.create(`${P}ns/x`, 'x1'); // 1
