@@ -187,6 +187,11 @@ export async function revokeToken(backend: Backend, token: string): Promise<void
   }
 }
 
+/** The user as answered: its groups and system:authenticated, each once (as kube-apiserver adds it). */
+function authenticated(user: UserInfo): UserInfo {
+  return { ...user, groups: [...new Set([...(user.groups ?? []), 'system:authenticated'])] };
+}
+
 export class TokenAuthenticator {
   // Warm Lambdas answer repeat requests without a storage read; a revoked token lives at most ttlMs. Keyed
   // by the token as sent (up to 256 characters), holding the user as answered: a hit hashes nothing and builds
@@ -207,7 +212,7 @@ export class TokenAuthenticator {
     if (this.more.iam && m[1]!.startsWith(IAM_TOKEN_PREFIX)) {
       const user = await this.more.iam.authenticate(m[1]!);
       if (!user) throw errors.unauthorized();
-      return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+      return authenticated(user);
     }
     // A JWT (three base64url parts) is a service-account token: its signature and lookups decide (no token
     // key is read; stored tokens are never JWTs). Any refusal is the same 401 as an unknown token.
@@ -217,7 +222,7 @@ export class TokenAuthenticator {
         if (e instanceof InvalidTokenError) throw errors.unauthorized();
         throw e;
       });
-      return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+      return authenticated(user);
     }
     const token = m[1]!;
     // A long token (not one of ours: they are 43 characters) is keyed by its hash, so a flood of large bogus
@@ -230,8 +235,7 @@ export class TokenAuthenticator {
       user = hit.user;
     } else {
       const kv = await this.backend.get(TOKEN_PREFIX + hashToken(token));
-      const stored = kv ? (JSON.parse(kv.value) as UserInfo) : null;
-      user = stored && { ...stored, groups: [...new Set([...(stored.groups ?? []), 'system:authenticated'])] };
+      user = kv ? authenticated(JSON.parse(kv.value) as UserInfo) : null;
       if (this.cache.size > 1000) this.cache.clear();
       this.cache.set(key, { user, until: now + this.ttlMs });
     }
