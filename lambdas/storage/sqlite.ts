@@ -131,11 +131,12 @@ export class SqliteBackend implements Backend {
   private commitScheduled = false;
   private readonly changesTx: (prefix: string, after: number) => WatchBatch;
   /**
-   * The log read after a revision for all keys, shared by the watches woken together: every write
-   * wakes every open watch (a local cluster has one per kind its loops follow, ~40), and each reading
-   * the log for its own prefix made a write cost ~40 read transactions (a third of `skiff up`'s CPU
-   * under creates). Caught-up watches all read after the same revision, so the first reads for all and
-   * the rest filter. Emptied by every commit (this process's or another's), so it never hides one.
+   * The log read after a revision for all keys, shared by the watches woken together: when every write
+   * woke every open watch (a local cluster has one per kind its loops follow, ~40), each reading the log
+   * for its own prefix made a write cost ~40 read transactions (a third of `skiff up`'s CPU under
+   * creates); a commit still wakes several (a kind's informer, a client's watch, the Events of a pod).
+   * Caught-up watches all read after the same revision, so the first reads for all and the rest filter.
+   * Emptied by every commit (this process's or another's), so it never hides one.
    */
   private shared = new Map<number, WatchBatch>();
   /** The revision the last read reached: where caught-up watches stand. */
@@ -543,6 +544,9 @@ export class SqliteBackend implements Backend {
     const first = written[0]!.rev;
     const last = written[written.length - 1]!.rev;
     if (last - first + 1 !== written.length) return this.wakeNow();
+    // Caught-up watches stand just before the batch (those moved past earlier ones too): the woken ones
+    // share one read from there.
+    this.readHead = first - 1;
     for (const l of this.listeners) {
       if (l.last >= first - 1 && !written.some((w) => w.key.startsWith(l.prefix))) l.last = Math.max(l.last, last);
       else l.wake();
