@@ -72,7 +72,10 @@ function must(r: { status: number; body: any }, ...codes: number[]) {
 }
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
-const ratio = (s: number, k: number) => (Number.isFinite(s) && Number.isFinite(k) && k > 0 ? `${(s / k).toFixed(2)}×` : '—');
+/** Skiff's figure over Kubernetes', as a number (NaN when there is none) and as printed. */
+const over = (s: number, k: number) => (Number.isFinite(s) && Number.isFinite(k) && k > 0 ? s / k : NaN);
+const times = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
+const ratio = (s: number, k: number) => times(over(s, k));
 
 // ---------------------------------------------------------------- API
 
@@ -373,20 +376,19 @@ function printScheduling(pairs: SchedResult[][]): void {
     if (!s || !k) return [];
     const a = sum(s);
     const b = sum(k);
-    return [[a.pps / b.pps, pct(s.lat, 50) / pct(k.lat, 50), pct(s.lat, 99) / pct(k.lat, 99), a.cpuS / b.cpuS, a.rss / b.rss]];
+    return [[over(a.pps, b.pps), over(pct(s.lat, 50), pct(k.lat, 50)), over(pct(s.lat, 99), pct(k.lat, 99)), over(a.cpuS, b.cpuS), over(a.rss, b.rss)]];
   });
   if (!rows.length) return;
-  const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
   console.log('\nRatios Skiff/Kubernetes (pods/s: above 1× is Skiff faster; the rest: below 1× is Skiff better):\n');
   console.log('| run | pods/s | latency p50 | latency p99 | server CPU s | peak RSS |');
   console.log('|---|---:|---:|---:|---:|---:|');
-  rows.forEach((r, i) => console.log(`| ${i + 1} | ${r.map(x).join(' | ')} |`));
+  rows.forEach((r, i) => console.log(`| ${i + 1} | ${r.map(times).join(' | ')} |`));
   if (rows.length > 1) {
     const median = (col: number) => {
       const v = rows.map((r) => r[col]!).sort((p, q) => p - q);
       return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
     };
-    console.log(`| **median** | ${[0, 1, 2, 3, 4].map((c) => `**${x(median(c))}**`).join(' | ')} |`);
+    console.log(`| **median** | ${[0, 1, 2, 3, 4].map((c) => `**${times(median(c))}**`).join(' | ')} |`);
   }
 }
 
