@@ -30,10 +30,17 @@ const RUNS_ON: Record<string, number> = { SQLite: RUNS, DynamoDB: Math.ceil(RUNS
 console.log(`apiserver fuzz: seed ${SEED}, ${RUNS_ON.SQLite} requests on SQLite, ${RUNS_ON.DynamoDB} on DynamoDB (replay: SKIFF_FUZZ_SEED=${SEED})`);
 
 // Low enough that an accepted RC of 2^31-1 replicas (a valid int32) cannot fill memory or stall moto.
-// Lower on DynamoDB: moto is a Python emulator behind one lock, and the replication loop still lists
-// its namespace's pods from the store on every reconcile (issue #12 moves it to the cache): with 1,000
-// pods each list held moto long enough that a write queued behind it took 7.9 s in a loaded CI run.
-const MAX_OBJECTS_PER_NAMESPACE: Record<string, number> = { SQLite: 1_000, DynamoDB: 300 };
+// Lower on DynamoDB: moto is a Python emulator behind one lock, deleting about 5 pods a second, and the
+// cleanup below deletes what the loops made: at 300 a namespace, a CI seed's 900 pods outlasted its
+// five-minute wait on a loaded CI machine.
+const MAX_OBJECTS_PER_NAMESPACE: Record<string, number> = { SQLite: 1_000, DynamoDB: 100 };
+// moto serves one request at a time (FIFO behind its lock), so every request waits for those queued
+// before it: with the loops' client at the SDK's 50 sockets, a runaway RC's pod creations, their binds and
+// Events kept ~20 loop requests queued, and a fuzz request's few reads waited 2-9 s behind them (seed
+// 858088515, measured in a scratch run: 404s that read only the CRD list took 2-5 s). DynamoDB has no such
+// global queue (a request waits only for its own partition), so the loops' client gets a few sockets:
+// the loops still keep moto busy, and a fuzz request waits behind at most that many of theirs.
+const LOOP_SOCKETS = 4;
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
 // Memory, of the whole vitest worker (client and server share it). What stays after a full garbage
 // collection is what the server kept: a leak, or a runaway loop's objects (the issue's reached 1.2 GB),
@@ -69,7 +76,7 @@ async function startCluster(backendName: string): Promise<LocalCluster> {
     backend = new DynamoBackend({ client: ddb!.client, tableName, pollIntervalMs: 100 });
     // As deployed: the loops are other functions, with their own write queue (sharing the apiserver's,
     // a fuzz write waited behind the runaway RC's pod creations and their Events: 6-8 s in loaded runs).
-    controlPlaneBackend = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 100 });
+    controlPlaneBackend = new DynamoBackend({ client: ddb!.newClient({ maxSockets: LOOP_SOCKETS }), tableName, pollIntervalMs: 100 });
   }
   return startLocalCluster({
     dataDir,
@@ -178,9 +185,20 @@ describe.each([
         // 911 of them held 1 GB of heap in a scratch run, 9 MiB once deleted. CI's seed once kept 386 MiB.)
         // On moto a delete costs several requests of a single-threaded Python server: 300 pods take about a
         // minute (measured: 250 in 46 s), longer than a fuzz request's deadline. So the cleanup's requests may
-        // take minutes, and the wait fails only when no pod went away for 30 s (a loop still making pods for
-        // a deleted owner keeps the count up), not at a fixed total.
-        const cleanup = fuzzClient(c, 240_000);
+        // take minutes, and the wait fails when no pod went away for 30 s (a loop still making pods for a
+        // deleted owner keeps the count up), or after five minutes. It prints how far it got every 10 s.
+        const cleanupClient = fuzzClient(c, 240_000);
+        // The cleanup's refusals are printed (once each), so a wait that fails says what the server answered.
+        const refusals = new Set<string>();
+        const cleanup = {
+          send: async (req: Parameters<typeof cleanupClient.send>[0]) => {
+            const r = await cleanupClient.send(req);
+            const said = `${req.method} ${req.path}: ${r.status} ${r.error ?? r.body.slice(0, 300)}`;
+            if ((r.status < 200 || r.status >= 300) && !refusals.has(said)) console.log(`apiserver fuzz on ${backendName}: cleanup ${refusals.add(said) && said}`);
+            return r;
+          },
+          close: () => cleanupClient.close(),
+        };
         try {
           for (const ns of FUZZ_NAMESPACES) {
             for (const { res } of FUZZ_KINDS.filter((k) => k.res.namespaced && k.res.verbs.includes('deletecollection'))) {
@@ -191,6 +209,8 @@ describe.each([
           let fewest = Infinity;
           let fewestAt = Date.now();
           let stalled: string | undefined;
+          const cleanupStart = Date.now();
+          let logAt = 0;
           await until('the fuzz namespaces without pods', async () => {
             // Pods a workload's loop made after its deletion was asked but before it took effect go too.
             for (const ns of FUZZ_NAMESPACES) await cleanup.send({ method: 'DELETE', path: `/api/v1/namespaces/${ns}/pods?gracePeriodSeconds=0`, headers: {}, watch: false, what: 'cleanup' });
@@ -202,9 +222,18 @@ describe.each([
               const body = Buffer.from(JSON.stringify({ metadata: { finalizers, resourceVersion: p.metadata.resourceVersion } }));
               await cleanup.send({ method: 'PATCH', path: `/api/v1/namespaces/${p.metadata.namespace}/pods/${encodeURIComponent(p.metadata.name!)}`, headers: { 'content-type': 'application/merge-patch+json' }, body, watch: false, what: 'cleanup' });
             }
+            if (Date.now() - logAt > 10_000) {
+              logAt = Date.now();
+              const first = left[0] && `, first ${left[0].metadata.namespace}/${left[0].metadata.name} created ${left[0].metadata.creationTimestamp} deletion ${left[0].metadata.deletionTimestamp ?? '-'} rv ${left[0].metadata.resourceVersion}`;
+              console.log(`apiserver fuzz on ${backendName}: cleanup at ${Math.round((Date.now() - cleanupStart) / 1000)} s, ${left.length} pods left${first ?? ''}`);
+            }
             if (left.length < fewest) [fewest, fewestAt] = [left.length, Date.now()];
             else if (Date.now() - fewestAt > 30_000) {
-              stalled = `${left.length} pods left and none deleted for 30 s: ${left.slice(0, 3).map((p) => `${p.metadata.namespace}/${p.metadata.name} (owner ${JSON.stringify(p.metadata.ownerReferences ?? [])}, finalizers ${JSON.stringify(p.metadata.finalizers ?? [])})`).join('; ')}`;
+              // What holds them: the pods (made when, deleted when) and their owners as stored now.
+              const owners = (await c.api.registry.list(rcRes, undefined)).items.filter((rc) => left.some((p) => controllerOf(p) === rc.metadata.uid));
+              const pod = (p: KubeObject) => `${p.metadata.namespace}/${p.metadata.name} (created ${p.metadata.creationTimestamp}, deletion ${p.metadata.deletionTimestamp ?? '-'}, owner ${JSON.stringify(p.metadata.ownerReferences ?? [])}, finalizers ${JSON.stringify(p.metadata.finalizers ?? [])})`;
+              const rc = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name} ${o.metadata.uid} (replicas ${o.spec?.replicas}, deletion ${o.metadata.deletionTimestamp ?? '-'}, finalizers ${JSON.stringify(o.metadata.finalizers ?? [])})`;
+              stalled = `${left.length} pods left and none deleted for 30 s: ${left.slice(0, 3).map(pod).join('; ')}; their RCs: ${owners.map(rc).join('; ') || 'none'}`;
             }
             return left.length === 0 || stalled !== undefined;
           }, 300_000, 500);

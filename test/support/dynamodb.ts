@@ -5,6 +5,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +15,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 export interface DynamoTestEndpoint {
   client: DynamoDBClient;
   endpoint: string;
-  /** A new client for the same endpoint (e.g. to stand for a second process). */
-  newClient(): DynamoDBClient;
+  /**
+   * A new client for the same endpoint (e.g. to stand for a second process); maxSockets bounds how many
+   * of its requests are in flight at once (the SDK's default is 50).
+   */
+  newClient(opts?: { maxSockets?: number }): DynamoDBClient;
   /** Stops the moto server this call started (no-op for an external endpoint). */
   stop(): Promise<void>;
 }
@@ -90,7 +95,7 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
   if (external) {
     // Real AWS needs real credentials (the default chain); LocalStack accepts anything.
     const creds = process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-    const newClient = () => new DynamoDBClient({ endpoint: external, region, ...creds });
+    const newClient = (opts: { maxSockets?: number } = {}) => new DynamoDBClient({ endpoint: external, region, ...creds, ...requestHandler(opts) });
     return { client: newClient(), endpoint: external, newClient, stop: async () => {} };
   }
 
@@ -104,8 +109,8 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
   const moto = await startMotoServer(MOTO_SERVER, 4000);
   const endpoint = moto.endpoint;
   // Static dummy credentials in the client config: nothing in process.env is touched.
-  const newClient = () =>
-    new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 5 });
+  const newClient = (opts: { maxSockets?: number } = {}) =>
+    new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 5, ...requestHandler(opts) });
   const client = newClient();
   return {
     client,
@@ -117,6 +122,9 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
     },
   };
 }
+
+const requestHandler = ({ maxSockets }: { maxSockets?: number }) =>
+  maxSockets === undefined ? {} : { requestHandler: { httpAgent: new HttpAgent({ keepAlive: true, maxSockets }), httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }) } };
 
 /** A table name no other test uses. */
 export function uniqueTableName(label = 'skiff-test'): string {
