@@ -32,7 +32,7 @@ import { nodePorts } from '../lambdas/scheduler/plugins/node-ports.ts';
 import { taintToleration, toleratesTaint } from '../lambdas/scheduler/plugins/taint-toleration.ts';
 import { selectorSpread } from '../lambdas/scheduler/plugins/spread.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
-import { MemoryReservations, readReservation, updateReservation } from '../lambdas/scheduler/reservation.ts';
+import { coalescedUpdates, MemoryReservations, readReservation, updateReservation, type Entry, type Reservation } from '../lambdas/scheduler/reservation.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -354,6 +354,50 @@ async function createPod(ctx: ControllerContext, p: KubeObject): Promise<KubeObj
   const { uid: _u, ...meta } = p.metadata;
   return ctx.registry.create(podsRes, p.metadata.namespace, { ...p, metadata: meta });
 }
+
+describe('reservation writes coalesced per node', () => {
+  it('changes asked while a write is in flight go in the next one; a refused change is left out; a release never creates', async () => {
+    const calls: { node: string; create: boolean }[] = [];
+    const stored = new Map<string, Reservation>();
+    const update = coalescedUpdates(async (node, change, opts = {}) => {
+      calls.push({ node, create: opts.create !== false });
+      await new Promise((r) => setTimeout(r, 5));
+      const cur = stored.get(node);
+      if (!cur && opts.create === false) return { node, rv: 0, entries: {} };
+      const r = { node, rv: (cur?.rv ?? 0) + 1, entries: change({ ...(cur?.entries ?? {}) }, cur?.rv ?? 0) };
+      stored.set(node, r);
+      return r;
+    });
+    const entry = (key: string): Entry => ({ key, requests: {}, nonZero: { cpu: 0, memory: 0 }, hostPorts: [], at: 0 }) as unknown as Entry;
+    const add = (uid: string) => (e: Record<string, Entry>) => ({ ...e, [uid]: entry(uid) });
+    const full = new Error('no room');
+    const first = update('n', add('a'));
+    const [b, c, refused, release, other] = await Promise.allSettled([
+      update('n', add('b')),
+      update('n', add('c')),
+      update('n', () => {
+        throw full;
+      }),
+      update('gone', (e) => e, { create: false }),
+      update('m', add('x')),
+    ]);
+    await first;
+    // n: the first change alone, then the three that came meanwhile in one write, once the first is done;
+    // gone and m at once, on their own.
+    expect(calls).toEqual([
+      { node: 'n', create: true },
+      { node: 'gone', create: false },
+      { node: 'm', create: true },
+      { node: 'n', create: true },
+    ]);
+    expect(b).toEqual({ status: 'fulfilled', value: { node: 'n', rv: 2, entries: { a: entry('a'), b: entry('b'), c: entry('c') } } });
+    expect(c).toEqual(b);
+    expect(refused).toEqual({ status: 'rejected', reason: full });
+    expect(release).toEqual({ status: 'fulfilled', value: { node: 'gone', rv: 0, entries: {} } });
+    expect(stored.has('gone')).toBe(false);
+    expect(other.status).toBe('fulfilled');
+  });
+});
 
 describe('scheduler snapshot', () => {
   it('keeps a node created while its first lists run (events that arrive meanwhile are replayed)', async () => {
@@ -680,6 +724,46 @@ for (const [label, makeStore, enabled] of backends) {
       const standby = createScheduler({ reservations: new MemoryReservations(), active: () => false });
       expect(await standby.reconcile('default/standby', ctx)).toEqual({ requeueAfterMs: 5000 });
       expect((await placement(ctx)).standby).toBeUndefined();
+    });
+
+    it('reservations in the store: pods in flight at once on a node share its Lease writes, and never overcommit it', async () => {
+      await fresh();
+      for (let i = 0; i < 2; i++) await ctx.registry.create(nodesRes, undefined, node(`co-${i}`, { cpu: '1', memory: '1Gi', pods: '10' }));
+      // 300m each: three fit on a node, six in all; twelve reconciled at once, as the runner's concurrency does.
+      for (let i = 0; i < 12; i++) await createPod(ctx, pod(`c${String(i).padStart(2, '0')}`, { cpu: '300m', memory: '100Mi' }));
+      // Every read-modify-write of a reservation Lease: each is a read and a compare-and-swap in the store.
+      let leaseRounds = 0;
+      const counted: ControllerContext = {
+        ...ctx,
+        registry: new Proxy(ctx.registry, {
+          get(t, prop, receiver) {
+            const v = Reflect.get(t, prop, receiver);
+            if (prop !== 'guaranteedUpdate') return v;
+            return (...args: any[]) => {
+              if (args[0] === leasesRes) {
+                const tryUpdate = args[5];
+                args[5] = (cur: KubeObject) => (leaseRounds++, tryUpdate(cur));
+              }
+              return v(...args);
+            };
+          },
+        }),
+      };
+      const s = createScheduler({ unschedulableBackoffMs: [0, 0] });
+      const keys = await s.allKeys(counted);
+      const results = await Promise.all(keys.map((k) => s.reconcile(k, counted)));
+      for (const [i, r] of results.entries()) if (r?.requeueAfterMs !== undefined) await s.reconcile(keys[i]!, counted);
+      const used = await assertNoOvercommit(ctx);
+      expect(used['co-0']!.pods + used['co-1']!.pods).toBe(6);
+      for (const n of ['co-0', 'co-1']) {
+        const reserved = Object.values((await readReservation(ctx.registry, n)).entries).map((e) => e.key).sort();
+        const there = Object.entries(await placement(ctx)).filter(([, on]) => on === n).map(([name]) => `default/${name}`).sort();
+        expect(reserved).toEqual(there);
+      }
+      // Twelve reserves, each on its own, took at least a round each (more when they lost the race);
+      // coalesced, those waiting on a node go in one round.
+      console.log(`scheduler on ${label}: ${leaseRounds} read-modify-writes of the reservation Leases for 12 pods in flight at once`);
+      expect(leaseRounds).toBeLessThan(8);
     });
 
     it('runs on the in-process runner from watch events', async () => {
