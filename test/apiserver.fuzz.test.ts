@@ -105,6 +105,10 @@ function recordReplicas(rcMax: Map<string, number>, r: FuzzResult): void {
   }
 }
 
+/** A pod left by the cleanup: when it was made and deleted, by whom, what holds it. */
+const describePod = (p: KubeObject) =>
+  `${p.metadata.namespace}/${p.metadata.name} (created ${p.metadata.creationTimestamp}, deletion ${p.metadata.deletionTimestamp ?? '-'}, owners ${JSON.stringify((p.metadata.ownerReferences ?? []).map((o: any) => `${o.kind}/${o.name} ${o.uid}`))}, finalizers ${JSON.stringify(p.metadata.finalizers ?? [])})`;
+
 const controllerOf = (p: KubeObject) => (p.metadata.ownerReferences ?? []).find((o: any) => o.controller && o.kind === 'ReplicationController')?.uid as string | undefined;
 
 describe.each([
@@ -194,7 +198,10 @@ describe.each([
           send: async (req: Parameters<typeof cleanupClient.send>[0]) => {
             const r = await cleanupClient.send(req);
             const said = `${req.method} ${req.path}: ${r.status} ${r.error ?? r.body.slice(0, 300)}`;
-            if ((r.status < 200 || r.status >= 300) && !refusals.has(said)) console.log(`apiserver fuzz on ${backendName}: cleanup ${refusals.add(said) && said}`);
+            if ((r.status < 200 || r.status >= 300) && !refusals.has(said)) {
+              refusals.add(said);
+              console.log(`apiserver fuzz on ${backendName}: cleanup ${said}`);
+            }
             return r;
           },
           close: () => cleanupClient.close(),
@@ -230,16 +237,14 @@ describe.each([
             }
             if (Date.now() - logAt > 10_000) {
               logAt = Date.now();
-              const first = left[0] && `, first ${left[0].metadata.namespace}/${left[0].metadata.name} (owner ${JSON.stringify((left[0].metadata.ownerReferences ?? []).map((o: any) => `${o.kind}/${o.name}`))}) created ${left[0].metadata.creationTimestamp} deletion ${left[0].metadata.deletionTimestamp ?? '-'} rv ${left[0].metadata.resourceVersion}`;
-              console.log(`apiserver fuzz on ${backendName}: cleanup at ${Math.round((Date.now() - cleanupStart) / 1000)} s, ${left.length} pods left${first ?? ''}`);
+              console.log(`apiserver fuzz on ${backendName}: cleanup at ${Math.round((Date.now() - cleanupStart) / 1000)} s, ${left.length} pods left${left[0] ? `, first ${describePod(left[0])}` : ''}`);
             }
             if (left.length < fewest) [fewest, fewestAt] = [left.length, Date.now()];
             else if (Date.now() - fewestAt > STALL_MS) {
               // What holds them: the pods (made when, deleted when) and their owners as stored now.
               const owners = (await c.api.registry.list(rcRes, undefined)).items.filter((rc) => left.some((p) => controllerOf(p) === rc.metadata.uid));
-              const pod = (p: KubeObject) => `${p.metadata.namespace}/${p.metadata.name} (created ${p.metadata.creationTimestamp}, deletion ${p.metadata.deletionTimestamp ?? '-'}, owner ${JSON.stringify(p.metadata.ownerReferences ?? [])}, finalizers ${JSON.stringify(p.metadata.finalizers ?? [])})`;
               const rc = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name} ${o.metadata.uid} (replicas ${o.spec?.replicas}, deletion ${o.metadata.deletionTimestamp ?? '-'}, finalizers ${JSON.stringify(o.metadata.finalizers ?? [])})`;
-              stalled = `${left.length} pods left and none deleted for ${STALL_MS / 1000} s: ${left.slice(0, 3).map(pod).join('; ')}; their RCs: ${owners.map(rc).join('; ') || 'none'}`;
+              stalled = `${left.length} pods left and none deleted for ${STALL_MS / 1000} s: ${left.slice(0, 3).map(describePod).join('; ')}; their RCs: ${owners.map(rc).join('; ') || 'none'}`;
             }
             return left.length === 0 || stalled !== undefined;
           }, 300_000, 500);

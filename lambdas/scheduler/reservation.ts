@@ -150,8 +150,8 @@ export interface ReservationRecords {
   drop(node: string, rv: number): Promise<void>;
 }
 
-type Change = (entries: Record<string, Entry>, rv: number) => Record<string, Entry>;
-type Update = (node: string, change: Change, opts?: { create?: boolean }) => Promise<Reservation>;
+type Update = ReservationRecords['update'];
+type Change = Parameters<Update>[1];
 
 /**
  * One write of a node's record at a time in this process: changes asked for while one is being written

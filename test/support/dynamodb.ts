@@ -12,6 +12,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 
+export interface ClientOptions {
+  maxSockets?: number;
+}
+
 export interface DynamoTestEndpoint {
   client: DynamoDBClient;
   endpoint: string;
@@ -19,7 +23,7 @@ export interface DynamoTestEndpoint {
    * A new client for the same endpoint (e.g. to stand for a second process); maxSockets bounds how many
    * of its requests are in flight at once (the SDK's default is 50).
    */
-  newClient(opts?: { maxSockets?: number }): DynamoDBClient;
+  newClient(opts?: ClientOptions): DynamoDBClient;
   /** Stops the moto server this call started (no-op for an external endpoint). */
   stop(): Promise<void>;
 }
@@ -95,7 +99,7 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
   if (external) {
     // Real AWS needs real credentials (the default chain); LocalStack accepts anything.
     const creds = process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-    const newClient = (opts: { maxSockets?: number } = {}) => new DynamoDBClient({ endpoint: external, region, ...creds, ...requestHandler(opts) });
+    const newClient = (opts: ClientOptions = {}) => new DynamoDBClient({ endpoint: external, region, ...creds, ...requestHandler(opts) });
     return { client: newClient(), endpoint: external, newClient, stop: async () => {} };
   }
 
@@ -109,7 +113,7 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
   const moto = await startMotoServer(MOTO_SERVER, 4000);
   const endpoint = moto.endpoint;
   // Static dummy credentials in the client config: nothing in process.env is touched.
-  const newClient = (opts: { maxSockets?: number } = {}) =>
+  const newClient = (opts: ClientOptions = {}) =>
     new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 5, ...requestHandler(opts) });
   const client = newClient();
   return {
@@ -123,7 +127,7 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
   };
 }
 
-const requestHandler = ({ maxSockets }: { maxSockets?: number }) =>
+const requestHandler = ({ maxSockets }: ClientOptions) =>
   maxSockets === undefined ? {} : { requestHandler: { httpAgent: new HttpAgent({ keepAlive: true, maxSockets }), httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }) } };
 
 /** A table name no other test uses. */
