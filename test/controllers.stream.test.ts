@@ -111,6 +111,39 @@ describe.skipIf(!ddb)('controllers on the DynamoDB stream', () => {
     expect(done).toEqual(['ok-1', 'ok-2']);
   });
 
+  it("a batch's keys run up to the loop's concurrency at once (the scheduler's 16), others one at a time; failures still reported", async () => {
+    const { tableName, api, ctx } = await setup();
+    for (let i = 0; i < 12; i++) await api.registry.create(configmaps, 'default', { metadata: { name: i === 5 ? 'bad' : `k${i}` } });
+    const records = await streamRecords(tableName);
+    const loop = (name: string, concurrency?: number) => {
+      const seen = { inFlight: 0, most: 0, done: [] as string[] };
+      const c: Controller = {
+        name,
+        watches: [configmaps],
+        ...(concurrency ? { concurrency } : {}),
+        keys: (ev) => [ev.object.metadata.name!],
+        allKeys: async () => [],
+        async reconcile(key) {
+          seen.most = Math.max(seen.most, ++seen.inFlight);
+          await new Promise((r) => setTimeout(r, 5));
+          seen.inFlight--;
+          if (key === 'bad') throw new Error('cannot');
+          seen.done.push(key);
+        },
+      };
+      return { c, seen };
+    };
+    const four = loop('four', 4);
+    const one = loop('one');
+    const r = await handleStreamBatch([four.c, one.c], ctx, records);
+    expect(four.seen.most).toBe(4);
+    expect(one.seen.most).toBe(1);
+    for (const { seen } of [four, one]) expect(seen.done.sort()).toEqual(['k0', 'k1', 'k10', 'k11', 'k2', 'k3', 'k4', 'k6', 'k7', 'k8', 'k9']);
+    const badRecord = records.find((x) => changeEventOf(x)?.object.metadata.name === 'bad')!;
+    expect(r.batchItemFailures).toEqual([{ itemIdentifier: badRecord.dynamodb!.SequenceNumber }]);
+    expect(createScheduler().concurrency).toBe(16);
+  });
+
   it('node heartbeat Leases wake no function; the scheduler\'s reservation Leases wake it; other kinds as watched', async () => {
     const { tableName, api } = await setup();
     const leases = findResource('coordination.k8s.io', 'v1', 'leases')!;

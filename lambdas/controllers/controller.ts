@@ -131,10 +131,10 @@ export interface Controller {
    */
   resyncAlways?: boolean;
   /**
-   * How many different keys the local runner reconciles at once (controller-runtime's
-   * MaxConcurrentReconciles; default 1); the same key never twice at once. In the cloud a stream batch's
-   * keys run one after another: every DynamoDB write serializes on the revision counter, so writes in
-   * flight together would mostly retry (and each retry is billed).
+   * How many different keys are reconciled at once (controller-runtime's MaxConcurrentReconciles;
+   * default 1): by the local runner, and in the cloud within a stream batch or a resync. The same key is
+   * never reconciled twice at once. DynamoDB writes in flight together do not retry each other: a write
+   * takes its revision with an atomic ADD (storage/dynamodb.ts).
    */
   concurrency?: number;
 }

@@ -88,7 +88,7 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
     }
     reconciled[c.name] = keys.size;
     const cctx = contextFor(c, ctx);
-    for (const [key, seq] of keys) {
+    await eachConcurrently([...keys], c.concurrency, async ([key, seq]) => {
       try {
         const r = await reconcileCharged(cctx.usage, key, () => c.reconcile(key, cctx));
         // (A loop whose every key each resync sees anyway needs no note of it.)
@@ -97,12 +97,25 @@ export async function handleStreamBatch(controllers: Controller[], ctx: Controll
         console.error(`controller ${c.name}: reconcile ${key} failed`, e);
         failures.set(seq, seq);
       }
-    }
+    });
   }
   await ctx.resyncLog?.addResyncPending(resyncName(controllers), again);
   // Lambda restarts from the lowest failed sequence number; report them all, lowest first.
   const batchItemFailures = [...failures.keys()].sort(compareSequence).map((itemIdentifier) => ({ itemIdentifier }));
   return { batchItemFailures, reconciled };
+}
+
+/**
+ * Runs `fn` over distinct keys, up to `concurrency` (a controller's, default 1) at once, as the local
+ * runner does: a scheduler's keys are mostly round trips to DynamoDB, and one at a time they made a
+ * stream batch of 100 pods a hundred binds in a row.
+ */
+async function eachConcurrently<T>(items: T[], concurrency: number | undefined, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(items.length, Math.max(1, concurrency ?? 1)) }, worker));
 }
 
 function compareSequence(a: string, b: string): number {
@@ -205,7 +218,7 @@ async function resyncKeys(
     const cctx = contextFor(c, ctx);
     const own = [...pending].filter((p) => p.startsWith(`${c.name} `)).map((p) => p.slice(c.name.length + 1));
     const keys = [...new Set([...(await keysOf(c, cctx)), ...own])];
-    for (const k of keys) {
+    await eachConcurrently(keys, c.concurrency, async (k) => {
       try {
         const r = await reconcileCharged(cctx.usage, k, () => c.reconcile(k, cctx));
         if (r?.requeueAfterMs !== undefined && !c.resyncAlways) again.push(pendingKey(c, k));
@@ -213,7 +226,7 @@ async function resyncKeys(
         console.error(`controller ${c.name}: resync of ${k} failed`, e);
         if (!c.resyncAlways) again.push(pendingKey(c, k));
       }
-    }
+    });
     done[c.name] = keys.length;
   }
   return done;
