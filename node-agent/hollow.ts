@@ -244,13 +244,33 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
     );
   }
 
+  // Pods are handled at once, as a thousand kubelets would, not one after another: one pod at a time
+  // each, its newest version seen meanwhile handled next (a deletion arriving while its Running write is
+  // in flight is not lost).
+  const newer = new Map<string, KubeObject | undefined>(); // uid in hand → its newest version since
+  const handling = new Set<Promise<void>>();
+  const handle = (pod: KubeObject) => {
+    const uid = pod.metadata.uid!;
+    if (newer.has(uid)) return void newer.set(uid, pod);
+    newer.set(uid, undefined);
+    const p = (async () => {
+      for (let next: KubeObject | undefined = pod; next; next = newer.get(uid)) {
+        newer.set(uid, undefined);
+        await handlePod(next).catch((e) => console.error('hollow: pod update failed', e));
+      }
+      newer.delete(uid);
+    })();
+    handling.add(p);
+    void p.finally(() => handling.delete(p));
+  };
+
   const ctl = new AbortController();
   const watching = (async () => {
     while (!ctl.signal.aborted) {
       try {
         for await (const ev of api.watchPods(ctl.signal)) {
           if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
-          await handlePod(ev.object as KubeObject).catch((e) => console.error('hollow: pod update failed', e));
+          handle(ev.object as KubeObject);
         }
       } catch (e) {
         if (!ctl.signal.aborted) console.error('hollow: pod watch failed, restarting', e);
@@ -268,6 +288,7 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
       for (const n of names) stopped.add(n);
       ctl.abort();
       await watching;
+      await Promise.all(handling);
     },
   };
 }
