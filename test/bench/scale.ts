@@ -5,8 +5,8 @@
 // - the apiserver as its Lambda function runs it: an ApiServer over the DynamoDB backend, a new instance
 //   (a cold function) for every request;
 // - the scheduler and the controller manager as their stream functions: the table's stream read as
-//   Lambda's event source mapping reads it (shard iterators, batches of up to 100 records, each
-//   function's filter patterns applied, one batch at a time per function);
+//   Lambda's event source mapping reads it (shard iterators, batches of up to 100 records gathered for
+//   up to 1 s, each function's filter patterns applied, one batch at a time per function);
 // - hollow nodes (node-agent/hollow.ts, no containers) registering, renewing their Leases and reporting
 //   the pods bound to them Running, through the apiserver.
 // Pods are created 32 at a time in one namespace. Reported: time to register the nodes, pods bound and
@@ -75,7 +75,8 @@ interface StreamFn {
   name: string;
   patterns: string[];
   handlers: ReturnType<typeof createControllerHandlers>;
-  queue: DynamoDBRecord[];
+  /** Records passed to this function's filters, with when the poller got them. */
+  queue: { rec: DynamoDBRecord; at: number }[];
   busy: boolean;
   invocations: number;
 }
@@ -104,21 +105,25 @@ const streaming = (async () => {
       if (r.NextShardIterator) iterators.set(id, r.NextShardIterator);
       for (const rec of (r.Records ?? []) as unknown as DynamoDBRecord[]) {
         got++;
-        for (const f of fns) if (passesFilters(f.patterns, rec)) f.queue.push(rec);
+        for (const f of fns) if (passesFilters(f.patterns, rec)) f.queue.push({ rec, at: performance.now() });
       }
     }
     for (const f of fns) void deliver(f);
     if (!got) await new Promise((r) => setTimeout(r, 100));
   }
 })();
+// As deployed (infra/skiff-cluster.ts): batches of up to 100 records, gathered for up to 1 s
+// (MaxBatchingWindow): a batch goes when it is full or its first record has waited the window.
+const BATCH_SIZE = 100;
+const BATCH_WINDOW_MS = 1000;
 async function deliver(f: StreamFn): Promise<void> {
   if (f.busy) return;
   f.busy = true;
   try {
-    while (f.queue.length) {
-      const batch = f.queue.splice(0, 100);
+    while (f.queue.length >= BATCH_SIZE || (f.queue.length && performance.now() - f.queue[0]!.at >= BATCH_WINDOW_MS)) {
+      const batch = f.queue.splice(0, BATCH_SIZE);
       f.invocations++;
-      await f.handlers.stream({ Records: batch }).catch((e: Error) => console.error(`${f.name}: batch failed (${e.message}); retried`, (f.queue.unshift(...batch), '')));
+      await f.handlers.stream({ Records: batch.map((b) => b.rec) }).catch((e: Error) => console.error(`${f.name}: batch failed (${e.message}); retried`, (f.queue.unshift(...batch), '')));
     }
   } finally {
     f.busy = false;
