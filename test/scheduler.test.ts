@@ -12,7 +12,7 @@ import type { ChangeEvent, Controller, ControllerContext } from '../lambdas/cont
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
-import type { Backend } from '../lambdas/storage/backend.ts';
+import { StorageError, type Backend } from '../lambdas/storage/backend.ts';
 import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
 import {
@@ -427,6 +427,24 @@ describe('scheduler snapshot', () => {
   });
 });
 
+describe('scheduler snapshot catch-up', () => {
+  it('lists everything again when the log no longer holds its revision (Compacted)', async () => {
+    const ctx = ctxOf(sqliteStore().open());
+    await ctx.registry.create(nodesRes, undefined, node('a'));
+    const s = createScheduler({ snapshotMaxAgeMs: 1 });
+    await s.cache.ensure(ctx.registry);
+    await ctx.registry.create(nodesRes, undefined, node('b'));
+    await new Promise((r) => setTimeout(r, 5));
+    let asked = 0;
+    await s.cache.ensure(ctx.registry, async () => {
+      asked++;
+      throw new StorageError('Compacted', 'resync', 'revision 1 is compacted');
+    });
+    expect(asked).toBe(1);
+    expect(s.cache.nodeInfos().map((i) => i.node.metadata.name).sort()).toEqual(['a', 'b']);
+  });
+});
+
 for (const [label, makeStore, enabled] of backends) {
   describe.skipIf(!enabled)(`scheduler on ${label}`, () => {
     let store: { open: () => Backend };
@@ -724,6 +742,29 @@ for (const [label, makeStore, enabled] of backends) {
       const standby = createScheduler({ reservations: new MemoryReservations(), active: () => false });
       expect(await standby.reconcile('default/standby', ctx)).toEqual({ requeueAfterMs: 5000 });
       expect((await placement(ctx)).standby).toBeUndefined();
+    });
+
+    it.skipIf(label !== 'DynamoDB')("in the cloud an old snapshot catches up from the store's log: no list again, and it has what no event told it", async () => {
+      await fresh();
+      // As cloud-context.ts makes a loop's context: the backend is also the log (ResyncLog).
+      const cloud: ControllerContext = { ...ctx, resyncLog: backend as DynamoBackend };
+      const lists: string[] = [];
+      const list = cloud.registry.list.bind(cloud.registry);
+      cloud.registry.list = ((res: any, ns: any, o: any) => (lists.push(res.resource), list(res, ns, o))) as typeof cloud.registry.list;
+      await ctx.registry.create(nodesRes, undefined, node('full', { cpu: '1' }));
+      const s = createScheduler({ snapshotMaxAgeMs: 1, unschedulableBackoffMs: [0, 0] });
+      await createPod(ctx, pod('first', { cpu: '800m' }));
+      await s.reconcile('default/first', cloud);
+      expect((await getPod(ctx, 'first')).spec.nodeName).toBe('full');
+      expect(lists.filter((r) => r === 'pods')).toHaveLength(1); // the first snapshot
+      // A node the scheduler hears of from no event (another shard's instance got it), and a pod that fits only there.
+      await ctx.registry.create(nodesRes, undefined, node('roomy', { cpu: '4' }));
+      await createPod(ctx, pod('second', { cpu: '800m' }));
+      await new Promise((r) => setTimeout(r, 5)); // older than snapshotMaxAgeMs
+      lists.length = 0;
+      await s.reconcile('default/second', cloud);
+      expect((await getPod(ctx, 'second')).spec.nodeName).toBe('roomy');
+      expect(lists).toEqual([]);
     });
 
     it('reservations in the store: pods in flight at once on a node share its Lease writes, and never overcommit it', async () => {

@@ -273,10 +273,24 @@ export function meteredResyncLog(log: ResyncLog, meter: UsageMeter | undefined):
   };
 }
 
+/**
+ * The log's changes after a revision as ChangeEvents, only those of the `kinds` given (the others are not
+ * decoded), up to the returned revision: what a warm scheduler's snapshot catches up with.
+ */
+export function changeEventsSince(log: ResyncLog, kinds: ResourceInfo[]): (after: number, each: (ev: ChangeEvent) => void) => Promise<number> {
+  return (after, each) =>
+    log.changesSince(after, (events) => {
+      for (const e of events) {
+        const ev = changeEventOfEntry(e, kinds);
+        if (ev) each(ev);
+      }
+    });
+}
+
 /** A log entry (DynamoBackend.changesSince) as the ChangeEvent its stream record would have made. */
-function changeEventOfEntry(e: WatchEvent): ChangeEvent | undefined {
+function changeEventOfEntry(e: WatchEvent, kinds?: ResourceInfo[]): ChangeEvent | undefined {
   const resource = resourceOfKey(e.kv.key);
-  if (!resource) return undefined;
+  if (!resource || (kinds && !kinds.includes(resource))) return undefined;
   const typeMeta = { apiVersion: apiVersionOf(resource), kind: resource.kind };
   const object = { ...typeMeta, ...decode(e.kv) };
   const type = e.type === 'create' ? 'ADDED' : e.type === 'delete' ? 'DELETED' : 'MODIFIED';

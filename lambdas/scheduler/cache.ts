@@ -14,6 +14,7 @@ import type { Registry } from '../apiserver/registry.ts';
 import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { ChangeEvent } from '../controllers/controller.ts';
+import { StorageError } from '../storage/backend.ts';
 import { controllerUid, newNodeInfo, podResources, type NodeInfo, type PodResources } from './framework.ts';
 import { nodeIsReady } from './plugins/node-ready.ts';
 import { entryResources, leases, RESERVATION_NAMESPACE, reservationNode, reservationOf, type Reservation } from './reservation.ts';
@@ -64,6 +65,9 @@ function sameRequests(res: PodResources, p: KubeObject): PodResources {
   return res.ownerUid === ownerUid ? res : { ...res, ownerUid };
 }
 
+/** The store's changes after a revision, each as the event a watch would give, up to the returned revision. */
+export type ChangesSince = (after: number, each: (ev: ChangeEvent) => void) => Promise<number>;
+
 export class SchedulerCache {
   private nodes = new Map<string, { obj: KubeObject; rv: number; sig: string }>();
   private nodeTombstones = new Map<string, number>();
@@ -82,6 +86,8 @@ export class SchedulerCache {
   readonly unschedulable = new Set<string>();
   private ready = false;
   private builtAt = 0;
+  /** The revision the snapshot holds everything up to (its lists' oldest): where a catch-up reads from. */
+  private revision = 0;
   private building: Promise<void> | undefined;
   private buffer: ChangeEvent[] | undefined;
 
@@ -99,10 +105,29 @@ export class SchedulerCache {
     this.ready = false;
   }
 
-  async ensure(registry: Registry): Promise<void> {
+  /**
+   * A snapshot no older than maxAgeMs. Given the store's change log (`changes`, in the cloud), an old
+   * snapshot reads what changed since its revision instead of listing every node and pod again: a warm
+   * scheduler function then reads in proportion to the cluster's changes, not to its size (a 1,000-node
+   * rehearsal on moto listed all 10,000 pods every minute). A log that no longer holds that revision
+   * (Compacted) means a full list.
+   */
+  async ensure(registry: Registry, changes?: ChangesSince): Promise<void> {
     if (this.ready && Date.now() - this.builtAt < this.maxAgeMs) return;
-    this.building ??= this.rebuild(registry).finally(() => (this.building = undefined));
+    this.building ??= (this.ready && changes ? this.catchUp(registry, changes) : this.rebuild(registry)).finally(() => (this.building = undefined));
     await this.building;
+  }
+
+  private async catchUp(registry: Registry, changes: ChangesSince): Promise<void> {
+    try {
+      this.revision = await changes(this.revision, (ev) => {
+        if (ev.resource === nodes || ev.resource === pods || ev.resource === leases) this.applyToSnapshot(ev);
+      });
+      this.builtAt = Date.now();
+    } catch (e) {
+      if (!(e instanceof StorageError && e.code === 'Compacted')) throw e;
+      await this.rebuild(registry);
+    }
   }
 
   private async rebuild(registry: Registry): Promise<void> {
@@ -120,6 +145,7 @@ export class SchedulerCache {
       this.reservations.clear();
       this.infos.clear();
       this.list = undefined;
+      this.revision = Math.min(...[nl, pl, ll].filter((l) => l !== undefined).map((l) => Number(l.metadata.resourceVersion ?? 0)));
       for (const n of nl.items) this.applyNode('ADDED', n);
       for (const p of pl.items) this.applyPod('ADDED', p);
       for (const l of ll?.items ?? []) this.applyLease('ADDED', l);

@@ -12,9 +12,10 @@
 // records, then kept up to date from the same change events keys() is handed, with per-node NodeInfos
 // rebuilt only where something changed. A scheduling cycle is then O(nodes) cheap filter calls (and
 // stops early on big clusters, as kube-scheduler's percentageOfNodesToScore does) instead of a list of
-// every pod per pod. The snapshot is rebuilt on resync and when older than snapshotMaxAgeMs (which
-// bounds how stale it can get where this instance does not see every event, as with several Lambda
-// instances on a sharded stream). Staleness never overcommits: see the reservation.
+// every pod per pod. The snapshot is rebuilt on the full resync, and when older than snapshotMaxAgeMs
+// (which bounds how stale it can get where this instance does not see every event, as with several
+// Lambda instances on a sharded stream) it is rebuilt, or in the cloud caught up from the store's log of
+// changes since its revision. Staleness never overcommits: see the reservation.
 //
 // Reservation (concurrency safety). Binding a pod is a CAS on the pod only, so two schedulers (two
 // Lambda instances, two runners on one SQLite file or DynamoDB table) with stale snapshots could both
@@ -50,6 +51,7 @@
 // counts it as bound, but the node may be overcommitted by that pod until it goes.
 
 import type { Controller, ControllerContext, ReconcileResult } from '../controllers/controller.ts';
+import { changeEventsSince } from '../controllers/stream.ts';
 import { recordEvent, type EventSpec } from '../controllers/events.ts';
 import { ApiError, errors } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
@@ -204,13 +206,16 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     return { profile: { ...profile, filters: [...profile.filters, ...filters] }, states };
   }
 
+  /** In the cloud, the store's log: an old snapshot catches up from it (cache.ts ensure). */
+  const changesOf = (ctx: ControllerContext) => (ctx.resyncLog ? changeEventsSince(ctx.resyncLog, [nodes, pods, leases]) : undefined);
+
   async function reconcilePod(key: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
     const { registry } = ctx;
     const records = recordsOf(ctx);
     const slash = key.indexOf('/');
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
-    await cache.ensure(registry);
+    await cache.ensure(registry, changesOf(ctx));
     let pod: KubeObject;
     try {
       pod = await registry.get(pods, namespace, name);
@@ -292,7 +297,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   /** Releases reservations whose pods are gone, finished, bound elsewhere, or never bound. */
   async function reconcileNode(nodeName: string, ctx: ControllerContext): Promise<ReconcileResult | void> {
     const { registry } = ctx;
-    await cache.ensure(registry);
+    await cache.ensure(registry, changesOf(ctx));
     const records = recordsOf(ctx);
     const r = await records.read(nodeName);
     cache.setReservation(r);
