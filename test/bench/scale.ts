@@ -44,6 +44,8 @@ const { controllers } = await import('../../lambdas/controllers/lambda.ts');
 
 /** DynamoDB requests by function and command. */
 const requests: Record<string, Record<string, number>> = {};
+/** Items Queries returned, by "function partition" (the partition key's kind: its text before the first '/' after the prefix). */
+const queried = new Map<string, number>();
 function countedClient(fn: string): DynamoDBClient {
   const client = ddb!.newClient();
   client.middlewareStack.add(
@@ -51,7 +53,13 @@ function countedClient(fn: string): DynamoDBClient {
       const m = (requests[fn] ??= {});
       const cmd = String(context.commandName).replace(/Command$/, '');
       m[cmd] = (m[cmd] ?? 0) + 1;
-      return next(args);
+      const out = await next(args);
+      if (cmd === 'Query') {
+        const pk = String((args.input as { ExpressionAttributeValues?: Record<string, { S?: string }> }).ExpressionAttributeValues?.[':pk']?.S ?? '?');
+        const key = `${fn} ${pk.replace(/\/[^/]*$/, '/…')}`;
+        queried.set(key, (queried.get(key) ?? 0) + ((out.output as { Count?: number }).Count ?? 0));
+      }
+      return out;
     },
     { step: 'initialize' },
   );
@@ -81,7 +89,9 @@ interface StreamFn {
   invocations: number;
 }
 function streamFn(name: string, list: Controller[]): StreamFn {
-  const ctx = Promise.resolve(new ApiServer({ backend: new DynamoBackend({ client: countedClient(name), tableName }), shippedPolicyForLoops: true, serviceAccountAdmission: true }).controllerContext());
+  // As cloud-context.ts makes it: the backend is also the log (the resync's, and the scheduler's catch-up).
+  const backend = new DynamoBackend({ client: countedClient(name), tableName });
+  const ctx = Promise.resolve({ ...new ApiServer({ backend, shippedPolicyForLoops: true, serviceAccountAdmission: true }).controllerContext(), resyncLog: backend });
   return { name, patterns: streamFilterPatterns(...list), handlers: createControllerHandlers(list, () => ctx), queue: [], busy: false, invocations: 0 };
 }
 const fns = [streamFn('scheduler', [createScheduler()]), streamFn('controllerManager', controllers)];
@@ -179,7 +189,8 @@ let said = performance.now();
 while (running.size < PODS && performance.now() < deadline) {
   if (performance.now() - said > 30_000) {
     said = performance.now();
-    console.error(`${((said - tPods) / 1000).toFixed(0)} s: ${bound.size} bound, ${running.size} Running`);
+    const top = [...queried].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${k} ${n}`);
+    console.error(`${((said - tPods) / 1000).toFixed(0)} s: ${bound.size} bound, ${running.size} Running; items queried so far, most: ${top.join(', ')}`);
   }
   await new Promise((r) => setTimeout(r, 250));
 }
@@ -210,6 +221,8 @@ for (const fn of Object.keys(requests)) {
     .map(([cmd, n]) => `${cmd} ${n.toFixed(2)}`);
   console.log(`  ${fn}: ${per.join(', ')}`);
 }
+console.log('\nItems returned by Queries over the whole run (node registration included), per pod, by function and partition key (its last segment elided; the largest ten):');
+for (const [k, n] of [...queried].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${k}: ${(n / PODS).toFixed(1)}`);
 streams.destroy();
 await ddb.stop();
 process.exit(0);
