@@ -744,7 +744,8 @@ for (const [label, makeStore, enabled] of backends) {
       expect((await placement(ctx)).standby).toBeUndefined();
     });
 
-    it.skipIf(label !== 'DynamoDB')("in the cloud an old snapshot catches up from the store's log: no list again, and it has what no event told it", async () => {
+    // Only DynamoDB has the log the cloud's loops read (a test that is not there, not a skipped one).
+    if (label === 'DynamoDB') it("in the cloud an old snapshot catches up from the store's log: no list again, and it has what no event told it", async () => {
       await fresh();
       // As cloud-context.ts makes a loop's context: the backend is also the log (ResyncLog).
       const cloud: ControllerContext = { ...ctx, resyncLog: backend as DynamoBackend };
