@@ -54,6 +54,9 @@ export interface ControllerContext {
 }
 
 /** What an incremental resync reads (stream.ts resyncAll); DynamoBackend has it. */
+/** The store's changes after a revision, each as the event a watch would give, up to the returned revision. */
+export type ChangesSince = (after: number, each: (ev: ChangeEvent) => void) => Promise<number>;
+
 export interface ResyncLog {
   currentRevision(): Promise<number>;
   resyncMark(name: string): Promise<ResyncMark | undefined>;

@@ -25,7 +25,7 @@ import { decode } from '../apiserver/registry.ts';
 import { apiVersionOf, findResource, RESOURCES, resourcePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { RESERVATION_NAMESPACE, RESERVATION_PREFIX } from '../scheduler/reservation.ts';
 import { StoreReader } from './cache.ts';
-import { contextFor, type ChangeEvent, type Controller, type ControllerContext, type ResyncLog } from './controller.ts';
+import { contextFor, type ChangeEvent, type ChangesSince, type Controller, type ControllerContext, type ResyncLog } from './controller.ts';
 import { asOverhead, namespaceOfRecordKey, OVERHEAD, reconcileCharged, type UsageMeter } from '../machinery/usage.ts';
 import { StorageError, type WatchEvent } from '../storage/backend.ts';
 
@@ -277,7 +277,7 @@ export function meteredResyncLog(log: ResyncLog, meter: UsageMeter | undefined):
  * The log's changes after a revision as ChangeEvents, only those of the `kinds` given (the others are not
  * decoded), up to the returned revision: what a warm scheduler's snapshot catches up with.
  */
-export function changeEventsSince(log: ResyncLog, kinds: ResourceInfo[]): (after: number, each: (ev: ChangeEvent) => void) => Promise<number> {
+export function changeEventsSince(log: ResyncLog, kinds: ResourceInfo[]): ChangesSince {
   return (after, each) =>
     log.changesSince(after, (events) => {
       for (const e of events) {

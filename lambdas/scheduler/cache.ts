@@ -13,7 +13,7 @@
 import type { Registry } from '../apiserver/registry.ts';
 import { findResource } from '../machinery/resources.ts';
 import type { KubeObject } from '../machinery/types.ts';
-import type { ChangeEvent } from '../controllers/controller.ts';
+import type { ChangeEvent, ChangesSince } from '../controllers/controller.ts';
 import { StorageError } from '../storage/backend.ts';
 import { controllerUid, newNodeInfo, podResources, type NodeInfo, type PodResources } from './framework.ts';
 import { nodeIsReady } from './plugins/node-ready.ts';
@@ -64,9 +64,6 @@ function sameRequests(res: PodResources, p: KubeObject): PodResources {
   const ownerUid = controllerUid(p);
   return res.ownerUid === ownerUid ? res : { ...res, ownerUid };
 }
-
-/** The store's changes after a revision, each as the event a watch would give, up to the returned revision. */
-export type ChangesSince = (after: number, each: (ev: ChangeEvent) => void) => Promise<number>;
 
 export class SchedulerCache {
   private nodes = new Map<string, { obj: KubeObject; rv: number; sig: string }>();
@@ -120,9 +117,7 @@ export class SchedulerCache {
 
   private async catchUp(registry: Registry, changes: ChangesSince): Promise<void> {
     try {
-      this.revision = await changes(this.revision, (ev) => {
-        if (ev.resource === nodes || ev.resource === pods || ev.resource === leases) this.applyToSnapshot(ev);
-      });
+      this.revision = await changes(this.revision, (ev) => void this.applyToSnapshot(ev));
       this.builtAt = Date.now();
     } catch (e) {
       if (!(e instanceof StorageError && e.code === 'Compacted')) throw e;

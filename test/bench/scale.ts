@@ -45,7 +45,7 @@ const { controllers } = await import('../../lambdas/controllers/lambda.ts');
 
 /** DynamoDB requests by function and command. */
 const requests: Record<string, Record<string, number>> = {};
-/** Items Queries returned, by "function partition" (the partition key's kind: its text before the first '/' after the prefix). */
+/** Items Queries returned, by "function partition key" (the key's last '/' segment elided: one row per kind, not per namespace). */
 const queried = new Map<string, number>();
 function countedClient(fn: string): DynamoDBClient {
   const client = ddb!.newClient();
