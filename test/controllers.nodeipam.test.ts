@@ -13,6 +13,7 @@ import { findResource } from '../lambdas/machinery/resources.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
 import type { Backend } from '../lambdas/storage/backend.ts';
+import { StoreReader } from '../lambdas/controllers/cache.ts';
 import { testStores } from './support/backends.ts';
 import { until } from './support/until.ts';
 
@@ -107,6 +108,43 @@ for (const [label, makeStore, enabled] of stores) {
       const rev = await a.registry.backend.currentRevision();
       await Promise.all(names.flatMap((n) => [ca.reconcile(n, a), cb.reconcile(n, b)]));
       expect(await a.registry.backend.currentRevision()).toBe(rev);
+    });
+
+    it('a stream batch of new Nodes lists the held blocks and the Nodes once, also with another batch racing it', async () => {
+      const open = await makeStore();
+      const a = await newCtx(open());
+      const b = await newCtx(open(), false);
+      // Key listings per store handle: before, each new Node listed every held block and every Node.
+      const keyLists = new Map<Backend, number>();
+      for (const backend of [a.registry.backend, b.registry.backend]) {
+        const list = backend.list.bind(backend);
+        backend.list = ((prefix: string, ...rest: unknown[]) => {
+          if (prefix === POD_CIDR_PREFIX) keyLists.set(backend, (keyLists.get(backend) ?? 0) + 1);
+          return (list as (...args: unknown[]) => ReturnType<Backend['list']>)(prefix, ...rest);
+        }) as Backend['list'];
+      }
+      const evs: ChangeEvent[] = [];
+      for (let i = 0; i < 15; i++) evs.push(ev('ADDED', await a.registry.create(nodesRes, undefined, nodeObj(`s${i}`))));
+      // Two instances' batches at once (a stream batch, and another shard's or a resync), sharing s5..s9;
+      // each batch has a reader of its own, as stream.ts gives it.
+      const batchA = { ...a, cache: new StoreReader(a.registry) };
+      const batchB = { ...b, cache: new StoreReader(b.registry) };
+      await Promise.all([deliver(createNodeIpamController(), batchA, evs.slice(0, 10)), deliver(createNodeIpamController(), batchB, evs.slice(5))]);
+      expect(keyLists.get(a.registry.backend)).toBe(1);
+      expect(keyLists.get(b.registry.backend)).toBe(1);
+      expect(batchA.cache.listed).toEqual(['/nodes *']);
+      expect(batchB.cache.listed).toEqual(['/nodes *']);
+      const first = await expectConsistent(a);
+      expect(first.size).toBe(15);
+      // A later batch lists again (its view is its own): a deleted Node's block is given back.
+      const c = createNodeIpamController();
+      const listed = keyLists.get(a.registry.backend)!; // expectConsistent lists them too
+      await a.registry.delete(nodesRes, undefined, 's3');
+      await deliver(c, { ...a, cache: new StoreReader(a.registry) }, [ev('DELETED', evs[3]!.object)]);
+      expect(keyLists.get(a.registry.backend)).toBe(listed + 2); // the Node's key, then the sweep's
+      const after = await expectConsistent(a);
+      expect(after.size).toBe(14);
+      expect(Object.keys(await heldBlocks(a))).not.toContain(first.get('s3'));
     });
 
     it('duplicated, reversed and batched delivery, and a restarted controller, never move a block', async () => {

@@ -21,7 +21,11 @@
 // for it fails its Node write (NotFound, or the uid check) and releases its key itself.
 //
 // Cost: a Node event for a Node whose blocks are held (every status or label change) is two reads. A
-// Node without a podCIDR, or a missing one, costs a listing of the keys (one per node in the cluster).
+// Node without a podCIDR, or a missing one, needs the keys held (one per node in the cluster) and the
+// Nodes' own podCIDRs: in the cloud both are read once per stream batch and shared by its reconciles
+// (heldFor below; the Nodes through the batch's reader), so a burst of N new Nodes costs N/batch
+// listings, not N (it was one each, and at 1,000 Nodes registering at once those reads grew with N²).
+// Locally the Nodes come from the informer and the keys are listed per reconcile (SQLite, in process).
 // Leaks (a delete no reconcile saw, keys of a crashed loser) are swept by the key "*", queued on every
 // Node delete and every resync.
 
@@ -30,6 +34,7 @@ import { ApiError } from '../machinery/status.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import { formatCIDR, overlaps, parseIPv4CIDR, type IPv4Net } from '../machinery/cidr.ts';
 import { StorageError, type Backend, type KeyValue } from '../storage/backend.ts';
+import { StoreReader } from './cache.ts';
 import { readerOf, type Controller, type ControllerContext, type ReconcileResult } from './controller.ts';
 import { recordEvent } from './events.ts';
 import { controllerUser } from './identity.ts';
@@ -59,6 +64,16 @@ interface Held {
   kv: KeyValue;
   cidr: string;
   owner: Owner | undefined;
+}
+
+/**
+ * The keys held as one reconcile sees them: `held` as listed (then kept current by this batch's own
+ * creates and releases), and `busy`, keys another process took after the listing (found by KeyExists),
+ * skipped by the next allocation of the batch instead of tried again.
+ */
+interface HeldView {
+  held: Map<string, Held>;
+  busy: Set<string>;
 }
 
 /** Thrown inside a Node write when the Node of that name is not the one the block was taken for. */
@@ -128,10 +143,39 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
     return out;
   }
 
-  async function listHeld(backend: Backend): Promise<Map<string, Held>> {
+  async function listHeld(backend: Backend): Promise<HeldView> {
     const held = new Map<string, Held>();
     for (const kv of (await backend.list(POD_CIDR_PREFIX)).kvs) held.set(kv.key, { kv, cidr: cidrOfKey(kv.key), owner: parseOwner(kv.value) });
-    return held;
+    return { held, busy: new Set() };
+  }
+
+  // One listing per stream batch: the cloud runner gives each batch (and each resync) a StoreReader of its
+  // own (stream.ts forOneBatch), so it identifies the batch. This loop reconciles one key at a time, so
+  // the view it shares is changed by one reconcile at a time. It may be older than another instance's
+  // writes; that is safe, as a fresh listing is too by the time it is used: a block is taken only by
+  // `create` (KeyExists: someone holds it), a Node is written only if its podCIDR is empty, and a key
+  // released only at the version listed. The locally long-lived informer cache is not a batch: there each
+  // reconcile lists.
+  const batchViews = new WeakMap<StoreReader, Promise<HeldView>>();
+  function heldFor(ctx: ControllerContext): Promise<HeldView> {
+    const batch = ctx.cache instanceof StoreReader ? ctx.cache : undefined;
+    return (batch && batchViews.get(batch)) ?? relist(ctx);
+  }
+  /** Lists the keys now; in a batch this listing becomes the batch's view. */
+  function relist(ctx: ControllerContext): Promise<HeldView> {
+    const view = listHeld(ctx.registry.backend);
+    const batch = ctx.cache instanceof StoreReader ? ctx.cache : undefined;
+    if (batch) {
+      batchViews.set(batch, view);
+      view.catch(() => batchViews.delete(batch)); // a failed listing is not kept: the next key lists again
+    }
+    return view;
+  }
+  const hold = (view: HeldView, kv: KeyValue) => view.held.set(kv.key, { kv, cidr: cidrOfKey(kv.key), owner: parseOwner(kv.value) });
+  /** releaseKey, and the key leaves the view. */
+  async function release(backend: Backend, view: HeldView, kv: KeyValue): Promise<boolean> {
+    view.held.delete(kv.key);
+    return releaseKey(backend, kv);
   }
 
   const ownerValue = (node: KubeObject): string =>
@@ -160,15 +204,15 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
    * every resync, after a Node delete, and when the range looks full.
    */
   async function repair(ctx: ControllerContext): Promise<number> {
-    const held = await listHeld(ctx.registry.backend);
+    const view = await relist(ctx);
     const live = new Map<string, KubeObject>();
     for (const n of (await ctx.registry.list(nodes, undefined)).items) live.set(`${n.metadata.name}\0${n.metadata.uid}`, n);
     let freed = 0;
-    for (const h of held.values()) {
+    for (const h of [...view.held.values()]) {
       const owner = h.owner && live.get(`${h.owner.node}\0${h.owner.uid}`);
       // A live owner without a podCIDR may be about to write this very block: it keeps it.
       if (owner && (!nodePodCIDRs(owner).length || nodePodCIDRs(owner).flatMap(blocksOf).includes(h.cidr))) continue;
-      if (await releaseKey(ctx.registry.backend, h.kv)) freed++;
+      if (await release(ctx.registry.backend, view, h.kv)) freed++;
     }
     return freed;
   }
@@ -188,14 +232,17 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
    * own podCIDR covers count as taken even before that Node's reconcile has held them (a node that came
    * with `--pod-cidr`), as Kubernetes occupies every existing Node's CIDR before it allocates.
    */
-  async function takeFree(ctx: ControllerContext, node: KubeObject, held: Map<string, Held>): Promise<KeyValue | undefined> {
+  async function takeFree(ctx: ControllerContext, node: KubeObject, view: HeldView): Promise<KeyValue | undefined> {
     const claimed = new Set<string>();
-    for (const n of (await ctx.registry.list(nodes, undefined)).items) for (const b of nodePodCIDRs(n).flatMap(blocksOf)) claimed.add(keyOf(b));
+    // Through the reader: the informer locally, one list per batch in the cloud (a Node this batch gave a
+    // block to shows in the view instead).
+    for (const n of await readerOf(ctx).list(nodes, undefined)) for (const b of nodePodCIDRs(n).flatMap(blocksOf)) claimed.add(keyOf(b));
     for (let i = 0; i < blockCount; i++) {
       const key = keyOf(blockAt(i));
-      if (held.has(key) || claimed.has(key)) continue;
+      if (view.held.has(key) || view.busy.has(key) || claimed.has(key)) continue;
       const kv = await tryCreate(ctx.registry.backend, key, node);
-      if (kv) return kv;
+      if (kv) return hold(view, kv), kv;
+      view.busy.add(key);
     }
     return undefined;
   }
@@ -204,17 +251,22 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
    * A Node that has its podCIDR (given by us, or by the node itself: `skiff agent --pod-cidr`): makes
    * sure the blocks it covers are held for it, so they are never handed to another node.
    */
-  async function occupy(ctx: ControllerContext, node: KubeObject, cidrs: string[], held: Map<string, Held>): Promise<void> {
+  async function occupy(ctx: ControllerContext, node: KubeObject, cidrs: string[], view: HeldView): Promise<void> {
     const backend = ctx.registry.backend;
     const { name, uid } = node.metadata;
+    const create = async (key: string) => {
+      const kv = await tryCreate(backend, key, node);
+      if (kv) hold(view, kv);
+      return kv;
+    };
     for (const cidr of cidrs) {
       for (const block of blocksOf(cidr)) {
         const key = keyOf(block);
         const isMine = (o: Owner | undefined) => !!o && o.node === name && o.uid === uid;
-        let h = held.get(key);
+        let h = view.held.get(key);
         if (h && isMine(h.owner)) continue;
         if (!h) {
-          if (await tryCreate(backend, key, node)) continue;
+          if (await create(key)) continue;
           const kv = await backend.get(key);
           if (!kv) continue; // taken and freed meanwhile: the next resync occupies it
           h = { kv, cidr: block, owner: parseOwner(kv.value) };
@@ -222,7 +274,7 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
         }
         // Held by another owner. A live one (even one still writing its Node) keeps it: taking it over
         // could give the block to two nodes. A gone one is replaced.
-        if ((await ownerGone(ctx, h.owner)) && (await releaseKey(backend, h.kv)) && (await tryCreate(backend, key, node))) continue;
+        if ((await ownerGone(ctx, h.owner)) && (await release(backend, view, h.kv)) && (await create(key))) continue;
         await recordEvent(ctx.registry, node, {
           type: 'Warning',
           reason: 'CIDRAssignmentFailed',
@@ -233,17 +285,17 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
     }
   }
 
-  async function assign(ctx: ControllerContext, node: KubeObject, held: Map<string, Held>): Promise<ReconcileResult | void> {
+  async function assign(ctx: ControllerContext, node: KubeObject, view: HeldView): Promise<ReconcileResult | void> {
     const backend = ctx.registry.backend;
     const name = node.metadata.name!;
     const uid = node.metadata.uid;
     // A key this very Node took before (a reconcile that crashed, or one racing us): use it, lowest first.
-    const pending = [...held.values()]
+    const pending = [...view.held.values()]
       .filter((h) => h.owner?.node === name && h.owner.uid === uid)
       .sort((a, b) => (parseIPv4CIDR(a.cidr)?.base ?? 0) - (parseIPv4CIDR(b.cidr)?.base ?? 0));
     let taken: KeyValue | undefined = pending[0]?.kv;
-    if (!taken) taken = await takeFree(ctx, node, held);
-    if (!taken && (await repair(ctx)) > 0) taken = await takeFree(ctx, node, await listHeld(backend));
+    if (!taken) taken = await takeFree(ctx, node, view);
+    if (!taken && (await repair(ctx)) > 0) taken = await takeFree(ctx, node, await heldFor(ctx)); // repair listed anew
     if (!taken) {
       await recordEvent(ctx.registry, node, {
         type: 'Normal',
@@ -263,14 +315,14 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
       });
     } catch (e) {
       if (e instanceof NodeReplaced || (e instanceof ApiError && e.code === 404)) {
-        await releaseKey(backend, taken);
+        await release(backend, view, taken);
         return;
       }
       throw e; // the key stays ours: the retry reuses it (pending above)
     }
     // Keys of this Node that its podCIDR does not cover: a race we lost, or extra pending keys.
     const keep = new Set(nodePodCIDRs(updated).flatMap(blocksOf).map(keyOf));
-    for (const kv of [taken, ...pending.map((p) => p.kv)]) if (!keep.has(kv.key)) await releaseKey(backend, kv);
+    for (const kv of [taken, ...pending.map((p) => p.kv)]) if (!keep.has(kv.key)) await release(backend, view, kv);
   }
 
   return {
@@ -289,17 +341,17 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
       const seen = await getNode(ctx, name);
       if (seen && nodePodCIDRs(seen).length && (await allHeld(ctx, seen, nodePodCIDRs(seen)))) return;
       const backend = ctx.registry.backend;
-      const held = await listHeld(backend); // before the Node: see the header
+      const view = await heldFor(ctx); // listed before the Node is read: see the header
       const node = await getNode(ctx, name);
-      const mine = [...held.values()].filter((h) => h.owner?.node === name);
+      const mine = [...view.held.values()].filter((h) => h.owner?.node === name);
       // Blocks of a Node that is gone, or of an earlier Node of the same name: free.
-      for (const h of mine) if ((!node || h.owner!.uid !== node.metadata.uid) && (await releaseKey(backend, h.kv))) held.delete(h.kv.key);
+      for (const h of mine) if (!node || h.owner!.uid !== node.metadata.uid) await release(backend, view, h.kv);
       if (!node) return;
       const cidrs = nodePodCIDRs(node);
-      if (!cidrs.length) return assign(ctx, node, held);
-      await occupy(ctx, node, cidrs, held);
+      if (!cidrs.length) return assign(ctx, node, view);
+      await occupy(ctx, node, cidrs, view);
       const keep = new Set(cidrs.flatMap(blocksOf).map(keyOf));
-      for (const h of mine) if (h.owner!.uid === node.metadata.uid && !keep.has(h.kv.key)) await releaseKey(backend, h.kv);
+      for (const h of mine) if (h.owner!.uid === node.metadata.uid && !keep.has(h.kv.key)) await release(backend, view, h.kv);
     },
   };
 }
