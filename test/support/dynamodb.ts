@@ -32,7 +32,7 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const VENV = join(REPO, '.venv-moto');
 
 // The moto server, started as `python -c MOTO_SERVER host port` rather than through `moto_server`, with
-// two changes that keep moto's own request handling:
+// these changes, which keep moto's own request handling:
 // 1. Atomicity. moto_server serves each request on its own thread and moto's TransactWriteItems takes no
 //    lock: two concurrent transactions can both pass a condition on the same item, and a cancelled one
 //    restores a copy of the whole table taken before it started, undoing writes committed meanwhile
@@ -44,12 +44,17 @@ const VENV = join(REPO, '.venv-moto');
 // 3. Speed. moto's Query of a table (no index) sorts every item of the table and keeps the partition's:
 //    O(table) per Query, 72% of moto's time in a 1,000-node run (py-spy), where DynamoDB reads the one
 //    partition. The partition's items within the range condition are handed to moto's own Query code
-//    instead (it sorts, checks and pages them as before). And its per-request log line, which nothing
-//    reads, is not written.
+//    instead (it sorts, checks and pages them as before).
+// 4. Speed. The server is waitress, not moto_server's werkzeug development server, which closes every
+//    connection after its answer: each request was a new TCP connection and a new thread, and with a
+//    hundred hollow nodes polling (bench:scale, deployed mode) half of the machine's CPU was kernel time.
+//    waitress keeps connections open and answers on a few threads (the lock serializes them anyway). And
+//    moto found each request's service by listing its own package directory, a stat per module, every
+//    time (a fifth of its time under the lock): the list is read once.
 const MOTO_SERVER = `
 import copy, sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from waitress import serve
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 import moto.dynamodb.models as ddb
 from moto.dynamodb.comparisons import get_comparison_func
 from moto.dynamodb.models.table import Table
@@ -117,14 +122,16 @@ def partition_query(self, hash_key, *args, **kwargs):
     finally:
         del self.all_items
 Table.query = partition_query
-MotoRequestHandler.log_request = lambda self, *args, **kwargs: None
+# moto finds a request's service by listing its own package directory (a stat per module) every time.
+import moto.backends as backends
+backends.list_of_moto_modules = lambda modules=tuple(backends.list_of_moto_modules()): modules
 
 app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()
 def serialized(environ, start_response):
     with lock:
         return list(app(environ, start_response))
-run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True, request_handler=MotoRequestHandler)
+serve(serialized, host=sys.argv[1], port=int(sys.argv[2]), threads=8, connection_limit=4000, backlog=4096, channel_timeout=600, _quiet=True)
 `;
 
 export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefined> {
@@ -137,8 +144,8 @@ export async function dynamoTestEndpoint(): Promise<DynamoTestEndpoint | undefin
     return { client: newClient(), endpoint: external, newClient, stop: async () => {} };
   }
 
-  if (!existsSync(join(VENV, 'bin/moto_server'))) {
-    const msg = `No DynamoDB endpoint: set SKIFF_DYNAMODB_ENDPOINT, or install moto: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]==5.2.5'`;
+  if (!existsSync(join(VENV, 'bin/moto_server')) || !existsSync(join(VENV, 'bin/waitress-serve'))) {
+    const msg = `No DynamoDB endpoint: set SKIFF_DYNAMODB_ENDPOINT, or install moto: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]==5.2.5' 'waitress==3.0.2'`;
     if (process.env.CI === 'true') throw new Error(msg);
     console.warn(`\n!!!!!!!!!! ${msg}\n!!!!!!!!!! DynamoDB tests are SKIPPED\n`);
     return undefined;
