@@ -4,9 +4,15 @@
 // runtime. Heartbeats are one timer for all nodes; pods are followed with one watch on all pods.
 // They run in-process on the registry (`skiff up --hollow-nodes`, benchmarks) or as API clients over
 // HTTPS (`skiff agent --hollow N`), through the small HollowApi below.
+// With `deployed`, each node follows what a deployed agent follows, the way it does (issue #16's scale
+// rehearsal, bench:scale): its own pods by a polling informer that its SQS queue nudges, and the
+// Services and Endpoints change feeds caught up on their poll; instead of the one watch.
 
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Registry } from '../lambdas/apiserver/registry.ts';
-import type { KubeClient } from './kube-client.ts';
+import { KubeClient, type KubeClientConfig } from './kube-client.ts';
+import { Informer } from './informer.ts';
+import { startPushChannel, type PushChannel } from './push.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { ApiError } from '../lambdas/machinery/status.ts';
 import type { KubeObject } from '../lambdas/machinery/types.ts';
@@ -99,9 +105,16 @@ function kubeApi(kube: KubeClient): HollowApi {
       yield* kube.watch('/api/v1/pods', list.metadata.resourceVersion, signal);
     },
     async setPodStatus(pod, skip, status) {
-      // Optimistic: a conflict means a newer version exists, whose own event comes next.
-      if (skip(pod)) return;
-      await kube.update(`${podPath(pod)}/status`, { ...pod, status: status(pod) }).then(() => {}, ignore([404, 409]));
+      // A conflict means a newer version exists: read it and write again (a polling node would not hear
+      // of it before its next poll).
+      for (let cur: KubeObject | undefined = pod, attempt = 0; cur && attempt < 5 && cur.metadata.uid === pod.metadata.uid && !skip(cur); attempt++) {
+        try {
+          return void (await kube.update(`${podPath(cur)}/status`, { ...cur, status: status(cur) }));
+        } catch (e) {
+          if (!(e instanceof ApiError && e.code === 409)) return ignore([404])(e);
+          cur = await kube.get(podPath(cur)).catch((e2: unknown) => void ignore([404])(e2));
+        }
+      }
     },
     finishDeletion: (pod) =>
       kube
@@ -121,7 +134,25 @@ export interface HollowNodesOptions {
   memory?: string;
   pods?: number;
   heartbeatMs?: number;
+  /** The Lease's declared duration (default 40 s; a deployed agent declares 4 × its renewal interval). */
+  leaseDurationSeconds?: number;
   now?: () => Date;
+  /** Follow as deployed agents do (see the header); needs `kube` for the nodes' writes. */
+  deployed?: DeployedFollow;
+}
+
+/** What each hollow node follows in deployed mode, with the deployed agents' settings (infra/nodes.ts). */
+export interface DeployedFollow {
+  /** The apiserver and credential the nodes' informers read with. */
+  api: KubeClientConfig;
+  /** Each node's SQS client (an agent has its own: one shared client would hold 50 long polls at most). */
+  sqs: (node: string) => SQSClient;
+  /** The cluster's queue prefix (the controller manager's node notifier sends to these queues). */
+  queuePrefix: string;
+  /** The pods' poll, the push channel's safety net (deployed: 300 s). */
+  podPollMs: number;
+  /** The Services and Endpoints catch-up (deployed: 75 s). */
+  servicesPollMs: number;
 }
 
 export interface HollowNodes {
@@ -194,7 +225,7 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
     await api.upsertNode(node);
   }
 
-  const renew = (name: string) => api.renewLease(name, { holderIdentity: name, leaseDurationSeconds: 40, renewTime: micro(now()) });
+  const renew = (name: string) => api.renewLease(name, { holderIdentity: name, leaseDurationSeconds: o.leaseDurationSeconds ?? 40, renewTime: micro(now()) });
   const heartbeat = async () => {
     await Promise.all(names.filter((n) => !stopped.has(n)).map((n) => renew(n).catch((e) => console.error(`hollow ${n}: lease renew failed`, e))));
   };
@@ -265,8 +296,9 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
   };
 
   const ctl = new AbortController();
+  const following = o.deployed ? await followDeployed(o.deployed, names, handle) : undefined;
   const watching = (async () => {
-    while (!ctl.signal.aborted) {
+    while (!following && !ctl.signal.aborted) {
       try {
         for await (const ev of api.watchPods(ctl.signal)) {
           if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
@@ -288,7 +320,46 @@ export async function startHollowNodes(o: HollowNodesOptions): Promise<HollowNod
       for (const n of names) stopped.add(n);
       ctl.abort();
       await watching;
+      await following?.stop();
       await Promise.all(handling);
+    },
+  };
+}
+
+/**
+ * Each node as a deployed agent follows (node-agent/agent.ts with --push-queue-prefix): an informer of its
+ * own pods (`spec.nodeName=<node>`, served from the store's index) polled every podPollMs and re-listed
+ * when its queue says so, and informers of the Services and Endpoints feeds caught up every
+ * servicesPollMs (the proxy's and DNS's, shared by them on a real node). Each node has its own informers
+ * and clients, as a thousand agents would.
+ */
+async function followDeployed(d: DeployedFollow, names: string[], onPod: (pod: KubeObject) => void): Promise<{ stop(): Promise<void> }> {
+  const log = (m: string) => console.error(`hollow: ${m}`);
+  const informers: Informer[] = [];
+  const clients: KubeClient[] = [];
+  const channels: Promise<PushChannel | undefined>[] = [];
+  for (const name of names) {
+    const podKube = new KubeClient({ ...d.api, pollMs: d.podPollMs });
+    const svcKube = new KubeClient({ ...d.api, pollMs: d.servicesPollMs });
+    clients.push(podKube, svcKube);
+    const pods = new Informer(podKube, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${name}`)}`, log).on((type, pod) => type !== 'DELETED' && onPod(pod));
+    const services = new Informer(svcKube, '/api/v1/services', log, { changesOnly: true });
+    const endpoints = new Informer(svcKube, '/api/v1/endpoints', log, { changesOnly: true });
+    informers.push(pods.start(), services.start(), endpoints.start());
+    const byCollection: Record<string, Informer> = { pods, services, endpoints };
+    channels.push(
+      startPushChannel({ sqs: d.sqs(name), queuePrefix: d.queuePrefix, nodeName: name, log, onNudge: (cs) => cs.forEach((c) => byCollection[c]?.nudge()) }).catch((e: Error) => {
+        log(`${name}: no push channel (${e.message}); its pods are polled only`);
+        return undefined;
+      }),
+    );
+  }
+  const started = await Promise.all(channels);
+  return {
+    async stop() {
+      await Promise.all(started.map((c) => c?.stop()));
+      await Promise.all(informers.map((i) => i.stop()));
+      for (const c of clients) c.close();
     },
   };
 }

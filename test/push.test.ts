@@ -15,6 +15,7 @@ import { createNodeNotifier, nodeQueueName, nodeQueuePrefix, type PushedCollecti
 import { startPushChannel, type PushChannel } from '../node-agent/push.ts';
 import { Informer } from '../node-agent/informer.ts';
 import { KubeClient } from '../node-agent/kube-client.ts';
+import { startHollowNodes } from '../node-agent/hollow.ts';
 import { runControllers } from '../lambdas/local/controllers.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
@@ -110,6 +111,39 @@ describe.skipIf(!sqs)('push channel on a local cluster (loops on informers)', ()
       await inf.stop();
       await loops.stop();
       kube.close();
+    }
+  });
+
+  it('hollow nodes in deployed mode (bench:scale) start a pod bound to them and finish its deletion by the push channel alone', async () => {
+    const queuePrefix = unique();
+    const loops = runControllers(c.api.controllerContext(), [createNodeNotifier({ sqs: client, queuePrefix })]);
+    const api = { server: c.url, caCert: c.caCert, token: c.token };
+    // Polls once an hour: only a push can make the node act within the test.
+    const hollow = await startHollowNodes({
+      kube: new KubeClient(api),
+      deployed: { api, sqs: () => client, queuePrefix, podPollMs: 3_600_000, servicesPollMs: 3_600_000 },
+      count: 2,
+      namePrefix: `${queuePrefix}hn-`,
+      heartbeatMs: 3_600_000,
+    });
+    try {
+      const [n0, n1] = hollow.nodes;
+      // The channels are up once their queues exist; the informers' first lists are done at once.
+      await until('both queues made', async () => ((await client.send(new ListQueuesCommand({ QueueNamePrefix: queuePrefix }))).QueueUrls ?? []).length === 2, 10_000);
+      await sleep(500);
+      await c.api.registry.create(pods, 'default', pod('on-hollow', n1!));
+      await until('Running on its hollow node', async () => (await c.api.registry.get(pods, 'default', 'on-hollow')).status?.phase === 'Running', 20_000, 50);
+      const running = await c.api.registry.get(pods, 'default', 'on-hollow');
+      expect(running.status.hostIP).toMatch(/^10\.63\./);
+      expect(running.status.podIP).toMatch(/^10\.6[4-9]\./);
+      // Graceful delete: the node is told, finishes it (grace 0), and the pod is gone.
+      await c.api.registry.delete(pods, 'default', 'on-hollow', { gracePeriodSeconds: 30 });
+      await until('the deletion finished by the node', async () => (await c.api.registry.get(pods, 'default', 'on-hollow').then(() => false, () => true)), 20_000, 50);
+      // The other node was never told, and holds no pod.
+      expect((await c.api.registry.list(pods, 'default')).items.filter((p) => p.spec?.nodeName === n0)).toEqual([]);
+    } finally {
+      await hollow.stop();
+      await loops.stop();
     }
   });
 

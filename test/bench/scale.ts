@@ -8,29 +8,43 @@
 // - the scheduler and the controller manager as their stream functions: the table's stream read as
 //   Lambda's event source mapping reads it (shard iterators, batches of up to 100 records gathered for
 //   up to 1 s, each function's filter patterns applied, one batch at a time per function);
-// - hollow nodes (node-agent/hollow.ts, no containers) registering, renewing their Leases and reporting
-//   the pods bound to them Running, through the apiserver.
+// - hollow nodes (node-agent/hollow.ts, no containers) registering, renewing their Leases every 300 s and
+//   reporting the pods bound to them Running, through the apiserver over HTTP; each following as a
+//   deployed agent does (infra/nodes.ts): its own pods polled every 5 minutes and re-listed when its SQS
+//   queue (a second moto server) says so, the controller manager's node notifier sending; the Services
+//   and Endpoints feeds caught up every 75 s. BENCH_HOLLOW=watch: one watch of all pods instead (the
+//   bench until 2026-12-07). Not modelled: the agents' dead man's switch (EventBridge Scheduler) and
+//   node credentials (the hollow nodes use an admin token, so the Node authorizer is not exercised).
 // Pods are created 32 at a time in one namespace. Reported: time to register the nodes, pods bound and
 // Running per second, create→bound latency, the DynamoDB requests per pod of each function, and the
-// revisions abandoned (taken but never committed: contention). moto answers one request at a time, so
-// the rates are moto's; the requests per pod are the design's. A profile of the control plane, not of
-// the agents' deployed-mode polling (hollow nodes watch their pods through the registry).
+// revisions abandoned (taken but never committed: contention), and bound → Running (the push channel,
+// the node's list and its status write). moto answers one request at a time, so the rates are moto's;
+// the requests per pod are the design's. BENCH_IDLE_S=N first leaves the nodes alone N seconds (after
+// 30 for their first lists) and prints what following the cluster costs at rest, in requests a second.
 
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
-import { ApiServer } from '../../lambdas/apiserver/app.ts';
+import { ApiServer, errorResponse } from '../../lambdas/apiserver/app.ts';
+import { ADMIN_USER, newToken, storeToken } from '../../lambdas/apiserver/auth.ts';
+import { writeApiResponse } from '../../lambdas/apiserver/handler.ts';
+import { nodeQueuePrefix } from '../../lambdas/controllers/node-notifier.ts';
 import type { Controller } from '../../lambdas/controllers/controller.ts';
 import { createControllerHandlers, streamFilterPatterns } from '../../lambdas/controllers/stream.ts';
 import { findResource } from '../../lambdas/machinery/resources.ts';
 import { createScheduler } from '../../lambdas/scheduler/scheduler.ts';
 import { DynamoBackend, ensureTable } from '../../lambdas/storage/dynamodb.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
+import { KubeClient } from '../../node-agent/kube-client.ts';
 import { dynamoTestEndpoint, uniqueTableName } from '../support/dynamodb.ts';
+import { sqsTestEndpoint } from '../support/sqs.ts';
 import { passesFilters } from '../support/lambda-filter.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 100);
+const DEPLOYED = process.env.BENCH_HOLLOW !== 'watch';
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
 const CONCURRENCY = 32;
 const podsRes = findResource('', 'v1', 'pods')!;
@@ -41,6 +55,14 @@ if (!ddb) throw new Error('bench:scale needs moto (.venv-moto) or SKIFF_DYNAMODB
 const tableName = uniqueTableName('skiff-scale');
 await ensureTable(ddb.client, tableName);
 process.env.SKIFF_CLUSTER_CIDR ??= '10.64.0.0/10';
+// The push channel: the controller manager's node notifier (lambda.ts, from its environment) sends to
+// each node's queue on this SQS.
+const sqs = DEPLOYED ? await sqsTestEndpoint() : undefined;
+if (DEPLOYED && !sqs) throw new Error('bench:scale needs moto for SQS (.venv-moto), or BENCH_HOLLOW=watch');
+if (sqs) {
+  Object.assign(process.env, { AWS_ENDPOINT_URL_SQS: sqs.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+  process.env.SKIFF_NODE_QUEUE_PREFIX = nodeQueuePrefix(tableName);
+}
 const { controllers } = await import('../../lambdas/controllers/lambda.ts');
 
 /** DynamoDB requests by function and command. */
@@ -78,6 +100,23 @@ const registry = new Proxy({} as ReturnType<typeof api>['registry'], {
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(r) : v;
   },
 });
+
+// The apiserver's Function URL: each request to a fresh ApiServer, as above. The hollow nodes' client.
+const server = http.createServer(async (req, res) => {
+  const u = new URL(`http://local${req.url}`);
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+  const ctl = new AbortController();
+  res.on('close', () => ctl.abort());
+  const apiReq = { method: (req.method ?? 'GET').toUpperCase(), path: u.pathname, query: u.searchParams, headers, body: Buffer.concat(chunks), sourceIp: '127.0.0.1', signal: ctl.signal };
+  await writeApiResponse(res, await api().handle(apiReq).catch(errorResponse)).catch(() => res.destroy());
+});
+await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+const token = newToken();
+await storeToken(new DynamoBackend({ client: ddb.newClient(), tableName }), token, ADMIN_USER);
+const apiConfig = { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token };
 
 // The two stream functions.
 interface StreamFn {
@@ -142,13 +181,22 @@ async function deliver(f: StreamFn): Promise<void> {
 }
 
 console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z`);
-console.log(`${NODES} hollow nodes, ${PODS} pods, DynamoDB on moto (${ddb.endpoint})\n`);
+console.log(`${NODES} hollow nodes (${DEPLOYED ? 'as deployed agents: push channel on SQS, polls' : 'one watch of all pods'}), ${PODS} pods, DynamoDB on moto (${ddb.endpoint})\n`);
 const t0 = performance.now();
 await registry.create(nsRes, undefined, { metadata: { name: 'bench' } });
-const hollow = await startHollowNodes({ registry, count: NODES, cpu: '8', memory: '32Gi', pods: 110, heartbeatMs: 300_000 }); // the deployed lease interval (infra/nodes.ts)
+// The deployed agents' settings (infra/nodes.ts): Lease every 300 s declaring 1,200; pods polled every
+// 300 s behind the push channel; Services and Endpoints every 75 s.
+const hollow = await startHollowNodes({
+  ...(DEPLOYED ? { kube: new KubeClient(apiConfig), deployed: { api: apiConfig, sqs: () => sqs!.newClient(), queuePrefix: process.env.SKIFF_NODE_QUEUE_PREFIX!, podPollMs: 300_000, servicesPollMs: 75_000 } } : { registry }),
+  count: NODES,
+  cpu: '8',
+  memory: '32Gi',
+  pods: 110,
+  heartbeatMs: 300_000,
+  leaseDurationSeconds: 1200,
+});
 const nodesMs = performance.now() - t0;
 console.error(`nodes registered in ${(nodesMs / 1000).toFixed(1)} s`);
-const before = JSON.parse(JSON.stringify(requests)) as typeof requests;
 
 // Pods, 32 at a time; each one's create time, bound time and Running time, seen by a watch of the
 // namespace (through the DynamoDB backend: it reads what changed). A list every 0.5 s, as this bench made
@@ -173,6 +221,23 @@ const watching = (async () => {
     await new Promise((r) => setTimeout(r, 500));
   }
 })();
+// DynamoDB requests per second by function since the last call (the progress lines).
+let lastCount = { at: performance.now(), by: {} as Record<string, number> };
+function rates(): string {
+  const now = { at: performance.now(), by: Object.fromEntries(Object.entries(requests).map(([fn, m]) => [fn, Object.values(m).reduce((a, b) => a + b, 0)])) };
+  const s = (now.at - lastCount.at) / 1000;
+  const out = Object.entries(now.by).map(([fn, n]) => `${fn} ${((n - (lastCount.by[fn] ?? 0)) / s).toFixed(0)}`).join(', ');
+  lastCount = now;
+  return out;
+}
+if (process.env.BENCH_IDLE_S) {
+  // The agents alone for a while (after their first lists): what following the cluster costs at rest.
+  await new Promise((r) => setTimeout(r, 30_000));
+  rates();
+  await new Promise((r) => setTimeout(r, Number(process.env.BENCH_IDLE_S) * 1000));
+  console.error(`idle, ${NODES} nodes: DynamoDB requests/s ${rates()}`);
+}
+const before = JSON.parse(JSON.stringify(requests)) as typeof requests;
 const tPods = performance.now();
 let next = 0;
 await Promise.all(
@@ -191,7 +256,7 @@ while (running.size < PODS && performance.now() < deadline) {
   if (performance.now() - said > 30_000) {
     said = performance.now();
     const top = [...queried].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${k} ${n}`);
-    console.error(`${((said - tPods) / 1000).toFixed(0)} s: ${bound.size} bound, ${running.size} Running; items queried so far, most: ${top.join(', ')}`);
+    console.error(`${((said - tPods) / 1000).toFixed(0)} s: ${bound.size} bound, ${running.size} Running; DynamoDB requests/s ${rates()}; items queried so far, most: ${top.join(', ')}`);
   }
   await new Promise((r) => setTimeout(r, 250));
 }
@@ -202,8 +267,11 @@ stopped = true;
 await hollow.stop();
 await streaming;
 
-const lat = [...bound].map(([n, t]) => t - created.get(n)!).sort((a, b) => a - b);
-const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+const lat = sorted([...bound].map(([n, t]) => t - created.get(n)!));
+const q = (p: number) => pct(lat, p);
+const acting = sorted([...running].filter(([n]) => bound.has(n)).map(([n, t]) => t - bound.get(n)!));
 const head = await new DynamoBackend({ client: ddb.newClient(), tableName }).currentRevision();
 console.log('| measure | value |');
 console.log('|---|--:|');
@@ -212,6 +280,7 @@ console.log(`| ${PODS} pods created, ${CONCURRENCY} at a time | ${(createMs / 10
 console.log(`| pods bound / Running at the end | ${bound.size} / ${running.size} of ${PODS} |`);
 console.log(`| all Running after | ${(allMs / 1000).toFixed(1)} s (${((running.size * 1000) / allMs).toFixed(1)} pods/s) |`);
 console.log(`| create → bound, p50 / p99 (seen by a watch) | ${(q(0.5) / 1000).toFixed(1)} s / ${(q(0.99) / 1000).toFixed(1)} s |`);
+console.log(`| bound → Running, p50 / p99 (the node hears, lists its pods, writes the status) | ${(pct(acting, 0.5) / 1000).toFixed(2)} s / ${(pct(acting, 0.99) / 1000).toFixed(2)} s |`);
 console.log(`| stream invocations (scheduler / controller manager) | ${fns.map((f) => f.invocations).join(' / ')} |`);
 console.log(`| revisions at the end | ${head} |`);
 console.log('\nDynamoDB requests per pod, by function (from the first pod create to the last Running; includes the bench\'s and the hollow nodes\' watches in apiserver, and the nodes\' heartbeats):');
@@ -225,5 +294,8 @@ for (const fn of Object.keys(requests)) {
 console.log('\nItems returned by Queries over the whole run (node registration included), per pod, by function and partition key (its last segment elided; the largest ten):');
 for (const [k, n] of [...queried].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${k}: ${(n / PODS).toFixed(1)}`);
 streams.destroy();
+server.closeAllConnections();
+server.close();
+await sqs?.stop();
 await ddb.stop();
 process.exit(0);
