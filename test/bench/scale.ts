@@ -15,12 +15,13 @@
 //   and Endpoints feeds caught up every 75 s. BENCH_HOLLOW=watch: one watch of all pods instead (the
 //   bench until 2026-12-07). Not modelled: the agents' dead man's switch (EventBridge Scheduler) and
 //   node credentials (the hollow nodes use an admin token, so the Node authorizer is not exercised).
-// Pods are created 32 at a time in one namespace. Reported: time to register the nodes, pods bound and
-// Running per second, create→bound latency, the DynamoDB requests per pod of each function, and the
-// revisions abandoned (taken but never committed: contention), and bound → Running (the push channel,
-// the node's list and its status write). moto answers one request at a time, so the rates are moto's;
-// the requests per pod are the design's. BENCH_IDLE_S=N first leaves the nodes alone N seconds (after
-// 30 for their first lists) and prints what following the cluster costs at rest, in requests a second.
+// Pods are created 32 at a time in one namespace (BENCH_CREATE_EVERY_MS: paced, below). Reported: time
+// to register the nodes, pods bound and Running per second, create→bound latency, the DynamoDB requests
+// per pod of each function, the revisions abandoned (taken but never committed: contention), and bound
+// → Running (the push channel, the node's list and its status write). moto answers one request at a
+// time, so the rates are moto's; the requests per pod are the design's. BENCH_IDLE_S=N first leaves the
+// nodes alone N seconds (after 30 for their first lists) and prints what following the cluster costs at
+// rest, in requests a second.
 
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
@@ -46,7 +47,10 @@ import { passesFilters } from '../support/lambda-filter.ts';
 const NODES = Number(process.env.BENCH_NODES ?? 100);
 const DEPLOYED = process.env.BENCH_HOLLOW !== 'watch';
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
-const CONCURRENCY = 32;
+// BENCH_CREATE_EVERY_MS=N: one create every N ms instead of 32 at a time, so the latencies are the
+// pipeline's (stream batching, the loops, SQS, the node's list and write) rather than a queue's.
+const EVERY_MS = Number(process.env.BENCH_CREATE_EVERY_MS ?? 0);
+const CONCURRENCY = EVERY_MS ? 1 : 32;
 const podsRes = findResource('', 'v1', 'pods')!;
 const nsRes = findResource('', 'v1', 'namespaces')!;
 
@@ -243,6 +247,7 @@ let next = 0;
 await Promise.all(
   Array.from({ length: CONCURRENCY }, async () => {
     for (let i = next++; i < PODS; i = next++) {
+      if (EVERY_MS) await new Promise((r) => setTimeout(r, Math.max(0, tPods + i * EVERY_MS - performance.now())));
       const name = `p-${i}`;
       await registry.create(podsRes, 'bench', { apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { containers: [{ name: 'c', image: 'busybox', resources: { requests: { cpu: '10m', memory: '16Mi' } } }] } });
       created.set(name, performance.now());
@@ -276,7 +281,7 @@ const head = await new DynamoBackend({ client: ddb.newClient(), tableName }).cur
 console.log('| measure | value |');
 console.log('|---|--:|');
 console.log(`| ${NODES} nodes registered (Node, Lease each) | ${(nodesMs / 1000).toFixed(1)} s |`);
-console.log(`| ${PODS} pods created, ${CONCURRENCY} at a time | ${(createMs / 1000).toFixed(1)} s (${((PODS * 1000) / createMs).toFixed(0)}/s) |`);
+console.log(`| ${PODS} pods created, ${EVERY_MS ? `one every ${EVERY_MS} ms` : `${CONCURRENCY} at a time`} | ${(createMs / 1000).toFixed(1)} s (${((PODS * 1000) / createMs).toFixed(0)}/s) |`);
 console.log(`| pods bound / Running at the end | ${bound.size} / ${running.size} of ${PODS} |`);
 console.log(`| all Running after | ${(allMs / 1000).toFixed(1)} s (${((running.size * 1000) / allMs).toFixed(1)} pods/s) |`);
 console.log(`| create → bound, p50 / p99 (seen by a watch) | ${(q(0.5) / 1000).toFixed(1)} s / ${(q(0.99) / 1000).toFixed(1)} s |`);
