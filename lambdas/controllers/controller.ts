@@ -53,10 +53,10 @@ export interface ControllerContext {
   resyncLog?: ResyncLog;
 }
 
-/** What an incremental resync reads (stream.ts resyncAll); DynamoBackend has it. */
 /** The store's changes after a revision, each as the event a watch would give, up to the returned revision. */
 export type ChangesSince = (after: number, each: (ev: ChangeEvent) => void) => Promise<number>;
 
+/** What an incremental resync reads (stream.ts resyncAll); DynamoBackend has it. */
 export interface ResyncLog {
   currentRevision(): Promise<number>;
   resyncMark(name: string): Promise<ResyncMark | undefined>;

@@ -157,14 +157,15 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
   // released only at the version listed. The locally long-lived informer cache is not a batch: there each
   // reconcile lists.
   const batchViews = new WeakMap<StoreReader, Promise<HeldView>>();
+  const batchOf = (ctx: ControllerContext) => (ctx.cache instanceof StoreReader ? ctx.cache : undefined);
   function heldFor(ctx: ControllerContext): Promise<HeldView> {
-    const batch = ctx.cache instanceof StoreReader ? ctx.cache : undefined;
+    const batch = batchOf(ctx);
     return (batch && batchViews.get(batch)) ?? relist(ctx);
   }
   /** Lists the keys now; in a batch this listing becomes the batch's view. */
   function relist(ctx: ControllerContext): Promise<HeldView> {
     const view = listHeld(ctx.registry.backend);
-    const batch = ctx.cache instanceof StoreReader ? ctx.cache : undefined;
+    const batch = batchOf(ctx);
     if (batch) {
       batchViews.set(batch, view);
       view.catch(() => batchViews.delete(batch)); // a failed listing is not kept: the next key lists again
@@ -206,6 +207,7 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
   async function repair(ctx: ControllerContext): Promise<number> {
     const view = await relist(ctx);
     const live = new Map<string, KubeObject>();
+    // From the store, not the batch's reader or the informer: this list must be newer than the keys'.
     for (const n of (await ctx.registry.list(nodes, undefined)).items) live.set(`${n.metadata.name}\0${n.metadata.uid}`, n);
     let freed = 0;
     for (const h of [...view.held.values()]) {
@@ -285,7 +287,8 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
     }
   }
 
-  async function assign(ctx: ControllerContext, node: KubeObject, view: HeldView): Promise<ReconcileResult | void> {
+  async function assign(ctx: ControllerContext, node: KubeObject, held: HeldView): Promise<ReconcileResult | void> {
+    let view = held;
     const backend = ctx.registry.backend;
     const name = node.metadata.name!;
     const uid = node.metadata.uid;
@@ -295,7 +298,10 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
       .sort((a, b) => (parseIPv4CIDR(a.cidr)?.base ?? 0) - (parseIPv4CIDR(b.cidr)?.base ?? 0));
     let taken: KeyValue | undefined = pending[0]?.kv;
     if (!taken) taken = await takeFree(ctx, node, view);
-    if (!taken && (await repair(ctx)) > 0) taken = await takeFree(ctx, node, await heldFor(ctx)); // repair listed anew
+    if (!taken && (await repair(ctx)) > 0) {
+      view = await heldFor(ctx); // repair listed anew: the batch's view from here on
+      taken = await takeFree(ctx, node, view);
+    }
     if (!taken) {
       await recordEvent(ctx.registry, node, {
         type: 'Normal',

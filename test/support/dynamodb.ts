@@ -50,7 +50,8 @@ const VENV = join(REPO, '.venv-moto');
 //    hundred hollow nodes polling (bench:scale, deployed mode) half of the machine's CPU was kernel time.
 //    waitress keeps connections open and answers on a few threads (the lock serializes them anyway). And
 //    moto found each request's service by listing its own package directory, a stat per module, every
-//    time (a fifth of its time under the lock): the list is read once.
+//    time (a fifth of its time under the lock): the list is read once. waitress's queue-depth warnings
+//    are off (stderr's tail is what a failed start reports).
 const MOTO_SERVER = `
 import copy, sys, threading
 from waitress import serve
@@ -125,6 +126,9 @@ Table.query = partition_query
 # moto finds a request's service by listing its own package directory (a stat per module) every time.
 import moto.backends as backends
 backends.list_of_moto_modules = lambda modules=tuple(backends.list_of_moto_modules()): modules
+# waitress warns of its task queue's depth on stderr, whose tail is kept to say why a start failed.
+import logging
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()
