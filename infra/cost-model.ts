@@ -221,15 +221,16 @@ export const OPERATIONS = {
   },
   /**
    * One poll of the agent's pod informer: LIST pods with fieldSelector spec.nodeName, served from the
-   * pods-by-node index (storage/indexes.ts): a Query of the node's index partition and a BatchGetItem of
-   * its pods (it read every pod of the cluster before). The index's completeness marker is read once per
+   * pods-by-node index (storage/indexes.ts): one Query of the node's index partition, whose items carry
+   * the pods' values (it read every pod of the cluster before; until 2026-12-07 a BatchGetItem of its
+   * pods followed, a read unit for each pod). The index's completeness marker is read once per
    * apiserver instance; counted here per request, as the token (a cold instance each time).
    */
   pollPods: {
     apiRequests: 1,
     invocations: nothing,
     dynamo: {
-      apiserver: { 'GetItem token': 1, 'GetItem index-marker': 1, 'Query counter': 2, 'Query pods-by-node': 1, 'BatchGetItem pods': 1 },
+      apiserver: { 'GetItem token': 1, 'GetItem index-marker': 1, 'Query counter': 2, 'Query pods-by-node': 1 },
     },
   },
   /** One poll of a Services informer (the proxy and DNS share one; AgentSettings.informers). */
@@ -317,7 +318,7 @@ export const OPERATIONS = {
       // budgets selecting it (its readiness changed); a status write asks no RC or ReplicaSet to adopt
       // the orphan (its labels and controller are unchanged: kube's updatePod; 4 more reads until 2026-12-05),
       // nor the quota loops to read their counters (its charges are unchanged: 2 more until 2026-12-05).
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update +index': 1 },
       controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
@@ -341,7 +342,7 @@ export const OPERATIONS = {
       // No Service selects the pod: no pod Query (one, and 2 more counter reads, until issue #12). A
       // terminating pod leaves its budgets' healthy count: one PodDisruptionBudget Query. Its charges stay
       // until it is gone: the quota loops read nothing (2 counter reads until 2026-12-05).
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem pods': 1, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update': 1, 'UpdateItem settled': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem pods': 1, 'GetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods update +index': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
@@ -681,7 +682,7 @@ export function usageDemandHour(nodes: number, podsPerNode: number, readsPerHour
 }
 
 /** Bytes of one item of a kind in this cluster, and of each collection a Query reads (all in one namespace: the worst case). */
-/** An index item of the pods-by-node index: pk "idx#pods-by-node#<node>" and the pod's key (storage/dynamodb.ts). */
+/** An index item of the pods-by-node index, less the pod's value it carries: pk "idx#pods-by-node#<node>", the pod's key, its revisions (storage/dynamodb.ts). */
 const INDEX_ITEM_BYTES = 100;
 
 export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) {
@@ -690,6 +691,8 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
   const reservation = s.reservations + s.reservationPerPod * Math.max(0, podsPerNode - 1);
   const endpoints = s.endpoints + s.endpointsPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
   const endpointslices = s.endpointslices + s.endpointSlicesPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
+  // A pod's index item carries its stored value (a covering index).
+  const indexItem = INDEX_ITEM_BYTES + s.pods;
   const item: Record<string, number> = {
     counter: s.counter,
     token: s.token,
@@ -716,8 +719,8 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
     endpoints: units * endpoints,
     endpointslices: units * endpointslices,
     replicationcontrollers: units * s.replicationcontrollers,
-    // One node's partition of the pods-by-node index: an item per pod (its key, no value).
-    'pods-by-node': podsPerNode * INDEX_ITEM_BYTES,
+    // One node's partition of the pods-by-node index: an item per pod, with its value.
+    'pods-by-node': podsPerNode * indexItem,
   };
   // A workload namespace's share of each workload collection. All Leases live in kube-node-lease, read
   // by "Query leases kube-node-lease"; workload namespaces hold none.
@@ -728,7 +731,7 @@ export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) 
   namespaceCollection['leases kube-node-lease'] = collection.leases!;
   const objects = {
     count: 1 + (c.nodes + 2) + 4 + 4 * c.nodes + c.pods + 5 * units,
-    bytes: s.counter + (c.nodes + 2) * s.token + Object.values(collection).reduce((a, b) => a + b, 0) + units * s.serviceips + (c.pods - podsPerNode) * INDEX_ITEM_BYTES,
+    bytes: s.counter + (c.nodes + 2) * s.token + Object.values(collection).reduce((a, b) => a + b, 0) + units * s.serviceips + (c.pods - podsPerNode) * indexItem,
   };
   return { item, collection, namespaceCollection, units, objects, podsPerNode };
 }
@@ -793,8 +796,9 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
   }
   if (command === 'TransactWriteItems') {
     // The namespace's count item, each charge (an owner's count of its dependents: apiserver/dependents.ts),
-    // a pod's index item (its bind and delete) and a Service's or Endpoints' change item (the change
-    // without its previous value, under 1 KB for a 10-address Endpoints) are small: one unit each.
+    // a pod's index item (every write of a bound pod: its key and value, ~570 bytes) and a Service's or
+    // Endpoints' change item (the change without its previous value, under 1 KB for a 10-address
+    // Endpoints) are under 1 KB: one unit each.
     const charges = access.split(' +charge').length - 1;
     const count = (access.includes(' +count') ? 1 : 0) + charges + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0);
     const units = Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;

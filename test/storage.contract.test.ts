@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { StorageError, type Backend, type KeyValue, type StorageErrorCode, type WatchBatch, type WatchEvent } from '../lambdas/storage/backend.ts';
+import { StorageError, type Backend, type KeyValue, type ListResult, type StorageErrorCode, type WatchBatch, type WatchEvent } from '../lambdas/storage/backend.ts';
 import { SqliteBackend } from '../lambdas/storage/sqlite.ts';
 import { DynamoBackend, ensureTable, MAX_VALUE_BYTES } from '../lambdas/storage/dynamodb.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
@@ -750,7 +750,7 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     expect((await b.list(PODS)).kvs.map((kv) => kv.value)).toEqual(['a0', 'b1']);
   });
 
-  it('a node\'s list of its pods reads its pods through the index, exact while other writers bind, move and delete pods', async () => {
+  it('a node\'s list of its pods is one Query of the index, exact while other writers bind, move, write and delete pods', async () => {
     const tableName = uniqueTableName();
     await ensureTable(ddb!.client, tableName);
     const pod = (node: string, i: number) => JSON.stringify({ spec: { nodeName: node }, status: { i } });
@@ -774,20 +774,22 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     const n1 = { filter: (kv: KeyValue) => nodeOf(kv) === 'n1', index: { name: 'pods-by-node', value: 'n1' } };
     const quiet = await reader.list(PODS, n1);
     expect(quiet.kvs).toHaveLength(3);
-    // Not the 43 pods' collection, and no log (the writer left the settled watermark at the counter):
-    // the counter and the watermark are one Query of "meta", before and after.
-    expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'BatchGetItem 3', 'Query meta']);
+    // Not the 43 pods' collection, no read of each pod (the index items carry their values), and no log
+    // (the writer left the settled watermark at the counter): the counter and the watermark are one Query
+    // of "meta", before and after.
+    expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'Query meta']);
     // A first page that holds them all (an informer paging its list) reads the same way...
     calls.length = 0;
     expect((await reader.list(PODS, { ...n1, limit: 500 })).kvs).toEqual(quiet.kvs);
-    expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'BatchGetItem 3', 'Query meta']);
+    expect(calls).toEqual(['Query meta', 'Query idx#pods-by-node#n1', 'Query meta']);
     // ...and a page smaller than the node's pods comes from the collection, with the rest to follow.
     const page = await reader.list(PODS, { ...n1, limit: 2 });
     expect(page.kvs).toEqual(quiet.kvs.slice(0, 2));
     expect(page.more).toBe(true);
 
-    // Writers move pods between the nodes, create and delete, while the reader lists: every list is the
-    // state at its revision (replayed from the complete history).
+    // Writers move pods between the nodes, write them where they are (a status write: the index item's
+    // copy must follow), create and delete, while the reader lists: every list is the state at its
+    // revision (replayed from the complete history), values included.
     const history: Write[] = [];
     let stop = false;
     const churn = async (w: DynamoBackend, id: number) => {
@@ -797,6 +799,7 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
           const cur = await w.get(key);
           if (!cur) history.push({ type: 'create', kv: await w.create(key, pod(i % 2 ? 'n1' : 'n2', i)) });
           else if (i % 5 === 0) history.push({ type: 'delete', kv: await w.delete(key, cur.modRevision) });
+          else if (i % 3 === 0) history.push({ type: 'update', kv: await w.update(key, pod(nodeOf(cur), i), cur.modRevision) });
           else history.push({ type: 'update', kv: await w.update(key, pod(nodeOf(cur) === 'n1' ? 'n2' : 'n1', i), cur.modRevision) });
         } catch (e) {
           if (!(e instanceof StorageError)) throw e;
@@ -805,18 +808,20 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     };
     const before = await reader.list(PODS);
     const running = writers.map((w, id) => churn(w, id));
+    const lists: ListResult[] = [];
     try {
       for (let round = 0; round < 8; round++) {
-        const got = await reader.list(PODS, n1);
-        const all = [...before.kvs.map((kv) => ({ type: 'create' as const, kv })), ...history];
-        const want = stateAt(all, PODS, got.revision).filter((kv) => nodeOf(kv) === 'n1');
-        expect(got.kvs).toEqual(want);
+        lists.push(await reader.list(PODS, n1));
         await sleep(20);
       }
     } finally {
       stop = true;
       await Promise.all(running);
     }
+    // Judged once every write has returned: a write committed at or below a list's revision may still be
+    // in flight (moving the watermark) when the list returns.
+    const all = [...before.kvs.map((kv) => ({ type: 'create' as const, kv })), ...history];
+    for (const got of lists) expect(got.kvs).toEqual(stateAt(all, PODS, got.revision).filter((kv) => nodeOf(kv) === 'n1'));
   });
 
   it('a table from before the index: lists read the whole collection until indexExisting() has indexed it, then the index', async () => {
@@ -833,13 +838,57 @@ describe.skipIf(!ddb)('DynamoBackend only', () => {
     const onN1 = { filter: (kv: KeyValue) => kv.value.includes('"n1"'), index: { name: 'pods-by-node', value: 'n1' } };
     const fresh = () => track(new DynamoBackend({ client: ddb!.newClient(), tableName })); // its own view of the marker
     expect(keysOf((await fresh().list(PODS, onN1)).kvs)).toEqual([`${PODS}ns/new`, `${PODS}ns/old-a`, `${PODS}ns/old-b`]);
-    expect(await b.indexExisting()).toBe(2);
+    expect(await b.indexExisting()).toBe(3); // the two old ones indexed, the new one's item given its value
     expect(await b.indexExisting()).toBe(0); // again: nothing more
     expect(keysOf((await fresh().list(PODS, onN1)).kvs)).toEqual([`${PODS}ns/new`, `${PODS}ns/old-a`, `${PODS}ns/old-b`]);
     // An old object written again moves its index entry like any other.
     const a = (await b.get(`${PODS}ns/old-a`))!;
     await b.update(`${PODS}ns/old-a`, JSON.stringify({ spec: { nodeName: 'n2' } }), a.modRevision);
     expect(keysOf((await fresh().list(PODS, onN1)).kvs)).toEqual([`${PODS}ns/new`, `${PODS}ns/old-b`]);
+  });
+
+  it('index items from before they carried values: read by key until indexExisting() gives each its value', async () => {
+    const tableName = uniqueTableName();
+    await ensureTable(ddb!.client, tableName);
+    const { PutItemCommand, GetItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const b = track(new DynamoBackend({ client: ddb!.newClient(), tableName }));
+    const pod = (i: number) => JSON.stringify({ spec: { nodeName: 'n1' }, status: { i } });
+    for (const name of ['a', 'b']) await b.create(`${PODS}ns/${name}`, pod(0));
+    // What the last Skiff wrote: index items naming the key alone, a marker without `values`, and an
+    // object written since (its status) whose index item was left as it was.
+    for (const name of ['a', 'b']) {
+      await ddb!.client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'idx#pods-by-node#n1' }, sk: { S: `${PODS}ns/${name}` } } }));
+    }
+    await ddb!.client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'meta' }, sk: { S: 'index#pods-by-node' } } }));
+    const client = ddb!.newClient();
+    let batchGets = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'BatchGetItemCommand') batchGets++;
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const onN1 = { filter: () => true, index: { name: 'pods-by-node', value: 'n1' } };
+    const reader = track(new DynamoBackend({ client, tableName }));
+    // A value written by this Skiff into such a table is not trusted until the marker says all are there:
+    // an older instance's status write would have left it behind.
+    // Here: pod a's item holds its first value, as if an older instance had written a's status since.
+    const a = (await b.get(`${PODS}ns/a`))!;
+    await b.update(`${PODS}ns/a`, pod(1), a.modRevision);
+    const { valueAttribute } = await import('../lambdas/storage/value-codec.ts');
+    await ddb!.client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'idx#pods-by-node#n1' }, sk: { S: `${PODS}ns/a` }, ...valueAttribute(pod(0)), createRev: { N: String(a.createRevision) }, modRev: { N: String(a.modRevision) } } }));
+    const want = (await b.list(PODS)).kvs;
+    expect(want.map((kv) => kv.value)).toEqual([pod(1), pod(0)]);
+    expect((await reader.list(PODS, onN1)).kvs).toEqual(want);
+    expect(batchGets).toBe(1);
+    expect(await b.indexExisting()).toBe(2);
+    batchGets = 0;
+    const fresh = track(new DynamoBackend({ client, tableName }));
+    expect((await fresh.list(PODS, onN1)).kvs).toEqual(want);
+    expect(batchGets).toBe(0);
+    const marker = await ddb!.client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: 'meta' }, sk: { S: 'index#pods-by-node' } } }));
+    expect(marker.Item?.values?.BOOL).toBe(true);
   });
 
   it('list prefixes must name a collection: /{a}/{b}/{c}/', async () => {

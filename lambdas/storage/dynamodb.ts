@@ -24,11 +24,16 @@
 //            stays within the limit) in the same transaction as the object's create or delete, or by the
 //            difference in an update that brings new charges (UpdateOptions.charges).
 //            and idx, the object's value in the index covering its collection (storage/indexes.ts).
-//   index    pk = "idx#<index>#<value>" sk = the object's full key   (nothing else): one per indexed object,
-//            put and deleted in the object's own transaction whenever its indexed value changes (a pod's
-//            bind and delete; its status writes leave it), so a consistent Query of one value's partition
-//            names exactly the keys with that value. "meta"/"index#<name>" marks an index complete: new
-//            tables are (ensureTable), older ones once indexExisting() has indexed what they hold.
+//   index    pk = "idx#<index>#<value>" sk = the object's full key   z, createRev, modRev: one per indexed
+//            object, put in the object's own transaction by every write that leaves it with an indexed value
+//            and deleted by the one that takes it away, so a consistent Query of one value's partition holds
+//            exactly the objects with that value, as they are (a covering index: a node's list of its pods
+//            is one Query of its pods' values, where a BatchGetItem read each pod for a read unit of its
+//            own). "meta"/"index#<name>" marks an index complete: new tables are (ensureTable), older ones
+//            once indexExisting() has indexed what they hold. Its `values` attribute says every index item
+//            carries its object's value: items put before 2026-12-07 named the key alone (a bind put them,
+//            status writes left them), so until indexExisting() has given each its value, and for any item
+//            still without one, the objects are read by key.
 //   change   pk = "chg#<collection prefix>" sk = revision, zero-padded   key, ttl: one per write to a collection
 //            with a change feed (storage/indexes.ts FEEDS: Services, Endpoints), in the write's
 //            transaction, so a watch of that collection Queries its own changes instead of reading every
@@ -213,8 +218,8 @@ export class DynamoBackend implements Backend {
   private settled = 0;
   /** When this process first found a revision's log slot empty (the gap timeout runs from then). */
   private readonly missingSince = new Map<number, number>();
-  /** Indexes known complete (their marker read): a complete index stays so. */
-  private readonly completeIndexes = new Set<string>();
+  /** Indexes known complete (their marker read), and whether their items carry values: both stay so. */
+  private readonly completeIndexes = new Map<string, 'keys' | 'values'>();
   /** When an index was last found incomplete (looked at again after a minute). */
   private readonly incompleteSince = new Map<string, number>();
   /** The revision each change feed is complete from, as read from its marker (a feed stays complete). */
@@ -397,10 +402,16 @@ export class DynamoBackend implements Backend {
    */
   private async listIndexed(prefix: string, index: KeyIndex, value: string, filter: ListOptions['filter']): Promise<ListResult> {
     const rev = await this.currentRevision();
-    const keys = (await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: indexPk(index, value) } } }))
-      .map((it) => it.sk!.S!)
-      .filter((k) => k.startsWith(prefix));
+    const covering = this.completeIndexes.get(index.name) === 'values';
     const items = new Map<string, KeyValue>();
+    // Objects whose index item names only their key (see the layout above) are read by key.
+    const keys: string[] = [];
+    for (const it of await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: indexPk(index, value) } } })) {
+      const k = it.sk!.S!;
+      if (!k.startsWith(prefix)) continue;
+      if (covering && itemValue(it) !== undefined) items.set(k, objectKv(k, it));
+      else keys.push(k);
+    }
     for (let i = 0; i < keys.length; i += 100) {
       let want: Item[] = keys.slice(i, i + 100).map(objectKey);
       while (want.length) {
@@ -424,42 +435,51 @@ export class DynamoBackend implements Backend {
   }
 
   private async indexComplete(index: KeyIndex): Promise<boolean> {
-    if (this.completeIndexes.has(index.name)) return true;
-    if (performance.now() - (this.incompleteSince.get(index.name) ?? -Infinity) < 60_000) return false;
+    const known = this.completeIndexes.get(index.name);
+    if (known === 'values') return true;
+    if (performance.now() - (this.incompleteSince.get(index.name) ?? -Infinity) < 60_000) return known !== undefined;
     const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: indexMarkerKey(index), ConsistentRead: true }));
-    if (r.Item) this.completeIndexes.add(index.name);
-    else this.incompleteSince.set(index.name, performance.now());
+    // Complete but not yet covering: looked at again after a minute, as an incomplete one is.
+    if (r.Item) this.completeIndexes.set(index.name, r.Item.values?.BOOL ? 'values' : 'keys');
+    if (!r.Item?.values?.BOOL) this.incompleteSince.set(index.name, performance.now());
     return !!r.Item;
   }
 
   /**
-   * Indexes every object stored before its collection's index existed (a table of an older Skiff), then
-   * marks the index complete; until then lists read the whole collection. Safe while the cluster serves
-   * (each object is indexed on the condition that it is unchanged; one that changed was indexed by its
-   * own write) and again. Returns how many objects it indexed.
+   * Indexes every object stored before its collection's index existed or before index items carried
+   * values (a table of an older Skiff), then marks the index complete and covering; until then lists read
+   * the whole collection, or the objects by key. Safe while the cluster serves (each index item is put on
+   * the condition that its object is unchanged; one that changed was indexed by its own write) and again.
+   * Returns how many index items it put.
    */
   async indexExisting(): Promise<number> {
     let n = 0;
     for (const index of INDEXES) {
-      if (await this.indexComplete(index)) continue;
+      await this.indexComplete(index);
+      if (this.completeIndexes.get(index.name) === 'values') continue;
       const { pk } = splitKey(index.prefix, true);
       for (const it of await this.queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } } })) {
         const value = index.valueOf(itemValue(it)!);
-        if (value === undefined || it.idx?.S === value) continue;
+        if (value === undefined) continue;
+        const indexItem: Item = { pk: { S: indexPk(index, value) }, sk: { S: fullKey(it) }, ...valueAttribute(itemValue(it)!), createRev: it.createRev!, modRev: it.modRev! };
+        // An indexed object keeps its idx; one not yet indexed gets it, on the same condition.
+        const indexed = it.idx?.S === value;
         try {
           await this.client.send(
             new TransactWriteItemsCommand({
               TransactItems: [
-                {
-                  Update: {
-                    TableName: this.table,
-                    Key: { pk: it.pk!, sk: it.sk! },
-                    UpdateExpression: 'SET idx = :v',
-                    ConditionExpression: 'modRev = :m AND attribute_not_exists(idx)',
-                    ExpressionAttributeValues: { ':v': { S: value }, ':m': it.modRev! },
-                  },
-                },
-                { Put: { TableName: this.table, Item: { pk: { S: indexPk(index, value) }, sk: { S: fullKey(it) } } } },
+                indexed
+                  ? { ConditionCheck: { TableName: this.table, Key: { pk: it.pk!, sk: it.sk! }, ConditionExpression: 'modRev = :m AND idx = :v', ExpressionAttributeValues: { ':v': { S: value }, ':m': it.modRev! } } }
+                  : {
+                      Update: {
+                        TableName: this.table,
+                        Key: { pk: it.pk!, sk: it.sk! },
+                        UpdateExpression: 'SET idx = :v',
+                        ConditionExpression: 'modRev = :m AND attribute_not_exists(idx)',
+                        ExpressionAttributeValues: { ':v': { S: value }, ':m': it.modRev! },
+                      },
+                    },
+                { Put: { TableName: this.table, Item: indexItem } },
               ],
             }),
           );
@@ -468,8 +488,8 @@ export class DynamoBackend implements Backend {
           if ((e as Error).name !== 'TransactionCanceledException') throw e; // changed meanwhile: its write indexed it
         }
       }
-      await this.client.send(new PutItemCommand({ TableName: this.table, Item: indexMarkerKey(index) }));
-      this.completeIndexes.add(index.name);
+      await this.client.send(new PutItemCommand({ TableName: this.table, Item: { ...indexMarkerKey(index), values: { BOOL: true } } }));
+      this.completeIndexes.set(index.name, 'values');
     }
     return n;
   }
@@ -880,9 +900,14 @@ export class DynamoBackend implements Backend {
       if (log.z!.B!.length + prevValue.zp!.B!.length + Buffer.byteLength(key) <= INLINE_LOG_BYTES) Object.assign(log, prevValue);
       else items.push({ Put: { TableName, Item: { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` }, ...prevValue, ttl } } });
     }
-    if (index && indexed !== readIndexed) {
-      if (readIndexed !== undefined) items.push({ Delete: { TableName, Key: { pk: { S: indexPk(index, readIndexed) }, sk: { S: key } } } });
-      if (indexed !== undefined) items.push({ Put: { TableName, Item: { pk: { S: indexPk(index, indexed) }, sk: { S: key } } } });
+    if (index) {
+      if (readIndexed !== undefined && readIndexed !== indexed) items.push({ Delete: { TableName, Key: { pk: { S: indexPk(index, readIndexed) }, sk: { S: key } } } });
+      // Every write keeps the index item's copy of the value current (a status write too): lists by the
+      // index read these copies, not the objects.
+      if (indexed !== undefined) {
+        const Item: Item = { pk: { S: indexPk(index, indexed) }, sk: { S: key }, ...valueAttribute(value), createRev: { N: String(createRevision) }, modRev: { N: String(rev) } };
+        items.push({ Put: { TableName, Item } });
+      }
     }
     const feed = feedOfKey(key);
     if (feed) items.push({ Put: { TableName, Item: feedItem(feed, log) } });
@@ -1193,8 +1218,8 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
       new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { AttributeName: s.timeToLiveAttribute, Enabled: true } }),
     );
   }
-  // A new table holds nothing unindexed: its indexes are complete from the start.
-  if (created) for (const index of INDEXES) await client.send(new PutItemCommand({ TableName: tableName, Item: indexMarkerKey(index) }));
+  // A new table holds nothing unindexed: its indexes are complete and covering from the start.
+  if (created) for (const index of INDEXES) await client.send(new PutItemCommand({ TableName: tableName, Item: { ...indexMarkerKey(index), values: { BOOL: true } } }));
   // And its change feeds complete from the first revision.
   if (created) for (const feed of FEEDS) await client.send(new PutItemCommand({ TableName: tableName, Item: { ...feedMarkerKey(feed), rev: { N: '0' } } }));
 }
