@@ -289,7 +289,7 @@ export const OPERATIONS = {
       // (GetItem count): whether the namespace has LimitRanges or ResourceQuotas, the cluster
       // ClusterResourceQuotas, or any admission webhook or policy; a list only of what exists.
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 1, 'GetItem namespaces': 1, 'GetItem count': 4, 'Query counter': 2, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 1, 'TransactWriteItems pods create +count': 1, 'UpdateItem settled': 1 },
-      scheduler: { 'PutItem history:pods': 1, 'GetItem pods': 2, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 2, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1 },
+      scheduler: { 'PutItem history:pods': 1, 'GetItem pods': 2, 'GetItem reservations': 2, 'GetItem count': 4, 'BatchGetItem count': 1, 'UpdateItem counter': 3, 'TransactWriteItems reservations create +count': 1, 'UpdateItem settled': 3, 'TransactWriteItems pods update +index': 1, 'GetItem events': 1, 'TransactWriteItems events create': 1 },
       // The endpoints loop reads nothing: a pod without an IP (created, then scheduled) is no Service's
       // endpoint, so its records reach no Service (kube's podEndpointsChanged). Until issue #12 it
       // listed the namespace's pods (12 counter reads, 2 pod Queries), then its Services (8, 2 Service
@@ -318,7 +318,7 @@ export const OPERATIONS = {
       // budgets selecting it (its readiness changed); a status write asks no RC or ReplicaSet to adopt
       // the orphan (its labels and controller are unchanged: kube's updatePod; 4 more reads until 2026-12-05),
       // nor the quota loops to read their counters (its charges are unchanged: 2 more until 2026-12-05).
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'BatchGetItem count': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create +count': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update +index': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 5, 'GetItem namespaces': 3, 'GetItem count': 10, 'GetItem events': 3, 'UpdateItem counter': 4, 'TransactWriteItems events create': 3, 'UpdateItem settled': 4, 'Query counter': 2, 'Query services namespace': 1, 'GetItem pods': 1, 'TransactWriteItems pods update +index': 1 },
       controllerManager: { 'Query counter': 4, 'Query services namespace': 1, 'Query poddisruptionbudgets namespace': 1 },
     },
   },
@@ -375,7 +375,7 @@ export const OPERATIONS = {
     invocations: { scheduler: 0, controllerManager: 2 },
     dynamo: {
       apiserver: { 'GetItem token': -1, 'GetItem count': -4, 'UpdateItem counter': -1, 'UpdateItem settled': -1, 'PutItem history:pods': -1, 'GetItem namespaces': -1, 'BatchGetItem count': -1, 'Query counter': -2, 'Query priorityclasses': -1, 'TransactWriteItems pods create +count': -1, 'TransactWriteItems pods delete +count +charge +index': 1, 'TransactWriteItems pods delete +count +index': -1 },
-      controllerManager: { 'GetItem replicationcontrollers': 10, 'Query counter': 12, 'Query pods namespace': 5, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 2, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count +charge': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create +count': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
+      controllerManager: { 'GetItem replicationcontrollers': 10, 'Query counter': 12, 'Query pods namespace': 5, 'GetItem namespaces': 1, 'GetItem serviceaccounts': 1, 'GetItem count': 6, 'Query priorityclasses': 1, 'GetItem pods': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 5, 'TransactWriteItems pods create +count +charge': 1, 'UpdateItem settled': 5, 'PutItem history:pods': 1, 'GetItem events': 1, 'TransactWriteItems events create': 1, 'TransactWriteItems replicationcontrollers update': 1, 'PutItem history:replicationcontrollers': 1, 'GetItem endpoints': 3, 'TransactWriteItems endpoints update +change': 1, 'PutItem history:endpoints': 1, 'Query endpointslices namespace': 2, 'GetItem endpointslices': 1, 'TransactWriteItems endpointslices update': 1, 'PutItem history:endpointslices': 1, 'GetItem services': 1, 'Query replicationcontrollers namespace': -1, 'Query replicasets namespace': -1 },
       scheduler: { 'GetItem reservations': -1, 'TransactWriteItems reservations update': 1, 'GetItem count': -2, 'BatchGetItem count': -1, 'TransactWriteItems reservations create +count': -1 },
     },
   },
@@ -389,7 +389,7 @@ export const OPERATIONS = {
         // Query and 2 counter reads). For the deleted pod's dependents it reads their count (one GetItem
         // count: apiserver/dependents.ts); until 2026-12-06 it listed each namespaced kind that can be a
         // dependent (27 Queries and 54 counter reads), and the pod Query and the Services list with them.
-      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'BatchGetItem count': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create +count': 1, 'UpdateItem settled': 2, 'GetItem pods': 1, 'TransactWriteItems pods delete +count +index': 1 },
+      apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create': 1, 'UpdateItem settled': 2, 'GetItem pods': 1, 'TransactWriteItems pods delete +count +index': 1 },
       scheduler: { 'GetItem reservations': 2, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
       controllerManager: { 'GetItem pods': 1, 'Query counter': 4, 'Query customresourcedefinitions': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 3, 'GetItem nodes': 1 },
     },
@@ -1298,7 +1298,8 @@ export interface GuardCost {
  * What the per-namespace object limit bounds: the cost of filling one namespace to it, the most a
  * runaway loop or client can write there before its creates are refused (403, nothing written; the
  * refused attempts still cost a request and its reads each, as any refused request does).
- *  - pods: limit/2 bare pods, each with its Scheduled Event (the Events count too), every one the
+ *  - pods: `limit` bare pods, each with its Scheduled Event (Events do not count: they expire an hour
+ *    after their last write, and until 2026-12-07 they counted, so half the limit was pods), every one the
  *    podCreate operation at the namespace's mean size during the fill (until issue #12 the loops listed
  *    the namespace's pods on each one, and the bill grew with the square of the limit; a create now reads
  *    no list that grows with the namespace, so it grows linearly);
@@ -1323,7 +1324,7 @@ export function guardCost(limit = GUARD_MAX_OBJECTS_PER_NAMESPACE, s: ItemSizes 
   const perGbMonth = PRICES.dynamoStoragePerGbMonth + PRICES.dynamoPitrPerGbMonth;
   const GB = 1024 ** 3;
 
-  const pods = Math.floor(limit / 2);
+  const pods = limit;
   const base = clusterSizes({ name: 'guard', nodes: 3, pods: 0, churnPerHour: 0 }, s);
   const mid: Sizes = { ...base, namespaceCollection: { ...base.namespaceCollection, pods: (pods / 2) * s.pods } };
   const largest: Sizes = { item: { ...base.item, objects: GUARD_LARGEST_OBJECT_BYTES }, collection: {}, namespaceCollection: {} };
@@ -1337,10 +1338,10 @@ export function guardCost(limit = GUARD_MAX_OBJECTS_PER_NAMESPACE, s: ItemSizes 
   };
   return [
     {
-      what: `${pods} pods + ${pods} Events`,
-      creates: limit,
+      what: `${pods} pods + their Events (kept an hour)`,
+      creates: 2 * limit,
       fillUsd: run(OPERATIONS.podCreate, pods, mid),
-      storagePerMonthUsd: ((pods * (s.pods + s.events + 200)) / GB) * perGbMonth,
+      storagePerMonthUsd: ((pods * (s.pods + 200)) / GB) * perGbMonth,
     },
     {
       what: `${limit} objects of ${GUARD_LARGEST_OBJECT_BYTES / 1024} KiB`,

@@ -35,7 +35,38 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
 
 const cm = (name: string) => ({ metadata: { name }, data: { k: 'v' } });
 
+const evRes = findResource('', 'v1', 'events')!;
+
 describe.each(backends)('objects per namespace on %s', (_name, makeBackend, enabled) => {
+  it.runIf(enabled)('Events do not count against the limit: they expire --event-ttl after their last write, as kube-apiserver\'s do', async () => {
+    const backend = await makeBackend();
+    const reg = new ApiServer({ backend, maxObjectsPerNamespace: 2, eventTtlSeconds: 2 }).registry;
+    await reg.create(nsRes, undefined, { metadata: { name: 'ev' } });
+    for (const n of ['c1', 'c2']) await reg.create(cmRes, 'ev', cm(n));
+    expect((await apiError(reg.create(cmRes, 'ev', cm('c3')))).code).toBe(403); // full
+    const event = (name: string) => ({
+      metadata: { name },
+      involvedObject: { kind: 'ConfigMap', namespace: 'ev', name: 'c1' },
+      reason: 'Seen',
+      message: name,
+      type: 'Normal',
+    });
+    // A full namespace still takes Events: a loop's record of why it failed must get through.
+    for (const n of ['e1', 'e2', 'e3']) await reg.create(evRes, 'ev', event(n));
+    expect(await backend.count('ev')).toBe(2);
+    // e3 written again a second later lasts from then (kube's TTLFunc runs on every write).
+    await new Promise((r) => setTimeout(r, 1000));
+    const e3 = await reg.get(evRes, 'ev', 'e3');
+    await reg.update(evRes, 'ev', 'e3', { ...e3, count: 2 });
+    await until('e1 and e2 to expire', async () => (await reg.list(evRes, 'ev')).items.length === 1);
+    expect((await reg.list(evRes, 'ev')).items.map((e) => e.metadata.name)).toEqual(['e3']);
+    await until('e3 to expire', async () => (await reg.list(evRes, 'ev')).items.length === 0);
+    // Their names can be taken again; the ConfigMaps stay, still counted.
+    await reg.create(evRes, 'ev', event('e1'));
+    expect((await reg.list(cmRes, 'ev')).items).toHaveLength(2);
+    expect(await backend.count('ev')).toBe(2);
+  });
+
   it.runIf(enabled)('a create over the limit is 403 Forbidden and writes nothing; deletes free room; other namespaces, namespaces and cluster-scoped objects are not held back', async () => {
     const backend = await makeBackend();
     const reg = new ApiServer({ backend, maxObjectsPerNamespace: 3 }).registry;
@@ -126,16 +157,28 @@ describe.each(backends)('objects per namespace on %s', (_name, makeBackend, enab
   });
 });
 
-it('the default limit bounds the cost yet holds 10,000 pods with their Events several times over', () => {
+it('the default limit bounds the cost yet holds 10,000 pods several times over (their Events do not count)', () => {
   expect(new ApiServer({ backend: {} as never }).registry.maxObjectsPerNamespace).toBe(DEFAULT_MAX_OBJECTS_PER_NAMESPACE);
   expect(DEFAULT_MAX_OBJECTS_PER_NAMESPACE).toBeGreaterThanOrEqual(50_000);
 });
 
-describe('through kubectl on a local cluster (skiff up --max-objects-per-namespace)', () => {
+describe('through kubectl on a local cluster (skiff up --max-objects-per-namespace, --event-ttl)', () => {
   let c: TestCluster;
   beforeAll(async () => {
-    c = await startTestCluster({ controllers: false, maxObjectsPerNamespace: 2 });
+    c = await startTestCluster({ controllers: false, maxObjectsPerNamespace: 2, eventTtlSeconds: 3 });
   }, 60_000);
+
+  it('a full namespace still takes Events, which kubectl sees until --event-ttl has passed', async () => {
+    expect((await c.kubectl(['create', 'namespace', 'evfull'])).code).toBe(0);
+    for (const n of ['one', 'two']) expect((await c.kubectl(['-n', 'evfull', 'create', 'configmap', n])).code).toBe(0);
+    const event = (name: string) =>
+      `apiVersion: v1\nkind: Event\nmetadata: {name: ${name}}\ninvolvedObject: {kind: ConfigMap, namespace: evfull, name: one}\nreason: Seen\nmessage: hello\ntype: Normal\n`;
+    const r = await c.kubectl(['-n', 'evfull', 'create', '-f', '-'], event('seen-1'));
+    expect(r.code, r.stderr).toBe(0);
+    expect((await c.kubectl(['-n', 'evfull', 'get', 'events', '-o', 'name'])).stdout.trim()).toBe('event/seen-1');
+    await until('the Event to expire', async () => (await c.kubectl(['-n', 'evfull', 'get', 'events', '-o', 'name'])).stdout.trim() === '', 15_000, 250);
+    expect((await c.kubectl(['-n', 'evfull', 'get', 'configmaps', '-o', 'name'])).stdout.trim().split('\n')).toEqual(['configmap/one', 'configmap/two']);
+  });
   afterAll(async () => c?.destroy());
 
   it('kubectl sees Forbidden with the quota message, and delete makes room', async () => {

@@ -183,6 +183,33 @@ const keysOf = (kvs: KeyValue[]) => kvs.map((kv) => kv.key);
 
 function contract(s: Subject) {
   describe.skipIf(s.skip)(s.name, () => {
+    it('expiry: a key written with ttlSeconds is gone after it, its name free again; a later write sets or ends its expiry', async () => {
+      const { backend: b, open } = await s.fresh();
+      const EV = '/registry/core/events/';
+      const k = (n: string) => `${EV}ns/${n}`;
+      await b.create(k('short'), 'a', { ttlSeconds: 1 });
+      const kept = await b.create(k('kept'), 'b', { ttlSeconds: 1 });
+      const longer = await b.create(k('longer'), 'c', { ttlSeconds: 1 });
+      await b.create(k('plain'), 'd');
+      expect(keysOf((await b.list(EV)).kvs)).toEqual([k('kept'), k('longer'), k('plain'), k('short')]);
+      await b.update(k('kept'), 'b2', kept.modRevision); // no ttlSeconds: kept for ever
+      await b.update(k('longer'), 'c2', longer.modRevision, { ttlSeconds: 60 });
+      const t0 = Date.now();
+      while ((await b.get(k('short'))) && Date.now() - t0 < 10_000) await sleep(100);
+      expect(await b.get(k('short'))).toBeUndefined();
+      // Gone for every reader (another process too), and from lists; the others stay.
+      const other = await open();
+      expect(await other.get(k('short'))).toBeUndefined();
+      expect(keysOf((await other.list(EV)).kvs)).toEqual([k('kept'), k('longer'), k('plain')]);
+      expect((await b.get(k('longer')))?.value).toBe('c2');
+      // Its name can be taken again, with no expiry this time.
+      const again = await b.create(k('short'), 'a2');
+      expect(again.value).toBe('a2');
+      await sleep(1200);
+      expect((await other.get(k('short')))?.value).toBe('a2');
+      expect(keysOf((await b.list(EV)).kvs)).toEqual([k('kept'), k('longer'), k('plain'), k('short')]);
+    });
+
     it('a list with an index hint (pods by node) returns what the filter alone returns, through binds, status writes, deletes', async () => {
       const { backend: b } = await s.fresh();
       const pod = (node?: string, phase = 'Pending') => JSON.stringify({ spec: node ? { nodeName: node } : {}, status: { phase } });
@@ -689,6 +716,25 @@ contract(dynamo);
 // ---- what only one backend has ----
 
 describe('SqliteBackend only', () => {
+  it('an expired key is deleted at a new revision, which a watch sees, as etcd deletes a key whose lease ran out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-storage-'));
+    tempDirs.push(dir);
+    const b = track(new SqliteBackend(join(dir, 'db'), { expiryIntervalMs: 0 }));
+    const ev = await b.create('/registry/core/events/ns/e', 'x', { ttlSeconds: 60 });
+    const refreshed = await b.create('/registry/core/events/ns/r', 'y', { ttlSeconds: 60 });
+    await b.update('/registry/core/events/ns/r', 'y2', refreshed.modRevision, { ttlSeconds: 600 });
+    const R = ev.modRevision;
+    const watching = watchUntil(b, '/registry/core/events/', R, () => R + 3);
+    expect(await b.expire(Date.now() + 59_000)).toBe(0); // not yet
+    expect(await b.expire(Date.now() + 61_000)).toBe(1); // e's minute is up; r was written again for ten
+    expect(await b.get('/registry/core/events/ns/e')).toBeUndefined();
+    expect(events(await watching).map((e) => [e.type, e.kv.key, e.kv.modRevision])).toEqual([
+      ['create', '/registry/core/events/ns/r', R + 1],
+      ['update', '/registry/core/events/ns/r', R + 2],
+      ['delete', '/registry/core/events/ns/e', R + 3],
+    ]);
+  });
+
   it('compaction keeps the latest retainRevisions revisions replayable', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'skiff-storage-'));
     tempDirs.push(dir);

@@ -106,6 +106,8 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** The guard against runaway writes: see RegistryOptions.maxObjectsPerNamespace (default 100,000; 0: off). */
   maxObjectsPerNamespace?: number;
+  /** How long an Event lasts after its last write (--event-ttl): see RegistryOptions.eventTtlSeconds (default 1 h). */
+  eventTtlSeconds?: number;
   /**
    * Sign-in with AWS IAM identities (iam-auth.ts): the id a token must be bound to (the cluster name), and a
    * test's STS endpoint (default: AWS's). Off when absent.
@@ -201,6 +203,7 @@ export class ApiServer {
       serviceCIDR: opts.serviceCIDR,
       nodePortRange: opts.nodePortRange,
       maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
+      eventTtlSeconds: opts.eventTtlSeconds,
     });
     // ResourceQuota admission: charged in the create's storage write, after the chain (admission-quota.ts).
     this.registry.quota = true;

@@ -14,6 +14,7 @@ import type { WebhookCaller } from './webhook-post.ts';
 import { chargeExistingDependents, DEPENDENT_COUNTS_KEY, dependentCharges, dependentRecharges } from './dependents.ts';
 import { apiVersionOf, resourcePrefix, storageKey, storagePrefix, type ResourceInfo } from '../machinery/resources.ts';
 import { kindFor, RESOURCES } from '../kinds/index.ts';
+import type { KindStrategy } from '../kinds/kind.ts';
 import type { KubeList, KubeObject } from '../machinery/types.ts';
 import { isObject } from '../machinery/types.ts';
 import { validateObject } from '../machinery/validation.ts';
@@ -191,12 +192,18 @@ export interface RegistryOptions extends ServiceAllocOptions {
    * objects are not counted. Default DEFAULT_MAX_OBJECTS_PER_NAMESPACE.
    */
   maxObjectsPerNamespace?: number;
+  /** How long an Event lasts after its last write (--event-ttl); 0: Events never expire. Default 3600. */
+  eventTtlSeconds?: number;
 }
+
+/** kube-apiserver's --event-ttl default. */
+export const DEFAULT_EVENT_TTL_SECONDS = 3600;
 
 export class Registry {
   /** ClusterIPs and node ports: taken on create/update, given back on delete (service-alloc.ts). */
   readonly services: ServiceAllocator;
   readonly maxObjectsPerNamespace: number;
+  readonly eventTtlSeconds: number;
   /** ResourceQuota admission (admission-quota.ts) charges creates, and updates that change usage; the ApiServer turns it on. */
   quota = false;
   /** How a service-based admission webhook is called, when not directly (deployed: webhook-post.ts's remote caller). */
@@ -208,6 +215,13 @@ export class Registry {
   ) {
     this.services = new ServiceAllocator(backend, opts);
     this.maxObjectsPerNamespace = opts.maxObjectsPerNamespace ?? DEFAULT_MAX_OBJECTS_PER_NAMESPACE;
+    this.eventTtlSeconds = opts.eventTtlSeconds ?? DEFAULT_EVENT_TTL_SECONDS;
+  }
+
+  /** How long an object of the kind lasts after a write (KindStrategy.ttlSeconds), if it expires. */
+  private ttlOf(kind: KindStrategy): number | undefined {
+    const ttl = kind.ttlSeconds?.({ eventTtlSeconds: this.eventTtlSeconds });
+    return ttl && ttl > 0 ? ttl : undefined;
   }
 
   /**
@@ -369,13 +383,16 @@ export class Registry {
     const clusterQuota = clusterQuotaPresence(res);
     const abort = await kind.beginCreate?.(this, obj, opts.dryRun);
     if (opts.dryRun) return this.withTypeMeta(res, obj);
-    // Namespaced objects count against their namespace's limit, in the create's own storage write.
+    // Namespaced objects count against their namespace's limit, in the create's own storage write; those
+    // that expire (Events) do not, as they leave without a delete to take them out again.
     const limit = this.maxObjectsPerNamespace;
+    const ttlSeconds = this.ttlOf(kind);
     // Quota's charges, and one to each owner the object names (dependents.ts: the garbage collector's count).
     const charges = [...(plan ? plan.charges : (clusterQuota ?? [])), ...dependentCharges(obj)];
     const count = {
-      ...(res.namespaced && namespace && limit > 0 ? { count: { group: namespace, limit } } : {}),
+      ...(res.namespaced && namespace && limit > 0 && !ttlSeconds ? { count: { group: namespace, limit } } : {}),
       ...(charges.length ? { charges } : {}),
+      ...(ttlSeconds ? { ttlSeconds } : {}),
     };
     try {
       // generateName: a collision retries with a new suffix, as kube-apiserver's storage does.
@@ -546,7 +563,8 @@ export class Registry {
         }
         // And the owners' counts, when the object's owners changed (dependents.ts).
         const charges = [...(recharge?.charges ?? []), ...dependentRecharges(obj, old)];
-        const written = await this.backend.update(key, encode(obj), kv.modRevision, charges.length ? { charges } : undefined);
+        const ttlSeconds = this.ttlOf(kind);
+        const written = await this.backend.update(key, encode(obj), kv.modRevision, charges.length || ttlSeconds ? { ...(charges.length ? { charges } : {}), ...(ttlSeconds ? { ttlSeconds } : {}) } : undefined);
         await hook?.commit();
         return this.withTypeMeta(res, opts.owned ? asWritten(obj, written) : decode(written));
       } catch (e) {
@@ -647,7 +665,8 @@ export class Registry {
       kind.prepareForDelete?.(next);
       if (opts.dryRun) return { object: next, deleted: false };
       try {
-        const written = await this.backend.update(key, encode(next), kv.modRevision);
+        const ttlSeconds = this.ttlOf(kind);
+        const written = await this.backend.update(key, encode(next), kv.modRevision, ttlSeconds ? { ttlSeconds } : undefined);
         return { object: this.withTypeMeta(res, decode(written)), deleted: false };
       } catch (e) {
         if (e instanceof StorageError && e.code === 'Conflict' && attempt < 100) continue;

@@ -176,6 +176,13 @@ export interface KindStrategy {
   defaultPropagationPolicy?: 'Orphan' | 'Background';
 
   /**
+   * TTLFunc: the kind's objects expire this long after each write (Backend's Expiry), from the cluster's
+   * settings: Events last --event-ttl (1 h by default), as in kube-apiserver's event storage. Objects that
+   * expire do not count against their namespace's object limit, since they leave without a delete.
+   */
+  ttlSeconds?(settings: { eventTtlSeconds: number }): number;
+
+  /**
    * Storage hooks around the store's write (kube's BeginCreate, BeginUpdate, AfterDelete), for kinds
    * whose objects hold something outside themselves (a Service's clusterIP and node ports).
    */

@@ -49,6 +49,7 @@ Options for up:
                     against runaway writes (default 100000; 0: no limit)
   --audit-policy-file F  audit requests under this audit.k8s.io/v1 Policy (YAML), as kube-apiserver's flag
   --audit-log-path P     ... into this file, one audit.k8s.io/v1 Event a line ("-": standard output)
+  --event-ttl D     how long an Event is kept after its last write: 1h (default), 90m, 3600s; 0: for ever
   --history-retention D  keep object history (skiff history) this long: 24h (default), 90m, 3600s, 7d;
                     0: record none. Kept in DATA_DIR/history.db
   --horizontal-pod-autoscaler-sync-period D  how often each HorizontalPodAutoscaler is synced (default 15s)
@@ -106,6 +107,7 @@ async function up(argv: string[]): Promise<void> {
       'audit-policy-file': { type: 'string' },
       'audit-log-path': { type: 'string' },
       'history-retention': { type: 'string' },
+      'event-ttl': { type: 'string' },
       'horizontal-pod-autoscaler-sync-period': { type: 'string' },
       'horizontal-pod-autoscaler-downscale-stabilization': { type: 'string' },
     },
@@ -122,6 +124,7 @@ async function up(argv: string[]): Promise<void> {
   };
   const hpaSyncPeriodMs = duration('horizontal-pod-autoscaler-sync-period', 1);
   const hpaDownscaleStabilizationMs = duration('horizontal-pod-autoscaler-downscale-stabilization', 0);
+  const eventTtlSeconds = values['event-ttl'] === undefined ? undefined : parseRetention(values['event-ttl'], '--event-ttl');
   const maxObjects = values['max-objects-per-namespace'] === undefined ? undefined : Number(values['max-objects-per-namespace']);
   if (maxObjects !== undefined && (!Number.isSafeInteger(maxObjects) || maxObjects < 0)) {
     throw new Error(`--max-objects-per-namespace must be a whole number, got ${values['max-objects-per-namespace']}`);
@@ -141,6 +144,7 @@ async function up(argv: string[]): Promise<void> {
     serviceCIDR: values['service-cidr'],
     clusterCIDR: values['cluster-cidr'],
     maxObjectsPerNamespace: maxObjects,
+    eventTtlSeconds,
     auditPolicyFile: values['audit-policy-file'],
     auditLogPath: values['audit-log-path'],
     historyRetentionSeconds,

@@ -102,6 +102,8 @@ export interface LocalClusterOptions {
   nodeCIDRMaskSize?: number;
   /** Most objects one namespace may hold (see ApiServerOptions; default 100,000, 0: no limit). */
   maxObjectsPerNamespace?: number;
+  /** How long an Event lasts after its last write (--event-ttl; default 1 h, 0: for ever). */
+  eventTtlSeconds?: number;
   /** Sign-in with AWS IAM identities (ApiServerOptions.iam): a deployed cluster's, or a test's against moto. */
   iam?: { clusterId: string; stsEndpoint?: string };
   /** The audit log: an audit.k8s.io/v1 Policy file and the file events go to (both or neither). */
@@ -181,6 +183,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     serviceCIDR: opts.serviceCIDR,
     nodePortRange: opts.nodePortRange,
     maxObjectsPerNamespace: opts.maxObjectsPerNamespace,
+    eventTtlSeconds: opts.eventTtlSeconds,
     iam: opts.iam,
     authorizer: opts.authorizer,
     ruleResolver: opts.ruleResolver,

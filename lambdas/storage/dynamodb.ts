@@ -24,6 +24,8 @@
 //            stays within the limit) in the same transaction as the object's create or delete, or by the
 //            difference in an update that brings new charges (UpdateOptions.charges).
 //            and idx, the object's value in the index covering its collection (storage/indexes.ts).
+//            and ttl, when written with ttlSeconds (Events): from then on reads treat it as absent, and the
+//            table's TTL deletes it later (Backend's Expiry).
 //   index    pk = "idx#<index>#<value>" sk = the object's full key   z, createRev, modRev: one per indexed
 //            object, put in the object's own transaction by every write that leaves it with an indexed value
 //            and deleted by the one that takes it away, so a consistent Query of one value's partition holds
@@ -196,6 +198,8 @@ interface Change {
   count?: CountOptions;
   /** create: the quota charges, each within its limit; update: the charges that replace the object's. */
   charges?: Charge[];
+  /** The object expires this long after the write (Backend's Expiry). */
+  ttlSeconds?: number;
 }
 
 /** How one group's total moves in a write: a rise is held to the limit. */
@@ -354,7 +358,7 @@ export class DynamoBackend implements Backend {
       );
       for (const it of page.Items ?? []) {
         const k = fullKey(it);
-        if (after === undefined || k > after) items.set(k, objectKv(k, it));
+        if ((after === undefined || k > after) && !expired(it)) items.set(k, objectKv(k, it));
       }
       cursor = page.LastEvaluatedKey;
       exhausted = !cursor;
@@ -504,7 +508,7 @@ export class DynamoBackend implements Backend {
       key,
       (cur) => {
         if (cur) throw new StorageError('KeyExists', key);
-        return { type: 'create', value, count: opts.count, charges: opts.charges };
+        return { type: 'create', value, count: opts.count, charges: opts.charges, ttlSeconds: opts.ttlSeconds };
       },
       groups,
     );
@@ -583,7 +587,7 @@ export class DynamoBackend implements Backend {
   /** get, with the object's count group, charges and index value (remembered: see `recent`). */
   private async getStored(key: string): Promise<Stored | undefined> {
     const r = await this.client.send(new GetItemCommand({ TableName: this.table, Key: objectKey(key), ConsistentRead: true }));
-    const cur = r.Item && storedKv(key, r.Item);
+    const cur = r.Item && liveStored(key, r.Item);
     this.remember(key, cur);
     return cur;
   }
@@ -610,7 +614,7 @@ export class DynamoBackend implements Backend {
       (cur) => {
         if (!cur) throw new StorageError('NotFound', key);
         if (cur.modRevision !== expectedModRevision) throw conflict(key, cur.modRevision);
-        return { type: 'update', value, charges: opts.charges };
+        return { type: 'update', value, charges: opts.charges, ttlSeconds: opts.ttlSeconds };
       },
       [],
       expectedModRevision,
@@ -642,7 +646,7 @@ export class DynamoBackend implements Backend {
     const seen = this.recentAt(key, expectedModRevision);
     let [cur, prefetched] = await Promise.all([seen ?? this.getStored(key), groups.length ? this.totals(groups) : undefined]);
     for (let attempt = 1; ; attempt++) {
-      const { type, value, count, charges: newCharges } = decide(cur);
+      const { type, value, count, charges: newCharges, ttlSeconds } = decide(cur);
       // The object's charges: made on create, kept by updates unless replaced, given back by the delete;
       // `moves` says how each group's total moves (a rise is checked against its limit first).
       const { charges, moves } = chargeMoves(type, cur?.charges, newCharges);
@@ -669,7 +673,9 @@ export class DynamoBackend implements Backend {
       try {
         await this.client.send(
           new TransactWriteItemsCommand({
-            TransactItems: this.writeItems(entry, group, count?.limit, writeId, cur?.charges, charges, moves, cur?.indexed),
+            // A counted object never expires: the table's TTL would take it out without its count (an
+            // Event stored before Events expired, written again now).
+            TransactItems: this.writeItems(entry, group, count?.limit, writeId, cur?.charges, charges, moves, cur?.indexed, group === undefined ? ttlSeconds : undefined),
             ClientRequestToken: randomUUID(),
           }),
         );
@@ -716,7 +722,7 @@ export class DynamoBackend implements Backend {
         // the gap timeout) or the transaction conflicted with another on the object: back off, try again.
         if (!stale(object)) await backoff(attempt);
         // ALL_OLD returns the item, when there is one, with a failed condition.
-        cur = object?.Code === 'None' ? cur : stale(object) && object!.Item ? storedKv(key, object!.Item) : await this.getStored(key);
+        cur = object?.Code === 'None' ? cur : stale(object) && object!.Item ? liveStored(key, object!.Item) : await this.getStored(key);
       }
     }
   }
@@ -811,6 +817,7 @@ export class DynamoBackend implements Backend {
     charges: string | undefined,
     moves: Move[],
     readIndexed: string | undefined,
+    ttlSeconds: number | undefined,
   ): TransactWriteItem[] {
     const { key, value, createRevision, modRevision: rev } = e.kv;
     const TableName = this.table;
@@ -849,9 +856,12 @@ export class DynamoBackend implements Backend {
                 ...(group !== undefined ? { countGroup: { S: group } } : {}),
                 ...(charges !== undefined ? { charges: { S: charges } } : {}),
                 ...(indexed !== undefined ? { idx: { S: indexed } } : {}),
+                ...(ttlSeconds !== undefined ? { ttl: { N: String(Math.ceil(Date.now() / 1000 + ttlSeconds)) } } : {}),
               },
-              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}${sameCharges}${sameIndex}` : 'attribute_not_exists(pk)',
-              ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) }, ...groupValue } : undefined,
+              // A create may take the place of an expired object the table's TTL has not removed yet.
+              ConditionExpression: e.prevKv ? `modRev = :m${sameGroup}${sameCharges}${sameIndex}` : 'attribute_not_exists(pk) OR #ttl <= :now',
+              ExpressionAttributeNames: e.prevKv ? undefined : { '#ttl': 'ttl' },
+              ExpressionAttributeValues: e.prevKv ? { ':m': { N: String(e.prevKv.modRevision) }, ...groupValue } : { ':now': { N: String(nowSeconds()) } },
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             },
           };
@@ -1386,6 +1396,19 @@ function skCondition(pk: string, rest: string, afterRest: string | undefined) {
 
 function objectKv(key: string, it: Item): KeyValue {
   return { key, value: itemValue(it)!, createRevision: num(it.createRev), modRevision: num(it.modRev) };
+}
+
+/** The time DynamoDB's TTL compares an item's `ttl` with: seconds since the epoch. */
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** An object item past its expiry (Backend's Expiry): read as absent until the table's TTL deletes it. */
+function expired(it: Item): boolean {
+  return it.ttl?.N !== undefined && Number(it.ttl.N) <= nowSeconds();
+}
+
+/** storedKv of an object item, unless it has expired. */
+function liveStored(key: string, it: Item): Stored | undefined {
+  return expired(it) ? undefined : storedKv(key, it);
 }
 
 function storedKv(key: string, it: Item): Stored {

@@ -17,6 +17,9 @@
 //         one: `skiff up` does so once at start (Registry.countExistingObjects).
 //   charged  (key, group) -> amount, for live keys created with CreateOptions.charges (quota): the
 //         group's total is its row in counts, moved by the amount in the same transaction as the key.
+//   expiry   key -> when it expires (ms since the epoch), for live keys last written with ttlSeconds
+//         (Events): set or cleared in the write's transaction; a sweep every expiryIntervalMs deletes the
+//         keys whose time has come, each as a delete at a new revision (Backend's Expiry).
 //
 // Writes: each write reads the current revision, checks the key and inserts, atomically, serialized
 // also against other processes on the same file (SQLite's write lock; busy_timeout waits for it). Reads
@@ -76,6 +79,8 @@ export interface SqliteOptions {
   compactIntervalMs?: number;
   /** How often open watches look for commits made by other processes (default 200 ms). */
   pollIntervalMs?: number;
+  /** How often keys past their expiry are deleted (default 1 s); 0 disables the timer (expire() still runs it). */
+  expiryIntervalMs?: number;
 }
 
 interface LogRow {
@@ -113,6 +118,7 @@ export class SqliteBackend implements Backend {
   private readonly retain: number;
   private readonly pollMs: number;
   private readonly compactTimer?: NodeJS.Timeout;
+  private readonly expiryTimer?: NodeJS.Timeout;
   private pollTimer?: NodeJS.Timeout;
   /** The last PRAGMA data_version the watches' timer saw. */
   private dataVersion = 0;
@@ -172,6 +178,8 @@ export class SqliteBackend implements Backend {
       CREATE TABLE IF NOT EXISTS counted (key TEXT PRIMARY KEY, grp TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS counts (grp TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS charged (key TEXT NOT NULL, grp TEXT NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (key, grp)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS expiry (key TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS expiry_at ON expiry (at);
     `);
     this.sql = prepare(this.db);
     const dataVersion = this.db.prepare('PRAGMA data_version').pluck();
@@ -250,6 +258,11 @@ export class SqliteBackend implements Backend {
       this.compactTimer = setInterval(() => this.compact(), interval);
       this.compactTimer.unref(); // compaction alone must not keep the process alive
     }
+    const expiryInterval = opts.expiryIntervalMs ?? 1000;
+    if (expiryInterval > 0) {
+      this.expiryTimer = setInterval(() => void this.expire().catch(() => undefined), expiryInterval);
+      this.expiryTimer.unref();
+    }
   }
 
   // ---- reads ----
@@ -286,6 +299,7 @@ export class SqliteBackend implements Backend {
       if (cur) throw new StorageError('KeyExists', key);
       if (opts.count) this.countIn(key, opts.count);
       for (const c of opts.charges ?? []) this.chargeIn(key, c);
+      if (opts.ttlSeconds !== undefined) this.expireAfter(key, opts.ttlSeconds); // a new key has no expiry to clear
       return { key, value, create_rev: rev, prev_rev: null, prev_value: null, deleted: 0 };
     });
   }
@@ -387,6 +401,7 @@ export class SqliteBackend implements Backend {
       if (!cur) throw new StorageError('NotFound', key);
       if (cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
       if (opts.charges) this.recharge(key, opts.charges);
+      this.expireAfter(key, opts.ttlSeconds);
       return { key, value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 0 };
     });
   }
@@ -395,11 +410,49 @@ export class SqliteBackend implements Backend {
     return this.write(key, (cur) => {
       if (!cur) throw new StorageError('NotFound', key);
       if (expectedModRevision !== undefined && cur.rev !== expectedModRevision) throw conflict(key, cur.rev);
-      this.countOut(key);
-      this.unchargeAll(key);
-      // The delete row repeats the last value: the delete event's kv is the last state.
-      return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 1 };
+      return this.deleteRow(key, cur);
     });
+  }
+
+  /** The row of key's delete, with its count, charges and expiry given back (inside the write). */
+  private deleteRow(key: string, cur: LogRow): Omit<LogRow, 'rev'> {
+    this.countOut(key);
+    this.unchargeAll(key);
+    this.sql.unexpire.run(key);
+    // The delete row repeats the last value: the delete event's kv is the last state.
+    return { key, value: cur.value, create_rev: cur.create_rev, prev_rev: cur.rev, prev_value: null, deleted: 1 };
+  }
+
+  /** Sets (or, without ttlSeconds, clears) when key expires (inside the write). */
+  private expireAfter(key: string, ttlSeconds: number | undefined): void {
+    if (ttlSeconds === undefined) this.sql.unexpire.run(key);
+    else this.sql.expireAt.run(key, Date.now() + ttlSeconds * 1000);
+  }
+
+  /**
+   * Deletes the keys whose expiry has come, each at a new revision, as etcd does when a key's lease runs
+   * out (the sweep's timer calls it; so can a test). A key written again meanwhile with a later expiry, or
+   * none, stays: the delete checks the expiry inside its own write. Returns how many it deleted.
+   */
+  async expire(now = Date.now()): Promise<number> {
+    if (this.closed) return 0;
+    const due = this.sql.dueExpiries.all(now) as { key: string }[];
+    const gone = await Promise.all(
+      due.map(({ key }) =>
+        this.write(key, (cur) => {
+          const at = (this.sql.expiryOf.get(key) as { at: number } | undefined)?.at;
+          if (!cur || at === undefined || at > now) throw new StorageError('NotFound', key); // not due any more
+          return this.deleteRow(key, cur);
+        }).then(
+          () => 1,
+          (e) => {
+            if (e instanceof StorageError) return 0;
+            throw e;
+          },
+        ),
+      ),
+    );
+    return gone.reduce((a: number, b) => a + b, 0);
   }
 
   /**
@@ -636,6 +689,7 @@ export class SqliteBackend implements Backend {
     this.commitQueued(); // writes asked for before close are committed and answered
     this.closed = true;
     clearInterval(this.compactTimer);
+    clearInterval(this.expiryTimer);
     this.stopPolling();
     this.wakeNow(); // open watches end
     this.db.close();
@@ -802,6 +856,11 @@ function prepare(db: Database.Database) {
     unchargeKey: db.prepare('DELETE FROM charged WHERE key = ?'),
     setKeyCharge: db.prepare('INSERT INTO charged (key, grp, amount) VALUES (?, ?, ?) ON CONFLICT (key, grp) DO UPDATE SET amount = excluded.amount'),
     unchargeKeyGroup: db.prepare('DELETE FROM charged WHERE key = ? AND grp = ?'),
+    expireAt: db.prepare('INSERT INTO expiry (key, at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = excluded.at'),
+    unexpire: db.prepare('DELETE FROM expiry WHERE key = ?'),
+    expiryOf: db.prepare('SELECT at FROM expiry WHERE key = ?'),
+    /** Keys past their expiry, a bounded number per sweep (the next takes the rest). */
+    dueExpiries: db.prepare('SELECT key FROM expiry WHERE at <= ? ORDER BY at LIMIT 1000'),
     /** Rows under a prefix after a revision, each with its previous value (stored, or the previous row's). */
     changes: db.prepare(`SELECT l.rev, l.key, l.value, l.create_rev, l.prev_rev, COALESCE(l.prev_value, p.value) AS prev_value, l.deleted
                          FROM log l LEFT JOIN log p ON p.rev = l.prev_rev

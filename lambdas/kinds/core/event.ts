@@ -62,6 +62,8 @@ export const event: KindStrategy = {
   info: resourceInfo('', 'v1', 'Event', 'events', true, { shortNames: ['ev'] }),
   meta: { name: pathSegmentName, kubeFinalizers: false },
   validate: validateEvent,
+  // Events are a recent record, not state: each expires --event-ttl after its last write.
+  ttlSeconds: ({ eventTtlSeconds }) => eventTtlSeconds,
   table: {
     columns: () => [
       col('Last Seen', 'string', doc(`${CORE}Event`, 'lastTimestamp')),
