@@ -309,7 +309,7 @@ export class SkiffCluster extends Construct {
 
     if (props.nodes !== false) {
       // The push channel (lambdas/controllers/node-notifier.ts): each agent long-polls a queue of its own,
-      // named by this prefix, made by the agent; the controller manager sends to it (nudges, and its HPAs'
+      // named by this prefix, made by the agent; the scheduler (binds) and the controller manager send to it (nudges, and its HPAs'
       // usage demands: lambdas/apiserver/node-usage.ts) and deletes it with the Node.
       const queuePrefix = pushToNodes ? nodeQueuePrefix(this.clusterName) : undefined;
       const nodes = (this.nodes = new SkiffNodes(this, 'Nodes', {
@@ -327,6 +327,14 @@ export class SkiffCluster extends Construct {
         this.controllerFunction.addToRolePolicy(
           new PolicyStatement({
             actions: ['sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:DeleteQueue'],
+            resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
+          }),
+        );
+        // The scheduler tells a node of each pod it binds there (node-notifier.ts schedulerTeller).
+        this.schedulerFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
+        this.schedulerFunction.addToRolePolicy(
+          new PolicyStatement({
+            actions: ['sqs:GetQueueUrl', 'sqs:SendMessage'],
             resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
           }),
         );

@@ -669,16 +669,19 @@ describe('nodes', () => {
     template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/skiff/SkiffStack/api-url', Value: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] } });
   });
 
-  it('the push channel: agents make, read and empty their cluster\'s queues; the controller manager sends to them and deletes them; the apiserver only sends', () => {
+  it('the push channel: agents make, read and empty their cluster\'s queues; the controller manager sends to them and deletes them; the scheduler and the apiserver only send', () => {
     const prefix = nodeQueuePrefix('SkiffStack');
     // Granted on the queues of this prefix only (an ARN ending `:<prefix>*`).
     const grants = allStatements(template.toJSON()).filter(({ s }) => list<string>(s.Action).some((a) => a.startsWith('sqs:')) && !JSON.stringify(s.Resource).includes('StreamDeadLetters'));
     for (const { s } of grants) expect(JSON.stringify(s.Resource)).toMatch(new RegExp(`:sqs:.*:${prefix}\\*"`));
-    expect(grants.map(({ s }) => list<string>(s.Action).sort().join(' ')).sort()).toEqual(['sqs:CreateQueue sqs:DeleteMessage sqs:ReceiveMessage', 'sqs:DeleteQueue sqs:GetQueueUrl sqs:SendMessage', 'sqs:GetQueueUrl sqs:SendMessage']);
+    expect(grants.map(({ s }) => list<string>(s.Action).sort().join(' ')).sort()).toEqual(['sqs:CreateQueue sqs:DeleteMessage sqs:ReceiveMessage', 'sqs:DeleteQueue sqs:GetQueueUrl sqs:SendMessage', 'sqs:GetQueueUrl sqs:SendMessage', 'sqs:GetQueueUrl sqs:SendMessage']);
     const withPrefix = Object.values(template.findResources('AWS::Lambda::Function')).filter((f: any) => f.Properties.Environment?.Variables?.SKIFF_NODE_QUEUE_PREFIX === prefix);
-    // The controller manager's, and the apiserver's (usage reports on demand, `kubectl top`: node-usage.ts).
-    expect(withPrefix).toHaveLength(2);
-    expect(Object.entries(template.findResources('AWS::Lambda::Function')).some(([id, f]: [string, any]) => id.includes('ApiServer') && f.Properties.Environment.Variables.SKIFF_NODE_QUEUE_PREFIX === prefix)).toBe(true);
+    // The controller manager's, the scheduler's (binds: node-notifier.ts schedulerTeller) and the apiserver's
+    // (usage reports on demand, `kubectl top`: node-usage.ts).
+    expect(withPrefix).toHaveLength(3);
+    for (const fn of ['ApiServer', 'Scheduler']) {
+      expect(Object.entries(template.findResources('AWS::Lambda::Function')).some(([id, f]: [string, any]) => id.includes(fn) && f.Properties.Environment.Variables.SKIFF_NODE_QUEUE_PREFIX === prefix)).toBe(true);
+    }
     expect(CURRENT_AGENT.push).toEqual({ podPollSeconds: 300 });
   });
 

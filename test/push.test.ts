@@ -11,7 +11,8 @@ import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { streamRecords } from './support/dynamo-stream.ts';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { until } from './support/until.ts';
-import { createNodeNotifier, nodeQueueName, nodeQueuePrefix, type PushedCollection } from '../lambdas/controllers/node-notifier.ts';
+import { createNodeNotifier, nodeQueueName, nodeQueuePrefix, schedulerTeller, type PushedCollection } from '../lambdas/controllers/node-notifier.ts';
+import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
 import { startPushChannel, type PushChannel } from '../node-agent/push.ts';
 import { Informer } from '../node-agent/informer.ts';
 import { KubeClient } from '../node-agent/kube-client.ts';
@@ -181,6 +182,50 @@ const ddb = sqs ? await dynamoTestEndpoint() : undefined;
 afterAll(async () => ddb?.stop());
 
 describe.skipIf(!sqs || !ddb)('push channel in the cloud (the controller manager on DynamoDB stream records)', () => {
+  it('the scheduler tells a node of the pod it binds there at once; the controller manager\'s notifier leaves binds to it', async () => {
+    const client = sqs!.newClient();
+    const tableName = uniqueTableName('skiff-push');
+    await ensureTable(ddb!.client, tableName);
+    const backend = new DynamoBackend({ client: ddb!.client, tableName });
+    const api = new ApiServer({ backend });
+    const ctx = { ...api.controllerContext(), resyncLog: backend };
+    const queuePrefix = unique();
+    const got: PushedCollection[][] = [];
+    const channel = await startPushChannel({ sqs: client, queuePrefix, nodeName: 'n1', waitSeconds: 1, onNudge: (cs) => got.push(cs) });
+    try {
+      const reg = api.registry;
+      const room = { cpu: '4', memory: '8Gi', pods: '110' };
+      await reg.create(nodes, undefined, { metadata: { name: 'n1' }, status: { capacity: room, allocatable: room, conditions: [{ type: 'Ready', status: 'True' }] } });
+      await reg.create(pods, 'default', { metadata: { name: 'a' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
+      // The deployed scheduler's function, on the stream records its filter passes.
+      const scheduler = createScheduler({ onBound: schedulerTeller({ sqs: client, queuePrefix }) });
+      const created = await streamRecords(ddb!, tableName);
+      const forScheduler = created.filter((r) => passesFilters(streamFilterPatterns(scheduler), r));
+      expect((await handleStreamBatch([scheduler], ctx, forScheduler)).batchItemFailures).toEqual([]);
+      expect((await reg.get(pods, 'default', 'a')).spec.nodeName).toBe('n1');
+      await until('n1 told by the scheduler', async () => got.length === 1, 15_000);
+      expect(got).toEqual([['pods']]);
+      // The bind's record reaches the controller manager, whose notifier leaves it to the scheduler...
+      const filter = streamFilterPatterns(...deployedControllers, { watches: NODE_NOTIFIER_WATCHES });
+      const bound = (await streamRecords(ddb!, tableName)).slice(created.length).filter((r) => passesFilters(filter, r));
+      expect(bound.length).toBeGreaterThan(0);
+      expect((await handleStreamBatch([createNodeNotifier({ sqs: client, queuePrefix, schedulerTellsBinds: true })], ctx, bound)).batchItemFailures).toEqual([]);
+      await sleep(2500);
+      expect(got).toHaveLength(1);
+      // ...where, with no scheduler telling, it tells the node of the bind itself.
+      await handleStreamBatch([createNodeNotifier({ sqs: client, queuePrefix })], ctx, bound);
+      await until('n1 told by the notifier', async () => got.length === 2, 15_000);
+      // A deletion is the notifier's, told or not.
+      const before = await streamRecords(ddb!, tableName);
+      await reg.delete(pods, 'default', 'a', { gracePeriodSeconds: 30 });
+      const deleting = (await streamRecords(ddb!, tableName)).slice(before.length).filter((r) => passesFilters(filter, r));
+      await handleStreamBatch([createNodeNotifier({ sqs: client, queuePrefix, schedulerTellsBinds: true })], ctx, deleting);
+      await until('n1 told of the deletion', async () => got.length === 3, 15_000);
+    } finally {
+      await channel.stop();
+    }
+  });
+
   it('tells a pod\'s node (and no other node), and deletes a deleted Node\'s queue; a redelivered batch only nudges again', async () => {
     const client = sqs!.newClient();
     const tableName = uniqueTableName('skiff-push');

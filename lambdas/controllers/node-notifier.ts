@@ -17,6 +17,12 @@
 // late or reordered message costs one list and changes nothing. A lost one is caught by the agent's
 // poll, which stays as the safety net, much rarer (infra/nodes.ts).
 //
+// A bind is told by the scheduler itself, at once (deployed: createScheduler's onBound, schedulerTeller
+// below), not by this loop: here the bind's record came a stream batch later, after the controller
+// manager's other loops of the batch before it, which under a burst of creates on moto was most of a
+// pod's wait (bench:scale). Everything else (a pod created bound, deleted, its spec changed) still comes
+// here, and a bind too when no scheduler tells (schedulerTellsBinds false).
+//
 // Cost in proportion to what changed: one message per node per stream batch (the runner reconciles
 // each distinct key once per batch); a node's queue URL is asked of SQS by its name once per warm
 // function (no table read, so `npm run cost`'s per-operation reads are unchanged). Cost per namespace
@@ -27,6 +33,7 @@ import { DeleteQueueCommand, GetQueueUrlCommand, SendMessageCommand, SQSClient }
 import { createHash } from 'node:crypto';
 import { findResource } from '../machinery/resources.ts';
 import type { ChangeEvent, Controller, ControllerContext } from './controller.ts';
+import type { KubeObject } from '../machinery/types.ts';
 
 const pods = findResource('', 'v1', 'pods')!;
 const nodes = findResource('', 'v1', 'nodes')!;
@@ -56,17 +63,21 @@ export function nodeQueueName(prefix: string, nodeName: string): string {
   return `${prefix}${safe}-${hash}`;
 }
 
-export interface NodeNotifierOptions {
+export interface NodeTellerOptions {
   sqs: SQSClient;
   /** The cluster's queue name prefix (the stack's; SKIFF_NODE_QUEUE_PREFIX). */
   queuePrefix: string;
 }
 
-export function createNodeNotifier(o: NodeNotifierOptions): Controller {
+export interface NodeNotifierOptions extends NodeTellerOptions {
+  /** The scheduler tells a node of each pod it binds there (schedulerTeller): a bind alone asks nothing here. */
+  schedulerTellsBinds?: boolean;
+}
+
+/** Sends nodes' queues their nudges; each queue's URL is asked of SQS once per process. */
+export function createNodeTeller(o: NodeTellerOptions) {
   // Queue name → URL, as SQS said (a queue made again under its name has the same URL).
   const urls = new Map<string, string>();
-  // A node's key → the namespaces of the pods that asked for it since its last reconcile (who pays).
-  const askedBy = new Map<string, string[]>();
   /** The queue's URL, or undefined when it does not exist (an agent without the channel, or not started yet). */
   const urlOf = async (name: string): Promise<string | undefined> => {
     let url = urls.get(name);
@@ -79,6 +90,43 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
     if (url) urls.set(name, url);
     return url;
   };
+  /** Runs a call on the node's queue, if it has one; a queue gone meanwhile is forgotten. */
+  const onQueue = async (node: string, call: (url: string) => Promise<unknown>): Promise<boolean> => {
+    const name = nodeQueueName(o.queuePrefix, node);
+    const url = await urlOf(name);
+    // No queue: an agent without the push channel, or one not started yet; its poll finds the pod.
+    if (!url) return false;
+    try {
+      await call(url);
+      return true;
+    } catch (e) {
+      urls.delete(name);
+      return !!ignoreMissingQueue(e as Error);
+    }
+  };
+  return {
+    /** Tells the node to re-list its pods; `payers`, the namespaces whose pods asked (cost per namespace). */
+    async tellPods(node: string, payers: string[], ctx?: ControllerContext): Promise<void> {
+      const sent = await onQueue(node, (url) => o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: ['pods'] } satisfies PushMessage) })));
+      if (sent) ctx?.usage?.sqs(3, payers);
+    },
+    /** A deleted Node's queue goes with it (a replaced instance's node never comes back by that name; if it does, its agent makes the queue again). */
+    async dropQueue(node: string): Promise<void> {
+      if (await onQueue(node, (url) => o.sqs.send(new DeleteQueueCommand({ QueueUrl: url })))) urls.delete(nodeQueueName(o.queuePrefix, node));
+    },
+  };
+}
+
+/** A bind changes the pod's nodeName (and its PodScheduled condition) and nothing else the notifier looks at. */
+function onlyBound(was: KubeObject, now: KubeObject): boolean {
+  if (was.spec?.nodeName || !now.spec?.nodeName || was.metadata.deletionTimestamp !== now.metadata.deletionTimestamp) return false;
+  return JSON.stringify({ ...was.spec, nodeName: now.spec.nodeName }) === JSON.stringify(now.spec);
+}
+
+export function createNodeNotifier(o: NodeNotifierOptions): Controller {
+  const teller = createNodeTeller(o);
+  // A node's key → the namespaces of the pods that asked for it since its last reconcile (who pays).
+  const askedBy = new Map<string, string[]>();
 
   return {
     name: 'node-notifier',
@@ -91,6 +139,8 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
         // agent of them would make each status it writes cost it a list.
         const was = ev.oldObject;
         if (ev.type === 'MODIFIED' && was && JSON.stringify(was.spec) === JSON.stringify(ev.object.spec) && was.metadata.deletionTimestamp === ev.object.metadata.deletionTimestamp) return [];
+        // The scheduler told the node when it bound the pod.
+        if (o.schedulerTellsBinds && ev.type === 'MODIFIED' && was && onlyBound(was, ev.object)) return [];
         // The node it is on, and the node it was on (a pod is never moved, but a delete names it once).
         const on = new Set([ev.object.spec?.nodeName, ev.oldObject?.spec?.nodeName].filter((n): n is string => !!n));
         const keys = [...on].map((n) => `pods:${n}`);
@@ -100,26 +150,10 @@ export function createNodeNotifier(o: NodeNotifierOptions): Controller {
       return [];
     },
     async reconcile(key: string, ctx?: ControllerContext): Promise<void> {
-      const nodeGone = key.startsWith('gone:');
       const payers = askedBy.get(key) ?? [];
       askedBy.delete(key);
-      const name = nodeQueueName(o.queuePrefix, key.slice(nodeGone ? 'gone:'.length : 'pods:'.length));
-      const url = await urlOf(name);
-      // No queue: an agent without the push channel, or one not started yet; its poll finds the pod.
-      if (!url) return;
-      try {
-        // A deleted Node's queue goes with it (a replaced instance's node never comes back by that name;
-        // if it does, its agent makes the queue again).
-        if (nodeGone) await o.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
-        else {
-          await o.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify({ resync: ['pods'] } satisfies PushMessage) }));
-          ctx?.usage?.sqs(3, payers);
-        }
-      } catch (e) {
-        urls.delete(name);
-        return ignoreMissingQueue(e as Error);
-      }
-      if (nodeGone) urls.delete(name);
+      if (key.startsWith('gone:')) await teller.dropQueue(key.slice('gone:'.length));
+      else await teller.tellPods(key.slice('pods:'.length), payers, ctx);
     },
     // Nothing to catch up on at a resync: a missed nudge is what the agents' own poll is for.
     allKeys: async () => [],
@@ -132,9 +166,23 @@ function ignoreMissingQueue(e: Error & { name?: string }): undefined {
   throw e;
 }
 
-/** The notifier of a deployed cluster whose nodes have queues (SKIFF_NODE_QUEUE_PREFIX set by the stack). */
+/**
+ * The notifier of a deployed cluster whose nodes have queues (SKIFF_NODE_QUEUE_PREFIX set by the stack,
+ * on the scheduler's function too, which tells binds: schedulerTellerFromEnv).
+ */
 export function nodeNotifierFromEnv(env: Record<string, string | undefined> = process.env): Controller | undefined {
   const queuePrefix = env.SKIFF_NODE_QUEUE_PREFIX;
   if (!queuePrefix) return undefined;
-  return createNodeNotifier({ sqs: new SQSClient({}), queuePrefix });
+  return createNodeNotifier({ sqs: new SQSClient({}), queuePrefix, schedulerTellsBinds: true });
+}
+
+/** What the deployed scheduler calls after each bind (SchedulerOptions.onBound): tells the pod's node. */
+export function schedulerTeller(o: NodeTellerOptions): (ctx: ControllerContext, pod: KubeObject) => Promise<void> {
+  const teller = createNodeTeller(o);
+  return (ctx, pod) => teller.tellPods(pod.spec.nodeName, [pod.metadata.namespace ?? ''], ctx);
+}
+
+export function schedulerTellerFromEnv(env: Record<string, string | undefined> = process.env): ReturnType<typeof schedulerTeller> | undefined {
+  const queuePrefix = env.SKIFF_NODE_QUEUE_PREFIX;
+  return queuePrefix ? schedulerTeller({ sqs: new SQSClient({}), queuePrefix }) : undefined;
 }

@@ -6,8 +6,10 @@ import { createControllerHandlers, dispatchHandler } from '../controllers/stream
 import { cloudContext } from '../controllers/cloud-context.ts';
 import { createScheduler } from './scheduler.ts';
 import { flushLambdaUsage } from '../storage/usage-store.ts';
+import { schedulerTellerFromEnv } from '../controllers/node-notifier.ts';
 
-export const scheduler = createScheduler();
+// With the push channel (SKIFF_NODE_QUEUE_PREFIX), each bind is told to its node at once.
+export const scheduler = createScheduler({ onBound: schedulerTellerFromEnv() });
 const handlers = createControllerHandlers([scheduler], cloudContext);
 export const stream = handlers.stream;
 export const resync = handlers.resync;

@@ -84,6 +84,12 @@ export interface SchedulerOptions {
    * leader election makes standby instances wait. A standby looks at its pods again every 5 s.
    */
   active?: () => boolean;
+  /**
+   * Called once a bind is stored, before its Event: the deployed scheduler tells the pod's node through
+   * its queue at once (node-notifier.ts schedulerTeller), rather than leave it to the controller manager's
+   * notifier a stream batch later. Best effort: a failure is logged, and the node's poll finds the pod.
+   */
+  onBound?: (ctx: ControllerContext, pod: KubeObject) => Promise<void>;
 }
 
 const NODE_KEY = 'node:';
@@ -282,6 +288,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       }
       cache.notePod(bound);
       cache.unschedulable.delete(key);
+      await opts.onBound?.(ctx, bound).catch((e) => console.error(`scheduler: could not tell node ${result.node} of ${key}`, e));
       await bestEffortEvent(ctx, bound, {
         type: 'Normal',
         reason: 'Scheduled',

@@ -36,7 +36,6 @@ import { nodeQueuePrefix } from '../../lambdas/controllers/node-notifier.ts';
 import type { Controller } from '../../lambdas/controllers/controller.ts';
 import { createControllerHandlers, streamFilterPatterns } from '../../lambdas/controllers/stream.ts';
 import { findResource } from '../../lambdas/machinery/resources.ts';
-import { createScheduler } from '../../lambdas/scheduler/scheduler.ts';
 import { DynamoBackend, ensureTable } from '../../lambdas/storage/dynamodb.ts';
 import { startHollowNodes } from '../../node-agent/hollow.ts';
 import { KubeClient } from '../../node-agent/kube-client.ts';
@@ -59,8 +58,8 @@ if (!ddb) throw new Error('bench:scale needs moto (.venv-moto) or SKIFF_DYNAMODB
 const tableName = uniqueTableName('skiff-scale');
 await ensureTable(ddb.client, tableName);
 process.env.SKIFF_CLUSTER_CIDR ??= '10.64.0.0/10';
-// The push channel: the controller manager's node notifier (lambda.ts, from its environment) sends to
-// each node's queue on this SQS.
+// The push channel: the scheduler (binds) and the controller manager's node notifier (their lambda.ts,
+// from the environment) send to each node's queue on this SQS.
 const sqs = DEPLOYED ? await sqsTestEndpoint() : undefined;
 if (DEPLOYED && !sqs) throw new Error('bench:scale needs moto for SQS (.venv-moto), or BENCH_HOLLOW=watch');
 if (sqs) {
@@ -68,6 +67,8 @@ if (sqs) {
   process.env.SKIFF_NODE_QUEUE_PREFIX = nodeQueuePrefix(tableName);
 }
 const { controllers } = await import('../../lambdas/controllers/lambda.ts');
+// The scheduler's function as lambdas/scheduler/lambda.ts builds it (binds told to their nodes at once).
+const { scheduler } = await import('../../lambdas/scheduler/lambda.ts');
 
 /** DynamoDB requests by function and command. */
 const requests: Record<string, Record<string, number>> = {};
@@ -138,7 +139,7 @@ function streamFn(name: string, list: Controller[]): StreamFn {
   const ctx = Promise.resolve({ ...new ApiServer({ backend, shippedPolicyForLoops: true, serviceAccountAdmission: true }).controllerContext(), resyncLog: backend });
   return { name, patterns: streamFilterPatterns(...list), handlers: createControllerHandlers(list, () => ctx), queue: [], busy: false, invocations: 0 };
 }
-const fns = [streamFn('scheduler', [createScheduler()]), streamFn('controllerManager', controllers)];
+const fns = [streamFn('scheduler', [scheduler]), streamFn('controllerManager', controllers)];
 
 // The event source mapping: follow every shard, hand each function its records in batches of up to 100.
 const streams = new DynamoDBStreamsClient({ endpoint: ddb.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
