@@ -5,7 +5,7 @@
 // Pods only, not Services and Endpoints: every node proxies them all, so a push per change would be a
 // message and a list per node per change, O(nodes x changes): at 100 nodes and 600 pod changes an hour
 // (each changing a Service's Endpoints) `npm run cost` priced it at about $800 a month. Agents keep
-// polling those every minute (infra/nodes.ts); their pods' poll is the push channel's safety net, 5
+// polling those every 75 s (infra/nodes.ts); their pods' poll is the push channel's safety net, 5
 // minutes.
 //
 // Why SQS: a deployed agent cannot hold a watch (the apiserver is a Lambda: an open watch is billed
