@@ -5,6 +5,7 @@
 //                                                   emulator deploy: all three false)
 //   skiff:clusterName                               names the SSM parameters (default: the stack name)
 //   skiff:maxObjectsPerNamespace                    the runaway-write guard's limit (default 100000; 0: none)
+//   skiff:eventTtlSeconds                           how long an Event is kept after its last write (default 3600; 0: for ever)
 //   skiff:adminPrincipalArns                        IAM users/roles made cluster admins for IAM sign-in,
 //                                                   comma-separated (`skiff kubeconfig --stack NAME --iam`)
 //   skiff:adminToken                                "false": no long-lived admin token (IAM sign-in only)
@@ -26,6 +27,7 @@ const enabled = (key: string) => {
 const frontDoor = enabled('skiff:frontDoor');
 const clusterName = app.node.tryGetContext('skiff:clusterName') as string | undefined;
 const maxObjects = app.node.tryGetContext('skiff:maxObjectsPerNamespace') as string | number | undefined;
+const eventTtl = app.node.tryGetContext('skiff:eventTtlSeconds') as string | number | undefined;
 const adminArns = app.node.tryGetContext('skiff:adminPrincipalArns') as string | string[] | undefined;
 
 new SkiffStack(app, 'SkiffStack', {
@@ -33,6 +35,7 @@ new SkiffStack(app, 'SkiffStack', {
   cluster: {
     ...(clusterName ? { clusterName: String(clusterName) } : {}),
     ...(maxObjects !== undefined ? { maxObjectsPerNamespace: Number(maxObjects) } : {}),
+    ...(eventTtl !== undefined ? { eventTtlSeconds: Number(eventTtl) } : {}),
     ...(enabled('skiff:nodes') ? {} : { nodes: false as const }),
     frontDoor,
     bootstrap: enabled('skiff:bootstrap'),

@@ -36,7 +36,7 @@ import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { tableSchema } from '../lambdas/storage/dynamodb.ts';
-import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
+import { DEFAULT_EVENT_TTL_SECONDS, DEFAULT_MAX_OBJECTS_PER_NAMESPACE, EVENT_TTL_ENV, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
 import { streamFilterPatterns } from '../lambdas/controllers/stream.ts';
 import { INSTANCE_GONE_STATES, INSTANCE_STATE_DETAIL_TYPE } from '../lambdas/controllers/instance-events.ts';
 import { NODE_NOTIFIER_WATCHES, nodeQueuePrefix } from '../lambdas/controllers/node-notifier.ts';
@@ -105,6 +105,8 @@ export interface SkiffClusterProps {
    * stops there instead of writing without end. Default 100,000 (DEFAULT_MAX_OBJECTS_PER_NAMESPACE); 0: no limit.
    */
   readonly maxObjectsPerNamespace?: number;
+  /** How long an Event is kept after its last write, in seconds (kube-apiserver's --event-ttl). Default 3600; 0: for ever. */
+  readonly eventTtlSeconds?: number;
   /**
    * The WriteRate alarm fires when the table consumes more write request units than this in 5 minutes.
    * Default WRITE_ALARM_UNITS_PER_5_MINUTES.
@@ -199,9 +201,14 @@ export class SkiffCluster extends Construct {
     if (!Number.isSafeInteger(maxObjects) || maxObjects < 0) {
       throw new Error(`SkiffCluster: maxObjectsPerNamespace must be a whole number (0: no limit), got ${maxObjects}`);
     }
-    // Every function that creates objects holds the same limit: the apiserver, and the loops (a
-    // replication controller's pods are created by the controller manager).
-    const limitEnv = { [MAX_OBJECTS_ENV]: String(maxObjects) };
+    const eventTtl = props.eventTtlSeconds ?? DEFAULT_EVENT_TTL_SECONDS;
+    if (!Number.isSafeInteger(eventTtl) || eventTtl < 0) {
+      throw new Error(`SkiffCluster: eventTtlSeconds must be a whole number of seconds (0: for ever), got ${eventTtl}`);
+    }
+    // Every function that creates objects holds the same limit and the same Event lifetime: the
+    // apiserver, and the loops (a replication controller's pods are created by the controller manager,
+    // and both loops record Events).
+    const limitEnv = { [MAX_OBJECTS_ENV]: String(maxObjects), [EVENT_TTL_ENV]: String(eventTtl) };
 
     this.apiFunction = this.skiffFunction('ApiServer', 'Api', '../lambdas/apiserver/lambda.ts', Duration.minutes(15), {
       SKIFF_MAX_WATCH_SECONDS: String(MAX_WATCH_SECONDS),

@@ -33,7 +33,7 @@ import {
 } from '../infra/cost-model.ts';
 import { MAX_VALUE_BYTES as DYNAMO_MAX_VALUE_BYTES } from '../lambdas/storage/dynamodb.ts';
 import { WRITE_ALARM_UNITS_PER_5_MINUTES } from '../infra/skiff-cluster.ts';
-import { DEFAULT_MAX_OBJECTS_PER_NAMESPACE, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
+import { DEFAULT_EVENT_TTL_SECONDS, DEFAULT_MAX_OBJECTS_PER_NAMESPACE, EVENT_TTL_ENV, MAX_OBJECTS_ENV } from '../lambdas/apiserver/registry.ts';
 import { AGENT_BUNDLE, AGENT_BUNDLE_DIR, agentBundleDir } from '../infra/nodes.ts';
 
 type Json = any;
@@ -997,6 +997,24 @@ describe('runaway-write guard', () => {
     expect(() => synth({ cluster: { nodes: false, maxObjectsPerNamespace: -1 } })).toThrow(/maxObjectsPerNamespace must be a whole number/);
   });
 
+  it('the apiserver and both loops keep Events equally long: --event-ttl\'s default, or the prop', async () => {
+    const ttls = (j: Json) =>
+      Object.fromEntries(
+        ofType(j, 'AWS::Lambda::Function')
+          .filter(([id]) => /^Cluster(ApiServer|Scheduler|ControllerManager)/.test(id))
+          .map(([id, f]) => [stripHash(id), f.Properties.Environment.Variables[EVENT_TTL_ENV]]),
+      );
+    const want = String(DEFAULT_EVENT_TTL_SECONDS);
+    expect(ttls(template.toJSON())).toEqual({ ClusterApiServer: want, ClusterScheduler: want, ClusterControllerManager: want });
+    const { json: j } = synth({ cluster: { nodes: false, eventTtlSeconds: 600 } });
+    expect(ttls(j)).toEqual({ ClusterApiServer: '600', ClusterScheduler: '600', ClusterControllerManager: '600' });
+    expect(() => synth({ cluster: { nodes: false, eventTtlSeconds: 1.5 } })).toThrow(/eventTtlSeconds must be a whole number/);
+    const { eventTtlFromEnv } = await import('../lambdas/apiserver/registry.ts');
+    expect(eventTtlFromEnv({ [EVENT_TTL_ENV]: '600' })).toBe(600);
+    expect(eventTtlFromEnv({})).toBeUndefined();
+    expect(() => eventTtlFromEnv({ [EVENT_TTL_ENV]: 'an hour' })).toThrow(EVENT_TTL_ENV);
+  });
+
   it('the cost model prices the guard with the limit and the largest object the code has', () => {
     expect(GUARD_MAX_OBJECTS_PER_NAMESPACE).toBe(DEFAULT_MAX_OBJECTS_PER_NAMESPACE);
     expect(GUARD_LARGEST_OBJECT_BYTES).toBe(DYNAMO_MAX_VALUE_BYTES);
@@ -1084,16 +1102,18 @@ describe('app.ts', () => {
     for (const x of ['AWS::CloudFront::Distribution', 'AWS::AutoScaling::AutoScalingGroup', 'Custom::SkiffBootstrapTokens']) expect(ty.has(x), x).toBe(true);
   }, 120_000);
 
-  it('context skiff:nodes/frontDoor/bootstrap "false", skiff:clusterName and skiff:maxObjectsPerNamespace: an environment-agnostic control plane', () => {
+  it('context skiff:nodes/frontDoor/bootstrap "false", skiff:clusterName, skiff:maxObjectsPerNamespace and skiff:eventTtlSeconds: an environment-agnostic control plane', () => {
     const { template: t, environment } = runApp({
       'skiff:nodes': 'false',
       'skiff:frontDoor': 'false',
       'skiff:bootstrap': 'false',
       'skiff:clusterName': 'demo',
       'skiff:maxObjectsPerNamespace': '2000',
+      'skiff:eventTtlSeconds': '600',
     });
     const api = Object.entries(t.Resources).find(([id, r]: [string, Json]) => id.startsWith('ClusterApiServer') && r.Type === 'AWS::Lambda::Function')![1] as Json;
     expect(api.Properties.Environment.Variables[MAX_OBJECTS_ENV]).toBe('2000');
+    expect(api.Properties.Environment.Variables[EVENT_TTL_ENV]).toBe('600');
     expect(environment).toBe('aws://unknown-account/unknown-region');
     const ty = new Set(Object.values(t.Resources).map((r: Json) => r.Type));
     for (const x of ['AWS::CloudFront::Distribution', 'AWS::EC2::VPC', 'Custom::SkiffBootstrapTokens']) expect(ty.has(x), x).toBe(false);

@@ -9,7 +9,7 @@ import { flushLambdaUsage, lambdaUsage } from '../storage/usage-store.ts';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from './app.ts';
-import { maxObjectsFromEnv } from './registry.ts';
+import { eventTtlFromEnv, maxObjectsFromEnv } from './registry.ts';
 import { createHandler } from './handler.ts';
 import { apiserverEmf } from './metrics-emf.ts';
 import { auditorFromEnv } from './audit.ts';
@@ -65,6 +65,7 @@ async function open(): Promise<ApiServer> {
     maxWatchSeconds,
     watchKeepAliveMs: keepAlive > 0 ? keepAlive * 1000 : undefined,
     maxObjectsPerNamespace: maxObjectsFromEnv(),
+    eventTtlSeconds: eventTtlFromEnv(),
     serviceAccountTokens,
     // IAM sign-in: tokens bound to this cluster's name (infra sets it); STS_ENDPOINT only for emulators.
     iam: process.env.SKIFF_CLUSTER_NAME ? { clusterId: process.env.SKIFF_CLUSTER_NAME, stsEndpoint: process.env.SKIFF_STS_ENDPOINT || undefined } : undefined,

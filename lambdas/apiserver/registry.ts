@@ -182,6 +182,17 @@ export function maxObjectsFromEnv(env: NodeJS.ProcessEnv = process.env): number 
   return n;
 }
 
+/** A deployed function's eventTtlSeconds (--event-ttl): infra/skiff-cluster.ts sets it on the apiserver and both loops. */
+export const EVENT_TTL_ENV = 'SKIFF_EVENT_TTL_SECONDS';
+
+export function eventTtlFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env[EVENT_TTL_ENV];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${EVENT_TTL_ENV} must be a whole number of seconds, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 /** Present once every object of the store is in its namespace's count (see countExistingObjects). */
 export const OBJECT_COUNTS_KEY = '/registry/skiff.io/meta/object-counts';
 

@@ -5,7 +5,7 @@
 import { backendFromEnv } from '../storage/dynamodb.ts';
 import { ApiServer } from '../apiserver/app.ts';
 import { lambdaUsage } from '../storage/usage-store.ts';
-import { maxObjectsFromEnv } from '../apiserver/registry.ts';
+import { eventTtlFromEnv, maxObjectsFromEnv } from '../apiserver/registry.ts';
 import { dynamoHistoryFromEnv } from '../storage/history.ts';
 import type { ControllerContext } from './controller.ts';
 import { meteredResyncLog } from './stream.ts';
@@ -16,7 +16,7 @@ export function cloudContext(): Promise<ControllerContext> {
   return (ctx ??= Promise.resolve().then(() => {
     const backend = backendFromEnv();
     const usage = lambdaUsage().meter;
-    const c = new ApiServer({ backend, usage, maxObjectsPerNamespace: maxObjectsFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext();
+    const c = new ApiServer({ backend, usage, maxObjectsPerNamespace: maxObjectsFromEnv(), eventTtlSeconds: eventTtlFromEnv(), serviceAccountAdmission: true, shippedPolicyForLoops: true, history: dynamoHistoryFromEnv() }).controllerContext();
     // The scheduled resync reads the log since its last run (stream.ts resyncAll), counted as the store is.
     return { ...c, resyncLog: meteredResyncLog(backend, usage) };
   }));
