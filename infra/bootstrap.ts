@@ -11,6 +11,7 @@ import { CustomResource, Duration, Token } from 'aws-cdk-lib';
 import { PRINCIPAL_ARN } from '../lambdas/kinds/iam/accessentry.ts';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { ParameterTier, StringParameter } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
@@ -77,10 +78,15 @@ export class SkiffBootstrap extends Construct {
       ServiceAccountKeyParameter: `${prefix}/${SERVICE_ACCOUNT_KEY_PARAMETER}`,
       ...(props.serviceAccountIssuer ? { ServiceAccountIssuer: props.serviceAccountIssuer } : {}),
     };
+    // CloudFormation calls a custom resource again only when its properties change. The bootstrap's bundle
+    // key (its content's hash) makes each deploy of new code a change, so the table is upgraded then
+    // (indexExisting, startFeeds, the dependents' counts) and the system objects and RBAC roles reconciled;
+    // every step is idempotent, and tokens and keys are kept (ensureTokens, ensureServiceAccountKey).
+    const code = (this.function.node.defaultChild as CfnFunction).code as CfnFunction.CodeProperty;
     this.tokens = new CustomResource(this, 'Tokens', {
       serviceToken: this.function.functionArn,
       resourceType: 'Custom::SkiffBootstrapTokens',
-      properties: { ...properties },
+      properties: { ...properties, CodeKey: code.s3Key },
     });
     // The role's policy must exist before CloudFormation calls the function.
     this.tokens.node.addDependency(this.function.role!);

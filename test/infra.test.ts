@@ -882,7 +882,7 @@ describe('bootstrap parameters', () => {
     expect(params.find((p) => p.Name.endsWith('/ca'))!.Value).toBe('system');
   });
 
-  it('the custom resource carries parameter names only; its function may write exactly the two token parameters and the service-account key', () => {
+  it('the custom resource carries parameter names and its code\'s key only; its function may write exactly the two token parameters and the service-account key', () => {
     const j = template.toJSON();
     const [, cr] = ofType(j, 'Custom::SkiffBootstrapTokens')[0]!;
     const [fnId2, f] = ofType(j, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ClusterBootstrapFunction'))!;
@@ -894,7 +894,11 @@ describe('bootstrap parameters', () => {
       AdminPrincipalArns: [],
       ServiceAccountKeyParameter: '/skiff/SkiffStack/service-account-key',
       ServiceAccountIssuer: expect.anything(),
+      // The bundle's key: new code is a new key, so a deploy of it calls the custom resource again (an
+      // Update: the table upgraded, system objects and RBAC reconciled).
+      CodeKey: f.Properties.Code.S3Key,
     });
+    expect(cr.Properties.CodeKey).toMatch(/^[0-9a-f]{64}\.zip$/);
     expect(Object.keys(f.Properties.Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'SKIFF_TABLE']);
     const ssm = roleStatements(j, f.Properties.Role['Fn::GetAtt'][0]).filter((s) => list<string>(s.Action).some((a) => a.startsWith('ssm:')));
     expect(ssm).toHaveLength(1);
