@@ -279,6 +279,44 @@ for (const [label, makeStore, enabled] of stores) {
       await expectConsistent(ctx);
     });
 
+    it('a stream batch whose Nodes find the range full sweeps once, not once per Node', async () => {
+      const ctx = await newCtx((await makeStore())());
+      // Two /24 blocks in all, for five Nodes: three find the range full.
+      const c = createNodeIpamController({ clusterCIDR: '10.250.0.0/23', nodeCIDRMaskSize: 24, fullRetryMs: 5000 });
+      const evs: ChangeEvent[] = [];
+      for (let i = 0; i < 5; i++) evs.push(ev('ADDED', await ctx.registry.create(nodesRes, undefined, nodeObj(`full${i}`))));
+      // Lists of Nodes through the registry: the batch's reader's one (StoreReader.listed), and the sweep's.
+      let nodeLists = 0;
+      const list = ctx.registry.list.bind(ctx.registry);
+      ctx.registry.list = ((res: { resource: string }, ...rest: unknown[]) => {
+        if (res.resource === 'nodes') nodeLists++;
+        return (list as (...args: unknown[]) => ReturnType<typeof ctx.registry.list>)(res, ...rest);
+      }) as typeof ctx.registry.list;
+      const batch = new StoreReader(ctx.registry);
+      await deliver(c, { ...ctx, cache: batch }, evs);
+      expect(batch.listed).toEqual(['/nodes *']);
+      expect(nodeLists).toBe(2);
+      const withBlock = async () => {
+        const out = new Map<string, string>();
+        for (const n of (await ctx.registry.list(nodesRes, undefined)).items) if (n.spec?.podCIDR) out.set(n.metadata.name!, n.spec.podCIDR);
+        return out;
+      };
+      const first = await withBlock();
+      expect(first.size).toBe(2);
+      expect(Object.keys(await heldBlocks(ctx)).sort()).toEqual([...first.values()].sort());
+      // The next batch sweeps again (its own): a Node deleted meanwhile gives its block to a waiting one.
+      const [goneName, goneBlock] = [...first.entries()][0]!;
+      const gone = evs.find((e) => e.object.metadata.name === goneName)!;
+      await ctx.registry.delete(nodesRes, undefined, goneName);
+      const waiting = evs.filter((e) => !first.has(e.object.metadata.name!));
+      const counted = nodeLists;
+      await deliver(c, { ...ctx, cache: new StoreReader(ctx.registry) }, [ev('DELETED', gone.object), ...waiting]);
+      expect(nodeLists).toBe(counted + 2); // the new batch's reader, and its one sweep
+      const second = await withBlock();
+      expect([...second.values()]).toContain(goneBlock);
+      expect(second.size).toBe(2);
+    });
+
     it('runs on the live change feed: new nodes get blocks, deleted ones give them back', async () => {
       const ctx = await newCtx((await makeStore())());
       const runner = runControllers(ctx, [nodeIpamController], { resyncMs: 3_600_000 });

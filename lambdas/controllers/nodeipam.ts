@@ -157,6 +157,8 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
   // released only at the version listed. The locally long-lived informer cache is not a batch: there each
   // reconcile lists.
   const batchViews = new WeakMap<StoreReader, Promise<HeldView>>();
+  /** A batch's sweep, run once however many of its Nodes find the range full (each would list every Node). */
+  const batchRepairs = new WeakMap<StoreReader, Promise<number>>();
   const batchOf = (ctx: ControllerContext) => (ctx.cache instanceof StoreReader ? ctx.cache : undefined);
   function heldFor(ctx: ControllerContext): Promise<HeldView> {
     const batch = batchOf(ctx);
@@ -202,9 +204,22 @@ export function createNodeIpamController(opts: NodeIpamOptions = {}): Controller
    * The sweep (Kubernetes' allocator repair): frees keys whose owner Node is gone (a delete no reconcile
    * saw, a crash between taking a key and writing a Node since deleted) and keys a Node holds beyond its
    * podCIDR (a crash after losing a race). Keys are listed before the Nodes: see the header. Runs on
-   * every resync, after a Node delete, and when the range looks full.
+   * every resync, after a Node delete, and when the range looks full: once per stream batch (a batch's Node
+   * deletions and full-range Nodes share it; what it freed is in the batch's view), per reconcile locally.
    */
-  async function repair(ctx: ControllerContext): Promise<number> {
+  function repair(ctx: ControllerContext): Promise<number> {
+    const batch = batchOf(ctx);
+    if (!batch) return sweep(ctx);
+    let done = batchRepairs.get(batch);
+    if (!done) {
+      done = sweep(ctx);
+      batchRepairs.set(batch, done);
+      done.catch(() => batchRepairs.delete(batch)); // a failed sweep is not kept: the next key sweeps again
+    }
+    return done;
+  }
+
+  async function sweep(ctx: ControllerContext): Promise<number> {
     const view = await relist(ctx);
     const live = new Map<string, KubeObject>();
     // From the store, not the batch's reader or the informer: this list must be newer than the keys'.
