@@ -337,22 +337,18 @@ export class SkiffCluster extends Construct {
             resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
           }),
         );
-        // The scheduler tells a node of each pod it binds there (node-notifier.ts schedulerTeller).
-        this.schedulerFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
-        this.schedulerFunction.addToRolePolicy(
-          new PolicyStatement({
-            actions: ['sqs:GetQueueUrl', 'sqs:SendMessage'],
-            resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
-          }),
-        );
-        // `kubectl top`: the apiserver asks nodes for usage reports while it is read (lambdas/apiserver/node-usage.ts).
-        this.apiFunction.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
-        this.apiFunction.addToRolePolicy(
-          new PolicyStatement({
-            actions: ['sqs:GetQueueUrl', 'sqs:SendMessage'],
-            resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
-          }),
-        );
+        // Functions that only send to the node queues: the scheduler tells a node of each pod it binds
+        // there (node-notifier.ts schedulerTeller); for `kubectl top` the apiserver asks nodes for usage
+        // reports while it is read (lambdas/apiserver/node-usage.ts).
+        for (const fn of [this.schedulerFunction, this.apiFunction]) {
+          fn.addEnvironment('SKIFF_NODE_QUEUE_PREFIX', queuePrefix);
+          fn.addToRolePolicy(
+            new PolicyStatement({
+              actions: ['sqs:GetQueueUrl', 'sqs:SendMessage'],
+              resources: [Stack.of(this).formatArn({ service: 'sqs', resource: `${queuePrefix}*` })],
+            }),
+          );
+        }
       }
       // Agents read their join parameters at start; let them exist first (systemd retries anyway).
       nodes.autoScalingGroup.node.addDependency(this.bootstrap!);

@@ -174,23 +174,24 @@ export const DEFAULT_MAX_OBJECTS_PER_NAMESPACE = 100_000;
 /** A deployed function's maxObjectsPerNamespace: infra/skiff-cluster.ts sets it on the apiserver and both loops. */
 export const MAX_OBJECTS_ENV = 'SKIFF_MAX_OBJECTS_PER_NAMESPACE';
 
-export function maxObjectsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const v = env[MAX_OBJECTS_ENV];
+/** A whole number from a deployed function's environment (unset or empty: undefined); anything else is refused. */
+function wholeNumberFromEnv(env: NodeJS.ProcessEnv, name: string, what: string): number | undefined {
+  const v = env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${MAX_OBJECTS_ENV} must be a whole number, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number${what}, got ${JSON.stringify(v)}`);
   return n;
+}
+
+export function maxObjectsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  return wholeNumberFromEnv(env, MAX_OBJECTS_ENV, '');
 }
 
 /** A deployed function's eventTtlSeconds (--event-ttl): infra/skiff-cluster.ts sets it on the apiserver and both loops. */
 export const EVENT_TTL_ENV = 'SKIFF_EVENT_TTL_SECONDS';
 
 export function eventTtlFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const v = env[EVENT_TTL_ENV];
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${EVENT_TTL_ENV} must be a whole number of seconds, got ${JSON.stringify(v)}`);
-  return n;
+  return wholeNumberFromEnv(env, EVENT_TTL_ENV, ' of seconds');
 }
 
 /** Present once every object of the store is in its namespace's count (see countExistingObjects). */

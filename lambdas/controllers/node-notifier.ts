@@ -101,7 +101,8 @@ export function createNodeTeller(o: NodeTellerOptions) {
       return true;
     } catch (e) {
       urls.delete(name);
-      return !!ignoreMissingQueue(e as Error);
+      ignoreMissingQueue(e as Error); // throws anything but a queue gone meanwhile
+      return false;
     }
   };
   return {
