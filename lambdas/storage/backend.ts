@@ -138,14 +138,12 @@ export interface UpdateOptions {
   ttlSeconds?: number;
 }
 
-/**
- * Expiry (etcd's leases as kube-apiserver uses them for Events, --event-ttl): a key written with
- * `ttlSeconds` is gone that long after its last write. SQLite deletes it, at a new revision that
- * watches see, within a second or so of the time; DynamoDB stops reading it at that time (get, list and
- * a create of the same key see none) and the table's TTL removes the item later, at no write cost, with
- * no revision and no watch event (a watcher learns of it from its next list). Keys that expire must not
- * be counted, charged or indexed: they leave without a write that would give those back.
- */
+// Expiry (etcd's leases as kube-apiserver uses them for Events, --event-ttl): a key written with
+// `ttlSeconds` is gone that long after its last write. SQLite deletes it, at a new revision that
+// watches see, within a second or so of the time; DynamoDB stops reading it at that time (get, list and
+// a create of the same key see none) and the table's TTL removes the item later, at no write cost, with
+// no revision and no watch event (a watcher learns of it from its next list). Keys that expire must not
+// be counted, charged or indexed: they leave without a write that would give those back.
 
 export interface Backend {
   /** The revision of the latest write (0 for an empty store). */
