@@ -379,10 +379,15 @@ export const OPERATIONS = {
       scheduler: { 'GetItem reservations': -1, 'TransactWriteItems reservations update': 1, 'GetItem count': -2, 'BatchGetItem count': -1, 'TransactWriteItems reservations create +count': -1 },
     },
   },
-  /** The agent stops it (event Killing) and deletes the pod object; the scheduler releases its room. */
+  /**
+   * The agent stops it (event Killing) and deletes the pod object. Its room is counted from the scheduler's
+   * snapshot: its reservation entry was pruned by a later reservation on its node (measured so, after a
+   * neighbour's), so the scheduler reads the record and writes nothing. Until 2026-12-07 it released the
+   * entry: a write of the node's whole record, whose stream record woke both loops once more.
+   */
   podTerminate: {
     apiRequests: 2,
-    invocations: { scheduler: 2, controllerManager: 2 },
+    invocations: { scheduler: 1, controllerManager: 1 },
     dynamo: {
         // The endpoints loop's pod Query is gone (issue #12). The garbage collector asks which kinds are
         // served, custom resources included: the CRDs, read at most once a second per function instance (a
@@ -390,8 +395,8 @@ export const OPERATIONS = {
         // count: apiserver/dependents.ts); until 2026-12-06 it listed each namespaced kind that can be a
         // dependent (27 Queries and 54 counter reads), and the pod Query and the Services list with them.
       apiserver: { 'PutItem history:pods': 1, 'GetItem token': 2, 'GetItem namespaces': 1, 'GetItem count': 4, 'GetItem events': 1, 'UpdateItem counter': 2, 'TransactWriteItems events create': 1, 'UpdateItem settled': 2, 'GetItem pods': 1, 'TransactWriteItems pods delete +count +index': 1 },
-      scheduler: { 'GetItem reservations': 2, 'UpdateItem counter': 1, 'TransactWriteItems reservations update': 1, 'UpdateItem settled': 1 },
-      controllerManager: { 'GetItem pods': 1, 'Query counter': 4, 'Query customresourcedefinitions': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 3, 'GetItem nodes': 1 },
+      scheduler: { 'GetItem reservations': 1 },
+      controllerManager: { 'GetItem pods': 1, 'Query counter': 4, 'Query customresourcedefinitions': 1, 'Query poddisruptionbudgets namespace': 1, 'GetItem count': 3 },
     },
   },
   /**
@@ -462,28 +467,30 @@ export const OPERATIONS = {
     },
   },
   /**
-   * A pod's life since the last run (created, bound, started, deleted, gone: 12 revisions with its Events):
-   * the log read, then its keys reconciled again, no-ops where the stream did the work. The garbage
-   * collector's look for the deleted pod's dependents is one read of their count (apiserver/dependents.ts;
-   * until 2026-12-06 a Query of each dependent kind of the namespace, most of this).
+   * A pod's life (created, bound, started, deleted, gone: 11 revisions with its Events) as the runs that
+   * follow it read it: the log read, then its keys reconciled again, no-ops where the stream did the work.
+   * A pod lives for hours, so its start and its end fall in two runs (measured so since 2026-12-07; one run
+   * read both before, and its release of its reservation was a 12th revision): its key is reconciled in
+   * each. The garbage collector's look for the deleted pod's dependents is one read of their count
+   * (apiserver/dependents.ts; until 2026-12-06 a Query of each dependent kind of the namespace).
    */
   resyncChangedPerPodLife: {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
-      scheduler: { 'GetItem log': 1, 'Query log': 12, 'GetItem pods': 1 },
+      scheduler: { 'GetItem log': 2, 'Query log': 11, 'GetItem pods': 1 },
       controllerManager: {
-        'GetItem log': 1,
-        'Query log': 12,
-        'Query counter': 10,
+        'GetItem log': 2,
+        'Query log': 11,
+        'Query counter': 14,
         'Query replicationcontrollers namespace': 1,
         'Query replicasets namespace': 1,
         'GetItem pods': 1,
         'Query customresourcedefinitions': 1,
-        'Query services namespace': 1,
-        'Query poddisruptionbudgets namespace': 1,
+        'Query services namespace': 2,
+        'Query poddisruptionbudgets namespace': 2,
         'GetItem nodes': 1,
-        'GetItem count': 3,
+        'GetItem count': 5,
       },
     },
   },
@@ -549,7 +556,7 @@ export type Operation = keyof typeof OPERATIONS;
 /**
  * Bytes of one item of each kind, by DynamoDB's item size rules. Measured in test/cost.requests.test.ts
  * (a running one-container pod, a 3-node cluster's Nodes and Leases, a one-replica RC with its Service,
- * Endpoints and EndpointSlice); reservations, endpoints and slices grow per pod, by the per-pod figures.
+ * Endpoints and EndpointSlice); endpoints and slices grow per pod, by the per-pod figures.
  */
 export interface ItemSizes {
   counter: number;
@@ -558,7 +565,6 @@ export interface ItemSizes {
   nodes: number;
   leases: number;
   reservations: number;
-  reservationPerPod: number;
   podcidrs: number;
   pods: number;
   events: number;
@@ -574,8 +580,8 @@ export interface ItemSizes {
 /**
  * Item bytes as stored, taken from test/cost.requests.test.ts's objects (it checks them: SKIFF_COST_PRINT=1
  * prints them). Values are deflated with a preset dictionary (storage/value-codec.ts, 2026-12-05): a pod
- * went from 2,145 to 473 bytes, a node from 2,073 to 587. The per-pod growth of Endpoints, EndpointSlices
- * and reservations is measured on the codec with generated addresses (random uids, names, IPs), not by
+ * went from 2,145 to 473 bytes, a node from 2,073 to 587. The per-pod growth of Endpoints and
+ * EndpointSlices is measured on the codec with generated addresses (random uids, names, IPs), not by
  * the test: ~34 bytes an address, rounded up.
  */
 /**
@@ -591,7 +597,6 @@ export const REFERENCE_SIZES: ItemSizes = {
   nodes: 587,
   leases: 233,
   reservations: 337,
-  reservationPerPod: 50,
   podcidrs: 151,
   pods: 473,
   events: 295,
@@ -688,7 +693,10 @@ const INDEX_ITEM_BYTES = 100;
 export function clusterSizes(c: ClusterProfile, s: ItemSizes = REFERENCE_SIZES) {
   const units = c.pods ? Math.ceil(c.pods / (c.podsPerUnit ?? 10)) : 0;
   const podsPerNode = c.nodes ? c.pods / c.nodes : 0;
-  const reservation = s.reservations + s.reservationPerPod * Math.max(0, podsPerNode - 1);
+  // A node's reservation record holds the pods in flight to it, not its bound pods: the next reservation
+  // there prunes those (scheduler/reservation.ts; until 2026-12-07 it grew ~50 bytes a pod of the node).
+  // At this churn a node takes one pod at a time: the record is written with one entry, as measured.
+  const reservation = s.reservations;
   const endpoints = s.endpoints + s.endpointsPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
   const endpointslices = s.endpointslices + s.endpointSlicesPerPod * Math.max(0, (c.podsPerUnit ?? 10) - 1);
   // A pod's index item carries its stored value (a covering index).

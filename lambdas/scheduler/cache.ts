@@ -12,6 +12,8 @@
 
 import type { Registry } from '../apiserver/registry.ts';
 import { findResource } from '../machinery/resources.ts';
+import { kindFor } from '../kinds/index.ts';
+import { parseFieldSelector } from '../machinery/selectors.ts';
 import type { KubeObject } from '../machinery/types.ts';
 import type { ChangeEvent, ChangesSince } from '../controllers/controller.ts';
 import { StorageError } from '../storage/backend.ts';
@@ -85,6 +87,11 @@ export class SchedulerCache {
   private builtAt = 0;
   /** The revision the snapshot holds everything up to (its lists' oldest): where a catch-up reads from. */
   private revision = 0;
+  /**
+   * Nodes whose bound pods the snapshot holds up to a later revision than `revision`: read by verifyNode,
+   * or pruned from the node's record by this scheduler (see coveredThrough). Forgotten on a rebuild.
+   */
+  private verified = new Map<string, number>();
   private building: Promise<void> | undefined;
   private buffer: ChangeEvent[] | undefined;
 
@@ -135,6 +142,7 @@ export class SchedulerCache {
       ]);
       this.nodes.clear();
       this.nodeOrder = undefined;
+      this.verified.clear();
       this.pods.clear();
       this.podsByNode.clear();
       this.reservations.clear();
@@ -290,6 +298,29 @@ export class SchedulerCache {
 
   node(name: string): KubeObject | undefined {
     return this.nodes.get(name)?.obj;
+  }
+
+  /**
+   * The revision up to which the snapshot holds every pod bound to the node: a reservation record whose
+   * entries were pruned through a later one may not count pods this snapshot lacks (reservation.ts).
+   */
+  coveredThrough(node: string): number {
+    return Math.max(this.revision, this.verified.get(node) ?? 0);
+  }
+
+  /**
+   * This scheduler pruned entries of the node's record through `rev`, of pods its snapshot holds bound
+   * there, after checking it held every pod pruned before: it covers the node through `rev`.
+   */
+  covered(node: string, rev: number): void {
+    if (rev > (this.verified.get(node) ?? 0)) this.verified.set(node, rev);
+  }
+
+  /** Reads the pods bound to the node (one indexed list) into the snapshot: it then covers the node through that list's revision. */
+  async verifyNode(registry: Registry, node: string): Promise<void> {
+    const list = await registry.list(pods, undefined, { fieldSelector: parseFieldSelector(`spec.nodeName=${node}`, kindFor(pods)) });
+    for (const p of list.items) this.applyPod('MODIFIED', p);
+    this.covered(node, Number(list.metadata.resourceVersion ?? 0));
   }
 
   /** Pods bound to the node according to the snapshot. */

@@ -3,6 +3,10 @@
 // schedulers have placed on that node with what they take (requests, hostPorts, owner). Every change
 // is a compare-and-swap on the Lease (registry.guaranteedUpdate retries on a concurrent write and runs
 // the fit check again on the fresh record), so two schedulers can never both take the last room.
+// In the store, an entry whose pod is bound there is pruned by the next reservation on that node, and
+// the record says through which revision (`skiff.dev/pruned-through`): a scheduler whose snapshot is
+// older reads the node's pods before it trusts the record. So the record holds only the pods in flight,
+// not every pod of the node: each write of it was ~2 KB and its log item ~4 KB at 30 pods a node.
 // See scheduler.ts for how reservations, binding and garbage collection fit together.
 
 import { createHash } from 'node:crypto';
@@ -17,18 +21,33 @@ export const RESERVATION_NAMESPACE = 'kube-node-lease';
 export const RESERVATIONS_ANNOTATION = 'skiff.dev/reservations';
 export const NODE_ANNOTATION = 'skiff.dev/node';
 export const RESERVATION_PREFIX = 'skiff-alloc-';
+export const PRUNED_THROUGH_ANNOTATION = 'skiff.dev/pruned-through';
 
 /** One reserved pod: what it takes, and when the reservation was made (epoch ms). */
 export interface Entry extends Omit<PodResources, 'uid'> {
   at: number;
 }
 
-export interface Reservation {
+/** What a change reads and writes: the entries, and the revision through which bound pods' entries were pruned. */
+export interface Held {
+  entries: Record<string, Entry>;
+  /**
+   * Every pod whose entry was pruned was bound to the node at or before this revision: only a snapshot
+   * holding everything up to it counts them (0: nothing was ever pruned).
+   */
+  prunedThrough: number;
+}
+
+export interface Reservation extends Held {
   node: string;
   /** The Lease's resourceVersion (0 when there is no Lease yet). */
   rv: number;
-  entries: Record<string, Entry>;
 }
+
+/** A change of a node's record: gets a copy of what is held (and the record's revision), returns what to write. */
+export type Change = (held: Held, rv: number) => Held;
+
+const empty = (node: string, rv = 0): Reservation => ({ node, rv, entries: {}, prunedThrough: 0 });
 
 export function reservationName(node: string): string {
   const name = RESERVATION_PREFIX + node;
@@ -52,7 +71,8 @@ export function reservationOf(lease: KubeObject): Reservation | undefined {
   } catch {
     entries = {};
   }
-  return { node, rv: Number(lease.metadata.resourceVersion ?? 0), entries };
+  const prunedThrough = Number(lease.metadata.annotations?.[PRUNED_THROUGH_ANNOTATION] ?? 0);
+  return { node, rv: Number(lease.metadata.resourceVersion ?? 0), entries, prunedThrough: Number.isSafeInteger(prunedThrough) && prunedThrough > 0 ? prunedThrough : 0 };
 }
 
 export function entryResources(uid: string, e: Entry): PodResources {
@@ -70,46 +90,49 @@ export class NoFit extends Error {
   }
 }
 
-function withEntries(lease: KubeObject, node: string, entries: Record<string, Entry>): KubeObject {
-  lease.metadata.annotations = { ...(lease.metadata.annotations ?? {}), [NODE_ANNOTATION]: node, [RESERVATIONS_ANNOTATION]: JSON.stringify(entries) };
+function withHeld(lease: KubeObject, node: string, held: Held): KubeObject {
+  const { [PRUNED_THROUGH_ANNOTATION]: _old, ...annotations } = lease.metadata.annotations ?? {};
+  lease.metadata.annotations = {
+    ...annotations,
+    [NODE_ANNOTATION]: node,
+    [RESERVATIONS_ANNOTATION]: JSON.stringify(held.entries),
+    ...(held.prunedThrough > 0 ? { [PRUNED_THROUGH_ANNOTATION]: String(held.prunedThrough) } : {}),
+  };
   return lease;
 }
 
+const copy = (h: Held): Held => ({ entries: { ...h.entries }, prunedThrough: h.prunedThrough });
+
 /**
  * Read-modify-write of a node's reservation with CAS, creating the Lease on first use. `change` gets
- * the current entries (a copy) and returns the new ones, or throws to abort. Returns the stored state.
+ * what the record holds (a copy) and returns what to write, or throws to abort. Returns the stored state.
  */
-export async function updateReservation(
-  registry: Registry,
-  node: string,
-  change: (entries: Record<string, Entry>, rv: number) => Record<string, Entry>,
-  opts: { create?: boolean } = {},
-): Promise<Reservation> {
+export async function updateReservation(registry: Registry, node: string, change: Change, opts: { create?: boolean } = {}): Promise<Reservation> {
   const name = reservationName(node);
   for (;;) {
     try {
-      let written: Record<string, Entry> = {};
+      let written: Held = { entries: {}, prunedThrough: 0 };
       const out = await registry.guaranteedUpdate(leases, RESERVATION_NAMESPACE, name, undefined, {}, (cur) => {
         // A Lease of that name without our annotations (made by hand) is taken over as empty.
-        const r = reservationOf(cur) ?? { node, rv: Number(cur.metadata.resourceVersion ?? 0), entries: {} };
-        written = change({ ...r.entries }, r.rv);
-        return withEntries(cur, node, written);
+        const r = reservationOf(cur) ?? empty(node, Number(cur.metadata.resourceVersion ?? 0));
+        written = change(copy(r), r.rv);
+        return withHeld(cur, node, written);
       });
-      // The stored annotation is exactly `written` (serialized by withEntries, not changed since): no
-      // need to parse it back. A no-op update returns the stored object with the same entries too.
-      return { node, rv: Number(out.metadata.resourceVersion ?? 0), entries: written };
+      // The stored annotations are exactly `written` (serialized by withHeld, not changed since): no
+      // need to parse them back. A no-op update returns the stored object with the same entries too.
+      return { node, rv: Number(out.metadata.resourceVersion ?? 0), ...written };
     } catch (e) {
       if (!(e instanceof ApiError && e.code === 404)) throw e;
-      if (opts.create === false) return { node, rv: 0, entries: {} };
+      if (opts.create === false) return empty(node);
     }
     // No Lease yet: create it with the change applied to an empty record. Losing the race to create
     // it means another scheduler did: go round and update that one.
-    const entries = change({}, 0);
+    const held = change({ entries: {}, prunedThrough: 0 }, 0);
     try {
       const out = await registry.create(
         leases,
         RESERVATION_NAMESPACE,
-        withEntries(
+        withHeld(
           {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
@@ -117,7 +140,7 @@ export async function updateReservation(
             spec: { holderIdentity: 'default-scheduler' },
           },
           node,
-          entries,
+          held,
         ),
       );
       return reservationOf(out)!;
@@ -130,9 +153,9 @@ export async function updateReservation(
 export async function readReservation(registry: Registry, node: string): Promise<Reservation> {
   try {
     const lease = await registry.get(leases, RESERVATION_NAMESPACE, reservationName(node));
-    return reservationOf(lease) ?? { node, rv: Number(lease.metadata.resourceVersion ?? 0), entries: {} };
+    return reservationOf(lease) ?? empty(node, Number(lease.metadata.resourceVersion ?? 0));
   } catch (e) {
-    if (e instanceof ApiError && e.code === 404) return { node, rv: 0, entries: {} };
+    if (e instanceof ApiError && e.code === 404) return empty(node);
     throw e;
   }
 }
@@ -144,14 +167,13 @@ export async function readReservation(registry: Registry, node: string): Promise
  */
 export interface ReservationRecords {
   /** Read-modify-write of a node's record, atomically (see updateReservation). */
-  update(node: string, change: (entries: Record<string, Entry>, rv: number) => Record<string, Entry>, opts?: { create?: boolean }): Promise<Reservation>;
+  update(node: string, change: Change, opts?: { create?: boolean }): Promise<Reservation>;
   read(node: string): Promise<Reservation>;
   /** Removes a node's record if it is still the empty one read at `rv`. */
   drop(node: string, rv: number): Promise<void>;
 }
 
 type Update = ReservationRecords['update'];
-type Change = Parameters<Update>[1];
 
 /**
  * One write of a node's record at a time in this process: changes asked for while one is being written
@@ -181,12 +203,12 @@ export function coalescedUpdates(update: Update): Update {
       try {
         const out = await update(
           node,
-          (entries, rv) => {
+          (held, rv) => {
             refused = new Map(); // the write may read the record again and call this again
-            let next = entries;
+            let next = held;
             for (const w of batch) {
               try {
-                next = w.change({ ...next }, rv);
+                next = w.change(copy(next), rv);
               } catch (e) {
                 refused.set(w, e);
               }
@@ -244,18 +266,18 @@ export class MemoryReservations implements ReservationRecords {
   private readonly records = new Map<string, Reservation>();
   private rv = 0;
 
-  async update(node: string, change: (entries: Record<string, Entry>, rv: number) => Record<string, Entry>, opts: { create?: boolean } = {}): Promise<Reservation> {
+  async update(node: string, change: Change, opts: { create?: boolean } = {}): Promise<Reservation> {
     const cur = this.records.get(node);
-    if (!cur && opts.create === false) return { node, rv: 0, entries: {} };
-    const entries = change({ ...(cur?.entries ?? {}) }, cur?.rv ?? 0);
-    const r = { node, rv: ++this.rv, entries };
+    if (!cur && opts.create === false) return empty(node);
+    const held = change(copy(cur ?? empty(node)), cur?.rv ?? 0);
+    const r = { node, rv: ++this.rv, ...held };
     this.records.set(node, r);
     return r;
   }
 
   async read(node: string): Promise<Reservation> {
     const r = this.records.get(node);
-    return r ? { ...r, entries: { ...r.entries } } : { node, rv: 0, entries: {} };
+    return r ? { ...r, ...copy(r) } : empty(node);
   }
 
   async drop(node: string, rv: number): Promise<void> {
@@ -271,8 +293,8 @@ export class MemoryReservations implements ReservationRecords {
 
 /** Removes the given pods' reservations (missing ones are fine). */
 export async function release(records: ReservationRecords, node: string, uids: string[]): Promise<Reservation> {
-  return records.update(node, (entries) => {
-    for (const u of uids) delete entries[u];
-    return entries;
+  return records.update(node, (held) => {
+    for (const u of uids) delete held.entries[u];
+    return held;
   }, { create: false });
 }

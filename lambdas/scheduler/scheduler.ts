@@ -21,31 +21,36 @@
 // Lambda instances, two runners on one SQLite file or DynamoDB table) with stale snapshots could both
 // put a pod on the last free room of a node. So a node's capacity is claimed before the bind, with a
 // compare-and-swap on a per-node record: the Lease `skiff-alloc-<node>` in kube-node-lease, whose
-// annotation skiff.dev/reservations lists, by pod uid, every pod the schedulers placed there with
-// its requests, hostPorts and owner (reservation.ts). The cycle is:
+// annotation skiff.dev/reservations lists, by pod uid, the pods the schedulers placed there and that
+// may not be seen bound yet, with their requests, hostPorts and owner (reservation.ts). The cycle is:
 //   1. choose a node from the snapshot;
 //   2. reserve: read the record, drop entries of pods known deleted/finished, and re-check
 //      NodeResourcesFit and NodePorts against the record's entries plus the pods bound to the node
-//      that are not in it (pods bound by someone else than a scheduler); if the pod still fits, add
-//      it and write with CAS (a concurrent write makes the registry retry from the read, re-checking).
-//      If it no longer fits, the fresh record goes into the snapshot and the cycle runs again;
+//      in the snapshot; if the pod still fits, add it, prune the entries of pods the snapshot holds
+//      bound there (raising the record's prunedThrough to their revisions), and write with CAS (a
+//      concurrent write makes the registry retry from the read, re-checking). A record pruned through
+//      a revision the snapshot does not cover (cache.coveredThrough) may leave out pods the snapshot
+//      lacks: the node's pods are read first (one indexed list). If the pod no longer fits, the fresh
+//      record goes into the snapshot and the cycle runs again;
 //   3. bind through pods/binding semantics (guaranteedUpdate, subresource "binding": spec.nodeName is
 //      set only if unset, on the same pod uid, not being deleted), as the apiserver's binding does;
 //   4. if the bind fails because the pod is gone, being deleted or was bound elsewhere by another
 //      scheduler, release the reservation (unless the pod ended up on this very node).
 // Two schedulers can therefore only ever disagree about which node a pod goes to, never put more on
-// a node than fits: every pod on a node went through a successful CAS that counted all the others.
+// a node than fits: every pod on a node went through a successful CAS that counted all the others,
+// each either by its entry or, once pruned, bound in a snapshot that covers the pruning.
 // Where a scheduler is the only one of its store (`skiff up` holding its data dir's scheduler lock,
 // local/scheduler-lock.ts) it keeps the same records in memory (MemoryReservations): the same cycle,
 // without a store write per pod (a fifth of `skiff up`'s CPU when scheduling 10,000 pods). Lambda
 // instances and local clusters on a store given from outside (a DynamoDB table) keep them as Leases.
 //
-// Garbage collection. An entry is released when its pod is deleted or finished (dropped inline by
-// any later reservation on that node, and by reconciling "node:<name>", enqueued when such a pod
-// leaves the node and on every resync), when the pod was bound to another node, or when the pod is
-// still unbound staleReservationMs (60 s) after the entry was made (a scheduler that crashed between
-// reserve and bind). Facts are confirmed with a read of the pod before an entry is dropped, except
-// for uids the snapshot saw deleted or finished, which can never come back.
+// Garbage collection. An entry is pruned once its pod is seen bound (above), and released when its
+// pod is deleted or finished (dropped inline by any later reservation on that node, and by
+// reconciling "node:<name>", enqueued when such a pod leaves the node and on every resync), when
+// the pod was bound to another node, or when the pod is still unbound staleReservationMs (60 s) after
+// the entry was made (a scheduler that crashed between reserve and bind). Facts are confirmed with a
+// read of the pod before an entry is dropped, except for uids the snapshot saw deleted or finished,
+// which can never come back.
 // The one window left open: a scheduler stalled for longer than staleReservationMs between its
 // reserve and its bind would bind without a reservation; the node's GC then sees the pod bound and
 // counts it as bound, but the node may be overcommitted by that pod until it goes.
@@ -60,7 +65,14 @@ import { defaultProfile } from './plugins/index.ts';
 import { insufficientResources } from './plugins/node-resources.ts';
 import { portsConflict } from './plugins/node-ports.ts';
 import { isPendingPod, nodes, pods, SchedulerCache, SCHEDULER_NAME } from './cache.ts';
-import { leases, NoFit, release, storeReservations, type Entry, type MemoryReservations, type ReservationRecords } from './reservation.ts';
+import { leases, NoFit, release, storeReservations, type Entry, type Held, type MemoryReservations, type ReservationRecords } from './reservation.ts';
+
+/** A node's record was pruned through a revision this scheduler's snapshot does not cover yet. */
+class BehindRecord extends Error {
+  constructor(readonly prunedThrough: number) {
+    super(`the node's reservation record was pruned through revision ${prunedThrough}, past the snapshot`);
+  }
+}
 
 export interface SchedulerOptions {
   profile?: Profile;
@@ -120,6 +132,10 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   const memory = opts.reservations;
   const cache = new SchedulerCache(opts.snapshotMaxAgeMs ?? 60_000, memory && (() => memory.held()));
   const recordsOf = (ctx: ControllerContext): ReservationRecords => memory ?? storeReservations(ctx.registry);
+  // Records in memory are not written anywhere: nothing to gain by pruning them.
+  const prune = !memory;
+  /** Per node, the record revision a change of this scheduler read and what it was pruned through before the change raised it. */
+  const raises = new Map<string, { rv: number; from: number }>();
   const STANDBY_RETRY_MS = 5000;
   let nextStart = 0;
 
@@ -155,24 +171,63 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
     return { requeueAfterMs: backoff() };
   }
 
-  /** Claims room for the pod on the node with CAS on its reservation record; NoFit if there is none. */
-  async function reserve(records: ReservationRecords, nodeName: string, pod: KubeObject): Promise<void> {
+  /**
+   * Claims room for the pod on the node with CAS on its reservation record; NoFit if there is none.
+   * With the records in the store, the same write prunes the entries of pods the snapshot holds bound to
+   * the node (their room is counted from the snapshot's pods from then on), so the record stays as small
+   * as the pods in flight. A record pruned through a revision the snapshot does not cover first has the
+   * node's pods read (BehindRecord).
+   */
+  async function reserve(ctx: ControllerContext, records: ReservationRecords, nodeName: string, pod: KubeObject): Promise<void> {
     const res = podResources(pod);
-    const r = await records.update(nodeName, (entries, rv) => {
-      for (const u of Object.keys(entries)) if (u !== res.uid && cache.finished.has(u)) delete entries[u];
-      if (entries[res.uid]) return entries; // reserved already (a redelivered key, or a retry after a failed bind)
-      const node = cache.node(nodeName);
-      if (!node) throw new NoFit(['node(s) not found'], { node: nodeName, rv, entries });
-      const info = cache.nodeInfoWith(node, { node: nodeName, rv, entries });
-      const reasons = insufficientResources(res, info);
-      if (portsConflict(res.hostPorts, info.usedPorts)) reasons.push("node(s) didn't have free ports for the requested pod ports");
-      if (reasons.length) throw new NoFit(reasons, { node: nodeName, rv, entries });
-      const { uid: _uid, ...rest } = res;
-      const entry: Entry = { ...rest, at: Date.now() };
-      entries[res.uid] = entry;
-      return entries;
-    });
-    cache.setReservation(r);
+    for (let tries = 0; ; tries++) {
+      try {
+        const r = await records.update(nodeName, (held, rv) => {
+          const { entries } = held;
+          // What the stored record was pruned through: an earlier change of the same write (coalesced, same
+          // rv) may have raised it, by pods this snapshot holds.
+          const raised = raises.get(nodeName);
+          const stored = raised?.rv === rv ? raised.from : held.prunedThrough;
+          if (prune && stored > cache.coveredThrough(nodeName)) throw new BehindRecord(stored);
+          for (const u of Object.keys(entries)) if (u !== res.uid && cache.finished.has(u)) delete entries[u];
+          if (!entries[res.uid]) {
+            // Not reserved already (as after a redelivered key, or a retry after a failed bind): check the fit.
+            const node = cache.node(nodeName);
+            const fresh = { node: nodeName, rv, ...held };
+            if (!node) throw new NoFit(['node(s) not found'], fresh);
+            const info = cache.nodeInfoWith(node, fresh);
+            const reasons = insufficientResources(res, info);
+            if (portsConflict(res.hostPorts, info.usedPorts)) reasons.push("node(s) didn't have free ports for the requested pod ports");
+            if (reasons.length) throw new NoFit(reasons, fresh);
+            const { uid: _uid, ...rest } = res;
+            entries[res.uid] = { ...rest, at: Date.now() } satisfies Entry;
+          }
+          if (!prune) return held;
+          const out = pruneBound(held, nodeName, res.uid);
+          if (out.prunedThrough > held.prunedThrough && raised?.rv !== rv) raises.set(nodeName, { rv, from: held.prunedThrough });
+          return out;
+        });
+        raises.delete(nodeName);
+        cache.setReservation(r);
+        return;
+      } catch (e) {
+        raises.delete(nodeName);
+        if (!(e instanceof BehindRecord) || tries >= MAX_ATTEMPTS) throw e;
+        await cache.verifyNode(ctx.registry, nodeName);
+      }
+    }
+  }
+
+  /** Drops the entries of pods the snapshot holds bound to the node (but `keep`'s), raising prunedThrough to their revisions. */
+  function pruneBound(held: Held, nodeName: string, keep: string): Held {
+    let through = held.prunedThrough;
+    for (const [uid, e] of Object.entries(held.entries)) {
+      const p = uid === keep ? undefined : cache.pod(e.key);
+      if (p?.uid !== uid || p.nodeName !== nodeName) continue;
+      delete held.entries[uid];
+      through = Math.max(through, p.rv);
+    }
+    return { entries: held.entries, prunedThrough: through };
   }
 
   /** pods/binding, as the apiserver serves it: spec.nodeName only if unset, for this very pod. */
@@ -249,7 +304,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       // The next pod starts looking where this one stopped (kube-scheduler's nextStartNodeIndex).
       nextStart = (nextStart + result.examined) % Math.max(1, infos.length);
       try {
-        await reserve(records, result.node, pod);
+        await reserve(ctx, records, result.node, pod);
       } catch (e) {
         if (e instanceof NoFit) {
           // Our snapshot was behind: take the fresh record and choose again.
