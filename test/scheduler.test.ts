@@ -32,6 +32,7 @@ import { nodePorts } from '../lambdas/scheduler/plugins/node-ports.ts';
 import { taintToleration, toleratesTaint } from '../lambdas/scheduler/plugins/taint-toleration.ts';
 import { selectorSpread } from '../lambdas/scheduler/plugins/spread.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
+import { isPendingPod } from '../lambdas/scheduler/cache.ts';
 import { coalescedUpdates, MemoryReservations, readReservation, updateReservation, type Entry, type Held, type Reservation } from '../lambdas/scheduler/reservation.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
@@ -727,47 +728,86 @@ for (const [label, makeStore, enabled] of backends) {
       expect(scheduled.map((e) => e.count)).toEqual(Array(9).fill(1));
     });
 
+    it('schedulers with snapshots of different ages, pruning as they go, never overcommit (randomized rounds)', async () => {
+      await fresh();
+      const ctxs = [ctx, ctxOf(open()), ctxOf(open())];
+      for (let i = 0; i < 3; i++) await ctx.registry.create(nodesRes, undefined, node(`m-${i}`, { cpu: '1', memory: '1Gi', pods: '10' }));
+      let nodeLists = 0;
+      const spiedCtxs = ctxs.map((c) => spied(c, 'list', ([res, , params]) => void (res.resource === 'pods' && params?.fieldSelector && nodeLists++)));
+      const schedulers = ctxs.map(() => createScheduler({ unschedulableBackoffMs: [0, 0] }));
+      for (const [i, sc] of schedulers.entries()) await sc.allKeys(spiedCtxs[i]!);
+      let made = 0;
+      for (let round = 0; round < 6; round++) {
+        // 300m each: three fit on a node, nine in all.
+        for (let i = 0; i < 6; i++) await createPod(ctx, pod(`q${made++}`, { cpu: '300m', memory: '100Mi' }));
+        // Some snapshots catch up this round, the others stay as they were (the other schedulers' binds
+        // unseen). Each pending pod goes to one scheduler at random, all three at once.
+        for (const [i, sc] of schedulers.entries()) if (Math.random() < 0.5) await sc.allKeys(spiedCtxs[i]!);
+        const pending = (await ctx.registry.list(podsRes, 'default')).items.filter(isPendingPod).map((p) => `default/${p.metadata.name}`);
+        const mine = schedulers.map(() => [] as string[]);
+        for (const k of pending) mine[Math.floor(Math.random() * 3)]!.push(k);
+        await Promise.all(schedulers.map(async (sc, i) => {
+          for (const k of mine[i]!) await sc.reconcile(k, spiedCtxs[i]!);
+        }));
+        await assertNoOvercommit(ctx);
+        // Some bound pods go; only some schedulers hear of it.
+        const bound = (await ctx.registry.list(podsRes, 'default')).items.filter((p) => p.spec.nodeName).sort(() => Math.random() - 0.5).slice(0, 3);
+        for (const p of bound) {
+          await ctx.registry.delete(podsRes, 'default', p.metadata.name!, { gracePeriodSeconds: 0 });
+          for (const [i, sc] of schedulers.entries()) if (Math.random() < 0.5) for (const k of sc.keys({ type: 'DELETED', resource: podsRes, object: p })) await sc.reconcile(k, spiedCtxs[i]!);
+        }
+      }
+      await assertNoOvercommit(ctx);
+      // The rounds did prune, and a scheduler behind a pruning read a node's pods.
+      const pruned = await Promise.all([0, 1, 2].map(async (i) => (await readReservation(ctx.registry, `m-${i}`)).prunedThrough));
+      console.log(`scheduler on ${label}: records pruned through ${pruned.join(', ')}; ${nodeLists} reads of a node's pods`);
+      expect(Math.max(...pruned)).toBeGreaterThan(0);
+    });
+
     it("a node's record keeps only pods in flight, and a scheduler whose snapshot is older than its pruning reads the node's pods first", async () => {
       await fresh();
       await ctx.registry.create(nodesRes, undefined, node('n', { cpu: '1', memory: '1Gi', pods: '10' }));
-      // 400m each: two fit.
-      for (const name of ['a', 'b', 'c']) await createPod(ctx, pod(name, { cpu: '400m', memory: '100Mi' }));
+      // 300m each: three fit.
+      for (const name of ['a', 'b', 'c', 'd']) await createPod(ctx, pod(name, { cpu: '300m', memory: '100Mi' }));
       const stale = createScheduler({ tieBreak: 'name' });
-      await stale.allKeys(ctx); // its snapshot: n empty, a, b, c unbound
+      await stale.allKeys(ctx); // its snapshot: n empty, every pod unbound
       const s = createScheduler({ tieBreak: 'name' });
       await s.allKeys(ctx);
       await s.reconcile('default/a', ctx);
       await s.reconcile('default/b', ctx);
-      // b's reservation pruned a (bound, in s's snapshot): the record holds b only, pruned through a's revision.
-      const a = await getPod(ctx, 'a');
-      expect(a.spec.nodeName).toBe('n');
-      const record = await readReservation(ctx.registry, 'n');
-      expect(Object.values(record.entries).map((e) => e.key)).toEqual(['default/b']);
-      expect(record.prunedThrough).toBeGreaterThanOrEqual(Number(a.metadata.resourceVersion));
-      // The stale scheduler sees room on n for c (its snapshot has nothing bound there). The record alone
-      // (b) would let c in beside a and b: 1200m on a node of 1000m. Its pruning is past the snapshot, so
-      // the scheduler reads n's pods first, and c does not fit.
+      // Bound after s's snapshot was taken: their entries stay for now.
+      const entries = async () => Object.values((await readReservation(ctx.registry, 'n')).entries).map((e) => e.key).sort();
+      expect(await entries()).toEqual(['default/a', 'default/b']);
+      // Once s's snapshot has caught up past their binds (its periodic catch-up), the next reservation on n
+      // prunes them: the record holds c alone, pruned through a's and b's revisions.
+      await s.allKeys(ctx);
+      await s.reconcile('default/c', ctx);
+      expect(await entries()).toEqual(['default/c']);
+      const [a, b] = [await getPod(ctx, 'a'), await getPod(ctx, 'b')];
+      expect((await readReservation(ctx.registry, 'n')).prunedThrough).toBe(Math.max(Number(a.metadata.resourceVersion), Number(b.metadata.resourceVersion)));
+      // The stale scheduler sees room on n for d (its snapshot has nothing bound there). The record alone
+      // (c) would let d in beside a, b and c: 1200m on a node of 1000m. Its pruning is past the snapshot, so
+      // the scheduler reads n's pods first, and d does not fit.
       const lists: string[] = [];
       const counted = spied(ctx, 'list', ([res, , params]) => {
         lists.push(`${res.resource} ${params?.fieldSelector?.requirements.map((r: { field: string; value: string }) => `${r.field}=${r.value}`).join(',') ?? ''}`);
       });
-      await stale.reconcile('default/c', counted);
+      await stale.reconcile('default/d', counted);
+      expect((await assertNoOvercommit(ctx)).n!.pods).toBe(3);
+      expect((await getPod(ctx, 'd')).spec.nodeName).toBeUndefined();
       expect(lists).toContain('pods spec.nodeName=n');
-      expect((await getPod(ctx, 'c')).spec.nodeName).toBeUndefined();
-      expect((await assertNoOvercommit(ctx)).n!.pods).toBe(2);
-      // The same scheduler now covers n: another pod's cycle reads nothing more.
+      // The same scheduler now covers n: the pod's next cycle reads nothing more.
       lists.length = 0;
-      await stale.reconcile('default/c', counted);
+      await stale.reconcile('default/d', counted);
       expect(lists.filter((l) => l.startsWith('pods spec.nodeName'))).toEqual([]);
       // When a pod goes, its entry is already gone: nothing to release, no write of the record.
       const before = (await readReservation(ctx.registry, 'n')).rv;
-      const gone = await getPod(ctx, 'a');
       await ctx.registry.delete(podsRes, 'default', 'a', { gracePeriodSeconds: 0 });
-      for (const k of s.keys({ type: 'DELETED', resource: podsRes, object: gone })) await s.reconcile(k, ctx);
+      for (const k of s.keys({ type: 'DELETED', resource: podsRes, object: a })) await s.reconcile(k, ctx);
       expect((await readReservation(ctx.registry, 'n')).rv).toBe(before);
-      // And its room is free: c fits now.
-      await s.reconcile('default/c', ctx);
-      expect((await getPod(ctx, 'c')).spec.nodeName).toBe('n');
+      // And its room is free: d fits now.
+      await s.reconcile('default/d', ctx);
+      expect((await getPod(ctx, 'd')).spec.nodeName).toBe('n');
       await assertNoOvercommit(ctx);
     });
 

@@ -30,6 +30,8 @@ interface CachedPod {
   uid: string;
   rv: number;
   nodeName?: string;
+  /** The first revision this snapshot saw the pod bound to nodeName at (at or after its bind). */
+  boundAt?: number;
   res: PodResources;
   /** Unbound, for this scheduler, not being deleted: a pod to schedule. */
   pending: boolean;
@@ -251,7 +253,8 @@ export class SchedulerCache {
     this.unindex(key);
     const res = cur?.uid === uid ? sameRequests(cur.res, p) : podResources(p);
     const nodeName: string | undefined = p.spec?.nodeName || undefined;
-    this.pods.set(key, { uid, rv, nodeName, res, pending: isPendingPod(p) });
+    const boundAt = !nodeName ? undefined : cur?.uid === uid && cur.nodeName === nodeName ? cur.boundAt : rv;
+    this.pods.set(key, { uid, rv, nodeName, boundAt, res, pending: isPendingPod(p) });
     if (nodeName) {
       let m = this.podsByNode.get(nodeName);
       if (!m) this.podsByNode.set(nodeName, (m = new Map()));
@@ -308,19 +311,12 @@ export class SchedulerCache {
     return Math.max(this.revision, this.verified.get(node) ?? 0);
   }
 
-  /**
-   * This scheduler pruned entries of the node's record through `rev`, of pods its snapshot holds bound
-   * there, after checking it held every pod pruned before: it covers the node through `rev`.
-   */
-  covered(node: string, rev: number): void {
-    if (rev > (this.verified.get(node) ?? 0)) this.verified.set(node, rev);
-  }
-
   /** Reads the pods bound to the node (one indexed list) into the snapshot: it then covers the node through that list's revision. */
   async verifyNode(registry: Registry, node: string): Promise<void> {
     const list = await registry.list(pods, undefined, { fieldSelector: parseFieldSelector(`spec.nodeName=${node}`, kindFor(pods)) });
     for (const p of list.items) this.applyPod('MODIFIED', p);
-    this.covered(node, Number(list.metadata.resourceVersion ?? 0));
+    const rev = Number(list.metadata.resourceVersion ?? 0);
+    if (rev > (this.verified.get(node) ?? 0)) this.verified.set(node, rev);
   }
 
   /** Pods bound to the node according to the snapshot. */

@@ -3,10 +3,11 @@
 // schedulers have placed on that node with what they take (requests, hostPorts, owner). Every change
 // is a compare-and-swap on the Lease (registry.guaranteedUpdate retries on a concurrent write and runs
 // the fit check again on the fresh record), so two schedulers can never both take the last room.
-// In the store, an entry whose pod is bound there is pruned by the next reservation on that node, and
-// the record says through which revision (`skiff.dev/pruned-through`): a scheduler whose snapshot is
-// older reads the node's pods before it trusts the record. So the record holds only the pods in flight,
-// not every pod of the node: each write of it was ~2 KB and its log item ~4 KB at 30 pods a node.
+// In the store, an entry whose pod the scheduler's snapshot holds bound there (at a revision the
+// snapshot covers) is pruned by the next reservation on that node, and the record says through which
+// revision (`skiff.dev/pruned-through`): a scheduler whose snapshot is older reads the node's pods
+// before it trusts the record. So the record holds the pods in flight or just bound, not every pod of
+// the node: each write of it was ~2 KB and its log item ~4 KB at 30 pods a node.
 // See scheduler.ts for how reservations, binding and garbage collection fit together.
 
 import { createHash } from 'node:crypto';

@@ -27,7 +27,7 @@
 //   2. reserve: read the record, drop entries of pods known deleted/finished, and re-check
 //      NodeResourcesFit and NodePorts against the record's entries plus the pods bound to the node
 //      in the snapshot; if the pod still fits, add it, prune the entries of pods the snapshot holds
-//      bound there (raising the record's prunedThrough to their revisions), and write with CAS (a
+//      bound there at a revision it covers (raising the record's prunedThrough to it), and write with CAS (a
 //      concurrent write makes the registry retry from the read, re-checking). A record pruned through
 //      a revision the snapshot does not cover (cache.coveredThrough) may leave out pods the snapshot
 //      lacks: the node's pods are read first (one indexed list). If the pod no longer fits, the fresh
@@ -134,8 +134,6 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   const recordsOf = (ctx: ControllerContext): ReservationRecords => memory ?? storeReservations(ctx.registry);
   // Records in memory are not written anywhere: nothing to gain by pruning them.
   const prune = !memory;
-  /** Per node, the record revision a change of this scheduler read and what it was pruned through before the change raised it. */
-  const raises = new Map<string, { rv: number; from: number }>();
   const STANDBY_RETRY_MS = 5000;
   let nextStart = 0;
 
@@ -174,9 +172,9 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
   /**
    * Claims room for the pod on the node with CAS on its reservation record; NoFit if there is none.
    * With the records in the store, the same write prunes the entries of pods the snapshot holds bound to
-   * the node (their room is counted from the snapshot's pods from then on), so the record stays as small
-   * as the pods in flight. A record pruned through a revision the snapshot does not cover first has the
-   * node's pods read (BehindRecord).
+   * the node (their room is counted from the snapshots' pods from then on: pruneBound), so the record
+   * stays as small as the pods in flight. A record pruned through a revision the snapshot does not cover
+   * first has the node's pods read (BehindRecord).
    */
   async function reserve(ctx: ControllerContext, records: ReservationRecords, nodeName: string, pod: KubeObject): Promise<void> {
     const res = podResources(pod);
@@ -184,11 +182,7 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
       try {
         const r = await records.update(nodeName, (held, rv) => {
           const { entries } = held;
-          // What the stored record was pruned through: an earlier change of the same write (coalesced, same
-          // rv) may have raised it, by pods this snapshot holds.
-          const raised = raises.get(nodeName);
-          const stored = raised?.rv === rv ? raised.from : held.prunedThrough;
-          if (prune && stored > cache.coveredThrough(nodeName)) throw new BehindRecord(stored);
+          if (prune && held.prunedThrough > cache.coveredThrough(nodeName)) throw new BehindRecord(held.prunedThrough);
           for (const u of Object.keys(entries)) if (u !== res.uid && cache.finished.has(u)) delete entries[u];
           if (!entries[res.uid]) {
             // Not reserved already (as after a redelivered key, or a retry after a failed bind): check the fit.
@@ -202,30 +196,32 @@ export function createScheduler(opts: SchedulerOptions = {}): Controller & { cac
             const { uid: _uid, ...rest } = res;
             entries[res.uid] = { ...rest, at: Date.now() } satisfies Entry;
           }
-          if (!prune) return held;
-          const out = pruneBound(held, nodeName, res.uid);
-          if (out.prunedThrough > held.prunedThrough && raised?.rv !== rv) raises.set(nodeName, { rv, from: held.prunedThrough });
-          return out;
+          return prune ? pruneBound(held, nodeName, res.uid) : held;
         });
-        raises.delete(nodeName);
         cache.setReservation(r);
         return;
       } catch (e) {
-        raises.delete(nodeName);
         if (!(e instanceof BehindRecord) || tries >= MAX_ATTEMPTS) throw e;
         await cache.verifyNode(ctx.registry, nodeName);
       }
     }
   }
 
-  /** Drops the entries of pods the snapshot holds bound to the node (but `keep`'s), raising prunedThrough to their revisions. */
+  /**
+   * Drops the entries of pods the snapshot holds bound to the node (but `keep`'s) at a revision it covers,
+   * raising prunedThrough to those revisions. So prunedThrough never passes this snapshot's coverage (the
+   * record's, checked before, did not either): this scheduler's next reservation there reads nothing more,
+   * and an entry pruned by anyone is a pod any snapshot covering prunedThrough holds. A pod bound after the
+   * snapshot's revision keeps its entry until a later reservation, once the snapshot has caught up.
+   */
   function pruneBound(held: Held, nodeName: string, keep: string): Held {
+    const covered = cache.coveredThrough(nodeName);
     let through = held.prunedThrough;
     for (const [uid, e] of Object.entries(held.entries)) {
       const p = uid === keep ? undefined : cache.pod(e.key);
-      if (p?.uid !== uid || p.nodeName !== nodeName) continue;
+      if (p?.uid !== uid || p.nodeName !== nodeName || p.boundAt === undefined || p.boundAt > covered) continue;
       delete held.entries[uid];
-      through = Math.max(through, p.rv);
+      through = Math.max(through, p.boundAt);
     }
     return { entries: held.entries, prunedThrough: through };
   }
