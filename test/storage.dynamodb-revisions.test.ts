@@ -99,6 +99,32 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     await Promise.all([b.close(), other.close(), reader.close()]);
   }, 30_000);
 
+  it("a reader settling a watermark left behind reads the log slots' keys, not their values; a list still replays the values", async () => {
+    const tableName = await freshTable();
+    const w = new DynamoBackend({ client: ddb!.newClient(), tableName, gapTimeoutMs: 300 });
+    const first = await w.create(`${PODS}ns/a`, JSON.stringify({ big: 'x'.repeat(2000) }));
+    for (const n of ['b', 'c', 'd']) await w.create(`${PODS}ns/${n}`, JSON.stringify({ big: n.repeat(2000) }));
+    // As when writers commit out of order: the shared watermark stays at the first write.
+    await ddb!.client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'meta' }, sk: { S: 'settled' }, rev: { N: String(first.modRevision) } } }));
+    // A fresh reader (a cold function) settles the three writes after it, seeing every answer.
+    const client = ddb!.newClient();
+    const logItems: Record<string, AttributeValue>[] = [];
+    const send = client.send.bind(client) as (c: unknown) => Promise<{ Items?: Record<string, AttributeValue>[] }>;
+    (client as { send: unknown }).send = async (cmd: { input?: { ExpressionAttributeValues?: Record<string, AttributeValue> } }) => {
+      const out = await send(cmd);
+      if (cmd.input?.ExpressionAttributeValues?.[':pk']?.S?.startsWith('log#')) logItems.push(...(out.Items ?? []));
+      return out;
+    };
+    const reader = new DynamoBackend({ client, tableName, gapTimeoutMs: 300 });
+    expect(await reader.currentRevision()).toBe(first.modRevision + 3);
+    expect(logItems.map((it) => Number(it.sk!.S)).sort()).toEqual([1, 2, 3].map((i) => first.modRevision + i));
+    for (const it of logItems) expect(Object.keys(it).sort()).toEqual(['pk', 'sk', 'ttl']);
+    // A list's replay of writes made while it reads still has their values.
+    const list = await reader.list(PODS);
+    expect(list.kvs.map((kv) => JSON.parse(kv.value).big.length)).toEqual([2000, 2000, 2000, 2000]);
+    await Promise.all([w.close(), reader.close()]);
+  }, 30_000);
+
   it('writes that commit out of revision order reach a watch in revision order, the later one held back until the earlier commits', async () => {
     const tableName = await freshTable();
     // The slow writer's transactions take 600 ms to arrive (a GC pause, a slow network): it took its

@@ -174,6 +174,9 @@ interface Slot {
   entry?: LogEntry;
 }
 
+/** What settling reads of a log item (readLog's keysOnly): that its slot is filled, whether by a gap, and when it expires. */
+const SLOT_KEYS = { ProjectionExpression: 'pk, sk, gap, #ttl', ExpressionAttributeNames: { '#ttl': 'ttl' } };
+
 const COUNTER_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'revision' } };
 const SETTLED_KEY: Item = { pk: { S: 'meta' }, sk: { S: 'settled' } };
 /** The log's partition of a revision; "log" is where tables from before the shards keep theirs. */
@@ -261,7 +264,10 @@ export class DynamoBackend implements Backend {
       const from = this.settled;
       const upTo = Math.min(head, from + BATCH_REVISIONS);
       try {
-        await this.recentLog.read(from, upTo); // waits for writes in flight, fills abandoned revisions
+        // Waits for writes in flight and fills abandoned revisions. Only whether each slot is filled
+        // matters here, so the slots' keys are read, not their values (a list's replay and a watch read
+        // the values they use, through the window, when they do).
+        await this.readLog('watch', from, upTo, true);
       } catch (e) {
         // Expired from the log: long settled (a revision is in flight for one transaction, not an hour).
         if (!(e instanceof StorageError && e.code === 'Compacted' && e.revision !== undefined && e.revision > from)) throw e;
@@ -1028,20 +1034,25 @@ export class DynamoBackend implements Backend {
    * The slots of revisions (after, upTo], every one of them (every key), in order: an entry or a gap.
    * A slot still empty is a write in flight: read again until it commits, and after gapTimeoutMs fill it
    * with a gap (its writer died, or will write again under a new revision). Compacted if the log lost it.
+   * `keysOnly`: only that each slot is filled (and when it expires), as settling needs; the slots come
+   * back without their entries. DynamoDB charges the same read units, but the answers are a few bytes a
+   * slot instead of the values and previous values.
    */
-  private async readLog(what: string, after: number, upTo: number): Promise<Slot[]> {
+  private async readLog(what: string, after: number, upTo: number, keysOnly = false): Promise<Slot[]> {
     const slots = new Map<number, Slot>();
     // One Query per partition the range touches, at once.
     const pks = new Set<string>();
     for (let rev = after + 1; rev <= upTo && pks.size < LOG_SHARDS; rev++) pks.add(logPk(rev));
     const range = (pk: string, lo: number, hi: number) => ({
       KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
-      ExpressionAttributeValues: { ':pk': { S: pk }, ':lo': { S: pad(lo) }, ':hi': { S: `${pad(hi)}#prev` } },
+      ExpressionAttributeValues: { ':pk': { S: pk }, ':lo': { S: pad(lo) }, ':hi': { S: keysOnly ? pad(hi) : `${pad(hi)}#prev` } },
+      ...(keysOnly ? SLOT_KEYS : {}),
     });
-    addSlots(slots, (await Promise.all([...pks].map((pk) => this.queryAll(range(pk, after + 1, upTo))))).flat());
+    const add = (items: Item[], legacy = false) => addSlots(slots, items, legacy, keysOnly);
+    add((await Promise.all([...pks].map((pk) => this.queryAll(range(pk, after + 1, upTo))))).flat());
     let missing = missingRevisions(slots, after, upTo);
     // A table from before the shards: its log items are in the one old partition.
-    if (missing.length) addSlots(slots, await this.queryAll(range(LEGACY_LOG_PK, missing[0]!, missing.at(-1)!)), true);
+    if (missing.length) add(await this.queryAll(range(LEGACY_LOG_PK, missing[0]!, missing.at(-1)!)), true);
     for (let attempt = 1; (missing = missingRevisions(slots, after, upTo)).length > 0; attempt++) {
       const first = missing[0]!;
       // Expired, not in flight: the slot after it has lived most of its retention (TTL takes the log from
@@ -1053,20 +1064,20 @@ export class DynamoBackend implements Backend {
       const overdue = missing.filter((rev) => now - this.missingSince.get(rev)! >= this.gapTimeoutMs);
       if (overdue.length) await Promise.all(overdue.map((rev) => this.fillGap(rev)));
       else await sleep(Math.min(100, 5 * 2 ** attempt));
-      addSlots(slots, await this.getSlots(missing));
+      add(await this.getSlots(missing, keysOnly));
       if (attempt > 10_000) throw new StorageError('Unavailable', what, `log slots ${missing.join(', ')} never settled`);
     }
     for (let rev = after + 1; rev <= upTo; rev++) this.missingSince.delete(rev);
     return [...slots.values()].sort((x, y) => x.rev - y.rev);
   }
 
-  /** The log items of these revisions (with their companions), read consistently. */
-  private async getSlots(revs: number[]): Promise<Item[]> {
+  /** The log items of these revisions (with their companions, unless `keysOnly`), read consistently. */
+  private async getSlots(revs: number[], keysOnly = false): Promise<Item[]> {
     const out: Item[] = [];
     for (let i = 0; i < revs.length; i += 50) {
-      let want: Item[] = revs.slice(i, i + 50).flatMap((rev) => [logKey(rev), { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` } }]);
+      let want: Item[] = revs.slice(i, i + 50).flatMap((rev) => (keysOnly ? [logKey(rev)] : [logKey(rev), { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` } }]));
       while (want.length) {
-        const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true } } }));
+        const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true, ...(keysOnly ? SLOT_KEYS : {}) } } }));
         out.push(...(r.Responses?.[this.table] ?? []));
         want = r.UnprocessedKeys?.[this.table]?.Keys ?? [];
         if (want.length) await sleep(50);
@@ -1456,14 +1467,15 @@ function chargeMoves(type: WatchEventType, stored: string | undefined, given: Ch
 }
 
 /** Adds log items (and their prevValue companions) to slots; a revision already there is kept. */
-function addSlots(slots: Map<number, Slot>, items: Item[], legacy = false): void {
+function addSlots(slots: Map<number, Slot>, items: Item[], legacy = false, keysOnly = false): void {
   for (const it of items) {
     const sk = it.sk!.S!;
     if (sk.endsWith('#prev')) continue;
     const rev = Number(sk);
     // The old partition holds every revision of an older table's log, not only the ones asked for.
     if (slots.has(rev) || (legacy && it.gap?.BOOL)) continue;
-    slots.set(rev, { rev, ttl: num(it.ttl), entry: it.gap?.BOOL ? undefined : logEntry(it) });
+    // Items read without their values (readLog's keysOnly) say only that the slot is filled.
+    slots.set(rev, { rev, ttl: num(it.ttl), entry: it.gap?.BOOL || keysOnly ? undefined : logEntry(it) });
   }
   for (const it of items) {
     const sk = it.sk!.S!;
