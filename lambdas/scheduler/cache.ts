@@ -90,8 +90,8 @@ export class SchedulerCache {
   /** The revision the snapshot holds everything up to (its lists' oldest): where a catch-up reads from. */
   private revision = 0;
   /**
-   * Nodes whose bound pods the snapshot holds up to a later revision than `revision`: read by verifyNode,
-   * or pruned from the node's record by this scheduler (see coveredThrough). Forgotten on a rebuild.
+   * Nodes whose bound pods the snapshot holds up to a later revision than `revision`, each read by
+   * verifyNode (see coveredThrough). Forgotten on a rebuild.
    */
   private verified = new Map<string, number>();
   private building: Promise<void> | undefined;
