@@ -27,11 +27,11 @@
 //   2. reserve: read the record, drop entries of pods known deleted/finished, and re-check
 //      NodeResourcesFit and NodePorts against the record's entries plus the pods bound to the node
 //      in the snapshot; if the pod still fits, add it, prune the entries of pods the snapshot holds
-//      bound there at a revision it covers (raising the record's prunedThrough to it), and write with CAS (a
-//      concurrent write makes the registry retry from the read, re-checking). A record pruned through
-//      a revision the snapshot does not cover (cache.coveredThrough) may leave out pods the snapshot
-//      lacks: the node's pods are read first (one indexed list). If the pod no longer fits, the fresh
-//      record goes into the snapshot and the cycle runs again;
+//      bound there at a revision it covers (raising the record's prunedThrough to it), and write with
+//      CAS (a concurrent write makes the registry retry from the read, re-checking). A record pruned
+//      through a revision the snapshot does not cover (cache.coveredThrough) may leave out pods the
+//      snapshot lacks: the node's pods are read first (one indexed list). If the pod no longer fits,
+//      the fresh record goes into the snapshot and the cycle runs again;
 //   3. bind through pods/binding semantics (guaranteedUpdate, subresource "binding": spec.nodeName is
 //      set only if unset, on the same pod uid, not being deleted), as the apiserver's binding does;
 //   4. if the bind fails because the pod is gone, being deleted or was bound elsewhere by another

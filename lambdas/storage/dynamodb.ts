@@ -1074,8 +1074,10 @@ export class DynamoBackend implements Backend {
   /** The log items of these revisions (with their companions, unless `keysOnly`), read consistently. */
   private async getSlots(revs: number[], keysOnly = false): Promise<Item[]> {
     const out: Item[] = [];
+    // Settling (keysOnly) needs the slot, not the previous value's companion item.
+    const keysOf = (rev: number): Item[] => (keysOnly ? [logKey(rev)] : [logKey(rev), { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` } }]);
     for (let i = 0; i < revs.length; i += 50) {
-      let want: Item[] = revs.slice(i, i + 50).flatMap((rev) => (keysOnly ? [logKey(rev)] : [logKey(rev), { pk: { S: logPk(rev) }, sk: { S: `${pad(rev)}#prev` } }]));
+      let want: Item[] = revs.slice(i, i + 50).flatMap(keysOf);
       while (want.length) {
         const r = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: want, ConsistentRead: true, ...(keysOnly ? SLOT_KEYS : {}) } } }));
         out.push(...(r.Responses?.[this.table] ?? []));
