@@ -32,7 +32,7 @@ import { createControllerHandlers, FULL_RESYNC_MS, RESYNC_PAGE as STREAM_RESYNC_
 import { filterMatches } from './support/lambda-filter.ts';
 import type { Controller, ControllerContext } from '../lambdas/controllers/controller.ts';
 import { createScheduler } from '../lambdas/scheduler/scheduler.ts';
-import { leases, reservationName, RESERVATION_NAMESPACE } from '../lambdas/scheduler/reservation.ts';
+import { leases, reservationName, RESERVATION_NAMESPACE, RESERVATIONS_ANNOTATION } from '../lambdas/scheduler/reservation.ts';
 import { KubeClient, type WatchEvent } from '../node-agent/kube-client.ts';
 import { NodeStatusReporter } from '../node-agent/node.ts';
 import { Informer } from '../node-agent/informer.ts';
@@ -91,7 +91,7 @@ function kindOf(it: Item | undefined): string {
   const m = /^obj#\/registry\/([^/]+)\/([^/]+)\//.exec(pk);
   if (!m) return `?${pk}`;
   if (m[1] === 'skiff.io' && m[2] === 'tokens') return 'token';
-  // The scheduler's per-node reservation records are Leases too; their size grows with the node's pods.
+  // The scheduler's per-node reservation records are Leases too; their size grows with the pods in flight to the node.
   if (m[2] === 'leases' && it?.sk?.S?.startsWith(`${RESERVATION_NAMESPACE}/${reservationName('')}`)) return 'reservations';
   return m[2]!;
 }
@@ -682,7 +682,7 @@ describe.skipIf(!ready)('requests per operation (the cost model counts)', () => 
     await admin.create('/api/v1/namespaces/default/pods', { ...POD, metadata: { ...POD.metadata, name: 'web-0' } });
     await settleRequests();
     await drainStream();
-    const record = async () => (await freshApi().registry.get(leases, RESERVATION_NAMESPACE, reservationName(bound.spec!.nodeName!))).metadata.annotations?.['skiff.dev/reservations'];
+    const record = async () => (await freshApi().registry.get(leases, RESERVATION_NAMESPACE, reservationName(bound.spec!.nodeName!))).metadata.annotations?.[RESERVATIONS_ANNOTATION];
     expect(await record()).not.toContain(bound.metadata.uid);
     expect(await record()).toContain('default/web-0');
     await resyncBoth();
