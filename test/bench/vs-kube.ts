@@ -5,7 +5,7 @@
 //
 // 1. API: after an unmeasured warm-up (BENCH_WARM_UP creates, gets and deletes on each side), create, get,
 //    list (100 items), update, delete, watch delivery, at concurrency 1 and 32, on connections opened
-//    beforehand; and a new connection (TLS handshake) + get, in a row of its own. Runs
+//    beforehand; and a new connection (TLS handshake) + get, in a row of its own (as many as a list). Runs
 //    are interleaved: every (operation, concurrency) step runs on one side and then the other, the side
 //    going first alternating by round, so background load on this shared machine lands on both alike.
 //    Per row: p50, p99, req/s, the server's CPU ms per request (utime+stime from /proc; Kubernetes:
@@ -156,9 +156,11 @@ async function apiPhase(sides: ControlPlane[]): Promise<void> {
       // connection costs is its own row.
       for (const cp of order) await drive(conc * 2, conc, async () => void must(await clients.get(cp.name)!.request('GET', `/api/v1/namespaces/${ns}`), 200));
       if (!ops.includes('new connection + get')) ops.push('new connection + get');
+      // As many as a list row: at 64 a round (2 x c) the row's p99 was its 2nd-slowest request, and at
+      // c=32 it and the p50 moved by more between runs than Skiff and Kubernetes differed.
       for (const cp of order) {
         const fresh = apiClient(cp.dir, cp.url, { maxSockets: conc, keepAlive: false });
-        await measure(cp, 'new connection + get', conc, () => drive(Math.max(50, conc * 2), conc, async () => void must(await fresh.request('GET', `/api/v1/namespaces/${ns}`), 200)));
+        await measure(cp, 'new connection + get', conc, () => drive(Math.max(50, OPS / 4), conc, async () => void must(await fresh.request('GET', `/api/v1/namespaces/${ns}`), 200)));
         fresh.close();
       }
       for (const [op, n, fn] of steps) {
@@ -170,14 +172,16 @@ async function apiPhase(sides: ControlPlane[]): Promise<void> {
         }
       }
       if (!ops.includes('watch delivery')) ops.push('watch delivery');
-      for (const cp of order) await measure(cp, 'watch delivery', conc, () => watchDelivery(clients.get(cp.name)!, cp.name, ns, conc, Math.min(OPS, 200)));
+      // As many events as a row has requests: at 200 a round its p99 was the 4th-slowest of 400 events, and
+      // moved between 0.7x and 1.5x of Kubernetes' from one run to the next.
+      for (const cp of order) await measure(cp, 'watch delivery', conc, () => watchDelivery(clients.get(cp.name)!, cp.name, ns, conc, OPS));
       for (const cl of clients.values()) cl.close();
       console.error(`API round ${round + 1}/${ROUNDS}, concurrency ${conc}: done (load ${loadAvg()})`);
     }
   }
 
   const names = sides.map((s) => s.name);
-  console.log(`\n### API: ${ROUNDS} interleaved rounds × ${OPS} requests per row (list: ${Math.max(20, OPS / 4)}; watch: ${Math.min(OPS, 200)} events)\n`);
+  console.log(`\n### API: ${ROUNDS} interleaved rounds × ${OPS} requests per row (list and new connection: ${Math.max(20, OPS / 4)}; watch: ${OPS} events)\n`);
   console.log('| side | operation | concurrency | requests | p50 ms | p99 ms | req/s | server CPU ms/request |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   const stat = (side: string, op: string, conc: number) => {
