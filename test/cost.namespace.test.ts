@@ -69,7 +69,13 @@ function measure(client: DynamoDBClient): void {
       else if (command === 'BatchGetItem') rru = (Object.values(output.Responses ?? {}).flat() as Item[]).reduce((s, it) => s + units(itemBytes(it), 4096), 0);
       else if (command === 'PutItem') (wru = units(itemBytes(input.Item), 1024)), (historyPuts += String(input.Item?.pk?.S).startsWith('hist#') ? 1 : 0);
       else if (command === 'UpdateItem' || command === 'DeleteItem') wru = 1;
-      else if (command === 'TransactWriteItems') for (const t of input.TransactItems as Record<string, any>[]) wru += 2 * (t.Put ? units(itemBytes(t.Put.Item), 1024) : 1);
+      else if (command === 'TransactWriteItems') {
+        // A create's ConditionCheck of its key's tombstone reads (2 units, as the cost model prices it); the rest write.
+        for (const t of input.TransactItems as Record<string, any>[]) {
+          if (t.ConditionCheck) rru += 2;
+          else wru += 2 * (t.Put ? units(itemBytes(t.Put.Item), 1024) : 1);
+        }
+      }
       const ns = currentNamespace();
       const m = measured.get(ns) ?? { apiRequests: 0, dynamoRequests: 0, rru: 0, wru: 0 };
       m.dynamoRequests++;

@@ -86,6 +86,7 @@ function kindOf(it: Item | undefined): string {
   if (pk.startsWith('hist#')) return `history:${/^hist#\/registry\/[^/]+\/([^/]+)\//.exec(pk)?.[1] ?? '?'}`; // an object's history entry (storage/history.ts)
   if (pk.startsWith('usage#')) return 'usage'; // a node's usage reports (`kubectl top` deployed, apiserver/node-usage.ts)
   if (pk.startsWith('chg#')) return 'changes'; // a Service's or Endpoints' change, in its collection's feed
+  if (pk.startsWith('del#')) return 'tombstone'; // a key's last delete (a create commits only above it)
   if (pk === 'log' || pk.startsWith('log#')) return 'log'; // the change log, in 16 partitions by revision
   if (pk === 'count') return 'count'; // a namespace's object count (the runaway-write guard)
   const m = /^obj#\/registry\/([^/]+)\/([^/]+)\//.exec(pk);
@@ -149,6 +150,7 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
         recording?.push({ fn, access: `BatchGetItem ${kinds.join(',')}`, rru: items.reduce((u, it) => u + readUnits(stored.get(keyOf(it)) ?? itemBytes(it)), 0), wru: 0 });
       } else if (command === 'TransactWriteItems') {
         let units = 0;
+        let readUnitsOf = 0;
         let object = '';
         let counted = '';
         let indexed = '';
@@ -161,6 +163,7 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
             if (kindOf(item) === 'log') object += ` ${item.type?.S}`;
             else if (kindOf(item) === 'pods-by-node') indexed = ' +index';
             else if (kindOf(item) === 'changes') fed = ' +change';
+            else if (kindOf(item) === 'tombstone') expect(object.endsWith(' delete')).toBe(true); // every delete's, priced by accessCapacity
             else if (kindOf(item) !== 'counter') object = kindOf(item) + object;
             stored.set(keyOf(item), itemBytes(item));
           } else if (t.Delete) {
@@ -178,9 +181,14 @@ function instrument(client: DynamoDBClient, fn: Fn): void {
             stored.set(keyOf(key), bytes);
             // The first is the namespace's object count; any more are charges (an owner's dependents, quota).
             counted = counted ? `${counted} +charge` : ' +count';
+          } else if (t.ConditionCheck) {
+            // Every create's look at its key's tombstone: a transactional read, 2 units per 4 KB (an absent item: 1 x 2).
+            const key = t.ConditionCheck.Key as Item;
+            expect(kindOf(key)).toBe('tombstone');
+            readUnitsOf += 2 * Math.max(1, Math.ceil((stored.get(keyOf(key)) ?? 0) / 4096));
           }
         }
-        recording?.push({ fn, access: `TransactWriteItems ${object}${counted}${indexed}${fed}`, rru: 0, wru: units });
+        recording?.push({ fn, access: `TransactWriteItems ${object}${counted}${indexed}${fed}`, rru: readUnitsOf, wru: units });
       } else if (command === 'PutItem') {
         // Object history entries (storage/history.ts): a new item each, 1 unit per KB.
         const item = input.Item as Item;

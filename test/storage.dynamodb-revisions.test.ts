@@ -155,6 +155,43 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     }
   }, 30_000);
 
+  it("a create that took its revision before another writer's create and delete of the same key commits after them under a new revision, not its old one", async () => {
+    // The create read the key absent and took revision 1; its transaction is slow. Meanwhile another
+    // writer creates the key (2) and deletes it (3). The key is absent again when the slow transaction
+    // lands, so the object's own condition holds: committed at 1, the log would say created at 1,
+    // created at 2, deleted at 3 (a watch ends with no object) while the table holds it (a list has it).
+    const tableName = await freshTable();
+    const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed: 1, rates: {}, latencyMs: (op) => (op === 'TransactWriteItems' ? 600 : 0) });
+    const slowClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    try {
+      const slow = new DynamoBackend({ client: slowClient, tableName, gapTimeoutMs: 5000 });
+      const fast = new DynamoBackend({ client: ddb!.newClient(), tableName, gapTimeoutMs: 5000 });
+      const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 5000 });
+      const key = `${PODS}ns/same`;
+      const slowWrite = slow.create(key, '"slow"');
+      await new Promise((r) => setTimeout(r, 150)); // the slow writer has read the key absent and taken revision 1
+      const created = await fast.create(key, '"fast"');
+      const deleted = await fast.delete(key, created.modRevision);
+      expect([created.modRevision, deleted.modRevision]).toEqual([2, 3]);
+      const kv = await slowWrite;
+      expect(kv.modRevision).toBeGreaterThan(3);
+      expect(proxy.requests.get('TransactWriteItems')).toBe(2); // cancelled once, then written again
+      // A list and a watch from the start agree on what the key holds, and at which revision.
+      const list = await reader.list(PODS);
+      expect(list.kvs.map((x) => [x.key, x.value, x.modRevision])).toEqual([[key, '"slow"', kv.modRevision]]);
+      const events = await watchTo(reader, 0, list.revision);
+      expect(events.map((e) => [e.type, e.kv.value, e.kv.modRevision])).toEqual([
+        ['create', '"fast"', 2],
+        ['delete', '"fast"', 3],
+        ['create', '"slow"', kv.modRevision],
+      ]);
+      await Promise.all([slow.close(), fast.close(), reader.close()]);
+    } finally {
+      slowClient.destroy();
+      await proxy.close();
+    }
+  }, 30_000);
+
   it('a writer slower than gapTimeoutMs finds its revision filled and writes again under a new one, once', async () => {
     const tableName = await freshTable();
     const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed: 1, rates: {}, latencyMs: (op) => (op === 'TransactWriteItems' ? 900 : 0) });

@@ -45,6 +45,9 @@
 //            bigger one's log item is read, and so is an update's or delete's when a watch asks for
 //            previous values (WatchOptions.prevKv: a selector's). "meta"/"feed#<prefix>" holds the revision the feed is complete from (0 on new
 //            tables; startFeeds() marks older ones at deploy).
+//   tombstone pk = "del#<collection prefix>" sk = rest of the key   rev, ttl: the revision of the key's last
+//            delete, put in the delete's transaction; a create's transaction checks that its revision is
+//            above it (see writeItems). Expires with the log: a create holds its revision for seconds.
 //   log      pk = "log#<revision mod 16>"  sk = revision, zero-padded to 20 digits   key, type, z (the value,
 //            compressed; for a delete: the last value), createRev, prevRev, zp (the previous one), ttl. When value and prevValue together
 //            would not fit in one item, prevValue goes to a companion item sk = "<padded revision>#prev". A
@@ -54,8 +57,8 @@
 //            before the shards kept the log under pk = "log": readers look there for a revision no shard has.
 //
 // A write takes its revision from the counter with one UpdateItem ADD (atomic, never a conflict), then
-// commits ONE TransactWriteItems of the object (condition: its modRev, or that it does not exist) and the
-// revision's log item(s) (condition: the slot is empty). Writes therefore commit out of revision order,
+// commits ONE TransactWriteItems of the object (condition: its modRev, or that it does not exist and its
+// tombstone is below the revision) and the revision's log item(s) (condition: the slot is empty). Writes therefore commit out of revision order,
 // and a revision handed out may never commit (the object's condition failed, the writer died): the writer
 // fills its own abandoned slot with a gap item, and a reader that finds a slot still empty after
 // gapTimeoutMs fills it (kine's design). Whoever fills first wins: a writer whose slot was filled sees its
@@ -927,6 +930,22 @@ export class DynamoBackend implements Backend {
     }
     const feed = feedOfKey(key);
     if (feed) items.push({ Put: { TableName, Item: feedItem(feed, log) } });
+    // A delete leaves the key's tombstone, and a create commits only above it. A create takes its revision
+    // after reading the key absent; another writer may create and delete the key before its transaction
+    // lands, with later revisions. The key is absent again then, so the object's own condition holds:
+    // committed at its older revision, the log would say created, created, deleted, while the table holds
+    // the object. Cancelled here instead, the create writes again under a revision above the delete.
+    if (e.type === 'delete') items.push({ Put: { TableName, Item: { ...tombstoneKey(key), rev: { N: String(rev) }, ttl } } });
+    if (e.type === 'create') {
+      items.push({
+        ConditionCheck: {
+          TableName,
+          Key: tombstoneKey(key),
+          ConditionExpression: 'attribute_not_exists(pk) OR rev < :rev',
+          ExpressionAttributeValues: { ':rev': { N: String(rev) } },
+        },
+      });
+    }
     return items;
   }
 
@@ -1386,6 +1405,12 @@ function splitKey(key: string, isPrefix = false): { pk: string; rest: string } {
 function objectKey(key: string): Item {
   const { pk, rest } = splitKey(key);
   return { pk: { S: pk }, sk: { S: rest } };
+}
+
+/** Where a key's last delete is remembered (its tombstone): beside its collection, outside every list's partition. */
+function tombstoneKey(key: string): Item {
+  const { pk, rest } = splitKey(key);
+  return { pk: { S: `del#${pk.slice('obj#'.length)}` }, sk: { S: rest } };
 }
 
 function fullKey(it: Item): string {
