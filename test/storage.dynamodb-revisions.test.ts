@@ -249,6 +249,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       if (faults) expect(writers.reduce((n, w) => n + [...w.proxy.injected.values()].reduce((a, b) => a + b, 0), 0)).toBeGreaterThan(5);
       const list = await reader.list(PODS);
       const replayed = new Map<string, [string, number]>();
+      // The replay's state after each event, to hold lists at older revisions to (they undo the log).
+      const states: [number, Map<string, [string, number]>][] = [[0, new Map()]];
       let last = 0;
       for (const e of await watchTo(reader, 0, list.revision)) {
         const at = `${e.type} of ${e.kv.key} at ${e.kv.modRevision}`;
@@ -261,8 +263,17 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
         else expect(e.prevKv?.modRevision, at).toBe(had?.[1]);
         if (e.type === 'delete') replayed.delete(e.kv.key);
         else replayed.set(e.kv.key, [e.kv.value, e.kv.modRevision]);
+        states.push([e.kv.modRevision, new Map(replayed)]);
       }
-      expect(new Map(list.kvs.map((kv) => [kv.key, [kv.value, kv.modRevision]]))).toEqual(replayed);
+      const asMap = (kvs: { key: string; value: string; modRevision: number }[]) => new Map(kvs.map((kv) => [kv.key, [kv.value, kv.modRevision]]));
+      expect(asMap(list.kvs)).toEqual(replayed);
+      // A list at an older revision (the log undone back to it) is the replay's state then.
+      const pickRev = seededRandom(99);
+      for (let i = 0; i < 6; i++) {
+        const rev = 1 + Math.floor(pickRev() * list.revision);
+        const then = [...states].reverse().find(([r]) => r <= rev)![1];
+        expect(asMap((await reader.list(PODS, { revision: rev })).kvs), `list at ${rev}`).toEqual(then);
+      }
       await reader.close();
     } finally {
       for (const w of writers) {
