@@ -50,12 +50,12 @@ async function logItem(tableName: string, rev: number) {
 }
 
 /** Collects a watch's events until its batches reach `until`. */
-async function watchTo(b: DynamoBackend, from: number, until: number): Promise<WatchEvent[]> {
+async function watchTo(b: DynamoBackend, from: number, until: number, prefix = PODS, opts?: WatchOptions): Promise<WatchEvent[]> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), 20_000);
   const events: WatchEvent[] = [];
   try {
-    for await (const batch of b.watch(PODS, from, ac.signal, 100)) {
+    for await (const batch of b.watch(prefix, from, ac.signal, 100, opts)) {
       events.push(...batch.events);
       if (batch.revision >= until) return events;
     }
@@ -197,15 +197,20 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     // The faults a table gives under load (test/support/faulty-proxy.ts): refused, or applied with the answer lost.
     [', and some of them fail or lose their answers', { conflict: 0.05, throttle: 0.05, dropAfter: 0.05, error500After: 0.03 }],
   ] as const)('writers racing on a few keys, their transactions held back at random%s: a list and a watch from the start agree on every key', async (_, rates) => {
-    // Three writers (as three apiserver instances) create, update and delete three keys at random, each
+    // Four writers (as four apiserver instances) create, update and delete three keys at random, each
     // transaction delayed on its way (seeded): commits land out of revision order all the time.
     // Whatever each write's outcome, the log must tell the table's story: replaying a watch from revision 0
-    // up to a list's revision gives exactly the list's keys, values and modRevisions.
+    // up to a list's revision is a history that could have happened and gives exactly the list's keys,
+    // values and modRevisions; lists at older revisions, the Endpoints' change feed and the pods-by-node
+    // index agree with it. (Before creates checked their key's tombstone, this failed in every run.)
     const faults = Object.keys(rates).length > 0;
     const tableName = await freshTable();
-    const keys = ['a', 'b', 'c'].map((k) => `${PODS}ns/${k}`);
+    // Two pods (in the pods-by-node index, their node changing at random) and an Endpoints (in a change feed).
+    const ENDPOINTS = '/registry/core/endpoints/';
+    const keys = [`${PODS}ns/a`, `${PODS}ns/b`, `${ENDPOINTS}ns/c`];
+    const nodeOf = (value: string) => (JSON.parse(value) as { spec?: { nodeName?: string } }).spec?.nodeName;
     const writers = await Promise.all(
-      [1, 2, 3].map(async (seed) => {
+      [1, 2, 3, 4].map(async (seed) => {
         const delay = seededRandom(seed * 7919);
         // Most transactions quick, one in four held back 300-600 ms: while one is held, the others go on.
         const held = () => (delay() < 0.25 ? 300 + delay() * 300 : delay() * 20);
@@ -223,7 +228,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
           for (let i = 0; i < 40; i++) {
             const key = keys[Math.floor(w.pick() * keys.length)]!;
             const op = w.pick();
-            const value = JSON.stringify(`w${n}-${i}`);
+            const node = ['n1', 'n2', undefined][Math.floor(w.pick() * 3)];
+            const value = JSON.stringify({ spec: node ? { nodeName: node } : {}, by: `w${n}-${i}` });
             const kind = op < 0.3 ? 'create' : op < 0.75 ? 'update' : 'delete';
             try {
               if (kind === 'create') await w.backend.create(key, value);
@@ -247,32 +253,47 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       // The race ran: writes of every kind landed, and some were refused on a key another writer had moved.
       for (const k of ['create', 'update', 'delete', 'KeyExists']) expect(outcomes.get(k) ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(2);
       if (faults) expect(writers.reduce((n, w) => n + [...w.proxy.injected.values()].reduce((a, b) => a + b, 0), 0)).toBeGreaterThan(5);
-      const list = await reader.list(PODS);
-      const replayed = new Map<string, [string, number]>();
-      // The replay's state after each event, to hold lists at older revisions to (they undo the log).
-      const states: [number, Map<string, [string, number]>][] = [[0, new Map()]];
-      let last = 0;
-      for (const e of await watchTo(reader, 0, list.revision)) {
-        const at = `${e.type} of ${e.kv.key} at ${e.kv.modRevision}`;
-        expect(e.kv.modRevision, at).toBeGreaterThan(last); // one order
-        last = e.kv.modRevision;
-        // A history that could have happened: a create of an absent key, an update or delete of the value
-        // the replay holds (a later write can hide a wrong one from the end state, not from this).
-        const had = replayed.get(e.kv.key);
-        if (e.type === 'create') expect(had, at).toBeUndefined();
-        else expect(e.prevKv?.modRevision, at).toBe(had?.[1]);
-        if (e.type === 'delete') replayed.delete(e.kv.key);
-        else replayed.set(e.kv.key, [e.kv.value, e.kv.modRevision]);
-        states.push([e.kv.modRevision, new Map(replayed)]);
-      }
       const asMap = (kvs: { key: string; value: string; modRevision: number }[]) => new Map(kvs.map((kv) => [kv.key, [kv.value, kv.modRevision]]));
-      expect(asMap(list.kvs)).toEqual(replayed);
-      // A list at an older revision (the log undone back to it) is the replay's state then.
       const pickRev = seededRandom(99);
-      for (let i = 0; i < 6; i++) {
-        const rev = 1 + Math.floor(pickRev() * list.revision);
-        const then = [...states].reverse().find(([r]) => r <= rev)![1];
-        expect(asMap((await reader.list(PODS, { revision: rev })).kvs), `list at ${rev}`).toEqual(then);
+      for (const prefix of [PODS, ENDPOINTS]) {
+        const list = await reader.list(prefix);
+        const replayed = new Map<string, [string, number]>();
+        // The replay's state after each event, to hold lists at older revisions to (they undo the log).
+        const states: [number, Map<string, [string, number]>][] = [[0, new Map()]];
+        let last = 0;
+        const events = await watchTo(reader, 0, list.revision, prefix);
+        for (const e of events) {
+          const at = `${e.type} of ${e.kv.key} at ${e.kv.modRevision}`;
+          expect(e.kv.modRevision, at).toBeGreaterThan(last); // one order
+          last = e.kv.modRevision;
+          // A history that could have happened: a create of an absent key, an update or delete of the value
+          // the replay holds (a later write can hide a wrong one from the end state, not from this).
+          const had = replayed.get(e.kv.key);
+          if (e.type === 'create') expect(had, at).toBeUndefined();
+          else expect(e.prevKv?.modRevision, at).toBe(had?.[1]);
+          if (e.type === 'delete') replayed.delete(e.kv.key);
+          else replayed.set(e.kv.key, [e.kv.value, e.kv.modRevision]);
+          states.push([e.kv.modRevision, new Map(replayed)]);
+        }
+        expect(asMap(list.kvs), prefix).toEqual(replayed);
+        // A list at an older revision (the log undone back to it) is the replay's state then.
+        for (let i = 0; i < 4; i++) {
+          const rev = 1 + Math.floor(pickRev() * list.revision);
+          const then = [...states].reverse().find(([r]) => r <= rev)![1];
+          expect(asMap((await reader.list(prefix, { revision: rev })).kvs), `${prefix} at ${rev}`).toEqual(then);
+        }
+        // Endpoints are watched through their change feed: without previous values, the same changes.
+        if (prefix === ENDPOINTS) {
+          const bare = await watchTo(reader, 0, list.revision, prefix, { prevKv: false });
+          expect(bare.map((e) => [e.type, e.kv.key, e.kv.value, e.kv.modRevision])).toEqual(events.map((e) => [e.type, e.kv.key, e.kv.value, e.kv.modRevision]));
+        }
+        // Pods by node, read through the index (its items carry the pods' values), are the list's.
+        if (prefix === PODS) {
+          for (const node of ['n1', 'n2']) {
+            const byIndex = await reader.list(PODS, { index: { name: 'pods-by-node', value: node }, filter: (kv) => nodeOf(kv.value) === node });
+            expect(asMap(byIndex.kvs), node).toEqual(asMap(list.kvs.filter((kv) => nodeOf(kv.value) === node)));
+          }
+        }
       }
       await reader.close();
     } finally {
