@@ -12,7 +12,7 @@ import { DynamoBackend, ensureTable, objectFromImage } from '../lambdas/storage/
 import { decodeValue, encodeValue, itemPrevValue, itemValue } from '../lambdas/storage/value-codec.ts';
 import { StorageError, type WatchEvent, type WatchOptions } from '../lambdas/storage/backend.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
-import { seededRandom, startFaultyProxy } from './support/faulty-proxy.ts';
+import { seededRandom, startFaultyProxy, type FaultyProxyOptions } from './support/faulty-proxy.ts';
 
 const ddb = await dynamoTestEndpoint();
 if (!ddb) {
@@ -64,6 +64,41 @@ async function watchTo(b: DynamoBackend, from: number, until: number, prefix = P
     clearTimeout(timer);
     ac.abort();
   }
+}
+
+/**
+ * A client whose transactions are held back on their way (heldMs per TransactWriteItems) and, with rates,
+ * sometimes fail as a loaded table's do: a writer slower than the others, through test/support/faulty-proxy.ts.
+ */
+async function heldBackClient(heldMs: () => number, rates: FaultyProxyOptions['rates'] = {}, seed = 1) {
+  const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed, rates, ops: ['TransactWriteItems'], latencyMs: (op) => (op === 'TransactWriteItems' ? Math.floor(heldMs()) : 0) });
+  const client = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  return {
+    proxy,
+    client,
+    async close() {
+      client.destroy();
+      await proxy.close();
+    },
+  };
+}
+
+/** A slow writer (its transactions held back heldMs), a fast one and a reader, on one table. */
+async function slowFastReader(tableName: string, heldMs = 600) {
+  const held = await heldBackClient(() => heldMs);
+  const slow = new DynamoBackend({ client: held.client, tableName, gapTimeoutMs: 5000 });
+  const fast = new DynamoBackend({ client: ddb!.newClient(), tableName, gapTimeoutMs: 5000 });
+  const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 5000 });
+  return {
+    slow,
+    fast,
+    reader,
+    proxy: held.proxy,
+    async close() {
+      await Promise.all([slow.close(), fast.close(), reader.close()]);
+      await held.close();
+    },
+  };
 }
 
 describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => {
@@ -129,12 +164,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     const tableName = await freshTable();
     // The slow writer's transactions take 600 ms to arrive (a GC pause, a slow network): it took its
     // revision first, the fast writer commits the next one well before it.
-    const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed: 1, rates: {}, latencyMs: (op) => (op === 'TransactWriteItems' ? 600 : 0) });
-    const slowClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const { slow, fast, reader, proxy, close } = await slowFastReader(tableName);
     try {
-      const slow = new DynamoBackend({ client: slowClient, tableName, gapTimeoutMs: 5000 });
-      const fast = new DynamoBackend({ client: ddb!.newClient(), tableName, gapTimeoutMs: 5000 });
-      const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 5000 });
       const watching = watchTo(reader, 0, 2);
       const slowWrite = slow.create(`${PODS}ns/slow`, '"slow"');
       await new Promise((r) => setTimeout(r, 150)); // the slow writer has taken revision 1
@@ -148,10 +179,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       expect((await slowWrite).modRevision).toBe(1);
       const events = await watching;
       expect(events.map((e) => e.kv.value)).toEqual(['"slow"', '"fast"']);
-      await Promise.all([slow.close(), fast.close(), reader.close()]);
     } finally {
-      slowClient.destroy();
-      await proxy.close();
+      await close();
     }
   }, 30_000);
 
@@ -161,12 +190,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     // lands, so the object's own condition holds: committed at 1, the log would say created at 1,
     // created at 2, deleted at 3 (a watch ends with no object) while the table holds it (a list has it).
     const tableName = await freshTable();
-    const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed: 1, rates: {}, latencyMs: (op) => (op === 'TransactWriteItems' ? 600 : 0) });
-    const slowClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const { slow, fast, reader, proxy, close } = await slowFastReader(tableName);
     try {
-      const slow = new DynamoBackend({ client: slowClient, tableName, gapTimeoutMs: 5000 });
-      const fast = new DynamoBackend({ client: ddb!.newClient(), tableName, gapTimeoutMs: 5000 });
-      const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 5000 });
       const key = `${PODS}ns/same`;
       const slowWrite = slow.create(key, '"slow"');
       await new Promise((r) => setTimeout(r, 150)); // the slow writer has read the key absent and taken revision 1
@@ -185,10 +210,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
         ['delete', '"fast"', 3],
         ['create', '"slow"', kv.modRevision],
       ]);
-      await Promise.all([slow.close(), fast.close(), reader.close()]);
     } finally {
-      slowClient.destroy();
-      await proxy.close();
+      await close();
     }
   }, 30_000);
 
@@ -214,10 +237,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       [1, 2, 3, 4].map(async (seed) => {
         const delay = seededRandom(seed * 7919);
         // Most transactions quick, one in four held back 300-600 ms: while one is held, the others go on.
-        const held = () => (delay() < 0.25 ? 300 + delay() * 300 : delay() * 20);
-        const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed, rates, ops: ['TransactWriteItems'], latencyMs: (op) => (op === 'TransactWriteItems' ? Math.floor(held()) : 0) });
-        const client = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-        return { proxy, client, backend: new DynamoBackend({ client, tableName, gapTimeoutMs: 5000 }), pick: seededRandom(seed) };
+        const held = await heldBackClient(() => (delay() < 0.25 ? 300 + delay() * 300 : delay() * 20), rates, seed);
+        return { ...held, backend: new DynamoBackend({ client: held.client, tableName, gapTimeoutMs: 5000 }), pick: seededRandom(seed) };
       }),
     );
     const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 5000 });
@@ -303,16 +324,14 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
     } finally {
       for (const w of writers) {
         await w.backend.close();
-        w.client.destroy();
-        await w.proxy.close();
+        await w.close();
       }
     }
   }, 60_000);
 
   it('a writer slower than gapTimeoutMs finds its revision filled and writes again under a new one, once', async () => {
     const tableName = await freshTable();
-    const proxy = await startFaultyProxy({ target: ddb!.endpoint, seed: 1, rates: {}, latencyMs: (op) => (op === 'TransactWriteItems' ? 900 : 0) });
-    const slowClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const { proxy, client: slowClient, close } = await heldBackClient(() => 900);
     try {
       const slow = new DynamoBackend({ client: slowClient, tableName, gapTimeoutMs: 200 });
       const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 200 });
@@ -330,8 +349,7 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       expect((await reader.get(`${PODS}ns/slow`))?.modRevision).toBe(2);
       await Promise.all([slow.close(), reader.close()]);
     } finally {
-      slowClient.destroy();
-      await proxy.close();
+      await close();
     }
   }, 30_000);
 
