@@ -749,6 +749,12 @@ export type Sizes = Pick<ReturnType<typeof clusterSizes>, 'item' | 'collection' 
 /** What a history entry holds beyond its object's item (its key as partition, writer, verb, time, expiry). */
 export const HISTORY_ITEM_EXTRA_BYTES = 250;
 
+/**
+ * Read units of a create's ConditionCheck of its key's tombstone (storage/dynamodb.ts writeItems): priced as
+ * a transactional read of a small item, 2 units, as IAM and the CDK class it a read; not measured on AWS.
+ */
+export const CREATE_TOMBSTONE_CHECK_RRU = 2;
+
 /** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */
 export function logBytes(bytes: number, type: string): number {
   const value = Math.max(0, bytes - 70);
@@ -808,12 +814,11 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     // Endpoints' change item (the change without its previous value, under 1 KB for a 10-address
     // Endpoints) are under 1 KB: one unit each.
     const charges = access.split(' +charge').length - 1;
-    // A delete also puts its key's tombstone (~100 bytes: one unit), and a create checks it (a ConditionCheck:
-    // priced as a transactional read of a small item, 2 read units, as IAM and the CDK class it a read;
-    // not measured on AWS): storage/dynamodb.ts writeItems.
+    // A delete also puts its key's tombstone (~100 bytes: one unit), and a create checks it
+    // (CREATE_TOMBSTONE_CHECK_RRU): storage/dynamodb.ts writeItems.
     const count = (access.includes(' +count') ? 1 : 0) + charges + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0) + (type === 'delete' ? 1 : 0);
     const units = Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;
-    return { rru: type === 'create' ? 2 : 0, wru: 2 * units, requests: 1, kbRead: 0 };
+    return { rru: type === 'create' ? CREATE_TOMBSTONE_CHECK_RRU : 0, wru: 2 * units, requests: 1, kbRead: 0 };
   }
   throw new Error(`cost model: unknown access ${access}`);
 }

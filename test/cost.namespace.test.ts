@@ -34,7 +34,7 @@ import { createControllerHandlers, handleStreamBatch, streamFilterPatterns } fro
 import { chargedTo, currentNamespace, namespaceOfKey, UsageMeter } from '../lambdas/machinery/usage.ts';
 import { DynamoUsageStore } from '../lambdas/storage/usage-store.ts';
 import { DynamoBackend, ensureTable } from '../lambdas/storage/dynamodb.ts';
-import { clusterSizes, fixedOverhead, itemBytes, OPERATIONS, priceUsage, recipeCapacity, type NamespaceUsage } from '../infra/cost-model.ts';
+import { clusterSizes, CREATE_TOMBSTONE_CHECK_RRU, fixedOverhead, itemBytes, OPERATIONS, priceUsage, recipeCapacity, type NamespaceUsage } from '../infra/cost-model.ts';
 import { findResource } from '../lambdas/machinery/resources.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 import { streamRecords } from './support/dynamo-stream.ts';
@@ -70,9 +70,9 @@ function measure(client: DynamoDBClient): void {
       else if (command === 'PutItem') (wru = units(itemBytes(input.Item), 1024)), (historyPuts += String(input.Item?.pk?.S).startsWith('hist#') ? 1 : 0);
       else if (command === 'UpdateItem' || command === 'DeleteItem') wru = 1;
       else if (command === 'TransactWriteItems') {
-        // A create's ConditionCheck of its key's tombstone reads (2 units, as the cost model prices it); the rest write.
+        // A create's ConditionCheck of its key's tombstone reads (as the cost model prices it); the rest write.
         for (const t of input.TransactItems as Record<string, any>[]) {
-          if (t.ConditionCheck) rru += 2;
+          if (t.ConditionCheck) rru += CREATE_TOMBSTONE_CHECK_RRU;
           else wru += 2 * (t.Put ? units(itemBytes(t.Put.Item), 1024) : 1);
         }
       }

@@ -19,7 +19,7 @@
 // counts are priced as if it were deployed (it has no stream invocations, push channel nor resync).
 
 import { AsyncResource } from 'node:async_hooks';
-import { WATCH_COUNTER_POLL_MS } from '../../infra/cost-model.ts';
+import { CREATE_TOMBSTONE_CHECK_RRU, WATCH_COUNTER_POLL_MS } from '../../infra/cost-model.ts';
 import { contextSlot } from './context.ts';
 import type { Backend } from '../storage/backend.ts';
 import type { HistoryStore } from '../storage/history.ts';
@@ -330,14 +330,12 @@ const storedBytes = (key: string, value: string) => Math.ceil(Buffer.byteLength(
  * object item and its change-log item (2 WRU per KB each; an update's log item holds the value and the
  * previous one; the namespace's count item 2 more when counted; a delete's tombstone 2 more), and the
  * settled watermark's SET (1 WRU): 3 requests. A create first reads its count group's item (a
- * BatchGetItem, 1 RRU), and its transaction checks its key's tombstone (2 RRU: CREATE_CHECK_RRU).
+ * BatchGetItem, 1 RRU), and its transaction checks its key's tombstone (CREATE_TOMBSTONE_CHECK_RRU).
  */
 function writeUnits(bytes: number, type: 'create' | 'update' | 'delete', counted: boolean): number {
   const log = type === 'update' ? 2 * bytes : bytes;
   return 1 + 2 * (Math.max(1, Math.ceil(bytes / 1024)) + Math.ceil(log / 1024) + (counted ? 1 : 0) + (type === 'delete' ? 1 : 0)) + 1;
 }
-/** A create's ConditionCheck of its key's tombstone: a transactional read of a small item. */
-const CREATE_CHECK_RRU = 2;
 
 /** The store, counted: each call's DynamoDB requests and units, charged to the current namespace. */
 export function meteredBackend(backend: Backend, meter: UsageMeter): Backend {
@@ -361,7 +359,7 @@ export function meteredBackend(backend: Backend, meter: UsageMeter): Backend {
     },
     create: async (key, value, opts) => {
       const kv = await backend.create(key, value, opts);
-      meter.storage('write', 3, CREATE_CHECK_RRU, writeUnits(storedBytes(key, value), 'create', !!opts?.count));
+      meter.storage('write', 3, CREATE_TOMBSTONE_CHECK_RRU, writeUnits(storedBytes(key, value), 'create', !!opts?.count));
       meter.storage('read', 1, 1, 0);
       return kv;
     },

@@ -181,7 +181,7 @@ async function apiPhase(sides: ControlPlane[]): Promise<void> {
   }
 
   const names = sides.map((s) => s.name);
-  console.log(`\n### API: ${ROUNDS} interleaved rounds × ${OPS} requests per row (list and new connection: ${Math.max(20, OPS / 4)}; watch: ${OPS} events)\n`);
+  console.log(`\n### API: ${ROUNDS} interleaved rounds × ${OPS} requests per row (list: ${Math.max(20, OPS / 4)}; new connection: ${Math.max(50, OPS / 4)}; watch: ${OPS} events)\n`);
   console.log('| side | operation | concurrency | requests | p50 ms | p99 ms | req/s | server CPU ms/request |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   const stat = (side: string, op: string, conc: number) => {
