@@ -135,7 +135,11 @@ for (const [label, open, enabled] of backends) {
       await c.reconcile('n2', ctx);
       const n1 = await node(ctx, 'n1');
       expect(hasTaint(n1)).toBe(true);
-      expect(n1.spec.taints[0].timeAdded).toBe('2026-01-01T00:00:41Z');
+      // kube's two: NoSchedule keeps new pods off (even those tolerating NoExecute a while), NoExecute evicts.
+      expect(n1.spec.taints).toEqual([
+        { key: UNREACHABLE_TAINT, effect: 'NoSchedule', timeAdded: '2026-01-01T00:00:41Z' },
+        { key: UNREACHABLE_TAINT, effect: 'NoExecute', timeAdded: '2026-01-01T00:00:41Z' },
+      ]);
       for (const cond of n1.status.conditions) {
         expect(cond).toMatchObject({ status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' });
       }

@@ -58,7 +58,7 @@ describe.skipIf(!moto)('dead man\'s switch (EventBridge Scheduler and DynamoDB o
     expect(isWakeUpEvent(payload)).toBe(true);
     await handleWakeUp(deployedControllers, ctx, payload);
     const n = await ctx.registry.get(nodes, undefined, 'ip-10-0-1-5');
-    expect((n.spec?.taints ?? []).map((t: { key: string }) => t.key)).toEqual([UNREACHABLE_TAINT]);
+    expect((n.spec?.taints ?? []).map((t: { key: string; effect: string }) => `${t.key}:${t.effect}`)).toEqual([`${UNREACHABLE_TAINT}:NoSchedule`, `${UNREACHABLE_TAINT}:NoExecute`]);
     expect(n.status?.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown' });
   });
 });

@@ -86,10 +86,15 @@ describe.skipIf(!docker)('a node whose agent dies (local cluster, real agent pro
     const notReadyS = (Date.now() - killedAt) / 1000;
     // 40 s after its last lease renewal (every 10 s locally), plus the loop's look 1 s after the deadline.
     expect(notReadyS).toBeLessThanOrEqual(52);
+    // A replacement seen bound to the dead node: it tolerates the unreachable NoExecute taint for 5 s, but
+    // the NoSchedule one must keep it off (it once landed there and waited for the next eviction pass).
+    const onDeadNode = new Set<string>();
     const replacement = await until('a replacement Running on the hollow node', async () => {
       const r = await c!.kubectl(['get', 'pods', '-l', 'app=survivor', '-o', 'jsonpath={range .items[*]}{.metadata.uid} {.metadata.name} {.spec.nodeName} {.status.phase}{"\\n"}{end}']);
+      for (const l of r.stdout.split('\n')) if (l.split(' ')[2] === NODE && !l.startsWith(pod)) onDeadNode.add(l);
       return r.stdout.split('\n').find((l) => l.endsWith(`${hollow} Running`))?.split(' ')[0];
     }, 60_000, 250);
+    expect([...onDeadNode]).toEqual([]);
     expect(replacement).not.toBe(pod); // another pod (uids; the RC may give it the same name)
     console.log(`agent killed -> node unreachable ${notReadyS.toFixed(1)} s; -> replacement Running ${((Date.now() - killedAt) / 1000).toFixed(1)} s (5 s toleration)`);
     // The evicted pod is gone from the store (deleted with no grace: no agent will end it): one pod left.

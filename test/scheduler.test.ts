@@ -194,8 +194,12 @@ describe('filter plugins', () => {
   it('NodeReady and NodeUnschedulable', () => {
     expect(check(pod('p'), info(node('n')), nodeReady).ok).toBe(true);
     expect(check(pod('p'), info(node('n', { ready: 'False' })), nodeReady)).toEqual({ ok: false, reasons: ['node(s) were not ready'] });
-    const tolerant = pod('p', { tolerations: [{ key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' }] });
+    // Tolerating unreachable NoExecute (every pod does, for 300 s) lets a pod stay on, not go on: NoSchedule does.
+    const staysAWhile = pod('p', { tolerations: [{ key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }] });
+    expect(check(staysAWhile, info(node('n', { ready: 'Unknown' })), nodeReady)).toEqual({ ok: false, reasons: ['node(s) were not ready'] });
+    const tolerant = pod('p', { tolerations: [{ key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoSchedule' }] });
     expect(check(tolerant, info(node('n', { ready: 'Unknown' })), nodeReady).ok).toBe(true);
+    expect(check(pod('p', { tolerations: [{ operator: 'Exists' }] }), info(node('n', { ready: 'False' })), nodeReady).ok).toBe(true);
     const cordoned = info(node('n', { unschedulable: true }));
     expect(check(pod('p'), cordoned, nodeUnschedulable)).toEqual({ ok: false, reasons: ['node(s) were unschedulable'] });
     expect(check(pod('p', { tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }] }), cordoned, nodeUnschedulable).ok).toBe(true);

@@ -1,7 +1,7 @@
 // The node lifecycle controller: nodes heartbeat by renewing a coordination.k8s.io/v1 Lease named
 // after them in kube-node-lease. A node whose lease is older than the grace period is marked
 // unreachable, as Kubernetes' node lifecycle controller does: its conditions become Unknown
-// (NodeStatusUnknown) and it gets the node.kubernetes.io/unreachable:NoExecute taint; the pods on it
+// (NodeStatusUnknown) and it gets the node.kubernetes.io/unreachable taints (NoSchedule and NoExecute); the pods on it
 // are then evicted (taint-based eviction) when their toleration of that taint runs out, and pods that
 // tolerate it forever stay. When the lease is renewed the taint goes; the node agent sets Ready itself.
 //
@@ -39,6 +39,7 @@ export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
  */
 export const goneNodeKey = (name: string) => `gone:${name}`;
 export const UNREACHABLE_TAINT = 'node.kubernetes.io/unreachable';
+const UNREACHABLE_EFFECTS = ['NoSchedule', 'NoExecute'] as const;
 export const NODE_LIFECYCLE_CONTROLLER = 'node-lifecycle-controller';
 /** The key a node's dead man's switch fires with: its agent has been silent for the switch's period. */
 export const silentNodeKey = (name: string) => `silent:${name}`;
@@ -116,10 +117,13 @@ export function createNodeLifecycleController(opts: NodeLifecycleOptions = {}): 
       );
       return { ...n, status: { ...(n.status ?? {}), conditions: next } };
     });
+    // Both of kube's taints: NoSchedule (its TaintNodesByCondition) keeps new pods off, even those that
+    // tolerate the NoExecute one for a while (as every pod does, for 300 s by default); NoExecute evicts.
     return ctx.registry.guaranteedUpdate(nodes, undefined, name, undefined, {}, (n) => {
       const taints: any[] = n.spec?.taints ?? [];
-      if (taints.some((x) => x.key === UNREACHABLE_TAINT && x.effect === 'NoExecute')) return n;
-      return { ...n, spec: { ...(n.spec ?? {}), taints: [...taints, { key: UNREACHABLE_TAINT, effect: 'NoExecute', timeAdded: t }] } };
+      const missing = UNREACHABLE_EFFECTS.filter((effect) => !taints.some((x) => x.key === UNREACHABLE_TAINT && x.effect === effect));
+      if (!missing.length) return n;
+      return { ...n, spec: { ...(n.spec ?? {}), taints: [...taints, ...missing.map((effect) => ({ key: UNREACHABLE_TAINT, effect, timeAdded: t }))] } };
     });
   }
 

@@ -1,7 +1,7 @@
 // NodeReady and NodeUnschedulable. kube-scheduler itself leaves readiness to the node lifecycle
 // controller's node.kubernetes.io/not-ready taint; Skiff also checks the Ready condition directly, so a
 // node that never reported Ready (or stopped) gets no pods even before it is tainted. Pods that tolerate
-// the not-ready / unreachable taints (as DaemonSet pods do) pass anyway.
+// the not-ready / unreachable NoSchedule taint (as a CNI DaemonSet's `operator: Exists` does) pass anyway.
 // NodeUnschedulable: spec.unschedulable (kubectl cordon) keeps pods off unless they tolerate the
 // node.kubernetes.io/unschedulable:NoSchedule taint, exactly as the upstream plugin does.
 
@@ -19,7 +19,9 @@ export const nodeReady: FilterPlugin = {
     if ((info.ready ??= nodeIsReady(info.node))) return OK;
     const ready = (info.node.status?.conditions ?? []).find((c: any) => c?.type === 'Ready');
     const key = ready?.status === 'Unknown' ? 'node.kubernetes.io/unreachable' : 'node.kubernetes.io/not-ready';
-    if (podTolerates(pod, { key, effect: 'NoSchedule' }) || podTolerates(pod, { key, effect: 'NoExecute' })) return OK;
+    // Only a NoSchedule toleration lets a pod on, as the lifecycle controller's NoSchedule taint would:
+    // tolerating the NoExecute one (every pod does, for 300 s) only lets a pod already there stay a while.
+    if (podTolerates(pod, { key, effect: 'NoSchedule' })) return OK;
     return fail('node(s) were not ready');
   },
 };
