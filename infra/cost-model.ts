@@ -755,6 +755,15 @@ export const HISTORY_ITEM_EXTRA_BYTES = 250;
  */
 export const CREATE_TOMBSTONE_CHECK_RRU = 2;
 
+/**
+ * Write units of a write's one TransactWriteItems: 2 a KB of each item, rounded up item by item: the
+ * object (at least 1), its log item, and `smallItems` of under 1 KB (count, charges, index, change,
+ * tombstone). Also the per-namespace meter's (machinery/usage.ts).
+ */
+export function transactionWriteUnits(objectBytes: number, logItemBytes: number, smallItems: number): number {
+  return 2 * (Math.max(1, Math.ceil(objectBytes / 1024)) + Math.ceil(logItemBytes / 1024) + smallItems);
+}
+
 /** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */
 export function logBytes(bytes: number, type: string): number {
   const value = Math.max(0, bytes - 70);
@@ -817,8 +826,7 @@ export function accessCapacity(access: string, sizes: Sizes): { rru: number; wru
     // A delete also puts its key's tombstone (~100 bytes: one unit), and a create checks it
     // (CREATE_TOMBSTONE_CHECK_RRU): storage/dynamodb.ts writeItems.
     const count = (access.includes(' +count') ? 1 : 0) + charges + (access.includes(' +index') ? 1 : 0) + (access.includes(' +change') ? 1 : 0) + (type === 'delete' ? 1 : 0);
-    const units = Math.max(1, Math.ceil(item / 1024)) + Math.ceil(logBytes(item, type) / 1024) + count;
-    return { rru: type === 'create' ? CREATE_TOMBSTONE_CHECK_RRU : 0, wru: 2 * units, requests: 1, kbRead: 0 };
+    return { rru: type === 'create' ? CREATE_TOMBSTONE_CHECK_RRU : 0, wru: transactionWriteUnits(item, logBytes(item, type), count), requests: 1, kbRead: 0 };
   }
   throw new Error(`cost model: unknown access ${access}`);
 }

@@ -19,7 +19,7 @@
 // counts are priced as if it were deployed (it has no stream invocations, push channel nor resync).
 
 import { AsyncResource } from 'node:async_hooks';
-import { CREATE_TOMBSTONE_CHECK_RRU, WATCH_COUNTER_POLL_MS } from '../../infra/cost-model.ts';
+import { CREATE_TOMBSTONE_CHECK_RRU, WATCH_COUNTER_POLL_MS, transactionWriteUnits } from '../../infra/cost-model.ts';
 import { contextSlot } from './context.ts';
 import type { Backend } from '../storage/backend.ts';
 import type { HistoryStore } from '../storage/history.ts';
@@ -334,7 +334,7 @@ const storedBytes = (key: string, value: string) => Math.ceil(Buffer.byteLength(
  */
 function writeUnits(bytes: number, type: 'create' | 'update' | 'delete', counted: boolean): number {
   const log = type === 'update' ? 2 * bytes : bytes;
-  return 1 + 2 * (Math.max(1, Math.ceil(bytes / 1024)) + Math.ceil(log / 1024) + (counted ? 1 : 0) + (type === 'delete' ? 1 : 0)) + 1;
+  return 1 + transactionWriteUnits(bytes, log, (counted ? 1 : 0) + (type === 'delete' ? 1 : 0)) + 1;
 }
 
 /** The store, counted: each call's DynamoDB requests and units, charged to the current namespace. */
