@@ -269,13 +269,26 @@ export const OPERATIONS = {
    * reach, whether the log still holds where it starts, the feed's marker (cached by a warm function;
    * each request here is a fresh one) and the collection's changes: one Query of its feed, whose items
    * carry the changes (storage/dynamodb.ts, 2026-12-06; until then a BatchGetItem of their log items
-   * followed). Each further change in the same catch-up adds its item's bytes to the Query.
+   * followed). Each further change in the same catch-up adds its item's bytes to the Query. This is the
+   * first catch-up past the function's window of the feed (FeedWindow, 2026-12-07: until then every one).
    */
   catchUpPerChange: {
     apiRequests: 0,
     invocations: nothing,
     dynamo: {
       apiserver: { 'Query counter': 1, 'GetItem log': 1, 'GetItem feed-marker': 1, 'Query changes': 1 },
+    },
+  },
+  /**
+   * Another node's catch-up of the same change on the same warm function: the change is in the function's
+   * window of the feed (storage/dynamodb.ts FeedWindow), so it reads no change, only the revision it must
+   * reach and whether the log still holds where it starts.
+   */
+  catchUpPerChangeShared: {
+    apiRequests: 0,
+    invocations: nothing,
+    dynamo: {
+      apiserver: { 'Query counter': 1, 'GetItem log': 1 },
     },
   },
   /** A user creates a bare pod; the scheduler reserves room and binds it, recording an event. */
@@ -764,6 +777,25 @@ export function transactionWriteUnits(objectBytes: number, logItemBytes: number,
   return 2 * (Math.max(1, Math.ceil(objectBytes / 1024)) + Math.ceil(logItemBytes / 1024) + smallItems);
 }
 
+/** Warm apiserver instances for the feed window's reads: 3x the average concurrency, at least 2. */
+export function feedWindowInstances(apiserverSecondsPerMonth: number): number {
+  return Math.max(2, Math.ceil((3 * apiserverSecondsPerMonth) / MONTH_SECONDS));
+}
+
+/** What `op` does beyond `base` (both measured): the first reader's part of an operation others share. */
+function diffOp(op: OpCount, base: OpCount): OpCount {
+  const dynamo: OpCount['dynamo'] = {};
+  for (const fn of FUNCTIONS) {
+    const out: Record<string, number> = {};
+    for (const [access, n] of Object.entries(op.dynamo[fn] ?? {})) {
+      const d = n - (base.dynamo[fn]?.[access] ?? 0);
+      if (d !== 0) out[access] = d;
+    }
+    if (Object.keys(out).length) dynamo[fn] = out;
+  }
+  return { apiRequests: op.apiRequests - base.apiRequests, invocations: nothing, dynamo };
+}
+
 /** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */
 export function logBytes(bytes: number, type: string): number {
   const value = Math.max(0, bytes - 70);
@@ -1051,6 +1083,8 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
 
   const O = OPERATIONS;
   const perSecond = (s: number) => MONTH_SECONDS / s;
+  /** Catch-ups a month that find Endpoints changes (the agents' changesOnly polls). */
+  let feedCatchUps = 0;
 
   // Node heartbeats: the Lease every leaseSeconds; the Node GET each time; its status every statusRefreshSeconds.
   const L = agent.leaseSeconds;
@@ -1078,10 +1112,12 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
       // until the changes rode on their feed items).
       const k = (cluster.churnPerHour / 3600) * agent.pollSeconds;
       const withChanges = 1 - Math.exp(-k);
-      const extra = Math.max(0, k - withChanges);
       add('agent polls', O.catchUpUnchanged, polls * (agent.informers.services + agent.informers.endpoints));
-      add('agent polls', O.catchUpPerChange, polls * agent.informers.endpoints * withChanges);
-      add('agent polls', { apiRequests: 0, invocations: nothing, dynamo: { apiserver: { 'Query changes more': 1 } } }, polls * agent.informers.endpoints * extra);
+      // Every catch-up that finds changes checks where it stands; the changes themselves are read by the
+      // function, through its window of the feed, once for all the nodes it serves (feedWindowReads, below,
+      // once the apiserver's time is known).
+      add('agent polls', O.catchUpPerChangeShared, polls * agent.informers.endpoints * withChanges);
+      feedCatchUps = polls * agent.informers.endpoints * withChanges;
     } else {
       add('agent polls', paged(O.pollServices, cs.units), polls * agent.informers.services);
       add('agent polls', paged(O.pollEndpoints, cs.units), polls * agent.informers.endpoints);
@@ -1191,6 +1227,21 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
     usage.sqsRequests += 3 * demands;
     usage.lambdaSeconds.controllerManager += (demands * 2 * MEASURED_HANDLER_MS.perDynamoRequest) / 1000;
     bySource['hpa usage demands'] = cost({ wru: demands, gbs: (demands * 2 * MEASURED_HANDLER_MS.perDynamoRequest * memGb) / 1000 }) + 3 * demands * PRICES.sqsPerRequest;
+  }
+
+  if (feedCatchUps > 0) {
+    // The Endpoints changes the catch-ups find, read by each apiserver instance through its window of the
+    // feed (storage/dynamodb.ts FeedWindow). An instance reads the feed when a catch-up comes after a
+    // change it has not read (the feed Query, and the marker a fresh instance reads), and reads each change
+    // once. With catch-ups at rate L spread over I instances and changes at rate c, a catch-up finds one
+    // unread with probability 1 - e^(-c I / L): L (1 - e^(-cI/L)) reads a month, at most I c.
+    // I, the warm instances: 3x the apiserver's average concurrency, at least 2 (an assumption: Lambda
+    // keeps about the peak concurrency warm; more instances read more).
+    const instances = feedWindowInstances(usage.lambdaSeconds.apiserver);
+    const changes = cluster.churnPerHour * MONTH_HOURS;
+    const reads = feedCatchUps * (1 - Math.exp(-(changes * instances) / feedCatchUps));
+    add('agent polls', diffOp(O.catchUpPerChange, O.catchUpPerChangeShared), reads);
+    add('agent polls', { apiRequests: 0, invocations: nothing, dynamo: { apiserver: { 'Query changes more': 1 } } }, Math.max(0, changes * instances - reads));
   }
 
   // Cost per namespace (lambdas/storage/usage-store.ts): each function instance adds what it counted to one

@@ -57,4 +57,71 @@ describe('DynamoDB watches of one process', () => {
       client.destroy();
     }
   }, 60_000);
+
+  // Every deployed node catches up on the whole Endpoints collection every poll, each from the revision it
+  // last saw. A function's window of the feed (dynamodb.ts FeedWindow) reads each change once for all of
+  // them: a node's reads no longer grow with the cluster's churn (issue #16).
+  it.runIf(!!ddb)('catch-ups of the whole Endpoints collection, from different revisions, read the feed once per change', async () => {
+    const client = ddb!.newClient();
+    const table = uniqueTableName('feed-window');
+    await ensureTable(client, table);
+    let feedQueries = 0;
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = (args.input ?? {}) as { ExpressionAttributeValues?: Record<string, { S?: string }> };
+        if (input.ExpressionAttributeValues?.[':pk']?.S?.startsWith('chg#')) feedQueries++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countFeedQueries' },
+    );
+    const writer = new DynamoBackend({ client, tableName: table });
+    const server = new DynamoBackend({ client, tableName: table, pollIntervalMs: 20 }); // the warm function
+    const key = (n: string) => `/registry/core/endpoints/default/${n}`;
+    const ep = (n: string, ip: string) => JSON.stringify({ kind: 'Endpoints', metadata: { name: n, namespace: 'default' }, subsets: [{ addresses: [{ ip }] }] });
+    /** One node's catch-up from `from` (as the apiserver serves drain=true): the events and the revision reached. */
+    const catchUp = async (prefix: string, from: number) => {
+      const ctl = new AbortController();
+      for await (const b of server.watch(prefix, from, ctl.signal, 0, { prevKv: false })) {
+        ctl.abort();
+        return { events: b.events.map((e) => `${e.type} ${e.kv.key.split('/').pop()} ${e.kv.modRevision}`), revision: b.revision };
+      }
+      throw new Error('the watch ended without a batch');
+    };
+    try {
+      // Five nodes, each last looked after a different one of four creates.
+      const marks = [await writer.currentRevision()];
+      const written: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const kv = await writer.create(key(`e${i}`), ep(`e${i}`, `10.0.0.${i}`));
+        written.push(`create e${i} ${kv.modRevision}`);
+        marks.push(kv.modRevision);
+      }
+      const head = marks.at(-1)!;
+      feedQueries = 0;
+      for (const [i, from] of marks.entries()) {
+        const got = await catchUp('/registry/core/endpoints/', from);
+        expect(got).toEqual({ events: written.slice(i), revision: head });
+      }
+      expect(feedQueries).toBe(1); // the first node's range; the others' lie inside it (without the window: 4, the last node has nothing new)
+
+      // An update and a delete: every node catches up from the head it reached.
+      const e1 = await server.get(key('e1'));
+      const upd = await writer.update(key('e1'), ep('e1', '10.0.1.1'), e1!.modRevision);
+      const del = await writer.delete(key('e2'));
+      feedQueries = 0;
+      for (let node = 0; node < marks.length; node++) {
+        expect(await catchUp('/registry/core/endpoints/', head)).toEqual({ events: [`update e1 ${upd.modRevision}`, `delete e2 ${del.modRevision}`], revision: del.modRevision });
+      }
+      expect(feedQueries).toBe(1);
+
+      // A namespace's catch-up (not the whole collection) reads the feed itself, and agrees.
+      feedQueries = 0;
+      expect((await catchUp('/registry/core/endpoints/default/', marks[0]!)).events).toEqual([...written, `update e1 ${upd.modRevision}`, `delete e2 ${del.modRevision}`]);
+      expect(feedQueries).toBe(1);
+    } finally {
+      await writer.close();
+      await server.close();
+      client.destroy();
+    }
+  }, 60_000);
 });

@@ -222,6 +222,8 @@ export class DynamoBackend implements Backend {
   private readonly maxListReplay: number;
   private readonly feed: RevisionFeed;
   private readonly recentLog: LogWindow;
+  /** Each change feed's recent changes, shared by this process's catch-ups of the whole collection. */
+  private readonly feedWindows = new Map<string, FeedWindow>();
   private readonly gapTimeoutMs: number;
   private closed = false;
   /** Every revision up to this one is settled (committed or a gap), as this process has seen. */
@@ -1020,6 +1022,19 @@ export class DynamoBackend implements Backend {
    * expired with it (TTL): Compacted.
    */
   private async changesOf(feed: string, prefix: string, after: number, upTo: number, withPrev: boolean): Promise<LogEntry[]> {
+    // Every deployed agent catches up on the whole collection (no selector: no previous values), each from
+    // where it last looked: read through the process's window of the feed, each change is read once per
+    // warm function, not once per node (issue #16: a node's cost flat as the cluster grows).
+    if (prefix === feed && !withPrev) {
+      let w = this.feedWindows.get(feed);
+      if (!w) this.feedWindows.set(feed, (w = new FeedWindow((a, b) => this.readChanges(feed, prefix, a, b, false))));
+      return w.read(after, upTo);
+    }
+    return this.readChanges(feed, prefix, after, upTo, withPrev);
+  }
+
+  /** changesOf's read: the feed's Query, and the log items of changes that do not carry themselves. */
+  private async readChanges(feed: string, prefix: string, after: number, upTo: number, withPrev: boolean): Promise<LogEntry[]> {
     const changes = (
       await this.queryAll({
         KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
@@ -1308,6 +1323,59 @@ class LogWindow {
       if (sl.entry) out.push(sl.entry);
     }
     return out;
+  }
+}
+
+/**
+ * A change feed's entries over one run of revisions (start, end], complete there (the feed's Query of a
+ * settled range), for the catch-ups of one process: with every node asking what changed since its own
+ * last look, each read only what lies past the window's end, and the window grows to cover it. A read
+ * from before the window (a node far behind, a fresh process) reads its whole range, which becomes the
+ * window when it joins or passes it. The oldest entries go past `capacity`; entries are never mutated.
+ */
+export class FeedWindow {
+  private start = 0;
+  private end = -1; // empty: no range covered
+  private entries: LogEntry[] = [];
+
+  constructor(
+    private readonly readRange: (after: number, upTo: number) => Promise<LogEntry[]>,
+    private readonly capacity = 2 * BATCH_REVISIONS,
+  ) {}
+
+  /** The entries in (after, upTo], every revision up to upTo settled. */
+  async read(after: number, upTo: number): Promise<LogEntry[]> {
+    if (upTo <= after) return [];
+    if (this.end < 0 || after < this.start || after > this.end) {
+      const fresh = await this.readRange(after, upTo);
+      this.merge(after, upTo, fresh);
+      return fresh;
+    }
+    // From the window up to its end as it is now (a read in flight may move it), the rest from the store.
+    const known = Math.min(this.end, upTo);
+    const held = this.entries.filter((e) => e.kv.modRevision > after && e.kv.modRevision <= known);
+    if (known === upTo) return held;
+    const tail = await this.readRange(known, upTo);
+    this.merge(known, upTo, tail);
+    return [...held, ...tail];
+  }
+
+  /** Takes in a complete read of (after, upTo]: joined to the window when they touch, else the newer of the two. */
+  private merge(after: number, upTo: number, fresh: LogEntry[]): void {
+    const rev = (e: LogEntry) => e.kv.modRevision;
+    if (this.end >= 0 && after <= this.end && upTo >= this.start) {
+      this.entries = [...this.entries.filter((e) => rev(e) <= after), ...fresh, ...this.entries.filter((e) => rev(e) > upTo)];
+      this.start = Math.min(this.start, after);
+      this.end = Math.max(this.end, upTo);
+    } else if (upTo > this.end) {
+      this.entries = [...fresh];
+      this.start = after;
+      this.end = upTo;
+    }
+    if (this.entries.length > this.capacity) {
+      const dropped = this.entries.splice(0, this.entries.length - this.capacity);
+      this.start = rev(dropped.at(-1)!);
+    }
   }
 }
 
