@@ -13,21 +13,26 @@ import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 const ddb = await dynamoTestEndpoint();
 afterAll(() => ddb?.stop());
 
+/** A client of a new table that counts the Queries it sends of partitions whose key starts with `pk`. */
+async function countingQueriesOf(label: string, pk: string) {
+  const client = ddb!.newClient();
+  const table = uniqueTableName(label);
+  await ensureTable(client, table);
+  const queries = { n: 0 };
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const input = (args.input ?? {}) as { ExpressionAttributeValues?: Record<string, { S?: string }> };
+      if (input.ExpressionAttributeValues?.[':pk']?.S?.startsWith(pk)) queries.n++;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countQueries' },
+  );
+  return { client, table, queries };
+}
+
 describe('DynamoDB watches of one process', () => {
   it.runIf(!!ddb)('read each write from the log once, however many watch', async () => {
-    const client = ddb!.newClient();
-    const table = uniqueTableName('watch-share');
-    await ensureTable(client, table);
-    // Counts the Queries of the log partition this client sends.
-    let logQueries = 0;
-    client.middlewareStack.add(
-      (next) => async (args) => {
-        const input = (args.input ?? {}) as { ExpressionAttributeValues?: Record<string, { S?: string }> };
-        if (input.ExpressionAttributeValues?.[':pk']?.S?.startsWith('log')) logQueries++;
-        return next(args);
-      },
-      { step: 'initialize', name: 'countLogQueries' },
-    );
+    const { client, table, queries } = await countingQueriesOf('watch-share', 'log');
     const backend = new DynamoBackend({ client, tableName: table, pollIntervalMs: 20 });
     const signal = new AbortController();
     setMaxListeners(100, signal.signal); // 30 watches listen on it
@@ -38,7 +43,7 @@ describe('DynamoDB watches of one process', () => {
       for await (const b of backend.watch(prefix, start, signal.signal, 60_000)) seen[i]!.push(b);
     });
     try {
-      logQueries = 0;
+      queries.n = 0;
       const writes = 5;
       for (let w = 0; w < writes; w++) await backend.create(`/registry/g/kind${w}/ns/o${w}`, JSON.stringify({ w }));
       // Every watch of a written kind got its event.
@@ -48,8 +53,8 @@ describe('DynamoDB watches of one process', () => {
       // About one log Query per write (fewer when a read covers several), not one per watch (30 x 5). A
       // read that finds a write still in flight (its revision taken, its transaction not yet committed)
       // reads again: a loaded CI run counted 6 for 5 writes. Twice the writes still fails without sharing.
-      expect(logQueries).toBeGreaterThan(0);
-      expect(logQueries).toBeLessThanOrEqual(2 * writes);
+      expect(queries.n).toBeGreaterThan(0);
+      expect(queries.n).toBeLessThanOrEqual(2 * writes);
     } finally {
       signal.abort();
       await Promise.allSettled(watching);
@@ -62,18 +67,7 @@ describe('DynamoDB watches of one process', () => {
   // last saw. A function's window of the feed (dynamodb.ts FeedWindow) reads each change once for all of
   // them: a node's reads no longer grow with the cluster's churn (issue #16).
   it.runIf(!!ddb)('catch-ups of the whole Endpoints collection, from different revisions, read the feed once per change', async () => {
-    const client = ddb!.newClient();
-    const table = uniqueTableName('feed-window');
-    await ensureTable(client, table);
-    let feedQueries = 0;
-    client.middlewareStack.add(
-      (next) => async (args) => {
-        const input = (args.input ?? {}) as { ExpressionAttributeValues?: Record<string, { S?: string }> };
-        if (input.ExpressionAttributeValues?.[':pk']?.S?.startsWith('chg#')) feedQueries++;
-        return next(args);
-      },
-      { step: 'initialize', name: 'countFeedQueries' },
-    );
+    const { client, table, queries } = await countingQueriesOf('feed-window', 'chg#');
     const writer = new DynamoBackend({ client, tableName: table });
     const server = new DynamoBackend({ client, tableName: table, pollIntervalMs: 20 }); // the warm function
     const key = (n: string) => `/registry/core/endpoints/default/${n}`;
@@ -97,27 +91,27 @@ describe('DynamoDB watches of one process', () => {
         marks.push(kv.modRevision);
       }
       const head = marks.at(-1)!;
-      feedQueries = 0;
+      queries.n = 0;
       for (const [i, from] of marks.entries()) {
         const got = await catchUp('/registry/core/endpoints/', from);
         expect(got).toEqual({ events: written.slice(i), revision: head });
       }
-      expect(feedQueries).toBe(1); // the first node's range; the others' lie inside it (without the window: 4, the last node has nothing new)
+      expect(queries.n).toBe(1); // the first node's range; the others' lie inside it (without the window: 4, the last node has nothing new)
 
       // An update and a delete: every node catches up from the head it reached.
       const e1 = await server.get(key('e1'));
       const upd = await writer.update(key('e1'), ep('e1', '10.0.1.1'), e1!.modRevision);
       const del = await writer.delete(key('e2'));
-      feedQueries = 0;
+      queries.n = 0;
       for (let node = 0; node < marks.length; node++) {
         expect(await catchUp('/registry/core/endpoints/', head)).toEqual({ events: [`update e1 ${upd.modRevision}`, `delete e2 ${del.modRevision}`], revision: del.modRevision });
       }
-      expect(feedQueries).toBe(1);
+      expect(queries.n).toBe(1);
 
       // A namespace's catch-up (not the whole collection) reads the feed itself, and agrees.
-      feedQueries = 0;
+      queries.n = 0;
       expect((await catchUp('/registry/core/endpoints/default/', marks[0]!)).events).toEqual([...written, `update e1 ${upd.modRevision}`, `delete e2 ${del.modRevision}`]);
-      expect(feedQueries).toBe(1);
+      expect(queries.n).toBe(1);
     } finally {
       await writer.close();
       await server.close();
