@@ -25,10 +25,11 @@ const revs = (es: Entry[]) => es.map((e) => e.kv.modRevision);
 
 describe('FeedWindow', () => {
   it('answers every read as the feed would, behind, inside, at and past the window, trimmed or not', async () => {
-    for (const capacity of [3, 10, 2000]) {
+    // [entries, bytes of values]: values here are 2 to 4 bytes ("v" and the revision).
+    for (const [capacity, bytes] of [[3, 1000], [10, 1000], [2000, 10], [2000, 1e6]] as const) {
       for (let seed = 1; seed <= 20; seed++) {
         const f = feed(400, seed);
-        const w = new FeedWindow(f.readRange, capacity);
+        const w = new FeedWindow(f.readRange, capacity, bytes);
         let settled = 0;
         for (let i = 0; i < 300; i++) {
           settled = Math.min(400, settled + Math.floor(f.rand() * 4));
@@ -36,7 +37,7 @@ describe('FeedWindow', () => {
           const behind = f.rand() < 0.1 ? Math.floor(f.rand() * settled) : Math.floor(f.rand() * 12);
           const after = Math.max(0, settled - behind);
           const got = await w.read(after, settled);
-          expect(revs(got), `capacity ${capacity}, seed ${seed}, read ${i}: (${after}, ${settled}]`).toEqual(revs(f.entries.filter((e) => e.kv.modRevision > after && e.kv.modRevision <= settled)));
+          expect(revs(got), `capacity ${capacity} (${bytes} B), seed ${seed}, read ${i}: (${after}, ${settled}]`).toEqual(revs(f.entries.filter((e) => e.kv.modRevision > after && e.kv.modRevision <= settled)));
         }
       }
     }

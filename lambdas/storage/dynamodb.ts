@@ -1341,6 +1341,8 @@ export class FeedWindow {
   constructor(
     private readonly readRange: (after: number, upTo: number) => Promise<LogEntry[]>,
     private readonly capacity = 2 * BATCH_REVISIONS,
+    // And at most this many bytes of values: an Endpoints of a thousand addresses is ~100 KB of JSON.
+    private readonly capacityBytes = 16 * 1024 * 1024,
   ) {}
 
   /** The entries in (after, upTo], every revision up to upTo settled. */
@@ -1372,10 +1374,11 @@ export class FeedWindow {
       this.start = after;
       this.end = upTo;
     }
-    if (this.entries.length > this.capacity) {
-      const dropped = this.entries.splice(0, this.entries.length - this.capacity);
-      this.start = rev(dropped.at(-1)!);
-    }
+    let bytes = this.entries.reduce((n, e) => n + e.kv.value.length, 0);
+    let drop = Math.max(0, this.entries.length - this.capacity);
+    for (let i = 0; i < drop; i++) bytes -= this.entries[i]!.kv.value.length;
+    while (drop < this.entries.length && bytes > this.capacityBytes) bytes -= this.entries[drop++]!.kv.value.length;
+    if (drop > 0) this.start = rev(this.entries.splice(0, drop).at(-1)!);
   }
 }
 
