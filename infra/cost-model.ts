@@ -1107,15 +1107,15 @@ export function monthlyBill(cluster: ClusterProfile, agent: AgentSettings = CURR
       // Each poll is a catch-up. Services change rarely (none here). Endpoints change with pod churn: a
       // pod's creation (once ready) or deletion changes its Service's Endpoints once (the operations above
       // measure a pod no Service selects; this assumes every churned pod has one). k changes per poll
-      // (Poisson): a poll finds some with probability 1 - e^-k, and each change past the first adds its
-      // feed item's bytes to the catch-up's Query (a log item of one read unit each, read by BatchGetItem,
-      // until the changes rode on their feed items).
+      // (Poisson): a poll finds some with probability 1 - e^-k. Until 2026-12-07 each such poll read the
+      // changes itself (each past the first adding its feed item's bytes to the Query; before 2026-12-06 a
+      // log item of one read unit each).
       const k = (cluster.churnPerHour / 3600) * agent.pollSeconds;
       const withChanges = 1 - Math.exp(-k);
       add('agent polls', O.catchUpUnchanged, polls * (agent.informers.services + agent.informers.endpoints));
       // Every catch-up that finds changes checks where it stands; the changes themselves are read by the
-      // function, through its window of the feed, once for all the nodes it serves (feedWindowReads, below,
-      // once the apiserver's time is known).
+      // function, through its window of the feed, once for all the nodes it serves (priced below, once the
+      // apiserver's time is known: it sets how many instances there are).
       add('agent polls', O.catchUpPerChangeShared, polls * agent.informers.endpoints * withChanges);
       feedCatchUps = polls * agent.informers.endpoints * withChanges;
     } else {
