@@ -242,6 +242,28 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       }),
     );
     const reader = new DynamoBackend({ client: ddb!.newClient(), tableName, pollIntervalMs: 20, gapTimeoutMs: 5000 });
+    // Meanwhile three nodes catch up on the whole Endpoints collection, each from where it last looked, as
+    // deployed agents do every poll: through the reader's window of the feed (dynamodb.ts FeedWindow),
+    // growing while transactions land out of order. Each node's changes, joined, must be the feed's.
+    const nodes = [0, 1, 2].map((i) => ({ at: 0, events: [] as WatchEvent[], pause: seededRandom(500 + i) }));
+    const catchUp = async (node: (typeof nodes)[number]) => {
+      const ac = new AbortController();
+      for await (const batch of reader.watch(ENDPOINTS, node.at, ac.signal, 0, { prevKv: false })) {
+        ac.abort();
+        node.events.push(...batch.events);
+        node.at = batch.revision;
+        return;
+      }
+    };
+    let writing = true;
+    const following = Promise.all(
+      nodes.map(async (node) => {
+        while (writing) {
+          await catchUp(node);
+          await new Promise((r) => setTimeout(r, node.pause() * 150));
+        }
+      }),
+    );
     try {
       const expected = new Set(['KeyExists', 'NotFound', 'Conflict']);
       const outcomes = new Map<string, number>();
@@ -273,6 +295,8 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
           }
         }),
       );
+      writing = false;
+      await following;
       // The race ran: writes of every kind landed, and some were refused on a key another writer had moved.
       for (const k of ['create', 'update', 'delete', 'KeyExists']) expect(outcomes.get(k) ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(2);
       if (faults) expect(writers.reduce((n, w) => n + [...w.proxy.injected.values()].reduce((a, b) => a + b, 0), 0)).toBeGreaterThan(5);
@@ -309,6 +333,11 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
         if (prefix === ENDPOINTS) {
           const bare = await watchTo(reader, 0, list.revision, prefix, { prevKv: false });
           expect(bare.map((e) => [e.type, e.kv.key, e.kv.value, e.kv.modRevision])).toEqual(events.map((e) => [e.type, e.kv.key, e.kv.value, e.kv.modRevision]));
+          for (const [i, node] of nodes.entries()) {
+            expect(node.at, `node ${i} caught up during the writes`).toBeGreaterThan(0);
+            while (node.at < list.revision) await catchUp(node);
+            expect(node.events.map((e) => [e.type, e.kv.key, e.kv.value, e.kv.modRevision]), `node ${i}`).toEqual(events.map((e) => [e.type, e.kv.key, e.kv.value, e.kv.modRevision]));
+          }
         }
         // Pods by node, read through the index (its items carry the pods' values), are the list's; and the
         // namespace's count is the pods there are, whatever creates and deletes raced or lost their answers.
@@ -322,6 +351,7 @@ describe.runIf(!!ddb)('DynamoDB revisions: taken first, committed after', () => 
       }
       await reader.close();
     } finally {
+      writing = false;
       for (const w of writers) {
         await w.backend.close();
         await w.close();
