@@ -246,12 +246,15 @@ async function reconcileSet(ns: string, name: string, ctx: ControllerContext, bu
   let owned = await expect.owned(ctx, set);
   // Only pods named after the set are its members (isMemberOf): others matching the selector stay orphans.
   if (await claimPods(ctx, set, owned, expect, (p) => ordinalOf(set!, p) !== undefined)) owned = await expect.owned(ctx, set);
-  const slots: (KubeObject | undefined)[] = new Array(replicas).fill(undefined);
+  // The set's pods by slot (ordinal - start). A map, not an array of `replicas` slots: replicas may be any
+  // int32, and an array of 2^31 - 1 filled slots took the whole heap (the fuzz suite crashed its worker).
+  // Only existing pods take room; missing slots are made at most `burst` a pass.
+  const slots = new Map<number, KubeObject>();
   const condemned: KubeObject[] = [];
   for (const p of owned) {
     const ord = ordinalOf(set, p);
     if (ord === undefined) continue;
-    if (ord >= start && ord < start + replicas) slots[ord - start] = p;
+    if (ord >= start && ord < start + replicas) slots.set(ord - start, p);
     else condemned.push(p);
   }
   condemned.sort((a, b) => ordinalOf(set!, b)! - ordinalOf(set!, a)!);
@@ -262,7 +265,7 @@ async function reconcileSet(ns: string, name: string, ctx: ControllerContext, bu
     for (let i = 0; i < replicas; i++) {
       if (writes >= burst) return void requeueIn(0);
       const ord = start + i;
-      const p = slots[i];
+      const p = slots.get(i);
       if (!p) {
         // Below the partition a missing pod comes back at the current revision (newVersionedStatefulSetPod).
         const old = rolling && i < partition;
@@ -287,7 +290,8 @@ async function reconcileSet(ns: string, name: string, ctx: ControllerContext, bu
       if (!healthy(p) && monotonic) return;
     }
     // Condemned pods, highest ordinal first; OrderedReady removes one at a time and only from a healthy set.
-    const firstUnhealthy = [...slots, ...condemned].find((p) => p && !healthy(p));
+    const inOrder = [...slots].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
+    const firstUnhealthy = [...inOrder, ...condemned].find((p) => !healthy(p));
     for (const p of condemned) {
       if (writes >= burst) return void requeueIn(0);
       if (isTerminating(p)) {
@@ -303,7 +307,7 @@ async function reconcileSet(ns: string, name: string, ctx: ControllerContext, bu
     if (!rolling) return;
     // RollingUpdate: from the highest ordinal down to the partition, one pod at a time.
     for (let i = replicas - 1; i >= partition; i--) {
-      const p = slots[i];
+      const p = slots.get(i);
       if (!p) return;
       if (p.metadata.labels?.[REVISION_LABEL] !== update.metadata.name && !isTerminating(p)) {
         await deletePod(pass, p);
