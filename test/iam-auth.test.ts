@@ -22,6 +22,7 @@ import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { dynamoTestEndpoint, uniqueTableName } from './support/dynamodb.ts';
 
 const ddb = await dynamoTestEndpoint();
+afterAll(() => ddb?.stop()); // once both backends' suites are done (its moto server outlived CI runs before)
 const CLUSTER = 'iam-test';
 const SKIFF = resolve('dist/skiff.mjs');
 const creds = { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'test' };
