@@ -782,18 +782,26 @@ export function feedWindowInstances(apiserverSecondsPerMonth: number): number {
   return Math.max(2, Math.ceil((3 * apiserverSecondsPerMonth) / MONTH_SECONDS));
 }
 
+/**
+ * What recipe `a` reads and writes beyond `b`, function by function: negative where `b` does more, accesses
+ * the same in both left out. Also the measurements' (test/cost.requests: one operation less another).
+ */
+export function recipeDifference(a: OpCount['dynamo'], b: OpCount['dynamo']): OpCount['dynamo'] {
+  const out: OpCount['dynamo'] = {};
+  for (const fn of FUNCTIONS) {
+    const m: Record<string, number> = {};
+    for (const k of new Set([...Object.keys(a[fn] ?? {}), ...Object.keys(b[fn] ?? {})])) {
+      const d = (a[fn]?.[k] ?? 0) - (b[fn]?.[k] ?? 0);
+      if (d !== 0) m[k] = d;
+    }
+    if (Object.keys(m).length) out[fn] = m;
+  }
+  return out;
+}
+
 /** What `op` does beyond `base` (both measured): the first reader's part of an operation others share. */
 function diffOp(op: OpCount, base: OpCount): OpCount {
-  const dynamo: OpCount['dynamo'] = {};
-  for (const fn of FUNCTIONS) {
-    const out: Record<string, number> = {};
-    for (const [access, n] of Object.entries(op.dynamo[fn] ?? {})) {
-      const d = n - (base.dynamo[fn]?.[access] ?? 0);
-      if (d !== 0) out[access] = d;
-    }
-    if (Object.keys(out).length) dynamo[fn] = out;
-  }
-  return { apiRequests: op.apiRequests - base.apiRequests, invocations: nothing, dynamo };
+  return { apiRequests: op.apiRequests - base.apiRequests, invocations: nothing, dynamo: recipeDifference(op.dynamo, base.dynamo) };
 }
 
 /** A log item's bytes for a write of an object of `bytes` (the value, plus the previous value for updates and deletes). */

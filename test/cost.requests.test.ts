@@ -59,6 +59,7 @@ import {
   MEASURED_HANDLER_MS,
   OPERATIONS,
   recipeCapacity,
+  recipeDifference,
   REFERENCE_SIZES,
   type Fn,
   type OpCount,
@@ -926,17 +927,12 @@ function sum(a: Measured, b: Measured): Measured {
 }
 
 function diff(a: Measured, b: Measured): Measured {
-  const dynamo: OpCount['dynamo'] = {};
-  for (const fn of new Set([...Object.keys(a.count.dynamo), ...Object.keys(b.count.dynamo)]) as Set<Fn>) {
-    const m: Record<string, number> = {};
-    for (const k of new Set([...Object.keys(a.count.dynamo[fn] ?? {}), ...Object.keys(b.count.dynamo[fn] ?? {})])) {
-      // A resync reads the settled watermark once when anything was written since the function last
-      // settled (a heartbeat between the two runs, or not): once per resync, never per node or unit.
-      if (k === 'GetItem settled') continue;
-      const d = (a.count.dynamo[fn]?.[k] ?? 0) - (b.count.dynamo[fn]?.[k] ?? 0);
-      if (d) m[k] = d;
-    }
-    if (Object.keys(m).length) dynamo[fn] = m;
+  const dynamo = recipeDifference(a.count.dynamo, b.count.dynamo);
+  // A resync reads the settled watermark once when anything was written since the function last
+  // settled (a heartbeat between the two runs, or not): once per resync, never per node or unit.
+  for (const fn of Object.keys(dynamo) as Fn[]) {
+    delete dynamo[fn]!['GetItem settled'];
+    if (!Object.keys(dynamo[fn]!).length) delete dynamo[fn];
   }
   const sub = (x: Record<Fn, number>, y: Record<Fn, number>) =>
     Object.fromEntries(Object.keys(x).map((k) => [k, x[k as Fn] - y[k as Fn]])) as Record<Fn, number>;
