@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultCRD, errorString, invalidError, validateCRD, validateCRDUpdate, validateStructural, type CustomResourceDefinition } from '../lambdas/apiextensions/index.ts';
 import { widgetCRD } from './apiextensions.fixtures.ts';
+import { create, refusal, strategyOf, update } from './support/kinds.ts';
 
 const strings = (crd: CustomResourceDefinition, old?: CustomResourceDefinition): string[] => {
   defaultCRD(crd, old);
@@ -97,6 +98,29 @@ describe('CRD validation', () => {
     expect(errs).toContain('spec.versions[1].subresources.scale.statusReplicasPath: Invalid value: "status.replicas": must be a simple json path starting with .');
     expect(errs).toContain('spec.versions[1].additionalPrinterColumns[0].type: Invalid value: "float": must be one of boolean,date,integer,number,string');
     expect(errs).toContain('spec.versions[1].additionalPrinterColumns[0].JSONPath: Invalid value: "spec.x": must be a simple json path starting with .');
+  });
+
+  it('nulls in lists and maps decode to zero values, as Go decodes them: a 422, never a crash', () => {
+    // Found by the fuzz suite (seed 2035488378): `additionalPrinterColumns: [null]` was a 500.
+    const crds = strategyOf('apiextensions.k8s.io', 'v1', 'customresourcedefinitions');
+    const cases: [(c: any) => void, string][] = [
+      [(c) => (c.spec.versions[0].additionalPrinterColumns = [null]), 'spec.additionalPrinterColumns[0].name: Required value'],
+      [(c) => c.spec.versions.push(null), 'spec.versions[1].name: Invalid value: ""'],
+      [(c) => (c.spec.versions[0].schema.openAPIV3Schema = { type: 'object', properties: { a: null } }), 'spec.validation.openAPIV3Schema.properties[a].type: Required value'],
+      [(c) => (c.spec.versions[0].schema.openAPIV3Schema = { type: 'object', 'x-kubernetes-validations': [null] }), 'x-kubernetes-validations[0].rule: Required value'],
+      [(c) => (c.spec.names.shortNames = [null]), 'spec.names.shortNames[0]: Invalid value: ""'],
+      [(c) => (c.spec.names = null), 'spec.names.plural: Required value'],
+    ];
+    for (const [mutate, message] of cases) {
+      const crd: any = single({ type: 'object' });
+      mutate(crd);
+      expect(refusal(() => create(crds, crd))).toContain(message);
+    }
+    // The same on update.
+    const stored = create(crds, single({ type: 'object' }));
+    const next: any = structuredClone(stored);
+    next.spec.versions[0].additionalPrinterColumns = [null];
+    expect(refusal(() => update(crds, stored, next))).toContain('spec.additionalPrinterColumns[0].type: Required value');
   });
 
   it('Webhook conversion is refused with a clear message', () => {

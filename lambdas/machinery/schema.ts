@@ -291,6 +291,65 @@ export function typeErrors(res: Pick<ResourceInfo, 'group' | 'version' | 'kind'>
   return out;
 }
 
+/**
+ * What Go's encoding/json leaves of the nulls in a body decoded into the kind's types: a null element of
+ * a list or value of a map becomes its type's zero value ({} for a struct, "" for a string, 0, false, []
+ * and {} for a nested list or map), and a null struct field is unset (deleted here). Untyped values
+ * (RawExtension, JSON, preserve-unknown-fields) keep their nulls. In place, on an object typeErrors found
+ * none in. A kind whose validation reads its lists as Go does (every element a struct) calls it first:
+ * `additionalPrinterColumns: [null]` is a 422 naming the column's required fields, not a crash.
+ */
+export function zeroNulls(res: Pick<ResourceInfo, 'group' | 'version' | 'kind'>, obj: unknown): void {
+  const name = schemaName(res);
+  if (name) zeroNullsIn(SCHEMAS[name], name, obj);
+}
+
+/** The zero value of a schema's Go type, or null where Go keeps a JSON null (untyped, int-or-string). */
+function zeroOf(s: OpenAPISchema | undefined, name: string): unknown {
+  const { d } = resolve(s, name);
+  if (!d || d.oneOf || d['x-kubernetes-preserve-unknown-fields']) return null;
+  switch (d.type) {
+    case 'string':
+      return '';
+    case 'integer':
+    case 'number':
+      return 0;
+    case 'boolean':
+      return false;
+    case 'array':
+      return [];
+  }
+  return d.type === 'object' || d.properties ? {} : null;
+}
+
+function zeroNullsIn(s: OpenAPISchema | undefined, name: string, v: unknown, depth = 0): void {
+  const { d, name: n } = resolve(s, name);
+  // Deeper than any object the apiserver accepts (its nesting limit) is left alone.
+  if (!d || v === null || typeof v !== 'object' || d['x-kubernetes-preserve-unknown-fields'] || depth > 200) return;
+  if (Array.isArray(v)) {
+    if (d.type !== 'array') return;
+    for (let i = 0; i < v.length; i++) {
+      if (v[i] === null) v[i] = zeroOf(d.items, n);
+      else zeroNullsIn(d.items, n, v[i], depth + 1);
+    }
+    return;
+  }
+  const o = v as Record<string, unknown>;
+  if (d.properties) {
+    for (const k of Object.keys(o)) {
+      if (!Object.hasOwn(d.properties, k)) continue;
+      if (o[k] === null) delete o[k];
+      else zeroNullsIn(d.properties[k], n, o[k], depth + 1);
+    }
+  } else if (isObject(d.additionalProperties)) {
+    const each = d.additionalProperties as OpenAPISchema;
+    for (const k of Object.keys(o)) {
+      if (o[k] === null) o[k] = zeroOf(each, n);
+      else zeroNullsIn(each, n, o[k], depth + 1);
+    }
+  }
+}
+
 /** Follows $ref like deref(), and says the name of the last schema reached through one (the Go type). */
 function resolve(s: OpenAPISchema | undefined, name: string): { d: OpenAPISchema | undefined; name: string } {
   if (!s || (!s.$ref && !s.allOf)) return { d: s, name };

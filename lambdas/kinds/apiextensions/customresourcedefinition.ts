@@ -7,6 +7,7 @@
 // of Established CRDs (apiserver/crds.ts).
 
 import { defaultCRD, invalidError, validateCRD, validateCRDUpdate, type CustomResourceDefinition, type FieldError } from '../../apiextensions/index.ts';
+import { zeroNulls } from '../../machinery/schema.ts';
 import type { ErrorList } from '../../machinery/validation.ts';
 import { resourceInfo, type KindStrategy } from '../kind.ts';
 
@@ -54,6 +55,8 @@ export const customResourceDefinition: KindStrategy = {
   // The name rule (spec.names.plural + "." + spec.group) is validateCRD's.
   meta: { name: () => [], kubeFinalizers: false },
   prepareForCreate(obj) {
+    // Decoded as Go decodes it (a null column or version is an empty one), so validation reads structs.
+    zeroNulls(customResourceDefinition.info, obj);
     // strategy.PrepareForCreate: the status is reset, storedVersions is the storage version.
     defaultCRD(obj as unknown as CustomResourceDefinition);
     obj.metadata.generation = 1;
@@ -62,6 +65,7 @@ export const customResourceDefinition: KindStrategy = {
     // The status subresource changes only the status (the store keeps the rest); the main resource keeps
     // the stored status, adding a new storage version to storedVersions.
     if (subresource === 'status') return;
+    zeroNulls(customResourceDefinition.info, obj);
     defaultCRD(obj as unknown as CustomResourceDefinition, old as unknown as CustomResourceDefinition);
   },
   validateCreate: (errs, obj) => fail(errs, obj, validateCRD(obj as CustomResourceDefinition)),
