@@ -72,13 +72,16 @@ function splitQuantity(str: string): { positive: boolean; num: string; denom: st
 }
 
 // The strings a cluster uses are few ("50m", "64Mi") and each pod write parses its requests several times
-// (validation, quota's charges, the scheduler): answers are remembered, up to a bound, and frozen.
+// (validation, quota's charges, the scheduler): answers are remembered, up to a bound, and frozen. Only
+// short strings: a valid quantity may be a million digits long ("000…01"), and 4,096 of those kept
+// (with their values) filled the heap and ended the process (dry-run pod creates, a fresh string each).
 const parsed = new Map<string, Readonly<ParsedQuantity>>();
 const PARSED_MAX = 4096;
+const PARSED_KEY_MAX = 64;
 
 /** Parses a quantity exactly. Throws QuantityError with apimachinery's messages on bad syntax. */
 export function parseQuantityExact(input: string | number): Readonly<ParsedQuantity> {
-  if (typeof input === 'string') {
+  if (typeof input === 'string' && input.length <= PARSED_KEY_MAX) {
     const known = parsed.get(input);
     if (known) return known;
     const q = Object.freeze(parseUncached(input));
