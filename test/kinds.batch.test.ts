@@ -121,6 +121,30 @@ describe('Job', () => {
     expect(refusal(() => update(job, idx, (o) => (o.spec.completions = 5)))).toContain('spec.completions: Invalid value: 5: can only be modified in tandem with spec.parallelism');
   });
 
+  it("status: completedIndexes changed must be kube's format, within completions, and only on an Indexed Job", () => {
+    // Found by review: "0-999999,1000000-1999999,…" (40 ranges, 700 bytes) written through the status
+    // subresource cost the Job controller seconds and gigabytes each pass.
+    const statusUpdate = (old: KubeObject, completedIndexes: string) => {
+      const o = structuredClone(old);
+      o.status = { ...old.status, completedIndexes };
+      job.prepareForUpdate?.(o, old, 'status');
+      validateObject(job, o, old, { subresource: 'status' });
+      return o;
+    };
+    const idx = create(job, jobObj({ completionMode: 'Indexed', completions: 10, parallelism: 2 }));
+    expect(statusUpdate(idx, '0,2-4,9').status.completedIndexes).toBe('0,2-4,9');
+    const msg = (ci: string, why: string) => `Job.batch "pi" is invalid: status.completedIndexes: Invalid value: ${JSON.stringify(ci)}: error parsing completedIndexes: ${why}`;
+    const huge = Array.from({ length: 40 }, (_, i) => `${i * 1_000_000}-${i * 1_000_000 + 999_999}`).join(',');
+    expect(refusal(() => statusUpdate(idx, huge))).toBe(msg(huge, 'too large index: "999999"'));
+    expect(refusal(() => statusUpdate(idx, '0-10'))).toBe(msg('0-10', 'too large index: "10"'));
+    expect(refusal(() => statusUpdate(idx, '3,1'))).toBe(msg('3,1', 'non-increasing order, previous: 3, current: 1'));
+    expect(refusal(() => statusUpdate(idx, '2-2'))).toBe(msg('2-2', 'non-increasing order, previous: 2, current: 2'));
+    expect(refusal(() => statusUpdate(idx, '1-2-3'))).toBe(msg('1-2-3', `the fragment "1-2-3" violates the requirement that an index interval can have at most two parts separated by '-'`));
+    expect(refusal(() => statusUpdate(idx, 'a'))).toBe(msg('a', 'cannot convert string to integer for index: "a"'));
+    const plain = create(job, jobObj({ completions: 3 }));
+    expect(refusal(() => statusUpdate(plain, '0'))).toBe('Job.batch "pi" is invalid: status.completedIndexes: Invalid value: "0": cannot set non-empty completedIndexes when non-indexed completion mode');
+  });
+
   it('prints NAME STATUS COMPLETIONS DURATION AGE (wide: CONTAINERS IMAGES SELECTOR) as kubectl shows them', () => {
     const names = job.table!.columns().map((c) => `${c.name}${c.priority ? '*' : ''}`);
     expect(names).toEqual(['Name', 'Status', 'Completions', 'Duration', 'Age', 'Containers*', 'Images*', 'Selector*']);

@@ -260,15 +260,17 @@ export function formatIndexes(idx: Iterable<number>): string {
   return out.join(',');
 }
 
-export function parseIndexes(s: unknown): Set<number> {
+export function parseIndexes(s: unknown, completions: number): Set<number> {
   const out = new Set<number>();
   if (typeof s !== 'string') return out;
   for (const part of s.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
     if (!m) continue;
     const a = Number(m[1]);
-    const b = m[2] !== undefined ? Number(m[2]) : a;
-    for (let i = a; i <= b && i - a < 1_000_000; i++) out.add(i);
+    // Only indexes the Job has: validation refuses others now, but a status stored before it did may
+    // hold any (each range expanded here once cost seconds and gigabytes a pass).
+    const b = Math.min(m[2] !== undefined ? Number(m[2]) : a, completions - 1);
+    for (let i = a; i <= b; i++) out.add(i);
   }
   return out;
 }
@@ -457,7 +459,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
             (s) => {
               const u = uncountedOf({ ...fresh, status: s } as KubeObject);
               s.uncountedTerminatedPods = { ...(u.succeeded.length || addS.length ? { succeeded: [...u.succeeded, ...addS] } : {}), ...(u.failed.length || addF.length ? { failed: [...u.failed, ...addF] } : {}) };
-              if (indexed && addIndexes.size) s.completedIndexes = formatIndexes([...parseIndexes(s.completedIndexes), ...addIndexes]);
+              if (indexed && addIndexes.size) s.completedIndexes = formatIndexes([...parseIndexes(s.completedIndexes, completions ?? 0), ...addIndexes]);
             },
             Number(fresh.metadata.resourceVersion),
           )) ?? job;
@@ -487,7 +489,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
         const movedS = u.succeeded.filter((x) => countable.has(x));
         const movedF = u.failed.filter((x) => countable.has(x));
         // Indexed: the count is of succeeded indexes (a second success of an index adds nothing), as kube.
-        s.succeeded = indexed ? parseIndexes(s.completedIndexes).size : (s.succeeded ?? 0) + movedS.length;
+        s.succeeded = indexed ? parseIndexes(s.completedIndexes, completions ?? 0).size : (s.succeeded ?? 0) + movedS.length;
         s.failed = (s.failed ?? 0) + movedF.length;
         const restS = u.succeeded.filter((x) => !countable.has(x));
         const restF = u.failed.filter((x) => !countable.has(x));
@@ -502,7 +504,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
   const failed: number = (st.failed ?? 0) + uc.failed.length;
   const active = list.filter(isActive);
   const terminating = list.filter((p) => isTerminating(p) && !isFinishedPhase(p));
-  const completed = parseIndexes(st.completedIndexes);
+  const completed = parseIndexes(st.completedIndexes, completions ?? 0);
   for (const i of addIndexes) completed.add(i);
   // The deadline counts from startTime, which this reconcile sets (first start) or resets (resume).
   const resuming = (st.conditions ?? []).some((c: Obj) => c.type === 'Suspended' && c.status === 'True');
@@ -605,7 +607,7 @@ async function reconcileJob(ns: string, name: string, uidHint: string | undefine
     for (const f of ['active', 'succeeded', 'failed']) if (!s[f]) delete s[f];
     s.uncountedTerminatedPods = s.uncountedTerminatedPods ?? {};
     if (indexed) {
-      const ci = formatIndexes([...parseIndexes(s.completedIndexes), ...completed]);
+      const ci = formatIndexes([...parseIndexes(s.completedIndexes, completions ?? 0), ...completed]);
       if (ci) s.completedIndexes = ci;
     }
     if (suspended && !failJob && !success) {

@@ -242,9 +242,45 @@ function validateJobUpdate(errs: ErrorList, job: Obj, old: Obj): void {
   immutable(errs, 'spec.successPolicy', spec.successPolicy, oldSpec.successPolicy);
 }
 
-function validateJobStatus(errs: ErrorList, status: unknown): void {
-  const s = obj(status);
+function validateJobStatus(errs: ErrorList, job: Obj, old: Obj): void {
+  const s = obj(job.status);
   for (const f of ['active', 'succeeded', 'failed', 'ready', 'terminating']) nonNegative(errs, `status.${f}`, s[f]);
+  // kube's RejectCompletedIndexesForNonIndexedJob and RejectInvalidCompletedIndexes, for a change of it: the
+  // Job controller expands the list into a set of indexes, so "0-999999,1000000-1999999,…" (700 bytes)
+  // cost it seconds and gigabytes a pass before this was checked.
+  const ci = s.completedIndexes;
+  if (ci === undefined || ci === old.status?.completedIndexes) return;
+  const spec = obj(job.spec);
+  if (spec.completionMode !== 'Indexed') {
+    if (ci) errs.invalid('status.completedIndexes', ci, 'cannot set non-empty completedIndexes when non-indexed completion mode');
+  } else if (typeof spec.completions === 'number' && typeof ci === 'string') {
+    const problem = indexesFormatError(ci, spec.completions);
+    if (problem) errs.invalid('status.completedIndexes', ci, `error parsing completedIndexes: ${problem}`);
+  }
+}
+
+/** kube's validateIndexesFormat: "1,3-5,7", increasing, every index below completions; the problem, if any. */
+export function indexesFormatError(indexes: string, completions: number): string | undefined {
+  if (!indexes) return undefined;
+  let last: number | undefined;
+  for (const interval of indexes.split(',')) {
+    const limits = interval.split('-');
+    if (limits.length > 2) return `the fragment ${JSON.stringify(interval)} violates the requirement that an index interval can have at most two parts separated by '-'`;
+    const bounds: number[] = [];
+    for (const l of limits) {
+      // strconv.Atoi: an optional sign and decimal digits.
+      if (!/^[+-]?\d+$/.test(l)) return `cannot convert string to integer for index: ${JSON.stringify(l)}`;
+      const n = Number(l);
+      if (n >= completions) return `too large index: ${JSON.stringify(l)}`;
+      bounds.push(n);
+    }
+    const x = bounds[0]!;
+    const y = bounds[1] ?? x;
+    if (bounds.length > 1 && x >= y) return `non-increasing order, previous: ${x}, current: ${y}`;
+    if (last !== undefined && last >= x) return `non-increasing order, previous: ${last}, current: ${x}`;
+    last = y;
+  }
+  return undefined;
 }
 
 /** A condition of the Job's status that is True. */
@@ -296,7 +332,7 @@ export const job: KindStrategy = {
   defaults: defaultJob,
   validate: validateJob,
   validateUpdate: (errs, o, old, opts) => {
-    if (opts.subresource === 'status') return validateJobStatus(errs, o.status);
+    if (opts.subresource === 'status') return validateJobStatus(errs, o, old);
     validateJobUpdate(errs, o, old);
   },
   table: {
