@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import https from 'node:https';
+import tls from 'node:tls';
 import { startTestCluster, type TestCluster } from './support/cluster.ts';
 
 let c: TestCluster;
@@ -350,6 +351,25 @@ describe('odd request targets', () => {
     // '//' once threw outside the request's error handling and ended the whole process.
     expect(await raw('//')).toBe(404);
     expect(await raw('*')).toBe(400);
+    expect((await call('GET', '/api/v1/namespaces/t/configmaps')).status).toBe(200);
+  });
+
+  it('a method the HTTP parser does not know, or a broken head, gets a 400 Status (Node sent an empty one and reset the socket)', async () => {
+    const u = new URL(c.url);
+    const send = (head: string, body = '') =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: u.hostname, port: Number(u.port), ca: c.caCert, servername: 'localhost' }, () => s.write(head + body));
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+    for (const head of [`FOO /api HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n`, `GET /api HTTP/1.1\r\nHo st: x\r\n\r\n`]) {
+      const answer = await send(head, 'x'.repeat(6));
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+      const status = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      expect(status).toMatchObject({ kind: 'Status', status: 'Failure', code: 400, reason: 'BadRequest' });
+    }
     expect((await call('GET', '/api/v1/namespaces/t/configmaps')).status).toBe(200);
   });
 });
