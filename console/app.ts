@@ -422,7 +422,7 @@ function History(props: { group: string; resource: string; ns?: string; name: st
       ${[...entries].reverse().map(
         (e) => html`<li><details>
           <summary>revision ${e.revision}: ${e.operation}${e.subresource ? ` (${e.subresource})` : ''} by ${e.user?.username ?? 'unknown'}, ${age(e.time)} ago${e.unrecordedBefore ? ' (earlier changes not recorded)' : ''}</summary>
-          <pre>${e.diff}</pre>
+          ${e.diffOmitted ? html`<p class="muted">Diff not shown: this answer reached its size limit.</p>` : html`<pre>${e.diff}</pre>`}
         </details></li>`,
       )}
     </ul>

@@ -330,6 +330,31 @@ describe('recording: who, what is lost, retention', () => {
     await backend.close();
   });
 
+  it('reading a history does bounded work: a change too big to diff shows as replaced, and an answer stops diffing past its budget', async () => {
+    // Found by review: two 8,000-line versions with nothing in common took 27 s to diff, the server's whole time.
+    const { historyEntries } = await import('../lambdas/apiserver/history.ts');
+    // 8,000 changed lines between 8,000 the same: the shortest diff keeps those as context, and is past
+    // the edit distance a diff is allowed (the cost is lines x edits), so the change shows as replaced.
+    const cm = (prefix: string) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'h' }, data: { k: Array.from({ length: 8000 }, (_, i) => `${prefix}${i}\nsame`).join('\n') } });
+    const entry = (revision: number, operation: 'create' | 'update', value: string) => ({ key: '/registry/core/configmaps/default/h', revision, previousRevision: revision - 1, operation, time: '2026-12-07T00:00:00.000Z', value, expires: 0 });
+    const entries = [entry(1, 'create', cm('a')), entry(2, 'update', cm('b'))];
+    const shown = historyEntries(entries, undefined, false);
+    // Every old line removed and every new one added, in one hunk: a correct diff, if not the shortest.
+    expect(shown[1]!.diff).toContain('--- revision 1\n+++ revision 2\n@@ -1,');
+    expect(shown[1]!.diff.match(/^@@/gm)).toHaveLength(1);
+    expect(shown[1]!.diff).toContain('\n-    a0\n-    same\n-    a1\n');
+    expect(shown[1]!.diff).toContain('\n+    b7999\n+    same');
+    expect(shown[1]!.diff).not.toMatch(/^ {5}same$/m); // no line kept as context
+    // Past the answer's budget, the diffs are left out and say so.
+    // Each diff counts the bytes of its two values: 1, 3 and 5 values' worth here, against a budget of 4.
+    const small = historyEntries([entry(1, 'create', cm('a')), entry(2, 'update', cm('b')), entry(3, 'update', cm('c'))], undefined, false, 4 * cm('a').length);
+    expect(small.map((e) => [e.diff !== '', e.diffOmitted ?? false])).toEqual([
+      [true, false],
+      [true, false],
+      [false, true],
+    ]);
+  });
+
   it('retention: entries expire after the configured time; 0 records nothing', async () => {
     const store = new SqliteHistoryStore(join(dir, 'h2.db'), { sweepIntervalMs: 0 });
     const backend = new SqliteBackend(join(dir, 'r2.db'));

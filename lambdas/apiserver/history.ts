@@ -23,7 +23,7 @@
 // only, at the cost of one more Lambda on the stream. See ARCHITECTURE.md.
 
 import { contextSlot } from '../machinery/context.ts';
-import { createTwoFilesPatch } from 'diff';
+import { createTwoFilesPatch, formatPatch } from 'diff';
 import { stringify as toYaml } from 'yaml';
 import type { Backend, KeyValue } from '../storage/backend.ts';
 import type { HistoryActor, HistoryEntry, HistoryOperation, HistoryStore } from '../storage/history.ts';
@@ -189,6 +189,8 @@ export interface ObjectHistoryEntry {
   unrecordedBefore?: boolean;
   /** A unified diff of the object's YAML, from the previous recorded value to this one. */
   diff: string;
+  /** True when this answer's diffs reached their size limit before this entry: `diff` is empty (ask with a smaller `limit`). */
+  diffOmitted?: boolean;
   /** The object after the change (?objects=true). */
   object?: unknown;
 }
@@ -199,22 +201,48 @@ function yamlOf(value: string | undefined): string {
   return value === undefined ? '' : toYaml(JSON.parse(value));
 }
 
+// A diff is computed while the request waits, so its work is bounded (found by review: two 8,000-line
+// versions with nothing in common took 27 s, all of the server's time): Myers' diff costs (lines x edit
+// distance), so past MAX_EDIT_LINES of edits, or DIFF_TIMEOUT_MS, the change is shown as the old text
+// removed and the new added (a correct diff, not the shortest); and one answer diffs at most
+// DIFF_BUDGET_BYTES of YAML (100 updates of a 1 MB object took 18 s): the later entries' diffs are omitted.
+const MAX_EDIT_LINES = 2000;
+const DIFF_TIMEOUT_MS = 200;
+const DIFF_BUDGET_BYTES = 16 * 1024 * 1024;
+
 /** Unified diff of two YAML texts, without the jsdiff banner line. */
 function unifiedDiff(fromLabel: string, toLabel: string, from: string, to: string): string {
-  return createTwoFilesPatch(fromLabel, toLabel, from, to, '', '', { context: 3 }).replace(/^=+\n/, '');
+  const d = createTwoFilesPatch(fromLabel, toLabel, from, to, '', '', { context: 3, maxEditLength: MAX_EDIT_LINES, timeout: DIFF_TIMEOUT_MS });
+  return (d ?? replacement(fromLabel, toLabel, from, to)).replace(/^=+\n/, '');
+}
+
+/** The whole old text removed and the new one added, as one hunk (what a diff that gave up shows). */
+function replacement(fromLabel: string, toLabel: string, from: string, to: string): string {
+  const lines = (t: string) => (t === '' ? [] : t.replace(/\n$/, '').split('\n'));
+  const a = lines(from);
+  const b = lines(to);
+  const hunk = { oldStart: a.length ? 1 : 0, oldLines: a.length, newStart: b.length ? 1 : 0, newLines: b.length, lines: [...a.map((l) => `-${l}`), ...b.map((l) => `+${l}`)] };
+  return formatPatch({ oldFileName: fromLabel, newFileName: toLabel, oldHeader: '', newHeader: '', hunks: [hunk] });
 }
 
 /** Entries with their diffs, oldest first; `base` is the entry before the first (read only as its base). */
-export function historyEntries(entries: HistoryEntry[], base: HistoryEntry | undefined, withObjects: boolean): ObjectHistoryEntry[] {
+export function historyEntries(entries: HistoryEntry[], base: HistoryEntry | undefined, withObjects: boolean, budgetBytes = DIFF_BUDGET_BYTES): ObjectHistoryEntry[] {
   let prev = base;
+  let spent = 0;
   return entries.map((e) => {
     const known = e.operation === 'create' || (prev !== undefined && (e.previousRevision === undefined || e.previousRevision === prev.revision));
     // A create starts from nothing (a name used again after a delete is a new object); a delete removes
     // its last value; an update changes the previous recorded value (none: all of it is new here).
     const base = e.operation === 'update' && prev && prev.operation !== 'delete' ? prev : undefined;
-    const from = e.operation === 'delete' ? yamlOf(e.value) : yamlOf(base?.value);
-    const fromLabel = e.operation === 'delete' ? `revision ${e.previousRevision ?? prev?.revision ?? e.revision}` : base ? `revision ${base.revision}` : '/dev/null';
-    const diff = e.operation === 'delete' ? unifiedDiff(fromLabel, '/dev/null', from, '') : unifiedDiff(fromLabel, `revision ${e.revision}`, from, yamlOf(e.value));
+    // The stored JSON's length stands for its YAML's: the budget is checked before either is made.
+    spent += (e.operation === 'delete' ? e.value.length : (base?.value.length ?? 0) + e.value.length);
+    const omitted = spent > budgetBytes;
+    let diff = '';
+    if (!omitted) {
+      const from = e.operation === 'delete' ? yamlOf(e.value) : yamlOf(base?.value);
+      const fromLabel = e.operation === 'delete' ? `revision ${e.previousRevision ?? prev?.revision ?? e.revision}` : base ? `revision ${base.revision}` : '/dev/null';
+      diff = e.operation === 'delete' ? unifiedDiff(fromLabel, '/dev/null', from, '') : unifiedDiff(fromLabel, `revision ${e.revision}`, from, yamlOf(e.value));
+    }
     prev = e;
     const obj = withObjects ? JSON.parse(e.value) : undefined;
     if (obj?.metadata) obj.metadata.resourceVersion = String(e.revision);
@@ -227,6 +255,7 @@ export function historyEntries(entries: HistoryEntry[], base: HistoryEntry | und
       time: e.time,
       ...(known ? {} : { unrecordedBefore: true }),
       diff,
+      ...(omitted ? { diffOmitted: true } : {}),
       ...(obj ? { object: obj } : {}),
     };
   });

@@ -48,6 +48,7 @@ export function formatEntry(e: ObjectHistoryEntry): string {
   const verb = `${e.verb ?? e.operation}${e.subresource ? ` ${e.subresource}` : ''}`;
   const lines = [`revision ${e.revision}  ${e.time}  ${who}  ${verb}`];
   if (e.unrecordedBefore) lines.push('(a change before this one was not recorded or has expired: the diff spans it)');
+  if (e.diffOmitted) lines.push('(diff not shown: the answer reached its size limit; ask for fewer entries with --limit)');
   return `${lines.join('\n')}\n${e.diff}`;
 }
 
