@@ -1,7 +1,8 @@
 // ValidatingAdmissionPolicy end to end against a real HTTPS apiserver (skiff up's code, in-process), with
 // stock kubectl and raw HTTPS: a policy denying Deployments with more than 5 replicas (kube's message and
 // reason), the Warn action as a Warning header, params from a ConfigMap (and a missing one under Deny),
-// matchConditions, messageExpression, variables, and CEL that does not compile refused at create.
+// matchConditions, messageExpression, variables, CEL that does not compile refused at create, and CEL that
+// cannot run away (every evaluation step charged, matches() on RE2).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:https';
@@ -289,6 +290,38 @@ subjects:
       const r = await create('after', 1);
       return r.code !== 0 && r.stderr.includes('denied request: the default service account may create Deployments');
     });
+  });
+
+  it('cannot run away: comprehensions over a list literal are charged, and matches() runs on RE2', async () => {
+    await namespace('vap-cost');
+    const L = `[${Array.from({ length: 40 }, (_, i) => i + 1).join(', ')}]`;
+    const deep = `${L}.all(a, ${L}.all(b, ${L}.all(c, ${L}.all(d, ${L}.all(e, a+b+c+d+e != object.spec.replicas)))))`;
+    const name = "!has(object.metadata.annotations) || !('name' in object.metadata.annotations) || object.metadata.annotations['name'].matches('^([a-z0-9]+-?)*$')";
+    await apply(policyYaml('runaway', 'vap-cost', '', `  - expression: "${deep}"\n  - expression: "${name}"\n`));
+    await apply(bindingYaml('runaway-binding', 'runaway', 'Deny'));
+    const denied = await api('POST', '/apis/apps/v1/namespaces/vap-cost/deployments', deployment('d', 1));
+    expect(denied.status).toBe(422);
+    expect(denied.body.message).toBe(
+      `deployments.apps "d" is forbidden: ValidatingAdmissionPolicy 'runaway' with binding 'runaway-binding' denied request: expression '${deep}' resulted in error: operation cancelled: actual cost limit exceeded`,
+    );
+
+    // The annotation check alone: 33 characters that backtracking takes minutes over are answered at once.
+    await apply(policyYaml('runaway', 'vap-cost', '', `  - expression: "${name}"\n`));
+    const evil = deployment('e', 1) as any;
+    evil.metadata.annotations = { name: 'a'.repeat(33) + '!' };
+    await until('the updated policy', async () => (await api('POST', '/apis/apps/v1/namespaces/vap-cost/deployments', evil)).body.message?.includes('failed expression'));
+    const r = await api('POST', '/apis/apps/v1/namespaces/vap-cost/deployments', evil);
+    expect(r.status).toBe(422);
+    expect(r.body.message).toBe(`deployments.apps "e" is forbidden: ValidatingAdmissionPolicy 'runaway' with binding 'runaway-binding' denied request: failed expression: ${name}`);
+    evil.metadata.annotations.name = 'abc-def-1';
+    expect((await api('POST', '/apis/apps/v1/namespaces/vap-cost/deployments', evil)).status).toBe(201);
+
+    // A regex literal RE2 refuses does not compile (cel.ValidateRegexLiterals).
+    const bad = await c.kubectl(['apply', '-f', '-'], policyYaml('bad-regex', 'nowhere', '', `  - expression: "object.metadata.name.matches('(?=a)')"\n`));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain(
+      `The ValidatingAdmissionPolicy "bad-regex" is invalid: spec.validations[0].expression: Invalid value: "object.metadata.name.matches('(?=a)')": compilation failed: ERROR: <input>:1:30: invalid matches argument`,
+    );
   });
 
   it('refuses CEL that does not compile at create, with kube-apiserver\'s field error', async () => {

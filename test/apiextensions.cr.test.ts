@@ -3,7 +3,8 @@
 // list types (pkg/apiserver/schema/listtype/validation.go), metadata, pruning, defaulting and CEL rules
 // (pkg/apiserver/schema/cel/validation.go).
 import { describe, expect, it } from 'vitest';
-import { compileCRDVersion, errorString, invalidError, strictDecodingError, unknownFieldWarnings } from '../lambdas/apiextensions/index.ts';
+import { compileCRDVersion, defaultCRD, errorString, invalidError, strictDecodingError, unknownFieldWarnings, validateCRD, type CustomResourceDefinition, type JSONSchemaProps } from '../lambdas/apiextensions/index.ts';
+import { compileSchemaRules, validateCEL } from '../lambdas/apiextensions/cel.ts';
 import { widget, widgetCRD } from './apiextensions.fixtures.ts';
 
 const v1 = compileCRDVersion(widgetCRD(), 'v1');
@@ -154,5 +155,137 @@ describe('CEL rules', () => {
     crd.spec.versions[1]!.schema!.openAPIV3Schema!.properties!.spec!['x-kubernetes-validations'] = [{ rule: 'self.storage.size != ""' }];
     const v = compileCRDVersion(crd, 'v1');
     expect(v.validate(widget({ image: 'x' })).map(errorString)).toEqual(['spec: Invalid value: "object": no such key: storage evaluating rule: self.storage.size != ""']);
+  });
+});
+
+// Denial of service: values any custom-resource writer controls must not run away. Patterns and matches()
+// run on RE2 (linear time, as Go's regexp in kube); every CEL evaluation step is charged to the rule's cost.
+describe('regular expressions run on RE2', () => {
+  const EVIL = '^([a-z0-9]+-?)*$';
+  /** widgetCRD with spec.name and, optionally, rules on spec. */
+  const withName = (name: Record<string, unknown>, rules?: Record<string, unknown>[]): CustomResourceDefinition => {
+    const crd = widgetCRD();
+    for (const v of crd.spec.versions) {
+      const spec = v.schema!.openAPIV3Schema!.properties!.spec!;
+      spec.properties!.name = name as any;
+      if (rules) spec['x-kubernetes-validations'] = rules as any;
+    }
+    return crd;
+  };
+  const crdErrors = (crd: CustomResourceDefinition): string[] => {
+    defaultCRD(crd);
+    return validateCRD(crd).map(errorString);
+  };
+  const bad = 'a'.repeat(33) + '!';
+  const run = (v: ReturnType<typeof compileCRDVersion>, spec: Record<string, unknown>): string[] => {
+    const obj = widget(spec);
+    v.prune(obj);
+    v.applyDefaults(obj);
+    return v.validate(obj).map(errorString);
+  };
+
+  it('a pattern with nested quantifiers answers at once (it blocked the apiserver 106 s on RegExp)', () => {
+    const crd = withName({ type: 'string', maxLength: 64, pattern: EVIL });
+    expect(crdErrors(crd)).toEqual([]);
+    const v = compileCRDVersion(crd, 'v1');
+    expect(run(v, { image: 'x', name: bad })).toEqual([`spec.name: Invalid value: "${bad}": spec.name in body should match '${EVIL}'`]);
+    expect(run(v, { image: 'x', name: 'abc-def-1' })).toEqual([]);
+  });
+
+  it("CEL's matches() too, in both forms", () => {
+    const rules = [{ rule: `self.name.matches('${EVIL}')`, message: 'member' }, { rule: `matches(self.name, '${EVIL}')`, message: 'global' }];
+    const crd = withName({ type: 'string', maxLength: 64 }, rules);
+    expect(crdErrors(crd)).toEqual([]);
+    const v = compileCRDVersion(crd, 'v1');
+    expect(run(v, { image: 'x', name: bad })).toEqual(['spec: Invalid value: "object": member', 'spec: Invalid value: "object": global']);
+    expect(run(v, { image: 'x', name: 'abc-def-1' })).toEqual([]);
+  });
+
+  it('RE2 syntax that JavaScript lacks works: POSIX classes, \\z', () => {
+    const crd = withName({ type: 'string', pattern: '^[[:alpha:]]+\\z' }, [{ rule: "self.name.matches('^[[:alpha:]]+\\\\z')", message: 'not alpha' }]);
+    const v = compileCRDVersion(crd, 'v1');
+    expect(run(v, { image: 'x', name: 'abc' })).toEqual([]);
+    // The CRD's own check compiles its patterns as Go does too: these are accepted, a repeat over RE2's
+    // 1,000 (which JavaScript takes) is not.
+    expect(crdErrors(crd).filter((e) => e.includes('pattern'))).toEqual([]);
+    expect(crdErrors(withName({ type: 'string', pattern: 'a{1001}' }))).toContainEqual(expect.stringContaining("pattern: Invalid value: \"a{1001}\": must be a valid regular expression, but isn't: error parsing regexp: invalid repeat count: `{1001}`"));
+    expect(run(v, { image: 'x', name: 'ab1' })).toEqual([
+      "spec.name: Invalid value: \"ab1\": spec.name in body should match '^[[:alpha:]]+\\z'",
+      'spec: Invalid value: "object": not alpha',
+    ]);
+  });
+
+  it('look-around and back-references, which RE2 refuses, are refused at CRD create as kube refuses them', () => {
+    expect(crdErrors(withName({ type: 'string', pattern: '^(?=a)' }))).toContainEqual(
+      expect.stringMatching(/properties\[name\]\.pattern: Invalid value: "\^\(\?=a\)": must be a valid regular expression, but isn't: error parsing regexp: invalid or unsupported Perl syntax: `\(\?=`$/),
+    );
+    expect(crdErrors(withName({ type: 'string', pattern: '(a)\\1' }))).toContainEqual(
+      expect.stringMatching(/properties\[name\]\.pattern: Invalid value: "\(a\)\\\\1": must be a valid regular expression, but isn't: error parsing regexp: invalid escape sequence: `\\1`$/),
+    );
+    // A regex literal in a rule is compiled at CRD create (cel.ValidateRegexLiterals).
+    const errs = crdErrors(withName({ type: 'string' }, [{ rule: "self.name.matches('(?=a)')" }]));
+    expect(errs).toContainEqual(expect.stringContaining("x-kubernetes-validations[0].rule: Invalid value: {\"rule\":\"self.name.matches('(?=a)')\"}: compilation failed: ERROR: <input>:1:19: invalid matches argument\n | self.name.matches('(?=a)')\n | ..................^"));
+    // A pattern from the object is compiled when the rule runs.
+    const crd = withName({ type: 'string' }, [{ rule: 'self.image.matches(self.name)' }]);
+    const v = compileCRDVersion(crd, 'v1');
+    expect(run(v, { image: 'x', name: '(a)\\1' })).toEqual([
+      'spec: Invalid value: "object": error parsing regexp: invalid escape sequence: `\\1` evaluating rule: self.image.matches(self.name)',
+    ]);
+  });
+});
+
+describe('CEL cost: every evaluation step is charged', () => {
+  const L = `[${Array.from({ length: 40 }, (_, i) => i + 1).join(', ')}]`;
+  const deep = `${L}.all(a, ${L}.all(b, ${L}.all(c, ${L}.all(d, ${L}.all(e, a+b+c+d+e != self.replicas)))))`;
+  const withRules = (rules: Record<string, unknown>[]) => {
+    const crd = widgetCRD();
+    crd.spec.versions[1]!.schema!.openAPIV3Schema!.properties!.spec!['x-kubernetes-validations'] = rules as any;
+    return compileCRDVersion(crd, 'v1');
+  };
+
+  it('comprehensions nested over a list literal written into the rule are stopped (40^5 steps ran 28 s)', () => {
+    const v = withRules([{ rule: deep }]);
+    expect(v.validate(widget({ image: 'x', replicas: 1 })).map(errorString)).toEqual([`spec: Invalid value: "object": rule evaluation exceeded the cost limit or the time limit: ${deep}`]);
+  });
+
+  it('over lists the rule builds (map, filter) and over map keys alike', () => {
+    const built = `${L}.map(x, x * 2).all(a, ${L}.filter(x, x > 0).all(b, ${L}.map(x, x).all(c, ${L}.all(d, a+b+c+d != 0))))`;
+    const keys = `{'a': 1, 'b': 2, 'c': 3, 'd': 4, 'e': 5, 'f': 6, 'g': 7, 'h': 8}`;
+    const overKeys = Array.from({ length: 7 }, (_, i) => `${keys}.all(k${i}, `).join('') + 'true' + ')'.repeat(7);
+    const v = withRules([{ rule: built }, { rule: overKeys }]);
+    expect(v.validate(widget({ image: 'x' })).map(errorString)).toEqual([
+      `spec: Invalid value: "object": rule evaluation exceeded the cost limit or the time limit: ${built}`,
+      `spec: Invalid value: "object": rule evaluation exceeded the cost limit or the time limit: ${overKeys}`,
+    ]);
+  });
+
+  it('the whole write has one budget: past it, no further rules run', () => {
+    const schema = { type: 'object', properties: { n: { type: 'integer' } }, 'x-kubernetes-validations': [{ rule: `${L}.all(a, ${L}.all(b, a + b != self.n))` }, { rule: 'self.n > 0' }] };
+    const compiled = compileSchemaRules(schema as JSONSchemaProps, 'openAPIV3Schema');
+    expect(compiled.errors).toEqual([]);
+    expect(validateCEL(compiled, { n: 0 }, undefined).map(errorString)).toEqual(['Invalid value: "object": failed rule: self.n > 0']);
+    // 40 × 40 iterations of a literal list cost more than a write's budget of 5,000: the second rule does not run.
+    expect(validateCEL(compiled, { n: 0 }, undefined, { budget: 5000 }).map(errorString)).toEqual([
+      'Invalid value: "object": validation failed due to running out of cost budget, no further validation rules will be run',
+    ]);
+  });
+
+  it('rules with comprehensions over the object, literals and built lists still pass within the bounds', () => {
+    const v = withRules([
+      { rule: 'self.ports.all(p, p.port > 0 && p.port < 65536)' },
+      { rule: "self.ports.exists(p, p.name == 'p1') || size(self.ports) == 0" },
+      { rule: "self.ports.map(p, p.name).filter(n, n.startsWith('p')).size() == self.ports.filter(p, p.name.startsWith('p')).size()" },
+      { rule: 'self.tags.all(a, self.tags.exists_one(b, a == b))' },
+      { rule: `${L}.all(a, ${L}.exists(b, a + b > 40))` },
+      { rule: "self.tags.all(t, t.matches('^[a-z][a-z0-9]*$'))" },
+    ]);
+    const ports = [1, 2, 3, 4].map((i) => ({ name: `p${i}`, port: 8000 + i }));
+    const tags = Array.from({ length: 30 }, (_, i) => `t${i}`);
+    expect(v.validate(widget({ image: 'x', ports, tags }))).toEqual([]);
+    expect(v.validate(widget({ image: 'x', ports: [{ name: 'p1', port: 0 }], tags: ['T'] })).map(errorString)).toEqual([
+      'spec: Invalid value: "object": failed rule: self.ports.all(p, p.port > 0 && p.port < 65536)',
+      "spec: Invalid value: \"object\": failed rule: self.tags.all(t, t.matches('^[a-z][a-z0-9]*$'))",
+      'spec.ports[0]: Invalid value: "object": port 0 is out of range',
+    ]);
   });
 });

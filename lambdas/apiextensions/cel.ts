@@ -8,14 +8,26 @@
 // (2) has the macros kube rules use (has, all, exists, exists_one, map, filter), size(), the string
 // extension functions (lowerAscii, split, trim, join, indexOf, ...), optional types (oldSelf.hasValue(),
 // .value(), .?field) for optionalOldSelf, timestamps and durations; (3) is pure ESM, zero dependencies,
-// released monthly in 2026, Node >= 20.19. Known differences from cel-go: matches() uses JavaScript's regex
-// engine rather than RE2, and its error texts differ; the common ones are rewritten to cel-go's wording below.
+// released monthly in 2026, Node >= 20.19. Known differences from cel-go: its error texts differ; the common
+// ones are rewritten to cel-go's wording below.
 //
-// Cost: the library has no cost accounting, so evaluation is bounded here: every list handed to a rule is a
-// proxy that charges one unit per element read, and a rule stops with kube's cost error past
-// PER_CALL_LIMIT units or RULE_TIME_LIMIT_MS, so nested comprehensions over large lists cannot run away.
+// Regular expressions: the library's string.matches() runs JavaScript's backtracking RegExp (exponential on
+// `^([a-z0-9]+-?)*$`), and it cannot be overridden through registerFunction (an overlapping signature is
+// refused). So every program is parsed through prepare(), which routes matches() (member and global form,
+// as cel-go has both) to RE2 (compileRE2, re2js) and refuses an invalid regex literal at compile time, as
+// kube's cel.ValidateRegexLiterals() does ("invalid matches argument"). Kubernetes' regex library (find,
+// findAll) is not provided, so matches() is the only regex a rule can run.
+//
+// Cost: the library has no cost accounting, so prepare() meters evaluation itself: every evaluation step of
+// every AST node (so every comprehension iteration, whether it ranges over a list from the object, a list
+// literal written into the rule, or a list the rule built) is charged one unit to the Budget passed in the
+// activation under the BUDGET key, matches() is charged as cel-go charges it, and every list handed to a rule
+// is also a proxy that charges one unit per element read. A rule stops with kube's cost error past
+// PER_CALL_LIMIT units or RULE_TIME_LIMIT_MS. (kube also refuses rules at CRD create by estimated cost;
+// Skiff has no estimator, so such rules are refused at runtime, promptly, instead.)
 
 import { Environment, Optional } from '@marcbachmann/cel-js';
+import { compileRE2 } from './re2.ts';
 import { child, fe, index, key, type FieldError } from './errors.ts';
 import { additionalPropertiesOf, itemsOf } from './structural.ts';
 import { isObj, type JSONSchemaProps, type ValidationRule } from './types.ts';
@@ -29,10 +41,12 @@ export const RUNTIME_CEL_COST_BUDGET = 10_000_000;
 
 const SUPPORTED_REASONS = ['FieldValueDuplicate', 'FieldValueForbidden', 'FieldValueInvalid', 'FieldValueRequired'];
 
+export type Program = ReturnType<Environment['parse']>;
+
 interface CompiledRule {
   rule: ValidationRule;
-  program?: ReturnType<Environment['parse']>;
-  messageProgram?: ReturnType<Environment['parse']>;
+  program?: Program;
+  messageProgram?: Program;
   usesOldSelf: boolean;
 }
 
@@ -103,7 +117,175 @@ function celType(s: JSONSchemaProps | undefined, reg: TypeRegistry): string {
 }
 
 export function baseEnvironment(): Environment {
-  return new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: false, limits: { maxAstNodes: 10000, maxDepth: 250 } });
+  const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: false, limits: { maxAstNodes: 10000, maxDepth: 250 } });
+  // cel-go's global form; prepare() evaluates both forms with re2Matches (this handler is its fallback).
+  env.registerFunction('matches(string, string): bool', (s: string, re: string) => re2Matches(s, re));
+  return env;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Metering and RE2 matches(), installed on a parsed program's AST nodes.
+
+/** The activation key of the Budget an evaluation is charged to (a symbol: no rule can name it). */
+export const BUDGET: unique symbol = Symbol('skiff.cel.budget');
+
+/** cel-go's runtime cost of matches (interpreter/runtimecost.go): string traversal × regex length. */
+function matchesCost(s: string, re: string): number {
+  return Math.ceil((1 + s.length) * 0.1) * Math.ceil(re.length * 0.25);
+}
+
+function re2Matches(s: string, pattern: string): boolean {
+  const re = compileRE2(pattern);
+  if (re instanceof Error) throw re;
+  return re.test(s);
+}
+
+/** Charges `n` units; throws CostExceeded past the per-call limit or the deadline (checked every 1024 units). */
+export function charge(budget: Budget, n: number): void {
+  const before = budget.used;
+  budget.used += n;
+  if (budget.exceeded || budget.used > budget.limit || (before >>> 10 !== budget.used >>> 10 && Date.now() > budget.deadline)) {
+    budget.exceeded = true;
+    throw new CostExceeded();
+  }
+}
+
+/** What prepare() relies on of the library's AST nodes (beyond the public op and args). */
+interface Node {
+  op: string;
+  args: unknown;
+  pos: number;
+  meta: { evaluate: Evaluate; alternate?: Node; macro?: { evaluate: Evaluate } };
+  evaluate: Evaluate;
+}
+type Evaluate = (ev: Evaluator, ast: unknown, ctx: Ctx) => unknown;
+interface Evaluator {
+  run(ast: Node, ctx: Ctx): unknown;
+}
+interface Ctx {
+  getValue(key: unknown): unknown;
+}
+
+/** The subject and pattern nodes of a matches() call: s.matches(re) or matches(s, re). */
+function matchesArgs(n: Node): [Node, Node] | undefined {
+  const a = n.args as unknown[];
+  if (n.op === 'rcall' && a[0] === 'matches' && Array.isArray(a[2]) && a[2].length === 1) return [a[1] as Node, a[2][0] as Node];
+  if (n.op === 'call' && a[0] === 'matches' && Array.isArray(a[1]) && a[1].length === 2) return [a[1][0] as Node, a[1][1] as Node];
+  return undefined;
+}
+
+/** The node whose literal value cel-go's regex validator checks: argument 0 of the call (the pattern of s.matches(re)). */
+function validatedLiteral(n: Node): Node | undefined {
+  const a = n.args as unknown[];
+  const arg = (n.op === 'rcall' ? a[2] : a[1]) as Node[];
+  const lit = arg[0];
+  return lit && lit.op === 'value' && typeof lit.args === 'string' ? lit : undefined;
+}
+
+/** Every AST node of a parsed expression, macro expansions included. */
+function astNodes(root: Node): Node[] {
+  const ctor = (root as object).constructor;
+  const nodes: Node[] = [];
+  const seen = new Set<object>();
+  const walk = (x: unknown): void => {
+    if (x === null || typeof x !== 'object' || seen.has(x)) return;
+    seen.add(x);
+    if (Array.isArray(x)) {
+      for (const y of x) walk(y);
+    } else if (x.constructor === ctor) {
+      const n = x as Node;
+      nodes.push(n);
+      walk(n.args);
+      walk(n.meta.alternate);
+      walk(n.meta.macro);
+    } else if (Object.getPrototypeOf(x) === Object.prototype) {
+      // Comprehension arguments and macro objects: their AST nodes (contexts and types are class instances).
+      for (const y of Object.values(x)) walk(y);
+    }
+  };
+  walk(root);
+  return nodes;
+}
+
+/** A compile-time error at an AST node, in the shape celGoError reads. */
+class NodeError extends Error {
+  constructor(
+    message: string,
+    readonly node: { pos: number },
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Parses an expression (already type-checked by env.check) for evaluation. Every evaluation step of every
+ * node is charged to the activation's BUDGET (when it has one), and matches() runs on RE2. Throws, as a
+ * compile error for celGoError, on a regex literal RE2 refuses (cel.ValidateRegexLiterals).
+ */
+export function prepare(env: Environment, expr: string): Program {
+  const program = env.parse(expr);
+  const root = program.ast as unknown as Node;
+  if (typeof root?.meta?.evaluate !== 'function' || typeof root.evaluate !== 'function') {
+    throw new Error('cannot meter CEL evaluation: @marcbachmann/cel-js AST internals changed');
+  }
+  for (const n of astNodes(root)) {
+    const m = matchesArgs(n);
+    if (m) {
+      const lit = validatedLiteral(n);
+      if (lit && compileRE2(lit.args as string) instanceof Error) throw new NodeError('invalid matches argument', lit);
+    }
+    n.evaluate = meteredEvaluate(n, m, n === root);
+  }
+  return program;
+}
+
+/**
+ * The budget of the synchronous evaluation in progress, set by the root node: a lookup in the context per node
+ * would be the costliest part of metering. After an await (an authorizer check) the evaluation goes on
+ * outside the root's frame, where this is unset and the context is asked.
+ */
+let active: Budget | undefined;
+
+function meteredEvaluate(n: Node, m: [Node, Node] | undefined, root: boolean): Evaluate {
+  const meta = n.meta;
+  // As the library's ASTNode.evaluate dispatches, each time (a type check may change the metadata).
+  const inner = function (this: unknown, ev: Evaluator, ast: unknown, ctx: Ctx): unknown {
+    if (meta.alternate) return meta.alternate.evaluate(ev, meta.alternate, ctx);
+    if (meta.macro) return meta.macro.evaluate(ev, meta.macro, ctx);
+    return meta.evaluate.call(this, ev, ast, ctx);
+  };
+  const step = m
+    ? function (this: unknown, ev: Evaluator, ast: unknown, ctx: Ctx): unknown {
+        const budget = active ?? (ctx.getValue(BUDGET) as Budget | undefined);
+        if (budget) charge(budget, 1);
+        const s = ev.run(m[0], ctx);
+        const re = ev.run(m[1], ctx);
+        const match = (s: unknown, re: unknown): unknown => {
+          // Anything but two strings: the library's evaluation, for its no-matching-overload error.
+          if (typeof s !== 'string' || typeof re !== 'string') return inner.call(this, ev, ast, ctx);
+          if (budget) charge(budget, matchesCost(s, re));
+          return re2Matches(s, re);
+        };
+        if (s instanceof Promise || re instanceof Promise) return Promise.all([s, re]).then(([a, b]) => match(a, b));
+        return match(s, re);
+      }
+    : function (this: unknown, ev: Evaluator, ast: unknown, ctx: Ctx): unknown {
+        const budget = active ?? (ctx.getValue(BUDGET) as Budget | undefined);
+        if (budget) charge(budget, 1);
+        if (meta.alternate) return meta.alternate.evaluate(ev, meta.alternate, ctx);
+        if (meta.macro) return meta.macro.evaluate(ev, meta.macro, ctx);
+        return meta.evaluate.call(this, ev, ast, ctx);
+      };
+  if (!root) return step;
+  return function (this: unknown, ev: Evaluator, ast: unknown, ctx: Ctx): unknown {
+    const outer = active;
+    active = ctx.getValue(BUDGET) as Budget | undefined;
+    try {
+      return step.call(this, ev, ast, ctx);
+    } finally {
+      active = outer;
+    }
+  };
 }
 
 /** A cel-go style error text: ERROR: <input>:line:col: message, then the source line and a caret. */
@@ -169,10 +351,11 @@ export function compileSchemaRules(schema: JSONSchemaProps, path: string): Compi
         try {
           const checked = env.check(expr);
           if (!checked.valid) throw checked.error;
+          const program = prepare(env, expr);
           if (checked.type !== 'bool') {
             errors.push(fe.invalid(child(rp, 'rule'), ruleValue(rule), 'cel expression must evaluate to a bool'));
           } else {
-            compiled.program = env.parse(expr);
+            compiled.program = program;
           }
         } catch (e) {
           errors.push(fe.invalid(child(rp, 'rule'), ruleValue(rule), `compilation failed: ${celGoError(expr, e)}`));
@@ -182,10 +365,11 @@ export function compileSchemaRules(schema: JSONSchemaProps, path: string): Compi
           try {
             const checked = env.check(me);
             if (!checked.valid) throw checked.error;
+            const program = prepare(env, me);
             if (checked.type !== 'string' && checked.type !== 'dyn') {
               errors.push(fe.invalid(child(rp, 'messageExpression'), ruleValue(rule), 'messageExpression must evaluate to a string'));
             } else {
-              compiled.messageProgram = env.parse(me);
+              compiled.messageProgram = program;
             }
           } catch (e) {
             errors.push(fe.invalid(child(rp, 'messageExpression'), ruleValue(rule), `messageExpression compilation failed: ${celGoError(me, e)}`));
@@ -229,13 +413,7 @@ export function toCEL(v: unknown, s: JSONSchemaProps | undefined, budget: Budget
     const arr = v.map((x) => toCEL(x, it, budget, ctors));
     return new Proxy(arr, {
       get(t, p, r) {
-        if (typeof p === 'string' && /^\d+$/.test(p)) {
-          budget.used++;
-          if (budget.exceeded || budget.used > budget.limit || ((budget.used & 1023) === 0 && Date.now() > budget.deadline)) {
-            budget.exceeded = true;
-            throw new CostExceeded();
-          }
-        }
+        if (typeof p === 'string' && /^\d+$/.test(p)) charge(budget, 1);
         return Reflect.get(t, p, r);
       },
     });
@@ -299,7 +477,10 @@ export function validateCEL(compiled: CompiledSchemaRules, obj: unknown, old: un
       const rulePath = cr.rule.fieldPath ? fieldPathSuffix(path, cr.rule.fieldPath) : path;
       let ok: unknown;
       try {
-        ok = cr.program({ self, oldSelf });
+        ok = cr.program({ self, oldSelf, [BUDGET]: budget });
+        // A quantifier (all, exists) takes an error in one iteration as a value: a cost overrun inside one
+        // can end in a boolean.
+        if (budget.exceeded) throw new CostExceeded();
       } catch (e) {
         if (e instanceof CostExceeded || budget.exceeded || budget.used > budget.limit) {
           if (budget.limit < PER_CALL_LIMIT) {
@@ -319,12 +500,14 @@ export function validateCEL(compiled: CompiledSchemaRules, obj: unknown, old: un
       if (ok === true) continue;
       let message = cr.rule.message && cr.rule.message.trim() ? cr.rule.message : `failed rule: ${ruleTrim(cr.rule.rule ?? '')}`;
       if (cr.messageProgram) {
+        const mb: Budget = { used: 0, limit: Math.min(PER_CALL_LIMIT, total.remaining), deadline: Date.now() + RULE_TIME_LIMIT_MS };
         try {
-          const m = cr.messageProgram({ self, oldSelf });
-          if (typeof m === 'string' && m.trim() && !/[\r\n]/.test(m)) message = m;
+          const m = cr.messageProgram({ self, oldSelf, [BUDGET]: mb });
+          if (!mb.exceeded && typeof m === 'string' && m.trim() && !/[\r\n]/.test(m)) message = m;
         } catch {
           // kube logs messageExpression failures and falls back to message.
         }
+        total.remaining -= mb.used;
       }
       switch (cr.rule.reason) {
         case 'FieldValueRequired':

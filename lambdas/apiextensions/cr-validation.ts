@@ -5,6 +5,9 @@
 //   - x-kubernetes-list-type set/map uniqueness (pkg/apiserver/schema/listtype/validation.go);
 //   - ObjectMeta of the object and of embedded resources (apimachinery ValidateObjectMetaAccessor,
 //     pkg/apiserver/schema/objectmeta/validation.go).
+// Patterns run on RE2 (re2js, a port of Go's regexp), never on JavaScript's backtracking RegExp: values are
+// written by any custom-resource writer, and `^([a-z0-9]+-?)*$` against 33 a's and a '!' blocked the
+// process for minutes on RegExp. See re2.ts; CEL's matches() and the CRD's own check of its patterns use it too.
 // Values are what encoding/json hands kube: a number is an integer when it is an integral value that JSON
 // holds exactly (|n| <= 2^53 - 1), otherwise a float, so an integer field given 1e308 fails as kube fails a
 // float there: `spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number"`.
@@ -13,7 +16,7 @@ import { Buffer } from 'node:buffer';
 import { isIP } from 'node:net';
 import { dns1123LabelErrors, dns1123SubdomainErrors, labelKeyErrors, labelValueErrors } from '../machinery/validation.ts';
 import { child, fe, goFloat, index, type FieldError } from './errors.ts';
-import { patternError } from './structural.ts';
+import { compileRE2 } from './re2.ts';
 import { additionalPropertiesOf, itemsOf } from './structural.ts';
 import { isObj, jsonEqual, type JSONSchemaProps } from './types.ts';
 
@@ -52,8 +55,11 @@ export function validateSchema(s: JSONSchemaProps | undefined, v: unknown, path 
     const n = [...v].length;
     if (typeof s.maxLength === 'number' && n > s.maxLength) errs.push(fe.tooLong(path, s.maxLength));
     if (typeof s.minLength === 'number' && n < s.minLength) errs.push(fe.invalid(path, v, `${name} in body should be at least ${s.minLength} chars long`));
-    if (typeof s.pattern === 'string' && !patternError(s.pattern) && !new RegExp(s.pattern, 'u').test(v)) {
-      errs.push(fe.invalid(path, v, `${name} in body should match '${s.pattern}'`));
+    if (typeof s.pattern === 'string') {
+      // kube-openapi validate.Pattern: Go's regexp, unanchored; a pattern that does not compile fails the value.
+      const re = compileRE2(s.pattern);
+      if (re instanceof Error) errs.push(fe.invalid(path, v, `${name} in body should match '${s.pattern}, but pattern is invalid: ${re.message}'`));
+      else if (!re.test(v)) errs.push(fe.invalid(path, v, `${name} in body should match '${s.pattern}'`));
     }
     if (typeof s.format === 'string' && s.format && types.includes('string')) {
       const ok = formatValid(s.format, v);

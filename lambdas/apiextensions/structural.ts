@@ -5,6 +5,7 @@
 // sorts them.
 
 import { child, errorString, fe, index, key, type FieldError } from './errors.ts';
+import { re2Error } from './re2.ts';
 import { isObj, type JSONSchemaProps } from './types.ts';
 
 type Level = 'root' | 'item' | 'field';
@@ -102,26 +103,11 @@ function valueValidation(v: JSONSchemaProps, skipAnyOf: boolean, skipFirstAllOfA
   (Array.isArray(v.oneOf) ? v.oneOf : []).forEach((n, i) => errs.push(...nested(n, false, lvl, index(child(path, 'oneOf'), i))));
   if (isObj(v.not)) errs.push(...nested(v.not, false, lvl, child(path, 'not')));
   if (typeof v.pattern === 'string' && v.pattern.length > 0) {
-    const err = patternError(v.pattern);
+    // As kube's validator compiles it: Go's regexp (RE2 syntax; re2.ts), its error text.
+    const err = re2Error(v.pattern);
     if (err) errs.push(fe.invalid(child(path, 'pattern'), v.pattern, `must be a valid regular expression, but isn't: ${err}`));
   }
   return errs;
-}
-
-/**
- * Compiles an OpenAPI pattern as kube's validator does (Go regexp, RE2 syntax) using JavaScript's engine with
- * the unicode flag; returns the error text or undefined. RE2 refuses look-around and back-references, which
- * JavaScript accepts, so those are refused here too.
- */
-export function patternError(pattern: string): string | undefined {
-  if (/\(\?[=!<]/.test(pattern) && !/\(\?<[A-Za-z]/.test(pattern)) return `error parsing regexp: invalid or unsupported Perl syntax: \`${pattern.match(/\(\?[=!<]+/)![0]}\``;
-  if (/\\[1-9]/.test(pattern)) return `error parsing regexp: invalid escape sequence: \`${pattern.match(/\\[1-9]/)![0]}\``;
-  try {
-    new RegExp(pattern, 'u');
-    return undefined;
-  } catch (e) {
-    return `error parsing regexp: ${(e as Error).message}`;
-  }
 }
 
 /** validateNestedValueValidation: inside a junctor only value restrictions are allowed. */

@@ -1,14 +1,15 @@
 // The CEL environment of admission control (k8s.io/apiserver/pkg/admission/plugin/cel): what a
 // ValidatingAdmissionPolicy's validations, messageExpressions and variables, and a policy's or webhook's
-// matchConditions, can name. The library, its base environment, cel-go's error wording and the per-call
-// cost bound are apiextensions/cel.ts's (one setup for all CEL in Skiff).
+// matchConditions, can name. The library, its base environment, cel-go's error wording, RE2 matches() and
+// the per-call cost bound (every evaluation step charged, via prepare()) are apiextensions/cel.ts's (one
+// setup for all CEL in Skiff).
 //
 // Declared variables: object, oldObject, request, params, namespaceObject, variables (all dyn, as kube
 // declares them for unstructured objects), and `authorizer` with `authorizer.requestResource`
 // (cel-authorizer.ts: checks through the server's authorizer chain; they make an evaluation async).
 
 import type { Environment } from '@marcbachmann/cel-js';
-import { baseEnvironment, type Budget, celGoError, CostExceeded, PER_CALL_LIMIT, RULE_TIME_LIMIT_MS, toCEL } from '../../apiextensions/cel.ts';
+import { baseEnvironment, BUDGET, type Budget, celGoError, CostExceeded, PER_CALL_LIMIT, prepare, RULE_TIME_LIMIT_MS, toCEL } from '../../apiextensions/cel.ts';
 import { registerAuthorizerLibrary } from './cel-authorizer.ts';
 
 export type Program = ReturnType<Environment['parse']>;
@@ -33,8 +34,9 @@ export function compileExpression(expr: string, want: ExpressionKind): { program
   try {
     const checked = admissionEnvironment().check(expr);
     if (!checked.valid) throw checked.error;
+    const program = prepare(admissionEnvironment(), expr);
     if (want !== 'any' && checked.type !== want && checked.type !== 'dyn') return { type: checked.type, error: `must evaluate to ${want}` };
-    return { program: admissionEnvironment().parse(expr), type: checked.type };
+    return { program, type: checked.type };
   } catch (e) {
     return { error: `compilation failed: ${celGoError(expr, e)}` };
   }
@@ -52,6 +54,7 @@ function ints(v: unknown): unknown {
 export function activation(vars: Record<string, unknown>, budget: Budget): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(vars)) out[k] = v === undefined ? null : toCEL(ints(v), undefined, budget, new Map());
+  (out as Record<symbol, unknown>)[BUDGET] = budget;
   return out;
 }
 
@@ -65,9 +68,13 @@ export async function evaluate(program: Program, act: Record<string, unknown>, b
   budget.used = 0;
   budget.exceeded = false;
   budget.deadline = Date.now() + RULE_TIME_LIMIT_MS;
+  (act as Record<symbol, unknown>)[BUDGET] = budget;
   try {
     // A promise when the expression makes an authorizer check.
-    return await program(act);
+    const result = await program(act);
+    // A quantifier (all, exists) takes an error in one iteration as a value: an overrun can end in a boolean.
+    if (budget.exceeded) throw new CostExceeded();
+    return result;
   } catch (e) {
     if (e instanceof CostExceeded || budget.exceeded) throw new Error('operation cancelled: actual cost limit exceeded');
     throw new Error(String((e as Error).message ?? e).split('\n')[0]!.replace(/^No such key: /, 'no such key: '));
