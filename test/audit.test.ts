@@ -19,6 +19,9 @@ import { startTestCluster, type TestCluster } from './support/cluster.ts';
 import { applyGrants } from './support/grants.ts';
 import { motoAccount, type MotoAccount } from './support/moto-account.ts';
 import { until } from './support/until.ts';
+import { call } from './support/api-call.ts';
+
+const c0 = (url: string, caCert: string, token: string) => ({ url, caCert, token });
 
 const POLICY = `
 apiVersion: audit.k8s.io/v1
@@ -293,6 +296,11 @@ describe('skiff up --audit-policy-file --audit-log-path', () => {
       expect(status).toBe(200);
       const evs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEvent);
       expect(evs.map((e) => [e.stage, e.verb, e.objectRef?.resource, e.objectRef?.namespace])).toEqual([['ResponseComplete', 'list', 'configmaps', 'default']]);
+      // A YAML body nested past the limit is a 400, and the server goes on (the audit decodes the body again,
+      // with the same guarded decoder as the request).
+      const deep = await call(c0(url, ca, admin), 'POST', '/api/v1/namespaces/default/configmaps', `${'['.repeat(1000)}${']'.repeat(1000)}`, 'application/yaml');
+      expect(deep.status).toBe(400);
+      expect((await call(c0(url, ca, admin), 'GET', '/api/v1/namespaces/default/configmaps')).status).toBe(200);
       s.proc.kill('SIGTERM');
       expect(await s.exited).toBe(0);
 

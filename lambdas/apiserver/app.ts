@@ -3,8 +3,8 @@
 // handler.ts puts it behind Lambda (Function URL / API Gateway v2 events); the local cluster serves the
 // same Lambda handler over HTTPS.
 
-import { parse as parseYaml } from 'yaml';
-import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from '../machinery/nesting.ts';
+import { nestedDeeperThan, tooDeepMessage } from '../machinery/nesting.ts';
+import { parseYamlBody } from '../machinery/yaml-body.ts';
 import type { Backend } from '../storage/backend.ts';
 import { StorageError } from '../storage/backend.ts';
 import { ApiError, errors, successStatus } from '../machinery/status.ts';
@@ -902,9 +902,8 @@ function decodeBodyText(req: ApiRequest): unknown {
     }
   }
   if (ct === 'application/yaml' || ct === 'application/x-yaml' || ct === 'text/yaml') {
-    if (yamlMayNestDeeperThan(text)) throw errors.badRequest(`error converting YAML to JSON: ${tooDeepMessage}`);
     try {
-      return parseYaml(text);
+      return parseYamlBody(text);
     } catch (e) {
       throw errors.badRequest(`error converting YAML to JSON: ${(e as Error).message.split('\n')[0]}`);
     }
