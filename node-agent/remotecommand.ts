@@ -34,8 +34,12 @@ export interface Session {
 }
 
 /** What the client sends, delivered once the session has attached. */
-interface Inputs {
-  stdin(d: Buffer): void;
+export interface Inputs {
+  /**
+   * A chunk of stdin. A promise back says the process is not keeping up: read no more from the client
+   * until it settles (kubelet's io.Copy blocks the same way, and TCP pushes back on the client).
+   */
+  stdin(d: Buffer): Promise<void> | undefined;
   stdinEnd(): void;
   resize(width: number, height: number): void;
   /** The client went away. */
@@ -76,9 +80,21 @@ export async function runSession(docker: Docker, ch: Channels, session: Session,
     return;
   }
   stream.on('error', () => {});
+  let drained: Promise<void> | undefined;
   ch.listen({
     stdin: (d) => {
-      if (o.stdin) stream.write(d);
+      if (!o.stdin || stream.destroyed || stream.writableEnded) return undefined;
+      if (stream.write(d)) return undefined;
+      // One promise for all the writes until the next 'drain' (or the end of the stream).
+      drained ??= new Promise<void>((ok) => {
+        const done = () => {
+          stream.off('drain', done).off('close', done).off('error', done);
+          drained = undefined;
+          ok();
+        };
+        stream.on('drain', done).on('close', done).on('error', done);
+      });
+      return drained;
     },
     stdinEnd: () => {
       if (o.stdin) stream.end();
@@ -119,6 +135,72 @@ export function exitStatus(code: number | null) {
   });
 }
 
+/**
+ * Holds a source of input while any of its holds last: pause() at the first, resume() after the last.
+ * wait() holds it until a promise settles (the process's stdin is full).
+ */
+function holder(pause: () => void, resume: () => void) {
+  let n = 0;
+  const hold = () => {
+    if (n++ === 0) pause();
+  };
+  const release = () => {
+    if (--n === 0) resume();
+  };
+  return {
+    hold,
+    release,
+    wait(p: Promise<void> | undefined) {
+      if (!p) return;
+      hold();
+      void p.then(release, release);
+    },
+  };
+}
+
+/** The longest line the resize stream may send: one is `{"Width":80,"Height":24}`. */
+export const RESIZE_LINE_MAX = 4096;
+
+/**
+ * The resize stream's lines (JSON objects, one per line), each chunk scanned once: `onLine` gets each
+ * complete line, the unfinished one is kept. Returns false (and keeps nothing) once a line is longer than
+ * `max` bytes: the stream is to be refused. `pending()` is how many bytes wait for their newline.
+ */
+export function resizeLineReader(onLine: (line: string) => void, max = RESIZE_LINE_MAX) {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let refused = false;
+  const refuse = () => {
+    refused = true;
+    parts = [];
+    size = 0;
+    return false;
+  };
+  return {
+    push(d: Buffer): boolean {
+      if (refused) return false;
+      let start = 0;
+      for (let nl = d.indexOf(0x0a); nl >= 0; nl = d.indexOf(0x0a, start)) {
+        if (size + nl - start > max) return refuse();
+        const piece = d.subarray(start, nl);
+        const line = size ? Buffer.concat([...parts, piece]) : piece;
+        parts = [];
+        size = 0;
+        start = nl + 1;
+        onLine(line.toString('utf8'));
+        if (refused) return false;
+      }
+      if (size + d.length - start > max) return refuse();
+      if (start < d.length) {
+        parts.push(d.subarray(start));
+        size += d.length - start;
+      }
+      return true;
+    },
+    pending: () => size,
+  };
+}
+
 /** A malformed resize is ignored, as kubelet does. */
 function parseResize(text: string): { Width: number; Height: number } | undefined {
   try {
@@ -132,10 +214,23 @@ function parseResize(text: string): { Width: number; Height: number } | undefine
 
 // ---- WebSocket ----
 
+/**
+ * How much a client may send before the session has attached (the socket is paused meanwhile, so only what
+ * was already read arrives: a client over this is not one).
+ */
+export const EARLY_INPUT_MAX = 1 << 20;
+
 export function webSocketChannels(ws: WebSocket): Channels {
   const early: Buffer[] = [];
+  let earlyBytes = 0;
   let h: Inputs | undefined;
   let gone = false;
+  // Nothing is read from the client until the session attaches (one hold), nor while its stdin is full.
+  const input = holder(
+    () => ws.pause(),
+    () => ws.resume(),
+  );
+  input.hold();
   const send = (channel: number, data: Buffer | string) => {
     if (ws.readyState !== ws.OPEN) return;
     const body = typeof data === 'string' ? Buffer.from(data) : data;
@@ -145,16 +240,24 @@ export function webSocketChannels(ws: WebSocket): Channels {
     if (!m.length || !h) return;
     const ch = m[0]!;
     const data = m.subarray(1);
-    if (ch === STDIN) h.stdin(data);
+    if (ch === STDIN) input.wait(h.stdin(data));
     else if (ch === RESIZE) {
       const r = parseResize(data.toString('utf8'));
       if (r) h.resize(r.Width, r.Height);
     } else if (ch === CLOSE && data[0] === STDIN) h.stdinEnd();
   };
   ws.on('message', (m: Buffer, isBinary: boolean) => {
-    if (!isBinary) return;
-    if (h) dispatch(m);
-    else early.push(m);
+    if (!isBinary || gone) return;
+    if (h) return dispatch(m);
+    earlyBytes += m.length;
+    if (earlyBytes > EARLY_INPUT_MAX) {
+      console.error(`node agent: exec/attach: the client sent over ${EARLY_INPUT_MAX} bytes before the session started; closing the connection`);
+      early.length = 0;
+      gone = true;
+      ws.terminate();
+      return;
+    }
+    early.push(m);
   });
   ws.on('close', () => {
     gone = true;
@@ -165,11 +268,15 @@ export function webSocketChannels(ws: WebSocket): Channels {
     stderr: (d) => send(STDERR, d),
     close(status) {
       if (status) send(ERROR, JSON.stringify(status));
+      // The closing handshake reads the client's answer, whatever held the input.
+      ws.resume();
       if (ws.readyState === ws.OPEN) ws.close(1000);
     },
     listen(x) {
       h = x;
       for (const m of early.splice(0)) dispatch(m);
+      earlyBytes = 0;
+      input.release();
       if (gone) x.gone();
     },
     isOpen: () => ws.readyState === ws.OPEN,
@@ -200,22 +307,72 @@ export function spdyChannels(conn: SpdyConnection, want: { stdin: boolean; stdou
   let h: Inputs | undefined;
   let gone = false;
   let closed = false;
-  const resizeText = { buf: '' };
-  const onResize = (d: Buffer) => {
-    resizeText.buf += d.toString('utf8');
-    const lines = resizeText.buf.split('\n');
-    resizeText.buf = lines.pop()!;
-    for (const l of lines) {
-      const r = l.trim() ? parseResize(l) : undefined;
-      if (r) h?.resize(r.Width, r.Height);
-    }
+  let ready = false;
+  // Stdin that came before the session attached, and its end.
+  const early: Buffer[] = [];
+  let earlyBytes = 0;
+  let earlyEnd = false;
+  let earlyRefused = false;
+  // The last resize before the session attached (only the last size matters).
+  let earlyResize: { Width: number; Height: number } | undefined;
+  // Backpressure: spdystream (client-go) ignores SPDY flow control, so pausing the stdin stream alone
+  // would only move the bytes into its buffer. The connection's frame parser is paused too: the socket
+  // piped into it then stops being read and TCP holds the client back, as kubelet's io.Copy does.
+  const parser = (conn as unknown as { _spdyState?: { parser?: { pause(): void; resume(): void } } })._spdyState?.parser;
+  const input = holder(
+    () => {
+      streams.stdin?.pause();
+      parser?.pause();
+    },
+    () => {
+      parser?.resume();
+      streams.stdin?.resume();
+    },
+  );
+  let earlyHeld = false;
+  const holdEarly = () => {
+    if (earlyHeld || !early.length) return;
+    earlyHeld = true;
+    input.hold();
   };
-  const listenTo = (type: StreamType, s: SpdyStream) => {
+  const listenTo = (type: StreamType, s: SpdyStream, fail: (e: Error) => void) => {
     if (type === 'stdin') {
-      s.on('data', (d: Buffer) => h?.stdin(d));
-      s.on('end', () => h?.stdinEnd());
-    } else if (type === 'resize') s.on('data', onResize);
-    else s.resume(); // the client writes nothing on the others; their FIN must still be read
+      s.on('data', (d: Buffer) => {
+        if (h) return input.wait(h.stdin(d));
+        if (earlyRefused) return;
+        early.push(d);
+        earlyBytes += d.length;
+        // Once the streams are all there, the session is about to attach: read no more till then.
+        // Before, the client has no business sending much.
+        if (ready) holdEarly();
+        else if (earlyBytes > EARLY_INPUT_MAX) {
+          console.error(`node agent: exec/attach: the client sent over ${EARLY_INPUT_MAX} bytes of stdin before opening its streams; closing the connection`);
+          early.length = 0;
+          earlyRefused = true;
+          fail(new Error('too much stdin before the session started'));
+          conn.end();
+        }
+      });
+      s.on('end', () => {
+        if (h) h.stdinEnd();
+        else earlyEnd = true;
+      });
+    } else if (type === 'resize') {
+      const lines = resizeLineReader((l) => {
+        const r = l.trim() ? parseResize(l) : undefined;
+        if (!r) return;
+        if (h) h.resize(r.Width, r.Height);
+        else earlyResize = r;
+      });
+      const onResize = (d: Buffer) => {
+        if (lines.push(d)) return;
+        // Kubelet stops reading resize events at the first it cannot decode; this one is not read at all.
+        console.error(`node agent: exec/attach: a resize message over ${RESIZE_LINE_MAX} bytes; refusing the resize stream`);
+        s.off('data', onResize);
+        s.abort();
+      };
+      s.on('data', onResize);
+    } else s.resume(); // the client writes nothing on the others; their FIN must still be read
   };
   return new Promise<Channels>((ok, fail) => {
     const timer = setTimeout(() => {
@@ -228,6 +385,11 @@ export function spdyChannels(conn: SpdyConnection, want: { stdin: boolean; stdou
       close(status) {
         if (closed) return;
         closed = true;
+        // A session that never attached (it failed to start) reads the client's hang-up again.
+        if (earlyHeld && !h) {
+          earlyHeld = false;
+          input.release();
+        }
         streams.stdout?.end();
         streams.stderr?.end();
         if (status) streams.error?.end(JSON.stringify(status));
@@ -239,7 +401,14 @@ export function spdyChannels(conn: SpdyConnection, want: { stdin: boolean; stdou
       },
       listen(x) {
         h = x;
-        for (const [type, s] of Object.entries(streams)) listenTo(type as StreamType, s!);
+        if (earlyResize) x.resize(earlyResize.Width, earlyResize.Height);
+        for (const d of early.splice(0)) input.wait(x.stdin(d));
+        earlyBytes = 0;
+        if (earlyEnd) x.stdinEnd();
+        if (earlyHeld) {
+          earlyHeld = false;
+          input.release();
+        }
         if (gone) x.gone();
       },
       isOpen: () => !closed && !gone,
@@ -252,8 +421,10 @@ export function spdyChannels(conn: SpdyConnection, want: { stdin: boolean; stdou
       }
       replyStream(s);
       streams[type as StreamType] = s;
-      if (h) listenTo(type as StreamType, s);
-      if (needed.every((n) => streams[n])) {
+      listenTo(type as StreamType, s, fail);
+      if (!ready && needed.every((n) => streams[n])) {
+        ready = true;
+        holdEarly();
         clearTimeout(timer);
         ok(channels);
       }
