@@ -51,9 +51,24 @@ export interface AgentServer {
   close(): Promise<void>;
 }
 
+/**
+ * A client's protocol error (a message over WS_MAX_MESSAGE_BYTES, a bad frame) is emitted on the socket as
+ * 'error' after ws has closed it: without a listener that error would end the agent process.
+ */
+function quietOnError<T extends { on(event: 'error', f: (e: Error) => void): unknown }>(ws: T): T {
+  ws.on('error', () => {});
+  return ws;
+}
+
+/** The largest WebSocket message the agent takes; a bigger one closes the connection (1009, message too big). */
+export const WS_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
   const wss = new WebSocketServer({
     noServer: true,
+    // One message is at most this: clients send stdin and tunnelled port-forward data as they read it (tens
+    // of KB); ws's default (100 MiB) let one message sit whole in the agent's memory.
+    maxPayload: WS_MAX_MESSAGE_BYTES,
     handleProtocols: (offered, req) =>
       (req.url ?? '').startsWith('/portForward/')
         ? offered.has(PORT_FORWARD_TUNNEL_TOKEN) && PORT_FORWARD_TUNNEL_TOKEN
@@ -312,7 +327,7 @@ async function serveUpgrade(opts: AgentServerOptions, wss: WebSocketServer, req:
     };
   }
   if (spdyProtocol === undefined) {
-    wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, webSocketChannels(ws), session, { stdin }));
+    wss.handleUpgrade(req, socket, head, (ws) => void runSession(opts.docker, webSocketChannels(quietOnError(ws)), session, { stdin }));
     return;
   }
   const conn = acceptSpdyUpgrade(socket, head, spdyProtocol);
@@ -349,7 +364,7 @@ async function upgradePortForward(opts: AgentServerOptions, wss: WebSocketServer
   }
   wss.handleUpgrade(req, socket, head, (ws) => {
     // SPDY frames ride in binary messages: the WebSocket is the SPDY connection's byte stream.
-    const tunnel = createWebSocketStream(ws);
+    const tunnel = createWebSocketStream(quietOnError(ws));
     servePortForward(spdyServer(tunnel), target);
   });
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import WebSocket from 'ws';
 import { requireDocker, TEST_IMAGE } from './support/docker.ts';
-import { startAgentServer, type AgentServer } from '../node-agent/server.ts';
+import { startAgentServer, WS_MAX_MESSAGE_BYTES, type AgentServer } from '../node-agent/server.ts';
 import { loadOrCreateServingCert, type ServingCert } from '../node-agent/serving-cert.ts';
 import { tokenReviewAuthenticator } from '../node-agent/authn.ts';
 
@@ -201,6 +201,19 @@ d('agent server', () => {
   it('attaches to the container process (stdin, stdout, stderr), ending when it exits', async () => {
     const r = await exec('/attach/default/p1/reader?stdin=1&stdout=1&stderr=1', { stdin: 'hello\n' });
     expect(r).toMatchObject({ stdout: 'got:hello\n', stderr: 'bye\n', status: undefined });
+  });
+
+  it('a WebSocket message over 8 MiB closes the connection (1009) instead of sitting whole in the agent', async () => {
+    const code = await new Promise<number>((ok, fail) => {
+      const ws = new WebSocket(`wss://127.0.0.1:${server.port}/exec/default/p1/app?command=cat&stdin=1&stdout=1`, ['v5.channel.k8s.io'], { ca: cert.cert, headers: { authorization: `Bearer ${TOKEN}` } });
+      ws.on('open', () => ws.send(Buffer.concat([Buffer.from([0]), Buffer.alloc(WS_MAX_MESSAGE_BYTES + 1)])));
+      ws.on('close', (c) => ok(c));
+      ws.on('error', () => {}); // the close code says it
+      ws.on('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode}`)));
+    });
+    expect(code).toBe(1009);
+    // The agent goes on serving.
+    expect((await exec(`/exec/default/p1/app?command=true&stdout=1`)).status).toMatchObject({ status: 'Success' });
   });
 
   it('execs with stdin until it is closed, and with a TTY', async () => {
