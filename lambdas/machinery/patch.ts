@@ -2,7 +2,8 @@
 //
 //   application/json-patch+json            RFC 6902 operations (fast-json-patch). A body that is not a
 //                                          list of operations is 400; an operation that does not apply
-//                                          (failed test, missing path) is 422, as Kubernetes answers.
+//                                          (failed test, missing path) is 422, as Kubernetes answers,
+//                                          and so is a patch whose copies add more than 3 MiB.
 //   application/merge-patch+json           RFC 7386: objects merge, null deletes, everything else replaces.
 //   application/strategic-merge-patch+json Kubernetes' strategic merge patch (apimachinery strategicpatch):
 //                                          lists merge by the merge key schema.ts reads from the served
@@ -15,8 +16,8 @@
 //
 // applyPatch never mutates its inputs and never throws anything but ApiError.
 import jsonpatch from 'fast-json-patch';
-import { parse as parseYaml } from 'yaml';
-import { nestedDeeperThan, tooDeepMessage, yamlMayNestDeeperThan } from './nesting.ts';
+import { nestedDeeperThan, tooDeepMessage } from './nesting.ts';
+import { parseYamlBody } from './yaml-body.ts';
 import { ApiError, errors } from './status.ts';
 import type { ResourceInfo } from './resources.ts';
 import { isObject, type KubeObject } from './types.ts';
@@ -33,6 +34,14 @@ export type PatchType = (typeof PATCH_CONTENT_TYPES)[number];
 
 /** kube-apiserver's cap on the operations of one JSON patch. */
 const MAX_JSON_PATCH_OPERATIONS = 10000;
+
+/**
+ * kube-apiserver's cap on the bytes the "copy" operations of one JSON patch may add, summed over the
+ * patch: Config.JSONPatchMaxCopyBytes (3 MiB, k8s.io/apiserver/pkg/server/config.go), which it installs
+ * as evanphx/json-patch's AccumulatedCopySizeLimit. Without it, 30 copies of a document into itself
+ * make it 2^30 times larger.
+ */
+const MAX_JSON_PATCH_COPY_BYTES = 3 * 1024 * 1024;
 
 type Obj = Record<string, unknown>;
 
@@ -82,12 +91,110 @@ function jsonPatch(original: KubeObject, body: string): unknown {
     );
   }
   try {
-    // validate=true checks each operation's shape; mutateDocument=false works on a deep copy.
-    return jsonpatch.applyPatch(original, ops as jsonpatch.Operation[], true, false).newDocument;
+    // What jsonpatch.applyPatch(original, ops, true, false) does, one operation at a time so copies can
+    // be charged before they are made.
+    let doc: unknown = jsonpatch.deepClone(original);
+    let copied = 0;
+    for (const [i, op] of (ops as jsonpatch.Operation[]).entries()) {
+      if (op.op === 'copy') copied = chargeCopy(doc, op.from, copied);
+      doc = jsonpatch.applyOperation(doc, op, validateOperation, true, true, i).newDocument;
+    }
+    return doc;
   } catch (e) {
-    // Kubernetes: errors.NewGenericServerResponse(422, ...) — the operation's own error is not returned.
+    // Kubernetes: errors.NewGenericServerResponse(422, ...) — the operation's own error is not returned,
+    // the copy limit's "Unable to complete the copy, the accumulated size increase of copy is N,
+    // exceeding the limit 3145728" included.
     if (e instanceof Error) return invalidPatch();
     throw e;
+  }
+}
+
+/**
+ * Adds the size of the value a copy operation duplicates to `copied`, the bytes the patch's copies have
+ * added so far; past MAX_JSON_PATCH_COPY_BYTES the patch fails, as evanphx/json-patch's
+ * AccumulatedCopySizeError fails it (before the copy is made). A `from` that does not resolve is left
+ * for the operation itself to fail.
+ */
+function chargeCopy(doc: unknown, from: unknown, copied: number): number {
+  let value: unknown;
+  try {
+    value = typeof from === 'string' ? jsonpatch.getValueByPointer(doc, from) : undefined;
+  } catch {
+    return copied;
+  }
+  if (value === undefined) return copied;
+  const total = copied + goJsonSize(value, MAX_JSON_PATCH_COPY_BYTES - copied);
+  if (total > MAX_JSON_PATCH_COPY_BYTES) {
+    throw new Error(`Unable to complete the copy, the accumulated size increase of copy is ${total}, exceeding the limit ${MAX_JSON_PATCH_COPY_BYTES}`);
+  }
+  return total;
+}
+
+/**
+ * The length of `v` as Go's encoding/json marshals it (compact; UTF-8; <, >, &, U+2028 and U+2029
+ * escaped), which is what json-patch charges a copy. Counting stops once it passes `limit` (the result
+ * is then some number above it), so measuring never costs more than the limit allows copying.
+ */
+function goJsonSize(v: unknown, limit: number): number {
+  let size = 0;
+  const pending: unknown[] = [v];
+  while (pending.length > 0 && size <= limit) {
+    const x = pending.pop();
+    if (typeof x === 'string') size += goStringSize(x, limit - size);
+    else if (typeof x === 'number') size += String(x).length;
+    else if (typeof x === 'boolean') size += x ? 4 : 5;
+    else if (Array.isArray(x)) {
+      size += x.length > 0 ? x.length + 1 : 2; // brackets and commas
+      for (let i = x.length - 1; i >= 0; i--) pending.push(x[i]);
+    } else if (isObject(x)) {
+      const keys = Object.keys(x);
+      size += keys.length > 0 ? keys.length * 2 + 1 : 2; // braces, colons and commas
+      for (let i = keys.length - 1; i >= 0 && size <= limit; i--) {
+        size += goStringSize(keys[i]!, limit - size);
+        pending.push(x[keys[i]!]);
+      }
+    } else size += 4; // null
+  }
+  return size;
+}
+
+function goStringSize(s: string, limit: number): number {
+  let size = 2;
+  for (let i = 0; i < s.length && size <= limit; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) {
+      if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x0c || c === 0x0a || c === 0x0d || c === 0x09) size += 2;
+      else if (c < 0x20 || c === 0x3c || c === 0x3e || c === 0x26) size += 6; // \u00XX
+      else size += 1;
+    } else if (c < 0x800) size += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      size += 4; // a surrogate pair: one 4-byte UTF-8 sequence
+      i++;
+    } else if ((c & 0xf800) === 0xd800 || c === 0x2028 || c === 0x2029) size += 6; // \ufffd for a lone surrogate, \u2028, \u2029
+    else size += 3;
+  }
+  return size;
+}
+
+/**
+ * fast-json-patch's own validation (what applyPatch's validate=true runs), except for where a copy or
+ * move takes its value from: the stock validator checks that `from` resolves by deep-copying the whole
+ * document for every copy and move, O(operations × document) for 10,000 small copies into a big object.
+ * This checks the same path in place (a "_get" only reads) and fails exactly when the stock one does.
+ */
+function validateOperation(op: jsonpatch.Operation, index: number, document: unknown, existingPath: string): void {
+  if (op.op !== 'copy' && op.op !== 'move') return jsonpatch.validator(op, index, document, existingPath);
+  jsonpatch.validator(op, index); // the operation's shape
+  const unresolvable = () => new jsonpatch.JsonPatchError('Cannot perform the operation from a path that does not exist', 'OPERATION_FROM_UNRESOLVABLE', index, op, document);
+  // evanphx/json-patch finds no value at "" to copy or move; fast-json-patch would put the document
+  // inside itself, and a move makes it circular.
+  if (op.from === '') throw unresolvable();
+  if (op.path === '') return; // on the root, applyOperation with validate=true checks nothing more
+  try {
+    jsonpatch.applyOperation(document, { op: '_get', path: op.from, value: undefined }, true, true);
+  } catch (e) {
+    if (!(e instanceof jsonpatch.JsonPatchError)) throw e;
+    if (e.name === 'OPERATION_PATH_UNRESOLVABLE') throw unresolvable();
   }
 }
 
@@ -168,10 +275,9 @@ function decodePatchMap(v: unknown): Obj {
 }
 
 function decodeApplyConfiguration(body: string): Obj {
-  if (yamlMayNestDeeperThan(body)) throw errors.badRequest(`error decoding YAML: ${tooDeepMessage}`);
   let v: unknown;
   try {
-    v = parseYaml(body, { uniqueKeys: true });
+    v = parseYamlBody(body);
   } catch (e) {
     throw errors.badRequest(`error decoding YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
   }
@@ -314,9 +420,9 @@ function applySetElementOrder(original: Obj, patch: Obj, schema: OpenAPISchema |
     }
     const isMap = isObject(merged[0]);
     const key_ = isMap ? mergeKey : '';
-    const inOrder = (v: unknown) => indexIn(order, v, key_) >= 0;
-    const patchItems = merged.filter(inOrder);
-    const serverOnly = merged.filter((v) => !inOrder(v));
+    const inOrder = positions(order, key_);
+    const patchItems = merged.filter((v) => inOrder(v) >= 0);
+    const serverOnly = merged.filter((v) => inOrder(v) < 0);
     put(original, k, normalizeElementOrder(patchItems, serverOnly, order, (originalList as unknown[]) ?? [], key_));
   }
 }
@@ -356,7 +462,10 @@ function directiveTarget(key: string, prefix: string, err: () => SmpError): stri
   return key.slice(slash + 1);
 }
 
-/** Merges a patch list into a list whose field has patchStrategy "merge". */
+/**
+ * Merges a patch list into a list whose field has patchStrategy "merge". Linear in the lists' lengths
+ * (but for sorting): lookups go through a Set or Map built once per list, never a scan per element.
+ */
 function mergeList(original: unknown[], patch: unknown[], elemSchema: OpenAPISchema | undefined, mergeKey: string, isDeleteList: boolean): unknown[] {
   if (original.length === 0 && patch.length === 0) return original;
   const elementKind = listElementKind(original, patch);
@@ -364,8 +473,8 @@ function mergeList(original: unknown[], patch: unknown[], elemSchema: OpenAPISch
   if (elementKind !== 'map') {
     if (isDeleteList) return deleteScalars(original, patch);
     const merged = dedupe([...original, ...patch]);
-    const inPatch = (v: unknown) => patch.includes(v);
-    return normalizeElementOrder(merged.filter(inPatch), merged.filter((v) => !inPatch(v)), patch, original, '');
+    const inPatch = new Set(patch);
+    return normalizeElementOrder(merged.filter((v) => inPatch.has(v)), merged.filter((v) => !inPatch.has(v)), patch, original, '');
   }
 
   if (!mergeKey) throw new SmpError('cannot merge lists without merge key');
@@ -374,6 +483,7 @@ function mergeList(original: unknown[], patch: unknown[], elemSchema: OpenAPISch
   let serverList = original;
   let patchList: unknown[] = [];
   let replace = false;
+  const deleted = new Set<unknown>(); // merge keys of the {$patch: delete} items
   for (const v of patch) {
     const item = v as Obj;
     if (!has(item, DIRECTIVE)) {
@@ -383,7 +493,7 @@ function mergeList(original: unknown[], patch: unknown[], elemSchema: OpenAPISch
     const directive = item[DIRECTIVE];
     if (directive === 'delete') {
       if (!has(item, mergeKey)) throw ErrNoMergeKey(item, mergeKey);
-      serverList = serverList.filter((o) => !(isObject(o) && has(o, mergeKey) && o[mergeKey] === item[mergeKey]));
+      if (!Number.isNaN(item[mergeKey])) deleted.add(item[mergeKey]); // NaN matches nothing (===)
     } else if (directive === 'replace') {
       replace = true;
     } else if (directive === 'merge') {
@@ -392,25 +502,41 @@ function mergeList(original: unknown[], patch: unknown[], elemSchema: OpenAPISch
       throw ErrBadPatchType(directive, item);
     }
   }
+  if (deleted.size > 0) serverList = serverList.filter((o) => !(isObject(o) && has(o, mergeKey) && deleted.has(o[mergeKey])));
   if (replace) {
     serverList = patchList.map((v) => mergeMap({}, v as Obj, elemSchema));
     patchList = [];
   }
 
+  // Each patch item merges into the first element that has its merge key (===), or is appended. `first`
+  // holds that element's position for every key. An item whose key is null is the one case that changes
+  // an element's key (merging deletes it), so the elements keyed null are used up in order instead.
   const merged = [...serverList];
+  const first = new Map<unknown, number>();
+  const nullKeyed: number[] = [];
+  let nextNullKeyed = 0;
+  merged.forEach((o, i) => {
+    if (!isObject(o)) throw new SmpError('value for key is not a map.');
+    if (!has(o, mergeKey)) return;
+    if (o[mergeKey] === null) nullKeyed.push(i);
+    else if (!first.has(o[mergeKey])) first.set(o[mergeKey], i);
+  });
   for (const v of patchList) {
     const item = v as Obj;
     if (!has(item, mergeKey)) throw ErrNoMergeKey(item, mergeKey);
-    const at = merged.findIndex((o) => {
-      if (!isObject(o)) throw new SmpError('value for key is not a map.');
-      return has(o, mergeKey) && o[mergeKey] === item[mergeKey];
-    });
-    if (at >= 0) merged[at] = mergeMap(merged[at] as Obj, item, elemSchema);
-    else merged.push(mergeMap({}, item, elemSchema));
+    const key = item[mergeKey];
+    const at = key === null ? nullKeyed[nextNullKeyed++] : Number.isNaN(key) ? undefined : first.get(key);
+    if (at !== undefined) {
+      merged[at] = mergeMap(merged[at] as Obj, item, elemSchema);
+    } else {
+      const added = mergeMap({}, item, elemSchema);
+      if (has(added, mergeKey) && !first.has(added[mergeKey])) first.set(added[mergeKey], merged.length);
+      merged.push(added);
+    }
   }
 
-  const inPatch = (v: unknown) => indexIn(patchList, v, mergeKey) >= 0;
-  return normalizeElementOrder(merged.filter(inPatch), merged.filter((v) => !inPatch(v)), patchList, serverList, mergeKey);
+  const inPatch = positions(patchList, mergeKey);
+  return normalizeElementOrder(merged.filter((v) => inPatch(v) >= 0), merged.filter((v) => inPatch(v) < 0), patchList, serverList, mergeKey);
 }
 
 function listElementKind(...lists: unknown[][]): ValueKind {
@@ -431,21 +557,32 @@ function listElementKind(...lists: unknown[][]): ValueKind {
   return kind ?? 'scalar';
 }
 
+/** The list without repeats, first occurrences in order (equality as Array.includes, a Set's). */
 function dedupe(list: unknown[]): unknown[] {
-  const out: unknown[] = [];
-  for (const v of list) if (!out.includes(v)) out.push(v);
-  return out;
+  return [...new Set(list)];
 }
 
 function deleteScalars(list: unknown[], toDelete: unknown[]): unknown[] {
-  return list.filter((v) => !toDelete.includes(v));
+  const drop = new Set(toDelete);
+  return list.filter((v) => !drop.has(v));
 }
 
-/** Position of `v` in `list`, by merge key for maps, by value for scalars; -1 if absent. */
-function indexIn(list: unknown[], v: unknown, mergeKey: string): number {
-  if (!mergeKey) return list.indexOf(v);
-  const key = isObject(v) ? v[mergeKey] : undefined;
-  return list.findIndex((x) => isObject(x) && x[mergeKey] === key);
+/**
+ * Position lookup in `list`: the returned function gives the index of the first element equal (===) to
+ * `v`, or with mergeKey, of the first map whose merge key is === `v`'s (undefined for a `v` that is not
+ * a map); -1 if none. One pass to build, then O(1) a lookup.
+ */
+function positions(list: readonly unknown[], mergeKey: string): (v: unknown) => number {
+  const first = new Map<unknown, number>();
+  list.forEach((x, i) => {
+    if (mergeKey && !isObject(x)) return;
+    const key = mergeKey ? (x as Obj)[mergeKey] : x;
+    if (!first.has(key)) first.set(key, i);
+  });
+  return (v) => {
+    const key = mergeKey ? (isObject(v) ? v[mergeKey] : undefined) : v;
+    return Number.isNaN(key) ? -1 : (first.get(key) ?? -1); // a Map finds NaN, === does not
+  };
 }
 
 /**
@@ -454,8 +591,9 @@ function indexIn(list: unknown[], v: unknown, mergeKey: string): number {
  * So items new to the list come first unless $setElementOrder places them (Kubernetes does the same).
  */
 function normalizeElementOrder(patchItems: unknown[], serverOnly: unknown[], patchOrder: unknown[], serverOrder: unknown[], mergeKey: string): unknown[] {
-  const left = sortBy(serverOnly, serverOrder, mergeKey);
-  const right = sortBy(patchItems, patchOrder, mergeKey);
+  const inServer = positions(serverOrder, mergeKey);
+  const left = sortBy(serverOnly, inServer);
+  const right = sortBy(patchItems, positions(patchOrder, mergeKey));
   const out: unknown[] = [];
   let i = 0;
   let j = 0;
@@ -463,8 +601,8 @@ function normalizeElementOrder(patchItems: unknown[], serverOnly: unknown[], pat
     if (j >= right.length) out.push(left[i++]);
     else if (i >= left.length) out.push(right[j++]);
     else {
-      const li = indexIn(serverOrder, left[i], mergeKey);
-      const ri = indexIn(serverOrder, right[j], mergeKey);
+      const li = inServer(left[i]);
+      const ri = inServer(right[j]);
       if (li >= 0 && ri >= 0 && li < ri) out.push(left[i++]);
       else out.push(right[j++]);
     }
@@ -472,8 +610,9 @@ function normalizeElementOrder(patchItems: unknown[], serverOnly: unknown[], pat
   return out;
 }
 
-function sortBy(items: unknown[], order: unknown[], mergeKey: string): unknown[] {
-  const keyed = items.map((v, n) => ({ v, n, at: indexIn(order, v, mergeKey) }));
+/** `items` in the order of their positions (-1: after the others, as they came). */
+function sortBy(items: unknown[], position: (v: unknown) => number): unknown[] {
+  const keyed = items.map((v, n) => ({ v, n, at: position(v) }));
   keyed.sort((a, b) => (a.at >= 0 && b.at >= 0 ? a.at - b.at : a.at >= 0 ? -1 : b.at >= 0 ? 1 : a.n - b.n));
   return keyed.map((x) => x.v);
 }
