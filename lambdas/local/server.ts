@@ -274,7 +274,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // A request Node's HTTP parser refuses never reaches serve(): a method it does not know (FOO; Go's server,
   // and so kube-apiserver, takes any token), a malformed head, a head over the limit. Node's own answer is
   // an empty 400 (431, 408) and a destroyed socket, which resets a client still sending its body (the fuzz
-  // run saw ECONNRESET). Answered here with a Status, reading and dropping the rest, and ended.
+  // run saw ECONNRESET). Answered here reading and dropping the rest, and ended.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     const answering = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (err.code === 'ECONNRESET' || !socket.writable || answering?.headersSent) {
@@ -282,11 +282,13 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       return;
     }
     const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const message = code === 431 ? 'request header fields too large' : code === 408 ? 'request timeout' : `the server could not parse the request (${err.code ?? err.message})`;
-    const body = JSON.stringify({ ...failureStatus(message, code), ...(code === 400 ? { reason: 'BadRequest' } : {}) });
     const text = code === 431 ? 'Request Header Fields Too Large' : code === 408 ? 'Request Timeout' : 'Bad Request';
+    // A Status body only when the method is known not to be HEAD (an answer to HEAD has none, and a client
+    // reads one as garbage): when the method itself was refused. Otherwise Node's empty answer.
+    const body = err.code === 'HPE_INVALID_METHOD' ? JSON.stringify({ ...failureStatus(`the server could not parse the request: unsupported method`, 400), reason: 'BadRequest' }) : '';
+    const type = body ? 'Content-Type: application/json\r\n' : '';
     socket.on('data', () => {}); // drained, not answered
-    socket.end(`HTTP/1.1 ${code} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(`HTTP/1.1 ${code} ${text}\r\n${type}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     // A client that keeps sending is not waited for.
     setTimeout(() => socket.destroy(), 5_000).unref();
   });
