@@ -41,7 +41,10 @@ type Json = any;
 // 1.75 MB since issue #15 (RBAC, the Node authorizer, admission webhooks and policies, service-account JWTs with jose,
 // IAM sign-in, the audit log): 1.57 MB measured then. Cold start is what the limit guards (bench:coldstart).
 // 1.8 MB since issue #17 (`kubectl top` deployed, node-usage.ts): 1.749 MB measured before it, 1.754 MB with it.
-const MAX_BUNDLE_BYTES = 1.8 * 1024 * 1024;
+// 2.1 MB since 2026-12-07 (fifteenth session): user regexes run on RE2 (re2js, 155 KiB minified) so that a
+// CRD pattern cannot block the apiserver: 1,817 KiB before, 1,972 KiB with it; importing re2js alone takes
+// ~15 ms, and the apiserver's whole import went from 230 to 246 ms (p50 of three noisy bench:coldstart runs each).
+const MAX_BUNDLE_BYTES = 2.1 * 1024 * 1024;
 
 let outdir: string;
 let template: Template;
@@ -488,7 +491,7 @@ describe('apiserver bundle', () => {
     return dir;
   }
 
-  it('is an ESM bundle under 1.5 MB without better-sqlite3, the AWS SDK left to the runtime', () => {
+  it('is an ESM bundle under 2.1 MB without better-sqlite3, the AWS SDK left to the runtime', () => {
     const file = join(assetDir(), 'index.mjs');
     const size = statSync(file).size;
     console.log(`apiserver bundle: ${size} bytes (${(size / 1024).toFixed(1)} KiB)`);
