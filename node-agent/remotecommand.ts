@@ -48,8 +48,9 @@ export interface Inputs {
 
 /** The client's end of a session, whatever carries it. */
 export interface Channels {
-  stdout(d: Buffer): void;
-  stderr(d: Buffer): void;
+  /** Output to the client; a promise back says the client is behind: send no more until it settles. */
+  stdout(d: Buffer): Promise<void> | undefined;
+  stderr(d: Buffer): Promise<void> | undefined;
   /** The error channel's last word (if any), then the end of the session. */
   close(status?: object): void;
   /** Starts delivering input; what came before is kept until then. */
@@ -71,6 +72,20 @@ export async function execResult(exec: Docker.Exec): Promise<object> {
   return exitStatus(code);
 }
 
+/** Settles at the writable's next 'drain', or when it ends or fails (so nothing waits on a dead stream). */
+function drainOf(w: NodeJS.EventEmitter): Promise<void> {
+  return new Promise<void>((ok) => {
+    const done = () => {
+      w.off('drain', done).off('close', done).off('error', done).off('finish', done);
+      ok();
+    };
+    w.on('drain', done).on('close', done).on('error', done).on('finish', done);
+  });
+}
+
+/** Output a channel holds for a slow client before the process's output is paused (WebSocket). */
+export const OUTPUT_BUFFER_MAX = 1 << 20;
+
 export async function runSession(docker: Docker, ch: Channels, session: Session, o: { stdin: boolean }): Promise<void> {
   let stream: Duplex;
   try {
@@ -86,13 +101,8 @@ export async function runSession(docker: Docker, ch: Channels, session: Session,
       if (!o.stdin || stream.destroyed || stream.writableEnded) return undefined;
       if (stream.write(d)) return undefined;
       // One promise for all the writes until the next 'drain' (or the end of the stream).
-      drained ??= new Promise<void>((ok) => {
-        const done = () => {
-          stream.off('drain', done).off('close', done).off('error', done);
-          drained = undefined;
-          ok();
-        };
-        stream.on('drain', done).on('close', done).on('error', done);
+      drained ??= drainOf(stream).then(() => {
+        drained = undefined;
       });
       return drained;
     },
@@ -104,14 +114,25 @@ export async function runSession(docker: Docker, ch: Channels, session: Session,
     },
     gone: () => stream.destroy(),
   });
-  const chan = (write: (d: Buffer) => void) =>
+  // The process's output waits for a slow client (kubelet's io.Copy does): a channel's promise pauses the
+  // engine's stream until the client has taken what was sent. Unpaused, a process writing faster than its
+  // client reads grew the agent's memory without bound.
+  let held = 0;
+  const wait = (p: Promise<void> | undefined) => {
+    if (!p) return;
+    if (held++ === 0) stream.pause();
+    void p.then(() => {
+      if (--held === 0) stream.resume();
+    });
+  };
+  const chan = (write: (d: Buffer) => Promise<void> | undefined) =>
     new Writable({
       write(chunk: Buffer, _enc, cb) {
-        write(chunk);
+        wait(write(chunk));
         cb();
       },
     });
-  if (session.tty) stream.on('data', (d: Buffer) => ch.stdout(d));
+  if (session.tty) stream.on('data', (d: Buffer) => wait(ch.stdout(d)));
   else docker.modem.demuxStream(stream, chan(ch.stdout), chan(ch.stderr));
   await new Promise<void>((ok) => {
     stream.on('end', ok);
@@ -231,10 +252,25 @@ export function webSocketChannels(ws: WebSocket): Channels {
     () => ws.resume(),
   );
   input.hold();
-  const send = (channel: number, data: Buffer | string) => {
-    if (ws.readyState !== ws.OPEN) return;
+  // Output waits while more than OUTPUT_BUFFER_MAX is queued for the client: each send's callback (its
+  // bytes handed to the socket) looks again, and the close ends any wait.
+  let behind: { promise: Promise<void>; ok: () => void } | undefined;
+  const caughtUp = () => {
+    if (behind && (ws.readyState !== ws.OPEN || ws.bufferedAmount <= OUTPUT_BUFFER_MAX / 2)) {
+      behind.ok();
+      behind = undefined;
+    }
+  };
+  ws.on('close', caughtUp);
+  const send = (channel: number, data: Buffer | string): Promise<void> | undefined => {
+    if (ws.readyState !== ws.OPEN) return undefined;
     const body = typeof data === 'string' ? Buffer.from(data) : data;
-    ws.send(Buffer.concat([Buffer.from([channel]), body]));
+    ws.send(Buffer.concat([Buffer.from([channel]), body]), caughtUp);
+    if (!behind && ws.bufferedAmount > OUTPUT_BUFFER_MAX) {
+      let ok!: () => void;
+      behind = { promise: new Promise<void>((r) => (ok = r)), ok };
+    }
+    return behind?.promise;
   };
   const dispatch = (m: Buffer) => {
     if (!m.length || !h) return;
@@ -380,8 +416,9 @@ export function spdyChannels(conn: SpdyConnection, want: { stdin: boolean; stdou
       conn.end();
     }, STREAM_WAIT_MS);
     const channels: Channels = {
-      stdout: (d) => streams.stdout?.write(d),
-      stderr: (d) => streams.stderr?.write(d),
+      // A stream whose buffer is full says so (write() false): the process waits for its drain.
+      stdout: (d) => (streams.stdout && !streams.stdout.write(d) ? drainOf(streams.stdout) : undefined),
+      stderr: (d) => (streams.stderr && !streams.stderr.write(d) ? drainOf(streams.stderr) : undefined),
       close(status) {
         if (closed) return;
         closed = true;

@@ -16,6 +16,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { spdyServer, type SpdyConnection } from '../node-agent/spdy.ts';
 import {
   EARLY_INPUT_MAX,
+  OUTPUT_BUFFER_MAX,
   RESIZE_LINE_MAX,
   resizeLineReader,
   runSession,
@@ -239,8 +240,8 @@ describe('stdin backpressure', () => {
     let h: Inputs | undefined;
     let closed: object | undefined;
     const ch: Channels = {
-      stdout: () => {},
-      stderr: () => {},
+      stdout: () => undefined,
+      stderr: () => undefined,
       close: (s) => (closed = s ?? {}),
       listen: (x) => (h = x),
       isOpen: () => closed === undefined,
@@ -389,5 +390,69 @@ describe('stdin backpressure', () => {
     writeMany(early, 8 * MB);
     await expect(refused).rejects.toThrow(/too much stdin/);
     expect(log).toHaveBeenCalledWith(expect.stringMatching(/before opening its streams; closing the connection/));
+  });
+});
+
+describe('output backpressure', () => {
+  /** A process that writes 50 MB to its output as fast as the agent takes it (push() false: it waits for read()). */
+  function chattyProcess(total: number) {
+    let pushed = 0;
+    const chunk = Buffer.alloc(CHUNK, 0x6f);
+    const stream = new Duplex({
+      highWaterMark: HWM,
+      read() {
+        while (pushed < total) {
+          pushed += CHUNK;
+          if (!this.push(chunk)) return;
+        }
+        this.push(null);
+      },
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
+    const session: Session = { tty: true, start: async () => stream, resize: async () => undefined, finish: async () => ({ metadata: {}, status: 'Success' }) };
+    return { stream, session, pushed: () => pushed };
+  }
+
+  it('WebSocket: a client that does not read stops the process output at OUTPUT_BUFFER_MAX queued (it was all held in the agent)', async () => {
+    const total = 50 * MB;
+    const proc = chattyProcess(total);
+    let serverWs: WebSocket | undefined;
+    let done: Promise<void> | undefined;
+    const httpServer = http.createServer();
+    const wss = new WebSocketServer({ server: httpServer });
+    wss.on('connection', (ws) => {
+      serverWs = ws;
+      const ch = webSocketChannels(ws);
+      done = runSession(docker, ch, proc.session, { stdin: false });
+    });
+    await new Promise<void>((ok) => httpServer.listen(0, '127.0.0.1', ok));
+    const client = new WebSocket(`ws://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}/`, ['v5.channel.k8s.io']);
+    client.on('error', () => {});
+    cleanups.push(() => {
+      client.terminate();
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      httpServer.close();
+    });
+    let got = 0;
+    let status: any;
+    client.on('message', (m: Buffer) => {
+      if (m[0] === 1) got += m.length - 1;
+      if (m[0] === 3) status = JSON.parse(m.subarray(1).toString());
+    });
+    await new Promise((ok) => client.once('open', ok));
+    client.pause(); // reads nothing: TCP pushes back on the agent
+    const produced = await settled(() => proc.pushed());
+    expect(produced).toBeLessThan(total);
+    // What the agent holds: the socket's queue, at most a message over the bound, and the stream's buffer.
+    expect(serverWs!.bufferedAmount).toBeLessThanOrEqual(OUTPUT_BUFFER_MAX + CHUNK + 64);
+    expect(proc.stream.isPaused()).toBe(true);
+    client.resume();
+    await until(() => status !== undefined);
+    await done;
+    expect(got).toBe(total);
+    expect(status).toEqual({ metadata: {}, status: 'Success' });
   });
 });
