@@ -117,22 +117,18 @@ export async function runSession(docker: Docker, ch: Channels, session: Session,
   // The process's output waits for a slow client (kubelet's io.Copy does): a channel's promise pauses the
   // engine's stream until the client has taken what was sent. Unpaused, a process writing faster than its
   // client reads grew the agent's memory without bound.
-  let held = 0;
-  const wait = (p: Promise<void> | undefined) => {
-    if (!p) return;
-    if (held++ === 0) stream.pause();
-    void p.then(() => {
-      if (--held === 0) stream.resume();
-    });
-  };
+  const output = holder(
+    () => stream.pause(),
+    () => stream.resume(),
+  );
   const chan = (write: (d: Buffer) => Promise<void> | undefined) =>
     new Writable({
       write(chunk: Buffer, _enc, cb) {
-        wait(write(chunk));
+        output.wait(write(chunk));
         cb();
       },
     });
-  if (session.tty) stream.on('data', (d: Buffer) => wait(ch.stdout(d)));
+  if (session.tty) stream.on('data', (d: Buffer) => output.wait(ch.stdout(d)));
   else docker.modem.demuxStream(stream, chan(ch.stdout), chan(ch.stderr));
   await new Promise<void>((ok) => {
     stream.on('end', ok);

@@ -272,9 +272,7 @@ function meteredEvaluate(n: Node, m: [Node, Node] | undefined, root: boolean): E
     : function (this: unknown, ev: Evaluator, ast: unknown, ctx: Ctx): unknown {
         const budget = active ?? (ctx.getValue(BUDGET) as Budget | undefined);
         if (budget) charge(budget, 1);
-        if (meta.alternate) return meta.alternate.evaluate(ev, meta.alternate, ctx);
-        if (meta.macro) return meta.macro.evaluate(ev, meta.macro, ctx);
-        return meta.evaluate.call(this, ev, ast, ctx);
+        return inner.call(this, ev, ast, ctx);
       };
   if (!root) return step;
   return function (this: unknown, ev: Evaluator, ast: unknown, ctx: Ctx): unknown {

@@ -20,6 +20,7 @@
 // maps and structs are merged key by key; fields the schema does not describe are opaque values.
 import data from './kube-openapi.json' with { type: 'json' };
 import type { ResourceInfo } from './resources.ts';
+import { MAX_NESTING_DEPTH } from './nesting.ts';
 import { isObject } from './types.ts';
 
 export interface GroupVersionKind {
@@ -325,7 +326,7 @@ function zeroOf(s: OpenAPISchema | undefined, name: string): unknown {
 function zeroNullsIn(s: OpenAPISchema | undefined, name: string, v: unknown, depth = 0): void {
   const { d, name: n } = resolve(s, name);
   // Deeper than any object the apiserver accepts (its nesting limit) is left alone.
-  if (!d || v === null || typeof v !== 'object' || d['x-kubernetes-preserve-unknown-fields'] || depth > 200) return;
+  if (!d || v === null || typeof v !== 'object' || d['x-kubernetes-preserve-unknown-fields'] || depth > MAX_NESTING_DEPTH) return;
   if (Array.isArray(v)) {
     if (d.type !== 'array') return;
     for (let i = 0; i < v.length; i++) {

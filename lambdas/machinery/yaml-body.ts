@@ -8,14 +8,14 @@
 //   A duplicate is still refused with the library's message (sigs.k8s.io/yaml refuses them too).
 
 import { isScalar, parseDocument, visit, type Node } from 'yaml';
-import { MAX_NESTING_DEPTH, tooDeepMessage, yamlMayNestDeeperThan } from './nesting.ts';
+import { tooDeepMessage, yamlMayNestDeeperThan } from './nesting.ts';
 
 /** The document as JSON values; throws an Error whose first line says what is wrong (too deep, a syntax error, a duplicate key). */
 export function parseYamlBody(text: string): unknown {
-  if (yamlMayNestDeeperThan(text, MAX_NESTING_DEPTH)) throw new Error(tooDeepMessage);
+  if (yamlMayNestDeeperThan(text)) throw new Error(tooDeepMessage);
   const doc = parseDocument(text, { uniqueKeys: false });
   if (doc.errors.length) throw doc.errors[0];
-  let duplicate: { key: string; offset: number } | undefined;
+  let duplicateAt: number | undefined; // the repeated key's offset in the text
   visit(doc, {
     Map(_, map) {
       const seen = new Set<string>();
@@ -24,7 +24,7 @@ export function parseYamlBody(text: string): unknown {
         // A scalar key by its value (as the library compares them); any other by its text.
         const id = isScalar(k) ? `s:${String(k.value)}` : `n:${String(k)}`;
         if (seen.has(id)) {
-          duplicate = { key: id.slice(2), offset: (k as Node | null)?.range?.[0] ?? 0 };
+          duplicateAt = k?.range?.[0] ?? 0;
           return visit.BREAK;
         }
         seen.add(id);
@@ -32,10 +32,10 @@ export function parseYamlBody(text: string): unknown {
       return undefined;
     },
   });
-  if (duplicate) {
-    const before = text.slice(0, duplicate.offset);
+  if (duplicateAt !== undefined) {
+    const before = text.slice(0, duplicateAt);
     const line = before.split('\n').length;
-    const column = duplicate.offset - before.lastIndexOf('\n');
+    const column = duplicateAt - before.lastIndexOf('\n');
     throw new Error(`Map keys must be unique at line ${line}, column ${column}`);
   }
   return doc.toJS({ maxAliasCount: 100 });

@@ -9,10 +9,10 @@
 // (cel-authorizer.ts: checks through the server's authorizer chain; they make an evaluation async).
 
 import type { Environment } from '@marcbachmann/cel-js';
-import { baseEnvironment, BUDGET, type Budget, celGoError, CostExceeded, PER_CALL_LIMIT, prepare, RULE_TIME_LIMIT_MS, toCEL } from '../../apiextensions/cel.ts';
+import { baseEnvironment, BUDGET, type Budget, celGoError, CostExceeded, PER_CALL_LIMIT, prepare, type Program, RULE_TIME_LIMIT_MS, toCEL } from '../../apiextensions/cel.ts';
 import { registerAuthorizerLibrary } from './cel-authorizer.ts';
 
-export type Program = ReturnType<Environment['parse']>;
+export type { Program };
 
 const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables'] as const;
 
@@ -54,7 +54,6 @@ function ints(v: unknown): unknown {
 export function activation(vars: Record<string, unknown>, budget: Budget): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(vars)) out[k] = v === undefined ? null : toCEL(ints(v), undefined, budget, new Map());
-  (out as Record<symbol, unknown>)[BUDGET] = budget;
   return out;
 }
 
